@@ -1,0 +1,64 @@
+# citybase — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install run test unit integration lint format typecheck arch bench up-infra down-infra infra-status clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev,quality]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create the virtualenv and install citybase with its dev and quality extras
+
+run: $(STAMP) ## Serve the whole platform on embedded defaults (SQLite + embedded bus) at 127.0.0.1:8000
+	$(BIN)/citybase up
+
+test: $(STAMP) up-infra ## Everything: lint, types, architecture rule, and all tests on real Kafka and PostgreSQL
+	$(MAKE) --no-print-directory lint typecheck arch
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP) ## Unit tests only (no Kafka or PostgreSQL needed)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP) up-infra ## Integration tests on real Kafka and PostgreSQL
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check services citybase tests
+	$(BIN)/ruff format --check services citybase tests
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix services citybase tests
+	$(BIN)/ruff format services citybase tests
+
+typecheck: $(STAMP) ## mypy on services/
+	$(BIN)/mypy
+
+arch: $(STAMP) ## The architecture rule: services never import each other (import-linter)
+	$(BIN)/lint-imports
+
+bench: $(STAMP) up-infra ## Benchmarks, each figure as a ratio to a baseline measured in the same run
+	$(BIN)/python -m tests.bench
+
+up-infra: ## Start Kafka (KRaft) and PostgreSQL on 127.0.0.1 (installs them if missing; idempotent)
+	bash deploy/local/up.sh
+
+down-infra: ## Stop Kafka and PostgreSQL
+	bash deploy/local/down.sh
+
+infra-status: ## Show whether Kafka and PostgreSQL run
+	bash deploy/local/kafka.sh status; bash deploy/local/postgres.sh status
+
+clean: ## Remove the virtualenv and the local data of `make run`
+	rm -rf $(VENV) .citybase .pytest_cache .mypy_cache .ruff_cache

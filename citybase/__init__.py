@@ -1,0 +1,1 @@
+"""citybase: the command line, the one-process composition of the platform, and the client."""

@@ -1,0 +1,90 @@
+"""The ``citybase`` command line."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from services.common.settings import Settings
+
+app = typer.Typer(help="citybase: the digital base of a city.", no_args_is_help=True, add_completion=False)
+console = Console()
+
+
+class ServiceName(StrEnum):
+    catalog = "catalog"
+    ingest = "ingest"
+    feeds = "feeds"
+    quality = "quality"
+
+
+def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Settings:
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+HostOption = Annotated[str | None, typer.Option(help="Bind address (CITYBASE_HOST).")]
+PortOption = Annotated[int | None, typer.Option(help="Port (CITYBASE_PORT).")]
+DataDirOption = Annotated[Path | None, typer.Option(help="Data directory (CITYBASE_DATA_DIR).")]
+
+
+@app.command()
+def up(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
+    """Serve the whole platform in one process (embedded defaults: SQLite and the embedded bus)."""
+    import uvicorn
+
+    from citybase.platform import create_platform_app
+
+    settings = _settings(host, port, data_dir)
+    settings.ensure_data_dir()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(
+        f"[bold]citybase[/bold] on {base}  (database {settings.database_url}, bus {settings.bus_url})"
+    )
+    for name in ServiceName:
+        console.print(f"  {name.value:8} {base}/{name.value}/docs")
+    uvicorn.run(create_platform_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def serve(service: ServiceName, host: HostOption = None, port: PortOption = None) -> None:
+    """Serve one service in its own process (deployments: Kafka and PostgreSQL via CITYBASE_*)."""
+    import uvicorn
+
+    from citybase.platform import SERVICE_FACTORIES
+
+    settings = _settings(host, port, None)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(SERVICE_FACTORIES[service.value](settings), host=settings.host, port=settings.port)
+
+
+@app.command()
+def migrate(
+    service: Annotated[ServiceName | None, typer.Argument(help="One service; default all.")] = None,
+) -> None:
+    """Run database migrations explicitly (deployments set CITYBASE_MIGRATE_ON_START=false)."""
+    from citybase.platform import SERVICE_FACTORIES
+    from services.common import db
+
+    settings = Settings()
+    settings.ensure_data_dir()
+    for name in [service.value] if service else list(SERVICE_FACTORIES):
+        spec = SERVICE_FACTORIES[name](settings).state.spec
+        db.migrate(settings.database_url, spec.migrations, spec.version_table)
+        console.print(f"{name}: migrated to head")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,80 @@
+"""The whole platform in one process: the four services mounted under one port.
+
+This is what ``citybase up`` (and ``make run``) serves: catalog, ingest, feeds and quality share
+one database engine and one bus, opened and closed by this app's lifespan, and each keeps its
+own routes, OpenAPI document, metrics registry and workers under its own prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from services.catalog.app import create_app as create_catalog
+from services.common.app import Infrastructure
+from services.common.settings import Settings
+from services.feeds.app import create_app as create_feeds
+from services.ingest.app import create_app as create_ingest
+from services.quality.app import create_app as create_quality
+
+SERVICE_FACTORIES: dict[str, Callable[..., FastAPI]] = {
+    "catalog": create_catalog,
+    "ingest": create_ingest,
+    "feeds": create_feeds,
+    "quality": create_quality,
+}
+
+
+def create_platform_app(settings: Settings) -> FastAPI:
+    holder: dict[str, Infrastructure] = {}
+
+    def shared() -> Infrastructure:
+        return holder["infrastructure"]
+
+    services = {name: factory(settings, infrastructure=shared) for name, factory in SERVICE_FACTORIES.items()}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        holder["infrastructure"] = await asyncio.to_thread(
+            Infrastructure.open, settings, client_id="citybase"
+        )
+        try:
+            async with AsyncExitStack() as stack:
+                # Starlette does not run the lifespans of mounted apps: enter each one here.
+                for service in services.values():
+                    await stack.enter_async_context(service.router.lifespan_context(service))
+                yield
+        finally:
+            await asyncio.to_thread(holder.pop("infrastructure").close)
+
+    app = FastAPI(
+        title="citybase",
+        description="The digital base of a city: one process serving catalog, ingest, feeds and quality.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+
+    @app.get("/", summary="Where everything is")
+    async def index(request: Request) -> dict[str, object]:
+        base = str(request.base_url).rstrip("/")
+        return {
+            "name": "citybase",
+            "services": {
+                name: {
+                    "docs": f"{base}/{name}/docs",
+                    "openapi": f"{base}/{name}/openapi.json",
+                    "health": f"{base}/{name}/healthz",
+                    "ready": f"{base}/{name}/readyz",
+                    "metrics": f"{base}/{name}/metrics",
+                }
+                for name in services
+            },
+        }
+
+    for name, service in services.items():
+        app.mount(f"/{name}", service, name=name)
+    return app

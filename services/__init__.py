@@ -1,0 +1,1 @@
+"""citybase services: catalog, ingest, feeds, quality, and their shared kernel in ``common``."""

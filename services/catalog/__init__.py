@@ -1,0 +1,1 @@
+"""citybase catalog: The system of record of the city's data: datasets, ODCS contracts and their versions, principals and API keys, scenarios, grants and the audit trail. Publishes every change on `platform.catalog`."""

@@ -1,0 +1,6 @@
+"""Alembic environment of the catalog service (its own tables, its own version table)."""
+
+from services.catalog.models import Base
+from services.common.db import run_migrations_env
+
+run_migrations_env(Base.metadata)

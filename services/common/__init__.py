@@ -1,0 +1,1 @@
+"""The shared kernel: settings, bus, envelope, database, auth, metrics, problem errors."""

@@ -1,0 +1,236 @@
+"""The app factory every service uses: lifespan, health, readiness, metrics, problem errors.
+
+A service describes itself with a :class:`ServiceSpec` (its name, routers, migrations and its own
+start-up work such as consumers and read models) and its ``create_app(settings)`` calls
+:func:`build_service_app`. The heavy resources (database engine, bus) are built in the lifespan
+and closed there, or, when several services run in one process (``citybase up``), shared through
+:class:`Infrastructure`, which the composing process owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.common import db
+from services.common.bus import BufferFull, Bus, BusUnavailable, bus_from_url
+from services.common.metrics import ServiceMetrics, install_http_metrics
+from services.common.problems import (
+    PROBLEM_RESPONSES,
+    ServiceUnavailable,
+    TooManyRequests,
+    install_problem_handlers,
+    problem_response,
+)
+from services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], str | None]
+"""Returns None when ready, else a short reason. Runs in a worker thread."""
+
+
+@dataclass
+class Infrastructure:
+    """The database engine and bus of one process."""
+
+    engine: Engine
+    bus: Bus
+
+    @classmethod
+    def open(cls, settings: Settings, *, client_id: str = "citybase") -> Infrastructure:
+        settings.ensure_data_dir()
+        return cls(
+            db.create_db_engine(settings.database_url), bus_from_url(settings.bus_url, client_id=client_id)
+        )
+
+    def close(self) -> None:
+        self.bus.close()
+        self.engine.dispose()
+
+
+@dataclass
+class Runtime:
+    """What a running service hands to its dependencies and workers."""
+
+    name: str
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    bus: Bus
+    metrics: ServiceMetrics
+    readiness: list[tuple[str, ReadinessCheck]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
+        self.readiness.append((name, check))
+
+
+ServiceLifespan = Callable[[Runtime], AbstractAsyncContextManager[None]]
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    routers: Sequence[APIRouter] = ()
+    migrations: Path | None = None
+    lifespan: ServiceLifespan | None = None
+    openapi_tags: Sequence[dict[str, str]] = ()
+    configure: Callable[[FastAPI, Runtime], None] | None = None
+
+    @property
+    def version_table(self) -> str:
+        return f"alembic_version_{self.name}"
+
+
+InfrastructureProvider = Callable[[], Infrastructure]
+"""Hands a service the infrastructure of the process that composes several services."""
+
+
+def build_service_app(
+    spec: ServiceSpec, settings: Settings, *, infrastructure: InfrastructureProvider | None = None
+) -> FastAPI:
+    """The FastAPI app of one service.
+
+    Alone, the app opens and closes its own database engine and bus in its lifespan; composed
+    with others (``citybase up``), ``infrastructure`` hands it the ones the process owns.
+    """
+    metrics = ServiceMetrics(spec.name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = infrastructure is None
+        if infrastructure is not None:
+            infra = infrastructure()
+        else:
+            infra = await asyncio.to_thread(Infrastructure.open, settings, client_id=f"citybase-{spec.name}")
+        try:
+            if settings.migrate_on_start and spec.migrations is not None:
+                await asyncio.to_thread(
+                    db.migrate, settings.database_url, spec.migrations, spec.version_table, infra.engine
+                )
+            runtime = Runtime(
+                name=spec.name,
+                settings=settings,
+                engine=infra.engine,
+                sessions=db.session_factory(infra.engine),
+                bus=infra.bus,
+                metrics=metrics,
+            )
+            app.state.runtime = runtime
+            if spec.lifespan is None:
+                yield
+            else:
+                async with spec.lifespan(runtime):
+                    yield
+        finally:
+            if owned:
+                await asyncio.to_thread(infra.close)
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_tags=list(spec.openapi_tags) or None,
+        responses=PROBLEM_RESPONSES,
+    )
+    app.state.spec = spec
+    app.state.metrics = metrics
+    install_problem_handlers(app)
+    _install_infrastructure_handlers(app)
+    install_http_metrics(app, metrics)
+    app.include_router(_operations_router(spec.name))
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _install_infrastructure_handlers(app: FastAPI) -> None:
+    """An unreachable database or bus is a 503 with Retry-After; a full producer buffer a 429."""
+
+    def on_database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s: %s", request.url.path, exc)
+        return problem_response(
+            ServiceUnavailable("the database is unavailable; retry later"), request.url.path
+        )
+
+    def on_bus_down(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(ServiceUnavailable(f"the bus is unavailable: {exc}"), request.url.path)
+
+    def on_buffer_full(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(TooManyRequests("the publish buffer is full; slow down"), request.url.path)
+
+    app.add_exception_handler(OperationalError, on_database_down)
+    app.add_exception_handler(sa_exc.TimeoutError, on_database_down)
+    app.add_exception_handler(BusUnavailable, on_bus_down)
+    app.add_exception_handler(BufferFull, on_buffer_full)
+
+
+def _operations_router(service: str) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @router.get(
+        "/readyz",
+        summary="The service can do its work: database and bus reachable, read models caught up",
+        responses={503: {"description": "Not ready; the body says which check failed"}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        if runtime is None:
+            raise ServiceUnavailable("the service is starting")
+        checks = await run_in_threadpool(_run_checks, runtime)
+        failed = {name: reason for name, reason in checks.items() if reason != "ok"}
+        if failed:
+            raise ServiceUnavailable(
+                "not ready: " + "; ".join(f"{name}: {reason}" for name, reason in failed.items()),
+                checks=checks,
+            )
+        return JSONResponse({"status": "ready", "service": service, "checks": checks})
+
+    @router.get("/metrics", summary="Prometheus metrics of this service", response_class=Response)
+    async def metrics(request: Request) -> Response:
+        service_metrics: ServiceMetrics = request.app.state.metrics
+        return service_metrics.exposition()
+
+    return router
+
+
+def _run_checks(runtime: Runtime) -> dict[str, str]:
+    timeout = runtime.settings.readiness_timeout_s
+    checks: dict[str, str] = {}
+    try:
+        db.ping(runtime.engine)
+        checks["database"] = "ok"
+    except Exception as error:
+        checks["database"] = f"unreachable ({type(error).__name__})"
+    try:
+        runtime.bus.admin().ping(timeout)
+        checks["bus"] = "ok"
+    except Exception as error:
+        checks["bus"] = f"unreachable ({type(error).__name__})"
+    for name, check in runtime.readiness:
+        try:
+            checks[name] = check() or "ok"
+        except Exception as error:
+            checks[name] = f"failed ({type(error).__name__})"
+    return checks

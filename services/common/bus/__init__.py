@@ -1,0 +1,37 @@
+"""One bus interface, two backends: Apache Kafka and an embedded SQLite log."""
+
+from services.common.bus.base import (
+    Admin,
+    BufferFull,
+    Bus,
+    BusError,
+    BusUnavailable,
+    Consumer,
+    Headers,
+    Message,
+    OutgoingRecord,
+    Producer,
+    RecordMetadata,
+    TopicPartition,
+    TopicSpec,
+    UnknownTopic,
+)
+from services.common.bus.factory import bus_from_url
+
+__all__ = [
+    "Admin",
+    "BufferFull",
+    "Bus",
+    "BusError",
+    "BusUnavailable",
+    "Consumer",
+    "Headers",
+    "Message",
+    "OutgoingRecord",
+    "Producer",
+    "RecordMetadata",
+    "TopicPartition",
+    "TopicSpec",
+    "UnknownTopic",
+    "bus_from_url",
+]

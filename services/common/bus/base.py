@@ -1,0 +1,287 @@
+"""The bus interface every backend implements.
+
+citybase talks through topics. The same interface is served by Apache Kafka (``kafka://``) for
+deployments and by an embedded SQLite log (``embedded://``) for one machine; one behavioural test
+suite runs unchanged against both, so code written against this module cannot tell them apart.
+
+Semantics follow Kafka's, because Kafka is what runs in production:
+
+- a topic has a fixed number of partitions; a record with a key always lands on the partition
+  chosen by murmur2(key) (Kafka's default partitioner), so a key's records stay ordered;
+- a committed offset is the offset of the *next* record to read (as in Kafka);
+- consumers never auto-commit: work is done first, then ``commit`` is called;
+- a consumer in a group gets a share of the partitions; when a member leaves or dies its
+  partitions move to the others, which resume from the group's committed offsets.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Headers = tuple[tuple[str, bytes], ...]
+"""Record headers as Kafka has them: ordered (name, value) pairs, names may repeat."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """A record to publish. ``partition`` is normally left to the key hash."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    partition: int | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where an acknowledged record was written."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A record read from a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header ``name``, or None."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """What a topic should look like. ``ensure_topic`` creates it if missing."""
+
+    name: str
+    partitions: int = 3
+    retention_ms: int | None = None
+    compact: bool = False
+    extra_config: Mapping[str, str] = field(default_factory=dict)
+
+
+StartFrom = Literal["earliest", "latest"]
+
+
+class BusError(Exception):
+    """Base of the bus's own errors."""
+
+
+class BusUnavailable(BusError):
+    """The bus cannot be reached or did not acknowledge in time. Retryable."""
+
+
+class BufferFull(BusError):
+    """The producer's buffer is full: the caller should slow down (HTTP 429). Retryable."""
+
+
+class UnknownTopic(BusError):
+    """The topic does not exist."""
+
+
+class Producer(abc.ABC):
+    """Publishes records. ``send`` never blocks on the broker's acknowledgement."""
+
+    @abc.abstractmethod
+    def send(self, record: OutgoingRecord) -> concurrent.futures.Future[RecordMetadata]:
+        """Queue one record; the future resolves once the bus acknowledged it durably.
+
+        The future fails with ``BusUnavailable`` when the record could not be written, and
+        ``send`` itself raises ``BufferFull`` when no more can be queued right now.
+        """
+
+    def send_many(self, records: Iterable[OutgoingRecord]) -> list[concurrent.futures.Future[RecordMetadata]]:
+        return [self.send(record) for record in records]
+
+    def publish(self, records: Sequence[OutgoingRecord], timeout_s: float = 30.0) -> list[RecordMetadata]:
+        """Send records and wait until every one is acknowledged (or raise ``BusUnavailable``)."""
+        futures = self.send_many(records)
+        self.flush(timeout_s)
+        return wait_all(futures, timeout_s)
+
+    @abc.abstractmethod
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Push out everything queued so far."""
+
+    @abc.abstractmethod
+    def buffer_fill(self) -> float:
+        """Share of the send buffer in use, 0.0 to 1.0."""
+
+    @abc.abstractmethod
+    def close(self, timeout_s: float = 10.0) -> None: ...
+
+
+class Consumer(abc.ABC):
+    """Reads records, as a member of a consumer group or on explicitly assigned partitions.
+
+    Not thread-safe: one thread owns a consumer.
+    """
+
+    @abc.abstractmethod
+    def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Message]:
+        """Records after the current positions, in offset order per partition."""
+
+    @abc.abstractmethod
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit ``offsets`` (next offset to read) or, if None, the current positions."""
+
+    @abc.abstractmethod
+    def assignment(self) -> set[TopicPartition]:
+        """Partitions currently assigned to this consumer (may be empty before the first poll)."""
+
+    @abc.abstractmethod
+    def position(self, tp: TopicPartition) -> int:
+        """Offset of the next record this consumer will read from ``tp``."""
+
+    @abc.abstractmethod
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset for ``tp``, or None."""
+
+    @abc.abstractmethod
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    def seek_to_beginning(self, tps: Iterable[TopicPartition] | None = None) -> None:
+        """Seek the given (default: all assigned) partitions to their first retained record."""
+
+    @abc.abstractmethod
+    def seek_to_end(self, tps: Iterable[TopicPartition] | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def seek_to_timestamp(self, timestamp_ms: int, tps: Iterable[TopicPartition] | None = None) -> None:
+        """Seek each partition to its first record at or after ``timestamp_ms`` (or its end)."""
+
+    @abc.abstractmethod
+    def end_offsets(self, tps: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """High watermarks (offset after the last record) of the given or assigned partitions."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Leave the group without committing anything."""
+
+
+class Admin(abc.ABC):
+    @abc.abstractmethod
+    def ensure_topic(self, spec: TopicSpec) -> bool:
+        """Create the topic if it does not exist; True if it was created. Idempotent."""
+
+    @abc.abstractmethod
+    def list_topics(self) -> set[str]: ...
+
+    @abc.abstractmethod
+    def partitions_for(self, topic: str) -> int:
+        """Number of partitions of ``topic``; raises ``UnknownTopic``."""
+
+    @abc.abstractmethod
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """partition -> high watermark."""
+
+    @abc.abstractmethod
+    def beginning_offsets(self, topic: str) -> dict[int, int]:
+        """partition -> first retained offset."""
+
+    @abc.abstractmethod
+    def committed_offsets(self, group_id: str, topic: str | None = None) -> dict[TopicPartition, int]:
+        """The group's committed offsets, optionally for one topic."""
+
+    def lag(self, group_id: str, topic: str) -> dict[int, int]:
+        """partition -> records not yet committed by the group (end - committed; end if never)."""
+        committed = self.committed_offsets(group_id, topic)
+        beginning = self.beginning_offsets(topic)
+        return {
+            partition: max(
+                0, end - committed.get(TopicPartition(topic, partition), beginning.get(partition, 0))
+            )
+            for partition, end in self.end_offsets(topic).items()
+        }
+
+    @abc.abstractmethod
+    def delete_topic(self, topic: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_group(self, group_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def ping(self, timeout_s: float = 2.0) -> None:
+        """Raise ``BusUnavailable`` unless the bus answers a metadata request in time."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Bus(abc.ABC):
+    """Factory of producers, consumers and the admin for one bus. Built once per process."""
+
+    @abc.abstractmethod
+    def producer(self, client_id: str = "citybase") -> Producer:
+        """A producer; callers share one per process (it is thread-safe)."""
+
+    @abc.abstractmethod
+    def consumer(
+        self,
+        group_id: str | None,
+        topics: Sequence[str] = (),
+        *,
+        start: StartFrom = "earliest",
+        client_id: str = "citybase",
+        session_timeout_s: float = 10.0,
+    ) -> Consumer:
+        """A consumer subscribed to ``topics`` as a member of ``group_id``.
+
+        Without a committed offset a partition starts at ``start``. With ``group_id=None`` the
+        consumer belongs to no group, is assigned every partition of ``topics`` and cannot commit.
+        """
+
+    @abc.abstractmethod
+    def admin(self) -> Admin: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+def wait_all(
+    futures: Sequence[concurrent.futures.Future[RecordMetadata]], timeout_s: float
+) -> list[RecordMetadata]:
+    """Wait for every acknowledgement; raise ``BusUnavailable`` if any failed or timed out."""
+    _done, pending = concurrent.futures.wait(futures, timeout=timeout_s)
+    if pending:
+        raise BusUnavailable(f"{len(pending)} of {len(futures)} records not acknowledged in {timeout_s}s")
+    results = []
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            if isinstance(error, BusError):
+                raise error
+            raise BusUnavailable(str(error)) from error
+        results.append(future.result())
+    return results

@@ -1,0 +1,133 @@
+"""Database kernel: engines, the unit of work, and per-service Alembic migrations.
+
+Every service owns its tables (prefixed with the service name) and its own Alembic history, kept
+in its own version table, so that services can share one database server without sharing a
+schema. SQLite is the embedded default; PostgreSQL is what deployments and integration tests use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+AFTER_COMMIT = "citybase.after_commit"
+
+
+def create_db_engine(url: str, *, connect_timeout_s: int = 5, pool_size: int = 10) -> Engine:
+    """An engine with bounded waits: a stopped database yields an error, never a hang."""
+    backend = sa.make_url(url).get_backend_name()
+    if backend == "sqlite":
+        database = sa.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=connect_timeout_s,
+        connect_args={"connect_timeout": connect_timeout_s} if backend == "postgresql" else {},
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers proceed while one writer commits; foreign keys are off by default in SQLite.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's transaction has committed (never if it rolls back)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+@contextmanager
+def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: services flush, this commits, then runs the after-commit callbacks."""
+    session = sessions()
+    try:
+        yield session
+        session.commit()
+        callbacks = session.info.pop(AFTER_COMMIT, [])
+    except BaseException:
+        session.rollback()
+        session.info.pop(AFTER_COMMIT, None)
+        raise
+    finally:
+        session.close()
+    for callback in callbacks:
+        callback()
+
+
+def ping(engine: Engine) -> None:
+    """Raise unless the database answers ``SELECT 1``."""
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))
+
+
+def alembic_config(url: str, script_location: Path, version_table: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    # ConfigParser interpolation would treat '%' in passwords as syntax.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["version_table"] = version_table
+    return config
+
+
+def migrate(url: str, script_location: Path, version_table: str, engine: Engine | None = None) -> None:
+    """Bring the service's tables to the newest revision (idempotent)."""
+    config = alembic_config(url, script_location, version_table)
+    if engine is not None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    else:
+        command.upgrade(config, "head")
+
+
+def run_migrations_env(target_metadata: sa.MetaData) -> None:
+    """The body of every service's ``migrations/env.py`` (online mode, one version table per service)."""
+    from alembic import context
+
+    config = context.config
+    version_table = config.attributes.get("version_table", "alembic_version")
+    connection = config.attributes.get("connection")
+    options = {
+        "target_metadata": target_metadata,
+        "version_table": version_table,
+        "render_as_batch": True,  # SQLite needs batch mode for ALTER
+        "compare_type": True,
+    }
+    if connection is not None:
+        context.configure(connection=connection, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_db_engine(config.get_main_option("sqlalchemy.url") or "")
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection, **options)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()

@@ -1,0 +1,200 @@
+"""RFC 9457 problem details, the one error format of every citybase service.
+
+Domain errors subclass :class:`Problem` (each service lists its own in ``exceptions.py``) and carry
+a stable ``type`` URI, an HTTP status and a human ``detail``. One set of handlers, installed by the
+app factory, renders them, request validation errors (with the exact field path) and anything
+unexpected as ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://citybase.dev/problems/"
+
+log = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """One invalid value: where it is, which rule it broke, and what to do."""
+
+    path: str = Field(description="JSON Pointer (RFC 6901) to the invalid value, e.g. /body/0/delay_s")
+    rule: str = Field(description="The rule broken, e.g. required, type, maximum, enum")
+    message: str
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details, as every error body of every service."""
+
+    type: str = Field(examples=[TYPE_BASE + "dataset-not-found"])
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Problem(Exception):
+    """A domain error that maps to one problem type. Subclass it; set the class attributes."""
+
+    slug: str = "error"
+    title: str = "Error"
+    status: int = 400
+    headers: dict[str, str] | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.extensions = extensions
+        if headers:
+            self.headers = {**(self.headers or {}), **headers}
+
+    @property
+    def type(self) -> str:
+        return TYPE_BASE + self.slug
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = [error.model_dump() for error in self.errors]
+        body.update(self.extensions)
+        return body
+
+
+class BadRequest(Problem):
+    slug, title, status = "bad-request", "Bad request", 400
+
+
+class InvalidRequest(Problem):
+    slug, title, status = "validation-error", "The request is not valid", 422
+
+
+class NotFound(Problem):
+    slug, title, status = "not-found", "Not found", 404
+
+
+class Unauthenticated(Problem):
+    slug, title, status = "unauthenticated", "Authentication required", 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(Problem):
+    slug, title, status = "forbidden", "Not allowed", 403
+
+
+class Conflict(Problem):
+    slug, title, status = "conflict", "Conflict", 409
+
+
+class TooManyRequests(Problem):
+    slug, title, status = "too-many-requests", "Too many requests", 429
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 1, **extensions: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
+
+
+class ServiceUnavailable(Problem):
+    slug, title, status = "service-unavailable", "Service unavailable", 503
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 5, **extensions: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
+    )
+
+
+def json_pointer(location: Sequence[str | int]) -> str:
+    """RFC 6901 pointer for a pydantic/jsonschema error location."""
+    return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in location)
+
+
+def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request.url.path)
+
+
+def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        FieldError(
+            path=json_pointer(error.get("loc", ())),
+            rule=str(error.get("type", "invalid")),
+            message=str(error.get("msg", "invalid value")),
+        )
+        for error in exc.errors()
+    ]
+    return problem_response(
+        InvalidRequest(f"{len(errors)} invalid value(s) in the request", errors=errors), request.url.path
+    )
+
+
+_HTTP_SLUGS = {
+    400: BadRequest,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+}
+
+
+def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    known = _HTTP_SLUGS.get(exc.status_code)
+    if known is not None:
+        problem: Problem = known(str(exc.detail) if exc.detail else None)
+    else:
+        problem = Problem(str(exc.detail) if exc.detail else None)
+        problem.status = exc.status_code
+        problem.slug = f"http-{exc.status_code}"
+        problem.title = str(exc.detail) or "HTTP error"
+    if exc.headers:
+        problem.headers = {**(problem.headers or {}), **exc.headers}
+    return problem_response(problem, request.url.path)
+
+
+def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    problem = Problem("The server failed to handle this request; it has been logged.")
+    problem.slug, problem.title, problem.status = "internal-error", "Internal error", 500
+    return problem_response(problem, request.url.path)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemDetail, "content": {PROBLEM_JSON: {}}, "description": description}
+    for status, description in {
+        "4XX": "Client error (RFC 9457 problem details)",
+        "5XX": "Server error (RFC 9457 problem details)",
+    }.items()
+}
+"""OpenAPI responses every route documents."""

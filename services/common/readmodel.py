@@ -1,0 +1,127 @@
+"""Read models: a service's local state, built from a (compacted) topic and kept following it.
+
+Ingest, feeds and quality never ask the catalog over HTTP on the hot path; each keeps what it
+needs (compiled validators, key hashes, active grants) in memory, built by replaying
+``platform.catalog`` from the beginning and then following it. Every replica reads the whole
+topic (no consumer group: state is not split), and the service reports ready only once it has
+caught up with the end offsets it saw when it started.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from services.common.bus import Bus, Consumer, Message, TopicPartition, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+class Projection(Protocol):
+    """Applies one message to local state. Must be idempotent: replays re-apply messages."""
+
+    def apply(self, message: Message) -> None: ...
+
+
+ChangeListener = Callable[[Message], None]
+
+
+class ReadModel:
+    """Replays ``topic`` into ``projection`` from the beginning, then follows it in a thread."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str,
+        projection: Projection,
+        *,
+        name: str,
+        compact: bool = True,
+        partitions: int = 1,
+        poll_timeout_s: float = 0.2,
+    ) -> None:
+        self._bus = bus
+        self.topic = topic
+        self._projection = projection
+        self.name = name
+        self._compact = compact
+        self._partitions = partitions
+        self._poll_timeout_s = poll_timeout_s
+        self._caught_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[ChangeListener] = []
+        self._lock = threading.Lock()
+        self.applied = 0
+        self.last_error: str | None = None
+
+    def on_change(self, listener: ChangeListener) -> None:
+        """Call ``listener`` after each applied message (from the read model's thread)."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        self._bus.admin().ensure_topic(
+            TopicSpec(self.topic, partitions=self._partitions, compact=self._compact)
+        )
+        self._thread = threading.Thread(target=self._run, name=f"readmodel-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def caught_up(self) -> bool:
+        return self._caught_up.is_set()
+
+    def wait_caught_up(self, timeout_s: float) -> bool:
+        return self._caught_up.wait(timeout_s)
+
+    def readiness(self) -> str | None:
+        """A readiness check: None once caught up."""
+        if self.caught_up:
+            return None
+        return f"replaying {self.topic}" + (f" (last error: {self.last_error})" if self.last_error else "")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            consumer: Consumer | None = None
+            try:
+                consumer = self._bus.consumer(None, [self.topic], start="earliest", client_id=self.name)
+                consumer.seek_to_beginning()
+                targets = consumer.end_offsets()
+                self._follow(consumer, targets)
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("read model %s failed; replaying again", self.name)
+                self._stop.wait(1.0)
+            finally:
+                if consumer is not None:
+                    consumer.close()
+
+    def _follow(self, consumer: Consumer, targets: dict[TopicPartition, int]) -> None:
+        self._mark_if_caught_up(consumer, targets)
+        while not self._stop.is_set():
+            messages = consumer.poll(self._poll_timeout_s, 1000)
+            for message in messages:
+                self._apply(message)
+            if not self._caught_up.is_set():
+                self._mark_if_caught_up(consumer, targets)
+
+    def _apply(self, message: Message) -> None:
+        with self._lock:
+            self._projection.apply(message)
+            self.applied += 1
+        for listener in self._listeners:
+            try:
+                listener(message)
+            except Exception:
+                log.exception("read model %s: a change listener failed", self.name)
+
+    def _mark_if_caught_up(self, consumer: Consumer, targets: dict[TopicPartition, int]) -> None:
+        if all(consumer.position(tp) >= end for tp, end in targets.items()):
+            self.last_error = None
+            self._caught_up.set()

@@ -1,0 +1,46 @@
+"""Settings of every citybase process, read once from the environment (prefix ``CITYBASE_``).
+
+Built by the process entry point and handed to ``create_app(settings)``; nothing reads the
+environment at import time, so tests build apps with their own settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYBASE_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".citybase"), description="Where the embedded defaults keep their files."
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; default a SQLite file under the data dir."
+    )
+    bus_url: str = Field(
+        default="",
+        description="embedded:///path/to/bus.db (default, under the data dir) or kafka://host:port",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    environment: str = Field(default="local", description="local, test or production: shown in /healthz.")
+    migrate_on_start: bool = Field(
+        default=True, description="Run the service's migrations when it starts (make run); off in deployment."
+    )
+    readiness_timeout_s: float = 2.0
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'citybase.db').resolve()}"
+        if not self.bus_url:
+            self.bus_url = f"embedded://{(self.data_dir / 'bus.db').resolve()}"
+        return self
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,168 @@
+"""Consumer workers: a thread that polls, hands each message to a handler, and commits after.
+
+The handler says what to do with a message by what it raises:
+
+- nothing: the message is done;
+- :class:`PoisonMessage`: the message can never be processed; it goes to the dead-letter topic
+  the worker was given, with the reason in headers, and processing goes on;
+- :class:`RetryableError` (or any other exception): something outside the message failed (bus,
+  database); the batch is retried from the last committed offsets after a backoff.
+
+Offsets are committed only after ``handler.flush()`` returned, so a crash anywhere before that
+makes the group read the same records again: at-least-once, never a skipped record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from services.common.bus import Bus, Consumer, Message, OutgoingRecord, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class RetryableError(Exception):
+    """Processing failed for a reason that may pass (an unreachable bus or database)."""
+
+
+class PoisonMessage(Exception):
+    """This message can never be processed; dead-letter it with ``reason``."""
+
+    def __init__(self, reason: str, code: str = "poison") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class MessageHandler(Protocol):
+    def handle(self, message: Message) -> None:
+        """Process one message; raise PoisonMessage or RetryableError to say otherwise."""
+
+    def flush(self) -> None:
+        """Finish the batch (wait for acks, store results): called before every commit."""
+
+
+DeadLetterTopic = Callable[[Message], str]
+
+
+class ConsumerWorker:
+    """Runs one consumer in its own thread, owned and stopped by a service's lifespan."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        name: str,
+        group_id: str,
+        topics: Sequence[str],
+        handler: MessageHandler,
+        dead_letter_topic: DeadLetterTopic | None = None,
+        max_records: int = 500,
+        poll_timeout_s: float = 0.5,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self._bus = bus
+        self.name = name
+        self._group_id = group_id
+        self._topics = list(topics)
+        self._handler = handler
+        self._dead_letter_topic = dead_letter_topic
+        self._max_records = max_records
+        self._poll_timeout_s = poll_timeout_s
+        self._max_backoff_s = max_backoff_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+        self.dead_lettered = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"worker-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        backoff = 0.1
+        consumer: Consumer | None = None
+        while not self._stop.is_set():
+            try:
+                if consumer is None:
+                    consumer = self._bus.consumer(self._group_id, self._topics, client_id=self.name)
+                self._process_batch(consumer)
+                backoff = 0.1
+            except Exception:
+                self.failures += 1
+                log.exception("worker %s: batch failed, retrying from committed offsets", self.name)
+                if consumer is not None:
+                    _close_quietly(consumer)
+                    consumer = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+        if consumer is not None:
+            _close_quietly(consumer)
+
+    def _process_batch(self, consumer: Consumer) -> None:
+        messages = consumer.poll(self._poll_timeout_s, self._max_records)
+        if not messages:
+            return
+        positions: dict[TopicPartition, int] = {}
+        for message in messages:
+            try:
+                self._handler.handle(message)
+            except PoisonMessage as poison:
+                self._dead_letter(message, poison)
+            positions[message.topic_partition] = message.offset + 1
+        self._handler.flush()
+        consumer.commit(positions)
+        self.processed += len(messages)
+
+    def _dead_letter(self, message: Message, poison: PoisonMessage) -> None:
+        if self._dead_letter_topic is None:
+            log.error(
+                "worker %s: dropping poison message %s@%s: %s",
+                self.name,
+                message.topic,
+                message.offset,
+                poison.reason,
+            )
+            return
+        headers = (
+            *message.headers,
+            ("dlq_reason", poison.code.encode()),
+            ("dlq_message", poison.reason.encode()),
+            ("dlq_source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+            ("dlq_time", datetime.now(UTC).isoformat().encode()),
+        )
+        record = OutgoingRecord(self._dead_letter_topic(message), message.value, message.key, headers)
+        self._bus.producer().publish([record])
+        self.dead_lettered += 1
+
+
+def _close_quietly(consumer: Consumer) -> None:
+    try:
+        consumer.close()
+    except Exception:
+        log.debug("closing a consumer failed", exc_info=True)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.02) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval_s)
+    return condition()

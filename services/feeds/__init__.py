@@ -1,0 +1,1 @@
+"""citybase feeds: Authorized, masked delivery out: scenario builders subscribe to granted datasets over long-poll, Server-Sent Events or webhooks; every batch checks the grant, applies its masking and is metered."""

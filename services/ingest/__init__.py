@@ -1,0 +1,1 @@
+"""citybase ingest: Contract-checked streams in: records over HTTP or from `raw.<dataset>`, validated against the dataset's active contract and written to `ds.<dataset>` as CloudEvents, or to `dlq.<dataset>` with the reason."""

@@ -1,0 +1,37 @@
+"""Factories for test data of the shared kernel: settings, infrastructure and events."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from services.common.envelope import CloudEvent
+from services.common.settings import Settings
+
+
+def embedded_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for an app on SQLite and the embedded bus, all under ``tmp_path``."""
+    return Settings(data_dir=tmp_path, environment="test", **overrides)
+
+
+def bus_arrival_event(**overrides: Any) -> CloudEvent:
+    data = {
+        "arrival_id": str(uuid.uuid4()),
+        "stop_id": "S0042",
+        "route_id": "71",
+        "vehicle_id": "沪B-12345",
+        "arrived_at": "2026-11-24T08:15:30Z",
+        "delay_s": 42,
+        "occupancy": "MANY_SEATS_AVAILABLE",
+    }
+    fields: dict[str, Any] = {
+        "type": "city.citybase.record.v1",
+        "source": "/ingest/datasets/transport.bus-arrivals",
+        "data": data,
+        "subject": data["arrival_id"],
+        "dataschema": "/catalog/v1/datasets/transport.bus-arrivals/contract/versions/1.0.0",
+        "extensions": {"dataset": "transport.bus-arrivals", "contractversion": "1.0.0"},
+    }
+    fields.update(overrides)
+    return CloudEvent(**fields)
