@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.v1 import kafka as ce_kafka_v1
@@ -9,8 +10,6 @@ from cloudevents.v1 import kafka as ce_kafka_v1
 from services.common.bus import Message
 from services.common.envelope import CloudEvent, EnvelopeError
 from tests.factories import bus_arrival_event
-
-import pytest
 
 
 def _as_message(event: CloudEvent, key: bytes | None = b"k1") -> Message:
@@ -60,8 +59,18 @@ def test_a_record_round_trips_through_the_envelope() -> None:
 
 def test_headers_are_the_binary_mode_names() -> None:
     names = {name for name, _ in bus_arrival_event().to_record("t").headers}
-    assert {"ce_id", "ce_source", "ce_type", "ce_time", "ce_specversion", "ce_subject", "content-type",
-            "ce_dataschema", "ce_dataset", "ce_contractversion"} <= names
+    assert {
+        "ce_id",
+        "ce_source",
+        "ce_type",
+        "ce_time",
+        "ce_specversion",
+        "ce_subject",
+        "content-type",
+        "ce_dataschema",
+        "ce_dataset",
+        "ce_contractversion",
+    } <= names
 
 
 def test_a_record_without_envelope_headers_is_refused() -> None:

@@ -41,7 +41,11 @@ def test_validation_errors_name_the_field_path() -> None:
     body = response.json()
     assert body["type"].endswith("/validation-error")
     assert body["errors"] == [
-        {"path": "/body/1/count", "rule": "greater_than_equal", "message": "Input should be greater than or equal to 0"}
+        {
+            "path": "/body/1/count",
+            "rule": "greater_than_equal",
+            "message": "Input should be greater than or equal to 0",
+        }
     ]
 
 
