@@ -88,3 +88,7 @@ def migrate(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

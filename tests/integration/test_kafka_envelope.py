@@ -7,9 +7,9 @@ import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from kafka import KafkaConsumer, TopicPartition
-from services.common.bus.kafka import KafkaBus
 
 from services.common.bus import TopicSpec
+from services.common.bus.kafka import KafkaBus
 from tests.factories import bus_arrival_event
 
 pytestmark = pytest.mark.kafka

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from services.common.bus.embedded import EmbeddedBus
 
 from services.common import db
 from services.common.bus import OutgoingRecord, TopicSpec
+from services.common.bus.embedded import EmbeddedBus
 from services.common.outbox import Outbox, OutboxRelay, outbox_table
 from services.common.worker import wait_until
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services.common.bus.embedded import EmbeddedBus
 
 from services.common.bus import Message, OutgoingRecord, TopicSpec
+from services.common.bus.embedded import EmbeddedBus
 from services.common.readmodel import ReadModel
 from services.common.worker import ConsumerWorker, PoisonMessage, RetryableError, wait_until
 

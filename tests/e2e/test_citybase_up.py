@@ -1,0 +1,59 @@
+"""``citybase up`` (what ``make run`` calls) serves the four services from one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_citybase_up_serves_health_readiness_and_metrics(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "CITYBASE_DATA_DIR": str(tmp_path / "data"), "CITYBASE_PORT": str(port)}
+    env.pop("CITYBASE_BUS_URL", None)
+    env.pop("CITYBASE_DATABASE_URL", None)
+    log = (tmp_path / "up.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "citybase.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "up.log").read_text()
+            try:
+                if httpx.get(f"{base}/catalog/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "citybase up did not become ready in 60 s"
+            time.sleep(0.3)
+        for service in ("catalog", "ingest", "feeds", "quality"):
+            assert httpx.get(f"{base}/{service}/healthz", timeout=5).status_code == 200
+            assert httpx.get(f"{base}/{service}/readyz", timeout=5).status_code == 200
+            metrics = httpx.get(f"{base}/{service}/metrics", timeout=5)
+            assert metrics.status_code == 200
+            assert "# TYPE citybase_http_requests_total counter" in metrics.text
+            assert httpx.get(f"{base}/{service}/docs", timeout=5).status_code == 200
+        assert (tmp_path / "data" / "citybase.db").exists()
+        assert (tmp_path / "data" / "bus.db").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(timeout=20) == 0, "citybase up did not stop cleanly on SIGINT"
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
