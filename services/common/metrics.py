@@ -19,7 +19,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.routing import Match
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -54,11 +53,8 @@ class ServiceMetrics:
 
 def route_template(request: Request) -> str:
     """The matched route's path template, so that ids never become label values."""
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 def install_http_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:

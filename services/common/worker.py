@@ -119,36 +119,50 @@ class ConsumerWorker:
         if not messages:
             return
         positions: dict[TopicPartition, int] = {}
+        poisoned: list[tuple[Message, PoisonMessage]] = []
         for message in messages:
             try:
                 self._handler.handle(message)
             except PoisonMessage as poison:
-                self._dead_letter(message, poison)
+                poisoned.append((message, poison))
             positions[message.topic_partition] = message.offset + 1
         self._handler.flush()
+        # Dead letters go out only once the batch's own work is done, so a retried batch does
+        # not dead-letter the same message twice.
+        if poisoned:
+            self._dead_letter(poisoned)
         consumer.commit(positions)
         self.processed += len(messages)
 
-    def _dead_letter(self, message: Message, poison: PoisonMessage) -> None:
+    def _dead_letter(self, poisoned: list[tuple[Message, PoisonMessage]]) -> None:
         if self._dead_letter_topic is None:
-            log.error(
-                "worker %s: dropping poison message %s@%s: %s",
-                self.name,
-                message.topic,
-                message.offset,
-                poison.reason,
-            )
+            for message, poison in poisoned:
+                log.error(
+                    "worker %s: dropping poison message %s@%s: %s",
+                    self.name,
+                    message.topic,
+                    message.offset,
+                    poison.reason,
+                )
             return
-        headers = (
-            *message.headers,
-            ("dlq_reason", poison.code.encode()),
-            ("dlq_message", poison.reason.encode()),
-            ("dlq_source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
-            ("dlq_time", datetime.now(UTC).isoformat().encode()),
-        )
-        record = OutgoingRecord(self._dead_letter_topic(message), message.value, message.key, headers)
-        self._bus.producer().publish([record])
-        self.dead_lettered += 1
+        now = datetime.now(UTC).isoformat().encode()
+        records = [
+            OutgoingRecord(
+                self._dead_letter_topic(message),
+                message.value,
+                message.key,
+                (
+                    *message.headers,
+                    ("dlq_reason", poison.code.encode()),
+                    ("dlq_message", poison.reason.encode()),
+                    ("dlq_source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+                    ("dlq_time", now),
+                ),
+            )
+            for message, poison in poisoned
+        ]
+        self._bus.producer().publish(records)
+        self.dead_lettered += len(records)
 
 
 def _close_quietly(consumer: Consumer) -> None:
