@@ -65,3 +65,26 @@ def test_the_platform_mounts_the_four_services_under_one_port(tmp_path: Path) ->
             assert "citybase_http_requests_total" in client.get(f"/{service}/metrics").text
             assert client.get(f"/{service}/openapi.json").status_code == 200
         assert client.get("/nowhere").status_code == 404
+
+
+def test_readiness_is_a_503_problem_when_kafka_is_unreachable(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path, bus_url="kafka://127.0.0.1:1", readiness_timeout_s=1.0)
+    app = SERVICE_FACTORIES["ingest"](settings)
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["bus"].startswith("unreachable")
+        assert response.json()["checks"]["database"] == "ok"
+        assert client.get("/healthz").status_code == 200
+
+
+def test_citybase_migrate_brings_every_service_to_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from citybase.cli import app as cli
+
+    monkeypatch.setenv("CITYBASE_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli, ["migrate"])
+    assert result.exit_code == 0, result.output
+    tables = set(sa.inspect(sa.create_engine(f"sqlite:///{tmp_path}/citybase.db")).get_table_names())
+    assert {f"alembic_version_{service}" for service in SERVICES} <= tables
