@@ -1,0 +1,157 @@
+"""API keys and principals, checked by every service against its read model of ``platform.catalog``.
+
+A key looks like ``cbk_<prefix>_<secret>``. The catalog stores and publishes only the prefix (for
+lookup) and a SHA-256 of the whole key; the key itself is shown once when issued. Because every
+service learns of keys and revocations from ``platform.catalog``, no service calls the catalog to
+authenticate a request, and a revocation stops a key everywhere as soon as the event arrives.
+SHA-256 without salt is enough here: the secret is 256 random bits, not a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from services.common import catalog_events
+from services.common.bus import Message
+from services.common.problems import Forbidden, Unauthenticated
+
+KEY_PREFIX = "cbk"
+
+
+class PrincipalKind(StrEnum):
+    department = "department"
+    scenario = "scenario"
+    approver = "approver"
+    operator = "operator"
+    admin = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: str
+    kind: PrincipalKind
+    name: str
+    department_id: str | None = None
+    active: bool = True
+
+    def is_admin(self) -> bool:
+        return self.kind is PrincipalKind.admin
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A freshly issued key: ``key`` is shown to its owner once and never stored."""
+
+    prefix: str
+    key: str
+    key_hash: str
+
+
+def issue_key() -> IssuedKey:
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    return IssuedKey(prefix=prefix, key=key, key_hash=hash_key(key))
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_prefix(key: str) -> str | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 8:
+        return None
+    return parts[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyEntry:
+    key_hash: str
+    principal_id: str
+    revoked: bool
+
+
+class KeyRing:
+    """Principals and key hashes, projected from ``platform.catalog``. Thread-safe reads."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, _KeyEntry] = {}
+        self._principals: dict[str, Principal] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, message: Message) -> None:
+        event = catalog_events.read_catalog_event(message)
+        if event is None:
+            return
+        event_type, state = event
+        with self._lock:
+            if event_type == catalog_events.API_KEY:
+                self._keys[state["prefix"]] = _KeyEntry(
+                    state["key_hash"], state["principal_id"], bool(state.get("revoked_at"))
+                )
+            elif event_type == catalog_events.PRINCIPAL:
+                self._principals[state["id"]] = principal_from_state(state)
+
+    def add_principal(self, principal: Principal) -> None:
+        with self._lock:
+            self._principals[principal.id] = principal
+
+    def principal(self, principal_id: str) -> Principal | None:
+        return self._principals.get(principal_id)
+
+    def authenticate(self, key: str) -> Principal:
+        """The principal of ``key``; raises Unauthenticated with no hint of which part failed."""
+        prefix = key_prefix(key)
+        entry = self._keys.get(prefix) if prefix else None
+        if entry is None or entry.revoked or not hmac.compare_digest(entry.key_hash, hash_key(key)):
+            raise Unauthenticated("the API key is missing, unknown or revoked")
+        principal = self._principals.get(entry.principal_id)
+        if principal is None or not principal.active:
+            raise Unauthenticated("the API key is missing, unknown or revoked")
+        return principal
+
+
+def principal_from_state(state: dict[str, Any]) -> Principal:
+    return Principal(
+        id=state["id"],
+        kind=PrincipalKind(state["kind"]),
+        name=state["name"],
+        department_id=state.get("department_id"),
+        active=state.get("status", "active") == "active",
+    )
+
+
+def get_principal(request: Request) -> Principal:
+    """The caller, from ``Authorization: Bearer <key>``, against the service's key ring."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+    runtime = getattr(request.app.state, "runtime", None)
+    keyring: KeyRing | None = runtime.state.get("keyring") if runtime is not None else None
+    if keyring is None:
+        raise Unauthenticated("this service does not accept API keys yet: it is starting")
+    return keyring.authenticate(token.strip())
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*kinds: PrincipalKind) -> Callable[[Principal], Principal]:
+    """A dependency that lets through the given kinds of principal, and admins."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.kind not in kinds and not principal.is_admin():
+            raise Forbidden(f"a {principal.kind} may not do this")
+        return principal
+
+    return check

@@ -1,0 +1,53 @@
+"""The events the catalog publishes on ``platform.catalog``: the contract between the catalog
+and the read models of ingest, feeds and quality.
+
+Each event carries the whole current state of one entity (not a delta), keyed by entity, on a
+compacted topic: replaying the topic from the beginning yields the current state of everything.
+A deleted entity is a tombstone (value None) under the same key. The JSON Schemas of the payloads
+live in ``contracts/events/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.bus import Message, OutgoingRecord
+from services.common.envelope import CloudEvent, encode_json
+
+TOPIC = "platform.catalog"
+SOURCE = "/catalog"
+
+DEPARTMENT = "city.citybase.catalog.department.v1"
+DATASET = "city.citybase.catalog.dataset.v1"
+CONTRACT_VERSION = "city.citybase.catalog.contract-version.v1"
+PRINCIPAL = "city.citybase.catalog.principal.v1"
+API_KEY = "city.citybase.catalog.api-key.v1"
+
+_KIND_BY_TYPE = {
+    DEPARTMENT: "department",
+    DATASET: "dataset",
+    CONTRACT_VERSION: "contract",
+    PRINCIPAL: "principal",
+    API_KEY: "apikey",
+}
+
+
+def entity_key(event_type: str, entity_id: str) -> bytes:
+    """The compaction key: one entity, one key, whatever its state."""
+    return f"{_KIND_BY_TYPE[event_type]}:{entity_id}".encode()
+
+
+def catalog_record(event_type: str, entity_id: str, state: dict[str, Any]) -> OutgoingRecord:
+    """The record announcing the current ``state`` of one entity."""
+    event = CloudEvent(type=event_type, source=SOURCE, subject=entity_id, data=state)
+    return event.to_record(TOPIC, entity_key(event_type, entity_id), value=encode_json(state))
+
+
+def read_catalog_event(message: Message) -> tuple[str, dict[str, Any]] | None:
+    """(event type, state) of a catalog record, or None for a tombstone or a foreign record."""
+    if message.value is None:
+        return None
+    event = CloudEvent.from_message(message)
+    if event.type not in _KIND_BY_TYPE or not isinstance(event.data, dict):
+        return None
+    return event.type, event.data
