@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+JS_STAMP := tests/js/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help install run test unit integration lint format typecheck arch bench up-infra down-infra infra-status clean
@@ -19,16 +20,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,quality]"
 	@touch $(STAMP)
 
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	@touch $(JS_STAMP)
+
 install: $(STAMP) ## Create the virtualenv and install citybase with its dev and quality extras
 
 run: $(STAMP) ## Serve the whole platform on embedded defaults (SQLite + embedded bus) at 127.0.0.1:8000
 	$(BIN)/citybase up
 
-test: $(STAMP) up-infra ## Everything: lint, types, architecture rule, and all tests on real Kafka and PostgreSQL
+test: $(STAMP) $(JS_STAMP) up-infra ## Everything: lint, types, architecture rule, and all tests on real Kafka and PostgreSQL
 	$(MAKE) --no-print-directory lint typecheck arch
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-unit: $(STAMP) ## Unit tests only (no Kafka or PostgreSQL needed)
+unit: $(STAMP) $(JS_STAMP) ## Unit tests only (no Kafka or PostgreSQL needed)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: $(STAMP) up-infra ## Integration tests on real Kafka and PostgreSQL

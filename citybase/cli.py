@@ -40,21 +40,34 @@ DataDirOption = Annotated[Path | None, typer.Option(help="Data directory (CITYBA
 
 
 @app.command()
-def up(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
+def up(
+    host: HostOption = None,
+    port: PortOption = None,
+    data_dir: DataDirOption = None,
+    examples: Annotated[bool, typer.Option(help="Load the example contracts on an empty catalog.")] = True,
+) -> None:
     """Serve the whole platform in one process (embedded defaults: SQLite and the embedded bus)."""
     import uvicorn
 
-    from citybase.platform import create_platform_app
+    from citybase.platform import create_platform_app, prepare
 
     settings = _settings(host, port, data_dir)
-    settings.ensure_data_dir()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    prepared = prepare(settings, load_examples=examples)
     base = f"http://{settings.host}:{settings.port}"
-    console.print(
-        f"[bold]citybase[/bold] on {base}  (database {settings.database_url}, bus {settings.bus_url})"
-    )
+    console.print(f"[bold]citybase[/bold] on {base}")
+    console.print(f"  database {settings.database_url}\n  bus      {settings.bus_url}", soft_wrap=True)
     for name in ServiceName:
         console.print(f"  {name.value:8} {base}/{name.value}/docs")
+    if prepared.examples:
+        console.print(f"  loaded {len(prepared.examples)} example contract versions")
+    if prepared.admin_key:
+        console.print(
+            "\n[bold yellow]Admin API key (shown once; only its hash is kept):[/bold yellow]\n"
+            f"  {prepared.admin_key}\n"
+            f"  try: curl -H 'Authorization: Bearer {prepared.admin_key}' {base}/catalog/v1/datasets\n",
+            soft_wrap=True,
+        )
     uvicorn.run(create_platform_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

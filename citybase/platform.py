@@ -10,11 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 
+from services.catalog import models as catalog_models
+from services.catalog import service as catalog_service
 from services.catalog.app import create_app as create_catalog
+from services.common import db
 from services.common.app import Infrastructure
+from services.common.outbox import Outbox
 from services.common.settings import Settings
 from services.feeds.app import create_app as create_feeds
 from services.ingest.app import create_app as create_ingest
@@ -78,3 +84,35 @@ def create_platform_app(settings: Settings) -> FastAPI:
     for name, service in services.items():
         app.mount(f"/{name}", service, name=name)
     return app
+
+
+@dataclass(frozen=True)
+class Preparation:
+    admin_key: str | None
+    examples: list[str]
+
+
+def examples_dir() -> Path:
+    """The example departments and contracts shipped with citybase (``contracts/``)."""
+    return Path(__file__).resolve().parent.parent / "contracts"
+
+
+def prepare(settings: Settings, *, load_examples: bool = True) -> Preparation:
+    """First start of ``citybase up``: migrate every service, create the admin key on an empty
+    catalog and register the example contracts. Events wait in the catalog's outbox until the
+    catalog starts and relays them."""
+    settings.ensure_data_dir()
+    engine = db.create_db_engine(settings.database_url)
+    try:
+        for factory in SERVICE_FACTORIES.values():
+            spec = factory(settings).state.spec
+            db.migrate(settings.database_url, spec.migrations, spec.version_table, engine)
+        events = catalog_service.CatalogEvents(Outbox(catalog_models.outbox))
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            admin = catalog_service.bootstrap_admin(session, events)
+            loaded: list[str] = []
+            if load_examples and catalog_service.is_empty(session) and examples_dir().is_dir():
+                loaded = catalog_service.load_examples(session, events, examples_dir())
+    finally:
+        engine.dispose()
+    return Preparation(admin_key=admin.key if admin else None, examples=loaded)

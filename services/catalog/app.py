@@ -8,9 +8,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.catalog.api import router
 from services.catalog.models import outbox
+from services.catalog.service import CatalogEvents
+from services.common import catalog_events
 from services.common.app import InfrastructureProvider, Runtime, ServiceSpec, build_service_app
+from services.common.auth import KeyRing
 from services.common.outbox import Outbox, OutboxRelay
+from services.common.readmodel import ReadModel
 from services.common.settings import Settings
 
 NAME = "catalog"
@@ -18,13 +23,20 @@ NAME = "catalog"
 
 @asynccontextmanager
 async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
-    relay = OutboxRelay(Outbox(outbox), runtime.engine, runtime.bus, name=NAME)
-    runtime.state["outbox"] = relay
+    box = Outbox(outbox)
+    relay = OutboxRelay(box, runtime.engine, runtime.bus, name=NAME)
+    keyring = KeyRing()
+    # The catalog authenticates like every other service: from its read model of platform.catalog.
+    keys = ReadModel(runtime.bus, catalog_events.TOPIC, keyring, name=f"{NAME}-keys")
+    runtime.state.update(events=CatalogEvents(box), outbox=relay, keyring=keyring)
     runtime.add_readiness_check("outbox", lambda: relay.last_error)
+    runtime.add_readiness_check("keys", keys.readiness)
     relay.start()
+    keys.start()
     try:
         yield
     finally:
+        keys.stop()
         relay.stop()
 
 
@@ -32,10 +44,20 @@ SPEC = ServiceSpec(
     name=NAME,
     title="citybase catalog",
     description=(
-        "The system of record of the city's data: datasets, ODCS contracts and their versions, principals and API keys, scenarios, grants and the audit trail. Every change is published on `platform.catalog`."
+        "The system of record of the city's data: datasets, ODCS contracts and their versions, "
+        "principals and API keys, scenarios, grants and the audit trail. "
+        "Every change is published on `platform.catalog`."
     ),
+    routers=[router],
     migrations=Path(__file__).parent / "migrations",
     lifespan=lifespan,
+    openapi_tags=[
+        {"name": "datasets", "description": "Register, describe, search the city's datasets."},
+        {"name": "contracts", "description": "ODCS v3 contract versions and compatibility checks."},
+        {"name": "departments", "description": "Publishers: commissions, bureaus, districts."},
+        {"name": "domains", "description": "The city's fields of data."},
+        {"name": "principals", "description": "Who calls the platform, and their API keys."},
+    ],
 )
 
 

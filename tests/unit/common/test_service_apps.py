@@ -78,7 +78,9 @@ def test_readiness_is_a_503_problem_when_kafka_is_unreachable(tmp_path: Path) ->
         assert client.get("/healthz").status_code == 200
 
 
-def test_citybase_migrate_brings_every_service_to_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_citybase_migrate_brings_every_service_to_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from citybase.cli import app as cli

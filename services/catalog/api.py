@@ -1,0 +1,271 @@
+"""HTTP routes of the catalog: each parses the request, calls one service function, answers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from services.catalog import service
+from services.catalog.contracts.odcs import ContractTooLarge, parse_contract
+from services.catalog.deps import AdminDep, EventsDep, PublisherDep, ReaderDep, SessionDep
+from services.catalog.schemas import (
+    ApiKeyCreate,
+    ApiKeyIssued,
+    ApiKeyRead,
+    Classification,
+    CompatibilityReport,
+    ContractVersionRead,
+    ContractVersionSummary,
+    DatasetCreate,
+    DatasetPage,
+    DatasetRead,
+    DatasetStatus,
+    DatasetUpdate,
+    DepartmentCreate,
+    DepartmentRead,
+    DomainCreate,
+    DomainRead,
+    PrincipalCreate,
+    PrincipalRead,
+)
+from services.common.auth import Principal
+from services.common.problems import Forbidden
+
+router = APIRouter(prefix="/v1")
+
+MAX_CONTRACT_BYTES = 1024 * 1024
+CONTRACT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/yaml": {
+                "schema": {"type": "string"},
+                "example": "apiVersion: v3.1.0\nkind: DataContract\n...",
+            },
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+async def _contract_body(request: Request) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_CONTRACT_BYTES:
+            raise ContractTooLarge(f"a contract document may have at most {MAX_CONTRACT_BYTES} bytes")
+    return bytes(body)
+
+
+def _may_publish_to(principal: Principal, owner_department_id: str) -> None:
+    if not principal.is_admin() and principal.department_id != owner_department_id:
+        raise Forbidden("only the owning department may change this dataset")
+
+
+@router.get("/domains", response_model=list[DomainRead], tags=["domains"])
+def list_domains(session: SessionDep, _: ReaderDep) -> list[DomainRead]:
+    return [DomainRead.model_validate(d) for d in service.list_domains(session)]
+
+
+@router.post("/domains", response_model=DomainRead, status_code=status.HTTP_201_CREATED, tags=["domains"])
+def create_domain(payload: DomainCreate, session: SessionDep, _: AdminDep) -> DomainRead:
+    return DomainRead.model_validate(service.create_domain(session, payload))
+
+
+@router.get("/departments", response_model=list[DepartmentRead], tags=["departments"])
+def list_departments(session: SessionDep, _: ReaderDep) -> list[DepartmentRead]:
+    return [DepartmentRead.model_validate(d) for d in service.list_departments(session)]
+
+
+@router.post(
+    "/departments", response_model=DepartmentRead, status_code=status.HTTP_201_CREATED, tags=["departments"]
+)
+def create_department(
+    payload: DepartmentCreate, session: SessionDep, events: EventsDep, _: AdminDep
+) -> DepartmentRead:
+    return service.create_department(session, events, payload)
+
+
+@router.get("/departments/{department_id}", response_model=DepartmentRead, tags=["departments"])
+def get_department(department_id: str, session: SessionDep, _: ReaderDep) -> DepartmentRead:
+    return DepartmentRead.model_validate(service.get_department(session, department_id))
+
+
+@router.get("/datasets", response_model=DatasetPage, tags=["datasets"])
+def search_datasets(
+    session: SessionDep,
+    _: ReaderDep,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Full text over title, description, tags, fields")
+    ] = None,
+    domain: Annotated[str | None, Query(max_length=64)] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    classification: Classification | None = None,
+    status_: Annotated[DatasetStatus | None, Query(alias="status")] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> DatasetPage:
+    filters = service.DatasetFilter(
+        q=q,
+        domain=domain,
+        department=department,
+        classification=classification.value if classification else None,
+        status=status_.value if status_ else None,
+        tag=tag,
+    )
+    items, next_cursor = service.search_datasets(session, filters, limit=limit, cursor=cursor)
+    return DatasetPage(items=items, next_cursor=next_cursor)
+
+
+@router.post("/datasets", response_model=DatasetRead, status_code=status.HTTP_201_CREATED, tags=["datasets"])
+def create_dataset(
+    payload: DatasetCreate, session: SessionDep, events: EventsDep, principal: PublisherDep
+) -> DatasetRead:
+    _may_publish_to(principal, payload.owner_department_id)
+    return service.create_dataset(session, events, payload)
+
+
+@router.get("/datasets/{dataset_id}", response_model=DatasetRead, tags=["datasets"])
+def get_dataset(dataset_id: str, session: SessionDep, _: ReaderDep) -> DatasetRead:
+    return service.dataset_read(service.get_dataset(session, dataset_id))
+
+
+@router.patch("/datasets/{dataset_id}", response_model=DatasetRead, tags=["datasets"])
+def update_dataset(
+    dataset_id: str, payload: DatasetUpdate, session: SessionDep, events: EventsDep, principal: PublisherDep
+) -> DatasetRead:
+    _may_publish_to(principal, service.get_dataset(session, dataset_id).owner_department_id)
+    return service.update_dataset(session, events, dataset_id, payload)
+
+
+@router.post(
+    "/datasets/{dataset_id}/contract-versions",
+    response_model=ContractVersionRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["contracts"],
+    openapi_extra=CONTRACT_BODY,
+    summary="Register a new ODCS v3 contract version (YAML or JSON body)",
+)
+async def register_version(
+    dataset_id: str, request: Request, session: SessionDep, events: EventsDep, principal: PublisherDep
+) -> ContractVersionRead:
+    document = await _contract_body(request)
+    _may_publish_to(principal, service.get_dataset(session, dataset_id).owner_department_id)
+    version = service.register_version(session, events, dataset_id, document, created_by=principal.id)
+    return ContractVersionRead.model_validate(version)
+
+
+@router.post(
+    "/contracts",
+    response_model=ContractVersionRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["contracts"],
+    openapi_extra=CONTRACT_BODY,
+    summary="Register an ODCS contract: creates the dataset it describes if new, else adds the version",
+)
+async def register_contract(
+    request: Request, session: SessionDep, events: EventsDep, principal: PublisherDep
+) -> ContractVersionRead:
+    document = await _contract_body(request)
+    department = None if principal.is_admin() else principal.department_id
+    version = service.register_contract(
+        session, events, document, created_by=principal.id, department_id=department
+    )
+    return ContractVersionRead.model_validate(version)
+
+
+@router.post(
+    "/datasets/{dataset_id}/contract-versions/check",
+    response_model=CompatibilityReport,
+    tags=["contracts"],
+    openapi_extra=CONTRACT_BODY,
+    summary="Dry run: would this version be accepted, and why not",
+)
+async def check_version(
+    dataset_id: str, request: Request, session: SessionDep, _: ReaderDep
+) -> CompatibilityReport:
+    document = await _contract_body(request)
+    return service.check_version(service.get_dataset(session, dataset_id), parse_contract(document))
+
+
+@router.get(
+    "/datasets/{dataset_id}/contract-versions",
+    response_model=list[ContractVersionSummary],
+    tags=["contracts"],
+)
+def list_versions(dataset_id: str, session: SessionDep, _: ReaderDep) -> list[ContractVersionSummary]:
+    return [
+        ContractVersionSummary.model_validate(v) for v in service.get_dataset(session, dataset_id).versions
+    ]
+
+
+@router.get(
+    "/datasets/{dataset_id}/contract-versions/{version}",
+    response_model=ContractVersionRead,
+    tags=["contracts"],
+)
+def get_version(dataset_id: str, version: str, session: SessionDep, _: ReaderDep) -> ContractVersionRead:
+    return ContractVersionRead.model_validate(service.get_version(session, dataset_id, version))
+
+
+@router.get(
+    "/datasets/{dataset_id}/contract",
+    tags=["contracts"],
+    summary="The current ODCS document, exactly as stored",
+    responses={200: {"content": {"application/yaml": {}, "application/json": {}}}},
+)
+def get_contract_document(
+    dataset_id: str, session: SessionDep, _: ReaderDep, version: str | None = None
+) -> Response:
+    stored = service.get_version(session, dataset_id, version)
+    media_type = "application/json" if stored.document_format == "json" else "application/yaml"
+    return Response(stored.document, media_type=media_type)
+
+
+@router.get("/principals", response_model=list[PrincipalRead], tags=["principals"])
+def list_principals(session: SessionDep, _: AdminDep, kind: str | None = None) -> list[PrincipalRead]:
+    return [PrincipalRead.model_validate(p) for p in service.list_principals(session, kind)]
+
+
+@router.post(
+    "/principals", response_model=PrincipalRead, status_code=status.HTTP_201_CREATED, tags=["principals"]
+)
+def create_principal(
+    payload: PrincipalCreate, session: SessionDep, events: EventsDep, _: AdminDep
+) -> PrincipalRead:
+    return service.create_principal(session, events, payload)
+
+
+def _self_or_admin(principal: Principal, principal_id: str) -> None:
+    if not principal.is_admin() and principal.id != principal_id:
+        raise Forbidden("only the principal itself or an admin may manage its keys")
+
+
+@router.post(
+    "/principals/{principal_id}/keys",
+    response_model=ApiKeyIssued,
+    status_code=status.HTTP_201_CREATED,
+    tags=["principals"],
+    summary="Issue an API key (shown once)",
+)
+def issue_key(
+    principal_id: str, payload: ApiKeyCreate, session: SessionDep, events: EventsDep, caller: ReaderDep
+) -> ApiKeyIssued:
+    _self_or_admin(caller, principal_id)
+    return service.issue_api_key(session, events, principal_id, payload.name)
+
+
+@router.get("/principals/{principal_id}/keys", response_model=list[ApiKeyRead], tags=["principals"])
+def list_keys(principal_id: str, session: SessionDep, caller: ReaderDep) -> list[ApiKeyRead]:
+    _self_or_admin(caller, principal_id)
+    return [ApiKeyRead.model_validate(k) for k in service.list_api_keys(session, principal_id)]
+
+
+@router.delete("/principals/{principal_id}/keys/{prefix}", response_model=ApiKeyRead, tags=["principals"])
+def revoke_key(
+    principal_id: str, prefix: str, session: SessionDep, events: EventsDep, caller: ReaderDep
+) -> ApiKeyRead:
+    _self_or_admin(caller, principal_id)
+    return ApiKeyRead.model_validate(service.revoke_api_key(session, events, principal_id, prefix))

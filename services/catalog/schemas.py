@@ -1,0 +1,212 @@
+"""Request and response shapes of the catalog API (the fixed vocabulary: Create, Update, Read, Page)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
+DatasetId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,62}\.[a-z][a-z0-9-]{1,62}$", max_length=127),
+]
+"""``<domain>.<name>``, lower case, e.g. ``transport.bus-arrivals``."""
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
+
+
+class Classification(StrEnum):
+    open = "open"
+    conditional = "conditional"
+    restricted = "restricted"
+
+
+class DatasetStatus(StrEnum):
+    draft = "draft"
+    active = "active"
+    deprecated = "deprecated"
+    retired = "retired"
+
+
+class DepartmentKind(StrEnum):
+    commission = "commission"
+    bureau = "bureau"
+    district = "district"
+    enterprise = "enterprise"
+
+
+class CompatibilityModeName(StrEnum):
+    NONE = "NONE"
+    BACKWARD = "BACKWARD"
+    BACKWARD_TRANSITIVE = "BACKWARD_TRANSITIVE"
+    FORWARD = "FORWARD"
+    FORWARD_TRANSITIVE = "FORWARD_TRANSITIVE"
+    FULL = "FULL"
+    FULL_TRANSITIVE = "FULL_TRANSITIVE"
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class DomainCreate(BaseModel):
+    id: Slug
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+
+class DomainRead(ReadModel):
+    id: str
+    name: str
+    description: str
+
+
+class DepartmentCreate(BaseModel):
+    id: Slug = Field(examples=["transport-bureau"])
+    name: str = Field(min_length=1, max_length=200, examples=["Municipal Transport Bureau"])
+    kind: DepartmentKind
+    domains: list[Slug] = Field(default_factory=list, examples=[["transport"]])
+    contact_email: str | None = Field(default=None, max_length=200)
+
+
+class DepartmentRead(ReadModel):
+    id: str
+    name: str
+    kind: DepartmentKind
+    domains: list[str]
+    contact_email: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class DatasetCreate(BaseModel):
+    id: DatasetId = Field(examples=["transport.bus-arrivals"])
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=20_000)
+    owner_department_id: Slug
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=50
+    )
+    classification: Classification = Classification.conditional
+    status: DatasetStatus = DatasetStatus.draft
+    update_frequency: str | None = Field(default=None, max_length=32, examples=["PT1M"])
+    compatibility_mode: CompatibilityModeName = CompatibilityModeName.BACKWARD
+
+
+class DatasetUpdate(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=20_000)
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=50
+    )
+    classification: Classification | None = None
+    status: DatasetStatus | None = None
+    update_frequency: str | None = Field(default=None, max_length=32)
+    compatibility_mode: CompatibilityModeName | None = None
+
+
+class Topics(BaseModel):
+    records: str
+    dead_letter: str
+    raw: str
+
+
+class DatasetRead(ReadModel):
+    id: str
+    domain_id: str
+    owner_department_id: str
+    title: str
+    description: str
+    tags: list[str]
+    classification: Classification
+    status: DatasetStatus
+    update_frequency: str | None
+    compatibility_mode: CompatibilityModeName
+    current_version: str | None
+    topics: Topics
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class ContractVersionRead(ReadModel):
+    dataset_id: str
+    version: str
+    api_version: str
+    fingerprint: str
+    record_schema: dict[str, Any]
+    primary_key: list[str]
+    sensitive_fields: dict[str, Any]
+    sla: dict[str, Any]
+    expectation_suite: list[Any]
+    created_by: str
+    created_at: Timestamp
+
+
+class ContractVersionSummary(ReadModel):
+    version: str
+    fingerprint: str
+    created_by: str
+    created_at: Timestamp
+
+
+class BreakingChangeRead(BaseModel):
+    path: str
+    rule: str
+    direction: str
+    against_version: str
+    message: str
+    old: Any = None
+    new: Any = None
+
+
+class CompatibilityReport(BaseModel):
+    compatible: bool
+    mode: CompatibilityModeName
+    version: str
+    checked_against: list[str]
+    breaking_changes: list[BreakingChangeRead]
+
+
+class PrincipalCreate(BaseModel):
+    id: Slug
+    kind: str = Field(pattern="^(department|scenario|approver|operator|admin)$")
+    name: str = Field(min_length=1, max_length=200)
+    department_id: Slug | None = None
+
+
+class PrincipalRead(ReadModel):
+    id: str
+    kind: str
+    name: str
+    department_id: str | None
+    status: str
+    created_at: Timestamp
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(default="", max_length=200)
+
+
+class ApiKeyRead(ReadModel):
+    prefix: str
+    principal_id: str
+    name: str
+    created_at: Timestamp
+    revoked_at: Timestamp | None
+
+
+class ApiKeyIssued(ApiKeyRead):
+    key: str = Field(description="The API key. Shown once: only its hash is kept.")
