@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from services.common.envelope import CloudEvent
 from services.common.settings import Settings
@@ -35,3 +38,25 @@ def bus_arrival_event(**overrides: Any) -> CloudEvent:
     }
     fields.update(overrides)
     return CloudEvent(**fields)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "contracts"
+
+
+def example_contract(dataset_id: str, version: str = "1.0.0") -> str:
+    """The text of one of the example ODCS contracts shipped in ``contracts/datasets``."""
+    return (EXAMPLES / "datasets" / dataset_id / f"{version}.yaml").read_text(encoding="utf-8")
+
+
+def evolve_contract(text: str, version: str, change: Callable[[dict[str, Any]], None] | None = None) -> str:
+    """A new version of a contract: ``change`` edits the parsed document in place."""
+    document = yaml.safe_load(text)
+    document["version"] = version
+    if change is not None:
+        change(document)
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def contract_property(document: dict[str, Any], name: str) -> dict[str, Any]:
+    """The property ``name`` of the contract's first schema object, for ``evolve_contract`` edits."""
+    return next(prop for prop in document["schema"][0]["properties"] if prop["name"] == name)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from services.catalog import service
 from services.catalog.contracts.odcs import ContractTooLarge, parse_contract
-from services.catalog.deps import AdminDep, EventsDep, PublisherDep, ReaderDep, SessionDep
+from services.catalog.deps import AdminDep, EventsDep, PublisherDep, ReaderDep, SessionDep, SettingsDep
 from services.catalog.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
@@ -29,7 +35,10 @@ from services.catalog.schemas import (
     PrincipalCreate,
     PrincipalRead,
 )
+from services.catalog.standards import asyncapi, dcat
+from services.catalog.standards.model import PlatformLinks
 from services.common.auth import Principal
+from services.common.deps import RuntimeDep
 from services.common.problems import Forbidden
 
 router = APIRouter(prefix="/v1")
@@ -269,3 +278,108 @@ def revoke_key(
 ) -> ApiKeyRead:
     _self_or_admin(caller, principal_id)
     return ApiKeyRead.model_validate(service.revoke_api_key(session, events, principal_id, prefix))
+
+
+# --- standard interfaces -------------------------------------------------------------------
+
+EVENT_SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "events"
+TURTLE, JSONLD = "text/turtle", "application/ld+json"
+
+
+class RdfFormat(StrEnum):
+    turtle = "turtle"
+    jsonld = "jsonld"
+
+
+def _links(request: Request, settings: SettingsDep) -> PlatformLinks:
+    return PlatformLinks(settings.public_url or f"{request.url.scheme}://{request.url.netloc}")
+
+
+LinksDep = Annotated[PlatformLinks, Depends(_links)]
+
+
+def _rdf_format(request: Request, format_: RdfFormat | None) -> RdfFormat:
+    if format_ is not None:
+        return format_
+    return RdfFormat.turtle if TURTLE in request.headers.get("accept", "") else RdfFormat.jsonld
+
+
+def _kafka_bootstrap(settings: SettingsDep) -> str:
+    if settings.kafka_public_bootstrap:
+        return settings.kafka_public_bootstrap
+    parts = urlsplit(settings.bus_url)
+    return parts.netloc if parts.scheme == "kafka" else "127.0.0.1:9092"
+
+
+RDF_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {JSONLD: {}, TURTLE: {}}}}
+
+
+@router.get(
+    "/catalog",
+    tags=["standards"],
+    summary="The whole catalog as DCAT-AP 3 (JSON-LD, or Turtle with ?format=turtle or Accept: text/turtle), streamed",
+    response_class=StreamingResponse,
+    responses=RDF_RESPONSES,
+)
+def export_catalog(
+    request: Request,
+    runtime: RuntimeDep,
+    links: LinksDep,
+    _: ReaderDep,
+    format_: Annotated[RdfFormat | None, Query(alias="format")] = None,
+) -> StreamingResponse:
+    chosen = _rdf_format(request, format_)
+    export = dcat.catalog_turtle if chosen is RdfFormat.turtle else dcat.catalog_jsonld
+
+    def chunks() -> Iterator[str]:
+        # Its own session: the export outlives the request's unit of work.
+        with runtime.sessions() as session:
+            catalog = service.catalog_description(session, links)
+            yield from export(service.iter_descriptions(session), links, catalog)
+
+    return StreamingResponse(chunks(), media_type=TURTLE if chosen is RdfFormat.turtle else JSONLD)
+
+
+@router.get(
+    "/datasets/{dataset_id}/dcat",
+    tags=["standards"],
+    summary="One dataset as DCAT-AP 3 (JSON-LD or Turtle)",
+    responses=RDF_RESPONSES,
+)
+def export_dataset(
+    dataset_id: str,
+    request: Request,
+    session: SessionDep,
+    links: LinksDep,
+    _: ReaderDep,
+    format_: Annotated[RdfFormat | None, Query(alias="format")] = None,
+) -> Response:
+    description = service.describe_one(session, dataset_id)
+    if _rdf_format(request, format_) is RdfFormat.turtle:
+        return Response(dcat.dataset_turtle(description, links), media_type=TURTLE)
+    return Response(
+        json.dumps(dcat.dataset_jsonld(description, links), ensure_ascii=False), media_type=JSONLD
+    )
+
+
+@router.get(
+    "/datasets/{dataset_id}/asyncapi", tags=["standards"], summary="AsyncAPI 3 document of one dataset"
+)
+def dataset_asyncapi(
+    dataset_id: str, session: SessionDep, settings: SettingsDep, links: LinksDep, _: ReaderDep
+) -> dict[str, Any]:
+    description = service.describe_one(session, dataset_id)
+    return asyncapi.dataset_asyncapi(description, links, kafka_bootstrap=_kafka_bootstrap(settings))
+
+
+@router.get("/asyncapi", tags=["standards"], summary="AsyncAPI 3 document of the whole platform")
+def platform_asyncapi(
+    session: SessionDep, settings: SettingsDep, links: LinksDep, _: ReaderDep
+) -> dict[str, Any]:
+    schemas = asyncapi.read_event_schemas(EVENT_SCHEMAS) if EVENT_SCHEMAS.is_dir() else None
+    return asyncapi.platform_asyncapi(
+        service.iter_descriptions(session),
+        links,
+        kafka_bootstrap=_kafka_bootstrap(settings),
+        event_schemas=schemas,
+    )

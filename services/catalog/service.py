@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions
@@ -30,6 +32,7 @@ from services.catalog.schemas import (
     CompatibilityModeName,
     CompatibilityReport,
     DatasetCreate,
+    DatasetId,
     DatasetRead,
     DatasetStatus,
     DatasetUpdate,
@@ -40,10 +43,18 @@ from services.catalog.schemas import (
     PrincipalRead,
     Topics,
 )
+from services.catalog.standards.model import (
+    CatalogDescription,
+    DatasetDescription,
+    PlatformLinks,
+    PublisherDescription,
+)
 from services.common import catalog_events
 from services.common.auth import issue_key
 from services.common.outbox import Outbox
 from services.common.problems import Forbidden
+
+DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
 
 CITY_DOMAINS: tuple[tuple[str, str, str], ...] = (
     ("spatial", "Spatial & urban construction", "Land, buildings, permits, infrastructure, coordinates."),
@@ -264,9 +275,16 @@ def _encode_cursor(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
 
 
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
+
+
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not _CURSOR.match(cursor):
+            raise ValueError(cursor)
+        last_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        DatasetIdAdapter.validate_python(last_id)
+        return last_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
         raise exceptions.InvalidCursor("the cursor was not issued by this API") from error
 
@@ -546,3 +564,68 @@ def load_examples(session: Session, events: CatalogEvents, directory: Path) -> l
 
 def _semver_sort_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in text.split("-", 1)[0].split("."))
+
+
+# --- standard interfaces: descriptions for DCAT-AP and AsyncAPI ----------------------------
+
+
+def describe(dataset: Dataset, department: Department) -> DatasetDescription:
+    """The exporters' view of one dataset and its current contract."""
+    current = _current(dataset)
+    frequency = (current.sla or {}).get("frequency_s") if current else None
+    return DatasetDescription(
+        id=dataset.id,
+        title=dataset.title,
+        description=dataset.description,
+        publisher=PublisherDescription(
+            id=department.id, name=department.name, kind=department.kind, email=department.contact_email
+        ),
+        domain=dataset.domain_id,
+        classification=dataset.classification,  # type: ignore[arg-type]
+        status=dataset.status,
+        created_at=_aware(dataset.created_at),
+        updated_at=_aware(dataset.updated_at),
+        tags=tuple(dataset.tags),
+        update_frequency=f"PT{int(frequency)}S" if frequency else dataset.update_frequency,
+        contract_version=current.version if current else None,
+        record_schema=current.record_schema if current else None,
+        primary_key=tuple(current.primary_key) if current else (),
+    )
+
+
+def describe_one(session: Session, dataset_id: str) -> DatasetDescription:
+    dataset = get_dataset(session, dataset_id)
+    return describe(dataset, get_department(session, dataset.owner_department_id))
+
+
+def iter_descriptions(session: Session, batch: int = 500) -> Iterator[DatasetDescription]:
+    """Every dataset, streamed from the database in batches (memory flat in the catalog's size).
+
+    Keyset pagination rather than one long cursor, so no transaction stays open while a slow
+    client reads the export.
+    """
+    departments = {department.id: department for department in list_departments(session)}
+    last = ""
+    while True:
+        rows = session.scalars(
+            sa.select(Dataset).where(Dataset.id > last).order_by(Dataset.id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        for dataset in rows:
+            yield describe(dataset, departments[dataset.owner_department_id])
+        last = rows[-1].id
+        session.expunge_all()
+
+
+def catalog_description(session: Session, links: PlatformLinks) -> CatalogDescription:
+    return CatalogDescription(
+        title="citybase: the city's public data",
+        description="Datasets published by the city's departments as live streams under ODCS data contracts.",
+        publisher=PublisherDescription(id="city", name="City data administration", kind="city"),
+        homepage=links.base_url + "/",
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
         default="",
         description="embedded:///path/to/bus.db (default, under the data dir) or kafka://host:port",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The platform's public root URL for links in DCAT and AsyncAPI; default from each request.",
+    )
+    kafka_public_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap address as clients use it, shown in AsyncAPI documents."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     environment: str = Field(default="local", description="local, test or production: shown in /healthz.")

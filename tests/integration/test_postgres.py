@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -15,20 +13,6 @@ from services.common.outbox import Outbox, OutboxRelay, outbox_table
 from tests.factories import embedded_settings
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def schema_url(postgres_url: str, unique_name: str) -> Iterator[str]:
-    """A fresh PostgreSQL schema for one test, dropped after it."""
-    schema = f"t_{unique_name}"
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
 
 
 @pytest.mark.parametrize("service", sorted(SERVICE_FACTORIES))

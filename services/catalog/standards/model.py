@@ -134,11 +134,11 @@ class PlatformLinks:
         return f"{self.dataset(dataset_id)}/contract"
 
     def contract_version(self, dataset_id: str, version: str) -> str:
-        return f"{self.contract(dataset_id)}/versions/{quote(version, safe='')}"
+        return f"{self.dataset(dataset_id)}/contract-versions/{quote(version, safe='')}"
 
     def publisher(self, publisher_id: str) -> str:
         # Publisher ids are the catalog's principal ids, not held to the dataset-id alphabet.
-        return f"{self.base_url}/catalog/v1/publishers/{quote(publisher_id, safe='')}"
+        return f"{self.base_url}/catalog/v1/departments/{quote(publisher_id, safe='')}"
 
     @property
     def platform_asyncapi(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +25,6 @@ from services.catalog.standards.asyncapi import (
 from services.common.envelope import CloudEvent
 
 JS_PROJECT = Path(__file__).resolve().parents[3] / "js"
-# The bundle without $id: every $ref is local (#/definitions/...), so a plain draft-07
-# validator resolves them without a registry of asyncapi.com URIs.
-ASYNCAPI_3_SCHEMA = JS_PROJECT / "node_modules" / "@asyncapi" / "specs" / "schemas" / "3.0.0-without-$id.json"
 
 LINKS = PlatformLinks("https://data.city.example")
 KAFKA = "kafka-1.city.example:9092,kafka-2.city.example:9092"
@@ -68,20 +64,6 @@ def outpatient_visits(**overrides: Any) -> DatasetDescription:
     }
     fields.update(overrides)
     return DatasetDescription(**fields)
-
-
-@pytest.fixture(scope="module")
-def asyncapi_3() -> Draft7Validator:
-    """The official AsyncAPI 3.0.0 JSON Schema from ``@asyncapi/specs`` (pinned in tests/js)."""
-    if not ASYNCAPI_3_SCHEMA.is_file():
-        message = f"{ASYNCAPI_3_SCHEMA} is missing: run npm ci --prefix tests/js"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip("run npm ci --prefix tests/js")
-    schema = json.loads(ASYNCAPI_3_SCHEMA.read_text(encoding="utf-8"))
-    assert schema["properties"]["asyncapi"]["const"] == "3.0.0"
-    Draft7Validator.check_schema(schema)
-    return Draft7Validator(schema)
 
 
 def assert_valid(validator: Draft7Validator, document: dict[str, Any]) -> None:
