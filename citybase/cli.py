@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from citybase.contracts_cli import app as contracts_app
 from services.common.settings import Settings
 
 app = typer.Typer(help="citybase: the digital base of a city.", no_args_is_help=True, add_completion=False)
+app.add_typer(contracts_app, name="contracts")
 console = Console()
 
 

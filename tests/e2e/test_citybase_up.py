@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tests.factories import evolve_contract, example_contract
 
 
 def _free_port() -> int:
@@ -49,6 +52,35 @@ def test_citybase_up_serves_health_readiness_and_metrics(tmp_path: Path) -> None
             assert httpx.get(f"{base}/{service}/docs", timeout=5).status_code == 200
         assert (tmp_path / "data" / "citybase.db").exists()
         assert (tmp_path / "data" / "bus.db").exists()
+
+        # the admin key is printed once, the examples are loaded, and the CLI registers through the API
+        admin_key = re.search(r"cbk_[0-9a-f]{8}_[A-Za-z0-9_-]+", (tmp_path / "up.log").read_text()).group(0)
+        auth = {"Authorization": f"Bearer {admin_key}"}
+        datasets = httpx.get(f"{base}/catalog/v1/datasets", headers=auth, timeout=5).json()["items"]
+        assert len(datasets) == 5
+        evolved = tmp_path / "1.2.0.yaml"
+        evolved.write_text(evolve_contract(example_contract("transport.bus-arrivals", "1.1.0"), "1.2.0"))
+        registered = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "citybase.cli",
+                "contracts",
+                "register",
+                str(evolved),
+                "--url",
+                f"{base}/catalog",
+                "--key",
+                admin_key,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert registered.returncode == 0, registered.stdout + registered.stderr
+        dataset = httpx.get(f"{base}/catalog/v1/datasets/transport.bus-arrivals", headers=auth, timeout=5)
+        assert dataset.json()["current_version"] == "1.2.0"
     finally:
         process.send_signal(signal.SIGINT)
         try:
