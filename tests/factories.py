@@ -60,3 +60,39 @@ def evolve_contract(text: str, version: str, change: Callable[[dict[str, Any]], 
 def contract_property(document: dict[str, Any], name: str) -> dict[str, Any]:
     """The property ``name`` of the contract's first schema object, for ``evolve_contract`` edits."""
     return next(prop for prop in document["schema"][0]["properties"] if prop["name"] == name)
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+
+def ingest_contract(dataset_id: str, department_id: str, version: str = "1.0.0") -> str:
+    """The bus-arrivals example contract (``version`` of it) for another dataset and owner.
+
+    Tests that share a Kafka broker each register a dataset of their own, so that their ds., dlq.
+    and raw. topics never meet.
+    """
+
+    def rename(document: dict[str, Any]) -> None:
+        document["id"] = dataset_id
+        for custom in document.get("customProperties") or []:
+            if custom["property"] == "citybase.department":
+                custom["value"] = department_id
+        for schema_object in document.get("schema") or []:
+            schema_object["physicalName"] = f"ds.{dataset_id}"
+
+    return evolve_contract(example_contract("transport.bus-arrivals", version), version, rename)
+
+
+def bus_arrival_record(**overrides: Any) -> dict[str, Any]:
+    """One valid record of the bus-arrivals contract (1.0.0 and later)."""
+    record: dict[str, Any] = {
+        "arrival_id": str(uuid.uuid4()),
+        "stop_id": "S0042",
+        "route_id": "71",
+        "vehicle_id": "沪B-12345",
+        "arrived_at": "2026-11-24T08:15:30+08:00",
+        "delay_s": 42,
+        "occupancy": "MANY_SEATS_AVAILABLE",
+    }
+    record.update(overrides)
+    return record

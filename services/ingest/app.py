@@ -1,25 +1,157 @@
-"""The ingest service's app: ``create_app(settings)`` builds it."""
+"""The ingest service's app: ``create_app(settings)`` builds it; its lifespan owns the read model
+of ``platform.catalog``, the raw-topic worker and the idempotency-key cleanup."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 
-from services.common.app import InfrastructureProvider, ServiceSpec, build_service_app
+from services.common import catalog_events
+from services.common.app import (
+    InfrastructureProvider,
+    Runtime,
+    ServiceLifespan,
+    ServiceSpec,
+    build_service_app,
+)
+from services.common.bus import BusError
+from services.common.readmodel import ReadModel
 from services.common.settings import Settings
+from services.ingest.api import router
+from services.ingest.metrics import IngestMetrics
+from services.ingest.projection import CatalogProjection
+from services.ingest.raw import RawIngestSupervisor
+from services.ingest.service import Ingestor, TopicRegistry
+from services.ingest.settings import IngestSettings
 
 NAME = "ingest"
-
-SPEC = ServiceSpec(
-    name=NAME,
-    title="citybase ingest",
-    description=(
-        "Contract-checked streams in: records over HTTP or from `raw.<dataset>`, validated against the dataset's active contract and written to `ds.<dataset>` as CloudEvents, or to `dlq.<dataset>` with the reason."
-    ),
-    migrations=Path(__file__).parent / "migrations",
+DESCRIPTION = (
+    "Contract-checked streams in: records over HTTP or from `raw.<dataset>`, validated against the "
+    "dataset's active contract and written to `ds.<dataset>` as CloudEvents, or to `dlq.<dataset>` "
+    "with the reason."
 )
 
+log = logging.getLogger(__name__)
 
-def create_app(settings: Settings, *, infrastructure: InfrastructureProvider | None = None) -> FastAPI:
-    return build_service_app(SPEC, settings, infrastructure=infrastructure)
+
+class _ReadModelStarter:
+    """Starts the read model as soon as the bus answers, without holding up the app's start.
+
+    ``ReadModel.start`` first makes sure ``platform.catalog`` exists, which waits for the bus; a
+    service must come up while Kafka is still down (and say so in /readyz), so that wait runs here.
+    """
+
+    def __init__(self, read_model: ReadModel) -> None:
+        self._read_model = read_model
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{read_model.name}-start", daemon=True)
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._read_model.start()
+                self.last_error = None
+                return
+            except BusError as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("cannot reach %s yet: %s", self._read_model.topic, error)
+                self._stop.wait(1.0)
+
+    def readiness(self) -> str | None:
+        if self.last_error:
+            return f"cannot read {self._read_model.topic}: {self.last_error}"
+        return self._read_model.readiness()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._read_model.stop(timeout_s)
+        self._thread.join(timeout_s)
+
+
+async def _purge_idempotency_keys(ingestor: Ingestor) -> None:
+    """Delete idempotency keys past their time, now and then every cleanup interval."""
+    while True:
+        try:
+            purged = await anyio.to_thread.run_sync(ingestor.purge_idempotency_keys)
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        except Exception:
+            log.exception("purging idempotency keys failed; trying again later")
+        await asyncio.sleep(ingestor.settings.idempotency_cleanup_interval_s)
+
+
+def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
+    @asynccontextmanager
+    async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+        metrics = IngestMetrics.of(runtime.metrics)
+        catalog = CatalogProjection()
+        read_model = ReadModel(runtime.bus, catalog_events.TOPIC, catalog, name=f"{NAME}-catalog")
+        # A contract version arriving live is compiled at once, not by the first batch that needs it.
+        read_model.on_change(lambda message: catalog.warm(message) if read_model.caught_up else None)
+        producer = runtime.bus.producer(client_id=f"citybase-{NAME}")
+        metrics.watch_buffer(producer.buffer_fill)
+        ingestor = Ingestor(
+            catalog=catalog,
+            producer=producer,
+            topics=TopicRegistry(runtime.bus, ingest_settings),
+            sessions=runtime.sessions,
+            metrics=metrics,
+            settings=ingest_settings,
+        )
+        starter = _ReadModelStarter(read_model)
+        runtime.state.update(
+            keyring=catalog.keyring, catalog=catalog, read_model=read_model, ingestor=ingestor
+        )
+        runtime.add_readiness_check("catalog", starter.readiness)
+        supervisor: RawIngestSupervisor | None = None
+        if ingest_settings.raw_enabled:
+            supervisor = RawIngestSupervisor(
+                runtime.bus, ingestor, catalog, ingest_settings, caught_up=lambda: read_model.caught_up
+            )
+            runtime.state["raw"] = supervisor
+            runtime.add_readiness_check("raw", supervisor.readiness)
+        starter.start()
+        if supervisor is not None:
+            supervisor.start()
+        cleanup = asyncio.create_task(_purge_idempotency_keys(ingestor), name="ingest-idempotency-cleanup")
+        try:
+            yield
+        finally:
+            cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleanup
+            if supervisor is not None:
+                await anyio.to_thread.run_sync(supervisor.stop)
+            await anyio.to_thread.run_sync(starter.stop)
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings,
+    *,
+    infrastructure: InfrastructureProvider | None = None,
+    ingest_settings: IngestSettings | None = None,
+) -> FastAPI:
+    spec = ServiceSpec(
+        name=NAME,
+        title="citybase ingest",
+        description=DESCRIPTION,
+        routers=[router],
+        migrations=Path(__file__).parent / "migrations",
+        lifespan=_lifespan(ingest_settings or IngestSettings()),
+        openapi_tags=[{"name": "records", "description": "Publish records to a dataset."}],
+    )
+    return build_service_app(spec, settings, infrastructure=infrastructure)
