@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -108,8 +108,16 @@ FORMATS = {"date": is_date, "time": is_time, "date-time": is_date_time, "uuid": 
 def _format_checker() -> FormatChecker:
     checker = FormatChecker()
     for name, check in FORMATS.items():
-        checker.checks(name)(check)
+        checker.checks(name)(_strings_only(check))
     return checker
+
+
+def _strings_only(check: Callable[[str], bool]) -> Callable[[object], bool]:
+    # JSON Schema formats constrain strings only: a null or a number is the `type` rule's business.
+    def checked(value: object) -> bool:
+        return not isinstance(value, str) or check(value)
+
+    return checked
 
 
 # --- validators -----------------------------------------------------------------------------
