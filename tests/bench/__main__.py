@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.bench import bus
+from tests.bench import bus, catalog, ingest
 from tests.bench.report import Figure, write_report
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
 
 
 def main() -> int:
     figures: list[Figure] = []
-    for name, run in [
+    benchmarks: list[tuple[str, Callable[[], Figure | list[Figure]]]] = [
         ("bus/kafka", lambda: bus.kafka_producer(KAFKA_BOOTSTRAP)),
         ("bus/embedded", bus.embedded_producer),
-    ]:
+        ("catalog/search-and-get", lambda: catalog.search_and_get(POSTGRES_URL)),
+        ("catalog/registration", lambda: catalog.registration(POSTGRES_URL)),
+        ("catalog/dcat-export", catalog.dcat_export),
+        ("ingest", ingest.run_all),
+    ]
+    for name, run in benchmarks:
         print(f"running {name} ...", flush=True)
-        figures.append(run())
+        result = run()
+        figures.extend(result if isinstance(result, list) else [result])
     json_path, md_path = write_report(figures, Path("bench"))
     print(md_path.read_text())
     print(f"written: {json_path}, {md_path}")

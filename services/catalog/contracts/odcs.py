@@ -29,11 +29,12 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import pydantic
 import yaml
@@ -48,6 +49,18 @@ from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
 from services.common.problems import FieldError, Problem, json_pointer
+
+
+def _libyaml_parser() -> Any:
+    """libyaml's parser (PyYAML's C extension), or None where PyYAML was built without it."""
+    try:
+        from yaml._yaml import CParser
+    except ImportError:
+        return None
+    return CParser
+
+
+_LibyamlParser: Any = _libyaml_parser()
 
 MAX_CONTRACT_BYTES = 1024 * 1024
 """Default cap on a submitted document; the largest real contracts are a few dozen KiB."""
@@ -385,17 +398,43 @@ class _ContractLoader(Reader, Scanner, Parser, _GuardedComposer, _ContractConstr
         self.max_depth = max_depth
 
 
+if _LibyamlParser is not None:
+
+    class _FastContractLoader(_GuardedComposer, _LibyamlParser, _ContractConstructor, _CoreSchemaResolver):
+        """The same guards, constructor and resolver over libyaml's scanner and parser.
+
+        Only the composer is needed from Python (it is what the guards hook); libyaml turns the
+        text into events about five times faster than PyYAML's pure-Python reader, scanner and
+        parser, which PyYAML's own test suite checks produce the same events.
+        """
+
+        def __init__(self, stream: str, max_depth: int) -> None:
+            _LibyamlParser.__init__(self, stream)
+            _GuardedComposer.__init__(self)
+            _ContractConstructor.__init__(self)
+            _CoreSchemaResolver.__init__(self)
+            self.max_depth = max_depth
+
+    _LOADERS: tuple[type[Any], ...] = (_FastContractLoader, _ContractLoader)
+else:  # pragma: no cover - PyYAML wheels ship libyaml
+    _LOADERS = (_ContractLoader,)
+
+
 def load_yaml(text: str, *, max_depth: int = MAX_NESTING_DEPTH) -> Any:
     """Load one YAML document with the contract loader's guards; raise :class:`ContractInvalid`.
 
     Also used by :mod:`derive` for YAML embedded in a contract (a Great Expectations rule's
     ``implementation``), which must be held to the same rules as the document around it.
     """
-    loader = None
+    if len(_LOADERS) > 1 and not Reader.NON_PRINTABLE.search(text):
+        try:
+            return _load_with(_LOADERS[0], text, max_depth)
+        except Exception:
+            # Whatever the fast loader refuses, the pure-Python loader refuses too, and says why
+            # in the words (and with the line and column) publishers have always been shown.
+            pass
     try:
-        # The reader checks for control characters as it is built, so building it can fail too.
-        loader = _ContractLoader(text, max_depth)
-        return loader.get_single_data()
+        return _load_with(_ContractLoader, text, max_depth)
     except _Refused as refused:
         raise ContractInvalid("the contract is not acceptable YAML", errors=[refused.error]) from None
     except yaml.MarkedYAMLError as error:
@@ -411,6 +450,14 @@ def load_yaml(text: str, *, max_depth: int = MAX_NESTING_DEPTH) -> Any:
             "the contract is not valid YAML",
             errors=[FieldError(path="", rule="yaml-syntax", message=str(error))],
         ) from None
+
+
+def _load_with(loader_class: type[Any], text: str, max_depth: int) -> Any:
+    loader = None
+    try:
+        # The reader checks for control characters as it is built, so building it can fail too.
+        loader = loader_class(text, max_depth)
+        return loader.get_single_data()
     finally:
         if loader is not None:
             loader.dispose()
@@ -548,6 +595,14 @@ def odcs_validator() -> jsonschema.Draft201909Validator:
 
 
 def _schema_errors(raw: dict[str, Any]) -> list[FieldError]:
+    fast = odcs_fast_validator()
+    if fast is not None:
+        try:
+            fast(raw)
+            return []
+        except Exception:
+            # Invalid, or the compiled code could not tell: jsonschema decides and says why.
+            pass
     found = list(odcs_validator().iter_errors(raw))
     # A field checked by a failing subschema counts as "unevaluated" too, so one wrong operator
     # would also call every sibling field unknown. Such echoes are dropped when a real error sits
@@ -561,6 +616,235 @@ def _schema_errors(raw: dict[str, Any]) -> list[FieldError]:
         or not any(path[: len(error.absolute_path)] == tuple(error.absolute_path) for path in real)
     ]
     return [field_error for error in kept for field_error in _field_errors(error)]
+
+
+# --- the ODCS JSON Schema, compiled -----------------------------------------------------------
+#
+# jsonschema interprets the schema: about 1 ms per contract property, most of it spent by
+# ``unevaluatedProperties``, which re-validates every ``if``/``allOf`` branch of a property to
+# learn which fields they evaluated. A 200-property contract took ~220 ms to validate.
+# fastjsonschema compiles a schema to Python code, but implements draft 7 only. The schema is
+# therefore translated to draft 7 *exactly*: every document the translation accepts, jsonschema
+# accepts, and the other way round. A valid contract (the common case) is then validated in a few
+# milliseconds; an invalid one is validated again by jsonschema, whose errors are the ones
+# reported. Anything the translation cannot express exactly makes it give up, and jsonschema
+# validates every document as before.
+
+_DRAFT_7 = "http://json-schema.org/draft-07/schema#"
+_ANNOTATIONS = frozenset(
+    {"$comment", "$defs", "$schema", "default", "deprecated", "description", "examples", "title"}
+)
+_AS_IS = frozenset(
+    {
+        "exclusiveMaximum",
+        "exclusiveMinimum",
+        "maxItems",
+        "maxLength",
+        "maxProperties",
+        "maximum",
+        "minItems",
+        "minLength",
+        "minProperties",
+        "minimum",
+        "required",
+        "type",
+        "uniqueItems",
+    }
+)
+_SUBSCHEMA = ("additionalProperties", "else", "if", "items", "not", "then")
+_SUBSCHEMAS = ("allOf", "anyOf", "oneOf")
+
+_Condition = tuple[dict[str, Any], ...]
+"""Subschemas that must all hold (translated): when a set of fields counts as evaluated."""
+
+
+class _Untranslatable(Exception):
+    """The schema uses something the draft-7 translation cannot express exactly."""
+
+
+class _Draft7Translation:
+    """Translates a draft 2019-09 schema to a draft-7 one that accepts exactly the same documents.
+
+    Exactly means as jsonschema's ``Draft201909Validator`` without a format checker validates:
+
+    - ``$ref`` with sibling keywords (draft 7 ignores the siblings) becomes an ``allOf`` member;
+    - ``format`` is an annotation, as for jsonschema, so it is left out;
+    - ``const`` and ``enum`` are kept only for strings (fastjsonschema compares other JSON values
+      with Python's ``==``, for which ``1 == True``);
+    - ``pattern``'s final ``$`` is spelled ``(?=\\n?\\Z)``, which is what Python's ``$`` means
+      (fastjsonschema would turn it into ``\\Z``);
+    - ``unevaluatedProperties: false`` becomes: no field outside those some subschema could
+      evaluate, and each field that only a conditional subschema (an ``if``, an ``anyOf`` or
+      ``oneOf`` member) evaluates is present only when one such subschema holds: the rule
+      jsonschema applies (``find_evaluated_property_keys_by_schema``), written out.
+
+    Any other keyword raises :class:`_Untranslatable`.
+    """
+
+    def __init__(self, root: dict[str, Any]) -> None:
+        self._root = root
+
+    def document(self) -> dict[str, Any]:
+        body = self._schema(self._root)
+        pending, done = list(_schema_refs(self._root)), set()
+        while pending:
+            ref = pending.pop()
+            if ref in done:
+                continue
+            done.add(ref)
+            target = self._resolve(ref)
+            node = body
+            *parents, last = _ref_parts(ref)
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = self._schema(target)
+            pending.extend(_schema_refs(target))
+        body["$schema"] = _DRAFT_7
+        return body
+
+    def _resolve(self, ref: Any) -> Any:
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            raise _Untranslatable(f"$ref {ref!r}")
+        node: Any = self._root
+        for part in _ref_parts(ref):
+            if not isinstance(node, dict) or part not in node:
+                raise _Untranslatable(f"$ref {ref!r}")
+            node = node[part]
+        return node
+
+    def _schema(self, schema: Any) -> Any:
+        if isinstance(schema, bool):
+            return schema
+        if not isinstance(schema, dict):
+            raise _Untranslatable(f"schema {schema!r}")
+        out: dict[str, Any] = {}
+        conjuncts: list[dict[str, Any]] = []
+        for keyword, value in schema.items():
+            if keyword in _ANNOTATIONS or keyword == "format":
+                continue
+            if keyword == "$ref":
+                self._resolve(value)
+                conjuncts.append({"$ref": value})
+            elif keyword == "properties" and isinstance(value, dict):
+                out[keyword] = {name: self._schema(sub) for name, sub in value.items()}
+            elif keyword in _SUBSCHEMA and (keyword != "items" or isinstance(value, dict | bool)):
+                out[keyword] = self._schema(value)
+            elif keyword in _SUBSCHEMAS and isinstance(value, list):
+                out[keyword] = [self._schema(sub) for sub in value]
+            elif keyword in ("enum", "const"):
+                values = value if keyword == "enum" else [value]
+                if not isinstance(values, list) or not all(isinstance(item, str) for item in values):
+                    raise _Untranslatable(f"{keyword} {value!r}")
+                conjuncts.append({"enum": list(values)})
+            elif keyword == "pattern":
+                out[keyword] = _python_end_anchor(value)
+            elif keyword in _AS_IS:
+                out[keyword] = value
+            elif keyword == "unevaluatedProperties" and value is False:
+                conjuncts.extend(self._no_unevaluated_properties(schema))
+            else:
+                raise _Untranslatable(keyword)
+        if conjuncts:
+            out["allOf"] = [*out.get("allOf", ()), *conjuncts]
+        return out
+
+    def _no_unevaluated_properties(self, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        cases = self._evaluated(
+            {key: value for key, value in schema.items() if key != "unevaluatedProperties"}
+        )
+        always = frozenset().union(*(keys for condition, keys in cases if not condition))
+        possible = frozenset().union(*(keys for _, keys in cases))
+        conjuncts: list[dict[str, Any]] = [
+            {"properties": {key: {} for key in sorted(possible)}, "additionalProperties": False}
+        ]
+        for key in sorted(possible - always):
+            when = [{"allOf": list(condition)} for condition, keys in cases if key in keys]
+            conjuncts.append({"if": {"required": [key]}, "then": {"anyOf": when}})
+        return conjuncts
+
+    def _evaluated(self, schema: Any, depth: int = 0) -> list[tuple[_Condition, frozenset[str]]]:
+        """The fields a valid instance has evaluated by ``schema``, as (condition, names) cases.
+
+        Mirrors jsonschema: ``properties`` names, through ``$ref`` and ``allOf`` (members of a
+        valid instance's schema hold), ``anyOf``/``oneOf`` members that hold, and ``then`` or
+        ``else`` as ``if`` holds.
+        """
+        if depth > 32:
+            raise _Untranslatable("nesting")
+        if isinstance(schema, bool):
+            return []
+        for keyword in ("patternProperties", "dependentSchemas", "$recursiveRef", "unevaluatedProperties"):
+            if keyword in schema and (keyword != "unevaluatedProperties" or schema[keyword] is not False):
+                raise _Untranslatable(keyword)
+        if schema.get("additionalProperties", False) is not False:
+            raise _Untranslatable("additionalProperties")
+        cases: list[tuple[_Condition, frozenset[str]]] = []
+        if "$ref" in schema:
+            cases += self._evaluated(self._resolve(schema["$ref"]), depth + 1)
+        if isinstance(schema.get("properties"), dict):
+            cases.append(((), frozenset(schema["properties"])))
+        for sub in schema.get("allOf", ()):
+            cases += self._evaluated(sub, depth + 1)
+        for keyword in ("anyOf", "oneOf"):
+            for sub in schema.get(keyword, ()):
+                holds = self._schema(sub)
+                cases += [((holds, *when), keys) for when, keys in self._evaluated(sub, depth + 1)]
+        if "if" in schema:
+            holds = self._schema(schema["if"])
+            then = self._evaluated(schema["if"], depth + 1) + self._evaluated(
+                schema.get("then", True), depth + 1
+            )
+            cases += [((holds, *when), keys) for when, keys in then]
+            otherwise = self._evaluated(schema.get("else", True), depth + 1)
+            cases += [(({"not": holds}, *when), keys) for when, keys in otherwise]
+        return cases
+
+
+def _ref_parts(ref: str) -> list[str]:
+    return [part.replace("~1", "/").replace("~0", "~") for part in ref[2:].split("/")]
+
+
+def _schema_refs(schema: Any) -> Iterator[str]:
+    """The ``$ref`` values of a schema and its subschemas (not of its ``$defs``)."""
+    if not isinstance(schema, dict):
+        return
+    for keyword, value in schema.items():
+        if keyword == "$ref" and isinstance(value, str):
+            yield value
+        elif keyword == "properties" and isinstance(value, dict):
+            for sub in value.values():
+                yield from _schema_refs(sub)
+        elif keyword in _SUBSCHEMAS and isinstance(value, list):
+            for sub in value:
+                yield from _schema_refs(sub)
+        elif keyword in _SUBSCHEMA:
+            yield from _schema_refs(value)
+
+
+def _python_end_anchor(pattern: Any) -> str:
+    if not isinstance(pattern, str) or re.search(r"\(\?[aiLmsux-]", pattern):
+        # inline flags ((?m) and the like) change what $ means
+        raise _Untranslatable(f"pattern {pattern!r}")
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"(?=\n?\Z)"
+    if "$" in pattern:
+        raise _Untranslatable(f"pattern {pattern!r}")
+    return pattern
+
+
+@functools.cache
+def odcs_fast_validator() -> Callable[[Any], Any] | None:
+    """The ODCS JSON Schema compiled by fastjsonschema; None when it cannot be translated exactly.
+
+    The compiled function raises for a document jsonschema would refuse and returns for one it
+    accepts (see :class:`_Draft7Translation`). It never fills in defaults: ``raw`` is stored as
+    submitted.
+    """
+    try:
+        schema = _Draft7Translation(odcs_validator().schema).document()
+        return fastjsonschema.compile(schema, use_default=False, use_formats=False, detailed_exceptions=False)
+    except (_Untranslatable, fastjsonschema.JsonSchemaDefinitionException):
+        return None
 
 
 def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
