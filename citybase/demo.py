@@ -40,6 +40,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from services.ingest.validation import json_type
+
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China Standard Time; the example datasets write their times with the +08:00 offset."""
 
@@ -599,22 +601,8 @@ def json_types(schema: Mapping[str, Any]) -> list[str]:
     if isinstance(declared, list):
         return [str(t) for t in declared]
     if "enum" in schema:
-        return sorted({_json_type(v) for v in schema["enum"]})
+        return sorted({json_type(v) for v in schema["enum"]})
     return ["string"]
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _is_date_time(value: str) -> bool:
@@ -648,7 +636,7 @@ def _has_format(value: str, name: str) -> bool:
 def fits(value: Any, schema: Mapping[str, Any]) -> bool:
     """Whether ``value`` satisfies the field's own keywords (type, enum, bounds, length, pattern,
     format); nested objects and arrays are checked by type only."""
-    kind = _json_type(value)
+    kind = json_type(value)
     allowed = json_types(schema)
     if kind not in allowed and not (kind == "integer" and "number" in allowed):
         return False
