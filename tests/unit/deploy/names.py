@@ -88,7 +88,7 @@ _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([
 _RANGE = re.compile(r"\[[^\]]*\]")
 _VARIABLE = re.compile(r"\$\{[^}]*\}|\$[a-zA-Z_][a-zA-Z0-9_]*")
 _IDENTIFIER = re.compile(r"(?<![a-zA-Z0-9_:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?")
-_NUMBER_SUFFIX = re.compile(r"(?<=[0-9])[a-zA-Z]+")
+_NUMBER = re.compile(r"(?<![a-zA-Z0-9_:])[0-9][0-9.]*(?:[eE][+-]?[0-9]+)?[a-zA-Z0-9]*")
 
 
 def promql_metric_names(expression: str) -> set[str]:
@@ -104,7 +104,7 @@ def promql_metric_names(expression: str) -> set[str]:
     text = re.sub(r"\{[^}]*\}", " ", text)
     text = _GROUPING.sub(" ", text)
     text = _RANGE.sub(" ", text)
-    text = _NUMBER_SUFFIX.sub("", text)  # 5m, 1e3 and the like
+    text = _NUMBER.sub(" 1 ", text)  # 0.99, 1e3, offset 5m, 1h30m
     for match in _IDENTIFIER.finditer(text):
         word, call = match.group(1), match.group(2)
         if call or word.lower() in _KEYWORDS:
