@@ -50,6 +50,19 @@ def promtool() -> str:
     return require_tool("promtool", found or shutil.which("promtool"), "bash deploy/local/tools.sh up")
 
 
+@pytest.fixture(scope="session")
+def kustomize() -> list[str]:
+    """The command that builds a kustomization: kustomize, or kubectl's built-in one."""
+    cached = INFRA_DIR / "tools" / "bin" / "kustomize"
+    if cached.is_file():
+        return [str(cached), "build"]
+    if found := shutil.which("kustomize"):
+        return [found, "build"]
+    kubectl = shutil.which("kubectl")
+    require_tool("kustomize", kubectl, "bash deploy/local/tools.sh up")
+    return [str(kubectl), "kustomize"]
+
+
 @dataclass(frozen=True)
 class Scrape:
     text: str
