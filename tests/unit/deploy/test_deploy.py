@@ -171,6 +171,12 @@ def test_compose_runs_kafka_in_kraft_mode_from_the_official_image_at_the_local_v
     assert not any("ZOOKEEPER" in name for name in environment)
     assert "PLAINTEXT://kafka:9092" in environment["KAFKA_ADVERTISED_LISTENERS"]
     assert {"postgres", "prometheus", "grafana", "migrate"} <= set(compose["services"])
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", environment["CLUSTER_ID"]), (
+        "a KRaft cluster id is a base64 UUID"
+    )
+    for name, service in compose["services"].items():
+        image, _, tag = service["image"].partition(":")
+        assert tag and tag != "latest", f"{name}: pin {image} to a version"
 
 
 def test_compose_serves_each_service_from_the_one_image(compose: dict[str, Any]) -> None:
