@@ -70,28 +70,28 @@ class Scrape:
     routes: frozenset[str]
 
 
-def _current_contract() -> tuple[dict[str, object], list[str]]:
+def _latest_contract() -> tuple[str, dict[str, object], list[str]]:
     path = example_contract_files(EXAMPLES, [TRAFFIC_DATASET])[-1]
     contract = parse_contract(path.read_text(encoding="utf-8"))
-    return derive.record_schema(contract), list(derive.primary_key(contract))
+    return contract.version, derive.record_schema(contract), list(derive.primary_key(contract))
 
 
-def _publish_until_known(client: TestClient, key: str, records: list[dict[str, object]]) -> None:
-    """Ingest learns datasets from the catalog's events: wait until it is ready (its read model
-    caught up with every contract version), and retry the first batch until it knows the dataset."""
+def _publish_until_known(
+    client: TestClient, key: str, version: str, records: list[dict[str, object]]
+) -> None:
+    """Ingest learns datasets and contract versions from the catalog's events, which the catalog's
+    outbox relays after start: retry the batch until ingest knows the dataset at ``version``
+    (404 before the dataset, 409 before that version)."""
     deadline = time.monotonic() + 20
-    while client.get("/ingest/readyz").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/ingest/readyz").text
-        time.sleep(0.1)
     while True:
         answer = client.post(
             f"/ingest/v1/datasets/{TRAFFIC_DATASET}/records",
             json=records,
-            headers={"Authorization": f"Bearer {key}"},
+            headers={"Authorization": f"Bearer {key}", "CityBase-Contract-Version": version},
         )
         if answer.status_code == 202:
             return
-        assert answer.status_code == 404, answer.text
+        assert answer.status_code in {404, 409}, answer.text
         assert time.monotonic() < deadline, "ingest never learnt the example dataset"
         time.sleep(0.1)
 
@@ -101,13 +101,13 @@ def exposed_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     settings = embedded_settings(tmp_path_factory.mktemp("platform"))
     prepared = prepare(settings, load_examples=True)
     assert prepared.admin_key
-    schema, key = _current_contract()
+    version, schema, key = _latest_contract()
     generator = RecordGenerator(
         schema, TRAFFIC_DATASET, random.Random(8), faults=FaultRates(null=0.3), primary_key=key
     )
     app = create_platform_app(settings)
     with TestClient(app) as client:
-        _publish_until_known(client, prepared.admin_key, generator.records(20))
+        _publish_until_known(client, prepared.admin_key, version, generator.records(20))
         for service in SERVICE_FACTORIES:
             assert client.get(f"/{service}{UNKNOWN_PATH}").status_code == 404
             assert client.request("BREW", f"/{service}/healthz").status_code == 405
