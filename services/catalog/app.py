@@ -9,6 +9,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.catalog.api import router
+from services.catalog.audit.api import router as audit_router
+from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.models import outbox
 from services.catalog.service import CatalogEvents
 from services.common import catalog_events
@@ -28,14 +30,21 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     keyring = KeyRing()
     # The catalog authenticates like every other service: from its read model of platform.catalog.
     keys = ReadModel(runtime.bus, catalog_events.TOPIC, keyring, name=f"{NAME}-keys")
-    runtime.state.update(events=CatalogEvents(box), outbox=relay, keyring=keyring)
+    checkpoints = AuditCheckpointer(
+        runtime.engine, box, interval_s=runtime.settings.audit_checkpoint_interval_s
+    )
+    runtime.state.update(
+        events=CatalogEvents(box), outbox=relay, keyring=keyring, audit_checkpoints=checkpoints
+    )
     runtime.add_readiness_check("outbox", lambda: relay.last_error)
     runtime.add_readiness_check("keys", keys.readiness)
     relay.start()
     keys.start()
+    checkpoints.start()
     try:
         yield
     finally:
+        checkpoints.stop()
         keys.stop()
         relay.stop()
 
@@ -48,7 +57,7 @@ SPEC = ServiceSpec(
         "principals and API keys, scenarios, grants and the audit trail. "
         "Every change is published on `platform.catalog`."
     ),
-    routers=[router],
+    routers=[router, audit_router],
     migrations=Path(__file__).parent / "migrations",
     lifespan=lifespan,
     openapi_tags=[
@@ -57,6 +66,10 @@ SPEC = ServiceSpec(
         {"name": "departments", "description": "Publishers: commissions, bureaus, districts."},
         {"name": "domains", "description": "The city's fields of data."},
         {"name": "principals", "description": "Who calls the platform, and their API keys."},
+        {
+            "name": "audit",
+            "description": "The append-only, hash-chained record of every request, decision and change.",
+        },
     ],
 )
 

@@ -1,7 +1,7 @@
 """catalog: authorized operation (scenarios, access requests, grants).
 
 Revision ID: catalog_0004
-Revises: catalog_0002
+Revises: catalog_0003
 Create Date: 2026-11-24
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "catalog_0004"
-down_revision: str | None = "catalog_0002"
+down_revision: str | None = "catalog_0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
