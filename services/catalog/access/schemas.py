@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, StringConstraints
 from services.catalog.schemas import DatasetId, ReadModel, Slug, Timestamp
 
 FieldPath = Annotated[str, StringConstraints(min_length=1, max_length=300)]
-"""A field of the dataset's contract: ``name``, or ``a.b`` / ``a[].b`` for nested properties."""
+"""A field of the dataset's contract: a top-level ``name`` in ``fields``; in ``masking`` and
+``unmask`` also ``a.b`` / ``a[].b`` for nested properties."""
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 MaskValue = str | dict[str, Any]

@@ -251,11 +251,16 @@ def issue_scenario_key(ctx: Collaborators, actor: Principal, scenario_id: str, n
 
 @dataclass(frozen=True)
 class ContractScope:
-    """The fields of a dataset's current contract and the default mask of each sensitive one."""
+    """The fields of a dataset's current contract and the default mask of each sensitive one.
+
+    A grant lists top-level ``fields`` (what feeds keep of a record); masks and row filters may
+    reach into them by ``paths`` (``a.b``, ``a[].b``).
+    """
 
     dataset: Dataset
     version: str
     fields: frozenset[str]
+    paths: frozenset[str]
     sensitive: Mapping[str, dict[str, Any]]
 
     @property
@@ -271,7 +276,8 @@ def contract_scope(session: Session, dataset: Dataset) -> ContractScope:
     return ContractScope(
         dataset=dataset,
         version=version.version,
-        fields=frozenset(field_paths(version.record_schema)),
+        fields=frozenset((version.record_schema.get("properties") or {}).keys()),
+        paths=frozenset(field_paths(version.record_schema)),
         sensitive={path: contract_mask(rule) for path, rule in version.sensitive_fields.items()},
     )
 
@@ -326,7 +332,7 @@ def _check_known(scope: ContractScope, fields: Sequence[str], where: str) -> Non
                 FieldError(
                     path=_pointer("body", where, index),
                     rule="unknown-field",
-                    message=f"{name!r} is not a field of the current contract ({scope.version})",
+                    message=f"{name!r} is not a top-level field of the current contract ({scope.version})",
                 )
                 for index, name in unknown
             ],
@@ -337,7 +343,7 @@ def _check_row_filter(scope: ContractScope, text: str | None) -> str | None:
     if text is None or not text.strip():
         return None
     try:
-        parse_row_filter(text, sorted(scope.fields))
+        parse_row_filter(text, sorted(path for path in scope.paths if "[]" not in path))
     except RowFilterError as error:
         raise exceptions.InvalidRowFilter(
             f"{error.message} (at character {error.position})",
@@ -389,7 +395,7 @@ def resolve_masking(
             result[path] = mask
     for path, value in (masking or {}).items():
         pointer = _pointer("body", "masking", path)
-        if path not in scope.fields or not _covered(path, fields):
+        if path not in scope.paths or not _covered(path, fields):
             raise exceptions.InvalidMask(
                 f"{path!r} is not a granted field",
                 errors=[FieldError(path=pointer, rule="granted-field", message=f"{path!r} is not granted")],

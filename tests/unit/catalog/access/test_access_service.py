@@ -33,6 +33,7 @@ from services.catalog.schemas import DatasetUpdate, PrincipalCreate
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
 from services.common.outbox import Outbox
+from services.common.policy import GrantTerms, compile_policy, scenario_hash_key
 from tests.factories import (
     EXAMPLES,
     OUTPATIENT_FIELDS,
@@ -438,3 +439,31 @@ def test_contract_masks_translate_to_the_policy_modules_values() -> None:
         }
     }
     assert sorted(access.field_paths(schema)) == ["a", "a.b", "c", "c[].d"]
+
+
+def test_the_grant_event_is_what_the_policy_enforces(world: World) -> None:
+    request = world.request(fields=["inspection_id", "district", "result", "inspector_phone"])
+    grant = world.approve(request.id, row_filter='district == "Putuo"')
+    [announced] = world.events(catalog_events.GRANT)
+    policy = compile_policy(GrantTerms.from_event(announced), hash_key=scenario_hash_key(b"s", VISIT.id))
+    record = {
+        "inspection_id": "INS-1",
+        "licence_number": "91310000MA1FL0000X",
+        "district": "Putuo",
+        "result": "pass",
+        "inspected_at": "2026-11-24T08:00:00+08:00",
+        "inspector_phone": "13812345678",
+    }
+    assert policy.apply(record) == {
+        "inspection_id": "INS-1",
+        "district": "Putuo",
+        "result": "pass",
+        "inspector_phone": "138****5678",
+    }
+    assert policy.apply({**record, "district": "Baoshan"}) is None
+    assert grant.fields == list(policy.terms.fields)
+
+
+def test_a_request_names_top_level_fields_of_the_contract(world: World) -> None:
+    with pytest.raises(exceptions.UnknownFields):
+        world.request(fields=["inspection_id", "inspection_id.part"])
