@@ -374,3 +374,67 @@ def test_replaying_platform_catalog_rebuilds_the_current_grants(catalog: Catalog
     assert grants[ids[1]]["status"] == "revoked"
     assert {state["status"] for state in requests.values()} == {"approved"}
     assert set(scenarios) == {"one-stop-visit", "ai-community"}
+
+
+# Who may call which endpoint (docs/authorization.md): every other role gets a 403 problem.
+EVERYONE = frozenset({"visit", "community", "publisher", "market", "health", "operator", "admin"})
+SEES_VISITS_MARKET_ACCESS = frozenset({"visit", "publisher", "market", "operator", "admin"})
+DECIDES_MARKET = frozenset({"market", "admin"})
+ROLE_MATRIX: list[tuple[str, str, Any, frozenset[str]]] = [
+    ("POST", "/v1/scenarios", scenario_create("matrix"), frozenset({"admin"})),
+    ("PATCH", "/v1/scenarios/one-stop-visit", {"contact": "new@shdc.example.cn"}, frozenset({"admin"})),
+    ("GET", "/v1/scenarios", None, EVERYONE),
+    ("GET", "/v1/scenarios/one-stop-visit", None, EVERYONE),
+    ("POST", "/v1/scenarios/one-stop-visit/keys", {"name": "m"}, frozenset({"visit", "admin"})),
+    ("POST", "/v1/access-requests", access_request_create(), frozenset({"visit", "community", "admin"})),
+    ("GET", "/v1/access-requests", None, EVERYONE),
+    ("GET", "/v1/access-requests/{request}", None, SEES_VISITS_MARKET_ACCESS),
+    ("POST", "/v1/access-requests/{approve}/approve", {"reason": "r"}, DECIDES_MARKET),
+    ("POST", "/v1/access-requests/{reject}/reject", {"reason": "r"}, DECIDES_MARKET),
+    ("POST", "/v1/access-requests/{withdraw}/withdraw", {}, frozenset({"visit", "admin"})),
+    ("GET", "/v1/grants", None, EVERYONE),
+    ("GET", "/v1/grants/{grant}", None, SEES_VISITS_MARKET_ACCESS),
+    ("PATCH", "/v1/grants/{grant}", {"reason": "r", "row_filter": 'result == "pass"'}, DECIDES_MARKET),
+    ("POST", "/v1/grants/{grant}/suspend", {"reason": "r"}, DECIDES_MARKET),
+    ("POST", "/v1/grants/{grant}/resume", {"reason": "r"}, DECIDES_MARKET),
+    ("POST", "/v1/grants/{grant}/revoke", {"reason": "r"}, DECIDES_MARKET),
+]
+
+
+def test_each_role_may_call_exactly_the_endpoints_of_the_documented_table(
+    catalog: CatalogHarness, keys: Keys
+) -> None:
+    roles = {
+        "visit": keys.visit,
+        "community": keys.community,
+        "publisher": keys.publisher,
+        "market": keys.market,
+        "health": keys.health,
+        "operator": keys.operator,
+        "admin": catalog.admin_key,
+    }
+
+    def filed() -> str:
+        response = catalog.call("POST", "/v1/access-requests", keys.visit, json=access_request_create())
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    ids = {"request": filed(), "approve": filed(), "reject": filed(), "withdraw": filed()}
+    granted = catalog.call(
+        "POST", f"/v1/access-requests/{filed()}/approve", keys.market, json={"reason": "r"}
+    )
+    ids["grant"] = granted.json()["grant_id"]
+    mismatches = []
+    for method, template, body, allowed in ROLE_MATRIX:
+        path = template.format(**ids)
+        # refused roles first: an allowed call may change the state (a 409 after it is still allowed)
+        for role in sorted(roles, key=lambda name: name in allowed):
+            response = catalog.call(method, path, roles[role], json=body)
+            refused = response.status_code in (401, 403)
+            if refused == (role in allowed):
+                mismatches.append(
+                    f"{method} {template} as {role}: {response.status_code} {response.text[:120]}"
+                )
+            if refused:
+                assert response.headers["content-type"] == PROBLEM
+    assert mismatches == []
