@@ -71,13 +71,13 @@ def get_scenario(scenario_id: str, session: SessionDep, _: ReaderDep) -> Scenari
     "/scenarios/{scenario_id}",
     response_model=ScenarioRead,
     tags=["scenarios"],
-    summary="Update a scenario (admin); suspended or retired stops its keys",
+    summary="Update a scenario (admin); suspended or retired stops its keys, retired revokes its grants",
 )
 def update_scenario(
-    scenario_id: str, payload: ScenarioUpdate, access: AccessDep, _: AdminDep
+    scenario_id: str, payload: ScenarioUpdate, access: AccessDep, caller: AdminDep
 ) -> ScenarioRead:
     access.audit.attempting("scenario.update", "scenario", scenario_id, scenario_id=scenario_id)
-    return service.update_scenario(access, scenario_id, payload)
+    return service.update_scenario(access, caller, scenario_id, payload)
 
 
 @router.post(

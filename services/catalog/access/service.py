@@ -58,6 +58,9 @@ AUTO_APPROVER = "policy:open-classification"
 
 Clock = Callable[[], datetime]
 
+STRONG_MASKS = frozenset({"hash", "redact"})
+"""Masks that reveal nothing of a value, whatever their options: any restricted field may take them."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -201,10 +204,17 @@ def list_scenarios(session: Session, status: ScenarioStatus | None = None) -> li
     return [scenario_read(row) for row in session.scalars(query)]
 
 
-def update_scenario(ctx: Collaborators, scenario_id: str, payload: ScenarioUpdate) -> ScenarioRead:
-    """Change a scenario's description or status; a suspended or retired scenario's keys stop."""
+def update_scenario(
+    ctx: Collaborators, actor: Principal, scenario_id: str, payload: ScenarioUpdate
+) -> ScenarioRead:
+    """Change a scenario's description or status; a suspended or retired scenario's keys stop.
+
+    Retiring a scenario also revokes its grants and withdraws its pending requests, so that no
+    grant of a scenario that no longer exists counts as live (in feeds or in utilization scores).
+    """
     session = ctx.session
     scenario = get_scenario(session, scenario_id)
+    retiring = payload.status is ScenarioStatus.retired and scenario.status != ScenarioStatus.retired
     changes = {
         name: value for name, value in payload.model_dump(exclude_unset=True).items() if value is not None
     }
@@ -226,7 +236,33 @@ def update_scenario(ctx: Collaborators, scenario_id: str, payload: ScenarioUpdat
         scenario_id=scenario.id,
         details={"before": _plain(before), "after": _plain(changes)},
     )
+    if retiring:
+        _retire(ctx, actor, scenario)
     return read
+
+
+def _retire(ctx: Collaborators, actor: Principal, scenario: Scenario) -> None:
+    session, reason = ctx.session, f"scenario {scenario.id} retired"
+    grants = session.scalars(
+        sa.select(Grant)
+        .where(Grant.scenario_id == scenario.id, Grant.status != GrantStatus.revoked.value)
+        .order_by(Grant.id)
+    ).all()
+    for grant in grants:
+        _set_status(
+            ctx, grant, _dataset_of(session, grant.dataset_id), GrantStatus.revoked, reason, "grant.revoke"
+        )
+    pending = session.scalars(
+        sa.select(AccessRequest)
+        .where(
+            AccessRequest.scenario_id == scenario.id,
+            AccessRequest.status == AccessRequestStatus.pending.value,
+        )
+        .order_by(AccessRequest.id)
+    ).all()
+    for request in pending:
+        dataset = _dataset_of(session, request.dataset_id)
+        _close(ctx, actor, request, dataset, AccessRequestStatus.withdrawn, reason, "access_request.withdraw")
 
 
 def issue_scenario_key(ctx: Collaborators, actor: Principal, scenario_id: str, name: str) -> ApiKeyIssued:
@@ -405,7 +441,24 @@ def resolve_masking(
                 f"{path!r} cannot be both masked and un-masked",
                 errors=[FieldError(path=pointer, rule="mask-or-unmask", message="choose one")],
             )
-        result[path] = mask_json(_parse_mask(value, pointer))
+        mask = mask_json(_parse_mask(value, pointer))
+        if (
+            scope.classification is Classification.restricted
+            and path in scope.sensitive
+            and mask["kind"] not in STRONG_MASKS
+            and mask != scope.sensitive[path]
+        ):
+            raise exceptions.UnmaskingNotAllowed(
+                f"{scope.dataset.id} is restricted: {path!r} takes hash, redact or its contract rule",
+                errors=[
+                    FieldError(
+                        path=pointer,
+                        rule="restricted",
+                        message="a weaker mask than the contract's could reveal the value",
+                    )
+                ],
+            )
+        result[path] = mask
         unmasked.pop(path, None)
     for path, reason in (unmask or {}).items():
         pointer = _pointer("body", "unmask", path)
@@ -1032,20 +1085,26 @@ def _transition(
         _live(grant, now)
     if source is not None and grant.status != source:
         raise exceptions.GrantStateConflict(f"grant {grant.id} is {grant.status}, not {source}")
+    _set_status(ctx, grant, dataset, target, reason, action)
+    return grant_read(grant, now)
+
+
+def _set_status(
+    ctx: Collaborators, grant: Grant, dataset: Dataset, target: GrantStatus, reason: str, action: str
+) -> None:
     before = grant.status
     grant.status = target.value
-    _bump(grant, now, reason)
-    session.flush()
+    _bump(grant, ctx.clock(), reason)
+    ctx.session.flush()
     _publish_grant(ctx, grant)
     ctx.audit.record(
-        session,
+        ctx.session,
         action=action,
         resource_type="grant",
         resource_id=grant.id,
         **_audit_scope(grant, dataset),
         details={"reason": reason, "version": grant.version, "before": before, "after": grant.status},
     )
-    return grant_read(grant, now)
 
 
 def _live(grant: Grant, now: datetime) -> None:

@@ -187,6 +187,10 @@ def test_a_restricted_dataset_never_unmasks_and_hashes_by_default(world: World) 
         world.approve(request.id, HEALTH_APPROVER, unmask={"patient_id": "needed to call patients"})
     assert refused.value.errors and refused.value.errors[0].path == "/body/unmask/patient_id"
     assert access.get_access_request(world.session, VISIT, request.id).status == "pending"
+    weaker = {"kind": "partial", "keepPrefix": 60, "keepSuffix": 4}
+    with pytest.raises(exceptions.UnmaskingNotAllowed) as weak:
+        world.approve(request.id, HEALTH_APPROVER, masking={"patient_id": weaker})
+    assert (weak.value.errors or [])[0].path == "/body/masking/patient_id"
     grant = world.approve(request.id, HEALTH_APPROVER, masking={"patient_id": "redact"})
     assert grant.masking == {"patient_id": {"kind": "redact"}}
     with pytest.raises(exceptions.UnmaskingNotAllowed):
@@ -414,11 +418,11 @@ def test_a_scenario_is_a_principal_whose_keys_stop_when_it_is_suspended(world: W
     assert issued.principal_id == VISIT.id and issued.key.startswith("cbk_")
     with pytest.raises(exceptions.NotYourScenario):
         access.issue_scenario_key(world.ctx, COMMUNITY, VISIT.id, "stolen")
-    access.update_scenario(world.ctx, VISIT.id, ScenarioUpdate(status="suspended"))
+    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="suspended"))
     assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
     with pytest.raises(exceptions.ScenarioNotActive):
         world.request()
-    access.update_scenario(world.ctx, VISIT.id, ScenarioUpdate(status="active", contact="new@x.cn"))
+    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="active", contact="new@x.cn"))
     assert catalog_service.get_principal(world.session, VISIT.id).status == "active"
     states = world.events(catalog_events.SCENARIO)
     assert [state["status"] for state in states if state["id"] == VISIT.id] == [
@@ -467,3 +471,16 @@ def test_the_grant_event_is_what_the_policy_enforces(world: World) -> None:
 def test_a_request_names_top_level_fields_of_the_contract(world: World) -> None:
     with pytest.raises(exceptions.UnknownFields):
         world.request(fields=["inspection_id", "inspection_id.part"])
+
+
+def test_retiring_a_scenario_revokes_its_grants_and_withdraws_its_pending_requests(world: World) -> None:
+    grant = world.approve(world.request().id)
+    pending = world.request()
+    theirs = world.approve(world.request(COMMUNITY).id)
+    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="retired"))
+    assert access.get_grant(world.session, ADMIN, grant.id, world.clock()).status == "revoked"
+    assert access.get_access_request(world.session, ADMIN, pending.id).status == "withdrawn"
+    assert access.get_grant(world.session, ADMIN, theirs.id, world.clock()).status == "active"
+    assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
+    revoked = [state for state in world.events(catalog_events.GRANT) if state["id"] == grant.id]
+    assert (revoked[-1]["status"], revoked[-1]["version"]) == ("revoked", 2)
