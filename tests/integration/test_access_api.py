@@ -207,6 +207,11 @@ def test_every_bad_input_is_a_precise_problem_with_nothing_written_and_the_attem
     body = _problem(unknown_fields, 422, "unknown-fields")
     assert [error["path"] for error in body["errors"]] == ["/body/fields/1"]
 
+    bad_category = catalog.call(
+        "POST", "/v1/access-requests", keys.visit, json=access_request_create(purpose_category="profiling")
+    )
+    assert _problem(bad_category, 422, "validation-error")["errors"][0]["path"] == "/body/purpose_category"
+
     too_long = catalog.call(
         "POST", "/v1/access-requests", keys.visit, json=access_request_create(duration_days=366)
     )
@@ -263,7 +268,7 @@ def test_every_bad_input_is_a_precise_problem_with_nothing_written_and_the_attem
     assert _counts(catalog) == before
 
     denied = _audit(catalog, outcome="denied")
-    assert len(denied) - denied_before == 11, [entry["action"] for entry in denied]
+    assert len(denied) - denied_before == 12, [entry["action"] for entry in denied]
     actions = {entry["action"] for entry in denied}
     assert {"access_request.create", "access_request.approve", "grant.read"} <= actions
     unmasking = next(entry for entry in denied if entry["resource_id"] == health["id"])
