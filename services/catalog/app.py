@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from services.catalog.access.api import router as access_router
 from services.catalog.access.settings import AccessSettings
 from services.catalog.api import router
 from services.catalog.audit.api import router as audit_router
+from services.catalog.audit.deliveries import USAGE_TOPIC_SPEC, delivery_audit_worker
 from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.models import outbox
 from services.catalog.service import CatalogEvents
@@ -23,6 +25,7 @@ from services.common.readmodel import ReadModel
 from services.common.settings import Settings
 
 NAME = "catalog"
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -41,12 +44,20 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     runtime.state.setdefault("access_settings", AccessSettings())
     runtime.add_readiness_check("outbox", lambda: relay.last_error)
     runtime.add_readiness_check("keys", keys.readiness)
+    deliveries = delivery_audit_worker(runtime.bus, runtime.sessions)
+    runtime.add_readiness_check("audit-deliveries", lambda: None if deliveries.alive else "not running")
+    try:
+        runtime.bus.admin().ensure_topic(USAGE_TOPIC_SPEC)
+    except Exception as error:  # the worker keeps trying; readiness tells operators
+        log.warning("could not ensure %s yet: %s", USAGE_TOPIC_SPEC.name, error)
     relay.start()
     keys.start()
     checkpoints.start()
+    deliveries.start()
     try:
         yield
     finally:
+        deliveries.stop()
         checkpoints.stop()
         keys.stop()
         relay.stop()
