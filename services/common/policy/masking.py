@@ -239,44 +239,42 @@ def _partial(keep_prefix: int, keep_suffix: int) -> MaskFunction:
     return partial
 
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})([Tt ])(\d{2}):\d{2}(?::\d{2}(?:\.\d+)?)?(Z|z|[+-]\d{2}:?\d{2})?"
+_DATE_OR_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:([Tt ])\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(Z|z|[+-]\d{2}:?\d{2})?)?"
 )
+# The date part kept per granularity, as (characters of "YYYY-MM-DD" kept, what completes it).
+_DATE_CUT: dict[str, tuple[int, str]] = {
+    "year": (5, "01-01"),
+    "month": (8, "01"),
+    "day": (10, ""),
+    "hour": (10, ""),
+}
 
 
 def _generalize(
     precision: int, date_granularity: Granularity, timestamp_granularity: Granularity
 ) -> MaskFunction:
-    date_match, timestamp_match = _DATE.fullmatch, _TIMESTAMP.fullmatch
-
-    def truncate_date(year: str, month: str, day: str, granularity: Granularity) -> str:
-        if granularity == "year":
-            return f"{year}-01-01"
-        if granularity == "month":
-            return f"{year}-{month}-01"
-        return f"{year}-{month}-{day}"
+    match = _DATE_OR_TIMESTAMP.fullmatch
+    date_cut, date_end = _DATE_CUT[date_granularity]
+    time_cut, time_end = _DATE_CUT[timestamp_granularity]
+    by_hour = timestamp_granularity == "hour"
 
     def generalize(value: Any) -> Any:
-        if value is None:
-            return None
         kind = type(value)
+        if kind is str:
+            found = match(value)
+            if found is None:
+                return REMOVED
+            separator, offset = found.groups()
+            if separator is None:
+                return value[:date_cut] + date_end
+            time = value[11:13] + ":00:00" if by_hour else "00:00:00"
+            return value[:time_cut] + time_end + separator + time + (offset or "")
         if kind is int or kind is float:
             if kind is float and not math.isfinite(value):
                 return value
             return round(value, precision)
-        if kind is str:
-            found = date_match(value)
-            if found:
-                year, month, day = found.groups()
-                return truncate_date(year, month, day, date_granularity)
-            found = timestamp_match(value)
-            if found:
-                year, month, day, separator, hour, offset = found.groups()
-                date = truncate_date(year, month, day, timestamp_granularity)
-                time = f"{hour}:00:00" if timestamp_granularity == "hour" else "00:00:00"
-                return f"{date}{separator}{time}{offset or ''}"
-        return REMOVED
+        return None if value is None else REMOVED
 
     return generalize
 
