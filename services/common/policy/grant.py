@@ -133,17 +133,14 @@ class Policy:
         if matches is not None and not matches(record):
             return None
         out: dict[str, Any] = {}
-        get = record.get
-        missing = REMOVED
         for name, mask in self._steps:
-            value = get(name, missing)
-            if value is missing:
-                continue
-            if mask is not None:
-                value = mask(value)
-                if value is missing:
-                    continue
-            out[name] = value
+            if name in record:
+                if mask is None:
+                    out[name] = record[name]
+                else:
+                    value = mask(record[name])
+                    if value is not REMOVED:
+                        out[name] = value
         return out
 
     def apply_many(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 MaskingKind = Literal["hash", "redact", "partial", "generalize"]
@@ -195,8 +196,9 @@ def canonical_json(value: Any) -> str:
         return _encode_str(str(value))
 
 
-def hasher(hash_key: bytes) -> Callable[[Any], str]:
-    """The ``hash`` mask under one key: HMAC-SHA256 (RFC 2104) over the value's canonical JSON.
+def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
+    """The ``hash`` mask under one key: HMAC-SHA256 (RFC 2104) over the value's canonical JSON
+    (None stays None).
 
     The inner and outer SHA-256 states are keyed once here and copied per value, which costs a
     third of ``hmac.digest`` per call on OpenSSL 3 (no key schedule, no algorithm lookup).
@@ -211,7 +213,9 @@ def hasher(hash_key: bytes) -> Callable[[Any], str]:
     inner_copy, outer_copy = inner.copy, outer.copy
     encode_str, prefix, cut = _encode_str, HASH_PREFIX, HASH_HEX_CHARS
 
-    def hash_value(value: Any) -> str:
+    def hash_value(value: Any) -> str | None:
+        if value is None:
+            return None
         state = inner_copy()
         state.update((encode_str(value) if type(value) is str else canonical_json(value)).encode())
         digest = outer_copy()
@@ -239,9 +243,6 @@ def _partial(keep_prefix: int, keep_suffix: int) -> MaskFunction:
     return partial
 
 
-_DATE_OR_TIMESTAMP = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:([Tt ])\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(Z|z|[+-]\d{2}:?\d{2})?)?"
-)
 # The date part kept per granularity, as (characters of "YYYY-MM-DD" kept, what completes it).
 _DATE_CUT: dict[str, tuple[int, str]] = {
     "year": (5, "01-01"),
@@ -254,7 +255,10 @@ _DATE_CUT: dict[str, tuple[int, str]] = {
 def _generalize(
     precision: int, date_granularity: Granularity, timestamp_granularity: Granularity
 ) -> MaskFunction:
-    match = _DATE_OR_TIMESTAMP.fullmatch
+    # datetime.fromisoformat checks the text (a real date, a real time, an offset) in C, several
+    # times faster than a regular expression; the output is then cut from the text itself, so
+    # that it keeps its form and offset.
+    parse = datetime.fromisoformat
     date_cut, date_end = _DATE_CUT[date_granularity]
     time_cut, time_end = _DATE_CUT[timestamp_granularity]
     by_hour = timestamp_granularity == "hour"
@@ -262,14 +266,35 @@ def _generalize(
     def generalize(value: Any) -> Any:
         kind = type(value)
         if kind is str:
-            found = match(value)
-            if found is None:
+            try:
+                parsed = parse(value)
+            except ValueError:
+                try:  # RFC 3339 allows a lower-case t and z, which fromisoformat does not
+                    parsed = parse(value.upper())
+                except ValueError:
+                    return REMOVED
+            # the extended form YYYY-MM-DD[sep...], whose parts are where the cuts expect them
+            if value[4:5] != "-" or value[7:8] != "-":
                 return REMOVED
-            separator, offset = found.groups()
-            if separator is None:
+            if len(value) == 10:
                 return value[:date_cut] + date_end
-            time = value[11:13] + ":00:00" if by_hour else "00:00:00"
-            return value[:time_cut] + time_end + separator + time + (offset or "")
+            separator = value[10]
+            if separator not in "Tt ":
+                return REMOVED
+            if parsed.tzinfo is None:
+                offset = ""
+            elif value[-1] in "Zz":
+                offset = value[-1]
+            else:
+                sign = value.rfind("+")
+                offset = value[sign if sign > 10 else value.rfind("-") :]
+            return (
+                value[:time_cut]
+                + time_end
+                + value[10]
+                + (value[11:13] + ":00:00" if by_hour else "00:00:00")
+                + offset
+            )
         if kind is int or kind is float:
             if kind is float and not math.isfinite(value):
                 return value
@@ -283,15 +308,11 @@ def _redact(value: Any) -> Any:
     return REMOVED
 
 
-def mask_function(mask: FieldMask, hash_value: Callable[[Any], str]) -> MaskFunction:
+def mask_function(mask: FieldMask, hash_value: Callable[[Any], str | None]) -> MaskFunction:
     """The function that masks one value by ``mask``: it returns the masked value, or
     :data:`REMOVED` when the value must not appear at all."""
     if mask.kind == "hash":
-
-        def hashed(value: Any) -> Any:
-            return None if value is None else hash_value(value)
-
-        return hashed
+        return hash_value
     if mask.kind == "redact":
         return _redact
     if mask.kind == "partial":

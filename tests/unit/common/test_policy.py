@@ -9,6 +9,7 @@ import hmac
 import json
 import math
 import re
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -217,9 +218,68 @@ def test_generalize(rule: Any, value: Any, expected: Any) -> None:
     assert type(out["v"]) is type(expected)
 
 
-@pytest.mark.parametrize("value", ["Putuo district", "2026-11", True, {"lat": 1.0}, [31.2, 121.4]])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Putuo district",
+        "2026-11",
+        "2026-13-01",
+        "20261124",
+        "20261124T0913",
+        "2026-11-24X09:13",
+        "2026-11-24T25:00",
+        True,
+        {"lat": 1.0},
+        [31.2, 121.4],
+    ],
+)
 def test_generalize_removes_what_it_cannot_coarsen(value: Any) -> None:
     assert masked("generalize", value) == {}
+
+
+TRUNCATE = {
+    "year": {"month": 1, "day": 1, "hour": 0, "minute": 0, "second": 0, "microsecond": 0},
+    "month": {"day": 1, "hour": 0, "minute": 0, "second": 0, "microsecond": 0},
+    "day": {"hour": 0, "minute": 0, "second": 0, "microsecond": 0},
+    "hour": {"minute": 0, "second": 0, "microsecond": 0},
+}
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.datetimes(timezones=st.none() | st.timezones()) | st.dates(),
+    st.sampled_from(["T", "t", " "]),
+    st.sampled_from(["auto", "seconds", "milliseconds", "microseconds", "minutes", "hours"]),
+    st.sampled_from(["year", "month", "day", "hour"]),
+)
+def test_generalize_truncates_any_iso_date_or_timestamp(
+    moment: Any, separator: str, timespec: str, granularity: str
+) -> None:
+    if isinstance(moment, datetime):
+        text = moment.isoformat(sep=separator, timespec=timespec)
+        text = text.replace("+00:00", "Z") if timespec == "seconds" else text
+    else:
+        text = moment.isoformat()
+    out = masked({"kind": "generalize", "granularity": granularity}, text)["v"]
+    parsed = datetime.fromisoformat(out.upper())
+    original = datetime.fromisoformat(text.upper())
+    if isinstance(moment, datetime):
+        assert parsed == original.replace(**TRUNCATE[granularity])  # type: ignore[arg-type]
+        assert parsed.utcoffset() == original.utcoffset()
+    else:
+        assert (
+            parsed.date()
+            == original.replace(**TRUNCATE[granularity if granularity != "hour" else "day"]).date()
+        )  # type: ignore[arg-type]
+
+
+@PROPERTY_SETTINGS
+@given(st.text(max_size=40) | st.from_regex(r"\d{4}-\d{2}-\d{2}([Tt ].{0,20})?", fullmatch=True))
+def test_generalize_gives_a_date_or_timestamp_or_nothing(text: str) -> None:
+    out = masked("generalize", text)
+    if out:
+        assert datetime.fromisoformat(out["v"].upper()) <= datetime.fromisoformat(text.upper())
+        assert out["v"][:7] == text[:7]
 
 
 def test_generalize_keeps_non_finite_numbers() -> None:
