@@ -22,6 +22,7 @@ DATASET = "city.citybase.catalog.dataset.v1"
 CONTRACT_VERSION = "city.citybase.catalog.contract-version.v1"
 PRINCIPAL = "city.citybase.catalog.principal.v1"
 API_KEY = "city.citybase.catalog.api-key.v1"
+AUDIT_CHECKPOINT = "city.citybase.catalog.audit-checkpoint.v1"
 
 _KIND_BY_TYPE = {
     DEPARTMENT: "department",
@@ -29,6 +30,7 @@ _KIND_BY_TYPE = {
     CONTRACT_VERSION: "contract",
     PRINCIPAL: "principal",
     API_KEY: "apikey",
+    AUDIT_CHECKPOINT: "auditcheckpoint",
 }
 
 
