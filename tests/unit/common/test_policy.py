@@ -28,6 +28,7 @@ from services.common.policy import (
     RowFilterError,
     canonical_json,
     compile_policy,
+    parse_masking_path,
     scenario_hash_key,
 )
 from tests.factories import example_contract
@@ -348,6 +349,15 @@ def test_a_value_of_the_wrong_shape_for_a_nested_mask_is_removed(path: str, valu
 
 def test_a_null_on_a_nested_path_stays_null() -> None:
     assert policy(["location"], {"location.lat": "hash"}).apply({"location": None}) == {"location": None}
+
+
+def test_masking_paths() -> None:
+    assert parse_masking_path("patient_id") == (("patient_id", 0),)
+    assert parse_masking_path("contacts[].phone") == (("contacts", 1), ("phone", 0))
+    assert parse_masking_path("grid[][].id") == (("grid", 2), ("id", 0))
+    for path in ["", "a.", ".a", "a[0]", "a[", "a]", "a..b", "[]"]:
+        with pytest.raises(ValueError, match="masking path"):
+            parse_masking_path(path)
 
 
 def test_masks_on_fields_outside_the_grant_are_ignored() -> None:
