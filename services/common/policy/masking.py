@@ -219,7 +219,12 @@ def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
         if value is None:
             return None
         state = inner_copy()
-        state.update((encode_str(value) if type(value) is str else canonical_json(value)).encode())
+        # surrogatepass: JSON text may hold a lone surrogate (\ud800), which strict UTF-8 refuses
+        state.update(
+            (encode_str(value) if type(value) is str else canonical_json(value)).encode(
+                "utf-8", "surrogatepass"
+            )
+        )
         digest = outer_copy()
         digest.update(state.digest())
         return prefix + digest.hexdigest()[:cut]

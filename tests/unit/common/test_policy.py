@@ -151,6 +151,7 @@ def test_hash_tells_types_apart_but_not_one_number_written_twice() -> None:
     assert masked("hash", True) != masked("hash", 1)
     assert masked("hash", {"b": 1, "a": 2}) == masked("hash", {"a": 2, "b": 1.0})
     assert masked("hash", None) == {"v": None}
+    assert masked("hash", "\ud800") != masked("hash", "\udc00")  # JSON may carry lone surrogates
 
 
 def test_canonical_json() -> None:
