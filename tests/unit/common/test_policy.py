@@ -523,11 +523,13 @@ def example_schema(dataset_id: str) -> tuple[dict[str, Any], frozenset[str]]:
 
 SAFE_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="*"), max_size=24)
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | SAFE_TEXT
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(SAFE_TEXT, inner, max_size=3),
-    max_leaves=8,
-)
+
+
+def json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(SAFE_TEXT, inner, max_size=3)
+
+
+JSON_VALUES = st.recursive(JSON_SCALARS, json_containers, max_leaves=8)
 
 
 def timestamps() -> st.SearchStrategy[str]:
