@@ -102,7 +102,7 @@ def run() -> Figure:
         aim=">= 0.25",
         notes=(
             f"{len(records):,} records, best of {ROUNDS} alternating rounds on CPU time; "
-            f"patient_id hashed (HMAC-SHA256), registered_at generalized to the day; "
+            f"patient_id hashed (keyed BLAKE2b), registered_at generalized to the day; "
             f"filter {GRANT['row_filter']!r} keeps {kept:.0%}; "
             f"{1e6 / policy_rate:.2f} us per record against {1e6 / copy_rate:.2f} us"
         ),

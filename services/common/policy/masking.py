@@ -4,7 +4,7 @@ A grant masks a field by path (``patient_id``, ``location.lat``, ``contacts[].ph
 four kinds. The rules, which feeds apply to every delivered record:
 
 - ``hash``: ``"h:"`` followed by the first :data:`HASH_HEX_CHARS` hex digits (128 bits) of
-  HMAC-SHA256, keyed per scenario (:func:`services.common.policy.scenario_hash_key`), of the
+  keyed BLAKE2b, keyed per scenario (:func:`services.common.policy.scenario_hash_key`), of the
   value's canonical JSON (:func:`canonical_json`). Equal values hash equally for one scenario in
   every process, so a scenario's records still join on the field; two scenarios' hashes of one
   value differ, so they cannot join theirs; ``1`` and ``"1"`` differ.
@@ -47,7 +47,7 @@ Granularity = Literal["year", "month", "day", "hour"]
 
 HASH_PREFIX = "h:"
 HASH_HEX_CHARS = 32
-"""Hex digits of HMAC-SHA256 kept in a hash: 128 bits, far beyond any dataset's collision risk."""
+"""Hex digits of a hash: 128 bits, far beyond any dataset's collision risk."""
 DEFAULT_KEEP_PREFIX = 3
 DEFAULT_KEEP_SUFFIX = 4
 DEFAULT_PRECISION = 2
@@ -198,36 +198,36 @@ def canonical_json(value: Any) -> str:
         return _encode_str(str(value))
 
 
-def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
-    """The ``hash`` mask under one key: HMAC-SHA256 (RFC 2104) over the value's canonical JSON
-    (None stays None).
+HASH_PERSON = b"citybase/hash/v1"
+"""BLAKE2b personalization of the ``hash`` mask: its hashes differ from any other use of a key."""
 
-    The inner and outer SHA-256 states are keyed once here and copied per value: less than half
-    the cost of ``hmac.digest`` per call on OpenSSL 3, which sets the key up every time.
+
+def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
+    """The ``hash`` mask under one key: keyed BLAKE2b (RFC 7693's MAC mode, a PRF like HMAC)
+    over the value's canonical JSON, 128-bit digest (None stays None).
+
+    Keyed BLAKE2b rather than HMAC-SHA256 because it is one pass instead of two: the keyed state
+    is built once here and copied per value, at about 60 % of the cost of the best HMAC-SHA256 in
+    CPython, and feeds pays it on every sensitive value of every delivered record.
     """
     if not hash_key:
         raise ValueError("the hash key must not be empty")
-    block = hashlib.sha256().block_size
-    key = hashlib.sha256(hash_key).digest() if len(hash_key) > block else hash_key
-    key = key.ljust(block, b"\0")
-    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
-    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
-    inner_copy, outer_copy = inner.copy, outer.copy
-    encode_str, prefix, cut = _encode_str, HASH_PREFIX, HASH_HEX_CHARS
+    # BLAKE2b takes keys up to 64 bytes; a longer one is hashed down first.
+    key = hash_key if len(hash_key) <= 64 else hashlib.blake2b(hash_key).digest()
+    keyed = hashlib.blake2b(key=key, digest_size=HASH_HEX_CHARS // 2, person=HASH_PERSON)
+    copy, encode_str, prefix = keyed.copy, _encode_str, HASH_PREFIX
 
     def hash_value(value: Any) -> str | None:
         if value is None:
             return None
-        state = inner_copy()
+        state = copy()
         # surrogatepass: JSON text may hold a lone surrogate (\ud800), which strict UTF-8 refuses
         state.update(
             (encode_str(value) if type(value) is str else canonical_json(value)).encode(
                 "utf-8", "surrogatepass"
             )
         )
-        digest = outer_copy()
-        digest.update(state.digest())
-        return prefix + digest.hexdigest()[:cut]
+        return prefix + state.hexdigest()
 
     return hash_value
 
