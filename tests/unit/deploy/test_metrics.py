@@ -35,6 +35,19 @@ def test_promtool_finds_nothing_to_say_about_the_exposition(
     assert checked.stdout.strip() == "" and checked.stderr.strip() == "", checked.stdout + checked.stderr
 
 
+def test_promtool_speaks_up_about_a_broken_exposition(promtool: str) -> None:
+    broken = (
+        "# HELP citybase_things Things.\n# TYPE citybase_things counter\ncitybase_things 1\n"
+        "# HELP citybase_wait_ms Wait.\n# TYPE citybase_wait_ms gauge\ncitybase_wait_ms 3\n"
+    )
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=broken, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode != 0
+    assert '"_total" suffix' in checked.stdout + checked.stderr
+    assert "abbreviated units" in checked.stdout + checked.stderr
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_names_carry_the_prefix_base_units_and_total(
     service: str, exposed_metrics: dict[str, Scrape]
