@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -122,6 +123,17 @@ class Producer(abc.ABC):
 
     def send_many(self, records: Iterable[OutgoingRecord]) -> list[concurrent.futures.Future[RecordMetadata]]:
         return [self.send(record) for record in records]
+
+    def send_batch(self, records: Sequence[OutgoingRecord]) -> concurrent.futures.Future[None]:
+        """Queue ``records``; one future for all of them, done once every one is acknowledged,
+        failed (``BusUnavailable``) at the first that is not.
+
+        For callers that need "all or tell me" rather than each record's metadata (ingest's 202):
+        a backend may settle it without a future per record. Like ``send``, raises ``BufferFull``
+        (or another ``BusError``) when a record cannot be queued; records queued before that may
+        still be written, and the returned future is then never handed out.
+        """
+        return all_acknowledged(self.send_many(records))
 
     def publish(self, records: Sequence[OutgoingRecord], timeout_s: float = 30.0) -> list[RecordMetadata]:
         """Send records and wait until every one is acknowledged (or raise ``BusUnavailable``)."""
@@ -285,3 +297,38 @@ def wait_all(
             raise BusUnavailable(str(error)) from error
         results.append(future.result())
     return results
+
+
+def all_acknowledged(
+    futures: Sequence[concurrent.futures.Future[RecordMetadata]],
+) -> concurrent.futures.Future[None]:
+    """One future for many: done when every one succeeded, failed at the first failure (as a
+    ``BusError``: a cancelled or otherwise failed send becomes ``BusUnavailable``)."""
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    done.set_running_or_notify_cancel()  # settled by the sends alone; a waiter cannot cancel it
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def settle(future: concurrent.futures.Future[RecordMetadata]) -> None:
+        error: BaseException | None
+        if future.cancelled():
+            error = BusUnavailable("send cancelled")
+        else:
+            error = future.exception()
+            if error is not None and not isinstance(error, BusError):
+                error = BusUnavailable(str(error) or type(error).__name__)
+        with lock:
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(error)
+                return
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done.set_result(None)
+
+    if not futures:
+        done.set_result(None)
+    for future in futures:
+        future.add_done_callback(settle)
+    return done

@@ -411,6 +411,31 @@ class KafkaBusProducer(Producer):
         finally:
             published.hand_off()
 
+    def send_batch(self, records: Sequence[OutgoingRecord]) -> concurrent.futures.Future[None]:
+        """Queue ``records``; one future, done once every record is acknowledged, failed at the
+        first that is not.
+
+        The ingest hot path: ``send`` builds a ``concurrent.futures.Future`` per record (each with
+        its own ``Condition``), which cost a tenth of ingest's CPU per record. Here each record gets
+        one small slotted callback on kafka-python's own future, which gives its buffer bytes back
+        and counts it down; the batch has one future. Unlike ``publish`` it does not block the
+        calling thread until the acknowledgements arrive.
+        """
+        producer = self._ready_producer()
+        acks = _BatchAcks(self, producer, len(records))
+        try:
+            for record in records:
+                size = _record_size(record)
+                self._reserve(size)
+                kafka_future = self._hand_over(producer, record, size)
+                kafka_future.add_both(_BatchDelivery(acks, size))
+        except BaseException as error:
+            # Records already handed over stay in flight and give their bytes back as they settle;
+            # the batch as a whole has failed.
+            acks.abandon(error)
+            raise
+        return acks.done
+
     def _ready_producer(self) -> Any:
         if self._closed:
             raise BusError("the Kafka producer is closed")
@@ -631,6 +656,52 @@ class _Delivery:
             self.future.set_exception(_unavailable(outcome, "record not acknowledged"))
         else:
             self.future.set_result(_record_metadata(outcome))
+
+
+class _BatchAcks:
+    """The outcome of one ``send_batch``: counts the acknowledgements down to its one future."""
+
+    __slots__ = ("client", "done", "lock", "producer", "remaining")
+
+    def __init__(self, producer: KafkaBusProducer, client: Any, count: int) -> None:
+        self.producer = producer
+        self.client = client
+        self.remaining = count
+        self.lock = threading.Lock()
+        self.done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # Records handed to Kafka cannot be taken back: a waiter that gives up cannot cancel this.
+        self.done.set_running_or_notify_cancel()
+        if count == 0:
+            self.done.set_result(None)
+
+    def settle(self, size: int, outcome: Any) -> None:
+        self.producer._release(size)
+        if isinstance(outcome, BaseException):
+            self.producer._delivery_failed(self.client)
+            self.abandon(_unavailable(outcome, "record not acknowledged"))
+            return
+        with self.lock:
+            self.remaining -= 1
+            if self.remaining == 0 and not self.done.done():
+                self.done.set_result(None)
+
+    def abandon(self, error: BaseException) -> None:
+        with self.lock:
+            if not self.done.done():
+                self.done.set_exception(error)
+
+
+class _BatchDelivery:
+    """One record of a ``send_batch``: settles it on the batch when kafka-python settles it."""
+
+    __slots__ = ("acks", "size")
+
+    def __init__(self, acks: _BatchAcks, size: int) -> None:
+        self.acks = acks
+        self.size = size
+
+    def __call__(self, outcome: Any) -> None:
+        self.acks.settle(self.size, outcome)
 
 
 def _record_metadata(metadata: Any) -> RecordMetadata:
