@@ -101,11 +101,11 @@ def serve(
     """Serve one service in its own process (deployments: Kafka and PostgreSQL via CITYBASE_*)."""
     import uvicorn
 
-    from citybase.platform import SERVICE_FACTORIES
-
     settings = _settings(host, port, None)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if workers == 1:
+        from citybase.platform import SERVICE_FACTORIES
+
         uvicorn.run(SERVICE_FACTORIES[service.value](settings), host=settings.host, port=settings.port)
         return
     if not settings.bus_url.startswith("kafka://"):
