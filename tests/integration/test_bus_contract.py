@@ -459,6 +459,34 @@ def test_send_batch_fails_when_a_record_cannot_be_written(admin: Admin, bus: Bus
     assert producer.send_batch([OutgoingRecord(topic, b"again")]).result(timeout=DEADLINE_S) is None
 
 
+def test_sending_to_a_missing_topic_fails_and_creates_nothing(
+    admin: Admin, bus: Bus, unique_name: str
+) -> None:
+    # Topics get their partitions and retention from ensure_topic, never from a first record:
+    # Kafka's clients here do not auto-create, and neither does the embedded bus.
+    producer = bus.producer()
+    missing = [f"contract.unsent.{unique_name}.{n}" for n in range(3)]
+
+    with pytest.raises(UnknownTopic):  # raised by send, or by its future
+        producer.send(OutgoingRecord(missing[0], b"v")).result(timeout=DEADLINE_S)
+    with pytest.raises(UnknownTopic):
+        producer.publish([OutgoingRecord(missing[1], b"v", key=b"k")], timeout_s=DEADLINE_S)
+    with pytest.raises(UnknownTopic):
+        producer.send_batch([OutgoingRecord(missing[2], b"v", key=b"k")]).result(timeout=DEADLINE_S)
+
+    assert not set(missing) & admin.list_topics()
+    for topic in missing:
+        with pytest.raises(UnknownTopic):
+            admin.partitions_for(topic)
+
+
+def test_ensure_topic_within_a_deadline(admin: Admin, unique_name: str) -> None:
+    topic = f"contract.deadline.{unique_name}"
+    assert admin.ensure_topic(TopicSpec(topic, partitions=2), timeout_s=DEADLINE_S) is True
+    assert admin.ensure_topic(TopicSpec(topic, partitions=2), timeout_s=DEADLINE_S) is False
+    assert admin.partitions_for(topic) == 2
+
+
 def test_a_consumer_without_a_group_reads_every_partition(
     admin: Admin, bus: Bus, consumers: Consumers, unique_name: str
 ) -> None:

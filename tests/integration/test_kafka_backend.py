@@ -708,6 +708,23 @@ def test_ping_of_an_unreachable_broker_fails_within_its_budget(
 
 
 @pytest.mark.parametrize("target", ["closed-port", "silent-broker"])
+def test_ensure_topic_on_an_unreachable_bus_fails_within_its_deadline(
+    target: str, silent_broker: str, kafka_bootstrap: str
+) -> None:
+    # Without a deadline this waits for the connection, then the request, then the leaders, each
+    # with its own timeout; a read model starting while Kafka is down needs one bound for all.
+    server = "127.0.0.1:1" if target == "closed-port" else silent_broker
+    kafka_bus = KafkaBus([server], tuning=KafkaTuning(connect_timeout_ms=20_000, request_timeout_ms=20_000))
+    try:
+        started = time.monotonic()
+        with pytest.raises(BusUnavailable, match=r"not ensured within 1\.0s"):
+            kafka_bus.admin().ensure_topic(TopicSpec("test.kafka.never", partitions=1), timeout_s=1.0)
+        assert time.monotonic() - started < 2.0
+    finally:
+        kafka_bus.close()
+
+
+@pytest.mark.parametrize("target", ["closed-port", "silent-broker"])
 def test_publish_to_an_unreachable_bus_fails_in_bounded_time(
     target: str, silent_broker: str, kafka_bootstrap: str
 ) -> None:

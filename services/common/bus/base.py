@@ -19,9 +19,11 @@ from __future__ import annotations
 import abc
 import concurrent.futures
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+_T = TypeVar("_T")
 
 Headers = tuple[tuple[str, bytes], ...]
 """Record headers as Kafka has them: ordered (name, value) pairs, names may repeat."""
@@ -203,9 +205,21 @@ class Consumer(abc.ABC):
 
 
 class Admin(abc.ABC):
+    def ensure_topic(self, spec: TopicSpec, timeout_s: float | None = None) -> bool:
+        """Create the topic if it does not exist; True if it was created. Idempotent.
+
+        With ``timeout_s``, ``BusUnavailable`` once that has passed without an answer (a bus that is
+        down, a cluster that cannot elect leaders): a caller that must not hang, such as a service
+        starting while Kafka is still down, retries instead. The creation may still complete
+        afterwards; a retry then finds the topic.
+        """
+        if timeout_s is None:
+            return self._ensure_topic(spec)
+        return call_within(timeout_s, f"topic {spec.name!r} not ensured", lambda: self._ensure_topic(spec))
+
     @abc.abstractmethod
-    def ensure_topic(self, spec: TopicSpec) -> bool:
-        """Create the topic if it does not exist; True if it was created. Idempotent."""
+    def _ensure_topic(self, spec: TopicSpec) -> bool:
+        """``ensure_topic`` without a deadline of its own (the backend's timeouts still apply)."""
 
     @abc.abstractmethod
     def list_topics(self) -> set[str]: ...
@@ -332,3 +346,25 @@ def all_acknowledged(
     for future in futures:
         future.add_done_callback(settle)
     return done
+
+
+def call_within(timeout_s: float, what: str, call: Callable[[], _T]) -> _T:
+    """``call()`` on a thread of its own, waited for at most ``timeout_s``; after that
+    ``BusUnavailable`` (``what`` says what did not happen), and the call finishes unobserved.
+
+    For client calls whose own timeouts are per request and add up (connect, create, wait for
+    leaders), when the caller needs one deadline for all of them.
+    """
+    outcome: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(call())
+        except BaseException as error:  # handed to the waiter, never lost in this thread
+            outcome.set_exception(error)
+
+    threading.Thread(target=run, name="citybase-bus-call", daemon=True).start()
+    try:
+        return outcome.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError:
+        raise BusUnavailable(f"{what} within {timeout_s:.1f}s") from None

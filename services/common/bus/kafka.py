@@ -1052,7 +1052,7 @@ class KafkaBusAdmin(Admin):
         """The topic's partition numbers, in order; raises ``UnknownTopic``."""
         return sorted(p["partition_index"] for p in self._describe(topic)["partitions"])
 
-    def ensure_topic(self, spec: TopicSpec) -> bool:
+    def _ensure_topic(self, spec: TopicSpec) -> bool:
         if spec.partitions < 1:
             raise ValueError(f"a topic needs at least one partition, got {spec.partitions}")
         configs: dict[str, str] = {}
