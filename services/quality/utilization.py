@@ -171,9 +171,9 @@ def overview(
     used = {
         dataset_id
         for (dataset_id,) in session.execute(
-            sa.select(sa.distinct(QualityUsage.dataset_id)).where(
-                QualityUsage.delivered_at >= active_since, QualityUsage.records > 0
-            )
+            sa.select(QualityUsage.dataset_id)
+            .where(QualityUsage.delivered_at >= active_since, QualityUsage.records > 0)
+            .distinct()
         )
     }
     active = [dataset_id for dataset_id in scores]
