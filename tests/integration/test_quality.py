@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 
 from services.common.app import Runtime
 from services.common.bus import Bus, Message, OutgoingRecord, TopicSpec
@@ -38,6 +39,15 @@ from tests.factories import (
     routed_records,
     usage_record,
 )
+
+
+EVENT_SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "events"
+
+
+def assert_matches_schema(name: str, data: Any) -> None:
+    schema = json.loads((EVENT_SCHEMAS / name).read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    Draft202012Validator(schema).validate(data)
 
 
 @dataclass
@@ -100,7 +110,9 @@ class QualityHarness:
         assert wait_until(covered, timeout_s, 0.2), f"{dataset_id}: {self.quality(dataset_id)['rolling']}"
         return self.quality(dataset_id)
 
-    def read(self, topic: str, predicate: Callable[[CloudEvent], bool], timeout_s: float = 20.0) -> list[CloudEvent]:
+    def read(
+        self, topic: str, predicate: Callable[[CloudEvent], bool], timeout_s: float = 20.0
+    ) -> list[CloudEvent]:
         consumer = self.bus.consumer(None, [topic], client_id="test-reader")
         found: list[CloudEvent] = []
 
@@ -224,6 +236,7 @@ def test_a_stalled_feed_drops_timeliness_and_raises_an_sla_breach(quality: Quali
     )
     assert breaches[0].data["state"] == "open"
     assert breaches[0].data["kind"] == "freshness"
+    assert_matches_schema("quality.sla-breach.json", breaches[0].data)
 
     # Records again: the breach is resolved and announced.
     more, _ = routed_records(contract, 100, seed=11)
@@ -231,9 +244,11 @@ def test_a_stalled_feed_drops_timeliness_and_raises_an_sla_breach(quality: Quali
     assert wait_until(lambda: not quality.quality(dataset_id)["sla_breaches"], 20, 0.2)
     resolved = quality.read(
         "platform.quality",
-        lambda e: e.type == "city.citybase.quality.sla-breach.v1"
-        and e.data["dataset_id"] == dataset_id
-        and e.data["state"] == "resolved",
+        lambda e: (
+            e.type == "city.citybase.quality.sla-breach.v1"
+            and e.data["dataset_id"] == dataset_id
+            and e.data["state"] == "resolved"
+        ),
     )
     assert resolved
     scores = quality.read(
@@ -241,6 +256,10 @@ def test_a_stalled_feed_drops_timeliness_and_raises_an_sla_breach(quality: Quali
         lambda e: e.type == "city.citybase.quality.score.v1" and e.data["dataset_id"] == dataset_id,
     )
     assert scores, "score changes are announced on platform.quality"
+    for event in scores:
+        assert_matches_schema("quality.score.json", event.data)
+    assert {event.data["kind"] for event in scores} == {"window", "freshness"}
+    assert all(event.subject == dataset_id for event in scores + breaches + resolved)
 
 
 def test_an_unused_grant_shows_up_as_idle(quality: QualityHarness) -> None:
@@ -357,7 +376,10 @@ def test_the_api_answers_404_422_and_ranks_worst_first(quality: QualityHarness) 
     )
     assert backwards.status_code == 422
     assert backwards.json()["errors"][0]["path"] == "/query/to"
-    assert quality.get(f"/v1/datasets/{good['dataset_id']}/quality/history", **{"from": "yesterday"}).status_code == 422
+    assert (
+        quality.get(f"/v1/datasets/{good['dataset_id']}/quality/history", **{"from": "yesterday"}).status_code
+        == 422
+    )
     history = quality.get(f"/v1/datasets/{good['dataset_id']}/quality/history").json()
     assert history["points"] and history["downsampled"] is False
     ranked = quality.get("/v1/quality/rankings", department=quality.department).json()["items"]
@@ -370,3 +392,38 @@ def test_the_api_answers_404_422_and_ranks_worst_first(quality: QualityHarness) 
     assert f'citybase_dataset_quality_score{{dataset="{good["dataset_id"]}",dimension="overall"}}' in metrics
     assert "citybase_quality_window_processing_seconds_count" in metrics
     assert json.loads(json.dumps(history))  # plain JSON all the way
+
+
+def test_citybase_scorecard_writes_the_department_page(quality: QualityHarness, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from citybase.cli import app as cli
+
+    contract = quality.register("cli")
+    quality.publish(routed_records(contract, 300)[0])
+    quality.wait_scored(contract["dataset_id"], 300)
+    settings = quality.runtime.settings
+    page = tmp_path / "card.html"
+    arguments = ["scorecard", "--department", quality.department, "--period", "30d"]
+    arguments += ["--database-url", settings.database_url, "--bus-url", settings.bus_url]
+    result = CliRunner().invoke(cli, [*arguments, "--format", "html", "--output", str(page)])
+    assert result.exit_code == 0, result.output
+    assert "<svg" in page.read_text(encoding="utf-8") and contract["dataset_id"] in page.read_text(
+        encoding="utf-8"
+    )
+    as_json = CliRunner().invoke(cli, arguments)
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["datasets"][0]["dataset_id"] == contract["dataset_id"]
+    nobody = CliRunner().invoke(
+        cli,
+        [
+            "scorecard",
+            "--department",
+            "nobody",
+            "--database-url",
+            settings.database_url,
+            "--bus-url",
+            settings.bus_url,
+        ],
+    )
+    assert nobody.exit_code == 1
