@@ -92,7 +92,7 @@ class StreamWorker:
         existing = self._bus.admin().list_topics()
         wanted = []
         for dataset in self._catalog.datasets():
-            if not dataset.scored:
+            if not dataset.scored or not self._settings.follows(dataset.id):
                 continue
             for topic in (records_topic(dataset.id), dead_letter_topic(dataset.id)):
                 if topic in existing:

@@ -91,6 +91,7 @@ class GreatExpectations:
         self._lock = threading.Lock()
         self._gx: Any = None
         self._batch_definition: Any = None
+        self._validator: Any = None
 
     def _module(self) -> Any:
         if self._gx is None:
@@ -99,6 +100,14 @@ class GreatExpectations:
                 warnings.simplefilter("ignore")
                 import great_expectations as gx
                 from great_expectations.data_context.types.base import ProgressBarsConfig
+                from great_expectations.execution_engine import pandas_execution_engine
+                from great_expectations.validator.v1_validator import Validator
+
+                # GX fingerprints every in-memory DataFrame (a hash of all its values) to name the
+                # batch; quality validates each window once and never looks a batch up again, and
+                # on a 100,000-row window the hash costs more than the checks. Off for this process.
+                pandas_execution_engine.HASH_THRESHOLD = 0
+                self._validator = Validator
 
                 context = gx.get_context(mode="ephemeral")
                 context.variables.progress_bars = ProgressBarsConfig(
@@ -146,11 +155,13 @@ class GreatExpectations:
             self._module()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
-                outcome = batch.validate(
-                    compiled.suite,
+                # One validator per window: the batch is built once (Batch.validate builds it again).
+                validator = self._validator(
+                    self._batch_definition,
                     result_format={"result_format": "BASIC", "partial_unexpected_count": max(examples, 1)},
+                    batch_parameters={"dataframe": frame},
                 )
+                outcome = validator.validate_expectation_suite(compiled.suite)
         by_index = {rule.index: rule for rule in compiled.rules}
         results: list[RuleResult] = []
         for position, result in enumerate(outcome.results):

@@ -649,7 +649,7 @@ def check_freshness(
     found: dict[str, float] = {}
     for dataset in catalog.datasets():
         contract = catalog.current_contract(dataset.id)
-        if not dataset.scored or contract is None:
+        if not dataset.scored or contract is None or not settings.follows(dataset.id):
             continue
         state = dataset_state(session, dataset.id, now)
         last = aware(state.last_event_at) or aware(state.first_seen_at) or now

@@ -77,6 +77,13 @@ class QualitySettings(BaseSettings):
     )
     history_max_points: int = Field(default=500, ge=10, le=10_000, description="History points at most.")
     max_poll_records: int = Field(default=2000, ge=1)
+    dataset_prefix: str = Field(
+        default="",
+        description="Score only the datasets whose id starts with this (shards of a large city; benchmarks).",
+    )
+
+    def follows(self, dataset_id: str) -> bool:
+        return dataset_id.startswith(self.dataset_prefix)
 
     def window_of(self, dataset_id: str) -> WindowSize:
         return self.windows.get(dataset_id, self.window)
