@@ -430,10 +430,17 @@ class QualityService:
             result = self.scorer.score(window, last_event_at)
             with self._state_lock, db.unit_of_work(self.sessions) as session:
                 store_window(session, self.outbox, result, self.settings)
+                opened = opened_breaches(session)
+            self._count_breaches(opened)
             self.metrics.observe_window(result, _monotonic() - started)
             self.windows_stored += 1
             scored.append(result)
         return scored
+
+    def _count_breaches(self, opened: list[tuple[str, str]]) -> None:
+        """Counted once the unit of work committed."""
+        for dataset_id, kind in opened:
+            self.metrics.breaches.labels(dataset_id, kind).inc()
 
     def _last_event_at(self, dataset_id: str) -> datetime | None:
         with self.sessions() as session:
@@ -444,6 +451,8 @@ class QualityService:
         """The timer's check: a feed silent beyond its SLA frequency drops timeliness and breaches."""
         with self._state_lock, db.unit_of_work(self.sessions) as session:
             found = check_freshness(session, self.outbox, self.catalog, self.settings, self.clock())
+            opened = opened_breaches(session)
+        self._count_breaches(opened)
         for dataset_id, seconds in found.items():
             self.metrics.freshness.labels(dataset_id).set(seconds)
         return found
@@ -596,7 +605,14 @@ def _open_breach(
     session.add(breach)
     session.flush()
     _publish(session, outbox, SLA_BREACH_EVENT, dataset_id, _breach_data(breach, "open"))
+    opened_breaches(session).append((dataset_id, kind))
     return breach.id
+
+
+def opened_breaches(session: Session) -> list[tuple[str, str]]:
+    """(dataset, kind) of the breaches this unit of work opened, for the metrics after its commit."""
+    opened: list[tuple[str, str]] = session.info.setdefault("quality_opened_breaches", [])
+    return opened
 
 
 def _resolve_breach(

@@ -211,21 +211,23 @@ def test_each_dimension_moves_as_the_injected_faults_say(quality: QualityHarness
 
 
 def test_a_stalled_feed_drops_timeliness_and_raises_an_sla_breach(quality: QualityHarness) -> None:
-    def every_five_seconds(document: dict[str, Any]) -> None:
-        document["slaProperties"] = [{"property": "frequency", "value": 5, "unit": "s"}]
+    def every_ten_seconds(document: dict[str, Any]) -> None:
+        document["slaProperties"] = [{"property": "frequency", "value": 10, "unit": "s"}]
 
-    contract = quality.register("stall", change=every_five_seconds)
+    contract = quality.register("stall", change=every_ten_seconds)
     dataset_id = contract["dataset_id"]
     records, _ = routed_records(contract, 200)
     quality.publish(records)
-    first = quality.wait_scored(dataset_id, 200)
-    assert first["scores"]["timeliness"] == pytest.approx(100, abs=1)
+    quality.wait_scored(dataset_id, 200)
+    history = quality.get(f"/v1/datasets/{dataset_id}/quality/history").json()["points"]
+    # Scored while fresh (a Kafka group join takes seconds, so not necessarily 100).
+    assert max(point["scores"]["timeliness"] for point in history) > 90
 
     def stalled() -> bool:
         body = quality.quality(dataset_id)
         return bool(body["sla_breaches"]) and (body["scores"]["timeliness"] or 100) < 50
 
-    assert wait_until(stalled, 30, 0.2), quality.quality(dataset_id)
+    assert wait_until(stalled, 45, 0.2), quality.quality(dataset_id)
     body = quality.quality(dataset_id)
     assert body["window"]["kind"] == "freshness"
     assert body["sla_breaches"][0]["kind"] == "freshness"
@@ -259,6 +261,8 @@ def test_a_stalled_feed_drops_timeliness_and_raises_an_sla_breach(quality: Quali
     for event in scores:
         assert_matches_schema("quality.score.json", event.data)
     assert {event.data["kind"] for event in scores} == {"window", "freshness"}
+    metrics = quality.client.get("/metrics").text
+    assert f'citybase_quality_sla_breaches_total{{dataset="{dataset_id}",kind="freshness"}} 1.0' in metrics
     assert all(event.subject == dataset_id for event in scores + breaches + resolved)
 
 
