@@ -11,8 +11,8 @@ The formulas are in :mod:`services.quality.scoring`.
 from __future__ import annotations
 
 import logging
-import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -425,14 +425,14 @@ class QualityService:
         """Score and store closed windows; returns once every result is committed."""
         scored = []
         for window in windows:
-            started = _monotonic()
+            started = time.perf_counter()
             last_event_at = self._last_event_at(window.dataset_id)
             result = self.scorer.score(window, last_event_at)
             with self._state_lock, db.unit_of_work(self.sessions) as session:
                 store_window(session, self.outbox, result, self.settings)
                 opened = opened_breaches(session)
             self._count_breaches(opened)
-            self.metrics.observe_window(result, _monotonic() - started)
+            self.metrics.observe_window(result, time.perf_counter() - started)
             self.windows_stored += 1
             scored.append(result)
         return scored
@@ -456,12 +456,6 @@ class QualityService:
         for dataset_id, seconds in found.items():
             self.metrics.freshness.labels(dataset_id).set(seconds)
         return found
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.perf_counter()
 
 
 def store_window(session: Session, outbox: Outbox, score: WindowScore, settings: QualitySettings) -> int:
@@ -1118,7 +1112,3 @@ def period_scores(
     for dataset_id, kind, count in breaches:
         out[dataset_id]["sla_breaches"][kind] = int(count)
     return out
-
-
-def finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None

@@ -40,7 +40,6 @@ from tests.factories import (
     usage_record,
 )
 
-
 EVENT_SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
 
@@ -303,6 +302,8 @@ def test_an_unused_grant_shows_up_as_idle(quality: QualityHarness) -> None:
     assert per_dataset["active_grants"] == 2 and per_dataset["grants_used"] == 1
     assert per_dataset["daily"][0]["records"] == 500  # the redelivered event counted once
     assert per_dataset["active_subscribers"] == 1
+    [subscription] = per_dataset["subscriptions"]
+    assert subscription["scenario_id"] == busy_scenario and subscription["lag_records"] == 0
     assert 0 < per_dataset["score"] < 100
     scenario = quality.get(f"/v1/utilization/scenarios/{busy_scenario}").json()
     assert scenario["records_consumed"] == 500 and scenario["datasets_used"] == 1
