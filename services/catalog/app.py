@@ -9,6 +9,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.catalog.access.api import router as access_router
+from services.catalog.access.settings import AccessSettings
 from services.catalog.api import router
 from services.catalog.audit.api import router as audit_router
 from services.catalog.audit.deliveries import USAGE_TOPIC_SPEC, delivery_audit_worker
@@ -39,6 +41,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     runtime.state.update(
         events=CatalogEvents(box), outbox=relay, keyring=keyring, audit_checkpoints=checkpoints
     )
+    runtime.state.setdefault("access_settings", AccessSettings())
     runtime.add_readiness_check("outbox", lambda: relay.last_error)
     runtime.add_readiness_check("keys", keys.readiness)
     deliveries = delivery_audit_worker(runtime.bus, runtime.sessions)
@@ -68,7 +71,7 @@ SPEC = ServiceSpec(
         "principals and API keys, scenarios, grants and the audit trail. "
         "Every change is published on `platform.catalog`."
     ),
-    routers=[router, audit_router],
+    routers=[router, access_router, audit_router],
     migrations=Path(__file__).parent / "migrations",
     lifespan=lifespan,
     openapi_tags=[
@@ -77,6 +80,18 @@ SPEC = ServiceSpec(
         {"name": "departments", "description": "Publishers: commissions, bureaus, districts."},
         {"name": "domains", "description": "The city's fields of data."},
         {"name": "principals", "description": "Who calls the platform, and their API keys."},
+        {
+            "name": "scenarios",
+            "description": "The applications that consume data, each a principal with keys.",
+        },
+        {
+            "name": "access-requests",
+            "description": "A scenario asks for fields of a dataset for a purpose; the owning department decides.",
+        },
+        {
+            "name": "grants",
+            "description": "What a scenario may receive: fields, masking, row filter, expiry, quota.",
+        },
         {
             "name": "audit",
             "description": "The append-only, hash-chained record of every request, decision and change.",

@@ -495,6 +495,19 @@ def create_principal(session: Session, events: CatalogEvents, payload: Principal
     return read
 
 
+def set_principal_status(
+    session: Session, events: CatalogEvents, principal_id: str, status: str
+) -> PrincipalRead:
+    """Suspend (``suspended``) or reactivate (``active``) a principal: its keys stop or work again
+    everywhere as soon as the event reaches each service's key ring."""
+    principal = get_principal(session, principal_id)
+    principal.status = status
+    session.flush()
+    read = PrincipalRead.model_validate(principal)
+    events.publish(session, catalog_events.PRINCIPAL, principal.id, read)
+    return read
+
+
 def get_principal(session: Session, principal_id: str) -> Principal:
     principal = session.get(Principal, principal_id)
     if principal is None:
