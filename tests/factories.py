@@ -189,28 +189,33 @@ def dataset_event_state(
 
 
 def grant_state(
-    grant_id: str,
     scenario_id: str,
     dataset_id: str,
     *,
+    grant_id: str | None = None,
     status: str = "active",
+    version: int = 1,
     valid_from: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The grant event data the catalog's access workflow publishes."""
+    """The grant event data the catalog's access workflow publishes (contracts/events/catalog.grant.json)."""
+    start = valid_from or datetime.now(UTC)
     return {
-        "id": grant_id,
-        "version": 1,
+        "id": grant_id or f"gr-{uuid.uuid4().hex[:22]}",
+        "version": version,
         "scenario_id": scenario_id,
         "dataset_id": dataset_id,
+        "request_id": f"ar-{uuid.uuid4().hex[:22]}",
         "status": status,
-        "fields": None,
+        "fields": ["visit_id", "hospital_id", "clinic", "registered_at"],
         "masking": {},
         "row_filter": None,
-        "valid_from": (valid_from or datetime.now(UTC)).isoformat(),
-        "expires_at": expires_at.isoformat() if expires_at else None,
+        "valid_from": start.isoformat(),
+        "expires_at": (expires_at or start + timedelta(days=365)).isoformat(),
         "quota": None,
-        "purpose": "a test scenario",
+        "purpose": "Show patients the least crowded clinic.",
+        "purpose_category": "public_service",
+        "updated_at": datetime.now(UTC).isoformat(),
     }
 
 

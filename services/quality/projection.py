@@ -205,7 +205,9 @@ class QualityCatalog:
             purpose=str(state.get("purpose") or ""),
         )
         with self._lock:
-            self._grants[grant.id] = grant
+            known = self._grants.get(grant.id)
+            if known is None or grant.version >= known.version:  # versions only go up
+                self._grants[grant.id] = grant
 
     def _tombstone(self, key: bytes | None) -> None:
         kind, _, entity = (key or b"").decode("utf-8", "replace").partition(":")

@@ -270,13 +270,20 @@ def test_an_unused_grant_shows_up_as_idle(quality: QualityHarness) -> None:
     unused = quality.register("unused", created_at=days_ago(40))["dataset_id"]
     suffix = uuid.uuid4().hex[:6]
     idle_scenario, busy_scenario = f"showcase-{suffix}", f"busy-{suffix}"
-    grants = [
-        grant_state(f"g-idle-{suffix}", idle_scenario, used, valid_from=days_ago(30)),
-        grant_state(f"g-busy-{suffix}", busy_scenario, used, valid_from=days_ago(30)),
-    ]
-    quality.publish(catalog_records(grants=grants))
-    delivery = usage_record(busy_scenario, used, grant_id=f"g-busy-{suffix}", records=500)
+    idle_grant = grant_state(idle_scenario, used, valid_from=days_ago(30))
+    busy_grant = grant_state(busy_scenario, used, valid_from=days_ago(30))
+    revoked = grant_state(idle_scenario, unused, valid_from=days_ago(30), status="revoked", version=2)
+    quality.publish(catalog_records(grants=[idle_grant, busy_grant, revoked]))
+    # An older version of a grant arriving late does not undo the newer one.
+    quality.publish(catalog_records(grants=[{**revoked, "status": "active", "version": 1}]))
+    delivery = usage_record(busy_scenario, used, grant_id=busy_grant["id"], records=500)
     quality.publish([delivery, delivery])  # redelivered: stored once
+
+    def delivered() -> bool:
+        response = quality.get(f"/v1/utilization/datasets/{used}")
+        return response.status_code == 200 and response.json()["daily"] != []
+
+    assert wait_until(delivered, 20, 0.2)  # the metering has reached quality
 
     def idle_found() -> dict[str, Any] | None:
         body = quality.get("/v1/utilization/idle", days=14).json()
@@ -288,16 +295,12 @@ def test_an_unused_grant_shows_up_as_idle(quality: QualityHarness) -> None:
     assert body is not None
     assert busy_scenario not in {entry["scenario_id"] for entry in body["idle_scenarios"]}
     unused_grants = {entry["grant_id"]: entry for entry in body["unused_grants"]}
-    assert f"g-idle-{suffix}" in unused_grants and f"g-busy-{suffix}" not in unused_grants
-    assert unused_grants[f"g-idle-{suffix}"]["evidence"] == "never used since it was granted"
+    assert idle_grant["id"] in unused_grants and busy_grant["id"] not in unused_grants
+    assert revoked["id"] not in unused_grants
+    assert unused_grants[idle_grant["id"]]["evidence"] == "never used since it was granted"
     never = {entry["dataset_id"] for entry in body["never_delivered_datasets"]}
     assert unused in never and used not in never
 
-    def delivered() -> bool:
-        response = quality.get(f"/v1/utilization/datasets/{used}")
-        return response.status_code == 200 and response.json()["daily"] != []
-
-    assert wait_until(delivered, 10, 0.2)
     per_dataset = quality.get(f"/v1/utilization/datasets/{used}").json()
     assert per_dataset["active_grants"] == 2 and per_dataset["grants_used"] == 1
     assert per_dataset["daily"][0]["records"] == 500  # the redelivered event counted once
