@@ -25,7 +25,9 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 TABLE_LEVEL = frozenset({"expect_column_to_exist"})
-"""Rules that hold by construction here (the DataFrame has a column per declared field)."""
+"""Rules that hold by construction here: a window's DataFrame has a column per declared field
+(absent values are nulls, which the null rules count). They are not run: each costs GX a fixed
+~10 ms per window and can never fail."""
 
 
 def expectation_class_name(expectation_type: str) -> str:
@@ -132,6 +134,8 @@ class GreatExpectations:
             for index, item in enumerate(items):
                 try:
                     rule = _rule(index, item)
+                    if rule.type in TABLE_LEVEL:
+                        continue
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         expectation_class = getattr(gx.expectations, expectation_class_name(rule.type))
