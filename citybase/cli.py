@@ -14,6 +14,7 @@ from rich.console import Console
 from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import demo, publish
+from citybase.scorecard_cli import scorecard
 from services.common.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(audit_app, name="audit")
 app.command("publish")(publish)
 app.command("demo")(demo)
+app.command("scorecard")(scorecard)
 console = Console()
 
 
