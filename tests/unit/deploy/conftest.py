@@ -80,8 +80,8 @@ def _publish_until_known(
     client: TestClient, key: str, version: str, records: list[dict[str, object]]
 ) -> None:
     """Ingest learns datasets and contract versions from the catalog's events, which the catalog's
-    outbox relays after start: retry the batch until ingest knows the dataset at ``version``
-    (404 before the dataset, 409 before that version)."""
+    outbox relays after start: retry the batch until ingest knows the key and the dataset at
+    ``version`` (401 before the key, 404 before the dataset, 409 before that version)."""
     deadline = time.monotonic() + 20
     while True:
         answer = client.post(
@@ -91,7 +91,7 @@ def _publish_until_known(
         )
         if answer.status_code == 202:
             return
-        assert answer.status_code in {404, 409}, answer.text
+        assert answer.status_code in {401, 404, 409}, answer.text
         assert time.monotonic() < deadline, "ingest never learnt the example dataset"
         time.sleep(0.1)
 
