@@ -1,21 +1,25 @@
 """Prometheus metrics of quality, in the service's own registry.
 
 Labels stay bounded: ``dataset`` is only ever a dataset the catalog announced or quality scored,
-``dimension`` one of the five dimensions or ``overall``, ``kind`` a breach kind.
+``dimension`` one of the five dimensions or ``overall``, ``kind`` a breach kind; ``department`` and
+``domain`` (on ``citybase_dataset_info`` only) are the catalog's, one value per dataset.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 from services.common.metrics import ServiceMetrics
 from services.quality.settings import DIMENSIONS
 
 if TYPE_CHECKING:
+    from services.quality.projection import QualityCatalog
     from services.quality.service import WindowScore
+    from services.quality.settings import QualitySettings
 
 _BY_SERVICE: weakref.WeakKeyDictionary[ServiceMetrics, QualityMetrics] = weakref.WeakKeyDictionary()
 
@@ -37,6 +41,26 @@ class QualityMetrics:
             ["dataset"],
             registry=registry,
         )
+        self.threshold = Gauge(
+            "citybase_dataset_quality_threshold",
+            "Overall score (0-100) under which the dataset's quality alerts (SCORE_THRESHOLD(S)).",
+            ["dataset"],
+            registry=registry,
+        )
+        self.freshness_target = Gauge(
+            "citybase_dataset_freshness_target_seconds",
+            "Freshness the dataset is held to: its contract's SLA frequency, else the default.",
+            ["dataset"],
+            registry=registry,
+        )
+        self.dataset_info = Info(
+            "citybase_dataset",
+            "Always 1: the dataset's owning department and domain, to join per-dataset series on.",
+            ["dataset"],
+            registry=registry,
+        )
+        self._described: set[str] = set()
+        self._describing = threading.Lock()
         self.window_duration = Histogram(
             "citybase_quality_window_processing_seconds",
             "Time to score and store one window.",
@@ -131,3 +155,28 @@ class QualityMetrics:
             self.score.labels(dataset, "overall").set(score.overall)
         if score.freshness_s is not None:
             self.freshness.labels(dataset).set(score.freshness_s)
+
+    def describe_datasets(self, catalog: QualityCatalog, settings: QualitySettings) -> None:
+        """Set what alerts and dashboards hold each scored dataset against: its threshold, its
+        freshness target (as :func:`services.quality.service.check_freshness` judges it) and its
+        department and domain; a dataset no longer scored here loses these series."""
+        with self._describing:
+            self._describe(catalog, settings)
+
+    def _describe(self, catalog: QualityCatalog, settings: QualitySettings) -> None:
+        described: set[str] = set()
+        for dataset in catalog.datasets():
+            if not dataset.scored or not settings.follows(dataset.id):
+                continue
+            described.add(dataset.id)
+            contract = catalog.current_contract(dataset.id)
+            frequency = contract.frequency_s if contract is not None else None
+            self.threshold.labels(dataset.id).set(settings.threshold_of(dataset.id))
+            self.freshness_target.labels(dataset.id).set(frequency or settings.default_frequency_s)
+            self.dataset_info.labels(dataset.id).info(
+                {"department": dataset.owner_department_id, "domain": dataset.domain_id}
+            )
+        for gone in self._described - described:
+            for family in (self.threshold, self.freshness_target, self.dataset_info):
+                family.remove(gone)
+        self._described = described

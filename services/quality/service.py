@@ -455,6 +455,7 @@ class QualityService:
         self._count_breaches(opened)
         for dataset_id, seconds in found.items():
             self.metrics.freshness.labels(dataset_id).set(seconds)
+        self.metrics.describe_datasets(self.catalog, self.settings)
         return found
 
 

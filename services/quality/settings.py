@@ -1,12 +1,15 @@
 """Settings of the quality service only, read from the environment (prefix ``CITYBASE_QUALITY_``).
 
-Windows, weights and thresholds can be set per dataset: ``CITYBASE_QUALITY_WINDOWS`` and
-``CITYBASE_QUALITY_WEIGHTS`` are JSON objects keyed by dataset id, e.g.
-``{"health.outpatient-visits": {"records": 5000, "seconds": 30}}`` and
-``{"transport.bus-arrivals": {"timeliness": 0.4}}`` (the dimensions left out keep their default).
+Windows, weights and thresholds can be set per dataset: ``CITYBASE_QUALITY_WINDOWS``,
+``CITYBASE_QUALITY_WEIGHTS`` and ``CITYBASE_QUALITY_SCORE_THRESHOLDS`` are JSON objects keyed by
+dataset id, e.g. ``{"health.outpatient-visits": {"records": 5000, "seconds": 30}}``,
+``{"transport.bus-arrivals": {"timeliness": 0.4}}`` (the dimensions left out keep their default)
+and ``{"market.inspections": 90}``.
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +62,15 @@ class QualitySettings(BaseSettings):
     late_share_breach: float = Field(
         default=0.10, gt=0, le=1, description="A window with more late records than this breaches latency."
     )
+    score_threshold: float = Field(
+        default=80.0,
+        ge=0,
+        le=100,
+        description="Overall score under which a dataset's quality alerts (citybase_dataset_quality_threshold).",
+    )
+    score_thresholds: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
+        default_factory=dict, description="Score thresholds per dataset id (default: score_threshold)."
+    )
     score_change_threshold: float = Field(
         default=5.0, ge=0, description="Points the overall score must move to be announced."
     )
@@ -87,6 +99,9 @@ class QualitySettings(BaseSettings):
 
     def window_of(self, dataset_id: str) -> WindowSize:
         return self.windows.get(dataset_id, self.window)
+
+    def threshold_of(self, dataset_id: str) -> float:
+        return self.score_thresholds.get(dataset_id, self.score_threshold)
 
     def weights_of(self, dataset_id: str) -> dict[str, float]:
         return {**DEFAULT_WEIGHTS, **self.weights.get(dataset_id, {})}

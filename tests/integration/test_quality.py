@@ -402,6 +402,18 @@ def test_the_api_answers_404_422_and_ranks_worst_first(quality: QualityHarness) 
     assert json.loads(json.dumps(history))  # plain JSON all the way
 
 
+def test_metrics_hold_each_dataset_to_its_threshold_and_sla_and_name_its_department(
+    quality: QualityHarness,
+) -> None:
+    dataset_id = quality.register("described")["dataset_id"]
+    info = f'citybase_dataset_info{{dataset="{dataset_id}",department="{quality.department}",domain="health"}} 1.0'
+    assert wait_until(lambda: info in quality.client.get("/metrics").text, 20, 0.2)
+    metrics = quality.client.get("/metrics").text
+    assert f'citybase_dataset_quality_threshold{{dataset="{dataset_id}"}} 80.0' in metrics
+    # the health example contract's SLA frequency: PT15M
+    assert f'citybase_dataset_freshness_target_seconds{{dataset="{dataset_id}"}} 900.0' in metrics
+
+
 def test_citybase_scorecard_writes_the_department_page(quality: QualityHarness, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -104,7 +104,7 @@ def test_the_quality_dashboard_shows_scores_per_dataset_and_department_and_idle_
     for needed in (
         "citybase_dataset_quality_score",
         "by (department)",
-        "citybase_utilization_idle_scenarios",
+        'citybase_utilization_idle{kind="idle_scenarios"}',
     ):
         assert needed in expressions, needed
 
