@@ -196,7 +196,7 @@ async def check_version(
     dataset_id: str, request: Request, session: SessionDep, _: ReaderDep
 ) -> CompatibilityReport:
     document = await _contract_body(request)
-    return service.check_version(service.get_dataset(session, dataset_id), parse_contract(document))
+    return service.check_version(session, service.get_dataset(session, dataset_id), parse_contract(document))
 
 
 @router.get(
@@ -205,9 +205,7 @@ async def check_version(
     tags=["contracts"],
 )
 def list_versions(dataset_id: str, session: SessionDep, _: ReaderDep) -> list[ContractVersionSummary]:
-    return [
-        ContractVersionSummary.model_validate(v) for v in service.get_dataset(session, dataset_id).versions
-    ]
+    return [ContractVersionSummary.model_validate(v) for v in service.list_versions(session, dataset_id)]
 
 
 @router.get(
