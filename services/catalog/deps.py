@@ -13,7 +13,7 @@ from services.common.deps import RuntimeDep, SessionDep, SettingsDep
 __all__ = ["AdminDep", "EventsDep", "PublisherDep", "ReaderDep", "SessionDep", "SettingsDep"]
 
 
-def get_events(runtime: RuntimeDep) -> CatalogEvents:
+async def get_events(runtime: RuntimeDep) -> CatalogEvents:
     events: CatalogEvents = runtime.state["events"]
     return events
 

@@ -218,14 +218,24 @@ def search_datasets(
     """
     after = _decode_cursor(cursor) if cursor else None
     words = _query_words(filters.q)
-    ids: list[str] | None = None
+    postings = None
     if session.get_bind().dialect.name == "postgresql":
-        ids = _posting_page(session, filters, words, after, limit + 1)
-    if ids is None:
-        ids = _scanned_page(session, filters, words, after, limit + 1)
-    page, more = ids[:limit], len(ids) > limit
-    next_cursor = _encode_cursor(page[-1]) if more and page else None
-    return _dataset_reads(session, page), next_cursor
+        postings = _posting_query(session, filters, words, after, limit + 1)
+    if postings is not None:
+        # The page's ids and the listed columns of their datasets in one round trip.
+        page_ids = postings.subquery()
+        rows = session.execute(
+            sa.select(*_LISTED_COLUMNS)
+            .join(page_ids, page_ids.c.dataset_id == Dataset.id)
+            .order_by(Dataset.id)
+        ).all()
+    else:
+        rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode_cursor(page[-1].id) if more and page else None
+    return [
+        DatasetRead.model_validate({**row._mapping, "topics": topics_of(row.id)}) for row in page
+    ], next_cursor
 
 
 def _query_words(q: str | None) -> list[str]:
@@ -238,16 +248,12 @@ def _query_words(q: str | None) -> list[str]:
 _LISTED_COLUMNS = tuple(getattr(Dataset, name) for name in DatasetRead.model_fields if name != "topics")
 
 
-def _dataset_reads(session: Session, ids: Sequence[str]) -> list[DatasetRead]:
-    """The listed datasets, in the given order, reading only the columns a listing shows."""
+def _listed_rows(session: Session, ids: Sequence[str]) -> list[sa.Row[Any]]:
+    """The listed columns of the datasets, in the given order."""
     if not ids:
         return []
     rows = {row.id: row for row in session.execute(sa.select(*_LISTED_COLUMNS).where(Dataset.id.in_(ids)))}
-    return [
-        DatasetRead.model_validate({**rows[dataset_id]._mapping, "topics": topics_of(dataset_id)})
-        for dataset_id in ids
-        if dataset_id in rows
-    ]
+    return [rows[dataset_id] for dataset_id in ids if dataset_id in rows]
 
 
 def _scanned_page(
@@ -315,7 +321,15 @@ prefix ("a", "st") is answered from the GIN index instead."""
 def _posting_page(
     session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
 ) -> list[str] | None:
-    """One page of ids from the posting lists (PostgreSQL), or None where they do not serve.
+    """One page of ids from the posting lists (PostgreSQL), or None where they do not serve."""
+    query = _posting_query(session, filters, words, after, size)
+    return None if query is None else list(session.scalars(query))
+
+
+def _posting_query(
+    session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
+) -> sa.Select[tuple[str]] | None:
+    """The query of one page of ids from the posting lists (PostgreSQL), or None where they do not serve.
 
     Each query word and each filter is a list of dataset ids in id order (for a word, the union
     of the lists of the indexed words it is a prefix of); the page is the first ``size`` ids of
@@ -328,7 +342,7 @@ def _posting_page(
         if expansion is None:
             return None
         if not expansion:
-            return []
+            return sa.select(dataset_terms.c.dataset_id).where(sa.false())
         lists.append(_posting_list("text", expansion, after))
     for field, value in (
         ("domain", filters.domain),
@@ -346,8 +360,7 @@ def _posting_page(
     joined: sa.FromClause = first
     for other in others:
         joined = joined.join(other, other.c.dataset_id == first.c.dataset_id)
-    query = query.select_from(joined).distinct().order_by(first.c.dataset_id).limit(size)
-    return list(session.scalars(query))
+    return query.select_from(joined).distinct().order_by(first.c.dataset_id).limit(size)
 
 
 def _posting_list(field: str, terms: Sequence[str], after: str | None) -> sa.Subquery:
