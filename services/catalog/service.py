@@ -332,35 +332,77 @@ def _posting_query(
     """The query of one page of ids from the posting lists (PostgreSQL), or None where they do not serve.
 
     Each query word and each filter is a list of dataset ids in id order (for a word, the union
-    of the lists of the indexed words it is a prefix of); the page is the first ``size`` ids of
-    their intersection after the cursor. Each list is an index-only range scan that starts at
-    the cursor and the lists are joined in order, so the work follows the page, not the matches.
+    of the lists of the indexed words it is a prefix of), an index range read without the table.
+    One list is read from the cursor on. The intersection of several is walked by leapfrogging:
+    each list seeks, by one index probe, its first id at or after the current candidate; the
+    greatest becomes the next candidate, and a candidate every list holds is a match. Lists that
+    rarely meet are skipped through in a few seeks instead of being read side by side, so the
+    work follows the page and how often the lists interleave, not how many datasets match.
     """
-    lists: list[sa.Subquery] = []
+    lists: list[tuple[str, list[str]]] = []
     for word in words:
         expansion = _indexed_words(session, word)
         if expansion is None:
             return None
         if not expansion:
             return sa.select(dataset_terms.c.dataset_id).where(sa.false())
-        lists.append(_posting_list("text", expansion, after))
+        lists.append(("text", expansion))
     for field, value in (
-        ("domain", filters.domain),
+        ("tag", filters.tag),
         ("department", filters.department),
+        ("domain", filters.domain),
         ("classification", filters.classification),
         ("status", filters.status),
-        ("tag", filters.tag),
     ):
         if value:
-            lists.append(_posting_list(field, [value], after))
+            lists.append((field, [value]))
     if not lists:
         return None  # no word, no filter: the primary key is already the list
-    first, *others = lists
-    query = sa.select(first.c.dataset_id)
-    joined: sa.FromClause = first
-    for other in others:
-        joined = joined.join(other, other.c.dataset_id == first.c.dataset_id)
-    return query.select_from(joined).distinct().order_by(first.c.dataset_id).limit(size)
+    if len(lists) == 1:
+        field, terms = lists[0]
+        ids = _posting_list(field, terms, after)
+        return sa.select(ids.c.dataset_id).distinct().order_by(ids.c.dataset_id).limit(size)
+    return _leapfrog(lists, after, size)
+
+
+def _leapfrog(
+    lists: Sequence[tuple[str, Sequence[str]]], after: str | None, size: int
+) -> sa.Select[tuple[str]]:
+    params: dict[str, Any] = {"after": after or "", "size": size}
+
+    def seek(index: int, operator: str, start: str) -> str:
+        """The list's first id ``operator`` ``start``: one index probe per indexed word."""
+        field, terms = lists[index]
+        params[f"f{index}"] = field
+        probes = []
+        for position, term in enumerate(terms):
+            params[f"t{index}_{position}"] = term
+            probes.append(
+                f"(SELECT dataset_id FROM catalog_dataset_terms WHERE field = :f{index} "
+                f"AND term = :t{index}_{position} AND dataset_id {operator} {start} "
+                f"ORDER BY dataset_id LIMIT 1)"
+            )
+        return probes[0] if len(probes) == 1 else f"LEAST({', '.join(probes)})"
+
+    heads = ", ".join(f"{seek(index, '>=', 'walk.candidate')} AS head{index}" for index in range(len(lists)))
+    every = " AND ".join(f"heads.head{index} IS NOT NULL" for index in range(len(lists)))
+    top = f"GREATEST({', '.join(f'heads.head{index}' for index in range(len(lists)))})"
+    # walk(candidate, found): found is the id the step that produced the row confirmed, if any.
+    # No ORDER BY on the walk: candidates only grow, and an ORDER BY would make PostgreSQL run
+    # the walk to its end before the LIMIT could stop it.
+    sql = f"""
+        WITH RECURSIVE walk(candidate, found) AS (
+            SELECT {seek(0, ">", ":after")}, NULL::varchar
+            UNION ALL
+            SELECT CASE WHEN {top} = walk.candidate THEN {seek(0, ">", "walk.candidate")} ELSE {top} END,
+                   CASE WHEN {top} = walk.candidate THEN walk.candidate END
+            FROM walk CROSS JOIN LATERAL (SELECT {heads}) AS heads
+            WHERE walk.candidate IS NOT NULL AND {every}
+        )
+        SELECT found AS dataset_id FROM walk WHERE found IS NOT NULL LIMIT :size
+    """
+    text = sa.text(sql).bindparams(**params).columns(dataset_id=sa.String)
+    return sa.select(text.subquery().c.dataset_id)
 
 
 def _posting_list(field: str, terms: Sequence[str], after: str | None) -> sa.Subquery:

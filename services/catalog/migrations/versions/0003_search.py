@@ -14,7 +14,11 @@ starting at the cursor, which PostgreSQL reads with index-only scans joined in o
 follows the page size, not how many datasets match. A trigger keeps the rows in step with every
 write to ``catalog_datasets`` (the service's, a bulk COPY's, a manual fix).
 
-The words are the lexemes of a stored generated ``search_vector`` column, which also backs a GIN
+The words are the lexemes of a stored generated ``search_vector`` column, each cut to its leading
+run of letters and digits: the parser also keeps compounds whole (``bus-arrivals``,
+``transport.bike``), and as a query word is letters and digits only, it is a prefix of a compound
+exactly when it is a prefix of that leading run. Matches stay those of ``to_tsquery('word:*')``
+while a prefix expands to a few words, not to every compound. The vector also backs a GIN
 index for the queries the posting lists do not serve (a prefix of one or two letters, which
 expands to very many words). SQLite keeps its FTS5 table.
 
@@ -42,13 +46,15 @@ BEGIN
         INSERT INTO catalog_dataset_terms (field, term, dataset_id)
         SELECT DISTINCT entry.field, entry.term, NEW.id
         FROM (
-            SELECT 'text' AS field, unnest(tsvector_to_array(NEW.search_vector)) AS term
+            SELECT 'text' AS field, substring(lexeme FROM '^[[:alnum:]]+') AS term
+            FROM unnest(tsvector_to_array(NEW.search_vector)) AS lexeme
             UNION ALL SELECT 'domain', NEW.domain_id
             UNION ALL SELECT 'department', NEW.owner_department_id
             UNION ALL SELECT 'classification', NEW.classification
             UNION ALL SELECT 'status', NEW.status
             UNION ALL SELECT 'tag', json_array_elements_text(NEW.tags)
-        ) AS entry;
+        ) AS entry
+        WHERE entry.term IS NOT NULL;
     END IF;
     RETURN NULL;
 END
@@ -79,14 +85,14 @@ def upgrade() -> None:
     op.execute(
         "INSERT INTO catalog_dataset_terms (field, term, dataset_id)"
         " SELECT DISTINCT entry.field, entry.term, entry.dataset_id FROM ("
-        "  SELECT 'text' AS field, unnest(tsvector_to_array(search_vector)) AS term, id AS dataset_id"
-        "  FROM catalog_datasets"
+        "  SELECT 'text' AS field, substring(lexeme FROM '^[[:alnum:]]+') AS term, id AS dataset_id"
+        "  FROM catalog_datasets, unnest(tsvector_to_array(search_vector)) AS lexeme"
         "  UNION ALL SELECT 'domain', domain_id, id FROM catalog_datasets"
         "  UNION ALL SELECT 'department', owner_department_id, id FROM catalog_datasets"
         "  UNION ALL SELECT 'classification', classification, id FROM catalog_datasets"
         "  UNION ALL SELECT 'status', status, id FROM catalog_datasets"
         "  UNION ALL SELECT 'tag', json_array_elements_text(tags), id FROM catalog_datasets"
-        " ) AS entry"
+        " ) AS entry WHERE entry.term IS NOT NULL"
     )
     # The trigger's DELETE finds a dataset's rows by id.
     op.execute("CREATE INDEX ix_catalog_dataset_terms_dataset_id ON catalog_dataset_terms (dataset_id)")
