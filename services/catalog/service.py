@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
@@ -514,19 +516,71 @@ class _Earlier:
     record_schema: dict[str, Any]
 
 
+class RecordSchemaCache:
+    """Record schemas of stored contract versions, by dataset, version and document fingerprint.
+
+    A stored version never changes, and the same document always derives the same record schema,
+    so a schema read (or derived) once serves every later compatibility check in the process:
+    a check under a transitive mode then reads only the earlier versions' keys, not 20 record
+    schemas to decode. Keyed by fingerprint as well, so a version registered in a transaction
+    that rolled back and then registered again with another document is never confused with it.
+    Bounded (least recently used out); thread-safe.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._schemas: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        with self._lock:
+            schema = self._schemas.get(key)
+            if schema is not None:
+                self._schemas.move_to_end(key)
+            return schema
+
+    def put(self, key: tuple[str, str, str], schema: dict[str, Any]) -> None:
+        with self._lock:
+            self._schemas[key] = schema
+            self._schemas.move_to_end(key)
+            while len(self._schemas) > self._size:
+                self._schemas.popitem(last=False)
+
+
+RECORD_SCHEMAS = RecordSchemaCache()
+
+
 def _earlier_versions(
     session: Session, dataset_id: str, mode: compatibility.CompatibilityMode
 ) -> list[_Earlier]:
     """The earlier versions a check under ``mode`` reads, oldest first: all of them for transitive
-    modes, else only the last (which also tells whether the new version is higher)."""
-    query = sa.select(ContractVersion.version, ContractVersion.sequence, ContractVersion.record_schema).where(
+    modes, else only the last (which also tells whether the new version is higher). Record
+    schemas come from :data:`RECORD_SCHEMAS` when there, else from the database in one query."""
+    query = sa.select(ContractVersion.version, ContractVersion.sequence, ContractVersion.fingerprint).where(
         ContractVersion.dataset_id == dataset_id
     )
     if mode.transitive:
         rows = session.execute(query.order_by(ContractVersion.sequence)).all()
     else:
         rows = session.execute(query.order_by(ContractVersion.sequence.desc()).limit(1)).all()
-    return [_Earlier(row.version, row.sequence, row.record_schema) for row in rows]
+    schemas = {row.version: RECORD_SCHEMAS.get((dataset_id, row.version, row.fingerprint)) for row in rows}
+    missing = [version for version, schema in schemas.items() if schema is None]
+    if missing:
+        loaded = session.execute(
+            sa.select(
+                ContractVersion.version, ContractVersion.fingerprint, ContractVersion.record_schema
+            ).where(ContractVersion.dataset_id == dataset_id, ContractVersion.version.in_(missing))
+        )
+        for version, fingerprint, schema in loaded:
+            RECORD_SCHEMAS.put((dataset_id, version, fingerprint), schema)
+            schemas[version] = schema
+    earlier = []
+    for row in rows:
+        schema = schemas[row.version]
+        if schema is None:  # deleted since the first query: not something the catalog does
+            raise RuntimeError(f"version {row.version} of {dataset_id} vanished during a check")
+        earlier.append(_Earlier(row.version, row.sequence, schema))
+    return earlier
 
 
 def check_version(session: Session, dataset: Dataset, contract: ParsedContract) -> CompatibilityReport:
@@ -611,6 +665,7 @@ def _register_parsed(
         created_by=created_by,
     )
     session.add(version)
+    RECORD_SCHEMAS.put((dataset.id, version.version, version.fingerprint), new_schema)
     dataset.current_version = version.version
     dataset.updated_at = utcnow()
     dataset.search_text = _search_text(dataset, version)
