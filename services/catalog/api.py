@@ -74,7 +74,7 @@ async def _contract_body(request: Request) -> bytes:
 
 
 async def _read(runtime: Runtime, work: Callable[[Session], T]) -> T:
-    """Run a read in its own unit of work on one worker thread.
+    """Run a read in its own autocommit unit of work on one worker thread.
 
     The busiest reads (get a dataset, search) take this path rather than ``SessionDep`` and a
     sync route, which would cross to a worker thread three times (open the session, the route,
@@ -83,6 +83,9 @@ async def _read(runtime: Runtime, work: Callable[[Session], T]) -> T:
 
     def unit_of_work() -> T:
         with db.unit_of_work(runtime.sessions) as session:
+            # Autocommit: a read needs no transaction of its own, and BEGIN and COMMIT would be
+            # two more round trips to the database than the query itself.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return work(session)
 
     return await run_in_threadpool(unit_of_work)

@@ -193,3 +193,22 @@ def test_the_search_migration_indexes_a_populated_catalog_and_follows_its_change
             assert terms and terms > 5
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_words_too_short_for_the_posting_lists_are_answered_from_the_gin_index(
+    schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_service, "MAX_PREFIX_EXPANSION", 0)  # every word falls back
+    rows = _catalog_rows()
+    engine = db.create_db_engine(schema_url)
+    db.migrate(schema_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
+    try:
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            _load(session, rows)
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            assert catalog_service._indexed_words(session, "bus") is None
+            for filters in SEARCHES:
+                assert list(_all_pages(session, filters, 4)) == _expected(rows, filters), filters
+    finally:
+        engine.dispose()
