@@ -10,12 +10,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import demo, publish
 from services.common.settings import Settings
 
 app = typer.Typer(help="citybase: the digital base of a city.", no_args_is_help=True, add_completion=False)
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(audit_app, name="audit")
 app.command("publish")(publish)
 app.command("demo")(demo)
 console = Console()

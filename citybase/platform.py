@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from services.catalog import models as catalog_models
 from services.catalog import service as catalog_service
 from services.catalog.app import create_app as create_catalog
+from services.catalog.audit import service as audit
 from services.common import db
 from services.common.app import Infrastructure
 from services.common.outbox import Outbox
@@ -110,9 +111,32 @@ def prepare(settings: Settings, *, load_examples: bool = True) -> Preparation:
         events = catalog_service.CatalogEvents(Outbox(catalog_models.outbox))
         with db.unit_of_work(db.session_factory(engine)) as session:
             admin = catalog_service.bootstrap_admin(session, events)
+            if admin is not None:
+                audit.append(
+                    session,
+                    audit.AuditEvent(
+                        action="api_key.issue",
+                        resource_type="api_key",
+                        resource_id=admin.prefix,
+                        actor_id="citybase",
+                        actor_kind="system",
+                        details={"principal_id": admin.principal_id, "reason": "first start"},
+                    ),
+                )
             loaded: list[str] = []
             if load_examples and catalog_service.is_empty(session) and examples_dir().is_dir():
                 loaded = catalog_service.load_examples(session, events, examples_dir())
+                audit.append(
+                    session,
+                    audit.AuditEvent(
+                        action="contract_version.register",
+                        resource_type="catalog",
+                        resource_id="examples",
+                        actor_id="citybase",
+                        actor_kind="system",
+                        details={"versions": loaded},
+                    ),
+                )
     finally:
         engine.dispose()
     return Preparation(admin_key=admin.key if admin else None, examples=loaded)

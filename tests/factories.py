@@ -96,3 +96,38 @@ def bus_arrival_record(**overrides: Any) -> dict[str, Any]:
     }
     record.update(overrides)
     return record
+
+
+# --- authorized operation -----------------------------------------------------------------------
+
+
+def scenario_create(scenario_id: str = "one-stop-visit", **overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/scenarios."""
+    body: dict[str, Any] = {
+        "id": scenario_id,
+        "name": scenario_id.replace("-", " ").title(),
+        "organisation": "Shenkang Hospital Development Center",
+        "description": "Books outpatient visits at the least crowded clinic.",
+        "contact": "scenario-team@shdc.example.cn",
+    }
+    body.update(overrides)
+    return body
+
+
+OUTPATIENT_FIELDS = ["visit_id", "hospital_id", "clinic", "patient_id", "wait_minutes", "registered_at"]
+INSPECTION_FIELDS = ["inspection_id", "district", "result", "inspected_at", "inspector_phone"]
+
+
+def access_request_create(
+    dataset_id: str = "market.inspections", fields: list[str] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The body of POST /v1/access-requests (a request of a market-inspections' fields by default)."""
+    body: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "purpose": "Show residents the inspection results of the shops on their street.",
+        "purpose_category": "public_service",
+        "fields": list(fields or INSPECTION_FIELDS),
+        "duration_days": 90,
+    }
+    body.update(overrides)
+    return body

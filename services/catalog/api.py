@@ -16,8 +16,17 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from services.catalog import service
+from services.catalog.audit.service import Auditor
 from services.catalog.contracts.odcs import ContractTooLarge, parse_contract
-from services.catalog.deps import AdminDep, EventsDep, PublisherDep, ReaderDep, SessionDep, SettingsDep
+from services.catalog.deps import (
+    AdminDep,
+    AuditDep,
+    EventsDep,
+    PublisherDep,
+    ReaderDep,
+    SessionDep,
+    SettingsDep,
+)
 from services.catalog.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
@@ -107,8 +116,10 @@ def list_domains(session: SessionDep, _: ReaderDep) -> list[DomainRead]:
 
 
 @router.post("/domains", response_model=DomainRead, status_code=status.HTTP_201_CREATED, tags=["domains"])
-def create_domain(payload: DomainCreate, session: SessionDep, _: AdminDep) -> DomainRead:
-    return DomainRead.model_validate(service.create_domain(session, payload))
+def create_domain(payload: DomainCreate, session: SessionDep, auditor: AuditDep, _: AdminDep) -> DomainRead:
+    domain = DomainRead.model_validate(service.create_domain(session, payload))
+    auditor.record(session, "domain.create", "domain", domain.id)
+    return domain
 
 
 @router.get("/departments", response_model=list[DepartmentRead], tags=["departments"])
@@ -120,9 +131,11 @@ def list_departments(session: SessionDep, _: ReaderDep) -> list[DepartmentRead]:
     "/departments", response_model=DepartmentRead, status_code=status.HTTP_201_CREATED, tags=["departments"]
 )
 def create_department(
-    payload: DepartmentCreate, session: SessionDep, events: EventsDep, _: AdminDep
+    payload: DepartmentCreate, session: SessionDep, events: EventsDep, auditor: AuditDep, _: AdminDep
 ) -> DepartmentRead:
-    return service.create_department(session, events, payload)
+    department = service.create_department(session, events, payload)
+    auditor.record(session, "department.create", "department", department.id, department_id=department.id)
+    return department
 
 
 @router.get("/departments/{department_id}", response_model=DepartmentRead, tags=["departments"])
@@ -161,10 +174,26 @@ async def search_datasets(
 
 @router.post("/datasets", response_model=DatasetRead, status_code=status.HTTP_201_CREATED, tags=["datasets"])
 def create_dataset(
-    payload: DatasetCreate, session: SessionDep, events: EventsDep, principal: PublisherDep
+    payload: DatasetCreate, session: SessionDep, events: EventsDep, auditor: AuditDep, principal: PublisherDep
 ) -> DatasetRead:
+    auditor.attempting(
+        "dataset.create",
+        "dataset",
+        payload.id,
+        dataset_id=payload.id,
+        department_id=payload.owner_department_id,
+    )
     _may_publish_to(principal, payload.owner_department_id)
-    return service.create_dataset(session, events, payload)
+    dataset = service.create_dataset(session, events, payload)
+    auditor.record(
+        session,
+        "dataset.create",
+        "dataset",
+        dataset.id,
+        dataset_id=dataset.id,
+        department_id=dataset.owner_department_id,
+    )
+    return dataset
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetRead, tags=["datasets"])
@@ -177,10 +206,27 @@ async def get_dataset(dataset_id: str, runtime: RuntimeDep, _: ReaderDep) -> Res
 
 @router.patch("/datasets/{dataset_id}", response_model=DatasetRead, tags=["datasets"])
 def update_dataset(
-    dataset_id: str, payload: DatasetUpdate, session: SessionDep, events: EventsDep, principal: PublisherDep
+    dataset_id: str,
+    payload: DatasetUpdate,
+    session: SessionDep,
+    events: EventsDep,
+    auditor: AuditDep,
+    principal: PublisherDep,
 ) -> DatasetRead:
-    _may_publish_to(principal, service.get_dataset(session, dataset_id).owner_department_id)
-    return service.update_dataset(session, events, dataset_id, payload)
+    owner = service.get_dataset(session, dataset_id).owner_department_id
+    auditor.attempting("dataset.update", "dataset", dataset_id, dataset_id=dataset_id, department_id=owner)
+    _may_publish_to(principal, owner)
+    dataset = service.update_dataset(session, events, dataset_id, payload)
+    auditor.record(
+        session,
+        "dataset.update",
+        "dataset",
+        dataset_id,
+        dataset_id=dataset_id,
+        department_id=owner,
+        details={"changed": sorted(payload.model_dump(exclude_unset=True))},
+    )
+    return dataset
 
 
 @router.post(
@@ -192,12 +238,37 @@ def update_dataset(
     summary="Register a new ODCS v3 contract version (YAML or JSON body)",
 )
 async def register_version(
-    dataset_id: str, request: Request, session: SessionDep, events: EventsDep, principal: PublisherDep
+    dataset_id: str,
+    request: Request,
+    session: SessionDep,
+    events: EventsDep,
+    auditor: AuditDep,
+    principal: PublisherDep,
 ) -> ContractVersionRead:
+    auditor.attempting("contract_version.register", "dataset", dataset_id, dataset_id=dataset_id)
     document = await _contract_body(request)
-    _may_publish_to(principal, service.get_dataset(session, dataset_id).owner_department_id)
+    owner = service.get_dataset(session, dataset_id).owner_department_id
+    auditor.attempting(
+        "contract_version.register", "dataset", dataset_id, dataset_id=dataset_id, department_id=owner
+    )
+    _may_publish_to(principal, owner)
     version = service.register_version(session, events, dataset_id, document, created_by=principal.id)
+    _audit_version(session, auditor, version.dataset_id, version.version, owner)
     return ContractVersionRead.model_validate(version)
+
+
+def _audit_version(
+    session: Session, auditor: Auditor, dataset_id: str, version: str, owner: str | None
+) -> None:
+    auditor.record(
+        session,
+        "contract_version.register",
+        "contract_version",
+        f"{dataset_id}@{version}",
+        dataset_id=dataset_id,
+        department_id=owner,
+        details={"version": version},
+    )
 
 
 @router.post(
@@ -209,13 +280,16 @@ async def register_version(
     summary="Register an ODCS contract: creates the dataset it describes if new, else adds the version",
 )
 async def register_contract(
-    request: Request, session: SessionDep, events: EventsDep, principal: PublisherDep
+    request: Request, session: SessionDep, events: EventsDep, auditor: AuditDep, principal: PublisherDep
 ) -> ContractVersionRead:
-    document = await _contract_body(request)
     department = None if principal.is_admin() else principal.department_id
+    auditor.attempting("contract_version.register", "contract", "-", department_id=department)
+    document = await _contract_body(request)
     version = service.register_contract(
         session, events, document, created_by=principal.id, department_id=department
     )
+    owner = service.get_dataset(session, version.dataset_id).owner_department_id
+    _audit_version(session, auditor, version.dataset_id, version.version, owner)
     return ContractVersionRead.model_validate(version)
 
 
@@ -274,9 +348,18 @@ def list_principals(session: SessionDep, _: AdminDep, kind: str | None = None) -
     "/principals", response_model=PrincipalRead, status_code=status.HTTP_201_CREATED, tags=["principals"]
 )
 def create_principal(
-    payload: PrincipalCreate, session: SessionDep, events: EventsDep, _: AdminDep
+    payload: PrincipalCreate, session: SessionDep, events: EventsDep, auditor: AuditDep, _: AdminDep
 ) -> PrincipalRead:
-    return service.create_principal(session, events, payload)
+    principal = service.create_principal(session, events, payload)
+    auditor.record(
+        session,
+        "principal.create",
+        "principal",
+        principal.id,
+        department_id=principal.department_id,
+        details={"kind": principal.kind},
+    )
+    return principal
 
 
 def _self_or_admin(principal: Principal, principal_id: str) -> None:
@@ -292,10 +375,18 @@ def _self_or_admin(principal: Principal, principal_id: str) -> None:
     summary="Issue an API key (shown once)",
 )
 def issue_key(
-    principal_id: str, payload: ApiKeyCreate, session: SessionDep, events: EventsDep, caller: ReaderDep
+    principal_id: str,
+    payload: ApiKeyCreate,
+    session: SessionDep,
+    events: EventsDep,
+    auditor: AuditDep,
+    caller: ReaderDep,
 ) -> ApiKeyIssued:
+    auditor.attempting("api_key.issue", "principal", principal_id)
     _self_or_admin(caller, principal_id)
-    return service.issue_api_key(session, events, principal_id, payload.name)
+    issued = service.issue_api_key(session, events, principal_id, payload.name)
+    auditor.record(session, "api_key.issue", "api_key", issued.prefix, details={"principal_id": principal_id})
+    return issued
 
 
 @router.get("/principals/{principal_id}/keys", response_model=list[ApiKeyRead], tags=["principals"])
@@ -306,10 +397,18 @@ def list_keys(principal_id: str, session: SessionDep, caller: ReaderDep) -> list
 
 @router.delete("/principals/{principal_id}/keys/{prefix}", response_model=ApiKeyRead, tags=["principals"])
 def revoke_key(
-    principal_id: str, prefix: str, session: SessionDep, events: EventsDep, caller: ReaderDep
+    principal_id: str,
+    prefix: str,
+    session: SessionDep,
+    events: EventsDep,
+    auditor: AuditDep,
+    caller: ReaderDep,
 ) -> ApiKeyRead:
+    auditor.attempting("api_key.revoke", "api_key", prefix, details={"principal_id": principal_id})
     _self_or_admin(caller, principal_id)
-    return ApiKeyRead.model_validate(service.revoke_api_key(session, events, principal_id, prefix))
+    revoked = ApiKeyRead.model_validate(service.revoke_api_key(session, events, principal_id, prefix))
+    auditor.record(session, "api_key.revoke", "api_key", prefix, details={"principal_id": principal_id})
+    return revoked
 
 
 # --- standard interfaces -------------------------------------------------------------------

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
+from services.catalog.audit.service import Auditor, audit_request
 from services.catalog.service import CatalogEvents
 from services.common.auth import Principal, PrincipalKind, require
 from services.common.deps import RuntimeDep, SessionDep, SettingsDep
 
-__all__ = ["AdminDep", "EventsDep", "PublisherDep", "ReaderDep", "SessionDep", "SettingsDep"]
+__all__ = [
+    "AdminDep",
+    "AuditDep",
+    "EventsDep",
+    "OperatorDep",
+    "PublisherDep",
+    "ReaderDep",
+    "SessionDep",
+    "SettingsDep",
+]
 
 
 async def get_events(runtime: RuntimeDep) -> CatalogEvents:
@@ -22,3 +33,12 @@ EventsDep = Annotated[CatalogEvents, Depends(get_events)]
 ReaderDep = Annotated[Principal, Depends(require(*PrincipalKind))]
 PublisherDep = Annotated[Principal, Depends(require(PrincipalKind.department))]
 AdminDep = Annotated[Principal, Depends(require(PrincipalKind.admin))]
+OperatorDep = Annotated[Principal, Depends(require(PrincipalKind.operator))]
+
+
+def get_auditor(request: Request, session: SessionDep) -> Iterator[Auditor]:
+    yield from audit_request(request, session)
+
+
+# scope="function": a failure is audited before the response leaves, like the commit of a success.
+AuditDep = Annotated[Auditor, Depends(get_auditor, scope="function")]

@@ -85,7 +85,7 @@ dataset_terms = sa.Table(
     sa.Column("dataset_id", String(200), primary_key=True),
     comment=(
         "PostgreSQL only: one row per dataset and word of its search text (field 'text') or value "
-        "it is filtered on; kept by a trigger on catalog_datasets (migration catalog_0003)."
+        "it is filtered on; kept by a trigger on catalog_datasets (migration catalog_0005)."
     ),
 )
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
@@ -64,7 +64,7 @@ from services.catalog.standards.model import (
 from services.common import catalog_events
 from services.common.auth import issue_key
 from services.common.outbox import Outbox
-from services.common.problems import Forbidden
+from services.common.problems import FieldError, Forbidden, json_pointer
 
 DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
 
@@ -215,7 +215,7 @@ def search_datasets(
 
     Full text covers title, description, tags and field names, each query word matching the
     words it is a prefix of: FTS5 on SQLite; on PostgreSQL, ordered posting lists (migration
-    catalog_0003) so that a page costs the same whether a word matches ten datasets or most of
+    catalog_0005) so that a page costs the same whether a word matches ten datasets or most of
     them. The cursor is the last id of the previous page.
     """
     after = _decode_cursor(cursor) if cursor else None
@@ -703,10 +703,8 @@ def register_contract(
         if department_id is not None and owner != department_id:
             raise Forbidden(f"the contract names department {owner!r}, not yours")
         description = contract.model.description
-        create_dataset(
-            session,
-            events,
-            DatasetCreate(
+        try:
+            payload = DatasetCreate(
                 id=contract.id,
                 title=contract.model.name or contract.id,
                 description=(description.purpose or "") if description else "",
@@ -715,12 +713,35 @@ def register_contract(
                 classification=policy.classification or "conditional",
                 status=DatasetStatus.active if contract.model.status == "active" else DatasetStatus.draft,
                 compatibility_mode=policy.compatibility or CompatibilityModeName.BACKWARD,
-            ),
-        )
+            )
+        except ValidationError as error:
+            raise exceptions.ContractMismatch(
+                "the contract cannot describe a citybase dataset", errors=_contract_field_errors(error)
+            ) from None
+        create_dataset(session, events, payload)
     elif department_id is not None and existing.owner_department_id != department_id:
         raise Forbidden("only the owning department may register versions of this dataset")
     dataset = get_dataset(session, contract.id)
     return _register_parsed(session, events, dataset, contract, document, created_by)
+
+
+_CONTRACT_PATH_OF_FIELD = {
+    "id": ["id"],
+    "title": ["name"],
+    "description": ["description", "purpose"],
+    "tags": ["tags"],
+    "owner_department_id": ["customProperties", "citybase.department"],
+}
+
+
+def _contract_field_errors(error: ValidationError) -> list[FieldError]:
+    """Where in the ODCS document each invalid dataset attribute came from."""
+    errors = []
+    for detail in error.errors():
+        field, *rest = detail["loc"] or ("id",)
+        path = _CONTRACT_PATH_OF_FIELD.get(str(field), [str(field)]) + list(rest)
+        errors.append(FieldError(path=json_pointer(path), rule=detail["type"], message=detail["msg"]))
+    return errors
 
 
 def contract_state(version: ContractVersion) -> dict[str, Any]:
@@ -793,6 +814,19 @@ def create_principal(session: Session, events: CatalogEvents, payload: Principal
         get_department(session, payload.department_id)
     principal = Principal(**payload.model_dump())
     session.add(principal)
+    session.flush()
+    read = PrincipalRead.model_validate(principal)
+    events.publish(session, catalog_events.PRINCIPAL, principal.id, read)
+    return read
+
+
+def set_principal_status(
+    session: Session, events: CatalogEvents, principal_id: str, status: str
+) -> PrincipalRead:
+    """Suspend (``suspended``) or reactivate (``active``) a principal: its keys stop or work again
+    everywhere as soon as the event reaches each service's key ring."""
+    principal = get_principal(session, principal_id)
+    principal.status = status
     session.flush()
     read = PrincipalRead.model_validate(principal)
     events.publish(session, catalog_events.PRINCIPAL, principal.id, read)

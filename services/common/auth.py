@@ -144,7 +144,9 @@ async def get_principal(request: Request) -> Principal:
     keyring: KeyRing | None = runtime.state.get("keyring") if runtime is not None else None
     if keyring is None:
         raise Unauthenticated("this service does not accept API keys yet: it is starting")
-    return keyring.authenticate(token.strip())
+    principal = keyring.authenticate(token.strip())
+    request.state.principal = principal  # for whoever audits the request
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

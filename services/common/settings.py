@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         default=True, description="Run the service's migrations when it starts (make run); off in deployment."
     )
     readiness_timeout_s: float = 2.0
+    audit_checkpoint_interval_s: float = Field(
+        default=60.0, gt=0, description="How often the catalog checkpoints the head of its audit chain."
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -209,3 +209,18 @@ def test_asyncapi_documents_are_valid_asyncapi_3(
     platform = catalog.call("GET", "/v1/asyncapi").json()
     assert not list(asyncapi_3.iter_errors(platform))
     assert "platform.catalog" in platform["channels"]
+
+
+def test_a_contract_whose_id_is_not_a_dataset_id_is_refused_with_its_path(catalog: CatalogHarness) -> None:
+    catalog.department("transport-bureau", ["transport"])
+
+    def rename(document: dict[str, Any]) -> None:
+        document["id"] = "transport.a"
+
+    contract = evolve_contract(example_contract("transport.bus-arrivals"), "1.0.0", rename)
+    response = catalog.call("POST", "/v1/contracts", content=contract)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"].endswith("/contract-mismatch")
+    assert [error["path"] for error in problem["errors"]] == ["/id"]
+    assert catalog.call("GET", "/v1/datasets/transport.a").status_code == 404

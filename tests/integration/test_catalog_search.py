@@ -1,4 +1,4 @@
-"""Catalog search on SQLite (FTS5) and PostgreSQL (posting lists, migration catalog_0003): common
+"""Catalog search on SQLite (FTS5) and PostgreSQL (posting lists, migration catalog_0005): common
 and rare words, prefixes, filters and cursor pages give the same datasets in the same order."""
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def test_the_search_migration_indexes_a_populated_catalog_and_follows_its_change
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "catalog_0002")
+            command.upgrade(config, "catalog_0004")
         with db.unit_of_work(db.session_factory(engine)) as session:
             _load(session, rows)  # written before the search tables exist
         db.migrate(schema_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]

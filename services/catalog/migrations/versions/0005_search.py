@@ -1,6 +1,6 @@
 """catalog: search on PostgreSQL from a stored ``tsvector`` column and ordered posting lists.
 
-The 0002 index was a GIN index on the expression ``to_tsvector('simple', search_text)``. A search
+The catalog_0002 index was a GIN index on the expression ``to_tsvector('simple', search_text)``. A search
 answers a page of datasets *in id order*; a GIN index knows which rows match but not their order,
 so every query either fetched and sorted all its matches (a common word matches a quarter of the
 catalog) or walked the primary key and tested rows until a page was full (a word whose datasets
@@ -22,8 +22,8 @@ while a prefix expands to a few words, not to every compound. The vector also ba
 index for the queries the posting lists do not serve (a prefix of one or two letters, which
 expands to very many words). SQLite keeps its FTS5 table.
 
-Revision ID: catalog_0003
-Revises: catalog_0002
+Revision ID: catalog_0005
+Revises: catalog_0004
 Create Date: 2026-11-24
 """
 
@@ -31,8 +31,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "catalog_0003"
-down_revision: str | None = "catalog_0002"
+revision: str = "catalog_0005"
+down_revision: str | None = "catalog_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,65 @@
+"""HTTP routes of the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from services.catalog.audit import service
+from services.catalog.audit.schemas import AuditEntryRead, AuditPage, AuditVerification
+from services.catalog.deps import OperatorDep, ReaderDep, SessionDep
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    summary="The audit trail, newest first: operators and admins see all, a department its datasets', "
+    "a scenario its own",
+)
+def list_audit(
+    session: SessionDep,
+    principal: ReaderDep,
+    actor: Annotated[str | None, Query(max_length=100)] = None,
+    action: Annotated[
+        str | None, Query(max_length=100, description="An action or its prefix: grant, grant.revoke")
+    ] = None,
+    resource_type: Annotated[str | None, Query(max_length=50)] = None,
+    resource_id: Annotated[str | None, Query(max_length=300)] = None,
+    outcome: Literal["success", "denied", "failed"] | None = None,
+    dataset: Annotated[str | None, Query(max_length=200)] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    scenario: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> AuditPage:
+    filters = service.AuditFilter(
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        outcome=outcome,
+        dataset=dataset,
+        department=department,
+        scenario=scenario,
+        since=since,
+        until=until,
+    )
+    entries, next_cursor = service.list_entries(
+        session, filters, scope=service.visible_to(principal), limit=limit, cursor=cursor
+    )
+    return AuditPage(items=[AuditEntryRead.model_validate(e) for e in entries], next_cursor=next_cursor)
+
+
+@router.get(
+    "/audit/verification",
+    response_model=AuditVerification,
+    summary="Recompute the hash chain now and report the first entry that does not match",
+)
+def verify_audit(session: SessionDep, _: OperatorDep) -> AuditVerification:
+    return service.verify(session)

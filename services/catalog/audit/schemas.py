@@ -1,0 +1,49 @@
+"""API shapes of the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AuditEntryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int = Field(description="Position in the chain, gap-free from 1.")
+    at: datetime
+    actor_id: str | None = Field(description="The principal who acted; null when unauthenticated.")
+    actor_kind: str | None
+    action: str = Field(examples=["grant.revoke", "contract_version.register"])
+    resource_type: str
+    resource_id: str
+    outcome: str = Field(description="success, denied (refused with a 4xx) or failed (5xx).")
+    purpose: str | None
+    dataset_id: str | None
+    department_id: str | None
+    scenario_id: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryRead]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next (older) page; null at the end."
+    )
+
+
+class ChainBreak(BaseModel):
+    seq: int = Field(description="The first entry that does not match.")
+    reason: str
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    entries_checked: int
+    head_seq: int | None = None
+    head_hash: str | None = None
+    checkpoints: int | None = None
+    first_break: ChainBreak | None = None

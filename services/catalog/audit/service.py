@@ -1,0 +1,480 @@
+"""Appending to, reading and verifying the audit trail.
+
+Every entry is hashed over its canonical JSON form together with the previous entry's hash
+(SHA-256; the first entry follows :data:`GENESIS`). Appends lock the single head row, so entries
+get gap-free sequence numbers in commit order and the chain never forks; the lock is held until
+the request's transaction commits, which serializes audited writes of the catalog: they are
+decisions made by people, not a hot path.
+
+A request that fails is audited too. The request-scoped :class:`Auditor` sees the failure, rolls
+the request's work back and writes a ``denied`` (4xx) or ``failed`` entry in its place, in its own
+transaction, so that an attempt is on record even though nothing it tried was written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException
+
+from services.catalog.audit.models import AuditCheckpoint, AuditEntry, AuditHead
+from services.catalog.audit.schemas import AuditVerification, ChainBreak
+from services.catalog.exceptions import InvalidCursor
+from services.common import catalog_events, db
+from services.common.auth import Principal, PrincipalKind
+from services.common.outbox import Outbox
+from services.common.problems import Problem
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+"""The previous hash of the first entry."""
+
+SUCCESS, DENIED, FAILED = "success", "denied", "failed"
+OUTCOMES = (SUCCESS, DENIED, FAILED)
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened: who did what to which resource, for which purpose, with which outcome."""
+
+    action: str
+    resource_type: str
+    resource_id: str
+    outcome: str = SUCCESS
+    actor_id: str | None = None
+    actor_kind: str | None = None
+    purpose: str | None = None
+    dataset_id: str | None = None
+    department_id: str | None = None
+    scenario_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    source_event_id: str | None = None
+
+
+# --- the chain ---------------------------------------------------------------------------------
+
+
+def _timestamp(moment: datetime) -> str:
+    """UTC with microseconds: the same text whether the database kept the zone or not."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    """SHA-256 over the entry's canonical JSON, which includes the previous entry's hash."""
+    canonical = {
+        "seq": entry.seq,
+        "at": _timestamp(entry.at),
+        "actor_id": entry.actor_id,
+        "actor_kind": entry.actor_kind,
+        "action": entry.action,
+        "resource_type": entry.resource_type,
+        "resource_id": entry.resource_id,
+        "outcome": entry.outcome,
+        "purpose": entry.purpose,
+        "dataset_id": entry.dataset_id,
+        "department_id": entry.department_id,
+        "scenario_id": entry.scenario_id,
+        "details": entry.details,
+        "source_event_id": entry.source_event_id,
+        "prev_hash": entry.prev_hash,
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_ready(details: Mapping[str, Any]) -> dict[str, Any]:
+    # What the JSON column gives back, so that the hash computed now is the hash verified later.
+    plain: dict[str, Any] = json.loads(json.dumps(dict(details), default=str, ensure_ascii=False))
+    return plain
+
+
+def _lock_head(session: Session) -> AuditHead:
+    # The migration creates the one head row; locking it orders appends across transactions.
+    head = session.scalars(sa.select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    if head is None:
+        raise RuntimeError("the audit head row is missing: run the catalog's migrations")
+    return head
+
+
+def append(session: Session, event: AuditEvent, *, now: datetime | None = None) -> AuditEntry:
+    """Append ``event`` to the chain in the session's transaction (it commits with the change)."""
+    if event.outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, not {event.outcome!r}")
+    head = _lock_head(session)
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        at=now or datetime.now(UTC),
+        actor_id=event.actor_id,
+        actor_kind=event.actor_kind,
+        action=event.action,
+        resource_type=event.resource_type,
+        resource_id=event.resource_id,
+        outcome=event.outcome,
+        purpose=event.purpose,
+        dataset_id=event.dataset_id,
+        department_id=event.department_id,
+        scenario_id=event.scenario_id,
+        details=_json_ready(event.details),
+        source_event_id=event.source_event_id,
+        prev_hash=head.hash,
+    )
+    entry.hash = entry_hash(entry)
+    session.add(entry)
+    head.seq, head.hash = entry.seq, entry.hash
+    session.flush()
+    return entry
+
+
+def checkpoint(session: Session, events: Outbox | None = None) -> AuditCheckpoint | None:
+    """Record the current head, unless it is already recorded; publish it when ``events`` is given."""
+    head = session.get(AuditHead, 1)
+    if head is None or head.seq == 0 or session.get(AuditCheckpoint, head.seq) is not None:
+        return None
+    point = AuditCheckpoint(seq=head.seq, hash=head.hash, at=datetime.now(UTC))
+    session.add(point)
+    session.flush()
+    if events is not None:
+        state = {"seq": point.seq, "hash": point.hash, "at": _timestamp(point.at)}
+        events.add(
+            session,
+            catalog_events.catalog_record(catalog_events.AUDIT_CHECKPOINT, str(point.seq), state),
+        )
+    return point
+
+
+def verify(session: Session, *, batch: int = 1000) -> AuditVerification:
+    """Recompute the whole chain and compare it with the stored hashes, the head and the checkpoints.
+
+    Reports the first entry that does not match: an edited row fails its own hash, a removed or
+    inserted row breaks the sequence or the next entry's ``prev_hash``, a removed tail falls short
+    of the head or of a checkpoint.
+    """
+    checkpoints = {p.seq: p.hash for p in session.scalars(sa.select(AuditCheckpoint))}
+    expected_prev, expected_seq, checked = GENESIS, 1, 0
+    last_seq = 0
+    while True:
+        rows = session.scalars(
+            sa.select(AuditEntry).where(AuditEntry.seq > last_seq).order_by(AuditEntry.seq).limit(batch)
+        ).all()
+        if not rows:
+            break
+        for entry in rows:
+            problem = _check_entry(entry, expected_seq, expected_prev, checkpoints)
+            if problem is not None:
+                return AuditVerification(ok=False, entries_checked=checked, first_break=problem)
+            checked += 1
+            expected_seq, expected_prev = entry.seq + 1, entry.hash
+            last_seq = entry.seq
+        session.expunge_all()
+    head = session.get(AuditHead, 1)
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if head_seq != last_seq or head_hash != expected_prev:
+        reason = f"the head says entry {head_seq}, the chain ends at entry {last_seq}: entries are missing or added"
+        return AuditVerification(
+            ok=False, entries_checked=checked, first_break=ChainBreak(seq=last_seq + 1, reason=reason)
+        )
+    beyond = sorted(seq for seq in checkpoints if seq > last_seq)
+    if beyond:
+        reason = f"checkpoint {beyond[0]} is beyond the last entry {last_seq}: entries were removed"
+        return AuditVerification(
+            ok=False, entries_checked=checked, first_break=ChainBreak(seq=last_seq + 1, reason=reason)
+        )
+    return AuditVerification(
+        ok=True, entries_checked=checked, head_seq=head_seq, head_hash=head_hash, checkpoints=len(checkpoints)
+    )
+
+
+def _check_entry(
+    entry: AuditEntry, expected_seq: int, expected_prev: str, checkpoints: Mapping[int, str]
+) -> ChainBreak | None:
+    if entry.seq != expected_seq:
+        return ChainBreak(seq=expected_seq, reason=f"entry {expected_seq} is missing (next is {entry.seq})")
+    if entry.prev_hash != expected_prev:
+        return ChainBreak(seq=entry.seq, reason="its previous hash does not match the entry before it")
+    if entry_hash(entry) != entry.hash:
+        return ChainBreak(seq=entry.seq, reason="its content does not match its hash: the entry was changed")
+    if entry.seq in checkpoints and checkpoints[entry.seq] != entry.hash:
+        return ChainBreak(seq=entry.seq, reason="its hash differs from the checkpoint taken at this entry")
+    return None
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    outcome: str | None = None
+    dataset: str | None = None
+    department: str | None = None
+    scenario: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor("the cursor is not one this endpoint returned") from None
+
+
+def visible_to(principal: Principal) -> sa.ColumnElement[bool] | None:
+    """What part of the trail a principal may read: None for all (operators and admins)."""
+    if principal.kind in (PrincipalKind.admin, PrincipalKind.operator):
+        return None
+    if principal.kind is PrincipalKind.scenario:
+        return AuditEntry.scenario_id == principal.id
+    # Departments and their approvers see what concerns their department's datasets.
+    return AuditEntry.department_id == (principal.department_id or "")
+
+
+def list_entries(
+    session: Session,
+    filters: AuditFilter,
+    *,
+    scope: sa.ColumnElement[bool] | None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[AuditEntry], str | None]:
+    """Entries matching ``filters`` within ``scope``, newest first, ``limit`` per page."""
+    query = sa.select(AuditEntry)
+    if scope is not None:
+        query = query.where(scope)
+    for column, value in (
+        (AuditEntry.actor_id, filters.actor),
+        (AuditEntry.resource_type, filters.resource_type),
+        (AuditEntry.resource_id, filters.resource_id),
+        (AuditEntry.outcome, filters.outcome),
+        (AuditEntry.dataset_id, filters.dataset),
+        (AuditEntry.department_id, filters.department),
+        (AuditEntry.scenario_id, filters.scenario),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.action is not None:
+        # "grant" matches grant.revoke and grant.update; "grant.revoke" only itself.
+        query = query.where(
+            sa.or_(
+                AuditEntry.action == filters.action,
+                AuditEntry.action.startswith(f"{filters.action}.", autoescape=True),
+            )
+        )
+    if filters.since is not None:
+        query = query.where(AuditEntry.at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AuditEntry.at < filters.until)
+    if cursor:
+        query = query.where(AuditEntry.seq < _decode_cursor(cursor))
+    rows = list(session.scalars(query.order_by(AuditEntry.seq.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _encode_cursor(rows[-1].seq) if more and rows else None
+
+
+# --- the request-scoped auditor ----------------------------------------------------------------
+
+
+class Auditor:
+    """Audits one request: what it did (:meth:`record`) or, when it fails, what it tried.
+
+    Route handlers and service functions call :meth:`record` for each change they make, in the
+    request's unit of work. :meth:`attempting` names what the request is about before anything can
+    fail, so that a failure is audited with the right action and resource; without it, a failed
+    write (POST, PUT, PATCH, DELETE) is still audited under its route's name and path parameters.
+    """
+
+    def __init__(self, request: Request, session: Session) -> None:
+        self._request = request
+        self._session = session
+        self._attempt: dict[str, Any] | None = None
+
+    @property
+    def actor(self) -> Principal | None:
+        principal: Principal | None = getattr(self._request.state, "principal", None)
+        return principal
+
+    def _who(self) -> dict[str, Any]:
+        actor = self.actor
+        return {"actor_id": actor.id, "actor_kind": actor.kind.value} if actor else {}
+
+    def attempting(
+        self,
+        action: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        purpose: str | None = None,
+        dataset_id: str | None = None,
+        department_id: str | None = None,
+        scenario_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Name what this request tries, for the entry written if it fails."""
+        self._attempt = {
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "purpose": purpose,
+            "dataset_id": dataset_id,
+            "department_id": department_id,
+            "scenario_id": scenario_id,
+            "details": dict(details or {}),
+        }
+
+    def record(
+        self,
+        session: Session,
+        action: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        outcome: str = SUCCESS,
+        purpose: str | None = None,
+        dataset_id: str | None = None,
+        department_id: str | None = None,
+        scenario_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append an entry for what the request did, in its unit of work."""
+        return append(
+            session,
+            AuditEvent(
+                action=action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                outcome=outcome,
+                purpose=purpose,
+                dataset_id=dataset_id,
+                department_id=department_id,
+                scenario_id=scenario_id,
+                details=details or {},
+                **self._who(),
+            ),
+        )
+
+    def failed(self, error: BaseException) -> None:
+        """Replace the request's rolled-back work by an entry saying what it tried and why it failed."""
+        status, reason = _failure(error)
+        if self._attempt is None and self._request.method in _READ_METHODS:
+            return
+        attempt = dict(self._attempt or self._route_attempt())
+        details = {
+            **attempt.pop("details", {}),
+            "method": self._request.method,
+            "path": self._request.url.path,
+            "status": status,
+            "reason": reason,
+        }
+        if isinstance(error, Problem):
+            details["problem"] = error.type
+        event = AuditEvent(
+            outcome=DENIED if status < 500 else FAILED, details=details, **attempt, **self._who()
+        )
+        session = self._session
+        session.rollback()
+        session.info.pop(db.AFTER_COMMIT, None)
+        try:
+            append(session, event)
+            session.commit()
+        except Exception:
+            # Auditing a failure must not hide the failure itself from the caller.
+            session.rollback()
+            log.exception(
+                "could not audit the failed request %s %s", self._request.method, self._request.url.path
+            )
+        finally:
+            session.info.pop(db.AFTER_COMMIT, None)
+
+    def _route_attempt(self) -> dict[str, Any]:
+        route = self._request.scope.get("route")
+        name = getattr(route, "name", None) or "request"
+        params = self._request.path_params
+        resource_type = next((key.removesuffix("_id") for key in params), "platform")
+        resource_id = "/".join(str(value) for value in params.values()) or self._request.url.path
+        return {
+            "action": f"http.{name}",
+            "resource_type": resource_type,
+            "resource_id": resource_id[:300],
+            "dataset_id": params.get("dataset_id"),
+        }
+
+
+def _failure(error: BaseException) -> tuple[int, str]:
+    if isinstance(error, Problem):
+        return error.status, str(error.detail or error.title)
+    if isinstance(error, RequestValidationError):
+        return 422, "the request is not valid"
+    if isinstance(error, HTTPException):
+        return error.status_code, str(error.detail)
+    return 500, type(error).__name__
+
+
+def audit_request(request: Request, session: Session) -> Iterator[Auditor]:
+    """The body of the auditor dependency: hands out an :class:`Auditor`, audits a failure."""
+    auditor = Auditor(request, session)
+    try:
+        yield auditor
+    except Exception as error:
+        auditor.failed(error)
+        raise
+
+
+# --- checkpoints, periodically ----------------------------------------------------------------
+
+
+class AuditCheckpointer:
+    """Checkpoints the head every ``interval_s`` when it moved, in the catalog's lifespan."""
+
+    def __init__(self, engine: Engine, outbox: Outbox, *, interval_s: float = 60.0) -> None:
+        self._sessions: sessionmaker[Session] = db.session_factory(engine)
+        self._outbox = outbox
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def checkpoint_once(self) -> AuditCheckpoint | None:
+        with db.unit_of_work(self._sessions) as session:
+            return checkpoint(session, self._outbox)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.checkpoint_once()
+            except Exception:
+                log.warning("audit checkpoint failed; retrying in %.0f s", self._interval_s, exc_info=True)
