@@ -315,7 +315,9 @@ def load_catalog(url: str, count: int) -> list[str]:
     """Migrate the catalog's tables and bulk-load ``count`` datasets, each with a contract version.
 
     This is the data setup, not what is measured: COPY straight into the tables (with the
-    ``search_text`` the service would compute), not through the API.
+    ``search_text`` the service would compute), not through the API. On PostgreSQL the search
+    column and posting lists (migration catalog_0005) follow from the rows: a generated column
+    and a trigger fill them during the COPY, as they do for the service's own writes.
     """
     db.migrate(url, _migrations(), SPEC.version_table)
     departments = _departments()
