@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -263,7 +264,7 @@ def _scanned_page(
 ) -> list[str]:
     """One page of ids by filtering the datasets table in id order: SQLite (with its FTS5 table),
     and PostgreSQL when a query word is too short a prefix for the posting lists."""
-    query = sa.select(Dataset.id, *([Dataset.tags] if filters.tag else []))
+    query = sa.select(Dataset.id)
     if after is not None:
         query = query.where(Dataset.id > after)
     if filters.domain:
@@ -275,10 +276,7 @@ def _scanned_page(
     if filters.status:
         query = query.where(Dataset.status == filters.status)
     if filters.tag:
-        # tags are a short JSON list: a LIKE on the serialised list, confirmed in Python below
-        query = query.where(
-            sa.cast(Dataset.tags, sa.Text).like(f'%"{_escape_like(filters.tag)}"%', escape="\\")
-        )
+        query = query.where(_has_tag(session, filters.tag))
     if words:
         query = query.where(_full_text(session, words))
     if words and session.get_bind().dialect.name == "postgresql":
@@ -287,15 +285,19 @@ def _scanned_page(
         query = sa.select(query.offset(0).subquery()).order_by(sa.column("id"))
     else:
         query = query.order_by(Dataset.id)
-    if not filters.tag:
-        return list(session.scalars(query.limit(size)))
-    ids: list[str] = []
-    for row in session.execute(query):
-        if filters.tag in row.tags:
-            ids.append(row.id)
-            if len(ids) == size:
-                break
-    return ids
+    return list(session.scalars(query.limit(size)))
+
+
+def _has_tag(session: Session, tag: str) -> sa.ColumnElement[bool]:
+    """The dataset's tags (a JSON list) hold exactly ``tag``, compared as decoded JSON strings, so
+    that a tag outside ASCII (stored escaped) matches as it does in the posting lists."""
+    elements = {"sqlite": sa.func.json_each, "postgresql": sa.func.json_array_elements_text}.get(
+        session.get_bind().dialect.name
+    )
+    if elements is None:
+        return sa.cast(Dataset.tags, sa.Text).like(f"%{_escape_like(json.dumps(tag))}%", escape="\\")
+    values = elements(Dataset.tags).table_valued("value")
+    return sa.exists(sa.select(1).select_from(values).where(values.c.value == tag))
 
 
 def _full_text(session: Session, words: list[str]) -> sa.ColumnElement[bool]:

@@ -37,7 +37,9 @@ def _catalog_rows(count: int = 45) -> list[DatasetCreate]:
                 title=f"{subject.capitalize()} number {n}",
                 description=f"A live stream of {subject}, district {n % 4}.",
                 owner_department_id=f"{domain}-bureau",
-                tags=[domain, f"district-{n % 4}"] + (["night"] if n % 6 == 0 else []),
+                tags=[domain, f"district-{n % 4}"]
+                + (["night"] if n % 6 == 0 else [])
+                + (["夜间"] if n % 9 == 0 else []),
                 classification=CLASSIFICATIONS[n % 3],
                 status="active" if n % 7 else "draft",
             )
@@ -104,6 +106,9 @@ SEARCHES = (
     catalog_service.DatasetFilter(q="bus", classification="open", status="active"),
     catalog_service.DatasetFilter(q="parking", tag="night"),
     catalog_service.DatasetFilter(tag="night"),
+    catalog_service.DatasetFilter(tag="夜间"),  # stored escaped in the JSON list
+    catalog_service.DatasetFilter(q="bus", tag="夜间"),
+    catalog_service.DatasetFilter(tag="Night"),  # tags match exactly
     catalog_service.DatasetFilter(domain="market", department="market-bureau"),
     catalog_service.DatasetFilter(department="transport-bureau", status="draft"),
     catalog_service.DatasetFilter(),
