@@ -47,7 +47,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     deliveries = delivery_audit_worker(runtime.bus, runtime.sessions)
     runtime.add_readiness_check("audit-deliveries", lambda: None if deliveries.alive else "not running")
     try:
-        runtime.bus.admin().ensure_topic(USAGE_TOPIC_SPEC)
+        runtime.bus.admin().ensure_topic(USAGE_TOPIC_SPEC, timeout_s=5.0)
     except Exception as error:  # the worker keeps trying; readiness tells operators
         log.warning("could not ensure %s yet: %s", USAGE_TOPIC_SPEC.name, error)
     relay.start()
