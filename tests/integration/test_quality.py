@@ -149,10 +149,11 @@ def quality(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) ->
     app = create_app(embedded_settings(tmp_path, **overrides), quality_settings=_settings(unique_name))
     with TestClient(app) as client:
         runtime: Runtime = app.state.runtime
+        # The read model creates platform.catalog as it starts; publish once it has.
+        assert wait_until(lambda: runtime.state["read_model"].caught_up, 60)
         key, records = operator_key(f"operator-{unique_name}")
         runtime.bus.producer().publish(records)
         harness = QualityHarness(client, runtime, key, f"dept-{unique_name}", [])
-        assert wait_until(lambda: runtime.state["read_model"].caught_up, 60)
         assert wait_until(lambda: harness.get("/v1/quality/rankings").status_code == 200, 15)
         try:
             yield harness
