@@ -36,6 +36,7 @@ from services.catalog.schemas import (
     ContractVersionRead,
     ContractVersionSummary,
     DatasetCreate,
+    DatasetDetail,
     DatasetPage,
     DatasetRead,
     DatasetStatus,
@@ -196,10 +197,10 @@ def create_dataset(
     return dataset
 
 
-@router.get("/datasets/{dataset_id}", response_model=DatasetRead, tags=["datasets"])
+@router.get("/datasets/{dataset_id}", response_model=DatasetDetail, tags=["datasets"])
 async def get_dataset(dataset_id: str, runtime: RuntimeDep, _: ReaderDep) -> Response:
     read = await _read(
-        runtime, lambda session: service.dataset_read(service.get_dataset(session, dataset_id))
+        runtime, lambda session: service.dataset_detail(session, service.get_dataset(session, dataset_id))
     )
     return _json(read)
 

@@ -16,6 +16,7 @@ from services.catalog.audit.api import router as audit_router
 from services.catalog.audit.deliveries import USAGE_TOPIC_SPEC, delivery_audit_worker
 from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.models import outbox
+from services.catalog.scores.service import QUALITY_TOPIC_SPEC, quality_scores_worker
 from services.catalog.service import CatalogEvents
 from services.common import catalog_events
 from services.common.app import InfrastructureProvider, Runtime, ServiceSpec, build_service_app
@@ -46,17 +47,22 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     runtime.add_readiness_check("keys", keys.readiness)
     deliveries = delivery_audit_worker(runtime.bus, runtime.sessions)
     runtime.add_readiness_check("audit-deliveries", lambda: None if deliveries.alive else "not running")
-    try:
-        runtime.bus.admin().ensure_topic(USAGE_TOPIC_SPEC, timeout_s=5.0)
-    except Exception as error:  # the worker keeps trying; readiness tells operators
-        log.warning("could not ensure %s yet: %s", USAGE_TOPIC_SPEC.name, error)
+    scores = quality_scores_worker(runtime.bus, runtime.sessions)
+    runtime.add_readiness_check("quality-scores", lambda: None if scores.alive else "not running")
+    for topic in (USAGE_TOPIC_SPEC, QUALITY_TOPIC_SPEC):
+        try:
+            runtime.bus.admin().ensure_topic(topic, timeout_s=5.0)
+        except Exception as error:  # the workers keep trying; readiness tells operators
+            log.warning("could not ensure %s yet: %s", topic.name, error)
     relay.start()
     keys.start()
     checkpoints.start()
     deliveries.start()
+    scores.start()
     try:
         yield
     finally:
+        scores.stop()
         deliveries.stop()
         checkpoints.stop()
         keys.stop()

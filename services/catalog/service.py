@@ -45,6 +45,7 @@ from services.catalog.schemas import (
     CompatibilityModeName,
     CompatibilityReport,
     DatasetCreate,
+    DatasetDetail,
     DatasetId,
     DatasetRead,
     DatasetStatus,
@@ -54,8 +55,10 @@ from services.catalog.schemas import (
     DomainCreate,
     PrincipalCreate,
     PrincipalRead,
+    QualitySummary,
     Topics,
 )
+from services.catalog.scores.models import DatasetQuality
 from services.catalog.standards.model import (
     CatalogDescription,
     DatasetDescription,
@@ -89,6 +92,17 @@ def dataset_read(dataset: Dataset) -> DatasetRead:
         {
             **{c.key: getattr(dataset, c.key) for c in sa.inspect(Dataset).column_attrs},
             "topics": topics_of(dataset.id),
+        }
+    )
+
+
+def dataset_detail(session: Session, dataset: Dataset) -> DatasetDetail:
+    """The dataset with its latest quality score (as quality last announced it on platform.quality)."""
+    score = session.get(DatasetQuality, dataset.id)
+    return DatasetDetail.model_validate(
+        {
+            **dataset_read(dataset).model_dump(),
+            "quality": QualitySummary.model_validate(score) if score else None,
         }
     )
 
