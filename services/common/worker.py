@@ -14,16 +14,19 @@ makes the group read the same records again: at-least-once, never a skipped reco
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from services.common.bus import Bus, Consumer, Message, OutgoingRecord, TopicPartition
+from services.common.envelope import CloudEvent
 
 log = logging.getLogger(__name__)
+Item = TypeVar("Item")
 
 
 class RetryableError(Exception):
@@ -45,6 +48,45 @@ class MessageHandler(Protocol):
 
     def flush(self) -> None:
         """Finish the batch (wait for acks, store results): called before every commit."""
+
+
+class EventBatchHandler(abc.ABC, Generic[Item]):
+    """A handler whose work is one transaction per batch: each CloudEvent is read into an item
+    (or skipped), and :meth:`apply` does the whole batch at flush time, before the commit.
+
+    A record that is no CloudEvent is a poison message. If :meth:`apply` fails, the items are
+    dropped: the worker re-reads the batch from the committed offsets and reads them again.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[Item] = []
+
+    @abc.abstractmethod
+    def read(self, event: CloudEvent) -> Item | None:
+        """The item an event contributes, None to skip it; PoisonMessage if it never can."""
+
+    @abc.abstractmethod
+    def apply(self, items: list[Item]) -> None:
+        """Do the batch's work (one transaction); raise to have the batch retried."""
+
+    def handle(self, message: Message) -> None:
+        if message.value is None:
+            return
+        try:
+            event = CloudEvent.from_message(message)
+        except Exception as error:
+            raise PoisonMessage(f"not a CloudEvent: {error}", code="not-a-cloudevent") from None
+        item = self.read(event)
+        if item is not None:
+            self._pending.append(item)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        try:
+            self.apply(self._pending)
+        finally:
+            self._pending = []
 
 
 DeadLetterTopic = Callable[[Message], str]

@@ -19,9 +19,9 @@ from services.catalog.audit.models import AuditEntry
 from services.catalog.audit.service import DENIED, SUCCESS, AuditEvent, append
 from services.catalog.models import Dataset
 from services.common import db
-from services.common.bus import Bus, Message, TopicSpec
+from services.common.bus import Bus, TopicSpec
 from services.common.envelope import CloudEvent
-from services.common.worker import ConsumerWorker, PoisonMessage
+from services.common.worker import ConsumerWorker, EventBatchHandler, PoisonMessage
 
 log = logging.getLogger(__name__)
 
@@ -70,47 +70,32 @@ def delivery_event(event: CloudEvent) -> AuditEvent:
     )
 
 
-class DeliveryAudit:
-    """Consumer handler: collects a batch of usage events, appends them in one transaction."""
+class DeliveryAudit(EventBatchHandler[AuditEvent]):
+    """Consumer handler: appends a batch of usage events to the audit trail in one transaction."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
+        super().__init__()
         self._sessions = sessions
-        self._pending: list[AuditEvent] = []
 
-    def handle(self, message: Message) -> None:
-        if message.value is None:
-            return
-        try:
-            event = CloudEvent.from_message(message)
-        except Exception as error:
-            raise PoisonMessage(f"not a CloudEvent: {error}", code="not-a-cloudevent") from None
-        self._pending.append(delivery_event(event))
+    def read(self, event: CloudEvent) -> AuditEvent:
+        return delivery_event(event)
 
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        try:
-            self._append_pending()
-        finally:
-            # On failure the worker re-reads the batch from the committed offsets: start afresh.
-            self._pending.clear()
-
-    def _append_pending(self) -> None:
+    def apply(self, items: list[AuditEvent]) -> None:
         with db.unit_of_work(self._sessions) as session:
-            ids = [event.source_event_id for event in self._pending if event.source_event_id]
+            ids = [event.source_event_id for event in items if event.source_event_id]
             seen = set(
                 session.scalars(
                     sa.select(AuditEntry.source_event_id).where(AuditEntry.source_event_id.in_(ids))
                 )
             )
-            datasets = {event.dataset_id for event in self._pending}
+            datasets = {event.dataset_id for event in items}
             owners = {
                 row.id: row.owner_department_id
                 for row in session.execute(
                     sa.select(Dataset.id, Dataset.owner_department_id).where(Dataset.id.in_(datasets))
                 )
             }
-            for event in self._pending:
+            for event in items:
                 if event.source_event_id in seen:
                     continue
                 seen.add(event.source_event_id)

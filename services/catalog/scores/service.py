@@ -13,15 +13,14 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalog.models import Dataset
 from services.catalog.scores.models import DatasetQuality
 from services.common import db
-from services.common.bus import Bus, Message, TopicSpec
+from services.common.bus import Bus, TopicSpec
 from services.common.envelope import CloudEvent
-from services.common.worker import ConsumerWorker, PoisonMessage
+from services.common.worker import ConsumerWorker, EventBatchHandler, PoisonMessage
 
 log = logging.getLogger(__name__)
 
@@ -77,46 +76,27 @@ def apply_breach(session: Session, data: dict[str, Any]) -> None:
     row.updated_at = datetime.now(UTC)
 
 
-class QualityScores:
+class QualityScores(EventBatchHandler[tuple[str, dict[str, Any]]]):
     """Consumer handler: applies a batch of ``platform.quality`` events in one transaction."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
+        super().__init__()
         self._sessions = sessions
-        self._pending: list[tuple[str, dict[str, Any]]] = []
 
-    def handle(self, message: Message) -> None:
-        if message.value is None:
-            return
-        try:
-            event = CloudEvent.from_message(message)
-        except Exception as error:
-            raise PoisonMessage(f"not a CloudEvent: {error}", code="not-a-cloudevent") from None
+    def read(self, event: CloudEvent) -> tuple[str, dict[str, Any]] | None:
         if event.type not in (SCORE, SLA_BREACH):
-            return
+            return None
         if not isinstance(event.data, dict) or "dataset_id" not in event.data:
             raise PoisonMessage("a quality event names its dataset_id", code="missing-fields")
         if event.type == SCORE and "closed_at" not in event.data:
             raise PoisonMessage("a score event says when its window closed", code="missing-fields")
-        self._pending.append((event.type, event.data))
+        return event.type, event.data
 
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        try:
-            with db.unit_of_work(self._sessions) as session:
-                for event_type, data in self._pending:
-                    (apply_score if event_type == SCORE else apply_breach)(session, data)
-                    session.flush()
-        finally:
-            self._pending.clear()
-
-
-def latest(session: Session, dataset_ids: list[str]) -> dict[str, DatasetQuality]:
-    """The stored latest score of each of ``dataset_ids`` that has one."""
-    if not dataset_ids:
-        return {}
-    rows = session.scalars(sa.select(DatasetQuality).where(DatasetQuality.dataset_id.in_(dataset_ids)))
-    return {row.dataset_id: row for row in rows}
+    def apply(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        with db.unit_of_work(self._sessions) as session:
+            for event_type, data in items:
+                (apply_score if event_type == SCORE else apply_breach)(session, data)
+                session.flush()
 
 
 def quality_scores_worker(bus: Bus, sessions: sessionmaker[Session]) -> ConsumerWorker:
