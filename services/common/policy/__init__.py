@@ -1,0 +1,48 @@
+"""The grant policy: what a scenario may see of a record, as a pure function compiled per grant.
+
+Feeds compile one :class:`Policy` per grant version and call :meth:`Policy.apply` on every record
+they deliver; the catalog uses :meth:`FieldMask.from_value` and :func:`parse_row_filter` to check a
+grant before approving it. No I/O, no database, no bus: the standard library only.
+
+    terms = GrantTerms.from_event(event_data)
+    policy = compile_policy(terms, hash_key=scenario_hash_key(secret, terms.scenario_id))
+    visible = policy.apply(record)          # None when the row filter drops the record
+
+Masking rules are in :mod:`services.common.policy.masking`, the row filter language in
+:mod:`services.common.policy.row_filter`.
+"""
+
+from services.common.policy.grant import GrantTerms, Policy, compile_policy, scenario_hash_key
+from services.common.policy.masking import (
+    HASH_HEX_CHARS,
+    HASH_PREFIX,
+    FieldMask,
+    MaskingKind,
+    canonical_json,
+)
+from services.common.policy.row_filter import (
+    MAX_DEPTH,
+    MAX_LIST_ITEMS,
+    MAX_TEXT,
+    RowFilter,
+    RowFilterError,
+    parse_row_filter,
+)
+
+__all__ = [
+    "HASH_HEX_CHARS",
+    "HASH_PREFIX",
+    "MAX_DEPTH",
+    "MAX_LIST_ITEMS",
+    "MAX_TEXT",
+    "FieldMask",
+    "GrantTerms",
+    "MaskingKind",
+    "Policy",
+    "RowFilter",
+    "RowFilterError",
+    "canonical_json",
+    "compile_policy",
+    "parse_row_filter",
+    "scenario_hash_key",
+]

@@ -1,0 +1,174 @@
+"""A grant's terms and the compiled policy feeds apply to every record delivered under it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from services.common.policy.masking import (
+    REMOVED,
+    FieldMask,
+    MaskFunction,
+    PathStep,
+    compile_masks,
+    hasher,
+    mask_function,
+    parse_path,
+)
+from services.common.policy.row_filter import RowFilter, parse_row_filter
+
+HASH_KEY_CONTEXT = b"citybase/grant-hash/v1\x00"
+"""Domain separation of the per-scenario hash keys from any other use of the platform secret."""
+
+
+@dataclass(frozen=True)
+class GrantTerms:
+    """What one version of a grant lets a scenario see of a dataset's records."""
+
+    grant_id: str
+    version: int
+    scenario_id: str
+    dataset_id: str
+    fields: tuple[str, ...]
+    """Top-level record fields the scenario may see."""
+    masking: Mapping[str, FieldMask] = field(default_factory=dict)
+    """Masks by field path: ``a``, ``a.b``, ``a[].b`` (as the contract names nested properties)."""
+    row_filter: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", tuple(self.fields))
+        object.__setattr__(self, "masking", MappingProxyType(dict(self.masking)))
+
+    @classmethod
+    def from_event(cls, data: Mapping[str, Any]) -> GrantTerms:
+        """The terms of a grant event payload on ``platform.catalog``; ValueError naming the bad key.
+
+        ``{"id", "version", "scenario_id", "dataset_id", "fields": [...], "masking": {path: rule},
+        "row_filter": str | None, ...}``; other keys (state, expiry, quota) are not terms of what
+        a record looks like and are ignored here.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("a grant event's data is an object")
+        text: dict[str, str] = {}
+        for key in ("id", "scenario_id", "dataset_id"):
+            value = data.get(key)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"grant {key} must be a non-empty string, not {value!r}")
+            text[key] = value
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise ValueError(f"grant version must be a non-negative integer, not {version!r}")
+        fields = data.get("fields")
+        if not isinstance(fields, list | tuple) or not all(isinstance(name, str) and name for name in fields):
+            raise ValueError("grant fields must be a list of field names")
+        masking_value = data.get("masking") or {}
+        if not isinstance(masking_value, Mapping):
+            raise ValueError("grant masking must be an object of masking rules by field path")
+        masking: dict[str, FieldMask] = {}
+        for path, rule in masking_value.items():
+            try:
+                parse_path(path)
+                masking[path] = FieldMask.from_value(rule)
+            except ValueError as error:
+                raise ValueError(f"grant masking[{path!r}]: {error}") from None
+        row_filter = data.get("row_filter")
+        if row_filter is not None and not isinstance(row_filter, str):
+            raise ValueError("grant row_filter must be a string or null")
+        return cls(
+            grant_id=text["id"],
+            version=version,
+            scenario_id=text["scenario_id"],
+            dataset_id=text["dataset_id"],
+            fields=tuple(dict.fromkeys(fields)),
+            masking=masking,
+            row_filter=row_filter or None,
+        )
+
+
+def scenario_hash_key(secret: bytes, scenario_id: str) -> bytes:
+    """The key of one scenario's ``hash`` masks: HMAC-SHA256(secret, context || scenario id).
+
+    Every feeds replica derives the same key from the platform secret, so a scenario's hashes are
+    stable across processes and restarts; no two scenarios share a key, so their hashes of one
+    value differ and cannot be joined; and the secret never sits in a grant or a record.
+    """
+    if not secret:
+        raise ValueError("the platform hash secret must not be empty")
+    return hmac.digest(secret, HASH_KEY_CONTEXT + scenario_id.encode(), hashlib.sha256)
+
+
+class Policy:
+    """A grant compiled for delivery: :meth:`apply` turns a record into what the scenario may see.
+
+    Built by :func:`compile_policy` once per grant version; everything that does not depend on
+    the record (field list, mask functions, hash key schedule, filter closures) is done there.
+    The output shares unmasked values with the input record (no deep copy): serialize it, do not
+    change it in place.
+    """
+
+    __slots__ = ("_matches", "_steps", "row_filter", "terms")
+
+    def __init__(
+        self,
+        terms: GrantTerms,
+        steps: tuple[tuple[str, MaskFunction | None], ...],
+        row_filter: RowFilter | None,
+    ) -> None:
+        self.terms = terms
+        self.row_filter = row_filter
+        self._steps = steps
+        self._matches = row_filter.matches if row_filter is not None else None
+
+    def apply(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The record as the grant lets the scenario see it, or None when the row filter drops it.
+
+        Only granted fields present in the record come out (in the grant's order), masked as the
+        grant says; the row filter reads the original record.
+        """
+        matches = self._matches
+        if matches is not None and not matches(record):
+            return None
+        out: dict[str, Any] = {}
+        get = record.get
+        missing = REMOVED
+        for name, mask in self._steps:
+            value = get(name, missing)
+            if value is missing:
+                continue
+            if mask is not None:
+                value = mask(value)
+                if value is missing:
+                    continue
+            out[name] = value
+        return out
+
+    def apply_many(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`apply` over ``records``, leaving out those the row filter drops."""
+        apply = self.apply
+        return [out for out in map(apply, records) if out is not None]
+
+    def __repr__(self) -> str:
+        return f"Policy(grant={self.terms.grant_id!r}, version={self.terms.version})"
+
+
+def compile_policy(terms: GrantTerms, *, hash_key: bytes) -> Policy:
+    """Compile ``terms`` with the scenario's ``hash_key`` (:func:`scenario_hash_key`).
+
+    Raises :class:`ValueError` for a malformed masking path or rule and
+    :class:`~services.common.policy.row_filter.RowFilterError` for a row filter that does not
+    parse. Masks on fields the grant does not include have nothing to do and are left out.
+    """
+    hash_value = hasher(hash_key)
+    granted = dict.fromkeys(terms.fields)
+    masks: dict[tuple[PathStep, ...], MaskFunction] = {}
+    for path, mask in terms.masking.items():
+        steps = parse_path(path)
+        if steps[0][0] in granted:
+            masks[steps] = mask_function(FieldMask.from_value(mask), hash_value)
+    by_field = compile_masks(masks)
+    row_filter = parse_row_filter(terms.row_filter) if terms.row_filter else None
+    return Policy(terms, tuple((name, by_field.get(name)) for name in granted), row_filter)

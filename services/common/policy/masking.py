@@ -1,0 +1,401 @@
+"""Field masking for grants: what one masked value becomes, compiled once per grant.
+
+A grant masks a field by path (``patient_id``, ``location.lat``, ``contacts[].phone``) with one of
+four kinds. The rules, which feeds apply to every delivered record:
+
+- ``hash``: ``"h:"`` followed by the first :data:`HASH_HEX_CHARS` hex digits (128 bits) of
+  HMAC-SHA256, keyed per scenario (:func:`services.common.policy.scenario_hash_key`), of the
+  value's canonical JSON (:func:`canonical_json`). Equal values hash equally for one scenario in
+  every process, so a scenario's records still join on the field; two scenarios' hashes of one
+  value differ, so they cannot join theirs; ``1`` and ``"1"`` differ.
+- ``redact``: the field is removed from the output (not set to null), so that a consumer never
+  takes a hidden value for a real null. Inside an array (``tags[]``) a removed item becomes null,
+  so that positions stay.
+- ``partial``: the value's text (a string as is, any other value as its canonical JSON) keeps
+  ``keep_prefix`` leading and ``keep_suffix`` trailing characters (default 3 and 4) and has one
+  ``*`` per other character: ``13812345678`` -> ``138****5678``. A value too short to keep
+  anything (``len <= keep_prefix + keep_suffix``) is all stars.
+- ``generalize``: numbers are rounded to ``precision`` decimal places (default 2: about a
+  kilometre for coordinates; negative rounds to tens, hundreds...); an ISO date (``2026-11-24``)
+  or timestamp (``2026-11-24T09:13:11+08:00``) is truncated to ``granularity`` (``year``,
+  ``month``, ``day``, ``hour``; default ``month`` for dates, ``day`` for timestamps) and stays a
+  valid date or timestamp in the same offset (``2026-11-01``, ``2026-11-24T00:00:00+08:00``).
+  Any other value (text, booleans, objects, arrays) cannot be coarsened and is removed, as by
+  ``redact``.
+
+A null stays null under ``hash``, ``partial`` and ``generalize`` (there is nothing to hide);
+``redact`` removes the field whatever it holds. Where a record does not have the shape a nested
+path expects (``location.lat`` but ``location`` is a string), the value on the path is removed
+rather than delivered unmasked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+MaskingKind = Literal["hash", "redact", "partial", "generalize"]
+Granularity = Literal["year", "month", "day", "hour"]
+
+HASH_PREFIX = "h:"
+HASH_HEX_CHARS = 32
+"""Hex digits of HMAC-SHA256 kept in a hash: 128 bits, far beyond any dataset's collision risk."""
+DEFAULT_KEEP_PREFIX = 3
+DEFAULT_KEEP_SUFFIX = 4
+DEFAULT_PRECISION = 2
+MAX_PRECISION = 15
+"""Precision beyond this is the full precision of a float anyway; larger values are refused."""
+MAX_KEEP = 1024
+DEFAULT_DATE_GRANULARITY: Granularity = "month"
+DEFAULT_TIMESTAMP_GRANULARITY: Granularity = "day"
+
+REMOVED: Any = type("Removed", (), {"__repr__": lambda self: "REMOVED", "__slots__": ()})()
+"""What a mask returns for a value that must not appear at all: the caller drops the key."""
+
+MaskFunction = Callable[[Any], Any]
+
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "hash": (),
+    "redact": (),
+    "partial": ("keepPrefix", "keepSuffix"),
+    "generalize": ("precision", "granularity"),
+}
+
+
+@dataclass(frozen=True)
+class FieldMask:
+    """One field's masking in a grant; unset options take the defaults of the module docstring."""
+
+    kind: MaskingKind
+    keep_prefix: int | None = None
+    keep_suffix: int | None = None
+    precision: int | None = None
+    granularity: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = _option_problem(self)
+        if problem:
+            raise ValueError(problem)
+
+    @classmethod
+    def from_value(cls, value: Any) -> FieldMask:
+        """Read a masking rule as grants and contracts write it; raise :class:`ValueError` saying
+        what is expected.
+
+        ``"hash"``, ``{"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}``,
+        ``{"kind": "generalize", "precision": 2, "granularity": "month"}``.
+        """
+        if isinstance(value, FieldMask):
+            return value
+        if isinstance(value, str):
+            value = {"kind": value}
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                "a masking rule is a kind (hash, redact, partial, generalize) or a mapping with 'kind'"
+            )
+        kind = value.get("kind")
+        if kind not in _OPTIONS:
+            raise ValueError(f"masking kind must be one of {', '.join(_OPTIONS)}, not {kind!r}")
+        allowed = _OPTIONS[kind]
+        unknown = sorted(str(name) for name in value if name != "kind" and name not in allowed)
+        if unknown:
+            takes = f"takes only {', '.join(allowed)}" if allowed else "takes no options"
+            raise ValueError(f"a {kind} masking rule {takes}, not {', '.join(unknown)}")
+        return cls(
+            kind,
+            keep_prefix=value.get("keepPrefix"),
+            keep_suffix=value.get("keepSuffix"),
+            precision=value.get("precision"),
+            granularity=value.get("granularity"),
+        )
+
+    def to_value(self) -> dict[str, Any]:
+        """The camelCase mapping :meth:`from_value` reads, with only the options that are set."""
+        value: dict[str, Any] = {"kind": self.kind}
+        for key, option in (
+            ("keepPrefix", self.keep_prefix),
+            ("keepSuffix", self.keep_suffix),
+            ("precision", self.precision),
+            ("granularity", self.granularity),
+        ):
+            if option is not None:
+                value[key] = option
+        return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _option_problem(mask: FieldMask) -> str | None:
+    if mask.kind not in _OPTIONS:
+        return f"masking kind must be one of {', '.join(_OPTIONS)}, not {mask.kind!r}"
+    set_options: dict[str, Any] = {
+        "keepPrefix": mask.keep_prefix,
+        "keepSuffix": mask.keep_suffix,
+        "precision": mask.precision,
+        "granularity": mask.granularity,
+    }
+    foreign = [name for name, option in set_options.items() if option is not None]
+    foreign = [name for name in foreign if name not in _OPTIONS[mask.kind]]
+    if foreign:
+        return f"a {mask.kind} masking rule takes no {', '.join(foreign)}"
+    for name in ("keepPrefix", "keepSuffix"):
+        keep = set_options[name]
+        if keep is not None and not (_is_int(keep) and 0 <= keep <= MAX_KEEP):
+            return f"{name} must be an integer from 0 to {MAX_KEEP}, not {keep!r}"
+    if mask.precision is not None and not (
+        _is_int(mask.precision) and -MAX_PRECISION <= mask.precision <= MAX_PRECISION
+    ):
+        return (
+            f"precision must be an integer from {-MAX_PRECISION} to {MAX_PRECISION}, not {mask.precision!r}"
+        )
+    if mask.granularity is not None and mask.granularity not in get_args(Granularity):
+        return f"granularity must be one of {', '.join(get_args(Granularity))}, not {mask.granularity!r}"
+    return None
+
+
+# --- canonical JSON and the keyed hash --------------------------------------------------------
+
+_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=True).encode
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _normalized(value: Any) -> Any:
+    """The value with integral floats as integers, so that ``1.0`` and ``1`` are one JSON number."""
+    if type(value) is float:
+        return int(value) if value.is_integer() else value
+    if isinstance(value, Mapping):
+        return {str(key): _normalized(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalized(item) for item in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """The JSON text hashes and partial masks are computed on.
+
+    Compact separators, object keys sorted, non-ASCII characters as themselves (UTF-8 when
+    hashed), integral numbers without a fraction (``1.0`` is ``1``, as in RFC 8785). Values
+    that are not JSON (a datetime handed in by a caller) are taken as their ``str``.
+    """
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if kind is int:
+        return str(value)
+    try:
+        return _encode(_normalized(value))
+    except (TypeError, ValueError):
+        return _encode_str(str(value))
+
+
+def hasher(hash_key: bytes) -> Callable[[Any], str]:
+    """The ``hash`` mask under one key: HMAC-SHA256 (RFC 2104) over the value's canonical JSON.
+
+    The inner and outer SHA-256 states are keyed once here and copied per value, which costs a
+    third of ``hmac.digest`` per call on OpenSSL 3 (no key schedule, no algorithm lookup).
+    """
+    if not hash_key:
+        raise ValueError("the hash key must not be empty")
+    block = hashlib.sha256().block_size
+    key = hashlib.sha256(hash_key).digest() if len(hash_key) > block else hash_key
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+    inner_copy, outer_copy = inner.copy, outer.copy
+    encode_str, prefix, cut = _encode_str, HASH_PREFIX, HASH_HEX_CHARS
+
+    def hash_value(value: Any) -> str:
+        state = inner_copy()
+        state.update((encode_str(value) if type(value) is str else canonical_json(value)).encode())
+        digest = outer_copy()
+        digest.update(state.digest())
+        return prefix + digest.hexdigest()[:cut]
+
+    return hash_value
+
+
+# --- the masks ---------------------------------------------------------------------------------
+
+
+def _partial(keep_prefix: int, keep_suffix: int) -> MaskFunction:
+    keep = keep_prefix + keep_suffix
+
+    def partial(value: Any) -> Any:
+        if value is None:
+            return None
+        text = value if type(value) is str else canonical_json(value)
+        length = len(text)
+        if length <= keep:
+            return "*" * length
+        return text[:keep_prefix] + "*" * (length - keep) + text[length - keep_suffix :]
+
+    return partial
+
+
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})([Tt ])(\d{2}):\d{2}(?::\d{2}(?:\.\d+)?)?(Z|z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _generalize(
+    precision: int, date_granularity: Granularity, timestamp_granularity: Granularity
+) -> MaskFunction:
+    date_match, timestamp_match = _DATE.fullmatch, _TIMESTAMP.fullmatch
+
+    def truncate_date(year: str, month: str, day: str, granularity: Granularity) -> str:
+        if granularity == "year":
+            return f"{year}-01-01"
+        if granularity == "month":
+            return f"{year}-{month}-01"
+        return f"{year}-{month}-{day}"
+
+    def generalize(value: Any) -> Any:
+        if value is None:
+            return None
+        kind = type(value)
+        if kind is int or kind is float:
+            if kind is float and not math.isfinite(value):
+                return value
+            return round(value, precision)
+        if kind is str:
+            found = date_match(value)
+            if found:
+                year, month, day = found.groups()
+                return truncate_date(year, month, day, date_granularity)
+            found = timestamp_match(value)
+            if found:
+                year, month, day, separator, hour, offset = found.groups()
+                date = truncate_date(year, month, day, timestamp_granularity)
+                time = f"{hour}:00:00" if timestamp_granularity == "hour" else "00:00:00"
+                return f"{date}{separator}{time}{offset or ''}"
+        return REMOVED
+
+    return generalize
+
+
+def _redact(value: Any) -> Any:
+    return REMOVED
+
+
+def mask_function(mask: FieldMask, hash_value: Callable[[Any], str]) -> MaskFunction:
+    """The function that masks one value by ``mask``: it returns the masked value, or
+    :data:`REMOVED` when the value must not appear at all."""
+    if mask.kind == "hash":
+
+        def hashed(value: Any) -> Any:
+            return None if value is None else hash_value(value)
+
+        return hashed
+    if mask.kind == "redact":
+        return _redact
+    if mask.kind == "partial":
+        return _partial(
+            DEFAULT_KEEP_PREFIX if mask.keep_prefix is None else mask.keep_prefix,
+            DEFAULT_KEEP_SUFFIX if mask.keep_suffix is None else mask.keep_suffix,
+        )
+    granularity: Any = mask.granularity
+    return _generalize(
+        DEFAULT_PRECISION if mask.precision is None else mask.precision,
+        granularity or DEFAULT_DATE_GRANULARITY,
+        granularity or DEFAULT_TIMESTAMP_GRANULARITY,
+    )
+
+
+# --- nested paths ------------------------------------------------------------------------------
+
+PathStep = tuple[str, int]
+"""One step of a masking path: a key and how many array levels (``[]``) follow it."""
+
+_SEGMENT = re.compile(r"([^.\[\]]+)((?:\[\])*)")
+
+
+def parse_path(path: str) -> tuple[PathStep, ...]:
+    """``contacts[].phone`` -> ``(("contacts", 1), ("phone", 0))``; ValueError if malformed."""
+    if not isinstance(path, str) or not path:
+        raise ValueError("a masking path is a non-empty field name such as a, a.b or a[].b")
+    steps = []
+    for segment in path.split("."):
+        found = _SEGMENT.fullmatch(segment)
+        if not found:
+            raise ValueError(
+                f"masking path {path!r} is not field names joined by '.', each optionally followed by '[]'"
+            )
+        steps.append((found.group(1), len(found.group(2)) // 2))
+    return tuple(steps)
+
+
+def _in_arrays(levels: int, inner: MaskFunction) -> MaskFunction:
+    """Apply ``inner`` to every item of ``levels`` nested arrays; a removed item becomes null."""
+    if levels == 0:
+        return inner
+
+    def each(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            return REMOVED
+        masked = [inner(item) for item in value]
+        return [None if item is REMOVED else item for item in masked]
+
+    return _in_arrays(levels - 1, each)
+
+
+def _object(children: Mapping[str, MaskFunction]) -> MaskFunction:
+    """Mask some keys of an object value (a copy; the record is never changed)."""
+    items = tuple(children.items())
+
+    def masked_object(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            return REMOVED
+        out = dict(value)
+        for key, mask in items:
+            if key in out:
+                masked = mask(out[key])
+                if masked is REMOVED:
+                    del out[key]
+                else:
+                    out[key] = masked
+        return out
+
+    return masked_object
+
+
+def compile_masks(
+    masks: Mapping[tuple[PathStep, ...], MaskFunction],
+) -> dict[str, MaskFunction]:
+    """One function per top-level field from masks by parsed path.
+
+    A mask on a path covers everything beneath it: with masks on ``a`` and ``a.b``, ``a`` is
+    masked as a whole and ``a.b`` has nothing left to do.
+    """
+    by_field: dict[str, dict[tuple[PathStep, ...], MaskFunction]] = {}
+    for path, mask in masks.items():
+        by_field.setdefault(path[0][0], {})[path] = mask
+    return {name: _compile_field(paths, 0) for name, paths in by_field.items()}
+
+
+def _compile_field(paths: Mapping[tuple[PathStep, ...], MaskFunction], depth: int) -> MaskFunction:
+    """The function for the value at ``depth`` of ``paths``, which all share their first ``depth + 1`` keys."""
+    by_levels: dict[int, dict[tuple[PathStep, ...], MaskFunction]] = {}
+    for path, mask in paths.items():
+        by_levels.setdefault(path[depth][1], {})[path] = mask
+    # ``a`` and ``a[]`` at once: masking the array as a whole covers its items.
+    levels = min(by_levels)
+    group = by_levels[levels]
+    whole = [mask for path, mask in group.items() if len(path) == depth + 1]
+    if whole:
+        return _in_arrays(levels, whole[0])
+    children: dict[str, dict[tuple[PathStep, ...], MaskFunction]] = {}
+    for path, mask in group.items():
+        children.setdefault(path[depth + 1][0], {})[path] = mask
+    return _in_arrays(levels, _object({key: _compile_field(sub, depth + 1) for key, sub in children.items()}))
