@@ -23,6 +23,9 @@ CONTRACT_VERSION = "city.citybase.catalog.contract-version.v1"
 PRINCIPAL = "city.citybase.catalog.principal.v1"
 API_KEY = "city.citybase.catalog.api-key.v1"
 AUDIT_CHECKPOINT = "city.citybase.catalog.audit-checkpoint.v1"
+SCENARIO = "city.citybase.catalog.scenario.v1"
+ACCESS_REQUEST = "city.citybase.catalog.access-request.v1"
+GRANT = "city.citybase.catalog.grant.v1"
 
 _KIND_BY_TYPE = {
     DEPARTMENT: "department",
@@ -31,6 +34,9 @@ _KIND_BY_TYPE = {
     PRINCIPAL: "principal",
     API_KEY: "apikey",
     AUDIT_CHECKPOINT: "auditcheckpoint",
+    SCENARIO: "scenario",
+    ACCESS_REQUEST: "accessrequest",
+    GRANT: "grant",
 }
 
 
