@@ -7,7 +7,7 @@ from typing import Annotated
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from services.common.deps import SessionDep
@@ -164,14 +164,19 @@ def deliveries(
     return WebhookDeliveryPage(items=feeds.deliveries(session, scenario, subscription_id, limit))
 
 
-async def _events(feeds: Feeds, stream: Stream) -> AsyncIterator[bytes]:
+async def _events(request: Request, feeds: Feeds, stream: Stream) -> AsyncIterator[bytes]:
     try:
         yield b"retry: 1000\n: connected\n\n"
         while True:
+            # One event at a time, produced only once the previous one was written: a slow client
+            # slows its stream down (the server's flow control) instead of filling memory.
             event = await anyio.to_thread.run_sync(stream.next_event)
-            yield event.text
+            if event.text:
+                yield event.text
             if event.final:
                 return
+            if not event.text and await request.is_disconnected():
+                return  # the client left: release the partitions now, not at the next write
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(stream.close)
@@ -183,8 +188,9 @@ async def _events(feeds: Feeds, stream: Stream) -> AsyncIterator[bytes]:
     summary="Server-Sent Events: batches as `records` events, resumable with Last-Event-ID",
     description=(
         "Each `records` event carries a batch (the long-poll's JSON) and has the batch's cursor "
-        "as its id; a batch is acknowledged once the next one is sent. Reconnect with "
-        "`Last-Event-ID` to read on after that batch. When the grant is revoked, suspended or "
+        "as its id. The stream commits nothing itself: acknowledge with `POST .../ack` (the event "
+        "id is the cursor), or reconnect with `Last-Event-ID`, which acknowledges that batch and "
+        "reads on after it; anything else comes again on the next stream. When the grant is revoked, suspended or "
         "expires (or the subscription is paused or replayed) the stream ends with an `end` event "
         "whose data is the problem saying why."
     ),
@@ -192,6 +198,7 @@ async def _events(feeds: Feeds, stream: Stream) -> AsyncIterator[bytes]:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def stream(
+    request: Request,
     subscription_id: str,
     feeds: FeedsDep,
     scenario: ScenarioDep,
@@ -202,7 +209,7 @@ async def stream(
     )
     feeds.metrics.readers.labels("sse").inc()
     return StreamingResponse(
-        _events(feeds, opened),
+        _events(request, feeds, opened),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

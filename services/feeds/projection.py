@@ -143,7 +143,8 @@ class FeedsCatalog:
                     self._datasets[dataset.id] = dataset
             elif event_type == catalog_events.GRANT:
                 self._apply_grant(GrantState.from_event(state))
-        except (KeyError, TypeError, ValueError) as error:
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            # platform.catalog is shared: one malformed event must not stop the read model.
             self.skipped += 1
             log.warning("skipping malformed %s event at offset %s: %s", event_type, message.offset, error)
 

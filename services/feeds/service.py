@@ -12,7 +12,7 @@ Every mode of delivery (long-poll, Server-Sent Events, webhook) reads through :m
 4. the batch is metered: a usage event on ``platform.usage`` through feeds' outbox and the day's
    count of the grant, in one transaction.
 
-Positions only move on acknowledgement (:meth:`Feeds.ack`, or an SSE stream / the webhook pusher
+Positions only move on acknowledgement (:meth:`Feeds.ack`, a stream resumed with ``Last-Event-ID``, the webhook pusher
 once a batch was handed over): at-least-once, with each record's CloudEvents id for de-duplication.
 """
 
@@ -257,10 +257,9 @@ class Feeds:
         except BaseException:
             reader.close()
             raise
-        if webhook_url:
-            reader.close()  # the webhook pusher reads with its own member
-        else:
-            self.pool.put(subscription_id, reader)
+        # The positions are committed: whichever reader comes first (a long-poll, a stream, the
+        # webhook pusher, here or on another replica) starts there and holds the partitions.
+        reader.close()
         return SubscriptionCreated(**detail.model_dump(), webhook_secret=secret)
 
     def _check_webhook(self, url: str) -> str:
@@ -666,10 +665,7 @@ class Feeds:
             client_id="citybase-feeds",
             join_timeout_s=self.settings.join_timeout_s,
         )
-        if subscription.webhook_url:
-            reader.close()
-        else:
-            self.pool.put(subscription.id, reader)
+        reader.close()
         record = {
             "subscription_id": subscription.id,
             "scenario_id": subscription.scenario_id,
@@ -705,6 +701,9 @@ class Feeds:
             if resume.epoch != subscription.reset_epoch:
                 resume = None  # replayed since: read on from the replay's positions
         self.authorize(subscription)
+        # A long-poll reader of this subscription idling in this process would keep partitions
+        # from the stream until it times out: a client switching to a stream releases it.
+        self.pool.discard(subscription.id)
         reader = Reader(
             self.bus,
             group_id=subscription.group_id,
@@ -714,7 +713,9 @@ class Feeds:
         )
         try:
             if resume is not None and resume.offsets:
-                _join(reader, self.settings.join_timeout_s)
+                # The client's previous stream may still hold the partitions for a moment (until
+                # feeds notices it left): wait a little for them, so the resumption is exact.
+                _join(reader, min(self.settings.join_timeout_s, 5.0), want=set(resume.offsets))
                 reader.seek(resume.offsets)
                 reader.commit(resume.offsets)
         except BaseException:
@@ -723,10 +724,14 @@ class Feeds:
         return Stream(self, subscription, reader)
 
 
-def _join(reader: Reader, timeout_s: float) -> None:
-    """Make a fresh reader a member holding partitions, without delivering what it polled."""
+def _join(reader: Reader, timeout_s: float, want: set[int] | None = None) -> None:
+    """Make a fresh reader a member holding partitions (``want``, if it can get them in time),
+    without delivering what it polled."""
     deadline = time.monotonic() + timeout_s
-    while not reader.assigned() and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        assigned = reader.assigned()
+        if assigned and (want is None or want <= assigned):
+            return
         _unread(reader, reader.poll(0.05, 1))
 
 
@@ -762,7 +767,13 @@ class StreamEvent:
 
 
 class Stream:
-    """One open SSE stream: its own reader; ends when the grant or the subscription stops it."""
+    """One open SSE stream: its own reader; ends when the grant or the subscription stops it.
+
+    A stream commits nothing by itself: a batch written to a connection the client has already
+    left would otherwise count as received. The client acknowledges with ``POST .../ack`` (an
+    event's id is its cursor) or by reconnecting with ``Last-Event-ID``, which commits that
+    cursor and reads on after it.
+    """
 
     def __init__(self, feeds: Feeds, subscription: SubscriptionView, reader: Reader) -> None:
         self.feeds = feeds
@@ -770,54 +781,42 @@ class Stream:
         self.reader = reader
         self._checked = time.monotonic()
         self._last_event = time.monotonic()
-        self._pending: Batch | None = None
         self.closed = False
 
     def next_event(self) -> StreamEvent:
-        """The next event: a batch, a keep-alive comment, or the final ``end`` event saying why."""
+        """The next event: a batch, a keep-alive comment, the final ``end`` event saying why, or
+        (after about a second with nothing to say) an empty event, so that the caller can look
+        whether the client is still there."""
         settings = self.feeds.settings
-        self.acknowledge()
-        while True:
-            try:
-                self._recheck()
-                batch = self.feeds.read_batch(
-                    self.subscription,
-                    self.reader,
-                    max_records=settings.sse_batch,
-                    wait_s=settings.subscription_recheck_s,
-                    mode="sse",
-                )
-            except (
-                GrantNotActive,
-                NoGrant,
-                QuotaExceeded,
-                SubscriptionPaused,
-                SubscriptionNotFound,
-                StaleCursor,
-            ) as problem:
-                body = problem.body()
-                return StreamEvent(b"event: end\ndata: " + encode_json(body) + b"\n\n", final=True)
-            if batch.entries or (batch.polled and batch.offsets):
-                if not batch.entries:
-                    # Everything was filtered out: nothing to send, but the position moves on.
-                    self.reader.commit(batch.offsets)
-                    continue
-                self.feeds.meter(batch)
-                self._pending = batch
-                self._last_event = time.monotonic()
-                return StreamEvent(
-                    b"id: " + batch.cursor.encode() + b"\nevent: records\ndata: " + batch.body() + b"\n\n",
-                    batch=batch,
-                )
-            if time.monotonic() - self._last_event >= settings.sse_heartbeat_s:
-                self._last_event = time.monotonic()
-                return StreamEvent(b": keep-alive\n\n")
-
-    def acknowledge(self) -> None:
-        """The last batch reached the connection: commit its cursor."""
-        batch, self._pending = self._pending, None
-        if batch is not None and batch.offsets:
-            self.reader.commit(batch.offsets)
+        try:
+            self._recheck()
+            batch = self.feeds.read_batch(
+                self.subscription,
+                self.reader,
+                max_records=settings.sse_batch,
+                wait_s=settings.subscription_recheck_s,
+                mode="sse",
+            )
+        except (
+            GrantNotActive,
+            NoGrant,
+            QuotaExceeded,
+            SubscriptionPaused,
+            SubscriptionNotFound,
+            StaleCursor,
+        ) as problem:
+            return StreamEvent(b"event: end\ndata: " + encode_json(problem.body()) + b"\n\n", final=True)
+        if batch.entries:
+            self.feeds.meter(batch)
+            self._last_event = time.monotonic()
+            return StreamEvent(
+                b"id: " + batch.cursor.encode() + b"\nevent: records\ndata: " + batch.body() + b"\n\n",
+                batch=batch,
+            )
+        if time.monotonic() - self._last_event >= settings.sse_heartbeat_s:
+            self._last_event = time.monotonic()
+            return StreamEvent(b": keep-alive\n\n")
+        return StreamEvent(b"")
 
     def _recheck(self) -> None:
         """Re-read the subscription now and then: a pause, a replay or a deletion ends the stream."""
