@@ -57,9 +57,17 @@ class Reader:
         return {tp.partition for tp in self.consumer.assignment() if tp.topic == self.topic}
 
     def cursor_offsets(self) -> dict[int, int]:
-        """The positions of the partitions this reader holds now: what a cursor carries."""
-        assigned = self.assigned()
-        return {p: o for p, o in self.positions.items() if p in assigned}
+        """The positions of every partition this reader holds now: what a cursor carries.
+
+        Every held partition, not only those the last batch came from: acknowledging the cursor
+        then also says where the others stand, and a client resuming from it gets again whatever
+        any partition delivered after it.
+        """
+        return {
+            tp.partition: self.consumer.position(tp)
+            for tp in self.consumer.assignment()
+            if tp.topic == self.topic
+        }
 
     def commit(self, offsets: Mapping[int, int]) -> dict[int, int]:
         """Commit ``offsets`` of the partitions this reader holds; returns what was committed.

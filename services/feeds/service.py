@@ -637,7 +637,14 @@ class Feeds:
             subscription.id, subscription.group_id, subscription.topic, subscription.reset_epoch
         ) as reader:
             _join(reader, self.settings.join_timeout_s)
-            return reader.commit(cursor.offsets)
+            committed = reader.commit(cursor.offsets)
+            # A cursor behind what this reader delivered since (a client resuming from the last
+            # cursor it kept, after a crash): what follows it must come again.
+            positions = reader.cursor_offsets()
+            behind = {p: o for p, o in committed.items() if positions.get(p, o) > o}
+            if behind:
+                reader.seek(behind)
+            return committed
 
     # --- replay -----------------------------------------------------------------------------
 
