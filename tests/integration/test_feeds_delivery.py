@@ -3,14 +3,19 @@ acknowledge, enforcement of the grant on every batch, metering."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from services.common.policy import HASH_PREFIX
 from tests.integration.conftest import IngestPlatform
 from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_tests, running_feeds
+
+EVENTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
 
 @pytest.fixture
@@ -26,7 +31,10 @@ def test_a_granted_scenario_receives_exactly_its_fields_and_masking(feeds: Feeds
         scenario,
         dataset.id,
         fields=["arrival_id", "stop_id", "vehicle_id", "delay_s"],
-        masking={"vehicle_id": {"kind": "partial", "keepPrefix": 2, "keepSuffix": 1}, "arrival_id": {"kind": "hash"}},
+        masking={
+            "vehicle_id": {"kind": "partial", "keepPrefix": 2, "keepSuffix": 1},
+            "arrival_id": {"kind": "hash"},
+        },
         row_filter="delay_s >= 0",
     )
     subscription = feeds.subscribe(scenario, dataset.id, start="earliest")
@@ -41,7 +49,9 @@ def test_a_granted_scenario_receives_exactly_its_fields_and_masking(feeds: Feeds
         data = delivered["data"]
         assert set(data) == {"arrival_id", "stop_id", "vehicle_id", "delay_s"}
         assert data["arrival_id"].startswith(HASH_PREFIX) and data["arrival_id"] != original["arrival_id"]
-        assert data["vehicle_id"] == "沪B" + "*" * (len(original["vehicle_id"]) - 3) + original["vehicle_id"][-1]
+        assert (
+            data["vehicle_id"] == "沪B" + "*" * (len(original["vehicle_id"]) - 3) + original["vehicle_id"][-1]
+        )
         assert data["stop_id"] == original["stop_id"] and data["delay_s"] == original["delay_s"]
 
 
@@ -86,7 +96,9 @@ def test_a_revoked_expired_or_suspended_grant_stops_delivery_with_a_reason(feeds
     refused = feeds.pull(scenario, subscription["id"], wait=0)
     assert refused.status_code == 403 and refused.json()["reason"] == "expired"
 
-    grant = feeds.change_grant(grant, status="revoked", expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    grant = feeds.change_grant(
+        grant, status="revoked", expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat()
+    )
     refused = feeds.pull(scenario, subscription["id"], wait=0)
     assert refused.status_code == 403 and refused.json()["reason"] == "revoked"
 
@@ -134,6 +146,10 @@ def test_usage_events_match_what_was_delivered(feeds: FeedsPlatform) -> None:
         for e in feeds.usage_events(1)
         if e["type"] == "city.citybase.feeds.usage.v1" and e["data"]["subscription_id"] == subscription["id"]
     ]
+    schema = json.loads((EVENTS / "feeds.usage.json").read_text(encoding="utf-8"))
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    for event in events:
+        validator.validate(event)
     assert sum(e["records"] for e in events) == len(delivered) == 6
     assert {e["grant_id"] for e in events} == {grant["id"]} and {e["mode"] for e in events} == {"poll"}
     assert all(e["scenario_id"] == scenario.id and e["dataset_id"] == dataset.id for e in events)

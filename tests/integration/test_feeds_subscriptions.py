@@ -4,15 +4,20 @@ precise 4xx answers to bad input."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from jsonschema import Draft202012Validator
 
 from services.feeds.models import Replay
 from tests.integration.conftest import IngestPlatform
 from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_tests, running_feeds
+
+EVENTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
 
 @pytest.fixture
@@ -182,6 +187,9 @@ def test_replay_to_offsets_and_to_a_time_is_recorded(feeds: FeedsPlatform) -> No
     assert [r.epoch for r in replays] == [1, 2, 3] and {r.principal_id for r in replays} == {scenario.id}
     assert feeds.runtime.state["outbox"].pending() >= 0
     events = [e for e in feeds.usage_events(3) if e["type"] == "city.citybase.feeds.replay.v1"]
+    schema = json.loads((EVENTS / "feeds.replay.json").read_text(encoding="utf-8"))
+    for event in events:
+        Draft202012Validator(schema).validate(event["data"])
     assert [e["data"]["epoch"] for e in events if e["data"]["subscription_id"] == subscription["id"]] == [
         1,
         2,
