@@ -128,6 +128,10 @@ def test_the_daily_quota_is_enforced_with_429(feeds: FeedsPlatform) -> None:
     refused = feeds.pull(scenario, subscription["id"], wait=0)
     assert refused.status_code == 429 and refused.json()["reason"] == "quota"
     assert int(refused.headers["Retry-After"]) > 0
+    metrics = feeds.http.get("/metrics").text
+    assert f'citybase_feeds_records_delivered_total{{dataset="{dataset.id}",mode="poll"}} 3.0' in metrics
+    assert 'citybase_feeds_batches_denied_total{reason="quota"}' in metrics
+    assert "citybase_feeds_delivery_latency_seconds_count" in metrics
 
 
 def test_usage_events_match_what_was_delivered(feeds: FeedsPlatform) -> None:
