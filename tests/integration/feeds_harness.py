@@ -136,7 +136,13 @@ class FeedsPlatform:
         )
 
     def pull_all(
-        self, scenario: Scenario, subscription_id: str, expected: int, *, timeout_s: float = 30.0, ack: bool = True
+        self,
+        scenario: Scenario,
+        subscription_id: str,
+        expected: int,
+        *,
+        timeout_s: float = 30.0,
+        ack: bool = True,
     ) -> list[dict[str, Any]]:
         """Pull (and acknowledge) until ``expected`` records came, or fail."""
         found: list[dict[str, Any]] = []
@@ -148,7 +154,10 @@ class FeedsPlatform:
             found += batch["records"]
             if ack and batch["records"]:
                 acked = self.call(
-                    "POST", f"/v1/subscriptions/{subscription_id}/ack", scenario, json={"cursor": batch["cursor"]}
+                    "POST",
+                    f"/v1/subscriptions/{subscription_id}/ack",
+                    scenario,
+                    json={"cursor": batch["cursor"]},
                 )
                 assert acked.status_code == 200, acked.text
         assert len(found) >= expected, f"{len(found)} of {expected} records delivered"
