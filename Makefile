@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run test unit integration lint format typecheck arch bench up-infra down-infra infra-status clean
+.PHONY: help install run test unit integration lint format typecheck arch bench up-infra down-infra infra-status tools deploy-check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,7 +29,7 @@ install: $(STAMP) ## Create the virtualenv and install citybase with its dev and
 run: $(STAMP) ## Serve the whole platform on embedded defaults (SQLite + embedded bus) at 127.0.0.1:8000
 	$(BIN)/citybase up
 
-test: $(STAMP) $(JS_STAMP) up-infra ## Everything: lint, types, architecture rule, and all tests on real Kafka and PostgreSQL
+test: $(STAMP) $(JS_STAMP) up-infra tools ## Everything: lint, types, architecture rule, and all tests on real Kafka and PostgreSQL
 	$(MAKE) --no-print-directory lint typecheck arch
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -61,6 +61,12 @@ up-infra: ## Start Kafka (KRaft) and PostgreSQL on 127.0.0.1 (installs them if m
 
 down-infra: ## Stop Kafka and PostgreSQL
 	bash deploy/local/down.sh
+
+tools: ## Install the operator tools the deploy/ tests use: promtool (Debian's, no daemon) and kustomize (idempotent)
+	bash deploy/local/tools.sh up
+
+deploy-check: $(STAMP) tools ## Check deploy/: metrics lint, Prometheus config and rules, dashboards, compose and k8s manifests
+	$(BIN)/python -m pytest tests/unit/deploy $(PYTEST_ARGS)
 
 infra-status: ## Show whether Kafka and PostgreSQL run
 	bash deploy/local/kafka.sh status; bash deploy/local/postgres.sh status

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,13 +14,18 @@ from rich.console import Console
 from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import demo, publish
+from citybase.scorecard_cli import scorecard
 from services.common.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(help="citybase: the digital base of a city.", no_args_is_help=True, add_completion=False)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(audit_app, name="audit")
 app.command("publish")(publish)
 app.command("demo")(demo)
+app.command("scorecard")(scorecard)
 console = Console()
 
 
@@ -78,16 +84,68 @@ def up(
     uvicorn.run(create_platform_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
+SERVED_SERVICE_ENV = "CITYBASE_SERVED_SERVICE"
+"""Names the service that each worker process of ``serve --workers N`` builds (``served_app``)."""
+
+
 @app.command()
-def serve(service: ServiceName, host: HostOption = None, port: PortOption = None) -> None:
+def serve(
+    service: ServiceName,
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes serving the service on one port (the kernel spreads connections). "
+            "More than one needs Kafka: the embedded bus belongs to one process.",
+        ),
+    ] = 1,
+) -> None:
     """Serve one service in its own process (deployments: Kafka and PostgreSQL via CITYBASE_*)."""
     import uvicorn
 
-    from citybase.platform import SERVICE_FACTORIES
-
     settings = _settings(host, port, None)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(SERVICE_FACTORIES[service.value](settings), host=settings.host, port=settings.port)
+    if workers == 1:
+        from citybase.platform import SERVICE_FACTORIES
+
+        uvicorn.run(SERVICE_FACTORIES[service.value](settings), host=settings.host, port=settings.port)
+        return
+    if not settings.bus_url.startswith("kafka://"):
+        console.print(
+            "[red]--workers above 1 needs CITYBASE_BUS_URL=kafka://...: the embedded bus is one process's"
+        )
+        raise typer.Exit(2)
+    if settings.migrate_on_start:
+        # Once, here, rather than racing in every worker.
+        _migrate(settings, [service.value])
+        os.environ["CITYBASE_MIGRATE_ON_START"] = "false"
+    os.environ[SERVED_SERVICE_ENV] = service.value
+    uvicorn.run(
+        "citybase.cli:served_app", factory=True, workers=workers, host=settings.host, port=settings.port
+    )
+
+
+def served_app() -> FastAPI:
+    """The app of one worker process of ``serve --workers N``: the service named in
+    ``CITYBASE_SERVED_SERVICE``, with settings from the environment like ``serve``'s."""
+    from citybase.platform import SERVICE_FACTORIES
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return SERVICE_FACTORIES[os.environ[SERVED_SERVICE_ENV]](settings)
+
+
+def _migrate(settings: Settings, services: list[str]) -> None:
+    from citybase.platform import SERVICE_FACTORIES
+    from services.common import db
+
+    settings.ensure_data_dir()
+    for name in services:
+        spec = SERVICE_FACTORIES[name](settings).state.spec
+        db.migrate(settings.database_url, spec.migrations, spec.version_table)
+        console.print(f"{name}: migrated to head")
 
 
 @app.command()
@@ -96,14 +154,8 @@ def migrate(
 ) -> None:
     """Run database migrations explicitly (deployments set CITYBASE_MIGRATE_ON_START=false)."""
     from citybase.platform import SERVICE_FACTORIES
-    from services.common import db
 
-    settings = Settings()
-    settings.ensure_data_dir()
-    for name in [service.value] if service else list(SERVICE_FACTORIES):
-        spec = SERVICE_FACTORIES[name](settings).state.spec
-        db.migrate(settings.database_url, spec.migrations, spec.version_table)
-        console.print(f"{name}: migrated to head")
+    _migrate(Settings(), [service.value] if service else list(SERVICE_FACTORIES))
 
 
 def main() -> None:

@@ -101,7 +101,7 @@ def bus_arrival_record(**overrides: Any) -> dict[str, Any]:
 # --- feeds: grant events as the catalog publishes them -----------------------------------------
 
 
-def grant_state(scenario_id: str, dataset_id: str, **overrides: Any) -> dict[str, Any]:
+def feeds_grant_state(scenario_id: str, dataset_id: str, **overrides: Any) -> dict[str, Any]:
     """The payload of a ``city.citybase.catalog.grant.v1`` event: the whole current state of a grant.
 
     Valid from an hour ago for a day, every bus-arrivals field, no masking, no filter, no quota.
@@ -142,3 +142,314 @@ def grant_record(state: dict[str, Any]) -> Any:
     from services.common import catalog_events
 
     return catalog_events.catalog_record(catalog_events.GRANT, state["id"], state)
+
+
+# --- quality ------------------------------------------------------------------------------------
+# Quality is tested on its own: these build what the catalog, ingest and feeds would put on the
+# bus (catalog events, ds./dlq. records, usage events), from the example contracts and the demo
+# generator, so that no other service has to run.
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+from dataclasses import asdict, is_dataclass  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+from services.common import catalog_events  # noqa: E402
+from services.common.auth import issue_key  # noqa: E402
+from services.common.bus import OutgoingRecord  # noqa: E402
+
+GRANT_EVENT = "city.citybase.catalog.grant.v1"
+USAGE_EVENT = "city.citybase.feeds.usage.v1"
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {key: _plain(item) for key, item in asdict(value).items()}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def contract_state(
+    dataset_id: str,
+    *,
+    example: str = "health.outpatient-visits",
+    version: str = "1.0.0",
+    change: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The contract-version event data the catalog publishes, derived from an example contract
+    renamed to ``dataset_id`` (``change`` edits the parsed ODCS document first)."""
+    from services.catalog.contracts import derive, parse_contract
+
+    def rename(document: dict[str, Any]) -> None:
+        document["id"] = dataset_id
+        for schema_object in document.get("schema") or []:
+            schema_object["physicalName"] = f"ds.{dataset_id}"
+        if change is not None:
+            change(document)
+
+    parsed = parse_contract(evolve_contract(example_contract(example, version), version, rename))
+    text = json.dumps(derive.record_schema(parsed), sort_keys=True)
+    return {
+        "dataset_id": dataset_id,
+        "version": version,
+        "sequence": 1,
+        "fingerprint": hashlib.sha256(text.encode()).hexdigest(),
+        "record_schema": derive.record_schema(parsed),
+        "primary_key": derive.primary_key(parsed),
+        "sensitive_fields": _plain(derive.sensitive_fields(parsed)),
+        "sla": _plain(derive.sla_targets(parsed)),
+        "expectation_suite": derive.expectation_suite(parsed),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def dataset_event_state(
+    dataset_id: str,
+    *,
+    department_id: str = "health-commission",
+    status: str = "active",
+    current_version: str | None = "1.0.0",
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The dataset event data the catalog publishes."""
+    return {
+        "id": dataset_id,
+        "domain_id": dataset_id.split(".", 1)[0],
+        "owner_department_id": department_id,
+        "title": dataset_id,
+        "classification": "restricted",
+        "status": status,
+        "compatibility_mode": "BACKWARD",
+        "current_version": current_version,
+        "topics": {
+            "records": f"ds.{dataset_id}",
+            "dead_letter": f"dlq.{dataset_id}",
+            "raw": f"raw.{dataset_id}",
+        },
+        "created_at": (created_at or datetime.now(UTC)).isoformat(),
+    }
+
+
+def grant_state(
+    scenario_id: str,
+    dataset_id: str,
+    *,
+    grant_id: str | None = None,
+    status: str = "active",
+    version: int = 1,
+    valid_from: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The grant event data the catalog's access workflow publishes (contracts/events/catalog.grant.json)."""
+    start = valid_from or datetime.now(UTC)
+    return {
+        "id": grant_id or f"gr-{uuid.uuid4().hex[:22]}",
+        "version": version,
+        "scenario_id": scenario_id,
+        "dataset_id": dataset_id,
+        "request_id": f"ar-{uuid.uuid4().hex[:22]}",
+        "status": status,
+        "fields": ["visit_id", "hospital_id", "clinic", "registered_at"],
+        "masking": {},
+        "row_filter": None,
+        "valid_from": start.isoformat(),
+        "expires_at": (expires_at or start + timedelta(days=365)).isoformat(),
+        "quota": None,
+        "purpose": "Show patients the least crowded clinic.",
+        "purpose_category": "public_service",
+        "updated_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def catalog_records(
+    *,
+    datasets: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    contracts: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    grants: list[dict[str, Any]] = (),  # type: ignore[assignment]
+) -> list[OutgoingRecord]:
+    """platform.catalog records announcing the given states (contracts before their datasets)."""
+    records = [
+        catalog_events.catalog_record(
+            catalog_events.CONTRACT_VERSION, f"{state['dataset_id']}:{state['version']}", state
+        )
+        for state in contracts
+    ]
+    records += [
+        catalog_events.catalog_record(catalog_events.DATASET, state["id"], state) for state in datasets
+    ]
+    for state in grants:
+        event = CloudEvent(type=GRANT_EVENT, source="/catalog", subject=state["id"], data=state)
+        records.append(event.to_record(catalog_events.TOPIC, f"grant:{state['id']}".encode()))
+    return records
+
+
+def operator_key(principal_id: str = "operator-1") -> tuple[str, list[OutgoingRecord]]:
+    """An operator's API key and the platform.catalog records that make every key ring know it."""
+    issued = issue_key()
+    principal = {
+        "id": principal_id,
+        "kind": "operator",
+        "name": principal_id,
+        "department_id": None,
+        "status": "active",
+    }
+    key = {
+        "prefix": issued.prefix,
+        "key_hash": issued.key_hash,
+        "principal_id": principal_id,
+        "revoked_at": None,
+    }
+    return issued.key, [
+        catalog_events.catalog_record(catalog_events.PRINCIPAL, principal_id, principal),
+        catalog_events.catalog_record(catalog_events.API_KEY, issued.prefix, key),
+    ]
+
+
+def routed_records(
+    contract: dict[str, Any],
+    count: int,
+    *,
+    seed: int = 7,
+    ingest_time: datetime | None = None,
+    flavour_of: str = "health.outpatient-visits",
+    mutate: Callable[[int, dict[str, Any]], None] | None = None,
+    **fault_rates: float,
+) -> tuple[list[OutgoingRecord], list[Any]]:
+    """``count`` demo records with faults at the given rates, routed as ingest routes them: valid
+    ones to ``ds.<dataset>`` as CloudEvents, invalid ones to ``dlq.<dataset>`` with ingest's
+    reason headers. Returns the records and the generated ones (with their faults). Values look
+    like those of the example dataset ``flavour_of``."""
+    from citybase.demo import FLAVOURS, FaultRates, RecordGenerator
+    from services.ingest.service import record_envelope
+    from services.ingest.validation import RecordValidator
+
+    dataset_id = contract["dataset_id"]
+    generator = RecordGenerator(
+        contract["record_schema"],
+        dataset_id,
+        random.Random(seed),
+        faults=FaultRates(**fault_rates),
+        primary_key=contract["primary_key"],
+        flavour=FLAVOURS.get(flavour_of),
+    )
+    validator = RecordValidator(contract["record_schema"])
+    moment = ingest_time or datetime.now(UTC)
+    generated = generator.generate(count)
+    out: list[OutgoingRecord] = []
+    for index, item in enumerate(generated):
+        if mutate is not None:
+            mutate(index, item.record)
+        value = json.dumps(item.record, ensure_ascii=False).encode()
+        violations = validator.violations(item.record)
+        key = "|".join(str(item.record.get(name)) for name in contract["primary_key"]) or None
+        if not violations:
+            out.append(
+                record_envelope(
+                    dataset_id=dataset_id,
+                    contract_version=contract["version"],
+                    event_id=f"{seed}-{index}",
+                    key=key,
+                    value=value,
+                    time=moment,
+                )
+            )
+            continue
+        first = violations[0]
+        errors = [{"path": v.path, "rule": v.rule, "message": v.message} for v in violations]
+        out.append(
+            OutgoingRecord(
+                f"dlq.{dataset_id}",
+                value,
+                key.encode() if key else None,
+                (
+                    ("dlq_reason", first.rule.encode()),
+                    ("dlq_path", first.path.encode()),
+                    ("dlq_message", first.message.encode()),
+                    ("dlq_contract_version", contract["version"].encode()),
+                    ("dlq_errors", json.dumps(errors).encode()),
+                    ("ce_dataset", dataset_id.encode()),
+                    ("content-type", b"application/json"),
+                ),
+                timestamp_ms=int(moment.timestamp() * 1000),
+            )
+        )
+    return out, generated
+
+
+def usage_record(
+    scenario_id: str,
+    dataset_id: str,
+    *,
+    grant_id: str,
+    subscription_id: str = "sub-1",
+    records: int = 100,
+    size: int = 10_000,
+    delivered_at: datetime | None = None,
+    event_id: str | None = None,
+) -> OutgoingRecord:
+    """A platform.usage event as feeds meters one delivered batch."""
+    moment = delivered_at or datetime.now(UTC)
+    data = {
+        "scenario_id": scenario_id,
+        "subscription_id": subscription_id,
+        "grant_id": grant_id,
+        "grant_version": 1,
+        "dataset_id": dataset_id,
+        "records": records,
+        "bytes": size,
+        "partitions": [{"partition": 0, "first_offset": 0, "last_offset": records - 1}],
+        "delivered_at": moment.isoformat(),
+        "mode": "poll",
+    }
+    event = CloudEvent(
+        type=USAGE_EVENT,
+        source="/feeds",
+        subject=subscription_id,
+        data=data,
+        time=moment,
+        **({"id": event_id} if event_id else {}),
+    )
+    return event.to_record("platform.usage", scenario_id.encode())
+
+
+def days_ago(days: float) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
+
+
+# --- authorized operation -----------------------------------------------------------------------
+
+
+def scenario_create(scenario_id: str = "one-stop-visit", **overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/scenarios."""
+    body: dict[str, Any] = {
+        "id": scenario_id,
+        "name": scenario_id.replace("-", " ").title(),
+        "organisation": "Shenkang Hospital Development Center",
+        "description": "Books outpatient visits at the least crowded clinic.",
+        "contact": "scenario-team@shdc.example.cn",
+    }
+    body.update(overrides)
+    return body
+
+
+OUTPATIENT_FIELDS = ["visit_id", "hospital_id", "clinic", "patient_id", "wait_minutes", "registered_at"]
+INSPECTION_FIELDS = ["inspection_id", "district", "result", "inspected_at", "inspector_phone"]
+
+
+def access_request_create(
+    dataset_id: str = "market.inspections", fields: list[str] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The body of POST /v1/access-requests (a request of a market-inspections' fields by default)."""
+    body: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "purpose": "Show residents the inspection results of the shops on their street.",
+        "purpose_category": "public_service",
+        "fields": list(fields or INSPECTION_FIELDS),
+        "duration_days": 90,
+    }
+    body.update(overrides)
+    return body

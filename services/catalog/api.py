@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from services.catalog import service
 from services.catalog.audit.service import Auditor
@@ -34,6 +36,7 @@ from services.catalog.schemas import (
     ContractVersionRead,
     ContractVersionSummary,
     DatasetCreate,
+    DatasetDetail,
     DatasetPage,
     DatasetRead,
     DatasetStatus,
@@ -47,11 +50,14 @@ from services.catalog.schemas import (
 )
 from services.catalog.standards import asyncapi, dcat
 from services.catalog.standards.model import PlatformLinks
+from services.common import db
+from services.common.app import Runtime
 from services.common.auth import Principal
 from services.common.deps import RuntimeDep
 from services.common.problems import Forbidden
 
 router = APIRouter(prefix="/v1")
+T = TypeVar("T")
 
 MAX_CONTRACT_BYTES = 1024 * 1024
 CONTRACT_BODY = {
@@ -75,6 +81,29 @@ async def _contract_body(request: Request) -> bytes:
         if len(body) > MAX_CONTRACT_BYTES:
             raise ContractTooLarge(f"a contract document may have at most {MAX_CONTRACT_BYTES} bytes")
     return bytes(body)
+
+
+async def _read(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """Run a read in its own autocommit unit of work on one worker thread.
+
+    The busiest reads (get a dataset, search) take this path rather than ``SessionDep`` and a
+    sync route, which would cross to a worker thread three times (open the session, the route,
+    commit) where one is enough.
+    """
+
+    def unit_of_work() -> T:
+        with db.unit_of_work(runtime.sessions) as session:
+            # Autocommit: a read needs no transaction of its own, and BEGIN and COMMIT would be
+            # two more round trips to the database than the query itself.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return work(session)
+
+    return await run_in_threadpool(unit_of_work)
+
+
+def _json(model: BaseModel) -> Response:
+    """A response model serialised once; FastAPI would validate it again against ``response_model``."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def _may_publish_to(principal: Principal, owner_department_id: str) -> None:
@@ -116,8 +145,8 @@ def get_department(department_id: str, session: SessionDep, _: ReaderDep) -> Dep
 
 
 @router.get("/datasets", response_model=DatasetPage, tags=["datasets"])
-def search_datasets(
-    session: SessionDep,
+async def search_datasets(
+    runtime: RuntimeDep,
     _: ReaderDep,
     q: Annotated[
         str | None, Query(max_length=200, description="Full text over title, description, tags, fields")
@@ -129,7 +158,7 @@ def search_datasets(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
-) -> DatasetPage:
+) -> Response:
     filters = service.DatasetFilter(
         q=q,
         domain=domain,
@@ -138,8 +167,10 @@ def search_datasets(
         status=status_.value if status_ else None,
         tag=tag,
     )
-    items, next_cursor = service.search_datasets(session, filters, limit=limit, cursor=cursor)
-    return DatasetPage(items=items, next_cursor=next_cursor)
+    items, next_cursor = await _read(
+        runtime, lambda session: service.search_datasets(session, filters, limit=limit, cursor=cursor)
+    )
+    return _json(DatasetPage(items=items, next_cursor=next_cursor))
 
 
 @router.post("/datasets", response_model=DatasetRead, status_code=status.HTTP_201_CREATED, tags=["datasets"])
@@ -166,9 +197,12 @@ def create_dataset(
     return dataset
 
 
-@router.get("/datasets/{dataset_id}", response_model=DatasetRead, tags=["datasets"])
-def get_dataset(dataset_id: str, session: SessionDep, _: ReaderDep) -> DatasetRead:
-    return service.dataset_read(service.get_dataset(session, dataset_id))
+@router.get("/datasets/{dataset_id}", response_model=DatasetDetail, tags=["datasets"])
+async def get_dataset(dataset_id: str, runtime: RuntimeDep, _: ReaderDep) -> Response:
+    read = await _read(
+        runtime, lambda session: service.dataset_detail(session, service.get_dataset(session, dataset_id))
+    )
+    return _json(read)
 
 
 @router.patch("/datasets/{dataset_id}", response_model=DatasetRead, tags=["datasets"])
@@ -271,7 +305,7 @@ async def check_version(
     dataset_id: str, request: Request, session: SessionDep, _: ReaderDep
 ) -> CompatibilityReport:
     document = await _contract_body(request)
-    return service.check_version(service.get_dataset(session, dataset_id), parse_contract(document))
+    return service.check_version(session, service.get_dataset(session, dataset_id), parse_contract(document))
 
 
 @router.get(
@@ -280,9 +314,7 @@ async def check_version(
     tags=["contracts"],
 )
 def list_versions(dataset_id: str, session: SessionDep, _: ReaderDep) -> list[ContractVersionSummary]:
-    return [
-        ContractVersionSummary.model_validate(v) for v in service.get_dataset(session, dataset_id).versions
-    ]
+    return [ContractVersionSummary.model_validate(v) for v in service.list_versions(session, dataset_id)]
 
 
 @router.get(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.catalog.access.api import router as access_router
+from services.catalog.access.settings import AccessSettings
 from services.catalog.api import router
 from services.catalog.audit.api import router as audit_router
+from services.catalog.audit.deliveries import USAGE_TOPIC_SPEC, delivery_audit_worker
 from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.models import outbox
+from services.catalog.scores.service import QUALITY_TOPIC_SPEC, quality_scores_worker
 from services.catalog.service import CatalogEvents
 from services.common import catalog_events
 from services.common.app import InfrastructureProvider, Runtime, ServiceSpec, build_service_app
@@ -21,6 +26,7 @@ from services.common.readmodel import ReadModel
 from services.common.settings import Settings
 
 NAME = "catalog"
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -36,14 +42,28 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     runtime.state.update(
         events=CatalogEvents(box), outbox=relay, keyring=keyring, audit_checkpoints=checkpoints
     )
+    runtime.state.setdefault("access_settings", AccessSettings())
     runtime.add_readiness_check("outbox", lambda: relay.last_error)
     runtime.add_readiness_check("keys", keys.readiness)
+    deliveries = delivery_audit_worker(runtime.bus, runtime.sessions)
+    runtime.add_readiness_check("audit-deliveries", lambda: None if deliveries.alive else "not running")
+    scores = quality_scores_worker(runtime.bus, runtime.sessions)
+    runtime.add_readiness_check("quality-scores", lambda: None if scores.alive else "not running")
+    for topic in (USAGE_TOPIC_SPEC, QUALITY_TOPIC_SPEC):
+        try:
+            runtime.bus.admin().ensure_topic(topic, timeout_s=5.0)
+        except Exception as error:  # the workers keep trying; readiness tells operators
+            log.warning("could not ensure %s yet: %s", topic.name, error)
     relay.start()
     keys.start()
     checkpoints.start()
+    deliveries.start()
+    scores.start()
     try:
         yield
     finally:
+        scores.stop()
+        deliveries.stop()
         checkpoints.stop()
         keys.stop()
         relay.stop()
@@ -57,7 +77,7 @@ SPEC = ServiceSpec(
         "principals and API keys, scenarios, grants and the audit trail. "
         "Every change is published on `platform.catalog`."
     ),
-    routers=[router, audit_router],
+    routers=[router, access_router, audit_router],
     migrations=Path(__file__).parent / "migrations",
     lifespan=lifespan,
     openapi_tags=[
@@ -66,6 +86,18 @@ SPEC = ServiceSpec(
         {"name": "departments", "description": "Publishers: commissions, bureaus, districts."},
         {"name": "domains", "description": "The city's fields of data."},
         {"name": "principals", "description": "Who calls the platform, and their API keys."},
+        {
+            "name": "scenarios",
+            "description": "The applications that consume data, each a principal with keys.",
+        },
+        {
+            "name": "access-requests",
+            "description": "A scenario asks for fields of a dataset for a purpose; the owning department decides.",
+        },
+        {
+            "name": "grants",
+            "description": "What a scenario may receive: fields, masking, row filter, expiry, quota.",
+        },
         {
             "name": "audit",
             "description": "The append-only, hash-chained record of every request, decision and change.",

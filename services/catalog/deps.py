@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-def get_events(runtime: RuntimeDep) -> CatalogEvents:
+async def get_events(runtime: RuntimeDep) -> CatalogEvents:
     events: CatalogEvents = runtime.state["events"]
     return events
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -69,9 +70,24 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # Loaded only when asked for: a dataset is read far more often than its history, and each
+    # version carries its whole document. Reads of the current version go by ``current_version``.
     versions: Mapped[list[ContractVersion]] = relationship(
-        back_populates="dataset", order_by="ContractVersion.sequence", lazy="selectin"
+        back_populates="dataset", order_by="ContractVersion.sequence", lazy="select"
     )
+
+
+dataset_terms = sa.Table(
+    "catalog_dataset_terms",
+    Base.metadata,
+    sa.Column("field", Text, primary_key=True),
+    sa.Column("term", Text, primary_key=True),
+    sa.Column("dataset_id", String(200), primary_key=True),
+    comment=(
+        "PostgreSQL only: one row per dataset and word of its search text (field 'text') or value "
+        "it is filtered on; kept by a trigger on catalog_datasets (migration catalog_0005)."
+    ),
+)
 
 
 class ContractVersion(Base):

@@ -136,6 +136,31 @@ class DatasetRead(ReadModel):
     updated_at: Timestamp
 
 
+class QualitySummary(BaseModel):
+    """The dataset's latest quality score, as the quality service last announced it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    overall: float | None = Field(
+        description="0-100, weighted over the dimensions; null when not measurable."
+    )
+    scores: dict[str, float | None] = Field(
+        description="validity, completeness, uniqueness, conformity, timeliness: 0-100 or null"
+    )
+    problems: list[str] = Field(description="What could not be measured in the window, and why.")
+    window_closed_at: Timestamp
+    contract_version: str | None
+    open_breaches: list[str] = Field(description="SLA breaches open now: freshness, latency.")
+    updated_at: Timestamp
+
+
+class DatasetDetail(DatasetRead):
+    quality: QualitySummary | None = Field(
+        default=None,
+        description="The latest quality score; null until the quality service scored the dataset.",
+    )
+
+
 class DatasetPage(BaseModel):
     items: list[DatasetRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

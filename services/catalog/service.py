@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
@@ -19,12 +22,22 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions
 from services.catalog.contracts import compatibility, derive
 from services.catalog.contracts.odcs import ParsedContract, compare_versions, parse_contract
-from services.catalog.models import ApiKey, ContractVersion, Dataset, Department, Domain, Principal, utcnow
+from services.catalog.models import (
+    ApiKey,
+    ContractVersion,
+    Dataset,
+    Department,
+    Domain,
+    Principal,
+    dataset_terms,
+    utcnow,
+)
 from services.catalog.schemas import (
     ApiKeyIssued,
     ApiKeyRead,
@@ -32,6 +45,7 @@ from services.catalog.schemas import (
     CompatibilityModeName,
     CompatibilityReport,
     DatasetCreate,
+    DatasetDetail,
     DatasetId,
     DatasetRead,
     DatasetStatus,
@@ -41,8 +55,10 @@ from services.catalog.schemas import (
     DomainCreate,
     PrincipalCreate,
     PrincipalRead,
+    QualitySummary,
     Topics,
 )
+from services.catalog.scores.models import DatasetQuality
 from services.catalog.standards.model import (
     CatalogDescription,
     DatasetDescription,
@@ -76,6 +92,17 @@ def dataset_read(dataset: Dataset) -> DatasetRead:
         {
             **{c.key: getattr(dataset, c.key) for c in sa.inspect(Dataset).column_attrs},
             "topics": topics_of(dataset.id),
+        }
+    )
+
+
+def dataset_detail(session: Session, dataset: Dataset) -> DatasetDetail:
+    """The dataset with its latest quality score (as quality last announced it on platform.quality)."""
+    score = session.get(DatasetQuality, dataset.id)
+    return DatasetDetail.model_validate(
+        {
+            **dataset_read(dataset).model_dump(),
+            "quality": QualitySummary.model_validate(score) if score else None,
         }
     )
 
@@ -178,7 +205,7 @@ def update_dataset(
         if value is not None:
             setattr(dataset, name, value)
     dataset.updated_at = utcnow()
-    dataset.search_text = _search_text(dataset, _current(dataset))
+    dataset.search_text = _search_text(dataset, _current(session, dataset))
     session.flush()
     _index(session, dataset)
     read = dataset_read(dataset)
@@ -201,12 +228,59 @@ def search_datasets(
 ) -> tuple[list[DatasetRead], str | None]:
     """Datasets matching the filters and the full-text query, in id order, one page at a time.
 
-    Full text covers title, description, tags and field names: FTS5 on SQLite, a GIN-indexed
-    ``to_tsvector`` on PostgreSQL. The cursor is the last id of the previous page.
+    Full text covers title, description, tags and field names, each query word matching the
+    words it is a prefix of: FTS5 on SQLite; on PostgreSQL, ordered posting lists (migration
+    catalog_0005) so that a page costs the same whether a word matches ten datasets or most of
+    them. The cursor is the last id of the previous page.
     """
-    query = sa.select(Dataset).order_by(Dataset.id).limit(limit + 1)
-    if cursor:
-        query = query.where(Dataset.id > _decode_cursor(cursor))
+    after = _decode_cursor(cursor) if cursor else None
+    words = _query_words(filters.q)
+    postings = None
+    if session.get_bind().dialect.name == "postgresql":
+        postings = _posting_query(session, filters, words, after, limit + 1)
+    if postings is not None:
+        # The page's ids and the listed columns of their datasets in one round trip.
+        page_ids = postings.subquery()
+        rows = session.execute(
+            sa.select(*_LISTED_COLUMNS)
+            .join(page_ids, page_ids.c.dataset_id == Dataset.id)
+            .order_by(Dataset.id)
+        ).all()
+    else:
+        rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode_cursor(page[-1].id) if more and page else None
+    return [
+        DatasetRead.model_validate({**row._mapping, "topics": topics_of(row.id)}) for row in page
+    ], next_cursor
+
+
+def _query_words(q: str | None) -> list[str]:
+    """The query's words, lowercased as the index lowercases them; punctuation separates words."""
+    if not q:
+        return []
+    return "".join(c if c.isalnum() else " " for c in q.lower()).split()
+
+
+_LISTED_COLUMNS = tuple(getattr(Dataset, name) for name in DatasetRead.model_fields if name != "topics")
+
+
+def _listed_rows(session: Session, ids: Sequence[str]) -> list[sa.Row[Any]]:
+    """The listed columns of the datasets, in the given order."""
+    if not ids:
+        return []
+    rows = {row.id: row for row in session.execute(sa.select(*_LISTED_COLUMNS).where(Dataset.id.in_(ids)))}
+    return [rows[dataset_id] for dataset_id in ids if dataset_id in rows]
+
+
+def _scanned_page(
+    session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
+) -> list[str]:
+    """One page of ids by filtering the datasets table in id order: SQLite (with its FTS5 table),
+    and PostgreSQL when a query word is too short a prefix for the posting lists."""
+    query = sa.select(Dataset.id)
+    if after is not None:
+        query = query.where(Dataset.id > after)
     if filters.domain:
         query = query.where(Dataset.domain_id == filters.domain)
     if filters.department:
@@ -216,37 +290,187 @@ def search_datasets(
     if filters.status:
         query = query.where(Dataset.status == filters.status)
     if filters.tag:
-        # tags are a short JSON list: a LIKE on the serialised list, confirmed in Python below
-        query = query.where(
-            sa.cast(Dataset.tags, sa.Text).like(f'%"{_escape_like(filters.tag)}"%', escape="\\")
-        )
-    if filters.q and filters.q.strip():
-        query = query.where(_full_text(session, filters.q))
-    rows = list(session.scalars(query))
-    if filters.tag:
-        rows = [row for row in rows if filters.tag in row.tags]
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = _encode_cursor(page[-1].id) if more and page else None
-    return [dataset_read(row) for row in page], next_cursor
+        query = query.where(_has_tag(session, filters.tag))
+    if words:
+        query = query.where(_full_text(session, words))
+    if words and session.get_bind().dialect.name == "postgresql":
+        # A GIN bitmap of every match, sorted: the planner would otherwise walk the primary key
+        # testing each row, which reads most of the catalog for a word whose datasets sort late.
+        query = sa.select(query.offset(0).subquery()).order_by(sa.column("id"))
+    else:
+        query = query.order_by(Dataset.id)
+    return list(session.scalars(query.limit(size)))
 
 
-def _full_text(session: Session, q: str) -> sa.ColumnElement[bool]:
-    terms = [term for term in "".join(c if c.isalnum() else " " for c in q).split() if term]
-    if not terms:
-        return sa.true()
+def _has_tag(session: Session, tag: str) -> sa.ColumnElement[bool]:
+    """The dataset's tags (a JSON list) hold exactly ``tag``, compared as decoded JSON strings, so
+    that a tag outside ASCII (stored escaped) matches as it does in the posting lists."""
+    elements = {"sqlite": sa.func.json_each, "postgresql": sa.func.json_array_elements_text}.get(
+        session.get_bind().dialect.name
+    )
+    if elements is None:
+        return sa.cast(Dataset.tags, sa.Text).like(f"%{_escape_like(json.dumps(tag))}%", escape="\\")
+    values = elements(Dataset.tags).table_valued("value")
+    return sa.exists(sa.select(1).select_from(values).where(values.c.value == tag))
+
+
+def _full_text(session: Session, words: list[str]) -> sa.ColumnElement[bool]:
     if session.get_bind().dialect.name == "sqlite":
-        match = " ".join(f'"{term}"*' for term in terms)
+        match = " ".join(f'"{word}"*' for word in words)
         return Dataset.id.in_(
             sa.select(sa.column("dataset_id"))
             .select_from(sa.table("catalog_datasets_fts"))
             .where(sa.text("catalog_datasets_fts MATCH :match").bindparams(match=match))
         )
     if session.get_bind().dialect.name == "postgresql":
-        tsquery = " & ".join(f"{term}:*" for term in terms)
-        return sa.func.to_tsvector("simple", Dataset.search_text).op("@@")(
-            sa.func.to_tsquery("simple", tsquery)
+        # A literal regconfig, so that the expression is the one the stored column is computed with.
+        tsquery = sa.func.to_tsquery(
+            sa.literal_column("'simple'::regconfig"), " & ".join(f"{word}:*" for word in words)
         )
-    return sa.and_(*(Dataset.search_text.ilike(f"%{term}%") for term in terms))
+        return sa.literal_column("catalog_datasets.search_vector").op("@@")(tsquery)
+    return sa.and_(*(Dataset.search_text.ilike(f"%{word}%") for word in words))
+
+
+MAX_PREFIX_EXPANSION = 64
+"""A query word may stand for at most this many indexed words on the posting-list path; a shorter
+prefix ("a", "st") is answered from the GIN index instead."""
+
+
+def _posting_page(
+    session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
+) -> list[str] | None:
+    """One page of ids from the posting lists (PostgreSQL), or None where they do not serve."""
+    query = _posting_query(session, filters, words, after, size)
+    return None if query is None else list(session.scalars(query))
+
+
+def _posting_query(
+    session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
+) -> sa.Select[tuple[str]] | None:
+    """The query of one page of ids from the posting lists (PostgreSQL), or None where they do not serve.
+
+    Each query word and each filter is a list of dataset ids in id order (for a word, the union
+    of the lists of the indexed words it is a prefix of), an index range read without the table.
+    One list is read from the cursor on. The intersection of several is walked by leapfrogging:
+    each list seeks, by one index probe, its first id at or after the current candidate; the
+    greatest becomes the next candidate, and a candidate every list holds is a match. Lists that
+    rarely meet are skipped through in a few seeks instead of being read side by side, so the
+    work follows the page and how often the lists interleave, not how many datasets match.
+    """
+    lists: list[tuple[str, list[str]]] = []
+    for word in words:
+        expansion = _indexed_words(session, word)
+        if expansion is None:
+            return None
+        if not expansion:
+            return sa.select(dataset_terms.c.dataset_id).where(sa.false())
+        lists.append(("text", expansion))
+    for field, value in (
+        ("tag", filters.tag),
+        ("department", filters.department),
+        ("domain", filters.domain),
+        ("classification", filters.classification),
+        ("status", filters.status),
+    ):
+        if value:
+            lists.append((field, [value]))
+    if not lists:
+        return None  # no word, no filter: the primary key is already the list
+    if len(lists) == 1:
+        field, terms = lists[0]
+        ids = _posting_list(field, terms, after)
+        return sa.select(ids.c.dataset_id).distinct().order_by(ids.c.dataset_id).limit(size)
+    return _leapfrog(lists, after, size)
+
+
+def _leapfrog(
+    lists: Sequence[tuple[str, Sequence[str]]], after: str | None, size: int
+) -> sa.Select[tuple[str]]:
+    params: dict[str, Any] = {"after": after or "", "size": size}
+
+    def seek(index: int, operator: str, start: str) -> str:
+        """The list's first id ``operator`` ``start``: one index probe per indexed word."""
+        field, terms = lists[index]
+        params[f"f{index}"] = field
+        probes = []
+        for position, term in enumerate(terms):
+            params[f"t{index}_{position}"] = term
+            probes.append(
+                f"(SELECT dataset_id FROM catalog_dataset_terms WHERE field = :f{index} "
+                f"AND term = :t{index}_{position} AND dataset_id {operator} {start} "
+                f"ORDER BY dataset_id LIMIT 1)"
+            )
+        return probes[0] if len(probes) == 1 else f"LEAST({', '.join(probes)})"
+
+    heads = ", ".join(f"{seek(index, '>=', 'walk.candidate')} AS head{index}" for index in range(len(lists)))
+    every = " AND ".join(f"heads.head{index} IS NOT NULL" for index in range(len(lists)))
+    top = f"GREATEST({', '.join(f'heads.head{index}' for index in range(len(lists)))})"
+    # walk(candidate, found): found is the id the step that produced the row confirmed, if any.
+    # No ORDER BY on the walk: candidates only grow, and an ORDER BY would make PostgreSQL run
+    # the walk to its end before the LIMIT could stop it.
+    sql = f"""
+        WITH RECURSIVE walk(candidate, found) AS (
+            SELECT {seek(0, ">", ":after")}, NULL::varchar
+            UNION ALL
+            SELECT CASE WHEN {top} = walk.candidate THEN {seek(0, ">", "walk.candidate")} ELSE {top} END,
+                   CASE WHEN {top} = walk.candidate THEN walk.candidate END
+            FROM walk CROSS JOIN LATERAL (SELECT {heads}) AS heads
+            WHERE walk.candidate IS NOT NULL AND {every}
+        )
+        SELECT found AS dataset_id FROM walk WHERE found IS NOT NULL LIMIT :size
+    """
+    text = sa.text(sql).bindparams(**params).columns(dataset_id=sa.String)
+    return sa.select(text.subquery().c.dataset_id)
+
+
+def _posting_list(field: str, terms: Sequence[str], after: str | None) -> sa.Subquery:
+    branches = []
+    for term in terms:
+        branch = sa.select(dataset_terms.c.dataset_id).where(
+            dataset_terms.c.field == field, dataset_terms.c.term == term
+        )
+        if after is not None:
+            branch = branch.where(dataset_terms.c.dataset_id > after)
+        # Ordered each on its own, so that PostgreSQL merges the words' lists (each an index
+        # range already in id order) rather than gathering and sorting all of them.
+        branches.append(branch.order_by(dataset_terms.c.dataset_id))
+    if len(branches) == 1:
+        return branches[0].order_by(None).subquery()
+    # A dataset holding several words of one prefix (bus, buses) is in the list once per word;
+    # the page query removes the repeats. Deduplicating here instead would hide from the planner
+    # that the page needs only the first few: it would gather and hash the whole list.
+    return sa.union_all(*branches).subquery()
+
+
+_INDEXED_WORDS = sa.text(
+    """
+    WITH RECURSIVE found(term) AS (
+        SELECT min(term) FROM catalog_dataset_terms
+        WHERE field = 'text' AND term >= :prefix AND term < :beyond
+        UNION ALL
+        SELECT (
+            SELECT min(term) FROM catalog_dataset_terms
+            WHERE field = 'text' AND term > found.term AND term < :beyond
+        )
+        FROM found WHERE found.term IS NOT NULL
+    )
+    SELECT term FROM found WHERE term IS NOT NULL LIMIT :most
+    """
+)
+
+
+def _indexed_words(session: Session, prefix: str) -> list[str] | None:
+    """The indexed words ``prefix`` is a prefix of, or None when there are too many to list.
+
+    A loose index scan: one index probe per distinct word, however many datasets hold it.
+    """
+    beyond = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    found = list(
+        session.scalars(
+            _INDEXED_WORDS, {"prefix": prefix, "beyond": beyond, "most": MAX_PREFIX_EXPANSION + 1}
+        )
+    )
+    return None if len(found) > MAX_PREFIX_EXPANSION else found
 
 
 def _search_text(dataset: Dataset, version: ContractVersion | None) -> str:
@@ -292,29 +516,114 @@ def _decode_cursor(cursor: str) -> str:
 # --- contract versions ---------------------------------------------------------------------
 
 
-def _current(dataset: Dataset) -> ContractVersion | None:
-    return dataset.versions[-1] if dataset.versions else None
+def _current(session: Session, dataset: Dataset) -> ContractVersion | None:
+    """The dataset's current contract version: the last registered, named by ``current_version``."""
+    if dataset.current_version is None:
+        return None
+    return session.get(ContractVersion, (dataset.id, dataset.current_version))
 
 
-def check_version(dataset: Dataset, contract: ParsedContract) -> CompatibilityReport:
+@dataclass(frozen=True)
+class _Earlier:
+    """What a compatibility check needs of an earlier version (not its document)."""
+
+    version: str
+    sequence: int
+    record_schema: dict[str, Any]
+
+
+class RecordSchemaCache:
+    """Record schemas of stored contract versions, by dataset, version and document fingerprint.
+
+    A stored version never changes, and the same document always derives the same record schema,
+    so a schema read (or derived) once serves every later compatibility check in the process:
+    a check under a transitive mode then reads only the earlier versions' keys, not 20 record
+    schemas to decode. Keyed by fingerprint as well, so a version registered in a transaction
+    that rolled back and then registered again with another document is never confused with it.
+    Bounded (least recently used out); thread-safe.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._schemas: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        with self._lock:
+            schema = self._schemas.get(key)
+            if schema is not None:
+                self._schemas.move_to_end(key)
+            return schema
+
+    def put(self, key: tuple[str, str, str], schema: dict[str, Any]) -> None:
+        with self._lock:
+            self._schemas[key] = schema
+            self._schemas.move_to_end(key)
+            while len(self._schemas) > self._size:
+                self._schemas.popitem(last=False)
+
+
+RECORD_SCHEMAS = RecordSchemaCache()
+
+
+def _earlier_versions(
+    session: Session, dataset_id: str, mode: compatibility.CompatibilityMode
+) -> list[_Earlier]:
+    """The earlier versions a check under ``mode`` reads, oldest first: all of them for transitive
+    modes, else only the last (which also tells whether the new version is higher). Record
+    schemas come from :data:`RECORD_SCHEMAS` when there, else from the database in one query."""
+    query = sa.select(ContractVersion.version, ContractVersion.sequence, ContractVersion.fingerprint).where(
+        ContractVersion.dataset_id == dataset_id
+    )
+    if mode.transitive:
+        rows = session.execute(query.order_by(ContractVersion.sequence)).all()
+    else:
+        rows = session.execute(query.order_by(ContractVersion.sequence.desc()).limit(1)).all()
+    schemas = {row.version: RECORD_SCHEMAS.get((dataset_id, row.version, row.fingerprint)) for row in rows}
+    missing = [version for version, schema in schemas.items() if schema is None]
+    if missing:
+        loaded = session.execute(
+            sa.select(
+                ContractVersion.version, ContractVersion.fingerprint, ContractVersion.record_schema
+            ).where(ContractVersion.dataset_id == dataset_id, ContractVersion.version.in_(missing))
+        )
+        for version, fingerprint, schema in loaded:
+            RECORD_SCHEMAS.put((dataset_id, version, fingerprint), schema)
+            schemas[version] = schema
+    earlier = []
+    for row in rows:
+        schema = schemas[row.version]
+        if schema is None:  # deleted since the first query: not something the catalog does
+            raise RuntimeError(f"version {row.version} of {dataset_id} vanished during a check")
+        earlier.append(_Earlier(row.version, row.sequence, schema))
+    return earlier
+
+
+def check_version(session: Session, dataset: Dataset, contract: ParsedContract) -> CompatibilityReport:
     """Would ``contract`` be accepted as the dataset's next version, and if not, why not."""
+    report, _, _ = _check(session, dataset, contract)
+    return report
+
+
+def _check(
+    session: Session, dataset: Dataset, contract: ParsedContract
+) -> tuple[CompatibilityReport, dict[str, Any], int]:
+    """The report, the contract's derived record schema and the sequence it would be stored at."""
     if contract.id != dataset.id:
         raise exceptions.ContractMismatch(
             f"the contract's id is {contract.id!r}, not {dataset.id!r}",
         )
-    previous = list(dataset.versions)
+    mode = compatibility.CompatibilityMode(dataset.compatibility_mode)
+    previous = _earlier_versions(session, dataset.id, mode)
     if previous and compare_versions(contract.version, previous[-1].version) <= 0:
         raise exceptions.VersionNotHigher(
             f"version {contract.version} is not higher than the last, {previous[-1].version}"
         )
-    mode = compatibility.CompatibilityMode(dataset.compatibility_mode)
-    history = [(version.version, version.record_schema) for version in previous]
-    changes = compatibility.check(derive.record_schema(contract), history, mode)
-    transitive = mode.value.endswith("TRANSITIVE")
-    checked = [v for v, _ in history] if transitive else [v for v, _ in history[-1:]]
-    if mode is compatibility.CompatibilityMode.NONE:
-        checked = []
-    return CompatibilityReport(
+    new_schema = derive.record_schema(contract)
+    history = [(earlier.version, earlier.record_schema) for earlier in previous]
+    changes = compatibility.check(new_schema, history, mode)
+    checked = [] if mode is compatibility.CompatibilityMode.NONE else [v for v, _ in history]
+    report = CompatibilityReport(
         compatible=not changes,
         mode=CompatibilityModeName(mode.value),
         version=contract.version,
@@ -323,6 +632,7 @@ def check_version(dataset: Dataset, contract: ParsedContract) -> CompatibilityRe
             BreakingChangeRead.model_validate(change, from_attributes=True) for change in changes
         ],
     )
+    return report, new_schema, (previous[-1].sequence + 1) if previous else 1
 
 
 def register_version(
@@ -335,8 +645,20 @@ def register_version(
 ) -> ContractVersion:
     """Store a new contract version if it parses, is higher, and keeps the compatibility mode."""
     dataset = get_dataset(session, dataset_id)
-    contract = parse_contract(document)
-    report = check_version(dataset, contract)
+    return _register_parsed(session, events, dataset, parse_contract(document), document, created_by)
+
+
+def _register_parsed(
+    session: Session,
+    events: CatalogEvents,
+    dataset: Dataset,
+    contract: ParsedContract,
+    document: str | bytes,
+    created_by: str,
+) -> ContractVersion:
+    # Reads the earlier versions' record schemas only, never their documents or the
+    # ``dataset.versions`` collection: registering stays flat in the length of the history.
+    report, new_schema, sequence = _check(session, dataset, contract)
     if not report.compatible:
         raise exceptions.IncompatibleContract(
             f"{len(report.breaking_changes)} breaking change(s) under {report.mode}",
@@ -346,12 +668,12 @@ def register_version(
     version = ContractVersion(
         dataset_id=dataset.id,
         version=contract.version,
-        sequence=len(dataset.versions) + 1,
+        sequence=sequence,
         api_version=contract.api_version,
         document=text,
         document_format="json" if text.lstrip().startswith("{") else "yaml",
         fingerprint=contract.fingerprint,
-        record_schema=derive.record_schema(contract),
+        record_schema=new_schema,
         primary_key=list(derive.primary_key(contract)),
         sensitive_fields={name: _plain(rule) for name, rule in derive.sensitive_fields(contract).items()},
         sla=_plain(derive.sla_targets(contract)),
@@ -359,7 +681,7 @@ def register_version(
         created_by=created_by,
     )
     session.add(version)
-    dataset.versions.append(version)
+    RECORD_SCHEMAS.put((dataset.id, version.version, version.fingerprint), new_schema)
     dataset.current_version = version.version
     dataset.updated_at = utcnow()
     dataset.search_text = _search_text(dataset, version)
@@ -415,7 +737,8 @@ def register_contract(
         create_dataset(session, events, payload)
     elif department_id is not None and existing.owner_department_id != department_id:
         raise Forbidden("only the owning department may register versions of this dataset")
-    return register_version(session, events, contract.id, document, created_by=created_by)
+    dataset = get_dataset(session, contract.id)
+    return _register_parsed(session, events, dataset, contract, document, created_by)
 
 
 _CONTRACT_PATH_OF_FIELD = {
@@ -453,10 +776,28 @@ def contract_state(version: ContractVersion) -> dict[str, Any]:
     }
 
 
+def list_versions(session: Session, dataset_id: str) -> Sequence[ContractVersion]:
+    """The dataset's versions, oldest first, without their documents and derivations."""
+    get_dataset(session, dataset_id)
+    return session.scalars(
+        sa.select(ContractVersion)
+        .where(ContractVersion.dataset_id == dataset_id)
+        .order_by(ContractVersion.sequence)
+        .options(
+            orm.load_only(
+                ContractVersion.version,
+                ContractVersion.fingerprint,
+                ContractVersion.created_by,
+                ContractVersion.created_at,
+            )
+        )
+    ).all()
+
+
 def get_version(session: Session, dataset_id: str, version: str | None = None) -> ContractVersion:
     dataset = get_dataset(session, dataset_id)
     if version is None:
-        current = _current(dataset)
+        current = _current(session, dataset)
         if current is None:
             raise exceptions.ContractVersionNotFound(f"dataset {dataset_id!r} has no contract yet")
         return current
@@ -489,6 +830,19 @@ def create_principal(session: Session, events: CatalogEvents, payload: Principal
         get_department(session, payload.department_id)
     principal = Principal(**payload.model_dump())
     session.add(principal)
+    session.flush()
+    read = PrincipalRead.model_validate(principal)
+    events.publish(session, catalog_events.PRINCIPAL, principal.id, read)
+    return read
+
+
+def set_principal_status(
+    session: Session, events: CatalogEvents, principal_id: str, status: str
+) -> PrincipalRead:
+    """Suspend (``suspended``) or reactivate (``active``) a principal: its keys stop or work again
+    everywhere as soon as the event reaches each service's key ring."""
+    principal = get_principal(session, principal_id)
+    principal.status = status
     session.flush()
     read = PrincipalRead.model_validate(principal)
     events.publish(session, catalog_events.PRINCIPAL, principal.id, read)
@@ -590,9 +944,8 @@ def _semver_sort_key(text: str) -> tuple[int, ...]:
 # --- standard interfaces: descriptions for DCAT-AP and AsyncAPI ----------------------------
 
 
-def describe(dataset: Dataset, department: Department) -> DatasetDescription:
+def describe(dataset: Dataset, department: Department, current: ContractVersion | None) -> DatasetDescription:
     """The exporters' view of one dataset and its current contract."""
-    current = _current(dataset)
     frequency = (current.sla or {}).get("frequency_s") if current else None
     return DatasetDescription(
         id=dataset.id,
@@ -616,7 +969,7 @@ def describe(dataset: Dataset, department: Department) -> DatasetDescription:
 
 def describe_one(session: Session, dataset_id: str) -> DatasetDescription:
     dataset = get_dataset(session, dataset_id)
-    return describe(dataset, get_department(session, dataset.owner_department_id))
+    return describe(dataset, get_department(session, dataset.owner_department_id), _current(session, dataset))
 
 
 def iter_descriptions(session: Session, batch: int = 500) -> Iterator[DatasetDescription]:
@@ -633,10 +986,36 @@ def iter_descriptions(session: Session, batch: int = 500) -> Iterator[DatasetDes
         ).all()
         if not rows:
             return
+        current = _current_versions(session, [dataset.id for dataset in rows])
         for dataset in rows:
-            yield describe(dataset, departments[dataset.owner_department_id])
+            yield describe(dataset, departments[dataset.owner_department_id], current.get(dataset.id))
         last = rows[-1].id
         session.expunge_all()
+
+
+def _current_versions(session: Session, dataset_ids: Sequence[str]) -> dict[str, ContractVersion]:
+    """The current contract version of each dataset, in one query and without the documents."""
+    query = (
+        sa.select(ContractVersion)
+        .join(
+            Dataset,
+            sa.and_(
+                Dataset.id == ContractVersion.dataset_id, Dataset.current_version == ContractVersion.version
+            ),
+        )
+        .where(Dataset.id.in_(dataset_ids))
+        .options(orm.load_only(*_DESCRIBED_VERSION_COLUMNS))
+    )
+    return {version.dataset_id: version for version in session.scalars(query)}
+
+
+_DESCRIBED_VERSION_COLUMNS = (
+    ContractVersion.dataset_id,
+    ContractVersion.version,
+    ContractVersion.record_schema,
+    ContractVersion.primary_key,
+    ContractVersion.sla,
+)
 
 
 def catalog_description(session: Session, links: PlatformLinks) -> CatalogDescription:

@@ -8,17 +8,18 @@ units, ``_total`` counters, and bounded labels only (route templates, never raw 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -27,6 +28,9 @@ class ServiceMetrics:
     """The registry of one service and the HTTP metrics every service has."""
 
     def __init__(self, service: str) -> None:
+        # prometheus_client adds a "_created" gauge to every counter and histogram in the text
+        # format: twice the series for a timestamp nobody queries.
+        disable_created_metrics()
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
@@ -51,24 +55,82 @@ class ServiceMetrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def route_template(request: Request) -> str:
-    """The matched route's path template, so that ids never become label values."""
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+"""The ``route`` label of a request no route matched: a made-up path never becomes a label value."""
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, so that ids never become label values.
+
+    FastAPI keeps the template with every prefix of the routers it was included through in its
+    effective route context; ``scope["route"]`` holds the route as its own router declared it.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    for candidate in (context, scope.get("route")):
+        path = getattr(candidate, "path_format", None) or getattr(candidate, "path", None)
+        if isinstance(path, str) and path:
+            return path
+    return UNMATCHED_ROUTE
+
+
+def method_label(method: str) -> str:
+    """The request method, or ``other``: a client can send any token as a method."""
+    return method if method in HTTP_METHODS else "other"
+
+
+class HttpMetricsMiddleware:
+    """Counts and times every HTTP request by method, route template and status (pure ASGI).
+
+    The duration runs until the last byte of the response; for a Server-Sent Events stream, whose
+    length is the subscriber's choice, until its headers, so that streams do not swamp the
+    latency histogram. A request that fails with an exception counts as a 500.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        elapsed: float | None = None
+
+        async def send_measured(message: Message) -> None:
+            nonlocal status, elapsed
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if _is_event_stream(message):
+                    elapsed = time.perf_counter() - started
+            elif (
+                message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+                and elapsed is None
+            ):
+                elapsed = time.perf_counter() - started
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_measured)
+        finally:
+            method = method_label(str(scope.get("method", "")))
+            route = route_template(scope)
+            service = self.metrics.service
+            self.metrics.http_requests.labels(service, method, route, str(status)).inc()
+            self.metrics.http_duration.labels(service, method, route).observe(
+                time.perf_counter() - started if elapsed is None else elapsed
+            )
+
+
+def _is_event_stream(message: Message) -> bool:
+    for name, value in message.get("headers", ()):
+        if name.lower() == b"content-type":
+            return bytes(value).startswith(b"text/event-stream")
+    return False
 
 
 def install_http_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = route_template(request)
-            metrics.http_requests.labels(metrics.service, request.method, route, str(status)).inc()
-            metrics.http_duration.labels(metrics.service, request.method, route).observe(
-                time.perf_counter() - started
-            )
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)

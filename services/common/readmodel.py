@@ -5,6 +5,10 @@ needs (compiled validators, key hashes, active grants) in memory, built by repla
 ``platform.catalog`` from the beginning and then following it. Every replica reads the whole
 topic (no consumer group: state is not split), and the service reports ready only once it has
 caught up with the end offsets it saw when it started.
+
+A service starts while the bus is still down: ``start`` returns at once, and the read model's
+thread keeps trying to create its topic (each try bounded by ``ensure_timeout_s``) until the bus
+answers; ``readiness`` says why it is not ready meanwhile.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from services.common.bus import Bus, Consumer, Message, TopicPartition, TopicSpec
+from services.common.bus import Bus, BusError, Consumer, Message, TopicPartition, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ class ReadModel:
         compact: bool = True,
         partitions: int = 1,
         poll_timeout_s: float = 0.2,
+        ensure_timeout_s: float = 10.0,
+        retry_interval_s: float = 1.0,
     ) -> None:
         self._bus = bus
         self.topic = topic
@@ -49,6 +55,8 @@ class ReadModel:
         self._compact = compact
         self._partitions = partitions
         self._poll_timeout_s = poll_timeout_s
+        self._ensure_timeout_s = ensure_timeout_s
+        self._retry_interval_s = retry_interval_s
         self._caught_up = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,9 +70,7 @@ class ReadModel:
         self._listeners.append(listener)
 
     def start(self) -> None:
-        self._bus.admin().ensure_topic(
-            TopicSpec(self.topic, partitions=self._partitions, compact=self._compact)
-        )
+        """Replay and follow the topic on the read model's thread; returns at once, bus up or not."""
         self._thread = threading.Thread(target=self._run, name=f"readmodel-{self.name}", daemon=True)
         self._thread.start()
 
@@ -86,7 +92,22 @@ class ReadModel:
             return None
         return f"replaying {self.topic}" + (f" (last error: {self.last_error})" if self.last_error else "")
 
+    def _ensure_topic(self) -> bool:
+        """Create the topic if missing, retrying while the bus is down; False if stopped first."""
+        spec = TopicSpec(self.topic, partitions=self._partitions, compact=self._compact)
+        while not self._stop.is_set():
+            try:
+                self._bus.admin().ensure_topic(spec, timeout_s=self._ensure_timeout_s)
+                return True
+            except BusError as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("read model %s: cannot reach %s yet: %s", self.name, self.topic, error)
+                self._stop.wait(self._retry_interval_s)
+        return False
+
     def _run(self) -> None:
+        if not self._ensure_topic():
+            return
         while not self._stop.is_set():
             consumer: Consumer | None = None
             try:

@@ -594,6 +594,7 @@ class Feeds:
             "grant_id": batch.grant.id,
             "grant_version": batch.grant.version,
             "dataset_id": sub.dataset_id,
+            "purpose": batch.grant.data.get("purpose"),
             "records": batch.records,
             "bytes": size,
             "partitions": [

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +21,6 @@ from services.common.app import (
     ServiceSpec,
     build_service_app,
 )
-from services.common.bus import BusError
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
 from services.ingest.api import router
@@ -40,44 +38,6 @@ DESCRIPTION = (
 )
 
 log = logging.getLogger(__name__)
-
-
-class _ReadModelStarter:
-    """Starts the read model as soon as the bus answers, without holding up the app's start.
-
-    ``ReadModel.start`` first makes sure ``platform.catalog`` exists, which waits for the bus; a
-    service must come up while Kafka is still down (and say so in /readyz), so that wait runs here.
-    """
-
-    def __init__(self, read_model: ReadModel) -> None:
-        self._read_model = read_model
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{read_model.name}-start", daemon=True)
-        self.last_error: str | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._read_model.start()
-                self.last_error = None
-                return
-            except BusError as error:
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("cannot reach %s yet: %s", self._read_model.topic, error)
-                self._stop.wait(1.0)
-
-    def readiness(self) -> str | None:
-        if self.last_error:
-            return f"cannot read {self._read_model.topic}: {self.last_error}"
-        return self._read_model.readiness()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._read_model.stop(timeout_s)
-        self._thread.join(timeout_s)
 
 
 async def _purge_idempotency_keys(ingestor: Ingestor) -> None:
@@ -110,11 +70,11 @@ def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
             metrics=metrics,
             settings=ingest_settings,
         )
-        starter = _ReadModelStarter(read_model)
         runtime.state.update(
             keyring=catalog.keyring, catalog=catalog, read_model=read_model, ingestor=ingestor
         )
-        runtime.add_readiness_check("catalog", starter.readiness)
+        # ReadModel.start returns at once and keeps trying while the bus is down; readiness says so.
+        runtime.add_readiness_check("catalog", read_model.readiness)
         supervisor: RawIngestSupervisor | None = None
         if ingest_settings.raw_enabled:
             supervisor = RawIngestSupervisor(
@@ -122,7 +82,7 @@ def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
             )
             runtime.state["raw"] = supervisor
             runtime.add_readiness_check("raw", supervisor.readiness)
-        starter.start()
+        read_model.start()
         if supervisor is not None:
             supervisor.start()
         cleanup = asyncio.create_task(_purge_idempotency_keys(ingestor), name="ingest-idempotency-cleanup")
@@ -134,7 +94,7 @@ def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
                 await cleanup
             if supervisor is not None:
                 await anyio.to_thread.run_sync(supervisor.stop)
-            await anyio.to_thread.run_sync(starter.stop)
+            await anyio.to_thread.run_sync(read_model.stop)
 
     return lifespan
 

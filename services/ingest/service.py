@@ -24,7 +24,6 @@ Conventions a publisher sees (also in the API description):
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 import json
 import logging
@@ -41,6 +40,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.auth import Principal, PrincipalKind
@@ -53,7 +53,6 @@ from services.common.bus import (
     Message,
     OutgoingRecord,
     Producer,
-    RecordMetadata,
     TopicSpec,
 )
 from services.common.envelope import HEADER_PREFIX, CloudEvent, format_time
@@ -89,7 +88,7 @@ from services.ingest.parsing import (
 from services.ingest.projection import CatalogProjection, ContractVersion, DatasetState
 from services.ingest.schemas import RecordBatchResult, RecordError
 from services.ingest.settings import IngestSettings
-from services.ingest.validation import Violation, exceeds_depth, json_type
+from services.ingest.validation import Violation, exceeds_depth, has_non_finite_number, json_type
 
 log = logging.getLogger(__name__)
 
@@ -406,11 +405,32 @@ def _metadata(value: Any, ctx: RoutingContext) -> tuple[Any, str | None, list[Vi
     return value, claimed_id, violations
 
 
-def _serialize(value: Any) -> tuple[bytes | None, Violation | None]:
+def encode_record(value: Any) -> tuple[bytes | None, Violation | None]:
+    """The record as the compact UTF-8 JSON ingest publishes, or why it cannot be.
+
+    orjson first: it does in about a microsecond what ``json.dumps`` does in ten, which is a tenth
+    of ingest's CPU per record. It writes an infinite float (``1e999`` decodes to one) as ``null``
+    instead of refusing it, so output holding ``null`` is checked for those; what orjson refuses
+    (an integer beyond 64 bits, a lone surrogate, deep nesting) goes through ``json.dumps``, which
+    either writes it or says what is wrong.
+    """
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError included
+        return _serialize_with_json(value)
+    if b"null" in encoded and has_non_finite_number(value):
+        return None, _NON_FINITE
+    return encoded, None
+
+
+_NON_FINITE = Violation("", "numberRange", "a number is too large to be represented (Infinity)")
+
+
+def _serialize_with_json(value: Any) -> tuple[bytes | None, Violation | None]:
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        return None, Violation("", "numberRange", "a number is too large to be represented (Infinity)")
+        return None, _NON_FINITE
     try:
         return text.encode("utf-8"), None
     except UnicodeEncodeError as error:
@@ -443,7 +463,7 @@ def route_record(item: ParsedItem, ctx: RoutingContext, out: RoutedBatch) -> Non
                 Violation("", "maxDepth", f"the record nests deeper than {settings.max_depth} levels")
             )
         else:
-            encoded, problem = _serialize(value)
+            encoded, problem = encode_record(value)
             if problem is not None:
                 violations.append(problem)
             elif encoded is not None and len(encoded) > settings.max_record_bytes:
@@ -608,39 +628,6 @@ class BatchAnswer:
     replayed: bool = False
 
 
-def _all_acknowledged(
-    futures: Sequence[concurrent.futures.Future[RecordMetadata]],
-) -> concurrent.futures.Future[None]:
-    """One future for many: done when every record is acknowledged, failed at the first failure.
-
-    One thread-safe wake-up of the event loop per batch instead of one per record.
-    """
-    done: concurrent.futures.Future[None] = concurrent.futures.Future()
-    remaining = [len(futures)]
-    lock = threading.Lock()
-
-    def settle(future: concurrent.futures.Future[RecordMetadata]) -> None:
-        error = future.exception() if not future.cancelled() else BusError("send cancelled")
-        with lock:
-            if done.done():
-                return
-            try:
-                if error is not None:
-                    done.set_exception(error)
-                    return
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    done.set_result(None)
-            except concurrent.futures.InvalidStateError:  # the waiter gave up meanwhile
-                pass
-
-    if not futures:
-        done.set_result(None)
-    for future in futures:
-        future.add_done_callback(settle)
-    return done
-
-
 class Ingestor:
     """Takes batches in over HTTP and records from raw topics; one per process.
 
@@ -803,8 +790,10 @@ class Ingestor:
                 await anyio.to_thread.run_sync(self.topics.ensure_dataset, dataset_id, contract.retention_ms)
             if self.producer.buffer_fill() >= settings.buffer_high_watermark:
                 raise BufferFull("the producer buffer is above its high watermark")
-            futures = await anyio.to_thread.run_sync(self.producer.send_many, records)
-            await asyncio.wait_for(asyncio.wrap_future(_all_acknowledged(futures)), settings.ack_timeout_s)
+            # One future for the batch: a thread-safe wake-up of the event loop per batch, and no
+            # future per record (send_batch), which would cost more than validating the record.
+            acknowledged = await anyio.to_thread.run_sync(self.producer.send_batch, records)
+            await asyncio.wait_for(asyncio.wrap_future(acknowledged), settings.ack_timeout_s)
         except BufferFull as error:
             self.metrics.producer_errors.labels("buffer_full").inc()
             raise PublisherBusy(

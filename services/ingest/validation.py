@@ -19,6 +19,7 @@ points at the field that is missing, an unknown field at the field itself.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -343,6 +344,21 @@ def exceeds_depth(value: Any, limit: int) -> bool:
         for child in children:
             if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
+    return False
+
+
+def has_non_finite_number(value: Any) -> bool:
+    """Whether an infinite or NaN float is anywhere in ``value`` (JSON has no such numbers)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return False
 
 

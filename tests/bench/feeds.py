@@ -44,7 +44,7 @@ from services.feeds.settings import FeedsSettings
 from tests.bench.ingest import bus_arrivals, fresh_database
 from tests.bench.report import Figure
 from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
-from tests.factories import grant_state
+from tests.factories import feeds_grant_state
 from tests.integration.feeds_harness import serve
 
 RECORDS = int(os.environ.get("CITYBASE_BENCH_FEEDS_RECORDS", "100000"))
@@ -75,7 +75,7 @@ def _catalog_setup(bus: KafkaBus, suffix: str) -> tuple[str, str, str]:
         "created_at": now,
         "updated_at": now,
     }
-    grant = grant_state(
+    grant = feeds_grant_state(
         scenario_id,
         dataset_id,
         masking={"vehicle_id": {"kind": "partial"}, "arrival_id": {"kind": "hash"}},

@@ -26,7 +26,7 @@ from services.common.worker import wait_until
 from services.feeds.app import create_app as create_feeds
 from services.feeds.projection import FeedsCatalog
 from services.feeds.settings import FeedsSettings
-from tests.factories import bus_arrival_record, grant_record, grant_state, next_grant_version
+from tests.factories import bus_arrival_record, feeds_grant_state, grant_record, next_grant_version
 from tests.integration.conftest import IngestPlatform, PublishedDataset
 
 
@@ -104,7 +104,7 @@ class FeedsPlatform:
         return state
 
     def grant(self, scenario: Scenario, dataset_id: str, **overrides: Any) -> dict[str, Any]:
-        return self.publish_grant(grant_state(scenario.id, dataset_id, **overrides))
+        return self.publish_grant(feeds_grant_state(scenario.id, dataset_id, **overrides))
 
     def change_grant(self, state: dict[str, Any], **changes: Any) -> dict[str, Any]:
         return self.publish_grant(next_grant_version(state, **changes))

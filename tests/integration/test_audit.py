@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ from typer.testing import CliRunner
 
 from citybase.cli import app as cli
 from services.catalog.audit import service as audit
+from services.catalog.audit.deliveries import USAGE_TOPIC
 from services.catalog.audit.models import AuditEntry
 from services.common import catalog_events, db
+from services.common.envelope import CloudEvent, encode_json
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
 from tests.integration.conftest import CatalogHarness
@@ -266,3 +269,44 @@ def test_concurrent_appends_make_one_gap_free_chain(catalog: CatalogHarness) -> 
     report = _verify(catalog)
     assert report.ok, report
     assert report.entries_checked == 32
+
+
+def _usage_event(scenario: str, dataset: str, **data: Any) -> CloudEvent:
+    payload = {
+        "scenario_id": scenario,
+        "subscription_id": "sub-1",
+        "grant_id": "grant-1",
+        "grant_version": 2,
+        "dataset_id": dataset,
+        "records": 250,
+        "bytes": 51_200,
+        "mode": "pull",
+        "delivered_at": "2026-11-24T10:00:00+00:00",
+        **data,
+    }
+    return CloudEvent(type="city.citybase.feeds.usage.v1", source="/feeds", subject=scenario, data=payload)
+
+
+def test_every_delivered_batch_is_audited_once(catalog: CatalogHarness) -> None:
+    key = _publisher(catalog, "transit")
+    contract = ingest_contract("transport.delivered", "transit")
+    assert catalog.call("POST", "/v1/contracts", key, content=contract).status_code == 201
+    first = _usage_event("one-stop", "transport.delivered")
+    second = _usage_event("one-stop", "transport.delivered", records=10)
+    records = [
+        event.to_record(USAGE_TOPIC, b"one-stop", value=encode_json(event.data))
+        for event in (first, second, first)  # the first one redelivered
+    ]
+    catalog.runtime.bus.producer().publish(records)
+
+    assert wait_until(lambda: len(_entries(catalog, action="feed.deliver")) == 2, 10.0)
+    time.sleep(0.5)  # a duplicate would land within the same or the next batch
+    entries = _entries(catalog, action="feed.deliver")
+    assert len(entries) == 2
+    assert {e["details"]["records"] for e in entries} == {250, 10}
+    entry = entries[-1]
+    assert entry["actor_id"] == entry["scenario_id"] == "one-stop"
+    assert entry["department_id"] == "transit"  # the owner sees deliveries of its datasets
+    assert entry["resource_id"] == "sub-1"
+    assert {e["dataset_id"] for e in _entries(catalog, key)} >= {"transport.delivered"}
+    assert _verify(catalog).ok

@@ -424,6 +424,69 @@ def test_publish_and_send_acknowledge_with_offsets(admin: Admin, bus: Bus, uniqu
     assert admin.end_offsets(topic) == {0: 8, 1: 1}
 
 
+def test_send_batch_settles_once_every_record_is_acknowledged(
+    admin: Admin, bus: Bus, consumers: Consumers, unique_name: str
+) -> None:
+    topic = create_topic(admin, f"contract.batch.{unique_name}", 3)
+    producer = bus.producer()
+    sent = [
+        OutgoingRecord(topic, b"%d" % number, key=b"key-%d" % (number % 7), headers=(("n", b"%d" % number),))
+        for number in range(500)
+    ]
+
+    acknowledged = producer.send_batch(sent)
+
+    assert acknowledged.result(timeout=DEADLINE_S) is None
+    assert sum(admin.end_offsets(topic).values()) == len(sent)
+    received = consume(consumers.open(None, [topic]), len(sent))
+    assert sorted((m.key, m.value, m.headers) for m in received) == sorted(
+        (r.key, r.value, r.headers) for r in sent
+    )
+    for message in received:  # keyed like send: murmur2 of the key picks the partition
+        assert message.partition == (murmur2(message.key or b"") & 0x7FFFFFFF) % 3
+    assert producer.send_batch([]).result(timeout=DEADLINE_S) is None
+
+
+def test_send_batch_fails_when_a_record_cannot_be_written(admin: Admin, bus: Bus, unique_name: str) -> None:
+    topic = create_topic(admin, f"contract.batchfail.{unique_name}", 1)
+    producer = bus.producer()
+    with pytest.raises(BusError):
+        # A partition the topic does not have: refused when queued, or its future fails.
+        producer.send_batch(
+            [OutgoingRecord(topic, b"fine", partition=0), OutgoingRecord(topic, b"nowhere", partition=5)]
+        ).result(timeout=DEADLINE_S)
+    # The producer is still usable afterwards.
+    assert producer.send_batch([OutgoingRecord(topic, b"again")]).result(timeout=DEADLINE_S) is None
+
+
+def test_sending_to_a_missing_topic_fails_and_creates_nothing(
+    admin: Admin, bus: Bus, unique_name: str
+) -> None:
+    # Topics get their partitions and retention from ensure_topic, never from a first record:
+    # Kafka's clients here do not auto-create, and neither does the embedded bus.
+    producer = bus.producer()
+    missing = [f"contract.unsent.{unique_name}.{n}" for n in range(3)]
+
+    with pytest.raises(UnknownTopic):  # raised by send, or by its future
+        producer.send(OutgoingRecord(missing[0], b"v")).result(timeout=DEADLINE_S)
+    with pytest.raises(UnknownTopic):
+        producer.publish([OutgoingRecord(missing[1], b"v", key=b"k")], timeout_s=DEADLINE_S)
+    with pytest.raises(UnknownTopic):
+        producer.send_batch([OutgoingRecord(missing[2], b"v", key=b"k")]).result(timeout=DEADLINE_S)
+
+    assert not set(missing) & admin.list_topics()
+    for topic in missing:
+        with pytest.raises(UnknownTopic):
+            admin.partitions_for(topic)
+
+
+def test_ensure_topic_within_a_deadline(admin: Admin, unique_name: str) -> None:
+    topic = f"contract.deadline.{unique_name}"
+    assert admin.ensure_topic(TopicSpec(topic, partitions=2), timeout_s=DEADLINE_S) is True
+    assert admin.ensure_topic(TopicSpec(topic, partitions=2), timeout_s=DEADLINE_S) is False
+    assert admin.partitions_for(topic) == 2
+
+
 def test_a_consumer_without_a_group_reads_every_partition(
     admin: Admin, bus: Bus, consumers: Consumers, unique_name: str
 ) -> None:

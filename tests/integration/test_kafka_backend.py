@@ -340,6 +340,72 @@ def test_a_record_refused_by_the_broker_fails_alone(bus: KafkaBus, unique_name: 
         bus.admin().delete_topic(topic)
 
 
+def test_send_batch_larger_than_the_buffer_flows_and_gives_every_byte_back(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    # Each record of a send_batch gives its bytes back as it is acknowledged, so a batch of 2 MB
+    # through a 64 KiB budget waits for its own acknowledgements instead of failing BufferFull.
+    kafka_bus = KafkaBus(servers(kafka_bootstrap), tuning=KafkaTuning(buffer_memory=64 * 1024))
+    topic = f"test.kafka.batchflow.{unique_name}"
+    try:
+        kafka_bus.admin().ensure_topic(TopicSpec(topic, partitions=3))
+        producer = kafka_bus.producer()
+
+        done = producer.send_batch([OutgoingRecord(topic, b"x" * 1_000, key=b"%d" % i) for i in range(2_000)])
+
+        assert done.result(timeout=30) is None
+        assert sum(kafka_bus.admin().end_offsets(topic).values()) == 2_000
+        assert producer.buffer_fill() == 0.0
+    finally:
+        kafka_bus.admin().delete_topic(topic)
+        kafka_bus.close()
+
+
+def test_send_batch_stopped_by_buffer_full_gives_its_bytes_back_later(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    tuning = KafkaTuning(buffer_memory=4_096, max_block_ms=200, linger_ms=3_000)
+    kafka_bus = KafkaBus(servers(kafka_bootstrap), tuning=tuning)
+    topic = f"test.kafka.batchfull.{unique_name}"
+    try:
+        kafka_bus.admin().ensure_topic(TopicSpec(topic, partitions=1))
+        producer = kafka_bus.producer()
+        warm_up(producer, topic)
+
+        with pytest.raises(BufferFull):
+            producer.send_batch([OutgoingRecord(topic, b"x" * 1_000)] * 10)
+        assert producer.buffer_fill() > 0.9
+
+        producer.flush(10)
+        assert producer.buffer_fill() == 0.0
+        assert kafka_bus.admin().end_offsets(topic) == {0: 5}
+    finally:
+        kafka_bus.admin().delete_topic(topic)
+        kafka_bus.close()
+
+
+def test_a_batch_with_a_record_refused_by_the_broker_fails_whole(bus: KafkaBus, unique_name: str) -> None:
+    topic = f"test.kafka.batchrefused.{unique_name}"
+    bus.admin().ensure_topic(
+        TopicSpec(topic, partitions=1, extra_config={"message.timestamp.before.max.ms": "3600000"})
+    )
+    try:
+        producer = bus.producer()
+        stale = OutgoingRecord(topic, b"stale", timestamp_ms=978_307_200_000)  # 2001
+
+        with pytest.raises(BusUnavailable, match="not acknowledged"):
+            producer.send_batch([OutgoingRecord(topic, b"fine"), stale]).result(timeout=15)
+        # The producer left fatal by the refusal is replaced: the next batch goes through.
+        assert producer.send_batch([OutgoingRecord(topic, b"fine again")]).result(timeout=15) is None
+
+        deadline = time.monotonic() + 5
+        while producer.buffer_fill() > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert producer.buffer_fill() == 0.0
+    finally:
+        bus.admin().delete_topic(topic)
+
+
 def test_send_to_a_missing_topic_does_not_create_it(bus: KafkaBus, unique_name: str) -> None:
     # The local broker has auto.create.topics.enable=true; our clients must not use it, or a
     # typo would create a topic with broker-default partitions and retention.
@@ -639,6 +705,30 @@ def test_ping_of_an_unreachable_broker_fails_within_its_budget(
             assert time.monotonic() - started < 3.0
     finally:
         kafka_bus.close()
+
+
+@pytest.mark.parametrize("target", ["closed-port", "silent-broker"])
+def test_ensure_topic_on_an_unreachable_bus_fails_within_its_deadline(
+    target: str, silent_broker: str, kafka_bootstrap: str
+) -> None:
+    # Without a deadline this waits for the connection, then the request, then the leaders, each
+    # with its own timeout; a read model starting while Kafka is down needs one bound for all.
+    server = "127.0.0.1:1" if target == "closed-port" else silent_broker
+    kafka_bus = KafkaBus([server], tuning=KafkaTuning(connect_timeout_ms=4_000, request_timeout_ms=4_000))
+    try:
+        started = time.monotonic()
+        with pytest.raises(BusUnavailable, match=r"not ensured within 1\.0s"):
+            kafka_bus.admin().ensure_topic(TopicSpec("test.kafka.never", partitions=1), timeout_s=1.0)
+        assert time.monotonic() - started < 2.0
+    finally:
+        kafka_bus.close()
+        # The abandoned attempt gives up on its own timeouts; let it, so that no client thread of
+        # this test (kafka-python draws reconnect jitter from `random`) outlives it.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(
+            thread.name.startswith("citybase-") for thread in threading.enumerate()
+        ):
+            time.sleep(0.1)
 
 
 @pytest.mark.parametrize("target", ["closed-port", "silent-broker"])

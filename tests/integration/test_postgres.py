@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from citybase.platform import SERVICE_FACTORIES
 from services.common import db
-from services.common.bus import OutgoingRecord
+from services.common.bus import OutgoingRecord, TopicSpec
 from services.common.outbox import Outbox, OutboxRelay, outbox_table
 from tests.factories import embedded_settings
 
@@ -43,6 +43,7 @@ def test_the_outbox_relays_on_postgresql(schema_url: str, tmp_path) -> None:
     box = Outbox(outbox_table(metadata, "pgtest"))
     metadata.create_all(engine)
     bus = EmbeddedBus(tmp_path / "bus.db")
+    bus.admin().ensure_topic(TopicSpec("events", partitions=1))
     try:
         with db.unit_of_work(db.session_factory(engine)) as session:
             box.add(session, OutgoingRecord("events", b"hello", b"k", (("h", b"\x00\xff"),)))

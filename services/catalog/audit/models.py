@@ -34,6 +34,8 @@ class AuditEntry(Base):
     department_id: Mapped[str | None] = mapped_column(String(64), index=True)
     scenario_id: Mapped[str | None] = mapped_column(String(100), index=True)
     details: Mapped[dict[str, Any]]
+    source_event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """The event an entry was made from (a feeds delivery), so a redelivered event is not entered twice."""
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -65,6 +65,7 @@ class AuditEvent:
     department_id: str | None = None
     scenario_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    source_event_id: str | None = None
 
 
 # --- the chain ---------------------------------------------------------------------------------
@@ -93,6 +94,7 @@ def entry_hash(entry: AuditEntry) -> str:
         "department_id": entry.department_id,
         "scenario_id": entry.scenario_id,
         "details": entry.details,
+        "source_event_id": entry.source_event_id,
         "prev_hash": entry.prev_hash,
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -132,6 +134,7 @@ def append(session: Session, event: AuditEvent, *, now: datetime | None = None) 
         department_id=event.department_id,
         scenario_id=event.scenario_id,
         details=_json_ready(event.details),
+        source_event_id=event.source_event_id,
         prev_hash=head.hash,
     )
     entry.hash = entry_hash(entry)

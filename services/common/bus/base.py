@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+_T = TypeVar("_T")
 
 Headers = tuple[tuple[str, bytes], ...]
 """Record headers as Kafka has them: ordered (name, value) pairs, names may repeat."""
@@ -123,6 +126,17 @@ class Producer(abc.ABC):
     def send_many(self, records: Iterable[OutgoingRecord]) -> list[concurrent.futures.Future[RecordMetadata]]:
         return [self.send(record) for record in records]
 
+    def send_batch(self, records: Sequence[OutgoingRecord]) -> concurrent.futures.Future[None]:
+        """Queue ``records``; one future for all of them, done once every one is acknowledged,
+        failed (``BusUnavailable``) at the first that is not.
+
+        For callers that need "all or tell me" rather than each record's metadata (ingest's 202):
+        a backend may settle it without a future per record. Like ``send``, raises ``BufferFull``
+        (or another ``BusError``) when a record cannot be queued; records queued before that may
+        still be written, and the returned future is then never handed out.
+        """
+        return all_acknowledged(self.send_many(records))
+
     def publish(self, records: Sequence[OutgoingRecord], timeout_s: float = 30.0) -> list[RecordMetadata]:
         """Send records and wait until every one is acknowledged (or raise ``BusUnavailable``)."""
         futures = self.send_many(records)
@@ -191,9 +205,21 @@ class Consumer(abc.ABC):
 
 
 class Admin(abc.ABC):
+    def ensure_topic(self, spec: TopicSpec, timeout_s: float | None = None) -> bool:
+        """Create the topic if it does not exist; True if it was created. Idempotent.
+
+        With ``timeout_s``, ``BusUnavailable`` once that has passed without an answer (a bus that is
+        down, a cluster that cannot elect leaders): a caller that must not hang, such as a service
+        starting while Kafka is still down, retries instead. The creation may still complete
+        afterwards; a retry then finds the topic.
+        """
+        if timeout_s is None:
+            return self._ensure_topic(spec)
+        return call_within(timeout_s, f"topic {spec.name!r} not ensured", lambda: self._ensure_topic(spec))
+
     @abc.abstractmethod
-    def ensure_topic(self, spec: TopicSpec) -> bool:
-        """Create the topic if it does not exist; True if it was created. Idempotent."""
+    def _ensure_topic(self, spec: TopicSpec) -> bool:
+        """``ensure_topic`` without a deadline of its own (the backend's timeouts still apply)."""
 
     @abc.abstractmethod
     def list_topics(self) -> set[str]: ...
@@ -285,3 +311,60 @@ def wait_all(
             raise BusUnavailable(str(error)) from error
         results.append(future.result())
     return results
+
+
+def all_acknowledged(
+    futures: Sequence[concurrent.futures.Future[RecordMetadata]],
+) -> concurrent.futures.Future[None]:
+    """One future for many: done when every one succeeded, failed at the first failure (as a
+    ``BusError``: a cancelled or otherwise failed send becomes ``BusUnavailable``)."""
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    done.set_running_or_notify_cancel()  # settled by the sends alone; a waiter cannot cancel it
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def settle(future: concurrent.futures.Future[RecordMetadata]) -> None:
+        error: BaseException | None
+        if future.cancelled():
+            error = BusUnavailable("send cancelled")
+        else:
+            error = future.exception()
+            if error is not None and not isinstance(error, BusError):
+                error = BusUnavailable(str(error) or type(error).__name__)
+        with lock:
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(error)
+                return
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done.set_result(None)
+
+    if not futures:
+        done.set_result(None)
+    for future in futures:
+        future.add_done_callback(settle)
+    return done
+
+
+def call_within(timeout_s: float, what: str, call: Callable[[], _T]) -> _T:
+    """``call()`` on a thread of its own, waited for at most ``timeout_s``; after that
+    ``BusUnavailable`` (``what`` says what did not happen), and the call finishes unobserved.
+
+    For client calls whose own timeouts are per request and add up (connect, create, wait for
+    leaders), when the caller needs one deadline for all of them.
+    """
+    outcome: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(call())
+        except BaseException as error:  # handed to the waiter, never lost in this thread
+            outcome.set_exception(error)
+
+    threading.Thread(target=run, name="citybase-bus-call", daemon=True).start()
+    try:
+        return outcome.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError:
+        raise BusUnavailable(f"{what} within {timeout_s:.1f}s") from None

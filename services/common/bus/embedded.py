@@ -77,9 +77,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-AUTO_CREATED_PARTITIONS = 3
-"""Partitions of a topic created by its first record, as the Kafka broker's ``num.partitions``."""
-
 DEFAULT_DELETE_RETENTION_MS = 24 * 60 * 60 * 1000
 """How long a tombstone survives compaction, as Kafka's ``delete.retention.ms`` default: long
 enough for a consumer that replays the topic to see that the key was deleted."""
@@ -555,7 +552,13 @@ class _Writer:
                 for pending in batch:
                     record = pending.record
                     if record.topic not in topics:
-                        topics[record.topic] = self._topic(connection, record.topic)
+                        found = self._topic(connection, record.topic)
+                        if found is None:
+                            # As on Kafka, where clients never auto-create: a topic gets its
+                            # partitions and retention from ensure_topic, not from a first record.
+                            rejected.append((pending, UnknownTopic(f"topic {record.topic!r} does not exist")))
+                            continue
+                        topics[record.topic] = found
                     partition_count, compact = topics[record.topic]
                     if compact and record.key is None:
                         rejected.append((pending, BusError(f"compacted topic {record.topic!r} needs a key")))
@@ -605,12 +608,11 @@ class _Writer:
         for pending, reason in rejected:
             pending.future.set_exception(reason)
 
-    def _topic(self, connection: sqlite3.Connection, name: str) -> tuple[int, bool]:
-        """(partitions, compact) of ``name``, creating it as Kafka's auto-create would."""
+    def _topic(self, connection: sqlite3.Connection, name: str) -> tuple[int, bool] | None:
+        """(partitions, compact) of ``name``; None if there is no such topic."""
         row = connection.execute("SELECT partitions, compact FROM topics WHERE name = ?", (name,)).fetchone()
         if row is None:
-            _create_topic(connection, name, AUTO_CREATED_PARTITIONS)
-            return AUTO_CREATED_PARTITIONS, False
+            return None
         return int(row[0]), bool(row[1])
 
     def _partition(self, record: OutgoingRecord, partition_count: int) -> int:
@@ -1220,7 +1222,7 @@ class EmbeddedAdmin(Admin):
     def __init__(self, bus: EmbeddedBus) -> None:
         self._bus = bus
 
-    def ensure_topic(self, spec: TopicSpec) -> bool:
+    def _ensure_topic(self, spec: TopicSpec) -> bool:
         _check_topic_name(spec.name)
         if spec.partitions < 1:
             raise ValueError(f"a topic needs at least one partition, got {spec.partitions}")

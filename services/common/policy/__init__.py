@@ -1,8 +1,8 @@
 """The grant policy: what a scenario may see of a record, as a pure function compiled per grant.
 
 Feeds compile one :class:`Policy` per grant version and call :meth:`Policy.apply` on every record
-they deliver; the catalog uses :meth:`FieldMask.from_value` and :func:`parse_row_filter` to check a
-grant before approving it. No I/O, no database, no bus: the standard library only.
+they deliver; the catalog uses :meth:`FieldMask.from_value`, :func:`parse_masking_path` and
+:func:`parse_row_filter` (with the contract's field names) to check a grant before approving it. No I/O, no database, no bus: the standard library only.
 
     terms = GrantTerms.from_event(event_data)
     policy = compile_policy(terms, hash_key=scenario_hash_key(secret, terms.scenario_id))
@@ -19,6 +19,7 @@ from services.common.policy.masking import (
     FieldMask,
     MaskingKind,
     canonical_json,
+    parse_masking_path,
 )
 from services.common.policy.row_filter import (
     MAX_DEPTH,
@@ -43,6 +44,7 @@ __all__ = [
     "RowFilterError",
     "canonical_json",
     "compile_policy",
+    "parse_masking_path",
     "parse_row_filter",
     "scenario_hash_key",
 ]

@@ -17,7 +17,7 @@ from services.common.policy.masking import (
     compile_masks,
     hasher,
     mask_function,
-    parse_path,
+    parse_masking_path,
 )
 from services.common.policy.row_filter import RowFilter, parse_row_filter
 
@@ -71,7 +71,7 @@ class GrantTerms:
         masking: dict[str, FieldMask] = {}
         for path, rule in masking_value.items():
             try:
-                parse_path(path)
+                parse_masking_path(path)
                 masking[path] = FieldMask.from_value(rule)
             except ValueError as error:
                 raise ValueError(f"grant masking[{path!r}]: {error}") from None
@@ -133,17 +133,14 @@ class Policy:
         if matches is not None and not matches(record):
             return None
         out: dict[str, Any] = {}
-        get = record.get
-        missing = REMOVED
         for name, mask in self._steps:
-            value = get(name, missing)
-            if value is missing:
-                continue
-            if mask is not None:
-                value = mask(value)
-                if value is missing:
-                    continue
-            out[name] = value
+            if name in record:
+                if mask is None:
+                    out[name] = record[name]
+                else:
+                    value = mask(record[name])
+                    if value is not REMOVED:
+                        out[name] = value
         return out
 
     def apply_many(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -166,7 +163,7 @@ def compile_policy(terms: GrantTerms, *, hash_key: bytes) -> Policy:
     granted = dict.fromkeys(terms.fields)
     masks: dict[tuple[PathStep, ...], MaskFunction] = {}
     for path, mask in terms.masking.items():
-        steps = parse_path(path)
+        steps = parse_masking_path(path)
         if steps[0][0] in granted:
             masks[steps] = mask_function(FieldMask.from_value(mask), hash_value)
     by_field = compile_masks(masks)

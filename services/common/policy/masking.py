@@ -4,7 +4,7 @@ A grant masks a field by path (``patient_id``, ``location.lat``, ``contacts[].ph
 four kinds. The rules, which feeds apply to every delivered record:
 
 - ``hash``: ``"h:"`` followed by the first :data:`HASH_HEX_CHARS` hex digits (128 bits) of
-  HMAC-SHA256, keyed per scenario (:func:`services.common.policy.scenario_hash_key`), of the
+  keyed BLAKE2b, keyed per scenario (:func:`services.common.policy.scenario_hash_key`), of the
   value's canonical JSON (:func:`canonical_json`). Equal values hash equally for one scenario in
   every process, so a scenario's records still join on the field; two scenarios' hashes of one
   value differ, so they cannot join theirs; ``1`` and ``"1"`` differ.
@@ -16,11 +16,13 @@ four kinds. The rules, which feeds apply to every delivered record:
   ``*`` per other character: ``13812345678`` -> ``138****5678``. A value too short to keep
   anything (``len <= keep_prefix + keep_suffix``) is all stars.
 - ``generalize``: numbers are rounded to ``precision`` decimal places (default 2: about a
-  kilometre for coordinates; negative rounds to tens, hundreds...); an ISO date (``2026-11-24``)
-  or timestamp (``2026-11-24T09:13:11+08:00``) is truncated to ``granularity`` (``year``,
+  kilometre for coordinates; negative rounds to tens, hundreds...). An ISO 8601 date
+  (``2026-11-24``) or timestamp (``2026-11-24T09:13:11+08:00``: extended form, ``T``, ``t`` or
+  a space between date and time, any offset or none) is truncated to ``granularity`` (``year``,
   ``month``, ``day``, ``hour``; default ``month`` for dates, ``day`` for timestamps) and stays a
-  valid date or timestamp in the same offset (``2026-11-01``, ``2026-11-24T00:00:00+08:00``).
-  Any other value (text, booleans, objects, arrays) cannot be coarsened and is removed, as by
+  valid date or timestamp with the same separator and offset (``2026-11-01``,
+  ``2026-11-24T00:00:00+08:00``). Any other value (other text, an impossible date such as
+  ``2026-13-01``, booleans, objects, arrays) cannot be coarsened and is removed, as by
   ``redact``.
 
 A null stays null under ``hash``, ``partial`` and ``generalize`` (there is nothing to hide);
@@ -37,6 +39,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 MaskingKind = Literal["hash", "redact", "partial", "generalize"]
@@ -44,7 +47,7 @@ Granularity = Literal["year", "month", "day", "hour"]
 
 HASH_PREFIX = "h:"
 HASH_HEX_CHARS = 32
-"""Hex digits of HMAC-SHA256 kept in a hash: 128 bits, far beyond any dataset's collision risk."""
+"""Hex digits of a hash: 128 bits, far beyond any dataset's collision risk."""
 DEFAULT_KEEP_PREFIX = 3
 DEFAULT_KEEP_SUFFIX = 4
 DEFAULT_PRECISION = 2
@@ -195,28 +198,36 @@ def canonical_json(value: Any) -> str:
         return _encode_str(str(value))
 
 
-def hasher(hash_key: bytes) -> Callable[[Any], str]:
-    """The ``hash`` mask under one key: HMAC-SHA256 (RFC 2104) over the value's canonical JSON.
+HASH_PERSON = b"citybase/hash/v1"
+"""BLAKE2b personalization of the ``hash`` mask: its hashes differ from any other use of a key."""
 
-    The inner and outer SHA-256 states are keyed once here and copied per value, which costs a
-    third of ``hmac.digest`` per call on OpenSSL 3 (no key schedule, no algorithm lookup).
+
+def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
+    """The ``hash`` mask under one key: keyed BLAKE2b (RFC 7693's MAC mode, a PRF like HMAC)
+    over the value's canonical JSON, 128-bit digest (None stays None).
+
+    Keyed BLAKE2b rather than HMAC-SHA256 because it is one pass instead of two: the keyed state
+    is built once here and copied per value, at about 60 % of the cost of the best HMAC-SHA256 in
+    CPython, and feeds pays it on every sensitive value of every delivered record.
     """
     if not hash_key:
         raise ValueError("the hash key must not be empty")
-    block = hashlib.sha256().block_size
-    key = hashlib.sha256(hash_key).digest() if len(hash_key) > block else hash_key
-    key = key.ljust(block, b"\0")
-    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
-    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
-    inner_copy, outer_copy = inner.copy, outer.copy
-    encode_str, prefix, cut = _encode_str, HASH_PREFIX, HASH_HEX_CHARS
+    # BLAKE2b takes keys up to 64 bytes; a longer one is hashed down first.
+    key = hash_key if len(hash_key) <= 64 else hashlib.blake2b(hash_key).digest()
+    keyed = hashlib.blake2b(key=key, digest_size=HASH_HEX_CHARS // 2, person=HASH_PERSON)
+    copy, encode_str, prefix = keyed.copy, _encode_str, HASH_PREFIX
 
-    def hash_value(value: Any) -> str:
-        state = inner_copy()
-        state.update((encode_str(value) if type(value) is str else canonical_json(value)).encode())
-        digest = outer_copy()
-        digest.update(state.digest())
-        return prefix + digest.hexdigest()[:cut]
+    def hash_value(value: Any) -> str | None:
+        if value is None:
+            return None
+        state = copy()
+        # surrogatepass: JSON text may hold a lone surrogate (\ud800), which strict UTF-8 refuses
+        state.update(
+            (encode_str(value) if type(value) is str else canonical_json(value)).encode(
+                "utf-8", "surrogatepass"
+            )
+        )
+        return prefix + state.hexdigest()
 
     return hash_value
 
@@ -239,44 +250,63 @@ def _partial(keep_prefix: int, keep_suffix: int) -> MaskFunction:
     return partial
 
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})([Tt ])(\d{2}):\d{2}(?::\d{2}(?:\.\d+)?)?(Z|z|[+-]\d{2}:?\d{2})?"
-)
+# The date part kept per granularity, as (characters of "YYYY-MM-DD" kept, what completes it).
+_DATE_CUT: dict[str, tuple[int, str]] = {
+    "year": (5, "01-01"),
+    "month": (8, "01"),
+    "day": (10, ""),
+    "hour": (10, ""),
+}
 
 
 def _generalize(
     precision: int, date_granularity: Granularity, timestamp_granularity: Granularity
 ) -> MaskFunction:
-    date_match, timestamp_match = _DATE.fullmatch, _TIMESTAMP.fullmatch
-
-    def truncate_date(year: str, month: str, day: str, granularity: Granularity) -> str:
-        if granularity == "year":
-            return f"{year}-01-01"
-        if granularity == "month":
-            return f"{year}-{month}-01"
-        return f"{year}-{month}-{day}"
+    # datetime.fromisoformat checks the text (a real date, a real time, an offset) in C, several
+    # times faster than a regular expression; the output is then cut from the text itself, so
+    # that it keeps its form and offset.
+    parse = datetime.fromisoformat
+    date_cut, date_end = _DATE_CUT[date_granularity]
+    time_cut, time_end = _DATE_CUT[timestamp_granularity]
+    by_hour = timestamp_granularity == "hour"
 
     def generalize(value: Any) -> Any:
-        if value is None:
-            return None
         kind = type(value)
+        if kind is str:
+            try:
+                parsed = parse(value)
+            except ValueError:
+                try:  # RFC 3339 allows a lower-case t and z, which fromisoformat does not
+                    parsed = parse(value.upper())
+                except ValueError:
+                    return REMOVED
+            # the extended form YYYY-MM-DD[sep...], whose parts are where the cuts expect them
+            if value[4:5] != "-" or value[7:8] != "-":
+                return REMOVED
+            if len(value) == 10:
+                return value[:date_cut] + date_end
+            separator = value[10]
+            if separator not in "Tt ":
+                return REMOVED
+            if parsed.tzinfo is None:
+                offset = ""
+            elif value[-1] in "Zz":
+                offset = value[-1]
+            else:
+                sign = value.rfind("+")
+                offset = value[sign if sign > 10 else value.rfind("-") :]
+            return (
+                value[:time_cut]
+                + time_end
+                + value[10]
+                + (value[11:13] + ":00:00" if by_hour else "00:00:00")
+                + offset
+            )
         if kind is int or kind is float:
             if kind is float and not math.isfinite(value):
                 return value
             return round(value, precision)
-        if kind is str:
-            found = date_match(value)
-            if found:
-                year, month, day = found.groups()
-                return truncate_date(year, month, day, date_granularity)
-            found = timestamp_match(value)
-            if found:
-                year, month, day, separator, hour, offset = found.groups()
-                date = truncate_date(year, month, day, timestamp_granularity)
-                time = f"{hour}:00:00" if timestamp_granularity == "hour" else "00:00:00"
-                return f"{date}{separator}{time}{offset or ''}"
-        return REMOVED
+        return None if value is None else REMOVED
 
     return generalize
 
@@ -285,15 +315,11 @@ def _redact(value: Any) -> Any:
     return REMOVED
 
 
-def mask_function(mask: FieldMask, hash_value: Callable[[Any], str]) -> MaskFunction:
+def mask_function(mask: FieldMask, hash_value: Callable[[Any], str | None]) -> MaskFunction:
     """The function that masks one value by ``mask``: it returns the masked value, or
     :data:`REMOVED` when the value must not appear at all."""
     if mask.kind == "hash":
-
-        def hashed(value: Any) -> Any:
-            return None if value is None else hash_value(value)
-
-        return hashed
+        return hash_value
     if mask.kind == "redact":
         return _redact
     if mask.kind == "partial":
@@ -317,7 +343,7 @@ PathStep = tuple[str, int]
 _SEGMENT = re.compile(r"([^.\[\]]+)((?:\[\])*)")
 
 
-def parse_path(path: str) -> tuple[PathStep, ...]:
+def parse_masking_path(path: str) -> tuple[PathStep, ...]:
     """``contacts[].phone`` -> ``(("contacts", 1), ("phone", 0))``; ValueError if malformed."""
     if not isinstance(path, str) or not path:
         raise ValueError("a masking path is a non-empty field name such as a, a.b or a[].b")

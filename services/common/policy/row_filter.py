@@ -594,6 +594,28 @@ def _compile(node: Node) -> Condition:
     return disjunction
 
 
+def _compile_matches(node: Node) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether the verdict is true, for the filter as a whole: the same rules as :func:`_compile`,
+    but ``and`` and ``or`` need not tell false from unknown, so they stop at the first child
+    that decides and the leaves need no wrapper."""
+    if not isinstance(node, All | Any_):
+        condition = _compile(node)
+        return lambda record: condition(record) is True
+    children = tuple(
+        _compile_matches(operand) if isinstance(operand, All | Any_) else _compile(operand)
+        for operand in node.operands
+    )
+    if isinstance(node, All):
+        if len(children) == 2:
+            first, second = children
+            return lambda record: first(record) is True and second(record) is True
+        return lambda record: all(child(record) is True for child in children)
+    if len(children) == 2:
+        first, second = children
+        return lambda record: first(record) is True or second(record) is True
+    return lambda record: any(child(record) is True for child in children)
+
+
 def _field_names(node: Node) -> list[str]:
     if isinstance(node, Compare):
         return [operand.name for operand in (node.left, node.right) if isinstance(operand, Field)]
@@ -605,24 +627,23 @@ def _field_names(node: Node) -> list[str]:
 
 
 class RowFilter:
-    """A parsed row filter: ``matches(record)`` is True when the record passes.
+    """A parsed row filter: ``matches(record)`` (or calling it) is True when the record passes.
 
     ``evaluate(record)`` gives the three-valued verdict (None for unknown); ``fields`` the field
     names it reads (dotted for nested), ``text`` what it was parsed from.
     """
 
-    __slots__ = ("evaluate", "fields", "text", "tree")
+    __slots__ = ("evaluate", "fields", "matches", "text", "tree")
 
     def __init__(self, text: str, tree: Node) -> None:
         self.text = text
         self.tree = tree
         self.evaluate: Condition = _compile(tree)
+        self.matches: Callable[[Mapping[str, Any]], bool] = _compile_matches(tree)
         self.fields: frozenset[str] = frozenset(_field_names(tree))
 
-    def matches(self, record: Mapping[str, Any]) -> bool:
-        return self.evaluate(record) is True
-
-    __call__ = matches
+    def __call__(self, record: Mapping[str, Any]) -> bool:
+        return self.matches(record)
 
     def __repr__(self) -> str:
         return f"RowFilter({self.text!r})"

@@ -93,6 +93,7 @@ def test_the_factory_builds_an_embedded_bus_from_its_url(path: Path) -> None:
 def test_send_refuses_records_beyond_the_buffer_until_the_writer_catches_up(path: Path) -> None:
     bus = EmbeddedBus(path, max_queued_records=3)
     try:
+        bus.admin().ensure_topic(TopicSpec("buffer", partitions=1))
         producer = bus.producer()
         # Another connection holds SQLite's write lock: the writer thread waits, the queue fills.
         blocker = sqlite3.connect(path, isolation_level=None)
@@ -118,6 +119,7 @@ def test_send_refuses_records_beyond_the_buffer_until_the_writer_catches_up(path
 def test_a_record_that_cannot_be_written_fails_its_future_and_the_writer_recovers(path: Path) -> None:
     bus = EmbeddedBus(path, busy_timeout_s=0.2)
     try:
+        bus.admin().ensure_topic(TopicSpec("locked", partitions=1))
         producer = bus.producer()
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # held longer than the bus waits for SQLite's lock
@@ -157,6 +159,7 @@ def test_records_and_committed_offsets_survive_reopening_the_file(path: Path) ->
 
 
 def test_the_producer_drains_its_queue_on_close(bus: EmbeddedBus) -> None:
+    bus.admin().ensure_topic(TopicSpec("drain", partitions=3))
     producer = bus.producer()
     futures = producer.send_many(OutgoingRecord("drain", b"%d" % number) for number in range(2000))
     producer.close()

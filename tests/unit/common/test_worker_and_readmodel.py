@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.bus import Message, OutgoingRecord, TopicSpec
+from services.common.bus import Admin, BusUnavailable, Message, OutgoingRecord, TopicSpec
 from services.common.bus.embedded import EmbeddedBus
 from services.common.readmodel import ReadModel
 from services.common.worker import ConsumerWorker, PoisonMessage, RetryableError, wait_until
@@ -44,6 +44,7 @@ class Recorder:
 
 def test_a_worker_commits_after_flush_and_dead_letters_poison(bus: EmbeddedBus) -> None:
     bus.admin().ensure_topic(TopicSpec("in", partitions=1))
+    bus.admin().ensure_topic(TopicSpec("dlq.in", partitions=1))
     bus.producer().publish([OutgoingRecord("in", v) for v in (b"a", b"poison", b"b")])
     recorder = Recorder(fail_first_flushes=1)
     worker = ConsumerWorker(
@@ -113,3 +114,54 @@ def test_an_empty_topic_is_caught_up_at_once(bus: EmbeddedBus) -> None:
     finally:
         model.stop()
     assert bus.admin().partitions_for("platform.empty") == 1
+
+
+class _DownAtFirst(EmbeddedBus):
+    """An embedded bus whose admin fails ``ensure_topic`` the first ``failures`` times, as a bus
+    that is not up yet does."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+        self.tries = 0
+
+    def admin(self) -> Admin:
+        admin = super().admin()
+        ensure = admin.ensure_topic
+
+        def flaky(spec: TopicSpec, timeout_s: float | None = None) -> bool:
+            self.tries += 1
+            if self.tries <= self.failures:
+                raise BusUnavailable("no broker answers")
+            return ensure(spec, timeout_s)
+
+        admin.ensure_topic = flaky  # type: ignore[method-assign]
+        return admin
+
+
+def test_a_read_model_starts_while_the_bus_is_down_and_catches_up_once_it_answers(tmp_path: Path) -> None:
+    bus = _DownAtFirst(tmp_path / "bus.db", failures=3)
+    model = ReadModel(bus, "platform.catalog", KeyValues(), name="late", retry_interval_s=0.05)
+    try:
+        model.start()  # returns at once: the app starts, /readyz says why it is not ready
+        assert wait_until(lambda: bus.tries >= 1, 5)
+        assert not model.caught_up
+        assert "no broker answers" in (model.readiness() or "")
+        assert model.wait_caught_up(10)
+        assert bus.tries == 4
+        assert model.readiness() is None
+        assert bus.admin().partitions_for("platform.catalog") == 1
+    finally:
+        model.stop()
+        bus.close()
+
+
+def test_a_read_model_stopped_while_the_bus_is_down_stops(tmp_path: Path) -> None:
+    bus = _DownAtFirst(tmp_path / "bus.db", failures=1_000_000)
+    model = ReadModel(bus, "platform.catalog", KeyValues(), name="never", retry_interval_s=0.05)
+    model.start()
+    assert wait_until(lambda: bus.tries >= 2, 5)
+    model.stop(timeout_s=5)
+    assert not model.caught_up
+    assert "readmodel-never" not in {thread.name for thread in threading.enumerate()}
+    bus.close()

@@ -11,7 +11,7 @@ from services.common.bus import Message
 from services.feeds.cursor import Cursor, CursorCodec
 from services.feeds.exceptions import InvalidCursor
 from services.feeds.projection import FeedsCatalog
-from tests.factories import grant_record, grant_state, next_grant_version
+from tests.factories import feeds_grant_state, grant_record, next_grant_version
 
 
 def message(record: object, offset: int = 0) -> Message:
@@ -23,7 +23,7 @@ def message(record: object, offset: int = 0) -> Message:
 
 def test_a_grant_keeps_its_highest_version_and_its_policy_follows() -> None:
     catalog = FeedsCatalog(b"secret")
-    first = grant_state("sc-1", "transport.arrivals", fields=["stop_id", "delay_s"])
+    first = feeds_grant_state("sc-1", "transport.arrivals", fields=["stop_id", "delay_s"])
     second = next_grant_version(first, fields=["stop_id"])
     catalog.apply(message(grant_record(first), 0))
     before = catalog.policy(catalog.grant(first["id"]))  # type: ignore[arg-type]
@@ -39,7 +39,9 @@ def test_a_grant_keeps_its_highest_version_and_its_policy_follows() -> None:
 def test_effective_status_is_computed_with_the_clock() -> None:
     catalog = FeedsCatalog(b"secret")
     now = datetime.now(UTC)
-    state = grant_state("sc-1", "transport.arrivals", expires_at=(now + timedelta(minutes=1)).isoformat())
+    state = feeds_grant_state(
+        "sc-1", "transport.arrivals", expires_at=(now + timedelta(minutes=1)).isoformat()
+    )
     catalog.apply(message(grant_record(state)))
     grant = catalog.grant(state["id"])
     assert grant is not None
@@ -55,10 +57,10 @@ def test_effective_status_is_computed_with_the_clock() -> None:
 
 def test_malformed_grants_and_tombstones_do_not_stop_the_read_model() -> None:
     catalog = FeedsCatalog(b"secret")
-    bad = grant_state("sc-1", "transport.arrivals", expires_at=None)
+    bad = feeds_grant_state("sc-1", "transport.arrivals", expires_at=None)
     catalog.apply(message(catalog_events.catalog_record(catalog_events.GRANT, bad["id"], bad)))
     assert catalog.grant(bad["id"]) is None and catalog.skipped == 1
-    good = grant_state("sc-1", "transport.arrivals")
+    good = feeds_grant_state("sc-1", "transport.arrivals")
     catalog.apply(message(grant_record(good), 1))
     tombstone = Message("platform.catalog", 0, 2, f"grant:{good['id']}".encode(), None, (), 0)
     catalog.apply(tombstone)

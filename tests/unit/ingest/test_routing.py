@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
@@ -34,6 +36,7 @@ from services.ingest.service import (
     check_csv_header,
     current_contract,
     derived_event_id,
+    encode_record,
     random_event_id,
     raw_event_id,
     record_envelope,
@@ -298,6 +301,54 @@ def test_records_json_cannot_carry_are_rejected_not_crashed_on(
     assert out.rejected == 1
     assert out.errors[0].rule == rule
     assert out.records[0].topic == f"dlq.{DATASET}"
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_a_record_is_published_as_the_json_of_its_value(value: Any) -> None:
+    encoded, problem = encode_record(value)
+    assert problem is None
+    assert encoded is not None
+    assert json.loads(encoded) == value
+    assert b"\n" not in encoded  # compact
+    if not _has_float(value):  # floats may be spelled differently (1e-07 / 1e-7), never valued so
+        assert encoded == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_float(item) for item in value)
+    return False
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("inf"), {"a": [1, {"b": float("-inf")}]}, [None, float("nan")], {"n": None, "x": float("inf")}],
+)
+def test_numbers_json_cannot_write_are_refused_wherever_they_are(value: Any) -> None:
+    encoded, problem = encode_record(value)
+    assert encoded is None
+    assert problem is not None
+    assert problem.rule == "numberRange"
+
+
+def test_a_lone_surrogate_is_refused_and_a_huge_integer_kept_exactly() -> None:
+    assert encode_record({"s": "\ud800"})[1].rule == "encoding"  # type: ignore[union-attr]
+    assert encode_record({"n": 2**100}) == (b'{"n":1267650600228229401496703205376}', None)
 
 
 def test_too_many_errors_are_counted_but_not_all_listed(projection: CatalogProjection) -> None:

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("department_id", sa.String(64)),
         sa.Column("scenario_id", sa.String(100)),
         sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("source_event_id", sa.String(64), unique=True),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )

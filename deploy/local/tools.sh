@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The operator tools the tests of deploy/ need, cached under $CITYBASE_INFRA_DIR/tools/bin:
+#
+#   deploy/local/tools.sh up          install what is missing (idempotent), then print the paths
+#   deploy/local/tools.sh promtool    print the promtool path (install it first if missing)
+#   deploy/local/tools.sh kustomize   print a kustomize command (`kubectl kustomize` or kustomize)
+#
+# promtool comes from Debian's `prometheus` package. Only the .deb is downloaded and promtool
+# extracted from it: installing the package would also install, enable and start a Prometheus
+# daemon, and we need the checker, not a server. kustomize: `kubectl kustomize` when kubectl is
+# installed, else `go install sigs.k8s.io/kustomize/kustomize/v5` into the same cache.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LOG_PREFIX=tools
+# shellcheck source=deploy/local/lib/common.sh
+. "$HERE/lib/common.sh"
+
+TOOLS_BIN="$CITYBASE_INFRA_DIR/tools/bin"
+KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.5.0}"
+
+promtool_path() {
+  if [ -x "$TOOLS_BIN/promtool" ]; then echo "$TOOLS_BIN/promtool"; return 0; fi
+  command -v promtool 2>/dev/null
+}
+
+ensure_promtool() {
+  promtool_path >/dev/null && return 0
+  need_root "downloading Debian's prometheus package"
+  mkdir -p "$TOOLS_BIN"
+  local work apt_log="$CITYBASE_INFRA_DIR/apt.log"
+  work="$(mktemp -d)"
+  # apt-get download writes into the current directory as the _apt user when it can.
+  chmod 755 "$work"
+  log "apt-get download prometheus (promtool only; no daemon is installed)"
+  if ! (cd "$work" && apt-get download prometheus >>"$apt_log" 2>&1); then
+    log "apt-get update"
+    apt-get -o DPkg::Lock::Timeout=120 update >>"$apt_log" 2>&1 \
+      || { tail -n 30 "$apt_log" >&2; die "apt-get update failed (full log: $apt_log)"; }
+    (cd "$work" && apt-get download prometheus >>"$apt_log" 2>&1) \
+      || { tail -n 30 "$apt_log" >&2; die "apt-get download prometheus failed (full log: $apt_log)"; }
+  fi
+  dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
+  install -m 0755 "$work/root/usr/bin/promtool" "$TOOLS_BIN/promtool"
+  rm -rf "$work"
+  "$TOOLS_BIN/promtool" --version >/dev/null || die "the extracted promtool does not run"
+  log "promtool installed: $("$TOOLS_BIN/promtool" --version 2>&1 | head -n 1)"
+}
+
+kustomize_cmd() {
+  if [ -x "$TOOLS_BIN/kustomize" ]; then echo "$TOOLS_BIN/kustomize build"; return 0; fi
+  if command -v kustomize >/dev/null 2>&1; then echo "kustomize build"; return 0; fi
+  if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+    echo "kubectl kustomize"
+    return 0
+  fi
+  return 1
+}
+
+ensure_kustomize() {
+  kustomize_cmd >/dev/null && return 0
+  command -v go >/dev/null 2>&1 || die "neither kubectl nor kustomize nor go is installed"
+  mkdir -p "$TOOLS_BIN"
+  log "go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION (a few minutes, once)"
+  GOBIN="$TOOLS_BIN" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" \
+    || die "go install kustomize failed"
+}
+
+case "${1:-up}" in
+  up)
+    ensure_promtool
+    ensure_kustomize
+    log "promtool: $(promtool_path); kustomize: $(kustomize_cmd)"
+    ;;
+  promtool) ensure_promtool; promtool_path ;;
+  kustomize) ensure_kustomize; kustomize_cmd ;;
+  *) die "usage: $0 [up|promtool|kustomize]" ;;
+esac

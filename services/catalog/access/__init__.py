@@ -1,0 +1,1 @@
+"""Authorized operation: scenarios, access requests with a purpose, and the grants feeds enforce."""

@@ -1,0 +1,227 @@
+"""Request and response shapes of authorized operation (Create, Update, Read, Page)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from services.catalog.schemas import DatasetId, ReadModel, Slug, Timestamp
+
+FieldPath = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+"""A field of the dataset's contract: a top-level ``name`` in ``fields``; in ``masking`` and
+``unmask`` also ``a.b`` / ``a[].b`` for nested properties."""
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+MaskValue = str | dict[str, Any]
+"""A mask as the policy module reads it: ``"hash"``, ``"redact"``, or
+``{"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}`` / ``{"kind": "generalize", "precision": 2}``."""
+
+
+class ScenarioStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+    retired = "retired"
+
+
+class PurposeCategory(StrEnum):
+    """Why a scenario wants data: the fixed list approvers and scorecards group by."""
+
+    public_service = "public_service"
+    research = "research"
+    city_operations = "city_operations"
+    commercial = "commercial"
+    other = "other"
+
+
+class AccessRequestStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+
+
+class GrantStatus(StrEnum):
+    """Stored states, and ``expired``, which is never stored: computed from ``expires_at``."""
+
+    active = "active"
+    suspended = "suspended"
+    revoked = "revoked"
+    expired = "expired"
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+class ScenarioCreate(BaseModel):
+    id: Slug = Field(examples=["one-stop-visit"])
+    name: str = Field(min_length=1, max_length=200, examples=["One-stop hospital visit"])
+    organisation: str = Field(min_length=1, max_length=200, examples=["Shenkang Hospital Development Center"])
+    description: str = Field(
+        default="",
+        max_length=20_000,
+        examples=["Books outpatient visits at the least crowded clinic and plans the bus ride there."],
+    )
+    contact: str = Field(min_length=1, max_length=200, examples=["scenario-team@shdc.example.cn"])
+
+
+class ScenarioUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    organisation: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=20_000)
+    contact: str | None = Field(default=None, min_length=1, max_length=200)
+    status: ScenarioStatus | None = Field(
+        default=None, description="suspended or retired stops the scenario's keys everywhere."
+    )
+
+
+class ScenarioRead(ReadModel):
+    id: str
+    name: str
+    organisation: str
+    description: str
+    contact: str
+    status: ScenarioStatus
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# --- access requests -----------------------------------------------------------------------
+
+
+class AccessRequestCreate(BaseModel):
+    scenario_id: Slug | None = Field(
+        default=None, description="The requesting scenario; a scenario's own key files for itself."
+    )
+    dataset_id: DatasetId = Field(examples=["health.outpatient-visits"])
+    purpose: str = Field(
+        min_length=1,
+        max_length=2000,
+        examples=["Show patients the current wait per clinic and book the least crowded one."],
+    )
+    purpose_category: PurposeCategory = Field(examples=["public_service"])
+    fields: list[FieldPath] = Field(
+        min_length=1,
+        max_length=500,
+        examples=[["visit_id", "hospital_id", "clinic", "patient_id", "wait_minutes", "registered_at"]],
+    )
+    duration_days: int = Field(ge=1, description="How long the grant should last; bounded by the platform.")
+    quota_records_per_day: int | None = Field(default=None, ge=1, examples=[100_000])
+
+
+class AccessRequestDecision(BaseModel):
+    reason: Reason = Field(examples=["Not needed for the stated purpose."])
+
+
+class AccessRequestWithdrawal(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class GrantTerms(BaseModel):
+    """Terms an approver sets on approval or on a later update: each may only narrow the request."""
+
+    fields: list[FieldPath] | None = Field(
+        default=None,
+        max_length=500,
+        description="A subset of the requested fields; default all of them.",
+        examples=[["visit_id", "hospital_id", "clinic", "patient_id", "wait_minutes", "registered_at"]],
+    )
+    masking: dict[FieldPath, MaskValue] | None = Field(
+        default=None,
+        description="Masks to add or change, by field path. Sensitive fields are masked by default.",
+        examples=[{"registered_at": {"kind": "generalize", "granularity": "hour"}}],
+    )
+    unmask: dict[FieldPath, Reason] | None = Field(
+        default=None,
+        description="Sensitive fields to deliver in clear, each with its reason (never on a restricted dataset).",
+        examples=[{}],
+    )
+    row_filter: str | None = Field(
+        default=None, max_length=4000, examples=['hospital_id in ["H00001", "H00002"]']
+    )
+    quota_records_per_day: int | None = Field(default=None, ge=1)
+
+
+class AccessRequestApproval(GrantTerms):
+    reason: Reason = Field(examples=["Purpose matches the hospital platform's published usage."])
+    valid_from: Timestamp | None = Field(default=None, description="Default: now.")
+    duration_days: int | None = Field(default=None, ge=1, description="At most the requested duration.")
+
+
+class AccessRequestRead(ReadModel):
+    id: str
+    scenario_id: str
+    dataset_id: str
+    contract_version: str
+    purpose: str
+    purpose_category: PurposeCategory
+    fields: list[str]
+    duration_days: int
+    quota_records_per_day: int | None
+    status: AccessRequestStatus
+    requested_by: str
+    decided_by: str | None
+    decided_at: Timestamp | None
+    decision_reason: str | None
+    grant_id: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class AccessRequestPage(BaseModel):
+    items: list[AccessRequestRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+# --- grants --------------------------------------------------------------------------------
+
+
+class GrantUpdate(GrantTerms):
+    reason: Reason = Field(examples=["The scenario no longer needs wait times per visit."])
+    expires_at: Timestamp | None = Field(
+        default=None, description="Earlier, or later up to the requested duration from valid-from."
+    )
+
+
+class GrantStatusChange(BaseModel):
+    reason: Reason = Field(examples=["Quota abuse under investigation."])
+
+
+class Quota(BaseModel):
+    records_per_day: int
+
+
+class UnmaskedField(BaseModel):
+    reason: str
+    by: str
+    at: Timestamp
+
+
+class GrantRead(BaseModel):
+    id: str
+    version: int
+    scenario_id: str
+    dataset_id: str
+    request_id: str
+    contract_version: str
+    status: GrantStatus = Field(
+        description="active, suspended, revoked, or expired once expires_at has passed."
+    )
+    fields: list[str]
+    masking: dict[str, dict[str, Any]]
+    unmasked: dict[str, UnmaskedField]
+    row_filter: str | None
+    valid_from: Timestamp
+    expires_at: Timestamp
+    quota: Quota | None
+    purpose: str
+    purpose_category: PurposeCategory
+    status_reason: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class GrantPage(BaseModel):
+    items: list[GrantRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

@@ -1,0 +1,129 @@
+"""Every batch feeds delivers goes into the audit trail, from its usage event on ``platform.usage``.
+
+Feeds cannot write the catalog's tables; it announces each delivered batch on ``platform.usage``.
+The catalog consumes that topic in its own consumer group and appends one ``feed.deliver`` entry
+per batch. Offsets are committed only after the entries are committed, and each entry remembers
+the event it came from, so a redelivered event is skipped rather than entered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.catalog.audit.models import AuditEntry
+from services.catalog.audit.service import DENIED, SUCCESS, AuditEvent, append
+from services.catalog.models import Dataset
+from services.common import db
+from services.common.bus import Bus, Message, TopicSpec
+from services.common.envelope import CloudEvent
+from services.common.worker import ConsumerWorker, PoisonMessage
+
+log = logging.getLogger(__name__)
+
+USAGE_TOPIC = "platform.usage"
+USAGE_TOPIC_SPEC = TopicSpec(USAGE_TOPIC, partitions=3, retention_ms=30 * 24 * 3600 * 1000)
+GROUP = "catalog.audit-deliveries"
+
+
+def delivery_event(event: CloudEvent) -> AuditEvent:
+    """The audit entry of one usage event; PoisonMessage if the event is not a delivery record."""
+    data = event.data
+    if not isinstance(data, dict):
+        raise PoisonMessage("a usage event carries a JSON object", code="not-an-object")
+    missing = [name for name in ("scenario_id", "dataset_id", "subscription_id") if not data.get(name)]
+    if missing:
+        raise PoisonMessage(f"the usage event lacks {', '.join(missing)}", code="missing-fields")
+    denied = data.get("outcome") == "denied"
+    details: dict[str, Any] = {
+        key: data[key]
+        for key in (
+            "grant_id",
+            "grant_version",
+            "records",
+            "bytes",
+            "mode",
+            "offsets",
+            "first_offset",
+            "last_offset",
+            "delivered_at",
+            "reason",
+        )
+        if key in data
+    }
+    return AuditEvent(
+        action="feed.deliver",
+        resource_type="subscription",
+        resource_id=str(data["subscription_id"]),
+        outcome=DENIED if denied else SUCCESS,
+        actor_id=str(data["scenario_id"]),
+        actor_kind="scenario",
+        purpose=data.get("purpose"),
+        dataset_id=str(data["dataset_id"]),
+        scenario_id=str(data["scenario_id"]),
+        details=details,
+        source_event_id=event.id,
+    )
+
+
+class DeliveryAudit:
+    """Consumer handler: collects a batch of usage events, appends them in one transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._pending: list[AuditEvent] = []
+
+    def handle(self, message: Message) -> None:
+        if message.value is None:
+            return
+        try:
+            event = CloudEvent.from_message(message)
+        except Exception as error:
+            raise PoisonMessage(f"not a CloudEvent: {error}", code="not-a-cloudevent") from None
+        self._pending.append(delivery_event(event))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        try:
+            self._append_pending()
+        finally:
+            # On failure the worker re-reads the batch from the committed offsets: start afresh.
+            self._pending.clear()
+
+    def _append_pending(self) -> None:
+        with db.unit_of_work(self._sessions) as session:
+            ids = [event.source_event_id for event in self._pending if event.source_event_id]
+            seen = set(
+                session.scalars(
+                    sa.select(AuditEntry.source_event_id).where(AuditEntry.source_event_id.in_(ids))
+                )
+            )
+            datasets = {event.dataset_id for event in self._pending}
+            owners = {
+                row.id: row.owner_department_id
+                for row in session.execute(
+                    sa.select(Dataset.id, Dataset.owner_department_id).where(Dataset.id.in_(datasets))
+                )
+            }
+            for event in self._pending:
+                if event.source_event_id in seen:
+                    continue
+                seen.add(event.source_event_id)
+                # Visible to the dataset's department, like every other entry about its datasets.
+                append(session, replace(event, department_id=owners.get(event.dataset_id or "")))
+
+
+def delivery_audit_worker(bus: Bus, sessions: sessionmaker[Session]) -> ConsumerWorker:
+    """The catalog's worker turning ``platform.usage`` into ``feed.deliver`` audit entries."""
+    return ConsumerWorker(
+        bus,
+        name="catalog-audit-deliveries",
+        group_id=GROUP,
+        topics=[USAGE_TOPIC],
+        handler=DeliveryAudit(sessions),
+    )

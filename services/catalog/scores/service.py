@@ -1,0 +1,129 @@
+"""Keeps the latest quality score of each dataset, from the events quality publishes.
+
+Quality announces on ``platform.quality`` each score change beyond its threshold and each SLA
+breach opened or resolved. The catalog folds those events into one row per dataset, so that a
+dataset's description, search results and DCAT record carry its current score without asking the
+quality service. Events are applied in offset order per dataset (the topic is keyed by dataset
+id); a window older than the stored one is ignored, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.catalog.models import Dataset
+from services.catalog.scores.models import DatasetQuality
+from services.common import db
+from services.common.bus import Bus, Message, TopicSpec
+from services.common.envelope import CloudEvent
+from services.common.worker import ConsumerWorker, PoisonMessage
+
+log = logging.getLogger(__name__)
+
+QUALITY_TOPIC = "platform.quality"
+QUALITY_TOPIC_SPEC = TopicSpec(QUALITY_TOPIC, partitions=3)
+SCORE = "city.citybase.quality.score.v1"
+SLA_BREACH = "city.citybase.quality.sla-breach.v1"
+GROUP = "catalog.quality-scores"
+
+
+def _moment(text: Any) -> datetime:
+    moment = datetime.fromisoformat(str(text))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def apply_score(session: Session, data: dict[str, Any]) -> None:
+    """Store a score event unless the stored score is from a later window."""
+    dataset_id = str(data["dataset_id"])
+    if session.get(Dataset, dataset_id) is None:
+        return  # not (or no longer) in this catalog
+    closed_at = _moment(data["closed_at"])
+    row = session.get(DatasetQuality, dataset_id)
+    if row is None:
+        row = DatasetQuality(dataset_id=dataset_id, open_breaches=[])
+        session.add(row)
+    elif _aware(row.window_closed_at) > closed_at:
+        return
+    row.overall = data.get("overall")
+    row.scores = dict(data.get("scores") or {})
+    row.problems = [str(problem) for problem in data.get("problems") or []]
+    row.window_closed_at = closed_at
+    row.contract_version = data.get("contract_version")
+    row.updated_at = datetime.now(UTC)
+
+
+def apply_breach(session: Session, data: dict[str, Any]) -> None:
+    """Keep the set of open SLA breaches (by kind) of a dataset."""
+    dataset_id = str(data.get("dataset_id", ""))
+    row = session.get(DatasetQuality, dataset_id)
+    if row is None:
+        return  # breaches show next to a score; a dataset never scored has none to show yet
+    kind = str(data.get("kind") or data.get("breach") or "sla")
+    open_now = set(row.open_breaches or [])
+    if data.get("resolved_at") or data.get("state") == "resolved" or data.get("status") == "resolved":
+        open_now.discard(kind)
+    else:
+        open_now.add(kind)
+    row.open_breaches = sorted(open_now)
+    row.updated_at = datetime.now(UTC)
+
+
+class QualityScores:
+    """Consumer handler: applies a batch of ``platform.quality`` events in one transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+
+    def handle(self, message: Message) -> None:
+        if message.value is None:
+            return
+        try:
+            event = CloudEvent.from_message(message)
+        except Exception as error:
+            raise PoisonMessage(f"not a CloudEvent: {error}", code="not-a-cloudevent") from None
+        if event.type not in (SCORE, SLA_BREACH):
+            return
+        if not isinstance(event.data, dict) or "dataset_id" not in event.data:
+            raise PoisonMessage("a quality event names its dataset_id", code="missing-fields")
+        if event.type == SCORE and "closed_at" not in event.data:
+            raise PoisonMessage("a score event says when its window closed", code="missing-fields")
+        self._pending.append((event.type, event.data))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        try:
+            with db.unit_of_work(self._sessions) as session:
+                for event_type, data in self._pending:
+                    (apply_score if event_type == SCORE else apply_breach)(session, data)
+                    session.flush()
+        finally:
+            self._pending.clear()
+
+
+def latest(session: Session, dataset_ids: list[str]) -> dict[str, DatasetQuality]:
+    """The stored latest score of each of ``dataset_ids`` that has one."""
+    if not dataset_ids:
+        return {}
+    rows = session.scalars(sa.select(DatasetQuality).where(DatasetQuality.dataset_id.in_(dataset_ids)))
+    return {row.dataset_id: row for row in rows}
+
+
+def quality_scores_worker(bus: Bus, sessions: sessionmaker[Session]) -> ConsumerWorker:
+    return ConsumerWorker(
+        bus,
+        name="catalog-quality-scores",
+        group_id=GROUP,
+        topics=[QUALITY_TOPIC],
+        handler=QualityScores(sessions),
+    )

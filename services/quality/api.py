@@ -1,0 +1,177 @@
+"""HTTP routes of quality: scores, history, rankings, utilization, showcase-only findings and
+scorecards. Each route parses the request and calls one function of the service modules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from services.common.deps import RuntimeDep, SessionDep
+from services.quality import scorecards, service, utilization
+from services.quality.deps import CatalogDep, QualitySettingsDep, ReaderDep
+
+router = APIRouter(prefix="/v1")
+
+
+class RankBy(StrEnum):
+    dataset = "dataset"
+    domain = "domain"
+    department = "department"
+
+
+class CardFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    html = "html"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.get("/datasets/{dataset_id}/quality", tags=["quality"], summary="Latest quality of a dataset")
+def dataset_quality(
+    dataset_id: str,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: QualitySettingsDep,
+    _reader: ReaderDep,
+) -> dict[str, Any]:
+    """Latest scores per dimension and overall, the evidence per rule (unexpected counts and a
+    few failing values, masked if sensitive), the rolling 24 h view, open SLA breaches and the
+    problems met while scoring. 404 for an unknown dataset."""
+    return service.latest_quality(session, catalog, settings, dataset_id, _now())
+
+
+@router.get(
+    "/datasets/{dataset_id}/quality/history", tags=["quality"], summary="Quality of a dataset over time"
+)
+def dataset_quality_history(
+    dataset_id: str,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: QualitySettingsDep,
+    _reader: ReaderDep,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="RFC 3339; default 24 h before 'to'")
+    ] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="RFC 3339; default now")] = None,
+    points: Annotated[int | None, Query(ge=10, le=10_000, description="At most this many points")] = None,
+) -> dict[str, Any]:
+    """Every window in the range, or record-weighted buckets when there are more than ``points``
+    (default ``history_max_points``). 422 when 'to' is not after 'from'."""
+    end = end or _now()
+    start = start or end - timedelta(days=1)
+    return service.quality_history(
+        session, catalog, dataset_id, start, end, points or settings.history_max_points
+    )
+
+
+@router.get("/quality/rankings", tags=["quality"], summary="Datasets, domains or departments, worst first")
+def quality_rankings(
+    session: SessionDep,
+    catalog: CatalogDep,
+    _reader: ReaderDep,
+    by: RankBy = RankBy.dataset,
+    domain: str | None = None,
+    department: str | None = None,
+) -> dict[str, Any]:
+    entries = service.rankings(session, catalog, by=by.value, domain=domain, department=department)
+    return {"by": by.value, "items": entries}
+
+
+@router.get("/utilization", tags=["utilization"], summary="City-wide utilization and penetration rate")
+def utilization_overview(
+    session: SessionDep, catalog: CatalogDep, settings: QualitySettingsDep, _reader: ReaderDep
+) -> dict[str, Any]:
+    return utilization.overview(session, catalog, settings, _now())
+
+
+@router.get("/utilization/idle", tags=["utilization"], summary="Showcase-only findings")
+def utilization_idle(
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: QualitySettingsDep,
+    _reader: ReaderDep,
+    days: Annotated[
+        float | None, Query(gt=0, le=3650, description="Idle for at least; default idle_days")
+    ] = None,
+) -> dict[str, Any]:
+    """Scenarios with grants but no consumption for N days, active datasets never delivered,
+    grants unused for N days; each with its evidence."""
+    return utilization.idle(session, catalog, _now(), days or settings.idle_days)
+
+
+@router.get("/utilization/datasets/{dataset_id}", tags=["utilization"], summary="Utilization of a dataset")
+def dataset_utilization(
+    dataset_id: str,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: QualitySettingsDep,
+    runtime: RuntimeDep,
+    _reader: ReaderDep,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> dict[str, Any]:
+    return utilization.dataset_utilization(
+        session, catalog, settings, dataset_id, _now(), days=days, admin=runtime.bus.admin()
+    )
+
+
+@router.get("/utilization/scenarios/{scenario_id}", tags=["utilization"], summary="Utilization of a scenario")
+def scenario_utilization(
+    scenario_id: str,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: QualitySettingsDep,
+    _reader: ReaderDep,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> dict[str, Any]:
+    return utilization.scenario_utilization(session, catalog, settings, scenario_id, _now(), days=days)
+
+
+def _render(card: dict[str, Any], format: CardFormat) -> Any:
+    if format is CardFormat.csv:
+        return Response(scorecards.to_csv(card), media_type="text/csv; charset=utf-8")
+    if format is CardFormat.html:
+        return Response(scorecards.to_html(card), media_type="text/html; charset=utf-8")
+    return card
+
+
+PeriodQuery = Annotated[str, Query(description="e.g. 30d, 12h, 2w (at most a year)")]
+
+
+@router.get(
+    "/scorecards/departments/{department_id}", tags=["scorecards"], summary="Scorecard of a department"
+)
+def department_scorecard(
+    department_id: str,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: QualitySettingsDep,
+    _reader: ReaderDep,
+    period: PeriodQuery = "30d",
+    format: CardFormat = CardFormat.json,
+) -> Any:
+    card = scorecards.department_scorecard(
+        session, catalog, settings, department_id, scorecards.parse_period(period), _now()
+    )
+    return _render(card, format)
+
+
+@router.get("/scorecards/scenarios/{scenario_id}", tags=["scorecards"], summary="Scorecard of a scenario")
+def scenario_scorecard(
+    scenario_id: str,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: QualitySettingsDep,
+    _reader: ReaderDep,
+    period: PeriodQuery = "30d",
+    format: CardFormat = CardFormat.json,
+) -> Any:
+    card = scorecards.scenario_scorecard(
+        session, catalog, settings, scenario_id, scorecards.parse_period(period), _now()
+    )
+    return _render(card, format)

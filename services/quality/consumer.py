@@ -1,0 +1,265 @@
+"""Quality's threads: the stream worker on ``ds.*`` / ``dlq.*``, the freshness timer, and the
+metering worker on ``platform.usage``.
+
+The stream worker is one consumer in the group ``quality`` subscribed to the records and
+dead-letter topics of every dataset the catalog says is active or deprecated. The bus has no
+subscription by pattern, so every ``resubscribe_interval_s`` it compares that list with the topics
+that exist; when it changed, the open windows are closed and stored, their offsets committed, and
+the consumer replaced by one on the new list (the group's offsets carry over).
+
+Offsets are committed only up to the first record of a window whose results are not stored yet
+(:meth:`~services.quality.windows.WindowSet.committable`): a crash re-reads the open windows whole
+and nothing stored is read twice. Any failure drops the open windows and starts again from the
+committed offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.common import db
+from services.common.bus import Bus, Consumer, Message, TopicPartition
+from services.common.envelope import CloudEvent, EnvelopeError
+from services.common.worker import PoisonMessage
+from services.quality import utilization
+from services.quality.metrics import QualityMetrics
+from services.quality.projection import QualityCatalog
+from services.quality.service import QualityService
+from services.quality.settings import QualitySettings
+from services.quality.windows import WindowSet, dataset_of, dead_letter_topic, records_topic
+
+log = logging.getLogger(__name__)
+
+
+class StreamWorker:
+    """Windows of every dataset's ``ds.`` and ``dlq.`` records, scored and stored, then committed."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        service: QualityService,
+        catalog: QualityCatalog,
+        settings: QualitySettings,
+        metrics: QualityMetrics,
+        *,
+        caught_up: Callable[[], bool] | None = None,
+    ) -> None:
+        self._bus = bus
+        self._service = service
+        self._catalog = catalog
+        self._settings = settings
+        self._metrics = metrics
+        self._caught_up = caught_up
+        self.windows = WindowSet(self._window_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.topics: list[str] = []
+        self.handled = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._next_lag = 0.0
+
+    def _window_size(self, dataset_id: str) -> tuple[int, float]:
+        size = self._settings.window_of(dataset_id)
+        return size.records, size.seconds
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="quality-stream", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def readiness(self) -> str | None:
+        if self._thread is not None and not self.alive:
+            return "the stream worker stopped"
+        return None
+
+    def wanted_topics(self) -> list[str]:
+        """ds./dlq. topics of the datasets quality scores, among those that exist."""
+        existing = self._bus.admin().list_topics()
+        wanted = []
+        for dataset in self._catalog.datasets():
+            if not dataset.scored or not self._settings.follows(dataset.id):
+                continue
+            for topic in (records_topic(dataset.id), dead_letter_topic(dataset.id)):
+                if topic in existing:
+                    wanted.append(topic)
+        return sorted(wanted)
+
+    def _run(self) -> None:
+        consumer: Consumer | None = None
+        positions: dict[TopicPartition, int] = {}
+        committed: dict[TopicPartition, int] = {}
+        next_check = 0.0
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                if self._caught_up is not None and not self._caught_up():
+                    self._stop.wait(0.1)
+                    continue
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self._settings.resubscribe_interval_s
+                    topics = self.wanted_topics()
+                    if topics != self.topics or consumer is None:
+                        if consumer is not None:
+                            # Store what is open before the group rebalances onto the new list.
+                            self.windows.close_all("resubscribe")
+                            self._store_and_commit(consumer, positions, committed)
+                            consumer.close()
+                            consumer = None
+                        positions, committed = {}, {}
+                        self.topics = topics
+                        if topics:
+                            consumer = self._bus.consumer(
+                                self._settings.group_id, topics, client_id="citybase-quality"
+                            )
+                            log.info("quality follows %d ds./dlq. topics", len(topics))
+                if consumer is None:
+                    self._stop.wait(0.2)
+                    continue
+                messages = consumer.poll(0.2, self._settings.max_poll_records)
+                for message in messages:
+                    self.windows.add(message)
+                    positions[message.topic_partition] = message.offset + 1
+                self.handled += len(messages)
+                self.windows.close_due()
+                self._store_and_commit(consumer, positions, committed)
+                self._measure_lag()
+                backoff = 0.2
+                self.last_error = None
+            except Exception as error:
+                self.failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("quality stream worker failed; reading again from the committed offsets")
+                self.windows.clear()
+                if consumer is not None:
+                    _close_quietly(consumer)
+                    consumer = None
+                self.topics = []
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        if consumer is not None:
+            _close_quietly(consumer)
+
+    def _store_and_commit(
+        self,
+        consumer: Consumer,
+        positions: dict[TopicPartition, int],
+        committed: dict[TopicPartition, int],
+    ) -> None:
+        closed = self.windows.take_closed()
+        if closed:
+            try:
+                self._service.process(closed)
+            except Exception:
+                self.windows.closed = closed + self.windows.closed  # keep them uncommitted
+                raise
+        offsets = {
+            tp: offset
+            for tp, offset in self.windows.committable(positions).items()
+            if committed.get(tp) != offset
+        }
+        if offsets:
+            consumer.commit(offsets)
+            committed.update(offsets)
+
+    def _measure_lag(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lag:
+            return
+        self._next_lag = now + self._settings.sla_check_interval_s
+        admin = self._bus.admin()
+        lag: dict[str, int] = {}
+        for topic in self.topics:
+            found = dataset_of(topic)
+            if found is None:
+                continue
+            try:
+                lag[found[0]] = lag.get(found[0], 0) + sum(admin.lag(self._settings.group_id, topic).values())
+            except Exception:
+                log.debug("lag of %s unavailable", topic, exc_info=True)
+        for dataset_id, value in lag.items():
+            self._metrics.consumer_lag.labels(dataset_id).set(value)
+
+
+def _close_quietly(consumer: Consumer) -> None:
+    try:
+        consumer.close()
+    except Exception:
+        log.debug("closing a consumer failed", exc_info=True)
+
+
+class Timer:
+    """Runs ``tick`` every ``interval_s`` in its own thread (the freshness check, the gauges)."""
+
+    def __init__(self, name: str, interval_s: float, tick: Callable[[], Any]) -> None:
+        self.name = name
+        self._interval_s = interval_s
+        self._tick = tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._tick()
+                self.runs += 1
+                self.last_error = None
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("%s failed; trying again at the next tick", self.name)
+
+
+class UsageHandler:
+    """Reads ``platform.usage`` events; stores each batch's deliveries before the commit."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._pending: list[dict[str, Any]] = []
+
+    def handle(self, message: Message) -> None:
+        try:
+            event = CloudEvent.from_message(message)
+        except EnvelopeError as error:
+            raise PoisonMessage(f"not a CloudEvent: {error}", "envelope") from error
+        if event.type != utilization.USAGE_EVENT:
+            return
+        delivery = utilization.delivery_from_event(event)
+        if delivery is None:
+            raise PoisonMessage("a usage event without scenario_id or dataset_id", "usage")
+        self._pending.append(delivery)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            with db.unit_of_work(self._sessions) as session:
+                utilization.store_deliveries(session, pending)
+        except Exception:
+            self._pending = []
+            raise

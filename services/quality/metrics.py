@@ -1,0 +1,133 @@
+"""Prometheus metrics of quality, in the service's own registry.
+
+Labels stay bounded: ``dataset`` is only ever a dataset the catalog announced or quality scored,
+``dimension`` one of the five dimensions or ``overall``, ``kind`` a breach kind.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.metrics import ServiceMetrics
+from services.quality.settings import DIMENSIONS
+
+if TYPE_CHECKING:
+    from services.quality.service import WindowScore
+
+_BY_SERVICE: weakref.WeakKeyDictionary[ServiceMetrics, QualityMetrics] = weakref.WeakKeyDictionary()
+
+WINDOW_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class QualityMetrics:
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        registry = metrics.registry
+        self.score = Gauge(
+            "citybase_dataset_quality_score",
+            "Latest quality score of a dataset (0-100) by dimension, and overall.",
+            ["dataset", "dimension"],
+            registry=registry,
+        )
+        self.freshness = Gauge(
+            "citybase_dataset_freshness_seconds",
+            "Time since the newest event of the dataset quality has seen.",
+            ["dataset"],
+            registry=registry,
+        )
+        self.window_duration = Histogram(
+            "citybase_quality_window_processing_seconds",
+            "Time to score and store one window.",
+            buckets=WINDOW_BUCKETS,
+            registry=registry,
+        )
+        self.window_records = Counter(
+            "citybase_quality_records",
+            "Records scored, by dataset and outcome at ingest (accepted, rejected).",
+            ["dataset", "outcome"],
+            registry=registry,
+        )
+        self.windows = Counter(
+            "citybase_quality_windows",
+            "Windows scored and stored, by dataset.",
+            ["dataset"],
+            registry=registry,
+        )
+        self.problems = Counter(
+            "citybase_quality_window_problems",
+            "Windows scored with at least one problem (a dimension not measurable, a rule that failed).",
+            ["dataset"],
+            registry=registry,
+        )
+        self.breaches = Counter(
+            "citybase_quality_sla_breaches",
+            "SLA breaches opened, by dataset and kind (freshness, latency).",
+            ["dataset", "kind"],
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "citybase_quality_consumer_lag_records",
+            "Records of ds./dlq. not yet committed by quality's consumer group, by dataset.",
+            ["dataset"],
+            registry=registry,
+        )
+        self.utilization = Gauge(
+            "citybase_dataset_utilization_score",
+            "Utilization score of a dataset (0-100).",
+            ["dataset"],
+            registry=registry,
+        )
+        self.active_grants = Gauge(
+            "citybase_dataset_active_grants", "Active grants on a dataset.", ["dataset"], registry=registry
+        )
+        self.active_subscribers = Gauge(
+            "citybase_dataset_active_subscribers",
+            "Subscriptions that received records of the dataset in the active period.",
+            ["dataset"],
+            registry=registry,
+        )
+        self.delivered_records = Gauge(
+            "citybase_dataset_delivered_records_per_day",
+            "Records of the dataset delivered to scenarios over the last day.",
+            ["dataset"],
+            registry=registry,
+        )
+        self.penetration = Gauge(
+            "citybase_utilization_penetration_ratio",
+            "Active datasets used by at least one scenario in the active period, over active datasets.",
+            registry=registry,
+        )
+        self.idle = Gauge(
+            "citybase_utilization_idle",
+            "Showcase-only findings by kind (idle scenarios, never-delivered datasets, unused grants).",
+            ["kind"],
+            registry=registry,
+        )
+
+    @classmethod
+    def of(cls, metrics: ServiceMetrics) -> QualityMetrics:
+        found = _BY_SERVICE.get(metrics)
+        if found is None:
+            found = _BY_SERVICE[metrics] = cls(metrics)
+        return found
+
+    def observe_window(self, score: WindowScore, seconds: float) -> None:
+        dataset = score.dataset_id
+        self.window_duration.observe(seconds)
+        self.windows.labels(dataset).inc()
+        if score.accepted:
+            self.window_records.labels(dataset, "accepted").inc(score.accepted)
+        if score.rejected:
+            self.window_records.labels(dataset, "rejected").inc(score.rejected)
+        if score.problems:
+            self.problems.labels(dataset).inc()
+        for dimension in DIMENSIONS:
+            value = score.scores.get(dimension)
+            if value is not None:
+                self.score.labels(dataset, dimension).set(value)
+        if score.overall is not None:
+            self.score.labels(dataset, "overall").set(score.overall)
+        if score.freshness_s is not None:
+            self.freshness.labels(dataset).set(score.freshness_s)

@@ -1,0 +1,246 @@
+"""Quality's read model of ``platform.catalog``: datasets, contract versions, grants, API keys.
+
+Each contract version keeps what scoring needs: the record schema (its fields, which are
+required, which one holds the event time), the primary key, the sensitive fields, the SLA and the
+expectation suite, compiled to a GX suite once, the first time a window of that version is scored.
+Grants come as ``city.citybase.catalog.grant.v1`` events (whole state, keyed ``grant:<id>``).
+Written by the read model's thread only, read from any: entries are replaced whole, never mutated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from services.common import catalog_events
+from services.common.auth import KeyRing
+from services.common.bus import Message
+from services.common.envelope import CloudEvent, EnvelopeError, parse_time
+from services.quality.expectations import CompiledSuite, GreatExpectations
+
+log = logging.getLogger(__name__)
+
+GRANT = "city.citybase.catalog.grant.v1"
+"""Grant events on platform.catalog (published by the catalog's access workflow)."""
+
+SCORED_STATUSES = frozenset({"active", "deprecated"})
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetState:
+    id: str
+    status: str
+    domain_id: str
+    owner_department_id: str
+    classification: str
+    title: str
+    current_version: str | None
+    created_at: datetime | None
+
+    @property
+    def scored(self) -> bool:
+        return self.status in SCORED_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class GrantState:
+    id: str
+    scenario_id: str
+    dataset_id: str
+    status: str
+    version: int
+    valid_from: datetime | None
+    expires_at: datetime | None
+    purpose: str
+
+    def active_at(self, moment: datetime) -> bool:
+        if self.status != "active":
+            return False
+        if self.valid_from is not None and moment < self.valid_from:
+            return False
+        return self.expires_at is None or moment < self.expires_at
+
+
+class ContractVersion:
+    """One version of a dataset's contract, as quality scores it."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.dataset_id: str = state["dataset_id"]
+        self.version: str = state["version"]
+        self.sequence = int(state.get("sequence") or 0)
+        self.fingerprint: str = state.get("fingerprint") or ""
+        schema = state.get("record_schema")
+        self.record_schema: dict[str, Any] = schema if isinstance(schema, dict) else {}
+        properties = self.record_schema.get("properties")
+        self.properties: dict[str, dict[str, Any]] = (
+            {name: sub if isinstance(sub, dict) else {} for name, sub in properties.items()}
+            if isinstance(properties, dict)
+            else {}
+        )
+        self.required: tuple[str, ...] = tuple(
+            name for name in self.record_schema.get("required") or () if isinstance(name, str)
+        )
+        self.primary_key: tuple[str, ...] = tuple(str(name) for name in state.get("primary_key") or ())
+        sensitive = state.get("sensitive_fields")
+        self.sensitive_fields: dict[str, Any] = sensitive if isinstance(sensitive, dict) else {}
+        sla: dict[str, Any] = state["sla"] if isinstance(state.get("sla"), dict) else {}
+        self.frequency_s = _seconds(sla.get("frequency_s"))
+        self.latency_s = _seconds(sla.get("latency_s"))
+        self.expectation_items: Any = state.get("expectation_suite")
+        self.event_time_field = self._event_time_field()
+        self._compiled: CompiledSuite | None = None
+        self._lock = threading.Lock()
+
+    def _event_time_field(self) -> str | None:
+        """The field that says when the event happened: the first required date-time, else the first."""
+        times = [name for name, sub in self.properties.items() if sub.get("format") == "date-time"]
+        required = [name for name in times if name in self.required]
+        return next(iter(required or times), None)
+
+    def suite(self, engine: GreatExpectations) -> CompiledSuite:
+        """The compiled GX suite, built on first use, exactly once per version."""
+        compiled = self._compiled
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled
+                if compiled is None:
+                    compiled = self._compiled = engine.compile(
+                        self.dataset_id, self.version, self.expectation_items
+                    )
+                    if compiled.problems:
+                        log.warning(
+                            "suite of %s %s: %s", self.dataset_id, self.version, "; ".join(compiled.problems)
+                        )
+        return compiled
+
+
+def _seconds(value: Any) -> float | None:
+    return (
+        float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        else None
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = parse_time(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class QualityCatalog:
+    """Datasets, contract versions, grants and the key ring, from ``platform.catalog``."""
+
+    def __init__(self, keyring: KeyRing | None = None) -> None:
+        self.keyring = keyring or KeyRing()
+        self._datasets: dict[str, DatasetState] = {}
+        self._versions: dict[str, dict[str, ContractVersion]] = {}
+        self._grants: dict[str, GrantState] = {}
+        self._lock = threading.Lock()
+        self.skipped = 0
+
+    def apply(self, message: Message) -> None:
+        try:
+            self.keyring.apply(message)
+            if message.value is None:
+                self._tombstone(message.key)
+                return
+            event = CloudEvent.from_message(message)
+        except (EnvelopeError, KeyError, TypeError, ValueError) as error:
+            self.skipped += 1
+            log.warning("skipping unreadable record %s@%s: %s", message.topic, message.offset, error)
+            return
+        if not isinstance(event.data, dict):
+            return
+        try:
+            if event.type == catalog_events.DATASET:
+                self._apply_dataset(event.data)
+            elif event.type == catalog_events.CONTRACT_VERSION:
+                self._apply_contract(event.data)
+            elif event.type == GRANT:
+                self._apply_grant(event.data)
+        except (KeyError, TypeError, ValueError) as error:
+            self.skipped += 1
+            log.warning("skipping malformed %s event at offset %s: %s", event.type, message.offset, error)
+
+    def _apply_dataset(self, state: dict[str, Any]) -> None:
+        dataset = DatasetState(
+            id=state["id"],
+            status=state["status"],
+            domain_id=state.get("domain_id") or state["id"].split(".", 1)[0],
+            owner_department_id=state.get("owner_department_id") or "",
+            classification=state.get("classification") or "open",
+            title=state.get("title") or state["id"],
+            current_version=state.get("current_version"),
+            created_at=_time(state.get("created_at")),
+        )
+        with self._lock:
+            self._datasets[dataset.id] = dataset
+
+    def _apply_contract(self, state: dict[str, Any]) -> None:
+        dataset_id, version = state["dataset_id"], state["version"]
+        known = self._versions.get(dataset_id, {}).get(version)
+        if known is not None and known.fingerprint == (state.get("fingerprint") or ""):
+            return  # a replay of what we have: keep its compiled suite
+        contract = ContractVersion(state)
+        with self._lock:
+            self._versions.setdefault(dataset_id, {})[version] = contract
+
+    def _apply_grant(self, state: dict[str, Any]) -> None:
+        grant = GrantState(
+            id=str(state["id"]),
+            scenario_id=str(state["scenario_id"]),
+            dataset_id=str(state["dataset_id"]),
+            status=str(state.get("status") or "active"),
+            version=int(state.get("version") or 1),
+            valid_from=_time(state.get("valid_from")),
+            expires_at=_time(state.get("expires_at")),
+            purpose=str(state.get("purpose") or ""),
+        )
+        with self._lock:
+            known = self._grants.get(grant.id)
+            if known is None or grant.version >= known.version:  # versions only go up
+                self._grants[grant.id] = grant
+
+    def _tombstone(self, key: bytes | None) -> None:
+        kind, _, entity = (key or b"").decode("utf-8", "replace").partition(":")
+        with self._lock:
+            if kind == "dataset":
+                self._datasets.pop(entity, None)
+            elif kind == "contract":
+                dataset_id, _, version = entity.rpartition(":")
+                self._versions.get(dataset_id, {}).pop(version, None)
+            elif kind == "grant":
+                self._grants.pop(entity, None)
+
+    # --- reading (any thread) ---------------------------------------------------------------
+
+    def dataset(self, dataset_id: str) -> DatasetState | None:
+        return self._datasets.get(dataset_id)
+
+    def datasets(self) -> list[DatasetState]:
+        with self._lock:
+            return sorted(self._datasets.values(), key=lambda d: d.id)
+
+    def contract(self, dataset_id: str, version: str | None) -> ContractVersion | None:
+        if version is None:
+            return None
+        return self._versions.get(dataset_id, {}).get(version)
+
+    def current_contract(self, dataset_id: str) -> ContractVersion | None:
+        dataset = self._datasets.get(dataset_id)
+        return self.contract(dataset_id, dataset.current_version) if dataset is not None else None
+
+    def grants(self) -> list[GrantState]:
+        with self._lock:
+            return sorted(self._grants.values(), key=lambda g: g.id)
+
+    def grant(self, grant_id: str) -> GrantState | None:
+        return self._grants.get(grant_id)

@@ -1,0 +1,338 @@
+"""The authorization table of docs/authorization.md, held against every operation of every service.
+
+The whole platform runs in one process (as ``citybase up`` does, on SQLite and the embedded bus,
+with the example catalog). The table is read from the document itself, so the rule and the test
+cannot drift apart: the test checks that the table lists every operation of every service's
+OpenAPI, then calls each operation as each role, both as a principal the row concerns ("own") and
+as one it does not, with no key and with a revoked key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from citybase.platform import create_platform_app, prepare
+from services.common.problems import Unauthenticated
+from services.common.worker import wait_until
+from tests.factories import (
+    access_request_create,
+    embedded_settings,
+    evolve_contract,
+    example_contract,
+    scenario_create,
+)
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
+PROBLEM = "application/problem+json"
+ROLES = ("anonymous", "scenario", "department", "approver", "operator", "admin")
+PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    service: str
+    operation: str  # "METHOD /path/{template}"
+    cells: dict[str, str]  # role -> yes | own | no
+
+
+def documented_rules() -> list[Rule]:
+    """Every (service, operation) row of the table in docs/authorization.md."""
+    rules: list[Rule] = []
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 2 + len(ROLES) or not cells[1].startswith("`"):
+            continue
+        service, endpoints, *verdicts = cells
+        assert all(v in ("yes", "own", "no") for v in verdicts), line
+        for operation in re.findall(r"`([A-Z]+ [^`]+)`", endpoints):
+            rules.append(Rule(service, operation, dict(zip(ROLES, verdicts, strict=True))))
+    return rules
+
+
+# --- the platform and its principals -----------------------------------------------------------
+
+
+@dataclass
+class Platform:
+    client: TestClient
+    app: FastAPI
+    admin: str
+    keys: dict[str, str] = field(default_factory=dict)  # principal id -> key
+    context: dict[str, str] = field(default_factory=dict)  # path parameter -> value
+    counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def call(self, method: str, path: str, key: str | None, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return self.client.request(method, path, headers={**headers, **kwargs.pop("headers", {})}, **kwargs)
+
+    def ok(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        response = self.call(method, path, key or self.admin, **kwargs)
+        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
+        body: dict[str, Any] = response.json()
+        return body
+
+    def wait_for_key(self, key: str) -> None:
+        """Keys reach every service through platform.catalog."""
+
+        def everywhere() -> bool:
+            for keyring in self.keyrings():
+                try:
+                    keyring.authenticate(key)
+                except Unauthenticated:
+                    return False
+            return True
+
+        assert wait_until(everywhere, 10.0), "a key did not reach every service"
+
+    def keyrings(self) -> list[Any]:
+        """The key rings of the services that authenticate callers."""
+        states = [service.state.runtime.state for service in self.app.state.services.values()]
+        return [state["keyring"] for state in states if "keyring" in state]
+
+    def principal(self, principal_id: str, kind: str, department: str | None = None) -> str:
+        self.ok(
+            "POST",
+            "/catalog/v1/principals",
+            json={"id": principal_id, "kind": kind, "name": principal_id, "department_id": department},
+        )
+        key = str(
+            self.ok("POST", f"/catalog/v1/principals/{principal_id}/keys", json={"name": "matrix"})["key"]
+        )
+        self.wait_for_key(key)
+        self.keys[principal_id] = key
+        return key
+
+    def scenario(self, scenario_id: str) -> str:
+        self.ok("POST", "/catalog/v1/scenarios", json=scenario_create(scenario_id))
+        key = str(
+            self.ok("POST", f"/catalog/v1/scenarios/{scenario_id}/keys", json={"name": "matrix"})["key"]
+        )
+        self.wait_for_key(key)
+        self.keys[scenario_id] = key
+        return key
+
+    def pending_request(self) -> str:
+        return str(
+            self.ok(
+                "POST",
+                "/catalog/v1/access-requests",
+                self.keys["one-stop-visit"],
+                json=access_request_create(),
+            )["id"]
+        )
+
+
+# Each role column is played by a principal the rows concern ("own") and by one they do not.
+OWN = {"scenario": "one-stop-visit", "department": "market-publisher", "approver": "market-approver"}
+FOREIGN = {"scenario": "ai-community", "department": "health-publisher", "approver": "health-approver"}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    settings = embedded_settings(tmp_path_factory.mktemp("authorization"))
+    prepared = prepare(settings)
+    assert prepared.admin_key is not None
+    app = create_platform_app(settings)
+    with TestClient(app) as client:
+        platform = Platform(client, app, prepared.admin_key)
+        platform.wait_for_key(prepared.admin_key)
+        platform.principal("market-publisher", "department", "market-supervision")
+        platform.principal("health-publisher", "department", "health-commission")
+        platform.principal("market-approver", "approver", "market-supervision")
+        platform.principal("health-approver", "approver", "health-commission")
+        platform.principal("city-ops", "operator")
+        platform.scenario("one-stop-visit")
+        platform.scenario("ai-community")
+        request_id = platform.pending_request()
+        granted = platform.ok(
+            "POST",
+            f"/catalog/v1/access-requests/{platform.pending_request()}/approve",
+            platform.keys["market-approver"],
+            json={"reason": "serves residents"},
+        )
+        revocable = platform.ok(
+            "POST", "/catalog/v1/principals/market-publisher/keys", json={"name": "to revoke"}
+        )
+        platform.context.update(
+            dataset_id="market.inspections",
+            version="1.0.0",
+            department_id="market-supervision",
+            principal_id="market-publisher",
+            prefix=str(revocable["prefix"]),
+            scenario_id="one-stop-visit",
+            request_id=request_id,
+            grant_id=str(granted["grant_id"]),
+        )
+        yield platform
+
+
+# --- one request per operation ----------------------------------------------------------------
+
+NEXT_CONTRACT = evolve_contract(example_contract("market.inspections", "1.1.0"), "1.2.0")
+YAML = {"content-type": "application/yaml"}
+
+
+def _unique(platform: Platform, prefix: str) -> str:
+    return f"{prefix}{next(platform.counter)}"
+
+
+RequestKwargs = Callable[[Platform], dict[str, Any]]
+REQUESTS: dict[str, RequestKwargs] = {
+    "POST /v1/domains": lambda p: {"json": {"id": _unique(p, "matrix-domain-"), "name": "Matrix"}},
+    "POST /v1/departments": lambda p: {
+        "json": {"id": _unique(p, "matrix-dept-"), "name": "Matrix", "kind": "bureau"}
+    },
+    "POST /v1/principals": lambda p: {
+        "json": {"id": _unique(p, "matrix-ops-"), "kind": "operator", "name": "Matrix"}
+    },
+    "POST /v1/datasets": lambda p: {
+        "json": {
+            "id": _unique(p, "market.matrix-"),
+            "title": "Matrix",
+            "owner_department_id": "market-supervision",
+        }
+    },
+    "PATCH /v1/datasets/{dataset_id}": lambda p: {
+        "json": {"description": "Inspections of shops and markets."}
+    },
+    "POST /v1/datasets/{dataset_id}/contract-versions": lambda p: {"content": NEXT_CONTRACT, "headers": YAML},
+    "POST /v1/datasets/{dataset_id}/contract-versions/check": lambda p: {
+        "content": NEXT_CONTRACT,
+        "headers": YAML,
+    },
+    "POST /v1/contracts": lambda p: {"content": NEXT_CONTRACT, "headers": YAML},
+    "POST /v1/principals/{principal_id}/keys": lambda p: {"json": {"name": "matrix"}},
+    "POST /v1/scenarios": lambda p: {"json": scenario_create(_unique(p, "matrix-scenario-"))},
+    "PATCH /v1/scenarios/{scenario_id}": lambda p: {"json": {"contact": "team@shdc.example.cn"}},
+    "POST /v1/scenarios/{scenario_id}/keys": lambda p: {"json": {"name": "matrix"}},
+    "POST /v1/access-requests": lambda p: {"json": access_request_create()},
+    "POST /v1/access-requests/{request_id}/approve": lambda p: {"json": {"reason": "serves residents"}},
+    "POST /v1/access-requests/{request_id}/reject": lambda p: {"json": {"reason": "not needed"}},
+    "POST /v1/access-requests/{request_id}/withdraw": lambda p: {"json": {}},
+    "PATCH /v1/grants/{grant_id}": lambda p: {
+        "json": {"reason": "fewer rows", "row_filter": 'result == "pass"'}
+    },
+    "POST /v1/grants/{grant_id}/suspend": lambda p: {"json": {"reason": "review"}},
+    "POST /v1/grants/{grant_id}/resume": lambda p: {"json": {"reason": "reviewed"}},
+    "POST /v1/grants/{grant_id}/revoke": lambda p: {"json": {"reason": "done"}},
+    "POST /v1/datasets/{dataset_id}/records": lambda p: {
+        "json": [{"inspection_id": "I-1", "district": "Putuo", "result": "pass"}]
+    },
+}
+# Operations that change a request's state get a fresh pending request each, so that every role
+# meets the same situation.
+FRESH_REQUEST = {"approve", "reject", "withdraw"}
+
+
+def _operations(platform: Platform) -> set[tuple[str, str]]:
+    found = set()
+    for name, service in platform.app.state.services.items():
+        for path, operations in service.openapi()["paths"].items():
+            found |= {(name, f"{method.upper()} {path}") for method in operations}
+    return found
+
+
+def _rule_operations(platform: Platform) -> set[tuple[str, str]]:
+    services = set(platform.app.state.services)
+    covered = set()
+    for rule in documented_rules():
+        for service in services if rule.service == "every" else {rule.service}:
+            covered.add((service, rule.operation))
+    return covered
+
+
+def test_the_table_lists_every_operation_of_every_service(platform: Platform) -> None:
+    assert len(documented_rules()) > 40, "the table in docs/authorization.md was not found"
+    operations = _operations(platform)
+    covered = _rule_operations(platform)
+    assert sorted(operations - covered) == [], "operations missing from docs/authorization.md"
+    assert sorted(covered - operations) == [], "the table names operations no service has"
+    unbuildable = sorted(
+        op for _, op in operations if op.split(" ")[0] in ("POST", "PATCH", "PUT") and op not in REQUESTS
+    )
+    assert unbuildable == [], "write operations this test has no request for"
+
+
+def _path(platform: Platform, service: str, operation: str) -> tuple[str, str]:
+    method, template = operation.split(" ", 1)
+    context = dict(platform.context)
+    if any(f"/{verb}" in template for verb in FRESH_REQUEST):
+        context["request_id"] = platform.pending_request()
+    return method, f"/{service}" + template.format(**context)
+
+
+def _callers(rule: Rule, platform: Platform) -> list[tuple[str, str | None, bool]]:
+    """(who, key, allowed) for every caller of a row, the refused ones first."""
+    callers: list[tuple[str, str | None, bool]] = [("anonymous", None, rule.cells["anonymous"] == "yes")]
+    for role in ("scenario", "department", "approver"):
+        callers.append((OWN[role], platform.keys[OWN[role]], rule.cells[role] in ("yes", "own")))
+        callers.append((FOREIGN[role], platform.keys[FOREIGN[role]], rule.cells[role] == "yes"))
+    callers.append(("city-ops", platform.keys["city-ops"], rule.cells["operator"] == "yes"))
+    callers.append(("admin", platform.admin, rule.cells["admin"] == "yes"))
+    # Refused callers first: an allowed call may change the state (a 409 after it is still allowed).
+    return sorted(callers, key=lambda caller: caller[2])
+
+
+def test_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> None:
+    mismatches = []
+    for rule in documented_rules():
+        services = platform.app.state.services if rule.service == "every" else [rule.service]
+        for service in services:
+            for who, key, allowed in _callers(rule, platform):
+                method, path = _path(platform, service, rule.operation)
+                kwargs = REQUESTS.get(rule.operation, lambda p: {})(platform)
+                response = platform.call(method, path, key, **kwargs)
+                refused = response.status_code in (401, 403)
+                if refused == allowed:
+                    mismatches.append(
+                        f"{method} {path} as {who}: {response.status_code} {response.text[:160]}"
+                    )
+                elif refused and response.headers.get("content-type") != PROBLEM:
+                    mismatches.append(f"{method} {path} as {who}: refused without problem+json")
+                elif response.status_code >= 500:
+                    mismatches.append(
+                        f"{method} {path} as {who}: {response.status_code} {response.text[:160]}"
+                    )
+    assert mismatches == []
+
+
+def test_no_key_and_a_revoked_key_are_refused_everywhere_but_the_operations_endpoints(
+    platform: Platform,
+) -> None:
+    revoked = platform.principal(_unique(platform, "revoked-ops-"), "operator")
+    prefix = revoked.split("_")[1]
+    principal = next(pid for pid, key in platform.keys.items() if key == revoked)
+    platform.ok("DELETE", f"/catalog/v1/principals/{principal}/keys/{prefix}")
+
+    def gone() -> bool:
+        for keyring in platform.keyrings():
+            try:
+                keyring.authenticate(revoked)
+                return False
+            except Unauthenticated:
+                pass
+        return True
+
+    assert wait_until(gone, 1.0), "a revocation took more than a second to reach every service"
+    mismatches = []
+    for service, operation in sorted(_operations(platform)):
+        if operation in PUBLIC:
+            continue
+        for who, key in (("no key", None), ("revoked key", revoked), ("forged key", revoked[:-4] + "AAAA")):
+            method, path = _path(platform, service, operation)
+            response = platform.call(method, path, key, **REQUESTS.get(operation, lambda p: {})(platform))
+            if response.status_code != 401 or response.headers.get("content-type") != PROBLEM:
+                mismatches.append(f"{method} {path} with {who}: {response.status_code}")
+            elif key and key[-8:] in response.text:
+                mismatches.append(f"{method} {path} with {who}: the key is echoed back")
+    assert mismatches == []

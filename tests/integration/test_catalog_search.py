@@ -1,0 +1,219 @@
+"""Catalog search on SQLite (FTS5) and PostgreSQL (posting lists, migration catalog_0005): common
+and rare words, prefixes, filters and cursor pages give the same datasets in the same order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.orm import Session
+
+from services.catalog import service as catalog_service
+from services.catalog.app import SPEC
+from services.catalog.models import Department, outbox
+from services.catalog.schemas import DatasetCreate, DatasetUpdate
+from services.common import db
+from services.common.outbox import Outbox
+
+EVENTS = catalog_service.CatalogEvents(Outbox(outbox))
+DOMAINS = ("transport", "health", "market")
+CLASSIFICATIONS = ("open", "conditional", "restricted")
+
+
+def _catalog_rows(count: int = 45) -> list[DatasetCreate]:
+    """Datasets whose words are common (stream: all), frequent (bus: a third), rare (ferry: two),
+    share a prefix (bus, buses, business), and spread over domains, classifications and tags."""
+    rows = []
+    for n in range(count):
+        domain = DOMAINS[n % 3]
+        subject = ("bus arrivals", "buses in depots", "business licences", "clinic queues", "parking")[n % 5]
+        if n in (7, 38):
+            subject = "ferry schedules"
+        rows.append(
+            DatasetCreate(
+                id=f"{domain}.{subject.split()[0]}-{n:03d}",
+                title=f"{subject.capitalize()} number {n}",
+                description=f"A live stream of {subject}, district {n % 4}.",
+                owner_department_id=f"{domain}-bureau",
+                tags=[domain, f"district-{n % 4}"]
+                + (["night"] if n % 6 == 0 else [])
+                + (["夜间"] if n % 9 == 0 else []),
+                classification=CLASSIFICATIONS[n % 3],
+                status="active" if n % 7 else "draft",
+            )
+        )
+    return rows
+
+
+def _load(session: Session, rows: list[DatasetCreate]) -> None:
+    catalog_service.ensure_city_domains(session)
+    for domain in DOMAINS:
+        session.add(Department(id=f"{domain}-bureau", name=domain, kind="bureau", domains=[domain]))
+    session.flush()
+    for row in rows:
+        catalog_service.create_dataset(session, EVENTS, row)
+
+
+def _words(row: DatasetCreate) -> set[str]:
+    text = " ".join([row.id, row.title, row.description, *row.tags]).lower()
+    return set("".join(c if c.isalnum() else " " for c in text).split())
+
+
+def _expected(rows: list[DatasetCreate], filters: catalog_service.DatasetFilter) -> list[str]:
+    """What a search must answer, computed from the rows: each query word a prefix of some word."""
+    found = []
+    for row in rows:
+        words = _words(row)
+        if any(
+            not any(word.startswith(q) for word in words) for q in catalog_service._query_words(filters.q)
+        ):
+            continue
+        if filters.domain and row.id.split(".")[0] != filters.domain:
+            continue
+        if filters.classification and row.classification != filters.classification:
+            continue
+        if filters.status and row.status != filters.status:
+            continue
+        if filters.department and row.owner_department_id != filters.department:
+            continue
+        if filters.tag and filters.tag not in row.tags:
+            continue
+        found.append(row.id)
+    return sorted(found)
+
+
+def _all_pages(session: Session, filters: catalog_service.DatasetFilter, limit: int) -> Iterator[str]:
+    cursor = None
+    while True:
+        items, cursor = catalog_service.search_datasets(session, filters, limit=limit, cursor=cursor)
+        assert len(items) <= limit
+        yield from (item.id for item in items)
+        if cursor is None:
+            return
+
+
+SEARCHES = (
+    catalog_service.DatasetFilter(q="stream"),  # every dataset
+    catalog_service.DatasetFilter(q="bus"),  # a prefix of bus, buses, business
+    catalog_service.DatasetFilter(q="buses"),
+    catalog_service.DatasetFilter(q="ferry"),  # rare
+    catalog_service.DatasetFilter(q="FERRY Schedules"),  # two words, any case
+    catalog_service.DatasetFilter(q="tram"),  # nothing
+    catalog_service.DatasetFilter(q="b"),  # a short prefix
+    catalog_service.DatasetFilter(q="district 3", domain="health"),
+    catalog_service.DatasetFilter(q="bus", classification="open", status="active"),
+    catalog_service.DatasetFilter(q="parking", tag="night"),
+    catalog_service.DatasetFilter(tag="night"),
+    catalog_service.DatasetFilter(tag="夜间"),  # stored escaped in the JSON list
+    catalog_service.DatasetFilter(q="bus", tag="夜间"),
+    catalog_service.DatasetFilter(tag="Night"),  # tags match exactly
+    catalog_service.DatasetFilter(domain="market", department="market-bureau"),
+    catalog_service.DatasetFilter(department="transport-bureau", status="draft"),
+    catalog_service.DatasetFilter(),
+)
+
+
+@pytest.mark.parametrize("limit", [4, 50])
+def test_every_search_pages_through_exactly_its_matches_in_id_order(database_url: str, limit: int) -> None:
+    rows = _catalog_rows()
+    engine = db.create_db_engine(database_url)
+    db.migrate(database_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
+    try:
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            _load(session, rows)
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            for filters in SEARCHES:
+                assert list(_all_pages(session, filters, limit)) == _expected(rows, filters), filters
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_posting_lists_agree_with_the_gin_index(schema_url: str) -> None:
+    """The two PostgreSQL paths (posting lists, and the GIN index short prefixes fall back to)
+    answer the same page for the same query, from the first page and from a cursor."""
+    rows = _catalog_rows()
+    engine = db.create_db_engine(schema_url)
+    db.migrate(schema_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
+    try:
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            _load(session, rows)
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            for filters in SEARCHES:
+                words = catalog_service._query_words(filters.q)
+                for after in (None, "market.bus-010", "transport.clinic-018"):
+                    postings = catalog_service._posting_page(session, filters, words, after, 6)
+                    if postings is None:
+                        continue
+                    scanned = catalog_service._scanned_page(session, filters, words, after, 6)
+                    assert postings == scanned, (filters, after)
+            assert catalog_service._indexed_words(session, "b") is not None
+            assert catalog_service._indexed_words(session, "bus") == ["bus", "buses", "business"]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_search_migration_indexes_a_populated_catalog_and_follows_its_changes(schema_url: str) -> None:
+    rows = _catalog_rows()
+    engine = db.create_db_engine(schema_url)
+    config = db.alembic_config(schema_url, SPEC.migrations, SPEC.version_table)  # type: ignore[arg-type]
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "catalog_0004")
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            _load(session, rows)  # written before the search tables exist
+        db.migrate(schema_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
+        sessions = db.session_factory(engine)
+        with db.unit_of_work(sessions) as session:
+            for filters in SEARCHES:
+                assert list(_all_pages(session, filters, 5)) == _expected(rows, filters), filters
+
+        # Writes after the migration keep the posting lists in step: an update and a new dataset.
+        with db.unit_of_work(sessions) as session:
+            catalog_service.update_dataset(
+                session, EVENTS, "market.ferry-038", DatasetUpdate(title="Tram timetable", tags=["night"])
+            )
+            catalog_service.create_dataset(
+                session,
+                EVENTS,
+                DatasetCreate(
+                    id="transport.tram-999",
+                    title="Tram stops",
+                    owner_department_id="transport-bureau",
+                    classification="open",
+                ),
+            )
+        with db.unit_of_work(sessions) as session:
+            found = catalog_service.search_datasets(session, catalog_service.DatasetFilter(q="tram"))[0]
+            assert [item.id for item in found] == ["market.ferry-038", "transport.tram-999"]
+            night = catalog_service.search_datasets(session, catalog_service.DatasetFilter(tag="night"))[0]
+            assert "market.ferry-038" in [item.id for item in night]
+            terms = session.scalar(
+                sa.text("SELECT count(*) FROM catalog_dataset_terms WHERE dataset_id = 'market.ferry-038'")
+            )
+            assert terms and terms > 5
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_words_too_short_for_the_posting_lists_are_answered_from_the_gin_index(
+    schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_service, "MAX_PREFIX_EXPANSION", 0)  # every word falls back
+    rows = _catalog_rows()
+    engine = db.create_db_engine(schema_url)
+    db.migrate(schema_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
+    try:
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            _load(session, rows)
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            assert catalog_service._indexed_words(session, "bus") is None
+            for filters in SEARCHES:
+                assert list(_all_pages(session, filters, 4)) == _expected(rows, filters), filters
+    finally:
+        engine.dispose()

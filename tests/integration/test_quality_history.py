@@ -1,0 +1,151 @@
+"""Quality's stored history on SQLite and PostgreSQL: windows, downsampling, rankings, breaches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from services.common import db
+from services.common.bus import Message
+from services.common.outbox import Outbox
+from services.quality import service
+from services.quality.exceptions import DatasetNotFound, InvalidTimeRange
+from services.quality.models import QualityWindow, outbox
+from services.quality.projection import QualityCatalog
+from services.quality.service import WindowScore
+from services.quality.settings import QualitySettings
+from tests.factories import catalog_records, contract_state, dataset_event_state
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def session(database_url: str) -> Iterator[Session]:
+    engine = db.create_db_engine(database_url)
+    db.migrate(database_url, Path(service.__file__).parent / "migrations", "alembic_version_quality", engine)
+    with db.unit_of_work(db.session_factory(engine)) as unit:
+        yield unit
+    engine.dispose()
+
+
+def catalog_of(*dataset_ids: str, department: str = "health-commission") -> QualityCatalog:
+    catalog = QualityCatalog()
+    records = catalog_records(
+        contracts=[contract_state(d) for d in dataset_ids],
+        datasets=[dataset_event_state(d, department_id=department) for d in dataset_ids],
+    )
+    for offset, record in enumerate(records):
+        catalog.apply(Message(record.topic, 0, offset, record.key, record.value, record.headers, 0))
+    return catalog
+
+
+def scored(dataset_id: str, at: datetime, overall: float, records: int = 100, **extra: object) -> WindowScore:
+    scores: dict[str, float | None] = {
+        "validity": overall,
+        "completeness": overall,
+        "uniqueness": overall,
+        "conformity": overall,
+        "timeliness": overall,
+    }
+    return WindowScore(
+        dataset_id=dataset_id,
+        contract_version="1.0.0",
+        opened_at=at - timedelta(minutes=1),
+        closed_at=at,
+        records=records,
+        accepted=records,
+        rejected=0,
+        scores=scores,
+        overall=overall,
+        freshness_s=1.0,
+        frequency_s=900,
+        latency_s=300,
+        last_event_at=at,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_history_returns_every_window_or_record_weighted_buckets(session: Session) -> None:
+    settings = QualitySettings()
+    box = Outbox(outbox)
+    catalog = catalog_of("health.history")
+    for minute in range(100):
+        # Every other window is twice the size and 10 points worse.
+        big = minute % 2 == 1
+        service.store_window(
+            session,
+            box,
+            scored(
+                "health.history",
+                START + timedelta(minutes=minute),
+                80.0 if big else 90.0,
+                200 if big else 100,
+            ),
+            settings,
+        )
+    session.flush()
+    end = START + timedelta(minutes=100)
+    every = service.quality_history(session, catalog, "health.history", START, end, max_points=500)
+    assert not every["downsampled"] and len(every["points"]) == 100
+    buckets = service.quality_history(session, catalog, "health.history", START, end, max_points=10)
+    assert buckets["downsampled"] and len(buckets["points"]) == 10
+    first = buckets["points"][0]
+    assert first["windows"] == 10 and first["records"] == 1500
+    assert first["scores"]["overall"] == pytest.approx((5 * 100 * 90 + 5 * 200 * 80) / 1500, abs=1e-3)
+    assert first["min_overall"] == 80.0
+    with pytest.raises(InvalidTimeRange):
+        service.quality_history(session, catalog, "health.history", end, START, max_points=10)
+    with pytest.raises(DatasetNotFound):
+        service.quality_history(session, catalog, "health.nothing", START, end, max_points=10)
+
+
+def test_scores_are_announced_only_when_they_move_beyond_the_threshold(session: Session) -> None:
+    settings = QualitySettings(score_change_threshold=5.0)
+    box = Outbox(outbox)
+    for minute, overall in enumerate([90.0, 88.0, 84.0, 86.0, 99.0]):
+        service.store_window(
+            session, box, scored("health.announced", START + timedelta(minutes=minute), overall), settings
+        )
+    session.flush()
+    rows = session.execute(outbox.select().order_by(outbox.c.id)).all()
+    assert len(rows) == 3  # 90 (first), 84 (-6), 99 (+15)
+    assert {row.topic for row in rows} == {"platform.quality"} and {row.key for row in rows} == {
+        b"health.announced"
+    }
+
+
+def test_a_late_window_opens_a_latency_breach_and_a_timely_one_resolves_it(session: Session) -> None:
+    settings = QualitySettings()
+    box = Outbox(outbox)
+    catalog = catalog_of("health.latency")
+    late = scored(
+        "health.latency", START, 70.0, latency_breached=True, measured=100, late=30, lateness_p95_s=5000.0
+    )
+    service.store_window(session, box, late, settings)
+    state = service.dataset_state(session, "health.latency", START)
+    assert state.latency_breach_id is not None
+    body = service.latest_quality(session, catalog, settings, "health.latency", START + timedelta(minutes=1))
+    assert [b["kind"] for b in body["sla_breaches"]] == ["latency"]
+    service.store_window(
+        session, box, scored("health.latency", START + timedelta(minutes=1), 99.0, measured=100), settings
+    )
+    assert service.dataset_state(session, "health.latency", START).latency_breach_id is None
+
+
+def test_rankings_put_the_worst_and_the_unscored_first(session: Session) -> None:
+    settings = QualitySettings()
+    box = Outbox(outbox)
+    catalog = catalog_of("health.good", "health.bad", "health.silent")
+    service.store_window(session, box, scored("health.good", START, 99.0), settings)
+    service.store_window(session, box, scored("health.bad", START, 60.0), settings)
+    session.flush()
+    ranked = service.rankings(session, catalog, by="dataset")
+    assert [entry["dataset_id"] for entry in ranked] == ["health.silent", "health.bad", "health.good"]
+    assert ranked[0]["overall"] is None  # never scored: not a silent 100
+    [department] = service.rankings(session, catalog, by="department")
+    assert department["overall"] == pytest.approx(79.5) and department["worst_dataset"] == "health.bad"
+    assert session.query(QualityWindow).count() == 2

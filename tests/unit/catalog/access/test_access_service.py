@@ -1,0 +1,486 @@
+"""The rules of authorized operation, on the service functions (SQLite, a recording audit trail)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.catalog import exceptions as catalog_exceptions
+from services.catalog import service as catalog_service
+from services.catalog.access import exceptions
+from services.catalog.access import service as access
+from services.catalog.access.models import AccessRequest, Grant
+from services.catalog.access.schemas import (
+    AccessRequestApproval,
+    AccessRequestCreate,
+    GrantStatus,
+    GrantUpdate,
+    ScenarioCreate,
+    ScenarioUpdate,
+)
+from services.catalog.access.settings import AccessSettings
+from services.catalog.models import outbox
+from services.catalog.schemas import DatasetUpdate, PrincipalCreate
+from services.common import catalog_events, db
+from services.common.auth import Principal, PrincipalKind
+from services.common.outbox import Outbox
+from services.common.policy import GrantTerms, compile_policy, scenario_hash_key
+from tests.factories import (
+    EXAMPLES,
+    OUTPATIENT_FIELDS,
+    access_request_create,
+    scenario_create,
+)
+
+MIGRATIONS = Path(__file__).resolve().parents[4] / "services" / "catalog" / "migrations"
+START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+ADMIN = Principal("admin", PrincipalKind.admin, "Admin")
+OPERATOR = Principal("ops", PrincipalKind.operator, "Operator")
+MARKET_APPROVER = Principal("market-approver", PrincipalKind.approver, "M", "market-supervision")
+HEALTH_APPROVER = Principal("health-approver", PrincipalKind.approver, "H", "health-commission")
+DISTRICT_APPROVER = Principal("putuo-approver", PrincipalKind.approver, "P", "putuo-district")
+MARKET_PUBLISHER = Principal("market-publisher", PrincipalKind.department, "MP", "market-supervision")
+VISIT = Principal("one-stop-visit", PrincipalKind.scenario, "One-stop visit")
+COMMUNITY = Principal("ai-community", PrincipalKind.scenario, "AI + community")
+
+
+@dataclass
+class RecordingAudit:
+    """The audit trail's interface, remembering what it was told."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def attempting(self, action: str, resource_type: str, resource_id: str, **scope: Any) -> None:
+        self.attempts.append({"action": action, "resource_id": resource_id, **scope})
+
+    def record(self, session: Session, *, action: str, **entry: Any) -> None:
+        self.entries.append({"action": action, **entry})
+
+    def actions(self) -> list[str]:
+        return [entry["action"] for entry in self.entries]
+
+
+@dataclass
+class Clock:
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    session: Session
+    ctx: access.Collaborators
+    audit: RecordingAudit
+    clock: Clock
+
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        """The states announced of ``event_type`` so far (in the outbox, in order)."""
+        rows = self.session.execute(sa.select(outbox).order_by(outbox.c.id)).all()
+        found = []
+        for row in rows:
+            headers = dict(_decode_headers(row.headers))
+            if headers.get("ce_type") == event_type.encode():
+                found.append(json.loads(row.value))
+        return found
+
+    def request(self, actor: Principal = VISIT, **overrides: Any) -> Any:
+        return access.create_access_request(
+            self.ctx, actor, AccessRequestCreate.model_validate(access_request_create(**overrides))
+        )
+
+    def approve(self, request_id: str, actor: Principal = MARKET_APPROVER, **terms: Any) -> Grant:
+        read = access.approve_access_request(
+            self.ctx, actor, request_id, AccessRequestApproval.model_validate({"reason": "fits", **terms})
+        )
+        grant = self.session.get(Grant, read.grant_id)
+        assert grant is not None
+        return grant
+
+
+def _decode_headers(text: str) -> list[tuple[str, bytes]]:
+    return [(name, base64.b64decode(value)) for name, value in json.loads(text)]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    engine = db.create_db_engine(url)
+    db.migrate(url, MIGRATIONS, "alembic_version_catalog", engine)
+    session = db.session_factory(engine)()
+    events = catalog_service.CatalogEvents(Outbox(outbox))
+    catalog_service.load_examples(session, events, EXAMPLES)
+    for principal in (MARKET_APPROVER, HEALTH_APPROVER, DISTRICT_APPROVER):
+        catalog_service.create_principal(
+            session,
+            events,
+            PrincipalCreate(
+                id=principal.id, kind="approver", name=principal.name, department_id=principal.department_id
+            ),
+        )
+    audit, clock = RecordingAudit(), Clock()
+    ctx = access.Collaborators(session, events, audit, AccessSettings(), clock)
+    for scenario in (VISIT, COMMUNITY):
+        access.create_scenario(ctx, ScenarioCreate.model_validate(scenario_create(scenario.id)))
+    audit.entries.clear()
+    try:
+        yield World(session, ctx, audit, clock)
+    finally:
+        session.close()
+        engine.dispose()
+
+
+# --- classification decides the default ----------------------------------------------------
+
+
+def test_a_conditional_dataset_waits_for_its_department_and_masks_sensitive_fields(world: World) -> None:
+    request = world.request()
+    assert request.status == "pending" and request.grant_id is None
+    assert request.contract_version == "1.1.0"
+    grant = world.approve(request.id, fields=["inspection_id", "result", "inspector_phone"])
+    assert grant.fields == ["inspection_id", "result", "inspector_phone"]
+    assert grant.masking == {"inspector_phone": {"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}}
+    assert grant.version == 1 and grant.status == "active"
+    assert grant.expires_at.replace(tzinfo=UTC) == START + timedelta(days=90)
+    decided = access.get_access_request(world.session, VISIT, request.id)
+    assert (decided.status, decided.decided_by, decided.grant_id) == (
+        "approved",
+        MARKET_APPROVER.id,
+        grant.id,
+    )
+    assert world.audit.actions() == ["access_request.create", "access_request.approve", "grant.create"]
+    assert world.audit.entries[-1]["purpose"] == request.purpose
+    [announced] = world.events(catalog_events.GRANT)
+    assert announced == access.grant_state(grant)
+    assert announced["masking"]["inspector_phone"]["kind"] == "partial"
+
+
+def test_an_open_dataset_is_granted_at_once_with_sensitive_fields_still_masked(world: World) -> None:
+    catalog_service.update_dataset(
+        world.session, world.ctx.events, "community.service-requests", DatasetUpdate(classification="open")
+    )
+    fields = ["request_id", "category", "street", "resident_phone"]
+    request = world.request(COMMUNITY, dataset_id="community.service-requests", fields=fields)
+    assert request.status == "approved" and request.decided_by == access.AUTO_APPROVER
+    grant = access.get_grant(world.session, COMMUNITY, request.grant_id or "", world.clock())
+    assert grant.fields == fields
+    assert grant.masking == {"resident_phone": {"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}}
+    assert "grant.create" in world.audit.actions()
+
+
+def test_a_restricted_dataset_never_unmasks_and_hashes_by_default(world: World) -> None:
+    request = world.request(dataset_id="health.outpatient-visits", fields=OUTPATIENT_FIELDS)
+    assert request.status == "pending"
+    with pytest.raises(exceptions.UnmaskingNotAllowed) as refused:
+        world.approve(request.id, HEALTH_APPROVER, unmask={"patient_id": "needed to call patients"})
+    assert refused.value.errors and refused.value.errors[0].path == "/body/unmask/patient_id"
+    assert access.get_access_request(world.session, VISIT, request.id).status == "pending"
+    weaker = {"kind": "partial", "keepPrefix": 60, "keepSuffix": 4}
+    with pytest.raises(exceptions.UnmaskingNotAllowed) as weak:
+        world.approve(request.id, HEALTH_APPROVER, masking={"patient_id": weaker})
+    assert (weak.value.errors or [])[0].path == "/body/masking/patient_id"
+    grant = world.approve(request.id, HEALTH_APPROVER, masking={"patient_id": "redact"})
+    assert grant.masking == {"patient_id": {"kind": "redact"}}
+    with pytest.raises(exceptions.UnmaskingNotAllowed):
+        access.update_grant(
+            world.ctx,
+            HEALTH_APPROVER,
+            grant.id,
+            GrantUpdate(reason="again", unmask={"patient_id": "please"}),
+        )
+
+
+def test_unmasking_on_a_conditional_dataset_is_explicit_and_audited(world: World) -> None:
+    request = world.request()
+    grant = world.approve(request.id, unmask={"inspector_phone": "residents call the inspector back"})
+    assert grant.masking == {}
+    assert grant.unmasked["inspector_phone"]["reason"] == "residents call the inspector back"
+    assert grant.unmasked["inspector_phone"]["by"] == MARKET_APPROVER.id
+    unmasking = [entry for entry in world.audit.entries if entry["action"] == "grant.unmask"]
+    assert unmasking and unmasking[0]["details"]["field"] == "inspector_phone"
+    assert unmasking[0]["details"]["reason"] == "residents call the inspector back"
+    # masking it again is a change of terms: the field leaves the un-masked list
+    updated = access.update_grant(
+        world.ctx,
+        MARKET_APPROVER,
+        grant.id,
+        GrantUpdate(reason="complaint", masking={"inspector_phone": "hash"}),
+    )
+    assert updated.masking == {"inspector_phone": {"kind": "hash"}} and updated.unmasked == {}
+    assert updated.version == 2
+
+
+# --- bad input: precise, nothing written -----------------------------------------------------
+
+
+def _counts(world: World) -> tuple[int, int, int]:
+    return (
+        world.session.scalar(sa.select(sa.func.count()).select_from(AccessRequest)) or 0,
+        world.session.scalar(sa.select(sa.func.count()).select_from(Grant)) or 0,
+        world.session.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0,
+    )
+
+
+def test_unknown_fields_and_datasets_and_long_durations_are_refused_before_anything_is_written(
+    world: World,
+) -> None:
+    before = _counts(world)
+    with pytest.raises(exceptions.UnknownFields) as unknown:
+        world.request(fields=["inspection_id", "owner_home_address", "result", "salary"])
+    assert [error.path for error in unknown.value.errors or []] == ["/body/fields/1", "/body/fields/3"]
+    with pytest.raises(catalog_exceptions.DatasetNotFound):
+        world.request(dataset_id="market.nothing")
+    with pytest.raises(exceptions.DurationTooLong) as too_long:
+        world.request(duration_days=366)
+    assert (too_long.value.errors or [])[0].path == "/body/duration_days"
+    shorter = replace(world.ctx, settings=AccessSettings(max_duration_days=30))
+    with pytest.raises(exceptions.DurationTooLong):
+        access.create_access_request(
+            shorter, VISIT, AccessRequestCreate.model_validate(access_request_create(duration_days=31))
+        )
+    assert _counts(world) == before
+    assert world.audit.entries == []
+    assert [attempt["action"] for attempt in world.audit.attempts] == ["access_request.create"] * 4
+
+
+def test_a_row_filter_must_parse_and_name_fields_of_the_contract(world: World) -> None:
+    request = world.request()
+    with pytest.raises(exceptions.InvalidRowFilter) as broken:
+        world.approve(request.id, row_filter='district in ["Putuo", ')
+    assert broken.value.errors and broken.value.errors[0].path == "/body/row_filter"
+    assert isinstance(broken.value.extensions["position"], int)
+    with pytest.raises(exceptions.InvalidRowFilter) as unknown:
+        world.approve(request.id, row_filter='postcode == "200000"')
+    assert unknown.value.extensions["position"] == 0
+    grant = world.approve(request.id, row_filter='district in ["Putuo", "Baoshan"]')
+    assert grant.row_filter == 'district in ["Putuo", "Baoshan"]'
+
+
+def test_an_approval_only_narrows_what_was_asked(world: World) -> None:
+    request = world.request(fields=["inspection_id", "result"], quota_records_per_day=1000)
+    with pytest.raises(exceptions.FieldsNotRequested) as wider:
+        world.approve(request.id, fields=["inspection_id", "result", "district"])
+    assert (wider.value.errors or [])[0].path == "/body/fields/2"
+    with pytest.raises(exceptions.DurationTooLong):
+        world.approve(request.id, duration_days=91)
+    with pytest.raises(exceptions.InvalidTerms):
+        world.approve(request.id, quota_records_per_day=5000)
+    with pytest.raises(exceptions.InvalidMask):
+        world.approve(request.id, masking={"district": "hash"})  # not granted
+    with pytest.raises(exceptions.InvalidMask):
+        world.approve(request.id, masking={"result": {"kind": "scramble"}})
+    grant = world.approve(request.id, duration_days=30, quota_records_per_day=500, masking={"result": "hash"})
+    assert grant.quota_records_per_day == 500
+    assert grant.masking == {"result": {"kind": "hash"}}
+    assert grant.expires_at.replace(tzinfo=UTC) == START + timedelta(days=30)
+
+
+def test_only_the_owning_departments_approver_or_an_admin_decides(world: World) -> None:
+    request = world.request()
+    for outsider in (HEALTH_APPROVER, DISTRICT_APPROVER, MARKET_PUBLISHER, VISIT, OPERATOR):
+        with pytest.raises((exceptions.NotTheOwningDepartment, exceptions.NotYourScenario)):
+            world.approve(request.id, outsider)
+    assert world.audit.attempts[-1]["department_id"] == "market-supervision"
+    assert access.get_access_request(world.session, ADMIN, request.id).status == "pending"
+    world.approve(request.id, ADMIN)
+
+
+def test_a_decided_request_cannot_be_decided_again(world: World) -> None:
+    request = world.request()
+    access.reject_access_request(world.ctx, MARKET_APPROVER, request.id, "not needed for that purpose")
+    with pytest.raises(exceptions.AlreadyDecided):
+        world.approve(request.id)
+    with pytest.raises(exceptions.AlreadyDecided):
+        access.withdraw_access_request(world.ctx, VISIT, request.id, None)
+    other = world.request()
+    with pytest.raises(exceptions.NotYourScenario):
+        access.withdraw_access_request(world.ctx, COMMUNITY, other.id, None)
+    withdrawn = access.withdraw_access_request(world.ctx, VISIT, other.id, "found another source")
+    assert withdrawn.status == "withdrawn"
+    with pytest.raises(exceptions.AlreadyDecided):
+        world.approve(other.id)
+    states = [state["status"] for state in world.events(catalog_events.ACCESS_REQUEST)]
+    assert states == ["pending", "rejected", "pending", "withdrawn"]
+
+
+# --- who sees what -------------------------------------------------------------------------
+
+
+def test_a_scenario_sees_only_its_own_requests_and_grants(world: World) -> None:
+    mine = world.approve(world.request().id)
+    theirs = world.approve(world.request(COMMUNITY).id)
+    with pytest.raises(exceptions.NotYourScenario):
+        access.get_grant(world.session, VISIT, theirs.id, world.clock())
+    with pytest.raises(exceptions.NotYourScenario):
+        access.get_access_request(world.session, VISIT, theirs.request_id)
+    with pytest.raises(exceptions.NotYourScenario):
+        access.list_grants(world.session, VISIT, access.GrantFilter(scenario_id=COMMUNITY.id), world.clock())
+    filters = access.GrantFilter()
+    assert [g.id for g in access.list_grants(world.session, VISIT, filters, world.clock())[0]] == [mine.id]
+    assert len(access.list_grants(world.session, MARKET_APPROVER, filters, world.clock())[0]) == 2
+    assert access.list_grants(world.session, HEALTH_APPROVER, filters, world.clock())[0] == []
+    assert len(access.list_grants(world.session, OPERATOR, filters, world.clock())[0]) == 2
+    assert len(access.list_grants(world.session, MARKET_PUBLISHER, filters, world.clock())[0]) == 2
+    with pytest.raises(exceptions.NotTheOwningDepartment):
+        access.get_grant(world.session, HEALTH_APPROVER, mine.id, world.clock())
+    page, cursor = access.list_access_requests(world.session, ADMIN, access.AccessRequestFilter(), limit=1)
+    assert len(page) == 1 and cursor is not None
+    rest, end = access.list_access_requests(
+        world.session, ADMIN, access.AccessRequestFilter(), limit=1, cursor=cursor
+    )
+    assert len(rest) == 1 and rest[0].id != page[0].id and end is None
+    with pytest.raises(catalog_exceptions.InvalidCursor):
+        access.list_access_requests(world.session, ADMIN, access.AccessRequestFilter(), cursor="gr-x")
+
+
+# --- a grant's life ---------------------------------------------------------------------------
+
+
+def test_every_change_of_a_grant_increments_its_version_and_is_announced(world: World) -> None:
+    grant = world.approve(world.request().id)
+    update = GrantUpdate(reason="narrow", fields=["inspection_id", "result"], row_filter='result == "pass"')
+    updated = access.update_grant(world.ctx, MARKET_APPROVER, grant.id, update)
+    assert (updated.version, updated.fields, updated.masking) == (2, ["inspection_id", "result"], {})
+    same = access.update_grant(world.ctx, MARKET_APPROVER, grant.id, update)
+    assert same.version == 2  # nothing changed, nothing announced
+    assert access.suspend_grant(world.ctx, MARKET_APPROVER, grant.id, "quota abuse").status == "suspended"
+    with pytest.raises(exceptions.GrantStateConflict):
+        access.suspend_grant(world.ctx, MARKET_APPROVER, grant.id, "again")
+    assert access.resume_grant(world.ctx, ADMIN, grant.id, "cleared").status == "active"
+    revoked = access.revoke_grant(world.ctx, MARKET_APPROVER, grant.id, "scenario closed")
+    assert (revoked.status, revoked.version, revoked.status_reason) == ("revoked", 5, "scenario closed")
+    for change in (
+        lambda: access.resume_grant(world.ctx, ADMIN, grant.id, "no"),
+        lambda: access.revoke_grant(world.ctx, ADMIN, grant.id, "no"),
+        lambda: access.update_grant(world.ctx, ADMIN, grant.id, GrantUpdate(reason="no", row_filter=None)),
+    ):
+        with pytest.raises(exceptions.GrantRevoked):
+            change()
+    with pytest.raises(exceptions.NotTheOwningDepartment):
+        access.suspend_grant(world.ctx, HEALTH_APPROVER, grant.id, "not mine")
+    announced = [(state["version"], state["status"]) for state in world.events(catalog_events.GRANT)]
+    assert announced == [(1, "active"), (2, "active"), (3, "suspended"), (4, "active"), (5, "revoked")]
+    assert world.audit.actions().count("grant.update") == 2
+
+
+def test_expiry_is_read_from_the_clock_and_ends_every_change_but_revocation(world: World) -> None:
+    grant = world.approve(world.request(duration_days=10).id)
+    filters = access.GrantFilter(status=GrantStatus.expired)
+    assert access.list_grants(world.session, ADMIN, filters, world.clock())[0] == []
+    world.clock.now = START + timedelta(days=10)
+    assert access.get_grant(world.session, VISIT, grant.id, world.clock()).status == "expired"
+    assert [g.id for g in access.list_grants(world.session, ADMIN, filters, world.clock())[0]] == [grant.id]
+    active = access.GrantFilter(status=GrantStatus.active)
+    assert access.list_grants(world.session, ADMIN, active, world.clock())[0] == []
+    assert world.session.get(Grant, grant.id).status == "active"  # type: ignore[union-attr]  # never stored
+    with pytest.raises(exceptions.GrantExpired):
+        access.resume_grant(world.ctx, ADMIN, grant.id, "x")
+    with pytest.raises(exceptions.GrantExpired):
+        access.update_grant(world.ctx, ADMIN, grant.id, GrantUpdate(reason="x", fields=["inspection_id"]))
+    assert access.revoke_grant(world.ctx, ADMIN, grant.id, "tidy").status == "revoked"
+
+
+def test_an_expiry_may_be_shortened_or_extended_up_to_the_requested_duration(world: World) -> None:
+    grant = world.approve(world.request(duration_days=90).id, duration_days=30)
+    latest = START + timedelta(days=90)
+    extended = access.update_grant(
+        world.ctx, MARKET_APPROVER, grant.id, GrantUpdate(reason="pilot extended", expires_at=latest)
+    )
+    assert extended.expires_at == latest
+    with pytest.raises(exceptions.DurationTooLong):
+        access.update_grant(
+            world.ctx,
+            MARKET_APPROVER,
+            grant.id,
+            GrantUpdate(reason="more", expires_at=latest + timedelta(seconds=1)),
+        )
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+def test_a_scenario_is_a_principal_whose_keys_stop_when_it_is_suspended(world: World) -> None:
+    principal = catalog_service.get_principal(world.session, VISIT.id)
+    assert (principal.kind, principal.status) == ("scenario", "active")
+    issued = access.issue_scenario_key(world.ctx, VISIT, VISIT.id, "laptop")
+    assert issued.principal_id == VISIT.id and issued.key.startswith("cbk_")
+    with pytest.raises(exceptions.NotYourScenario):
+        access.issue_scenario_key(world.ctx, COMMUNITY, VISIT.id, "stolen")
+    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="suspended"))
+    assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
+    with pytest.raises(exceptions.ScenarioNotActive):
+        world.request()
+    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="active", contact="new@x.cn"))
+    assert catalog_service.get_principal(world.session, VISIT.id).status == "active"
+    states = world.events(catalog_events.SCENARIO)
+    assert [state["status"] for state in states if state["id"] == VISIT.id] == [
+        "active",
+        "suspended",
+        "active",
+    ]
+
+
+def test_contract_masks_translate_to_the_policy_modules_values() -> None:
+    rule: Mapping[str, Any] = {"kind": "partial", "keep_prefix": 3, "keep_suffix": 4, "precision": None}
+    assert access.contract_mask(rule) == {"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}
+    assert access.contract_mask({"kind": "hash", "keep_prefix": None}) == {"kind": "hash"}
+    schema = {
+        "properties": {
+            "a": {"type": "object", "properties": {"b": {"type": "string"}}},
+            "c": {"type": "array", "items": {"type": "object", "properties": {"d": {}}}},
+        }
+    }
+    assert sorted(access.field_paths(schema)) == ["a", "a.b", "c", "c[].d"]
+
+
+def test_the_grant_event_is_what_the_policy_enforces(world: World) -> None:
+    request = world.request(fields=["inspection_id", "district", "result", "inspector_phone"])
+    grant = world.approve(request.id, row_filter='district == "Putuo"')
+    [announced] = world.events(catalog_events.GRANT)
+    policy = compile_policy(GrantTerms.from_event(announced), hash_key=scenario_hash_key(b"s", VISIT.id))
+    record = {
+        "inspection_id": "INS-1",
+        "licence_number": "91310000MA1FL0000X",
+        "district": "Putuo",
+        "result": "pass",
+        "inspected_at": "2026-11-24T08:00:00+08:00",
+        "inspector_phone": "13812345678",
+    }
+    assert policy.apply(record) == {
+        "inspection_id": "INS-1",
+        "district": "Putuo",
+        "result": "pass",
+        "inspector_phone": "138****5678",
+    }
+    assert policy.apply({**record, "district": "Baoshan"}) is None
+    assert grant.fields == list(policy.terms.fields)
+
+
+def test_a_request_names_top_level_fields_of_the_contract(world: World) -> None:
+    with pytest.raises(exceptions.UnknownFields):
+        world.request(fields=["inspection_id", "inspection_id.part"])
+
+
+def test_retiring_a_scenario_revokes_its_grants_and_withdraws_its_pending_requests(world: World) -> None:
+    grant = world.approve(world.request().id)
+    pending = world.request()
+    theirs = world.approve(world.request(COMMUNITY).id)
+    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="retired"))
+    assert access.get_grant(world.session, ADMIN, grant.id, world.clock()).status == "revoked"
+    assert access.get_access_request(world.session, ADMIN, pending.id).status == "withdrawn"
+    assert access.get_grant(world.session, ADMIN, theirs.id, world.clock()).status == "active"
+    assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
+    revoked = [state for state in world.events(catalog_events.GRANT) if state["id"] == grant.id]
+    assert (revoked[-1]["status"], revoked[-1]["version"]) == ("revoked", 2)

@@ -1,0 +1,28 @@
+"""The Kafka bus places keyed records where kafka-python's default partitioner would."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kafka.partitioner.default import murmur2 as kafka_murmur2
+
+from services.common.bus.kafka import murmur2
+
+
+@given(st.binary(max_size=200))
+def test_murmur2_is_kafkas(key: bytes) -> None:
+    assert murmur2(key) == kafka_murmur2(key)
+
+
+@pytest.mark.parametrize(
+    ("key", "partition"),
+    [(b"", 681), (b"a", 524), (b"ab", 434), (b"abc", 107), (b"123456789", 566), (b"\x00 ", 742)],
+)
+def test_murmur2_places_keys_as_the_java_client_does(key: bytes, partition: int) -> None:
+    # Partitions the Java client's default partitioner gives these keys on 1,000 partitions.
+    assert (murmur2(key) & 0x7FFFFFFF) % 1000 == partition
+
+
+def test_murmur2_is_the_java_clients_signed_value() -> None:
+    assert murmur2(b"21") - (1 << 32) == -973932308  # Utils.murmur2("21".getBytes()) in Kafka's tests
