@@ -20,8 +20,8 @@ def feeds(platform: IngestPlatform) -> Iterator[FeedsPlatform]:
 
 
 class CrashBeforeAck(httpx.HTTPTransport):
-    """Feeds "crashes" when the first acknowledgement is on its way: the ack is lost and the
-    process's readers are gone (as after a restart)."""
+    """Feeds "crashes" when the first acknowledgement of delivered records is on its way: the ack
+    is lost and the process's readers are gone (as after a restart)."""
 
     def __init__(self, feeds: FeedsPlatform, subscription_id: str) -> None:
         super().__init__()
@@ -31,7 +31,7 @@ class CrashBeforeAck(httpx.HTTPTransport):
         self.delivered: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/ack") and not self.crashed:
+        if request.url.path.endswith("/ack") and self.delivered and not self.crashed:
             self.crashed = True
             self.feeds.runtime.state["pool"].discard(self.subscription_id)
             raise httpx.ConnectError("connection reset", request=request)
