@@ -46,7 +46,8 @@ class FeedsMetrics:
         )
         self.webhook_failures = Counter(
             "citybase_feeds_webhook_failures",
-            "Webhook deliveries that failed (an error status, a timeout, a refused connection).",
+            "Webhook deliveries that failed (an error status, a timeout, a refused connection), by dataset.",
+            ["dataset"],
             registry=registry,
         )
         self.lag = Gauge(

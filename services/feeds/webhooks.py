@@ -183,7 +183,7 @@ class WebhookPusher:
             state.failures = 0
             state.next_attempt = 0.0
         else:
-            self.feeds.metrics.webhook_failures.inc()
+            self.feeds.metrics.webhook_failures.labels(subscription.dataset_id).inc()
             state.reader.rewind()
             state.failures += 1
             delay = min(
