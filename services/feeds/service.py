@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common import db
+from services.common import db, usage_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Bus, BusError, Message, TopicSpec, UnknownTopic
 from services.common.envelope import CloudEvent, encode_json, format_time
@@ -77,9 +77,9 @@ from services.feeds.settings import FeedsSettings
 
 log = logging.getLogger(__name__)
 
-USAGE_TOPIC = "platform.usage"
-USAGE_TYPE = "city.citybase.feeds.usage.v1"
-REPLAY_TYPE = "city.citybase.feeds.replay.v1"
+USAGE_TOPIC = usage_events.TOPIC
+USAGE_TYPE = usage_events.USAGE
+REPLAY_TYPE = usage_events.REPLAY
 SOURCE = "/feeds"
 
 Clock = Callable[[], datetime]
