@@ -98,6 +98,52 @@ def bus_arrival_record(**overrides: Any) -> dict[str, Any]:
     return record
 
 
+# --- feeds: grant events as the catalog publishes them -----------------------------------------
+
+
+def feeds_grant_state(scenario_id: str, dataset_id: str, **overrides: Any) -> dict[str, Any]:
+    """The payload of a ``city.citybase.catalog.grant.v1`` event: the whole current state of a grant.
+
+    Valid from an hour ago for a day, every bus-arrivals field, no masking, no filter, no quota.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    state: dict[str, Any] = {
+        "id": "gr-" + uuid.uuid4().hex[:22],
+        "version": 1,
+        "scenario_id": scenario_id,
+        "dataset_id": dataset_id,
+        "request_id": "ar-" + uuid.uuid4().hex[:22],
+        "status": "active",
+        "fields": ["arrival_id", "stop_id", "route_id", "vehicle_id", "arrived_at", "delay_s", "occupancy"],
+        "masking": {},
+        "row_filter": None,
+        "valid_from": (now - timedelta(hours=1)).isoformat(),
+        "expires_at": (now + timedelta(days=1)).isoformat(),
+        "quota": None,
+        "purpose": "one-stop hospital visit: arrival times near hospitals",
+        "purpose_category": "public_service",
+        "updated_at": now.isoformat(),
+    }
+    state.update(overrides)
+    return state
+
+
+def next_grant_version(state: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The grant's next version with ``changes`` (the catalog bumps ``version`` on every change)."""
+    from datetime import UTC, datetime
+
+    return {**state, **changes, "version": state["version"] + 1, "updated_at": datetime.now(UTC).isoformat()}
+
+
+def grant_record(state: dict[str, Any]) -> Any:
+    """The record on ``platform.catalog`` announcing ``state``, keyed ``grant:<id>``."""
+    from services.common import catalog_events
+
+    return catalog_events.catalog_record(catalog_events.GRANT, state["id"], state)
+
+
 # --- quality ------------------------------------------------------------------------------------
 # Quality is tested on its own: these build what the catalog, ingest and feeds would put on the
 # bus (catalog events, ds./dlq. records, usage events), from the example contracts and the demo

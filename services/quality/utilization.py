@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.common import usage_events
 from services.common.bus import Admin
 from services.common.envelope import CloudEvent, parse_time
 from services.quality import scoring
@@ -34,8 +35,8 @@ from services.quality.windows import records_topic
 
 log = logging.getLogger(__name__)
 
-USAGE_TOPIC = "platform.usage"
-USAGE_EVENT = "city.citybase.feeds.usage.v1"
+USAGE_TOPIC = usage_events.TOPIC
+USAGE_EVENT = usage_events.USAGE
 DAY = timedelta(days=1)
 
 

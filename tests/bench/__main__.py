@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.bench import bus, catalog, ingest, policy, quality
+from tests.bench import bus, catalog, feeds, ingest, policy, quality
 from tests.bench.report import Figure, write_report
 from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
 
@@ -21,6 +21,7 @@ def main() -> int:
         ("catalog/dcat-export", catalog.dcat_export),
         ("ingest", ingest.run_all),
         ("policy", policy.run),
+        ("feeds", feeds.run_all),
         ("quality", quality.run_all),
     ]
     for name, run in benchmarks:

@@ -16,7 +16,7 @@ from citybase.cli import app as cli
 from services.catalog.audit import service as audit
 from services.catalog.audit.deliveries import USAGE_TOPIC
 from services.catalog.audit.models import AuditEntry
-from services.common import catalog_events, db
+from services.common import catalog_events, db, usage_events
 from services.common.envelope import CloudEvent, encode_json
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
@@ -309,4 +309,21 @@ def test_every_delivered_batch_is_audited_once(catalog: CatalogHarness) -> None:
     assert entry["department_id"] == "transit"  # the owner sees deliveries of its datasets
     assert entry["resource_id"] == "sub-1"
     assert {e["dataset_id"] for e in _entries(catalog, key)} >= {"transport.delivered"}
+
+    replay_data = {
+        "subscription_id": "sub-1",
+        "scenario_id": "one-stop",
+        "dataset_id": "transport.delivered",
+        "principal_id": "one-stop",
+        "target": {"timestamp": "2026-11-24T08:00:00+00:00"},
+        "positions": {"0": 12},
+        "epoch": 2,
+        "replayed_at": "2026-11-24T10:05:00+00:00",
+    }
+    replay = CloudEvent(type=usage_events.REPLAY, source="/feeds", subject="sub-1", data=replay_data)
+    catalog.runtime.bus.producer().publish(
+        [replay.to_record(USAGE_TOPIC, b"one-stop", value=encode_json(replay_data))]
+    )
+    assert wait_until(lambda: len(_entries(catalog, action="feed.replay")) == 1, 10.0)
+    assert len(_entries(catalog, action="feed.deliver")) == 2  # a replay is no delivery
     assert _verify(catalog).ok

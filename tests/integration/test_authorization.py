@@ -173,6 +173,19 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             request_id=request_id,
             grant_id=str(granted["grant_id"]),
         )
+        # A subscription of the scenario's, once its grant has reached feeds. The table pauses it
+        # before the stream row, so that a stream answers at once (409) instead of streaming.
+        subscribe = lambda: platform.call(  # noqa: E731
+            "POST",
+            "/feeds/v1/subscriptions",
+            platform.keys["one-stop-visit"],
+            json={"dataset": "market.inspections"},
+        )
+        assert wait_until(lambda: subscribe().status_code == 201, 15.0), "the grant did not reach feeds"
+        subscriptions = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys["one-stop-visit"])[
+            "items"
+        ]
+        platform.context["subscription_id"] = str(subscriptions[0]["id"])
         yield platform
 
 
@@ -225,6 +238,11 @@ REQUESTS: dict[str, RequestKwargs] = {
     "POST /v1/grants/{grant_id}/suspend": lambda p: {"json": {"reason": "review"}},
     "POST /v1/grants/{grant_id}/resume": lambda p: {"json": {"reason": "reviewed"}},
     "POST /v1/grants/{grant_id}/revoke": lambda p: {"json": {"reason": "done"}},
+    "POST /v1/subscriptions": lambda p: {"json": {"dataset": "market.inspections"}},
+    "POST /v1/subscriptions/{subscription_id}/ack": lambda p: {"json": {"cursor": "not-a-cursor"}},
+    "POST /v1/subscriptions/{subscription_id}/replay": lambda p: {"json": {"to": "latest"}},
+    "POST /v1/subscriptions/{subscription_id}/pause": lambda p: {},
+    "POST /v1/subscriptions/{subscription_id}/resume": lambda p: {},
     "POST /v1/datasets/{dataset_id}/records": lambda p: {
         "json": [{"inspection_id": "I-1", "district": "Putuo", "result": "pass"}]
     },

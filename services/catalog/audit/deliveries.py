@@ -18,16 +18,35 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.catalog.audit.models import AuditEntry
 from services.catalog.audit.service import DENIED, SUCCESS, AuditEvent, append
 from services.catalog.models import Dataset
-from services.common import db
-from services.common.bus import Bus, TopicSpec
+from services.common import db, usage_events
+from services.common.bus import Bus
 from services.common.envelope import CloudEvent
 from services.common.worker import ConsumerWorker, EventBatchHandler, PoisonMessage
 
 log = logging.getLogger(__name__)
 
-USAGE_TOPIC = "platform.usage"
-USAGE_TOPIC_SPEC = TopicSpec(USAGE_TOPIC, partitions=3, retention_ms=30 * 24 * 3600 * 1000)
+USAGE_TOPIC = usage_events.TOPIC
+USAGE_TOPIC_SPEC = usage_events.TOPIC_SPEC
 GROUP = "catalog.audit-deliveries"
+
+
+def replay_event(event: CloudEvent) -> AuditEvent:
+    """The audit entry of a subscription's replay (reset to offsets or a time)."""
+    data = event.data
+    if not isinstance(data, dict) or not data.get("subscription_id") or not data.get("scenario_id"):
+        raise PoisonMessage("a replay event names its subscription and scenario", code="missing-fields")
+    actor = data.get("principal_id") or data["scenario_id"]
+    return AuditEvent(
+        action="feed.replay",
+        resource_type="subscription",
+        resource_id=str(data["subscription_id"]),
+        actor_id=str(actor),
+        actor_kind="scenario" if actor == data["scenario_id"] else None,
+        dataset_id=data.get("dataset_id"),
+        scenario_id=str(data["scenario_id"]),
+        details={key: data[key] for key in ("target", "positions", "epoch", "replayed_at") if key in data},
+        source_event_id=event.id,
+    )
 
 
 def delivery_event(event: CloudEvent) -> AuditEvent:
@@ -48,8 +67,7 @@ def delivery_event(event: CloudEvent) -> AuditEvent:
             "bytes",
             "mode",
             "offsets",
-            "first_offset",
-            "last_offset",
+            "partitions",
             "delivered_at",
             "reason",
         )
@@ -77,8 +95,12 @@ class DeliveryAudit(EventBatchHandler[AuditEvent]):
         super().__init__()
         self._sessions = sessions
 
-    def read(self, event: CloudEvent) -> AuditEvent:
-        return delivery_event(event)
+    def read(self, event: CloudEvent) -> AuditEvent | None:
+        if event.type == usage_events.USAGE:
+            return delivery_event(event)
+        if event.type == usage_events.REPLAY:
+            return replay_event(event)
+        return None  # a later kind of usage event: not for the audit trail (yet)
 
     def apply(self, items: list[AuditEvent]) -> None:
         with db.unit_of_work(self._sessions) as session:

@@ -1,0 +1,215 @@
+"""HTTP routes of feeds: read the request, call one :class:`~services.feeds.service.Feeds` method, answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from services.common.deps import SessionDep
+from services.common.problems import FieldError, InvalidRequest
+from services.feeds.deps import FeedsDep, ScenarioDep
+from services.feeds.schemas import (
+    AckRequest,
+    AckResult,
+    RecordBatch,
+    ReplayRequest,
+    ReplayResult,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionDetail,
+    SubscriptionPage,
+    WebhookDeliveryPage,
+)
+from services.feeds.service import Feeds, Stream
+
+router = APIRouter(prefix="/v1", tags=["subscriptions"])
+
+
+@router.post(
+    "/subscriptions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubscriptionCreated,
+    summary="Subscribe the calling scenario to a dataset it holds an active grant for",
+    responses={403: {"description": "No grant, or the grant does not allow delivery now (says why)"}},
+)
+def create_subscription(
+    payload: SubscriptionCreate, feeds: FeedsDep, scenario: ScenarioDep
+) -> SubscriptionCreated:
+    return feeds.create_subscription(scenario, payload)
+
+
+@router.get("/subscriptions", response_model=SubscriptionPage, summary="The calling scenario's subscriptions")
+def list_subscriptions(session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep) -> SubscriptionPage:
+    return SubscriptionPage(items=feeds.list_subscriptions(session, scenario))
+
+
+@router.get(
+    "/subscriptions/{subscription_id}",
+    response_model=SubscriptionDetail,
+    summary="A subscription with its grant, committed position and lag per partition",
+)
+def get_subscription(
+    subscription_id: str, session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep
+) -> SubscriptionDetail:
+    return feeds.get_subscription(session, scenario, subscription_id)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/pause", response_model=SubscriptionDetail, summary="Stop delivery"
+)
+def pause_subscription(
+    subscription_id: str, session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep
+) -> SubscriptionDetail:
+    return feeds.set_status(session, scenario, subscription_id, "paused")
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/resume",
+    response_model=SubscriptionDetail,
+    summary="Deliver again (a paused webhook is tried again at once)",
+)
+def resume_subscription(
+    subscription_id: str, session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep
+) -> SubscriptionDetail:
+    return feeds.set_status(session, scenario, subscription_id, "active")
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a subscription and its committed positions",
+)
+def delete_subscription(
+    subscription_id: str, session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep
+) -> Response:
+    feeds.delete_subscription(session, scenario, subscription_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise InvalidRequest(
+            f"{name} must be between {low:g} and {high:g}",
+            errors=[
+                FieldError(
+                    path=f"/query/{name}", rule="range", message=f"{value:g} is not in {low:g}..{high:g}"
+                )
+            ],
+        )
+
+
+@router.get(
+    "/subscriptions/{subscription_id}/records",
+    response_model=RecordBatch,
+    summary="Long-poll: the next records as the grant lets the scenario see them, and a cursor",
+    description=(
+        "Waits up to `wait` seconds for the first record. Records come again (same `id`) until "
+        "a cursor at or after them is acknowledged. 403 when the grant stops allowing delivery "
+        "(revoked, suspended, expired), 429 when its daily quota is used up."
+    ),
+)
+def read_records(
+    subscription_id: str,
+    feeds: FeedsDep,
+    scenario: ScenarioDep,
+    max: Annotated[int | None, Query(description="Most records in the batch")] = None,
+    wait: Annotated[float, Query(description="Seconds to wait for the first record")] = 0.0,
+) -> Response:
+    settings = feeds.settings
+    max_records = settings.default_batch if max is None else max
+    _check_range("max", max_records, 1, settings.max_batch)
+    _check_range("wait", wait, 0, settings.max_wait_s)
+    batch = feeds.poll(scenario, subscription_id, max_records=max_records, wait_s=wait)
+    return Response(batch.body(), media_type="application/json")
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/ack",
+    response_model=AckResult,
+    summary="Acknowledge every record delivered before the cursor",
+)
+def ack(subscription_id: str, payload: AckRequest, feeds: FeedsDep, scenario: ScenarioDep) -> AckResult:
+    return AckResult(committed=feeds.ack(scenario, subscription_id, payload.cursor))
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/replay",
+    response_model=ReplayResult,
+    summary="Move the subscription to offsets or a time within retention (recorded and announced)",
+)
+def replay(
+    subscription_id: str, payload: ReplayRequest, feeds: FeedsDep, scenario: ScenarioDep
+) -> ReplayResult:
+    positions, epoch = feeds.replay(scenario, subscription_id, payload.to)
+    return ReplayResult(subscription_id=subscription_id, positions=positions, replays=epoch)
+
+
+@router.get(
+    "/subscriptions/{subscription_id}/deliveries",
+    response_model=WebhookDeliveryPage,
+    summary="The webhook delivery log, newest first",
+)
+def deliveries(
+    subscription_id: str,
+    session: SessionDep,
+    feeds: FeedsDep,
+    scenario: ScenarioDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> WebhookDeliveryPage:
+    return WebhookDeliveryPage(items=feeds.deliveries(session, scenario, subscription_id, limit))
+
+
+async def _events(request: Request, feeds: Feeds, stream: Stream) -> AsyncIterator[bytes]:
+    try:
+        yield b"retry: 1000\n: connected\n\n"
+        while True:
+            # One event at a time, produced only once the previous one was written: a slow client
+            # slows its stream down (the server's flow control) instead of filling memory.
+            event = await anyio.to_thread.run_sync(stream.next_event)
+            if event.text:
+                yield event.text
+            if event.final:
+                return
+            if not event.text and await request.is_disconnected():
+                return  # the client left: release the partitions now, not at the next write
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(stream.close)
+            feeds.metrics.readers.labels("sse").dec()
+
+
+@router.get(
+    "/subscriptions/{subscription_id}/stream",
+    summary="Server-Sent Events: batches as `records` events, resumable with Last-Event-ID",
+    description=(
+        "Each `records` event carries a batch (the long-poll's JSON) and has the batch's cursor "
+        "as its id. The stream commits nothing itself: acknowledge with `POST .../ack` (the event "
+        "id is the cursor), or reconnect with `Last-Event-ID`, which acknowledges that batch and "
+        "reads on after it; anything else comes again on the next stream. When the grant is revoked, suspended or "
+        "expires (or the subscription is paused or replayed) the stream ends with an `end` event "
+        "whose data is the problem saying why."
+    ),
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    request: Request,
+    subscription_id: str,
+    feeds: FeedsDep,
+    scenario: ScenarioDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=8192)] = None,
+) -> StreamingResponse:
+    opened = await anyio.to_thread.run_sync(
+        lambda: feeds.open_stream(scenario, subscription_id, last_event_id)
+    )
+    feeds.metrics.readers.labels("sse").inc()
+    return StreamingResponse(
+        _events(request, feeds, opened),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

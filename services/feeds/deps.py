@@ -1,0 +1,39 @@
+"""FastAPI dependencies of feeds, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.common.auth import Principal, PrincipalKind, require
+from services.common.deps import RuntimeDep
+from services.common.readmodel import ReadModel
+from services.feeds.exceptions import CatalogNotReady
+from services.feeds.service import Feeds
+
+__all__ = ["FeedsDep", "ScenarioDep"]
+
+
+def get_feeds(runtime: RuntimeDep) -> Feeds:
+    feeds: Feeds = runtime.state["feeds"]
+    return feeds
+
+
+def catalog_ready(runtime: RuntimeDep) -> None:
+    """Until platform.catalog is replayed, keys and grants may look unknown: 503, not 401 or 403."""
+    read_model: ReadModel = runtime.state["read_model"]
+    if not read_model.caught_up:
+        raise CatalogNotReady("feeds is still reading platform.catalog; retry shortly", retry_after_s=1)
+
+
+CatalogReadyDep = Annotated[None, Depends(catalog_ready)]
+_scenario = require(PrincipalKind.scenario)
+
+
+def get_scenario(_ready: CatalogReadyDep, principal: Annotated[Principal, Depends(_scenario)]) -> Principal:
+    return principal
+
+
+FeedsDep = Annotated[Feeds, Depends(get_feeds)]
+ScenarioDep = Annotated[Principal, Depends(get_scenario)]

@@ -1,0 +1,71 @@
+"""Prometheus metrics of feeds, in the service's own registry.
+
+Labels stay bounded: ``dataset`` is only ever a dataset the catalog announced, ``mode`` is poll,
+sse or webhook, ``reason`` one of the refusal reasons (revoked, suspended, expired, pending,
+no_grant, quota, paused).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.metrics import LATENCY_BUCKETS, ServiceMetrics
+
+_BY_SERVICE: weakref.WeakKeyDictionary[ServiceMetrics, FeedsMetrics] = weakref.WeakKeyDictionary()
+
+
+class FeedsMetrics:
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        registry = metrics.registry
+        self.records = Counter(
+            "citybase_feeds_records_delivered",
+            "Records delivered (after the grant's row filter), by dataset and mode.",
+            ["dataset", "mode"],
+            registry=registry,
+        )
+        self.bytes = Counter(
+            "citybase_feeds_bytes_delivered",
+            "Bytes of delivered records (their JSON), by dataset and mode.",
+            ["dataset", "mode"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "citybase_feeds_delivery_latency_seconds",
+            "Time from a record's event time to its delivery, by mode.",
+            ["mode"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.denied = Counter(
+            "citybase_feeds_batches_denied",
+            "Batches refused, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.webhook_failures = Counter(
+            "citybase_feeds_webhook_failures",
+            "Webhook deliveries that failed (an error status, a timeout, a refused connection), by dataset.",
+            ["dataset"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "citybase_feeds_lag_records",
+            "Records not yet acknowledged, summed over the subscriptions of a dataset.",
+            ["dataset"],
+            registry=registry,
+        )
+        self.readers = Gauge(
+            "citybase_feeds_open_readers",
+            "Consumers open for delivery in this process, by mode.",
+            ["mode"],
+            registry=registry,
+        )
+
+    @classmethod
+    def of(cls, metrics: ServiceMetrics) -> FeedsMetrics:
+        found = _BY_SERVICE.get(metrics)
+        if found is None:
+            found = _BY_SERVICE[metrics] = cls(metrics)
+        return found

@@ -1,0 +1,70 @@
+"""Settings of the feeds service only, read from the environment (prefix ``CITYBASE_FEEDS_``).
+
+The platform-wide settings (database, bus, ...) stay in :class:`services.common.settings.Settings`;
+these are the limits and timings of delivery. ``create_app`` builds them once, unless a test or the
+composing process hands its own.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FeedsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYBASE_FEEDS_", env_file=None, extra="ignore")
+
+    secret: SecretStr = Field(
+        default=SecretStr("citybase-local-feeds-secret"),
+        description=(
+            "Platform secret of feeds: keys the per-scenario hashes of masked fields and signs "
+            "cursors. Every replica must share it; set your own in any deployment."
+        ),
+    )
+    default_batch: int = Field(default=100, ge=1, description="Records per batch when `max` is not given.")
+    max_batch: int = Field(default=5000, ge=1, description="Largest `max` a client may ask for.")
+    max_wait_s: float = Field(default=30.0, ge=0, description="Longest `wait` of a long-poll.")
+    check_interval_s: float = Field(
+        default=0.25,
+        gt=0,
+        le=1.0,
+        description=(
+            "A waiting long-poll or an open stream checks its grant this often, so that a revocation "
+            "or expiry stops delivery within a second."
+        ),
+    )
+    subscription_recheck_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="An open stream re-reads its subscription (paused, replayed) this often.",
+    )
+    topic_partitions: int = Field(
+        default=3, ge=1, description="Partitions of ds.<dataset> when feeds has to create it (as ingest)."
+    )
+    max_readers: int = Field(
+        default=256, ge=1, description="Consumers held open for long-poll subscriptions in one process."
+    )
+    reader_idle_s: float = Field(
+        default=60.0, gt=0, description="A long-poll consumer unused this long is closed."
+    )
+    join_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long positioning a subscription waits for its consumer group."
+    )
+    sse_heartbeat_s: float = Field(
+        default=15.0, gt=0, description="A comment line keeps an idle stream open."
+    )
+    sse_batch: int = Field(default=500, ge=1, description="Records per Server-Sent Event.")
+    webhook_enabled: bool = Field(default=True, description="Push webhook subscriptions from this process.")
+    webhook_allow_http_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Hosts a webhook may reach over plain http (development and tests); all others need https.",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_batch: int = Field(default=500, ge=1)
+    webhook_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles per failure.")
+    webhook_max_backoff_s: float = Field(default=300.0, gt=0)
+    webhook_max_failures: int = Field(
+        default=8, ge=1, description="Consecutive failed deliveries after which the subscription is paused."
+    )
+    webhook_scan_interval_s: float = Field(default=1.0, gt=0)
+    lag_interval_s: float = Field(default=15.0, gt=0, description="How often the lag gauges are refreshed.")

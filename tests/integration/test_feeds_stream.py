@@ -1,0 +1,156 @@
+"""Server-Sent Events of feeds, on both buses: masked batches, resumption with Last-Event-ID, and a
+revocation or expiry cutting an open stream within a second."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.factories import grant_record, next_grant_version
+from tests.integration.conftest import IngestPlatform
+from tests.integration.feeds_harness import FeedsPlatform, Scenario, feeds_settings_for_tests, running_feeds
+
+
+@pytest.fixture
+def feeds(platform: IngestPlatform) -> Iterator[FeedsPlatform]:
+    with running_feeds(platform, feeds_settings_for_tests()) as running:
+        yield running
+
+
+@dataclass
+class SseEvent:
+    event: str
+    data: str
+    id: str | None
+    received: float
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class SseReader:
+    """Reads one SSE response in the calling thread (so that leaving the ``with`` really closes
+    the socket), noting when each event arrived."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._lines = response.iter_lines()
+
+    def next(self) -> SseEvent | None:
+        """The next event, or None once the stream is over."""
+        fields: dict[str, str] = {}
+        for line in self._lines:
+            if line == "":
+                if "data" in fields:
+                    return SseEvent(
+                        fields.get("event", "message"), fields["data"], fields.get("id"), time.monotonic()
+                    )
+                fields = {}
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = value[1:] if value.startswith(" ") else value
+        return None
+
+    def records(self, expected: int) -> list[SseEvent]:
+        batches: list[SseEvent] = []
+        count = 0
+        while count < expected:
+            event = self.next()
+            assert event is not None, "the stream ended"
+            assert event.event == "records", event
+            batches.append(event)
+            count += len(event.json()["records"])
+        return batches
+
+
+@contextlib.contextmanager
+def open_stream(
+    feeds: FeedsPlatform, scenario: Scenario, subscription_id: str, **headers: str
+) -> Iterator[Any]:
+    """A stream on a connection of its own, really closed on exit (as a client going away)."""
+    with (
+        httpx.Client(base_url=feeds.url, timeout=httpx.Timeout(60, read=60)) as client,
+        client.stream(
+            "GET",
+            f"/v1/subscriptions/{subscription_id}/stream",
+            headers={"Authorization": f"Bearer {scenario.key}", **headers},
+        ) as response,
+    ):
+        yield response
+
+
+def test_a_stream_delivers_masked_batches_and_resumes_after_last_event_id(feeds: FeedsPlatform) -> None:
+    dataset = feeds.dataset()
+    scenario = feeds.scenario()
+    feeds.grant(
+        scenario, dataset.id, fields=["arrival_id", "vehicle_id"], masking={"vehicle_id": {"kind": "hash"}}
+    )
+    subscription = feeds.subscribe(scenario, dataset.id, start="latest")
+    first = feeds.publish(dataset, 3)
+    with open_stream(feeds, scenario, subscription["id"]) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        reader = SseReader(response)
+        batches = reader.records(3)
+    delivered = [r for b in batches for r in b.json()["records"]]
+    assert {r["id"] for r in delivered} == {r["_event_id"] for r in first}
+    assert all(set(r["data"]) == {"arrival_id", "vehicle_id"} for r in delivered)
+    assert all(r["data"]["vehicle_id"].startswith("h:") for r in delivered)
+    last_id = batches[-1].id
+    assert last_id == batches[-1].json()["cursor"]
+
+    second = feeds.publish(dataset, 2)
+    with open_stream(feeds, scenario, subscription["id"], **{"Last-Event-ID": last_id or ""}) as response:
+        reader = SseReader(response)
+        resumed = [r for b in reader.records(2) for r in b.json()["records"]]
+    assert {r["id"] for r in resumed} == {r["_event_id"] for r in second}
+
+
+@pytest.mark.parametrize("stop", ["revoked", "expired"])
+def test_revocation_or_expiry_cuts_an_open_stream_within_a_second(feeds: FeedsPlatform, stop: str) -> None:
+    dataset = feeds.dataset()
+    scenario = feeds.scenario()
+    grant = feeds.grant(scenario, dataset.id)
+    subscription = feeds.subscribe(scenario, dataset.id, start="latest")
+    with open_stream(feeds, scenario, subscription["id"]) as response:
+        reader = SseReader(response)
+        feeds.publish(dataset, 2)
+        reader.records(2)
+        announced: list[float] = []
+
+        def stop_delivery() -> None:
+            time.sleep(0.3)
+            if stop == "revoked":
+                announced.append(time.monotonic())
+                feeds.platform.bus.producer().publish(
+                    [grant_record(next_grant_version(grant, status="revoked"))]
+                )
+            else:
+                # The grant expires by the clock: no event announces it.
+                soon = datetime.now(UTC) + timedelta(seconds=2)
+                feeds.change_grant(grant, expires_at=soon.isoformat())
+                announced.append(time.monotonic() + max(0.0, (soon - datetime.now(UTC)).total_seconds()))
+
+        threading.Thread(target=stop_delivery, daemon=True).start()
+        end = reader.next()
+        while end is not None and end.event == "records":
+            end = reader.next()
+        assert end is not None and end.event == "end", end
+        elapsed = end.received - announced[0]
+        assert elapsed < 1.0, f"delivery stopped {elapsed:.2f}s after the grant was {stop}"
+        problem = end.json()
+        assert problem["status"] == 403 and problem["reason"] == stop
+        assert reader.next() is None  # the stream is over
+    # A new stream or a pull is refused up front.
+    with open_stream(feeds, scenario, subscription["id"]) as response:
+        assert response.status_code == 403
