@@ -2,7 +2,7 @@
 
 Labels stay bounded: ``dataset`` is only ever a dataset the catalog announced, ``mode`` is poll,
 sse or webhook, ``reason`` one of the refusal reasons (revoked, suspended, expired, pending,
-no_grant, quota, paused).
+no_grant, quota, paused, invalid_terms). No subscription id is a label: lag is summed per dataset.
 """
 
 from __future__ import annotations
