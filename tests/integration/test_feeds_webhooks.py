@@ -95,7 +95,10 @@ def test_batches_are_pushed_signed_and_retried_after_failures(
     assert all(set(r["data"]) == {"arrival_id"} for r in delivered)
     failed = [hit for hit in receiver.received if hit["status"] >= 300]
     assert len(failed) == 2
-    log = feeds.call("GET", f"/v1/subscriptions/{subscription['id']}/deliveries", scenario).json()["items"]
+    deliveries = f"/v1/subscriptions/{subscription['id']}/deliveries"
+    # The receiver answers before feeds writes the attempt's outcome to the delivery log.
+    assert wait_until(lambda: len(feeds.call("GET", deliveries, scenario).json()["items"]) >= 3, 10)
+    log = feeds.call("GET", deliveries, scenario).json()["items"]
     outcomes = [entry["outcome"] for entry in reversed(log)]
     assert outcomes[:3] == ["failed", "failed", "delivered"]
     assert [entry["attempt"] for entry in reversed(log)][:3] == [1, 2, 3]

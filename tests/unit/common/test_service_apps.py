@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from citybase.platform import SERVICE_FACTORIES, create_platform_app
+from services.common.worker import wait_until
 from tests.factories import embedded_settings
 
 SERVICES = sorted(SERVICE_FACTORIES)
@@ -19,8 +20,9 @@ def test_a_service_is_healthy_ready_and_measured(service: str, tmp_path: Path) -
     app = SERVICE_FACTORIES[service](embedded_settings(tmp_path))
     with TestClient(app) as client:
         assert client.get("/healthz").json() == {"status": "ok", "service": service}
+        # Not ready while the read models replay platform.catalog; ready once they caught up.
+        assert wait_until(lambda: client.get("/readyz").status_code == 200, 10), client.get("/readyz").text
         ready = client.get("/readyz")
-        assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["database"] == "ok"
         assert ready.json()["checks"]["bus"] == "ok"
         metrics = client.get("/metrics")
@@ -61,7 +63,7 @@ def test_the_platform_mounts_the_four_services_under_one_port(tmp_path: Path) ->
         assert sorted(index["services"]) == SERVICES
         for service in SERVICES:
             assert client.get(f"/{service}/healthz").status_code == 200
-            assert client.get(f"/{service}/readyz").status_code == 200
+            assert wait_until(lambda s=service: client.get(f"/{s}/readyz").status_code == 200, 10)
             assert "citybase_http_requests_total" in client.get(f"/{service}/metrics").text
             assert client.get(f"/{service}/openapi.json").status_code == 200
         assert client.get("/nowhere").status_code == 404
