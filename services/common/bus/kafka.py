@@ -23,8 +23,9 @@ kafka-python's defaults:
   is off even though the broker allows it): a topic gets its partitions, retention and compaction
   from ``Admin.ensure_topic``, not from broker defaults because someone published first.
 
-kafka-python 3.0.12 needs four workarounds, each explained where it is made and each with a test
-in tests/integration/test_kafka_backend.py that fails without it:
+kafka-python 3.0.12 needs five workarounds, each explained where it is made and each with a test
+that fails without it (tests/integration/test_kafka_backend.py, the last one
+tests/faults/test_kafka_broker_crash.py):
 
 - ``allow_auto_create_topics=False`` is ignored (``_NetClientTracker`` applies it);
 - one record the broker refuses puts the idempotent producer into a fatal state for good
@@ -32,7 +33,11 @@ in tests/integration/test_kafka_backend.py that fails without it:
 - ``KafkaProducer.close(timeout)`` raises and closes nothing when its flush times out
   (``_close_producer`` forces it);
 - a group join that completes as ``poll`` times out is lost, and the member silently drops out of
-  the group (``_keep_pending_joins_alive``).
+  the group (``_keep_pending_joins_alive``);
+- after a broker outage longer than ``delivery_timeout_ms``, an idempotent producer whose sent
+  batches expired drops its producer id and never asks for a new one: it sends nothing, and no
+  record it holds ever succeeds or fails, until the process restarts (``_stuck_without_producer_id``
+  makes the producer be replaced).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, OffsetSpec
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.producer.transaction_manager import TransactionState
 
 from services.common.bus.base import (
     Admin,
@@ -449,7 +455,12 @@ class KafkaBusProducer(Producer):
     def _ready_producer(self) -> Any:
         if self._closed:
             raise BusError("the Kafka producer is closed")
-        return self._connection.get(self._max_block_s)
+        client = self._connection.get(self._max_block_s)
+        if _stuck_without_producer_id(client):
+            log.warning("Kafka producer lost its producer id and will not get another; replacing it")
+            self._connection.replace(client)
+            client = self._connection.get(self._max_block_s)
+        return client
 
     def _hand_over(
         self, producer: Any, record: OutgoingRecord, size: int, partition: int | None = None
@@ -722,6 +733,22 @@ class _BatchDelivery:
 
     def __call__(self, outcome: Any) -> None:
         self.acks.settle(self.size, outcome)
+
+
+def _stuck_without_producer_id(client: Any) -> bool:
+    """Whether ``client`` is an idempotent producer that dropped its producer id for good.
+
+    When batches it had already sent expire (a broker gone for longer than the delivery timeout),
+    kafka-python 3.0.12 resets the producer id, as the Java client does, but leaves the
+    transaction manager READY where Java moves it back to UNINITIALIZED: the sender then waits
+    for a producer id that it never requests, sends nothing, and expires nothing. The records
+    it holds fail when it is replaced (their batches were answered 503 already); the new
+    producer has a new producer id, so nothing it sends can be taken for a duplicate.
+    """
+    manager = getattr(client, "_transaction_manager", None)
+    if manager is None or manager.is_transactional():
+        return False
+    return not manager.has_producer_id() and manager._current_state == TransactionState.READY
 
 
 def _record_metadata(metadata: Any) -> RecordMetadata:
