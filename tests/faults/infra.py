@@ -207,9 +207,7 @@ class PrivateKafka:
         from kafka import KafkaAdminClient
 
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=5000
-            )
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
         except Exception:
             return False
         try:

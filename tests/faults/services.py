@@ -115,7 +115,10 @@ class Catalog:
         return self.harness.admin_key
 
     def call(self, method: str, path: str, key: str | None = None, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {key or self.admin_key}", **dict(kwargs.pop("headers", {}) or {})}  # type: ignore[call-overload]
+        headers = {
+            "Authorization": f"Bearer {key or self.admin_key}",
+            **dict(kwargs.pop("headers", {}) or {}),
+        }  # type: ignore[call-overload]
         return self.http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
 
     def dataset(self, prefix: str = "faults") -> Dataset:

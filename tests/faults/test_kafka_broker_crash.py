@@ -92,7 +92,9 @@ def _attempt(http: httpx.Client, dataset: Dataset, batch: Batch, outcomes: Outco
             and "accepted" not in response.json()
         )
         if not problem_ok:
-            outcomes.unexpected.append(f"{batch.key}: {response.status_code} {response.headers} {response.text}")
+            outcomes.unexpected.append(
+                f"{batch.key}: {response.status_code} {response.headers} {response.text}"
+            )
         return
     outcomes.unexpected.append(f"{batch.key}: unexpected {response.status_code} {response.text}")
 
@@ -160,7 +162,9 @@ def test_every_acknowledged_record_survives_a_broker_kill_exactly_once(
     private_kafka: PrivateKafka, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bus_url = f"kafka://{private_kafka.bootstrap}"
-    with running_catalog(tmp_path, database_url=f"sqlite:///{tmp_path / 'catalog.db'}", bus_url=bus_url) as catalog:
+    with running_catalog(
+        tmp_path, database_url=f"sqlite:///{tmp_path / 'catalog.db'}", bus_url=bus_url
+    ) as catalog:
         dataset = catalog.dataset("crash")
         catalog.relayed()
         ingest = ServiceProcess(

@@ -27,7 +27,12 @@ BOUND_S = 10.0
 """A request during the outage is answered within this: the connect timeout (5 s) and some slack."""
 
 
-def _hammer(catalog: Catalog, paths: list[str], stop: threading.Event, seen: list[tuple[str, float, httpx.Response | str]]) -> None:
+def _hammer(
+    catalog: Catalog,
+    paths: list[str],
+    stop: threading.Event,
+    seen: list[tuple[str, float, httpx.Response | str]],
+) -> None:
     with httpx.Client(base_url=catalog.url, timeout=CLIENT_TIMEOUT_S) as http:
         headers = {"Authorization": f"Bearer {catalog.admin_key}"}
         number = 0
@@ -47,7 +52,9 @@ def test_the_catalog_answers_503_while_postgresql_is_down_and_recovers(
     private_postgres: PrivatePostgres, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     database_url = private_postgres.create_database("catalog_outage")
-    with running_catalog(tmp_path, database_url=database_url, bus_url=f"embedded://{tmp_path / 'bus.db'}") as catalog:
+    with running_catalog(
+        tmp_path, database_url=database_url, bus_url=f"embedded://{tmp_path / 'bus.db'}"
+    ) as catalog:
         dataset = catalog.dataset("outage")
         paths = ["/v1/datasets", f"/v1/datasets/{dataset.id}", "/v1/departments", "/readyz"]
         for path in paths:

@@ -1,0 +1,291 @@
+"""Services killed with -9 and started again, on the shared Kafka (only service processes die here).
+
+- Feeds dies between delivering a batch and its acknowledgement: the next poll after the restart
+  starts again at the last acknowledged cursor; nothing is skipped and the only duplicates are
+  the unacknowledged tail.
+- Ingest is down while a new contract version is published, feeds while a grant is revoked: after
+  the restart each one's read model has caught up from platform.catalog and enforces the new
+  state (the new version validates; the revoked grant gets 403).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.common.worker import wait_until
+from services.ingest.app import create_app as create_ingest
+from services.ingest.settings import IngestSettings
+from tests.factories import access_request_create, bus_arrival_record, embedded_settings, scenario_create
+from tests.faults.services import Catalog, Dataset, ServiceProcess, running_catalog
+from tests.integration.feeds_harness import serve
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
+
+FIELDS = ["arrival_id", "stop_id", "route_id", "arrived_at", "delay_s"]
+
+
+@dataclass
+class Platform:
+    catalog: Catalog
+    ingest_url: str
+    kafka: str
+    root: Path
+
+    def publish(self, dataset: Dataset, records: list[dict[str, Any]], **headers: str) -> httpx.Response:
+        return httpx.post(
+            f"{self.ingest_url}/v1/datasets/{dataset.id}/records",
+            json=records,
+            headers={"Authorization": f"Bearer {dataset.key}", **headers},
+            timeout=60,
+        )
+
+    def process(self, service: str, **env: str) -> ServiceProcess:
+        return ServiceProcess(
+            service,
+            self.root,
+            {
+                "CITYBASE_BUS_URL": f"kafka://{self.kafka}",
+                "CITYBASE_DATABASE_URL": f"sqlite:///{self.root / f'{service}-{uuid.uuid4().hex[:6]}.db'}",
+                **env,
+            },
+        )
+
+
+@pytest.fixture(scope="module")
+def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A catalog and an ingest in this process, on the shared Kafka and their own SQLite files."""
+    root = tmp_path_factory.mktemp("restarts")
+    bus_url = f"kafka://{kafka_bootstrap}"
+    with running_catalog(root, database_url=f"sqlite:///{root / 'catalog.db'}", bus_url=bus_url) as catalog:
+        ingest = create_ingest(
+            embedded_settings(
+                root / "ingest", database_url=f"sqlite:///{root / 'ingest.db'}", bus_url=bus_url
+            ),
+            ingest_settings=IngestSettings(raw_enabled=False),
+        )
+        with serve(ingest) as ingest_url:
+            assert ingest.state.runtime.state["read_model"].wait_caught_up(60)
+            yield Platform(catalog, ingest_url, kafka_bootstrap, root)
+
+
+@dataclass
+class Grant:
+    scenario_id: str
+    scenario_key: str
+    approver_key: str
+    grant_id: str
+
+
+def _grant(platform: Platform, dataset: Dataset) -> Grant:
+    catalog = platform.catalog
+    approver = catalog.harness.principal_key(
+        f"{dataset.department_id}-approver", "approver", dataset.department_id
+    )
+    scenario_id = f"scenario-{uuid.uuid4().hex[:8]}"
+    assert catalog.call("POST", "/v1/scenarios", json=scenario_create(scenario_id)).status_code == 201
+    issued = catalog.call("POST", f"/v1/scenarios/{scenario_id}/keys", json={"name": "faults"})
+    assert issued.status_code == 201, issued.text
+    scenario_key = issued.json()["key"]
+    catalog.harness.wait_for_key(scenario_key, timeout_s=15)
+    asked = catalog.call(
+        "POST", "/v1/access-requests", scenario_key, json=access_request_create(dataset.id, FIELDS)
+    )
+    assert asked.status_code == 201, asked.text
+    # bus-arrivals is an open dataset: its access requests are approved by policy at once
+    assert asked.json()["status"] == "approved", asked.text
+    catalog.relayed()
+    return Grant(scenario_id, scenario_key, approver, asked.json()["grant_id"])
+
+
+def _poll(feeds: ServiceProcess, grant: Grant, subscription_id: str, max_records: int) -> httpx.Response:
+    return httpx.get(
+        f"{feeds.url}/v1/subscriptions/{subscription_id}/records",
+        params={"max": max_records, "wait": 2},
+        headers={"Authorization": f"Bearer {grant.scenario_key}"},
+        timeout=30,
+    )
+
+
+def _ack(feeds: ServiceProcess, grant: Grant, subscription_id: str, cursor: str) -> None:
+    acked = httpx.post(
+        f"{feeds.url}/v1/subscriptions/{subscription_id}/ack",
+        json={"cursor": cursor},
+        headers={"Authorization": f"Bearer {grant.scenario_key}"},
+        timeout=30,
+    )
+    assert acked.status_code == 200, acked.text
+
+
+def _subscribe(feeds: ServiceProcess, grant: Grant, dataset: Dataset) -> str:
+    created: dict[str, Any] = {}
+
+    def subscribed() -> bool:
+        response = httpx.post(
+            f"{feeds.url}/v1/subscriptions",
+            json={"dataset": dataset.id, "start": "earliest"},
+            headers={"Authorization": f"Bearer {grant.scenario_key}"},
+            timeout=30,
+        )
+        if response.status_code == 201:
+            created.update(response.json())
+        return response.status_code == 201
+
+    assert wait_until(subscribed, 15), "the grant did not reach feeds"
+    return str(created["id"])
+
+
+def test_feeds_killed_between_delivery_and_ack_redelivers_from_the_last_ack(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = platform.catalog.dataset("redeliver")
+    grant = _grant(platform, dataset)
+    sent = [f"ev-{n:04d}" for n in range(300)]
+    for start in range(0, len(sent), 100):
+        records = [bus_arrival_record(_event_id=event_id) for event_id in sent[start : start + 100]]
+        answer = platform.publish(dataset, records)
+        assert answer.status_code == 202, answer.text
+    feeds = platform.process("feeds")
+    feeds.start()
+    try:
+        subscription = _subscribe(feeds, grant, dataset)
+        delivered: list[str] = []
+        acknowledged: list[str] = []
+        while len(acknowledged) < 120:
+            batch = _poll(feeds, grant, subscription, 40)
+            assert batch.status_code == 200, batch.text
+            ids = [record["id"] for record in batch.json()["records"]]
+            delivered += ids
+            _ack(feeds, grant, subscription, batch.json()["cursor"])
+            acknowledged += ids
+        # delivered, not acknowledged: the process dies before the ack
+        tail = _poll(feeds, grant, subscription, 50)
+        assert tail.status_code == 200, tail.text
+        unacknowledged = [record["id"] for record in tail.json()["records"]]
+        assert unacknowledged, "the poll before the kill delivered nothing"
+        delivered += unacknowledged
+        feeds.kill9()
+        killed_at = time.monotonic()
+        feeds.start()
+        restart_s = time.monotonic() - killed_at
+
+        after: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(set(acknowledged) | set(after)) < len(sent) and time.monotonic() < deadline:
+            batch = _poll(feeds, grant, subscription, 100)
+            assert batch.status_code == 200, batch.text
+            ids = [record["id"] for record in batch.json()["records"]]
+            after += ids
+            if ids:
+                _ack(feeds, grant, subscription, batch.json()["cursor"])
+    finally:
+        feeds.stop()
+
+    redelivered = [event_id for event_id in after if event_id in set(acknowledged) | set(unacknowledged)]
+    skipped = sorted(set(sent) - set(acknowledged) - set(after))
+    figures = (
+        f"feeds kill -9 between delivery and ack: {len(sent)} records, {len(acknowledged)} acknowledged and "
+        f"{len(unacknowledged)} delivered unacknowledged before the kill; restart {restart_s:.1f}s; "
+        f"{len(after)} delivered after, {len(redelivered)} of them again, skipped {len(skipped)}"
+    )
+    with capsys.disabled():
+        print("\n" + figures)
+    assert not skipped, figures
+    assert after[: len(unacknowledged)] == unacknowledged, (
+        f"the next poll does not start at the last ack: {figures}"
+    )
+    assert set(redelivered) == set(unacknowledged), f"duplicates beyond the unacknowledged tail: {figures}"
+    assert len(after) == len(set(after)), figures
+    assert sorted(set(acknowledged) | set(after)) == sent
+
+
+def test_feeds_restarted_while_a_grant_is_revoked_refuses_it(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = platform.catalog.dataset("revoked")
+    grant = _grant(platform, dataset)
+    answer = platform.publish(dataset, [bus_arrival_record() for _ in range(5)])
+    assert answer.status_code == 202, answer.text
+    feeds = platform.process("feeds")
+    feeds.start()
+    try:
+        subscription = _subscribe(feeds, grant, dataset)
+        assert _poll(feeds, grant, subscription, 10).status_code == 200
+        feeds.kill9()
+        revoked = platform.catalog.call(
+            "POST", f"/v1/grants/{grant.grant_id}/revoke", grant.approver_key, json={"reason": "fault test"}
+        )
+        assert revoked.status_code == 200, revoked.text
+        platform.catalog.relayed()
+        feeds.start()
+        refused = _poll(feeds, grant, subscription, 10)
+        again = httpx.post(
+            f"{feeds.url}/v1/subscriptions",
+            json={"dataset": dataset.id, "start": "earliest"},
+            headers={"Authorization": f"Bearer {grant.scenario_key}"},
+            timeout=30,
+        )
+    finally:
+        feeds.stop()
+    with capsys.disabled():
+        print(
+            f"\nfeeds restarted after a revocation: poll {refused.status_code}, subscribe {again.status_code}"
+        )
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert again.status_code == 403, again.text
+
+
+def test_ingest_restarted_while_a_contract_version_is_published_validates_by_it(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = platform.catalog
+    dataset = catalog.dataset("evolved")
+    catalog.relayed()
+    ingest = platform.process("ingest", CITYBASE_INGEST_RAW_ENABLED="false")
+    ingest.start()
+    publish = {"Authorization": f"Bearer {dataset.key}"}
+    url = f"{ingest.url}/v1/datasets/{dataset.id}/records"
+    try:
+        before = httpx.post(url, json=[bus_arrival_record()], headers=publish, timeout=60)
+        assert before.status_code == 202, before.text
+        assert before.json()["contract_version"] == "1.0.0"
+        # 1.1.0 adds the optional field `direction`; 1.0.0 refuses it
+        refused = httpx.post(url, json=[bus_arrival_record(direction=1)], headers=publish, timeout=60)
+        assert refused.status_code == 202 and refused.json()["rejected"] == 1, refused.text
+
+        ingest.kill9()
+        catalog.register_version(dataset, "1.1.0")
+        catalog.relayed()
+        ingest.start()
+        after = httpx.post(
+            url,
+            json=[bus_arrival_record(direction=1)],
+            headers={**publish, "CityBase-Contract-Version": "1.1.0"},
+            timeout=60,
+        )
+        stale = httpx.post(
+            url,
+            json=[bus_arrival_record()],
+            headers={**publish, "CityBase-Contract-Version": "1.0.0"},
+            timeout=60,
+        )
+    finally:
+        ingest.stop()
+    with capsys.disabled():
+        print(
+            f"\ningest restarted after contract 1.1.0: 1.1.0 record {after.status_code} "
+            f"{after.json().get('accepted')} accepted; batch claiming 1.0.0 {stale.status_code}"
+        )
+    assert after.status_code == 202, after.text
+    assert after.json()["contract_version"] == "1.1.0"
+    assert after.json()["accepted"] == 1, after.text
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["type"].endswith("/contract-version-mismatch")
