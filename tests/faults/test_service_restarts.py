@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -289,3 +290,68 @@ def test_ingest_restarted_while_a_contract_version_is_published_validates_by_it(
     assert after.json()["accepted"] == 1, after.text
     assert stale.status_code == 409, stale.text
     assert stale.json()["type"].endswith("/contract-version-mismatch")
+
+
+def _scored(database: Path, dataset_id: str) -> tuple[int, int]:
+    """Windows stored for ``dataset_id`` and the records they scored, read from quality's tables."""
+    with sqlite3.connect(database) as connection:
+        windows, records = connection.execute(
+            "SELECT count(*), coalesce(sum(records), 0) FROM quality_windows"
+            " WHERE dataset_id = ? AND kind = 'window'",
+            (dataset_id,),
+        ).fetchone()
+    return int(windows), int(records)
+
+
+def test_quality_killed_in_the_middle_of_a_window_scores_every_record(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = platform.catalog.dataset("quality")
+    platform.catalog.relayed()
+    database = platform.root / f"quality-{uuid.uuid4().hex[:6]}.db"
+    group = f"quality-faults-{uuid.uuid4().hex[:8]}"
+    quality = ServiceProcess(
+        "quality",
+        platform.root,
+        {
+            "CITYBASE_BUS_URL": f"kafka://{platform.kafka}",
+            "CITYBASE_DATABASE_URL": f"sqlite:///{database}",
+            "CITYBASE_QUALITY_GROUP_ID": group,
+            "CITYBASE_QUALITY_USAGE_GROUP_ID": f"{group}-usage",
+            "CITYBASE_QUALITY_DATASET_PREFIX": dataset.id,
+            # windows close by count only here: 50 records, never by time during the test
+            "CITYBASE_QUALITY_WINDOW": '{"records": 50, "seconds": 600}',
+        },
+    )
+
+    def publish(count: int) -> None:
+        answer = platform.publish(dataset, [bus_arrival_record() for _ in range(count)])
+        assert answer.status_code == 202 and answer.json()["accepted"] == count, answer.text
+
+    publish(200)
+    quality.start()
+    try:
+        assert wait_until(lambda: database.exists() and _scored(database, dataset.id)[1] == 200, 60), (
+            f"quality did not score the first 200 records: {_scored(database, dataset.id)}\n{quality.tail()}"
+        )
+        publish(30)  # an open window of 30, not stored
+        time.sleep(4)
+        before_kill = _scored(database, dataset.id)
+        quality.kill9()
+        quality.start()
+        publish(20)  # the re-read 30 and these 20 fill the window
+        total = 250
+        scored = wait_until(lambda: _scored(database, dataset.id)[1] >= total, 60)
+        windows, records = _scored(database, dataset.id)
+    finally:
+        quality.stop()
+    figures = (
+        f"quality kill -9 mid-window: {total} records published, {before_kill[1]} scored in "
+        f"{before_kill[0]} windows before the kill (30 open); after the restart {records} scored in "
+        f"{windows} windows; restart {quality.starts[-1]:.1f}s"
+    )
+    with capsys.disabled():
+        print("\n" + figures)
+    assert before_kill == (4, 200), figures
+    assert scored, f"records of the open window were not scored after the restart: {figures}"
+    assert records == total, f"a stored window was read and scored again: {figures}"
