@@ -11,9 +11,11 @@ was acknowledged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,9 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from services.common.bus import OutgoingRecord, Producer, TopicSpec
+from services.common.bus.kafka import KafkaBus, KafkaTuning
+from services.common.worker import wait_until
 from tests.factories import bus_arrival_record
 from tests.faults.infra import PrivateKafka
 from tests.faults.services import Catalog, Dataset, ServiceProcess, running_catalog
@@ -247,3 +252,43 @@ def _run_the_crash(
     )
     assert all(found[e] == 1 for e in once), figures
     assert max(outcomes.durations) < REQUEST_TIMEOUT_S, figures
+
+
+def test_the_producer_sends_again_after_an_outage_longer_than_its_delivery_timeout(
+    private_kafka: PrivateKafka,
+) -> None:
+    """Batches in flight when the broker dies expire while they are retried; kafka-python then
+    drops the producer id and, unless the bus replaces the producer, never sends again."""
+    tuning = KafkaTuning(
+        connect_timeout_ms=2_000, request_timeout_ms=1_000, max_block_ms=1_000, delivery_timeout_ms=2_000
+    )
+    bus = KafkaBus([private_kafka.bootstrap], client_id="citybase-faults", tuning=tuning)
+    topic = f"faults-expiry-{uuid.uuid4().hex[:8]}"
+    try:
+        bus.admin().ensure_topic(TopicSpec(topic, 3))
+        producer = bus.producer()
+
+        def batch() -> list[OutgoingRecord]:
+            return [OutgoingRecord(topic, b"x" * 200, str(n).encode(), ()) for n in range(200)]
+
+        producer.send_batch(batch()).result(30)
+        in_flight = [producer.send_batch(batch()) for _ in range(20)]
+        private_kafka.kill9()
+        for future in in_flight:
+            with contextlib.suppress(Exception):
+                future.result(10)
+        assert any(f.exception() is not None for f in in_flight), "nothing was in flight at the kill"
+        time.sleep(3)  # past the delivery timeout: the retried batches expire
+        private_kafka.start()
+        delivered = wait_until(lambda: _sends(producer, batch()), 30)
+    finally:
+        bus.close()
+    assert delivered, "the producer did not send again within 30 s of the broker's return"
+
+
+def _sends(producer: Producer, records: list[OutgoingRecord]) -> bool:
+    try:
+        producer.send_batch(records).result(3)
+        return True
+    except Exception:
+        return False
