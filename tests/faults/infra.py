@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,10 @@ def port_open(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def _wait(condition: object, timeout_s: float, what: str, log: Path | None = None) -> None:
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.2)
     tail = ""

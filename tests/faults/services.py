@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -114,12 +115,17 @@ class Catalog:
     def admin_key(self) -> str:
         return self.harness.admin_key
 
-    def call(self, method: str, path: str, key: str | None = None, **kwargs: object) -> httpx.Response:
-        headers = {
-            "Authorization": f"Bearer {key or self.admin_key}",
-            **dict(kwargs.pop("headers", {}) or {}),
-        }  # type: ignore[call-overload]
-        return self.http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
+    def call(
+        self,
+        method: str,
+        path: str,
+        key: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        sent = {"Authorization": f"Bearer {key or self.admin_key}", **(headers or {})}
+        return self.http.request(method, path, headers=sent, **kwargs)
 
     def dataset(self, prefix: str = "faults") -> Dataset:
         """A department with a publisher key and an active dataset of the bus-arrivals contract."""
@@ -163,6 +169,8 @@ def running_catalog(root: Path, *, database_url: str, bus_url: str) -> Iterator[
         with db.unit_of_work(runtime.sessions) as session:
             issued = catalog_service.bootstrap_admin(session, runtime.state["events"])
         assert issued is not None
+        # The harness's shortcuts (departments, principals, keys) work on the runtime; its
+        # TestClient is never used: this catalog is served over a socket.
         harness = CatalogHarness(None, runtime, issued.key)  # type: ignore[arg-type]
         harness.wait_for_key(issued.key, timeout_s=30)
         catalog = Catalog(harness, url)
