@@ -106,6 +106,7 @@ class Catalog:
         self.harness = harness
         self.url = url
         self.http = httpx.Client(base_url=url, timeout=30)
+        self.datasets: list[str] = []
 
     @property
     def runtime(self) -> Runtime:
@@ -141,6 +142,7 @@ class Catalog:
             headers={"Content-Type": "application/yaml"},
         )
         assert response.status_code == 201, response.text
+        self.datasets.append(dataset_id)
         return Dataset(dataset_id, department_id, key)
 
     def register_version(self, dataset: Dataset, version: str, text: str | None = None) -> None:
@@ -176,5 +178,11 @@ def running_catalog(root: Path, *, database_url: str, bus_url: str) -> Iterator[
         catalog = Catalog(harness, url)
         try:
             yield catalog
+            # platform.catalog outlives the test on the shared Kafka: retire what the test made, so
+            # that later ingest processes do not subscribe to its raw topics.
+            for dataset_id in catalog.datasets:
+                retired = catalog.call("PATCH", f"/v1/datasets/{dataset_id}", json={"status": "retired"})
+                assert retired.status_code == 200, retired.text
+            catalog.relayed()
         finally:
             catalog.http.close()
