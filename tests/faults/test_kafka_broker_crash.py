@@ -229,7 +229,7 @@ def _run_the_crash(
     attempts = Counter(a for b in outcomes.batches for a in b.attempts)
     figures = (
         f"broker kill -9 under ingest: outage {outage_s:.1f}s (restart took {broker.starts[-1]:.1f}s); "
-        f"batches {len(outcomes.batches)} of {BATCH} ({acknowledged_before_kill} acknowledged before the kill, "
+        f"batches {len(outcomes.batches)} of {BATCH} records ({acknowledged_before_kill} acknowledged before the kill, "
         f"{len(failed_first)} failed at first: retried with the same Idempotency-Key); attempts {dict(attempts)}; "
         f"records sent {len(sent)}, acknowledged (202) {len(acknowledged)}, found on ds. {len(set(found))} "
         f"({sum(found.values())} messages), duplicates {len(duplicates)} (all from retried batches: "
