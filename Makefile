@@ -62,7 +62,7 @@ up-infra: ## Start Kafka (KRaft) and PostgreSQL on 127.0.0.1 (installs them if m
 down-infra: ## Stop Kafka and PostgreSQL
 	bash deploy/local/down.sh
 
-tools: ## Install the operator tools the deploy/ tests use: promtool (Debian's, no daemon) and kustomize (idempotent)
+tools: ## Install the tools the deploy/ and console tests use: promtool (no daemon), kustomize, chromium and chromedriver (idempotent)
 	bash deploy/local/tools.sh up
 
 deploy-check: $(STAMP) tools ## Check deploy/: metrics lint, Prometheus config and rules, dashboards, compose and k8s manifests

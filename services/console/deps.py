@@ -54,7 +54,10 @@ async def get_session(request: Request, http: HttpDep) -> Session:
     if not key:
         raise LoginRequired()
     api = PlatformApi(http, key)
-    return Session(api, await service.who_is(api))
+    session = Session(api, await service.who_is(api))
+    # Kept for the error pages, which render outside the route but show the same navigation.
+    request.state.caller = session.caller
+    return session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -71,7 +74,11 @@ def render(
     return TEMPLATES.TemplateResponse(
         request,
         template,
-        {**context, "prefix": prefix_of(request), "caller": session.caller if session else None},
+        {
+            **context,
+            "prefix": prefix_of(request),
+            "caller": session.caller if session else getattr(request.state, "caller", None),
+        },
         status_code=status,
         headers={"Cache-Control": "no-store"},
     )
