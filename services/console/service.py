@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -273,16 +273,16 @@ def ingest_totals(metrics: str) -> dict[str, dict[str, float]]:
     return totals
 
 
-def window_rate(quality: Mapping[str, Any] | None) -> float | None:
-    """Records per second in the dataset's last closed quality window: the recent ingest rate."""
-    window = (quality or {}).get("window") or {}
-    try:
-        opened = datetime.fromisoformat(window["opened_at"])
-        closed = datetime.fromisoformat(window["closed_at"])
-    except (KeyError, TypeError, ValueError):
+RATE_PERIOD = timedelta(minutes=5)
+
+
+def recent_rate(history: Mapping[str, Any] | None, period: timedelta = RATE_PERIOD) -> float | None:
+    """Records per second that reached the dataset (accepted or dead-lettered) over ``period``,
+    from the quality windows that closed in it; ``None`` when quality has no history to tell."""
+    if history is None:
         return None
-    seconds = (closed - opened).total_seconds()
-    return round(window.get("records", 0) / seconds, 1) if seconds > 0 else None
+    records = sum(int(point.get("records") or 0) for point in history.get("points", []))
+    return round(records / period.total_seconds(), 2)
 
 
 async def overview(api: PlatformApi, caller: Caller) -> dict[str, Any]:
@@ -296,23 +296,28 @@ async def overview(api: PlatformApi, caller: Caller) -> dict[str, Any]:
         api.text("ingest", "/metrics"),
     )
     dataset_ids = sorted({d["dataset_id"] for d in utilization.get("datasets", [])})
-    latest = await asyncio.gather(
-        *(api.optional("quality", f"/v1/datasets/{d}/quality") for d in dataset_ids)
-    )
-    usage = await asyncio.gather(
-        *(api.optional("quality", f"/v1/utilization/datasets/{d}") for d in dataset_ids)
+    since = (datetime.now(UTC) - RATE_PERIOD).isoformat()
+    latest, recent, usage = await asyncio.gather(
+        asyncio.gather(*(api.optional("quality", f"/v1/datasets/{d}/quality") for d in dataset_ids)),
+        asyncio.gather(
+            *(
+                api.optional("quality", f"/v1/datasets/{d}/quality/history", **{"from": since})
+                for d in dataset_ids
+            )
+        ),
+        asyncio.gather(*(api.optional("quality", f"/v1/utilization/datasets/{d}") for d in dataset_ids)),
     )
     totals = ingest_totals(metrics)
     rows = []
     breaches: list[dict[str, Any]] = []
-    for dataset_id, quality, used in zip(dataset_ids, latest, usage, strict=True):
+    for dataset_id, quality, history, used in zip(dataset_ids, latest, recent, usage, strict=True):
         lags = [s.get("lag_records") for s in (used or {}).get("subscriptions", [])]
         measured = [lag for lag in lags if lag is not None]
         counts = totals.get(dataset_id, {})
         rows.append(
             {
                 "dataset_id": dataset_id,
-                "rate": window_rate(quality),
+                "rate": recent_rate(history),
                 "accepted": int(counts.get("accepted", 0)),
                 "dead_lettered": int(counts.get("rejected", 0)),
                 "lag": sum(measured) if measured else None,

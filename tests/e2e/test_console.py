@@ -198,16 +198,73 @@ def test_the_dataset_page_shows_contract_diff_sensitivity_and_quality(platform: 
 
 
 def test_the_operator_overview_and_the_audit_search(platform: RunningPlatform) -> None:
+    platform.demo_traffic("spatial.building-permits", 100, faults=FaultRates(null=0.3), seed=5)
     client = login(platform, OPERATOR)
+
+    def ingest_row() -> list[str]:
+        page = client.get("/console/overview")
+        assert page.status_code == 200
+        row = re.search(r"spatial\.building-permits</a></td>((?:\s*<td>.*?</td>){3})", page.text)
+        return re.findall(r"<td>(?:<span[^>]*>)?([^<]*)", row.group(1)) if row else []
+
+    # rate over the last five minutes, accepted, dead-lettered: once quality has closed a window
+    assert wait_until(lambda: ingest_row()[:1] not in ([], ["—"], ["0.0"]), 20), ingest_row()
+    rate, accepted, dead_lettered = ingest_row()
+    assert float(rate) > 0
+    assert int(accepted) > 0
+    assert int(dead_lettered) > 0
     overview = client.get("/console/overview")
-    assert overview.status_code == 200
     for section in ('id="ingest"', 'id="breaches"', 'id="worst"', 'id="idle"'):
         assert section in overview.text
-    row = re.search(r"market\.inspections</a></td><td>[^<]*</td><td>(\d+)</td>", overview.text)
-    assert row and int(row.group(1)) > 0  # accepted records, from ingest's metrics
-    audit = client.get("/console/audit?action=access_request.approve")
+    audit = client.get("/console/audit?action=api_key.issue")
     assert audit.status_code == 200
-    actions = set(re.findall(r"<code>(access_request\.[a-z]+)</code>", audit.text))
-    assert actions == {"access_request.approve"}
+    actions = re.findall(r"</span></td><td><code>([a-z_.]+)</code>", audit.text)
+    assert len(actions) >= 5  # the admin's key at first start, then one per principal of the stories
+    assert set(actions) == {"api_key.issue"}
     bad = client.get("/console/audit?from=yesterday")
     assert bad.status_code == 422
+
+
+def test_a_scenario_sees_its_subscription_and_usage_and_the_dataset_its_subscriber(
+    platform: RunningPlatform,
+) -> None:
+    request = platform.request_access(SCENARIO, fields=["inspection_id", "district", "result"])
+    platform.ok(
+        "POST",
+        f"/catalog/v1/access-requests/{request['id']}/approve",
+        platform.keys[APPROVER],
+        json={"reason": "district view"},
+    )
+
+    def subscribe() -> bool:
+        response = platform.call(
+            "POST", "/feeds/v1/subscriptions", platform.keys[SCENARIO], json={"dataset": "market.inspections"}
+        )
+        return response.status_code == 201
+
+    assert wait_until(subscribe, 15), "the grant did not reach feeds"
+    subscription = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys[SCENARIO])["items"][0]
+    platform.demo_traffic("market.inspections", 20, seed=3)
+
+    def delivered() -> bool:
+        batch = platform.ok(
+            "GET",
+            f"/feeds/v1/subscriptions/{subscription['id']}/records",
+            platform.keys[SCENARIO],
+            params={"wait": 1},
+        )
+        return bool(batch.get("records") or batch.get("items"))
+
+    assert wait_until(delivered, 20), "no record was delivered"
+    client = login(platform, SCENARIO)
+    mine = client.get(f"/console/scenarios/{SCENARIO}")
+    assert subscription["id"] in re.search(r'id="subscriptions">(.*?)</table>', mine.text, re.S).group(1)
+
+    def metered() -> bool:
+        page = login(platform, OPERATOR).get("/console/datasets/market.inspections")
+        return subscription["id"] in re.search(r'id="subscribers">(.*?)</table>', page.text, re.S).group(1)
+
+    assert wait_until(metered, 20), "the delivery was not metered by quality"
+    usage = login(platform, OPERATOR).get(f"/console/scenarios/{SCENARIO}")
+    assert usage.status_code == 200
+    assert 'id="usage-datasets"' in usage.text

@@ -67,3 +67,10 @@ def test_approval_form_becomes_the_catalogs_terms() -> None:
         "masking": {"district": "hash"},
         "duration_days": 30,
     }
+
+
+def test_the_recent_rate_counts_the_records_of_the_windows_in_the_period() -> None:
+    history = {"points": [{"records": 200}, {"records": 100}, {"records": 0}]}
+    assert service.recent_rate(history, timedelta(seconds=60)) == 5.0
+    assert service.recent_rate({"points": []}) == 0.0
+    assert service.recent_rate(None) is None
