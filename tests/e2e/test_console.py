@@ -50,6 +50,11 @@ def test_a_wrong_key_gets_the_login_form_again_with_a_reason(platform: RunningPl
     assert response.status_code == 401
     assert "This API key is not valid" in response.text
     assert "set-cookie" not in response.headers
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    # what the person typed comes back escaped, never as markup
+    echoed = client.get('/console/login?next="><script>alert(1)</script>')
+    assert "<script>alert(1)" not in echoed.text
+    assert "&#34;&gt;&lt;script&gt;" in echoed.text
     empty = client.post("/console/login", data={"key": ""}, follow_redirects=False)
     assert empty.status_code == 401
     assert "Enter an API key" in empty.text
