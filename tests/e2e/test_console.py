@@ -221,6 +221,16 @@ def test_the_operator_overview_and_the_audit_search(platform: RunningPlatform) -
     overview = client.get("/console/overview")
     for section in ('id="ingest"', 'id="breaches"', 'id="worst"', 'id="idle"'):
         assert section in overview.text
+
+    # Records a day late breach the latency SLA of their contract: the overview lists the breach.
+    platform.demo_traffic("health.outpatient-visits", 100, faults=FaultRates(late=0.5), seed=6)
+
+    def breaches() -> str:
+        page = client.get("/console/overview").text
+        return re.search(r'id="breaches">(.*?)</table>', page, re.S).group(1)
+
+    assert wait_until(lambda: "health.outpatient-visits" in breaches(), 20), breaches()
+    assert '<span class="tag fail">latency</span>' in breaches()
     audit = client.get("/console/audit?action=api_key.issue")
     assert audit.status_code == 200
     actions = re.findall(r"</span></td><td><code>([a-z_.]+)</code>", audit.text)

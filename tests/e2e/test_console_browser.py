@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from citybase.demo import FaultRates
 from tests.e2e.console_support import (
@@ -46,7 +49,6 @@ def _require_chromium() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     chromium, chromedriver = _require_chromium()
-    webdriver = pytest.importorskip("selenium.webdriver")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
@@ -73,8 +75,6 @@ def screenshot(driver: Any, name: str) -> None:
 
 
 def log_in(driver: Any, platform: RunningPlatform, key: str) -> None:
-    from selenium.webdriver.common.by import By
-
     driver.delete_all_cookies()
     driver.get(f"{platform.base}/console/")
     assert "/console/login" in driver.current_url
@@ -86,9 +86,6 @@ def log_in(driver: Any, platform: RunningPlatform, key: str) -> None:
 def test_an_approver_approves_with_fewer_fields_and_a_mask_and_sees_the_grant(
     browser: Any, platform: RunningPlatform
 ) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
     request = platform.request_access(SCENARIO)
     browser.get(f"{platform.base}/console/login")
     browser.find_element(By.ID, "key").send_keys("cbk_00000000_wrong")
@@ -130,8 +127,6 @@ def test_an_approver_approves_with_fewer_fields_and_a_mask_and_sees_the_grant(
 def test_an_operator_sees_the_quality_chart_move_after_demo_traffic(
     browser: Any, platform: RunningPlatform
 ) -> None:
-    from selenium.webdriver.common.by import By
-
     dataset = "transport.bus-arrivals"
     platform.demo_traffic(dataset, 100, seed=1)
     log_in(browser, platform, platform.keys[OPERATOR])
