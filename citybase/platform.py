@@ -73,7 +73,10 @@ def create_platform_app(settings: Settings, console_settings: ConsoleSettings | 
     console_settings = console_settings or ConsoleSettings()
     console = create_console(
         console_settings,
-        transport=None if console_settings.api_url else httpx.ASGITransport(app=app),
+        # A service's 500 reaches the console as a 500 answer, as over a socket, not as an exception.
+        transport=None
+        if console_settings.api_url
+        else httpx.ASGITransport(app=app, raise_app_exceptions=False),
     )
 
     @app.get("/", summary="Where everything is")
