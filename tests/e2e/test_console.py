@@ -160,6 +160,11 @@ def test_an_approver_narrows_fields_and_masks_one_and_the_grant_says_so(platform
     assert "inspected_at" not in shown.text
     # The scenario sees its grant on its own page; another scenario never does.
     assert grant_id in login(platform, SCENARIO).get(f"/console/scenarios/{SCENARIO}").text
+    other = login(platform, OTHER_SCENARIO)
+    refused = other.get(f"/console/grants/{grant_id}")
+    assert refused.status_code == 403
+    assert "Not for your role" in refused.text
+    assert grant_id not in other.get(f"/console/scenarios/{OTHER_SCENARIO}").text
 
 
 def test_terms_the_catalog_refuses_come_back_on_the_form_with_the_reason(platform: RunningPlatform) -> None:
