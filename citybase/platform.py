@@ -22,6 +22,7 @@ from services.catalog.audit import service as audit
 from services.common import db
 from services.common.app import Infrastructure
 from services.common.outbox import Outbox
+from services.common.problems import install_problem_handlers
 from services.common.settings import Settings
 from services.feeds.app import create_app as create_feeds
 from services.ingest.app import create_app as create_ingest
@@ -64,6 +65,9 @@ def create_platform_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    # What no mounted service answers (a path outside them, or one a mount's pattern does not match,
+    # such as an id with an encoded newline) is still answered with problem+json.
+    install_problem_handlers(app)
 
     @app.get("/", summary="Where everything is")
     async def index(request: Request) -> dict[str, object]:
