@@ -74,7 +74,16 @@ def _sender(
     client: TestClient, base_url: str, headers: Mapping[str, str], report: FuzzReport, label: str
 ) -> Any:
     def send(case: schemathesis.Case) -> None:
-        response = client.request(**_httpx_kwargs(case, base_url, headers))
+        kwargs = _httpx_kwargs(case, base_url, headers)
+        try:
+            response = client.request(**kwargs)
+        except Exception as error:  # the app raised: a 500 (TestClient re-raises it)
+            report.cases += 1
+            report.statuses[500] = report.statuses.get(500, 0) + 1
+            report.failures.setdefault(
+                label, f"{kwargs['method']} {kwargs['url']} {kwargs.get('params')!r} raised {error!r}"[:1500]
+            )
+            return
         report.cases += 1
         report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
         try:

@@ -39,7 +39,7 @@ def test_every_operation_answers_as_documented_under_fuzzing(platform: Platform,
         prefix=f"/{service}",
         key=key,
         real_ids=platform.context,
-        max_examples=examples_per_operation(25),
+        max_examples=examples_per_operation(15),
         deadline_s=time_budget_s(240.0),
         derandomize=not FUZZING,
     )
