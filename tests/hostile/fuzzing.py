@@ -122,7 +122,9 @@ def fuzz_service(
         if operation.label in skip:
             continue
         names = {parameter.name for parameter in operation.path_parameters}
-        overrides = {name: real_ids[name] for name in names if name in real_ids and name not in KEEP_GENERATED}
+        overrides = {
+            name: real_ids[name] for name in names if name in real_ids and name not in KEEP_GENERATED
+        }
         ways: list[tuple[str, GenerationMode, dict[str, str] | None]] = [
             ("generated ids", GenerationMode.POSITIVE, None),
             ("negative data", GenerationMode.NEGATIVE, None),
