@@ -242,7 +242,7 @@ def _skip_nested(text: str, start: int) -> int:
 def _value_error(error: ValueError) -> str:
     """What the decoder refused, in the caller's terms (not the interpreter's advice to itself)."""
     if "integer string conversion" in str(error):
-        return f"a record holds an integer of more than {sys.get_int_max_str_digits()} digits"
+        return f"a record holds an integer longer than the limit of {sys.get_int_max_str_digits()} digits"
     return str(error)
 
 
@@ -311,7 +311,9 @@ def parse_ndjson(text: str, max_records: int) -> list[ParsedItem]:
             except RecursionError:
                 item.problem = too_deep()
             except ValueError as error:
-                raise MalformedBody(f"line {line}: {_value_error(error)}", line=line, offset=position) from error
+                raise MalformedBody(
+                    f"line {line}: {_value_error(error)}", line=line, offset=position
+                ) from error
             items.append(item)
             if len(items) > max_records:
                 raise TooManyRecords(f"a batch may hold at most {max_records} records", limit=max_records)
