@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
 from services.common.bus import BufferFull, Bus, BusUnavailable, bus_from_url
+from services.common.limits import HeaderLimits
 from services.common.metrics import ServiceMetrics, install_http_metrics
 from services.common.problems import (
     PROBLEM_RESPONSES,
@@ -161,6 +162,8 @@ def build_service_app(
     install_storable_handlers(app)
     app.add_middleware(NulGuard, scan_json_bodies=spec.scan_json_bodies)
     install_http_metrics(app, metrics)
+    # Outermost: a head too large is refused before anything, metrics included, reads it.
+    app.add_middleware(HeaderLimits)
     app.include_router(_operations_router(spec.name))
     for router in spec.routers:
         app.include_router(router)

@@ -94,19 +94,25 @@ def test_forged_and_oversized_keys_are_401_everywhere_and_never_echoed(platform:
                 headers={"Authorization": authorization.encode("utf-8")},
                 json=[] if method == "POST" else None,
             )
+            oversized = len(authorization) > 32 * 1024
             _assert_refused(
-                response, {401}, secrets=[authorization.removeprefix("Bearer ")[-40:]], what=f"{name} {path}"
+                response,
+                {431} if oversized else {401},
+                secrets=[authorization.removeprefix("Bearer ")[-40:]],
+                what=f"{name} {path}",
             )
-            assert response.headers.get("www-authenticate", "").startswith("Bearer"), name
+            if not oversized:
+                assert response.headers.get("www-authenticate", "").startswith("Bearer"), name
 
 
 def test_many_headers_do_not_confuse_authentication(platform: Platform) -> None:
-    """Two Authorization headers, or a thousand others around a forged one, are still a 401."""
+    """A thousand headers around a forged key are a 431; two Authorization headers never let the
+    second one in."""
     real = platform.keys["market-publisher"]
     headers = [(f"X-Filler-{i}", "x" * 64) for i in range(1000)]
     headers.append(("Authorization", "Bearer cb_forged_AAAAAAAAAAAAAAAA"))
     response = platform.client.get("/catalog/v1/datasets", headers=headers)
-    _assert_refused(response, {401}, what="1000 headers")
+    _assert_refused(response, {431}, what="1000 headers")
     both = [("Authorization", "Bearer cb_forged_AAAAAAAAAAAAAAAA"), ("Authorization", f"Bearer {real}")]
     response = platform.client.get("/catalog/v1/principals", headers=both)
     assert response.status_code in (400, 401, 403), response.text
