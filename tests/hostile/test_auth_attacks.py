@@ -272,15 +272,19 @@ def test_refused_attempts_are_on_the_audit_trail(platform: Platform) -> None:
         ("POST", f"/catalog/v1/access-requests/{request_id}/withdraw", {}),
         ("POST", f"/catalog/v1/grants/{platform.context['grant_id']}/revoke", {"reason": marker}),
         ("PATCH", "/catalog/v1/datasets/market.inspections", {"title": marker}),
+        ("GET", f"/catalog/v1/grants/{platform.context['grant_id']}", None),
     ]
     for method, path, body in attempts:
-        response = platform.call(method, path, intruder, json=body)
+        response = platform.call(method, path, intruder, **({} if body is None else {"json": body}))
         _assert_refused(response, {403, 404}, secrets=[intruder], what=path)
     page = platform.ok("GET", "/catalog/v1/audit?outcome=denied&actor=ai-community&limit=500")
     audited = {(entry["action"], entry["resource_id"]) for entry in page["items"]}
     assert any(request_id in resource and "approve" in action for action, resource in audited), audited
     assert any(request_id in resource and "withdraw" in action for action, resource in audited), audited
-    assert any(platform.context["grant_id"] in resource for _, resource in audited), audited
+    assert any(
+        platform.context["grant_id"] in resource and "revoke" in action for action, resource in audited
+    )
+    assert ("grant.read", platform.context["grant_id"]) in audited, audited
     assert any("market.inspections" in resource for _, resource in audited), audited
     for entry in page["items"]:
         assert entry["actor_kind"] == "scenario" and entry["outcome"] == "denied"
