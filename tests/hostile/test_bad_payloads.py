@@ -99,7 +99,9 @@ def _measure(call: Callable[[], Any]) -> Measured:
         tracemalloc.stop()
     content_type = response.headers.get("content-type", "")
     body = response.json() if "json" in content_type else {}
-    return Measured(response.status_code, content_type, body, elapsed, peak - before)
+    measured = Measured(response.status_code, content_type, body, elapsed, peak - before)
+    print(f"{measured.status} in {elapsed * 1000:.0f} ms, {measured.peak_bytes / MIB:.1f} MiB at peak")
+    return measured
 
 
 # --- ingest -------------------------------------------------------------------------------------
