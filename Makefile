@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run test unit integration lint format typecheck arch bench up-infra down-infra infra-status tools deploy-check clean
+.PHONY: help install run test unit integration fuzz lint format typecheck arch bench up-infra down-infra infra-status tools deploy-check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,12 @@ unit: $(STAMP) $(JS_STAMP) ## Unit tests only (no Kafka or PostgreSQL needed)
 
 integration: $(STAMP) up-infra ## Integration tests on real Kafka and PostgreSQL
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 300
+FUZZ_SECONDS ?= 900
+fuzz: $(STAMP) up-infra ## Fuzz every service's OpenAPI at length, in process on 127.0.0.1 (FUZZ_EXAMPLES per operation and way, FUZZ_SECONDS per service)
+	CITYBASE_FUZZ=1 CITYBASE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CITYBASE_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		$(BIN)/python -m pytest tests/hostile/test_openapi_fuzzing.py -s -p no:cacheprovider -o timeout=0 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check services citybase tests

@@ -23,6 +23,7 @@ from services.catalog.audit import service as audit
 from services.common import db
 from services.common.app import Infrastructure
 from services.common.outbox import Outbox
+from services.common.problems import install_problem_handlers
 from services.common.settings import Settings
 from services.console.app import create_app as create_console
 from services.console.settings import ConsoleSettings
@@ -78,6 +79,9 @@ def create_platform_app(settings: Settings, console_settings: ConsoleSettings | 
         if console_settings.api_url
         else httpx.ASGITransport(app=app, raise_app_exceptions=False),
     )
+    # What no mounted service answers (a path outside them, or one a mount's pattern does not match,
+    # such as an id with an encoded newline) is still answered with problem+json.
+    install_problem_handlers(app)
 
     @app.get("/", summary="Where everything is")
     async def index(request: Request) -> dict[str, object]:
