@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run test unit integration lint format typecheck arch bench up-infra down-infra infra-status tools deploy-check clean
+.PHONY: help install run test unit integration fuzz lint format typecheck arch bench up-infra down-infra infra-status tools deploy-check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,12 @@ unit: $(STAMP) $(JS_STAMP) ## Unit tests only (no Kafka or PostgreSQL needed)
 integration: $(STAMP) up-infra ## Integration tests on real Kafka and PostgreSQL
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
+FUZZ_EXAMPLES ?= 300
+FUZZ_SECONDS ?= 900
+fuzz: $(STAMP) up-infra ## Fuzz every service's OpenAPI at length, in process on 127.0.0.1 (FUZZ_EXAMPLES per operation and way, FUZZ_SECONDS per service)
+	CITYBASE_FUZZ=1 CITYBASE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CITYBASE_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		$(BIN)/python -m pytest tests/hostile/test_openapi_fuzzing.py -s -p no:cacheprovider -o timeout=0 $(PYTEST_ARGS)
+
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check services citybase tests
 	$(BIN)/ruff format --check services citybase tests
@@ -62,7 +68,7 @@ up-infra: ## Start Kafka (KRaft) and PostgreSQL on 127.0.0.1 (installs them if m
 down-infra: ## Stop Kafka and PostgreSQL
 	bash deploy/local/down.sh
 
-tools: ## Install the operator tools the deploy/ tests use: promtool (Debian's, no daemon) and kustomize (idempotent)
+tools: ## Install the tools the deploy/ and console tests use: promtool (no daemon), kustomize, chromium and chromedriver (idempotent)
 	bash deploy/local/tools.sh up
 
 deploy-check: $(STAMP) tools ## Check deploy/: metrics lint, Prometheus config and rules, dashboards, compose and k8s manifests

@@ -72,6 +72,7 @@ def up(
     console.print(f"  database {settings.database_url}\n  bus      {settings.bus_url}", soft_wrap=True)
     for name in ServiceName:
         console.print(f"  {name.value:8} {base}/{name.value}/docs")
+    console.print(f"  console  {base}/console/  (log in with an API key)")
     if prepared.examples:
         console.print(f"  loaded {len(prepared.examples)} example contract versions")
     if prepared.admin_key:

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI, Request
 
 from services.catalog import models as catalog_models
@@ -22,7 +23,10 @@ from services.catalog.audit import service as audit
 from services.common import db
 from services.common.app import Infrastructure
 from services.common.outbox import Outbox
+from services.common.problems import install_problem_handlers
 from services.common.settings import Settings
+from services.console.app import create_app as create_console
+from services.console.settings import ConsoleSettings
 from services.feeds.app import create_app as create_feeds
 from services.ingest.app import create_app as create_ingest
 from services.quality.app import create_app as create_quality
@@ -35,7 +39,7 @@ SERVICE_FACTORIES: dict[str, Callable[..., FastAPI]] = {
 }
 
 
-def create_platform_app(settings: Settings) -> FastAPI:
+def create_platform_app(settings: Settings, console_settings: ConsoleSettings | None = None) -> FastAPI:
     holder: dict[str, Infrastructure] = {}
 
     def shared() -> Infrastructure:
@@ -53,6 +57,7 @@ def create_platform_app(settings: Settings) -> FastAPI:
                 # Starlette does not run the lifespans of mounted apps: enter each one here.
                 for service in services.values():
                     await stack.enter_async_context(service.router.lifespan_context(service))
+                await stack.enter_async_context(console.router.lifespan_context(console))
                 yield
         finally:
             await asyncio.to_thread(holder.pop("infrastructure").close)
@@ -64,12 +69,26 @@ def create_platform_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    # The console calls the services' HTTP APIs like any client; in one process it reaches them
+    # through the platform app itself, without a socket, unless CITYBASE_CONSOLE_API_URL says where.
+    console_settings = console_settings or ConsoleSettings()
+    console = create_console(
+        console_settings,
+        # A service's 500 reaches the console as a 500 answer, as over a socket, not as an exception.
+        transport=None
+        if console_settings.api_url
+        else httpx.ASGITransport(app=app, raise_app_exceptions=False),
+    )
+    # What no mounted service answers (a path outside them, or one a mount's pattern does not match,
+    # such as an id with an encoded newline) is still answered with problem+json.
+    install_problem_handlers(app)
 
     @app.get("/", summary="Where everything is")
     async def index(request: Request) -> dict[str, object]:
         base = str(request.base_url).rstrip("/")
         return {
             "name": "citybase",
+            "console": f"{base}/console/",
             "services": {
                 name: {
                     "docs": f"{base}/{name}/docs",
@@ -84,6 +103,7 @@ def create_platform_app(settings: Settings) -> FastAPI:
 
     for name, service in services.items():
         app.mount(f"/{name}", service, name=name)
+    app.mount("/console", console, name="console")
     return app
 
 

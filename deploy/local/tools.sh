@@ -4,11 +4,14 @@
 #   deploy/local/tools.sh up          install what is missing (idempotent), then print the paths
 #   deploy/local/tools.sh promtool    print the promtool path (install it first if missing)
 #   deploy/local/tools.sh kustomize   print a kustomize command (`kubectl kustomize` or kustomize)
+#   deploy/local/tools.sh chromium    print the chromium and chromedriver paths (install them if missing)
 #
 # promtool comes from Debian's `prometheus` package. Only the .deb is downloaded and promtool
 # extracted from it: installing the package would also install, enable and start a Prometheus
 # daemon, and we need the checker, not a server. kustomize: `kubectl kustomize` when kubectl is
 # installed, else `go install sigs.k8s.io/kustomize/kustomize/v5` into the same cache.
+# chromium and chromedriver (the console's browser tests, headless) are Debian's `chromium` and
+# `chromium-driver` packages, installed system-wide: they must match each other's version.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -66,13 +69,41 @@ ensure_kustomize() {
     || die "go install kustomize failed"
 }
 
+chromium_paths() {
+  local browser driver
+  browser="$(command -v chromium 2>/dev/null)" || return 1
+  driver="$(command -v chromedriver 2>/dev/null)" || return 1
+  echo "$browser $driver"
+}
+
+ensure_chromium() {
+  chromium_paths >/dev/null && return 0
+  need_root "installing chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  mkdir -p "$CITYBASE_INFRA_DIR"
+  local apt_log="$CITYBASE_INFRA_DIR/apt.log"
+  log "apt-get install -y chromium chromium-driver (log: $apt_log)"
+  if ! apt-get -o DPkg::Lock::Timeout=120 install -y chromium chromium-driver >>"$apt_log" 2>&1; then
+    # A stale package index names versions the mirror no longer has: refresh it once and retry.
+    log "apt-get update"
+    apt-get -o DPkg::Lock::Timeout=120 update >>"$apt_log" 2>&1 \
+      || { tail -n 30 "$apt_log" >&2; die "apt-get update failed (full log: $apt_log)"; }
+    apt-get -o DPkg::Lock::Timeout=120 install -y chromium chromium-driver >>"$apt_log" 2>&1 \
+      || { tail -n 30 "$apt_log" >&2; die "apt-get install chromium chromium-driver failed (full log: $apt_log)"; }
+  fi
+  chromium_paths >/dev/null || die "chromium or chromedriver is still missing after apt-get install"
+  log "chromium installed: $(chromium --version 2>/dev/null | head -n 1)"
+}
+
 case "${1:-up}" in
   up)
     ensure_promtool
     ensure_kustomize
-    log "promtool: $(promtool_path); kustomize: $(kustomize_cmd)"
+    ensure_chromium
+    log "promtool: $(promtool_path); kustomize: $(kustomize_cmd); chromium, chromedriver: $(chromium_paths)"
     ;;
   promtool) ensure_promtool; promtool_path ;;
   kustomize) ensure_kustomize; kustomize_cmd ;;
-  *) die "usage: $0 [up|promtool|kustomize]" ;;
+  chromium) ensure_chromium; chromium_paths ;;
+  *) die "usage: $0 [up|promtool|kustomize|chromium]" ;;
 esac

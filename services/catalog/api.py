@@ -31,6 +31,7 @@ from services.catalog.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
     ApiKeyRead,
+    CallerRead,
     Classification,
     CompatibilityReport,
     ContractVersionRead,
@@ -338,6 +339,16 @@ def get_contract_document(
     stored = service.get_version(session, dataset_id, version)
     media_type = "application/json" if stored.document_format == "json" else "application/yaml"
     return Response(stored.document, media_type=media_type)
+
+
+@router.get(
+    "/me", response_model=CallerRead, tags=["principals"], summary="The principal the calling key belongs to"
+)
+def who_am_i(caller: ReaderDep) -> CallerRead:
+    """What a client (the console) needs to decide what to offer: the caller's kind and department."""
+    return CallerRead(
+        id=caller.id, kind=caller.kind.value, name=caller.name, department_id=caller.department_id
+    )
 
 
 @router.get("/principals", response_model=list[PrincipalRead], tags=["principals"])

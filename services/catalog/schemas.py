@@ -221,6 +221,15 @@ class PrincipalRead(ReadModel):
     created_at: Timestamp
 
 
+class CallerRead(BaseModel):
+    """Who an API key speaks for, as every service's key ring knows it."""
+
+    id: str
+    kind: str = Field(examples=["approver"])
+    name: str
+    department_id: str | None
+
+
 class ApiKeyCreate(BaseModel):
     name: str = Field(default="", max_length=200)
 

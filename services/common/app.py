@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
 from services.common.bus import BufferFull, Bus, BusUnavailable, bus_from_url
+from services.common.limits import HeaderLimits
 from services.common.metrics import ServiceMetrics, install_http_metrics
 from services.common.problems import (
     PROBLEM_RESPONSES,
@@ -36,6 +37,7 @@ from services.common.problems import (
     problem_response,
 )
 from services.common.settings import Settings
+from services.common.storable import NulGuard, install_storable_handlers
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,9 @@ class ServiceSpec:
     lifespan: ServiceLifespan | None = None
     openapi_tags: Sequence[dict[str, str]] = ()
     configure: Callable[[FastAPI, Runtime], None] | None = None
+    scan_json_bodies: bool = True
+    """Refuse a NUL in a JSON body before a route reads it (a service that streams its bodies and
+    stores none of their text, as ingest, turns it off)."""
 
     @property
     def version_table(self) -> str:
@@ -154,7 +159,11 @@ def build_service_app(
     app.state.metrics = metrics
     install_problem_handlers(app)
     _install_infrastructure_handlers(app)
+    install_storable_handlers(app)
+    app.add_middleware(NulGuard, scan_json_bodies=spec.scan_json_bodies)
     install_http_metrics(app, metrics)
+    # Outermost: a head too large is refused before anything, metrics included, reads it.
+    app.add_middleware(HeaderLimits)
     app.include_router(_operations_router(spec.name))
     for router in spec.routers:
         app.include_router(router)

@@ -113,5 +113,6 @@ def create_app(
         migrations=Path(__file__).parent / "migrations",
         lifespan=_lifespan(ingest_settings or IngestSettings()),
         openapi_tags=[{"name": "records", "description": "Publish records to a dataset."}],
+        scan_json_bodies=False,
     )
     return build_service_app(spec, settings, infrastructure=infrastructure)

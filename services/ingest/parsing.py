@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 import re
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -238,6 +239,13 @@ def _skip_nested(text: str, start: int) -> int:
     raise _malformed(text, start, "unterminated array or object")
 
 
+def _value_error(error: ValueError) -> str:
+    """What the decoder refused, in the caller's terms (not the interpreter's advice to itself)."""
+    if "integer string conversion" in str(error):
+        return f"a record holds an integer longer than the limit of {sys.get_int_max_str_digits()} digits"
+    return str(error)
+
+
 def parse_json_array(text: str, max_records: int) -> list[ParsedItem]:
     """The records of a JSON array, decoded one element at a time so each keeps its own span."""
     position = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
@@ -260,7 +268,7 @@ def parse_json_array(text: str, max_records: int) -> list[ParsedItem]:
             except RecursionError:
                 item.end, item.problem = _skip_nested(text, start), too_deep()
             except ValueError as error:  # NaN, or an integer longer than Python converts
-                raise _malformed(text, start, str(error)) from error
+                raise _malformed(text, start, _value_error(error)) from error
             item.line = _position(text, start)[0] if item.problem else None
             items.append(item)
             if len(items) > max_records:
@@ -303,7 +311,9 @@ def parse_ndjson(text: str, max_records: int) -> list[ParsedItem]:
             except RecursionError:
                 item.problem = too_deep()
             except ValueError as error:
-                raise MalformedBody(f"line {line}: {error}", line=line, offset=position) from error
+                raise MalformedBody(
+                    f"line {line}: {_value_error(error)}", line=line, offset=position
+                ) from error
             items.append(item)
             if len(items) > max_records:
                 raise TooManyRecords(f"a batch may hold at most {max_records} records", limit=max_records)

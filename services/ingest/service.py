@@ -88,7 +88,15 @@ from services.ingest.parsing import (
 from services.ingest.projection import CatalogProjection, ContractVersion, DatasetState
 from services.ingest.schemas import RecordBatchResult, RecordError
 from services.ingest.settings import IngestSettings
-from services.ingest.validation import Violation, exceeds_depth, has_non_finite_number, json_type
+from services.ingest.validation import (
+    Violation,
+    exceeds_depth,
+    has_lone_surrogate,
+    has_non_finite_number,
+    is_non_finite,
+    json_type,
+    path_of_first,
+)
 
 log = logging.getLogger(__name__)
 
@@ -419,23 +427,28 @@ def encode_record(value: Any) -> tuple[bytes | None, Violation | None]:
     except TypeError:  # orjson.JSONEncodeError included
         return _serialize_with_json(value)
     if b"null" in encoded and has_non_finite_number(value):
-        return None, _NON_FINITE
+        return None, _non_finite(value)
     return encoded, None
 
 
-_NON_FINITE = Violation("", "numberRange", "a number is too large to be represented (Infinity)")
+def _non_finite(value: Any) -> Violation:
+    return Violation(
+        path_of_first(value, is_non_finite),
+        "numberRange",
+        "a number is too large to be represented (Infinity)",
+    )
 
 
 def _serialize_with_json(value: Any) -> tuple[bytes | None, Violation | None]:
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        return None, _NON_FINITE
+        return None, _non_finite(value)
     try:
         return text.encode("utf-8"), None
     except UnicodeEncodeError as error:
         return None, Violation(
-            "",
+            path_of_first(value, has_lone_surrogate),
             "encoding",
             f"the record holds a lone surrogate ({error.object[error.start]!r}), which is not valid Unicode",
         )

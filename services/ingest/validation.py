@@ -362,6 +362,38 @@ def has_non_finite_number(value: Any) -> bool:
     return False
 
 
+def path_of_first(value: Any, unwanted: Callable[[Any], bool]) -> str:
+    """JSON Pointer of the first value (or object key) in ``value`` that is ``unwanted``, "" for
+    the whole record: where a record that cannot be published went wrong."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        node, location = stack.pop()
+        if unwanted(node):
+            return json_pointer(location) if location else ""
+        if isinstance(node, dict):
+            for name, item in reversed(list(node.items())):
+                if unwanted(name):
+                    return json_pointer((*location, name))
+                stack.append((item, (*location, name)))
+        elif isinstance(node, list):
+            stack.extend((item, (*location, index)) for index, item in reversed(list(enumerate(node))))
+    return ""
+
+
+def is_non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def field_types(schema: Mapping[str, Any]) -> dict[str, frozenset[str]]:
     """The JSON types each top-level field may take (what a CSV cell is converted to)."""
     types: dict[str, frozenset[str]] = {}

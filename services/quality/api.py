@@ -141,10 +141,23 @@ def _render(card: dict[str, Any], format: CardFormat) -> Any:
 
 
 PeriodQuery = Annotated[str, Query(description="e.g. 30d, 12h, 2w (at most a year)")]
+CARD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The scorecard, as `format` asks: JSON, CSV (one row per dataset) or HTML",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "text/html": {"schema": {"type": "string"}},
+        },
+    }
+}
 
 
 @router.get(
-    "/scorecards/departments/{department_id}", tags=["scorecards"], summary="Scorecard of a department"
+    "/scorecards/departments/{department_id}",
+    tags=["scorecards"],
+    summary="Scorecard of a department",
+    responses=CARD_RESPONSES,
 )
 def department_scorecard(
     department_id: str,
@@ -161,7 +174,12 @@ def department_scorecard(
     return _render(card, format)
 
 
-@router.get("/scorecards/scenarios/{scenario_id}", tags=["scorecards"], summary="Scorecard of a scenario")
+@router.get(
+    "/scorecards/scenarios/{scenario_id}",
+    tags=["scorecards"],
+    summary="Scorecard of a scenario",
+    responses=CARD_RESPONSES,
+)
 def scenario_scorecard(
     scenario_id: str,
     session: SessionDep,

@@ -90,15 +90,24 @@ class ContractVersion:
         self.frequency_s = _seconds(sla.get("frequency_s"))
         self.latency_s = _seconds(sla.get("latency_s"))
         self.expectation_items: Any = state.get("expectation_suite")
-        self.event_time_field = self._event_time_field()
+        self.event_time_fields = self._event_time_fields()
         self._compiled: CompiledSuite | None = None
         self._lock = threading.Lock()
 
-    def _event_time_field(self) -> str | None:
-        """The field that says when the event happened: the first required date-time, else the first."""
+    def _event_time_fields(self) -> tuple[str, ...]:
+        """The fields that say when the event happened, the first with a value winning: those the
+        contract marks ``citybase.eventTime`` by rank, else the first required date-time, else the
+        first date-time."""
+        marked = sorted(
+            (rank, position, name)
+            for position, (name, sub) in enumerate(self.properties.items())
+            if isinstance(rank := sub.get("x-citybase-event-time"), int) and not isinstance(rank, bool)
+        )
+        if marked:
+            return tuple(name for _, _, name in marked)
         times = [name for name, sub in self.properties.items() if sub.get("format") == "date-time"]
         required = [name for name in times if name in self.required]
-        return next(iter(required or times), None)
+        return tuple(required or times)[:1]
 
     def suite(self, engine: GreatExpectations) -> CompiledSuite:
         """The compiled GX suite, built on first use, exactly once per version."""

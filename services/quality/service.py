@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -350,14 +350,10 @@ def _timing(
     measured = on_time = 0
     p95: float | None = None
     newest_ms: int | None = None
-    event_field = contract.event_time_field if contract is not None else None
+    event_fields = contract.event_time_fields if contract is not None else ()
+    event_field = " or ".join(event_fields) or None
     if window.rows and event_field is not None:
-        parsed = pd.to_datetime(
-            pd.Series([row.get(event_field) for row in window.rows], dtype=object),
-            utc=True,
-            errors="coerce",
-            format="ISO8601",
-        )
+        parsed = _event_times(window.rows, event_fields)
         valid = parsed.notna().to_numpy()
         event_ms = parsed.dt.as_unit("ms").to_numpy(dtype="datetime64[ms]").astype(np.int64)[valid]
         ingest = np.asarray(window.ingest_ms, dtype=np.int64)[valid]
@@ -391,6 +387,23 @@ def _timing(
         "latency_s": latency,
     }
     return _Timing(score, measured, measured - on_time, freshness, p95, frequency, latency, newest, details)
+
+
+def _event_times(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> pd.Series:
+    """Each row's event time (UTC), from the first of ``fields`` holding a readable time; NaT if none."""
+
+    def parse(name: str) -> pd.Series:
+        return pd.to_datetime(
+            pd.Series([row.get(name) for row in rows], dtype=object),
+            utc=True,
+            errors="coerce",
+            format="ISO8601",
+        )
+
+    times = parse(fields[0])
+    for name in fields[1:]:
+        times = times.fillna(parse(name))
+    return times
 
 
 # --- storing ------------------------------------------------------------------------------------

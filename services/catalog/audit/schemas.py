@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from services.catalog.schemas import Timestamp
 
 
 class AuditEntryRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     seq: int = Field(description="Position in the chain, gap-free from 1.")
-    at: datetime
+    at: Timestamp = Field(description="When, in UTC (RFC 3339).")
     actor_id: str | None = Field(description="The principal who acted; null when unauthenticated.")
     actor_kind: str | None
     action: str = Field(examples=["grant.revoke", "contract_version.register"])

@@ -64,6 +64,9 @@ SENSITIVE_CLASSIFICATIONS = frozenset(
 
 MASKING_PROPERTY = "citybase.masking"
 ENUM_PROPERTY = "citybase.enum"
+EVENT_TIME_PROPERTY = "citybase.eventTime"
+"""On a date-time property: the record's event time, by rank when several (1 first, the first
+one with a value wins), e.g. ``updated_at`` (1) before ``created_at`` (2) on status changes."""
 CLASSIFICATION_PROPERTY = "citybase.classification"
 DEPARTMENT_PROPERTY = "citybase.department"
 COMPATIBILITY_PROPERTY = "citybase.compatibility"
@@ -373,7 +376,19 @@ def _property_schema(prop: SchemaProperty, *, top_level: bool = False) -> dict[s
     rule = masking_rule(prop)
     if rule is not None:
         schema["x-citybase-masking"] = rule.kind
+    event_time = _custom(prop.customProperties, EVENT_TIME_PROPERTY)
+    if top_level and event_time is not None and _event_time_rank(event_time[1]) is not None:
+        schema["x-citybase-event-time"] = _event_time_rank(event_time[1])
     return schema
+
+
+def _event_time_rank(value: Any) -> int | None:
+    """``true`` is rank 1; a positive integer is its own rank; anything else is not a rank."""
+    if value is True:
+        return 1
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
 
 
 # --- key, masking, SLA, policy -----------------------------------------------------------------
@@ -920,6 +935,16 @@ def _check_property(prop: SchemaProperty, where: list[str | int], error: _Report
         declared = _custom(prop.customProperties, MASKING_PROPERTY)
         index = declared[0] if declared else 0
         error([*where, "customProperties", index, "value"], "masking", str(problem))
+    declared_time = _custom(prop.customProperties, EVENT_TIME_PROPERTY)
+    if declared_time is not None and (
+        _event_time_rank(declared_time[1]) is None
+        or (prop.logicalType or "").lower() not in ("timestamp", "date")
+    ):
+        error(
+            [*where, "customProperties", declared_time[0], "value"],
+            "event-time",
+            f"{EVENT_TIME_PROPERTY} goes on a timestamp or date property, with true or a rank from 1",
+        )
     declared_enum = _custom(prop.customProperties, ENUM_PROPERTY)
     if declared_enum is not None:
         values = declared_enum[1]

@@ -41,7 +41,7 @@ def test_datasets_contracts_and_grants_are_projected() -> None:
     version = catalog.current_contract("health.projected")
     assert version is not None
     assert version.primary_key == ("visit_id",)
-    assert version.event_time_field == "registered_at"
+    assert version.event_time_fields == ("registered_at",)
     assert version.frequency_s == 900 and version.latency_s == 300
     assert version.sensitive_fields["patient_id"]["kind"] == "hash"
     dataset = catalog.dataset("health.projected")

@@ -167,3 +167,29 @@ def test_a_suite_is_compiled_once_per_contract_version() -> None:
     version = catalog.current_contract("health.once")
     assert version is not None
     assert version.suite(ENGINE) is version.suite(ENGINE)
+
+
+def _unmarked(document: dict[str, Any]) -> None:
+    for name in ("created_at", "updated_at"):
+        contract_property(document, name).pop("customProperties", None)
+
+
+def test_the_event_time_is_the_first_marked_field_with_a_value() -> None:
+    # Status changes of requests filed up to 50 minutes ago, published as they happen: on time
+    # by updated_at (rank 1); a new request has no updated_at and is timed by created_at (rank 2).
+    marked = contract_state("community.timed", example="community.service-requests", version="1.1.0")
+    records, _ = routed_records(marked, 400, flavour_of="community.service-requests")
+    scored = score(catalog_of(marked, version="1.1.0"), records)
+    assert scored.details["event_time_field"] == "updated_at or created_at"
+    assert scored.details["measured"] == len(records)
+    assert scored.details["on_time"] == len(records)
+    assert scored.scores["timeliness"] == 100.0
+
+    # Timed by created_at alone (the first required date-time), the same status changes look late.
+    unmarked = contract_state(
+        "community.untimed", example="community.service-requests", version="1.1.0", change=_unmarked
+    )
+    records, _ = routed_records(unmarked, 400, flavour_of="community.service-requests")
+    scored = score(catalog_of(unmarked, version="1.1.0"), records)
+    assert scored.details["event_time_field"] == "created_at"
+    assert scored.details["on_time"] < scored.details["measured"]

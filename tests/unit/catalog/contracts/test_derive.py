@@ -1158,3 +1158,34 @@ def test_nested_properties_are_left_to_the_record_schema() -> None:
     columns = {item["kwargs"].get("column") for item in suite_of(KEY, address)}
 
     assert columns == {"id", "address"}
+
+
+def test_event_time_fields_are_annotated_with_their_rank() -> None:
+    updated = contract_property(
+        "updated_at", "timestamp", customProperties=[{"property": "citybase.eventTime", "value": 1}]
+    )
+    created = contract_property(
+        "created_at", "timestamp", customProperties=[{"property": "citybase.eventTime", "value": True}]
+    )
+
+    schema = property_schema(created, updated)
+
+    assert schema["properties"]["updated_at"]["x-citybase-event-time"] == 1
+    assert schema["properties"]["created_at"]["x-citybase-event-time"] == 1  # true is rank 1
+    assert "x-citybase-event-time" not in schema["properties"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("logical_type", "value"), [("timestamp", 0), ("timestamp", "first"), ("timestamp", False), ("string", 1)]
+)
+def test_an_event_time_mark_off_a_time_or_without_a_rank_is_refused(logical_type: str, value: Any) -> None:
+    prop = contract_property(
+        "at", logical_type, customProperties=[{"property": "citybase.eventTime", "value": value}]
+    )
+
+    with pytest.raises(ContractInvalid) as caught:
+        contract_with(KEY, prop)
+
+    assert [(e.path, e.rule) for e in caught.value.errors or []] == [
+        ("/schema/0/properties/1/customProperties/0/value", "event-time")
+    ]

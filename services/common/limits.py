@@ -1,0 +1,62 @@
+"""Limits on a request's head: too many or too large headers are a 431 before anything reads them.
+
+uvicorn's default HTTP parser (httptools) accepts a header of any size and any number of them, so
+a 1 MiB Authorization header reached key lookup and 10,000 headers reached every dependency.
+:class:`HeaderLimits` answers them at the door with 431 problem+json, without echoing a value.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.problems import FieldError, Problem, problem_response
+
+MAX_HEADER_BYTES = 32 * 1024
+"""All header names and values together; a key is under 100 bytes, a Last-Event-ID under 8 KiB."""
+MAX_HEADERS = 128
+
+
+class HeadersTooLarge(Problem):
+    slug, title, status = "headers-too-large", "Request header fields too large", 431
+
+
+class HeaderLimits:
+    """ASGI middleware: more than MAX_HEADERS headers or MAX_HEADER_BYTES of them is a 431."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int = MAX_HEADER_BYTES, max_count: int = MAX_HEADERS
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers", [])
+        size = 0
+        largest = b""
+        largest_size = 0
+        for name, value in headers:
+            size += len(name) + len(value)
+            if len(value) > largest_size:
+                largest, largest_size = name, len(value)
+        if len(headers) <= self.max_count and size <= self.max_bytes:
+            await self.app(scope, receive, send)
+            return
+        if len(headers) > self.max_count:
+            detail = f"{len(headers)} headers; at most {self.max_count} are read"
+            errors = None
+        else:
+            detail = f"{size} bytes of headers; at most {self.max_bytes} are read"
+            name = largest.decode("latin-1")[:100]
+            errors = [FieldError(path=f"/headers/{name}", rule="maxLength", message=f"{largest_size} bytes")]
+        response = problem_response(
+            HeadersTooLarge(detail, errors=errors), scope.get("root_path", "") + scope["path"]
+        )
+        await response(scope, _disconnected, send)
+
+
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}

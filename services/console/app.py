@@ -1,0 +1,85 @@
+"""The console's app: server-rendered pages for people, over the four services' HTTP APIs.
+
+``citybase up`` mounts it at ``/console`` and hands it a transport into the platform itself, so
+its calls go through the same routes, authentication and authorization as any client's, without a
+socket. With ``CITYBASE_CONSOLE_API_URL`` it calls a platform elsewhere (a gateway serving
+/catalog, /ingest, /feeds and /quality).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.console.api import router
+from services.console.deps import COOKIE, prefix_of, render
+from services.console.exceptions import ApiError, LoginRequired, NotForYourRole
+from services.console.settings import ConsoleSettings
+
+IN_PROCESS_URL = "http://citybase.internal"
+
+
+def create_app(
+    settings: ConsoleSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    settings = settings or ConsoleSettings()
+    if transport is None and settings.api_url is None:
+        raise ValueError("the console needs CITYBASE_CONSOLE_API_URL or a transport into the platform")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(
+            base_url=settings.api_url or IN_PROCESS_URL, transport=transport, timeout=settings.timeout_s
+        ) as client:
+            app.state.http = client
+            yield
+
+    app = FastAPI(
+        title="citybase console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+    app.state.console_settings = settings
+    app.include_router(router)
+    install_error_pages(app)
+    return app
+
+
+def _to_login(request: Request) -> Response:
+    prefix = prefix_of(request)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = RedirectResponse(f"{prefix}/login?next={quote(here, safe='')}", status_code=303)
+    response.delete_cookie(COOKIE, path=f"{prefix}/")
+    return response
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """A refusal is a page that says why, with the status the service gave; never a 500."""
+
+    async def on_login_required(request: Request, _: Exception) -> Response:
+        return _to_login(request)
+
+    async def on_not_for_your_role(request: Request, error: Exception) -> Response:
+        assert isinstance(error, NotForYourRole)
+        return render(request, "error.html", {"title": "Not for your role", "detail": error.detail}, 403)
+
+    async def on_api_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ApiError)
+        if error.status == 401:
+            # The key was revoked or the principal suspended since login: log in again.
+            return _to_login(request)
+        status = error.status if 400 <= error.status < 500 else 502
+        title = {403: "Not for your role", 404: "Not found"}.get(status, error.title)
+        return render(
+            request,
+            "error.html",
+            {"title": title, "detail": error.detail, "service": error.service, "errors": error.field_errors},
+            status,
+        )
+
+    app.add_exception_handler(LoginRequired, on_login_required)
+    app.add_exception_handler(NotForYourRole, on_not_for_your_role)
+    app.add_exception_handler(ApiError, on_api_error)

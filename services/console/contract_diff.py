@@ -1,0 +1,131 @@
+"""What changed between two contract versions of a dataset, field by field, for people to read.
+
+The catalog decides compatibility (and refuses a breaking version with its own report); this diff
+only shows the difference between two registered versions, from their record schemas, sensitive
+fields, primary keys and SLA targets as the catalog serves them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# JSON Schema keywords a reader cares about, with the words shown for them.
+WATCHED = {
+    "type": "type",
+    "format": "format",
+    "enum": "allowed values",
+    "pattern": "pattern",
+    "minimum": "minimum",
+    "maximum": "maximum",
+    "minLength": "min length",
+    "maxLength": "max length",
+    "x-citybase-classification": "classification",
+    "description": "description",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    what: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    name: str
+    status: str
+    """added, removed or changed."""
+    changes: list[Change] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ContractDiff:
+    old_version: str
+    new_version: str
+    fields: list[FieldDiff]
+    changes: list[Change]
+    """Dataset-wide: primary key, SLA targets."""
+
+    @property
+    def empty(self) -> bool:
+        return not self.fields and not self.changes
+
+
+def field_rows(version: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The fields of one contract version, in schema order, with what the console shows of each."""
+    schema = version.get("record_schema") or {}
+    required = set(schema.get("required") or [])
+    sensitive = version.get("sensitive_fields") or {}
+    primary_key = set(version.get("primary_key") or [])
+    rows = []
+    for name, prop in (schema.get("properties") or {}).items():
+        mask = sensitive.get(name)
+        rows.append(
+            {
+                "name": name,
+                "type": _type_of(prop),
+                "required": name in required,
+                "primary_key": name in primary_key,
+                "classification": prop.get("x-citybase-classification"),
+                "sensitive": mask is not None,
+                "masking": (mask or {}).get("kind") if isinstance(mask, Mapping) else mask,
+                "description": prop.get("description", ""),
+            }
+        )
+    return rows
+
+
+def _type_of(prop: Mapping[str, Any]) -> str:
+    kind = prop.get("type", "any")
+    text = " | ".join(kind) if isinstance(kind, list) else str(kind)
+    return f"{text} ({prop['format']})" if "format" in prop else text
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> ContractDiff:
+    """Fields added, removed or changed from ``old`` to ``new`` (two ``ContractVersionRead``)."""
+    old_schema, new_schema = old.get("record_schema") or {}, new.get("record_schema") or {}
+    old_props = old_schema.get("properties") or {}
+    new_props = new_schema.get("properties") or {}
+    old_required, new_required = set(old_schema.get("required") or []), set(new_schema.get("required") or [])
+    old_masks, new_masks = old.get("sensitive_fields") or {}, new.get("sensitive_fields") or {}
+    fields: list[FieldDiff] = []
+    for name in [*old_props, *(n for n in new_props if n not in old_props)]:
+        if name not in new_props:
+            fields.append(FieldDiff(name, "removed"))
+            continue
+        if name not in old_props:
+            fields.append(FieldDiff(name, "added", _describe(new_props[name], name in new_required)))
+            continue
+        changes = [
+            Change(label, old_props[name].get(key), new_props[name].get(key))
+            for key, label in WATCHED.items()
+            if old_props[name].get(key) != new_props[name].get(key)
+        ]
+        if (name in old_required) != (name in new_required):
+            changes.append(Change("required", name in old_required, name in new_required))
+        if old_masks.get(name) != new_masks.get(name):
+            changes.append(Change("masking", _mask(old_masks.get(name)), _mask(new_masks.get(name))))
+        if changes:
+            fields.append(FieldDiff(name, "changed", changes))
+    changes = []
+    if list(old.get("primary_key") or []) != list(new.get("primary_key") or []):
+        changes.append(Change("primary key", old.get("primary_key"), new.get("primary_key")))
+    old_sla, new_sla = old.get("sla") or {}, new.get("sla") or {}
+    changes.extend(
+        Change(f"SLA {key}", old_sla.get(key), new_sla.get(key))
+        for key in sorted({*old_sla, *new_sla})
+        if old_sla.get(key) != new_sla.get(key)
+    )
+    return ContractDiff(str(old.get("version")), str(new.get("version")), fields, changes)
+
+
+def _describe(prop: Mapping[str, Any], required: bool) -> list[Change]:
+    described = [Change(label, None, prop[key]) for key, label in WATCHED.items() if key in prop]
+    return [*described, Change("required", None, required)]
+
+
+def _mask(mask: Any) -> Any:
+    return mask.get("kind") if isinstance(mask, Mapping) else mask

@@ -1,0 +1,95 @@
+"""Dependencies of the console's routes: the HTTP client, the settings, the session and rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from services.console import service
+from services.console.exceptions import LoginRequired
+from services.console.gateway import PlatformApi
+from services.console.settings import ConsoleSettings
+
+COOKIE = "citybase_console"
+"""The session cookie. It holds the API key itself (HttpOnly, SameSite=Strict, path of the console):
+the console keeps no session store, and a key revoked in the catalog ends its sessions at once
+because every page presents the key to the services again."""
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    # The pages run no script at all: a policy that forbids any keeps an injected one inert.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+
+
+def prefix_of(request: Request) -> str:
+    """Where the console is mounted (``/console`` under ``citybase up``), for its own links."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def get_http(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.http
+    return client
+
+
+def get_settings(request: Request) -> ConsoleSettings:
+    settings: ConsoleSettings = request.app.state.console_settings
+    return settings
+
+
+HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
+ConsoleSettingsDep = Annotated[ConsoleSettings, Depends(get_settings)]
+
+
+@dataclass(frozen=True)
+class Session:
+    api: PlatformApi
+    caller: service.Caller
+
+
+async def get_session(request: Request, http: HttpDep) -> Session:
+    key = request.cookies.get(COOKIE)
+    if not key:
+        raise LoginRequired()
+    api = PlatformApi(http, key)
+    session = Session(api, await service.who_is(api))
+    # Kept for the error pages, which render outside the route but show the same navigation.
+    request.state.caller = session.caller
+    return session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    *,
+    session: Session | None = None,
+) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {
+            **context,
+            "prefix": prefix_of(request),
+            "caller": session.caller if session else getattr(request.state, "caller", None),
+        },
+        status_code=status,
+        headers=SECURITY_HEADERS,
+    )

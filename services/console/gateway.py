@@ -1,0 +1,64 @@
+"""The console's only way to the platform: the services' public HTTP APIs, with the caller's key.
+
+Every call carries the API key of the person logged in, so each service applies its own
+authorization rule (docs/authorization.md) and the console can show nothing the key may not see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from services.console.exceptions import ApiError
+
+SERVICES = ("catalog", "ingest", "feeds", "quality")
+
+
+class PlatformApi:
+    """Calls ``/<service>/<path>`` under the platform root as the principal of ``key``."""
+
+    def __init__(self, client: httpx.AsyncClient, key: str) -> None:
+        self._client = client
+        self._headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+
+    async def _call(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}")
+        try:
+            response = await self._client.request(
+                method, f"/{service}{path}", headers=self._headers, **kwargs
+            )
+        except httpx.HTTPError as error:
+            raise ApiError(
+                service, 502, {"title": "Service unavailable", "detail": f"{service} did not answer: {error}"}
+            ) from error
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"title": response.reason_phrase, "detail": response.text[:500]}
+            if not isinstance(problem, dict):
+                problem = {"title": response.reason_phrase, "detail": str(problem)[:500]}
+            raise ApiError(service, response.status_code, problem)
+        return response
+
+    async def get(self, service: str, path: str, **params: Any) -> Any:
+        query = {name: value for name, value in params.items() if value not in (None, "")}
+        return (await self._call("GET", service, path, params=query)).json()
+
+    async def text(self, service: str, path: str) -> str:
+        return (await self._call("GET", service, path)).text
+
+    async def post(self, service: str, path: str, body: dict[str, Any]) -> Any:
+        return (await self._call("POST", service, path, json=body)).json()
+
+    async def optional(self, service: str, path: str, **params: Any) -> Any | None:
+        """A section of a page that may be missing (no score yet, not visible to this role):
+        ``None`` on 403 and 404, any other failure still raised."""
+        try:
+            return await self.get(service, path, **params)
+        except ApiError as error:
+            if error.status in (403, 404):
+                return None
+            raise

@@ -1,0 +1,93 @@
+"""The whole platform in one process, with a principal of every kind, for hostile-input tests.
+
+Module-scoped (starting the platform and its principals takes seconds), on SQLite and on a fresh
+PostgreSQL schema, with the embedded bus. The principals and their keys are those of the
+authorization table's test (tests/integration/test_authorization.py), built with its helpers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from citybase.platform import create_platform_app, prepare
+from services.common.worker import wait_until
+from tests.factories import embedded_settings
+from tests.integration.test_authorization import Platform
+
+
+def _postgres_schema(postgres_url: str) -> tuple[str, sa.Engine, str]:
+    schema = f"t_hostile_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, engine, url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """catalog, ingest, feeds and quality on one database and the embedded bus, with the example
+    catalog, two departments (a publisher and an approver each), an operator and two scenarios,
+    one of which holds a grant and a subscription to market.inspections."""
+    directory: Path = tmp_path_factory.mktemp("hostile")
+    dropped: tuple[str, sa.Engine] | None = None
+    if request.param == "sqlite":
+        settings = embedded_settings(directory)
+    else:
+        schema, engine, url = _postgres_schema(str(request.getfixturevalue("postgres_url")))
+        dropped = (schema, engine)
+        settings = embedded_settings(directory, database_url=url)
+    try:
+        prepared = prepare(settings)
+        assert prepared.admin_key is not None
+        app = create_platform_app(settings)
+        with TestClient(app) as client:
+            platform = Platform(client, app, prepared.admin_key)
+            platform.wait_for_key(prepared.admin_key)
+            platform.principal("market-publisher", "department", "market-supervision")
+            platform.principal("health-publisher", "department", "health-commission")
+            platform.principal("market-approver", "approver", "market-supervision")
+            platform.principal("health-approver", "approver", "health-commission")
+            platform.principal("city-ops", "operator")
+            platform.scenario("one-stop-visit")
+            platform.scenario("ai-community")
+            granted = platform.ok(
+                "POST",
+                f"/catalog/v1/access-requests/{platform.pending_request()}/approve",
+                platform.keys["market-approver"],
+                json={"reason": "serves residents"},
+            )
+            platform.context.update(
+                dataset_id="market.inspections",
+                version="1.0.0",
+                department_id="market-supervision",
+                scenario_id="one-stop-visit",
+                request_id=platform.pending_request(),
+                grant_id=str(granted["grant_id"]),
+            )
+
+            def subscribed() -> bool:
+                response = platform.call(
+                    "POST",
+                    "/feeds/v1/subscriptions",
+                    platform.keys["one-stop-visit"],
+                    json={"dataset": "market.inspections"},
+                )
+                return response.status_code == 201
+
+            assert wait_until(subscribed, 15.0), "the grant did not reach feeds"
+            items = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys["one-stop-visit"])["items"]
+            platform.context["subscription_id"] = str(items[0]["id"])
+            yield platform
+    finally:
+        if dropped is not None:
+            schema, engine = dropped
+            with engine.begin() as connection:
+                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            engine.dispose()

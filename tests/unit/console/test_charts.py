@@ -1,0 +1,76 @@
+"""The quality chart's geometry: time on x, score 0-100 on y, unmeasured windows left out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.console import charts, service
+
+START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+
+def test_points_span_the_plot_by_time_and_score() -> None:
+    chart = charts.score_chart(
+        [(START, 100.0), (START + timedelta(minutes=1), None), (START + timedelta(minutes=4), 50.0)],
+        width=140,
+        height=134,
+    )
+    # plot: x from 40 to 130, y from 10 (100) to 110 (0)
+    assert [(p.x, p.y) for p in chart.points] == [(40.0, 10.0), (130.0, 60.0)]
+    assert chart.polyline == "40.0,10.0 130.0,60.0"
+    assert chart.last is not None and chart.last.value == 50.0
+    assert chart.ticks[0] == (110.0, "0")
+
+
+def test_one_point_sits_in_the_middle_and_none_draws_nothing() -> None:
+    single = charts.score_chart([(START, 80.0)], width=140, height=134)
+    assert [(p.x, round(p.y, 1)) for p in single.points] == [(85.0, 30.0)]
+    assert charts.score_chart([]).points == []
+    assert charts.score_chart([]).last is None
+
+
+def test_the_history_api_feeds_the_chart() -> None:
+    history = {
+        "points": [
+            {"at": "2026-11-24T08:00:00Z", "scores": {"overall": 96.1}},
+            {"at": "2026-11-24T08:00:05Z", "scores": {"overall": 25.0}},
+        ]
+    }
+    chart = service.quality_chart(history)
+    assert [p.value for p in chart.points] == [96.1, 25.0]
+    assert service.quality_chart(None).points == []
+
+
+def test_ingest_totals_from_prometheus_exposition() -> None:
+    text = (
+        "# HELP citybase_ingest_records_total Records\n"
+        "# TYPE citybase_ingest_records_total counter\n"
+        'citybase_ingest_records_total{dataset="a.b",outcome="accepted"} 320.0\n'
+        'citybase_ingest_records_total{dataset="a.b",outcome="rejected"} 40.0\n'
+    )
+    assert service.ingest_totals(text) == {"a.b": {"accepted": 320.0, "rejected": 40.0}}
+
+
+def test_approval_form_becomes_the_catalogs_terms() -> None:
+    form = {
+        "field": ["district", "inspector_phone"],
+        "mask.district": ["hash"],
+        "mask.inspector_phone": [""],
+        "mask.result": ["redact"],  # not granted: ignored
+        "reason": ["  street view "],
+        "row_filter": [""],
+        "duration_days": ["30"],
+    }
+    assert service.approval(form) == {
+        "reason": "street view",
+        "fields": ["district", "inspector_phone"],
+        "masking": {"district": "hash"},
+        "duration_days": 30,
+    }
+
+
+def test_the_recent_rate_counts_the_records_of_the_windows_in_the_period() -> None:
+    history = {"points": [{"records": 200}, {"records": 100}, {"records": 0}]}
+    assert service.recent_rate(history, timedelta(seconds=60)) == 5.0
+    assert service.recent_rate({"points": []}) == 0.0
+    assert service.recent_rate(None) is None
