@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -166,6 +168,65 @@ class Batch:
             + json.dumps(self.cursor).encode()
             + b"}"
         )
+
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
+"""Nineteen digits in a row: maybe an integer beyond 64 bits, which orjson would read as a float.
+Such a record (rare; a long digit string inside a text matches too) is read by :mod:`json`, which
+keeps every integer exact."""
+
+
+def delivered_entry(
+    message: Message, dataset_id: str, apply: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> bytes | None:
+    """One record as delivered (its JSON in a batch), or None when it is not delivered (not a
+    JSON object, or kept from the scenario by the grant's row filter).
+
+    The hot path of every delivery mode: orjson reads and writes the JSON (several times faster
+    than :mod:`json`); a record orjson would read differently (NaN, a lone surrogate, an integer
+    beyond 64 bits) goes through :mod:`json` as before, so what is delivered does not depend on it.
+    """
+    value = message.value
+    if value is None:
+        return None
+    exact = _LONG_NUMBER.search(value) is None
+    try:
+        record = orjson.loads(value) if exact else json.loads(value)
+    except ValueError:
+        try:
+            record = json.loads(value)
+            exact = False
+        except ValueError:
+            log.warning("skipping a record of %s@%s that is not JSON", message.topic, message.offset)
+            return None
+    if not isinstance(record, dict):
+        return None
+    visible = apply(record)
+    if visible is None:
+        return None
+    event_id = event_time = None
+    for name, header in message.headers:  # the last of each, as Message.header reads
+        if name == "ce_id":
+            event_id = header
+        elif name == "ce_time":
+            event_time = header
+    entry = {
+        "id": event_id.decode() if event_id else f"{message.topic}/{message.partition}/{message.offset}",
+        "dataset": dataset_id,
+        "partition": message.partition,
+        "offset": message.offset,
+        "time": event_time.decode() if event_time else None,
+        "data": visible,
+    }
+    if exact:
+        try:
+            return orjson.dumps(entry)
+        except TypeError:  # a value orjson does not take
+            pass
+    try:
+        return encode_json(entry)
+    except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry: escaped, as JSON allows
+        return json.dumps(entry, separators=(",", ":"), default=str).encode()
 
 
 def _position(value: Position) -> StartPosition:
@@ -545,34 +606,10 @@ class Feeds:
         now_ms = time.time() * 1000
         observe = self.metrics.latency.labels(mode).observe
         for message in messages:
-            if message.value is None:
+            entry = delivered_entry(message, dataset, apply)
+            if entry is None:
                 continue
-            try:
-                record = json.loads(message.value)
-            except ValueError:
-                log.warning("skipping a record of %s@%s that is not JSON", message.topic, message.offset)
-                continue
-            if not isinstance(record, dict):
-                continue
-            visible = apply(record)
-            if visible is None:
-                continue  # the row filter keeps it from this scenario
-            event_id = message.header("ce_id")
-            event_time = message.header("ce_time")
-            entries.append(
-                encode_json(
-                    {
-                        "id": event_id.decode()
-                        if event_id
-                        else f"{message.topic}/{message.partition}/{message.offset}",
-                        "dataset": dataset,
-                        "partition": message.partition,
-                        "offset": message.offset,
-                        "time": event_time.decode() if event_time else None,
-                        "data": visible,
-                    }
-                )
-            )
+            entries.append(entry)
             first, _last = ranges.get(message.partition, (message.offset, message.offset))
             ranges[message.partition] = (first, message.offset)
             observe(max(0.0, now_ms - message.timestamp_ms) / 1000)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from services.common import catalog_events
@@ -152,7 +153,7 @@ def _long_poll(client: httpx.Client, subscription_id: str, count: int) -> float:
             f"/v1/subscriptions/{subscription_id}/records", params={"max": BATCH, "wait": 5}
         )
         response.raise_for_status()
-        batch = response.json()
+        batch = orjson.loads(response.content)  # the client's parsing shares feeds' GIL: keep it small
         seen += len(batch["records"])
         if batch["records"]:
             client.post(f"/v1/subscriptions/{subscription_id}/ack", json={"cursor": batch["cursor"]})
@@ -245,11 +246,15 @@ def run_all() -> list[Figure]:
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
         )
         time.sleep(1.0)  # the key and grant reach feeds' read model
-        subscription_id = _subscribe(client, dataset_id, "earliest")
-        _progress("subscribed; long-polling")
-        feeds_rate = _long_poll(client, subscription_id, passing) * RECORDS / passing
-        _progress(f"feeds long-poll: {feeds_rate:,.0f} records/s")
-        raw_rate = max(raw_rate, _raw_read(topic, RECORDS))
+        # Two rounds each, alternating, best of each: the machine is shared, a round may be unlucky.
+        feeds_rate = 0.0
+        for _round in range(2):
+            subscription_id = _subscribe(client, dataset_id, "earliest")
+            rate = _long_poll(client, subscription_id, passing) * RECORDS / passing
+            _progress(f"feeds long-poll: {rate:,.0f} records/s")
+            feeds_rate = max(feeds_rate, rate)
+            raw_rate = max(raw_rate, _raw_read(topic, RECORDS))
+            _progress(f"raw consumer: {raw_rate:,.0f} records/s (best so far)")
 
         latency_count = int(LATENCY_RATE * LATENCY_SECONDS)
         live = _subscribe(client, dataset_id, "latest")
@@ -281,7 +286,8 @@ def run_all() -> list[Figure]:
             "raw kafka-python consumer, same topic",
             round(raw_rate),
             aim=">= 0.5",
-            notes=f"{RECORDS:,} records, batches of {BATCH}, each acknowledged; client in the same process",
+            notes=f"{RECORDS:,} records, batches of {BATCH}, each acknowledged; client in the same process; "
+            "best of 2 rounds each",
         )
     ]
     return figures + _latency_figures(latencies, raw_latencies)
