@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from services.feeds.exceptions import (
     NoGrant,
     NotYourSubscription,
     QuotaExceeded,
+    ReadersExhausted,
     StaleCursor,
     SubscriptionNotFound,
     SubscriptionPaused,
@@ -265,6 +267,7 @@ class Feeds:
         self.settings = settings
         self.clock = clock
         self.cursors = CursorCodec(settings.secret.get_secret_value().encode())
+        self._streams = threading.BoundedSemaphore(settings.max_streams)
 
     # --- subscriptions ------------------------------------------------------------------------
 
@@ -746,16 +749,25 @@ class Feeds:
             if resume.epoch != subscription.reset_epoch:
                 resume = None  # replayed since: read on from the replay's positions
         self.authorize(subscription)
+        if not self._streams.acquire(blocking=False):
+            raise ReadersExhausted(
+                f"{self.settings.max_streams} streams are open in this process; retry shortly",
+                retry_after_s=2,
+            )
         # A long-poll reader of this subscription idling in this process would keep partitions
         # from the stream until it times out: a client switching to a stream releases it.
         self.pool.discard(subscription.id)
-        reader = Reader(
-            self.bus,
-            group_id=subscription.group_id,
-            topic=subscription.topic,
-            epoch=subscription.reset_epoch,
-            client_id="citybase-feeds-sse",
-        )
+        try:
+            reader = Reader(
+                self.bus,
+                group_id=subscription.group_id,
+                topic=subscription.topic,
+                epoch=subscription.reset_epoch,
+                client_id="citybase-feeds-sse",
+            )
+        except BaseException:
+            self._streams.release()
+            raise
         try:
             if resume is not None and resume.offsets:
                 # The client's previous stream may still hold the partitions for a moment (until
@@ -765,8 +777,9 @@ class Feeds:
                 reader.commit(resume.offsets)
         except BaseException:
             reader.close()
+            self._streams.release()
             raise
-        return Stream(self, subscription, reader)
+        return Stream(self, subscription, reader, on_close=self._streams.release)
 
 
 def _join(reader: Reader, timeout_s: float, want: set[int] | None = None) -> None:
@@ -820,10 +833,17 @@ class Stream:
     cursor and reads on after it.
     """
 
-    def __init__(self, feeds: Feeds, subscription: SubscriptionView, reader: Reader) -> None:
+    def __init__(
+        self,
+        feeds: Feeds,
+        subscription: SubscriptionView,
+        reader: Reader,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.feeds = feeds
         self.subscription = subscription
         self.reader = reader
+        self._on_close = on_close
         self._checked = time.monotonic()
         self._last_event = time.monotonic()
         self.closed = False
@@ -876,4 +896,8 @@ class Stream:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.reader.close()
+            try:
+                self.reader.close()
+            finally:
+                if self._on_close is not None:
+                    self._on_close()
