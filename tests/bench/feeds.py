@@ -83,8 +83,11 @@ SENDER_THREADS = 8
 """Batches of the end-to-end latency run in flight at once: a slow 202 never delays the next send."""
 
 
-def _catalog_setup(bus: KafkaBus, suffix: str) -> tuple[str, str, str]:
-    """Publish a scenario with a key, a dataset and a grant; (scenario key, dataset id, topic)."""
+def _catalog_setup(
+    bus: KafkaBus, suffix: str, *, row_filter: str | None = "delay_s > -100000"
+) -> tuple[str, str, str]:
+    """Publish a scenario with a key, a dataset and a grant (two masks, ``row_filter``), as the
+    catalog would; (scenario key, dataset id, topic)."""
     scenario_id = f"bench-scenario-{suffix}"
     dataset_id = f"transport.bench-feeds-{suffix}"
     topic = f"ds.{dataset_id}"
@@ -107,7 +110,7 @@ def _catalog_setup(bus: KafkaBus, suffix: str) -> tuple[str, str, str]:
         scenario_id,
         dataset_id,
         masking={"vehicle_id": {"kind": "partial"}, "arrival_id": {"kind": "hash"}},
-        row_filter="delay_s > -100000",
+        row_filter=row_filter,
     )
     records = [
         catalog_events.catalog_record(
