@@ -10,6 +10,7 @@ with what was sent.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from services.common.bus.kafka import KafkaBus
 from tests.bench.ingest import (
     DEPARTMENT,
     BenchPlatform,
@@ -29,6 +31,7 @@ from tests.bench.ingest import (
     bench_platform,
     process_tree,
 )
+from tests.conftest import KAFKA_BOOTSTRAP
 from tests.factories import access_request_create, scenario_create
 
 GRANTED_FIELDS = ["arrival_id", "stop_id", "route_id", "vehicle_id", "arrived_at", "delay_s", "occupancy"]
@@ -44,6 +47,8 @@ class Pipeline:
     quality: Service | None
     scenario_key: str
     directory: Path
+    quality_group: str | None = None
+    """Quality's consumer group of ``ds.`` (when quality runs): its lag is quality's."""
 
     @property
     def services(self) -> list[Service]:
@@ -177,7 +182,9 @@ def pipeline(
     with ExitStack() as stack:
         platform = stack.enter_context(bench_platform(directory, database=database, workers=ingest_workers))
         suffix = platform.dataset_id.rsplit("-", 1)[-1]
+        stack.callback(_delete_topics, platform.dataset_id)
         service_env = {**platform.env, **(env or {})}
+        quality_group = f"quality-soak-{suffix}" if quality else None
         if quality:
             service_env.update(
                 {
@@ -195,4 +202,17 @@ def pipeline(
                 f"{service.name} not ready",
                 service,
             )
-        yield Pipeline(platform, feeds, quality_service, key, directory)
+        yield Pipeline(platform, feeds, quality_service, key, directory, quality_group)
+
+
+def _delete_topics(dataset_id: str) -> None:
+    """The run's topics go with it (best effort): a soak leaves millions of records behind."""
+    bus = KafkaBus([KAFKA_BOOTSTRAP], client_id="citybase-bench-cleanup")
+    try:
+        for topic in (f"ds.{dataset_id}", f"dlq.{dataset_id}", f"raw.{dataset_id}"):
+            try:
+                bus.admin().delete_topic(topic)
+            except Exception as error:  # a leftover topic is harmless
+                print(f"could not delete {topic}: {error}", file=sys.stderr)
+    finally:
+        bus.close()
