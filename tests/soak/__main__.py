@@ -191,15 +191,20 @@ def _max_rate(pipe: Pipeline) -> tuple[float, str]:
     ) / elapsed, f"measured now: {len(templates):,} records in arrays of 1,000, {SENDERS} clients"
 
 
-def _log_errors(pipe: Pipeline) -> dict[str, int]:
+def _log_errors(pipe: Pipeline) -> tuple[dict[str, int], list[str]]:
+    """ERROR lines and tracebacks in each service's log (an exited service counts one), and the
+    first few of them."""
     counts: dict[str, int] = {}
+    samples: list[str] = []
     for service in pipe.services:
         text = service.log.read_text(errors="replace") if service.log.exists() else ""
-        errors = sum(1 for line in text.splitlines() if " ERROR " in line or line.startswith("Traceback"))
+        lines = [line for line in text.splitlines() if " ERROR " in line or line.startswith("Traceback")]
+        samples += [f"{service.name}: {line[:300]}" for line in lines[:3]]
         if service.process.poll() is not None:
-            errors += 1
-        counts[service.name] = errors
-    return counts
+            lines.append(f"exited with {service.process.returncode}")
+            samples.append(f"{service.name}: exited with {service.process.returncode}")
+        counts[service.name] = len(lines)
+    return counts, samples
 
 
 def _lags(pipe: Pipeline, subscription: str) -> dict[str, int | None]:
@@ -224,8 +229,9 @@ def _memory(pipe: Pipeline) -> dict[str, int]:
 
 
 def main() -> int:
+    # Kept after the run: the services' logs are where an error count is explained.
+    directory = os.environ.get("CITYBASE_SOAK_DIR") or tempfile.mkdtemp(prefix="citybase-soak-")
     with (
-        tempfile.TemporaryDirectory(prefix="citybase-soak-") as directory,
         pipeline(Path(directory), database=DATABASE, ingest_workers=WORKERS, quality=True) as pipe,
     ):
         maximum, source = _max_rate(pipe)
@@ -258,7 +264,7 @@ def main() -> int:
             time.sleep(1)
         subscriber.stop()
         lags_drained = _lags(pipe, subscription)
-        log_errors = _log_errors(pipe)
+        log_errors, log_samples = _log_errors(pipe)
     elapsed = DURATION_S
     report = {
         "rate_records_per_s": round(rate),
@@ -281,7 +287,8 @@ def main() -> int:
             "subscriber": len(subscriber.errors),
             "service logs": log_errors,
         },
-        "error_samples": (publisher.errors + subscriber.errors)[:5],
+        "error_samples": (publisher.errors + subscriber.errors)[:5] + log_samples,
+        "logs": directory,
     }
     print(json.dumps(report, indent=2))
     grown = [n for n, g in report["growth"].items() if g > MAX_GROWTH]  # type: ignore[union-attr]
