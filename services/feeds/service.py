@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -817,6 +818,11 @@ def _add_usage(session: Session, grant_id: str, day: str, records: int, size: in
     session.execute(statement.on_conflict_do_update(index_elements=["grant_id", "day"], set_=update))
 
 
+_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.TimeoutError)
+"""What the apps answer with 503 "the database is unavailable" (services.common.app)."""
+_DATABASE_RETRY_S = 0.5
+
+
 @dataclass
 class StreamEvent:
     text: bytes
@@ -871,8 +877,21 @@ class Stream:
             StaleCursor,
         ) as problem:
             return StreamEvent(b"event: end\ndata: " + encode_json(problem.body()) + b"\n\n", final=True)
+        except _DATABASE_DOWN:
+            # Busy or unreachable (every connection of the pool taken by other streams, say): the
+            # stream waits and tries again rather than breaking the response in the middle.
+            log.warning("stream of %s: the database is unavailable; trying again", self.subscription.id)
+            time.sleep(_DATABASE_RETRY_S)
+            return StreamEvent(b"")
         if batch.entries:
-            self.feeds.meter(batch)
+            try:
+                self.feeds.meter(batch)
+            except _DATABASE_DOWN:
+                # Not metered, so not delivered: read it again next time.
+                self.reader.seek({p: first for p, (first, _last) in batch.ranges.items()})
+                log.warning("stream of %s: metering failed; the batch comes again", self.subscription.id)
+                time.sleep(_DATABASE_RETRY_S)
+                return StreamEvent(b"")
             self._last_event = time.monotonic()
             return StreamEvent(
                 b"id: " + batch.cursor.encode() + b"\nevent: records\ndata: " + batch.body() + b"\n\n",

@@ -511,6 +511,8 @@ class _Streams:
         self.selector = selectors.DefaultSelector()
         self.records: dict[socket.socket, int] = {}
         self._tails: dict[socket.socket, bytes] = {}
+        self.heads: dict[socket.socket, bytes] = {}
+        """The first bytes each stream received (its status line, or the problem that ended it)."""
         for subscription_id in subscription_ids:
             connection = socket.create_connection((host, int(port)), timeout=30)
             connection.sendall(
@@ -536,6 +538,8 @@ class _Streams:
                     self.selector.unregister(connection)
                     self.closed += 1
                     continue
+                if len(self.heads.setdefault(connection, b"")) < 600:
+                    self.heads[connection] += chunk[:600]
                 data = self._tails[connection] + chunk
                 self.records[connection] += data.count(self.MARK)
                 # Keep a tail shorter than the mark, so that a mark split by the read counts once.
@@ -578,10 +582,11 @@ def _streams_memory(pipe: Pipeline) -> Figure:
             streams.read(0.5)
             peak_kib = max(peak_kib, rss_kib(pipe.feeds))
         complete = sum(1 for n in streams.records.values() if n >= STREAM_BURST)
+        refused = sum(1 for head in streams.heads.values() if not head.startswith(b"HTTP/1.1 200"))
         _progress(
             f"feeds RSS idle {idle_kib / 1024:.0f} MiB, {STREAMS} streams open {open_kib / 1024:.0f} MiB, "
             f"peak while delivering {peak_kib / 1024:.0f} MiB; {complete}/{STREAMS} streams got all "
-            f"{STREAM_BURST} records, {streams.closed} closed"
+            f"{STREAM_BURST} records, {streams.closed} closed ({refused} refused with a problem)"
         )
     finally:
         streams.close()
@@ -593,7 +598,8 @@ def _streams_memory(pipe: Pipeline) -> Figure:
         round(idle_kib / 1024, 1),
         higher_is_better=False,
         notes=f"one subscription per stream; {STREAMS} streams open, idle: {open_kib / 1024:.0f} MiB; "
-        f"{complete}/{STREAMS} streams received all {STREAM_BURST} records",
+        f"{complete}/{STREAMS} streams received all {STREAM_BURST} records, {refused} were refused "
+        "(503: the database pool was busy) and not retried",
     )
 
 
