@@ -60,6 +60,8 @@ class StreamWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.topics: list[str] = []
+        self.assigned: frozenset[str] = frozenset()
+        """Topics the group has given this worker partitions of (after its last poll)."""
         self.handled = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -122,6 +124,7 @@ class StreamWorker:
                             consumer = None
                         positions, committed = {}, {}
                         self.topics = topics
+                        self.assigned = frozenset()
                         if topics:
                             consumer = self._bus.consumer(
                                 self._settings.group_id, topics, client_id="citybase-quality"
@@ -131,6 +134,7 @@ class StreamWorker:
                     self._stop.wait(0.2)
                     continue
                 messages = consumer.poll(0.2, self._settings.max_poll_records)
+                self.assigned = frozenset(tp.topic for tp in consumer.assignment())
                 for message in messages:
                     self.windows.add(message)
                     positions[message.topic_partition] = message.offset + 1
@@ -149,6 +153,7 @@ class StreamWorker:
                     _close_quietly(consumer)
                     consumer = None
                 self.topics = []
+                self.assigned = frozenset()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
         if consumer is not None:

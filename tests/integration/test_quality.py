@@ -61,6 +61,17 @@ class QualityHarness:
     def bus(self) -> Bus:
         return self.runtime.bus
 
+    @property
+    def prefix(self) -> str:
+        """This harness's datasets: quality follows only them, not every dataset of a shared bus."""
+        prefix: str = self.runtime.state["quality_settings"].dataset_prefix
+        return prefix
+
+    def wait_following(self, dataset_id: str, timeout_s: float = 30.0) -> None:
+        """Until the stream worker has partitions of the dataset's ds. topic (a group join)."""
+        stream = self.runtime.state["stream"]
+        assert wait_until(lambda: f"ds.{dataset_id}" in stream.assigned, timeout_s, 0.1), stream.topics
+
     def publish(self, records: list[OutgoingRecord]) -> None:
         self.bus.producer().publish(records)
 
@@ -73,7 +84,7 @@ class QualityHarness:
         created_at: datetime | None = None,
     ) -> dict[str, Any]:
         """A dataset of the health example contract under a unique id, with its topics."""
-        dataset_id = f"health.{name}-{uuid.uuid4().hex[:8]}"
+        dataset_id = f"{self.prefix}{name}-{uuid.uuid4().hex[:8]}"
         contract = contract_state(dataset_id, change=change)
         admin = self.bus.admin()
         for topic in (f"ds.{dataset_id}", f"dlq.{dataset_id}"):
@@ -134,6 +145,7 @@ def _settings(unique: str) -> QualitySettings:
         window=WindowSize(records=2000, seconds=1.0),
         resubscribe_interval_s=0.2,
         sla_check_interval_s=0.3,
+        dataset_prefix=f"health.q{unique[:6]}-",
         utilization_refresh_s=0.5,
     )
 
@@ -216,6 +228,7 @@ def test_a_stalled_feed_drops_timeliness_and_raises_an_sla_breach(quality: Quali
 
     contract = quality.register("stall", change=every_ten_seconds)
     dataset_id = contract["dataset_id"]
+    quality.wait_following(dataset_id)  # so that the records are scored while fresh
     records, _ = routed_records(contract, 200)
     quality.publish(records)
     quality.wait_scored(dataset_id, 200)

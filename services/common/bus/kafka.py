@@ -72,6 +72,7 @@ from services.common.bus.base import (
 log = logging.getLogger(__name__)
 
 _ClientT = TypeVar("_ClientT")
+_T = TypeVar("_T")
 
 # Brokers refuse sessions shorter than group.min.session.timeout.ms (6 s by default).
 _MIN_SESSION_TIMEOUT_MS = 6_000
@@ -144,6 +145,19 @@ def _unavailable(exc: BaseException, what: str) -> BusUnavailable:
     error = BusUnavailable(f"{what}: {exc or type(exc).__name__}")
     error.__cause__ = exc
     return error
+
+
+def _metadata_patiently(call: Callable[[], _T]) -> _T:
+    """``call`` (a send, a partition lookup), asked once more if it timed out waiting for metadata.
+
+    The first metadata of a topic new to this producer can take longer than ``max_block_ms`` on
+    a loaded broker while the cluster keeps answering for other topics; one more wait tells a
+    slow answer from a missing topic before the error says the topic does not exist.
+    """
+    try:
+        return call()
+    except kafka_errors.KafkaTimeoutError:
+        return call()
 
 
 def _translate(exc: BaseException, what: str) -> BusError:
@@ -456,7 +470,8 @@ class KafkaBusProducer(Producer):
     ) -> Any:
         """Give ``record`` (its ``size`` bytes already reserved) to kafka-python, on ``partition``
         if given (else its own or the key's); its future."""
-        try:
+
+        def send() -> Any:
             return producer.send(
                 record.topic,
                 value=record.value,
@@ -465,14 +480,17 @@ class KafkaBusProducer(Producer):
                 partition=record.partition if partition is None else partition,
                 timestamp_ms=record.timestamp_ms,
             )
+
+        try:
+            return _metadata_patiently(send)
         except BaseException as exc:
             self._release(size)
             raise self._send_error(producer, record, exc) from exc
 
     def _partition_count(self, producer: Any, record: OutgoingRecord) -> int:
-        """Partitions of ``record``'s topic, waiting at most ``max_block_ms`` for its metadata."""
+        """Partitions of ``record``'s topic, waiting at most twice ``max_block_ms`` for its metadata."""
         try:
-            return len(producer.partitions_for(record.topic))
+            return len(_metadata_patiently(lambda: producer.partitions_for(record.topic)))
         except Exception as exc:
             raise self._send_error(producer, record, exc) from exc
 
