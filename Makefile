@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run test unit integration fuzz lint format typecheck arch bench up-infra down-infra infra-status tools deploy-check clean
+.PHONY: help install run test unit integration fuzz lint format typecheck arch bench soak up-infra down-infra infra-status tools deploy-check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,9 @@ arch: $(STAMP) ## The architecture rule: services never import each other (impor
 
 bench: $(STAMP) up-infra ## Benchmarks, each figure as a ratio to a baseline measured in the same run
 	$(BIN)/python -m tests.bench
+
+soak: $(STAMP) up-infra ## ingest -> feeds -> quality as processes at half the maximum rate (CITYBASE_SOAK_DURATION_S, 300); fails on memory growth or errors
+	$(BIN)/python -m tests.soak
 
 up-infra: ## Start Kafka (KRaft) and PostgreSQL on 127.0.0.1 (installs them if missing; idempotent)
 	bash deploy/local/up.sh

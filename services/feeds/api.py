@@ -164,13 +164,27 @@ def deliveries(
     return WebhookDeliveryPage(items=feeds.deliveries(session, scenario, subscription_id, limit))
 
 
+def _stream_threads(request: Request, feeds: Feeds) -> anyio.CapacityLimiter:
+    """The threads streams wait in: their own, as many as streams may be open. In the request
+    handlers' (anyio's 40 by default), 40 streams waiting for records would leave no thread to
+    answer a long-poll, an ack or a new subscription, and a 41st stream would wait for a turn."""
+    state = request.app.state
+    limiter: anyio.CapacityLimiter | None = getattr(state, "feeds_stream_threads", None)
+    if limiter is None:
+        limiter = state.feeds_stream_threads = anyio.CapacityLimiter(feeds.settings.max_streams)
+    return limiter
+
+
 async def _events(request: Request, feeds: Feeds, stream: Stream) -> AsyncIterator[bytes]:
+    threads = _stream_threads(request, feeds)
     try:
         yield b"retry: 1000\n: connected\n\n"
         while True:
-            # One event at a time, produced only once the previous one was written: a slow client
-            # slows its stream down (the server's flow control) instead of filling memory.
-            event = await anyio.to_thread.run_sync(stream.next_event)
+            # One event at a time, produced only once the previous one was written (uvicorn waits
+            # for the socket to drain before it takes the next write): a slow client slows its
+            # stream down, it never makes feeds read ahead. What one stream holds is bounded by one
+            # batch, the transport's high-water mark and the consumer's fetch buffer.
+            event = await anyio.to_thread.run_sync(stream.next_event, limiter=threads)
             if event.text:
                 yield event.text
             if event.final:
@@ -179,7 +193,7 @@ async def _events(request: Request, feeds: Feeds, stream: Stream) -> AsyncIterat
                 return  # the client left: release the partitions now, not at the next write
     finally:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(stream.close)
+            await anyio.to_thread.run_sync(stream.close, limiter=threads)
             feeds.metrics.readers.labels("sse").dec()
 
 

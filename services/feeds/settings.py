@@ -54,6 +54,14 @@ class FeedsSettings(BaseSettings):
         default=15.0, gt=0, description="A comment line keeps an idle stream open."
     )
     sse_batch: int = Field(default=500, ge=1, description="Records per Server-Sent Event.")
+    max_streams: int = Field(
+        default=256,
+        ge=1,
+        description=(
+            "Server-Sent Event streams open at once in one process; each holds a consumer and, while it "
+            "waits for records, a thread of its own (not one of the request handlers')."
+        ),
+    )
     webhook_enabled: bool = Field(default=True, description="Push webhook subscriptions from this process.")
     webhook_allow_http_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],

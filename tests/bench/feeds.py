@@ -12,12 +12,25 @@ the dataset's ``ds.`` topic as ingest writes them (CloudEvents, binary mode, key
   its arrival at a long-polling client (p50 and p99), against a plain consumer at the same rate.
 
 The client shares the process (and the GIL) with feeds, so the figures are a lower bound.
+
+Then the platform as deployed (:mod:`tests.bench.pipeline`: catalog, ingest, feeds as their own
+processes on a fresh :data:`PIPELINE_DATABASE`, a scenario granted the dataset through the catalog):
+
+- end-to-end latency at a steady :data:`LATENCY_RATE` records/s POSTed to ingest (batches of 50),
+  from each batch's HTTP 202 to each record's arrival at a long-polling subscriber (p50, p99),
+  against a plain consumer of ``ds.`` seeing the same records (from the same 202s);
+- feeds' resident memory with :data:`STREAMS` Server-Sent Event streams open (one subscription
+  each), while each stream receives :data:`STREAM_BURST` records, against feeds' idle RSS in the
+  same run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import selectors
+import socket
 import statistics
 import sys
 import tempfile
@@ -25,12 +38,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from services.common import catalog_events
@@ -41,7 +56,15 @@ from services.common.envelope import CloudEvent, encode_json, parse_time
 from services.common.settings import Settings
 from services.feeds.app import create_app as create_feeds
 from services.feeds.settings import FeedsSettings
-from tests.bench.ingest import bus_arrivals, fresh_database
+from tests.bench.ingest import (
+    _Arrivals,
+    arrival_id,
+    bus_arrivals,
+    fresh_database,
+    json_array,
+    serialized,
+)
+from tests.bench.pipeline import Pipeline, pipeline, rss_kib
 from tests.bench.report import Figure
 from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
 from tests.factories import feeds_grant_state
@@ -53,10 +76,18 @@ PARTITIONS = 3
 LATENCY_RATE = 1000
 LATENCY_SECONDS = float(os.environ.get("CITYBASE_BENCH_FEEDS_LATENCY_S", "10"))
 BENCH_DATABASE = "citybase_bench_feeds"
+PIPELINE_DATABASE = "citybase_bench_feeds_pipeline"
+STREAMS = int(os.environ.get("CITYBASE_BENCH_FEEDS_STREAMS", "200"))
+STREAM_BURST = 500
+SENDER_THREADS = 8
+"""Batches of the end-to-end latency run in flight at once: a slow 202 never delays the next send."""
 
 
-def _catalog_setup(bus: KafkaBus, suffix: str) -> tuple[str, str, str]:
-    """Publish a scenario with a key, a dataset and a grant; (scenario key, dataset id, topic)."""
+def _catalog_setup(
+    bus: KafkaBus, suffix: str, *, row_filter: str | None = "delay_s > -100000"
+) -> tuple[str, str, str]:
+    """Publish a scenario with a key, a dataset and a grant (two masks, ``row_filter``), as the
+    catalog would; (scenario key, dataset id, topic)."""
     scenario_id = f"bench-scenario-{suffix}"
     dataset_id = f"transport.bench-feeds-{suffix}"
     topic = f"ds.{dataset_id}"
@@ -79,7 +110,7 @@ def _catalog_setup(bus: KafkaBus, suffix: str) -> tuple[str, str, str]:
         scenario_id,
         dataset_id,
         masking={"vehicle_id": {"kind": "partial"}, "arrival_id": {"kind": "hash"}},
-        row_filter="delay_s > -100000",
+        row_filter=row_filter,
     )
     records = [
         catalog_events.catalog_record(
@@ -152,7 +183,7 @@ def _long_poll(client: httpx.Client, subscription_id: str, count: int) -> float:
             f"/v1/subscriptions/{subscription_id}/records", params={"max": BATCH, "wait": 5}
         )
         response.raise_for_status()
-        batch = response.json()
+        batch = orjson.loads(response.content)  # the client's parsing shares feeds' GIL: keep it small
         seen += len(batch["records"])
         if batch["records"]:
             client.post(f"/v1/subscriptions/{subscription_id}/ack", json={"cursor": batch["cursor"]})
@@ -245,11 +276,15 @@ def run_all() -> list[Figure]:
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
         )
         time.sleep(1.0)  # the key and grant reach feeds' read model
-        subscription_id = _subscribe(client, dataset_id, "earliest")
-        _progress("subscribed; long-polling")
-        feeds_rate = _long_poll(client, subscription_id, passing) * RECORDS / passing
-        _progress(f"feeds long-poll: {feeds_rate:,.0f} records/s")
-        raw_rate = max(raw_rate, _raw_read(topic, RECORDS))
+        # Two rounds each, alternating, best of each: the machine is shared, a round may be unlucky.
+        feeds_rate = 0.0
+        for _round in range(2):
+            subscription_id = _subscribe(client, dataset_id, "earliest")
+            rate = _long_poll(client, subscription_id, passing) * RECORDS / passing
+            _progress(f"feeds long-poll: {rate:,.0f} records/s")
+            feeds_rate = max(feeds_rate, rate)
+            raw_rate = max(raw_rate, _raw_read(topic, RECORDS))
+            _progress(f"raw consumer: {raw_rate:,.0f} records/s (best so far)")
 
         latency_count = int(LATENCY_RATE * LATENCY_SECONDS)
         live = _subscribe(client, dataset_id, "latest")
@@ -281,10 +316,20 @@ def run_all() -> list[Figure]:
             "raw kafka-python consumer, same topic",
             round(raw_rate),
             aim=">= 0.5",
-            notes=f"{RECORDS:,} records, batches of {BATCH}, each acknowledged; client in the same process",
+            notes=f"{RECORDS:,} records, batches of {BATCH}, each acknowledged; client in the same process; "
+            "best of 2 rounds each",
         )
     ]
-    return figures + _latency_figures(latencies, raw_latencies)
+    figures += _latency_figures(latencies, raw_latencies)
+    with (
+        tempfile.TemporaryDirectory(prefix="citybase-bench-pipeline-") as pipeline_directory,
+        pipeline(Path(pipeline_directory), database=PIPELINE_DATABASE) as pipe,
+    ):
+        _progress("pipeline up (catalog, ingest, feeds); ingest -> subscriber latency")
+        figures += _end_to_end_figures(pipe)
+        _progress(f"opening {STREAMS} streams")
+        figures.append(_streams_memory(pipe))
+    return figures
 
 
 def _latency_figures(latencies: list[float], raw: list[float]) -> list[Figure]:
@@ -314,6 +359,248 @@ def _latency_figures(latencies: list[float], raw: list[float]) -> list[Figure]:
             notes=paced,
         ),
     ]
+
+
+# --- the platform as deployed ---------------------------------------------------------------
+
+
+class _Subscriber:
+    """Long-polls a subscription in a thread (acknowledging each batch), noting when each
+    ``arrival_id`` arrived."""
+
+    def __init__(self, pipe: Pipeline, subscription_id: str) -> None:
+        self._pipe = pipe
+        self._path = f"/v1/subscriptions/{subscription_id}"
+        self.received: dict[str, float] = {}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-subscriber", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._pipe.feeds_client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get(f"{self._path}/records", params={"max": 1000, "wait": 1})
+                    now = time.perf_counter()
+                    if response.status_code != 200:
+                        self.errors.append(f"{response.status_code} {response.text[:200]}")
+                        time.sleep(0.2)
+                        continue
+                    batch = orjson.loads(response.content)
+                    for record in batch["records"]:
+                        self.received.setdefault(record["data"]["arrival_id"], now)
+                    if batch["records"]:
+                        client.post(f"{self._path}/ack", json={"cursor": batch["cursor"]}).raise_for_status()
+                except httpx.HTTPError as error:
+                    self.errors.append(repr(error))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def _end_to_end_figures(pipe: Pipeline) -> list[Figure]:
+    """Records POSTed to ingest at :data:`LATENCY_RATE`/s; from each batch's 202 to each record at a
+    long-polling subscriber of feeds, and to a plain consumer of ``ds.``."""
+    platform = pipe.platform
+    count = int(LATENCY_RATE * LATENCY_SECONDS)
+    values = serialized(bus_arrivals(count, seed=int(time.time())))
+    batches = [values[n : n + 50] for n in range(0, count, 50)]
+    warm_up = serialized(bus_arrivals(50, seed=1))
+    with httpx.Client(timeout=60) as client:  # ingest creates ds. on its first batch
+        response = client.post(
+            platform.records_url, content=json_array(warm_up), headers=platform.publisher_headers
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:300]}")
+    topic = f"ds.{platform.dataset_id}"
+    subscriber = _Subscriber(pipe, pipe.subscribe("latest"))
+    raw = _Arrivals(topic, platform.partitions)
+    accepted: dict[str, float] = {}
+    answers: list[float] = []
+    clients: queue.SimpleQueue[httpx.Client] = queue.SimpleQueue()
+    try:
+        with ExitStack() as stack:
+            for _ in range(SENDER_THREADS):
+                clients.put(stack.enter_context(httpx.Client(timeout=30)))
+
+            def send(batch: list[bytes]) -> None:
+                client = clients.get()
+                try:
+                    posted = time.perf_counter()
+                    response = client.post(
+                        platform.records_url, content=json_array(batch), headers=platform.publisher_headers
+                    )
+                finally:
+                    clients.put(client)
+                now = time.perf_counter()
+                if response.status_code != 202:
+                    raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:300]}")
+                answers.append(now - posted)
+                for value in batch:
+                    accepted[arrival_id(value).decode()] = now
+
+            time.sleep(2.0)  # the subscriber's first long-poll holds the partitions
+            with ThreadPoolExecutor(SENDER_THREADS, thread_name_prefix="bench-sender") as senders:
+                interval = 50 / LATENCY_RATE
+                started = time.perf_counter()
+                sends = []
+                for n, batch in enumerate(batches):
+                    time.sleep(max(0.0, started + n * interval - time.perf_counter()))
+                    sends.append(senders.submit(send, batch))
+                for done in sends:
+                    done.result()
+        deadline = time.monotonic() + 30
+        while (
+            len(subscriber.received.keys() & accepted.keys()) < len(accepted) and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+    finally:
+        subscriber.close()
+        raw.close()
+    missing = len(accepted) - len(subscriber.received.keys() & accepted.keys())
+    if missing:
+        raise RuntimeError(
+            f"{missing} of {len(accepted)} records never reached the subscriber: {subscriber.errors[:3]}"
+        )
+    delivered = [subscriber.received[key] - at for key, at in accepted.items()]
+    seen = [raw.received[key.encode()] - at for key, at in accepted.items() if key.encode() in raw.received]
+    p50, p99 = _percentiles(delivered)
+    raw50, raw99 = _percentiles(seen)
+    post50, post99 = _percentiles(answers)
+    _progress(
+        f"ingest 202 -> subscriber p50 {p50:.1f} ms, p99 {p99:.1f} ms; POST -> 202 {post50:.1f}/{post99:.1f} ms; "
+        f"202 -> plain ds. consumer {raw50:.1f}/{raw99:.1f} ms"
+    )
+    paced = (
+        f"{LATENCY_RATE:,} records/s POSTed to ingest in batches of 50 for {LATENCY_SECONDS:g} s; catalog, "
+        f"ingest and feeds as their own processes; 202 -> a plain consumer of ds.: p50 {raw50:.1f} ms, "
+        f"p99 {raw99:.1f} ms (negative: the record was readable before its 202 reached the publisher)"
+    )
+    return [
+        Figure(
+            "end-to-end latency p50 (ingest 202 -> long-poll subscriber of feeds)",
+            round(p50, 1),
+            "ms",
+            "the publisher's wait for the 202 p50 (same batches)",
+            round(post50, 1),
+            higher_is_better=False,
+            notes=paced,
+        ),
+        Figure(
+            "end-to-end latency p99 (ingest 202 -> long-poll subscriber of feeds)",
+            round(p99, 1),
+            "ms",
+            "the publisher's wait for the 202 p99 (same batches)",
+            round(post99, 1),
+            aim="< 250 ms",
+            higher_is_better=False,
+            notes=paced,
+        ),
+    ]
+
+
+class _Streams:
+    """Raw sockets reading Server-Sent Event streams in one thread, counting delivered records."""
+
+    MARK = b'"arrival_id":'
+
+    def __init__(self, pipe: Pipeline, subscription_ids: list[str]) -> None:
+        host, port = pipe.feeds.url.removeprefix("http://").split(":")
+        self.selector = selectors.DefaultSelector()
+        self.records: dict[socket.socket, int] = {}
+        self._tails: dict[socket.socket, bytes] = {}
+        self.heads: dict[socket.socket, bytes] = {}
+        """The first bytes each stream received (its status line, or the problem that ended it)."""
+        for subscription_id in subscription_ids:
+            connection = socket.create_connection((host, int(port)), timeout=30)
+            connection.sendall(
+                f"GET /v1/subscriptions/{subscription_id}/stream HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {pipe.scenario_key}\r\nAccept: text/event-stream\r\n\r\n".encode()
+            )
+            connection.setblocking(False)
+            self.selector.register(connection, selectors.EVENT_READ)
+            self.records[connection] = 0
+            self._tails[connection] = b""
+        self.closed = 0
+
+    def read(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for key, _ in self.selector.select(0.1):
+                connection: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    chunk = connection.recv(262_144)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    self.selector.unregister(connection)
+                    self.closed += 1
+                    continue
+                if len(self.heads.setdefault(connection, b"")) < 600:
+                    self.heads[connection] += chunk[:600]
+                data = self._tails[connection] + chunk
+                self.records[connection] += data.count(self.MARK)
+                # Keep a tail shorter than the mark, so that a mark split by the read counts once.
+                self._tails[connection] = data[-(len(self.MARK) - 1) :]
+
+    def close(self) -> None:
+        for connection in list(self.records):
+            with suppress(OSError):
+                connection.close()
+        self.selector.close()
+
+
+def _streams_memory(pipe: Pipeline) -> Figure:
+    """Feeds' RSS idle, then with :data:`STREAMS` open streams while each gets :data:`STREAM_BURST` records."""
+    time.sleep(2.0)
+    idle_kib = rss_kib(pipe.feeds)
+    with ThreadPoolExecutor(8) as pool:
+        subscriptions = list(pool.map(lambda _: pipe.subscribe("latest"), range(STREAMS)))
+    streams = _Streams(pipe, subscriptions)
+    peak_kib = 0
+    try:
+        for _ in range(10):  # the streams connect and join their groups
+            streams.read(0.5)
+            peak_kib = max(peak_kib, rss_kib(pipe.feeds))
+        if pipe.feeds.process.poll() is not None:
+            raise RuntimeError(f"feeds exited:\n{pipe.feeds.log_tail()}")
+        open_kib = rss_kib(pipe.feeds)
+        values = serialized(bus_arrivals(STREAM_BURST, seed=99))
+        with httpx.Client(timeout=60) as client:
+            for n in range(0, STREAM_BURST, 100):
+                response = client.post(
+                    pipe.platform.records_url,
+                    content=json_array(values[n : n + 100]),
+                    headers=pipe.platform.publisher_headers,
+                )
+                if response.status_code != 202:
+                    raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:300]}")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and min(streams.records.values()) < STREAM_BURST:
+            streams.read(0.5)
+            peak_kib = max(peak_kib, rss_kib(pipe.feeds))
+        complete = sum(1 for n in streams.records.values() if n >= STREAM_BURST)
+        refused = sum(1 for head in streams.heads.values() if not head.startswith(b"HTTP/1.1 200"))
+        _progress(
+            f"feeds RSS idle {idle_kib / 1024:.0f} MiB, {STREAMS} streams open {open_kib / 1024:.0f} MiB, "
+            f"peak while delivering {peak_kib / 1024:.0f} MiB; {complete}/{STREAMS} streams got all "
+            f"{STREAM_BURST} records, {streams.closed} closed ({refused} refused with a problem)"
+        )
+    finally:
+        streams.close()
+    return Figure(
+        f"feeds RSS with {STREAMS} SSE streams open, each receiving {STREAM_BURST} records (peak)",
+        round(peak_kib / 1024, 1),
+        "MiB",
+        "feeds idle RSS, same run",
+        round(idle_kib / 1024, 1),
+        higher_is_better=False,
+        notes=f"one subscription per stream; {STREAMS} streams open, idle: {open_kib / 1024:.0f} MiB; "
+        f"{complete}/{STREAMS} streams received all {STREAM_BURST} records, {refused} were refused "
+        "(503: the database pool was busy) and not retried",
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,8 @@ class BenchPlatform:
     dataset_id: str
     record_schema: dict[str, Any]
     partitions: int
+    env: dict[str, str] = field(default_factory=dict)
+    """The environment the services run with (database, bus, data directory): for more of them."""
 
     @property
     def records_url(self) -> str:
@@ -308,10 +310,13 @@ def _created(response: httpx.Response) -> Any:
 
 
 @contextmanager
-def bench_platform(directory: Path) -> Iterator[BenchPlatform]:
-    """A fresh database, ``citybase migrate``, then catalog and ingest as their own processes on real
-    Kafka, the bench dataset registered and known to ingest. Stopped and cleaned up on the way out."""
-    url = fresh_database(POSTGRES_URL, BENCH_DATABASE)
+def bench_platform(
+    directory: Path, *, database: str = BENCH_DATABASE, workers: int = WORKERS
+) -> Iterator[BenchPlatform]:
+    """A fresh database, ``citybase migrate``, then catalog and ingest (``workers`` processes) as
+    their own processes on real Kafka, the bench dataset registered and known to ingest. Stopped and
+    cleaned up on the way out."""
+    url = fresh_database(POSTGRES_URL, database)
     suffix = uuid.uuid4().hex[:10]
     env = {
         **os.environ,
@@ -330,7 +335,7 @@ def bench_platform(directory: Path) -> Iterator[BenchPlatform]:
     admin_key = _admin_key(url)
     with ExitStack() as stack:
         catalog = stack.enter_context(_serve("catalog", env, directory))
-        ingest = stack.enter_context(_serve("ingest", env, directory, WORKERS))
+        ingest = stack.enter_context(_serve("ingest", env, directory, workers))
         _wait(
             lambda: httpx.get(f"{catalog.url}/readyz", timeout=2).status_code == 200,
             "catalog not ready",
@@ -345,6 +350,7 @@ def bench_platform(directory: Path) -> Iterator[BenchPlatform]:
             dataset_id,
             record_schema,
             IngestSettings().topic_partitions,
+            env,
         )
         stack.callback(_clean_up, platform)
         _wait(

@@ -1,0 +1,306 @@
+"""``make soak``: ingest -> feeds -> quality as their own processes under a steady load.
+
+Catalog, ingest, feeds and quality run as ``citybase serve`` processes on real Kafka and PostgreSQL
+(a fresh :data:`DATABASE`; :mod:`tests.bench.pipeline`). A publisher POSTs the bench dataset's
+records to ingest at half ingest's maximum rate (the figure of ``bench/results.json`` when there is
+one, else measured here for a few seconds), in JSON arrays of :data:`BATCH`; a scenario's subscriber
+long-polls them through feeds (acknowledging every batch) and quality scores them.
+
+After a warm-up (``CITYBASE_SOAK_WARMUP_S``, 30 s) the resident memory of each service is noted,
+and again at the end of ``CITYBASE_SOAK_DURATION_S`` (300 s, warm-up included). The report gives
+them, the consumer lag of the subscription and of quality at the end, and the error counts (HTTP
+errors of the publisher and the subscriber, ERROR lines and tracebacks in the services' logs, a
+service that exited). The exit status is 1 when a service's memory grew more than
+:data:`MAX_GROWTH` after the warm-up or any error occurred.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import orjson
+
+from services.common.bus.kafka import KafkaBus
+from tests.bench.ingest import WORKERS, bus_arrivals, json_array, serialized
+from tests.bench.pipeline import Pipeline, pipeline, rss_kib
+from tests.conftest import KAFKA_BOOTSTRAP
+
+DURATION_S = float(os.environ.get("CITYBASE_SOAK_DURATION_S", "300"))
+WARMUP_S = float(os.environ.get("CITYBASE_SOAK_WARMUP_S", "30"))
+RATE = os.environ.get("CITYBASE_SOAK_RATE")
+"""Records/s to publish; default half the maximum (see the module docstring)."""
+DATABASE = "citybase_soak"
+BATCH = 100
+SENDERS = 4
+MAX_GROWTH = 0.10
+RESULTS = Path("bench/results.json")
+INGEST_FIGURE = "ingest throughput"
+
+
+def _say(text: str) -> None:
+    print(f"soak: {text}", flush=True)
+
+
+def _fresh(values: list[bytes]) -> list[bytes]:
+    """``values`` with new arrival ids (the primary key, written first): ingest sees new records."""
+    prefix = len(b'{"arrival_id":"')
+    return [value[:prefix] + str(uuid.uuid4()).encode() + value[prefix + 36 :] for value in values]
+
+
+class Publisher:
+    """POSTs batches to ingest at ``rate`` records/s from :data:`SENDERS` threads, counting errors."""
+
+    def __init__(self, pipe: Pipeline, rate: float) -> None:
+        self._pipe = pipe
+        self._rate = rate
+        self._templates = serialized(bus_arrivals(10_000, seed=5))
+        self.sent = 0
+        self.errors: list[str] = []
+        self.behind_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-publisher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _send(self, client: httpx.Client, offset: int) -> None:
+        batch = _fresh(self._templates[offset : offset + BATCH])
+        platform = self._pipe.platform
+        try:
+            response = client.post(
+                platform.records_url, content=json_array(batch), headers=platform.publisher_headers
+            )
+        except httpx.HTTPError as error:
+            self.errors.append(repr(error))
+            return
+        if response.status_code != 202 or response.json().get("accepted") != len(batch):
+            self.errors.append(f"{response.status_code} {response.text[:200]}")
+        else:
+            self.sent += len(batch)
+
+    def _run(self) -> None:
+        interval = BATCH / self._rate
+        clients = [httpx.Client(timeout=30) for _ in range(SENDERS)]
+        # At most SENDERS batches in flight: when ingest answers more slowly than the rate asks,
+        # the publisher falls behind (reported) instead of queueing batches without end.
+        in_flight = threading.BoundedSemaphore(SENDERS)
+
+        def send(client: httpx.Client, offset: int) -> None:
+            try:
+                self._send(client, offset)
+            finally:
+                in_flight.release()
+
+        try:
+            with ThreadPoolExecutor(SENDERS, thread_name_prefix="soak-sender") as senders:
+                started = time.perf_counter()
+                n = 0
+                while not self._stop.is_set():
+                    due = started + n * interval
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    else:
+                        self.behind_s = max(self.behind_s, -delay)
+                    in_flight.acquire()
+                    offset = (n * BATCH) % (len(self._templates) - BATCH)
+                    senders.submit(send, clients[n % SENDERS], offset)
+                    n += 1
+        finally:
+            for client in clients:
+                client.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+class Subscriber:
+    """Long-polls a subscription through feeds and acknowledges every batch, counting records."""
+
+    def __init__(self, pipe: Pipeline, subscription_id: str) -> None:
+        self._pipe = pipe
+        self.path = f"/v1/subscriptions/{subscription_id}"
+        self.received = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-subscriber", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._pipe.feeds_client(timeout=60) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get(f"{self.path}/records", params={"max": 5000, "wait": 1})
+                    if response.status_code != 200:
+                        self.errors.append(f"{response.status_code} {response.text[:200]}")
+                        time.sleep(0.5)
+                        continue
+                    batch = orjson.loads(response.content)
+                    self.received += len(batch["records"])
+                    if batch["records"]:
+                        ack = client.post(f"{self.path}/ack", json={"cursor": batch["cursor"]})
+                        if ack.status_code != 200:
+                            self.errors.append(f"ack {ack.status_code} {ack.text[:200]}")
+                except httpx.HTTPError as error:
+                    self.errors.append(repr(error))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+def _max_rate(pipe: Pipeline) -> tuple[float, str]:
+    """Ingest's maximum records/s: the bench's figure if there is one, else a short burst here."""
+    if RESULTS.exists():
+        for figure in json.loads(RESULTS.read_text()).get("figures", []):
+            if figure["name"].startswith(INGEST_FIGURE):
+                return float(figure["value"]), f"{RESULTS} ({figure['name']})"
+    templates = serialized(bus_arrivals(20_000, seed=3))
+    bodies = [json_array(_fresh(templates[n : n + 1000])) for n in range(0, len(templates), 1000)]
+    platform = pipe.platform
+    clients = [httpx.Client(timeout=60) for _ in range(SENDERS)]
+    started = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(SENDERS) as senders:
+            answers = list(
+                senders.map(
+                    lambda n: clients[n % SENDERS].post(
+                        platform.records_url, content=bodies[n], headers=platform.publisher_headers
+                    ),
+                    range(len(bodies)),
+                )
+            )
+    finally:
+        for client in clients:
+            client.close()
+    elapsed = time.perf_counter() - started
+    if any(answer.status_code != 202 for answer in answers):
+        raise RuntimeError(f"ingest refused the burst: {[a.status_code for a in answers]}")
+    return len(
+        templates
+    ) / elapsed, f"measured now: {len(templates):,} records in arrays of 1,000, {SENDERS} clients"
+
+
+def _log_errors(pipe: Pipeline) -> tuple[dict[str, int], list[str]]:
+    """ERROR lines and tracebacks in each service's log (an exited service counts one), and the
+    first few of them."""
+    counts: dict[str, int] = {}
+    samples: list[str] = []
+    for service in pipe.services:
+        text = service.log.read_text(errors="replace") if service.log.exists() else ""
+        lines = [line for line in text.splitlines() if " ERROR " in line or line.startswith("Traceback")]
+        samples += [f"{service.name}: {line[:300]}" for line in lines[:3]]
+        if service.process.poll() is not None:
+            lines.append(f"exited with {service.process.returncode}")
+            samples.append(f"{service.name}: exited with {service.process.returncode}")
+        counts[service.name] = len(lines)
+    return counts, samples
+
+
+def _lags(pipe: Pipeline, subscription: str) -> dict[str, int | None]:
+    with pipe.feeds_client(timeout=30) as client:
+        detail = client.get(f"/v1/subscriptions/{subscription}")
+    lags: dict[str, int | None] = {
+        "feeds subscription": detail.json().get("lag") if detail.status_code == 200 else None
+    }
+    bus = KafkaBus([KAFKA_BOOTSTRAP], client_id="citybase-soak")
+    try:
+        group = pipe.quality_group
+        lags["quality"] = (
+            sum(bus.admin().lag(group, f"ds.{pipe.platform.dataset_id}").values()) if group else None
+        )
+    finally:
+        bus.close()
+    return lags
+
+
+def _memory(pipe: Pipeline) -> dict[str, int]:
+    return {service.name: rss_kib(service) for service in pipe.services}
+
+
+def main() -> int:
+    # Kept after the run: the services' logs are where an error count is explained.
+    directory = os.environ.get("CITYBASE_SOAK_DIR") or tempfile.mkdtemp(prefix="citybase-soak-")
+    with (
+        pipeline(Path(directory), database=DATABASE, ingest_workers=WORKERS, quality=True) as pipe,
+    ):
+        maximum, source = _max_rate(pipe)
+        rate = float(RATE) if RATE else maximum / 2
+        _say(
+            f"ingest maximum {maximum:,.0f} records/s ({source}); publishing {rate:,.0f} records/s "
+            f"for {DURATION_S:g} s, warm-up {WARMUP_S:g} s"
+        )
+        subscription = pipe.subscribe("latest")
+        subscriber = Subscriber(pipe, subscription)
+        publisher = Publisher(pipe, rate)
+        started = time.monotonic()
+        publisher.start()
+        time.sleep(WARMUP_S)
+        start_kib = _memory(pipe)
+        _say("after the warm-up: " + ", ".join(f"{n} {k / 1024:.0f} MiB" for n, k in start_kib.items()))
+        peak_kib = dict(start_kib)
+        while time.monotonic() - started < DURATION_S:
+            time.sleep(min(10.0, max(0.0, DURATION_S - (time.monotonic() - started))))
+            for name, kib in _memory(pipe).items():
+                peak_kib[name] = max(peak_kib[name], kib)
+            _say(
+                f"{time.monotonic() - started:.0f} s: {publisher.sent:,} published, {subscriber.received:,} received"
+            )
+        publisher.stop()
+        end_kib = _memory(pipe)
+        lags_at_end = _lags(pipe, subscription)
+        drain = time.monotonic() + 30
+        while time.monotonic() < drain and subscriber.received < publisher.sent:
+            time.sleep(1)
+        subscriber.stop()
+        lags_drained = _lags(pipe, subscription)
+        log_errors, log_samples = _log_errors(pipe)
+    elapsed = DURATION_S
+    report = {
+        "rate_records_per_s": round(rate),
+        "maximum_records_per_s": round(maximum),
+        "maximum_from": source,
+        "duration_s": elapsed,
+        "warmup_s": WARMUP_S,
+        "published": publisher.sent,
+        "published_records_per_s": round(publisher.sent / elapsed),
+        "received_by_subscriber": subscriber.received,
+        "publisher_behind_s_max": round(publisher.behind_s, 2),
+        "rss_mib_after_warmup": {n: round(k / 1024, 1) for n, k in start_kib.items()},
+        "rss_mib_at_end": {n: round(k / 1024, 1) for n, k in end_kib.items()},
+        "rss_mib_peak": {n: round(k / 1024, 1) for n, k in peak_kib.items()},
+        "growth": {n: round(end_kib[n] / start_kib[n] - 1, 3) for n in start_kib},
+        "lag_at_end": lags_at_end,
+        "lag_after_30s_drain": lags_drained,
+        "errors": {
+            "publisher": len(publisher.errors),
+            "subscriber": len(subscriber.errors),
+            "service logs": log_errors,
+        },
+        "error_samples": (publisher.errors + subscriber.errors)[:5] + log_samples,
+        "logs": directory,
+    }
+    print(json.dumps(report, indent=2))
+    grown = [n for n, g in report["growth"].items() if g > MAX_GROWTH]  # type: ignore[union-attr]
+    failed = publisher.errors or subscriber.errors or any(log_errors.values())
+    if grown:
+        _say(f"FAILED: memory grew more than {MAX_GROWTH:.0%} after the warm-up: {', '.join(grown)}")
+    if failed:
+        _say("FAILED: errors occurred (see above)")
+    if not grown and not failed:
+        _say("passed: no service grew more than 10% after the warm-up, no errors")
+    return 1 if grown or failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

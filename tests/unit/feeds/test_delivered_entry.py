@@ -1,0 +1,83 @@
+"""What one delivered record looks like: the same JSON whichever parser read it, integers exact."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from services.common.bus import Message
+from services.common.envelope import encode_json
+from services.feeds.service import delivered_entry
+
+HEADERS = (("ce_id", b"first"), ("ce_time", b"2026-11-24T10:00:00.000Z"), ("ce_id", b"event-1"))
+
+
+def _message(value: bytes | None, headers: tuple[tuple[str, bytes], ...] = HEADERS) -> Message:
+    return Message(
+        topic="ds.transport.x",
+        partition=2,
+        offset=41,
+        key=b"k",
+        value=value,
+        headers=headers,
+        timestamp_ms=0,
+    )
+
+
+def _visible(record: dict[str, Any]) -> dict[str, Any] | None:
+    return None if record.get("drop") else {k: v for k, v in record.items() if k != "secret"}
+
+
+def _expected(data: Any, event_id: str = "event-1", time: str | None = "2026-11-24T10:00:00.000Z") -> Any:
+    return {
+        "id": event_id,
+        "dataset": "transport.x",
+        "partition": 2,
+        "offset": 41,
+        "time": time,
+        "data": data,
+    }
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"a": 1, "b": "é 中文", "c": [1.5, None, True], "d": {"e": -0.25}, "secret": "s"},
+        {"big": 123456789012345678901234567890, "neg": -(2**70)},
+        {"phone": "13812345678901234567890", "n": 2**63 - 1},
+        {"f": 1e16, "g": 0.1, "h": 1e-7},
+    ],
+)
+def test_an_entry_is_the_json_of_the_visible_record(record: dict[str, Any]) -> None:
+    entry = delivered_entry(_message(encode_json(record)), "transport.x", _visible)
+    assert entry is not None
+    parsed = json.loads(entry)
+    assert parsed == _expected(_visible(record))
+    assert type(parsed["data"].get("big", 0)) is int  # never rounded through a float
+
+
+def test_json_that_orjson_refuses_is_read_as_python_reads_it() -> None:
+    entry = delivered_entry(_message(b'{"x": NaN, "y": 1e400}'), "transport.x", _visible)
+    assert entry is not None
+    assert b'"data":{"x":NaN,"y":Infinity}' in entry
+
+
+def test_a_lone_surrogate_is_delivered_escaped_not_a_failed_batch() -> None:
+    entry = delivered_entry(_message(b'{"s": "a\\ud800b", "t": "\xc3\xa9"}'), "transport.x", _visible)
+    assert entry is not None
+    assert json.loads(entry)["data"] == {"s": "a\ud800b", "t": "\u00e9"}
+
+
+def test_what_is_not_delivered() -> None:
+    assert delivered_entry(_message(None), "transport.x", _visible) is None
+    assert delivered_entry(_message(b"not json"), "transport.x", _visible) is None
+    assert delivered_entry(_message(b"[1, 2]"), "transport.x", _visible) is None
+    assert delivered_entry(_message(b'{"drop": true}'), "transport.x", _visible) is None
+
+
+def test_without_cloudevents_headers_the_id_is_the_position() -> None:
+    entry = delivered_entry(_message(b'{"a": 1}', headers=()), "transport.x", _visible)
+    assert entry is not None
+    assert json.loads(entry) == _expected({"a": 1}, event_id="ds.transport.x/2/41", time=None)
