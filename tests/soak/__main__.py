@@ -237,6 +237,7 @@ def _memory(pipe: Pipeline) -> dict[str, int]:
 def main() -> int:
     # Kept after the run: the services' logs are where an error count is explained.
     directory = os.environ.get("CITYBASE_SOAK_DIR") or tempfile.mkdtemp(prefix="citybase-soak-")
+    Path(directory).mkdir(parents=True, exist_ok=True)
     with (
         pipeline(
             Path(directory), database=DATABASE, ingest_workers=WORKERS, quality=True, env=QUALITY_ENV
