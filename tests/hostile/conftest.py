@@ -16,9 +16,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from citybase.platform import create_platform_app, prepare
-from services.common.worker import wait_until
 from tests.factories import embedded_settings
-from tests.integration.test_authorization import Platform
+from tests.integration.test_authorization import Platform, cast
 
 
 def _postgres_schema(postgres_url: str) -> tuple[str, sa.Engine, str]:
@@ -50,40 +49,7 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         with TestClient(app) as client:
             platform = Platform(client, app, prepared.admin_key)
             platform.wait_for_key(prepared.admin_key)
-            platform.principal("market-publisher", "department", "market-supervision")
-            platform.principal("health-publisher", "department", "health-commission")
-            platform.principal("market-approver", "approver", "market-supervision")
-            platform.principal("health-approver", "approver", "health-commission")
-            platform.principal("city-ops", "operator")
-            platform.scenario("one-stop-visit")
-            platform.scenario("ai-community")
-            granted = platform.ok(
-                "POST",
-                f"/catalog/v1/access-requests/{platform.pending_request()}/approve",
-                platform.keys["market-approver"],
-                json={"reason": "serves residents"},
-            )
-            platform.context.update(
-                dataset_id="market.inspections",
-                version="1.0.0",
-                department_id="market-supervision",
-                scenario_id="one-stop-visit",
-                request_id=platform.pending_request(),
-                grant_id=str(granted["grant_id"]),
-            )
-
-            def subscribed() -> bool:
-                response = platform.call(
-                    "POST",
-                    "/feeds/v1/subscriptions",
-                    platform.keys["one-stop-visit"],
-                    json={"dataset": "market.inspections"},
-                )
-                return response.status_code == 201
-
-            assert wait_until(subscribed, 15.0), "the grant did not reach feeds"
-            items = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys["one-stop-visit"])["items"]
-            platform.context["subscription_id"] = str(items[0]["id"])
+            cast(platform)
             yield platform
     finally:
         if dropped is not None:
