@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import uvicorn
 from citybase.demo import FaultRates, RecordGenerator
 from citybase.platform import create_platform_app, prepare
 from services.common.settings import Settings
+from services.common.worker import wait_until as poll_until
 from tests.factories import access_request_create, embedded_settings, scenario_create
 
 QUALITY_WINDOW = '{"records": 100, "seconds": 1}'
@@ -44,12 +44,8 @@ def free_port() -> int:
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval_s)
-    return condition()
+    """The kernel's poll, at a pace that suits requests over HTTP."""
+    return poll_until(condition, timeout_s, interval_s)
 
 
 @dataclass
