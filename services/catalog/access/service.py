@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -46,6 +46,7 @@ from services.catalog.access.schemas import (
     ScenarioUpdate,
 )
 from services.catalog.access.settings import AccessSettings
+from services.catalog.audit.service import Auditor
 from services.catalog.models import Dataset
 from services.catalog.schemas import ApiKeyIssued, Classification, DatasetStatus, PrincipalCreate
 from services.common import catalog_events
@@ -66,45 +67,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AuditTrail(Protocol):
-    """The request's auditor: what it attempts (written, with the problem, if it fails) and each
-    change it made (written in the caller's unit of work)."""
-
-    def attempting(
-        self,
-        action: str,
-        resource_type: str,
-        resource_id: str,
-        *,
-        purpose: str | None = None,
-        dataset_id: str | None = None,
-        department_id: str | None = None,
-        scenario_id: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None: ...
-
-    def record(
-        self,
-        session: Session,
-        *,
-        action: str,
-        resource_type: str,
-        resource_id: str,
-        dataset_id: str | None = None,
-        department_id: str | None = None,
-        scenario_id: str | None = None,
-        purpose: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> object: ...
-
-
 @dataclass(frozen=True)
 class Collaborators:
     """What every change needs: the session, the event outbox, the audit trail, the limits, a clock."""
 
     session: Session
     events: catalog_service.CatalogEvents
-    audit: AuditTrail
+    audit: Auditor
     settings: AccessSettings
     clock: Clock = utcnow
 
@@ -609,7 +578,7 @@ def _check_duration(settings: AccessSettings, days: int, where: str) -> None:
 
 
 def get_access_request(
-    session: Session, actor: Principal, request_id: str, audit: AuditTrail | None = None
+    session: Session, actor: Principal, request_id: str, audit: Auditor | None = None
 ) -> AccessRequestRead:
     request = _request(session, request_id)
     dataset = _dataset_of(session, request.dataset_id)
@@ -925,7 +894,7 @@ def _grant(session: Session, grant_id: str, *, for_update: bool = False) -> Gran
 
 
 def get_grant(
-    session: Session, actor: Principal, grant_id: str, now: datetime, audit: AuditTrail | None = None
+    session: Session, actor: Principal, grant_id: str, now: datetime, audit: Auditor | None = None
 ) -> GrantRead:
     grant = _grant(session, grant_id)
     dataset = _dataset_of(session, grant.dataset_id)
@@ -1153,7 +1122,7 @@ def _audit_unmasking(
         )
 
 
-def _attempt(audit: AuditTrail, action: str, entity: AccessRequest | Grant, dataset: Dataset) -> None:
+def _attempt(audit: Auditor, action: str, entity: AccessRequest | Grant, dataset: Dataset) -> None:
     """Refine what the request attempts, now that the entity (and so its scope) is known."""
     resource_type = "grant" if isinstance(entity, Grant) else "access_request"
     audit.attempting(action, resource_type, entity.id, **_audit_scope(entity, dataset))
