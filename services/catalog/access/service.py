@@ -619,19 +619,29 @@ def list_access_requests(
     cursor: str | None = None,
 ) -> tuple[list[AccessRequestRead], str | None]:
     """The requests the actor may see, oldest first, one page at a time."""
-    if actor.kind is PrincipalKind.scenario and filters.scenario_id not in (None, actor.id):
-        raise exceptions.NotYourScenario("a scenario sees only its own access requests")
-    query = _visible(
-        actor, sa.select(AccessRequest), AccessRequest.scenario_id, AccessRequest.dataset_id
-    ).order_by(AccessRequest.id)
-    if filters.scenario_id:
-        query = query.where(AccessRequest.scenario_id == filters.scenario_id)
-    if filters.dataset_id:
-        query = query.where(AccessRequest.dataset_id == filters.dataset_id)
+    query = _listed(actor, AccessRequest, filters.scenario_id, filters.dataset_id, "access requests")
     if filters.status:
         query = query.where(AccessRequest.status == filters.status.value)
     rows, next_cursor = _page(session, query, AccessRequest.id, limit, cursor, "ar")
     return [request_read(row) for row in rows], next_cursor
+
+
+def _listed(
+    actor: Principal,
+    model: type[AccessRequest] | type[Grant],
+    scenario_id: str | None,
+    dataset_id: str | None,
+    noun: str,
+) -> Any:
+    """The rows of ``model`` the actor may see, oldest first, narrowed by scenario and dataset."""
+    if actor.kind is PrincipalKind.scenario and scenario_id not in (None, actor.id):
+        raise exceptions.NotYourScenario(f"a scenario sees only its own {noun}")
+    query = _visible(actor, sa.select(model), model.scenario_id, model.dataset_id).order_by(model.id)
+    if scenario_id:
+        query = query.where(model.scenario_id == scenario_id)
+    if dataset_id:
+        query = query.where(model.dataset_id == dataset_id)
+    return query
 
 
 def approve_access_request(
@@ -921,13 +931,7 @@ def list_grants(
     cursor: str | None = None,
 ) -> tuple[list[GrantRead], str | None]:
     """The grants the actor may see, oldest first; ``status=expired`` is a filter on the clock."""
-    if actor.kind is PrincipalKind.scenario and filters.scenario_id not in (None, actor.id):
-        raise exceptions.NotYourScenario("a scenario sees only its own grants")
-    query = _visible(actor, sa.select(Grant), Grant.scenario_id, Grant.dataset_id).order_by(Grant.id)
-    if filters.scenario_id:
-        query = query.where(Grant.scenario_id == filters.scenario_id)
-    if filters.dataset_id:
-        query = query.where(Grant.dataset_id == filters.dataset_id)
+    query = _listed(actor, Grant, filters.scenario_id, filters.dataset_id, "grants")
     if filters.status is GrantStatus.expired:
         query = query.where(Grant.status != GrantStatus.revoked.value, Grant.expires_at <= now)
     elif filters.status is GrantStatus.revoked:
