@@ -261,36 +261,53 @@ class BenchPlatform:
         ).status_code
 
 
-def _register(catalog: Service, admin_key: str, suffix: str) -> tuple[str, str, dict[str, Any]]:
-    """The transport department, a publisher of it with a key, and bus-arrivals 1.1.0 under a dataset
-    id of this run; its id, the publisher's key and the record schema the catalog derived."""
-    dataset_id = f"{CONTRACT}-bench-{suffix}"
-    publisher = f"{DEPARTMENT}-bench-{suffix}"
+TRANSPORT_BUREAU = {
+    "id": DEPARTMENT,
+    "name": "Municipal Transport Bureau",
+    "kind": "bureau",
+    "domains": ["transport"],
+}
+
+
+def register_dataset(
+    catalog: Service,
+    admin_key: str,
+    suffix: str,
+    *,
+    contract_id: str = CONTRACT,
+    version: str = CONTRACT_VERSION,
+    department: dict[str, Any] = TRANSPORT_BUREAU,
+) -> tuple[str, str, dict[str, Any]]:
+    """``department``, a publisher of it with a key, and the example contract ``contract_id``
+    ``version`` under a dataset id of this run; its id, the publisher's key and the record schema
+    the catalog derived."""
+    dataset_id = f"{contract_id}-bench-{suffix}"
+    publisher = f"{department['id']}-bench-{suffix}"
 
     def rename(document: dict[str, Any]) -> None:
         document["id"] = dataset_id
         for schema_object in document.get("schema") or []:
             schema_object["physicalName"] = f"ds.{dataset_id}"
 
-    contract = evolve_contract(example_contract(CONTRACT, CONTRACT_VERSION), CONTRACT_VERSION, rename)
+    contract = evolve_contract(example_contract(contract_id, version), version, rename)
     with httpx.Client(
         base_url=catalog.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
     ) as client:
         _created(
             client.post(
                 "/v1/departments",
-                json={
-                    "id": DEPARTMENT,
-                    "name": "Municipal Transport Bureau",
-                    "kind": "bureau",
-                    "domains": ["transport"],
-                },
+                json=department,
             )
         )
         _created(
             client.post(
                 "/v1/principals",
-                json={"id": publisher, "kind": "department", "name": publisher, "department_id": DEPARTMENT},
+                json={
+                    "id": publisher,
+                    "kind": "department",
+                    "name": publisher,
+                    "department_id": department["id"],
+                },
             )
         )
         key = _created(client.post(f"/v1/principals/{publisher}/keys", json={"name": "bench"}))["key"]
@@ -341,7 +358,7 @@ def bench_platform(
             "catalog not ready",
             catalog,
         )
-        dataset_id, publisher_key, record_schema = _register(catalog, admin_key, suffix)
+        dataset_id, publisher_key, record_schema = register_dataset(catalog, admin_key, suffix)
         platform = BenchPlatform(
             catalog,
             ingest,

@@ -40,21 +40,20 @@ from services.common.bus import TopicPartition
 from services.quality.expectations import GreatExpectations, Rule
 from tests.bench.ingest import (
     BenchPlatform,
-    Service,
     _admin_key,
     _citybase,
-    _created,
     _delete_topics,
     _serve,
     _wait,
     fresh_database,
     json_array,
     kafka_admin,
+    register_dataset,
     serialized,
 )
 from tests.bench.report import Figure
 from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
-from tests.factories import contract_state, evolve_contract, example_contract
+from tests.factories import contract_state
 
 RECORDS = int(os.environ.get("CITYBASE_BENCH_QUALITY_RECORDS", "100000"))
 BATCH = 1000
@@ -81,43 +80,12 @@ def health_records(
 # --- the platform: catalog, ingest, quality -----------------------------------------------------
 
 
-def _register(catalog: Service, admin_key: str, suffix: str) -> tuple[str, str, dict[str, Any]]:
-    dataset_id = f"{CONTRACT}-bench-{suffix}"
-    publisher = f"{DEPARTMENT}-bench-{suffix}"
-
-    def rename(document: dict[str, Any]) -> None:
-        document["id"] = dataset_id
-        for schema_object in document.get("schema") or []:
-            schema_object["physicalName"] = f"ds.{dataset_id}"
-
-    contract = evolve_contract(example_contract(CONTRACT, VERSION), VERSION, rename)
-    with httpx.Client(
-        base_url=catalog.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
-    ) as client:
-        _created(
-            client.post(
-                "/v1/departments",
-                json={
-                    "id": DEPARTMENT,
-                    "name": "Municipal Health Commission",
-                    "kind": "commission",
-                    "domains": ["health"],
-                },
-            )
-        )
-        _created(
-            client.post(
-                "/v1/principals",
-                json={"id": publisher, "kind": "department", "name": publisher, "department_id": DEPARTMENT},
-            )
-        )
-        key = _created(client.post(f"/v1/principals/{publisher}/keys", json={"name": "bench"}))["key"]
-        version = _created(
-            client.post(
-                "/v1/contracts", content=contract.encode(), headers={"Content-Type": "application/yaml"}
-            )
-        )
-    return dataset_id, key, version["record_schema"]
+HEALTH_COMMISSION = {
+    "id": DEPARTMENT,
+    "name": "Municipal Health Commission",
+    "kind": "commission",
+    "domains": ["health"],
+}
 
 
 @dataclass
@@ -173,7 +141,9 @@ def bench_platform(directory: Path) -> Iterator[QualityBench]:
             "catalog not ready",
             catalog,
         )
-        dataset_id, key, record_schema = _register(catalog, admin_key, suffix)
+        dataset_id, key, record_schema = register_dataset(
+            catalog, admin_key, suffix, contract_id=CONTRACT, version=VERSION, department=HEALTH_COMMISSION
+        )
         platform = BenchPlatform(catalog, ingest, admin_key, key, dataset_id, record_schema, 3)
         stack.callback(_retire, platform)
         _wait(
