@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run test unit integration fuzz lint format typecheck arch bench soak up-infra down-infra infra-status tools deploy-check clean
+.PHONY: help install run test unit integration fuzz lint format typecheck arch bench soak up-infra clean-test-topics down-infra infra-status tools deploy-check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,9 @@ soak: $(STAMP) up-infra ## ingest -> feeds -> quality as processes at half the m
 
 up-infra: ## Start Kafka (KRaft) and PostgreSQL on 127.0.0.1 (installs them if missing; idempotent)
 	bash deploy/local/up.sh
+
+clean-test-topics: $(STAMP) ## Delete the topics killed test runs left on the local Kafka (random hex suffix); a finished run deletes its own
+	$(BIN)/python -m tests.kafka_topics
 
 down-infra: ## Stop Kafka and PostgreSQL
 	bash deploy/local/down.sh

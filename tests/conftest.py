@@ -19,10 +19,19 @@ import pytest
 import sqlalchemy as sa
 from jsonschema import Draft7Validator
 
+from tests.kafka_topics import created_topics_removed
+
 KAFKA_BOOTSTRAP = os.environ.get("CITYBASE_TEST_KAFKA", "127.0.0.1:9092")
 POSTGRES_URL = os.environ.get(
     "CITYBASE_TEST_POSTGRES", "postgresql+psycopg://citybase:citybase@127.0.0.1:5432/citybase_test"
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_topics_removed() -> Iterator[None]:
+    """The topics this run creates on the shared Kafka are deleted when it ends."""
+    with created_topics_removed(KAFKA_BOOTSTRAP):
+        yield
 
 
 def _reachable(host: str, port: int, timeout_s: float = 1.0) -> bool:

@@ -11,7 +11,9 @@
 #
 # Env: CITYBASE_INFRA_DIR (default ~/.cache/citybase/infra), KAFKA_VERSION (default 4.4.0),
 #      KAFKA_HEAP (default "-Xmx512m -Xms256m"), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-#      KAFKA_START_TIMEOUT (seconds, default 90), KAFKA_STOP_TIMEOUT (seconds, default 30).
+#      KAFKA_START_TIMEOUT (seconds of startup without progress in the broker log, default 90),
+#      KAFKA_START_MAX (seconds, hard bound on one startup, default 900; loading many partitions
+#      after a crash can take minutes), KAFKA_STOP_TIMEOUT (seconds, default 30).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,6 +26,7 @@ KAFKA_HEAP="${KAFKA_HEAP:--Xmx512m -Xms256m}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+KAFKA_START_MAX="${KAFKA_START_MAX:-900}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 BOOTSTRAP="127.0.0.1:${KAFKA_PORT}"
 
@@ -38,7 +41,7 @@ CONF="$STATE_DIR/server.properties"
 PID_FILE="$STATE_DIR/kafka.pid"
 OUT_FILE="$LOGS_DIR/kafka.out"
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 ensure_java() {
   if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
@@ -222,29 +225,48 @@ start_broker() {
   [ -s "$PID_FILE" ] || die "broker process did not start (see $OUT_FILE)"
 }
 
+# Bytes the broker has logged so far: growth means it is still making progress (loading logs).
+log_bytes() {
+  cat "$OUT_FILE" "$LOGS_DIR/server.log" 2>/dev/null | wc -c
+}
+
 wait_ready() {
-  local deadline pid
-  deadline=$(($(date +%s) + KAFKA_START_TIMEOUT))
+  local started now deadline hard pid size last_size
+  started=$(date +%s)
+  deadline=$((started + KAFKA_START_TIMEOUT))
+  hard=$((started + KAFKA_START_MAX))
+  last_size="$(log_bytes)"
   # Cheap TCP wait first, watching that the JVM stays alive, then one bounded metadata probe.
+  # The deadline moves while the broker log grows: a broker loading thousands of partitions is
+  # slow but not stuck; KAFKA_START_MAX bounds the whole wait.
   until port_open "$KAFKA_PORT"; do
     if ! pid="$(running_pid)"; then
       show_log_tail
       die "broker exited during startup (logs: $LOGS_DIR)"
     fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
+    now=$(date +%s)
+    size="$(log_bytes)"
+    if [ "$size" != "$last_size" ]; then
+      last_size="$size"
+      deadline=$((now + KAFKA_START_TIMEOUT))
+      [ "$deadline" -le "$hard" ] || deadline="$hard"
+    fi
+    if [ "$now" -ge "$deadline" ]; then
       show_log_tail
-      die "broker did not open $BOOTSTRAP within ${KAFKA_START_TIMEOUT}s (logs: $LOGS_DIR)"
+      if [ "$now" -ge "$hard" ]; then
+        die "broker did not open $BOOTSTRAP within ${KAFKA_START_MAX}s (logs: $LOGS_DIR)"
+      fi
+      die "broker did not open $BOOTSTRAP and logged nothing for ${KAFKA_START_TIMEOUT}s (logs: $LOGS_DIR)"
     fi
     sleep 0.3
   done
-  local left=$((deadline - $(date +%s)))
-  [ "$left" -ge 5 ] || left=5
+  local left=$((KAFKA_START_TIMEOUT))
   local out
   if ! out="$(probe "$left")"; then
     show_log_tail
-    die "broker on $BOOTSTRAP did not answer a metadata request within ${KAFKA_START_TIMEOUT}s"
+    die "broker on $BOOTSTRAP did not answer a metadata request within ${left}s of opening its port"
   fi
-  log "$out"
+  log "$out (after $(($(date +%s) - started))s)"
 }
 
 cmd_up() {

@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.bench import bus, catalog, feeds, ingest, policy, quality
 from tests.bench.report import Figure, write_report
 from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
+from tests.kafka_topics import created_topics_removed
 
 
 def main() -> int:
@@ -24,10 +25,11 @@ def main() -> int:
         ("feeds", feeds.run_all),
         ("quality", quality.run_all),
     ]
-    for name, run in benchmarks:
-        print(f"running {name} ...", flush=True)
-        result = run()
-        figures.extend(result if isinstance(result, list) else [result])
+    with created_topics_removed(KAFKA_BOOTSTRAP):
+        for name, run in benchmarks:
+            print(f"running {name} ...", flush=True)
+            result = run()
+            figures.extend(result if isinstance(result, list) else [result])
     json_path, md_path = write_report(figures, Path("bench"))
     print(md_path.read_text())
     print(f"written: {json_path}, {md_path}")

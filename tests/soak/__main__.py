@@ -33,6 +33,7 @@ from services.common.bus.kafka import KafkaBus
 from tests.bench.ingest import WORKERS, bus_arrivals, json_array, serialized
 from tests.bench.pipeline import Pipeline, pipeline, rss_kib
 from tests.conftest import KAFKA_BOOTSTRAP
+from tests.kafka_topics import created_topics_removed
 
 DURATION_S = float(os.environ.get("CITYBASE_SOAK_DURATION_S", "300"))
 WARMUP_S = float(os.environ.get("CITYBASE_SOAK_WARMUP_S", "30"))
@@ -239,6 +240,7 @@ def main() -> int:
     directory = os.environ.get("CITYBASE_SOAK_DIR") or tempfile.mkdtemp(prefix="citybase-soak-")
     Path(directory).mkdir(parents=True, exist_ok=True)
     with (
+        created_topics_removed(KAFKA_BOOTSTRAP),
         pipeline(
             Path(directory), database=DATABASE, ingest_workers=WORKERS, quality=True, env=QUALITY_ENV
         ) as pipe,
