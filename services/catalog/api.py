@@ -200,9 +200,7 @@ def create_dataset(
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetDetail, tags=["datasets"])
 async def get_dataset(dataset_id: str, runtime: RuntimeDep, _: ReaderDep) -> Response:
-    read = await _read(
-        runtime, lambda session: service.dataset_detail(session, service.get_dataset(session, dataset_id))
-    )
+    read = await _read(runtime, lambda session: service.dataset_detail(session, dataset_id))
     return _json(read)
 
 

@@ -7,6 +7,7 @@ schema. SQLite is the embedded default; PostgreSQL is what deployments and integ
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 AFTER_COMMIT = "citybase.after_commit"
 
+PING_AFTER_IDLE_S = 1.0
+"""A pooled connection that rested longer than this is pinged before it is handed out."""
+
 
 def create_db_engine(url: str, *, connect_timeout_s: int = 5, pool_size: int = 10) -> Engine:
     """An engine with bounded waits: a stopped database yields an error, never a hang."""
@@ -32,14 +36,43 @@ def create_db_engine(url: str, *, connect_timeout_s: int = 5, pool_size: int = 1
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=connect_timeout_s,
         connect_args={"connect_timeout": connect_timeout_s} if backend == "postgresql" else {},
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pre-ping, but only a connection that rested in the pool: one the server may have dropped.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout, a quarter of the time of
+    a read by primary key. A connection checked in less than :data:`PING_AFTER_IDLE_S` ago was
+    working then; should the server have gone since, the statement fails as a disconnect,
+    SQLAlchemy invalidates the whole pool, and that request gets the 503 any request gets
+    during an outage.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def rests_from_now(_dbapi_connection: Any, record: Any) -> None:
+        record.info["citybase_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        rested = record.info.get("citybase_checked_in")
+        if rested is not None and time.monotonic() - rested < PING_AFTER_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and tries another (or a new one).
+            raise sa.exc.DisconnectionError(f"the pooled connection is gone: {error}") from error
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
