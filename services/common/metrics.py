@@ -8,6 +8,9 @@ units, ``_total`` counters, and bounded labels only (route templates, never raw 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Response
 from prometheus_client import (
@@ -22,6 +25,31 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for each of ``values`` (a histogram without labels, or a labelled
+    child), with the same result and a fraction of the cost.
+
+    ``observe`` takes a lock per value and searches the buckets in Python; a delivery path that
+    observes every record it sends spends more on that than on the record. Here the bucket of
+    each value is found by :func:`bisect.bisect_left` (the first bound >= the value, as ``observe``
+    picks it) and each touched bucket and the sum are added to once. This reads
+    prometheus_client's histogram fields (stable since 0.4); without them it observes one by one.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
+        for value in values:
+            histogram.observe(value)
+        return
+    if not values:
+        return
+    total.inc(sum(values))
+    # NaN (not equal to itself) goes in no bucket, as with observe.
+    for index, count in Tally(bisect_left(bounds, value) for value in values if value == value).items():
+        buckets[index].inc(count)
 
 
 class ServiceMetrics:

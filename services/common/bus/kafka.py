@@ -946,15 +946,16 @@ class KafkaBusConsumer(Consumer):
         with _translated("poll failed"):
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         # kafka-python returns records grouped per partition, each group in offset order.
+        # Positional: the hot path of every consumer (Message's fields in their order).
         return [
             Message(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
-                headers=tuple(record.headers or ()),
-                timestamp_ms=record.timestamp,
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+                record.value,
+                tuple(record.headers or ()),
+                record.timestamp,
             )
             for records in batches.values()
             for record in records
