@@ -28,6 +28,14 @@ from services.common.policy import GrantTerms, Policy, compile_policy, scenario_
 log = logging.getLogger(__name__)
 
 
+def _moment(data: dict[str, Any], key: str) -> datetime:
+    """A grant's time field; ValueError naming the field when it is missing or not a time."""
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"grant {key} must be an RFC 3339 time, not {value!r}")
+    return parse_time(value)
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetState:
     id: str
@@ -60,8 +68,8 @@ class GrantState:
             scenario_id=data["scenario_id"],
             dataset_id=data["dataset_id"],
             status=data["status"],
-            valid_from=parse_time(data["valid_from"]),
-            expires_at=parse_time(data["expires_at"]),
+            valid_from=_moment(data, "valid_from"),
+            expires_at=_moment(data, "expires_at"),
             records_per_day=int(records_per_day) if records_per_day is not None else None,
             terms=GrantTerms.from_event(data),
             data=data,

@@ -55,11 +55,12 @@ def test_effective_status_is_computed_with_the_clock() -> None:
     assert catalog.grant(state["id"]).effective_status(now) == "revoked"  # type: ignore[union-attr]
 
 
-def test_malformed_grants_and_tombstones_do_not_stop_the_read_model() -> None:
+def test_malformed_grants_and_tombstones_do_not_stop_the_read_model(caplog: pytest.LogCaptureFixture) -> None:
     catalog = FeedsCatalog(b"secret")
     bad = feeds_grant_state("sc-1", "transport.arrivals", expires_at=None)
     catalog.apply(message(catalog_events.catalog_record(catalog_events.GRANT, bad["id"], bad)))
     assert catalog.grant(bad["id"]) is None and catalog.skipped == 1
+    assert "grant expires_at must be an RFC 3339 time, not None" in caplog.text
     good = feeds_grant_state("sc-1", "transport.arrivals")
     catalog.apply(message(grant_record(good), 1))
     tombstone = Message("platform.catalog", 0, 2, f"grant:{good['id']}".encode(), None, (), 0)
