@@ -12,7 +12,6 @@ import binascii
 import json
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
@@ -66,7 +65,7 @@ from services.catalog.standards.model import (
     PlatformLinks,
     PublisherDescription,
 )
-from services.common import catalog_events, db
+from services.common import catalog_events
 from services.common.auth import issue_key
 from services.common.outbox import Outbox
 from services.common.problems import FieldError, Forbidden, json_pointer
@@ -474,64 +473,18 @@ _INDEXED_WORDS = sa.text(
 )
 
 
-class WordExpansions:
-    """Recently looked-up prefix expansions (:func:`_indexed_words`), for a short time.
-
-    Every search word costs a database round trip to list the indexed words it is a prefix of,
-    though the catalog's vocabulary changes only when a dataset's text does. An expansion is
-    kept for :attr:`ttl_s` seconds, per database; a change of search text committed by this
-    process clears them all at once, so its own writes are searchable at once, and another
-    replica's within ``ttl_s`` (as a search engine's refresh interval). Bounded; thread-safe.
-    """
-
-    def __init__(self, ttl_s: float = 2.0, size: int = 4096) -> None:
-        self.ttl_s = ttl_s
-        self._size = size
-        self._entries: OrderedDict[tuple[str, str], tuple[float, list[str] | None]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> tuple[bool, list[str] | None]:
-        """(found, expansion): found is False when nothing fresh is kept for ``key``."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] <= time.monotonic():
-                return False, None
-            return True, entry[1]
-
-    def put(self, key: tuple[str, str], expansion: list[str] | None) -> None:
-        with self._lock:
-            self._entries[key] = (time.monotonic() + self.ttl_s, expansion)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-WORD_EXPANSIONS = WordExpansions()
-
-
 def _indexed_words(session: Session, prefix: str) -> list[str] | None:
     """The indexed words ``prefix`` is a prefix of, or None when there are too many to list.
 
-    A loose index scan: one index probe per distinct word, however many datasets hold it; kept
-    for a moment in :data:`WORD_EXPANSIONS`.
+    A loose index scan: one index probe per distinct word, however many datasets hold it.
     """
-    key = (session.get_bind().engine.url.render_as_string(hide_password=True), prefix)
-    found, expansion = WORD_EXPANSIONS.get(key)
-    if found:
-        return expansion
     beyond = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    words = list(
+    found = list(
         session.scalars(
             _INDEXED_WORDS, {"prefix": prefix, "beyond": beyond, "most": MAX_PREFIX_EXPANSION + 1}
         )
     )
-    expansion = None if len(words) > MAX_PREFIX_EXPANSION else words
-    WORD_EXPANSIONS.put(key, expansion)
-    return expansion
+    return None if len(found) > MAX_PREFIX_EXPANSION else found
 
 
 def _search_text(dataset: Dataset, version: ContractVersion | None) -> str:
@@ -543,11 +496,7 @@ def _search_text(dataset: Dataset, version: ContractVersion | None) -> str:
 
 
 def _index(session: Session, dataset: Dataset) -> None:
-    """Index the dataset's new search text: FTS5 on SQLite; on PostgreSQL a trigger fills the
-    posting lists, and the expansions this process kept are dropped once the change commits."""
     if session.get_bind().dialect.name != "sqlite":
-        WORD_EXPANSIONS.clear()
-        db.after_commit(session, WORD_EXPANSIONS.clear)
         return
     session.execute(sa.text("DELETE FROM catalog_datasets_fts WHERE dataset_id = :id"), {"id": dataset.id})
     session.execute(

@@ -3,7 +3,6 @@ and rare words, prefixes, filters and cursor pages give the same datasets in the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -216,58 +215,5 @@ def test_words_too_short_for_the_posting_lists_are_answered_from_the_gin_index(
             assert catalog_service._indexed_words(session, "bus") is None
             for filters in SEARCHES:
                 assert list(_all_pages(session, filters, 4)) == _expected(rows, filters), filters
-    finally:
-        engine.dispose()
-
-
-@pytest.mark.postgres
-def test_word_expansions_are_kept_a_moment_and_dropped_by_this_processs_writes(
-    schema_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another replica's new word is found once the kept expansion is older than its time to live;
-    a write through this process is found at once."""
-    monkeypatch.setattr(catalog_service, "WORD_EXPANSIONS", catalog_service.WordExpansions(ttl_s=0.5))
-    engine = db.create_db_engine(schema_url)
-    db.migrate(schema_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
-    sessions = db.session_factory(engine)
-
-    def search(q: str) -> list[str]:
-        with db.unit_of_work(sessions) as session:
-            items, _ = catalog_service.search_datasets(session, catalog_service.DatasetFilter(q=q))
-            return [item.id for item in items]
-
-    try:
-        with db.unit_of_work(sessions) as session:
-            _load(session, _catalog_rows(6))
-        assert search("zeppelin") == []
-        # Another replica writes (straight into the table, as its own service would; the
-        # trigger fills the posting lists), and this process has the old expansion.
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO catalog_datasets (id, domain_id, owner_department_id, title, description,"
-                    " tags, classification, status, compatibility_mode, search_text, created_at, updated_at)"
-                    " VALUES ('transport.zeppelin-1', 'transport', 'transport-bureau', 'Zeppelin moorings',"
-                    " '', '[]', 'open', 'active', 'BACKWARD', 'transport.zeppelin-1 Zeppelin moorings',"
-                    " now(), now())"
-                )
-            )
-        assert search("zeppelin") == []
-        time.sleep(0.6)
-        assert search("zeppelin") == ["transport.zeppelin-1"]
-
-        assert search("hovercraft") == []
-        with db.unit_of_work(sessions) as session:
-            catalog_service.create_dataset(
-                session,
-                EVENTS,
-                DatasetCreate(
-                    id="transport.hovercraft-1",
-                    title="Hovercraft routes",
-                    owner_department_id="transport-bureau",
-                    classification="open",
-                ),
-            )
-        assert search("hovercraft") == ["transport.hovercraft-1"]
     finally:
         engine.dispose()
