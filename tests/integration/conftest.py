@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,18 +216,31 @@ class IngestPlatform:
         )
 
     def read(
-        self, topic: str, expected: int, *, timeout_s: float = 15.0, settle_s: float = 0.5
+        self,
+        topic: str,
+        expected: int,
+        *,
+        timeout_s: float = 15.0,
+        settle_s: float = 0.5,
+        match: Callable[[Message], bool] | None = None,
     ) -> list[Message]:
-        """Every record of ``topic``: waits for ``expected`` of them, then a little more for extras."""
+        """The records of ``topic`` (those ``match`` accepts, if given): waits for ``expected`` of
+        them, then a little more for extras. On a topic every run shares (``platform.usage``),
+        ``match`` picks a test's own records out of everything earlier runs left there."""
         consumer = self.bus.consumer(None, [topic], client_id="test-reader")
         found: list[Message] = []
+
+        def poll(timeout: float) -> None:
+            batch = consumer.poll(timeout, 1000)
+            found.extend(batch if match is None else [m for m in batch if match(m)])
+
         try:
             deadline = time.monotonic() + timeout_s
             while len(found) < expected and time.monotonic() < deadline:
-                found += consumer.poll(0.2, 1000)
+                poll(0.2)
             settle = time.monotonic() + settle_s
             while time.monotonic() < settle:
-                found += consumer.poll(0.1, 1000)
+                poll(0.1)
         finally:
             consumer.close()
         return found

@@ -163,9 +163,15 @@ class FeedsPlatform:
         assert len(found) >= expected, f"{len(found)} of {expected} records delivered"
         return found
 
-    def usage_events(self, expected: int, *, timeout_s: float = 15.0) -> list[dict[str, Any]]:
-        """Feeds' events on platform.usage (through its outbox), as JSON data with their type."""
-        messages = self.platform.read("platform.usage", expected, timeout_s=timeout_s)
+    def usage_events(
+        self, expected: int, subscription_id: str, *, timeout_s: float = 15.0
+    ) -> list[dict[str, Any]]:
+        """Feeds' events on platform.usage (through its outbox) about one subscription, as JSON
+        data with their type; waits for ``expected`` of them."""
+        mark = json.dumps(subscription_id).encode()
+        messages = self.platform.read(
+            "platform.usage", expected, timeout_s=timeout_s, match=lambda m: mark in (m.value or b"")
+        )
         events = []
         for message in messages:
             headers = dict(message.headers)

@@ -147,7 +147,7 @@ def test_usage_events_match_what_was_delivered(feeds: FeedsPlatform) -> None:
     assert wait_until(lambda: relay.pending() == 0, 10)
     events = [
         e["data"]
-        for e in feeds.usage_events(1)
+        for e in feeds.usage_events(1, subscription["id"])
         if e["type"] == "city.citybase.feeds.usage.v1" and e["data"]["subscription_id"] == subscription["id"]
     ]
     schema = json.loads((EVENTS / "feeds.usage.json").read_text(encoding="utf-8"))

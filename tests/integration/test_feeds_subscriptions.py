@@ -186,7 +186,9 @@ def test_replay_to_offsets_and_to_a_time_is_recorded(feeds: FeedsPlatform) -> No
         replays = session.scalars(sa.select(Replay).where(Replay.subscription_id == subscription["id"])).all()
     assert [r.epoch for r in replays] == [1, 2, 3] and {r.principal_id for r in replays} == {scenario.id}
     assert feeds.runtime.state["outbox"].pending() >= 0
-    events = [e for e in feeds.usage_events(3) if e["type"] == "city.citybase.feeds.replay.v1"]
+    events = [
+        e for e in feeds.usage_events(3, subscription["id"]) if e["type"] == "city.citybase.feeds.replay.v1"
+    ]
     schema = json.loads((EVENTS / "feeds.replay.json").read_text(encoding="utf-8"))
     for event in events:
         Draft202012Validator(schema).validate(event["data"])
