@@ -33,8 +33,8 @@ BOOTSTRAP="127.0.0.1:${KAFKA_PORT}"
 POM="$HERE/kafka/pom.xml"
 DIST_DIR="$CITYBASE_INFRA_DIR/kafka-$KAFKA_VERSION"   # jar cache, one per version
 LIB_DIR="$DIST_DIR/lib"
-CLASSES_DIR="$DIST_DIR/classes"                       # compiled KafkaReady probe
-STATE_DIR="$CITYBASE_INFRA_DIR/kafka"                 # config, data, logs, pid (version independent)
+STATE_DIR="$CITYBASE_INFRA_DIR/kafka"                 # config, data, logs, pid, probe (version independent)
+CLASSES_DIR="$STATE_DIR/classes-$KAFKA_VERSION"       # compiled KafkaReady probe (state: --purge removes it)
 DATA_DIR="$STATE_DIR/data"
 LOGS_DIR="$STATE_DIR/logs"
 CONF="$STATE_DIR/server.properties"
@@ -81,17 +81,18 @@ ensure_jars() {
 # Compile the readiness probe once per jar cache.
 ensure_probe() {
   local src="$HERE/kafka/KafkaReady.java"
-  if [ -f "$CLASSES_DIR/KafkaReady.class" ] && [ "$CLASSES_DIR/KafkaReady.class" -nt "$src" ]; then
+  if [ -f "$CLASSES_DIR/KafkaReady.class" ] && [ "$CLASSES_DIR/KafkaReady.class" -nt "$src" ] \
+     && [ "$CLASSES_DIR/KafkaReady.class" -nt "$LIB_DIR/.complete" ]; then
     return 0
   fi
   ensure_java
   mkdir -p "$CLASSES_DIR"
-  javac -nowarn -cp "$LIB_DIR/*" -d "$CLASSES_DIR" "$src" >&2 || die "javac KafkaReady.java failed"
+  javac -nowarn -cp "$LIB_DIR/*" -d "$CLASSES_DIR" "$src" >&2 || die "javac KafkaReady.java failed (classpath $LIB_DIR)"
 }
 
 jar_version() {
   local j
-  j="$(find "$LIB_DIR" -maxdepth 1 -name 'kafka_2.13-*.jar' -print -quit 2>/dev/null)"
+  j="$(find "$LIB_DIR" -maxdepth 1 -name 'kafka_2.13-*.jar' -print -quit 2>/dev/null || true)"
   [ -n "$j" ] || { echo "$KAFKA_VERSION"; return; }
   j="${j##*/kafka_2.13-}"
   echo "${j%.jar}"
@@ -147,7 +148,10 @@ format_storage() {
   if [ -s "$STATE_DIR/cluster.id" ]; then
     cid="$(cat "$STATE_DIR/cluster.id")"
   else
-    cid="$(tool_java kafka.tools.StorageTool random-uuid | tail -n1)"
+    local out
+    out="$(tool_java kafka.tools.StorageTool random-uuid 2>&1)" \
+      || { printf '%s\n' "$out" >&2; die "kafka.tools.StorageTool random-uuid failed"; }
+    cid="$(printf '%s\n' "$out" | tail -n1)"
     [ -n "$cid" ] || die "kafka.tools.StorageTool random-uuid printed nothing"
     echo "$cid" >"$STATE_DIR/cluster.id"
   fi
@@ -226,8 +230,16 @@ start_broker() {
 }
 
 # Bytes the broker has logged so far: growth means it is still making progress (loading logs).
+# On a fresh state dir the broker has not created server.log yet: a missing file counts as 0 bytes
+# (a bare `cat missing | wc -c` fails the pipeline under pipefail and ends the script silently).
 log_bytes() {
-  cat "$OUT_FILE" "$LOGS_DIR/server.log" 2>/dev/null | wc -c
+  local f total=0 n
+  for f in "$OUT_FILE" "$LOGS_DIR/server.log"; do
+    [ -f "$f" ] || continue
+    n="$(wc -c <"$f" 2>/dev/null || echo 0)"
+    total=$((total + n))
+  done
+  echo "$total"
 }
 
 wait_ready() {
@@ -291,7 +303,7 @@ alive() {
   state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
   [ -n "$state" ] || return 1
   if [ "$state" = Z ] || [ "$state" = X ]; then
-    threads="$(find "/proc/$1/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+    threads="$( { find "/proc/$1/task" -mindepth 1 -maxdepth 1 2>/dev/null || true; } | wc -l)"
     [ "$threads" -gt 1 ]
     return
   fi

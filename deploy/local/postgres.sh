@@ -57,11 +57,11 @@ pick_version() {
 conf_dir() { echo "/etc/postgresql/$PG_VER/$PG_CLUSTER"; }
 
 cluster_status() { # prints online/down, or nothing when the cluster does not exist
-  pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VER" -v c="$PG_CLUSTER" '$1 == v && $2 == c { print $4 }'
+  { pg_lsclusters -h 2>/dev/null || true; } | awk -v v="$PG_VER" -v c="$PG_CLUSTER" '$1 == v && $2 == c { print $4 }'
 }
 
 cluster_port() {
-  pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VER" -v c="$PG_CLUSTER" '$1 == v && $2 == c { print $3 }'
+  { pg_lsclusters -h 2>/dev/null || true; } | awk -v v="$PG_VER" -v c="$PG_CLUSTER" '$1 == v && $2 == c { print $3 }'
 }
 
 ensure_cluster() {
