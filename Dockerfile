@@ -18,7 +18,7 @@ COPY pyproject.toml README.md ./
 COPY services ./services
 COPY citybase ./citybase
 COPY contracts ./contracts
-RUN pip install -e ".[quality]" \
+RUN pip install -e "." \
     && useradd --system --uid 10001 --gid 0 --home-dir /var/lib/citybase --create-home citybase
 
 USER 10001

@@ -17,14 +17,14 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,quality]"
+	$(BIN)/pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
 $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 	@touch $(JS_STAMP)
 
-install: $(STAMP) ## Create the virtualenv and install citybase with its dev and quality extras
+install: $(STAMP) ## Create the virtualenv and install citybase with its dev extra
 
 run: $(STAMP) ## Serve the whole platform on embedded defaults (SQLite + embedded bus) at 127.0.0.1:8000
 	$(BIN)/citybase up

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +14,7 @@ from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import demo, publish
 from citybase.scorecard_cli import scorecard
+from services.common import logs
 from services.common.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def up(
     from citybase.platform import create_platform_app, prepare
 
     settings = _settings(host, port, data_dir)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level)
     prepared = prepare(settings, load_examples=examples)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]citybase[/bold] on {base}")
@@ -107,7 +107,7 @@ def serve(
     import uvicorn
 
     settings = _settings(host, port, None)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level)
     if workers == 1:
         from citybase.platform import SERVICE_FACTORIES
 
@@ -134,7 +134,7 @@ def served_app() -> FastAPI:
     from citybase.platform import SERVICE_FACTORIES
 
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level)
     return SERVICE_FACTORIES[os.environ[SERVED_SERVICE_ENV]](settings)
 
 

@@ -49,7 +49,8 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     runtime.add_readiness_check("audit-deliveries", lambda: None if deliveries.alive else "not running")
     scores = quality_scores_worker(runtime.bus, runtime.sessions)
     runtime.add_readiness_check("quality-scores", lambda: None if scores.alive else "not running")
-    for topic in (USAGE_TOPIC_SPEC, QUALITY_TOPIC_SPEC):
+    # platform.catalog first: the outbox relay publishes to it as soon as it starts.
+    for topic in (catalog_events.TOPIC_SPEC, USAGE_TOPIC_SPEC, QUALITY_TOPIC_SPEC):
         try:
             runtime.bus.admin().ensure_topic(topic, timeout_s=5.0)
         except Exception as error:  # the workers keep trying; readiness tells operators

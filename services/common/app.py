@@ -10,7 +10,9 @@ and closed there, or, when several services run in one process (``citybase up``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -119,6 +121,7 @@ def build_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started = time.monotonic()
         owned = infrastructure is None
         if infrastructure is not None:
             infra = infrastructure()
@@ -139,9 +142,10 @@ def build_service_app(
             )
             app.state.runtime = runtime
             if spec.lifespan is None:
-                yield
+                async with _announced_when_ready(runtime, started):
+                    yield
             else:
-                async with spec.lifespan(runtime):
+                async with spec.lifespan(runtime), _announced_when_ready(runtime, started):
                     yield
         finally:
             if owned:
@@ -168,6 +172,49 @@ def build_service_app(
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+READY_ANNOUNCE_POLL_S = 0.25
+READY_WARN_AFTER_S = 60.0
+
+
+@asynccontextmanager
+async def _announced_when_ready(runtime: Runtime, started: float) -> AsyncIterator[None]:
+    """Logs one line when the service first passes its readiness checks (and one warning naming
+    the failing checks if that takes longer than a minute); stops watching once it has said so."""
+
+    async def watch() -> None:
+        warned = False
+        while True:
+            checks = await asyncio.to_thread(_run_checks, runtime)
+            failed = {name: reason for name, reason in checks.items() if reason != "ok"}
+            elapsed = time.monotonic() - started
+            if not failed:
+                log.info("%s ready in %.1f s", runtime.name, elapsed)
+                return
+            if elapsed > READY_WARN_AFTER_S and not warned:
+                warned = True
+                log.warning(
+                    "%s not ready after %.0f s: %s",
+                    runtime.name,
+                    elapsed,
+                    "; ".join(f"{name}: {reason}" for name, reason in failed.items()),
+                )
+            await asyncio.sleep(READY_ANNOUNCE_POLL_S if elapsed < READY_WARN_AFTER_S else 5.0)
+
+    async def guarded() -> None:
+        try:
+            await watch()
+        except Exception as error:  # an announcement never takes a service down
+            log.warning("%s: readiness watch stopped (%s)", runtime.name, error)
+
+    task = asyncio.create_task(guarded(), name=f"{runtime.name}-ready-announcement")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _install_infrastructure_handlers(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ schema. SQLite is the embedded default; PostgreSQL is what deployments and integ
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,9 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 AFTER_COMMIT = "citybase.after_commit"
 
@@ -128,14 +132,29 @@ def alembic_config(url: str, script_location: Path, version_table: str) -> Confi
 
 
 def migrate(url: str, script_location: Path, version_table: str, engine: Engine | None = None) -> None:
-    """Bring the service's tables to the newest revision (idempotent)."""
+    """Bring the service's tables to the newest revision (idempotent); says so in one log line
+    when it changed anything."""
     config = alembic_config(url, script_location, version_table)
-    if engine is not None:
+    own_engine = engine is None
+    engine = engine if engine is not None else create_db_engine(url)
+    try:
         with engine.begin() as connection:
+            before = _revision(connection, version_table)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-    else:
-        command.upgrade(config, "head")
+            after = _revision(connection, version_table)
+    finally:
+        if own_engine:
+            engine.dispose()
+    if after != before:
+        service = version_table.removeprefix("alembic_version_")
+        log.info("%s: database schema upgraded from %s to %s", service, before or "empty", after)
+
+
+def _revision(connection: sa.Connection, version_table: str) -> str | None:
+    return MigrationContext.configure(
+        connection, opts={"version_table": version_table}
+    ).get_current_revision()
 
 
 def run_migrations_env(target_metadata: sa.MetaData) -> None:

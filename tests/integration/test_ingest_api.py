@@ -79,7 +79,7 @@ def test_records_land_on_ds_exactly_once_as_cloudevents_and_rejects_on_dlq(platf
     assert f'citybase_ingest_records_total{{dataset="{dataset.id}",outcome="accepted"}} 3.0' in metrics
     assert f'citybase_ingest_rejections_total{{dataset="{dataset.id}",rule="required"}} 1.0' in metrics
     assert "citybase_ingest_buffer_fill_ratio" in metrics
-    assert platform.client.get("/readyz").status_code == 200
+    assert wait_until(lambda: platform.client.get("/readyz").status_code == 200, 30, 0.1)
 
 
 def test_a_retried_batch_is_published_once(platform: IngestPlatform) -> None:
