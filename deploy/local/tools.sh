@@ -43,8 +43,10 @@ ensure_promtool() {
     (cd "$work" && apt-get download prometheus >>"$apt_log" 2>&1) \
       || { tail -n 30 "$apt_log" >&2; die "apt-get download prometheus failed (full log: $apt_log)"; }
   fi
-  dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
-  install -m 0755 "$work/root/usr/bin/promtool" "$TOOLS_BIN/promtool"
+  dpkg-deb -x "$work"/prometheus_*.deb "$work/root" \
+    || die "dpkg-deb could not unpack the prometheus package in $work"
+  install -m 0755 "$work/root/usr/bin/promtool" "$TOOLS_BIN/promtool" \
+    || die "no usr/bin/promtool in the prometheus package (unpacked in $work)"
   rm -rf "$work"
   "$TOOLS_BIN/promtool" --version >/dev/null || die "the extracted promtool does not run"
   log "promtool installed: $("$TOOLS_BIN/promtool" --version 2>&1 | head -n 1)"
