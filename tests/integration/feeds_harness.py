@@ -180,8 +180,11 @@ class FeedsPlatform:
 
 
 @contextlib.contextmanager
-def running_feeds(platform: IngestPlatform, feeds_settings: FeedsSettings) -> Iterator[FeedsPlatform]:
-    app = create_feeds(platform.runtime.settings, feeds_settings=feeds_settings)
+def running_feeds(
+    platform: IngestPlatform, feeds_settings: FeedsSettings, **app_options: Any
+) -> Iterator[FeedsPlatform]:
+    """Feeds served next to ``platform``; ``app_options`` go to its ``create_app``."""
+    app = create_feeds(platform.runtime.settings, feeds_settings=feeds_settings, **app_options)
     with serve(app) as url, httpx.Client(base_url=url, timeout=60) as http:
         runtime: Runtime = app.state.runtime
         assert runtime.state["read_model"].wait_caught_up(30), "feeds did not catch up with the catalog"
