@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
 from services.ingest.settings import IngestSettings
 from tests.integration.conftest import IngestPlatform, running_platform
@@ -61,15 +60,7 @@ def _catalog_scenario(feeds: FeedsPlatform, name: str) -> tuple[Scenario, str]:
     issued = catalog.call("POST", f"/v1/scenarios/{scenario_id}/keys", json={"name": "delivery"})
     assert issued.status_code == 201, issued.text
     key = issued.json()["key"]
-
-    def known() -> bool:
-        try:
-            feeds.runtime.state["keyring"].authenticate(key)
-            return True
-        except Unauthenticated:
-            return False
-
-    assert wait_until(known, 10), "the scenario's key did not reach feeds"
+    feeds.wait_for_key(key)
     return Scenario(scenario_id, key), issued.json()["prefix"]
 
 

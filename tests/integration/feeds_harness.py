@@ -75,6 +75,11 @@ class FeedsPlatform:
     def scenario(self, name: str = "scenario") -> Scenario:
         principal_id = f"{name}-{uuid.uuid4().hex[:8]}"
         key = self.platform.catalog.principal_key(principal_id, "scenario")
+        self.wait_for_key(key)
+        return Scenario(principal_id, key)
+
+    def wait_for_key(self, key: str) -> None:
+        """Keys reach feeds' key ring through platform.catalog: wait until this one works."""
 
         def known() -> bool:
             try:
@@ -84,7 +89,6 @@ class FeedsPlatform:
                 return False
 
         assert wait_until(known, 10), "the scenario's key did not reach feeds"
-        return Scenario(principal_id, key)
 
     def dataset(self) -> PublishedDataset:
         dataset = self.platform.dataset()
