@@ -85,6 +85,8 @@ class KeyRing:
 
     def __init__(self) -> None:
         self._keys: dict[str, _KeyEntry] = {}
+        self._live: dict[str, set[str]] = {}
+        """principal id -> prefixes of its keys that are not revoked."""
         self._principals: dict[str, Principal] = {}
         self._lock = threading.Lock()
 
@@ -95,9 +97,13 @@ class KeyRing:
         event_type, state = event
         with self._lock:
             if event_type == catalog_events.API_KEY:
-                self._keys[state["prefix"]] = _KeyEntry(
-                    state["key_hash"], state["principal_id"], bool(state.get("revoked_at"))
-                )
+                entry = _KeyEntry(state["key_hash"], state["principal_id"], bool(state.get("revoked_at")))
+                known = self._keys.get(state["prefix"])
+                if known is not None:
+                    self._live.get(known.principal_id, set()).discard(state["prefix"])
+                self._keys[state["prefix"]] = entry
+                if not entry.revoked:
+                    self._live.setdefault(entry.principal_id, set()).add(state["prefix"])
             elif event_type == catalog_events.PRINCIPAL:
                 self._principals[state["id"]] = principal_from_state(state)
 
@@ -107,6 +113,19 @@ class KeyRing:
 
     def principal(self, principal_id: str) -> Principal | None:
         return self._principals.get(principal_id)
+
+    def key_live(self, prefix: str, principal_id: str) -> bool:
+        """Whether the key ``prefix`` of ``principal_id`` still works (known, not revoked).
+
+        Asked again by whatever outlives the request that authenticated it (an open stream, a
+        waiting long-poll), so that revoking a key also ends what it opened."""
+        entry = self._keys.get(prefix)
+        return entry is not None and not entry.revoked and entry.principal_id == principal_id
+
+    def has_live_key(self, principal_id: str) -> bool:
+        """Whether the principal has a key that is not revoked (what a webhook delivers under)."""
+        with self._lock:
+            return bool(self._live.get(principal_id))
 
     def authenticate(self, key: str) -> Principal:
         """The principal of ``key``; raises Unauthenticated with no hint of which part failed."""
@@ -146,6 +165,7 @@ async def get_principal(request: Request) -> Principal:
         raise Unauthenticated("this service does not accept API keys yet: it is starting")
     principal = keyring.authenticate(token.strip())
     request.state.principal = principal  # for whoever audits the request
+    request.state.key_prefix = key_prefix(token.strip())  # for what outlives the request (a stream)
     return principal
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from services.common.deps import SessionDep
 from services.common.problems import FieldError, InvalidRequest
-from services.feeds.deps import FeedsDep, ScenarioDep
+from services.feeds.deps import CredentialDep, FeedsDep, ScenarioDep
 from services.feeds.schemas import (
     AckRequest,
     AckResult,
@@ -110,13 +110,15 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
     description=(
         "Waits up to `wait` seconds for the first record. Records come again (same `id`) until "
         "a cursor at or after them is acknowledged. 403 when the grant stops allowing delivery "
-        "(revoked, suspended, expired), 429 when its daily quota is used up."
+        "(revoked, suspended, expired), 429 when its daily quota is used up, 401 access-withdrawn "
+        "when the key is revoked or the scenario suspended while the request waits."
     ),
 )
 def read_records(
     subscription_id: str,
     feeds: FeedsDep,
     scenario: ScenarioDep,
+    credential: CredentialDep,
     max: Annotated[int | None, Query(description="Most records in the batch")] = None,
     wait: Annotated[float, Query(description="Seconds to wait for the first record")] = 0.0,
 ) -> Response:
@@ -124,7 +126,7 @@ def read_records(
     max_records = settings.default_batch if max is None else max
     _check_range("max", max_records, 1, settings.max_batch)
     _check_range("wait", wait, 0, settings.max_wait_s)
-    batch = feeds.poll(scenario, subscription_id, max_records=max_records, wait_s=wait)
+    batch = feeds.poll(scenario, subscription_id, max_records=max_records, wait_s=wait, credential=credential)
     return Response(batch.body(), media_type="application/json")
 
 
@@ -205,8 +207,10 @@ async def _events(request: Request, feeds: Feeds, stream: Stream) -> AsyncIterat
         "as its id. The stream commits nothing itself: acknowledge with `POST .../ack` (the event "
         "id is the cursor), or reconnect with `Last-Event-ID`, which acknowledges that batch and "
         "reads on after it; anything else comes again on the next stream. When the grant is revoked, suspended or "
-        "expires (or the subscription is paused or replayed) the stream ends with an `end` event "
-        "whose data is the problem saying why."
+        "expires, the key the stream was opened with is revoked, the scenario is suspended (or the "
+        "subscription is paused or replayed) the stream ends within a second with an `end` event "
+        "whose data is the problem saying why. One scenario holds at most `MAX_STREAMS_PER_SCENARIO` "
+        "streams in a process (429 too-many-streams beyond)."
     ),
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
@@ -216,10 +220,11 @@ async def stream(
     subscription_id: str,
     feeds: FeedsDep,
     scenario: ScenarioDep,
+    credential: CredentialDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=8192)] = None,
 ) -> StreamingResponse:
     opened = await anyio.to_thread.run_sync(
-        lambda: feeds.open_stream(scenario, subscription_id, last_event_id)
+        lambda: feeds.open_stream(scenario, subscription_id, last_event_id, credential)
     )
     feeds.metrics.readers.labels("sse").inc()
     return StreamingResponse(

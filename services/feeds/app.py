@@ -34,6 +34,7 @@ from services.feeds.projection import FeedsCatalog
 from services.feeds.readers import ReaderPool
 from services.feeds.service import USAGE_TOPIC, Feeds
 from services.feeds.settings import FeedsSettings
+from services.feeds.webhook_targets import Resolver, WebhookTargets, system_resolver
 from services.feeds.webhooks import WebhookPusher
 
 NAME = "feeds"
@@ -105,7 +106,7 @@ class _Background:
         self._thread.join(timeout_s)
 
 
-def _lifespan(feeds_settings: FeedsSettings) -> ServiceLifespan:
+def _lifespan(feeds_settings: FeedsSettings, webhook_resolver: Resolver) -> ServiceLifespan:
     @asynccontextmanager
     async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
         metrics = FeedsMetrics.of(runtime.metrics)
@@ -124,6 +125,7 @@ def _lifespan(feeds_settings: FeedsSettings) -> ServiceLifespan:
             pool=pool,
             metrics=metrics,
             settings=feeds_settings,
+            webhook_targets=WebhookTargets.of(feeds_settings, webhook_resolver),
         )
         metrics.readers.labels("poll").set_function(lambda: len(pool))
         background = _Background(runtime, read_model, feeds, feeds_settings)
@@ -161,14 +163,17 @@ def create_app(
     *,
     infrastructure: InfrastructureProvider | None = None,
     feeds_settings: FeedsSettings | None = None,
+    webhook_resolver: Resolver = system_resolver,
 ) -> FastAPI:
+    """The feeds app. ``webhook_resolver`` resolves webhook hosts (the system's DNS; tests hand
+    their own, so that the address checks are tested without a packet leaving the machine)."""
     spec = ServiceSpec(
         name=NAME,
         title="citybase feeds",
         description=DESCRIPTION,
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
-        lifespan=_lifespan(feeds_settings or FeedsSettings()),
+        lifespan=_lifespan(feeds_settings or FeedsSettings(), webhook_resolver),
         openapi_tags=[
             {"name": "subscriptions", "description": "Subscribe to granted datasets and receive them."}
         ],

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from services.common.auth import Principal, PrincipalKind, require
 from services.common.deps import RuntimeDep
 from services.common.readmodel import ReadModel
 from services.feeds.exceptions import CatalogNotReady
-from services.feeds.service import Feeds
+from services.feeds.service import Credential, Feeds
 
-__all__ = ["FeedsDep", "ScenarioDep"]
+__all__ = ["CredentialDep", "FeedsDep", "ScenarioDep"]
 
 
 def get_feeds(runtime: RuntimeDep) -> Feeds:
@@ -35,5 +35,11 @@ def get_scenario(_ready: CatalogReadyDep, principal: Annotated[Principal, Depend
     return principal
 
 
+def get_credential(request: Request, principal: Annotated[Principal, Depends(get_scenario)]) -> Credential:
+    """The caller and the key it came with (what a stream or a waiting long-poll re-checks)."""
+    return Credential(principal.id, getattr(request.state, "key_prefix", None))
+
+
 FeedsDep = Annotated[Feeds, Depends(get_feeds)]
 ScenarioDep = Annotated[Principal, Depends(get_scenario)]
+CredentialDep = Annotated[Credential, Depends(get_credential)]

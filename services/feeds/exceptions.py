@@ -10,6 +10,7 @@ from services.common.problems import (
     NotFound,
     ServiceUnavailable,
     TooManyRequests,
+    Unauthenticated,
 )
 
 
@@ -33,6 +34,13 @@ class GrantNotActive(Forbidden):
     """Delivery refused: the grant is revoked, suspended, expired or not yet valid (``reason``)."""
 
     slug, title = "grant-not-active", "The grant does not allow delivery"
+
+
+class AccessWithdrawn(Unauthenticated):
+    """Delivery stopped: the key that opened it was revoked, or the scenario was suspended, or every
+    key of the scenario was revoked (a webhook) (``reason``)."""
+
+    slug, title = "access-withdrawn", "The key or the scenario no longer allows delivery"
 
 
 class QuotaExceeded(TooManyRequests):
@@ -65,6 +73,10 @@ class CatalogNotReady(ServiceUnavailable):
 
 class ReadersExhausted(ServiceUnavailable):
     slug, title = "readers-exhausted", "Feeds holds as many open readers as it may"
+
+
+class TooManyStreams(TooManyRequests):
+    slug, title = "too-many-streams", "The scenario holds as many open streams as it may"
 
 
 class GroupNotReady(ServiceUnavailable):

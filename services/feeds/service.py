@@ -2,11 +2,14 @@
 
 Every mode of delivery (long-poll, Server-Sent Events, webhook) reads through :meth:`Feeds.read_batch`:
 
-1. the subscription's grant is looked up in the read model and checked against the clock (active,
+1. the keys and principals behind the delivery are checked in the key ring (the scenario not
+   suspended; the request's key not revoked, or for a webhook, some key of the scenario left), the
+   subscription's grant is looked up in the read model and checked against the clock (active,
    valid now, not expired, not revoked, not suspended) and its daily quota against feeds' table
-   (shared by replicas): otherwise a 403 or 429 problem that says why;
-2. records are polled from the subscription's consumer group, checking the grant again every
-   ``check_interval_s`` while waiting, so a revocation stops a waiting delivery within a second;
+   (shared by replicas): otherwise a 401, 403 or 429 problem that says why;
+2. records are polled from the subscription's consumer group, checking the keys and the grant again
+   every ``check_interval_s`` while waiting, so a revocation or a suspension stops a waiting
+   delivery within a second;
 3. the grant's *current* version is compiled to a policy (cached per version) and applied to each
    record, so a narrowed grant applies from the next batch;
 4. the batch is metered: a usage event on ``platform.usage`` through feeds' outbox and the day's
@@ -28,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import orjson
 import sqlalchemy as sa
@@ -45,9 +47,9 @@ from services.common.outbox import Outbox
 from services.common.policy import Policy, RowFilterError
 from services.feeds.cursor import Cursor, CursorCodec
 from services.feeds.exceptions import (
+    AccessWithdrawn,
     DatasetNotFound,
     GrantNotActive,
-    InvalidWebhook,
     NoGrant,
     NotYourSubscription,
     QuotaExceeded,
@@ -55,6 +57,7 @@ from services.feeds.exceptions import (
     StaleCursor,
     SubscriptionNotFound,
     SubscriptionPaused,
+    TooManyStreams,
 )
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import QuotaUsage, Replay, Subscription, WebhookDelivery
@@ -80,6 +83,7 @@ from services.feeds.schemas import (
     WebhookDeliveryRead,
 )
 from services.feeds.settings import FeedsSettings
+from services.feeds.webhook_targets import WebhookTargets
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +136,53 @@ class SubscriptionView:
             webhook_secret=row.webhook_secret,
             webhook_failures=row.webhook_failures,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """The key a delivery was asked for with. A delivery that outlives its request (a long-poll
+    waiting for records, an open stream) re-checks it before every batch: revoking the key ends
+    it, as suspending the principal does. ``key_prefix`` None: the caller's key is not known (only
+    the principal is checked)."""
+
+    principal_id: str
+    key_prefix: str | None
+
+
+class StreamSlots:
+    """How many streams are open, in the process and per scenario: one scenario may not take every
+    stream of the process from the others."""
+
+    def __init__(self, total: int, per_scenario: int) -> None:
+        self.total = total
+        self.per_scenario = per_scenario
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, scenario_id: str) -> None:
+        """A slot for a stream of ``scenario_id``, or the problem saying which limit is reached."""
+        with self._lock:
+            held = self._open.get(scenario_id, 0)
+            if held >= self.per_scenario:
+                raise TooManyStreams(
+                    f"scenario {scenario_id!r} has {held} streams open in this process, the most one "
+                    "scenario may; close one or retry later",
+                    retry_after_s=5,
+                    limit=self.per_scenario,
+                )
+            if sum(self._open.values()) >= self.total:
+                raise ReadersExhausted(
+                    f"{self.total} streams are open in this process; retry shortly", retry_after_s=2
+                )
+            self._open[scenario_id] = held + 1
+
+    def give_back(self, scenario_id: str) -> None:
+        with self._lock:
+            held = self._open.get(scenario_id, 0) - 1
+            if held > 0:
+                self._open[scenario_id] = held
+            else:
+                self._open.pop(scenario_id, None)
 
 
 @dataclass
@@ -259,6 +310,7 @@ class Feeds:
         metrics: FeedsMetrics,
         settings: FeedsSettings,
         clock: Clock = utcnow,
+        webhook_targets: WebhookTargets | None = None,
     ) -> None:
         self.catalog = catalog
         self.bus = bus
@@ -269,7 +321,8 @@ class Feeds:
         self.settings = settings
         self.clock = clock
         self.cursors = CursorCodec(settings.secret.get_secret_value().encode())
-        self._streams = threading.BoundedSemaphore(settings.max_streams)
+        self.webhook_targets = webhook_targets or WebhookTargets.of(settings)
+        self.streams = StreamSlots(settings.max_streams, settings.max_streams_per_scenario)
 
     # --- subscriptions ------------------------------------------------------------------------
 
@@ -284,7 +337,7 @@ class Feeds:
         if dataset is None:
             raise DatasetNotFound(f"no dataset {payload.dataset!r}", path="/dataset")
         grant = self._grant_for(principal.id, payload.dataset, None)
-        webhook_url = self._check_webhook(payload.webhook.url) if payload.webhook is not None else None
+        webhook_url = self.webhook_targets.check_url(payload.webhook.url) if payload.webhook else None
         start = _position(payload.start)
         self._ensure_topic(dataset.records_topic)
         if start.kind == "offsets":
@@ -327,20 +380,6 @@ class Feeds:
         # webhook pusher, here or on another replica) starts there and holds the partitions.
         reader.close()
         return SubscriptionCreated(**detail.model_dump(), webhook_secret=secret)
-
-    def _check_webhook(self, url: str) -> str:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if not host:
-            raise InvalidWebhook("the webhook URL has no host", path="/webhook/url")
-        if parts.scheme == "https":
-            return url
-        if parts.scheme == "http" and host in {h.lower() for h in self.settings.webhook_allow_http_hosts}:
-            return url
-        raise InvalidWebhook(
-            f"a webhook must be an https URL (plain http only for {', '.join(self.settings.webhook_allow_http_hosts)})",
-            path="/webhook/url",
-        )
 
     def _ensure_topic(self, topic: str) -> None:
         try:
@@ -508,7 +547,52 @@ class Feeds:
             grant.refusal(now), reason=reason, grant_id=grant.id, grant_version=grant.version
         )
 
-    def authorize(self, subscription: SubscriptionView) -> tuple[GrantState, int | None]:
+    def check_access(self, subscription: SubscriptionView, credential: Credential | None) -> None:
+        """Refuse delivery (401 access-withdrawn) once the keys or the principals behind it stopped:
+        the subscription's scenario is suspended; the key of the request was revoked (or its
+        principal suspended); for the webhook pusher (``credential`` None), every key of the
+        scenario was revoked. The key ring follows platform.catalog, so this holds within a
+        second of the catalog's change, like a grant's revocation."""
+        keyring = self.catalog.keyring
+        scenario = keyring.principal(subscription.scenario_id)
+        problem: AccessWithdrawn | None = None
+        if scenario is None or not scenario.active:
+            problem = AccessWithdrawn(
+                f"scenario {subscription.scenario_id!r} is suspended; nothing is delivered to it",
+                reason="suspended",
+            )
+        elif credential is None:
+            if not keyring.has_live_key(subscription.scenario_id):
+                problem = AccessWithdrawn(
+                    f"every API key of scenario {subscription.scenario_id!r} is revoked; "
+                    "the webhook is held until the scenario has a key again",
+                    reason="keys_revoked",
+                )
+        else:
+            caller = keyring.principal(credential.principal_id)
+            if caller is None or not caller.active:
+                problem = AccessWithdrawn(
+                    f"principal {credential.principal_id!r} is suspended", reason="suspended"
+                )
+            elif credential.key_prefix is not None and not keyring.key_live(
+                credential.key_prefix, credential.principal_id
+            ):
+                problem = AccessWithdrawn(
+                    "the API key this delivery was asked with is revoked", reason="key_revoked"
+                )
+        if problem is not None:
+            self.metrics.denied.labels(problem.extensions["reason"]).inc()
+            raise problem
+
+    def allowed_grant(self, subscription: SubscriptionView, credential: Credential | None) -> GrantState:
+        """The grant a batch is delivered under now, once the keys and principals behind the
+        delivery are checked (see :meth:`check_access`)."""
+        self.check_access(subscription, credential)
+        return self._grant_for(subscription.scenario_id, subscription.dataset_id, subscription.grant_id)
+
+    def authorize(
+        self, subscription: SubscriptionView, credential: Credential | None
+    ) -> tuple[GrantState, int | None]:
         """The grant for a batch now and how many records its quota still allows today (None: no quota)."""
         if subscription.status == "paused":
             self.metrics.denied.labels("paused").inc()
@@ -517,7 +601,7 @@ class Feeds:
                 + (f": {subscription.status_reason}" if subscription.status_reason else ""),
                 reason="paused",
             )
-        grant = self._grant_for(subscription.scenario_id, subscription.dataset_id, subscription.grant_id)
+        grant = self.allowed_grant(subscription, credential)
         if grant.records_per_day is None:
             return grant, None
         now = self.clock()
@@ -559,13 +643,16 @@ class Feeds:
         max_records: int,
         wait_s: float,
         mode: str,
+        credential: Credential | None,
         keep_waiting: Callable[[], bool] | None = None,
     ) -> Batch:
         """One batch for ``subscription`` from ``reader`` (see the module docstring); not metered yet.
 
-        Raises the grant's refusal when it stops allowing delivery, also in the middle of a wait.
+        Raises the grant's refusal when it stops allowing delivery, also in the middle of a wait,
+        and :class:`AccessWithdrawn` when the request's key (``credential``; None for the webhook
+        pusher: any key of the scenario) or the scenario stops.
         """
-        grant, remaining = self.authorize(subscription)
+        grant, remaining = self.authorize(subscription, credential)
         limit = max_records if remaining is None else max(1, min(max_records, remaining))
         deadline = time.monotonic() + wait_s
         interval = self.settings.check_interval_s
@@ -574,10 +661,10 @@ class Feeds:
             messages = reader.poll(slice_s, limit)
             if messages or time.monotonic() >= deadline or (keep_waiting is not None and not keep_waiting()):
                 break
-            grant = self._grant_for(subscription.scenario_id, subscription.dataset_id, subscription.grant_id)
+            grant = self.allowed_grant(subscription, credential)
         try:
             # The newest version of the grant, checked again: what applies is what holds now.
-            grant = self._grant_for(subscription.scenario_id, subscription.dataset_id, subscription.grant_id)
+            grant = self.allowed_grant(subscription, credential)
             policy = self._policy(grant)
         except BaseException:
             _unread(reader, messages)
@@ -658,13 +745,29 @@ class Feeds:
 
     # --- long-poll --------------------------------------------------------------------------
 
-    def poll(self, principal: Principal, subscription_id: str, *, max_records: int, wait_s: float) -> Batch:
+    def poll(
+        self,
+        principal: Principal,
+        subscription_id: str,
+        *,
+        max_records: int,
+        wait_s: float,
+        credential: Credential | None = None,
+    ) -> Batch:
         """A long-poll: up to ``max_records`` records, waiting up to ``wait_s`` for the first."""
         subscription = self.load_own(principal, subscription_id)
+        credential = credential or Credential(principal.id, None)
         with self.pool.lease(
             subscription.id, subscription.group_id, subscription.topic, subscription.reset_epoch
         ) as reader:
-            batch = self.read_batch(subscription, reader, max_records=max_records, wait_s=wait_s, mode="poll")
+            batch = self.read_batch(
+                subscription,
+                reader,
+                max_records=max_records,
+                wait_s=wait_s,
+                mode="poll",
+                credential=credential,
+            )
         self.meter(batch)
         return batch
 
@@ -745,20 +848,31 @@ class Feeds:
 
     # --- Server-Sent Events -----------------------------------------------------------------
 
-    def open_stream(self, principal: Principal, subscription_id: str, last_event_id: str | None) -> Stream:
-        """A stream of the subscription: its own group member, resumed after ``last_event_id``."""
+    def open_stream(
+        self,
+        principal: Principal,
+        subscription_id: str,
+        last_event_id: str | None,
+        credential: Credential | None = None,
+    ) -> Stream:
+        """A stream of the subscription: its own group member, resumed after ``last_event_id``.
+
+        At most ``max_streams`` in the process and ``max_streams_per_scenario`` of one scenario
+        (429 too-many-streams beyond, naming the limit)."""
         subscription = self.load_own(principal, subscription_id)
+        credential = credential or Credential(principal.id, None)
         resume: Cursor | None = None
         if last_event_id:
             resume = self.cursors.decode(last_event_id, subscription.id)
             if resume.epoch != subscription.reset_epoch:
                 resume = None  # replayed since: read on from the replay's positions
-        self.authorize(subscription)
-        if not self._streams.acquire(blocking=False):
-            raise ReadersExhausted(
-                f"{self.settings.max_streams} streams are open in this process; retry shortly",
-                retry_after_s=2,
-            )
+        self.authorize(subscription, credential)
+        scenario_id = subscription.scenario_id
+        self.streams.take(scenario_id)
+
+        def give_back() -> None:
+            self.streams.give_back(scenario_id)
+
         # A long-poll reader of this subscription idling in this process would keep partitions
         # from the stream until it times out: a client switching to a stream releases it.
         self.pool.discard(subscription.id)
@@ -771,7 +885,7 @@ class Feeds:
                 client_id="citybase-feeds-sse",
             )
         except BaseException:
-            self._streams.release()
+            give_back()
             raise
         try:
             if resume is not None and resume.offsets:
@@ -782,9 +896,9 @@ class Feeds:
                 reader.commit(resume.offsets)
         except BaseException:
             reader.close()
-            self._streams.release()
+            give_back()
             raise
-        return Stream(self, subscription, reader, on_close=self._streams.release)
+        return Stream(self, subscription, reader, credential=credential, on_close=give_back)
 
 
 def _join(reader: Reader, timeout_s: float, want: set[int] | None = None) -> None:
@@ -835,7 +949,8 @@ class StreamEvent:
 
 
 class Stream:
-    """One open SSE stream: its own reader; ends when the grant or the subscription stops it.
+    """One open SSE stream: its own reader; ends when the grant, the subscription, the key it was
+    opened with or its scenario stops it.
 
     A stream commits nothing by itself: a batch written to a connection the client has already
     left would otherwise count as received. The client acknowledges with ``POST .../ack`` (an
@@ -848,11 +963,13 @@ class Stream:
         feeds: Feeds,
         subscription: SubscriptionView,
         reader: Reader,
+        credential: Credential | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.feeds = feeds
         self.subscription = subscription
         self.reader = reader
+        self.credential = credential or Credential(subscription.scenario_id, None)
         self._on_close = on_close
         self._checked = time.monotonic()
         self._last_event = time.monotonic()
@@ -871,8 +988,10 @@ class Stream:
                 max_records=settings.sse_batch,
                 wait_s=settings.subscription_recheck_s,
                 mode="sse",
+                credential=self.credential,
             )
         except (
+            AccessWithdrawn,
             GrantNotActive,
             NoGrant,
             QuotaExceeded,

@@ -62,10 +62,35 @@ class FeedsSettings(BaseSettings):
             "waits for records, a thread of its own (not one of the request handlers')."
         ),
     )
+    max_streams_per_scenario: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "Server-Sent Event streams one scenario may hold open at once in one process (429 beyond), "
+            "so that one scenario cannot take every stream of `max_streams` from the others."
+        ),
+    )
     webhook_enabled: bool = Field(default=True, description="Push webhook subscriptions from this process.")
     webhook_allow_http_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
-        description="Hosts a webhook may reach over plain http (development and tests); all others need https.",
+        description=(
+            "Hosts a webhook may reach over plain http (development and tests); all others need https. "
+            "Loopback hosts also need `webhook_allow_loopback`."
+        ),
+    )
+    webhook_allow_loopback: bool = Field(
+        default=False,
+        description=(
+            "Let webhooks reach loopback addresses (127.0.0.0/8, ::1): for a receiver on the same machine "
+            "in local testing only. Off, a webhook whose host is or resolves to loopback is refused."
+        ),
+    )
+    webhook_allow_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Private networks (CIDR, e.g. the city's intranet 10.20.0.0/16) webhooks may reach; every "
+            "other private, shared, reserved, link-local and unspecified address stays refused."
+        ),
     )
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_batch: int = Field(default=500, ge=1)

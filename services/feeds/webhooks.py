@@ -8,6 +8,16 @@ failure: the batch is sent again after an exponential backoff, every attempt is 
 delivery log, and after ``webhook_max_failures`` consecutive failures the subscription is paused
 with the reason (resume it to try again).
 
+Before every POST the URL's host is resolved again and checked (:mod:`~services.feeds.webhook_targets`:
+no loopback, private, link-local or unspecified address), and the POST goes to the checked address.
+The delivery log tells the subscriber what its receiver answered (``HTTP 503``) and, for anything
+short of an answer, one and the same text: a refused connection, a closed port, a reset, a timeout,
+a TLS failure and an address feeds refuses to reach all read alike, so that the log is no scanner
+of the network feeds runs in. The operators' log keeps the precise cause.
+
+Delivery holds while the scenario is suspended or has no key left (every key revoked), as it does
+while the grant does not allow it.
+
 The pusher is a member of each webhook subscription's consumer group, so pushers of several
 replicas share the partitions of a subscription.
 """
@@ -30,10 +40,13 @@ from services.common.problems import Problem
 from services.feeds.models import Subscription, WebhookDelivery
 from services.feeds.readers import Reader
 from services.feeds.service import Feeds, SubscriptionView
+from services.feeds.webhook_targets import TargetRefused, WebhookTargets
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "CityBase-Signature"
+UNREACHABLE = "no HTTP answer from the webhook URL (not reachable, refused, or timed out)"
+"""The delivery log's error for every failure short of an HTTP answer."""
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -52,10 +65,20 @@ class _PushState:
 class WebhookPusher:
     """One thread pushing every active webhook subscription, in turn."""
 
-    def __init__(self, feeds: Feeds, *, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, feeds: Feeds, *, client: httpx.Client | None = None, targets: WebhookTargets | None = None
+    ) -> None:
         self.feeds = feeds
         self.settings = feeds.settings
-        self._client = client or httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False)
+        self.targets = targets or feeds.webhook_targets
+        # No redirects (a 30x could point inside the network) and no kept connections: a connection
+        # is opened to the address checked for this delivery, and one kept for an address must not
+        # carry a request for another name served there.
+        self._client = client or httpx.Client(
+            timeout=self.settings.webhook_timeout_s,
+            follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
         self._states: dict[str, _PushState] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,6 +154,19 @@ class WebhookPusher:
             state = self._states[subscription.id] = _PushState(reader, subscription.webhook_failures)
         return state
 
+    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST to the address of ``url`` checked now; the answer's status."""
+        target = self.targets.target(url)
+        pinned = httpx.URL(url)
+        extensions: dict[str, object] = {}
+        if not target.host_is_address:
+            headers = {**headers, "Host": pinned.netloc.decode("ascii")}
+            pinned = pinned.copy_with(host=target.address)
+            if pinned.scheme == "https":
+                extensions["sni_hostname"] = target.host  # TLS names and verifies the URL's host
+        response = self._client.post(pinned, content=body, headers=headers, extensions=extensions)
+        return response.status_code
+
     def _push(self, subscription: SubscriptionView) -> bool:
         state = self._state(subscription)
         if time.monotonic() < state.next_attempt:
@@ -142,6 +178,7 @@ class WebhookPusher:
                 max_records=self.settings.webhook_batch,
                 wait_s=0.1,
                 mode="webhook",
+                credential=None,
             )
         except Problem as refusal:
             # No grant, an expired one, a used-up quota: nothing is pushed; look again shortly.
@@ -158,22 +195,21 @@ class WebhookPusher:
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(subscription.webhook_secret or "", sent_at, body),
+            "CityBase-Subscription": subscription.id,
+            "CityBase-Cursor": batch.cursor,
+        }
         try:
-            response = self._client.post(
-                subscription.webhook_url or "",
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(subscription.webhook_secret or "", sent_at, body),
-                    "CityBase-Subscription": subscription.id,
-                    "CityBase-Cursor": batch.cursor,
-                },
-            )
-            status = response.status_code
+            status = self._post(subscription.webhook_url or "", body, headers)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
-        except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"[:500]
+        except (TargetRefused, httpx.HTTPError) as failure:
+            log.warning(
+                "webhook of %s not delivered: %s: %s", subscription.id, type(failure).__name__, failure
+            )
+            error = UNREACHABLE
         duration_ms = int((time.perf_counter() - started) * 1000)
         delivered = error is None
         attempt = state.failures + 1

@@ -75,6 +75,11 @@ class FeedsPlatform:
     def scenario(self, name: str = "scenario") -> Scenario:
         principal_id = f"{name}-{uuid.uuid4().hex[:8]}"
         key = self.platform.catalog.principal_key(principal_id, "scenario")
+        self.wait_for_key(key)
+        return Scenario(principal_id, key)
+
+    def wait_for_key(self, key: str) -> None:
+        """Keys reach feeds' key ring through platform.catalog: wait until this one works."""
 
         def known() -> bool:
             try:
@@ -84,7 +89,6 @@ class FeedsPlatform:
                 return False
 
         assert wait_until(known, 10), "the scenario's key did not reach feeds"
-        return Scenario(principal_id, key)
 
     def dataset(self) -> PublishedDataset:
         dataset = self.platform.dataset()
@@ -180,8 +184,11 @@ class FeedsPlatform:
 
 
 @contextlib.contextmanager
-def running_feeds(platform: IngestPlatform, feeds_settings: FeedsSettings) -> Iterator[FeedsPlatform]:
-    app = create_feeds(platform.runtime.settings, feeds_settings=feeds_settings)
+def running_feeds(
+    platform: IngestPlatform, feeds_settings: FeedsSettings, **app_options: Any
+) -> Iterator[FeedsPlatform]:
+    """Feeds served next to ``platform``; ``app_options`` go to its ``create_app``."""
+    app = create_feeds(platform.runtime.settings, feeds_settings=feeds_settings, **app_options)
     with serve(app) as url, httpx.Client(base_url=url, timeout=60) as http:
         runtime: Runtime = app.state.runtime
         assert runtime.state["read_model"].wait_caught_up(30), "feeds did not catch up with the catalog"

@@ -21,7 +21,8 @@ from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_te
 
 @pytest.fixture
 def feeds(platform: IngestPlatform) -> Iterator[FeedsPlatform]:
-    with running_feeds(platform, feeds_settings_for_tests()) as running:
+    # The receiver listens on 127.0.0.1: loopback is refused unless allowed, as for local testing.
+    with running_feeds(platform, feeds_settings_for_tests(webhook_allow_loopback=True)) as running:
         yield running
 
 

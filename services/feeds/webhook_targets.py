@@ -1,0 +1,190 @@
+"""Where a webhook may send records: public addresses only, checked after DNS, on every delivery.
+
+A webhook URL is chosen by the scenario, and feeds POSTs to it from inside the platform: without a
+check, a scenario could make feeds reach the cloud's metadata service (169.254.169.254), the
+databases and brokers of the private network, or feeds' own loopback ports, and read the delivery
+log as a port scanner. So:
+
+- at creation, the URL must be https (plain http only to ``webhook_allow_http_hosts``) and its host
+  must be, or resolve to, public addresses only;
+- at every delivery the host is resolved again and every address checked, and the POST goes to the
+  address that was checked (the URL's host stays in ``Host`` and in TLS's SNI and certificate
+  check): a name that resolved to a public address at creation and to 127.0.0.1 since (DNS
+  rebinding) is refused, and so is a name that answers with a public and a private address;
+- loopback is allowed only with ``webhook_allow_loopback`` (a receiver on the same machine, in
+  local tests), chosen private networks only with ``webhook_allow_networks``; link-local (the
+  metadata services) and unspecified addresses never.
+
+The resolver is a collaborator (``socket.getaddrinfo`` in production), so that tests check all of
+this without sending a packet anywhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from services.feeds.exceptions import InvalidWebhook
+from services.feeds.settings import FeedsSettings
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], list[str]]
+"""host, port -> the addresses a connection to them would use."""
+
+_PUBLIC_ONLY = "the webhook's host must resolve to public addresses only"
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses ``getaddrinfo`` gives for a TCP connection to ``host:port``."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _address(text: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 zone (fe80::1%eth0) goes
+    except ValueError:
+        return None
+
+
+def address_kind(address: Address) -> str | None:
+    """What kind of non-public address this is (``loopback``, ``link-local``, ...), or None when it
+    is a public (globally routable) unicast address. An IPv4 address inside IPv6 (mapped, 6to4) is
+    judged as the IPv4 address it reaches."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = address.ipv4_mapped or address.sixtofour
+        if inner is not None:
+            return address_kind(inner)
+    if address.is_unspecified:
+        return "unspecified"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_private:
+        return "private"
+    if not address.is_global:
+        return "shared or reserved"
+    return None
+
+
+class TargetRefused(Exception):
+    """A delivery's target is not allowed (its host resolves to a refused address) or cannot be
+    resolved. The message is for the operators' log; the subscriber sees the same text as for any
+    address feeds could not reach."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A webhook URL with the address checked for this delivery: connect there, nowhere else."""
+
+    url: str
+    host: str
+    address: str
+
+    @property
+    def host_is_address(self) -> bool:
+        return _address(self.host) is not None
+
+
+class WebhookTargets:
+    """The policy of webhook addresses, with its resolver."""
+
+    def __init__(
+        self,
+        *,
+        allow_http_hosts: Iterable[str] = (),
+        allow_loopback: bool = False,
+        allow_networks: Iterable[str] = (),
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self.allow_http_hosts = frozenset(host.lower() for host in allow_http_hosts)
+        self.allow_loopback = allow_loopback
+        self.allow_networks: tuple[Network, ...] = tuple(
+            ipaddress.ip_network(text, strict=False) for text in allow_networks
+        )
+        self.resolver = resolver
+
+    @classmethod
+    def of(cls, settings: FeedsSettings, resolver: Resolver = system_resolver) -> WebhookTargets:
+        return cls(
+            allow_http_hosts=settings.webhook_allow_http_hosts,
+            allow_loopback=settings.webhook_allow_loopback,
+            allow_networks=settings.webhook_allow_networks,
+            resolver=resolver,
+        )
+
+    def refusal(self, address: Address) -> str | None:
+        """Why feeds may not connect to ``address``, or None when it may."""
+        kind = address_kind(address)
+        if kind is None:
+            return None
+        if kind == "loopback" and self.allow_loopback:
+            return None
+        if kind in {"private", "shared or reserved"} and any(address in n for n in self.allow_networks):
+            return None
+        return f"{address} is a {kind} address"
+
+    def check_url(self, url: str) -> str:
+        """The URL, if a webhook may be created with it; otherwise the 422 that says why.
+
+        An address in the URL is named in the refusal; for a name, the refusal does not say what
+        it resolved to (nor whether it resolved), so that the check is no oracle of the platform's
+        own DNS."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not host:
+            raise InvalidWebhook("the webhook URL has no host", path="/webhook/url")
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port when it is read
+        except ValueError:
+            raise InvalidWebhook("the webhook URL's port is not a port number", path="/webhook/url") from None
+        if parts.scheme != "https" and not (parts.scheme == "http" and host in self.allow_http_hosts):
+            allowed = ", ".join(sorted(self.allow_http_hosts)) or "no host"
+            raise InvalidWebhook(
+                f"a webhook must be an https URL (plain http only for {allowed})", path="/webhook/url"
+            )
+        literal = _address(host)
+        refusal = self.refusal(literal) if literal is not None else None
+        if refusal is not None:
+            raise InvalidWebhook(f"{refusal}; webhooks reach public addresses only", path="/webhook/url")
+        try:
+            self.target(url)
+        except TargetRefused:
+            raise InvalidWebhook(_PUBLIC_ONLY, path="/webhook/url") from None
+        return url
+
+    def target(self, url: str) -> Target:
+        """The address to deliver ``url`` to now: resolved again and checked, every time.
+
+        Raises :class:`TargetRefused` when the host does not resolve or any of its addresses is
+        refused (a name answering with a public and a private address is refused whole)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as error:
+            raise TargetRefused(f"{url!r} has no valid port") from error
+        literal = _address(host)
+        addresses = [literal] if literal is not None else self._resolve(host, port)
+        for address in addresses:
+            refusal = self.refusal(address)
+            if refusal is not None:
+                raise TargetRefused(f"{host} resolves to {refusal}")
+        return Target(url=url, host=host, address=str(addresses[0]))
+
+    def _resolve(self, host: str, port: int) -> list[Address]:
+        try:
+            answers = self.resolver(host, port)
+        except (OSError, UnicodeError) as error:
+            raise TargetRefused(f"{host} does not resolve: {error}") from error
+        addresses = [a for a in (_address(text) for text in answers) if a is not None]
+        if not addresses:
+            raise TargetRefused(f"{host} resolves to no address")
+        return addresses
