@@ -62,11 +62,12 @@ def up(
     """Serve the whole platform in one process (embedded defaults: SQLite and the embedded bus)."""
     import uvicorn
 
-    from citybase.platform import create_platform_app, prepare
+    from citybase.platform import create_platform_app, one_process_feeds_settings, prepare
 
     settings = _settings(host, port, data_dir)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     prepared = prepare(settings, load_examples=examples)
+    feeds_settings = one_process_feeds_settings(settings)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]citybase[/bold] on {base}")
     console.print(f"  database {settings.database_url}\n  bus      {settings.bus_url}", soft_wrap=True)
@@ -82,7 +83,12 @@ def up(
             f"  try: curl -H 'Authorization: Bearer {prepared.admin_key}' {base}/catalog/v1/datasets\n",
             soft_wrap=True,
         )
-    uvicorn.run(create_platform_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_platform_app(settings, feeds_settings=feeds_settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )
 
 
 SERVED_SERVICE_ENV = "CITYBASE_SERVED_SERVICE"
@@ -108,6 +114,8 @@ def serve(
 
     settings = _settings(host, port, None)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if service is ServiceName.feeds:
+        _require_feeds_secret(settings)
     if workers == 1:
         from citybase.platform import SERVICE_FACTORIES
 
@@ -126,6 +134,19 @@ def serve(
     uvicorn.run(
         "citybase.cli:served_app", factory=True, workers=workers, host=settings.host, port=settings.port
     )
+
+
+def _require_feeds_secret(settings: Settings) -> None:
+    """Refuse to serve feeds without a secret in a deployment (Kafka or PostgreSQL), saying so,
+    before uvicorn starts; on one machine the data directory's secret is made here."""
+    from services.common.secret_file import MissingSecret
+    from services.feeds.settings import FeedsSettings
+
+    try:
+        FeedsSettings().with_secret(settings)
+    except (MissingSecret, ValueError) as error:
+        console.print(f"[red]feeds cannot start: {error}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def served_app() -> FastAPI:

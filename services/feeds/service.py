@@ -268,7 +268,7 @@ class Feeds:
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
-        self.cursors = CursorCodec(settings.secret.get_secret_value().encode())
+        self.cursors = CursorCodec(settings.signing_key())
         self._streams = threading.BoundedSemaphore(settings.max_streams)
 
     # --- subscriptions ------------------------------------------------------------------------

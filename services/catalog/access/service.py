@@ -51,7 +51,7 @@ from services.catalog.models import Dataset
 from services.catalog.schemas import ApiKeyIssued, Classification, DatasetStatus, PrincipalCreate
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
-from services.common.policy import FieldMask, RowFilterError, parse_row_filter
+from services.common.policy import FieldMask, RowFilterError, encode_hash_key, new_hash_key, parse_row_filter
 from services.common.problems import FieldError, InvalidRequest
 
 AUTO_APPROVER = "policy:open-classification"
@@ -717,6 +717,7 @@ def _approve(
         quota_records_per_day=quota,
         purpose=request.purpose,
         purpose_category=request.purpose_category,
+        hash_key=encode_hash_key(new_hash_key()),
         created_at=now,
         updated_at=now,
     )
@@ -856,6 +857,7 @@ def effective_status(grant: Grant, now: datetime) -> GrantStatus:
 
 def grant_read(grant: Grant, now: datetime) -> GrantRead:
     state = grant_state(grant)
+    del state["hash_key"]  # the platform's alone: a receiver holding it could reverse its hashes
     return GrantRead.model_validate(
         {
             **state,
@@ -869,7 +871,11 @@ def grant_read(grant: Grant, now: datetime) -> GrantRead:
 
 
 def grant_state(grant: Grant) -> dict[str, Any]:
-    """The grant event's payload, exactly what feeds enforce (expiry is theirs to compute)."""
+    """The grant event's payload, exactly what feeds enforce (expiry is theirs to compute).
+
+    It carries the grant's hash key to feeds over the internal bus; :func:`grant_read`, what the
+    API answers, leaves it out.
+    """
     return {
         "id": grant.id,
         "version": grant.version,
@@ -890,6 +896,7 @@ def grant_state(grant: Grant) -> dict[str, Any]:
         "purpose": grant.purpose,
         "purpose_category": grant.purpose_category,
         "updated_at": _aware(grant.updated_at).isoformat(),
+        "hash_key": grant.hash_key,
     }
 
 

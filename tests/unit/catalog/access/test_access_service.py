@@ -33,7 +33,7 @@ from services.catalog.schemas import DatasetUpdate, PrincipalCreate
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
 from services.common.outbox import Outbox
-from services.common.policy import GrantTerms, compile_policy, scenario_hash_key
+from services.common.policy import GrantTerms, compile_policy, hash_key_of
 from tests.factories import (
     EXAMPLES,
     OUTPATIENT_FIELDS,
@@ -449,7 +449,7 @@ def test_the_grant_event_is_what_the_policy_enforces(world: World) -> None:
     request = world.request(fields=["inspection_id", "district", "result", "inspector_phone"])
     grant = world.approve(request.id, row_filter='district == "Putuo"')
     [announced] = world.events(catalog_events.GRANT)
-    policy = compile_policy(GrantTerms.from_event(announced), hash_key=scenario_hash_key(b"s", VISIT.id))
+    policy = compile_policy(GrantTerms.from_event(announced), hash_key=hash_key_of(announced))
     record = {
         "inspection_id": "INS-1",
         "licence_number": "91310000MA1FL0000X",
