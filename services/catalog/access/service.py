@@ -1028,6 +1028,79 @@ def update_grant(ctx: Collaborators, actor: Principal, grant_id: str, update: Gr
     return grant_read(grant, now)
 
 
+CONTRACT_POLICY = Principal(id="policy:contract-sensitivity", kind=PrincipalKind.admin, name="contract")
+"""Who masks a field of a live grant because a new contract version marked it sensitive."""
+
+
+def apply_contract_masking(ctx: Collaborators, dataset_id: str) -> list[GrantRead]:
+    """Mask, on every live grant of the dataset, what its current contract version makes sensitive.
+
+    Run in the unit of work that registers a version. A field the version marks sensitive gets the
+    contract's rule on each grant that delivers it (a restricted dataset's earlier un-maskings are
+    withdrawn too), as :func:`resolve_masking` would give a new grant; the grant's new version
+    reaches feeds with the version's own event, and says why in ``status_reason``, which the
+    scenario reads on its grant (every batch names the grant version it was delivered under). Masks
+    the grant already has, and fields un-masked on record, stay as they are.
+    """
+    session, now = ctx.session, ctx.clock()
+    dataset = _dataset_of(session, dataset_id)
+    scope = contract_scope(session, dataset)
+    live = session.scalars(
+        sa.select(Grant)
+        .where(
+            Grant.dataset_id == dataset.id,
+            Grant.status != GrantStatus.revoked.value,
+            Grant.expires_at > now,
+        )
+        .order_by(Grant.id)
+        .with_for_update()
+    ).all()
+    changed: list[GrantRead] = []
+    for grant in live:
+        terms = resolve_masking(
+            scope,
+            grant.fields,
+            base_masking=grant.masking,
+            base_unmasked=grant.unmasked,
+            masking=None,
+            unmask=None,
+            actor=CONTRACT_POLICY,
+            now=now,
+        )
+        masked = sorted(path for path, mask in terms.masking.items() if grant.masking.get(path) != mask)
+        if not masked:
+            continue
+        before = _grant_terms(grant)
+        grant.masking = terms.masking
+        grant.unmasked = terms.unmasked
+        grant.contract_version = scope.version
+        reason = (
+            f"contract version {scope.version} of {dataset.id} marks {', '.join(masked)} sensitive: "
+            "masked by the contract's rule"
+        )
+        _bump(grant, now, reason)
+        session.flush()
+        _publish_grant(ctx, grant)
+        ctx.audit.record(
+            session,
+            action="grant.update",
+            resource_type="grant",
+            resource_id=grant.id,
+            **_audit_scope(grant, dataset),
+            details={
+                "reason": reason,
+                "version": grant.version,
+                "changed": True,
+                "contract_version": scope.version,
+                "masked": masked,
+                "before": before,
+                "after": _grant_terms(grant),
+            },
+        )
+        changed.append(grant_read(grant, now))
+    return changed
+
+
 def suspend_grant(ctx: Collaborators, actor: Principal, grant_id: str, reason: str) -> GrantRead:
     return _transition(
         ctx, actor, grant_id, reason, GrantStatus.active, GrantStatus.suspended, "grant.suspend"
