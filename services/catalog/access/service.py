@@ -1039,8 +1039,10 @@ def apply_contract_masking(ctx: Collaborators, dataset_id: str) -> list[GrantRea
     contract's rule on each grant that delivers it (a restricted dataset's earlier un-maskings are
     withdrawn too), as :func:`resolve_masking` would give a new grant; the grant's new version
     reaches feeds with the version's own event, and says why in ``status_reason``, which the
-    scenario reads on its grant (every batch names the grant version it was delivered under). Masks
-    the grant already has, and fields un-masked on record, stay as they are.
+    scenario reads on its grant (every batch names the grant version it was delivered under). On a
+    restricted dataset a mask weaker than the field's new rule (one an approver could not set
+    today) takes the rule. Other masks the grant already has, and fields un-masked on record on a
+    conditional dataset, stay as they are.
     """
     session, now = ctx.session, ctx.clock()
     dataset = _dataset_of(session, dataset_id)
@@ -1067,6 +1069,12 @@ def apply_contract_masking(ctx: Collaborators, dataset_id: str) -> list[GrantRea
             actor=CONTRACT_POLICY,
             now=now,
         )
+        if scope.classification is Classification.restricted:
+            # What an approver could not set today does not stay: a mask weaker than the rule.
+            for path, rule in scope.sensitive.items():
+                mask = terms.masking.get(path)
+                if mask is not None and mask["kind"] not in STRONG_MASKS and mask != rule:
+                    terms.masking[path] = rule
         masked = sorted(path for path, mask in terms.masking.items() if grant.masking.get(path) != mask)
         if not masked:
             continue
@@ -1076,7 +1084,7 @@ def apply_contract_masking(ctx: Collaborators, dataset_id: str) -> list[GrantRea
         grant.contract_version = scope.version
         reason = (
             f"contract version {scope.version} of {dataset.id} marks {', '.join(masked)} sensitive: "
-            "masked by the contract's rule"
+            "the grant masks them by the contract's rule"
         )
         _bump(grant, now, reason)
         session.flush()
