@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
-from pydantic import SecretStr
 
 from services.catalog import models as catalog_models
 from services.catalog import service as catalog_service
@@ -25,12 +24,11 @@ from services.common import db
 from services.common.app import Infrastructure
 from services.common.outbox import Outbox
 from services.common.problems import install_problem_handlers
-from services.common.secret_file import data_dir_secret
 from services.common.settings import Settings
 from services.console.app import create_app as create_console
 from services.console.settings import ConsoleSettings
 from services.feeds.app import create_app as create_feeds
-from services.feeds.settings import SECRET_NAME, FeedsSettings
+from services.feeds.settings import FeedsSettings
 from services.ingest.app import create_app as create_ingest
 from services.quality.app import create_app as create_quality
 
@@ -123,11 +121,7 @@ def one_process_feeds_settings(settings: Settings) -> FeedsSettings:
     """Feeds' settings for ``citybase up``: the secret of the environment if it sets one, else the
     data directory's (made on first start, mode 0600), whatever the database and bus: one process
     is the only reader of its cursors."""
-    feeds_settings = FeedsSettings()
-    if feeds_settings.secret is not None:
-        return feeds_settings
-    secret = data_dir_secret(settings.data_dir, SECRET_NAME).decode()
-    return feeds_settings.model_copy(update={"secret": SecretStr(secret)})
+    return FeedsSettings().with_secret(settings, one_process=True)
 
 
 @dataclass(frozen=True)

@@ -93,12 +93,14 @@ class FeedsSettings(BaseSettings):
             check_secret("CITYBASE_FEEDS_SECRET", value.get_secret_value())
         return value
 
-    def with_secret(self, settings: Settings) -> FeedsSettings:
-        """These settings with the secret feeds run with: the one set, else (on one machine only)
-        the data directory's; :class:`MissingSecret` for a deployment that sets none."""
+    def with_secret(self, settings: Settings, *, one_process: bool = False) -> FeedsSettings:
+        """These settings with the secret feeds run with: the one set, else the data directory's,
+        on one machine (SQLite and the embedded bus) or when the whole platform is ``one_process``
+        (``citybase up``, the only reader of its cursors, on any database and bus);
+        :class:`MissingSecret` for a deployment that sets none."""
         if self.secret is not None:
             return self
-        if not settings.one_machine:
+        if not (settings.one_machine or one_process):
             raise MissingSecret(
                 "CITYBASE_FEEDS_SECRET is not set: feeds on Kafka or PostgreSQL need a secret of their "
                 "own, the same on every replica (e.g. `openssl rand -hex 32` from your secret store)"

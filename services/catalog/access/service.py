@@ -1010,20 +1010,7 @@ def update_grant(ctx: Collaborators, actor: Principal, grant_id: str, update: Gr
         _bump(grant, now, update.reason)
         session.flush()
         _publish_grant(ctx, grant)
-    ctx.audit.record(
-        session,
-        action="grant.update",
-        resource_type="grant",
-        resource_id=grant.id,
-        **_audit_scope(grant, dataset),
-        details={
-            "reason": update.reason,
-            "version": grant.version,
-            "changed": changed,
-            "before": before,
-            "after": after,
-        },
-    )
+    _audit_update(ctx, grant, dataset, update.reason, changed, before)
     _audit_unmasking(ctx, grant, grant, dataset, update.unmask)
     return grant_read(grant, now)
 
@@ -1089,21 +1076,8 @@ def apply_contract_masking(ctx: Collaborators, dataset_id: str) -> list[GrantRea
         _bump(grant, now, reason)
         session.flush()
         _publish_grant(ctx, grant)
-        ctx.audit.record(
-            session,
-            action="grant.update",
-            resource_type="grant",
-            resource_id=grant.id,
-            **_audit_scope(grant, dataset),
-            details={
-                "reason": reason,
-                "version": grant.version,
-                "changed": True,
-                "contract_version": scope.version,
-                "masked": masked,
-                "before": before,
-                "after": _grant_terms(grant),
-            },
+        _audit_update(
+            ctx, grant, dataset, reason, True, before, contract_version=scope.version, masked=masked
         )
         changed.append(grant_read(grant, now))
     return changed
@@ -1194,6 +1168,33 @@ def _grant_terms(grant: Grant) -> dict[str, Any]:
         "expires_at": _aware(grant.expires_at).isoformat(),
         "quota_records_per_day": grant.quota_records_per_day,
     }
+
+
+def _audit_update(
+    ctx: Collaborators,
+    grant: Grant,
+    dataset: Dataset,
+    reason: str,
+    changed: bool,
+    before: dict[str, Any],
+    **more: Any,
+) -> None:
+    """The ``grant.update`` entry: why, the version, and the terms before and after."""
+    ctx.audit.record(
+        ctx.session,
+        action="grant.update",
+        resource_type="grant",
+        resource_id=grant.id,
+        **_audit_scope(grant, dataset),
+        details={
+            "reason": reason,
+            "version": grant.version,
+            "changed": changed,
+            **more,
+            "before": before,
+            "after": _grant_terms(grant),
+        },
+    )
 
 
 def _audit_unmasking(
