@@ -20,6 +20,8 @@ from services.common.settings import Settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from services.feeds.settings import FeedsSettings
+
 app = typer.Typer(help="citybase: the digital base of a city.", no_args_is_help=True, add_completion=False)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(audit_app, name="audit")
@@ -62,12 +64,12 @@ def up(
     """Serve the whole platform in one process (embedded defaults: SQLite and the embedded bus)."""
     import uvicorn
 
-    from citybase.platform import create_platform_app, one_process_feeds_settings, prepare
+    from citybase.platform import create_platform_app, prepare
 
     settings = _settings(host, port, data_dir)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    feeds_settings = _feeds_settings(settings, one_process=True)
     prepared = prepare(settings, load_examples=examples)
-    feeds_settings = one_process_feeds_settings(settings)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]citybase[/bold] on {base}")
     console.print(f"  database {settings.database_url}\n  bus      {settings.bus_url}", soft_wrap=True)
@@ -115,7 +117,7 @@ def serve(
     settings = _settings(host, port, None)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if service is ServiceName.feeds:
-        _require_feeds_secret(settings)
+        _feeds_settings(settings)
     if workers == 1:
         from citybase.platform import SERVICE_FACTORIES
 
@@ -136,14 +138,15 @@ def serve(
     )
 
 
-def _require_feeds_secret(settings: Settings) -> None:
-    """Refuse to serve feeds without a secret in a deployment (Kafka or PostgreSQL), saying so,
-    before uvicorn starts; on one machine the data directory's secret is made here."""
+def _feeds_settings(settings: Settings, *, one_process: bool = False) -> FeedsSettings:
+    """Feeds' settings with their secret, or exit 2 saying why there is none, before uvicorn starts:
+    a deployment (Kafka or PostgreSQL) of ``serve`` must set one; ``up`` (``one_process``) and one
+    machine use the data directory's, made here on first start."""
     from services.common.secret_file import MissingSecret
     from services.feeds.settings import FeedsSettings
 
     try:
-        FeedsSettings().with_secret(settings)
+        return FeedsSettings().with_secret(settings, one_process=one_process)
     except (MissingSecret, ValueError) as error:
         console.print(f"[red]feeds cannot start: {error}", soft_wrap=True)
         raise typer.Exit(2) from None

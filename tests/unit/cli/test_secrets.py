@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from citybase.cli import app
@@ -86,3 +88,32 @@ def test_a_secret_file_others_may_read_is_not_trusted(tmp_path: Path) -> None:
     (tmp_path / "secrets" / "feeds").chmod(0o644)
     with pytest.raises(MissingSecret, match="chmod 600"):
         data_dir_secret(tmp_path, "feeds")
+
+
+def test_up_serves_feeds_with_the_data_directorys_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app))
+    result = runner.invoke(
+        app, ["up", "--no-examples"], env={"CITYBASE_DATA_DIR": str(tmp_path), "CITYBASE_FEEDS_SECRET": None}
+    )
+    assert result.exit_code == 0, result.output
+    (platform,) = served
+    feeds = platform.state.services["feeds"]
+    secret = (tmp_path / "secrets" / "feeds").read_text().strip()
+    assert stat.S_IMODE((tmp_path / "secrets" / "feeds").stat().st_mode) == 0o600
+    with TestClient(platform):
+        assert feeds.state.runtime.state["feeds"].settings.signing_key() == secret.encode()
+
+
+def test_up_refuses_a_short_secret(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["up", "--no-examples"],
+        env={"CITYBASE_DATA_DIR": str(tmp_path), "CITYBASE_FEEDS_SECRET": "short"},
+    )
+    assert result.exit_code == 2, result.output
+    assert "at least 32 characters" in result.output
