@@ -46,7 +46,7 @@ from services.catalog.access.schemas import (
     ScenarioUpdate,
 )
 from services.catalog.access.settings import AccessSettings
-from services.catalog.audit.service import Auditor
+from services.catalog.audit.service import AuditEvent, Auditor, append
 from services.catalog.models import Dataset
 from services.catalog.schemas import ApiKeyIssued, Classification, DatasetStatus, PrincipalCreate
 from services.common import catalog_events
@@ -1081,6 +1081,51 @@ def apply_contract_masking(ctx: Collaborators, dataset_id: str) -> list[GrantRea
         )
         changed.append(grant_read(grant, now))
     return changed
+
+
+KEYED_REASON = "the grant's hash masks are keyed by a random key of its own"
+
+
+def issue_missing_hash_keys(
+    session: Session, events: catalog_service.CatalogEvents, now: datetime | None = None
+) -> list[str]:
+    """Give each grant made before grants had hash keys its own key; run when the catalog starts.
+
+    A live grant's next version carries the key to feeds (which, until then, withhold its hashed
+    fields rather than compute a hash anyone could recompute) and is on the audit trail; a revoked
+    or expired grant only gets the key. Returns the ids of the grants announced. Nothing to do, and
+    one query, once every grant has a key.
+    """
+    now = now or utcnow()
+    keyless = session.scalars(
+        sa.select(Grant).where(Grant.hash_key.is_(None)).order_by(Grant.id).with_for_update()
+    ).all()
+    announced = []
+    for grant in keyless:
+        grant.hash_key = encode_hash_key(new_hash_key())
+        if effective_status(grant, now) in (GrantStatus.revoked, GrantStatus.expired):
+            continue
+        grant.version += 1  # status_reason stays: it tells why the grant is as it is
+        grant.updated_at = now
+        session.flush()
+        events.publish(session, catalog_events.GRANT, grant.id, grant_state(grant))
+        append(
+            session,
+            AuditEvent(
+                action="grant.update",
+                resource_type="grant",
+                resource_id=grant.id,
+                actor_id="citybase",
+                actor_kind="system",
+                purpose=grant.purpose,
+                dataset_id=grant.dataset_id,
+                scenario_id=grant.scenario_id,
+                details={"reason": KEYED_REASON, "version": grant.version, "changed": True},
+            ),
+        )
+        announced.append(grant.id)
+    session.flush()
+    return announced
 
 
 def suspend_grant(ctx: Collaborators, actor: Principal, grant_id: str, reason: str) -> GrantRead:

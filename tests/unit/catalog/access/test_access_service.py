@@ -560,3 +560,22 @@ def test_on_a_restricted_dataset_a_mask_weaker_than_the_new_rule_takes_the_rule(
     register(f"{major}.{int(minor) + 2}.0", "hash")
     [changed] = access.apply_contract_masking(world.ctx, visits)
     assert changed.id == grant.id and grant.masking["patient_id"] == {"kind": "hash"}
+
+
+def test_grants_made_before_hash_keys_get_theirs_once_and_live_ones_are_announced(world: World) -> None:
+    live = world.approve(world.request().id)
+    ended = world.approve(world.request().id)
+    access.revoke_grant(world.ctx, MARKET_APPROVER, ended.id, "scenario ended")
+    assert live.hash_key is not None and len(live.hash_key) == 43
+    for grant in (live, ended):
+        grant.hash_key = None  # as catalog_0007 leaves the grants that exist
+    versions = {grant.id: grant.version for grant in (live, ended)}
+    world.session.flush()
+
+    assert access.issue_missing_hash_keys(world.session, world.ctx.events) == [live.id]
+    assert live.hash_key is not None and ended.hash_key is not None and live.hash_key != ended.hash_key
+    assert (live.version, ended.version) == (versions[live.id] + 1, versions[ended.id])
+    announced = [state for state in world.events(catalog_events.GRANT) if state["id"] == live.id][-1]
+    assert announced["version"] == live.version and announced["hash_key"] == live.hash_key
+    assert "hash_key" not in access.grant_read(live, world.clock()).model_dump()
+    assert access.issue_missing_hash_keys(world.session, world.ctx.events) == []
