@@ -20,6 +20,8 @@ from services.common.settings import Settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from services.feeds.settings import FeedsSettings
+
 app = typer.Typer(help="citybase: the digital base of a city.", no_args_is_help=True, add_completion=False)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(audit_app, name="audit")
@@ -66,6 +68,7 @@ def up(
 
     settings = _settings(host, port, data_dir)
     logs.configure(settings.log_level)
+    feeds_settings = _feeds_settings(settings, one_process=True)
     prepared = prepare(settings, load_examples=examples)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]citybase[/bold] on {base}")
@@ -82,7 +85,12 @@ def up(
             f"  try: curl -H 'Authorization: Bearer {prepared.admin_key}' {base}/catalog/v1/datasets\n",
             soft_wrap=True,
         )
-    uvicorn.run(create_platform_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_platform_app(settings, feeds_settings=feeds_settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )
 
 
 SERVED_SERVICE_ENV = "CITYBASE_SERVED_SERVICE"
@@ -108,6 +116,8 @@ def serve(
 
     settings = _settings(host, port, None)
     logs.configure(settings.log_level)
+    if service is ServiceName.feeds:
+        _feeds_settings(settings)
     if workers == 1:
         from citybase.platform import SERVICE_FACTORIES
 
@@ -126,6 +136,20 @@ def serve(
     uvicorn.run(
         "citybase.cli:served_app", factory=True, workers=workers, host=settings.host, port=settings.port
     )
+
+
+def _feeds_settings(settings: Settings, *, one_process: bool = False) -> FeedsSettings:
+    """Feeds' settings with their secret, or exit 2 saying why there is none, before uvicorn starts:
+    a deployment (Kafka or PostgreSQL) of ``serve`` must set one; ``up`` (``one_process``) and one
+    machine use the data directory's, made here on first start."""
+    from services.common.secret_file import MissingSecret
+    from services.feeds.settings import FeedsSettings
+
+    try:
+        return FeedsSettings().with_secret(settings, one_process=one_process)
+    except (MissingSecret, ValueError) as error:
+        console.print(f"[red]feeds cannot start: {error}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def served_app() -> FastAPI:

@@ -28,6 +28,7 @@ from services.common.settings import Settings
 from services.console.app import create_app as create_console
 from services.console.settings import ConsoleSettings
 from services.feeds.app import create_app as create_feeds
+from services.feeds.settings import FeedsSettings
 from services.ingest.app import create_app as create_ingest
 from services.quality.app import create_app as create_quality
 
@@ -39,13 +40,22 @@ SERVICE_FACTORIES: dict[str, Callable[..., FastAPI]] = {
 }
 
 
-def create_platform_app(settings: Settings, console_settings: ConsoleSettings | None = None) -> FastAPI:
+def create_platform_app(
+    settings: Settings,
+    console_settings: ConsoleSettings | None = None,
+    feeds_settings: FeedsSettings | None = None,
+) -> FastAPI:
     holder: dict[str, Infrastructure] = {}
 
     def shared() -> Infrastructure:
         return holder["infrastructure"]
 
-    services = {name: factory(settings, infrastructure=shared) for name, factory in SERVICE_FACTORIES.items()}
+    services = {
+        name: factory(settings, infrastructure=shared)
+        if name != "feeds" or feeds_settings is None
+        else create_feeds(settings, infrastructure=shared, feeds_settings=feeds_settings)
+        for name, factory in SERVICE_FACTORIES.items()
+    }
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,6 +115,13 @@ def create_platform_app(settings: Settings, console_settings: ConsoleSettings | 
         app.mount(f"/{name}", service, name=name)
     app.mount("/console", console, name="console")
     return app
+
+
+def one_process_feeds_settings(settings: Settings) -> FeedsSettings:
+    """Feeds' settings for ``citybase up``: the secret of the environment if it sets one, else the
+    data directory's (made on first start, mode 0600), whatever the database and bus: one process
+    is the only reader of its cursors."""
+    return FeedsSettings().with_secret(settings, one_process=True)
 
 
 @dataclass(frozen=True)

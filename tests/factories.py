@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from services.common.envelope import CloudEvent
+from services.common.policy import encode_hash_key, new_hash_key
 from services.common.settings import Settings
 
 
@@ -125,6 +126,7 @@ def feeds_grant_state(scenario_id: str, dataset_id: str, **overrides: Any) -> di
         "purpose": "one-stop hospital visit: arrival times near hospitals",
         "purpose_category": "public_service",
         "updated_at": now.isoformat(),
+        "hash_key": encode_hash_key(new_hash_key()),
     }
     state.update(overrides)
     return state
@@ -262,6 +264,7 @@ def grant_state(
         "purpose": "Show patients the least crowded clinic.",
         "purpose_category": "public_service",
         "updated_at": datetime.now(UTC).isoformat(),
+        "hash_key": encode_hash_key(new_hash_key()),
     }
 
 

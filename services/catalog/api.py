@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from services.catalog import service
+from services.catalog.access import service as access_service
+from services.catalog.access.deps import AccessDep
 from services.catalog.audit.service import Auditor
 from services.catalog.contracts.odcs import ContractTooLarge, parse_contract
 from services.catalog.deps import (
@@ -244,6 +246,7 @@ async def register_version(
     events: EventsDep,
     auditor: AuditDep,
     principal: PublisherDep,
+    access: AccessDep,
 ) -> ContractVersionRead:
     auditor.attempting("contract_version.register", "dataset", dataset_id, dataset_id=dataset_id)
     document = await _contract_body(request)
@@ -254,6 +257,7 @@ async def register_version(
     _may_publish_to(principal, owner)
     version = service.register_version(session, events, dataset_id, document, created_by=principal.id)
     _audit_version(session, auditor, version.dataset_id, version.version, owner)
+    access_service.apply_contract_masking(access, version.dataset_id)
     return ContractVersionRead.model_validate(version)
 
 
@@ -280,7 +284,12 @@ def _audit_version(
     summary="Register an ODCS contract: creates the dataset it describes if new, else adds the version",
 )
 async def register_contract(
-    request: Request, session: SessionDep, events: EventsDep, auditor: AuditDep, principal: PublisherDep
+    request: Request,
+    session: SessionDep,
+    events: EventsDep,
+    auditor: AuditDep,
+    principal: PublisherDep,
+    access: AccessDep,
 ) -> ContractVersionRead:
     department = None if principal.is_admin() else principal.department_id
     auditor.attempting("contract_version.register", "contract", "-", department_id=department)
@@ -290,6 +299,7 @@ async def register_contract(
     )
     owner = service.get_dataset(session, version.dataset_id).owner_department_id
     _audit_version(session, auditor, version.dataset_id, version.version, owner)
+    access_service.apply_contract_masking(access, version.dataset_id)
     return ContractVersionRead.model_validate(version)
 
 

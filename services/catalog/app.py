@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.catalog.access import service as access_service
 from services.catalog.access.api import router as access_router
 from services.catalog.access.settings import AccessSettings
 from services.catalog.api import router
@@ -18,7 +19,7 @@ from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.models import outbox
 from services.catalog.scores.service import QUALITY_TOPIC_SPEC, quality_scores_worker
 from services.catalog.service import CatalogEvents
-from services.common import catalog_events
+from services.common import catalog_events, db
 from services.common.app import InfrastructureProvider, Runtime, ServiceSpec, build_service_app
 from services.common.auth import KeyRing
 from services.common.outbox import Outbox, OutboxRelay
@@ -55,6 +56,13 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
             runtime.bus.admin().ensure_topic(topic, timeout_s=5.0)
         except Exception as error:  # the workers keep trying; readiness tells operators
             log.warning("could not ensure %s yet: %s", topic.name, error)
+    try:
+        with db.unit_of_work(runtime.sessions) as session:
+            keyed = access_service.issue_missing_hash_keys(session, CatalogEvents(box))
+        if keyed:
+            log.info("gave %d grants a hash key of their own and announced them", len(keyed))
+    except Exception as error:  # the database may be down at start: readiness says so; next start keys them
+        log.warning("could not give grants made before hash keys theirs yet: %s", error)
     relay.start()
     keys.start()
     checkpoints.start()

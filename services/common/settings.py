@@ -52,5 +52,10 @@ class Settings(BaseSettings):
             self.bus_url = f"embedded://{(self.data_dir / 'bus.db').resolve()}"
         return self
 
+    @property
+    def one_machine(self) -> bool:
+        """SQLite and the embedded bus: the platform of one machine, not a deployment."""
+        return self.bus_url.startswith("embedded://") and self.database_url.startswith("sqlite")
+
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

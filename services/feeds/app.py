@@ -106,11 +106,12 @@ class _Background:
         self._thread.join(timeout_s)
 
 
-def _lifespan(feeds_settings: FeedsSettings, webhook_resolver: Resolver) -> ServiceLifespan:
+def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceLifespan:
     @asynccontextmanager
     async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+        feeds_settings = configured.with_secret(runtime.settings)  # MissingSecret: feeds do not start
         metrics = FeedsMetrics.of(runtime.metrics)
-        catalog = FeedsCatalog(feeds_settings.secret.get_secret_value().encode())
+        catalog = FeedsCatalog()
         read_model = ReadModel(runtime.bus, catalog_events.TOPIC, catalog, name=f"{NAME}-catalog")
         events = Outbox(outbox)
         relay = OutboxRelay(events, runtime.engine, runtime.bus, name=NAME)

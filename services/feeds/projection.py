@@ -7,7 +7,8 @@ or arrive twice). Expiry is not an event: :meth:`GrantState.refusal` compares ``
 the clock on every check.
 
 A grant's :class:`~services.common.policy.Policy` is compiled once per grant version, on first
-use, and cached.
+use, and cached, with the grant's own hash key (random, made by the catalog, carried by the grant
+event): feeds hold no secret from which a hash key could be derived.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from services.common import catalog_events
 from services.common.auth import KeyRing
 from services.common.bus import Message
 from services.common.envelope import EnvelopeError, parse_time
-from services.common.policy import GrantTerms, Policy, compile_policy, scenario_hash_key
+from services.common.policy import GrantTerms, Policy, compile_policy, hash_key_of
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class GrantState:
     records_per_day: int | None
     terms: GrantTerms
     data: dict[str, Any] = field(repr=False)
+    hash_key: bytes | None = field(default=None, repr=False)
+    """The key of the grant's ``hash`` masks; None for an event without one (hashed fields are
+    then withheld)."""
 
     @classmethod
     def from_event(cls, data: dict[str, Any]) -> GrantState:
@@ -72,7 +76,8 @@ class GrantState:
             expires_at=_moment(data, "expires_at"),
             records_per_day=int(records_per_day) if records_per_day is not None else None,
             terms=GrantTerms.from_event(data),
-            data=data,
+            data={key: value for key, value in data.items() if key != "hash_key"},
+            hash_key=hash_key_of(data),
         )
 
     def effective_status(self, now: datetime) -> str:
@@ -109,14 +114,12 @@ class FeedsCatalog:
     never mutated, so a reader sees either the old or the new state of a grant.
     """
 
-    def __init__(self, secret: bytes, keyring: KeyRing | None = None) -> None:
+    def __init__(self, keyring: KeyRing | None = None) -> None:
         self.keyring = keyring or KeyRing()
-        self._secret = secret
         self._datasets: dict[str, DatasetState] = {}
         self._grants: dict[str, GrantState] = {}
         self._by_scenario_dataset: dict[tuple[str, str], set[str]] = {}
         self._policies: dict[tuple[str, int], Policy] = {}
-        self._hash_keys: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._listeners: list[GrantListener] = []
         self.skipped = 0
@@ -207,12 +210,11 @@ class FeedsCatalog:
         key = (grant.id, grant.version)
         policy = self._policies.get(key)
         if policy is None:
-            hash_key = self._hash_keys.get(grant.scenario_id)
-            if hash_key is None:
-                hash_key = self._hash_keys[grant.scenario_id] = scenario_hash_key(
-                    self._secret, grant.scenario_id
+            if grant.hash_key is None and any(mask.kind == "hash" for mask in grant.terms.masking.values()):
+                log.warning(
+                    "grant %s v%s has no hash key: its hashed fields are withheld", grant.id, grant.version
                 )
-            policy = compile_policy(grant.terms, hash_key=hash_key)
+            policy = compile_policy(grant.terms, hash_key=grant.hash_key)
             with self._lock:
                 self._policies[key] = policy
         return policy

@@ -320,7 +320,7 @@ class Feeds:
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
-        self.cursors = CursorCodec(settings.secret.get_secret_value().encode())
+        self.cursors = CursorCodec(settings.signing_key())
         self.webhook_targets = webhook_targets or WebhookTargets.of(settings)
         self.streams = StreamSlots(settings.max_streams, settings.max_streams_per_scenario)
 

@@ -7,18 +7,27 @@ composing process hands its own.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.secret_file import MissingSecret, check_secret, data_dir_secret
+from services.common.settings import Settings
+
+SECRET_NAME = "feeds"
+"""The file of feeds' secret in a data directory's ``secrets/``."""
 
 
 class FeedsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYBASE_FEEDS_", env_file=None, extra="ignore")
 
-    secret: SecretStr = Field(
-        default=SecretStr("citybase-local-feeds-secret"),
+    secret: SecretStr | None = Field(
+        default=None,
         description=(
-            "Platform secret of feeds: keys the per-scenario hashes of masked fields and signs "
-            "cursors. Every replica must share it; set your own in any deployment."
+            "Secret of feeds: signs the cursors it hands out, so that an acknowledgement names only "
+            "positions feeds delivered. No default: on one machine (SQLite and the embedded bus) it is "
+            "made once per data directory (secrets/feeds, mode 0600); a deployment on Kafka or "
+            "PostgreSQL must set it (at least 32 random characters, the same on every replica) and "
+            "feeds refuse to start without it."
         ),
     )
     default_batch: int = Field(default=100, ge=1, description="Records per batch when `max` is not given.")
@@ -101,3 +110,31 @@ class FeedsSettings(BaseSettings):
     )
     webhook_scan_interval_s: float = Field(default=1.0, gt=0)
     lag_interval_s: float = Field(default=15.0, gt=0, description="How often the lag gauges are refreshed.")
+
+    @field_validator("secret")
+    @classmethod
+    def _a_real_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_secret("CITYBASE_FEEDS_SECRET", value.get_secret_value())
+        return value
+
+    def with_secret(self, settings: Settings, *, one_process: bool = False) -> FeedsSettings:
+        """These settings with the secret feeds run with: the one set, else the data directory's,
+        on one machine (SQLite and the embedded bus) or when the whole platform is ``one_process``
+        (``citybase up``, the only reader of its cursors, on any database and bus);
+        :class:`MissingSecret` for a deployment that sets none."""
+        if self.secret is not None:
+            return self
+        if not (settings.one_machine or one_process):
+            raise MissingSecret(
+                "CITYBASE_FEEDS_SECRET is not set: feeds on Kafka or PostgreSQL need a secret of their "
+                "own, the same on every replica (e.g. `openssl rand -hex 32` from your secret store)"
+            )
+        secret = data_dir_secret(settings.data_dir, SECRET_NAME).decode()
+        return self.model_copy(update={"secret": SecretStr(secret)})
+
+    def signing_key(self) -> bytes:
+        """The secret as bytes; :class:`MissingSecret` until :meth:`with_secret` resolved it."""
+        if self.secret is None:
+            raise MissingSecret("feeds have no secret: resolve it with FeedsSettings.with_secret")
+        return self.secret.get_secret_value().encode()

@@ -30,6 +30,7 @@ import json
 import os
 import queue
 import re
+import secrets
 import selectors
 import socket
 import statistics
@@ -247,7 +248,9 @@ def _feeds(directory: Path, database_url: str) -> Iterator[str]:
         bus_url=f"kafka://{KAFKA_BOOTSTRAP}",
         environment="test",
     )
-    app = create_feeds(settings, feeds_settings=FeedsSettings(webhook_enabled=False))
+    app = create_feeds(
+        settings, feeds_settings=FeedsSettings(webhook_enabled=False, secret=secrets.token_hex(32))
+    )
     with serve(app) as url:
         read_model = app.state.runtime.state["read_model"]
         if not read_model.wait_caught_up(120):

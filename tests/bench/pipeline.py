@@ -10,6 +10,7 @@ with what was sent.
 
 from __future__ import annotations
 
+import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -193,7 +194,9 @@ def pipeline(
                     "CITYBASE_QUALITY_DATASET_PREFIX": platform.dataset_id,
                 }
             )
-        feeds = stack.enter_context(_serve("feeds", service_env, directory))
+        # Feeds on Kafka and PostgreSQL refuse to start without a secret of their own.
+        feeds_env = {"CITYBASE_FEEDS_SECRET": secrets.token_hex(32), **service_env}
+        feeds = stack.enter_context(_serve("feeds", feeds_env, directory))
         quality_service = stack.enter_context(_serve("quality", service_env, directory)) if quality else None
         key = _grant(platform, suffix)
         for service in [feeds] + ([quality_service] if quality_service is not None else []):

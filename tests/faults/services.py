@@ -26,7 +26,7 @@ from services.common.worker import wait_until
 from tests.factories import embedded_settings, ingest_contract
 from tests.faults.infra import free_port
 from tests.integration.conftest import CatalogHarness
-from tests.integration.feeds_harness import serve
+from tests.integration.feeds_harness import FEEDS_TEST_SECRET, serve
 
 
 class ServiceProcess:
@@ -43,6 +43,8 @@ class ServiceProcess:
             "CITYBASE_DATA_DIR": str(root / service),
             "CITYBASE_ENVIRONMENT": "test",
             "CITYBASE_LOG_LEVEL": "WARNING",
+            # Feeds on Kafka and PostgreSQL refuse to start without a secret; one across restarts.
+            "CITYBASE_FEEDS_SECRET": FEEDS_TEST_SECRET,
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from citybase.platform import create_platform_app, prepare
+from citybase.platform import create_platform_app, one_process_feeds_settings, prepare
 from tests.factories import embedded_settings
 from tests.integration.test_authorization import Platform, cast
 
@@ -45,7 +45,8 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     try:
         prepared = prepare(settings)
         assert prepared.admin_key is not None
-        app = create_platform_app(settings)
+        # As `citybase up` runs it: feeds' secret of the data directory, on PostgreSQL too.
+        app = create_platform_app(settings, feeds_settings=one_process_feeds_settings(settings))
         with TestClient(app) as client:
             platform = Platform(client, app, prepared.admin_key)
             platform.wait_for_key(prepared.admin_key)

@@ -195,6 +195,9 @@ def running_feeds(
         yield FeedsPlatform(platform, app, url, http)
 
 
+FEEDS_TEST_SECRET = "secret-of-the-feeds-integration-tests-0123456789"
+
+
 def feeds_settings_for_tests(**overrides: Any) -> FeedsSettings:
     """Feeds' settings in tests: quick idle readers and short webhook backoff."""
     values: dict[str, Any] = {
@@ -204,6 +207,8 @@ def feeds_settings_for_tests(**overrides: Any) -> FeedsSettings:
         "webhook_max_failures": 3,
         "webhook_scan_interval_s": 0.1,
         "join_timeout_s": 30.0,
+        # Feeds on Kafka and PostgreSQL refuse to start without a secret of their own.
+        "secret": FEEDS_TEST_SECRET,
     }
     values.update(overrides)
     return FeedsSettings(**values)

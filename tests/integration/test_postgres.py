@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -17,7 +19,11 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.mark.parametrize("service", sorted(SERVICE_FACTORIES))
-def test_a_service_migrates_and_is_ready_on_postgresql(service: str, schema_url: str, tmp_path) -> None:
+def test_a_service_migrates_and_is_ready_on_postgresql(
+    service: str, schema_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL feeds refuse to start without a secret of their own.
+    monkeypatch.setenv("CITYBASE_FEEDS_SECRET", secrets.token_hex(32))
     app = SERVICE_FACTORIES[service](embedded_settings(tmp_path, database_url=schema_url))
     with TestClient(app) as client:
         # Ready once its read models have replayed platform.catalog: later on a busy machine.

@@ -80,5 +80,8 @@ class Grant(Base):
     purpose: Mapped[str] = mapped_column(Text)
     purpose_category: Mapped[str] = mapped_column(String(32))
     status_reason: Mapped[str | None] = mapped_column(Text)
+    hash_key: Mapped[str | None] = mapped_column(String(64))
+    """The key of this grant's ``hash`` masks (base64url of 256 random bits), made when the grant
+    is created; it goes to feeds in the grant event and out of no API."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

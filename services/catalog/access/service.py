@@ -46,12 +46,12 @@ from services.catalog.access.schemas import (
     ScenarioUpdate,
 )
 from services.catalog.access.settings import AccessSettings
-from services.catalog.audit.service import Auditor
+from services.catalog.audit.service import AuditEvent, Auditor, append
 from services.catalog.models import Dataset
 from services.catalog.schemas import ApiKeyIssued, Classification, DatasetStatus, PrincipalCreate
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
-from services.common.policy import FieldMask, RowFilterError, parse_row_filter
+from services.common.policy import FieldMask, RowFilterError, encode_hash_key, new_hash_key, parse_row_filter
 from services.common.problems import FieldError, InvalidRequest
 
 AUTO_APPROVER = "policy:open-classification"
@@ -717,6 +717,7 @@ def _approve(
         quota_records_per_day=quota,
         purpose=request.purpose,
         purpose_category=request.purpose_category,
+        hash_key=encode_hash_key(new_hash_key()),
         created_at=now,
         updated_at=now,
     )
@@ -856,6 +857,7 @@ def effective_status(grant: Grant, now: datetime) -> GrantStatus:
 
 def grant_read(grant: Grant, now: datetime) -> GrantRead:
     state = grant_state(grant)
+    del state["hash_key"]  # the platform's alone: a receiver holding it could reverse its hashes
     return GrantRead.model_validate(
         {
             **state,
@@ -869,7 +871,11 @@ def grant_read(grant: Grant, now: datetime) -> GrantRead:
 
 
 def grant_state(grant: Grant) -> dict[str, Any]:
-    """The grant event's payload, exactly what feeds enforce (expiry is theirs to compute)."""
+    """The grant event's payload, exactly what feeds enforce (expiry is theirs to compute).
+
+    It carries the grant's hash key to feeds over the internal bus; :func:`grant_read`, what the
+    API answers, leaves it out.
+    """
     return {
         "id": grant.id,
         "version": grant.version,
@@ -890,6 +896,7 @@ def grant_state(grant: Grant) -> dict[str, Any]:
         "purpose": grant.purpose,
         "purpose_category": grant.purpose_category,
         "updated_at": _aware(grant.updated_at).isoformat(),
+        "hash_key": grant.hash_key,
     }
 
 
@@ -1003,22 +1010,122 @@ def update_grant(ctx: Collaborators, actor: Principal, grant_id: str, update: Gr
         _bump(grant, now, update.reason)
         session.flush()
         _publish_grant(ctx, grant)
-    ctx.audit.record(
-        session,
-        action="grant.update",
-        resource_type="grant",
-        resource_id=grant.id,
-        **_audit_scope(grant, dataset),
-        details={
-            "reason": update.reason,
-            "version": grant.version,
-            "changed": changed,
-            "before": before,
-            "after": after,
-        },
-    )
+    _audit_update(ctx, grant, dataset, update.reason, changed, before)
     _audit_unmasking(ctx, grant, grant, dataset, update.unmask)
     return grant_read(grant, now)
+
+
+CONTRACT_POLICY = Principal(id="policy:contract-sensitivity", kind=PrincipalKind.admin, name="contract")
+"""Who masks a field of a live grant because a new contract version marked it sensitive."""
+
+
+def apply_contract_masking(ctx: Collaborators, dataset_id: str) -> list[GrantRead]:
+    """Mask, on every live grant of the dataset, what its current contract version makes sensitive.
+
+    Run in the unit of work that registers a version. A field the version marks sensitive gets the
+    contract's rule on each grant that delivers it (a restricted dataset's earlier un-maskings are
+    withdrawn too), as :func:`resolve_masking` would give a new grant; the grant's new version
+    reaches feeds with the version's own event, and says why in ``status_reason``, which the
+    scenario reads on its grant (every batch names the grant version it was delivered under). On a
+    restricted dataset a mask weaker than the field's new rule (one an approver could not set
+    today) takes the rule. Other masks the grant already has, and fields un-masked on record on a
+    conditional dataset, stay as they are.
+    """
+    session, now = ctx.session, ctx.clock()
+    dataset = _dataset_of(session, dataset_id)
+    scope = contract_scope(session, dataset)
+    live = session.scalars(
+        sa.select(Grant)
+        .where(
+            Grant.dataset_id == dataset.id,
+            Grant.status != GrantStatus.revoked.value,
+            Grant.expires_at > now,
+        )
+        .order_by(Grant.id)
+        .with_for_update()
+    ).all()
+    changed: list[GrantRead] = []
+    for grant in live:
+        terms = resolve_masking(
+            scope,
+            grant.fields,
+            base_masking=grant.masking,
+            base_unmasked=grant.unmasked,
+            masking=None,
+            unmask=None,
+            actor=CONTRACT_POLICY,
+            now=now,
+        )
+        if scope.classification is Classification.restricted:
+            # What an approver could not set today does not stay: a mask weaker than the rule.
+            for path, rule in scope.sensitive.items():
+                mask = terms.masking.get(path)
+                if mask is not None and mask["kind"] not in STRONG_MASKS and mask != rule:
+                    terms.masking[path] = rule
+        masked = sorted(path for path, mask in terms.masking.items() if grant.masking.get(path) != mask)
+        if not masked:
+            continue
+        before = _grant_terms(grant)
+        grant.masking = terms.masking
+        grant.unmasked = terms.unmasked
+        grant.contract_version = scope.version
+        reason = (
+            f"contract version {scope.version} of {dataset.id} marks {', '.join(masked)} sensitive: "
+            "the grant masks them by the contract's rule"
+        )
+        _bump(grant, now, reason)
+        session.flush()
+        _publish_grant(ctx, grant)
+        _audit_update(
+            ctx, grant, dataset, reason, True, before, contract_version=scope.version, masked=masked
+        )
+        changed.append(grant_read(grant, now))
+    return changed
+
+
+KEYED_REASON = "the grant's hash masks are keyed by a random key of its own"
+
+
+def issue_missing_hash_keys(
+    session: Session, events: catalog_service.CatalogEvents, now: datetime | None = None
+) -> list[str]:
+    """Give each grant made before grants had hash keys its own key; run when the catalog starts.
+
+    A live grant's next version carries the key to feeds (which, until then, withhold its hashed
+    fields rather than compute a hash anyone could recompute) and is on the audit trail; a revoked
+    or expired grant only gets the key. Returns the ids of the grants announced. Nothing to do, and
+    one query, once every grant has a key.
+    """
+    now = now or utcnow()
+    keyless = session.scalars(
+        sa.select(Grant).where(Grant.hash_key.is_(None)).order_by(Grant.id).with_for_update()
+    ).all()
+    announced = []
+    for grant in keyless:
+        grant.hash_key = encode_hash_key(new_hash_key())
+        if effective_status(grant, now) in (GrantStatus.revoked, GrantStatus.expired):
+            continue
+        grant.version += 1  # status_reason stays: it tells why the grant is as it is
+        grant.updated_at = now
+        session.flush()
+        events.publish(session, catalog_events.GRANT, grant.id, grant_state(grant))
+        append(
+            session,
+            AuditEvent(
+                action="grant.update",
+                resource_type="grant",
+                resource_id=grant.id,
+                actor_id="citybase",
+                actor_kind="system",
+                purpose=grant.purpose,
+                dataset_id=grant.dataset_id,
+                scenario_id=grant.scenario_id,
+                details={"reason": KEYED_REASON, "version": grant.version, "changed": True},
+            ),
+        )
+        announced.append(grant.id)
+    session.flush()
+    return announced
 
 
 def suspend_grant(ctx: Collaborators, actor: Principal, grant_id: str, reason: str) -> GrantRead:
@@ -1106,6 +1213,33 @@ def _grant_terms(grant: Grant) -> dict[str, Any]:
         "expires_at": _aware(grant.expires_at).isoformat(),
         "quota_records_per_day": grant.quota_records_per_day,
     }
+
+
+def _audit_update(
+    ctx: Collaborators,
+    grant: Grant,
+    dataset: Dataset,
+    reason: str,
+    changed: bool,
+    before: dict[str, Any],
+    **more: Any,
+) -> None:
+    """The ``grant.update`` entry: why, the version, and the terms before and after."""
+    ctx.audit.record(
+        ctx.session,
+        action="grant.update",
+        resource_type="grant",
+        resource_id=grant.id,
+        **_audit_scope(grant, dataset),
+        details={
+            "reason": reason,
+            "version": grant.version,
+            "changed": changed,
+            **more,
+            "before": before,
+            "after": _grant_terms(grant),
+        },
+    )
 
 
 def _audit_unmasking(

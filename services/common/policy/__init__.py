@@ -5,14 +5,21 @@ they deliver; the catalog uses :meth:`FieldMask.from_value`, :func:`parse_maskin
 :func:`parse_row_filter` (with the contract's field names) to check a grant before approving it. No I/O, no database, no bus: the standard library only.
 
     terms = GrantTerms.from_event(event_data)
-    policy = compile_policy(terms, hash_key=scenario_hash_key(secret, terms.scenario_id))
+    policy = compile_policy(terms, hash_key=hash_key_of(event_data))  # the grant's own random key
     visible = policy.apply(record)          # None when the row filter drops the record
 
 Masking rules are in :mod:`services.common.policy.masking`, the row filter language in
 :mod:`services.common.policy.row_filter`.
 """
 
-from services.common.policy.grant import GrantTerms, Policy, compile_policy, scenario_hash_key
+from services.common.policy.grant import (
+    GrantTerms,
+    Policy,
+    compile_policy,
+    encode_hash_key,
+    hash_key_of,
+    new_hash_key,
+)
 from services.common.policy.masking import (
     HASH_HEX_CHARS,
     HASH_PREFIX,
@@ -44,7 +51,9 @@ __all__ = [
     "RowFilterError",
     "canonical_json",
     "compile_policy",
+    "encode_hash_key",
+    "hash_key_of",
+    "new_hash_key",
     "parse_masking_path",
     "parse_row_filter",
-    "scenario_hash_key",
 ]

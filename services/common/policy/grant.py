@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import binascii
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,8 +22,8 @@ from services.common.policy.masking import (
 )
 from services.common.policy.row_filter import RowFilter, parse_row_filter
 
-HASH_KEY_CONTEXT = b"citybase/grant-hash/v1\x00"
-"""Domain separation of the per-scenario hash keys from any other use of the platform secret."""
+HASH_KEY_BYTES = 32
+"""A grant's hash key: 256 random bits, made by the catalog when the grant is created."""
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,37 @@ class GrantTerms:
         )
 
 
-def scenario_hash_key(secret: bytes, scenario_id: str) -> bytes:
-    """The key of one scenario's ``hash`` masks: HMAC-SHA256(secret, context || scenario id).
+def new_hash_key() -> bytes:
+    """A new grant's key of its ``hash`` masks: random, so that nothing public (a scenario or grant
+    id, a dataset, the code) lets anyone compute it, and hence nobody but the platform can hash a
+    guessed value and compare it with what was delivered."""
+    return secrets.token_bytes(HASH_KEY_BYTES)
 
-    Every feeds replica derives the same key from the platform secret, so a scenario's hashes are
-    stable across processes and restarts; no two scenarios share a key, so their hashes of one
-    value differ and cannot be joined; and the secret never sits in a grant or a record.
-    """
-    if not secret:
-        raise ValueError("the platform hash secret must not be empty")
-    return hmac.digest(secret, HASH_KEY_CONTEXT + scenario_id.encode(), hashlib.sha256)
+
+def encode_hash_key(key: bytes) -> str:
+    """A hash key as the grant event on ``platform.catalog`` carries it (base64url, no padding)."""
+    return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
+
+
+def hash_key_of(data: Mapping[str, Any]) -> bytes | None:
+    """The hash key of a grant event payload (``hash_key``), or None when it carries none (an event
+    written before grants had keys); ValueError when it is not a key."""
+    text = data.get("hash_key")
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValueError("grant hash_key must be base64url text")
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("grant hash_key must be base64url text") from None
+    if len(key) != HASH_KEY_BYTES:
+        raise ValueError(f"grant hash_key must be {HASH_KEY_BYTES} bytes, not {len(key)}")
+    return key
+
+
+def _no_hash(value: Any) -> Any:
+    return None if value is None else REMOVED
 
 
 class Policy:
@@ -152,14 +174,17 @@ class Policy:
         return f"Policy(grant={self.terms.grant_id!r}, version={self.terms.version})"
 
 
-def compile_policy(terms: GrantTerms, *, hash_key: bytes) -> Policy:
-    """Compile ``terms`` with the scenario's ``hash_key`` (:func:`scenario_hash_key`).
+def compile_policy(terms: GrantTerms, *, hash_key: bytes | None) -> Policy:
+    """Compile ``terms`` with the grant's ``hash_key`` (:func:`new_hash_key`, from the grant event).
 
-    Raises :class:`ValueError` for a malformed masking path or rule and
-    :class:`~services.common.policy.row_filter.RowFilterError` for a row filter that does not
-    parse. Masks on fields the grant does not include have nothing to do and are left out.
+    Without a key (None: a grant announced before grants had keys) a ``hash`` mask cannot be
+    computed and removes the value instead, as ``redact`` does: never a value in clear, never a
+    hash anyone could recompute. Raises :class:`ValueError` for a malformed masking path or rule
+    or an empty key and :class:`~services.common.policy.row_filter.RowFilterError` for a row
+    filter that does not parse. Masks on fields the grant does not include have nothing to do and
+    are left out.
     """
-    hash_value = hasher(hash_key)
+    hash_value = hasher(hash_key) if hash_key is not None else _no_hash
     granted = dict.fromkeys(terms.fields)
     masks: dict[tuple[PathStep, ...], MaskFunction] = {}
     for path, mask in terms.masking.items():

@@ -4,10 +4,15 @@ A grant masks a field by path (``patient_id``, ``location.lat``, ``contacts[].ph
 four kinds. The rules, which feeds apply to every delivered record:
 
 - ``hash``: ``"h:"`` followed by the first :data:`HASH_HEX_CHARS` hex digits (128 bits) of
-  keyed BLAKE2b, keyed per scenario (:func:`services.common.policy.scenario_hash_key`), of the
-  value's canonical JSON (:func:`canonical_json`). Equal values hash equally for one scenario in
-  every process, so a scenario's records still join on the field; two scenarios' hashes of one
-  value differ, so they cannot join theirs; ``1`` and ``"1"`` differ.
+  keyed BLAKE2b of the value's canonical JSON (:func:`canonical_json`), keyed per grant with 256
+  random bits the catalog makes when it creates the grant (:func:`services.common.policy.new_hash_key`)
+  and hands to feeds only, inside the grant event on the internal bus; no API returns it. What a
+  hash promises: equal values hash equally under one grant, in every process and every version
+  of the grant, so a scenario's records still join on the field (*linkable within one grant*);
+  two grants' hashes of one value differ, even two grants of one scenario, so they cannot be
+  joined (*not linkable across grants*); and since the key is random and never leaves the
+  platform, the receiver cannot hash a guessed value (a patient id from a small space) to find
+  which one it was (*not reversible by the receiver*). ``1`` and ``"1"`` differ.
 - ``redact``: the field is removed from the output (not set to null), so that a consumer never
   takes a hidden value for a real null. Inside an array (``tags[]``) a removed item becomes null,
   so that positions stay.
@@ -26,7 +31,9 @@ four kinds. The rules, which feeds apply to every delivered record:
   ``redact``.
 
 A null stays null under ``hash``, ``partial`` and ``generalize`` (there is nothing to hide);
-``redact`` removes the field whatever it holds. Where a record does not have the shape a nested
+``redact`` removes the field whatever it holds. Masks on nested paths nest: a value's
+descendants are masked first, and the value's own mask applies to the result, so a mask named on
+a parent never shows what a mask on a child hides. Where a record does not have the shape a nested
 path expects (``location.lat`` but ``location`` is a string), the value on the path is removed
 rather than delivered unmasked.
 """
@@ -401,8 +408,10 @@ def compile_masks(
 ) -> dict[str, MaskFunction]:
     """One function per top-level field from masks by parsed path.
 
-    A mask on a path covers everything beneath it: with masks on ``a`` and ``a.b``, ``a`` is
-    masked as a whole and ``a.b`` has nothing left to do.
+    Masks nest: the masks beneath a value apply first, then the value's own mask to what they
+    made of it. With masks on ``caller`` and ``caller.phone``, the phone is masked by its rule and
+    ``caller``'s mask then sees only that, so no mask on a parent (a long ``partial``, a
+    ``generalize``) can show what a mask on a child hides.
     """
     by_field: dict[str, dict[tuple[PathStep, ...], MaskFunction]] = {}
     for path, mask in masks.items():
@@ -415,13 +424,35 @@ def _compile_field(paths: Mapping[tuple[PathStep, ...], MaskFunction], depth: in
     by_levels: dict[int, dict[tuple[PathStep, ...], MaskFunction]] = {}
     for path, mask in paths.items():
         by_levels.setdefault(path[depth][1], {})[path] = mask
-    # ``a`` and ``a[]`` at once: masking the array as a whole covers its items.
-    levels = min(by_levels)
-    group = by_levels[levels]
-    whole = [mask for path, mask in group.items() if len(path) == depth + 1]
-    if whole:
-        return _in_arrays(levels, whole[0])
-    children: dict[str, dict[tuple[PathStep, ...], MaskFunction]] = {}
-    for path, mask in group.items():
-        children.setdefault(path[depth + 1][0], {})[path] = mask
-    return _in_arrays(levels, _object({key: _compile_field(sub, depth + 1) for key, sub in children.items()}))
+    # ``a[]`` is inside ``a``: the deeper array level is masked first, the shallower sees the result.
+    functions: list[MaskFunction] = []
+    for levels in sorted(by_levels, reverse=True):
+        group = by_levels[levels]
+        children: dict[str, dict[tuple[PathStep, ...], MaskFunction]] = {}
+        for path, mask in group.items():
+            if len(path) > depth + 1:
+                children.setdefault(path[depth + 1][0], {})[path] = mask
+        steps = (
+            [_object({key: _compile_field(sub, depth + 1) for key, sub in children.items()})]
+            if children
+            else []
+        )
+        steps.extend(mask for path, mask in group.items() if len(path) == depth + 1)
+        functions.append(_in_arrays(levels, _chain(steps)))
+    return _chain(functions)
+
+
+def _chain(functions: list[MaskFunction]) -> MaskFunction:
+    """``functions`` applied in turn; a removed value stays removed."""
+    if len(functions) == 1:
+        return functions[0]
+    steps = tuple(functions)
+
+    def chained(value: Any) -> Any:
+        for function in steps:
+            value = function(value)
+            if value is REMOVED:
+                break
+        return value
+
+    return chained

@@ -27,12 +27,21 @@ from services.common.policy import (
     RowFilterError,
     canonical_json,
     compile_policy,
+    encode_hash_key,
+    hash_key_of,
+    new_hash_key,
     parse_masking_path,
-    scenario_hash_key,
 )
 from tests.factories import example_contract
 
-SECRET = b"citybase-test-platform-secret"
+GRANT_KEYS: dict[str, bytes] = {}
+"""One random hash key per grant id, as the catalog makes them."""
+
+
+def key_of(grant_id: str) -> bytes:
+    return GRANT_KEYS.setdefault(grant_id, new_hash_key())
+
+
 PROPERTY_SETTINGS = settings(
     max_examples=150, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -58,7 +67,7 @@ def policy(
     fields: list[str], masking: dict[str, Any] | None = None, row_filter: str | None = None, **more: Any
 ) -> Policy:
     terms = grant(fields, masking, row_filter, **more)
-    return compile_policy(terms, hash_key=scenario_hash_key(SECRET, terms.scenario_id))
+    return compile_policy(terms, hash_key=key_of(terms.grant_id))
 
 
 def masked(rule: Any, value: Any) -> Any:
@@ -125,7 +134,7 @@ def test_a_malformed_row_filter_fails_at_compile_time() -> None:
 
 
 def test_hash_is_keyed_blake2b_of_the_canonical_json() -> None:
-    key = scenario_hash_key(SECRET, "one-stop-hospital-visit")
+    key = key_of("g-1")
 
     def blake(key: bytes, data: bytes) -> str:
         return hashlib.blake2b(data, key=key, digest_size=16, person=b"citybase/hash/v1").hexdigest()
@@ -139,13 +148,27 @@ def test_hash_is_keyed_blake2b_of_the_canonical_json() -> None:
     assert len(HASH_PREFIX) + HASH_HEX_CHARS == len(masked("hash", 1)["v"])
 
 
-def test_hashes_are_stable_within_a_scenario_and_differ_between_scenarios() -> None:
-    first = policy(["patient_id"], {"patient_id": "hash"}, scenario_id="a")
-    again = policy(["patient_id"], {"patient_id": "hash"}, scenario_id="a", id="g-2", version=7)
-    other = policy(["patient_id"], {"patient_id": "hash"}, scenario_id="b")
-    assert first.apply(VISIT) == again.apply(VISIT)
-    assert first.apply(VISIT) != other.apply(VISIT)
-    assert scenario_hash_key(SECRET, "a") != scenario_hash_key(b"another secret", "a")
+def test_hashes_are_stable_within_a_grant_and_differ_between_grants() -> None:
+    first = policy(["patient_id"], {"patient_id": "hash"}, id="g-a")
+    next_version = policy(["patient_id"], {"patient_id": "hash"}, id="g-a", version=7)
+    same_scenario = policy(["patient_id"], {"patient_id": "hash"}, id="g-b")
+    other_scenario = policy(["patient_id"], {"patient_id": "hash"}, id="g-c", scenario_id="b")
+    assert first.apply(VISIT) == next_version.apply(VISIT)
+    assert first.apply(VISIT) != same_scenario.apply(VISIT)
+    assert first.apply(VISIT) != other_scenario.apply(VISIT)
+    assert new_hash_key() != new_hash_key() and len(new_hash_key()) == 32
+
+
+def test_the_grant_event_carries_the_key_and_without_one_a_hash_removes_the_value() -> None:
+    key = new_hash_key()
+    assert hash_key_of({"hash_key": encode_hash_key(key)}) == key
+    assert hash_key_of({}) is None
+    for bad in (b"x", "!!", encode_hash_key(b"short")):
+        with pytest.raises(ValueError, match="hash_key"):
+            hash_key_of({"hash_key": bad})
+    keyless = compile_policy(grant(["v", "w"], {"v": "hash"}), hash_key=None)
+    assert keyless.apply({"v": "SHYB0123456789", "w": 1}) == {"w": 1}
+    assert keyless.apply({"v": None, "w": 1}) == {"v": None, "w": 1}
 
 
 def test_hash_tells_types_apart_but_not_one_number_written_twice() -> None:
@@ -162,11 +185,9 @@ def test_canonical_json() -> None:
     assert canonical_json('a"b') == '"a\\"b"'
 
 
-def test_an_empty_hash_key_or_secret_is_refused() -> None:
+def test_an_empty_hash_key_is_refused() -> None:
     with pytest.raises(ValueError, match="hash key"):
         compile_policy(grant(["v"]), hash_key=b"")
-    with pytest.raises(ValueError, match="secret"):
-        scenario_hash_key(b"", "a")
 
 
 # --- redact, partial, generalize ---------------------------------------------------------------
@@ -326,6 +347,18 @@ def test_masks_on_object_children_and_array_items() -> None:
     assert out["contacts"] == [{"phone": "138****5678"}, {"phone": None}, {}, None]
     assert [tag.startswith(HASH_PREFIX) for tag in out["tags"]] == [True, True]
     assert out["grid"] == [[{}], [{}]]
+
+
+def test_a_mask_on_a_parent_applies_to_what_the_masks_beneath_it_made() -> None:
+    caller = {"name": "王芳", "phone": "13812345678"}
+    wide_open = {"kind": "partial", "keepPrefix": 34, "keepSuffix": 0}  # all but one character
+    out = policy(["caller"], {"caller": wide_open, "caller.phone": "partial"}).apply({"caller": caller})
+    assert out == {"caller": canonical_json({"name": "王芳", "phone": "138****5678"})[:34] + "*"}
+    out = policy(["contacts"], {"contacts": wide_open, "contacts[].phone": "redact"}).apply(REQUEST)
+    assert out is not None and "13812345678" not in out["contacts"]
+    assert (
+        policy(["caller"], {"caller": "generalize", "caller.phone": "hash"}).apply({"caller": caller}) == {}
+    )
 
 
 def test_a_mask_on_a_field_covers_masks_beneath_it() -> None:
@@ -747,7 +780,7 @@ def test_no_field_outside_the_grant_and_no_unmasked_sensitive_value_comes_out(
 
 
 def policy_for(terms: GrantTerms) -> Policy:
-    return compile_policy(terms, hash_key=scenario_hash_key(SECRET, terms.scenario_id))
+    return compile_policy(terms, hash_key=key_of(terms.grant_id))
 
 
 @PROPERTY_SETTINGS
@@ -757,8 +790,8 @@ def test_hash_is_equal_exactly_for_equal_canonical_values(name: str, first: Any,
     hashing = policy_for(GrantTerms("g", 1, "s", "d", ("v",), {"v": FieldMask("hash")}))
     one, two = hashing.apply({"v": first}), hashing.apply({"v": second})
     assert (one == two) == (canonical_json(first) == canonical_json(second))
-    other = policy_for(GrantTerms("g", 1, name, "d", ("v",), {"v": FieldMask("hash")}))
-    if first is not None and name != "s":
+    other = policy_for(GrantTerms("g-" + name, 1, "s", "d", ("v",), {"v": FieldMask("hash")}))
+    if first is not None:
         assert other.apply({"v": first}) != one
 
 

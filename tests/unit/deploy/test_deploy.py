@@ -209,6 +209,27 @@ def test_compose_environment_is_real_settings_pointing_at_the_compose_infrastruc
         Settings(**{key.removeprefix("CITYBASE_").lower(): value for key, value in environment.items()})
 
 
+REQUIRED = re.compile(r"\$\{([A-Z_]+):\?[^}]+\}")
+"""Compose's required interpolation: ``${NAME:?message}`` stops ``docker compose`` when NAME is unset."""
+
+
+def test_compose_ships_no_secret_and_demands_each_one(compose: dict[str, Any]) -> None:
+    """No secret has a usable default: every password and secret is a required interpolation
+    (from deploy/compose/.env, which git ignores), and feeds get their secret."""
+    for name, service in compose["services"].items():
+        environment = service.get("environment") or {}
+        for variable, value in environment.items():
+            if any(word in variable for word in ("PASSWORD", "SECRET")):
+                assert REQUIRED.fullmatch(str(value)), f"{name}: {variable} has a value in the file"
+        url = environment.get("CITYBASE_DATABASE_URL")
+        if url is not None:
+            password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+            assert REQUIRED.fullmatch(password), f"{name}: the database password is written in the file"
+    feeds = compose["services"]["feeds"]["environment"]
+    assert REQUIRED.fullmatch(feeds["CITYBASE_FEEDS_SECRET"]).group(1) == "CITYBASE_FEEDS_SECRET"  # type: ignore[union-attr]
+    assert "deploy/compose/.env" in (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
 def test_compose_services_wait_for_migrations_and_report_readiness(compose: dict[str, Any]) -> None:
     for name in SERVICES:
         service = compose["services"][name]
@@ -331,11 +352,9 @@ def test_services_select_their_pods_and_the_job_migrates(manifests: list[dict[st
 
 def test_one_image_and_real_settings_everywhere(manifests: list[dict[str, Any]]) -> None:
     variables = settings_variables()
-    configmaps, secrets = by_kind(manifests, "ConfigMap"), by_kind(manifests, "Secret")
+    configmaps = by_kind(manifests, "ConfigMap")
     for document in configmaps.values():
         assert set(document["data"]) <= variables, set(document["data"]) - variables
-    for document in secrets.values():
-        assert set(document["stringData"]) <= variables, set(document["stringData"]) - variables
     config = configmaps["citybase"]["data"]
     assert int(config["CITYBASE_PORT"]) == PORT and config["CITYBASE_MIGRATE_ON_START"] == "false"
     images = set()
@@ -344,9 +363,41 @@ def test_one_image_and_real_settings_everywhere(manifests: list[dict[str, Any]])
             (container,) = document["spec"]["template"]["spec"]["containers"]
             images.add(container["image"])
             for source in container["envFrom"]:
-                reference = source.get("configMapRef") or source.get("secretRef")
-                assert reference["name"] in (configmaps if "configMapRef" in source else secrets)
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in configmaps
+                else:
+                    assert source["secretRef"] == {"name": OPERATOR_SECRET}, (
+                        "the operator's Secret, not optional"
+                    )
+            for variable in container.get("env", []):
+                assert variable["name"] in variables, variable["name"]
     assert len(images) == 1 and images.pop().rsplit(":", 1)[1] == "0.1.0"
+
+
+OPERATOR_SECRET = "citybase"
+"""The Secret every pod reads: created by the operator (kustomization.yaml says how), never shipped."""
+
+
+def test_no_secret_ships_and_feeds_demand_theirs(manifests: list[dict[str, Any]]) -> None:
+    """No secret has a usable default: no Secret (not even a placeholder) is in the manifests, and
+    feeds cannot start until the operator's Secret holds CITYBASE_FEEDS_SECRET."""
+    assert by_kind(manifests, "Secret") == {}
+    for document in by_kind(manifests, "ConfigMap").values():
+        assert not [name for name in document["data"] if "SECRET" in name or "PASSWORD" in name]
+        assert not [value for value in document["data"].values() if "://" in value and "@" in value]
+    (feeds,) = by_kind(manifests, "Deployment")["citybase-feeds"]["spec"]["template"]["spec"]["containers"]
+    demanded = {variable["name"]: variable["valueFrom"]["secretKeyRef"] for variable in feeds["env"]}
+    assert demanded["CITYBASE_FEEDS_SECRET"] == {
+        "name": OPERATOR_SECRET,
+        "key": "CITYBASE_FEEDS_SECRET",
+        "optional": False,
+    }
+    documented = (K8S / "base" / "kustomization.yaml").read_text(encoding="utf-8")
+    command = re.search(r"create secret generic (\S+)(.*?)\n#\n", documented, re.DOTALL)
+    assert command is not None and command.group(1) == OPERATOR_SECRET
+    keys = set(re.findall(r"--from-literal=(CITYBASE_[A-Z_]+)=", command.group(2)))
+    assert keys == {"CITYBASE_DATABASE_URL", "CITYBASE_FEEDS_SECRET"} and keys <= settings_variables()
+    assert "openssl rand" in command.group(2)
     assert all(
         document["metadata"].get("namespace") == "citybase"
         for document in manifests

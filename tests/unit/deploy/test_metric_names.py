@@ -30,7 +30,9 @@ DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 
 def pending_metrics() -> dict[str, str]:
     """Pending metric name (as queries name it) -> the service expected to expose it."""
-    manifest = yaml.safe_load((DEPLOY / "prometheus" / "pending-metrics.yml").read_text(encoding="utf-8")) or {}
+    manifest = (
+        yaml.safe_load((DEPLOY / "prometheus" / "pending-metrics.yml").read_text(encoding="utf-8")) or {}
+    )
     pending: dict[str, str] = {}
     for service, metrics in manifest.items():
         for metric in metrics:

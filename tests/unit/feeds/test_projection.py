@@ -22,7 +22,7 @@ def message(record: object, offset: int = 0) -> Message:
 
 
 def test_a_grant_keeps_its_highest_version_and_its_policy_follows() -> None:
-    catalog = FeedsCatalog(b"secret")
+    catalog = FeedsCatalog()
     first = feeds_grant_state("sc-1", "transport.arrivals", fields=["stop_id", "delay_s"])
     second = next_grant_version(first, fields=["stop_id"])
     catalog.apply(message(grant_record(first), 0))
@@ -37,7 +37,7 @@ def test_a_grant_keeps_its_highest_version_and_its_policy_follows() -> None:
 
 
 def test_effective_status_is_computed_with_the_clock() -> None:
-    catalog = FeedsCatalog(b"secret")
+    catalog = FeedsCatalog()
     now = datetime.now(UTC)
     state = feeds_grant_state(
         "sc-1", "transport.arrivals", expires_at=(now + timedelta(minutes=1)).isoformat()
@@ -56,7 +56,7 @@ def test_effective_status_is_computed_with_the_clock() -> None:
 
 
 def test_malformed_grants_and_tombstones_do_not_stop_the_read_model(caplog: pytest.LogCaptureFixture) -> None:
-    catalog = FeedsCatalog(b"secret")
+    catalog = FeedsCatalog()
     bad = feeds_grant_state("sc-1", "transport.arrivals", expires_at=None)
     catalog.apply(message(catalog_events.catalog_record(catalog_events.GRANT, bad["id"], bad)))
     assert catalog.grant(bad["id"]) is None and catalog.skipped == 1

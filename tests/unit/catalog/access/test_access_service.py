@@ -33,11 +33,14 @@ from services.catalog.schemas import DatasetUpdate, PrincipalCreate
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
 from services.common.outbox import Outbox
-from services.common.policy import GrantTerms, compile_policy, scenario_hash_key
+from services.common.policy import GrantTerms, compile_policy, hash_key_of
 from tests.factories import (
     EXAMPLES,
     OUTPATIENT_FIELDS,
     access_request_create,
+    contract_property,
+    evolve_contract,
+    example_contract,
     scenario_create,
 )
 
@@ -449,7 +452,7 @@ def test_the_grant_event_is_what_the_policy_enforces(world: World) -> None:
     request = world.request(fields=["inspection_id", "district", "result", "inspector_phone"])
     grant = world.approve(request.id, row_filter='district == "Putuo"')
     [announced] = world.events(catalog_events.GRANT)
-    policy = compile_policy(GrantTerms.from_event(announced), hash_key=scenario_hash_key(b"s", VISIT.id))
+    policy = compile_policy(GrantTerms.from_event(announced), hash_key=hash_key_of(announced))
     record = {
         "inspection_id": "INS-1",
         "licence_number": "91310000MA1FL0000X",
@@ -484,3 +487,95 @@ def test_retiring_a_scenario_revokes_its_grants_and_withdraws_its_pending_reques
     assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
     revoked = [state for state in world.events(catalog_events.GRANT) if state["id"] == grant.id]
     assert (revoked[-1]["status"], revoked[-1]["version"]) == ("revoked", 2)
+
+
+# --- a contract version that marks a granted field sensitive ---------------------------------
+
+
+def test_a_new_contract_version_masks_a_newly_sensitive_field_on_live_grants_only(world: World) -> None:
+    fields = ["inspection_id", "district", "result", "inspector_phone"]
+    live = world.approve(world.request(fields=fields).id)
+    in_clear = world.approve(
+        world.request(fields=fields).id, unmask={"inspector_phone": "residents call the inspector"}
+    )
+    ended = world.approve(world.request(fields=fields).id)
+    access.revoke_grant(world.ctx, MARKET_APPROVER, ended.id, "scenario ended")
+    before = {grant.id: grant.version for grant in (live, in_clear, ended)}
+    world.audit.entries.clear()
+
+    def district_is_personal(document: dict[str, Any]) -> None:
+        district = contract_property(document, "district")
+        district["classification"] = "personal"
+        district["customProperties"] = [{"property": "citybase.masking", "value": "hash"}]
+
+    current = catalog_service.get_version(world.session, "market.inspections").version
+    major, minor, _ = current.split(".")
+    version = f"{major}.{int(minor) + 1}.0"
+    catalog_service.register_version(
+        world.session,
+        world.ctx.events,
+        "market.inspections",
+        evolve_contract(example_contract("market.inspections", current), version, district_is_personal),
+        created_by="market-publisher",
+    )
+    changed = access.apply_contract_masking(world.ctx, "market.inspections")
+
+    assert {grant.id for grant in changed} == {live.id, in_clear.id}
+    for grant in (live, in_clear):
+        assert grant.masking["district"] == {"kind": "hash"}
+        assert grant.version == before[grant.id] + 1 and grant.contract_version == version
+        assert grant.status_reason is not None and "district" in grant.status_reason
+        assert version in grant.status_reason
+    assert "inspector_phone" not in in_clear.masking  # un-masked on record: stays so
+    assert ended.version == before[ended.id] and "district" not in ended.masking
+    announced = {state["id"]: state for state in world.events(catalog_events.GRANT)}
+    assert announced[live.id]["masking"]["district"] == {"kind": "hash"}
+    assert announced[live.id]["version"] == live.version
+    assert world.audit.actions() == ["grant.update", "grant.update"]
+    assert access.apply_contract_masking(world.ctx, "market.inspections") == []  # once only
+
+
+def test_on_a_restricted_dataset_a_mask_weaker_than_the_new_rule_takes_the_rule(world: World) -> None:
+    visits = "health.outpatient-visits"
+    current = catalog_service.get_version(world.session, visits).version
+    major, minor, _ = current.split(".")
+
+    def rule(kind: Any) -> Any:
+        def change(document: dict[str, Any]) -> None:
+            contract_property(document, "patient_id")["customProperties"] = [
+                {"property": "citybase.masking", "value": kind}
+            ]
+
+        return change
+
+    def register(version: str, kind: Any) -> None:
+        text = evolve_contract(example_contract(visits, current), version, rule(kind))
+        catalog_service.register_version(world.session, world.ctx.events, visits, text, created_by="h")
+
+    partial = {"kind": "partial", "keepPrefix": 4, "keepSuffix": 0}
+    register(f"{major}.{int(minor) + 1}.0", partial)
+    access.apply_contract_masking(world.ctx, visits)
+    grant = world.approve(world.request(dataset_id=visits, fields=OUTPATIENT_FIELDS).id, HEALTH_APPROVER)
+    assert grant.masking["patient_id"] == partial  # the rule of its day
+    register(f"{major}.{int(minor) + 2}.0", "hash")
+    [changed] = access.apply_contract_masking(world.ctx, visits)
+    assert changed.id == grant.id and grant.masking["patient_id"] == {"kind": "hash"}
+
+
+def test_grants_made_before_hash_keys_get_theirs_once_and_live_ones_are_announced(world: World) -> None:
+    live = world.approve(world.request().id)
+    ended = world.approve(world.request().id)
+    access.revoke_grant(world.ctx, MARKET_APPROVER, ended.id, "scenario ended")
+    assert live.hash_key is not None and len(live.hash_key) == 43
+    for grant in (live, ended):
+        grant.hash_key = None  # as catalog_0007 leaves the grants that exist
+    versions = {grant.id: grant.version for grant in (live, ended)}
+    world.session.flush()
+
+    assert access.issue_missing_hash_keys(world.session, world.ctx.events) == [live.id]
+    assert live.hash_key is not None and ended.hash_key is not None and live.hash_key != ended.hash_key
+    assert (live.version, ended.version) == (versions[live.id] + 1, versions[ended.id])
+    announced = [state for state in world.events(catalog_events.GRANT) if state["id"] == live.id][-1]
+    assert announced["version"] == live.version and announced["hash_key"] == live.hash_key
+    assert "hash_key" not in access.grant_read(live, world.clock()).model_dump()
+    assert access.issue_missing_hash_keys(world.session, world.ctx.events) == []
