@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -42,6 +43,11 @@ def _engine(database_url: str | None) -> Engine:
 def _published(bus_url: str | None) -> tuple[list[audit.Checkpoint], str]:
     """The checkpoints on the bus's platform.catalog; exit 2 if it cannot be read."""
     url = bus_url or Settings().bus_url
+    parts = urlsplit(url)
+    if parts.scheme == "embedded" and not Path(parts.path).is_file():
+        # Opening it would create an empty bus, which would vouch for nothing.
+        console.print(f"[red]no embedded bus at {parts.path}[/red]: pass --bus-url or --checkpoints")
+        raise typer.Exit(2)
     bus = bus_from_url(url, client_id="citybase-audit")
     try:
         return audit.published_checkpoints(bus), f"{catalog_events.TOPIC} on {url}"

@@ -12,9 +12,11 @@ against an exported checkpoint file must each name the first entry that differs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +35,9 @@ from services.catalog.audit import service as audit
 from services.catalog.audit.models import AuditCheckpoint, AuditEntry
 from services.common import catalog_events, db
 from services.common.app import Runtime
+from services.common.bus import Bus, TopicSpec, UnknownTopic
 from services.common.bus.embedded import EmbeddedBus
+from services.common.bus.kafka import KafkaBus
 from services.common.worker import wait_until
 from tests.factories import embedded_settings, evolve_contract, example_contract
 from tests.integration.test_authorization import Platform
@@ -331,11 +335,10 @@ def _by_file(catalog: tuple[TestClient, Runtime, str], tmp_path: Path) -> tuple[
 
 
 def _cli(runtime: Runtime, extra: list[str]) -> tuple[bool, int, str]:
-    url = runtime.engine.url.render_as_string(hide_password=False)
-    result = CliRunner().invoke(cli, ["audit", "verify", "--database-url", url, *extra])
-    assert result.exit_code in (0, 1), result.output
-    found = re.search(r"broken at entry (\d+)", result.output)
-    return result.exit_code == 0, int(found.group(1)) if found else 0, result.output
+    exit_code, said = _cli_exit(runtime, extra)
+    assert exit_code in (0, 1), said
+    found = re.search(r"broken at entry (\d+)", said)
+    return exit_code == 0, int(found.group(1)) if found else 0, said
 
 
 VERIFIERS = {"api": _by_api, "cli-bus": _by_cli, "cli-file": _by_file}
@@ -420,3 +423,62 @@ def test_an_intact_chain_verifies_against_the_bus_and_the_file(
     assert body["checkpoints"] == 4
     assert body["last_published_seq"] == _head(runtime)
     assert body["checkpoint_source"] == catalog_events.TOPIC
+
+
+def test_a_verifier_pointed_at_the_wrong_bus_does_not_vouch_for_the_chain(
+    catalog: tuple[TestClient, Runtime, str], tmp_path: Path
+) -> None:
+    """No bus, or a bus without platform.catalog, is an error (exit 2), not an intact trail."""
+    _client, runtime, _admin = catalog
+    missing = tmp_path / "elsewhere" / "bus.db"
+    exit_code, said = _cli_exit(runtime, ["--bus-url", f"embedded://{missing}"])
+    assert exit_code == 2 and "no embedded bus" in said, said
+    assert not missing.exists()
+    other = EmbeddedBus(tmp_path / "other.db")
+    other.close()
+    exit_code, said = _cli_exit(runtime, ["--bus-url", f"embedded://{tmp_path / 'other.db'}"])
+    assert exit_code == 2 and "cannot read the audit checkpoints" in said, said
+    exit_code, said = _cli_exit(runtime, ["--checkpoints", str(tmp_path / "none.jsonl")])
+    assert exit_code == 2, said
+    (tmp_path / "bad.jsonl").write_text('{"seq": 1, "hash": "ab"}\n{"seq": "two"}\n')
+    exit_code, said = _cli_exit(runtime, ["--checkpoints", str(tmp_path / "bad.jsonl")])
+    assert exit_code == 2 and "line 2" in said, said
+
+
+def _cli_exit(runtime: Runtime, extra: list[str]) -> tuple[int, str]:
+    url = runtime.engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(cli, ["audit", "verify", "--database-url", url, *extra])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+def any_bus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bus]:
+    if request.param == "embedded":
+        built: Bus = EmbeddedBus(tmp_path / "bus.db")
+    else:
+        bootstrap: str = request.getfixturevalue("kafka_bootstrap")
+        built = KafkaBus(bootstrap.split(","), client_id="citybase-test")
+    yield built
+    built.close()
+
+
+def test_the_verifier_reads_every_checkpoint_from_the_beginning_on_either_bus(any_bus: Bus) -> None:
+    """Checkpoints spread over the partitions of a compacted topic, two of them at one sequence:
+    all are read back, from the beginning, by a reader of no group (so it reads them again)."""
+    topic = f"test.audit-checkpoints.{uuid.uuid4().hex[:10]}"
+    any_bus.admin().ensure_topic(TopicSpec(topic, partitions=3, compact=True), timeout_s=30.0)
+    points = [(seq, hashlib.sha256(str(seq).encode()).hexdigest()) for seq in range(1, 41)]
+    points.append((40, "f" * 64))  # the chain cut back and grown again: a second hash at 40
+    records = []
+    for seq, digest in points:
+        state = {"seq": seq, "hash": digest, "at": "2026-12-07T08:00:00.000000Z"}
+        record = catalog_events.catalog_record(catalog_events.AUDIT_CHECKPOINT, f"{seq}:{digest}", state)
+        records.append(dataclasses.replace(record, topic=topic))
+    any_bus.producer().publish(records)
+    if isinstance(any_bus, EmbeddedBus):
+        any_bus.maintain()
+    for _ in range(2):
+        read = audit.published_checkpoints(any_bus, topic=topic)
+        assert [(point.seq, point.hash) for point in read] == sorted(points)
+    with pytest.raises(UnknownTopic):
+        audit.published_checkpoints(any_bus, topic=f"{topic}.missing", timeout_s=5.0)

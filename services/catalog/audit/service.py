@@ -183,12 +183,13 @@ def _checkpoint_of(state: Mapping[str, Any]) -> Checkpoint | None:
     return Checkpoint(seq, digest, at if isinstance(at, str) else None)
 
 
-def published_checkpoints(bus: Bus, *, timeout_s: float = 30.0) -> list[Checkpoint]:
-    """Every checkpoint ``platform.catalog`` holds, read from its beginning, in sequence order."""
+def published_checkpoints(
+    bus: Bus, *, topic: str = catalog_events.TOPIC, timeout_s: float = 30.0
+) -> list[Checkpoint]:
+    """Every checkpoint ``topic`` (``platform.catalog``) holds, read from its beginning, in
+    sequence order; two different hashes at one sequence are both kept."""
     found: set[Checkpoint] = set()
-    for message in read_from_beginning(
-        bus, catalog_events.TOPIC, timeout_s=timeout_s, client_id="catalog-audit-verify"
-    ):
+    for message in read_from_beginning(bus, topic, timeout_s=timeout_s, client_id="catalog-audit-verify"):
         event = catalog_events.read_catalog_event(message)
         if event is not None and event[0] == catalog_events.AUDIT_CHECKPOINT:
             point = _checkpoint_of(event[1])

@@ -383,6 +383,9 @@ def read_from_beginning(
     what a compacted topic still holds after compaction. ``BusUnavailable`` if the end is not
     reached within ``timeout_s``; ``UnknownTopic`` if the bus has no such topic.
     """
+    # Both backends read a missing topic as an empty one; a reader that must tell "nothing
+    # published" from "wrong bus" asks first.
+    call_within(timeout_s, f"{topic} not found", lambda: bus.admin().partitions_for(topic))
     consumer = bus.consumer(None, [topic], start="earliest", client_id=client_id)
     try:
         consumer.seek_to_beginning()
