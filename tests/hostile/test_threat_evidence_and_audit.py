@@ -344,22 +344,40 @@ def _cli(runtime: Runtime, extra: list[str]) -> tuple[bool, int, str]:
 VERIFIERS = {"api": _by_api, "cli-bus": _by_cli, "cli-file": _by_file}
 
 
+def _attack(
+    catalog: tuple[TestClient, Runtime, str],
+    tmp_path: Path,
+    verifier: str,
+    tamper: Callable[[Runtime, int], int],
+) -> tuple[bool, int, str, int]:
+    """Six checkpointed changes, all published; then ``tamper(runtime, head)`` on the database,
+    which returns the first entry it changed and leaves a chain the database alone still vouches
+    for. The verifier's (ok, first entry named, what it said) and that entry."""
+    client, runtime, admin = catalog
+    _act(client, admin, runtime, 6, checkpoint=True)
+    _published(runtime)
+    assert VERIFIERS[verifier](catalog, tmp_path)[0] is True
+    changed = tamper(runtime, _head(runtime))
+    with db.unit_of_work(runtime.sessions) as session:
+        assert audit.verify(session).ok, "the database alone cannot tell"
+    return (*VERIFIERS[verifier](catalog, tmp_path), changed)
+
+
+def _rewrite_third_last(runtime: Runtime, head: int) -> int:
+    _rewrite(runtime, head - 3)
+    return head - 3
+
+
+def _cut_last_two(runtime: Runtime, head: int) -> int:
+    _cut(runtime, head - 2)
+    return head - 1
+
+
 @pytest.mark.parametrize("verifier", list(VERIFIERS))
 def test_a_consistent_rewrite_of_the_chain_is_named_at_the_first_entry_that_differs(
     catalog: tuple[TestClient, Runtime, str], tmp_path: Path, verifier: str
 ) -> None:
-    client, runtime, admin = catalog
-    _act(client, admin, runtime, 6, checkpoint=True)
-    head = _head(runtime)
-    _published(runtime)
-    assert VERIFIERS[verifier](catalog, tmp_path)[0] is True
-    edited = head - 3
-
-    _rewrite(runtime, edited)
-    with db.unit_of_work(runtime.sessions) as session:
-        assert audit.verify(session).ok, "the database alone cannot tell"
-
-    ok, first, said = VERIFIERS[verifier](catalog, tmp_path)
+    ok, first, said, edited = _attack(catalog, tmp_path, verifier, _rewrite_third_last)
     assert not ok, said
     assert first == edited, said
 
@@ -368,18 +386,9 @@ def test_a_consistent_rewrite_of_the_chain_is_named_at_the_first_entry_that_diff
 def test_dropping_the_last_entries_with_their_checkpoints_is_named(
     catalog: tuple[TestClient, Runtime, str], tmp_path: Path, verifier: str
 ) -> None:
-    client, runtime, admin = catalog
-    _act(client, admin, runtime, 5, checkpoint=True)
-    head = _head(runtime)
-    _published(runtime)
-
-    _cut(runtime, head - 2)
-    with db.unit_of_work(runtime.sessions) as session:
-        assert audit.verify(session).ok, "the database alone cannot tell"
-
-    ok, first, said = VERIFIERS[verifier](catalog, tmp_path)
+    ok, first, said, first_dropped = _attack(catalog, tmp_path, verifier, _cut_last_two)
     assert not ok, said
-    assert first == head - 1, said
+    assert first == first_dropped, said
     assert "removed" in said
 
 
