@@ -38,12 +38,14 @@ def dataset_quality(
     session: SessionDep,
     catalog: CatalogDep,
     settings: QualitySettingsDep,
-    _reader: ReaderDep,
+    reader: ReaderDep,
 ) -> dict[str, Any]:
     """Latest scores per dimension and overall, the evidence per rule (unexpected counts and a
     few failing values, masked if sensitive), the rolling 24 h view, open SLA breaches and the
-    problems met while scoring. 404 for an unknown dataset."""
-    return service.latest_quality(session, catalog, settings, dataset_id, _now())
+    problems met while scoring. The failing values and repeated keys of a conditional or
+    restricted dataset are shown to its owning department and operators only (``record_evidence``
+    says whether they were left out, and why). 404 for an unknown dataset."""
+    return service.latest_quality(session, catalog, settings, dataset_id, _now(), reader)
 
 
 @router.get(

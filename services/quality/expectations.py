@@ -49,6 +49,16 @@ class Rule:
     max_unexpected_count: int | None = None
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the rule reads: ``column``, ``column_A``/``column_B`` or ``column_list``."""
+        names: list[str] = []
+        for name in ("column", "column_A", "column_B", "column_list"):
+            value = self.kwargs.get(name)
+            values = value if isinstance(value, list) else [value]
+            names.extend(item for item in values if isinstance(item, str) and item not in names)
+        return tuple(names)
+
+    @property
     def mostly(self) -> float:
         value = self.kwargs.get("mostly")
         return float(value) if isinstance(value, (int, float)) else 1.0

@@ -24,12 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
+from services.common.auth import Principal, PrincipalKind
 from services.common.envelope import CloudEvent
 from services.common.outbox import Outbox
 from services.quality import scoring
 from services.quality.exceptions import DatasetNotFound, InvalidTimeRange
 from services.quality.expectations import TABLE_LEVEL, GreatExpectations, RuleResult
-from services.quality.masking import field_rule, mask
+from services.quality.masking import REDACTED, evidence_key, mask_across
 from services.quality.metrics import QualityMetrics
 from services.quality.models import (
     QualityDatasetState,
@@ -38,7 +39,7 @@ from services.quality.models import (
     QualityWindow,
     aware,
 )
-from services.quality.projection import ContractVersion, QualityCatalog
+from services.quality.projection import ContractVersion, DatasetState, QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
 from services.quality.windows import RollingKeys, Window, key_of
 
@@ -99,6 +100,8 @@ class Scorer:
         self.settings = settings
         self.clock = clock
         self._rolling: dict[str, RollingKeys] = {}
+        secret = settings.evidence_key
+        self._evidence_key = evidence_key(secret.get_secret_value() if secret is not None else None)
 
     def rolling(self, dataset_id: str) -> RollingKeys:
         keys = self._rolling.get(dataset_id)
@@ -140,9 +143,7 @@ class Scorer:
         results, gx_failed = self._expectations(contract, frame, problems)
         sensitive = contract.sensitive_fields if contract is not None else {}
         for result in results:
-            rule = field_rule(sensitive, result.rule.column)
-            if rule is not None:
-                result.examples = [mask(value, rule) for value in result.examples]
+            self._mask_evidence(result, sensitive)
         if contract is not None:
             scores["completeness"] = self._completeness(window, contract, frame, results, details)
             scores["uniqueness"] = self._uniqueness(window, contract, now, problems, details)
@@ -182,6 +183,18 @@ class Scorer:
             details=details,
             rules=results,
         )
+
+    def _mask_evidence(self, result: RuleResult, sensitive: Mapping[str, Any]) -> None:
+        """Mask a rule's failing values by the rule of every column it reads; an aggregate it
+        observed over a sensitive column (a set of values, a maximum) is redacted."""
+        columns = result.rule.columns
+        if not any(column in sensitive for column in columns):
+            return
+        result.examples = [
+            mask_across(value, columns, sensitive, self._evidence_key) for value in result.examples
+        ]
+        if result.observed_value is not None:
+            result.observed_value = REDACTED
 
     def _expectations(
         self, contract: ContractVersion | None, frame: pd.DataFrame | None, problems: list[str]
@@ -270,13 +283,12 @@ class Scorer:
             problems.append(f"{without_key} records lack part of the primary key")
         if rolling.evicted:
             details["rolling_keys_evicted"] = rolling.evicted
-        rule = field_rule(contract.sensitive_fields, contract.primary_key[0])
         details.update(
             duplicates=in_window + in_view,
             duplicates_in_window=in_window,
             duplicates_in_rolling_view=in_view,
             repeated_keys=[
-                mask(key, rule) if not isinstance(key, tuple) else mask(str(key), rule)
+                mask_across(key, contract.primary_key, contract.sensitive_fields, self._evidence_key)
                 for key in repeated[: self.settings.example_values]
             ],
         )
@@ -778,13 +790,56 @@ def window_summary(row: QualityWindow) -> dict[str, Any]:
     }
 
 
+RECORD_EVIDENCE_READERS = frozenset({PrincipalKind.operator, PrincipalKind.admin})
+"""Who reads the record-level evidence (failing values, repeated keys) of every dataset; the
+owning department and its approvers read their own datasets', and anyone an ``open`` dataset's."""
+
+
+def record_evidence_withheld(reader: Principal, dataset: DatasetState | None) -> str | None:
+    """Why ``reader`` may not see the record-level evidence of ``dataset``, or None if it may.
+
+    Even masked, failing values and repeated keys are record data: of a ``conditional`` or
+    ``restricted`` dataset they are for its owner and the platform's operators, not for every
+    scenario or department that can read scores.
+    """
+    if reader.kind in RECORD_EVIDENCE_READERS:
+        return None
+    if dataset is None:
+        return "the dataset is not known to quality yet: its record-level evidence is for operators"
+    if dataset.classification == "open":
+        return None
+    if reader.kind in (PrincipalKind.department, PrincipalKind.approver) and (
+        reader.department_id is not None and reader.department_id == dataset.owner_department_id
+    ):
+        return None
+    return (
+        f"the dataset is {dataset.classification}: failing values and repeated keys are shown to "
+        "its owning department and to operators only"
+    )
+
+
+def _without_record_evidence(summary: dict[str, Any], withheld: str | None) -> dict[str, Any]:
+    if withheld is not None:
+        summary["details"] = {
+            name: value for name, value in summary["details"].items() if name != "repeated_keys"
+        }
+    return summary
+
+
 def latest_quality(
-    session: Session, catalog: QualityCatalog, settings: QualitySettings, dataset_id: str, now: datetime
+    session: Session,
+    catalog: QualityCatalog,
+    settings: QualitySettings,
+    dataset_id: str,
+    now: datetime,
+    reader: Principal,
 ) -> dict[str, Any]:
     """The latest scores per dimension with their evidence per rule, the rolling 24 h view and
-    the open SLA breaches of one dataset."""
+    the open SLA breaches of one dataset. The record-level evidence (failing values, repeated
+    keys) is left out for a reader :func:`record_evidence_withheld` names a reason for."""
     known_dataset(session, catalog, dataset_id)
     dataset = catalog.dataset(dataset_id)
+    withheld = record_evidence_withheld(reader, dataset)
     state = session.get(QualityDatasetState, dataset_id)
     latest = session.scalars(
         sa.select(QualityWindow)
@@ -818,7 +873,7 @@ def latest_quality(
                     "unexpected_count": result.unexpected_count,
                     "missing_count": result.missing_count,
                     "observed_value": result.observed_value,
-                    "examples": result.examples or [],
+                    "examples": [] if withheld else (result.examples or []),
                     "error": result.error,
                 }
             )
@@ -837,7 +892,8 @@ def latest_quality(
         "owner_department_id": dataset.owner_department_id if dataset else None,
         "scores": scores_of(latest) if latest is not None else dict.fromkeys([*DIMENSIONS, "overall"]),
         "weights": settings.weights_of(dataset_id),
-        "window": window_summary(latest) if latest is not None else None,
+        "window": _without_record_evidence(window_summary(latest), withheld) if latest is not None else None,
+        "record_evidence": {"shown": withheld is None, "withheld_because": withheld},
         "evidence_window_id": evidence_window.id if evidence_window is not None else None,
         "rules": rules,
         "rolling": rolling_view(session, dataset_id, now, settings.rolling_s),

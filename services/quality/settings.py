@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAY_S = 24 * 3600.0
@@ -75,6 +75,13 @@ class QualitySettings(BaseSettings):
         default=5.0, ge=0, description="Points the overall score must move to be announced."
     )
     example_values: int = Field(default=5, ge=0, le=50, description="Failing values kept per rule.")
+    evidence_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Keys the HMAC tokens that stand for sensitive values in evidence; unset, each process "
+            "draws a random key (tokens then compare within one process only). Never shown to readers."
+        ),
+    )
     resubscribe_interval_s: float = Field(
         default=2.0, gt=0, description="How often the worker looks for new ds./dlq. topics."
     )

@@ -207,6 +207,26 @@ def test_the_dataset_page_shows_contract_diff_sensitivity_and_quality(platform: 
     assert "transport.bus-arrivals" not in search.text
 
 
+def test_the_failing_values_of_a_conditional_dataset_are_for_its_owner_and_operators(
+    platform: RunningPlatform,
+) -> None:
+    """market.inspections is conditional: a scenario, even one with a grant, sees its scores and
+    counts on the page but not the failing values; the operator sees them."""
+    platform.demo_traffic("market.inspections", 100, faults=FaultRates(null=0.2))
+    assert wait_until(
+        lambda: platform.call("GET", "/quality/v1/datasets/market.inspections/quality").json().get("window"),
+        20,
+    ), "no quality window closed"
+    scenario_page = login(platform, SCENARIO).get("/console/datasets/market.inspections")
+    assert scenario_page.status_code == 200
+    assert 'id="evidence-withheld"' in scenario_page.text
+    assert "shown to its owning department and to operators only" in scenario_page.text
+    operator_page = login(platform, OPERATOR).get("/console/datasets/market.inspections")
+    assert operator_page.status_code == 200
+    assert 'id="evidence-withheld"' not in operator_page.text
+    assert 'id="rules"' in operator_page.text
+
+
 def test_the_operator_overview_and_the_audit_search(platform: RunningPlatform) -> None:
     platform.demo_traffic("spatial.building-permits", 100, faults=FaultRates(null=0.3), seed=5)
     client = login(platform, OPERATOR)

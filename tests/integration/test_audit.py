@@ -74,7 +74,10 @@ def test_changes_are_recorded_in_a_chain_that_verifies(catalog: CatalogHarness) 
     report = _verify(catalog)
     assert report.ok, report
     assert report.entries_checked == len(entries)
-    result = CliRunner().invoke(cli, ["audit", "verify", "--database-url", _url(catalog)])
+    result = CliRunner().invoke(
+        cli,
+        ["audit", "verify", "--database-url", _url(catalog), "--bus-url", catalog.runtime.settings.bus_url],
+    )
     assert result.exit_code == 0, result.output
     assert f"{len(entries)} entries" in result.output
 
@@ -192,7 +195,10 @@ def test_verify_names_the_first_entry_that_does_not_match(
     assert report.first_break.seq == broken_at
     assert words in report.first_break.reason
 
-    result = CliRunner().invoke(cli, ["audit", "verify", "--database-url", _url(catalog)])
+    result = CliRunner().invoke(
+        cli,
+        ["audit", "verify", "--database-url", _url(catalog), "--bus-url", catalog.runtime.settings.bus_url],
+    )
     assert result.exit_code == 1, result.output
     assert f"broken at entry {broken_at}" in result.output
 
@@ -239,6 +245,7 @@ def test_checkpoints_are_published_on_the_catalog_topic(catalog: CatalogHarness)
                 for message in messages:
                     event = catalog_events.read_catalog_event(message)
                     if event and event[0] == catalog_events.AUDIT_CHECKPOINT:
+                        assert message.key == f"auditcheckpoint:{point.seq}:{point.hash}".encode()
                         found.append(event[1])
         finally:
             consumer.close()

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from services.common import db
+from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Message
 from services.common.outbox import Outbox
 from services.quality import service
@@ -128,7 +129,10 @@ def test_a_late_window_opens_a_latency_breach_and_a_timely_one_resolves_it(sessi
     service.store_window(session, box, late, settings)
     state = service.dataset_state(session, "health.latency", START)
     assert state.latency_breach_id is not None
-    body = service.latest_quality(session, catalog, settings, "health.latency", START + timedelta(minutes=1))
+    operator = Principal(id="city-ops", kind=PrincipalKind.operator, name="City ops")
+    body = service.latest_quality(
+        session, catalog, settings, "health.latency", START + timedelta(minutes=1), operator
+    )
     assert [b["kind"] for b in body["sla_breaches"]] == ["latency"]
     service.store_window(
         session, box, scored("health.latency", START + timedelta(minutes=1), 99.0, measured=100), settings

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from services.catalog.audit import service
 from services.catalog.audit.schemas import AuditEntryRead, AuditPage, AuditVerification
 from services.catalog.deps import OperatorDep, ReaderDep, SessionDep
+from services.common.deps import BusDep
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -59,7 +60,9 @@ def list_audit(
 @router.get(
     "/audit/verification",
     response_model=AuditVerification,
-    summary="Recompute the hash chain now and report the first entry that does not match",
+    summary="Recompute the hash chain now, compare it with the checkpoints published on "
+    "platform.catalog, and report the first entry that does not match",
 )
-def verify_audit(session: SessionDep, _: OperatorDep) -> AuditVerification:
-    return service.verify(session)
+def verify_audit(session: SessionDep, bus: BusDep, _: OperatorDep) -> AuditVerification:
+    """503 when platform.catalog cannot be read: the database alone cannot vouch for itself."""
+    return service.verify_with_bus(session, bus)

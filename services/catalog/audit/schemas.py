@@ -39,6 +39,13 @@ class AuditPage(BaseModel):
 class ChainBreak(BaseModel):
     seq: int = Field(description="The first entry that does not match.")
     reason: str
+    since_seq: int | None = Field(
+        default=None,
+        description=(
+            "For a break found by a published checkpoint: the last checkpoint that still matches "
+            "(0 for none). The change lies in the entries after it, up to ``seq``."
+        ),
+    )
 
 
 class AuditVerification(BaseModel):
@@ -46,5 +53,19 @@ class AuditVerification(BaseModel):
     entries_checked: int
     head_seq: int | None = None
     head_hash: str | None = None
-    checkpoints: int | None = None
+    checkpoints: int | None = Field(default=None, description="Checkpoints in the catalog's database.")
+    published_checkpoints: int | None = Field(
+        default=None,
+        description="Checkpoints read from outside the database (the bus or a file) and compared.",
+    )
+    checkpoint_source: str | None = Field(
+        default=None, description="Where the published checkpoints were read: platform.catalog or a file."
+    )
+    last_published_seq: int | None = Field(
+        default=None,
+        description=(
+            "The last entry a published checkpoint vouches for; later entries rest on the database "
+            "alone until the next checkpoint is published."
+        ),
+    )
     first_break: ChainBreak | None = None

@@ -19,10 +19,10 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 from fastapi import Request
@@ -36,8 +36,9 @@ from services.catalog.audit.schemas import AuditVerification, ChainBreak
 from services.catalog.exceptions import InvalidCursor
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
+from services.common.bus import Bus, BusError, read_from_beginning
 from services.common.outbox import Outbox
-from services.common.problems import Problem
+from services.common.problems import Problem, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -154,23 +155,151 @@ def checkpoint(session: Session, events: Outbox | None = None) -> AuditCheckpoin
     session.flush()
     if events is not None:
         state = {"seq": point.seq, "hash": point.hash, "at": _timestamp(point.at)}
+        # Keyed by position and hash, not by position alone: the topic is compacted, and a second
+        # checkpoint at the same position (the chain cut back and grown again) must not replace
+        # the first, which is the evidence of the cut.
         events.add(
             session,
-            catalog_events.catalog_record(catalog_events.AUDIT_CHECKPOINT, str(point.seq), state),
+            catalog_events.catalog_record(
+                catalog_events.AUDIT_CHECKPOINT, f"{point.seq}:{point.hash}", state
+            ),
         )
     return point
 
 
-def verify(session: Session, *, batch: int = 1000) -> AuditVerification:
-    """Recompute the whole chain and compare it with the stored hashes, the head and the checkpoints.
+@dataclass(frozen=True, order=True)
+class Checkpoint:
+    """A (sequence, hash) of the chain's head as it was published, outside the catalog's database."""
+
+    seq: int
+    hash: str
+    at: str | None = field(default=None, compare=False)
+
+
+def _checkpoint_of(state: Mapping[str, Any]) -> Checkpoint | None:
+    seq, digest, at = state.get("seq"), state.get("hash"), state.get("at")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(digest, str):
+        return None
+    return Checkpoint(seq, digest, at if isinstance(at, str) else None)
+
+
+def published_checkpoints(
+    bus: Bus, *, topic: str = catalog_events.TOPIC, timeout_s: float = 30.0
+) -> list[Checkpoint]:
+    """Every checkpoint ``topic`` (``platform.catalog``) holds, read from its beginning, in
+    sequence order; two different hashes at one sequence are both kept."""
+    found: set[Checkpoint] = set()
+    for message in read_from_beginning(bus, topic, timeout_s=timeout_s, client_id="catalog-audit-verify"):
+        event = catalog_events.read_catalog_event(message)
+        if event is not None and event[0] == catalog_events.AUDIT_CHECKPOINT:
+            point = _checkpoint_of(event[1])
+            if point is not None:
+                found.add(point)
+    return sorted(found)
+
+
+def write_checkpoints(checkpoints: Iterable[Checkpoint], out: TextIO) -> int:
+    """Write ``checkpoints`` as JSON lines (``{"seq", "hash", "at"}``); returns how many."""
+    count = 0
+    for point in checkpoints:
+        out.write(json.dumps({"seq": point.seq, "hash": point.hash, "at": point.at}) + "\n")
+        count += 1
+    return count
+
+
+def read_checkpoints(lines: Iterable[str]) -> list[Checkpoint]:
+    """The checkpoints of a file :func:`write_checkpoints` wrote; ``ValueError`` names a bad line."""
+    found: set[Checkpoint] = set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            state = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"line {number} is not JSON: {error.msg}") from None
+        point = _checkpoint_of(state) if isinstance(state, dict) else None
+        if point is None:
+            raise ValueError(f"line {number} is not a checkpoint: it needs an integer seq and a hash")
+        found.add(point)
+    return sorted(found)
+
+
+@dataclass
+class _Anchors:
+    """Checkpoints kept outside the database, compared with the chain as it is recomputed."""
+
+    by_seq: dict[int, set[str]]
+    source: str
+    last_matching: int = 0
+
+    @classmethod
+    def of(cls, checkpoints: Sequence[Checkpoint], source: str) -> _Anchors:
+        by_seq: dict[int, set[str]] = {}
+        for point in checkpoints:
+            by_seq.setdefault(point.seq, set()).add(point.hash)
+        return cls(by_seq, source)
+
+    def check(self, entry: AuditEntry) -> ChainBreak | None:
+        published = self.by_seq.get(entry.seq)
+        if published is None:
+            return None
+        if published != {entry.hash}:
+            return ChainBreak(
+                seq=entry.seq,
+                since_seq=self.last_matching,
+                reason=(
+                    f"its hash differs from the checkpoint published on {self.source}: the chain "
+                    f"was rewritten after entry {self.last_matching}, the last checkpoint that matches"
+                ),
+            )
+        self.last_matching = entry.seq
+        return None
+
+    def beyond(self, last_seq: int) -> ChainBreak | None:
+        later = sorted(seq for seq in self.by_seq if seq > last_seq)
+        if not later:
+            return None
+        return ChainBreak(
+            seq=last_seq + 1,
+            since_seq=self.last_matching,
+            reason=(
+                f"the chain ends at entry {last_seq} but {self.source} holds a checkpoint at entry "
+                f"{later[0]}: entries were removed"
+            ),
+        )
+
+
+def verify(
+    session: Session,
+    published: Sequence[Checkpoint] | None = None,
+    *,
+    source: str = catalog_events.TOPIC,
+    batch: int = 1000,
+) -> AuditVerification:
+    """Recompute the whole chain and compare it with the stored hashes, the head, the checkpoints
+    of the database and the ``published`` checkpoints (read from ``source``, out of the database).
 
     Reports the first entry that does not match: an edited row fails its own hash, a removed or
     inserted row breaks the sequence or the next entry's ``prev_hash``, a removed tail falls short
-    of the head or of a checkpoint.
+    of the head or of a checkpoint. Someone who can write the database can rewrite all of that
+    consistently; only the published checkpoints are out of their reach, so a rewrite shows at the
+    first published checkpoint after the change (``since_seq`` is the last one that matched), and
+    a cut tail as a published checkpoint beyond the end.
     """
     checkpoints = {p.seq: p.hash for p in session.scalars(sa.select(AuditCheckpoint))}
+    anchors = _Anchors.of(published or (), source)
     expected_prev, expected_seq, checked = GENESIS, 1, 0
     last_seq = 0
+
+    def broken(problem: ChainBreak) -> AuditVerification:
+        return AuditVerification(
+            ok=False,
+            entries_checked=checked,
+            first_break=problem,
+            published_checkpoints=len(published) if published is not None else None,
+            checkpoint_source=source if published is not None else None,
+        )
+
     while True:
         rows = session.scalars(
             sa.select(AuditEntry).where(AuditEntry.seq > last_seq).order_by(AuditEntry.seq).limit(batch)
@@ -178,29 +307,47 @@ def verify(session: Session, *, batch: int = 1000) -> AuditVerification:
         if not rows:
             break
         for entry in rows:
-            problem = _check_entry(entry, expected_seq, expected_prev, checkpoints)
+            problem = _check_entry(entry, expected_seq, expected_prev, checkpoints) or anchors.check(entry)
             if problem is not None:
-                return AuditVerification(ok=False, entries_checked=checked, first_break=problem)
+                return broken(problem)
             checked += 1
             expected_seq, expected_prev = entry.seq + 1, entry.hash
             last_seq = entry.seq
         session.expunge_all()
+    cut = anchors.beyond(last_seq)
+    if cut is not None:
+        return broken(cut)
     head = session.get(AuditHead, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
     if head_seq != last_seq or head_hash != expected_prev:
         reason = f"the head says entry {head_seq}, the chain ends at entry {last_seq}: entries are missing or added"
-        return AuditVerification(
-            ok=False, entries_checked=checked, first_break=ChainBreak(seq=last_seq + 1, reason=reason)
-        )
+        return broken(ChainBreak(seq=last_seq + 1, reason=reason))
     beyond = sorted(seq for seq in checkpoints if seq > last_seq)
     if beyond:
         reason = f"checkpoint {beyond[0]} is beyond the last entry {last_seq}: entries were removed"
-        return AuditVerification(
-            ok=False, entries_checked=checked, first_break=ChainBreak(seq=last_seq + 1, reason=reason)
-        )
+        return broken(ChainBreak(seq=last_seq + 1, reason=reason))
     return AuditVerification(
-        ok=True, entries_checked=checked, head_seq=head_seq, head_hash=head_hash, checkpoints=len(checkpoints)
+        ok=True,
+        entries_checked=checked,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        checkpoints=len(checkpoints),
+        published_checkpoints=len(published) if published is not None else None,
+        checkpoint_source=source if published is not None else None,
+        last_published_seq=max(anchors.by_seq, default=0) if published is not None else None,
     )
+
+
+def verify_with_bus(session: Session, bus: Bus, *, timeout_s: float = 30.0) -> AuditVerification:
+    """:func:`verify` against the checkpoints published on ``platform.catalog``; 503 if the bus
+    cannot be read (a verification without them would vouch for what the database says alone)."""
+    try:
+        published = published_checkpoints(bus, timeout_s=timeout_s)
+    except BusError as error:
+        raise ServiceUnavailable(
+            f"the audit checkpoints on {catalog_events.TOPIC} cannot be read: {error}"
+        ) from error
+    return verify(session, published)
 
 
 def _check_entry(

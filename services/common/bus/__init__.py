@@ -15,6 +15,7 @@ from services.common.bus.base import (
     TopicPartition,
     TopicSpec,
     UnknownTopic,
+    read_from_beginning,
 )
 from services.common.bus.factory import bus_from_url
 
@@ -34,4 +35,5 @@ __all__ = [
     "TopicSpec",
     "UnknownTopic",
     "bus_from_url",
+    "read_from_beginning",
 ]

@@ -19,7 +19,8 @@ from __future__ import annotations
 import abc
 import concurrent.futures
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, TypeVar
 
@@ -371,3 +372,28 @@ def call_within(timeout_s: float, what: str, call: Callable[[], _T]) -> _T:
         return outcome.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
         raise BusUnavailable(f"{what} within {timeout_s:.1f}s") from None
+
+
+def read_from_beginning(
+    bus: Bus, topic: str, *, timeout_s: float = 30.0, client_id: str = "citybase-reader"
+) -> Iterator[Message]:
+    """Every record ``topic`` retains, from its beginning up to the end offsets seen on the way in.
+
+    A reader outside any group (nothing is committed), the same on Kafka and the embedded bus:
+    what a compacted topic still holds after compaction. ``BusUnavailable`` if the end is not
+    reached within ``timeout_s``; ``UnknownTopic`` if the bus has no such topic.
+    """
+    # Both backends read a missing topic as an empty one; a reader that must tell "nothing
+    # published" from "wrong bus" asks first.
+    call_within(timeout_s, f"{topic} not found", lambda: bus.admin().partitions_for(topic))
+    consumer = bus.consumer(None, [topic], start="earliest", client_id=client_id)
+    try:
+        consumer.seek_to_beginning()
+        targets = consumer.end_offsets()
+        deadline = time.monotonic() + timeout_s
+        while not all(consumer.position(tp) >= end for tp, end in targets.items()):
+            if time.monotonic() > deadline:
+                raise BusUnavailable(f"{topic} not read to its end within {timeout_s:.1f}s")
+            yield from consumer.poll(0.2, 1000)
+    finally:
+        consumer.close()

@@ -101,7 +101,7 @@ def test_failing_values_of_a_sensitive_field_are_masked_in_the_evidence() -> Non
     [rule] = [r for r in scored.rules if r.rule.column == "patient_id" and r.rule.name == "invalidValues"]
     assert rule.unexpected_count and rule.examples
     clear = {item.record["patient_id"] for item in generated}
-    assert all(str(example).startswith("sha256:") and example not in clear for example in rule.examples)
+    assert all(str(example).startswith("hmac:") and example not in clear for example in rule.examples)
     assert scored.scores["conformity"] is not None and scored.scores["conformity"] < 100
 
 
