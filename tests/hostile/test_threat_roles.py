@@ -9,9 +9,140 @@ from __future__ import annotations
 
 import pytest
 
+from services.common.problems import Unauthenticated
+from services.common.worker import wait_until
+from tests.factories import ingest_contract
 from tests.integration.test_authorization import Platform
 
 PROBLEM = "application/problem+json"
+PROBLEMS = "https://citybase.dev/problems/"
+
+
+def _works_anywhere(platform: Platform, key: str) -> bool:
+    """Whether any service still accepts ``key``."""
+    for keyring in platform.keyrings():
+        try:
+            keyring.authenticate(key)
+            return True
+        except Unauthenticated:
+            pass
+    return False
+
+
+# --- finding 8: only an admin issues keys, but to a department for itself --------------------------
+
+
+def test_no_role_but_a_department_mints_its_own_keys_and_a_minted_key_dies_with_its_parent(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A scenario, an approver and an operator, each with its own key, try every door to a key of its own.
+    attempts = [
+        (who, f"/catalog/v1/principals/{who}/keys")
+        for who in ("one-stop-visit", "market-approver", "city-ops")
+    ]
+    attempts.append(("one-stop-visit", "/catalog/v1/scenarios/one-stop-visit/keys"))
+    minted = []
+    for who, path in attempts:
+        response = platform.call("POST", path, platform.keys[who], json={"name": "sibling"})
+        if response.status_code == 201:
+            minted.append(path)
+        else:
+            assert response.status_code == 403 and response.headers["content-type"] == PROBLEM
+            assert response.json()["type"] == PROBLEMS + "forbidden"
+    # A department's key is stolen: the thief mints a child, and from the child a grandchild,
+    # before the theft is noticed and the stolen key revoked by an admin.
+    stolen = platform.principal("stolen-publisher", "department", "market-supervision")
+    child = platform.ok(
+        "POST", "/catalog/v1/principals/stolen-publisher/keys", stolen, json={"name": "child"}
+    )
+    platform.wait_for_key(child["key"])
+    grandchild = platform.ok(
+        "POST", "/catalog/v1/principals/stolen-publisher/keys", child["key"], json={"name": "grandchild"}
+    )
+    platform.wait_for_key(grandchild["key"])
+    revoked = platform.call(
+        "DELETE", f"/catalog/v1/principals/stolen-publisher/keys/{stolen.split('_')[1]}", platform.admin
+    )
+    assert revoked.status_code == 200
+    descendants = [child["key"], grandchild["key"]]
+    wait_until(lambda: not any(_works_anywhere(platform, key) for key in [stolen, *descendants]), 1.0)
+    surviving = [key for key in descendants if _works_anywhere(platform, key)]
+    # A key the admin issues the same department is no child of the stolen one and keeps working.
+    spare = platform.ok("POST", "/catalog/v1/principals/stolen-publisher/keys", json={"name": "replacement"})
+    platform.wait_for_key(spare["key"])
+    with capsys.disabled():
+        print(
+            f"\n[finding 8] keys a scenario/approver/operator minted for itself: {len(minted)} of {len(attempts)}; "
+            f"keys minted from a stolen key surviving its revocation: {len(surviving)} of {len(descendants)}"
+        )
+    assert minted == []
+    assert surviving == []
+    assert not _works_anywhere(platform, stolen)
+    assert (child["issued_by"], grandchild["issued_by"]) == (stolen.split("_")[1], child["prefix"])
+
+
+# --- finding 9: a domain has an owner, and registration honours it --------------------------------
+
+
+def test_a_department_cannot_register_datasets_in_another_departments_domain(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    market = platform.keys["market-publisher"]
+    lookalike = {
+        "id": "health.outpatient-visits-v2",
+        "title": "Visits",
+        "owner_department_id": "market-supervision",
+    }
+    attempts = {
+        "POST /v1/datasets as the market publisher": platform.call(
+            "POST", "/catalog/v1/datasets", market, json=lookalike
+        ),
+        "POST /v1/contracts as the market publisher": platform.call(
+            "POST",
+            "/catalog/v1/contracts",
+            market,
+            content=ingest_contract("health.outpatient-visits-v3", "market-supervision"),
+            headers={"content-type": "application/yaml"},
+        ),
+        "POST /v1/datasets as an admin, for market supervision": platform.call(
+            "POST", "/catalog/v1/datasets", platform.admin, json=lookalike
+        ),
+    }
+    refused = {
+        attempt: response.json()
+        for attempt, response in attempts.items()
+        if response.status_code == 403 and response.headers["content-type"] == PROBLEM
+    }
+    # The owner is not blocked: the ids the squatter wanted are still the health commission's to take.
+    owned = [
+        platform.call(
+            "POST",
+            "/catalog/v1/datasets",
+            platform.keys["health-publisher"],
+            json={**lookalike, "id": dataset_id, "owner_department_id": "health-commission"},
+        ).status_code
+        for dataset_id in ("health.outpatient-visits-v2", "health.outpatient-visits-v3")
+    ]
+    with capsys.disabled():
+        print(
+            f"\n[finding 9] registrations in another department's domain refused: {len(refused)} of "
+            f"{len(attempts)}; the owner's registrations of the same ids: {owned}"
+        )
+    assert sorted(refused) == sorted(attempts), {a: r.status_code for a, r in attempts.items()}
+    assert owned == [201, 201]
+    for problem in refused.values():
+        assert problem["type"] == PROBLEMS + "domain-owned-by-another-department"
+        assert problem["owner_department_id"] == "health-commission"
+        assert "health-commission" in problem["detail"]
+    # The example catalog's domains belong to the example departments.
+    domains = {d["id"]: d.get("owner_department_id") for d in platform.ok("GET", "/catalog/v1/domains")}
+    assert {d: domains[d] for d in ("health", "market", "transport", "spatial", "community")} == {
+        "health": "health-commission",
+        "market": "market-supervision",
+        "transport": "transport-bureau",
+        "spatial": "urban-construction",
+        "community": "putuo-district",
+    }
 
 
 def _console(platform: Platform, path: str, who: str | None = None) -> tuple[int, str]:
