@@ -7,6 +7,9 @@ threat model in docs/authorization.md quotes.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from services.common.problems import Unauthenticated
@@ -143,6 +146,54 @@ def test_a_department_cannot_register_datasets_in_another_departments_domain(
         "spatial": "urban-construction",
         "community": "putuo-district",
     }
+
+
+# --- finding 10: repeated identical refusals are one audit entry with a count ----------------------
+
+REFUSED_READS = 300
+
+
+def _refusals_of(platform: Platform, actor: str, resource_id: str) -> list[dict[str, Any]]:
+    entries = platform.ok(
+        "GET",
+        "/catalog/v1/audit",
+        params={"actor": actor, "resource_id": resource_id, "outcome": "denied", "limit": 500},
+    )["items"]
+    return [entry for entry in entries if entry["action"] == "grant.read"]
+
+
+def test_repeated_refusals_are_audited_once_with_their_count(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Another scenario reads the grant of one-stop-visit over and over: each read is refused.
+    grant = platform.context["grant_id"]
+    path, thief = f"/catalog/v1/grants/{grant}", platform.keys["ai-community"]
+    started = time.perf_counter()
+    statuses = {platform.call("GET", path, thief).status_code for _ in range(REFUSED_READS)}
+    elapsed = time.perf_counter() - started
+    assert statuses == {403}
+    # The first refusal is on record at once.
+    at_once = _refusals_of(platform, "ai-community", grant)
+    # The window closes (at its end, or when the catalog stops): the repeats are appended as one.
+    catalog = platform.app.state.services["catalog"].state.runtime
+    recorder = catalog.state.get("audit_refusals")
+    if recorder is not None:
+        recorder.flush(everything=True)
+    entries = _refusals_of(platform, "ai-community", grant)
+    counted = sum(entry["details"].get("repeated", 1) for entry in entries)
+    verification = platform.ok("GET", "/catalog/v1/audit/verification")
+    with capsys.disabled():
+        print(
+            f"\n[finding 10] {REFUSED_READS} refused reads in {elapsed:.2f} s wrote {len(entries)} audit "
+            f"entries counting {counted} refusals; chain verified: {verification['ok']}"
+        )
+    assert len(at_once) == 1
+    assert len(entries) <= 3
+    assert counted == REFUSED_READS
+    assert verification["ok"] is True
+    summary = entries[0]  # newest first
+    assert summary["details"]["problem"].endswith("not-your-scenario")
+    assert summary["details"]["repeated"] == REFUSED_READS - 1
 
 
 def _console(platform: Platform, path: str, who: str | None = None) -> tuple[int, str]:
