@@ -6,18 +6,29 @@ partitions, and a broker with ten thousand partitions takes minutes to load them
 
 Only a topic that did not exist when the run began and whose name carries such a suffix is
 deleted: the topics of a platform running on the same broker are never touched.
-``CITYBASE_TEST_KEEP_TOPICS=1`` keeps everything (to inspect a run, or while another run that
-started later shares the broker).
+``CITYBASE_TEST_KEEP_TOPICS=1`` keeps everything (to inspect a run).
+
+Several runs may share one broker (two developers' sessions, a benchmark beside the suite). A run
+must never delete the topics another run is still using, and a broker cannot say who created a
+topic. So the runs on one broker register in a directory of their own (one file per live process):
+the first of a group of overlapping runs records the broker's topics as the baseline, a run that
+ends while others are live deletes nothing, and the last one to end deletes every test topic
+created since the baseline, its own and those of the runs that ended before it.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import socket
 import sys
+import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
@@ -78,27 +89,98 @@ def delete(bootstrap: str, names: Iterable[str]) -> int:
     return deleted
 
 
+def _registry(bootstrap: str) -> Path:
+    """Where the runs sharing ``bootstrap`` register (one directory per broker address)."""
+    safe = re.sub(r"[^A-Za-z0-9.]+", "_", bootstrap)
+    return Path(tempfile.gettempdir()) / f"citybase-test-runs-{safe}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _live_runs(registry: Path) -> list[Path]:
+    """The entries of the registered runs whose process is alive; entries of dead ones are removed
+    (a killed run must not keep the others from cleaning up)."""
+    live = []
+    for entry in registry.glob("run-*"):
+        if _alive(int(entry.name.split("-")[1])):
+            live.append(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    return live
+
+
 @contextmanager
-def created_topics_removed(bootstrap: str) -> Iterator[None]:
-    """Delete, on exit, the test topics created on the broker while the block ran."""
+def _locked(registry: Path) -> Iterator[None]:
+    with (registry / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def created_topics_removed(bootstrap: str, registry: Path | None = None) -> Iterator[None]:
+    """Delete, on exit, the test topics created on the broker while the block ran, once no other
+    run on the same broker is live (see the module's docstring). ``registry`` is the directory the
+    overlapping runs share; by default one per broker address under the temporary directory."""
     keep = os.environ.get("CITYBASE_TEST_KEEP_TOPICS", "") not in ("", "0")
-    before = None if keep else topics(bootstrap)
+    present = None if keep else topics(bootstrap)
+    if present is None:
+        yield
+        return
+    registry = registry or _registry(bootstrap)
+    registry.mkdir(mode=0o700, parents=True, exist_ok=True)
+    baseline = registry / "baseline.json"
+    me = registry / f"run-{os.getpid()}-{uuid.uuid4().hex}"
+    with _locked(registry):
+        if not _live_runs(registry) or not baseline.exists():
+            baseline.write_text(json.dumps(sorted(present)))
+        me.touch()
     try:
         yield
     finally:
-        if before is not None:
-            after = topics(bootstrap)
-            created = {name for name in (after or set()) - before if is_test_topic(name)}
-            if created:
-                try:
-                    deleted = delete(bootstrap, created)
-                except KafkaError as error:
-                    print(f"citybase: could not delete {len(created)} test topics: {error}", file=sys.stderr)
-                else:
-                    print(
-                        f"citybase: deleted {deleted} of the {len(created)} topics this run created",
-                        file=sys.stderr,
-                    )
+        _end_run(bootstrap, registry, me)
+
+
+def _end_run(bootstrap: str, registry: Path, me: Path) -> None:
+    baseline = registry / "baseline.json"
+    with _locked(registry):
+        me.unlink(missing_ok=True)
+        others = _live_runs(registry)
+        if others:
+            print(
+                f"citybase: test topics kept: {len(others)} other test run(s) on {bootstrap} are live; "
+                "the last to end deletes them",
+                file=sys.stderr,
+            )
+            return
+        known = set(json.loads(baseline.read_text())) if baseline.exists() else None
+        baseline.unlink(missing_ok=True)
+        after = topics(bootstrap)
+        if known is None or after is None:
+            return
+        created = {name for name in after - known if is_test_topic(name)}
+        if not created:
+            return
+        try:
+            deleted = delete(bootstrap, created)
+        except KafkaError as error:
+            print(f"citybase: could not delete {len(created)} test topics: {error}", file=sys.stderr)
+        else:
+            print(
+                f"citybase: deleted {deleted} of the {len(created)} test topics created since the first "
+                "of the overlapping runs began",
+                file=sys.stderr,
+            )
 
 
 def main() -> int:
