@@ -21,17 +21,19 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("catalog_domains") as batch:
-        batch.add_column(
-            sa.Column(
-                "owner_department_id",
-                sa.String(64),
-                sa.ForeignKey("catalog_departments.id", name="fk_catalog_domains_owner"),
-            )
+    # Plain ADD COLUMN, not a batch copy: on SQLite a copy of catalog_domains would drop a table
+    # that datasets reference. SQLite gets no foreign key on the new column (it cannot add one).
+    op.add_column("catalog_domains", sa.Column("owner_department_id", sa.String(64)))
+    if op.get_bind().dialect.name != "sqlite":
+        op.create_foreign_key(
+            "fk_catalog_domains_owner",
+            "catalog_domains",
+            "catalog_departments",
+            ["owner_department_id"],
+            ["id"],
         )
-    with op.batch_alter_table("catalog_api_keys") as batch:
-        batch.add_column(sa.Column("issued_by", sa.String(16)))
-        batch.create_index("ix_catalog_api_keys_issued_by", ["issued_by"])
+    op.add_column("catalog_api_keys", sa.Column("issued_by", sa.String(16)))
+    op.create_index("ix_catalog_api_keys_issued_by", "catalog_api_keys", ["issued_by"])
     _backfill_owners()
 
 
@@ -66,9 +68,8 @@ def _backfill_owners() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("catalog_api_keys") as batch:
-        batch.drop_index("ix_catalog_api_keys_issued_by")
-        batch.drop_column("issued_by")
-    with op.batch_alter_table("catalog_domains") as batch:
-        batch.drop_constraint("fk_catalog_domains_owner", type_="foreignkey")
-        batch.drop_column("owner_department_id")
+    op.drop_index("ix_catalog_api_keys_issued_by", "catalog_api_keys")
+    op.drop_column("catalog_api_keys", "issued_by")
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint("fk_catalog_domains_owner", "catalog_domains", type_="foreignkey")
+    op.drop_column("catalog_domains", "owner_department_id")
