@@ -146,6 +146,18 @@ def test_a_department_cannot_register_datasets_in_another_departments_domain(
         "spatial": "urban-construction",
         "community": "putuo-district",
     }
+    # A domain an admin creates with an owner: only that department registers in it.
+    water = {"id": "water", "name": "Water", "owner_department_id": "urban-construction"}
+    assert (
+        platform.ok("POST", "/catalog/v1/domains", json=water)["owner_department_id"] == "urban-construction"
+    )
+    squatted = platform.call(
+        "POST",
+        "/catalog/v1/datasets",
+        market,
+        json={"id": "water.mains", "title": "Mains", "owner_department_id": "market-supervision"},
+    )
+    assert squatted.status_code == 403 and squatted.json()["owner_department_id"] == "urban-construction"
 
 
 # --- finding 10: repeated identical refusals are one audit entry with a count ----------------------
