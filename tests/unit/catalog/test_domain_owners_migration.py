@@ -1,4 +1,4 @@
-"""Migration catalog_0007 on a catalog that already holds departments and datasets (SQLite)."""
+"""Migration catalog_0008 on a catalog that already holds departments and datasets (SQLite)."""
 
 from __future__ import annotations
 

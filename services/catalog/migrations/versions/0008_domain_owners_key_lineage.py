@@ -1,7 +1,8 @@
 """catalog: each domain's owning department; each self-minted API key's parent key.
 
-Revision ID: catalog_0007
-Revises: catalog_0006
+Revision ID: catalog_0008
+Revises: catalog_0006 (catalog_0007, each grant's hash key, comes from a parallel change: once
+both are in one tree, this revision revises catalog_0007)
 Create Date: 2026-12-07
 
 An existing domain is given to the first department (by creation) that lists it in its
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "catalog_0007"
+revision: str = "catalog_0008"
 down_revision: str | None = "catalog_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
