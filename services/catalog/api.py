@@ -55,7 +55,7 @@ from services.catalog.standards import asyncapi, dcat
 from services.catalog.standards.model import PlatformLinks
 from services.common import db
 from services.common.app import Runtime
-from services.common.auth import Principal
+from services.common.auth import Principal, PrincipalKind, key_prefix
 from services.common.deps import RuntimeDep
 from services.common.problems import Forbidden
 
@@ -382,9 +382,20 @@ def create_principal(
     return principal
 
 
-def _self_or_admin(principal: Principal, principal_id: str) -> None:
-    if not principal.is_admin() and principal.id != principal_id:
+def _may_manage_keys(principal: Principal, principal_id: str) -> None:
+    """An admin manages every principal's keys, a department its own, no other role any
+    (docs/authorization.md): the keys of a scenario, an approver or an operator come from an admin."""
+    if principal.is_admin():
+        return
+    if principal.kind is not PrincipalKind.department:
+        raise Forbidden(f"a {principal.kind}'s keys are issued, listed and revoked by an admin")
+    if principal.id != principal_id:
         raise Forbidden("only the principal itself or an admin may manage its keys")
+
+
+def _calling_key(request: Request) -> str | None:
+    """The prefix of the key the request was authenticated with."""
+    return key_prefix(request.headers.get("authorization", "").partition(" ")[2].strip())
 
 
 @router.post(
@@ -397,21 +408,30 @@ def _self_or_admin(principal: Principal, principal_id: str) -> None:
 def issue_key(
     principal_id: str,
     payload: ApiKeyCreate,
+    request: Request,
     session: SessionDep,
     events: EventsDep,
     auditor: AuditDep,
     caller: ReaderDep,
 ) -> ApiKeyIssued:
     auditor.attempting("api_key.issue", "principal", principal_id)
-    _self_or_admin(caller, principal_id)
-    issued = service.issue_api_key(session, events, principal_id, payload.name)
-    auditor.record(session, "api_key.issue", "api_key", issued.prefix, details={"principal_id": principal_id})
+    _may_manage_keys(caller, principal_id)
+    # A department's own key mints a child that dies with it; an admin's keys are the root of trust.
+    parent = None if caller.is_admin() else _calling_key(request)
+    issued = service.issue_api_key(session, events, principal_id, payload.name, issued_by=parent)
+    auditor.record(
+        session,
+        "api_key.issue",
+        "api_key",
+        issued.prefix,
+        details={"principal_id": principal_id, "issued_by": parent},
+    )
     return issued
 
 
 @router.get("/principals/{principal_id}/keys", response_model=list[ApiKeyRead], tags=["principals"])
 def list_keys(principal_id: str, session: SessionDep, caller: ReaderDep) -> list[ApiKeyRead]:
-    _self_or_admin(caller, principal_id)
+    _may_manage_keys(caller, principal_id)
     return [ApiKeyRead.model_validate(k) for k in service.list_api_keys(session, principal_id)]
 
 
@@ -425,9 +445,16 @@ def revoke_key(
     caller: ReaderDep,
 ) -> ApiKeyRead:
     auditor.attempting("api_key.revoke", "api_key", prefix, details={"principal_id": principal_id})
-    _self_or_admin(caller, principal_id)
-    revoked = ApiKeyRead.model_validate(service.revoke_api_key(session, events, principal_id, prefix))
-    auditor.record(session, "api_key.revoke", "api_key", prefix, details={"principal_id": principal_id})
+    _may_manage_keys(caller, principal_id)
+    api_key, with_it = service.revoke_api_key(session, events, principal_id, prefix)
+    revoked = ApiKeyRead.model_validate(api_key)
+    auditor.record(
+        session,
+        "api_key.revoke",
+        "api_key",
+        prefix,
+        details={"principal_id": principal_id, "revoked_with_it": with_it},
+    )
     return revoked
 
 

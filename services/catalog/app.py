@@ -15,7 +15,8 @@ from services.catalog.access.settings import AccessSettings
 from services.catalog.api import router
 from services.catalog.audit.api import router as audit_router
 from services.catalog.audit.deliveries import USAGE_TOPIC_SPEC, delivery_audit_worker
-from services.catalog.audit.service import AuditCheckpointer
+from services.catalog.audit.refusals import RefusalRecorder, RefusalWindows
+from services.catalog.audit.service import AuditCheckpointer, append
 from services.catalog.models import outbox
 from services.catalog.scores.service import QUALITY_TOPIC_SPEC, quality_scores_worker
 from services.catalog.service import CatalogEvents
@@ -40,8 +41,15 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     checkpoints = AuditCheckpointer(
         runtime.engine, box, interval_s=runtime.settings.audit_checkpoint_interval_s
     )
+    refusals = RefusalRecorder(
+        runtime.engine, RefusalWindows(runtime.settings.audit_refusal_window_s), append
+    )
     runtime.state.update(
-        events=CatalogEvents(box), outbox=relay, keyring=keyring, audit_checkpoints=checkpoints
+        events=CatalogEvents(box),
+        outbox=relay,
+        keyring=keyring,
+        audit_checkpoints=checkpoints,
+        audit_refusals=refusals,
     )
     runtime.state.setdefault("access_settings", AccessSettings())
     runtime.add_readiness_check("outbox", lambda: relay.last_error)
@@ -66,6 +74,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     relay.start()
     keys.start()
     checkpoints.start()
+    refusals.start()
     deliveries.start()
     scores.start()
     try:
@@ -73,6 +82,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     finally:
         scores.stop()
         deliveries.stop()
+        refusals.stop()
         checkpoints.stop()
         keys.stop()
         relay.stop()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.catalog.audit.refusals import RefusalRecorder
 from services.catalog.audit.service import Auditor, audit_request
 from services.catalog.service import CatalogEvents
 from services.common.auth import Principal, PrincipalKind, require
@@ -36,8 +37,9 @@ AdminDep = Annotated[Principal, Depends(require(PrincipalKind.admin))]
 OperatorDep = Annotated[Principal, Depends(require(PrincipalKind.operator))]
 
 
-def get_auditor(request: Request, session: SessionDep) -> Iterator[Auditor]:
-    yield from audit_request(request, session)
+def get_auditor(request: Request, session: SessionDep, runtime: RuntimeDep) -> Iterator[Auditor]:
+    recorder: RefusalRecorder | None = runtime.state.get("audit_refusals")
+    yield from audit_request(request, session, recorder.windows if recorder else None)
 
 
 # scope="function": a failure is audited before the response leaves, like the commit of a success.

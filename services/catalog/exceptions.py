@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.problems import Conflict, InvalidRequest, NotFound
+from services.common.problems import Conflict, Forbidden, InvalidRequest, NotFound
 
 
 class DatasetNotFound(NotFound):
@@ -27,6 +27,10 @@ class ContractVersionNotFound(NotFound):
 
 class ApiKeyNotFound(NotFound):
     slug, title = "api-key-not-found", "API key not found"
+
+
+class DomainOwnedByAnotherDepartment(Forbidden):
+    slug, title = "domain-owned-by-another-department", "The domain belongs to another department"
 
 
 class AlreadyExists(Conflict):

@@ -29,13 +29,17 @@ outbox = outbox_table(Base.metadata, "catalog")
 
 
 class Domain(Base):
-    """A field of the city's data (transport, health, ...): the first part of a dataset id."""
+    """A field of the city's data (transport, health, ...): the first part of a dataset id.
+
+    Its owning department decides who registers datasets in it (docs/authorization.md).
+    """
 
     __tablename__ = "catalog_domains"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    owner_department_id: Mapped[str | None] = mapped_column(ForeignKey("catalog_departments.id"))
 
 
 class Department(Base):
@@ -136,5 +140,7 @@ class ApiKey(Base):
     principal_id: Mapped[str] = mapped_column(ForeignKey("catalog_principals.id"), index=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200), default="")
+    issued_by: Mapped[str | None] = mapped_column(String(16), index=True)
+    """The prefix of the key of the same principal that minted this one; revoked with it."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]

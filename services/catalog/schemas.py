@@ -61,12 +61,19 @@ class DomainCreate(BaseModel):
     id: Slug
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
+    owner_department_id: Slug | None = Field(
+        default=None,
+        description="The department that registers datasets in the domain; "
+        "unset, the first department created with the domain in its `domains`, or else the first "
+        "registration, claims it.",
+    )
 
 
 class DomainRead(ReadModel):
     id: str
     name: str
     description: str
+    owner_department_id: str | None
 
 
 class DepartmentCreate(BaseModel):
@@ -238,6 +245,11 @@ class ApiKeyRead(ReadModel):
     prefix: str
     principal_id: str
     name: str
+    issued_by: str | None = Field(
+        default=None,
+        description="The prefix of the principal's own key that minted this one: revoking that key "
+        "revokes this one too. Null for a key an admin issued.",
+    )
     created_at: Timestamp
     revoked_at: Timestamp | None
 

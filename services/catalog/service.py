@@ -149,6 +149,8 @@ def ensure_city_domains(session: Session) -> None:
 def create_domain(session: Session, payload: DomainCreate) -> Domain:
     if session.get(Domain, payload.id) is not None:
         raise exceptions.AlreadyExists(f"domain {payload.id!r} exists")
+    if payload.owner_department_id is not None:
+        get_department(session, payload.owner_department_id)
     domain = Domain(**payload.model_dump())
     session.add(domain)
     session.flush()
@@ -162,11 +164,20 @@ def list_domains(session: Session) -> Sequence[Domain]:
 def create_department(session: Session, events: CatalogEvents, payload: DepartmentCreate) -> DepartmentRead:
     if session.get(Department, payload.id) is not None:
         raise exceptions.AlreadyExists(f"department {payload.id!r} exists")
+    domains = []
     for domain_id in payload.domains:
-        if session.get(Domain, domain_id) is None:
+        domain = session.get(Domain, domain_id)
+        if domain is None:
             raise exceptions.DomainNotFound(f"no domain {domain_id!r}")
+        domains.append(domain)
     department = Department(**payload.model_dump())
     session.add(department)
+    session.flush()
+    for domain in domains:
+        # The first department an admin creates for a domain owns it; later ones listing it
+        # publish in it too (see _may_register_in).
+        if domain.owner_department_id is None:
+            domain.owner_department_id = department.id
     session.flush()
     read = DepartmentRead.model_validate(department)
     events.publish(session, catalog_events.DEPARTMENT, department.id, read)
@@ -191,9 +202,10 @@ def create_dataset(session: Session, events: CatalogEvents, payload: DatasetCrea
     if session.get(Dataset, payload.id) is not None:
         raise exceptions.AlreadyExists(f"dataset {payload.id!r} exists")
     domain_id = payload.id.split(".", 1)[0]
-    if session.get(Domain, domain_id) is None:
+    domain = session.get(Domain, domain_id)
+    if domain is None:
         raise exceptions.DomainNotFound(f"no domain {domain_id!r}: the part of the id before the dot")
-    get_department(session, payload.owner_department_id)
+    _may_register_in(domain, get_department(session, payload.owner_department_id))
     dataset = Dataset(**payload.model_dump(), domain_id=domain_id)
     dataset.search_text = _search_text(dataset, None)
     session.add(dataset)
@@ -202,6 +214,26 @@ def create_dataset(session: Session, events: CatalogEvents, payload: DatasetCrea
     read = dataset_read(dataset)
     events.publish(session, catalog_events.DATASET, dataset.id, read)
     return read
+
+
+def _may_register_in(domain: Domain, department: Department) -> None:
+    """A department registers datasets in the domains it owns or was created for, and claims a
+    domain no one owns yet; whoever calls (the department itself or an admin).
+
+    Without this rule one department could take another's namespace (``health.*`` registered by
+    market supervision) and keep its owner from registering the ids it needs.
+    """
+    if domain.owner_department_id is None:
+        domain.owner_department_id = department.id
+        return
+    if domain.owner_department_id == department.id or domain.id in (department.domains or []):
+        return
+    raise exceptions.DomainOwnedByAnotherDepartment(
+        f"domain {domain.id!r} is owned by department {domain.owner_department_id!r}; "
+        f"{department.id!r} may not register datasets in it",
+        domain_id=domain.id,
+        owner_department_id=domain.owner_department_id,
+    )
 
 
 def get_dataset(session: Session, dataset_id: str) -> Dataset:
@@ -877,11 +909,29 @@ def list_principals(session: Session, kind: str | None = None) -> Sequence[Princ
     return session.scalars(query).all()
 
 
-def issue_api_key(session: Session, events: CatalogEvents, principal_id: str, name: str = "") -> ApiKeyIssued:
-    """A new key for the principal; the returned ``key`` is the only time it is ever shown."""
+def issue_api_key(
+    session: Session,
+    events: CatalogEvents,
+    principal_id: str,
+    name: str = "",
+    *,
+    issued_by: str | None = None,
+) -> ApiKeyIssued:
+    """A new key for the principal; the returned ``key`` is the only time it is ever shown.
+
+    ``issued_by`` is the prefix of the principal's own key that asked for this one: the new key is
+    revoked whenever that one is, so that a stolen key cannot leave behind a sibling that outlives
+    its revocation.
+    """
     get_principal(session, principal_id)
     issued = issue_key()
-    api_key = ApiKey(prefix=issued.prefix, principal_id=principal_id, key_hash=issued.key_hash, name=name)
+    api_key = ApiKey(
+        prefix=issued.prefix,
+        principal_id=principal_id,
+        key_hash=issued.key_hash,
+        name=name,
+        issued_by=issued_by,
+    )
     session.add(api_key)
     session.flush()
     events.publish(session, catalog_events.API_KEY, api_key.prefix, _key_state(api_key))
@@ -895,15 +945,36 @@ def list_api_keys(session: Session, principal_id: str) -> Sequence[ApiKey]:
     ).all()
 
 
-def revoke_api_key(session: Session, events: CatalogEvents, principal_id: str, prefix: str) -> ApiKey:
+def revoke_api_key(
+    session: Session, events: CatalogEvents, principal_id: str, prefix: str
+) -> tuple[ApiKey, list[str]]:
+    """Revoke the key and every key minted from it, directly or through another; returns the key
+    and the prefixes of the keys revoked with it."""
     api_key = session.get(ApiKey, prefix)
     if api_key is None or api_key.principal_id != principal_id:
         raise exceptions.ApiKeyNotFound(f"no key {prefix!r} for principal {principal_id!r}")
+    now = utcnow()
+    _revoke(session, events, api_key, now)
+    with_it: list[str] = []
+    parents = [api_key.prefix]
+    while parents:  # a key is minted after its parent, so the lineage has no cycle
+        minted = session.scalars(
+            sa.select(ApiKey)
+            .where(ApiKey.issued_by.in_(parents), ApiKey.principal_id == principal_id)
+            .order_by(ApiKey.created_at)
+        ).all()
+        for child in minted:
+            _revoke(session, events, child, now)
+        parents = [child.prefix for child in minted]
+        with_it.extend(parents)
+    return api_key, with_it
+
+
+def _revoke(session: Session, events: CatalogEvents, api_key: ApiKey, now: datetime) -> None:
     if api_key.revoked_at is None:
-        api_key.revoked_at = utcnow()
+        api_key.revoked_at = now
         session.flush()
         events.publish(session, catalog_events.API_KEY, api_key.prefix, _key_state(api_key))
-    return api_key
 
 
 def _key_state(api_key: ApiKey) -> dict[str, Any]:

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     audit_checkpoint_interval_s: float = Field(
         default=60.0, gt=0, description="How often the catalog checkpoints the head of its audit chain."
     )
+    audit_refusal_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Identical refusals (same principal, action, resource, reason) within this many "
+        "seconds are audited as one entry and one more with their count.",
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")

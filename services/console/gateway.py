@@ -7,12 +7,29 @@ authorization rule (docs/authorization.md) and the console can show nothing the 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from services.console.exceptions import ApiError
 
 SERVICES = ("catalog", "ingest", "feeds", "quality")
+
+
+def api_path(template: str, **ids: str) -> str:
+    """``template`` with each ``{name}`` replaced by its id as one encoded path segment.
+
+    An id comes from the console's own URL, where ``%23`` is a ``#`` and ``%2F`` a ``/``: put
+    back raw, it would end the path (``#``, ``?``) or add segments (``/``, ``..``) and call
+    another operation than the one meant. Every reserved character is percent-encoded, and a
+    segment of only dots too, which a client would otherwise resolve as "this" or "the parent".
+    """
+    return template.format(**{name: _segment(str(value)) for name, value in ids.items()})
+
+
+def _segment(value: str) -> str:
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if set(encoded) == {"."} else encoded
 
 
 class PlatformApi:

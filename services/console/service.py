@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.console import charts, contract_diff
 from services.console.exceptions import NotForYourRole
-from services.console.gateway import PlatformApi
+from services.console.gateway import PlatformApi, api_path
 
 Form = Mapping[str, Sequence[str]]
 
@@ -91,7 +91,7 @@ async def dataset_page(
 ) -> dict[str, Any]:
     """A dataset with its contract (fields and sensitivity), versions and a diff between two of them,
     quality now and over the last day with the evidence of each rule, and who uses it."""
-    path = f"/v1/datasets/{dataset_id}"
+    path = api_path("/v1/datasets/{dataset_id}", dataset_id=dataset_id)
     dataset, versions = await asyncio.gather(
         api.get("catalog", path), api.get("catalog", f"{path}/contract-versions")
     )
@@ -103,10 +103,15 @@ async def dataset_page(
         old_version = earlier[-1] if earlier else None
     wanted = {v for v in (current, old_version, new_version) if v}
     documents, quality, history, usage = await asyncio.gather(
-        asyncio.gather(*(api.get("catalog", f"{path}/contract-versions/{v}") for v in sorted(wanted))),
+        asyncio.gather(
+            *(
+                api.get("catalog", path + api_path("/contract-versions/{version}", version=v))
+                for v in sorted(wanted)
+            )
+        ),
         api.optional("quality", f"{path}/quality"),
         api.optional("quality", f"{path}/quality/history"),
-        api.optional("quality", f"/v1/utilization/datasets/{dataset_id}"),
+        api.optional("quality", api_path("/v1/utilization/datasets/{dataset_id}", dataset_id=dataset_id)),
     )
     by_version = {d["version"]: d for d in documents}
     diff = None
@@ -153,18 +158,21 @@ async def request_queue(api: PlatformApi, caller: Caller, form: Form, limit: int
 async def request_page(api: PlatformApi, caller: Caller, request_id: str) -> dict[str, Any]:
     """A request with what an approver needs to decide: the dataset, the requested fields with
     their sensitivity in the contract version asked for, and the scenario asking."""
-    request = await api.get("catalog", f"/v1/access-requests/{request_id}")
-    dataset_path = f"/v1/datasets/{request['dataset_id']}"
+    request = await api.get("catalog", api_path("/v1/access-requests/{request_id}", request_id=request_id))
+    dataset_path = api_path("/v1/datasets/{dataset_id}", dataset_id=request["dataset_id"])
     dataset, version, scenario = await asyncio.gather(
         api.get("catalog", dataset_path),
-        api.optional("catalog", f"{dataset_path}/contract-versions/{request['contract_version']}"),
-        api.optional("catalog", f"/v1/scenarios/{request['scenario_id']}"),
+        api.optional(
+            "catalog",
+            dataset_path + api_path("/contract-versions/{version}", version=request["contract_version"]),
+        ),
+        api.optional("catalog", api_path("/v1/scenarios/{scenario_id}", scenario_id=request["scenario_id"])),
     )
     rows = {row["name"]: row for row in contract_diff.field_rows(version or {})}
     requested = [rows.get(name, {"name": name, "sensitive": False}) for name in request["fields"]]
     grant = None
     if request.get("grant_id"):
-        grant = await api.optional("catalog", f"/v1/grants/{request['grant_id']}")
+        grant = await api.optional("catalog", api_path("/v1/grants/{grant_id}", grant_id=request["grant_id"]))
     return {
         "request": request,
         "dataset": dataset,
@@ -200,7 +208,7 @@ def approval(form: Form) -> dict[str, Any]:
 async def approve(api: PlatformApi, caller: Caller, request_id: str, form: Form) -> dict[str, Any]:
     require_approver(caller)
     decided: dict[str, Any] = await api.post(
-        "catalog", f"/v1/access-requests/{request_id}/approve", approval(form)
+        "catalog", api_path("/v1/access-requests/{request_id}/approve", request_id=request_id), approval(form)
     )
     return decided
 
@@ -208,13 +216,15 @@ async def approve(api: PlatformApi, caller: Caller, request_id: str, form: Form)
 async def reject(api: PlatformApi, caller: Caller, request_id: str, form: Form) -> dict[str, Any]:
     require_approver(caller)
     decided: dict[str, Any] = await api.post(
-        "catalog", f"/v1/access-requests/{request_id}/reject", {"reason": _first(form, "reason") or ""}
+        "catalog",
+        api_path("/v1/access-requests/{request_id}/reject", request_id=request_id),
+        {"reason": _first(form, "reason") or ""},
     )
     return decided
 
 
 async def grant_page(api: PlatformApi, grant_id: str) -> dict[str, Any]:
-    grant = await api.get("catalog", f"/v1/grants/{grant_id}")
+    grant = await api.get("catalog", api_path("/v1/grants/{grant_id}", grant_id=grant_id))
     return {"grant": grant}
 
 
@@ -233,10 +243,10 @@ async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limi
     roles that oversee scenarios see them."""
     require_own_scenario(caller, scenario_id)
     scenario, grants, requests, usage = await asyncio.gather(
-        api.get("catalog", f"/v1/scenarios/{scenario_id}"),
+        api.get("catalog", api_path("/v1/scenarios/{scenario_id}", scenario_id=scenario_id)),
         api.get("catalog", "/v1/grants", scenario_id=scenario_id, limit=limit),
         api.get("catalog", "/v1/access-requests", scenario_id=scenario_id, limit=limit),
-        api.optional("quality", f"/v1/utilization/scenarios/{scenario_id}"),
+        api.optional("quality", api_path("/v1/utilization/scenarios/{scenario_id}", scenario_id=scenario_id)),
     )
     subscriptions = None
     # Feeds shows subscriptions to the scenario itself (and an admin); other roles see the
@@ -297,15 +307,18 @@ async def overview(api: PlatformApi, caller: Caller) -> dict[str, Any]:
     )
     dataset_ids = sorted({d["dataset_id"] for d in utilization.get("datasets", [])})
     since = (datetime.now(UTC) - RATE_PERIOD).isoformat()
+    paths = [api_path("/v1/datasets/{dataset_id}", dataset_id=d) for d in dataset_ids]
     latest, recent, usage = await asyncio.gather(
-        asyncio.gather(*(api.optional("quality", f"/v1/datasets/{d}/quality") for d in dataset_ids)),
+        asyncio.gather(*(api.optional("quality", f"{path}/quality") for path in paths)),
+        asyncio.gather(
+            *(api.optional("quality", f"{path}/quality/history", **{"from": since}) for path in paths)
+        ),
         asyncio.gather(
             *(
-                api.optional("quality", f"/v1/datasets/{d}/quality/history", **{"from": since})
+                api.optional("quality", api_path("/v1/utilization/datasets/{dataset_id}", dataset_id=d))
                 for d in dataset_ids
             )
         ),
-        asyncio.gather(*(api.optional("quality", f"/v1/utilization/datasets/{d}") for d in dataset_ids)),
     )
     totals = ingest_totals(metrics)
     rows = []

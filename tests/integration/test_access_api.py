@@ -291,11 +291,13 @@ def test_only_admins_manage_scenarios_and_only_a_scenario_asks_for_itself(
             "forbidden",
         )
     assert catalog.call("GET", "/v1/scenarios", keys.market).status_code == 200
-    _problem(
-        catalog.call("POST", "/v1/scenarios/one-stop-visit/keys", keys.community, json={}),
-        403,
-        "not-your-scenario",
-    )
+    # A scenario's keys come from an admin only, its own scenario's included (issue 14, finding 8).
+    for key in (keys.community, keys.visit):
+        _problem(
+            catalog.call("POST", "/v1/scenarios/one-stop-visit/keys", key, json={}),
+            403,
+            "forbidden",
+        )
     on_behalf = catalog.call(
         "POST",
         "/v1/access-requests",
@@ -392,7 +394,7 @@ ROLE_MATRIX: list[tuple[str, str, Any, frozenset[str]]] = [
     ("PATCH", "/v1/scenarios/one-stop-visit", {"contact": "new@shdc.example.cn"}, frozenset({"admin"})),
     ("GET", "/v1/scenarios", None, EVERYONE),
     ("GET", "/v1/scenarios/one-stop-visit", None, EVERYONE),
-    ("POST", "/v1/scenarios/one-stop-visit/keys", {"name": "m"}, frozenset({"visit", "admin"})),
+    ("POST", "/v1/scenarios/one-stop-visit/keys", {"name": "m"}, frozenset({"admin"})),
     ("POST", "/v1/access-requests", access_request_create(), frozenset({"visit", "community", "admin"})),
     ("GET", "/v1/access-requests", None, EVERYONE),
     ("GET", "/v1/access-requests/{request}", None, SEES_VISITS_MARKET_ACCESS),

@@ -328,6 +328,36 @@ def test_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> N
     assert mismatches == []
 
 
+# The principal each role plays when a row is about a principal ({principal_id}): itself.
+SELF = {"scenario": OWN["scenario"], "department": OWN["department"], "approver": OWN["approver"]}
+SELF["operator"] = "city-ops"
+
+
+def test_on_its_own_principal_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> None:
+    """A row about a principal ({principal_id}: its keys) is "own" for the caller's own principal:
+    each role calls it on itself, so that a role the table refuses can neither mint, list nor
+    revoke its own keys (a key it minted itself would outlive the revocation of a stolen one)."""
+    mismatches = []
+    for rule in documented_rules():
+        if "{principal_id}" not in rule.operation:
+            continue
+        for role, principal_id in SELF.items():
+            # A key of the principal's own for the DELETE row to revoke, issued by an admin.
+            spare = platform.ok("POST", f"/catalog/v1/principals/{principal_id}/keys", json={"name": "spare"})
+            method, template = rule.operation.split(" ", 1)
+            path = f"/{rule.service}" + template.format(principal_id=principal_id, prefix=spare["prefix"])
+            kwargs = REQUESTS.get(rule.operation, lambda p: {})(platform)
+            response = platform.call(method, path, platform.keys[principal_id], **kwargs)
+            allowed = rule.cells[role] in ("yes", "own")
+            if (response.status_code in (401, 403)) == allowed or response.status_code >= 500:
+                mismatches.append(
+                    f"{method} {path} as {principal_id}: {response.status_code} {response.text[:160]}"
+                )
+            elif not allowed and response.headers.get("content-type") != PROBLEM:
+                mismatches.append(f"{method} {path} as {principal_id}: refused without problem+json")
+    assert mismatches == []
+
+
 def test_no_key_and_a_revoked_key_are_refused_everywhere_but_the_operations_endpoints(
     platform: Platform,
 ) -> None:

@@ -156,16 +156,19 @@ def test_departments_publish_only_their_own_datasets(catalog: CatalogHarness) ->
 
 
 def test_keys_are_shown_once_and_a_revoked_key_stops_within_a_second(catalog: CatalogHarness) -> None:
-    key = catalog.principal_key("one-stop-visit", "scenario")
+    # A department lists its own keys; a scenario's are the admin's to manage (docs/authorization.md).
+    catalog.department("transport-bureau", ["transport"])
+    key = catalog.principal_key("transport-publisher", "department", "transport-bureau")
     assert catalog.call("GET", "/v1/datasets", key).status_code == 200
-    listed = catalog.call("GET", "/v1/principals/one-stop-visit/keys", key).json()
+    listed = catalog.call("GET", "/v1/principals/transport-publisher/keys", key).json()
     assert len(listed) == 1 and "key" not in listed[0]
     assert key not in json.dumps(listed)
     other = catalog.principal_key("ai-community", "scenario")
-    assert catalog.call("GET", "/v1/principals/one-stop-visit/keys", other).status_code == 403
+    assert catalog.call("GET", "/v1/principals/transport-publisher/keys", other).status_code == 403
+    assert catalog.call("GET", "/v1/principals/ai-community/keys", other).status_code == 403
 
     prefix = listed[0]["prefix"]
-    revoked = catalog.call("DELETE", f"/v1/principals/one-stop-visit/keys/{prefix}")
+    revoked = catalog.call("DELETE", f"/v1/principals/transport-publisher/keys/{prefix}")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
     started = time.monotonic()
     while catalog.call("GET", "/v1/datasets", key).status_code != 401:

@@ -85,10 +85,10 @@ def update_scenario(
     response_model=ApiKeyIssued,
     status_code=status.HTTP_201_CREATED,
     tags=["scenarios"],
-    summary="Issue an API key of the scenario (shown once); the scenario itself or an admin",
+    summary="Issue an API key of the scenario (shown once); an admin only",
 )
 def issue_scenario_key(
-    scenario_id: str, payload: ApiKeyCreate, access: AccessDep, caller: ReaderDep
+    scenario_id: str, payload: ApiKeyCreate, access: AccessDep, caller: AdminDep
 ) -> ApiKeyIssued:
     access.audit.attempting("api_key.issue", "principal", scenario_id, scenario_id=scenario_id)
     return service.issue_scenario_key(access, caller, scenario_id, payload.name)

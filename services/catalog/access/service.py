@@ -52,7 +52,7 @@ from services.catalog.schemas import ApiKeyIssued, Classification, DatasetStatus
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.policy import FieldMask, RowFilterError, encode_hash_key, new_hash_key, parse_row_filter
-from services.common.problems import FieldError, InvalidRequest
+from services.common.problems import FieldError, Forbidden, InvalidRequest
 
 AUTO_APPROVER = "policy:open-classification"
 """``decided_by`` of a request granted at once because its dataset is open."""
@@ -235,9 +235,13 @@ def _retire(ctx: Collaborators, actor: Principal, scenario: Scenario) -> None:
 
 
 def issue_scenario_key(ctx: Collaborators, actor: Principal, scenario_id: str, name: str) -> ApiKeyIssued:
-    """A key for the scenario (shown once), through the catalog's principal keys."""
-    if not actor.is_admin() and actor.id != scenario_id:
-        raise exceptions.NotYourScenario("only the scenario itself or an admin may issue its keys")
+    """A key for the scenario (shown once), through the catalog's principal keys.
+
+    Only an admin issues them: a scenario that could mint its own keys would let a stolen key
+    leave behind a sibling that outlives the stolen one's revocation.
+    """
+    if not actor.is_admin():
+        raise Forbidden(f"a scenario's keys are issued by an admin, not by {actor.kind} {actor.id!r}")
     get_scenario(ctx.session, scenario_id)
     issued = catalog_service.issue_api_key(ctx.session, ctx.events, scenario_id, name)
     ctx.audit.record(

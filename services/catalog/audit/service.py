@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 
 from services.catalog.audit.models import AuditCheckpoint, AuditEntry, AuditHead
+from services.catalog.audit.refusals import RefusalWindows, refusal_key
 from services.catalog.audit.schemas import AuditVerification, ChainBreak
 from services.catalog.exceptions import InvalidCursor
 from services.common import catalog_events, db
@@ -457,9 +458,10 @@ class Auditor:
     write (POST, PUT, PATCH, DELETE) is still audited under its route's name and path parameters.
     """
 
-    def __init__(self, request: Request, session: Session) -> None:
+    def __init__(self, request: Request, session: Session, refusals: RefusalWindows | None = None) -> None:
         self._request = request
         self._session = session
+        self._refusals = refusals
         self._attempt: dict[str, Any] | None = None
 
     @property
@@ -547,6 +549,13 @@ class Auditor:
         session = self._session
         session.rollback()
         session.info.pop(db.AFTER_COMMIT, None)
+        repeat = (
+            event.outcome == DENIED
+            and self._refusals is not None
+            and not self._refusals.admit(refusal_key(event), event)
+        )
+        if repeat:
+            return  # counted, and appended with its count when its window closes
         try:
             append(session, event)
             session.commit()
@@ -583,9 +592,12 @@ def _failure(error: BaseException) -> tuple[int, str]:
     return 500, type(error).__name__
 
 
-def audit_request(request: Request, session: Session) -> Iterator[Auditor]:
-    """The body of the auditor dependency: hands out an :class:`Auditor`, audits a failure."""
-    auditor = Auditor(request, session)
+def audit_request(
+    request: Request, session: Session, refusals: RefusalWindows | None = None
+) -> Iterator[Auditor]:
+    """The body of the auditor dependency: hands out an :class:`Auditor`, audits a failure
+    (identical refusals within a window of ``refusals`` as one entry with a count)."""
+    auditor = Auditor(request, session, refusals)
     try:
         yield auditor
     except Exception as error:

@@ -34,6 +34,7 @@ from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
 from services.common.outbox import Outbox
 from services.common.policy import GrantTerms, compile_policy, hash_key_of
+from services.common.problems import Forbidden
 from tests.factories import (
     EXAMPLES,
     OUTPATIENT_FIELDS,
@@ -417,10 +418,12 @@ def test_an_expiry_may_be_shortened_or_extended_up_to_the_requested_duration(wor
 def test_a_scenario_is_a_principal_whose_keys_stop_when_it_is_suspended(world: World) -> None:
     principal = catalog_service.get_principal(world.session, VISIT.id)
     assert (principal.kind, principal.status) == ("scenario", "active")
-    issued = access.issue_scenario_key(world.ctx, VISIT, VISIT.id, "laptop")
+    issued = access.issue_scenario_key(world.ctx, ADMIN, VISIT.id, "laptop")
     assert issued.principal_id == VISIT.id and issued.key.startswith("cbk_")
-    with pytest.raises(exceptions.NotYourScenario):
-        access.issue_scenario_key(world.ctx, COMMUNITY, VISIT.id, "stolen")
+    # Only an admin issues a scenario's keys: neither another scenario nor the scenario itself.
+    for actor in (COMMUNITY, VISIT):
+        with pytest.raises(Forbidden):
+            access.issue_scenario_key(world.ctx, actor, VISIT.id, "stolen")
     access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="suspended"))
     assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
     with pytest.raises(exceptions.ScenarioNotActive):
