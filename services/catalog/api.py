@@ -504,6 +504,26 @@ def export_dataset(
 
 
 @router.get(
+    "/publishers/{publisher_id}",
+    tags=["standards"],
+    summary="A publisher the DCAT-AP export names, as a foaf:Agent with its contact point (JSON-LD or Turtle)",
+    responses=RDF_RESPONSES,
+)
+def export_publisher(
+    publisher_id: str,
+    request: Request,
+    session: SessionDep,
+    links: LinksDep,
+    _: ReaderDep,
+    format_: Annotated[RdfFormat | None, Query(alias="format")] = None,
+) -> Response:
+    publisher = service.describe_publisher(session, publisher_id)
+    if _rdf_format(request, format_) is RdfFormat.turtle:
+        return Response(dcat.publisher_turtle(publisher, links), media_type=TURTLE)
+    return Response(json.dumps(dcat.publisher_jsonld(publisher, links), ensure_ascii=False), media_type=JSONLD)
+
+
+@router.get(
     "/datasets/{dataset_id}/asyncapi", tags=["standards"], summary="AsyncAPI 3 document of one dataset"
 )
 def dataset_asyncapi(
