@@ -958,7 +958,8 @@ def _semver_sort_key(text: str) -> tuple[int, ...]:
 # --- standard interfaces: descriptions for DCAT-AP and AsyncAPI ----------------------------
 
 
-def _publisher(department: Department) -> PublisherDescription:
+def describe_department(department: Department) -> PublisherDescription:
+    """A department as the exporters see it: a publisher."""
     return PublisherDescription(
         id=department.id, name=department.name, kind=department.kind, email=department.contact_email
     )
@@ -971,7 +972,7 @@ def describe(dataset: Dataset, department: Department, current: ContractVersion 
         id=dataset.id,
         title=dataset.title,
         description=dataset.description,
-        publisher=_publisher(department),
+        publisher=describe_department(department),
         domain=dataset.domain_id,
         classification=dataset.classification,  # type: ignore[arg-type]
         status=dataset.status,
@@ -1036,28 +1037,14 @@ _DESCRIBED_VERSION_COLUMNS = (
 )
 
 
-CATALOG_PUBLISHER = PublisherDescription(id="city", name="City data administration", kind="city")
-"""Who publishes the catalog as a whole: the city, on behalf of its departments."""
-
-
 def catalog_description(session: Session, links: PlatformLinks) -> CatalogDescription:
     # No homepage of its own: the export links the catalog's API documentation, which the
     # catalog service itself answers wherever it is deployed.
     return CatalogDescription(
         title="citybase: the city's public data",
         description="Datasets published by the city's departments as live streams under ODCS data contracts.",
-        publisher=CATALOG_PUBLISHER,
+        publisher=PublisherDescription(id="city", name="City data administration", kind="city"),
     )
-
-
-def describe_publisher(session: Session, publisher_id: str) -> PublisherDescription:
-    """A publisher the DCAT export names: a department, or the city as the catalog's publisher."""
-    department = session.get(Department, publisher_id)
-    if department is not None:
-        return _publisher(department)
-    if publisher_id == CATALOG_PUBLISHER.id:
-        return CATALOG_PUBLISHER
-    raise exceptions.DepartmentNotFound(f"no publisher {publisher_id!r}")
 
 
 def _aware(moment: datetime) -> datetime:

@@ -73,6 +73,7 @@ FILE_TYPE = Namespace(_EU_AUTHORITY + "file-type/")
 PUBLISHER_TYPE = Namespace("http://purl.org/adms/publishertype/")
 IANA_MEDIA_TYPE = Namespace("http://www.iana.org/assignments/media-types/")
 _JSON_FILE_TYPE = "JSON"
+_JSON_FORMAT = FILE_TYPE[_JSON_FILE_TYPE]
 
 # The terms used below, as constants: an rdflib namespace attribute costs about a microsecond
 # per lookup, and the export looks up ~100 terms per dataset.
@@ -394,7 +395,11 @@ DISTRIBUTION_STATUS_VOCABULARY = Vocabulary(
     _STATUS_LABELS,
 )
 FILE_TYPE_VOCABULARY = Vocabulary(
-    URIRef(_EU_AUTHORITY + "file-type"), "File type", str(FILE_TYPE), {"JSON": "JSON"}, (_Dct.MediaTypeOrExtent,)
+    URIRef(_EU_AUTHORITY + "file-type"),
+    "File type",
+    str(FILE_TYPE),
+    {"JSON": "JSON"},
+    (_Dct.MediaTypeOrExtent,),
 )
 PUBLISHER_TYPE_VOCABULARY = Vocabulary(
     URIRef("http://purl.org/adms/publishertype/1.0"),
@@ -431,7 +436,6 @@ _DELIVERIES: tuple[tuple[str, str, str], ...] = (
     ("webhook", "application/cloudevents+json", "Webhook"),
 )
 """Feeds delivery interfaces: (distribution name, media type on the wire, title)."""
-
 
 
 def frequency_code(update_frequency: str | None) -> str:
@@ -498,9 +502,8 @@ def _document(subject: URIRef, predicate: URIRef, page: str) -> list[Triple]:
     return [(subject, predicate, document), (document, RDF_TYPE, _Foaf.Document)]
 
 
-def publisher_triples(publisher: PublisherDescription, links: PlatformLinks) -> list[Triple]:
-    """The publisher as a ``foaf:Agent``, with its contact point: what its URI answers."""
-    agent = URIRef(links.publisher(publisher.id))
+def publisher_triples(publisher: PublisherDescription, agent: URIRef, contact: URIRef | None) -> list[Triple]:
+    """The publisher as a ``foaf:Agent`` at ``agent``, with its ``vcard:Kind`` contact point."""
     triples: list[Triple] = [(agent, RDF_TYPE, _Foaf.Agent), (agent, _Foaf.name, text(publisher.name))]
     kind = PUBLISHER_TYPES.get(publisher.kind.strip().lower())
     if kind is not None:
@@ -510,23 +513,24 @@ def publisher_triples(publisher: PublisherDescription, links: PlatformLinks) -> 
         triples += _document(agent, _Foaf.homepage, publisher.homepage)
     if publisher.email:
         triples.append((agent, _Foaf.mbox, _iri(f"mailto:{publisher.email}")))
-    return [*triples, *_contact_triples(publisher, links)]
-
-
-def _contact(publisher: PublisherDescription, links: PlatformLinks) -> URIRef:
-    # A fragment of the publisher's URI: dereferencing it answers the publisher's document,
-    # which describes the contact point too.
-    return URIRef(f"{links.publisher(publisher.id)}#contact")
-
-
-def _contact_triples(publisher: PublisherDescription, links: PlatformLinks) -> list[Triple]:
-    contact = _contact(publisher, links)
-    triples: list[Triple] = [(contact, RDF_TYPE, _Vcard.Kind), (contact, _Vcard.fn, text(publisher.name))]
+    if contact is None:
+        return triples
+    triples += [(contact, RDF_TYPE, _Vcard.Kind), (contact, _Vcard.fn, text(publisher.name))]
     if publisher.email:
         triples.append((contact, _Vcard.hasEmail, _iri(f"mailto:{publisher.email}")))
     if publisher.homepage:
         triples.append((contact, _Vcard.hasURL, _iri(publisher.homepage)))
     return triples
+
+
+def department_uris(publisher: PublisherDescription, links: PlatformLinks) -> tuple[URIRef, URIRef]:
+    """A department's agent URI, which the catalog answers, and its contact point's.
+
+    The contact is a fragment of the agent's URI: dereferencing it answers the department's
+    document, which describes the contact point too.
+    """
+    agent = links.publisher(publisher.id)
+    return URIRef(agent), URIRef(f"{agent}#contact")
 
 
 def _feeds_service_triples(links: PlatformLinks) -> list[Triple]:
@@ -589,13 +593,14 @@ def dataset_triples(dataset: DatasetDescription, links: PlatformLinks) -> list[T
     are self-contained; the statements about the service itself are those of the catalog.
     """
     ds = URIRef(links.dataset(dataset.id))
+    agent, contact = department_uris(dataset.publisher, links)
     triples: list[Triple] = [
         (ds, RDF_TYPE, _Dcat.Dataset),
         (ds, _Dct.identifier, Literal(dataset.id)),
         (ds, _Dct.title, text(dataset.title)),
         (ds, _Dct.description, text(description(dataset))),
-        (ds, _Dct.publisher, URIRef(links.publisher(dataset.publisher.id))),
-        (ds, _Dcat.contactPoint, _contact(dataset.publisher, links)),
+        (ds, _Dct.publisher, agent),
+        (ds, _Dcat.contactPoint, contact),
         (ds, _Dct.issued, Literal(dataset.created_at)),
         (ds, _Dct.modified, Literal(dataset.updated_at)),
     ]
@@ -660,8 +665,11 @@ def dataset_triples(dataset: DatasetDescription, links: PlatformLinks) -> list[T
             ),
         ),
         (kafka, _Dct.conformsTo, asyncapi),
+        *FILE_TYPE_VOCABULARY.describe(_JSON_FILE_TYPE),
     ]
-    return [*triples, *publisher_triples(dataset.publisher, links)]
+    if status is not None:
+        triples += DISTRIBUTION_STATUS_VOCABULARY.describe(status)
+    return [*triples, *publisher_triples(dataset.publisher, agent, contact)]
 
 
 def _distribution_triples(
@@ -680,14 +688,15 @@ def _distribution_triples(
         (distribution, _Dcat.accessURL, URIRef(access_url)),
         # The records are JSON whichever interface carries them; the media type says how the
         # interface frames them.
-        *_value(distribution, _Dct.format, FILE_TYPE_VOCABULARY, _JSON_FILE_TYPE),
+        # (The concepts themselves are described once per dataset, by :func:`dataset_triples`.)
+        (distribution, _Dct.format, _JSON_FORMAT),
         (distribution, _Dcat.mediaType, media),
         (media, RDF_TYPE, _Dct.MediaType),
     ]
     if contract is not None:
         triples.append((distribution, _Dct.conformsTo, contract))
     if status is not None:
-        triples += _value(distribution, _Adms.status, DISTRIBUTION_STATUS_VOCABULARY, status)
+        triples.append((distribution, _Adms.status, DISTRIBUTION_STATUS_VOCABULARY.concept(status)))
     return triples
 
 
@@ -699,14 +708,15 @@ def catalog_triples(catalog: CatalogDescription, links: PlatformLinks) -> list[T
         (node, RDF_TYPE, _Dcat.Catalog),
         (node, _Dct.title, text(catalog.title)),
         (node, _Dct.description, text(catalog.description)),
-        (node, _Dct.publisher, URIRef(links.publisher(catalog.publisher.id))),
+        (node, _Dct.publisher, URIRef(links.catalog_publisher)),
         *_document(node, _Foaf.homepage, catalog.homepage or links.catalog_homepage),
         (node, _Dcat.themeTaxonomy, THEME_VOCABULARY.scheme),
         (node, _Dcat.service, URIRef(links.feeds)),
     ]
     return [
         *triples,
-        *publisher_triples(catalog.publisher, links),
+        # Described here, so that its URI (a fragment of the catalog's) answers with it.
+        *publisher_triples(catalog.publisher, URIRef(links.catalog_publisher), None),
         *_feeds_service_triples(links),
         *_schemes_triples(),
     ]
@@ -734,8 +744,11 @@ def _dataset_document(dataset: DatasetDescription, links: PlatformLinks) -> list
 
 
 def _publisher_document(publisher: PublisherDescription, links: PlatformLinks) -> list[Triple]:
-    """A publisher on its own: the agent, its contact point and the publisher-type scheme."""
-    return [*publisher_triples(publisher, links), *PUBLISHER_TYPE_VOCABULARY.scheme_triples()]
+    """A department on its own: the agent, its contact point and the publisher-type scheme."""
+    return [
+        *publisher_triples(publisher, *department_uris(publisher, links)),
+        *PUBLISHER_TYPE_VOCABULARY.scheme_triples(),
+    ]
 
 
 def dataset_graph(dataset: DatasetDescription, links: PlatformLinks) -> Graph:
@@ -831,7 +844,7 @@ def dataset_turtle(dataset: DatasetDescription, links: PlatformLinks) -> str:
 
 
 def publisher_turtle(publisher: PublisherDescription, links: PlatformLinks) -> str:
-    """What a publisher's URI answers in Turtle: the ``foaf:Agent`` and its contact point."""
+    """What a department's URI answers in Turtle: the ``foaf:Agent`` and its contact point."""
     return _turtle_document(_publisher_document(publisher, links))
 
 
@@ -900,7 +913,7 @@ def dataset_jsonld(dataset: DatasetDescription, links: PlatformLinks) -> dict[st
 
 
 def publisher_jsonld(publisher: PublisherDescription, links: PlatformLinks) -> dict[str, Any]:
-    """What a publisher's URI answers in JSON-LD: the ``foaf:Agent`` and its contact point."""
+    """What a department's URI answers in JSON-LD: the ``foaf:Agent`` and its contact point."""
     return _jsonld_document(_publisher_document(publisher, links))
 
 
