@@ -29,6 +29,7 @@ from services.catalog.deps import (
     SessionDep,
     SettingsDep,
 )
+from services.catalog.models import Department
 from services.catalog.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
@@ -142,9 +143,21 @@ def create_department(
     return department
 
 
-@router.get("/departments/{department_id}", response_model=DepartmentRead, tags=["departments"])
-def get_department(department_id: str, session: SessionDep, _: ReaderDep) -> DepartmentRead:
-    return DepartmentRead.model_validate(service.get_department(session, department_id))
+@router.get(
+    "/departments/{department_id}",
+    response_model=DepartmentRead,
+    tags=["departments"],
+    summary="A department; as a DCAT-AP foaf:Agent with Accept: text/turtle or application/ld+json",
+    responses={200: {"content": {"text/turtle": {}, "application/ld+json": {}}}},
+)
+def get_department(
+    department_id: str, request: Request, session: SessionDep, settings: SettingsDep, _: ReaderDep
+) -> Any:
+    department = service.get_department(session, department_id)
+    # The DCAT export names departments by this URI: a harvester that asks for RDF gets the agent.
+    if not _asks_for_rdf(request):
+        return DepartmentRead.model_validate(department)
+    return _department_agent(request, settings, department)
 
 
 @router.get("/datasets", response_model=DatasetPage, tags=["datasets"])
@@ -482,6 +495,29 @@ def _rdf_format(request: Request, format_: RdfFormat | None) -> RdfFormat:
     return RdfFormat.turtle if TURTLE in request.headers.get("accept", "") else RdfFormat.jsonld
 
 
+def _rdf_document(
+    chosen: RdfFormat, turtle: Callable[[], str], jsonld: Callable[[], dict[str, Any]]
+) -> Response:
+    """One small RDF document in the chosen serialisation (only that one is built)."""
+    if chosen is RdfFormat.turtle:
+        return Response(turtle(), media_type=TURTLE)
+    return Response(json.dumps(jsonld(), ensure_ascii=False), media_type=JSONLD)
+
+
+def _asks_for_rdf(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return TURTLE in accept or JSONLD in accept
+
+
+def _department_agent(request: Request, settings: SettingsDep, department: Department) -> Response:
+    publisher, links = service.describe_department(department), _links(request, settings)
+    return _rdf_document(
+        _rdf_format(request, None),
+        lambda: dcat.publisher_turtle(publisher, links),
+        lambda: dcat.publisher_jsonld(publisher, links),
+    )
+
+
 def _kafka_bootstrap(settings: SettingsDep) -> str:
     if settings.kafka_public_bootstrap:
         return settings.kafka_public_bootstrap
@@ -533,10 +569,10 @@ def export_dataset(
     format_: Annotated[RdfFormat | None, Query(alias="format")] = None,
 ) -> Response:
     description = service.describe_one(session, dataset_id)
-    if _rdf_format(request, format_) is RdfFormat.turtle:
-        return Response(dcat.dataset_turtle(description, links), media_type=TURTLE)
-    return Response(
-        json.dumps(dcat.dataset_jsonld(description, links), ensure_ascii=False), media_type=JSONLD
+    return _rdf_document(
+        _rdf_format(request, format_),
+        lambda: dcat.dataset_turtle(description, links),
+        lambda: dcat.dataset_jsonld(description, links),
     )
 
 

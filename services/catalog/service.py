@@ -1029,6 +1029,13 @@ def _semver_sort_key(text: str) -> tuple[int, ...]:
 # --- standard interfaces: descriptions for DCAT-AP and AsyncAPI ----------------------------
 
 
+def describe_department(department: Department) -> PublisherDescription:
+    """A department as the exporters see it: a publisher."""
+    return PublisherDescription(
+        id=department.id, name=department.name, kind=department.kind, email=department.contact_email
+    )
+
+
 def describe(dataset: Dataset, department: Department, current: ContractVersion | None) -> DatasetDescription:
     """The exporters' view of one dataset and its current contract."""
     frequency = (current.sla or {}).get("frequency_s") if current else None
@@ -1036,9 +1043,7 @@ def describe(dataset: Dataset, department: Department, current: ContractVersion 
         id=dataset.id,
         title=dataset.title,
         description=dataset.description,
-        publisher=PublisherDescription(
-            id=department.id, name=department.name, kind=department.kind, email=department.contact_email
-        ),
+        publisher=describe_department(department),
         domain=dataset.domain_id,
         classification=dataset.classification,  # type: ignore[arg-type]
         status=dataset.status,
@@ -1104,11 +1109,12 @@ _DESCRIBED_VERSION_COLUMNS = (
 
 
 def catalog_description(session: Session, links: PlatformLinks) -> CatalogDescription:
+    # No homepage of its own: the export links the catalog's API documentation, which the
+    # catalog service itself answers wherever it is deployed.
     return CatalogDescription(
         title="citybase: the city's public data",
         description="Datasets published by the city's departments as live streams under ODCS data contracts.",
         publisher=PublisherDescription(id="city", name="City data administration", kind="city"),
-        homepage=links.base_url + "/",
     )
 
 

@@ -19,9 +19,17 @@ profile asks for:
 - ``foaf:Agent`` publishers (``foaf:name``, ``dct:type``) and ``vcard:Kind`` contact points
   (``vcard:fn``, ``vcard:hasEmail``).
 
-Controlled-vocabulary values (themes, access rights, frequencies, statuses, file types) carry
-their class (``skos:Concept``, ``dct:RightsStatement``, ...) in the export, so that the DCAT-AP
-SHACL range shapes pass without loading the EU authority tables as background knowledge.
+Controlled-vocabulary values (themes, access rights, frequencies, statuses, file types,
+publisher types) are described in the export as the authority tables describe them: their class
+(``skos:Concept``, ``dct:RightsStatement``, ...), an English ``skos:prefLabel`` and their
+``skos:inScheme``, and each scheme as a ``skos:ConceptScheme`` with its ``dct:title``. So the
+export conforms to the DCAT-AP 3.0.1 SHACL shapes (``shapes.ttl``, ``range.ttl`` and the
+controlled-vocabulary shapes) without loading the EU tables as background knowledge.
+
+Every human-readable literal (title, description, name, keyword, label) carries a language tag:
+``@zh`` for text with Han characters, ``@en`` otherwise. A dataset registered without a
+description is described from its contract (publisher, delivery, fields), since DCAT-AP makes
+``dct:description`` mandatory and an empty one tells a portal user nothing.
 
 Streaming: a catalog has up to ~10^5 datasets read from a database cursor. The streamed
 serialisers write the prefixes (Turtle) or ``@context`` (JSON-LD) once, then each dataset's
@@ -37,6 +45,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from rdflib import Graph, Literal, Namespace, URIRef
@@ -63,7 +72,8 @@ DISTRIBUTION_STATUS = Namespace(_EU_AUTHORITY + "distribution-status/")
 FILE_TYPE = Namespace(_EU_AUTHORITY + "file-type/")
 PUBLISHER_TYPE = Namespace("http://purl.org/adms/publishertype/")
 IANA_MEDIA_TYPE = Namespace("http://www.iana.org/assignments/media-types/")
-_JSON_FILE_TYPE = FILE_TYPE.JSON
+_JSON_FILE_TYPE = "JSON"
+_JSON_FORMAT = FILE_TYPE[_JSON_FILE_TYPE]
 
 # The terms used below, as constants: an rdflib namespace attribute costs about a microsecond
 # per lookup, and the export looks up ~100 terms per dataset.
@@ -117,6 +127,7 @@ class _Dct:
 
 class _Foaf:
     Agent = FOAF.Agent
+    Document = FOAF.Document
     homepage = FOAF.homepage
     mbox = FOAF.mbox
     name = FOAF.name
@@ -126,6 +137,7 @@ class _Skos:
     Concept = SKOS.Concept
     ConceptScheme = SKOS.ConceptScheme
     inScheme = SKOS.inScheme
+    prefLabel = SKOS.prefLabel
 
 
 class _Vcard:
@@ -205,6 +217,8 @@ restricted data never leaves the platform unmasked (NON_PUBLIC)."""
 
 PUBLISHER_TYPES: dict[str, str] = {
     "department": "LocalAuthority",
+    "bureau": "LocalAuthority",
+    "commission": "LocalAuthority",
     "district": "LocalAuthority",
     "city": "LocalAuthority",
     "municipality": "LocalAuthority",
@@ -267,6 +281,153 @@ _DURATION = re.compile(
     r"(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?=\d)(?:(?P<hours>\d+(?:\.\d+)?)H)?"
     r"(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
+Triple = tuple[URIRef, URIRef, URIRef | Literal]
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """A controlled vocabulary as the export describes it, so that its values need no lookup.
+
+    ``labels`` are the English preferred labels of the codes citybase uses, as the authority
+    table publishes them; ``classes`` are what the DCAT-AP range shapes expect of a value besides
+    ``skos:Concept`` (an access right is also a ``dct:RightsStatement``, ...).
+    """
+
+    scheme: URIRef
+    title: str
+    namespace: str
+    labels: dict[str, str]
+    classes: tuple[URIRef, ...] = ()
+    _described: dict[str, list[Triple]] = field(default_factory=dict, compare=False, repr=False)
+
+    def concept(self, code: str) -> URIRef:
+        return URIRef(self.namespace + code)
+
+    def describe(self, code: str) -> list[Triple]:
+        """The concept's class(es), label and scheme: the same few statements every time, built once."""
+        if code not in self._described:
+            concept = self.concept(code)
+            self._described[code] = [
+                (concept, RDF_TYPE, _Skos.Concept),
+                *((concept, RDF_TYPE, cls) for cls in self.classes),
+                (concept, _Skos.prefLabel, Literal(self.labels[code], lang="en")),
+                (concept, _Skos.inScheme, self.scheme),
+            ]
+        return self._described[code]
+
+    def scheme_triples(self) -> list[Triple]:
+        return [
+            (self.scheme, RDF_TYPE, _Skos.ConceptScheme),
+            (self.scheme, _Dct.title, Literal(self.title, lang="en")),
+        ]
+
+
+_STATUS_LABELS = {
+    "DEVELOP": "Under development",
+    "COMPLETED": "Completed",
+    "DEPRECATED": "Deprecated",
+    "WITHDRAWN": "Withdrawn",
+}
+THEME_VOCABULARY = Vocabulary(
+    DATA_THEME_SCHEME,
+    "Data theme",
+    str(DATA_THEME),
+    {
+        "AGRI": "Agriculture, fisheries, forestry and food",
+        "ECON": "Economy and finance",
+        "EDUC": "Education, culture and sport",
+        "ENER": "Energy",
+        "ENVI": "Environment",
+        "GOVE": "Government and public sector",
+        "HEAL": "Health",
+        "INTR": "International issues",
+        "JUST": "Justice, legal system and public safety",
+        "REGI": "Regions and cities",
+        "SOCI": "Population and society",
+        "TECH": "Science and technology",
+        "TRAN": "Transport",
+    },
+)
+ACCESS_RIGHT_VOCABULARY = Vocabulary(
+    URIRef(_EU_AUTHORITY + "access-right"),
+    "Access right",
+    str(ACCESS_RIGHT),
+    {"PUBLIC": "Public", "RESTRICTED": "Restricted", "NON_PUBLIC": "Non-public"},
+    (_Dct.RightsStatement,),
+)
+FREQUENCY_VOCABULARY = Vocabulary(
+    URIRef(_EU_AUTHORITY + "frequency"),
+    "Frequency",
+    str(FREQUENCY),
+    {
+        "1MIN": "Every minute",
+        "5MIN": "Every five minutes",
+        "10MIN": "Every ten minutes",
+        "15MIN": "Every fifteen minutes",
+        "30MIN": "Every thirty minutes",
+        "HOURLY": "Hourly",
+        "BIHOURLY": "Bihourly",
+        "TRIHOURLY": "Trihourly",
+        "12HRS": "Twice a day",
+        "DAILY": "Daily",
+        "WEEKLY": "Weekly",
+        "BIWEEKLY": "Biweekly",
+        "MONTHLY": "Monthly",
+        "BIMONTHLY": "Bimonthly",
+        "QUARTERLY": "Quarterly",
+        "ANNUAL_2": "Semiannual",
+        "ANNUAL": "Annual",
+        "BIENNIAL": "Biennial",
+        "TRIENNIAL": "Triennial",
+        "UPDATE_CONT": "Continuously updated",
+        "OTHER": "Other",
+        "UNKNOWN": "Unknown",
+    },
+    (_Dct.Frequency,),
+)
+DATASET_STATUS_VOCABULARY = Vocabulary(
+    URIRef(_EU_AUTHORITY + "dataset-status"), "Dataset status", str(DATASET_STATUS), _STATUS_LABELS
+)
+DISTRIBUTION_STATUS_VOCABULARY = Vocabulary(
+    URIRef(_EU_AUTHORITY + "distribution-status"),
+    "Distribution status",
+    str(DISTRIBUTION_STATUS),
+    _STATUS_LABELS,
+)
+FILE_TYPE_VOCABULARY = Vocabulary(
+    URIRef(_EU_AUTHORITY + "file-type"),
+    "File type",
+    str(FILE_TYPE),
+    {"JSON": "JSON"},
+    (_Dct.MediaTypeOrExtent,),
+)
+PUBLISHER_TYPE_VOCABULARY = Vocabulary(
+    URIRef("http://purl.org/adms/publishertype/1.0"),
+    "Publisher type",
+    str(PUBLISHER_TYPE),
+    {
+        "LocalAuthority": "Local Authority",
+        "RegionalAuthority": "Regional Authority",
+        "NationalAuthority": "National authority",
+        "Company": "Company",
+        "Academia-ScientificOrganisation": "Academia/Scientific organisation",
+        "NonGovernmentalOrganisation": "Non-Governmental Organisation",
+        "NonProfitOrganisation": "Non-Profit Organisation",
+        "PrivateIndividual(s)": "Private Individual(s)",
+        "StandardisationBody": "Standardisation body",
+    },
+)
+VOCABULARIES: tuple[Vocabulary, ...] = (
+    THEME_VOCABULARY,
+    ACCESS_RIGHT_VOCABULARY,
+    FREQUENCY_VOCABULARY,
+    DATASET_STATUS_VOCABULARY,
+    DISTRIBUTION_STATUS_VOCABULARY,
+    FILE_TYPE_VOCABULARY,
+    PUBLISHER_TYPE_VOCABULARY,
+)
+"""Every vocabulary the export draws values from; their schemes are described once per document."""
+
 
 _JSON = "application/json"
 _DELIVERIES: tuple[tuple[str, str, str], ...] = (
@@ -275,8 +436,6 @@ _DELIVERIES: tuple[tuple[str, str, str], ...] = (
     ("webhook", "application/cloudevents+json", "Webhook"),
 )
 """Feeds delivery interfaces: (distribution name, media type on the wire, title)."""
-
-Triple = tuple[URIRef, URIRef, URIRef | Literal]
 
 
 def frequency_code(update_frequency: str | None) -> str:
@@ -324,38 +483,65 @@ def _iri(text: str) -> URIRef:
     return URIRef(_UNSAFE_IRI.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text))
 
 
-def _publisher_triples(publisher: PublisherDescription, links: PlatformLinks) -> list[Triple]:
-    agent = URIRef(links.publisher(publisher.id))
-    triples: list[Triple] = [(agent, RDF_TYPE, _Foaf.Agent), (agent, _Foaf.name, Literal(publisher.name))]
+# Han ideographs (CJK Unified Ideographs, extension A, compatibility ideographs).
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def text(value: str) -> Literal:
+    """A human-readable literal with its language: ``@zh`` if it holds Han characters, else ``@en``.
+
+    citybase's own wording is English; a department that names its dataset in Chinese gets a
+    Chinese-tagged title, so that a portal offers it to the right readers.
+    """
+    return Literal(value, lang="zh" if _HAN.search(value) else "en")
+
+
+def _document(subject: URIRef, predicate: URIRef, page: str) -> list[Triple]:
+    """A link to a web page, typed ``foaf:Document`` as the range of ``foaf:homepage`` asks."""
+    document = _iri(page)
+    return [(subject, predicate, document), (document, RDF_TYPE, _Foaf.Document)]
+
+
+def publisher_triples(publisher: PublisherDescription, agent: URIRef, contact: URIRef | None) -> list[Triple]:
+    """The publisher as a ``foaf:Agent`` at ``agent``, with its ``vcard:Kind`` contact point."""
+    triples: list[Triple] = [(agent, RDF_TYPE, _Foaf.Agent), (agent, _Foaf.name, text(publisher.name))]
     kind = PUBLISHER_TYPES.get(publisher.kind.strip().lower())
     if kind is not None:
-        triples += [(agent, _Dct.type, PUBLISHER_TYPE[kind]), (PUBLISHER_TYPE[kind], RDF_TYPE, _Skos.Concept)]
+        triples.append((agent, _Dct.type, PUBLISHER_TYPE_VOCABULARY.concept(kind)))
+        triples += PUBLISHER_TYPE_VOCABULARY.describe(kind)
     if publisher.homepage:
-        triples.append((agent, _Foaf.homepage, _iri(publisher.homepage)))
+        triples += _document(agent, _Foaf.homepage, publisher.homepage)
     if publisher.email:
         triples.append((agent, _Foaf.mbox, _iri(f"mailto:{publisher.email}")))
-    return triples
-
-
-def _contact_triples(publisher: PublisherDescription, links: PlatformLinks) -> tuple[URIRef, list[Triple]]:
-    contact = URIRef(f"{links.publisher(publisher.id)}/contact")
-    triples: list[Triple] = [(contact, RDF_TYPE, _Vcard.Kind), (contact, _Vcard.fn, Literal(publisher.name))]
+    if contact is None:
+        return triples
+    triples += [(contact, RDF_TYPE, _Vcard.Kind), (contact, _Vcard.fn, text(publisher.name))]
     if publisher.email:
         triples.append((contact, _Vcard.hasEmail, _iri(f"mailto:{publisher.email}")))
     if publisher.homepage:
         triples.append((contact, _Vcard.hasURL, _iri(publisher.homepage)))
-    return contact, triples
+    return triples
+
+
+def department_uris(publisher: PublisherDescription, links: PlatformLinks) -> tuple[URIRef, URIRef]:
+    """A department's agent URI, which the catalog answers, and its contact point's.
+
+    The contact is a fragment of the agent's URI: dereferencing it answers the department's
+    document, which describes the contact point too.
+    """
+    agent = links.publisher(publisher.id)
+    return URIRef(agent), URIRef(f"{agent}#contact")
 
 
 def _feeds_service_triples(links: PlatformLinks) -> list[Triple]:
     service = URIRef(links.feeds)
     return [
         (service, RDF_TYPE, _Dcat.DataService),
-        (service, _Dct.title, Literal("citybase feeds")),
+        (service, _Dct.title, text("citybase feeds")),
         (
             service,
             _Dct.description,
-            Literal(
+            text(
                 "Granted, masked delivery of dataset records to subscriptions by server-sent "
                 "events, long-poll or webhook, with replay from an offset or a time."
             ),
@@ -365,8 +551,39 @@ def _feeds_service_triples(links: PlatformLinks) -> list[Triple]:
     ]
 
 
-def _concept(subject: URIRef, predicate: URIRef, concept: URIRef, cls: URIRef) -> list[Triple]:
-    return [(subject, predicate, concept), (concept, RDF_TYPE, cls)]
+def _schemes_triples() -> list[Triple]:
+    return [triple for vocabulary in VOCABULARIES for triple in vocabulary.scheme_triples()]
+
+
+def _value(subject: URIRef, predicate: URIRef, vocabulary: Vocabulary, code: str) -> list[Triple]:
+    return [(subject, predicate, vocabulary.concept(code)), *vocabulary.describe(code)]
+
+
+def _fields(dataset: DatasetDescription) -> list[str]:
+    properties = (dataset.record_schema or {}).get("properties")
+    return list(properties) if isinstance(properties, dict) else []
+
+
+def description(dataset: DatasetDescription) -> str:
+    """The dataset's description, or one derived from its contract when it was registered without.
+
+    DCAT-AP makes ``dct:description`` mandatory, and an empty one tells a portal user nothing: the
+    derived text says who publishes what, how often and with which fields.
+    """
+    if dataset.description.strip():
+        return dataset.description
+    derived = f"{dataset.title}: records of the {dataset.domain} domain published by {dataset.publisher.name}"
+    frequency = FREQUENCY_VOCABULARY.labels[frequency_code(dataset.update_frequency)].lower()
+    derived += f" on citybase as a live stream ({frequency})"
+    if dataset.contract_version is None:
+        return derived + "; no data contract is registered yet."
+    derived += f" under the ODCS data contract {dataset.contract_version}"
+    fields = _fields(dataset)
+    if fields:
+        derived += f"; each record has the fields {', '.join(fields)}"
+    if dataset.primary_key:
+        derived += f", keyed by {', '.join(dataset.primary_key)}"
+    return derived + "."
 
 
 def dataset_triples(dataset: DatasetDescription, links: PlatformLinks) -> list[Triple]:
@@ -376,44 +593,42 @@ def dataset_triples(dataset: DatasetDescription, links: PlatformLinks) -> list[T
     are self-contained; the statements about the service itself are those of the catalog.
     """
     ds = URIRef(links.dataset(dataset.id))
-    contact, contact_triples = _contact_triples(dataset.publisher, links)
+    agent, contact = department_uris(dataset.publisher, links)
     triples: list[Triple] = [
         (ds, RDF_TYPE, _Dcat.Dataset),
         (ds, _Dct.identifier, Literal(dataset.id)),
-        (ds, _Dct.title, Literal(dataset.title)),
-        (ds, _Dct.description, Literal(dataset.description)),
-        (ds, _Dct.publisher, URIRef(links.publisher(dataset.publisher.id))),
+        (ds, _Dct.title, text(dataset.title)),
+        (ds, _Dct.description, text(description(dataset))),
+        (ds, _Dct.publisher, agent),
         (ds, _Dcat.contactPoint, contact),
         (ds, _Dct.issued, Literal(dataset.created_at)),
         (ds, _Dct.modified, Literal(dataset.updated_at)),
     ]
     theme = theme_code(dataset.domain)
     if theme is not None:
-        triples += _concept(ds, _Dcat.theme, DATA_THEME[theme], _Skos.Concept)
-        triples.append((DATA_THEME[theme], _Skos.inScheme, DATA_THEME_SCHEME))
-    triples += [(ds, _Dcat.keyword, Literal(tag)) for tag in dataset.tags]
-    triples += _concept(
-        ds, _Dct.accessRights, ACCESS_RIGHT[ACCESS_RIGHTS[dataset.classification]], _Dct.RightsStatement
-    )
-    triples += _concept(
-        ds, _Dct.accrualPeriodicity, FREQUENCY[frequency_code(dataset.update_frequency)], _Dct.Frequency
+        triples += _value(ds, _Dcat.theme, THEME_VOCABULARY, theme)
+    triples += [(ds, _Dcat.keyword, text(tag)) for tag in dataset.tags]
+    triples += _value(ds, _Dct.accessRights, ACCESS_RIGHT_VOCABULARY, ACCESS_RIGHTS[dataset.classification])
+    triples += _value(
+        ds, _Dct.accrualPeriodicity, FREQUENCY_VOCABULARY, frequency_code(dataset.update_frequency)
     )
     status = STATUSES.get(dataset.status.strip().lower())
     if status is not None:
-        triples += _concept(ds, _Adms.status, DATASET_STATUS[status], _Skos.Concept)
+        triples += _value(ds, _Adms.status, DATASET_STATUS_VOCABULARY, status)
 
     contract: URIRef | None = None
     if dataset.contract_version is not None:
         contract = URIRef(links.contract_version(dataset.id, dataset.contract_version))
-        triples.append((ds, _Dcat.version, Literal(dataset.contract_version)))
-        triples += _concept(ds, _Dct.conformsTo, contract, _Dct.Standard)
-        triples.append(
-            (contract, _Dct.title, Literal(f"ODCS data contract {dataset.id} {dataset.contract_version}"))
-        )
+        triples += [
+            (ds, _Dcat.version, Literal(dataset.contract_version)),
+            (ds, _Dct.conformsTo, contract),
+            (contract, RDF_TYPE, _Dct.Standard),
+            (contract, _Dct.title, text(f"ODCS data contract {dataset.id} {dataset.contract_version}")),
+        ]
     asyncapi = URIRef(links.asyncapi(dataset.id))
     triples += [
         (asyncapi, RDF_TYPE, _Dct.Standard),
-        (asyncapi, _Dct.title, Literal(f"AsyncAPI 3.0 description of {dataset.topic}")),
+        (asyncapi, _Dct.title, text(f"AsyncAPI 3.0 description of {dataset.topic}")),
     ]
 
     feeds = URIRef(links.feeds)
@@ -421,14 +636,14 @@ def dataset_triples(dataset: DatasetDescription, links: PlatformLinks) -> list[T
     for name, media_type, title in _DELIVERIES:
         distribution = URIRef(f"{ds}/distributions/{name}")
         triples += _distribution_triples(
-            ds, distribution, dataset, status, contract, media_type, access_url=links.feeds_subscriptions
+            ds, distribution, status, contract, media_type, access_url=links.feeds_subscriptions
         )
         triples += [
-            (distribution, _Dct.title, Literal(f"{title} feed of {dataset.id}")),
+            (distribution, _Dct.title, text(f"{title} feed of {dataset.id}")),
             (
                 distribution,
                 _Dct.description,
-                Literal(
+                text(
                     f"Records of {dataset.id} delivered by {title.lower()} to a subscription under an "
                     "active grant, with only the granted fields and sensitive ones masked."
                 ),
@@ -438,62 +653,73 @@ def dataset_triples(dataset: DatasetDescription, links: PlatformLinks) -> list[T
     kafka = URIRef(f"{ds}/distributions/kafka")
     # A Kafka topic has no URL of its own; its AsyncAPI document is what gives access to it
     # (servers, topic, key, CloudEvents headers, payload schema).
-    triples += _distribution_triples(ds, kafka, dataset, status, contract, _JSON, access_url=str(asyncapi))
+    triples += _distribution_triples(ds, kafka, status, contract, _JSON, access_url=str(asyncapi))
     triples += [
-        (kafka, _Dct.title, Literal(f"Kafka topic {dataset.topic}")),
+        (kafka, _Dct.title, text(f"Kafka topic {dataset.topic}")),
         (
             kafka,
             _Dct.description,
-            Literal(
+            text(
                 f"Validated records of {dataset.id} on the Kafka topic {dataset.topic} as CloudEvents "
                 "1.0 in binary mode, keyed by the primary key; readable by principals with a Kafka ACL."
             ),
         ),
         (kafka, _Dct.conformsTo, asyncapi),
+        *FILE_TYPE_VOCABULARY.describe(_JSON_FILE_TYPE),
     ]
-    return [*triples, *_publisher_triples(dataset.publisher, links), *contact_triples]
+    if status is not None:
+        triples += DISTRIBUTION_STATUS_VOCABULARY.describe(status)
+    return [*triples, *publisher_triples(dataset.publisher, agent, contact)]
 
 
 def _distribution_triples(
     ds: URIRef,
     distribution: URIRef,
-    dataset: DatasetDescription,
     status: str | None,
     contract: URIRef | None,
     media_type: str,
     *,
     access_url: str,
 ) -> list[Triple]:
+    media = IANA_MEDIA_TYPE[media_type]
     triples: list[Triple] = [
         (ds, _Dcat.distribution, distribution),
         (distribution, RDF_TYPE, _Dcat.Distribution),
         (distribution, _Dcat.accessURL, URIRef(access_url)),
         # The records are JSON whichever interface carries them; the media type says how the
         # interface frames them.
-        *_concept(distribution, _Dct.format, _JSON_FILE_TYPE, _Dct.MediaTypeOrExtent),
-        *_concept(distribution, _Dcat.mediaType, IANA_MEDIA_TYPE[media_type], _Dct.MediaType),
+        # (The concepts themselves are described once per dataset, by :func:`dataset_triples`.)
+        (distribution, _Dct.format, _JSON_FORMAT),
+        (distribution, _Dcat.mediaType, media),
+        (media, RDF_TYPE, _Dct.MediaType),
     ]
     if contract is not None:
         triples.append((distribution, _Dct.conformsTo, contract))
     if status is not None:
-        triples += _concept(distribution, _Adms.status, DISTRIBUTION_STATUS[status], _Skos.Concept)
+        triples.append((distribution, _Adms.status, DISTRIBUTION_STATUS_VOCABULARY.concept(status)))
     return triples
 
 
 def catalog_triples(catalog: CatalogDescription, links: PlatformLinks) -> list[Triple]:
-    """The statements about the catalog itself, its publisher and the feeds data service."""
+    """The statements about the catalog itself, its publisher, the feeds data service, and the
+    concept schemes its datasets draw their controlled values from."""
     node = URIRef(links.catalog)
     triples: list[Triple] = [
         (node, RDF_TYPE, _Dcat.Catalog),
-        (node, _Dct.title, Literal(catalog.title)),
-        (node, _Dct.description, Literal(catalog.description)),
-        (node, _Dct.publisher, URIRef(links.publisher(catalog.publisher.id))),
-        (node, _Foaf.homepage, _iri(catalog.homepage or links.base_url)),
-        (node, _Dcat.themeTaxonomy, DATA_THEME_SCHEME),
-        (DATA_THEME_SCHEME, RDF_TYPE, _Skos.ConceptScheme),
+        (node, _Dct.title, text(catalog.title)),
+        (node, _Dct.description, text(catalog.description)),
+        (node, _Dct.publisher, URIRef(links.catalog_publisher)),
+        *_document(node, _Foaf.homepage, catalog.homepage or links.catalog_homepage),
+        (node, _Dcat.themeTaxonomy, THEME_VOCABULARY.scheme),
         (node, _Dcat.service, URIRef(links.feeds)),
     ]
-    return [*triples, *_publisher_triples(catalog.publisher, links), *_feeds_service_triples(links)]
+    return [
+        *triples,
+        # Described here, so that its URI (a fragment of the catalog's) answers with it.
+        *publisher_triples(catalog.publisher, URIRef(links.catalog_publisher), None),
+        *_feeds_service_triples(links),
+        *_schemes_triples(),
+    ]
 
 
 def _catalog_link(dataset: DatasetDescription, links: PlatformLinks) -> Triple:
@@ -512,9 +738,22 @@ def _graph(triples: Iterable[Triple]) -> Graph:
     return graph
 
 
+def _dataset_document(dataset: DatasetDescription, links: PlatformLinks) -> list[Triple]:
+    """A dataset on its own: its statements, the feeds service and the concept schemes."""
+    return [*dataset_triples(dataset, links), *_feeds_service_triples(links), *_schemes_triples()]
+
+
+def _publisher_document(publisher: PublisherDescription, links: PlatformLinks) -> list[Triple]:
+    """A department on its own: the agent, its contact point and the publisher-type scheme."""
+    return [
+        *publisher_triples(publisher, *department_uris(publisher, links)),
+        *PUBLISHER_TYPE_VOCABULARY.scheme_triples(),
+    ]
+
+
 def dataset_graph(dataset: DatasetDescription, links: PlatformLinks) -> Graph:
-    """One dataset as an rdflib graph (with the feeds service that serves it)."""
-    return _graph([*dataset_triples(dataset, links), *_feeds_service_triples(links)])
+    """One dataset as an rdflib graph (with the feeds service that serves it and the schemes)."""
+    return _graph(_dataset_document(dataset, links))
 
 
 def catalog_graph(
@@ -595,13 +834,18 @@ def _turtle_statements(triples: Iterable[Triple]) -> str:
     )
 
 
+def _turtle_document(triples: Iterable[Triple]) -> str:
+    return _TURTLE_PREFIXES + "\n" + _turtle_statements(triples)
+
+
 def dataset_turtle(dataset: DatasetDescription, links: PlatformLinks) -> str:
     """One dataset as a Turtle document."""
-    return (
-        _TURTLE_PREFIXES
-        + "\n"
-        + _turtle_statements([*dataset_triples(dataset, links), *_feeds_service_triples(links)])
-    )
+    return _turtle_document(_dataset_document(dataset, links))
+
+
+def publisher_turtle(publisher: PublisherDescription, links: PlatformLinks) -> str:
+    """What a department's URI answers in Turtle: the ``foaf:Agent`` and its contact point."""
+    return _turtle_document(_publisher_document(publisher, links))
 
 
 def catalog_turtle(
@@ -659,12 +903,18 @@ def _jsonld_nodes(triples: Iterable[Triple]) -> list[dict[str, Any]]:
     ]
 
 
+def _jsonld_document(triples: Iterable[Triple]) -> dict[str, Any]:
+    return {"@context": JSONLD_CONTEXT, "@graph": _jsonld_nodes(triples)}
+
+
 def dataset_jsonld(dataset: DatasetDescription, links: PlatformLinks) -> dict[str, Any]:
     """One dataset as a JSON-LD document (``@context`` and ``@graph``)."""
-    return {
-        "@context": JSONLD_CONTEXT,
-        "@graph": _jsonld_nodes([*dataset_triples(dataset, links), *_feeds_service_triples(links)]),
-    }
+    return _jsonld_document(_dataset_document(dataset, links))
+
+
+def publisher_jsonld(publisher: PublisherDescription, links: PlatformLinks) -> dict[str, Any]:
+    """What a department's URI answers in JSON-LD: the ``foaf:Agent`` and its contact point."""
+    return _jsonld_document(_publisher_document(publisher, links))
 
 
 def _dumps(node: dict[str, Any]) -> str:

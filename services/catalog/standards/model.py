@@ -138,7 +138,19 @@ class PlatformLinks:
 
     def publisher(self, publisher_id: str) -> str:
         # Publisher ids are the catalog's principal ids, not held to the dataset-id alphabet.
+        # The catalog answers this URI with the department, as a foaf:Agent to a client that
+        # asks for Turtle or JSON-LD.
         return f"{self.base_url}/catalog/v1/departments/{quote(publisher_id, safe='')}"
+
+    @property
+    def catalog_publisher(self) -> str:
+        """The catalog's own publisher, described in the catalog document itself."""
+        return f"{self.catalog}#publisher"
+
+    @property
+    def catalog_homepage(self) -> str:
+        """The catalog's human-readable page: its API documentation, with the DCAT export in it."""
+        return f"{self.base_url}/catalog/docs"
 
     @property
     def platform_asyncapi(self) -> str:

@@ -380,8 +380,11 @@ def test_dataset_jsonld_is_the_dataset_graph() -> None:
     assert document["@context"]["dcat"] == str(DCAT)
     node = next(node for node in document["@graph"] if node["@id"] == LINKS.dataset(described.id))
     assert node["@type"] == "dcat:Dataset"
-    assert node["dct:title"] == "Bus arrivals"
-    assert node["dcat:keyword"] == ["bus", "realtime"]
+    assert node["dct:title"] == {"@value": "Bus arrivals", "@language": "en"}
+    assert node["dcat:keyword"] == [
+        {"@value": "bus", "@language": "en"},
+        {"@value": "realtime", "@language": "en"},
+    ]
     assert isomorphic(parse(json.dumps(document), "json-ld"), dataset_graph(described, LINKS))
 
 
