@@ -10,6 +10,7 @@ in order per partition.
 from __future__ import annotations
 
 import re
+import secrets
 import socket
 import time
 import uuid
@@ -49,6 +50,8 @@ def feeds_process(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[Servic
         "CITYBASE_LOG_LEVEL": "WARNING",
         "CITYBASE_FEEDS_SSE_BATCH": str(SSE_BATCH),
         "CITYBASE_FEEDS_WEBHOOK_ENABLED": "false",
+        # feeds on Kafka refuse to start without a secret of their own
+        "CITYBASE_FEEDS_SECRET": secrets.token_hex(32),
     }
     try:
         with _serve("feeds", env, tmp_path) as feeds:
