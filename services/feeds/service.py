@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.common import db, usage_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Bus, BusError, Message, TopicSpec, UnknownTopic
+from services.common.clock import aware, utcnow
 from services.common.envelope import CloudEvent, encode_json, format_time
 from services.common.metrics import observe_many
 from services.common.outbox import Outbox
@@ -93,14 +94,6 @@ REPLAY_TYPE = usage_events.REPLAY
 SOURCE = "/feeds"
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -452,8 +445,8 @@ class Feeds:
             webhook_url=row.webhook_url,
             start=row.start,
             replays=row.reset_epoch,
-            created_at=_aware(row.created_at),
-            updated_at=_aware(row.updated_at),
+            created_at=aware(row.created_at),
+            updated_at=aware(row.updated_at),
         )
 
     def _detail(self, session: Session, row: Subscription, *, lag: bool = True) -> SubscriptionDetail:
@@ -504,7 +497,7 @@ class Feeds:
         return [
             WebhookDeliveryRead(
                 id=r.id,
-                attempted_at=_aware(r.attempted_at),
+                attempted_at=aware(r.attempted_at),
                 attempt=r.attempt,
                 outcome="delivered" if r.outcome == "delivered" else "failed",
                 http_status=r.http_status,

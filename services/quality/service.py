@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
 from services.common.auth import Principal, PrincipalKind
+from services.common.clock import aware, utcnow
 from services.common.envelope import CloudEvent
 from services.common.outbox import Outbox
 from services.quality import scoring
@@ -37,7 +38,6 @@ from services.quality.models import (
     QualityRuleResult,
     QualitySlaBreach,
     QualityWindow,
-    aware,
 )
 from services.quality.projection import ContractVersion, DatasetState, QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
@@ -51,10 +51,6 @@ SCORE_EVENT = "city.citybase.quality.score.v1"
 SLA_BREACH_EVENT = "city.citybase.quality.sla-breach.v1"
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -527,7 +523,7 @@ def store_window(session: Session, outbox: Outbox, score: WindowScore, settings:
     state = dataset_state(session, score.dataset_id, score.closed_at)
     state.last_record_at = score.closed_at
     if score.last_event_at is not None and (
-        state.last_event_at is None or aware(state.last_event_at) < score.last_event_at  # type: ignore[operator]
+        state.last_event_at is None or aware(state.last_event_at) < score.last_event_at
     ):
         state.last_event_at = score.last_event_at
     state.last_window_id = row.id

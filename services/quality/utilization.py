@@ -25,13 +25,14 @@ from sqlalchemy.orm import Session
 
 from services.common import usage_events
 from services.common.bus import Admin
+from services.common.clock import aware
 from services.common.envelope import CloudEvent, parse_time
+from services.common.topics import records_topic
 from services.quality import scoring
 from services.quality.exceptions import DatasetNotFound, ScenarioNotFound
-from services.quality.models import QualityUsage, aware
+from services.quality.models import QualityUsage
 from services.quality.projection import GrantState, QualityCatalog
 from services.quality.settings import QualitySettings
-from services.quality.windows import records_topic
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def _last_use(session: Session, column: Any, since: datetime | None = None) -> d
     query = sa.select(column, sa.func.max(QualityUsage.delivered_at)).group_by(column)
     if since is not None:
         query = query.where(QualityUsage.delivered_at >= since)
-    return {key: aware(moment) for key, moment in session.execute(query) if key is not None and moment}  # type: ignore[misc]
+    return {key: aware(moment) for key, moment in session.execute(query) if key is not None and moment}
 
 
 def _active_subscribers(session: Session, since: datetime) -> dict[str, int]:

@@ -19,6 +19,7 @@ from services.catalog.models import Dataset
 from services.catalog.scores.models import DatasetQuality
 from services.common import db
 from services.common.bus import Bus, TopicSpec
+from services.common.clock import aware
 from services.common.envelope import CloudEvent
 from services.common.worker import ConsumerWorker, EventBatchHandler, PoisonMessage
 
@@ -36,10 +37,6 @@ def _moment(text: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def apply_score(session: Session, data: dict[str, Any]) -> None:
     """Store a score event unless the stored score is from a later window."""
     dataset_id = str(data["dataset_id"])
@@ -50,7 +47,7 @@ def apply_score(session: Session, data: dict[str, Any]) -> None:
     if row is None:
         row = DatasetQuality(dataset_id=dataset_id, open_breaches=[])
         session.add(row)
-    elif _aware(row.window_closed_at) > closed_at:
+    elif aware(row.window_closed_at) > closed_at:
         return
     row.overall = data.get("overall")
     row.scores = dict(data.get("scores") or {})
