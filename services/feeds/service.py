@@ -88,9 +88,6 @@ from services.feeds.webhook_targets import WebhookTargets
 
 log = logging.getLogger(__name__)
 
-USAGE_TOPIC = usage_events.TOPIC
-USAGE_TYPE = usage_events.USAGE
-REPLAY_TYPE = usage_events.REPLAY
 SOURCE = "/feeds"
 
 Clock = Callable[[], datetime]
@@ -730,11 +727,11 @@ class Feeds:
             "mode": batch.mode,
         }
         event = CloudEvent(
-            type=USAGE_TYPE, source=SOURCE, subject=sub.id, data=usage, time=batch.delivered_at
+            type=usage_events.USAGE, source=SOURCE, subject=sub.id, data=usage, time=batch.delivered_at
         )
         with db.unit_of_work(self.sessions) as session:
             _add_usage(session, batch.grant.id, batch.delivered_at.strftime("%Y-%m-%d"), batch.records, size)
-            self.outbox.add(session, event.to_record(USAGE_TOPIC, sub.scenario_id.encode()))
+            self.outbox.add(session, event.to_record(usage_events.TOPIC, sub.scenario_id.encode()))
 
     # --- long-poll --------------------------------------------------------------------------
 
@@ -825,7 +822,7 @@ class Feeds:
             "epoch": epoch,
             "replayed_at": format_time(self.clock()),
         }
-        event = CloudEvent(type=REPLAY_TYPE, source=SOURCE, subject=subscription.id, data=record)
+        event = CloudEvent(type=usage_events.REPLAY, source=SOURCE, subject=subscription.id, data=record)
         with db.unit_of_work(self.sessions) as session:
             session.add(
                 Replay(
@@ -836,7 +833,7 @@ class Feeds:
                     epoch=epoch,
                 )
             )
-            self.outbox.add(session, event.to_record(USAGE_TOPIC, subscription.scenario_id.encode()))
+            self.outbox.add(session, event.to_record(usage_events.TOPIC, subscription.scenario_id.encode()))
         return positions, epoch
 
     # --- Server-Sent Events -----------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common import db
+from services.common import db, usage_events
 from services.common.bus import Bus, Consumer, Message, TopicPartition
 from services.common.envelope import CloudEvent, EnvelopeError
 from services.common.topics import dataset_of, dead_letter_topic, records_topic
@@ -252,7 +252,7 @@ class UsageHandler:
             event = CloudEvent.from_message(message)
         except EnvelopeError as error:
             raise PoisonMessage(f"not a CloudEvent: {error}", "envelope") from error
-        if event.type != utilization.USAGE_EVENT:
+        if event.type != usage_events.USAGE:
             return
         delivery = utilization.delivery_from_event(event)
         if delivery is None:

@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common import db
+from services.common import db, quality_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.clock import aware, utcnow
 from services.common.envelope import CloudEvent
@@ -45,10 +45,6 @@ from services.quality.windows import RollingKeys, Window, key_of
 
 log = logging.getLogger(__name__)
 
-TOPIC = "platform.quality"
-SOURCE = "/quality"
-SCORE_EVENT = "city.citybase.quality.score.v1"
-SLA_BREACH_EVENT = "city.citybase.quality.sla-breach.v1"
 
 Clock = Callable[[], datetime]
 
@@ -579,7 +575,7 @@ def _announce_score(
     _publish(
         session,
         outbox,
-        SCORE_EVENT,
+        quality_events.SCORE,
         row.dataset_id,
         {
             "dataset_id": row.dataset_id,
@@ -620,7 +616,7 @@ def _open_breach(
     )
     session.add(breach)
     session.flush()
-    _publish(session, outbox, SLA_BREACH_EVENT, dataset_id, _breach_data(breach, "open"))
+    _publish(session, outbox, quality_events.SLA_BREACH, dataset_id, _breach_data(breach, "open"))
     opened_breaches(session).append((dataset_id, kind))
     return breach.id
 
@@ -640,7 +636,7 @@ def _resolve_breach(
     breach.resolved_at = now
     data = _breach_data(breach, "resolved")
     data["observed_s"] = observed_s
-    _publish(session, outbox, SLA_BREACH_EVENT, breach.dataset_id, data)
+    _publish(session, outbox, quality_events.SLA_BREACH, breach.dataset_id, data)
 
 
 def _breach_data(breach: QualitySlaBreach, state: str) -> dict[str, Any]:
@@ -660,8 +656,8 @@ def _breach_data(breach: QualitySlaBreach, state: str) -> dict[str, Any]:
 def _publish(
     session: Session, outbox: Outbox, event_type: str, dataset_id: str, data: dict[str, Any]
 ) -> None:
-    event = CloudEvent(type=event_type, source=SOURCE, subject=dataset_id, data=data)
-    outbox.add(session, event.to_record(TOPIC, dataset_id.encode()))
+    event = CloudEvent(type=event_type, source=quality_events.SOURCE, subject=dataset_id, data=data)
+    outbox.add(session, event.to_record(quality_events.TOPIC, dataset_id.encode()))
 
 
 def _iso(moment: datetime | None) -> str | None:

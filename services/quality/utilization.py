@@ -23,7 +23,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.common import usage_events
 from services.common.bus import Admin
 from services.common.clock import aware
 from services.common.envelope import CloudEvent, parse_time
@@ -36,8 +35,6 @@ from services.quality.settings import QualitySettings
 
 log = logging.getLogger(__name__)
 
-USAGE_TOPIC = usage_events.TOPIC
-USAGE_EVENT = usage_events.USAGE
 DAY = timedelta(days=1)
 
 

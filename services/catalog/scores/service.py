@@ -17,18 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalog.models import Dataset
 from services.catalog.scores.models import DatasetQuality
-from services.common import db
-from services.common.bus import Bus, TopicSpec
+from services.common import db, quality_events
+from services.common.bus import Bus
 from services.common.clock import aware
 from services.common.envelope import CloudEvent
 from services.common.worker import ConsumerWorker, EventBatchHandler, PoisonMessage
 
 log = logging.getLogger(__name__)
 
-QUALITY_TOPIC = "platform.quality"
-QUALITY_TOPIC_SPEC = TopicSpec(QUALITY_TOPIC, partitions=3)
-SCORE = "city.citybase.quality.score.v1"
-SLA_BREACH = "city.citybase.quality.sla-breach.v1"
 GROUP = "catalog.quality-scores"
 
 
@@ -81,18 +77,18 @@ class QualityScores(EventBatchHandler[tuple[str, dict[str, Any]]]):
         self._sessions = sessions
 
     def read(self, event: CloudEvent) -> tuple[str, dict[str, Any]] | None:
-        if event.type not in (SCORE, SLA_BREACH):
+        if event.type not in (quality_events.SCORE, quality_events.SLA_BREACH):
             return None
         if not isinstance(event.data, dict) or "dataset_id" not in event.data:
             raise PoisonMessage("a quality event names its dataset_id", code="missing-fields")
-        if event.type == SCORE and "closed_at" not in event.data:
+        if event.type == quality_events.SCORE and "closed_at" not in event.data:
             raise PoisonMessage("a score event says when its window closed", code="missing-fields")
         return event.type, event.data
 
     def apply(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         with db.unit_of_work(self._sessions) as session:
             for event_type, data in items:
-                (apply_score if event_type == SCORE else apply_breach)(session, data)
+                (apply_score if event_type == quality_events.SCORE else apply_breach)(session, data)
                 session.flush()
 
 
@@ -101,6 +97,6 @@ def quality_scores_worker(bus: Bus, sessions: sessionmaker[Session]) -> Consumer
         bus,
         name="catalog-quality-scores",
         group_id=GROUP,
-        topics=[QUALITY_TOPIC],
+        topics=[quality_events.TOPIC],
         handler=QualityScores(sessions),
     )
