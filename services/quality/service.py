@@ -1019,9 +1019,6 @@ def quality_history(
     }
 
 
-RANKING_GROUPS = ("dataset", "domain", "department")
-
-
 def rankings(
     session: Session,
     catalog: QualityCatalog,
