@@ -950,10 +950,7 @@ def quality_history(
 ) -> dict[str, Any]:
     """Scores from ``start`` to ``end``: every window, or record-weighted buckets when they are
     more than ``max_points``."""
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=UTC)
+    start, end = aware(start), aware(end)
     if end <= start:
         raise InvalidTimeRange("'to' must be after 'from'", path="/query/to")
     known_dataset(session, catalog, dataset_id)

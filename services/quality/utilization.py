@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.common.bus import Admin
-from services.common.clock import aware
+from services.common.clock import as_utc, aware
 from services.common.envelope import CloudEvent, parse_time
 from services.common.topics import records_topic
 from services.quality import scoring
@@ -48,9 +48,7 @@ def delivery_from_event(event: CloudEvent) -> dict[str, Any] | None:
     if isinstance(data.get("delivered_at"), str):
         with contextlib.suppress(ValueError):
             delivered_at = parse_time(data["delivered_at"])
-    if delivered_at.tzinfo is None:
-        delivered_at = delivered_at.replace(tzinfo=UTC)
-    delivered_at = delivered_at.astimezone(UTC)
+    delivered_at = as_utc(delivered_at)
     return {
         "event_id": event.id[:200],
         "scenario_id": scenario_id,

@@ -29,8 +29,7 @@ GROUP = "catalog.quality-scores"
 
 
 def _moment(text: Any) -> datetime:
-    moment = datetime.fromisoformat(str(text))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware(datetime.fromisoformat(str(text)))
 
 
 def apply_score(session: Session, data: dict[str, Any]) -> None:
