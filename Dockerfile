@@ -25,7 +25,6 @@ USER 10001
 ENV CITYBASE_HOST=0.0.0.0 \
     CITYBASE_PORT=8000 \
     CITYBASE_DATA_DIR=/var/lib/citybase \
-    CITYBASE_ENVIRONMENT=production \
     CITYBASE_MIGRATE_ON_START=false
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

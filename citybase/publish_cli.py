@@ -36,6 +36,7 @@ from citybase.demo import (
     example_contract_files,
     stream,
 )
+from services.common.topics import dead_letter_topic
 
 console = Console(soft_wrap=True)
 
@@ -170,7 +171,7 @@ def _print_rejected(totals: FileResult, show: int) -> None:
         console.print(
             "[yellow]ingest listed only the first errors of some batches; the counts are exact[/yellow]"
         )
-    console.print(f"rejected records are on dlq.{totals.dataset}, with their reasons")
+    console.print(f"rejected records are on {dead_letter_topic(totals.dataset)}, with their reasons")
 
 
 # --- citybase demo -------------------------------------------------------------------------------

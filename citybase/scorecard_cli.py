@@ -17,7 +17,7 @@ import typer
 from fastapi.encoders import jsonable_encoder
 from rich.console import Console
 
-from services.common import catalog_events, db
+from services.common import db, topics
 from services.common.bus import bus_from_url
 from services.common.problems import Problem
 from services.common.readmodel import ReadModel
@@ -76,7 +76,7 @@ def scorecard(
     engine = db.create_db_engine(settings.database_url)
     bus = bus_from_url(settings.bus_url, client_id="citybase-scorecard")
     catalog = QualityCatalog()
-    read_model = ReadModel(bus, catalog_events.TOPIC, catalog, name="scorecard-catalog")
+    read_model = ReadModel(bus, topics.CATALOG_SPEC, catalog, name="scorecard-catalog")
     try:
         read_model.start()
         if not read_model.wait_caught_up(timeout):

@@ -16,7 +16,7 @@ from services.common.settings import Settings
 
 def embedded_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for an app on SQLite and the embedded bus, all under ``tmp_path``."""
-    return Settings(data_dir=tmp_path, environment="test", **overrides)
+    return Settings(data_dir=tmp_path, **overrides)
 
 
 def bus_arrival_event(**overrides: Any) -> CloudEvent:

@@ -14,13 +14,13 @@ from services.catalog.access.api import router as access_router
 from services.catalog.access.settings import AccessSettings
 from services.catalog.api import router
 from services.catalog.audit.api import router as audit_router
-from services.catalog.audit.deliveries import USAGE_TOPIC_SPEC, delivery_audit_worker
+from services.catalog.audit.deliveries import delivery_audit_worker
 from services.catalog.audit.refusals import RefusalRecorder, RefusalWindows
 from services.catalog.audit.service import AuditCheckpointer, append
 from services.catalog.models import outbox
-from services.catalog.scores.service import QUALITY_TOPIC_SPEC, quality_scores_worker
+from services.catalog.scores.service import quality_scores_worker
 from services.catalog.service import CatalogEvents
-from services.common import catalog_events, db
+from services.common import db, topics
 from services.common.app import InfrastructureProvider, Runtime, ServiceSpec, build_service_app
 from services.common.auth import KeyRing
 from services.common.outbox import Outbox, OutboxRelay
@@ -37,7 +37,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     relay = OutboxRelay(box, runtime.engine, runtime.bus, name=NAME)
     keyring = KeyRing()
     # The catalog authenticates like every other service: from its read model of platform.catalog.
-    keys = ReadModel(runtime.bus, catalog_events.TOPIC, keyring, name=f"{NAME}-keys")
+    keys = ReadModel(runtime.bus, topics.CATALOG_SPEC, keyring, name=f"{NAME}-keys")
     checkpoints = AuditCheckpointer(
         runtime.engine, box, interval_s=runtime.settings.audit_checkpoint_interval_s
     )
@@ -59,7 +59,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     scores = quality_scores_worker(runtime.bus, runtime.sessions)
     runtime.add_readiness_check("quality-scores", lambda: None if scores.alive else "not running")
     # platform.catalog first: the outbox relay publishes to it as soon as it starts.
-    for topic in (catalog_events.TOPIC_SPEC, USAGE_TOPIC_SPEC, QUALITY_TOPIC_SPEC):
+    for topic in topics.PLATFORM_SPECS:
         try:
             runtime.bus.admin().ensure_topic(topic, timeout_s=5.0)
         except Exception as error:  # the workers keep trying; readiness tells operators

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from services.catalog.models import (
     Domain,
     Principal,
     dataset_terms,
-    utcnow,
 )
 from services.catalog.schemas import (
     ApiKeyIssued,
@@ -67,8 +66,10 @@ from services.catalog.standards.model import (
 )
 from services.common import catalog_events
 from services.common.auth import issue_key
+from services.common.clock import aware, utcnow
 from services.common.outbox import Outbox
 from services.common.problems import FieldError, Forbidden, json_pointer
+from services.common.topics import dead_letter_topic, raw_topic, records_topic
 
 DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
 
@@ -84,7 +85,11 @@ CITY_DOMAINS: tuple[tuple[str, str, str], ...] = (
 
 
 def topics_of(dataset_id: str) -> Topics:
-    return Topics(records=f"ds.{dataset_id}", dead_letter=f"dlq.{dataset_id}", raw=f"raw.{dataset_id}")
+    return Topics(
+        records=records_topic(dataset_id),
+        dead_letter=dead_letter_topic(dataset_id),
+        raw=raw_topic(dataset_id),
+    )
 
 
 def dataset_read(dataset: Dataset) -> DatasetRead:
@@ -1047,8 +1052,8 @@ def describe(dataset: Dataset, department: Department, current: ContractVersion 
         domain=dataset.domain_id,
         classification=dataset.classification,  # type: ignore[arg-type]
         status=dataset.status,
-        created_at=_aware(dataset.created_at),
-        updated_at=_aware(dataset.updated_at),
+        created_at=aware(dataset.created_at),
+        updated_at=aware(dataset.updated_at),
         tags=tuple(dataset.tags),
         update_frequency=f"PT{int(frequency)}S" if frequency else dataset.update_frequency,
         contract_version=current.version if current else None,
@@ -1116,7 +1121,3 @@ def catalog_description(session: Session, links: PlatformLinks) -> CatalogDescri
         description="Datasets published by the city's departments as live streams under ODCS data contracts.",
         publisher=PublisherDescription(id="city", name="City data administration", kind="city"),
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.bus import Message, OutgoingRecord, TopicSpec
+from services.common import topics
+from services.common.bus import Message, OutgoingRecord
 from services.common.envelope import CloudEvent, encode_json
 
-TOPIC = "platform.catalog"
-TOPIC_SPEC = TopicSpec(TOPIC, partitions=1, compact=True)
-"""One partition keeps the catalog's changes in the order it made them; compacted by entity."""
+TOPIC = topics.CATALOG
+TOPIC_SPEC = topics.CATALOG_SPEC
 SOURCE = "/catalog"
 
 DEPARTMENT = "city.citybase.catalog.department.v1"

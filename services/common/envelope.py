@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.common.bus import Message, OutgoingRecord
+from services.common.clock import as_utc
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"
@@ -113,9 +114,7 @@ def encode_json(data: Any) -> bytes:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, as CloudEvents prefers."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return as_utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> datetime:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar, cast
 
 from fastapi import FastAPI, Response
 from prometheus_client import (
@@ -23,6 +24,8 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_Family = TypeVar("_Family")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -78,6 +81,16 @@ class ServiceMetrics:
             "citybase_service_up", "1 while the service process runs.", ["service"], registry=self.registry
         )
         self.up.labels(service).set(1)
+        self._families: dict[Callable[[ServiceMetrics], object], object] = {}
+
+    def family(self, build: Callable[[ServiceMetrics], _Family]) -> _Family:
+        """A service's own metrics (``IngestMetrics``, ...) in this registry, built by ``build(self)``
+        once: an app that starts again on the same registry finds them rather than registering them
+        twice."""
+        found = self._families.get(build)
+        if found is None:
+            found = self._families[build] = build(self)
+        return cast(_Family, found)
 
     def exposition(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -121,6 +121,19 @@ class ServiceUnavailable(Problem):
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
 
 
+class CatalogNotReady(ServiceUnavailable):
+    """A service's read model has not replayed platform.catalog yet: keys, datasets and grants may
+    look unknown, so the service answers 503 rather than a misleading 401, 403 or 404."""
+
+    slug, title = "catalog-not-ready", "The service is still reading the catalog"
+
+    def __init__(self, service: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(
+            f"{service} is still reading platform.catalog; retry shortly", retry_after_s=retry_after_s
+        )
+        self.title = f"{service.capitalize()} is still reading the catalog"
+
+
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
     return JSONResponse(
         problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers

@@ -38,22 +38,20 @@ class ReadModel:
     def __init__(
         self,
         bus: Bus,
-        topic: str,
+        topic: str | TopicSpec,
         projection: Projection,
         *,
         name: str,
-        compact: bool = True,
-        partitions: int = 1,
         poll_timeout_s: float = 0.2,
         ensure_timeout_s: float = 10.0,
         retry_interval_s: float = 1.0,
     ) -> None:
         self._bus = bus
-        self.topic = topic
+        # A bare name is a topic like platform.catalog: one partition, compacted.
+        self._spec = topic if isinstance(topic, TopicSpec) else TopicSpec(topic, partitions=1, compact=True)
+        self.topic = self._spec.name
         self._projection = projection
         self.name = name
-        self._compact = compact
-        self._partitions = partitions
         self._poll_timeout_s = poll_timeout_s
         self._ensure_timeout_s = ensure_timeout_s
         self._retry_interval_s = retry_interval_s
@@ -94,10 +92,9 @@ class ReadModel:
 
     def _ensure_topic(self) -> bool:
         """Create the topic if missing, retrying while the bus is down; False if stopped first."""
-        spec = TopicSpec(self.topic, partitions=self._partitions, compact=self._compact)
         while not self._stop.is_set():
             try:
-                self._bus.admin().ensure_topic(spec, timeout_s=self._ensure_timeout_s)
+                self._bus.admin().ensure_topic(self._spec, timeout_s=self._ensure_timeout_s)
                 return True
             except BusError as error:
                 self.last_error = f"{type(error).__name__}: {error}"

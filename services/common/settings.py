@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
-    environment: str = Field(default="local", description="local, test or production: shown in /healthz.")
     migrate_on_start: bool = Field(
         default=True, description="Run the service's migrations when it starts (make run); off in deployment."
     )

@@ -4,10 +4,10 @@ payloads in ``contracts/events/feeds.*.json``."""
 
 from __future__ import annotations
 
-from services.common.bus import TopicSpec
+from services.common import topics
 
-TOPIC = "platform.usage"
-TOPIC_SPEC = TopicSpec(TOPIC, partitions=3, retention_ms=30 * 24 * 3600 * 1000)
+TOPIC = topics.USAGE
+TOPIC_SPEC = topics.USAGE_SPEC
 SOURCE = "/feeds"
 
 USAGE = "city.citybase.feeds.usage.v1"

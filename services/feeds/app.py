@@ -15,7 +15,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from services.common import catalog_events
+from services.common import topics
 from services.common.app import (
     InfrastructureProvider,
     Runtime,
@@ -23,7 +23,7 @@ from services.common.app import (
     ServiceSpec,
     build_service_app,
 )
-from services.common.bus import BusError, TopicSpec
+from services.common.bus import BusError
 from services.common.outbox import Outbox, OutboxRelay
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
@@ -32,7 +32,7 @@ from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Subscription, outbox
 from services.feeds.projection import FeedsCatalog
 from services.feeds.readers import ReaderPool
-from services.feeds.service import USAGE_TOPIC, Feeds
+from services.feeds.service import Feeds
 from services.feeds.settings import FeedsSettings
 from services.feeds.webhook_targets import Resolver, WebhookTargets, system_resolver
 from services.feeds.webhooks import WebhookPusher
@@ -67,7 +67,7 @@ class _Background:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._runtime.bus.admin().ensure_topic(TopicSpec(USAGE_TOPIC, partitions=3))
+                self._runtime.bus.admin().ensure_topic(topics.USAGE_SPEC)
                 self._read_model.start()
                 self.last_error = None
                 break
@@ -112,7 +112,7 @@ def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceL
         feeds_settings = configured.with_secret(runtime.settings)  # MissingSecret: feeds do not start
         metrics = FeedsMetrics.of(runtime.metrics)
         catalog = FeedsCatalog()
-        read_model = ReadModel(runtime.bus, catalog_events.TOPIC, catalog, name=f"{NAME}-catalog")
+        read_model = ReadModel(runtime.bus, topics.CATALOG_SPEC, catalog, name=f"{NAME}-catalog")
         events = Outbox(outbox)
         relay = OutboxRelay(events, runtime.engine, runtime.bus, name=NAME)
         pool = ReaderPool(

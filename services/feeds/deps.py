@@ -8,8 +8,8 @@ from fastapi import Depends, Request
 
 from services.common.auth import Principal, PrincipalKind, require
 from services.common.deps import RuntimeDep
+from services.common.problems import CatalogNotReady
 from services.common.readmodel import ReadModel
-from services.feeds.exceptions import CatalogNotReady
 from services.feeds.service import Credential, Feeds
 
 __all__ = ["CredentialDep", "FeedsDep", "ScenarioDep"]
@@ -24,7 +24,7 @@ def catalog_ready(runtime: RuntimeDep) -> None:
     """Until platform.catalog is replayed, keys and grants may look unknown: 503, not 401 or 403."""
     read_model: ReadModel = runtime.state["read_model"]
     if not read_model.caught_up:
-        raise CatalogNotReady("feeds is still reading platform.catalog; retry shortly", retry_after_s=1)
+        raise CatalogNotReady("feeds")
 
 
 CatalogReadyDep = Annotated[None, Depends(catalog_ready)]

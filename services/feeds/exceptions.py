@@ -67,10 +67,6 @@ class InvalidWebhook(InvalidRequest):
     slug, title = "invalid-webhook", "The webhook URL is not allowed"
 
 
-class CatalogNotReady(ServiceUnavailable):
-    slug, title = "catalog-not-ready", "Feeds is still reading the catalog"
-
-
 class ReadersExhausted(ServiceUnavailable):
     slug, title = "readers-exhausted", "Feeds holds as many open readers as it may"
 

@@ -7,13 +7,9 @@ no_grant, quota, paused, invalid_terms). No subscription id is a label: lag is s
 
 from __future__ import annotations
 
-import weakref
-
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.metrics import LATENCY_BUCKETS, ServiceMetrics
-
-_BY_SERVICE: weakref.WeakKeyDictionary[ServiceMetrics, FeedsMetrics] = weakref.WeakKeyDictionary()
 
 
 class FeedsMetrics:
@@ -65,7 +61,4 @@ class FeedsMetrics:
 
     @classmethod
     def of(cls, metrics: ServiceMetrics) -> FeedsMetrics:
-        found = _BY_SERVICE.get(metrics)
-        if found is None:
-            found = _BY_SERVICE[metrics] = cls(metrics)
-        return found
+        return metrics.family(cls)

@@ -25,6 +25,7 @@ from services.common.auth import KeyRing
 from services.common.bus import Message
 from services.common.envelope import EnvelopeError, parse_time
 from services.common.policy import GrantTerms, Policy, compile_policy, hash_key_of
+from services.common.topics import records_topic
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class FeedsCatalog:
                 dataset = DatasetState(
                     id=state["id"],
                     status=state["status"],
-                    records_topic=topics.get("records") or f"ds.{state['id']}",
+                    records_topic=topics.get("records") or records_topic(state["id"]),
                 )
                 with self._lock:
                     self._datasets[dataset.id] = dataset

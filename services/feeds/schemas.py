@@ -93,12 +93,6 @@ class SubscriptionPage(BaseModel):
     items: list[SubscriptionRead]
 
 
-class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["active", "paused"]
-
-
 class AckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

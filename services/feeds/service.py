@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.common import db, usage_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Bus, BusError, Message, TopicSpec, UnknownTopic
+from services.common.clock import aware, utcnow
 from services.common.envelope import CloudEvent, encode_json, format_time
 from services.common.metrics import observe_many
 from services.common.outbox import Outbox
@@ -87,20 +88,9 @@ from services.feeds.webhook_targets import WebhookTargets
 
 log = logging.getLogger(__name__)
 
-USAGE_TOPIC = usage_events.TOPIC
-USAGE_TYPE = usage_events.USAGE
-REPLAY_TYPE = usage_events.REPLAY
 SOURCE = "/feeds"
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -452,8 +442,8 @@ class Feeds:
             webhook_url=row.webhook_url,
             start=row.start,
             replays=row.reset_epoch,
-            created_at=_aware(row.created_at),
-            updated_at=_aware(row.updated_at),
+            created_at=aware(row.created_at),
+            updated_at=aware(row.updated_at),
         )
 
     def _detail(self, session: Session, row: Subscription, *, lag: bool = True) -> SubscriptionDetail:
@@ -504,7 +494,7 @@ class Feeds:
         return [
             WebhookDeliveryRead(
                 id=r.id,
-                attempted_at=_aware(r.attempted_at),
+                attempted_at=aware(r.attempted_at),
                 attempt=r.attempt,
                 outcome="delivered" if r.outcome == "delivered" else "failed",
                 http_status=r.http_status,
@@ -737,11 +727,11 @@ class Feeds:
             "mode": batch.mode,
         }
         event = CloudEvent(
-            type=USAGE_TYPE, source=SOURCE, subject=sub.id, data=usage, time=batch.delivered_at
+            type=usage_events.USAGE, source=SOURCE, subject=sub.id, data=usage, time=batch.delivered_at
         )
         with db.unit_of_work(self.sessions) as session:
             _add_usage(session, batch.grant.id, batch.delivered_at.strftime("%Y-%m-%d"), batch.records, size)
-            self.outbox.add(session, event.to_record(USAGE_TOPIC, sub.scenario_id.encode()))
+            self.outbox.add(session, event.to_record(usage_events.TOPIC, sub.scenario_id.encode()))
 
     # --- long-poll --------------------------------------------------------------------------
 
@@ -832,7 +822,7 @@ class Feeds:
             "epoch": epoch,
             "replayed_at": format_time(self.clock()),
         }
-        event = CloudEvent(type=REPLAY_TYPE, source=SOURCE, subject=subscription.id, data=record)
+        event = CloudEvent(type=usage_events.REPLAY, source=SOURCE, subject=subscription.id, data=record)
         with db.unit_of_work(self.sessions) as session:
             session.add(
                 Replay(
@@ -843,7 +833,7 @@ class Feeds:
                     epoch=epoch,
                 )
             )
-            self.outbox.add(session, event.to_record(USAGE_TOPIC, subscription.scenario_id.encode()))
+            self.outbox.add(session, event.to_record(usage_events.TOPIC, subscription.scenario_id.encode()))
         return positions, epoch
 
     # --- Server-Sent Events -----------------------------------------------------------------

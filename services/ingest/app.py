@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI
 
-from services.common import catalog_events
+from services.common import topics
 from services.common.app import (
     InfrastructureProvider,
     Runtime,
@@ -57,7 +57,7 @@ def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
     async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
         metrics = IngestMetrics.of(runtime.metrics)
         catalog = CatalogProjection()
-        read_model = ReadModel(runtime.bus, catalog_events.TOPIC, catalog, name=f"{NAME}-catalog")
+        read_model = ReadModel(runtime.bus, topics.CATALOG_SPEC, catalog, name=f"{NAME}-catalog")
         # A contract version arriving live is compiled at once, not by the first batch that needs it.
         read_model.on_change(lambda message: catalog.warm(message) if read_model.caught_up else None)
         producer = runtime.bus.producer(client_id=f"citybase-{NAME}")

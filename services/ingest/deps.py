@@ -8,8 +8,8 @@ from fastapi import Depends
 
 from services.common.auth import Principal, PrincipalDep
 from services.common.deps import RuntimeDep
+from services.common.problems import CatalogNotReady
 from services.common.readmodel import ReadModel
-from services.ingest.exceptions import CatalogNotReady
 from services.ingest.service import Ingestor
 
 __all__ = ["CatalogReadyDep", "IngestorDep", "PublisherDep"]
@@ -25,7 +25,7 @@ def catalog_ready(runtime: RuntimeDep) -> None:
     answer 503 rather than a misleading 401 or 404."""
     read_model: ReadModel = runtime.state["read_model"]
     if not read_model.caught_up:
-        raise CatalogNotReady("ingest is still reading platform.catalog; retry shortly", retry_after_s=1)
+        raise CatalogNotReady("ingest")
 
 
 CatalogReadyDep = Annotated[None, Depends(catalog_ready)]

@@ -97,10 +97,6 @@ class IdempotencyKeyInProgress(Conflict):
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
-class CatalogNotReady(ServiceUnavailable):
-    slug, title = "catalog-not-ready", "Ingest is still reading the catalog"
-
-
 class ContractNotLoaded(ServiceUnavailable):
     slug, title = "contract-not-loaded", "The dataset's current contract has not reached ingest yet"
 

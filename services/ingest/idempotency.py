@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
+from services.common.clock import aware
 from services.ingest.exceptions import IdempotencyKeyInProgress, IdempotencyKeyReused
 from services.ingest.models import IdempotencyKey
 
@@ -41,10 +42,6 @@ def fingerprint(dataset_id: str, media_type: str, contract_version: str | None, 
     """What makes two requests "the same": dataset, format, claimed version, decompressed body."""
     text = "\x1f".join((dataset_id, media_type, contract_version or "", body_sha256))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def claim(
@@ -91,7 +88,7 @@ def claim(
                 )
             if row.status_code != PENDING:
                 return StoredAnswer(row.status_code, json.loads(row.response))
-            if _aware(row.created_at) > now - timedelta(seconds=stale_after_s):
+            if aware(row.created_at) > now - timedelta(seconds=stale_after_s):
                 raise IdempotencyKeyInProgress(
                     "a request with this Idempotency-Key is still being processed; retry shortly"
                 )

@@ -7,14 +7,11 @@ rule names.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.metrics import LATENCY_BUCKETS, ServiceMetrics
-
-_BY_SERVICE: weakref.WeakKeyDictionary[ServiceMetrics, IngestMetrics] = weakref.WeakKeyDictionary()
 
 
 class IngestMetrics:
@@ -56,10 +53,7 @@ class IngestMetrics:
     @classmethod
     def of(cls, metrics: ServiceMetrics) -> IngestMetrics:
         """The ingest metrics of this service registry (created once, even if the app restarts)."""
-        found = _BY_SERVICE.get(metrics)
-        if found is None:
-            found = _BY_SERVICE[metrics] = cls(metrics)
-        return found
+        return metrics.family(cls)
 
     def watch_buffer(self, source: Callable[[], float]) -> None:
         self._buffer_source = source

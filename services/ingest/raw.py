@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 
 from services.common.bus import Bus, Message, RecordMetadata
 from services.common.bus.base import wait_all
+from services.common.topics import dataset_of_raw, dead_letter_topic, raw_topic
 from services.common.worker import ConsumerWorker, RetryableError
 from services.ingest.projection import CatalogProjection
-from services.ingest.service import Ingestor, dead_letter_topic, raw_topic
+from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ class RawIngestSupervisor:
             group_id=self._settings.raw_group_id,
             topics=topics,
             handler=RawRecordHandler(self._ingestor),
-            dead_letter_topic=lambda message: dead_letter_topic(message.topic.removeprefix("raw.")),
+            dead_letter_topic=lambda message: dead_letter_topic(dataset_of_raw(message.topic)),
         )
         worker.start()
         self.worker = worker

@@ -53,10 +53,18 @@ from services.common.bus import (
     Message,
     OutgoingRecord,
     Producer,
-    TopicSpec,
 )
 from services.common.envelope import HEADER_PREFIX, CloudEvent, format_time
 from services.common.problems import FieldError
+from services.common.topics import (
+    dataset_of_raw,
+    dead_letter_spec,
+    dead_letter_topic,
+    raw_spec,
+    raw_topic,
+    records_spec,
+    records_topic,
+)
 from services.ingest import idempotency
 from services.ingest.exceptions import (
     ContractNotLoaded,
@@ -114,21 +122,6 @@ _EVENT_IDS = uuid.UUID("8f1d3c52-7c0e-5b7a-9d1e-2f6a4b8c0e13")
 """Namespace of the derived (UUIDv5) event ids."""
 _EVENT_ID = re.compile(r"[\x21-\x7e]{1,128}\Z")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}\Z")
-
-
-def records_topic(dataset_id: str) -> str:
-    return f"ds.{dataset_id}"
-
-
-def dead_letter_topic(dataset_id: str) -> str:
-    return f"dlq.{dataset_id}"
-
-
-def raw_topic(dataset_id: str) -> str:
-    return f"raw.{dataset_id}"
-
-
-RAW_PREFIX = "raw."
 
 
 # --- who may publish what --------------------------------------------------------------------
@@ -605,8 +598,8 @@ class TopicRegistry:
                 return
             admin = self._bus.admin()
             partitions = self._settings.topic_partitions
-            admin.ensure_topic(TopicSpec(records_topic(dataset_id), partitions, retention_ms=retention_ms))
-            admin.ensure_topic(TopicSpec(dead_letter_topic(dataset_id), partitions))
+            admin.ensure_topic(records_spec(dataset_id, partitions, retention_ms=retention_ms))
+            admin.ensure_topic(dead_letter_spec(dataset_id, partitions))
             self._ready.add(dataset_id)
 
     def ensure_raw(self, dataset_ids: Sequence[str]) -> None:
@@ -615,7 +608,7 @@ class TopicRegistry:
         existing = admin.list_topics()
         for dataset_id in dataset_ids:
             if raw_topic(dataset_id) not in existing:
-                admin.ensure_topic(TopicSpec(raw_topic(dataset_id), self._settings.raw_topic_partitions))
+                admin.ensure_topic(raw_spec(dataset_id, self._settings.raw_topic_partitions))
 
 
 # --- batches ------------------------------------------------------------------------------------
@@ -835,7 +828,7 @@ class Ingestor:
         """Route one record of ``raw.<dataset>``; None if its dataset's contract is not loaded yet
         (the caller retries later). Records of a dataset that no longer takes records, and records
         that are not JSON (reason ``parse``), go to the dead-letter topic like invalid ones."""
-        dataset_id = message.topic.removeprefix(RAW_PREFIX)
+        dataset_id = dataset_of_raw(message.topic)
         dataset = self.catalog.dataset(dataset_id)
         if dataset is None or dataset.current_version is None:
             return None

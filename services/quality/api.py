@@ -3,12 +3,13 @@ scorecards. Each route parses the request and calls one function of the service 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from services.common.clock import utcnow
 from services.common.deps import RuntimeDep, SessionDep
 from services.quality import scorecards, service, utilization
 from services.quality.deps import CatalogDep, QualitySettingsDep, ReaderDep
@@ -28,10 +29,6 @@ class CardFormat(StrEnum):
     html = "html"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @router.get("/datasets/{dataset_id}/quality", tags=["quality"], summary="Latest quality of a dataset")
 def dataset_quality(
     dataset_id: str,
@@ -45,7 +42,7 @@ def dataset_quality(
     problems met while scoring. The failing values and repeated keys of a conditional or
     restricted dataset are shown to its owning department and operators only (``record_evidence``
     says whether they were left out, and why). 404 for an unknown dataset."""
-    return service.latest_quality(session, catalog, settings, dataset_id, _now(), reader)
+    return service.latest_quality(session, catalog, settings, dataset_id, utcnow(), reader)
 
 
 @router.get(
@@ -65,7 +62,7 @@ def dataset_quality_history(
 ) -> dict[str, Any]:
     """Every window in the range, or record-weighted buckets when there are more than ``points``
     (default ``history_max_points``). 422 when 'to' is not after 'from'."""
-    end = end or _now()
+    end = end or utcnow()
     start = start or end - timedelta(days=1)
     return service.quality_history(
         session, catalog, dataset_id, start, end, points or settings.history_max_points
@@ -89,7 +86,7 @@ def quality_rankings(
 def utilization_overview(
     session: SessionDep, catalog: CatalogDep, settings: QualitySettingsDep, _reader: ReaderDep
 ) -> dict[str, Any]:
-    return utilization.overview(session, catalog, settings, _now())
+    return utilization.overview(session, catalog, settings, utcnow())
 
 
 @router.get("/utilization/idle", tags=["utilization"], summary="Showcase-only findings")
@@ -104,7 +101,7 @@ def utilization_idle(
 ) -> dict[str, Any]:
     """Scenarios with grants but no consumption for N days, active datasets never delivered,
     grants unused for N days; each with its evidence."""
-    return utilization.idle(session, catalog, _now(), days or settings.idle_days)
+    return utilization.idle(session, catalog, utcnow(), days or settings.idle_days)
 
 
 @router.get("/utilization/datasets/{dataset_id}", tags=["utilization"], summary="Utilization of a dataset")
@@ -118,7 +115,7 @@ def dataset_utilization(
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> dict[str, Any]:
     return utilization.dataset_utilization(
-        session, catalog, settings, dataset_id, _now(), days=days, admin=runtime.bus.admin()
+        session, catalog, settings, dataset_id, utcnow(), days=days, admin=runtime.bus.admin()
     )
 
 
@@ -131,7 +128,7 @@ def scenario_utilization(
     _reader: ReaderDep,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> dict[str, Any]:
-    return utilization.scenario_utilization(session, catalog, settings, scenario_id, _now(), days=days)
+    return utilization.scenario_utilization(session, catalog, settings, scenario_id, utcnow(), days=days)
 
 
 def _render(card: dict[str, Any], format: CardFormat) -> Any:
@@ -171,7 +168,7 @@ def department_scorecard(
     format: CardFormat = CardFormat.json,
 ) -> Any:
     card = scorecards.department_scorecard(
-        session, catalog, settings, department_id, scorecards.parse_period(period), _now()
+        session, catalog, settings, department_id, scorecards.parse_period(period), utcnow()
     )
     return _render(card, format)
 
@@ -192,6 +189,6 @@ def scenario_scorecard(
     format: CardFormat = CardFormat.json,
 ) -> Any:
     card = scorecards.scenario_scorecard(
-        session, catalog, settings, scenario_id, scorecards.parse_period(period), _now()
+        session, catalog, settings, scenario_id, scorecards.parse_period(period), utcnow()
     )
     return _render(card, format)

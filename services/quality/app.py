@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI
 
-from services.common import catalog_events, db
+from services.common import db, topics, usage_events
 from services.common.app import (
     InfrastructureProvider,
     Runtime,
@@ -22,7 +22,7 @@ from services.common.app import (
     ServiceSpec,
     build_service_app,
 )
-from services.common.bus import BusError, TopicSpec
+from services.common.bus import BusError
 from services.common.outbox import Outbox, OutboxRelay
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
@@ -34,7 +34,7 @@ from services.quality.expectations import GreatExpectations
 from services.quality.metrics import QualityMetrics
 from services.quality.models import outbox
 from services.quality.projection import QualityCatalog
-from services.quality.service import TOPIC, QualityService, Scorer
+from services.quality.service import QualityService, Scorer
 from services.quality.settings import QualitySettings
 
 NAME = "quality"
@@ -100,7 +100,7 @@ def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
         box = Outbox(outbox)
         relay = OutboxRelay(box, runtime.engine, runtime.bus, name=NAME)
         catalog = QualityCatalog()
-        read_model = ReadModel(runtime.bus, catalog_events.TOPIC, catalog, name=f"{NAME}-catalog")
+        read_model = ReadModel(runtime.bus, topics.CATALOG_SPEC, catalog, name=f"{NAME}-catalog")
         scorer = Scorer(catalog, GreatExpectations(), quality_settings)
         quality = QualityService(
             catalog=catalog,
@@ -117,7 +117,7 @@ def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
             runtime.bus,
             name="quality-usage",
             group_id=quality_settings.usage_group_id,
-            topics=[utilization.USAGE_TOPIC],
+            topics=[usage_events.TOPIC],
             handler=UsageHandler(runtime.sessions),
         )
 
@@ -134,8 +134,8 @@ def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
 
         def start_on_bus() -> None:
             admin = runtime.bus.admin()
-            admin.ensure_topic(TopicSpec(TOPIC, partitions=3))
-            admin.ensure_topic(TopicSpec(utilization.USAGE_TOPIC, partitions=3))
+            admin.ensure_topic(topics.QUALITY_SPEC)
+            admin.ensure_topic(topics.USAGE_SPEC)
             read_model.start()
             stream.start()
             usage.start()

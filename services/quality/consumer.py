@@ -23,16 +23,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common import db
+from services.common import db, usage_events
 from services.common.bus import Bus, Consumer, Message, TopicPartition
 from services.common.envelope import CloudEvent, EnvelopeError
+from services.common.topics import dataset_of, dead_letter_topic, records_topic
 from services.common.worker import PoisonMessage
 from services.quality import utilization
 from services.quality.metrics import QualityMetrics
 from services.quality.projection import QualityCatalog
 from services.quality.service import QualityService
 from services.quality.settings import QualitySettings
-from services.quality.windows import WindowSet, dataset_of, dead_letter_topic, records_topic
+from services.quality.windows import WindowSet
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ class UsageHandler:
             event = CloudEvent.from_message(message)
         except EnvelopeError as error:
             raise PoisonMessage(f"not a CloudEvent: {error}", "envelope") from error
-        if event.type != utilization.USAGE_EVENT:
+        if event.type != usage_events.USAGE:
             return
         delivery = utilization.delivery_from_event(event)
         if delivery is None:

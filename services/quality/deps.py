@@ -8,8 +8,8 @@ from fastapi import Depends
 
 from services.common.auth import Principal, PrincipalDep
 from services.common.deps import RuntimeDep
+from services.common.problems import CatalogNotReady
 from services.common.readmodel import ReadModel
-from services.quality.exceptions import CatalogNotReady
 from services.quality.projection import QualityCatalog
 from services.quality.settings import QualitySettings
 
@@ -20,7 +20,7 @@ def get_catalog(runtime: RuntimeDep) -> QualityCatalog:
     """Until the read model has replayed platform.catalog, datasets may look unknown: 503, not 404."""
     read_model: ReadModel = runtime.state["read_model"]
     if not read_model.caught_up:
-        raise CatalogNotReady("quality is still reading platform.catalog; retry shortly", retry_after_s=1)
+        raise CatalogNotReady("quality")
     catalog: QualityCatalog = runtime.state["catalog"]
     return catalog
 

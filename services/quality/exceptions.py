@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.problems import FieldError, InvalidRequest, NotFound, ServiceUnavailable
+from services.common.problems import FieldError, InvalidRequest, NotFound
 
 
 class DatasetNotFound(NotFound):
@@ -33,7 +33,3 @@ class InvalidPeriod(InvalidRequest):
 
     def __init__(self, detail: str, *, path: str = "/query/period") -> None:
         super().__init__(detail, errors=[FieldError(path=path, rule="period", message=detail)])
-
-
-class CatalogNotReady(ServiceUnavailable):
-    slug, title = "catalog-not-ready", "Quality is still reading the catalog"

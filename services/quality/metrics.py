@@ -8,7 +8,6 @@ Labels stay bounded: ``dataset`` is only ever a dataset the catalog announced or
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, Info
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
     from services.quality.projection import QualityCatalog
     from services.quality.service import WindowScore
     from services.quality.settings import QualitySettings
-
-_BY_SERVICE: weakref.WeakKeyDictionary[ServiceMetrics, QualityMetrics] = weakref.WeakKeyDictionary()
 
 WINDOW_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -132,10 +129,7 @@ class QualityMetrics:
 
     @classmethod
     def of(cls, metrics: ServiceMetrics) -> QualityMetrics:
-        found = _BY_SERVICE.get(metrics)
-        if found is None:
-            found = _BY_SERVICE[metrics] = cls(metrics)
-        return found
+        return metrics.family(cls)
 
     def observe_window(self, score: WindowScore, seconds: float) -> None:
         dataset = score.dataset_id

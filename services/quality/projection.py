@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from services.common import catalog_events
 from services.common.auth import KeyRing
 from services.common.bus import Message
+from services.common.clock import aware
 from services.common.envelope import CloudEvent, EnvelopeError, parse_time
 from services.quality.expectations import CompiledSuite, GreatExpectations
 
@@ -141,7 +142,7 @@ def _time(value: Any) -> datetime | None:
         moment = parse_time(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware(moment)
 
 
 class QualityCatalog:

@@ -23,8 +23,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common import db
+from services.common import db, quality_events
 from services.common.auth import Principal, PrincipalKind
+from services.common.clock import aware, utcnow
 from services.common.envelope import CloudEvent
 from services.common.outbox import Outbox
 from services.quality import scoring
@@ -37,7 +38,6 @@ from services.quality.models import (
     QualityRuleResult,
     QualitySlaBreach,
     QualityWindow,
-    aware,
 )
 from services.quality.projection import ContractVersion, DatasetState, QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
@@ -45,16 +45,8 @@ from services.quality.windows import RollingKeys, Window, key_of
 
 log = logging.getLogger(__name__)
 
-TOPIC = "platform.quality"
-SOURCE = "/quality"
-SCORE_EVENT = "city.citybase.quality.score.v1"
-SLA_BREACH_EVENT = "city.citybase.quality.sla-breach.v1"
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -527,7 +519,7 @@ def store_window(session: Session, outbox: Outbox, score: WindowScore, settings:
     state = dataset_state(session, score.dataset_id, score.closed_at)
     state.last_record_at = score.closed_at
     if score.last_event_at is not None and (
-        state.last_event_at is None or aware(state.last_event_at) < score.last_event_at  # type: ignore[operator]
+        state.last_event_at is None or aware(state.last_event_at) < score.last_event_at
     ):
         state.last_event_at = score.last_event_at
     state.last_window_id = row.id
@@ -583,7 +575,7 @@ def _announce_score(
     _publish(
         session,
         outbox,
-        SCORE_EVENT,
+        quality_events.SCORE,
         row.dataset_id,
         {
             "dataset_id": row.dataset_id,
@@ -624,7 +616,7 @@ def _open_breach(
     )
     session.add(breach)
     session.flush()
-    _publish(session, outbox, SLA_BREACH_EVENT, dataset_id, _breach_data(breach, "open"))
+    _publish(session, outbox, quality_events.SLA_BREACH, dataset_id, _breach_data(breach, "open"))
     opened_breaches(session).append((dataset_id, kind))
     return breach.id
 
@@ -644,7 +636,7 @@ def _resolve_breach(
     breach.resolved_at = now
     data = _breach_data(breach, "resolved")
     data["observed_s"] = observed_s
-    _publish(session, outbox, SLA_BREACH_EVENT, breach.dataset_id, data)
+    _publish(session, outbox, quality_events.SLA_BREACH, breach.dataset_id, data)
 
 
 def _breach_data(breach: QualitySlaBreach, state: str) -> dict[str, Any]:
@@ -664,8 +656,8 @@ def _breach_data(breach: QualitySlaBreach, state: str) -> dict[str, Any]:
 def _publish(
     session: Session, outbox: Outbox, event_type: str, dataset_id: str, data: dict[str, Any]
 ) -> None:
-    event = CloudEvent(type=event_type, source=SOURCE, subject=dataset_id, data=data)
-    outbox.add(session, event.to_record(TOPIC, dataset_id.encode()))
+    event = CloudEvent(type=event_type, source=quality_events.SOURCE, subject=dataset_id, data=data)
+    outbox.add(session, event.to_record(quality_events.TOPIC, dataset_id.encode()))
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -958,10 +950,7 @@ def quality_history(
 ) -> dict[str, Any]:
     """Scores from ``start`` to ``end``: every window, or record-weighted buckets when they are
     more than ``max_points``."""
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=UTC)
+    start, end = aware(start), aware(end)
     if end <= start:
         raise InvalidTimeRange("'to' must be after 'from'", path="/query/to")
     known_dataset(session, catalog, dataset_id)
@@ -1025,9 +1014,6 @@ def quality_history(
         "bucket_s": width,
         "points": points,
     }
-
-
-RANKING_GROUPS = ("dataset", "domain", "department")
 
 
 def rankings(

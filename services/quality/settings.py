@@ -40,7 +40,7 @@ class WindowSize(BaseModel):
 class QualitySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYBASE_QUALITY_", env_file=None, extra="ignore")
 
-    group_id: str = Field(default="quality", min_length=1, description="Consumer group on ds./dlq.")
+    group_id: str = Field(default="quality", min_length=1, description="Consumer group on ds.* and dlq.*.")
     usage_group_id: str = Field(default="quality-usage", min_length=1, description="Group on platform.usage.")
     window: WindowSize = Field(default_factory=WindowSize, description="Default window of every dataset.")
     windows: dict[str, WindowSize] = Field(default_factory=dict, description="Windows per dataset id.")

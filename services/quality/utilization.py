@@ -23,20 +23,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.common import usage_events
 from services.common.bus import Admin
+from services.common.clock import as_utc, aware
 from services.common.envelope import CloudEvent, parse_time
+from services.common.topics import records_topic
 from services.quality import scoring
 from services.quality.exceptions import DatasetNotFound, ScenarioNotFound
-from services.quality.models import QualityUsage, aware
+from services.quality.models import QualityUsage
 from services.quality.projection import GrantState, QualityCatalog
 from services.quality.settings import QualitySettings
-from services.quality.windows import records_topic
 
 log = logging.getLogger(__name__)
 
-USAGE_TOPIC = usage_events.TOPIC
-USAGE_EVENT = usage_events.USAGE
 DAY = timedelta(days=1)
 
 
@@ -50,9 +48,7 @@ def delivery_from_event(event: CloudEvent) -> dict[str, Any] | None:
     if isinstance(data.get("delivered_at"), str):
         with contextlib.suppress(ValueError):
             delivered_at = parse_time(data["delivered_at"])
-    if delivered_at.tzinfo is None:
-        delivered_at = delivered_at.replace(tzinfo=UTC)
-    delivered_at = delivered_at.astimezone(UTC)
+    delivered_at = as_utc(delivered_at)
     return {
         "event_id": event.id[:200],
         "scenario_id": scenario_id,
@@ -94,7 +90,7 @@ def _last_use(session: Session, column: Any, since: datetime | None = None) -> d
     query = sa.select(column, sa.func.max(QualityUsage.delivered_at)).group_by(column)
     if since is not None:
         query = query.where(QualityUsage.delivered_at >= since)
-    return {key: aware(moment) for key, moment in session.execute(query) if key is not None and moment}  # type: ignore[misc]
+    return {key: aware(moment) for key, moment in session.execute(query) if key is not None and moment}
 
 
 def _active_subscribers(session: Session, since: datetime) -> dict[str, int]:

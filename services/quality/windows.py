@@ -18,26 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.common.bus import Message, TopicPartition
-
-RECORDS_PREFIX = "ds."
-DEAD_LETTER_PREFIX = "dlq."
-
-
-def records_topic(dataset_id: str) -> str:
-    return RECORDS_PREFIX + dataset_id
-
-
-def dead_letter_topic(dataset_id: str) -> str:
-    return DEAD_LETTER_PREFIX + dataset_id
-
-
-def dataset_of(topic: str) -> tuple[str, bool] | None:
-    """(dataset id, is the dead-letter topic) of a ``ds.`` / ``dlq.`` topic, else None."""
-    if topic.startswith(RECORDS_PREFIX):
-        return topic[len(RECORDS_PREFIX) :], False
-    if topic.startswith(DEAD_LETTER_PREFIX):
-        return topic[len(DEAD_LETTER_PREFIX) :], True
-    return None
+from services.common.topics import dataset_of
 
 
 def _text(message: Message, name: str) -> str | None:

@@ -246,7 +246,6 @@ def _feeds(directory: Path, database_url: str) -> Iterator[str]:
         data_dir=directory,
         database_url=database_url,
         bus_url=f"kafka://{KAFKA_BOOTSTRAP}",
-        environment="test",
     )
     app = create_feeds(
         settings, feeds_settings=FeedsSettings(webhook_enabled=False, secret=secrets.token_hex(32))

@@ -41,7 +41,6 @@ class ServiceProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith("CITYBASE_")},
             "CITYBASE_PORT": str(self.port),
             "CITYBASE_DATA_DIR": str(root / service),
-            "CITYBASE_ENVIRONMENT": "test",
             "CITYBASE_LOG_LEVEL": "WARNING",
             # Feeds on Kafka and PostgreSQL refuse to start without a secret; one across restarts.
             "CITYBASE_FEEDS_SECRET": FEEDS_TEST_SECRET,

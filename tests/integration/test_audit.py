@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from citybase.cli import app as cli
 from services.catalog.audit import service as audit
-from services.catalog.audit.deliveries import USAGE_TOPIC
 from services.catalog.audit.models import AuditEntry
 from services.common import catalog_events, db, usage_events
 from services.common.envelope import CloudEvent, encode_json
+from services.common.usage_events import TOPIC as USAGE_TOPIC
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
 from tests.integration.conftest import CatalogHarness

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.catalog.scores.service import QUALITY_TOPIC, SCORE, SLA_BREACH
 from services.common.envelope import CloudEvent, encode_json
+from services.common.quality_events import SCORE, SLA_BREACH
+from services.common.quality_events import TOPIC as QUALITY_TOPIC
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
 from tests.integration.conftest import CatalogHarness

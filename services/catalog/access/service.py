@@ -51,6 +51,7 @@ from services.catalog.models import Dataset
 from services.catalog.schemas import ApiKeyIssued, Classification, DatasetStatus, PrincipalCreate
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
+from services.common.clock import as_utc, utcnow
 from services.common.policy import FieldMask, RowFilterError, encode_hash_key, new_hash_key, parse_row_filter
 from services.common.problems import FieldError, Forbidden, InvalidRequest
 
@@ -61,10 +62,6 @@ Clock = Callable[[], datetime]
 
 STRONG_MASKS = frozenset({"hash", "redact"})
 """Masks that reveal nothing of a value, whatever their options: any restricted field may take them."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -854,7 +851,7 @@ def _close(
 
 def effective_status(grant: Grant, now: datetime) -> GrantStatus:
     """The stored status, or ``expired`` once ``expires_at`` has passed (revoked stays revoked)."""
-    if grant.status != GrantStatus.revoked and _aware(grant.expires_at) <= now:
+    if grant.status != GrantStatus.revoked and as_utc(grant.expires_at) <= now:
         return GrantStatus.expired
     return GrantStatus(grant.status)
 
@@ -869,7 +866,7 @@ def grant_read(grant: Grant, now: datetime) -> GrantRead:
             "contract_version": grant.contract_version,
             "unmasked": grant.unmasked,
             "status_reason": grant.status_reason,
-            "created_at": _aware(grant.created_at),
+            "created_at": as_utc(grant.created_at),
         }
     )
 
@@ -890,8 +887,8 @@ def grant_state(grant: Grant) -> dict[str, Any]:
         "fields": list(grant.fields),
         "masking": {path: dict(mask) for path, mask in grant.masking.items()},
         "row_filter": grant.row_filter,
-        "valid_from": _aware(grant.valid_from).isoformat(),
-        "expires_at": _aware(grant.expires_at).isoformat(),
+        "valid_from": as_utc(grant.valid_from).isoformat(),
+        "expires_at": as_utc(grant.expires_at).isoformat(),
         "quota": (
             {"records_per_day": grant.quota_records_per_day}
             if grant.quota_records_per_day is not None
@@ -899,7 +896,7 @@ def grant_state(grant: Grant) -> dict[str, Any]:
         ),
         "purpose": grant.purpose,
         "purpose_category": grant.purpose_category,
-        "updated_at": _aware(grant.updated_at).isoformat(),
+        "updated_at": as_utc(grant.updated_at).isoformat(),
         "hash_key": grant.hash_key,
     }
 
@@ -987,9 +984,9 @@ def update_grant(ctx: Collaborators, actor: Principal, grant_id: str, update: Gr
         if "quota_records_per_day" in set_fields
         else grant.quota_records_per_day
     )
-    expires_at = _aware(grant.expires_at)
+    expires_at = as_utc(grant.expires_at)
     if update.expires_at is not None:
-        latest = _aware(grant.valid_from) + timedelta(days=request.duration_days)
+        latest = as_utc(grant.valid_from) + timedelta(days=request.duration_days)
         if update.expires_at > latest:
             raise exceptions.DurationTooLong(
                 f"the grant may last until {latest.isoformat()} at the latest (the requested duration)",
@@ -1197,7 +1194,7 @@ def _live(grant: Grant, now: datetime) -> None:
         raise exceptions.GrantRevoked(f"grant {grant.id} is revoked; nothing changes it any more")
     if status is GrantStatus.expired:
         raise exceptions.GrantExpired(
-            f"grant {grant.id} expired at {_aware(grant.expires_at).isoformat()}; file a new request"
+            f"grant {grant.id} expired at {as_utc(grant.expires_at).isoformat()}; file a new request"
         )
 
 
@@ -1213,8 +1210,8 @@ def _grant_terms(grant: Grant) -> dict[str, Any]:
         "masking": dict(grant.masking),
         "unmasked": sorted(grant.unmasked),
         "row_filter": grant.row_filter,
-        "valid_from": _aware(grant.valid_from).isoformat(),
-        "expires_at": _aware(grant.expires_at).isoformat(),
+        "valid_from": as_utc(grant.valid_from).isoformat(),
+        "expires_at": as_utc(grant.expires_at).isoformat(),
         "quota_records_per_day": grant.quota_records_per_day,
     }
 
@@ -1303,10 +1300,6 @@ def _page(
     rows = list(session.scalars(query.limit(limit + 1)))
     page = rows[:limit]
     return page, (page[-1].id if len(rows) > limit and page else None)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,8 +25,6 @@ from services.common.worker import ConsumerWorker, EventBatchHandler, PoisonMess
 
 log = logging.getLogger(__name__)
 
-USAGE_TOPIC = usage_events.TOPIC
-USAGE_TOPIC_SPEC = usage_events.TOPIC_SPEC
 GROUP = "catalog.audit-deliveries"
 
 
@@ -131,6 +129,6 @@ def delivery_audit_worker(bus: Bus, sessions: sessionmaker[Session]) -> Consumer
         bus,
         name="catalog-audit-deliveries",
         group_id=GROUP,
-        topics=[USAGE_TOPIC],
+        topics=[usage_events.TOPIC],
         handler=DeliveryAudit(sessions),
     )

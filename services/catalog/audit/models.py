@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.models import Base, utcnow
+from services.catalog.models import Base
+from services.common.clock import utcnow
 
 
 class AuditEntry(Base):

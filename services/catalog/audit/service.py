@@ -38,6 +38,7 @@ from services.catalog.exceptions import InvalidCursor
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Bus, BusError, read_from_beginning
+from services.common.clock import as_utc
 from services.common.outbox import Outbox
 from services.common.problems import Problem, ServiceUnavailable
 
@@ -75,9 +76,7 @@ class AuditEvent:
 
 def _timestamp(moment: datetime) -> str:
     """UTC with microseconds: the same text whether the database kept the zone or not."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def entry_hash(entry: AuditEntry) -> str:

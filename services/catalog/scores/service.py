@@ -17,27 +17,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalog.models import Dataset
 from services.catalog.scores.models import DatasetQuality
-from services.common import db
-from services.common.bus import Bus, TopicSpec
+from services.common import db, quality_events
+from services.common.bus import Bus
+from services.common.clock import aware
 from services.common.envelope import CloudEvent
 from services.common.worker import ConsumerWorker, EventBatchHandler, PoisonMessage
 
 log = logging.getLogger(__name__)
 
-QUALITY_TOPIC = "platform.quality"
-QUALITY_TOPIC_SPEC = TopicSpec(QUALITY_TOPIC, partitions=3)
-SCORE = "city.citybase.quality.score.v1"
-SLA_BREACH = "city.citybase.quality.sla-breach.v1"
 GROUP = "catalog.quality-scores"
 
 
 def _moment(text: Any) -> datetime:
-    moment = datetime.fromisoformat(str(text))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware(datetime.fromisoformat(str(text)))
 
 
 def apply_score(session: Session, data: dict[str, Any]) -> None:
@@ -50,7 +42,7 @@ def apply_score(session: Session, data: dict[str, Any]) -> None:
     if row is None:
         row = DatasetQuality(dataset_id=dataset_id, open_breaches=[])
         session.add(row)
-    elif _aware(row.window_closed_at) > closed_at:
+    elif aware(row.window_closed_at) > closed_at:
         return
     row.overall = data.get("overall")
     row.scores = dict(data.get("scores") or {})
@@ -84,18 +76,18 @@ class QualityScores(EventBatchHandler[tuple[str, dict[str, Any]]]):
         self._sessions = sessions
 
     def read(self, event: CloudEvent) -> tuple[str, dict[str, Any]] | None:
-        if event.type not in (SCORE, SLA_BREACH):
+        if event.type not in (quality_events.SCORE, quality_events.SLA_BREACH):
             return None
         if not isinstance(event.data, dict) or "dataset_id" not in event.data:
             raise PoisonMessage("a quality event names its dataset_id", code="missing-fields")
-        if event.type == SCORE and "closed_at" not in event.data:
+        if event.type == quality_events.SCORE and "closed_at" not in event.data:
             raise PoisonMessage("a score event says when its window closed", code="missing-fields")
         return event.type, event.data
 
     def apply(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         with db.unit_of_work(self._sessions) as session:
             for event_type, data in items:
-                (apply_score if event_type == SCORE else apply_breach)(session, data)
+                (apply_score if event_type == quality_events.SCORE else apply_breach)(session, data)
                 session.flush()
 
 
@@ -104,6 +96,6 @@ def quality_scores_worker(bus: Bus, sessions: sessionmaker[Session]) -> Consumer
         bus,
         name="catalog-quality-scores",
         group_id=GROUP,
-        topics=[QUALITY_TOPIC],
+        topics=[quality_events.TOPIC],
         handler=QualityScores(sessions),
     )

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.catalog.standards.model import DatasetDescription, PlatformLinks
+from services.common import topics
 
 ASYNCAPI_VERSION = "3.0.0"
 JSON_SCHEMA_DRAFT_07 = "application/schema+json;version=draft-07"
@@ -50,17 +51,17 @@ CLOUDEVENTS_HEADERS: tuple[str, ...] = (
 """Kafka headers of a record on ``ds.<id>``: CloudEvents 1.0 Kafka binding, binary mode."""
 
 PLATFORM_TOPICS: dict[str, tuple[str, str]] = {
-    "platform.catalog": (
+    topics.CATALOG: (
         "'<kind>:<entity id>' (dataset:transport.bus-arrivals)",
         "Catalog changes (dataset, contract version, principal, grant, revocation): each event the "
         "whole current state of one entity, compacted by entity; a deleted entity is a tombstone "
         "(no value) under its key. Ingest, feeds and quality build their read models from it.",
     ),
-    "platform.usage": (
+    topics.USAGE: (
         "the scenario id",
         "Delivery metering written by feeds: records and bytes delivered per subscription.",
     ),
-    "platform.quality": (
+    topics.QUALITY: (
         "the dataset id",
         "Quality score updates and threshold breaches written by quality.",
     ),

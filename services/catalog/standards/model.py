@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 from urllib.parse import quote
 
+from services.common.topics import dead_letter_topic, raw_topic, records_topic
+
 Classification = Literal["open", "conditional", "restricted"]
 
 # A dataset id becomes a Kafka topic name (``ds.<id>``) and a URI path segment, so it is held to
@@ -87,17 +89,17 @@ class DatasetDescription:
     @property
     def topic(self) -> str:
         """The topic of validated records, which ingest writes and feeds read."""
-        return f"ds.{self.id}"
+        return records_topic(self.id)
 
     @property
     def raw_topic(self) -> str:
         """The topic publishers that speak Kafka write unvalidated records to."""
-        return f"raw.{self.id}"
+        return raw_topic(self.id)
 
     @property
     def dlq_topic(self) -> str:
         """The dead-letter topic of records ingest rejected."""
-        return f"dlq.{self.id}"
+        return dead_letter_topic(self.id)
 
 
 @dataclass(frozen=True, slots=True)

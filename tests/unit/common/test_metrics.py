@@ -9,7 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
-from services.common.metrics import LATENCY_BUCKETS, observe_many
+from services.common.metrics import LATENCY_BUCKETS, ServiceMetrics, observe_many
+from services.feeds.metrics import FeedsMetrics
+from services.ingest.metrics import IngestMetrics
+from services.quality.metrics import QualityMetrics
 
 
 def _samples(registry: CollectorRegistry) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
@@ -62,3 +65,11 @@ def test_a_histogram_with_labels_must_be_given_its_child() -> None:
     _a, b, _one, _many = _pair(True)
     with pytest.raises(ValueError):
         observe_many(b, [0.1])
+
+
+def test_a_service_family_is_built_once_per_registry() -> None:
+    first, second = ServiceMetrics("one"), ServiceMetrics("two")
+    for family in (IngestMetrics, FeedsMetrics, QualityMetrics):
+        # A second build on the same registry would raise: "Duplicated timeseries in CollectorRegistry".
+        assert family.of(first) is family.of(first)
+        assert family.of(second) is not family.of(first)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
-from services.common.problems import NotFound, install_problem_handlers, json_pointer
+from services.common.problems import CatalogNotReady, NotFound, install_problem_handlers, json_pointer
 
 
 class Item(BaseModel):
@@ -76,3 +77,16 @@ def test_unexpected_errors_do_not_leak_internals() -> None:
 
 def test_json_pointer_escapes() -> None:
     assert json_pointer(["body", 0, "a/b~c"]) == "/body/0/a~1b~0c"
+
+
+@pytest.mark.parametrize("service", ["ingest", "feeds", "quality"])
+def test_catalog_not_ready_names_the_service_that_is_replaying(service: str) -> None:
+    problem = CatalogNotReady(service)
+    assert problem.status == 503
+    assert problem.headers == {"Retry-After": "1"}
+    assert problem.body() == {
+        "type": "https://citybase.dev/problems/catalog-not-ready",
+        "title": f"{service.capitalize()} is still reading the catalog",
+        "status": 503,
+        "detail": f"{service} is still reading platform.catalog; retry shortly",
+    }
