@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from services.common.metrics import ServiceMetrics
-from services.quality.settings import DIMENSIONS
-
-if TYPE_CHECKING:
-    from services.quality.projection import QualityCatalog
-    from services.quality.service import WindowScore
-    from services.quality.settings import QualitySettings
+from services.quality.projection import QualityCatalog
+from services.quality.settings import DIMENSIONS, QualitySettings
+from services.quality.windows import WindowScore
 
 _BY_SERVICE: weakref.WeakKeyDictionary[ServiceMetrics, QualityMetrics] = weakref.WeakKeyDictionary()
 
