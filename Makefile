@@ -53,7 +53,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix services citybase tests
 	$(BIN)/ruff format services citybase tests
 
-typecheck: $(STAMP) ## mypy on services/
+typecheck: $(STAMP) ## mypy on services/ and citybase/
 	$(BIN)/mypy
 
 arch: $(STAMP) ## The architecture rule: services never import each other (import-linter)

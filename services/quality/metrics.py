@@ -8,17 +8,13 @@ Labels stay bounded: ``dataset`` is only ever a dataset the catalog announced or
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from services.common.metrics import ServiceMetrics
-from services.quality.settings import DIMENSIONS
-
-if TYPE_CHECKING:
-    from services.quality.projection import QualityCatalog
-    from services.quality.service import WindowScore
-    from services.quality.settings import QualitySettings
+from services.quality.projection import QualityCatalog
+from services.quality.settings import DIMENSIONS, QualitySettings
+from services.quality.windows import WindowScore
 
 WINDOW_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

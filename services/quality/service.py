@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,40 +41,12 @@ from services.quality.models import (
 )
 from services.quality.projection import ContractVersion, DatasetState, QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
-from services.quality.windows import RollingKeys, Window, key_of
+from services.quality.windows import RollingKeys, Window, WindowScore, key_of
 
 log = logging.getLogger(__name__)
 
 
 Clock = Callable[[], datetime]
-
-
-@dataclass
-class WindowScore:
-    """A scored window, ready to store: scores, counts, evidence and the problems met."""
-
-    dataset_id: str
-    contract_version: str | None
-    opened_at: datetime
-    closed_at: datetime
-    records: int
-    accepted: int
-    rejected: int
-    scores: dict[str, float | None]
-    overall: float | None
-    duplicates: int = 0
-    late: int = 0
-    measured: int = 0
-    freshness_s: float | None = None
-    lateness_p95_s: float | None = None
-    frequency_s: float = 3600.0
-    latency_s: float = 3600.0
-    last_event_at: datetime | None = None
-    latency_breached: bool = False
-    problems: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    rules: list[RuleResult] = field(default_factory=list)
-    kind: str = "window"
 
 
 class Scorer:

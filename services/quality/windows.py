@@ -1,10 +1,12 @@
-"""Tumbling windows of a dataset's stream, and the rolling 24 h view of its primary keys.
+"""Tumbling windows of a dataset's stream, their scores, and the rolling 24 h view of primary keys.
 
 A window collects what ``ds.<dataset>`` (accepted records) and ``dlq.<dataset>`` (rejected ones)
 carry for one dataset, and closes after N records or T seconds, whichever comes first (per
 dataset, :class:`~services.quality.settings.WindowSize`). The first offset each partition
 contributed is kept, so that the worker commits a partition only up to the first record of a
 window whose results are not stored yet: after a crash the window is read again, whole.
+:class:`WindowScore` is what scoring makes of a closed window; the scorer stores it and the
+metrics observe it, so it lives here, below both.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from services.common.bus import Message, TopicPartition
 from services.common.topics import dataset_of
+from services.quality.expectations import RuleResult
 
 
 def _text(message: Message, name: str) -> str | None:
@@ -237,3 +240,31 @@ def key_of(row: dict[str, Any], fields: Iterable[str]) -> Any:
             return None
         values.append(json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value)
     return values[0] if len(values) == 1 else tuple(values)
+
+
+@dataclass
+class WindowScore:
+    """A scored window, ready to store: scores, counts, evidence and the problems met."""
+
+    dataset_id: str
+    contract_version: str | None
+    opened_at: datetime
+    closed_at: datetime
+    records: int
+    accepted: int
+    rejected: int
+    scores: dict[str, float | None]
+    overall: float | None
+    duplicates: int = 0
+    late: int = 0
+    measured: int = 0
+    freshness_s: float | None = None
+    lateness_p95_s: float | None = None
+    frequency_s: float = 3600.0
+    latency_s: float = 3600.0
+    last_event_at: datetime | None = None
+    latency_breached: bool = False
+    problems: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    rules: list[RuleResult] = field(default_factory=list)
+    kind: str = "window"

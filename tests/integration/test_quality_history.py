@@ -17,8 +17,8 @@ from services.quality import service
 from services.quality.exceptions import DatasetNotFound, InvalidTimeRange
 from services.quality.models import QualityWindow, outbox
 from services.quality.projection import QualityCatalog
-from services.quality.service import WindowScore
 from services.quality.settings import QualitySettings
+from services.quality.windows import WindowScore
 from tests.factories import catalog_records, contract_state, dataset_event_state
 
 START = datetime(2026, 11, 1, tzinfo=UTC)

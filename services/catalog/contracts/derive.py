@@ -1,6 +1,6 @@
 """Everything citybase derives from one ODCS contract: validator schema, key, masking, SLA, GX suite.
 
-Each derivation is a pure function of a :class:`~services.catalog.contracts.odcs.ParsedContract`.
+Each derivation is a pure function of a :class:`~services.catalog.contracts.parsed.ParsedContract`.
 A dataset has one record shape, so the derivations that describe records work on *one* schema
 object: the one named by ``schema_name``, by default the first of ``schema``. A contract with
 several objects (a table and its lookup, say) is accepted; citybase streams the chosen one.
@@ -40,7 +40,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from open_data_contract_standard.model import (
     CustomProperty,
@@ -50,10 +50,10 @@ from open_data_contract_standard.model import (
     SchemaProperty,
 )
 
+from services.catalog.contracts.exceptions import ContractInvalid
+from services.catalog.contracts.parsed import ParsedContract
+from services.catalog.contracts.syntax import load_yaml
 from services.common.problems import FieldError, NotFound, json_pointer
-
-if TYPE_CHECKING:
-    from services.catalog.contracts.odcs import ParsedContract
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -614,8 +614,6 @@ def _gx_custom(rule: DataQuality) -> tuple[str, dict[str, Any], dict[str, Any]] 
         return None
     implementation: Any = rule.implementation
     if isinstance(implementation, str):
-        from services.catalog.contracts.odcs import ContractInvalid, load_yaml
-
         try:
             implementation = load_yaml(implementation)
         except ContractInvalid as error:

@@ -9,7 +9,8 @@ round trip. What it checks, in order:
 2. syntax: YAML (JSON when the document starts with ``{`` or ``[``), with a loader that refuses
    aliases (the "billion laughs" bomb needs them), duplicate keys and nesting deeper than
    ``max_depth``, and that reads plain scalars by the YAML 1.2 core schema (``no`` stays a string,
-   ``2024-05-01`` stays a string, ``010`` is ten): a contract means the same in YAML and in JSON;
+   ``2024-05-01`` stays a string, ``010`` is ten): a contract means the same in YAML and in JSON
+   (the loader is :mod:`.syntax`);
 3. that it is an ODCS v3 document (``apiVersion`` v3.0.x, v3.1.x or v3.2.x; ``kind: DataContract``);
 4. the ODCS JSON Schema shipped with ``open-data-contract-standard`` (draft 2019-09), which also
    refuses unknown fields where ODCS forbids them;
@@ -25,179 +26,49 @@ and kept as they are in ``raw``: the catalog stores the contract exactly as subm
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import fastjsonschema
 import jsonschema
 import pydantic
-import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
-from yaml.composer import Composer
-from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, Node, ScalarNode
-from yaml.parser import Parser
-from yaml.reader import Reader
-from yaml.resolver import BaseResolver
-from yaml.scanner import Scanner
 
-from services.common.problems import FieldError, Problem, json_pointer
+from services.catalog.contracts.derive import convention_errors
+from services.catalog.contracts.exceptions import ContractInvalid, ContractTooLarge
+from services.catalog.contracts.parsed import (
+    ParsedContract,
+    SemanticVersion,
+    compare_versions,
+    fingerprint_of,
+)
+from services.catalog.contracts.syntax import MAX_NESTING_DEPTH, document_pointer, load_yaml
+from services.common.problems import FieldError
 
-
-def _libyaml_parser() -> Any:
-    """libyaml's parser (PyYAML's C extension), or None where PyYAML was built without it."""
-    try:
-        from yaml._yaml import CParser
-    except ImportError:
-        return None
-    return CParser
-
-
-_LibyamlParser: Any = _libyaml_parser()
+__all__ = [
+    "MAX_CONTRACT_BYTES",
+    "MAX_NESTING_DEPTH",
+    "MAX_REPORTED_ERRORS",
+    "ContractInvalid",
+    "ContractTooLarge",
+    "ParsedContract",
+    "SemanticVersion",
+    "compare_versions",
+    "load_yaml",
+    "parse_contract",
+]
 
 MAX_CONTRACT_BYTES = 1024 * 1024
 """Default cap on a submitted document; the largest real contracts are a few dozen KiB."""
-
-MAX_NESTING_DEPTH = 64
-"""Default cap on nested mappings and sequences; ODCS documents rarely go deeper than 12."""
 
 MAX_REPORTED_ERRORS = 50
 """A document with hundreds of errors is usually one mistake repeated; the first 50 say enough."""
 
 SUPPORTED_API_VERSION = re.compile(r"^v3\.[0-2]\.\d+$")
-
-# semver.org's recommended expression, anchored, without a leading "v".
-_SEMVER = re.compile(
-    r"^(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    r"(?:-(?P<prerelease>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
-
-
-class ContractInvalid(Problem):
-    """The submitted document is not an ODCS v3 contract citybase can accept; ``errors`` say where."""
-
-    slug, title, status = "contract-invalid", "The data contract is not valid", 422
-
-
-class ContractTooLarge(Problem):
-    """The submitted document is larger than the catalog accepts (checked before parsing)."""
-
-    slug, title, status = "contract-too-large", "The contract document is too large", 413
-
-
-def _pointer(location: list[str | int] | tuple[str | int, ...] | Any) -> str:
-    """RFC 6901 pointer; the whole document is ``""`` (``json_pointer`` would say ``"/"``, the key "")."""
-    return json_pointer(list(location)) if len(location) else ""
-
-
-# --- semantic versions ---------------------------------------------------------------------
-
-
-@functools.total_ordering
-@dataclass(frozen=True)
-class SemanticVersion:
-    """A SemVer 2.0.0 version, ordered by SemVer precedence (build metadata is ignored).
-
-    Equality follows precedence too, so ``1.0.0+build.1 == 1.0.0``: two contract versions that
-    differ only in build metadata are the same version to the catalog.
-    """
-
-    major: int
-    minor: int
-    patch: int
-    prerelease: tuple[str, ...] = ()
-    build: str = field(default="", compare=False)
-
-    @classmethod
-    def parse(cls, text: str) -> SemanticVersion:
-        """Parse ``text`` or raise :class:`ValueError` saying what a semantic version looks like."""
-        match = _SEMVER.match(text) if isinstance(text, str) else None
-        if match is None:
-            raise ValueError(
-                f"{text!r} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.0 or 2.0.0-rc.1)"
-            )
-        prerelease = match["prerelease"]
-        return cls(
-            major=int(match["major"]),
-            minor=int(match["minor"]),
-            patch=int(match["patch"]),
-            prerelease=tuple(prerelease.split(".")) if prerelease else (),
-            build=match["build"] or "",
-        )
-
-    def _precedence(self) -> tuple[Any, ...]:
-        # SemVer §11: a release ranks above its pre-releases; numeric identifiers compare as
-        # numbers and rank below alphanumeric ones; a longer pre-release wins when the rest tie.
-        identifiers = tuple(
-            (0, int(part), "") if part.isdigit() else (1, 0, part) for part in self.prerelease
-        )
-        return (self.major, self.minor, self.patch, not self.prerelease, identifiers)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SemanticVersion):
-            return NotImplemented
-        return self._precedence() == other._precedence()
-
-    def __hash__(self) -> int:
-        return hash(self._precedence())
-
-    def __lt__(self, other: SemanticVersion) -> bool:
-        if not isinstance(other, SemanticVersion):
-            return NotImplemented
-        return self._precedence() < other._precedence()
-
-    def __str__(self) -> str:
-        text = f"{self.major}.{self.minor}.{self.patch}"
-        if self.prerelease:
-            text += "-" + ".".join(self.prerelease)
-        if self.build:
-            text += "+" + self.build
-        return text
-
-
-def compare_versions(left: str, right: str) -> int:
-    """-1, 0 or 1 as ``left`` ranks below, equal to or above ``right`` by SemVer precedence."""
-    a, b = SemanticVersion.parse(left), SemanticVersion.parse(right)
-    return (a > b) - (a < b)
-
-
-# --- the parsed contract -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ParsedContract:
-    """An accepted contract: the document as submitted, its ODCS model, and what identifies it.
-
-    ``raw`` is kept exactly as submitted (parsed to JSON data) for storage and must be treated as
-    read-only. Two parsed contracts are equal when their fingerprints (and identity) are.
-    """
-
-    raw: dict[str, Any] = field(compare=False, repr=False)
-    model: OpenDataContractStandard = field(compare=False, repr=False)
-    id: str
-    version: str
-    """The contract's semantic version as written, e.g. ``1.2.0`` (see :attr:`semantic_version`)."""
-    api_version: str
-    fingerprint: str
-    """sha256 (hex) of the canonical JSON of ``raw``: equal documents, equal fingerprints."""
-
-    @property
-    def semantic_version(self) -> SemanticVersion:
-        return SemanticVersion.parse(self.version)
-
-
-def fingerprint_of(raw: dict[str, Any]) -> str:
-    """sha256 of ``raw`` as canonical JSON: sorted keys, no insignificant whitespace, UTF-8."""
-    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def parse_contract(
@@ -221,10 +92,6 @@ def parse_contract(
     _raise_if(_odcs_v3_errors(raw), "the document is not an ODCS v3 data contract")
     _raise_if(_schema_errors(raw), "the document does not follow the ODCS JSON Schema")
     model = _model(raw)
-    # Imported here because derive imports this module for ParsedContract and the safe YAML
-    # loader; the convention checks live beside the derivations so that the two cannot drift.
-    from services.catalog.contracts.derive import convention_errors
-
     _raise_if(
         [*_duplicate_name_errors(raw), *_version_errors(raw), *convention_errors(model)],
         "the contract breaks a rule ODCS or citybase sets beyond its JSON Schema",
@@ -263,204 +130,6 @@ def _decode(document: str | bytes) -> str:
             "the contract is not UTF-8 text",
             errors=[FieldError(path="", rule="encoding", message=f"byte {error.start}: not valid UTF-8")],
         ) from None
-
-
-# --- syntax --------------------------------------------------------------------------------
-
-
-class _Refused(Exception):
-    """Raised inside the loaders for a document citybase refuses; carries the field error."""
-
-    def __init__(self, error: FieldError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-def _at(node_or_mark: Any) -> str:
-    mark = getattr(node_or_mark, "start_mark", node_or_mark)
-    return f"line {mark.line + 1}, column {mark.column + 1}"
-
-
-class _CoreSchemaResolver(BaseResolver):
-    """YAML 1.2 core schema for plain scalars, so that YAML means what the same JSON would.
-
-    PyYAML implements YAML 1.1, where ``no``/``off`` are booleans, ``2024-05-01`` is a date,
-    ``010`` is eight and ``1:30`` is ninety: each has broken a real enum or SLA value somewhere.
-    """
-
-
-for _tag, _pattern, _first in (
-    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
-    (
-        "tag:yaml.org,2002:float",
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-        list("-+0123456789."),
-    ),
-):
-    _CoreSchemaResolver.add_implicit_resolver(_tag, re.compile(_pattern), _first)
-
-
-class _ContractConstructor(SafeConstructor):
-    """Safe constructor with YAML 1.2 integers (no octal ``010``, no sexagesimal ``1:30``)."""
-
-    def construct_core_int(self, node: Node) -> int:
-        value = str(self.construct_scalar(node))  # type: ignore[arg-type]
-        sign, digits = (-1, value[1:]) if value.startswith("-") else (1, value.lstrip("+"))
-        if digits.startswith("0o"):
-            return sign * int(digits[2:], 8)
-        if digits.startswith("0x"):
-            return sign * int(digits[2:], 16)
-        return sign * int(digits, 10)
-
-
-_ContractConstructor.add_constructor(  # type: ignore[type-var]  # the stub binds it to SafeConstructor
-    "tag:yaml.org,2002:int", _ContractConstructor.construct_core_int
-)
-
-
-class _GuardedComposer(Composer):
-    """A composer that refuses aliases, duplicate keys and deep nesting, tracking the JSON Pointer."""
-
-    max_depth: int = MAX_NESTING_DEPTH
-    # Provided by yaml.parser.Parser in the loader's MRO; declared for the type checker.
-    check_event: Any
-    peek_event: Any
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._location: list[str | int] = []
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
-        # Keys are composed with index None; a mapping value's index is its key node.
-        segment: str | int | None = index.value if isinstance(index, ScalarNode) else index
-        if isinstance(index, Node) and not isinstance(index, ScalarNode):
-            segment = "?"
-        if segment is not None:
-            self._location.append(segment)
-        try:
-            if self.check_event(AliasEvent):
-                event = self.peek_event()
-                raise _Refused(
-                    FieldError(
-                        path=self._here(),
-                        rule="yaml-alias",
-                        message=f"{_at(event.start_mark)}: YAML aliases are not accepted; write the value out",
-                    )
-                )
-            if len(self._location) > self.max_depth:
-                raise _Refused(
-                    FieldError(
-                        path=self._here(),
-                        rule="depth",
-                        message=f"{_at(self.peek_event().start_mark)}: nesting deeper than {self.max_depth} levels",
-                    )
-                )
-            node: Node = super().compose_node(parent, index)  # type: ignore[assignment]
-            if isinstance(node, MappingNode):
-                self._refuse_duplicate_keys(node)
-            return node
-        finally:
-            if segment is not None:
-                self._location.pop()
-
-    def _refuse_duplicate_keys(self, node: MappingNode) -> None:
-        seen: set[tuple[str, Any]] = set()
-        for key, _value in node.value:
-            if not isinstance(key, ScalarNode):
-                continue  # complex keys are refused later: JSON keys are strings
-            identity = (key.tag, key.value)
-            if identity in seen:
-                raise _Refused(
-                    FieldError(
-                        path=_pointer([*self._location, key.value]),
-                        rule="duplicate-key",
-                        message=f"{_at(key)}: duplicate key {key.value!r}",
-                    )
-                )
-            seen.add(identity)
-
-    def _here(self) -> str:
-        return _pointer(self._location)
-
-
-class _ContractLoader(Reader, Scanner, Parser, _GuardedComposer, _ContractConstructor, _CoreSchemaResolver):
-    """PyYAML's pure-Python SafeLoader stack with the guards above (the C loader cannot be hooked)."""
-
-    def __init__(self, stream: str, max_depth: int) -> None:
-        Reader.__init__(self, stream)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        _GuardedComposer.__init__(self)
-        _ContractConstructor.__init__(self)
-        _CoreSchemaResolver.__init__(self)
-        self.max_depth = max_depth
-
-
-if _LibyamlParser is not None:
-
-    class _FastContractLoader(_GuardedComposer, _LibyamlParser, _ContractConstructor, _CoreSchemaResolver):
-        """The same guards, constructor and resolver over libyaml's scanner and parser.
-
-        Only the composer is needed from Python (it is what the guards hook); libyaml turns the
-        text into events about five times faster than PyYAML's pure-Python reader, scanner and
-        parser, which PyYAML's own test suite checks produce the same events.
-        """
-
-        def __init__(self, stream: str, max_depth: int) -> None:
-            _LibyamlParser.__init__(self, stream)
-            _GuardedComposer.__init__(self)
-            _ContractConstructor.__init__(self)
-            _CoreSchemaResolver.__init__(self)
-            self.max_depth = max_depth
-
-    _LOADERS: tuple[type[Any], ...] = (_FastContractLoader, _ContractLoader)
-else:  # pragma: no cover - PyYAML wheels ship libyaml
-    _LOADERS = (_ContractLoader,)
-
-
-def load_yaml(text: str, *, max_depth: int = MAX_NESTING_DEPTH) -> Any:
-    """Load one YAML document with the contract loader's guards; raise :class:`ContractInvalid`.
-
-    Also used by :mod:`derive` for YAML embedded in a contract (a Great Expectations rule's
-    ``implementation``), which must be held to the same rules as the document around it.
-    """
-    if len(_LOADERS) > 1 and not Reader.NON_PRINTABLE.search(text):
-        try:
-            return _load_with(_LOADERS[0], text, max_depth)
-        except Exception:
-            # Whatever the fast loader refuses, the pure-Python loader refuses too, and says why
-            # in the words (and with the line and column) publishers have always been shown.
-            pass
-    try:
-        return _load_with(_ContractLoader, text, max_depth)
-    except _Refused as refused:
-        raise ContractInvalid("the contract is not acceptable YAML", errors=[refused.error]) from None
-    except yaml.MarkedYAMLError as error:
-        where = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "invalid YAML"
-        message = f"{_at(where)}: {problem}" if where is not None else problem
-        raise ContractInvalid(
-            "the contract is not valid YAML",
-            errors=[FieldError(path="", rule="yaml-syntax", message=message)],
-        ) from None
-    except yaml.YAMLError as error:  # reader errors: control characters and the like
-        raise ContractInvalid(
-            "the contract is not valid YAML",
-            errors=[FieldError(path="", rule="yaml-syntax", message=str(error))],
-        ) from None
-
-
-def _load_with(loader_class: type[Any], text: str, max_depth: int) -> Any:
-    loader = None
-    try:
-        # The reader checks for control characters as it is built, so building it can fail too.
-        loader = loader_class(text, max_depth)
-        return loader.get_single_data()
-    finally:
-        if loader is not None:
-            loader.dispose()
 
 
 class _JsonObject(dict[str, Any]):
@@ -523,20 +192,22 @@ def _data_errors(data: Any, max_depth: int) -> Iterator[FieldError]:
         value, location = stack.pop()
         if isinstance(value, dict | list) and len(location) >= max_depth:
             yield FieldError(
-                path=_pointer(location), rule="depth", message=f"nesting deeper than {max_depth} levels"
+                path=document_pointer(location),
+                rule="depth",
+                message=f"nesting deeper than {max_depth} levels",
             )
             continue
         if isinstance(value, dict):
             for key in getattr(value, "duplicates", ()):
                 yield FieldError(
-                    path=_pointer([*location, key]),
+                    path=document_pointer([*location, key]),
                     rule="duplicate-key",
                     message=f"duplicate key {key!r}",
                 )
             for key, item in value.items():
                 if not isinstance(key, str):
                     yield FieldError(
-                        path=_pointer([*location, str(key)]),
+                        path=document_pointer([*location, str(key)]),
                         rule="key-type",
                         message=f"mapping keys must be strings, not {type(key).__name__} {key!r}",
                     )
@@ -545,10 +216,10 @@ def _data_errors(data: Any, max_depth: int) -> Iterator[FieldError]:
         elif isinstance(value, list):
             stack.extend((item, [*location, index]) for index, item in enumerate(value))
         elif isinstance(value, float) and not math.isfinite(value):
-            yield FieldError(path=_pointer(location), rule="number", message="numbers must be finite")
+            yield FieldError(path=document_pointer(location), rule="number", message="numbers must be finite")
         elif value is not None and not isinstance(value, str | int | float | bool):
             yield FieldError(
-                path=_pointer(location),
+                path=document_pointer(location),
                 rule="type",
                 message=f"a {type(value).__name__} is not a JSON value; quote it or drop the YAML tag",
             )
@@ -856,7 +527,7 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
         if unexpected:
             return [
                 FieldError(
-                    path=_pointer([*location, key]),
+                    path=document_pointer([*location, key]),
                     rule="unknown-field",
                     message=f"{key!r} is not a field ODCS allows here",
                 )
@@ -872,7 +543,7 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
         # so a property without one is told it lacks a map; say what is really missing.
         return [
             FieldError(
-                path=_pointer([*location, "logicalType"]),
+                path=document_pointer([*location, "logicalType"]),
                 rule="required",
                 message="a property needs a logicalType (string, integer, number, boolean, date, timestamp, ...)",
             )
@@ -887,7 +558,7 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
     elif len(message) > 300:
         # jsonschema puts the whole failing instance into some messages; a pointer says where.
         message = f"the value does not satisfy the ODCS schema's {rule!r} rule"
-    return [FieldError(path=_pointer(location), rule=rule, message=message)]
+    return [FieldError(path=document_pointer(location), rule=rule, message=message)]
 
 
 def _model(raw: dict[str, Any]) -> OpenDataContractStandard:
@@ -898,7 +569,7 @@ def _model(raw: dict[str, Any]) -> OpenDataContractStandard:
         raise ContractInvalid(
             "the contract does not fit the ODCS model",
             errors=[
-                FieldError(path=_pointer(item["loc"]), rule=item["type"], message=item["msg"])
+                FieldError(path=document_pointer(item["loc"]), rule=item["type"], message=item["msg"])
                 for item in error.errors()
             ],
         ) from None
@@ -922,9 +593,9 @@ def _duplicate_name_errors(raw: dict[str, Any]) -> list[FieldError]:
             if name in first_at:
                 errors.append(
                     FieldError(
-                        path=_pointer([*location, index, "name"]),
+                        path=document_pointer([*location, index, "name"]),
                         rule="duplicate-name",
-                        message=f"{what} {name!r} is already defined at {_pointer([*location, first_at[name]])}",
+                        message=f"{what} {name!r} is already defined at {document_pointer([*location, first_at[name]])}",
                     )
                 )
             else:

@@ -1,17 +1,16 @@
-"""Every metric an alert rule or a dashboard panel names is one a running service really exposes.
+"""Every metric an alert rule or a dashboard panel names is one a running service really exposes,
+and every metric a service exposes is documented in the README's metrics table.
 
 Names come from the rules files and dashboards with the PromQL parser of ``names.py``, and are
-compared with the scrapes of ``exposed_metrics``. Metrics of services still being built are listed
-in deploy/prometheus/pending-metrics.yml: the report names exactly which of them are missing, and
-the list must shrink as they appear, so that a renamed metric never leaves a panel without data.
+compared with the scrapes of ``exposed_metrics``: a renamed metric never leaves a panel without
+data, and a new one never ships without a line that tells an operator what it counts.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
-
-import pytest
-import yaml
 
 from tests.unit.deploy.conftest import DEPLOY, Scrape
 from tests.unit.deploy.names import (
@@ -26,20 +25,7 @@ from tests.unit.deploy.names import (
 RULES = DEPLOY / "prometheus" / "rules"
 MAIN_RULES = RULES / "citybase.rules.yml"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
-
-
-def pending_metrics() -> dict[str, str]:
-    """Pending metric name (as queries name it) -> the service expected to expose it."""
-    manifest = (
-        yaml.safe_load((DEPLOY / "prometheus" / "pending-metrics.yml").read_text(encoding="utf-8")) or {}
-    )
-    pending: dict[str, str] = {}
-    for service, metrics in manifest.items():
-        for metric in metrics:
-            name, kind = metric["name"], metric["type"]
-            suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
-            pending.update({name + suffix: service for suffix in suffixes})
-    return pending
+README = DEPLOY.parent / "README.md"
 
 
 def named_metrics(paths: list[Path]) -> dict[str, set[str]]:
@@ -90,30 +76,51 @@ def test_the_main_rules_name_only_metrics_the_services_expose(exposed_metrics: d
     assert not missing, f"not exposed by any service: {report(missing)}"
 
 
-def test_rules_and_dashboards_name_only_exposed_or_pending_metrics(
-    exposed_metrics: dict[str, Scrape],
-) -> None:
+def test_every_metric_in_rules_and_dashboards_is_exposed(exposed_metrics: dict[str, Scrape]) -> None:
     named = named_metrics([*rule_files(RULES), *DASHBOARDS])
     assert len(named) > 10
-    unknown = {
-        name: where
-        for name, where in not_exposed(named, exposed_metrics).items()
-        if name not in pending_metrics()
-    }
-    assert not unknown, f"neither exposed nor in pending-metrics.yml: {report(unknown)}"
-
-
-def test_pending_metrics_are_still_missing(exposed_metrics: dict[str, Scrape]) -> None:
-    arrived = sorted(set(pending_metrics()) & exposed(exposed_metrics))
-    assert not arrived, (
-        f"now exposed, remove them from deploy/prometheus/pending-metrics.yml and move their rules "
-        f"into citybase.rules.yml: {arrived}"
-    )
-
-
-def test_every_metric_in_rules_and_dashboards_is_exposed(exposed_metrics: dict[str, Scrape]) -> None:
-    """The report: which metric names the rules and dashboards use that no service exposes yet."""
-    missing = not_exposed(named_metrics([*rule_files(RULES), *DASHBOARDS]), exposed_metrics)
-    if missing and set(missing) <= set(pending_metrics()):
-        pytest.xfail(f"{len(missing)} pending metrics not exposed yet: {report(missing)}")
+    missing = not_exposed(named, exposed_metrics)
     assert not missing, f"not exposed by any service: {report(missing)}"
+
+
+def documented_metrics(readme: str) -> dict[str, set[str]]:
+    """Metric family -> its labels, from the README's ``| metric | labels | what |`` table."""
+    lines = readme.splitlines()
+    start = lines.index("| metric | labels | what |") + 2
+    documented: dict[str, set[str]] = {}
+    for line in itertools.takewhile(lambda line: line.startswith("|"), lines[start:]):
+        names, labels = line.split("|")[1:3]
+        for name in re.findall(r"`([a-z_:][a-z0-9_:]*)`", names):
+            documented[name] = {label.strip() for label in labels.split(",") if label.strip()}
+    return documented
+
+
+def exposed_labels(scrapes: dict[str, Scrape]) -> dict[str, set[str]]:
+    """Metric family -> the labels its samples carry (``le`` aside), for families with samples."""
+    labels: dict[str, set[str]] = {}
+    for scrape in scrapes.values():
+        for series, label in scrape.parsed.label_values:
+            family = re.sub(r"_(bucket|sum|count|created)$", "", series)
+            family = family if family in scrape.parsed.types else series
+            labels.setdefault(family, set()).update({label} - {"le"})
+    return labels
+
+
+def test_the_readme_documents_every_exposed_metric_and_no_other(exposed_metrics: dict[str, Scrape]) -> None:
+    documented = documented_metrics(README.read_text(encoding="utf-8"))
+    families = set().union(*(scrape.parsed.types for scrape in exposed_metrics.values()))
+    assert len(families) > 20
+    undocumented = sorted(families - set(documented))
+    assert not undocumented, f"exposed but not in README's metrics table: {undocumented}"
+    gone = sorted(set(documented) - families)
+    assert not gone, f"in README's metrics table but exposed by no service: {gone}"
+
+
+def test_the_readme_names_the_labels_each_metric_carries(exposed_metrics: dict[str, Scrape]) -> None:
+    documented = documented_metrics(README.read_text(encoding="utf-8"))
+    exposed = exposed_labels(exposed_metrics)
+    assert {"citybase_http_requests_total", "citybase_ingest_records_total"} <= set(exposed)
+    for family, labels in exposed_labels(exposed_metrics).items():
+        assert labels == documented.get(family), (
+            f"{family}: exposed with {labels}, README says {documented.get(family)}"
+        )

@@ -13,9 +13,9 @@ import pytest
 from services.common.bus import Message, OutgoingRecord
 from services.quality.expectations import CompiledSuite, GreatExpectations, RuleResult
 from services.quality.projection import QualityCatalog
-from services.quality.service import Scorer, WindowScore
+from services.quality.service import Scorer
 from services.quality.settings import QualitySettings
-from services.quality.windows import WindowSet
+from services.quality.windows import WindowScore, WindowSet
 from tests.factories import (
     catalog_records,
     contract_property,
