@@ -17,7 +17,9 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	@# setuptools warns on every editable install that a folder named like the package may shadow
+	@# it; here that folder is the package itself, so the screen of asterisks says nothing.
+	PYTHONWARNINGS="ignore:Editable installation:UserWarning" $(BIN)/pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
 $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
