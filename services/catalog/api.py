@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -420,12 +420,13 @@ def _calling_key(request: Request) -> str | None:
 )
 def issue_key(
     principal_id: str,
-    payload: ApiKeyCreate,
     request: Request,
     session: SessionDep,
     events: EventsDep,
     auditor: AuditDep,
     caller: ReaderDep,
+    # Every field is optional: no body, an empty body and {} all issue a key with the defaults.
+    payload: Annotated[ApiKeyCreate, Body(default_factory=ApiKeyCreate)],
 ) -> ApiKeyIssued:
     auditor.attempting("api_key.issue", "principal", principal_id)
     _may_manage_keys(caller, principal_id)

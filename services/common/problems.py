@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://citybase.dev/problems/"
@@ -86,6 +87,37 @@ class BadRequest(Problem):
     slug, title, status = "bad-request", "Bad request", 400
 
 
+class MalformedBody(BadRequest):
+    """The body cannot be parsed at all (not JSON, truncated, bad gzip); says where (line, column,
+    offset) when it can. Every service answers it for a request body that is not JSON."""
+
+    slug, title = "malformed-body", "The request body cannot be parsed"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        offset: int | None = None,
+        **extensions: Any,
+    ) -> None:
+        where: dict[str, Any] = {
+            name: value
+            for name, value in (("line", line), ("column", column), ("offset", offset))
+            if value is not None
+        }
+        super().__init__(detail, **where, **extensions)
+        self.line, self.column, self.offset = line, column, offset
+
+    @classmethod
+    def at(cls, text: str, offset: int, reason: str) -> MalformedBody:
+        """The fault at character ``offset`` of ``text``, located by line and column (1-based)."""
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        return cls(f"line {line} column {column}: {reason}", line=line, column=column, offset=offset)
+
+
 class InvalidRequest(Problem):
     slug, title, status = "validation-error", "The request is not valid", 422
 
@@ -152,6 +184,9 @@ def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 
 def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    malformed = _malformed_json(exc)
+    if malformed is not None:
+        return problem_response(malformed, request.url.path)
     errors = [
         FieldError(
             path=json_pointer(error.get("loc", ())),
@@ -163,6 +198,38 @@ def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         InvalidRequest(f"{len(errors)} invalid value(s) in the request", errors=errors), request.url.path
     )
+
+
+def _malformed_json(exc: RequestValidationError) -> MalformedBody | None:
+    """FastAPI reports a body that does not decode as JSON as a validation error (``json_invalid``);
+    it is a malformed request (400), not invalid values (422), and says where the decoder stopped."""
+    for error in exc.errors():
+        if error.get("type") != "json_invalid":
+            continue
+        reason = str((error.get("ctx") or {}).get("error", "the body is not valid JSON"))
+        location = error.get("loc", ())
+        offset = location[-1] if location and isinstance(location[-1], int) else None
+        body = exc.body
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        if offset is None or not isinstance(body, str):
+            return MalformedBody(f"the body is not valid JSON: {reason}")
+        return MalformedBody.at(body, offset, reason)
+    return None
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path (RFC 9110 ``Allow``)."""
+    routes = getattr(request.app, "routes", None) or []
+    allowed = []
+    for method in HTTP_METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 _HTTP_SLUGS = {
@@ -186,6 +253,11 @@ def _on_http(request: Request, exc: Exception) -> JSONResponse:
         problem.title = str(exc.detail) or "HTTP error"
     if exc.headers:
         problem.headers = {**(problem.headers or {}), **exc.headers}
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path only; the path may have more.
+        allowed = allowed_methods(request)
+        if allowed:
+            problem.headers = {**(problem.headers or {}), "Allow": ", ".join(allowed)}
     return problem_response(problem, request.url.path)
 
 

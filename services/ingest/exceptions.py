@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.common.problems import (
     BadRequest,
     Conflict,
@@ -45,29 +43,6 @@ class PayloadTooLarge(Problem):
 
 class TooManyRecords(Problem):
     slug, title, status = "too-many-records", "Too many records in one batch", 413
-
-
-class MalformedBody(BadRequest):
-    """The body is not valid JSON, NDJSON, CSV or gzip; says where (line, column, offset)."""
-
-    slug, title = "malformed-body", "The request body cannot be parsed"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        line: int | None = None,
-        column: int | None = None,
-        offset: int | None = None,
-        **extensions: Any,
-    ) -> None:
-        where: dict[str, Any] = {
-            name: value
-            for name, value in (("line", line), ("column", column), ("offset", offset))
-            if value is not None
-        }
-        super().__init__(detail, **where, **extensions)
-        self.line, self.column, self.offset = line, column, offset
 
 
 class EmptyBody(BadRequest):

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from services.common.problems import MalformedBody
 from services.ingest.exceptions import (
     EmptyBody,
     InvalidUtf8,
-    MalformedBody,
     PayloadTooLarge,
     TooManyRecords,
     UnsupportedMediaType,
@@ -220,11 +220,6 @@ def _position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def _malformed(text: str, offset: int, reason: str) -> MalformedBody:
-    line, column = _position(text, offset)
-    return MalformedBody(f"line {line} column {column}: {reason}", line=line, column=column, offset=offset)
-
-
 def _skip_nested(text: str, start: int) -> int:
     """End of the array or object at ``start``, without decoding it (it was too deep to decode)."""
     depth = 0
@@ -236,7 +231,7 @@ def _skip_nested(text: str, start: int) -> int:
             depth -= 1
             if depth == 0:
                 return match.end()
-    raise _malformed(text, start, "unterminated array or object")
+    raise MalformedBody.at(text, start, "unterminated array or object")
 
 
 def _value_error(error: ValueError) -> str:
@@ -252,7 +247,7 @@ def parse_json_array(text: str, max_records: int) -> list[ParsedItem]:
     if position == len(text):
         raise EmptyBody("the body is empty")
     if text[position] != "[":
-        raise _malformed(text, position, "expected a JSON array of records ('[')")
+        raise MalformedBody.at(text, position, "expected a JSON array of records ('[')")
     position = _WHITESPACE.match(text, position + 1).end()  # type: ignore[union-attr]
     items: list[ParsedItem] = []
     if text.startswith("]", position):
@@ -264,11 +259,11 @@ def parse_json_array(text: str, max_records: int) -> list[ParsedItem]:
             try:
                 item.value, item.end = DECODER.raw_decode(text, start)
             except json.JSONDecodeError as error:
-                raise _malformed(text, error.pos, error.msg) from error
+                raise MalformedBody.at(text, error.pos, error.msg) from error
             except RecursionError:
                 item.end, item.problem = _skip_nested(text, start), too_deep()
             except ValueError as error:  # NaN, or an integer longer than Python converts
-                raise _malformed(text, start, _value_error(error)) from error
+                raise MalformedBody.at(text, start, _value_error(error)) from error
             item.line = _position(text, start)[0] if item.problem else None
             items.append(item)
             if len(items) > max_records:
@@ -280,10 +275,10 @@ def parse_json_array(text: str, max_records: int) -> list[ParsedItem]:
             if position < len(text) and text[position] == "]":
                 position += 1
                 break
-            raise _malformed(text, position, "expected ',' or ']' after a record")
+            raise MalformedBody.at(text, position, "expected ',' or ']' after a record")
     position = _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
     if position != len(text):
-        raise _malformed(text, position, "unexpected data after the array")
+        raise MalformedBody.at(text, position, "unexpected data after the array")
     return items
 
 

@@ -176,6 +176,21 @@ def test_keys_are_shown_once_and_a_revoked_key_stops_within_a_second(catalog: Ca
         time.sleep(0.02)
 
 
+def test_a_key_is_issued_with_the_defaults_without_a_body(catalog: CatalogHarness) -> None:
+    # Every field of the request is optional: no body and an empty body mean the same as {}.
+    catalog.principal_key("ai-community", "scenario")
+    path = "/v1/principals/ai-community/keys"
+    issued = [
+        catalog.call("POST", path),
+        catalog.call("POST", path, content=b"", headers={"Content-Type": "application/json"}),
+        catalog.call("POST", path, json={}),
+    ]
+    assert [response.status_code for response in issued] == [201, 201, 201], [r.text for r in issued]
+    assert all(response.json()["key"] and response.json()["name"] == "" for response in issued)
+    listed = catalog.call("GET", path).json()
+    assert {response.json()["prefix"] for response in issued} <= {key["prefix"] for key in listed}
+
+
 def test_no_key_or_a_forged_key_is_a_401_problem(catalog: CatalogHarness) -> None:
     response = catalog.client.get("/v1/datasets")
     assert response.status_code == 401

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
-from services.common.problems import CatalogNotReady, NotFound, install_problem_handlers, json_pointer
+from citybase.platform import SERVICE_FACTORIES
+from services.common.problems import (
+    CatalogNotReady,
+    NotFound,
+    install_problem_handlers,
+    json_pointer,
+)
+from tests.factories import embedded_settings
+
+SERVICES = sorted(SERVICE_FACTORIES)
 
 
 class Item(BaseModel):
@@ -90,3 +101,75 @@ def test_catalog_not_ready_names_the_service_that_is_replaying(service: str) -> 
         "status": 503,
         "detail": f"{service} is still reading platform.catalog; retry shortly",
     }
+
+
+def _methods_by_path(app: FastAPI) -> dict[str, set[str]]:
+    """Every method each path of the app answers, over all the routes on that path."""
+    return {path: {method.upper() for method in item} for path, item in app.openapi()["paths"].items()}
+
+
+def _concrete(path: str) -> str:
+    return path.replace("{", "x").replace("}", "").replace(":path", "")
+
+
+def test_a_405_allows_every_method_of_every_route_on_the_path() -> None:
+    app = _app()
+
+    @app.patch("/items/{item_id}")
+    def patch(item_id: str) -> None:
+        raise NotFound(f"no item {item_id}")
+
+    response = TestClient(app).put("/items/a")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_405_of_any_service_lists_every_method_its_path_accepts(service: str, tmp_path: Path) -> None:
+    app = SERVICE_FACTORIES[service](embedded_settings(tmp_path))
+    client = TestClient(app)
+    for path, methods in _methods_by_path(app).items():
+        refused = next(
+            method for method in ("PUT", "DELETE", "PATCH", "POST", "GET") if method not in methods
+        )
+        response = client.request(refused, _concrete(path))
+        assert response.status_code == 405, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        allowed = set(response.headers["allow"].split(", "))
+        # A URL may also match a wider route (a {dataset_id:path}) and then allows its methods too.
+        assert methods <= allowed and refused not in allowed, (path, allowed)
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"name": "a", "count"', b"[1, 2"])
+def test_malformed_json_is_a_400_that_says_where(body: bytes) -> None:
+    response = TestClient(_app()).post("/items", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"].endswith("/malformed-body")
+    assert problem["line"] == 1 and problem["column"] >= 1 and problem["detail"].startswith("line 1 column")
+
+
+def _json_route(app: FastAPI) -> tuple[str, str]:
+    """A method and path of the app that take a JSON body."""
+    for path, item in app.openapi()["paths"].items():
+        for method, operation in item.items():
+            body = operation.get("requestBody", {}).get("content", {})
+            if "schema" in body.get("application/json", {}):
+                return method.upper(), _concrete(path)
+    raise AssertionError("no route with a JSON body")
+
+
+# Ingest parses its record bodies itself, after authentication, and answers the same type
+# (tests/integration/test_ingest_bad_input.py, "malformed JSON"); quality takes no request body.
+@pytest.mark.parametrize("service", ["catalog", "feeds"])
+def test_malformed_json_is_a_400_from_every_service(service: str, tmp_path: Path) -> None:
+    app = SERVICE_FACTORIES[service](embedded_settings(tmp_path))
+    client = TestClient(app)
+    method, path = _json_route(app)
+    for body in (b"{not json", b'{"name": "truncated'):
+        response = client.request(method, path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"] == "https://citybase.dev/problems/malformed-body"

@@ -9,11 +9,10 @@ import zlib
 
 import pytest
 
-from services.common.problems import Problem
+from services.common.problems import MalformedBody, Problem
 from services.ingest.exceptions import (
     EmptyBody,
     InvalidUtf8,
-    MalformedBody,
     PayloadTooLarge,
     TooManyRecords,
     UnsupportedMediaType,
