@@ -12,7 +12,10 @@ PYTEST_ARGS ?=
 .PHONY: help install run test unit integration fuzz lint format typecheck arch bench soak up-infra clean-test-topics down-infra infra-status tools deploy-check clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@# bold names only on a terminal: a pipe or a file gets plain text
+	@if [ -t 1 ]; then bold='\033[1m'; plain='\033[0m'; else bold=''; plain=''; fi; \
+	awk -v bold="$$bold" -v plain="$$plain" 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / \
+	{printf "  %s%-14s%s %s\n", bold, $$1, plain, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
+from services.common.api_docs import install_api_docs
 from services.common.bus import BufferFull, Bus, BusUnavailable, bus_from_url
 from services.common.limits import HeaderLimits
 from services.common.metrics import ServiceMetrics, install_http_metrics
@@ -158,7 +159,11 @@ def build_service_app(
         lifespan=lifespan,
         openapi_tags=list(spec.openapi_tags) or None,
         responses=PROBLEM_RESPONSES,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN; install_api_docs serves our own
+        docs_url=None,
+        redoc_url=None,
     )
+    install_api_docs(app)
     app.state.spec = spec
     app.state.metrics = metrics
     install_problem_handlers(app)
