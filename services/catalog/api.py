@@ -29,7 +29,7 @@ from services.catalog.deps import (
     SessionDep,
     SettingsDep,
 )
-from services.catalog.models import Department
+from services.catalog.models import ContractVersion, Department
 from services.catalog.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
@@ -269,23 +269,29 @@ async def register_version(
     )
     _may_publish_to(principal, owner)
     version = service.register_version(session, events, dataset_id, document, created_by=principal.id)
-    _audit_version(session, auditor, version.dataset_id, version.version, owner)
-    access_service.apply_contract_masking(access, version.dataset_id)
-    return ContractVersionRead.model_validate(version)
+    return _registered(session, auditor, access, version, owner)
 
 
-def _audit_version(
-    session: Session, auditor: Auditor, dataset_id: str, version: str, owner: str | None
-) -> None:
+def _registered(
+    session: Session,
+    auditor: Auditor,
+    access: access_service.Collaborators,
+    version: ContractVersion,
+    owner: str | None,
+) -> ContractVersionRead:
+    """What follows every registration, by either route: the audit entry, and the contract's
+    masking applied to the grants that exist (a field it newly marks sensitive)."""
     auditor.record(
         session,
         "contract_version.register",
         "contract_version",
-        f"{dataset_id}@{version}",
-        dataset_id=dataset_id,
+        f"{version.dataset_id}@{version.version}",
+        dataset_id=version.dataset_id,
         department_id=owner,
-        details={"version": version},
+        details={"version": version.version},
     )
+    access_service.apply_contract_masking(access, version.dataset_id)
+    return ContractVersionRead.model_validate(version)
 
 
 @router.post(
@@ -311,9 +317,7 @@ async def register_contract(
         session, events, document, created_by=principal.id, department_id=department
     )
     owner = service.get_dataset(session, version.dataset_id).owner_department_id
-    _audit_version(session, auditor, version.dataset_id, version.version, owner)
-    access_service.apply_contract_masking(access, version.dataset_id)
-    return ContractVersionRead.model_validate(version)
+    return _registered(session, auditor, access, version, owner)
 
 
 @router.post(
