@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run test unit integration fuzz lint format typecheck arch bench soak up-infra clean-test-topics down-infra infra-status tools deploy-check clean
+.PHONY: help install run test unit integration fuzz lint format typecheck arch messages bench soak up-infra clean-test-topics down-infra infra-status tools deploy-check clean
 
 help: ## List the targets
 	@# bold names only on a terminal: a pipe or a file gets plain text
@@ -57,6 +57,10 @@ lint: $(STAMP) ## ruff lint and format check
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix services citybase tests
 	$(BIN)/ruff format services citybase tests
+
+messages: $(STAMP) ## Extract the user-facing strings and update the Chinese catalog (then translate the new entries)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --sort-by-file --no-location --project citybase --omit-header -o services/locale/citybase.pot .
+	$(BIN)/pybabel update -i services/locale/citybase.pot -d services/locale -D citybase -l zh_CN --no-fuzzy-matching --ignore-obsolete
 
 typecheck: $(STAMP) ## mypy on services/ and citybase/
 	$(BIN)/mypy

@@ -8,9 +8,11 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from services.common import i18n
 from services.console import service
 from services.console.deps import (
     COOKIE,
+    LANG_COOKIE,
     ConsoleSettingsDep,
     HttpDep,
     Session,
@@ -61,13 +63,13 @@ async def login(request: Request, form: FormDep, http: HttpDep, settings: Consol
     key = (form.get("key") or [""])[0].strip()
     target = _safe_next(request, (form.get("next") or [""])[0])
     if not key:
-        return render(request, "login.html", {"next": target, "error": "Enter an API key."}, 401)
+        return render(request, "login.html", {"next": target, "error": i18n._("Enter an API key.")}, 401)
     try:
         await service.who_is(PlatformApi(http, key))
     except ApiError as error:
         if error.status not in (401, 403):
             raise
-        message = "This API key is not valid: unknown, revoked or mistyped."
+        message = i18n._("This API key is not valid: unknown, revoked or mistyped.")
         return render(request, "login.html", {"next": target, "error": message}, 401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -78,6 +80,22 @@ async def login(request: Request, form: FormDep, http: HttpDep, settings: Consol
         samesite="strict",
         secure=settings.cookie_secure,
     )
+    return response
+
+
+@router.get("/lang/{tag}")
+async def switch_language(request: Request, tag: str, next: str | None = None) -> Response:
+    """The language switch on every page: remembers the choice in a cookie and goes back."""
+    response = RedirectResponse(_safe_next(request, next), status_code=303)
+    if (locale := i18n.supported(tag)) is not None:
+        response.set_cookie(
+            LANG_COOKIE,
+            locale.replace("_", "-"),
+            path=f"{prefix_of(request)}/",
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+        )
     return response
 
 

@@ -15,9 +15,11 @@ from urllib.parse import quote
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.common import i18n
 from services.console.api import router
-from services.console.deps import COOKIE, prefix_of, render
+from services.console.deps import COOKIE, locale_of, prefix_of, render
 from services.console.exceptions import ApiError, LoginRequired, NotForYourRole
 from services.console.settings import ConsoleSettings
 
@@ -43,9 +45,25 @@ def create_app(
         title="citybase console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.console_settings = settings
+    app.add_middleware(LocaleMiddleware)
     app.include_router(router)
     install_error_pages(app)
     return app
+
+
+class LocaleMiddleware:
+    """Speaks each request's language (:func:`services.console.deps.locale_of`) while it is served,
+    error pages included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with i18n.use(locale_of(Request(scope))):
+            await self.app(scope, receive, send)
 
 
 def _to_login(request: Request) -> Response:
@@ -64,7 +82,9 @@ def install_error_pages(app: FastAPI) -> None:
 
     async def on_not_for_your_role(request: Request, error: Exception) -> Response:
         assert isinstance(error, NotForYourRole)
-        return render(request, "error.html", {"title": "Not for your role", "detail": error.detail}, 403)
+        return render(
+            request, "error.html", {"title": i18n._("Not for your role"), "detail": error.detail}, 403
+        )
 
     async def on_api_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, ApiError)
@@ -72,7 +92,7 @@ def install_error_pages(app: FastAPI) -> None:
             # The key was revoked or the principal suspended since login: log in again.
             return _to_login(request)
         status = error.status if 400 <= error.status < 500 else 502
-        title = {403: "Not for your role", 404: "Not found"}.get(status, error.title)
+        title = {403: i18n._("Not for your role"), 404: i18n._("Not found")}.get(status, error.title)
         return render(
             request,
             "error.html",

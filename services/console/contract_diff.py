@@ -11,18 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.common.i18n import N_, _
+from services.console.labels import label
+
 # JSON Schema keywords a reader cares about, with the words shown for them.
 WATCHED = {
-    "type": "type",
-    "format": "format",
-    "enum": "allowed values",
-    "pattern": "pattern",
-    "minimum": "minimum",
-    "maximum": "maximum",
-    "minLength": "min length",
-    "maxLength": "max length",
-    "x-citybase-classification": "classification",
-    "description": "description",
+    "type": N_("type"),
+    "format": N_("format"),
+    "enum": N_("allowed values"),
+    "pattern": N_("pattern"),
+    "minimum": N_("minimum"),
+    "maximum": N_("maximum"),
+    "minLength": N_("min length"),
+    "maxLength": N_("max length"),
+    "x-citybase-classification": N_("classification"),
+    "description": N_("description"),
 }
 
 
@@ -100,22 +103,22 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> ContractDiff:
             fields.append(FieldDiff(name, "added", _describe(new_props[name], name in new_required)))
             continue
         changes = [
-            Change(label, old_props[name].get(key), new_props[name].get(key))
-            for key, label in WATCHED.items()
+            Change(_(words), old_props[name].get(key), new_props[name].get(key))
+            for key, words in WATCHED.items()
             if old_props[name].get(key) != new_props[name].get(key)
         ]
         if (name in old_required) != (name in new_required):
-            changes.append(Change("required", name in old_required, name in new_required))
+            changes.append(Change(_("required"), name in old_required, name in new_required))
         if old_masks.get(name) != new_masks.get(name):
-            changes.append(Change("masking", _mask(old_masks.get(name)), _mask(new_masks.get(name))))
+            changes.append(Change(_("masking"), _mask(old_masks.get(name)), _mask(new_masks.get(name))))
         if changes:
             fields.append(FieldDiff(name, "changed", changes))
     changes = []
     if list(old.get("primary_key") or []) != list(new.get("primary_key") or []):
-        changes.append(Change("primary key", old.get("primary_key"), new.get("primary_key")))
+        changes.append(Change(_("primary key"), old.get("primary_key"), new.get("primary_key")))
     old_sla, new_sla = old.get("sla") or {}, new.get("sla") or {}
     changes.extend(
-        Change(f"SLA {key}", old_sla.get(key), new_sla.get(key))
+        Change(_("SLA %(target)s") % {"target": label(key)}, old_sla.get(key), new_sla.get(key))
         for key in sorted({*old_sla, *new_sla})
         if old_sla.get(key) != new_sla.get(key)
     )
@@ -123,8 +126,8 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> ContractDiff:
 
 
 def _describe(prop: Mapping[str, Any], required: bool) -> list[Change]:
-    described = [Change(label, None, prop[key]) for key, label in WATCHED.items() if key in prop]
-    return [*described, Change("required", None, required)]
+    described = [Change(_(words), None, prop[key]) for key, words in WATCHED.items() if key in prop]
+    return [*described, Change(_("required"), None, required)]
 
 
 def _mask(mask: Any) -> Any:

@@ -10,10 +10,13 @@ import httpx
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from services.common import i18n
 from services.console import service
 from services.console.exceptions import LoginRequired
 from services.console.gateway import PlatformApi
+from services.console.labels import label
 from services.console.settings import ConsoleSettings
 
 COOKIE = "citybase_console"
@@ -32,7 +35,38 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+LANG_COOKIE = "citybase_lang"
+"""The language a person chose with the switch on every page (``zh-CN`` or ``en``); without it the
+browser's ``Accept-Language`` decides."""
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        autoescape=select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n"],
+    )
+    # gettext of the request's locale (a context variable set by LocaleMiddleware), not of the
+    # process: one environment serves Chinese and English pages at the same time.
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["number"] = lambda value, digits=None: i18n.format_number(value, digits=digits)
+    env.filters["percent"] = i18n.format_percent
+    env.filters["when"] = i18n.format_datetime
+    env.filters["label"] = label
+    env.globals["languages"] = i18n.LANGUAGE_NAMES
+    return env
+
+
+TEMPLATES = Jinja2Templates(env=_environment())
+
+
+def locale_of(request: Request) -> str:
+    """``?lang=`` on the URL, else the language cookie, else ``Accept-Language``, else English."""
+    return i18n.negotiate(
+        request.query_params.get("lang"),
+        request.cookies.get(LANG_COOKIE),
+        accept_language=request.headers.get("accept-language"),
+    )
 
 
 def prefix_of(request: Request) -> str:
@@ -88,8 +122,11 @@ def render(
         {
             **context,
             "prefix": prefix_of(request),
+            "locale": i18n.current(),
+            "lang_tag": i18n.tag(),
+            "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             "caller": session.caller if session else getattr(request.state, "caller", None),
         },
         status_code=status,
-        headers=SECURITY_HEADERS,
+        headers={**SECURITY_HEADERS, "Content-Language": i18n.tag(), "Vary": "Accept-Language, Cookie"},
     )

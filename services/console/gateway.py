@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
+from services.common import i18n
 from services.console.exceptions import ApiError
 
 SERVICES = ("catalog", "ingest", "feeds", "quality")
@@ -48,7 +49,13 @@ class PlatformApi:
             )
         except httpx.HTTPError as error:
             raise ApiError(
-                service, 502, {"title": "Service unavailable", "detail": f"{service} did not answer: {error}"}
+                service,
+                502,
+                {
+                    "title": i18n._("Service unavailable"),
+                    "detail": i18n._("%(service)s did not answer: %(error)s")
+                    % {"service": service, "error": error},
+                },
             ) from error
         if response.status_code >= 400:
             try:

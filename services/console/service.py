@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common import i18n
 from services.console import charts, contract_diff
 from services.console.exceptions import NotForYourRole
 from services.console.gateway import PlatformApi, api_path
@@ -62,17 +63,17 @@ async def who_is(api: PlatformApi) -> Caller:
 
 def require_approver(caller: Caller) -> None:
     if not caller.approves:
-        raise NotForYourRole("The access request queue is for approvers and administrators.")
+        raise NotForYourRole(i18n._("The access request queue is for approvers and administrators."))
 
 
 def require_operator(caller: Caller) -> None:
     if not caller.operates:
-        raise NotForYourRole("The operator overview is for operators and administrators.")
+        raise NotForYourRole(i18n._("The operator overview is for operators and administrators."))
 
 
 def require_own_scenario(caller: Caller, scenario_id: str) -> None:
     if caller.is_scenario and caller.id != scenario_id:
-        raise NotForYourRole("A scenario sees its own grants, subscriptions and usage only.")
+        raise NotForYourRole(i18n._("A scenario sees its own grants, subscriptions and usage only."))
 
 
 # --- catalog -------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_added_removed_and_changed_fields_with_what_changed() -> None:
         "required": (True, False),
     }
     assert [(c.what, c.old, c.new) for c in by_name["phone"].changes] == [("masking", "partial", "hash")]
-    assert diff.changes == [contract_diff.Change("SLA frequency_s", 60.0, 30.0)]
+    assert diff.changes == [contract_diff.Change("SLA expected every (s)", 60.0, 30.0)]
     assert not diff.empty
 
 

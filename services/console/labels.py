@@ -1,0 +1,103 @@
+"""What the console shows for the platform's own values: statuses, kinds, classifications, score
+dimensions, field names of summaries.
+
+The APIs answer with stable machine values (``active``, ``public_service``, ``frequency_s``); a page
+shows each as words a person reads, in the request's language. The English words are marked here
+for the gettext catalogs and translated where they are shown (the ``label`` filter). A value not
+listed is shown as it is: a dataset id or a tag a department chose is not translated.
+"""
+
+from __future__ import annotations
+
+from services.common.i18n import N_, gettext
+
+LABELS: dict[str, str] = {
+    # statuses of datasets, scenarios, requests, grants, subscriptions
+    "draft": N_("draft"),
+    "active": N_("active"),
+    "deprecated": N_("deprecated"),
+    "retired": N_("retired"),
+    "suspended": N_("suspended"),
+    "pending": N_("pending"),
+    "approved": N_("approved"),
+    "rejected": N_("rejected"),
+    "withdrawn": N_("withdrawn"),
+    "revoked": N_("revoked"),
+    "expired": N_("expired"),
+    "paused": N_("paused"),
+    "all": N_("all"),
+    # classifications
+    "open": N_("open"),
+    "conditional": N_("conditional"),
+    "restricted": N_("restricted"),
+    "sensitive": N_("sensitive"),
+    "confidential": N_("confidential"),
+    "personal": N_("personal"),
+    "pii": N_("personal data"),
+    "secret": N_("secret"),
+    "public": N_("public"),
+    "internal": N_("internal"),
+    # principal kinds
+    "department": N_("department"),
+    "scenario": N_("scenario"),
+    "approver": N_("approver"),
+    "operator": N_("operator"),
+    "admin": N_("administrator"),
+    # purpose categories
+    "public_service": N_("public service"),
+    "research": N_("research"),
+    "city_operations": N_("city operations"),
+    "commercial": N_("commercial"),
+    "other": N_("other"),
+    # audit outcomes
+    "success": N_("success"),
+    "denied": N_("denied"),
+    "failed": N_("failed"),
+    "failure": N_("failure"),
+    # masks
+    "hash": N_("hash"),
+    "redact": N_("redact"),
+    "partial": N_("partial"),
+    "generalize": N_("generalize"),
+    # subscription modes
+    "pull": N_("pull"),
+    "webhook": N_("webhook"),
+    # contract differences
+    "added": N_("added"),
+    "removed": N_("removed"),
+    "changed": N_("changed"),
+    # quality dimensions and breaches
+    "overall": N_("overall"),
+    "validity": N_("validity"),
+    "completeness": N_("completeness"),
+    "uniqueness": N_("uniqueness"),
+    "conformity": N_("conformity"),
+    "timeliness": N_("timeliness"),
+    "freshness": N_("freshness"),
+    "latency": N_("latency"),
+    # service levels of a contract, in seconds
+    "frequency_s": N_("expected every (s)"),
+    "latency_s": N_("latency (s)"),
+    "retention_s": N_("retention (s)"),
+    # a scenario's usage summary
+    "score": N_("score"),
+    "active_grants": N_("active grants"),
+    "datasets_used": N_("datasets used"),
+    "records_consumed": N_("records consumed"),
+    "bytes_consumed": N_("bytes consumed"),
+    "last_activity": N_("last activity"),
+    "days_since_last_activity": N_("days since last activity"),
+    # audit filters
+    "actor": N_("actor"),
+    "action": N_("action"),
+    "resource_type": N_("resource type"),
+    "resource_id": N_("resource id"),
+    "dataset": N_("dataset"),
+}
+
+
+def label(value: object) -> str:
+    """The words for a platform value in the current language; the value itself when unlisted."""
+    text = "" if value is None else str(value)
+    english = LABELS.get(text)
+    return gettext(english) if english is not None else text

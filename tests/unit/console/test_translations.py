@@ -1,0 +1,149 @@
+"""Every word the console shows exists in Chinese and English.
+
+The English is in the templates and the code, marked for gettext; the Chinese is in the zh_CN
+catalog. These tests fail when a marked string has no translation (or one that drops a
+placeholder), when a template carries text that is not marked at all, and when the catalog keeps
+entries the code no longer uses (``make messages`` refreshes it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+from jinja2 import Environment
+
+from services.common import i18n
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATES = ROOT / "services" / "console" / "templates"
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+
+
+def source_messages() -> dict[str, set[str]]:
+    """msgid -> the files it comes from, extracted with the same mapping as ``make messages``."""
+    with (ROOT / "babel.cfg").open() as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    found: dict[str, set[str]] = {}
+    for filename, _line, message, _comments, _context in extract_from_dir(
+        ROOT, method_map, options_map, keywords=KEYWORDS
+    ):
+        msgid = message[0] if isinstance(message, tuple) else message
+        found.setdefault(msgid, set()).add(filename)
+    return found
+
+
+def catalog(locale: str = "zh_CN") -> dict[str, tuple[str, ...]]:
+    with i18n.catalog_path(locale).open("rb") as source:
+        po = read_po(source)
+    entries: dict[str, tuple[str, ...]] = {}
+    for message in po:
+        if not message.id:
+            continue
+        msgid = message.id[0] if isinstance(message.id, tuple) else message.id
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        entries[msgid] = tuple(s for s in strings if s and not message.fuzzy)
+    return entries
+
+
+def test_the_extraction_finds_the_console_strings() -> None:
+    found = source_messages()
+    # a template string, a string marked in Python, a platform value's label
+    assert {"Access requests", "Enter an API key.", "public service"} <= set(found)
+    assert len(found) > 200
+
+
+def test_every_marked_string_has_a_chinese_translation() -> None:
+    translated = catalog()
+    missing = {
+        msgid: sorted(files) for msgid, files in source_messages().items() if not translated.get(msgid)
+    }
+    assert not missing, f"no zh_CN translation (run `make messages`, then translate): {missing}"
+
+
+def test_every_translation_keeps_the_placeholders_of_its_english() -> None:
+    wrong = {
+        msgid: strings
+        for msgid, strings in catalog().items()
+        if any(set(PLACEHOLDER.findall(s)) != set(PLACEHOLDER.findall(msgid)) for s in strings)
+    }
+    assert not wrong
+
+
+def test_the_catalog_keeps_no_string_the_code_no_longer_uses() -> None:
+    stale = set(catalog()) - set(source_messages())
+    assert not stale, f"remove with `make messages`: {sorted(stale)}"
+
+
+class _Text(HTMLParser):
+    """The text a person reads in an HTML fragment: character data and the attributes shown."""
+
+    SHOWN = {"placeholder", "title", "alt", "aria-label"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script"):
+            self._skip += 1
+        self.parts.extend(value or "" for name, value in attrs if name in self.SHOWN)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+CODE_EXAMPLES = {"cbk_…", 'district in ["Putuo", "Baoshan"]'}
+"""Shown as they are in every language: an API key's prefix, a row-filter expression."""
+
+
+def unmarked_text(source: str) -> Iterator[str]:
+    """Words outside ``{{ }}``, ``{% %}`` and ``{% trans %}`` blocks: text no catalog can reach."""
+    env = Environment(extensions=["jinja2.ext.i18n"])
+    html: list[str] = []
+    in_trans = False
+    block: list[str] = []
+    for _line, token, value in env.lex(source):
+        if token == "block_begin":
+            block = []
+        elif token == "name" and block == []:
+            block.append(value)
+            if value == "trans":
+                in_trans = True
+            elif value == "endtrans":
+                in_trans = False
+        elif token == "data" and not in_trans:
+            html.append(value)
+        elif token in ("variable_begin", "block_begin") and not in_trans:
+            html.append(" ")
+    parser = _Text()
+    parser.feed("".join(html))
+    for text in parser.parts:
+        text = text.strip()
+        if text and text not in CODE_EXAMPLES and re.search(r"[A-Za-z]{2,}", text):
+            yield text
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.html")))
+def test_no_template_text_is_left_unmarked(template: str) -> None:
+    assert list(unmarked_text((TEMPLATES / template).read_text())) == []
+
+
+def test_the_unmarked_text_check_sees_text_and_shown_attributes() -> None:
+    source = '<p>Hello {{ name }}</p><input placeholder="search here"><p>{{ _("Marked") }}</p>'
+    assert list(unmarked_text(source)) == ["Hello", "search here"]
+    marked = "{% trans n=1 %}Hello {{ n }}{% endtrans %}<style>p { color: red; }</style>"
+    assert list(unmarked_text(marked)) == []
