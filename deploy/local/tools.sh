@@ -71,10 +71,14 @@ ensure_kustomize() {
     || die "go install kustomize failed"
 }
 
+# The console's pages in Chinese need a CJK font, or the browser tests' screenshots show boxes.
+CHROMIUM_PACKAGES=(chromium chromium-driver fonts-noto-cjk)
+
 chromium_paths() {
   local browser driver
   browser="$(command -v chromium 2>/dev/null)" || return 1
   driver="$(command -v chromedriver 2>/dev/null)" || return 1
+  fc-list :lang=zh-cn family 2>/dev/null | grep -q . || return 1
   echo "$browser $driver"
 }
 
@@ -84,16 +88,16 @@ ensure_chromium() {
   export DEBIAN_FRONTEND=noninteractive
   mkdir -p "$CITYBASE_INFRA_DIR"
   local apt_log="$CITYBASE_INFRA_DIR/apt.log"
-  log "apt-get install -y chromium chromium-driver (log: $apt_log)"
-  if ! apt-get -o DPkg::Lock::Timeout=120 install -y chromium chromium-driver >>"$apt_log" 2>&1; then
+  log "apt-get install -y ${CHROMIUM_PACKAGES[*]} (log: $apt_log)"
+  if ! apt-get -o DPkg::Lock::Timeout=120 install -y "${CHROMIUM_PACKAGES[@]}" >>"$apt_log" 2>&1; then
     # A stale package index names versions the mirror no longer has: refresh it once and retry.
     log "apt-get update"
     apt-get -o DPkg::Lock::Timeout=120 update >>"$apt_log" 2>&1 \
       || { tail -n 30 "$apt_log" >&2; die "apt-get update failed (full log: $apt_log)"; }
-    apt-get -o DPkg::Lock::Timeout=120 install -y chromium chromium-driver >>"$apt_log" 2>&1 \
-      || { tail -n 30 "$apt_log" >&2; die "apt-get install chromium chromium-driver failed (full log: $apt_log)"; }
+    apt-get -o DPkg::Lock::Timeout=120 install -y "${CHROMIUM_PACKAGES[@]}" >>"$apt_log" 2>&1 \
+      || { tail -n 30 "$apt_log" >&2; die "apt-get install ${CHROMIUM_PACKAGES[*]} failed (full log: $apt_log)"; }
   fi
-  chromium_paths >/dev/null || die "chromium or chromedriver is still missing after apt-get install"
+  chromium_paths >/dev/null || die "chromium, chromedriver or a Chinese font is still missing after apt-get install"
   log "chromium installed: $(chromium --version 2>/dev/null | head -n 1)"
 }
 

@@ -132,8 +132,9 @@ def gettext(message: str) -> str:
     return translations(_current.get()).gettext(message)
 
 
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return translations(_current.get()).ngettext(singular, plural, n)
+def ngettext(singular: str, plural: str, n: float) -> str:
+    """The singular or plural form for ``n`` (a float counts by its whole part: 1.0 day is one)."""
+    return translations(_current.get()).ngettext(singular, plural, int(n))
 
 
 _ = gettext

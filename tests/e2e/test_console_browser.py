@@ -158,3 +158,45 @@ def test_an_operator_sees_the_quality_chart_move_after_demo_traffic(
     browser.get(f"{platform.base}/console/audit?action=access_request")
     assert "access_request.approve" in browser.find_element(By.ID, "audit").text
     screenshot(browser, "audit")
+
+
+PAGES = {
+    "home": "/console/",
+    "catalog": "/console/datasets",
+    "dataset": "/console/datasets/transport.bus-arrivals",
+    "overview": "/console/overview",
+    "scenarios": "/console/scenarios",
+    "audit": "/console/audit",
+}
+WIDTHS = {"desktop": 1400, "phone": 390}
+
+
+def _overflow(driver: Any) -> int:
+    """How far the page is wider than the window (0: nothing to scroll sideways)."""
+    return int(driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth"))
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
+    browser: Any, platform: RunningPlatform, language: str
+) -> None:
+    log_in(browser, platform, platform.keys[OPERATOR])
+    # the switch on the page, as a person would use it
+    browser.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
+    heading = {"zh-CN": "数据目录", "en": "Catalog"}[language]
+    overflowing: dict[str, int] = {}
+    try:
+        for width_name, width in WIDTHS.items():
+            browser.set_window_size(width, 1000)
+            for name, path in PAGES.items():
+                browser.get(f"{platform.base}{path}")
+                assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
+                if name == "catalog":
+                    assert browser.find_element(By.TAG_NAME, "h1").text == heading
+                screenshot(browser, f"{name}-{language}-{width_name}")
+                if (extra := _overflow(browser)) > 0:
+                    overflowing[f"{name} at {width} px"] = extra
+    finally:
+        browser.set_window_size(1280, 1600)
+        browser.delete_cookie("citybase_lang")
+    assert not overflowing, f"pages wider than the window (px): {overflowing}"
