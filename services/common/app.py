@@ -37,7 +37,7 @@ from services.common.problems import (
     ServiceUnavailable,
     TooManyRequests,
     install_problem_handlers,
-    problem_response,
+    request_problem,
 )
 from services.common.settings import Settings
 from services.common.storable import NulGuard, install_storable_handlers
@@ -227,15 +227,13 @@ def _install_infrastructure_handlers(app: FastAPI) -> None:
 
     def on_database_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable on %s: %s", request.url.path, exc)
-        return problem_response(
-            ServiceUnavailable("the database is unavailable; retry later"), request.url.path
-        )
+        return request_problem(ServiceUnavailable("the database is unavailable; retry later"), request)
 
     def on_bus_down(request: Request, exc: Exception) -> JSONResponse:
-        return problem_response(ServiceUnavailable(f"the bus is unavailable: {exc}"), request.url.path)
+        return request_problem(ServiceUnavailable(f"the bus is unavailable: {exc}"), request)
 
     def on_buffer_full(request: Request, exc: Exception) -> JSONResponse:
-        return problem_response(TooManyRequests("the publish buffer is full; slow down"), request.url.path)
+        return request_problem(TooManyRequests("the publish buffer is full; slow down"), request)
 
     app.add_exception_handler(OperationalError, on_database_down)
     app.add_exception_handler(sa_exc.TimeoutError, on_database_down)

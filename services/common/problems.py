@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from services.common import i18n
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://citybase.dev/problems/"
 
@@ -71,8 +73,16 @@ class Problem(Exception):
     def type(self) -> str:
         return TYPE_BASE + self.slug
 
+    title_args: dict[str, str] | None = None
+    """Values of the placeholders in ``title`` (``%(service)s``), filled after translation."""
+
     def body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        """The problem document in the current language (:mod:`services.common.i18n`): the title
+        translated, the ``type`` URI the same in every language."""
+        title = i18n.gettext(self.title)
+        if self.title_args:
+            title = title % self.title_args
+        body: dict[str, Any] = {"type": self.type, "title": title, "status": self.status}
         if self.detail:
             body["detail"] = self.detail
         if instance:
@@ -122,6 +132,10 @@ class InvalidRequest(Problem):
     slug, title, status = "validation-error", "The request is not valid", 422
 
 
+class InternalError(Problem):
+    slug, title, status = "internal-error", "Internal error", 500
+
+
 class NotFound(Problem):
     slug, title, status = "not-found", "Not found", 404
 
@@ -157,19 +171,30 @@ class CatalogNotReady(ServiceUnavailable):
     """A service's read model has not replayed platform.catalog yet: keys, datasets and grants may
     look unknown, so the service answers 503 rather than a misleading 401, 403 or 404."""
 
-    slug, title = "catalog-not-ready", "The service is still reading the catalog"
+    slug, title = "catalog-not-ready", "%(service)s is still reading the catalog"
 
     def __init__(self, service: str, *, retry_after_s: int = 1) -> None:
         super().__init__(
             f"{service} is still reading platform.catalog; retry shortly", retry_after_s=retry_after_s
         )
-        self.title = f"{service.capitalize()} is still reading the catalog"
+        self.title_args = {"service": service.capitalize()}
 
 
-def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
-    )
+def problem_response(
+    problem: Problem, instance: str | None = None, *, accept_language: str | None = None
+) -> JSONResponse:
+    """The problem as ``application/problem+json``, its title in the language the client asks for
+    (``Accept-Language``: Chinese or English)."""
+    with i18n.use(i18n.negotiate(accept_language=accept_language)):
+        body = problem.body(instance)
+        language = i18n.tag()
+    headers = {**(problem.headers or {}), "Content-Language": language}
+    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def request_problem(problem: Problem, request: Request) -> JSONResponse:
+    """:func:`problem_response` for ``request``: its path as the instance, its language."""
+    return problem_response(problem, request.url.path, accept_language=request.headers.get("accept-language"))
 
 
 def json_pointer(location: Sequence[str | int]) -> str:
@@ -179,14 +204,14 @@ def json_pointer(location: Sequence[str | int]) -> str:
 
 def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(exc, request.url.path)
+    return request_problem(exc, request)
 
 
 def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     malformed = _malformed_json(exc)
     if malformed is not None:
-        return problem_response(malformed, request.url.path)
+        return request_problem(malformed, request)
     errors = [
         FieldError(
             path=json_pointer(error.get("loc", ())),
@@ -195,8 +220,8 @@ def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         )
         for error in exc.errors()
     ]
-    return problem_response(
-        InvalidRequest(f"{len(errors)} invalid value(s) in the request", errors=errors), request.url.path
+    return request_problem(
+        InvalidRequest(f"{len(errors)} invalid value(s) in the request", errors=errors), request
     )
 
 
@@ -258,14 +283,14 @@ def _on_http(request: Request, exc: Exception) -> JSONResponse:
         allowed = allowed_methods(request)
         if allowed:
             problem.headers = {**(problem.headers or {}), "Allow": ", ".join(allowed)}
-    return problem_response(problem, request.url.path)
+    return request_problem(problem, request)
 
 
 def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    problem = Problem("The server failed to handle this request; it has been logged.")
-    problem.slug, problem.title, problem.status = "internal-error", "Internal error", 500
-    return problem_response(problem, request.url.path)
+    return request_problem(
+        InternalError("The server failed to handle this request; it has been logged."), request
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.problems import FieldError, Problem, json_pointer, problem_response
+from services.common.problems import FieldError, Problem, json_pointer, problem_response, request_problem
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,9 @@ def install_storable_handlers(app: FastAPI) -> None:
 
     def on_data_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("unstorable value on %s %s: %s", request.method, request.url.path, exc)
-        return problem_response(
+        return request_problem(
             UnstorableValue("a value in the request is out of the range or the alphabet the platform stores"),
-            request.url.path,
+            request,
         )
 
     app.add_exception_handler(DataError, on_data_error)

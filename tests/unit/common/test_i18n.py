@@ -60,3 +60,50 @@ def test_numbers_and_moments_are_formatted_for_the_locale() -> None:
         assert i18n.format_datetime(moment) == "2026年12月7日 10:36:04 UTC"
         assert i18n.format_number(1234567.891, digits=1) == "1,234,567.9"
     assert i18n.format_datetime("not a moment") == "not a moment"
+
+
+def test_a_problem_answers_in_the_language_the_client_asks_for() -> None:
+    import json
+
+    from services.common.problems import CatalogNotReady, NotFound, problem_response
+
+    english = problem_response(NotFound("no dataset x.y"), "/v1/datasets/x.y")
+    chinese = problem_response(
+        NotFound("no dataset x.y"), "/v1/datasets/x.y", accept_language="zh-CN,zh;q=0.9"
+    )
+    en, zh = json.loads(english.body), json.loads(chinese.body)
+    assert (en["title"], zh["title"]) == ("Not found", "未找到")
+    assert en["type"] == zh["type"] == "https://citybase.dev/problems/not-found"
+    assert (english.headers["content-language"], chinese.headers["content-language"]) == ("en", "zh-CN")
+    # a title with a placeholder is filled after translation
+    ready = json.loads(problem_response(CatalogNotReady("ingest"), accept_language="zh-CN").body)
+    assert ready["title"] == "Ingest 服务仍在读取数据目录"
+    assert (
+        json.loads(problem_response(CatalogNotReady("ingest")).body)["title"]
+        == "Ingest is still reading the catalog"
+    )
+
+
+def test_every_problem_handler_speaks_the_request_language() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from services.common.problems import NotFound, install_problem_handlers
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/things/{n}")
+    def thing(n: int) -> dict[str, int]:
+        raise NotFound(f"no thing {n}")
+
+    zh = {"Accept-Language": "zh-CN"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        raised = client.get("/things/1", headers=zh).json()
+        invalid = client.get("/things/one", headers=zh).json()
+        unrouted = client.get("/nowhere", headers=zh).json()
+        english = client.get("/things/one").json()
+    assert raised["title"] == "未找到" and raised["detail"] == "no thing 1"
+    assert invalid["title"] == "请求无效" and invalid["errors"][0]["path"] == "/path/n"
+    assert unrouted["title"] == "未找到"
+    assert english["title"] == "The request is not valid"

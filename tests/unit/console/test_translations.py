@@ -147,3 +147,30 @@ def test_the_unmarked_text_check_sees_text_and_shown_attributes() -> None:
     assert list(unmarked_text(source)) == ["Hello", "search here"]
     marked = "{% trans n=1 %}Hello {{ n }}{% endtrans %}<style>p { color: red; }</style>"
     assert list(unmarked_text(marked)) == []
+
+
+def _problem_types() -> list[type]:
+    import importlib
+    import pkgutil
+
+    import services
+    from services.common.problems import Problem
+
+    for module in pkgutil.walk_packages(services.__path__, "services."):
+        if ".migrations" not in module.name:
+            importlib.import_module(module.name)
+    seen: list[type] = []
+    pending = [Problem]
+    while pending:
+        cls = pending.pop()
+        seen.append(cls)
+        pending.extend(cls.__subclasses__())
+    return seen
+
+
+def test_every_problem_title_of_every_service_has_a_chinese_translation() -> None:
+    translated = catalog()
+    problems = _problem_types()
+    assert len(problems) > 60
+    missing = sorted({cls.title for cls in problems if not translated.get(cls.title)})
+    assert not missing, f"problem titles without a zh_CN translation (run `make messages`): {missing}"
