@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.common import i18n
 from services.console import charts, contract_diff
+from services.console.audit_view import audit_rows
 from services.console.exceptions import NotForYourRole
 from services.console.gateway import PlatformApi, api_path
 
@@ -358,7 +359,7 @@ async def audit_page(api: PlatformApi, form: Form, limit: int) -> dict[str, Any]
     page = await api.get(
         "catalog", "/v1/audit", limit=limit, cursor=_first(form, "cursor"), **filters, **period
     )
-    return {"filters": {**filters, **period}, "page": page}
+    return {"filters": {**filters, **period}, "page": page, "rows": audit_rows(page["items"])}
 
 
 def _first(form: Form, name: str) -> str | None:
