@@ -73,10 +73,10 @@ def test_replaying_platform_catalog_rebuilds_datasets_and_active_contracts(catal
     rows = catalog.call("GET", "/v1/datasets", params={"limit": 200}).json()["items"]
     assert datasets == {row["id"]: row for row in rows}
     assert datasets["market.inspections"]["compatibility_mode"] == "FULL"
-    for dataset_id, state in datasets.items():
-        active = contracts[f"{dataset_id}:{state['current_version']}"]
+    for dataset_id, dataset in datasets.items():
+        active = contracts[f"{dataset_id}:{dataset['current_version']}"]
         stored = catalog.call(
-            "GET", f"/v1/datasets/{dataset_id}/contract-versions/{state['current_version']}"
+            "GET", f"/v1/datasets/{dataset_id}/contract-versions/{dataset['current_version']}"
         ).json()
         assert active["record_schema"] == stored["record_schema"]
         assert active["fingerprint"] == stored["fingerprint"]
