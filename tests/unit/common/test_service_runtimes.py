@@ -88,11 +88,23 @@ def test_authentication_uses_the_key_ring_the_lifespan_yields(tmp_path: Path) ->
 
 
 def string_keyed_lookups(source: str) -> list[int]:
-    """Lines that read a runtime (or anything named ``state``) by a string key, or reach for a
-    ``runtime.state`` bag at all."""
+    """Lines that read anything named ``state`` by a string key (``x["k"]``, ``x.state.get("k")``),
+    fill an attribute ``state`` by name, or reach for a ``runtime.state`` bag at all."""
     found: set[int] = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Subscript):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"get", "setdefault", "pop", "update"}
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr == "state"
+            and (
+                node.keywords
+                or any(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in node.args)
+            )
+        ):
+            found.add(node.lineno)
+        elif isinstance(node, ast.Subscript):
             target = node.value
             name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
             if name == "state" and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
@@ -114,8 +126,10 @@ def test_the_scan_sees_every_way_a_runtime_was_read_by_name() -> None:
         "c = state['id']\n"
         "d = request.app.state.runtime\n"
         "e = runtime.service_as(IngestRuntime).ingestor\n"
+        "f = catalog.state.get('audit_refusals')\n"
+        "self.state.pop(message.key, None)\n"
     )
-    assert string_keyed_lookups(source) == [1, 2, 3, 5]
+    assert string_keyed_lookups(source) == [1, 2, 3, 5, 8]
 
 
 def test_no_module_reads_a_runtime_by_string_key() -> None:
