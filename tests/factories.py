@@ -132,18 +132,18 @@ def feeds_grant_state(scenario_id: str, dataset_id: str, **overrides: Any) -> di
     return state
 
 
-def next_grant_version(state: dict[str, Any], **changes: Any) -> dict[str, Any]:
+def next_grant_version(grant: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """The grant's next version with ``changes`` (the catalog bumps ``version`` on every change)."""
     from datetime import UTC, datetime
 
-    return {**state, **changes, "version": state["version"] + 1, "updated_at": datetime.now(UTC).isoformat()}
+    return {**grant, **changes, "version": grant["version"] + 1, "updated_at": datetime.now(UTC).isoformat()}
 
 
-def grant_record(state: dict[str, Any]) -> Any:
-    """The record on ``platform.catalog`` announcing ``state``, keyed ``grant:<id>``."""
+def grant_record(grant: dict[str, Any]) -> Any:
+    """The record on ``platform.catalog`` announcing ``grant``, keyed ``grant:<id>``."""
     from services.common import catalog_events
 
-    return catalog_events.catalog_record(catalog_events.GRANT, state["id"], state)
+    return catalog_events.catalog_record(catalog_events.GRANT, grant["id"], grant)
 
 
 # --- quality ------------------------------------------------------------------------------------
@@ -277,16 +277,16 @@ def catalog_records(
     """platform.catalog records announcing the given states (contracts before their datasets)."""
     records = [
         catalog_events.catalog_record(
-            catalog_events.CONTRACT_VERSION, f"{state['dataset_id']}:{state['version']}", state
+            catalog_events.CONTRACT_VERSION, f"{contract['dataset_id']}:{contract['version']}", contract
         )
-        for state in contracts
+        for contract in contracts
     ]
     records += [
-        catalog_events.catalog_record(catalog_events.DATASET, state["id"], state) for state in datasets
+        catalog_events.catalog_record(catalog_events.DATASET, dataset["id"], dataset) for dataset in datasets
     ]
-    for state in grants:
-        event = CloudEvent(type=GRANT_EVENT, source="/catalog", subject=state["id"], data=state)
-        records.append(event.to_record(catalog_events.TOPIC, f"grant:{state['id']}".encode()))
+    for grant in grants:
+        event = CloudEvent(type=GRANT_EVENT, source="/catalog", subject=grant["id"], data=grant)
+        records.append(event.to_record(catalog_events.TOPIC, f"grant:{grant['id']}".encode()))
     return records
 
 

@@ -18,6 +18,7 @@ from services.catalog.audit.deliveries import delivery_audit_worker
 from services.catalog.audit.refusals import RefusalRecorder, RefusalWindows
 from services.catalog.audit.service import AuditCheckpointer, append
 from services.catalog.models import outbox
+from services.catalog.runtime import CatalogRuntime
 from services.catalog.scores.service import quality_scores_worker
 from services.catalog.service import CatalogEvents
 from services.common import db, topics
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+async def lifespan(runtime: Runtime) -> AsyncIterator[CatalogRuntime]:
     box = Outbox(outbox)
     relay = OutboxRelay(box, runtime.engine, runtime.bus, name=NAME)
     keyring = KeyRing()
@@ -44,14 +45,14 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     refusals = RefusalRecorder(
         runtime.engine, RefusalWindows(runtime.settings.audit_refusal_window_s), append
     )
-    runtime.state.update(
+    service = CatalogRuntime(
+        keyring=keyring,
         events=CatalogEvents(box),
         outbox=relay,
-        keyring=keyring,
         audit_checkpoints=checkpoints,
         audit_refusals=refusals,
+        access_settings=AccessSettings(),
     )
-    runtime.state.setdefault("access_settings", AccessSettings())
     runtime.add_readiness_check("outbox", lambda: relay.last_error)
     runtime.add_readiness_check("keys", keys.readiness)
     deliveries = delivery_audit_worker(runtime.bus, runtime.sessions)
@@ -78,7 +79,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     deliveries.start()
     scores.start()
     try:
-        yield
+        yield service
     finally:
         scores.stop()
         deliveries.stop()

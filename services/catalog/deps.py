@@ -7,15 +7,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.catalog.audit.refusals import RefusalRecorder
 from services.catalog.audit.service import Auditor, audit_request
+from services.catalog.runtime import CatalogRuntime
 from services.catalog.service import CatalogEvents
 from services.common.auth import Principal, PrincipalKind, require
-from services.common.deps import RuntimeDep, SessionDep, SettingsDep
+from services.common.deps import SessionDep, SettingsDep, service_runtime
 
 __all__ = [
     "AdminDep",
     "AuditDep",
+    "CatalogRuntimeDep",
     "EventsDep",
     "OperatorDep",
     "PublisherDep",
@@ -25,9 +26,11 @@ __all__ = [
 ]
 
 
-async def get_events(runtime: RuntimeDep) -> CatalogEvents:
-    events: CatalogEvents = runtime.state["events"]
-    return events
+CatalogRuntimeDep = Annotated[CatalogRuntime, Depends(service_runtime(CatalogRuntime))]
+
+
+async def get_events(catalog: CatalogRuntimeDep) -> CatalogEvents:
+    return catalog.events
 
 
 EventsDep = Annotated[CatalogEvents, Depends(get_events)]
@@ -37,9 +40,8 @@ AdminDep = Annotated[Principal, Depends(require(PrincipalKind.admin))]
 OperatorDep = Annotated[Principal, Depends(require(PrincipalKind.operator))]
 
 
-def get_auditor(request: Request, session: SessionDep, runtime: RuntimeDep) -> Iterator[Auditor]:
-    recorder: RefusalRecorder | None = runtime.state.get("audit_refusals")
-    yield from audit_request(request, session, recorder.windows if recorder else None)
+def get_auditor(request: Request, session: SessionDep, catalog: CatalogRuntimeDep) -> Iterator[Auditor]:
+    yield from audit_request(request, session, catalog.audit_refusals.windows)
 
 
 # scope="function": a failure is audited before the response leaves, like the commit of a success.

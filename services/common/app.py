@@ -5,6 +5,22 @@ start-up work such as consumers and read models) and its ``create_app(settings)`
 :func:`build_service_app`. The heavy resources (database engine, bus) are built in the lifespan
 and closed there, or, when several services run in one process (``citybase up``), shared through
 :class:`Infrastructure`, which the composing process owns.
+
+What a running service holds comes in two typed parts, never a bag of objects read back by name:
+
+- :class:`Runtime`, built by the kernel, holds what every service shares: its name, settings,
+  database engine and sessions, bus, metrics and readiness checks. ``app.state.runtime`` is it.
+- a :class:`ServiceRuntime` subclass per service (``CatalogRuntime``, ``IngestRuntime``,
+  ``FeedsRuntime``, ``QualityRuntime``, each in ``services/<service>/runtime.py``) holds what the
+  service builds for itself: its read model, its service objects, its workers. The service's
+  lifespan builds it and *yields* it; the kernel keeps it as ``Runtime.service``. The key ring
+  every service authenticates with is a required field of :class:`ServiceRuntime`, so a lifespan
+  that builds no key ring does not type-check, and :func:`services.common.auth.get_principal`
+  finds it in one place for every service.
+
+Route dependencies reach the typed part through one ``Annotated`` alias per service, made with
+:func:`services.common.deps.service_runtime` (``IngestRuntimeDep``, ``FeedsRuntimeDep``, ...);
+code holding the app reads ``app.state.runtime.service_as(IngestRuntime)``.
 """
 
 from __future__ import annotations
@@ -17,7 +33,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -29,6 +45,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
 from services.common.api_docs import install_api_docs
+from services.common.auth import KeyRing
 from services.common.bus import BufferFull, Bus, BusUnavailable, bus_from_url
 from services.common.limits import HeaderLimits
 from services.common.metrics import ServiceMetrics, install_http_metrics
@@ -67,9 +84,24 @@ class Infrastructure:
         self.engine.dispose()
 
 
+@dataclass(kw_only=True)
+class ServiceRuntime:
+    """What one service builds in its lifespan, subclassed by each service with its own parts.
+
+    Every service authenticates its callers against the principals and key hashes it reads from
+    ``platform.catalog``: the key ring is therefore required here, not left for each service to
+    remember."""
+
+    keyring: KeyRing
+
+
+ServiceRuntimeT = TypeVar("ServiceRuntimeT", bound=ServiceRuntime)
+
+
 @dataclass
 class Runtime:
-    """What a running service hands to its dependencies and workers."""
+    """What a running service hands to its dependencies and workers: the parts every service
+    shares, and in :attr:`service` the typed part its own lifespan built."""
 
     name: str
     settings: Settings
@@ -78,13 +110,21 @@ class Runtime:
     bus: Bus
     metrics: ServiceMetrics
     readiness: list[tuple[str, ReadinessCheck]] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
+    service: ServiceRuntime | None = None
+    """What the service's lifespan yielded; None until its start-up has run."""
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         self.readiness.append((name, check))
 
+    def service_as(self, kind: type[ServiceRuntimeT]) -> ServiceRuntimeT:
+        """The service's own typed runtime; 503 while the service is starting."""
+        if not isinstance(self.service, kind):
+            raise ServiceUnavailable("the service is starting")
+        return self.service
 
-ServiceLifespan = Callable[[Runtime], AbstractAsyncContextManager[None]]
+
+ServiceLifespan = Callable[[Runtime], AbstractAsyncContextManager[ServiceRuntime]]
+"""Builds and starts what a service runs, yields its typed runtime, and stops it all on exit."""
 
 
 @dataclass
@@ -146,7 +186,8 @@ def build_service_app(
                 async with _announced_when_ready(runtime, started):
                     yield
             else:
-                async with spec.lifespan(runtime), _announced_when_ready(runtime, started):
+                async with spec.lifespan(runtime) as service, _announced_when_ready(runtime, started):
+                    runtime.service = service
                     yield
         finally:
             if owned:

@@ -16,13 +16,16 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
 from services.common import catalog_events
 from services.common.bus import Message
 from services.common.problems import Forbidden, Unauthenticated
+
+if TYPE_CHECKING:  # the app kernel imports this module for KeyRing
+    from services.common.app import Runtime
 
 KEY_PREFIX = "cbk"
 
@@ -94,18 +97,20 @@ class KeyRing:
         event = catalog_events.read_catalog_event(message)
         if event is None:
             return
-        event_type, state = event
+        event_type, payload = event
         with self._lock:
             if event_type == catalog_events.API_KEY:
-                entry = _KeyEntry(state["key_hash"], state["principal_id"], bool(state.get("revoked_at")))
-                known = self._keys.get(state["prefix"])
+                entry = _KeyEntry(
+                    payload["key_hash"], payload["principal_id"], bool(payload.get("revoked_at"))
+                )
+                known = self._keys.get(payload["prefix"])
                 if known is not None:
-                    self._live.get(known.principal_id, set()).discard(state["prefix"])
-                self._keys[state["prefix"]] = entry
+                    self._live.get(known.principal_id, set()).discard(payload["prefix"])
+                self._keys[payload["prefix"]] = entry
                 if not entry.revoked:
-                    self._live.setdefault(entry.principal_id, set()).add(state["prefix"])
+                    self._live.setdefault(entry.principal_id, set()).add(payload["prefix"])
             elif event_type == catalog_events.PRINCIPAL:
-                self._principals[state["id"]] = principal_from_state(state)
+                self._principals[payload["id"]] = principal_from_state(payload)
 
     def add_principal(self, principal: Principal) -> None:
         with self._lock:
@@ -139,13 +144,13 @@ class KeyRing:
         return principal
 
 
-def principal_from_state(state: dict[str, Any]) -> Principal:
+def principal_from_state(payload: dict[str, Any]) -> Principal:
     return Principal(
-        id=state["id"],
-        kind=PrincipalKind(state["kind"]),
-        name=state["name"],
-        department_id=state.get("department_id"),
-        active=state.get("status", "active") == "active",
+        id=payload["id"],
+        kind=PrincipalKind(payload["kind"]),
+        name=payload["name"],
+        department_id=payload.get("department_id"),
+        active=payload.get("status", "active") == "active",
     )
 
 
@@ -159,8 +164,8 @@ async def get_principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
-    runtime = getattr(request.app.state, "runtime", None)
-    keyring: KeyRing | None = runtime.state.get("keyring") if runtime is not None else None
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    keyring = runtime.service.keyring if runtime is not None and runtime.service is not None else None
     if keyring is None:
         raise Unauthenticated("this service does not accept API keys yet: it is starting")
     principal = keyring.authenticate(token.strip())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from services.common import db
-from services.common.app import Runtime
+from services.common.app import Runtime, ServiceRuntimeT
 from services.common.bus import Bus
 from services.common.problems import ServiceUnavailable
 from services.common.settings import Settings
@@ -45,3 +45,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 BusDep = Annotated[Bus, Depends(get_bus)]
 # scope="function": commit before the response leaves, so a 2xx always means committed.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def service_runtime(kind: type[ServiceRuntimeT]) -> Callable[[Runtime], Awaitable[ServiceRuntimeT]]:
+    """The dependency that hands out a service's typed runtime (``IngestRuntime``, ...)."""
+
+    async def get_service_runtime(runtime: RuntimeDep) -> ServiceRuntimeT:
+        return runtime.service_as(kind)
+
+    return get_service_runtime

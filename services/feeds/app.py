@@ -32,6 +32,7 @@ from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Subscription, outbox
 from services.feeds.projection import FeedsCatalog
 from services.feeds.readers import ReaderPool
+from services.feeds.runtime import FeedsRuntime
 from services.feeds.service import Feeds
 from services.feeds.settings import FeedsSettings
 from services.feeds.webhook_targets import Resolver, WebhookTargets, system_resolver
@@ -108,7 +109,7 @@ class _Background:
 
 def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceLifespan:
     @asynccontextmanager
-    async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+    async def lifespan(runtime: Runtime) -> AsyncIterator[FeedsRuntime]:
         feeds_settings = configured.with_secret(runtime.settings)  # MissingSecret: feeds do not start
         metrics = FeedsMetrics.of(runtime.metrics)
         catalog = FeedsCatalog()
@@ -131,7 +132,7 @@ def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceL
         metrics.readers.labels("poll").set_function(lambda: len(pool))
         background = _Background(runtime, read_model, feeds, feeds_settings)
         pusher = WebhookPusher(feeds) if feeds_settings.webhook_enabled else None
-        runtime.state.update(
+        service = FeedsRuntime(
             keyring=catalog.keyring,
             catalog=catalog,
             read_model=read_model,
@@ -145,10 +146,10 @@ def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceL
         relay.start()
         pool.start()
         if pusher is not None:
-            runtime.state["webhooks"] = pusher
+            service.webhooks = pusher
             pusher.start()
         try:
-            yield
+            yield service
         finally:
             if pusher is not None:
                 await anyio.to_thread.run_sync(pusher.stop)

@@ -7,23 +7,23 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.common.auth import Principal, PrincipalKind, require
-from services.common.deps import RuntimeDep
+from services.common.deps import service_runtime
 from services.common.problems import CatalogNotReady
-from services.common.readmodel import ReadModel
+from services.feeds.runtime import FeedsRuntime
 from services.feeds.service import Credential, Feeds
 
-__all__ = ["CredentialDep", "FeedsDep", "ScenarioDep"]
+__all__ = ["CredentialDep", "FeedsDep", "FeedsRuntimeDep", "ScenarioDep"]
+
+FeedsRuntimeDep = Annotated[FeedsRuntime, Depends(service_runtime(FeedsRuntime))]
 
 
-def get_feeds(runtime: RuntimeDep) -> Feeds:
-    feeds: Feeds = runtime.state["feeds"]
-    return feeds
+def get_feeds(service: FeedsRuntimeDep) -> Feeds:
+    return service.feeds
 
 
-def catalog_ready(runtime: RuntimeDep) -> None:
+def catalog_ready(service: FeedsRuntimeDep) -> None:
     """Until platform.catalog is replayed, keys and grants may look unknown: 503, not 401 or 403."""
-    read_model: ReadModel = runtime.state["read_model"]
-    if not read_model.caught_up:
+    if not service.read_model.caught_up:
         raise CatalogNotReady("feeds")
 
 

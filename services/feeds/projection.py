@@ -142,19 +142,19 @@ class FeedsCatalog:
             if message.value is None:
                 self._tombstone(message.key)
             return
-        event_type, state = event
+        event_type, payload = event
         try:
             if event_type == catalog_events.DATASET:
-                topics = state.get("topics") or {}
+                topics = payload.get("topics") or {}
                 dataset = DatasetState(
-                    id=state["id"],
-                    status=state["status"],
-                    records_topic=topics.get("records") or records_topic(state["id"]),
+                    id=payload["id"],
+                    status=payload["status"],
+                    records_topic=topics.get("records") or records_topic(payload["id"]),
                 )
                 with self._lock:
                     self._datasets[dataset.id] = dataset
             elif event_type == catalog_events.GRANT:
-                self._apply_grant(GrantState.from_event(state))
+                self._apply_grant(GrantState.from_event(payload))
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             # platform.catalog is shared: one malformed event must not stop the read model.
             self.skipped += 1

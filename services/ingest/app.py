@@ -27,6 +27,7 @@ from services.ingest.api import router
 from services.ingest.metrics import IngestMetrics
 from services.ingest.projection import CatalogProjection
 from services.ingest.raw import RawIngestSupervisor
+from services.ingest.runtime import IngestRuntime
 from services.ingest.service import Ingestor, TopicRegistry
 from services.ingest.settings import IngestSettings
 
@@ -54,7 +55,7 @@ async def _purge_idempotency_keys(ingestor: Ingestor) -> None:
 
 def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
     @asynccontextmanager
-    async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+    async def lifespan(runtime: Runtime) -> AsyncIterator[IngestRuntime]:
         metrics = IngestMetrics.of(runtime.metrics)
         catalog = CatalogProjection()
         read_model = ReadModel(runtime.bus, topics.CATALOG_SPEC, catalog, name=f"{NAME}-catalog")
@@ -70,7 +71,7 @@ def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
             metrics=metrics,
             settings=ingest_settings,
         )
-        runtime.state.update(
+        service = IngestRuntime(
             keyring=catalog.keyring, catalog=catalog, read_model=read_model, ingestor=ingestor
         )
         # ReadModel.start returns at once and keeps trying while the bus is down; readiness says so.
@@ -80,14 +81,14 @@ def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
             supervisor = RawIngestSupervisor(
                 runtime.bus, ingestor, catalog, ingest_settings, caught_up=lambda: read_model.caught_up
             )
-            runtime.state["raw"] = supervisor
+            service.raw = supervisor
             runtime.add_readiness_check("raw", supervisor.readiness)
         read_model.start()
         if supervisor is not None:
             supervisor.start()
         cleanup = asyncio.create_task(_purge_idempotency_keys(ingestor), name="ingest-idempotency-cleanup")
         try:
-            yield
+            yield service
         finally:
             cleanup.cancel()
             with contextlib.suppress(asyncio.CancelledError):

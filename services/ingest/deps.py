@@ -7,24 +7,24 @@ from typing import Annotated
 from fastapi import Depends
 
 from services.common.auth import Principal, PrincipalDep
-from services.common.deps import RuntimeDep
+from services.common.deps import service_runtime
 from services.common.problems import CatalogNotReady
-from services.common.readmodel import ReadModel
+from services.ingest.runtime import IngestRuntime
 from services.ingest.service import Ingestor
 
-__all__ = ["CatalogReadyDep", "IngestorDep", "PublisherDep"]
+__all__ = ["CatalogReadyDep", "IngestRuntimeDep", "IngestorDep", "PublisherDep"]
+
+IngestRuntimeDep = Annotated[IngestRuntime, Depends(service_runtime(IngestRuntime))]
 
 
-def get_ingestor(runtime: RuntimeDep) -> Ingestor:
-    ingestor: Ingestor = runtime.state["ingestor"]
-    return ingestor
+def get_ingestor(ingest: IngestRuntimeDep) -> Ingestor:
+    return ingest.ingestor
 
 
-def catalog_ready(runtime: RuntimeDep) -> None:
+def catalog_ready(ingest: IngestRuntimeDep) -> None:
     """Until the read model has replayed platform.catalog, keys and datasets may look unknown:
     answer 503 rather than a misleading 401 or 404."""
-    read_model: ReadModel = runtime.state["read_model"]
-    if not read_model.caught_up:
+    if not ingest.read_model.caught_up:
         raise CatalogNotReady("ingest")
 
 

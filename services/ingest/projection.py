@@ -44,14 +44,14 @@ class DatasetState:
 class ContractVersion:
     """One version of a dataset's contract, as ingest uses it."""
 
-    def __init__(self, state: dict[str, Any]) -> None:
-        self.dataset_id: str = state["dataset_id"]
-        self.version: str = state["version"]
-        self.sequence: int = int(state.get("sequence") or 0)
-        self.fingerprint: str = state.get("fingerprint") or ""
-        self.record_schema: dict[str, Any] = state.get("record_schema") or {}
-        self.primary_key: tuple[str, ...] = tuple(state.get("primary_key") or ())
-        retention = (state.get("sla") or {}).get("retention_s")
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.dataset_id: str = payload["dataset_id"]
+        self.version: str = payload["version"]
+        self.sequence: int = int(payload.get("sequence") or 0)
+        self.fingerprint: str = payload.get("fingerprint") or ""
+        self.record_schema: dict[str, Any] = payload.get("record_schema") or {}
+        self.primary_key: tuple[str, ...] = tuple(payload.get("primary_key") or ())
+        retention = (payload.get("sla") or {}).get("retention_s")
         self.retention_ms: int | None = int(retention * 1000) if isinstance(retention, (int, float)) else None
         self._validator: RecordValidator | None = None
         self._compile_lock = threading.Lock()
@@ -117,22 +117,22 @@ class CatalogProjection:
             if message.value is None:  # else a type of event ingest does not read
                 self._tombstone(message.key)
             return
-        event_type, state = event
+        event_type, payload = event
         try:
             if event_type == catalog_events.DATASET:
-                self._apply_dataset(state)
+                self._apply_dataset(payload)
             elif event_type == catalog_events.CONTRACT_VERSION:
-                self._apply_contract(state)
+                self._apply_contract(payload)
         except (KeyError, TypeError, ValueError) as error:
             self.skipped += 1
             log.warning("skipping malformed %s event at offset %s: %s", event_type, message.offset, error)
 
-    def _apply_dataset(self, state: dict[str, Any]) -> None:
+    def _apply_dataset(self, payload: dict[str, Any]) -> None:
         dataset = DatasetState(
-            id=state["id"],
-            status=state["status"],
-            owner_department_id=state["owner_department_id"],
-            current_version=state.get("current_version"),
+            id=payload["id"],
+            status=payload["status"],
+            owner_department_id=payload["owner_department_id"],
+            current_version=payload.get("current_version"),
         )
         previous = self._datasets.get(dataset.id)
         with self._lock:
@@ -140,12 +140,12 @@ class CatalogProjection:
         if _takes_records(previous) != _takes_records(dataset):
             self._notify()
 
-    def _apply_contract(self, state: dict[str, Any]) -> None:
-        dataset_id, version = state["dataset_id"], state["version"]
+    def _apply_contract(self, payload: dict[str, Any]) -> None:
+        dataset_id, version = payload["dataset_id"], payload["version"]
         known = self._versions.get(dataset_id, {}).get(version)
-        if known is not None and known.fingerprint == state.get("fingerprint"):
+        if known is not None and known.fingerprint == payload.get("fingerprint"):
             return  # a replay of what we have: keep its compiled validator
-        contract = ContractVersion(state)
+        contract = ContractVersion(payload)
         with self._lock:
             self._versions.setdefault(dataset_id, {})[version] = contract
 

@@ -34,6 +34,7 @@ from services.quality.expectations import GreatExpectations
 from services.quality.metrics import QualityMetrics
 from services.quality.models import outbox
 from services.quality.projection import QualityCatalog
+from services.quality.runtime import QualityRuntime
 from services.quality.service import QualityService, Scorer
 from services.quality.settings import QualitySettings
 
@@ -95,7 +96,7 @@ def refresh_utilization_gauges(runtime: Runtime, catalog: QualityCatalog, settin
 
 def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
     @asynccontextmanager
-    async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+    async def lifespan(runtime: Runtime) -> AsyncIterator[QualityRuntime]:
         metrics = QualityMetrics.of(runtime.metrics)
         box = Outbox(outbox)
         relay = OutboxRelay(box, runtime.engine, runtime.bus, name=NAME)
@@ -141,14 +142,14 @@ def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
             usage.start()
 
         starter = _WhenBusAnswers(NAME, start_on_bus)
-        runtime.state.update(
-            outbox=relay,
+        service = QualityRuntime(
             keyring=catalog.keyring,
             catalog=catalog,
             read_model=read_model,
             quality=quality,
             stream=stream,
-            quality_settings=quality_settings,
+            outbox=relay,
+            settings=quality_settings,
         )
 
         def catalog_readiness() -> str | None:
@@ -164,7 +165,7 @@ def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
         freshness.start()
         gauges.start()
         try:
-            yield
+            yield service
         finally:
             for stoppable in (gauges, freshness, starter, usage, stream, read_model, relay):
                 await anyio.to_thread.run_sync(stoppable.stop)

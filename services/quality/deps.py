@@ -7,27 +7,26 @@ from typing import Annotated
 from fastapi import Depends
 
 from services.common.auth import Principal, PrincipalDep
-from services.common.deps import RuntimeDep
+from services.common.deps import service_runtime
 from services.common.problems import CatalogNotReady
-from services.common.readmodel import ReadModel
 from services.quality.projection import QualityCatalog
+from services.quality.runtime import QualityRuntime
 from services.quality.settings import QualitySettings
 
-__all__ = ["CatalogDep", "QualitySettingsDep", "ReaderDep"]
+__all__ = ["CatalogDep", "QualityRuntimeDep", "QualitySettingsDep", "ReaderDep"]
+
+QualityRuntimeDep = Annotated[QualityRuntime, Depends(service_runtime(QualityRuntime))]
 
 
-def get_catalog(runtime: RuntimeDep) -> QualityCatalog:
+def get_catalog(service: QualityRuntimeDep) -> QualityCatalog:
     """Until the read model has replayed platform.catalog, datasets may look unknown: 503, not 404."""
-    read_model: ReadModel = runtime.state["read_model"]
-    if not read_model.caught_up:
+    if not service.read_model.caught_up:
         raise CatalogNotReady("quality")
-    catalog: QualityCatalog = runtime.state["catalog"]
-    return catalog
+    return service.catalog
 
 
-def get_quality_settings(runtime: RuntimeDep) -> QualitySettings:
-    settings: QualitySettings = runtime.state["quality_settings"]
-    return settings
+def get_quality_settings(service: QualityRuntimeDep) -> QualitySettings:
+    return service.settings
 
 
 def get_reader(principal: PrincipalDep) -> Principal:

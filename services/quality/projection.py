@@ -68,12 +68,12 @@ class GrantState:
 class ContractVersion:
     """One version of a dataset's contract, as quality scores it."""
 
-    def __init__(self, state: dict[str, Any]) -> None:
-        self.dataset_id: str = state["dataset_id"]
-        self.version: str = state["version"]
-        self.sequence = int(state.get("sequence") or 0)
-        self.fingerprint: str = state.get("fingerprint") or ""
-        schema = state.get("record_schema")
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.dataset_id: str = payload["dataset_id"]
+        self.version: str = payload["version"]
+        self.sequence = int(payload.get("sequence") or 0)
+        self.fingerprint: str = payload.get("fingerprint") or ""
+        schema = payload.get("record_schema")
         self.record_schema: dict[str, Any] = schema if isinstance(schema, dict) else {}
         properties = self.record_schema.get("properties")
         self.properties: dict[str, dict[str, Any]] = (
@@ -84,13 +84,13 @@ class ContractVersion:
         self.required: tuple[str, ...] = tuple(
             name for name in self.record_schema.get("required") or () if isinstance(name, str)
         )
-        self.primary_key: tuple[str, ...] = tuple(str(name) for name in state.get("primary_key") or ())
-        sensitive = state.get("sensitive_fields")
+        self.primary_key: tuple[str, ...] = tuple(str(name) for name in payload.get("primary_key") or ())
+        sensitive = payload.get("sensitive_fields")
         self.sensitive_fields: dict[str, Any] = sensitive if isinstance(sensitive, dict) else {}
-        sla: dict[str, Any] = state["sla"] if isinstance(state.get("sla"), dict) else {}
+        sla: dict[str, Any] = payload["sla"] if isinstance(payload.get("sla"), dict) else {}
         self.frequency_s = _seconds(sla.get("frequency_s"))
         self.latency_s = _seconds(sla.get("latency_s"))
-        self.expectation_items: Any = state.get("expectation_suite")
+        self.expectation_items: Any = payload.get("expectation_suite")
         self.event_time_fields = self._event_time_fields()
         self._compiled: CompiledSuite | None = None
         self._lock = threading.Lock()
@@ -180,39 +180,39 @@ class QualityCatalog:
             self.skipped += 1
             log.warning("skipping malformed %s event at offset %s: %s", event.type, message.offset, error)
 
-    def _apply_dataset(self, state: dict[str, Any]) -> None:
+    def _apply_dataset(self, payload: dict[str, Any]) -> None:
         dataset = DatasetState(
-            id=state["id"],
-            status=state["status"],
-            domain_id=state.get("domain_id") or state["id"].split(".", 1)[0],
-            owner_department_id=state.get("owner_department_id") or "",
-            classification=state.get("classification") or "open",
-            title=state.get("title") or state["id"],
-            current_version=state.get("current_version"),
-            created_at=_time(state.get("created_at")),
+            id=payload["id"],
+            status=payload["status"],
+            domain_id=payload.get("domain_id") or payload["id"].split(".", 1)[0],
+            owner_department_id=payload.get("owner_department_id") or "",
+            classification=payload.get("classification") or "open",
+            title=payload.get("title") or payload["id"],
+            current_version=payload.get("current_version"),
+            created_at=_time(payload.get("created_at")),
         )
         with self._lock:
             self._datasets[dataset.id] = dataset
 
-    def _apply_contract(self, state: dict[str, Any]) -> None:
-        dataset_id, version = state["dataset_id"], state["version"]
+    def _apply_contract(self, payload: dict[str, Any]) -> None:
+        dataset_id, version = payload["dataset_id"], payload["version"]
         known = self._versions.get(dataset_id, {}).get(version)
-        if known is not None and known.fingerprint == (state.get("fingerprint") or ""):
+        if known is not None and known.fingerprint == (payload.get("fingerprint") or ""):
             return  # a replay of what we have: keep its compiled suite
-        contract = ContractVersion(state)
+        contract = ContractVersion(payload)
         with self._lock:
             self._versions.setdefault(dataset_id, {})[version] = contract
 
-    def _apply_grant(self, state: dict[str, Any]) -> None:
+    def _apply_grant(self, payload: dict[str, Any]) -> None:
         grant = GrantState(
-            id=str(state["id"]),
-            scenario_id=str(state["scenario_id"]),
-            dataset_id=str(state["dataset_id"]),
-            status=str(state.get("status") or "active"),
-            version=int(state.get("version") or 1),
-            valid_from=_time(state.get("valid_from")),
-            expires_at=_time(state.get("expires_at")),
-            purpose=str(state.get("purpose") or ""),
+            id=str(payload["id"]),
+            scenario_id=str(payload["scenario_id"]),
+            dataset_id=str(payload["dataset_id"]),
+            status=str(payload.get("status") or "active"),
+            version=int(payload.get("version") or 1),
+            valid_from=_time(payload.get("valid_from")),
+            expires_at=_time(payload.get("expires_at")),
+            purpose=str(payload.get("purpose") or ""),
         )
         with self._lock:
             known = self._grants.get(grant.id)

@@ -57,6 +57,7 @@ from services.common.bus.kafka import KafkaBus
 from services.common.envelope import CloudEvent, encode_json, parse_time
 from services.common.settings import Settings
 from services.feeds.app import create_app as create_feeds
+from services.feeds.runtime import FeedsRuntime
 from services.feeds.settings import FeedsSettings
 from tests.bench.ingest import (
     _Arrivals,
@@ -251,7 +252,7 @@ def _feeds(directory: Path, database_url: str) -> Iterator[str]:
         settings, feeds_settings=FeedsSettings(webhook_enabled=False, secret=secrets.token_hex(32))
     )
     with serve(app) as url:
-        read_model = app.state.runtime.state["read_model"]
+        read_model = app.state.runtime.service_as(FeedsRuntime).read_model
         if not read_model.wait_caught_up(120):
             raise RuntimeError("feeds did not catch up with platform.catalog")
         yield url

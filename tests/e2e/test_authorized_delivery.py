@@ -18,6 +18,7 @@ from citybase.demo import RecordGenerator
 from citybase.platform import create_platform_app, prepare
 from services.catalog.contracts import derive
 from services.catalog.contracts.odcs import parse_contract
+from services.common.app import ServiceRuntime
 from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
 from tests.factories import EXAMPLES, access_request_create, embedded_settings, scenario_create
@@ -41,7 +42,7 @@ class Platform:
         return response.json()
 
     def known_everywhere(self, key: str) -> None:
-        rings = [s.state.runtime.state["keyring"] for s in self.app.state.services.values()]
+        rings = [s.state.runtime.service_as(ServiceRuntime).keyring for s in self.app.state.services.values()]
 
         def known() -> bool:
             try:

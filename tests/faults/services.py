@@ -20,6 +20,7 @@ import httpx
 
 from services.catalog import service as catalog_service
 from services.catalog.app import create_app as create_catalog
+from services.catalog.runtime import CatalogRuntime
 from services.common import db
 from services.common.app import Runtime
 from services.common.worker import wait_until
@@ -158,7 +159,7 @@ class Catalog:
 
     def relayed(self, timeout_s: float = 30.0) -> None:
         """Wait until every catalog event is on platform.catalog."""
-        relay = self.runtime.state["outbox"]
+        relay = self.runtime.service_as(CatalogRuntime).outbox
         assert wait_until(lambda: relay.pending() == 0, timeout_s), "the catalog outbox did not drain"
 
 
@@ -170,7 +171,7 @@ def running_catalog(root: Path, *, database_url: str, bus_url: str) -> Iterator[
     with serve(app) as url:
         runtime: Runtime = app.state.runtime
         with db.unit_of_work(runtime.sessions) as session:
-            issued = catalog_service.bootstrap_admin(session, runtime.state["events"])
+            issued = catalog_service.bootstrap_admin(session, runtime.service_as(CatalogRuntime).events)
         assert issued is not None
         # The harness's shortcuts (departments, principals, keys) work on the runtime; its
         # TestClient is never used: this catalog is served over a socket.

@@ -23,6 +23,7 @@ import pytest
 
 from services.common.worker import wait_until
 from services.ingest.app import create_app as create_ingest
+from services.ingest.runtime import IngestRuntime
 from services.ingest.settings import IngestSettings
 from tests.factories import access_request_create, bus_arrival_record, embedded_settings, scenario_create
 from tests.faults.services import Catalog, Dataset, ServiceProcess, running_catalog
@@ -73,7 +74,7 @@ def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
             ingest_settings=IngestSettings(raw_enabled=False),
         )
         with serve(ingest) as ingest_url:
-            assert ingest.state.runtime.state["read_model"].wait_caught_up(60)
+            assert ingest.state.runtime.service_as(IngestRuntime).read_model.wait_caught_up(60)
             yield Platform(catalog, ingest_url, kafka_bootstrap, root)
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from services.common.worker import wait_until
+from services.feeds.runtime import FeedsRuntime
 from tests.factories import feeds_grant_state, grant_record
 from tests.integration.test_authorization import Platform
 
@@ -191,16 +192,15 @@ def test_another_scenarios_objects_are_refused_without_telling_whose_they_are(
 def test_an_expired_grant_delivers_nothing(platform: Platform) -> None:
     """A grant whose expiry has passed is refused with its reason, to its own scenario only."""
     past = datetime.now(UTC) - timedelta(seconds=1)
-    state = feeds_grant_state(
+    grant = feeds_grant_state(
         "ai-community",
         "market.inspections",
         valid_from=(past - timedelta(days=1)).isoformat(),
         expires_at=past.isoformat(),
     )
-    platform.app.state.services["feeds"].state.runtime.bus.producer().publish([grant_record(state)])
-    catalog = platform.app.state.services["feeds"].state.runtime.state
-    projection = next(value for value in catalog.values() if hasattr(value, "grant"))
-    assert wait_until(lambda: projection.grant(state["id"]) is not None, 10), "the grant did not reach feeds"
+    platform.app.state.services["feeds"].state.runtime.bus.producer().publish([grant_record(grant)])
+    projection = platform.app.state.services["feeds"].state.runtime.service_as(FeedsRuntime).catalog
+    assert wait_until(lambda: projection.grant(grant["id"]) is not None, 10), "the grant did not reach feeds"
     response = platform.call(
         "POST",
         "/feeds/v1/subscriptions",

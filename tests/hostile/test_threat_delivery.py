@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from services.common.worker import wait_until
+from services.feeds.runtime import FeedsRuntime
 from services.ingest.settings import IngestSettings
 from tests.integration.conftest import IngestPlatform, running_platform
 from tests.integration.feeds_harness import FeedsPlatform, Scenario, feeds_settings_for_tests, running_feeds
@@ -345,7 +346,7 @@ def test_webhooks_reach_public_addresses_only_at_creation_and_at_every_delivery(
                 "hangup.scenario.test": ["127.0.0.1"],
             }
         )
-        runtime_feeds = feeds.runtime.state["feeds"]
+        runtime_feeds = feeds.runtime.service_as(FeedsRuntime).feeds
 
         def deliveries(name: str) -> list[dict[str, Any]]:
             path = f"/v1/subscriptions/{subscriptions[name]}/deliveries"

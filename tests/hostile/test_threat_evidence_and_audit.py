@@ -33,6 +33,7 @@ from services.catalog import service as catalog_service
 from services.catalog.app import create_app as create_catalog
 from services.catalog.audit import service as audit
 from services.catalog.audit.models import AuditCheckpoint, AuditEntry
+from services.catalog.runtime import CatalogRuntime
 from services.common import catalog_events, db
 from services.common.app import Runtime
 from services.common.bus import Bus, TopicSpec, UnknownTopic
@@ -222,7 +223,7 @@ def catalog(tmp_path: Path) -> Iterator[tuple[TestClient, Runtime, str]]:
     with TestClient(app) as client:
         runtime: Runtime = app.state.runtime
         with db.unit_of_work(runtime.sessions) as session:
-            issued = catalog_service.bootstrap_admin(session, runtime.state["events"])
+            issued = catalog_service.bootstrap_admin(session, runtime.service_as(CatalogRuntime).events)
         assert issued is not None
         assert wait_until(lambda: _authenticates(runtime, issued.key), 10.0)
         yield client, runtime, issued.key
@@ -230,7 +231,7 @@ def catalog(tmp_path: Path) -> Iterator[tuple[TestClient, Runtime, str]]:
 
 def _authenticates(runtime: Runtime, key: str) -> bool:
     try:
-        runtime.state["keyring"].authenticate(key)
+        runtime.service_as(CatalogRuntime).keyring.authenticate(key)
         return True
     except Exception:
         return False
@@ -244,7 +245,7 @@ def _act(client: TestClient, admin: str, runtime: Runtime, count: int, *, checkp
         )
         assert response.status_code == 201, response.text
         if checkpoint:
-            assert runtime.state["audit_checkpoints"].checkpoint_once() is not None
+            assert runtime.service_as(CatalogRuntime).audit_checkpoints.checkpoint_once() is not None
 
 
 def _head(runtime: Runtime) -> int:
@@ -402,13 +403,13 @@ def test_a_cut_chain_grown_again_past_its_last_checkpoint_is_caught_after_compac
     _act(client, admin, runtime, 3, checkpoint=True)
     kept = _head(runtime)
     _act(client, admin, runtime, 3, checkpoint=False)
-    assert runtime.state["audit_checkpoints"].checkpoint_once() is not None
+    assert runtime.service_as(CatalogRuntime).audit_checkpoints.checkpoint_once() is not None
     head = _head(runtime)
     _published(runtime)
 
     _cut(runtime, kept)
     _act(client, admin, runtime, head - kept, checkpoint=False)
-    assert runtime.state["audit_checkpoints"].checkpoint_once() is not None
+    assert runtime.service_as(CatalogRuntime).audit_checkpoints.checkpoint_once() is not None
     assert _head(runtime) == head
     _published(runtime)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from services.catalog.runtime import CatalogRuntime
 from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
@@ -188,9 +189,7 @@ def test_repeated_refusals_are_audited_once_with_their_count(
     at_once = _refusals_of(platform, "ai-community", grant)
     # The window closes (at its end, or when the catalog stops): the repeats are appended as one.
     catalog = platform.app.state.services["catalog"].state.runtime
-    recorder = catalog.state.get("audit_refusals")
-    if recorder is not None:
-        recorder.flush(everything=True)
+    catalog.service_as(CatalogRuntime).audit_refusals.flush(everything=True)
     entries = _refusals_of(platform, "ai-community", grant)
     counted = sum(entry["details"].get("repeated", 1) for entry in entries)
     verification = platform.ok("GET", "/catalog/v1/audit/verification")

@@ -32,6 +32,7 @@ from services.catalog.contracts.odcs import parse_contract
 from services.common.policy.masking import hasher
 from services.common.worker import wait_until
 from services.feeds.cursor import Cursor, CursorCodec
+from services.feeds.runtime import FeedsRuntime
 from tests.factories import access_request_create, example_contract
 from tests.integration.test_authorization import Platform
 
@@ -202,7 +203,7 @@ def test_two_grants_hash_one_value_differently(platform: Platform) -> None:
     is its own, made by the catalog at random and carried to feeds by the grant event."""
     scenario, dataset = "ai-community", "health.outpatient-visits"
     grants = [grant_for(platform, scenario, dataset, ["patient_id"], "health-approver") for _ in range(2)]
-    feeds_catalog = platform.app.state.services["feeds"].state.runtime.state["catalog"]
+    feeds_catalog = platform.app.state.services["feeds"].state.runtime.service_as(FeedsRuntime).catalog
     assert wait_until(lambda: all(feeds_catalog.grant(grant["id"]) for grant in grants), 10.0)
     policies = [feeds_catalog.policy(feeds_catalog.grant(grant["id"])) for grant in grants]
     hashes = [policy.apply({"patient_id": patient_id(4242)})["patient_id"] for policy in policies]
@@ -375,7 +376,7 @@ def test_a_field_newly_marked_sensitive_is_masked_for_grants_that_exist(
     assert changed["version"] > grant["version"]
     assert "1.1.0" in changed["status_reason"] and "caller.name" in changed["status_reason"]
     # The grant's new version reaches feeds with the contract version's events, as a revocation does.
-    feeds_catalog = platform.app.state.services["feeds"].state.runtime.state["catalog"]
+    feeds_catalog = platform.app.state.services["feeds"].state.runtime.service_as(FeedsRuntime).catalog
     assert wait_until(lambda: feeds_catalog.grant(grant["id"]).version == changed["version"], 5.0)
     assert time.monotonic() - registered < 1.5, "the new masking must reach feeds within about a second"
 

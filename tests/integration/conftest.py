@@ -42,7 +42,7 @@ class CatalogHarness:
 
         def known() -> bool:
             try:
-                self.runtime.state["keyring"].authenticate(key)
+                self.runtime.service_as(CatalogRuntime).keyring.authenticate(key)
                 return True
             except Unauthenticated:
                 return False
@@ -53,7 +53,7 @@ class CatalogHarness:
         with db.unit_of_work(self.runtime.sessions) as session:
             catalog_service.create_department(
                 session,
-                self.runtime.state["events"],
+                self.runtime.service_as(CatalogRuntime).events,
                 DepartmentCreate(
                     id=department_id, name=department_id.title(), kind="bureau", domains=domains
                 ),
@@ -61,7 +61,7 @@ class CatalogHarness:
 
     def principal_key(self, principal_id: str, kind: str, department_id: str | None = None) -> str:
         with db.unit_of_work(self.runtime.sessions) as session:
-            events = self.runtime.state["events"]
+            events = self.runtime.service_as(CatalogRuntime).events
             catalog_service.create_principal(
                 session,
                 events,
@@ -78,7 +78,7 @@ def catalog(database_url: str, tmp_path: Path) -> Iterator[CatalogHarness]:
     with TestClient(app) as client:
         runtime: Runtime = app.state.runtime
         with db.unit_of_work(runtime.sessions) as session:
-            issued = catalog_service.bootstrap_admin(session, runtime.state["events"])
+            issued = catalog_service.bootstrap_admin(session, runtime.service_as(CatalogRuntime).events)
         assert issued is not None
         harness = CatalogHarness(client, runtime, issued.key)
         harness.wait_for_key(issued.key)
@@ -93,9 +93,11 @@ import uuid  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
+from services.catalog.runtime import CatalogRuntime  # noqa: E402
 from services.common.bus import Bus, Message  # noqa: E402
 from services.ingest.app import create_app as create_ingest  # noqa: E402
 from services.ingest.projection import CatalogProjection  # noqa: E402
+from services.ingest.runtime import IngestRuntime  # noqa: E402
 from services.ingest.settings import IngestSettings  # noqa: E402
 from tests.factories import ingest_contract  # noqa: E402
 
@@ -125,7 +127,7 @@ class IngestPlatform:
 
     @property
     def projection(self) -> CatalogProjection:
-        projection: CatalogProjection = self.runtime.state["catalog"]
+        projection: CatalogProjection = self.runtime.service_as(IngestRuntime).catalog
         return projection
 
     def wait_for_key(self, key: str, timeout_s: float = 10.0) -> None:
@@ -133,7 +135,7 @@ class IngestPlatform:
 
         def known() -> bool:
             try:
-                self.runtime.state["keyring"].authenticate(key)
+                self.runtime.service_as(IngestRuntime).keyring.authenticate(key)
                 return True
             except Unauthenticated:
                 return False
@@ -260,13 +262,17 @@ def running_platform(
     with TestClient(catalog_app) as catalog_client:
         catalog_runtime: Runtime = catalog_app.state.runtime
         with db.unit_of_work(catalog_runtime.sessions) as session:
-            issued = catalog_service.bootstrap_admin(session, catalog_runtime.state["events"])
+            issued = catalog_service.bootstrap_admin(
+                session, catalog_runtime.service_as(CatalogRuntime).events
+            )
         assert issued is not None
         harness = CatalogHarness(catalog_client, catalog_runtime, issued.key)
         harness.wait_for_key(issued.key)
         with TestClient(ingest_app) as ingest_client:
             runtime: Runtime = ingest_app.state.runtime
-            assert runtime.state["read_model"].wait_caught_up(30), "ingest did not catch up with the catalog"
+            assert runtime.service_as(IngestRuntime).read_model.wait_caught_up(30), (
+                "ingest did not catch up with the catalog"
+            )
             platform = IngestPlatform(harness, ingest_client, runtime, bus_kind, [])
             platform.wait_for_key(issued.key)
             try:
@@ -277,7 +283,7 @@ def running_platform(
                 if bus_kind == "kafka":
                     for dataset_id in platform.datasets:
                         platform.set_status(dataset_id, "retired")
-                    relay = catalog_runtime.state["outbox"]
+                    relay = catalog_runtime.service_as(CatalogRuntime).outbox
                     wait_until(lambda: relay.pending() == 0, 10)
 
 

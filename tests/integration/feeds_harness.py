@@ -25,6 +25,7 @@ from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
 from services.feeds.app import create_app as create_feeds
 from services.feeds.projection import FeedsCatalog
+from services.feeds.runtime import FeedsRuntime
 from services.feeds.settings import FeedsSettings
 from tests.factories import bus_arrival_record, feeds_grant_state, grant_record, next_grant_version
 from tests.integration.conftest import IngestPlatform, PublishedDataset
@@ -69,7 +70,7 @@ class FeedsPlatform:
 
     @property
     def catalog(self) -> FeedsCatalog:
-        catalog: FeedsCatalog = self.runtime.state["catalog"]
+        catalog: FeedsCatalog = self.runtime.service_as(FeedsRuntime).catalog
         return catalog
 
     def scenario(self, name: str = "scenario") -> Scenario:
@@ -83,7 +84,7 @@ class FeedsPlatform:
 
         def known() -> bool:
             try:
-                self.runtime.state["keyring"].authenticate(key)
+                self.runtime.service_as(FeedsRuntime).keyring.authenticate(key)
                 return True
             except Unauthenticated:
                 return False
@@ -95,17 +96,17 @@ class FeedsPlatform:
         assert wait_until(lambda: self.catalog.dataset(dataset.id) is not None, 10)
         return dataset
 
-    def publish_grant(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Announce ``state`` on platform.catalog and wait until feeds holds that version."""
-        self.platform.bus.producer().publish([grant_record(state)])
-        self.grants[state["id"]] = state
+    def publish_grant(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Announce ``payload`` on platform.catalog and wait until feeds holds that version."""
+        self.platform.bus.producer().publish([grant_record(payload)])
+        self.grants[payload["id"]] = payload
 
         def arrived() -> bool:
-            grant = self.catalog.grant(state["id"])
-            return grant is not None and grant.version >= state["version"]
+            grant = self.catalog.grant(payload["id"])
+            return grant is not None and grant.version >= payload["version"]
 
         assert wait_until(arrived, 10), "the grant did not reach feeds"
-        return state
+        return payload
 
     def grant(self, scenario: Scenario, dataset_id: str, **overrides: Any) -> dict[str, Any]:
         return self.publish_grant(feeds_grant_state(scenario.id, dataset_id, **overrides))
@@ -191,7 +192,9 @@ def running_feeds(
     app = create_feeds(platform.runtime.settings, feeds_settings=feeds_settings, **app_options)
     with serve(app) as url, httpx.Client(base_url=url, timeout=60) as http:
         runtime: Runtime = app.state.runtime
-        assert runtime.state["read_model"].wait_caught_up(30), "feeds did not catch up with the catalog"
+        assert runtime.service_as(FeedsRuntime).read_model.wait_caught_up(30), (
+            "feeds did not catch up with the catalog"
+        )
         yield FeedsPlatform(platform, app, url, http)
 
 

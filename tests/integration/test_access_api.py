@@ -14,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from services.catalog import service as catalog_service
+from services.catalog.runtime import CatalogRuntime
 from services.common import catalog_events, db
 from services.common.worker import wait_until
 from tests.factories import EXAMPLES, OUTPATIENT_FIELDS, access_request_create, scenario_create
@@ -37,7 +38,7 @@ class Keys:
 def keys(catalog: CatalogHarness) -> Keys:
     """The example catalog, two scenarios with keys, approvers of two departments, an operator."""
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        catalog_service.load_examples(session, catalog.runtime.state["events"], EXAMPLES)
+        catalog_service.load_examples(session, catalog.runtime.service_as(CatalogRuntime).events, EXAMPLES)
     scenario_keys = []
     for scenario_id in ("one-stop-visit", "ai-community"):
         created = catalog.call("POST", "/v1/scenarios", json=scenario_create(scenario_id))
@@ -337,7 +338,7 @@ def test_replaying_platform_catalog_rebuilds_the_current_grants(catalog: Catalog
         ids.append(approved.json()["grant_id"])
     catalog.call("PATCH", f"/v1/grants/{ids[0]}", keys.market, json={"reason": "r", "fields": ["result"]})
     catalog.call("POST", f"/v1/grants/{ids[1]}/revoke", keys.market, json={"reason": "closed"})
-    relay = catalog.runtime.state["outbox"]
+    relay = catalog.runtime.service_as(CatalogRuntime).outbox
     assert wait_until(lambda: relay.pending() == 0, timeout_s=10)
 
     schemas = _event_schemas()
@@ -351,19 +352,21 @@ def test_replaying_platform_catalog_rebuilds_the_current_grants(catalog: Catalog
             for message in messages:
                 event = catalog_events.read_catalog_event(message)
                 assert event is not None
-                event_type, state = event
+                event_type, payload = event
                 if event_type in schemas:
-                    problems += [f"{event_type}: {e.message}" for e in schemas[event_type].iter_errors(state)]
+                    problems += [
+                        f"{event_type}: {e.message}" for e in schemas[event_type].iter_errors(payload)
+                    ]
                 if event_type == catalog_events.GRANT:
-                    assert message.key == f"grant:{state['id']}".encode()
-                    if state["version"] > grants.get(state["id"], {}).get("version", 0):
-                        grants[state["id"]] = state
+                    assert message.key == f"grant:{payload['id']}".encode()
+                    if payload["version"] > grants.get(payload["id"], {}).get("version", 0):
+                        grants[payload["id"]] = payload
                 elif event_type == catalog_events.ACCESS_REQUEST:
-                    assert message.key == f"accessrequest:{state['id']}".encode()
-                    requests[state["id"]] = state
+                    assert message.key == f"accessrequest:{payload['id']}".encode()
+                    requests[payload["id"]] = payload
                 elif event_type == catalog_events.SCENARIO:
-                    assert message.key == f"scenario:{state['id']}".encode()
-                    scenarios[state["id"]] = state
+                    assert message.key == f"scenario:{payload['id']}".encode()
+                    scenarios[payload["id"]] = payload
     finally:
         consumer.close()
     assert problems == []
@@ -381,7 +384,7 @@ def test_replaying_platform_catalog_rebuilds_the_current_grants(catalog: Catalog
             assert datetime.fromisoformat(replayed[key]) == datetime.fromisoformat(grant[key])
     assert (grants[ids[0]]["fields"], grants[ids[0]]["version"]) == (["result"], 2)
     assert grants[ids[1]]["status"] == "revoked"
-    assert {state["status"] for state in requests.values()} == {"approved"}
+    assert {request["status"] for request in requests.values()} == {"approved"}
     assert set(scenarios) == {"one-stop-visit", "ai-community"}
 
 

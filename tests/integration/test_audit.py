@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from citybase.cli import app as cli
 from services.catalog.audit import service as audit
 from services.catalog.audit.models import AuditEntry
+from services.catalog.runtime import CatalogRuntime
 from services.common import catalog_events, db, usage_events
 from services.common.envelope import CloudEvent, encode_json
 from services.common.usage_events import TOPIC as USAGE_TOPIC
@@ -208,7 +209,7 @@ def test_a_consistent_rewrite_is_caught_by_the_checkpoint(catalog: CatalogHarnes
         assert (
             catalog.call("POST", "/v1/principals/admin/keys", json={"name": f"k{index}"}).status_code == 201
         )
-    point = catalog.runtime.state["audit_checkpoints"].checkpoint_once()
+    point = catalog.runtime.service_as(CatalogRuntime).audit_checkpoints.checkpoint_once()
     assert point is not None
     assert point.seq == 3
 
@@ -232,9 +233,10 @@ def test_a_consistent_rewrite_is_caught_by_the_checkpoint(catalog: CatalogHarnes
 
 def test_checkpoints_are_published_on_the_catalog_topic(catalog: CatalogHarness) -> None:
     assert catalog.call("POST", "/v1/principals/admin/keys", json={"name": "k"}).status_code == 201
-    point = catalog.runtime.state["audit_checkpoints"].checkpoint_once()
+    checkpoints = catalog.runtime.service_as(CatalogRuntime).audit_checkpoints
+    point = checkpoints.checkpoint_once()
     assert point is not None
-    assert catalog.runtime.state["audit_checkpoints"].checkpoint_once() is None  # head unchanged
+    assert checkpoints.checkpoint_once() is None  # head unchanged
 
     found: list[dict[str, Any]] = []
 

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from citybase.platform import create_platform_app, prepare
+from services.common.app import ServiceRuntime
 from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
 from tests.factories import (
@@ -96,8 +97,10 @@ class Platform:
 
     def keyrings(self) -> list[Any]:
         """The key rings of the services that authenticate callers."""
-        states = [service.state.runtime.state for service in self.app.state.services.values()]
-        return [state["keyring"] for state in states if "keyring" in state]
+        return [
+            service.state.runtime.service_as(ServiceRuntime).keyring
+            for service in self.app.state.services.values()
+        ]
 
     def principal(self, principal_id: str, kind: str, department: str | None = None) -> str:
         self.ok(

@@ -9,6 +9,7 @@ import rdflib
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
 from services.catalog import service as catalog_service
+from services.catalog.runtime import CatalogRuntime
 from services.catalog.standards.dcat import VCARD
 from services.common import db
 from tests.factories import EXAMPLES, evolve_contract, example_contract
@@ -21,7 +22,7 @@ UNDESCRIBED = "transport.tram-arrivals"
 
 def _load_examples(catalog: CatalogHarness) -> None:
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        catalog_service.load_examples(session, catalog.runtime.state["events"], EXAMPLES)
+        catalog_service.load_examples(session, catalog.runtime.service_as(CatalogRuntime).events, EXAMPLES)
 
 
 def _register_without_description(catalog: CatalogHarness) -> None:

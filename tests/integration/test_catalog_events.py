@@ -10,6 +10,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from services.catalog import service as catalog_service
+from services.catalog.runtime import CatalogRuntime
 from services.catalog.schemas import DatasetUpdate
 from services.common import catalog_events, db
 from services.common.worker import wait_until
@@ -38,23 +39,23 @@ def _replay(
             for message in messages:
                 event = catalog_events.read_catalog_event(message)
                 assert event is not None
-                event_type, state = event
+                event_type, payload = event
                 problems += [
                     f"{event_type}: {error.message}"
-                    for error in SCHEMA_BY_TYPE[event_type].iter_errors(state)
+                    for error in SCHEMA_BY_TYPE[event_type].iter_errors(payload)
                 ]
                 if event_type == catalog_events.DATASET:
-                    assert message.key == f"dataset:{state['id']}".encode()
-                    datasets[state["id"]] = state
+                    assert message.key == f"dataset:{payload['id']}".encode()
+                    datasets[payload["id"]] = payload
                 elif event_type == catalog_events.CONTRACT_VERSION:
-                    contracts[f"{state['dataset_id']}:{state['version']}"] = state
+                    contracts[f"{payload['dataset_id']}:{payload['version']}"] = payload
     finally:
         consumer.close()
     return datasets, contracts, problems
 
 
 def test_replaying_platform_catalog_rebuilds_datasets_and_active_contracts(catalog: CatalogHarness) -> None:
-    events = catalog.runtime.state["events"]
+    events = catalog.runtime.service_as(CatalogRuntime).events
     with db.unit_of_work(catalog.runtime.sessions) as session:
         catalog_service.load_examples(session, events, EXAMPLES)
     with db.unit_of_work(catalog.runtime.sessions) as session:
@@ -64,7 +65,7 @@ def test_replaying_platform_catalog_rebuilds_datasets_and_active_contracts(catal
             "market.inspections",
             DatasetUpdate(compatibility_mode="FULL", title="Inspections"),
         )
-    relay = catalog.runtime.state["outbox"]
+    relay = catalog.runtime.service_as(CatalogRuntime).outbox
     assert wait_until(lambda: relay.pending() == 0, timeout_s=10)
 
     datasets, contracts, problems = _replay(catalog)
@@ -72,22 +73,24 @@ def test_replaying_platform_catalog_rebuilds_datasets_and_active_contracts(catal
     rows = catalog.call("GET", "/v1/datasets", params={"limit": 200}).json()["items"]
     assert datasets == {row["id"]: row for row in rows}
     assert datasets["market.inspections"]["compatibility_mode"] == "FULL"
-    for dataset_id, state in datasets.items():
-        active = contracts[f"{dataset_id}:{state['current_version']}"]
+    for dataset_id, dataset in datasets.items():
+        active = contracts[f"{dataset_id}:{dataset['current_version']}"]
         stored = catalog.call(
-            "GET", f"/v1/datasets/{dataset_id}/contract-versions/{state['current_version']}"
+            "GET", f"/v1/datasets/{dataset_id}/contract-versions/{dataset['current_version']}"
         ).json()
         assert active["record_schema"] == stored["record_schema"]
         assert active["fingerprint"] == stored["fingerprint"]
 
 
 def test_a_rolled_back_change_announces_nothing(catalog: CatalogHarness) -> None:
-    relay = catalog.runtime.state["outbox"]
+    relay = catalog.runtime.service_as(CatalogRuntime).outbox
     assert wait_until(lambda: relay.pending() == 0, timeout_s=10)
     before = _replay(catalog)[0]
     try:
         with db.unit_of_work(catalog.runtime.sessions) as session:
-            catalog_service.load_examples(session, catalog.runtime.state["events"], EXAMPLES)
+            catalog_service.load_examples(
+                session, catalog.runtime.service_as(CatalogRuntime).events, EXAMPLES
+            )
             raise RuntimeError("abandon the transaction")
     except RuntimeError:
         pass

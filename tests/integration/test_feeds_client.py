@@ -12,6 +12,7 @@ import pytest
 
 from citybase.client import Delivery, Subscriber
 from services.common.worker import wait_until
+from services.feeds.runtime import FeedsRuntime
 from tests.integration.conftest import IngestPlatform
 from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_tests, running_feeds
 
@@ -36,7 +37,7 @@ class CrashBeforeAck(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/ack") and self.delivered and not self.crashed:
             self.crashed = True
-            self.feeds.runtime.state["pool"].discard(self.subscription_id)
+            self.feeds.runtime.service_as(FeedsRuntime).pool.discard(self.subscription_id)
             raise httpx.ConnectError("connection reset", request=request)
         response = super().handle_request(request)
         if request.url.path.endswith("/records") and response.status_code == 200:

@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from services.common.policy import HASH_PREFIX
+from services.feeds.runtime import FeedsRuntime
 from tests.integration.conftest import IngestPlatform
 from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_tests, running_feeds
 
@@ -63,11 +64,11 @@ def test_unacknowledged_records_come_again_after_a_restart(feeds: FeedsPlatform)
     published = feeds.publish(dataset, 4)
     first = feeds.pull_all(scenario, subscription["id"], 4, ack=False)
     # A new feeds process (the old one "crashed" between delivery and ack) reads the same group.
-    feeds.runtime.state["pool"].discard(subscription["id"])
+    feeds.runtime.service_as(FeedsRuntime).pool.discard(subscription["id"])
     again = feeds.pull_all(scenario, subscription["id"], 4)
     assert {r["id"] for r in first} == {r["id"] for r in again} == {r["_event_id"] for r in published}
     # Acknowledged now: nothing more comes.
-    feeds.runtime.state["pool"].discard(subscription["id"])
+    feeds.runtime.service_as(FeedsRuntime).pool.discard(subscription["id"])
     response = feeds.pull(scenario, subscription["id"], wait=1.0)
     assert response.status_code == 200 and response.json()["records"] == []
     detail = feeds.call("GET", f"/v1/subscriptions/{subscription['id']}", scenario).json()
@@ -141,7 +142,7 @@ def test_usage_events_match_what_was_delivered(feeds: FeedsPlatform) -> None:
     subscription = feeds.subscribe(scenario, dataset.id, start="earliest")
     feeds.publish(dataset, 6)
     delivered = feeds.pull_all(scenario, subscription["id"], 6)
-    relay = feeds.runtime.state["outbox"]
+    relay = feeds.runtime.service_as(FeedsRuntime).outbox
     from services.common.worker import wait_until
 
     assert wait_until(lambda: relay.pending() == 0, 10)

@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from services.common.worker import wait_until
 from services.feeds.models import Replay
+from services.feeds.runtime import FeedsRuntime
 from tests.integration.conftest import IngestPlatform
 from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_tests, running_feeds
 
@@ -190,7 +191,7 @@ def test_replay_to_offsets_and_to_a_time_is_recorded(feeds: FeedsPlatform) -> No
         e for e in feeds.usage_events(3, subscription["id"]) if e["type"] == "city.citybase.feeds.replay.v1"
     ]
     # The replays' events left through the outbox: once they are on the bus, none is left in it.
-    relay = feeds.runtime.state["outbox"]
+    relay = feeds.runtime.service_as(FeedsRuntime).outbox
     assert wait_until(lambda: relay.pending() == 0, 10), f"{relay.pending()} events still in the outbox"
     schema = json.loads((EVENTS / "feeds.replay.json").read_text(encoding="utf-8"))
     for event in events:

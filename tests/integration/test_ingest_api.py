@@ -17,6 +17,7 @@ from services.common.bus import Message, OutgoingRecord
 from services.common.envelope import CloudEvent
 from services.common.worker import wait_until
 from services.ingest.raw import RawIngestSupervisor
+from services.ingest.runtime import IngestRuntime
 from tests.factories import bus_arrival_record
 from tests.integration.conftest import IngestPlatform, PublishedDataset
 
@@ -149,7 +150,7 @@ def test_the_raw_topic_gives_the_same_result_as_http(platform: IngestPlatform) -
     answer = platform.post(over_http.id, over_http.key, records).json()
     assert (answer["accepted"], answer["rejected"]) == (2, 2)
 
-    supervisor: RawIngestSupervisor = platform.runtime.state["raw"]
+    supervisor: RawIngestSupervisor = platform.runtime.service_as(IngestRuntime).raw
     raw_topic = f"raw.{over_kafka.id}"
     assert wait_until(lambda: raw_topic in supervisor.topics, timeout_s=10), (
         "the raw topic was not subscribed"
@@ -181,7 +182,7 @@ def test_the_raw_topic_gives_the_same_result_as_http(platform: IngestPlatform) -
     assert sorted(set(_reasons([m for m in raw_dlq if m not in unparsable]))) == _reasons(http_dlq)
     assert {m.value for m in unparsable} == {b"\x00 not json"}
     assert (unparsable[0].header("dlq_source") or b"").startswith(raw_topic.encode() + b"/")
-    group = platform.runtime.state["ingestor"].settings.raw_group_id
+    group = platform.runtime.service_as(IngestRuntime).ingestor.settings.raw_group_id
     assert wait_until(lambda: sum(platform.bus.admin().lag(group, raw_topic).values()) == 0, timeout_s=10), (
         "the raw offsets are committed once the results are acknowledged"
     )

@@ -16,6 +16,7 @@ from services.common.app import Infrastructure
 from services.common.bus.kafka import KafkaBus, KafkaTuning
 from services.common.envelope import CloudEvent
 from services.ingest.app import create_app as create_ingest
+from services.ingest.runtime import IngestRuntime
 from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record, embedded_settings
@@ -39,7 +40,7 @@ def test_a_batch_the_bus_does_not_acknowledge_is_a_503_that_claims_nothing(
     platform: IngestPlatform, dead_kafka: KafkaBus
 ) -> None:
     dataset = platform.dataset()
-    ingestor: Ingestor = platform.runtime.state["ingestor"]
+    ingestor: Ingestor = platform.runtime.service_as(IngestRuntime).ingestor
     batch = [bus_arrival_record() for _ in range(3)]
     headers = {"Idempotency-Key": "during-the-outage"}
     working = ingestor.producer

@@ -26,6 +26,7 @@ from services.common.bus import Bus, Message, OutgoingRecord, TopicSpec
 from services.common.envelope import CloudEvent
 from services.common.worker import wait_until
 from services.quality.app import create_app
+from services.quality.runtime import QualityRuntime
 from services.quality.settings import QualitySettings, WindowSize
 from tests.factories import (
     catalog_records,
@@ -64,12 +65,12 @@ class QualityHarness:
     @property
     def prefix(self) -> str:
         """This harness's datasets: quality follows only them, not every dataset of a shared bus."""
-        prefix: str = self.runtime.state["quality_settings"].dataset_prefix
+        prefix: str = self.runtime.service_as(QualityRuntime).settings.dataset_prefix
         return prefix
 
     def wait_following(self, dataset_id: str, timeout_s: float = 30.0) -> None:
         """Until the stream worker has partitions of the dataset's ds. topic (a group join)."""
-        stream = self.runtime.state["stream"]
+        stream = self.runtime.service_as(QualityRuntime).stream
         assert wait_until(lambda: f"ds.{dataset_id}" in stream.assigned, timeout_s, 0.1), stream.topics
 
     def publish(self, records: list[OutgoingRecord]) -> None:
@@ -99,7 +100,7 @@ class QualityHarness:
 
     @property
     def catalog(self) -> Any:
-        return self.runtime.state["catalog"]
+        return self.runtime.service_as(QualityRuntime).catalog
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.client.get(path, params=params, headers={"Authorization": f"Bearer {self.key}"})
@@ -162,7 +163,7 @@ def quality(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) ->
     with TestClient(app) as client:
         runtime: Runtime = app.state.runtime
         # The read model creates platform.catalog as it starts; publish once it has.
-        assert wait_until(lambda: runtime.state["read_model"].caught_up, 60)
+        assert wait_until(lambda: runtime.service_as(QualityRuntime).read_model.caught_up, 60)
         key, records = operator_key(f"operator-{unique_name}")
         runtime.bus.producer().publish(records)
         harness = QualityHarness(client, runtime, key, f"dept-{unique_name}", [])

@@ -8,14 +8,12 @@ from fastapi import Depends
 
 from services.catalog.access.service import Collaborators
 from services.catalog.access.settings import AccessSettings
-from services.catalog.deps import AuditDep, EventsDep, SessionDep
+from services.catalog.deps import AuditDep, CatalogRuntimeDep, EventsDep, SessionDep
 from services.common.auth import Principal, PrincipalKind, require
-from services.common.deps import RuntimeDep
 
 
-def get_access_settings(runtime: RuntimeDep) -> AccessSettings:
-    settings: AccessSettings = runtime.state["access_settings"]
-    return settings
+def get_access_settings(catalog: CatalogRuntimeDep) -> AccessSettings:
+    return catalog.access_settings
 
 
 def get_collaborators(

@@ -857,11 +857,11 @@ def effective_status(grant: Grant, now: datetime) -> GrantStatus:
 
 
 def grant_read(grant: Grant, now: datetime) -> GrantRead:
-    state = grant_state(grant)
-    del state["hash_key"]  # the platform's alone: a receiver holding it could reverse its hashes
+    payload = grant_state(grant)
+    del payload["hash_key"]  # the platform's alone: a receiver holding it could reverse its hashes
     return GrantRead.model_validate(
         {
-            **state,
+            **payload,
             "status": effective_status(grant, now),
             "contract_version": grant.contract_version,
             "unmasked": grant.unmasked,

@@ -15,6 +15,7 @@ from citybase.cli import app
 from citybase.platform import one_process_feeds_settings
 from services.common.secret_file import MissingSecret, data_dir_secret
 from services.common.settings import Settings
+from services.feeds.runtime import FeedsRuntime
 from services.feeds.settings import FeedsSettings
 
 runner = CliRunner()
@@ -106,7 +107,7 @@ def test_up_serves_feeds_with_the_data_directorys_secret(
     secret = (tmp_path / "secrets" / "feeds").read_text().strip()
     assert stat.S_IMODE((tmp_path / "secrets" / "feeds").stat().st_mode) == 0o600
     with TestClient(platform):
-        assert feeds.state.runtime.state["feeds"].settings.signing_key() == secret.encode()
+        assert feeds.state.runtime.service_as(FeedsRuntime).feeds.settings.signing_key() == secret.encode()
 
 
 def test_up_refuses_a_short_secret(tmp_path: Path) -> None:

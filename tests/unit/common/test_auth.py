@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from services.common import catalog_events
+from services.common.app import ServiceRuntime
 from services.common.auth import (
     KeyRing,
     Principal,
@@ -90,7 +91,7 @@ def _app(ring: KeyRing) -> FastAPI:
     install_problem_handlers(app)
 
     class _Runtime:
-        state = {"keyring": ring}
+        service = ServiceRuntime(keyring=ring)
 
     app.state.runtime = _Runtime()
 

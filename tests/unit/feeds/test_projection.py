@@ -39,20 +39,20 @@ def test_a_grant_keeps_its_highest_version_and_its_policy_follows() -> None:
 def test_effective_status_is_computed_with_the_clock() -> None:
     catalog = FeedsCatalog()
     now = datetime.now(UTC)
-    state = feeds_grant_state(
+    payload = feeds_grant_state(
         "sc-1", "transport.arrivals", expires_at=(now + timedelta(minutes=1)).isoformat()
     )
-    catalog.apply(message(grant_record(state)))
-    grant = catalog.grant(state["id"])
+    catalog.apply(message(grant_record(payload)))
+    grant = catalog.grant(payload["id"])
     assert grant is not None
     assert grant.effective_status(now) == "active" and grant.refusal(now) is None
     later = now + timedelta(minutes=2)
     assert grant.effective_status(later) == "expired" and "expired" in (grant.refusal(later) or "")
     assert catalog.usable_grant("sc-1", "transport.arrivals", now) == grant
     assert catalog.usable_grant("sc-1", "transport.arrivals", later) is None
-    revoked = next_grant_version(state, status="revoked", expires_at=(now - timedelta(days=1)).isoformat())
+    revoked = next_grant_version(payload, status="revoked", expires_at=(now - timedelta(days=1)).isoformat())
     catalog.apply(message(grant_record(revoked), 1))
-    assert catalog.grant(state["id"]).effective_status(now) == "revoked"  # type: ignore[union-attr]
+    assert catalog.grant(payload["id"]).effective_status(now) == "revoked"  # type: ignore[union-attr]
 
 
 def test_malformed_grants_and_tombstones_do_not_stop_the_read_model(caplog: pytest.LogCaptureFixture) -> None:

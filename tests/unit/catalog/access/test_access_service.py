@@ -315,7 +315,7 @@ def test_a_decided_request_cannot_be_decided_again(world: World) -> None:
     assert withdrawn.status == "withdrawn"
     with pytest.raises(exceptions.AlreadyDecided):
         world.approve(other.id)
-    states = [state["status"] for state in world.events(catalog_events.ACCESS_REQUEST)]
+    states = [request["status"] for request in world.events(catalog_events.ACCESS_REQUEST)]
     assert states == ["pending", "rejected", "pending", "withdrawn"]
 
 
@@ -374,7 +374,7 @@ def test_every_change_of_a_grant_increments_its_version_and_is_announced(world: 
             change()
     with pytest.raises(exceptions.NotTheOwningDepartment):
         access.suspend_grant(world.ctx, HEALTH_APPROVER, grant.id, "not mine")
-    announced = [(state["version"], state["status"]) for state in world.events(catalog_events.GRANT)]
+    announced = [(payload["version"], payload["status"]) for payload in world.events(catalog_events.GRANT)]
     assert announced == [(1, "active"), (2, "active"), (3, "suspended"), (4, "active"), (5, "revoked")]
     assert world.audit.actions().count("grant.update") == 2
 
@@ -431,7 +431,7 @@ def test_a_scenario_is_a_principal_whose_keys_stop_when_it_is_suspended(world: W
     access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="active", contact="new@x.cn"))
     assert catalog_service.get_principal(world.session, VISIT.id).status == "active"
     states = world.events(catalog_events.SCENARIO)
-    assert [state["status"] for state in states if state["id"] == VISIT.id] == [
+    assert [scenario["status"] for scenario in states if scenario["id"] == VISIT.id] == [
         "active",
         "suspended",
         "active",
@@ -488,7 +488,7 @@ def test_retiring_a_scenario_revokes_its_grants_and_withdraws_its_pending_reques
     assert access.get_access_request(world.session, ADMIN, pending.id).status == "withdrawn"
     assert access.get_grant(world.session, ADMIN, theirs.id, world.clock()).status == "active"
     assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
-    revoked = [state for state in world.events(catalog_events.GRANT) if state["id"] == grant.id]
+    revoked = [payload for payload in world.events(catalog_events.GRANT) if payload["id"] == grant.id]
     assert (revoked[-1]["status"], revoked[-1]["version"]) == ("revoked", 2)
 
 
@@ -531,7 +531,7 @@ def test_a_new_contract_version_masks_a_newly_sensitive_field_on_live_grants_onl
         assert version in grant.status_reason
     assert "inspector_phone" not in in_clear.masking  # un-masked on record: stays so
     assert ended.version == before[ended.id] and "district" not in ended.masking
-    announced = {state["id"]: state for state in world.events(catalog_events.GRANT)}
+    announced = {payload["id"]: payload for payload in world.events(catalog_events.GRANT)}
     assert announced[live.id]["masking"]["district"] == {"kind": "hash"}
     assert announced[live.id]["version"] == live.version
     assert world.audit.actions() == ["grant.update", "grant.update"]
@@ -578,7 +578,7 @@ def test_grants_made_before_hash_keys_get_theirs_once_and_live_ones_are_announce
     assert access.issue_missing_hash_keys(world.session, world.ctx.events) == [live.id]
     assert live.hash_key is not None and ended.hash_key is not None and live.hash_key != ended.hash_key
     assert (live.version, ended.version) == (versions[live.id] + 1, versions[ended.id])
-    announced = [state for state in world.events(catalog_events.GRANT) if state["id"] == live.id][-1]
+    announced = [payload for payload in world.events(catalog_events.GRANT) if payload["id"] == live.id][-1]
     assert announced["version"] == live.version and announced["hash_key"] == live.hash_key
     assert "hash_key" not in access.grant_read(live, world.clock()).model_dump()
     assert access.issue_missing_hash_keys(world.session, world.ctx.events) == []

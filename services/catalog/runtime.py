@@ -1,0 +1,22 @@
+"""What the catalog service builds in its lifespan, handed to its routes by ``CatalogRuntimeDep``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.catalog.access.settings import AccessSettings
+from services.catalog.audit.refusals import RefusalRecorder
+from services.catalog.audit.service import AuditCheckpointer
+from services.catalog.service import CatalogEvents
+from services.common.app import ServiceRuntime
+from services.common.outbox import OutboxRelay
+
+
+@dataclass(kw_only=True)
+class CatalogRuntime(ServiceRuntime):
+    events: CatalogEvents
+    """Where the catalog's changes go: its outbox, relayed to ``platform.catalog``."""
+    outbox: OutboxRelay
+    audit_checkpoints: AuditCheckpointer
+    audit_refusals: RefusalRecorder
+    access_settings: AccessSettings = field(default_factory=AccessSettings)
