@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.quality import service, utilization
+from services.quality import queries, utilization
 from services.quality.exceptions import DepartmentNotFound, InvalidPeriod
 from services.quality.projection import QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
@@ -52,7 +52,7 @@ def _dataset_rows(
     start: datetime,
     end: datetime,
 ) -> list[dict[str, Any]]:
-    quality = service.period_scores(session, dataset_ids, start, end)
+    quality = queries.period_scores(session=session, dataset_ids=dataset_ids, start=start, end=end)
     usage = utilization.dataset_scores(session, catalog, settings, end)
     rows = []
     for dataset_id in dataset_ids:
