@@ -27,8 +27,9 @@ from services.ingest.api import router
 from services.ingest.metrics import IngestMetrics
 from services.ingest.projection import CatalogProjection
 from services.ingest.raw import RawIngestSupervisor
-from services.ingest.service import Ingestor, TopicRegistry
+from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
+from services.ingest.topics import TopicRegistry
 
 NAME = "ingest"
 DESCRIPTION = (

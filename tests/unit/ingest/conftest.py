@@ -29,8 +29,9 @@ from services.common.bus.embedded import EmbeddedBus
 from services.common.metrics import ServiceMetrics
 from services.ingest.metrics import IngestMetrics
 from services.ingest.projection import CatalogProjection
-from services.ingest.service import Ingestor, TopicRegistry
+from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
+from services.ingest.topics import TopicRegistry
 from tests.factories import ingest_contract
 
 DATASET = "transport.unit-arrivals"

@@ -33,14 +33,16 @@ def _publish(
 ) -> BatchAnswer:
     body = json.dumps(records).encode()
     batch = kit.ingestor.open_batch(
-        DATASET,
-        principal,
+        dataset_id=DATASET,
+        principal=principal,
         content_type="application/json",
         content_encoding=None,
         contract_version=None,
         idempotency_key=key,
     )
-    return asyncio.run(kit.ingestor.publish(batch, body, hashlib.sha256(body).hexdigest()))
+    return asyncio.run(
+        kit.ingestor.publish(batch=batch, body=body, body_sha256=hashlib.sha256(body).hexdigest())
+    )
 
 
 def _sample(kit: IngestorKit, name: str, **labels: str) -> float:

@@ -17,6 +17,15 @@ from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Message, OutgoingRecord
 from services.common.envelope import CloudEvent
 from services.common.problems import Problem
+from services.ingest.envelopes import (
+    RecordEnvelopes,
+    batch_event_ids,
+    derived_event_id,
+    random_event_id,
+    raw_event_id,
+    record_envelope,
+    record_key,
+)
 from services.ingest.exceptions import (
     ContractVersionMismatch,
     CsvHeaderMismatch,
@@ -26,23 +35,18 @@ from services.ingest.exceptions import (
 )
 from services.ingest.parsing import parse_json_array
 from services.ingest.projection import CatalogProjection
-from services.ingest.service import (
-    RecordEnvelopes,
+from services.ingest.publishers import (
+    authorize_publisher,
+    check_claimed_version,
+    current_contract,
+    writable_dataset,
+)
+from services.ingest.routing import (
     RoutedBatch,
     RoutingContext,
-    authorize_publisher,
-    batch_event_ids,
-    check_claimed_version,
     check_csv_header,
-    current_contract,
-    derived_event_id,
     encode_record,
-    random_event_id,
-    raw_event_id,
-    record_envelope,
-    record_key,
     route_record,
-    writable_dataset,
 )
 from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record
