@@ -10,7 +10,8 @@ from services.common.auth import Principal, PrincipalKind, require
 from services.common.deps import RuntimeDep
 from services.common.problems import CatalogNotReady
 from services.common.readmodel import ReadModel
-from services.feeds.service import Credential, Feeds
+from services.feeds.access import Credential
+from services.feeds.service import Feeds
 
 __all__ = ["CredentialDep", "FeedsDep", "ScenarioDep"]
 
