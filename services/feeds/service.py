@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
-from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,13 +31,13 @@ from services.common.bus import Bus, BusError, TopicSpec, UnknownTopic
 from services.common.clock import utcnow
 from services.common.envelope import CloudEvent, format_time
 from services.common.outbox import Outbox
-from services.feeds.access import Credential, DeliveryAccess
+from services.feeds.access import Clock, Credential, DeliveryAccess
 from services.feeds.cursor import Cursor, CursorCodec
 from services.feeds.delivery import SOURCE, Batch, Delivery, join_partitions
 from services.feeds.exceptions import DatasetNotFound, StaleCursor, SubscriptionNotFound
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Replay, Subscription
-from services.feeds.projection import FeedsCatalog, GrantState
+from services.feeds.projection import FeedsCatalog
 from services.feeds.readers import Reader, ReaderPool, check_offsets, group_id_of, open_positioned
 from services.feeds.schemas import (
     AckResult,
@@ -64,8 +62,6 @@ from services.feeds.subscriptions import (
 from services.feeds.webhook_targets import WebhookTargets
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 class Feeds:
@@ -105,6 +101,9 @@ class Feeds:
             metrics=metrics,
             settings=settings,
         )
+        # Every mode of delivery reads and meters a batch the same way; the webhook pusher through these.
+        self.read_batch = self.delivery.read_batch
+        self.meter = self.delivery.meter
 
     # --- subscriptions ------------------------------------------------------------------------
 
@@ -245,38 +244,6 @@ class Feeds:
             row = own_subscription(session, principal=principal, subscription_id=subscription_id)
             return SubscriptionView.of(row)
 
-    def authorize(
-        self, subscription: SubscriptionView, credential: Credential | None
-    ) -> tuple[GrantState, int | None]:
-        """See :meth:`DeliveryAccess.authorize <services.feeds.access.DeliveryAccess.authorize>`."""
-        return self.access.authorize(subscription, credential)
-
-    def read_batch(
-        self,
-        subscription: SubscriptionView,
-        reader: Reader,
-        *,
-        max_records: int,
-        wait_s: float,
-        mode: str,
-        credential: Credential | None,
-        keep_waiting: Callable[[], bool] | None = None,
-    ) -> Batch:
-        """See :meth:`Delivery.read_batch <services.feeds.delivery.Delivery.read_batch>`."""
-        return self.delivery.read_batch(
-            subscription,
-            reader,
-            max_records=max_records,
-            wait_s=wait_s,
-            mode=mode,
-            credential=credential,
-            keep_waiting=keep_waiting,
-        )
-
-    def meter(self, batch: Batch) -> None:
-        """See :meth:`Delivery.meter <services.feeds.delivery.Delivery.meter>`: its own unit of work."""
-        self.delivery.meter(batch)
-
     # --- long-poll --------------------------------------------------------------------------
 
     def poll(
@@ -404,7 +371,7 @@ class Feeds:
             resume = self.cursors.decode(last_event_id, subscription.id)
             if resume.epoch != subscription.reset_epoch:
                 resume = None  # replayed since: read on from the replay's positions
-        self.authorize(subscription, credential)
+        self.access.authorize(subscription, credential)
         scenario_id = subscription.scenario_id
         self.streams.take(scenario_id)
 

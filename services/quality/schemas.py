@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-Number = float | int
+Number = Annotated[float | int, WithJsonSchema({"type": "number"})]
+"""A number kept as it was computed: an integer stays an integer in the JSON."""
 Moment = Annotated[
     datetime,
     PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
@@ -132,7 +133,6 @@ class QualityHistory(QualityRead):
 
 class DatasetRank(QualityRead):
     key: str
-    rank: int
     dataset_id: str
     domain_id: str | None
     owner_department_id: str | None
@@ -140,18 +140,19 @@ class DatasetRank(QualityRead):
     scores: Scores | None
     closed_at: Moment | None
     open_breaches: int
+    rank: int
 
 
 class GroupRank(QualityRead):
     """A domain or a department: the mean overall score of its scored datasets."""
 
     key: str
-    rank: int
     datasets: int
     scored_datasets: int
     overall: Number | None
     worst_dataset: str | None
     open_breaches: int
+    rank: int
 
 
 class QualityRankings(QualityRead):
@@ -350,21 +351,24 @@ class ScenarioShowcase(QualityRead):
     unused_grants: list[UnusedGrant]
 
 
-class DepartmentScorecard(QualityRead):
-    kind: Literal["department"]
+class Scorecard(QualityRead):
+    """A department's or a scenario's datasets over a period, for performance evaluation."""
+
+    kind: str
     id: str
     start: Moment = Field(alias="from")
     end: Moment = Field(alias="to")
+
+
+class DepartmentScorecard(Scorecard):
+    kind: Literal["department"]
     summary: CardSummary
     datasets: list[CardDataset]
     showcase_only: DepartmentShowcase
 
 
-class ScenarioScorecard(QualityRead):
+class ScenarioScorecard(Scorecard):
     kind: Literal["scenario"]
-    id: str
-    start: Moment = Field(alias="from")
-    end: Moment = Field(alias="to")
     summary: ScenarioCardSummary
     datasets: list[ScenarioCardDataset]
     daily_consumption: list[DailyUse]

@@ -211,3 +211,8 @@ def api_key_event(
         (catalog_events.API_KEY, issued.prefix, key_state),
         issued.key,
     )
+
+
+def sample_value(kit: IngestorKit, name: str, **labels: str) -> float:
+    """A metric's value in the kit's registry (0 when it has no sample yet)."""
+    return kit.registry.get_sample_value(name, labels) or 0.0
