@@ -165,7 +165,13 @@ def dataset_utilization(
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> dict[str, Any]:
     return utilization.dataset_utilization(
-        session, catalog, settings, dataset_id, utcnow(), days=days, admin=runtime.bus.admin()
+        session=session,
+        catalog=catalog,
+        settings=settings,
+        dataset_id=dataset_id,
+        now=utcnow(),
+        days=days,
+        admin=runtime.bus.admin(),
     )
 
 
@@ -183,7 +189,9 @@ def scenario_utilization(
     _reader: ReaderDep,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> dict[str, Any]:
-    return utilization.scenario_utilization(session, catalog, settings, scenario_id, utcnow(), days=days)
+    return utilization.scenario_utilization(
+        session=session, catalog=catalog, settings=settings, scenario_id=scenario_id, now=utcnow(), days=days
+    )
 
 
 def _render(card: dict[str, Any], format: CardFormat) -> Any:

@@ -102,7 +102,8 @@ def department_scorecard(
     period: timedelta,
     now: datetime,
 ) -> dict[str, Any]:
-    """A department's datasets over the period: quality per dimension, SLA breaches, utilization."""
+    """A department's datasets over the period: quality per dimension, SLA breaches, utilization.
+    Reads in the caller's session."""
     owned = [
         d.id for d in catalog.datasets() if d.owner_department_id == department_id and d.status != "draft"
     ]
@@ -135,9 +136,12 @@ def scenario_scorecard(
     period: timedelta,
     now: datetime,
 ) -> dict[str, Any]:
-    """A scenario's use of data over the period and the quality of the datasets it relies on."""
+    """A scenario's use of data over the period and the quality of the datasets it relies on.
+    Reads in the caller's session."""
     days = max(1, round(period.total_seconds() / 86400))
-    usage = utilization.scenario_utilization(session, catalog, settings, scenario_id, now, days=days)
+    usage = utilization.scenario_utilization(
+        session=session, catalog=catalog, settings=settings, scenario_id=scenario_id, now=now, days=days
+    )
     dataset_ids = sorted(
         {g["dataset_id"] for g in usage["grants"]} | {d["dataset_id"] for d in usage["datasets"]}
     )
