@@ -29,7 +29,7 @@ from services.ingest.projection import CatalogProjection
 from services.ingest.raw import RawIngestSupervisor
 from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
-from services.ingest.topics import TopicRegistry
+from services.ingest.topic_registry import TopicRegistry
 
 NAME = "ingest"
 DESCRIPTION = (

@@ -6,7 +6,7 @@ The rules it applies live beside it, one module each: who may publish what
 (:mod:`~services.ingest.publishers`), reading a body (:mod:`~services.ingest.parsing`), checking a
 record (:mod:`~services.ingest.validation`), where each record goes (:mod:`~services.ingest.routing`:
 ``ds.<dataset>``, ``dlq.<dataset>`` or nowhere for a repeated ``_event_id``), keys, event ids and
-envelopes (:mod:`~services.ingest.envelopes`), the dataset's topics (:mod:`~services.ingest.topics`)
+envelopes (:mod:`~services.ingest.envelopes`), the dataset's topics (:mod:`~services.ingest.topic_registry`)
 and safe retries (:mod:`~services.ingest.idempotency`). Only the idempotency keys touch the
 database, each in a unit of work of its own; every method says so where it does.
 
@@ -84,7 +84,7 @@ from services.ingest.publishers import (
 )
 from services.ingest.routing import RoutedBatch, RoutingContext, check_csv_header, route_record
 from services.ingest.settings import IngestSettings
-from services.ingest.topics import TopicRegistry
+from services.ingest.topic_registry import TopicRegistry
 from services.ingest.validation import (
     Violation,
 )

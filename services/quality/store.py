@@ -9,7 +9,6 @@ write in the session their caller hands them and flush, never commit.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -34,8 +33,6 @@ from services.quality.projection import QualityCatalog
 from services.quality.scorer import Clock, Scorer
 from services.quality.settings import DIMENSIONS, QualitySettings
 from services.quality.windows import Window, WindowScore
-
-log = logging.getLogger(__name__)
 
 
 class QualityService:

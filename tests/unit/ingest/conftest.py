@@ -31,7 +31,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.projection import CatalogProjection
 from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
-from services.ingest.topics import TopicRegistry
+from services.ingest.topic_registry import TopicRegistry
 from tests.factories import ingest_contract
 
 DATASET = "transport.unit-arrivals"
