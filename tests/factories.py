@@ -327,7 +327,7 @@ def routed_records(
     reason headers. Returns the records and the generated ones (with their faults). Values look
     like those of the example dataset ``flavour_of``."""
     from citybase.demo import FLAVOURS, FaultRates, RecordGenerator
-    from services.ingest.service import record_envelope
+    from services.ingest.envelopes import record_envelope
     from services.ingest.validation import RecordValidator
 
     dataset_id = contract["dataset_id"]

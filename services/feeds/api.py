@@ -10,7 +10,6 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from services.common.deps import SessionDep
 from services.common.problems import FieldError, InvalidRequest
 from services.feeds.deps import CredentialDep, FeedsDep, ScenarioDep
 from services.feeds.schemas import (
@@ -25,7 +24,8 @@ from services.feeds.schemas import (
     SubscriptionPage,
     WebhookDeliveryPage,
 )
-from services.feeds.service import Feeds, Stream
+from services.feeds.service import Feeds
+from services.feeds.streams import Stream
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
 
@@ -40,12 +40,12 @@ router = APIRouter(prefix="/v1", tags=["subscriptions"])
 def create_subscription(
     payload: SubscriptionCreate, feeds: FeedsDep, scenario: ScenarioDep
 ) -> SubscriptionCreated:
-    return feeds.create_subscription(scenario, payload)
+    return feeds.create_subscription(principal=scenario, payload=payload)
 
 
 @router.get("/subscriptions", response_model=SubscriptionPage, summary="The calling scenario's subscriptions")
-def list_subscriptions(session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep) -> SubscriptionPage:
-    return SubscriptionPage(items=feeds.list_subscriptions(session, scenario))
+def list_subscriptions(feeds: FeedsDep, scenario: ScenarioDep) -> SubscriptionPage:
+    return feeds.list_subscriptions(principal=scenario)
 
 
 @router.get(
@@ -53,19 +53,15 @@ def list_subscriptions(session: SessionDep, feeds: FeedsDep, scenario: ScenarioD
     response_model=SubscriptionDetail,
     summary="A subscription with its grant, committed position and lag per partition",
 )
-def get_subscription(
-    subscription_id: str, session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep
-) -> SubscriptionDetail:
-    return feeds.get_subscription(session, scenario, subscription_id)
+def get_subscription(subscription_id: str, feeds: FeedsDep, scenario: ScenarioDep) -> SubscriptionDetail:
+    return feeds.get_subscription(principal=scenario, subscription_id=subscription_id)
 
 
 @router.post(
     "/subscriptions/{subscription_id}/pause", response_model=SubscriptionDetail, summary="Stop delivery"
 )
-def pause_subscription(
-    subscription_id: str, session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep
-) -> SubscriptionDetail:
-    return feeds.set_status(session, scenario, subscription_id, "paused")
+def pause_subscription(subscription_id: str, feeds: FeedsDep, scenario: ScenarioDep) -> SubscriptionDetail:
+    return feeds.set_status(principal=scenario, subscription_id=subscription_id, status="paused")
 
 
 @router.post(
@@ -73,10 +69,8 @@ def pause_subscription(
     response_model=SubscriptionDetail,
     summary="Deliver again (a paused webhook is tried again at once)",
 )
-def resume_subscription(
-    subscription_id: str, session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep
-) -> SubscriptionDetail:
-    return feeds.set_status(session, scenario, subscription_id, "active")
+def resume_subscription(subscription_id: str, feeds: FeedsDep, scenario: ScenarioDep) -> SubscriptionDetail:
+    return feeds.set_status(principal=scenario, subscription_id=subscription_id, status="active")
 
 
 @router.delete(
@@ -84,10 +78,8 @@ def resume_subscription(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a subscription and its committed positions",
 )
-def delete_subscription(
-    subscription_id: str, session: SessionDep, feeds: FeedsDep, scenario: ScenarioDep
-) -> Response:
-    feeds.delete_subscription(session, scenario, subscription_id)
+def delete_subscription(subscription_id: str, feeds: FeedsDep, scenario: ScenarioDep) -> Response:
+    feeds.delete_subscription(principal=scenario, subscription_id=subscription_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -126,7 +118,13 @@ def read_records(
     max_records = settings.default_batch if max is None else max
     _check_range("max", max_records, 1, settings.max_batch)
     _check_range("wait", wait, 0, settings.max_wait_s)
-    batch = feeds.poll(scenario, subscription_id, max_records=max_records, wait_s=wait, credential=credential)
+    batch = feeds.poll(
+        principal=scenario,
+        subscription_id=subscription_id,
+        max_records=max_records,
+        wait_s=wait,
+        credential=credential,
+    )
     return Response(batch.body(), media_type="application/json")
 
 
@@ -136,7 +134,7 @@ def read_records(
     summary="Acknowledge every record delivered before the cursor",
 )
 def ack(subscription_id: str, payload: AckRequest, feeds: FeedsDep, scenario: ScenarioDep) -> AckResult:
-    return AckResult(committed=feeds.ack(scenario, subscription_id, payload.cursor))
+    return feeds.ack(principal=scenario, subscription_id=subscription_id, cursor=payload.cursor)
 
 
 @router.post(
@@ -147,8 +145,7 @@ def ack(subscription_id: str, payload: AckRequest, feeds: FeedsDep, scenario: Sc
 def replay(
     subscription_id: str, payload: ReplayRequest, feeds: FeedsDep, scenario: ScenarioDep
 ) -> ReplayResult:
-    positions, epoch = feeds.replay(scenario, subscription_id, payload.to)
-    return ReplayResult(subscription_id=subscription_id, positions=positions, replays=epoch)
+    return feeds.replay(principal=scenario, subscription_id=subscription_id, to=payload.to)
 
 
 @router.get(
@@ -158,12 +155,11 @@ def replay(
 )
 def deliveries(
     subscription_id: str,
-    session: SessionDep,
     feeds: FeedsDep,
     scenario: ScenarioDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> WebhookDeliveryPage:
-    return WebhookDeliveryPage(items=feeds.deliveries(session, scenario, subscription_id, limit))
+    return feeds.deliveries(principal=scenario, subscription_id=subscription_id, limit=limit)
 
 
 def _stream_threads(request: Request, feeds: Feeds) -> anyio.CapacityLimiter:
@@ -224,7 +220,12 @@ async def stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=8192)] = None,
 ) -> StreamingResponse:
     opened = await anyio.to_thread.run_sync(
-        lambda: feeds.open_stream(scenario, subscription_id, last_event_id, credential)
+        lambda: feeds.open_stream(
+            principal=scenario,
+            subscription_id=subscription_id,
+            last_event_id=last_event_id,
+            credential=credential,
+        )
     )
     feeds.metrics.readers.labels("sse").inc()
     return StreamingResponse(

@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from services.common.auth import Principal, PrincipalKind, require
 from services.common.deps import service_runtime
 from services.common.problems import CatalogNotReady
+from services.feeds.access import Credential
 from services.feeds.runtime import FeedsRuntime
-from services.feeds.service import Credential, Feeds
+from services.feeds.service import Feeds
 
 __all__ = ["CredentialDep", "FeedsDep", "FeedsRuntimeDep", "ScenarioDep"]
 

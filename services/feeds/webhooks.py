@@ -39,7 +39,8 @@ from services.common.bus import BusError
 from services.common.problems import Problem
 from services.feeds.models import Subscription, WebhookDelivery
 from services.feeds.readers import Reader
-from services.feeds.service import Feeds, SubscriptionView
+from services.feeds.service import Feeds
+from services.feeds.subscriptions import SubscriptionView
 from services.feeds.webhook_targets import TargetRefused, WebhookTargets
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""HTTP routes of ingest: read the request, hand it to the :class:`Ingestor`, answer."""
+"""HTTP routes of ingest: read the request, hand it to :meth:`Ingestor.accept`, answer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
 
 from services.ingest.deps import IngestorDep, PublisherDep
-from services.ingest.parsing import BoundedBody
 from services.ingest.schemas import RecordBatchResult
 from services.ingest.service import CONTRACT_VERSION_HEADER
 
@@ -76,18 +75,15 @@ async def publish_records(
         ),
     ] = None,
 ) -> JSONResponse:
-    batch = ingestor.open_batch(
-        dataset_id,
-        publisher,
+    answer = await ingestor.accept(
+        dataset_id=dataset_id,
+        principal=publisher,
         content_type=content_type,
         content_encoding=content_encoding,
+        content_length=content_length,
         contract_version=contract_version,
         idempotency_key=idempotency_key,
+        body=request.stream(),
     )
-    body = BoundedBody(ingestor.settings.max_body_bytes, gzip=batch.gzip)
-    body.check_declared_length(content_length)
-    async for chunk in request.stream():
-        body.feed(chunk)
-    answer = await ingestor.publish(batch, body.finish(), body.sha256)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)

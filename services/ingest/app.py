@@ -28,8 +28,9 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.projection import CatalogProjection
 from services.ingest.raw import RawIngestSupervisor
 from services.ingest.runtime import IngestRuntime
-from services.ingest.service import Ingestor, TopicRegistry
+from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
+from services.ingest.topic_registry import TopicRegistry
 
 NAME = "ingest"
 DESCRIPTION = (

@@ -9,7 +9,7 @@ is read twice or skipped across the swap; the cost is one group rebalance per ch
 rare (datasets change on the scale of days). Replicas of ingest share the group, hence the
 partitions.
 
-Each record goes through the same :func:`~services.ingest.service.route_record` as an HTTP
+Each record goes through the same :func:`~services.ingest.routing.route_record` as an HTTP
 batch; the handler sends its ds./dlq. record at once and ``flush`` waits for every
 acknowledgement of the poll, so the worker commits the raw offsets only after the bus has what
 they became. If the bus fails, the batch is read again from the committed offsets, and each

@@ -11,8 +11,20 @@ from fastapi import APIRouter, Query, Response
 
 from services.common.clock import utcnow
 from services.common.deps import RuntimeDep, SessionDep
-from services.quality import scorecards, service, utilization
+from services.quality import queries, scorecards, utilization
 from services.quality.deps import CatalogDep, QualitySettingsDep, ReaderDep
+from services.quality.schemas import (
+    DatasetQuality,
+    DatasetUtilization,
+    DepartmentScorecard,
+    IdleFindings,
+    QualityHistory,
+    QualityRankings,
+    ScenarioScorecard,
+    ScenarioUtilization,
+    UnscoredDatasetUtilization,
+    UtilizationOverview,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -29,7 +41,12 @@ class CardFormat(StrEnum):
     html = "html"
 
 
-@router.get("/datasets/{dataset_id}/quality", tags=["quality"], summary="Latest quality of a dataset")
+@router.get(
+    "/datasets/{dataset_id}/quality",
+    tags=["quality"],
+    summary="Latest quality of a dataset",
+    response_model=DatasetQuality,
+)
 def dataset_quality(
     dataset_id: str,
     session: SessionDep,
@@ -42,11 +59,21 @@ def dataset_quality(
     problems met while scoring. The failing values and repeated keys of a conditional or
     restricted dataset are shown to its owning department and operators only (``record_evidence``
     says whether they were left out, and why). 404 for an unknown dataset."""
-    return service.latest_quality(session, catalog, settings, dataset_id, utcnow(), reader)
+    return queries.latest_quality(
+        session=session,
+        catalog=catalog,
+        settings=settings,
+        dataset_id=dataset_id,
+        now=utcnow(),
+        reader=reader,
+    )
 
 
 @router.get(
-    "/datasets/{dataset_id}/quality/history", tags=["quality"], summary="Quality of a dataset over time"
+    "/datasets/{dataset_id}/quality/history",
+    tags=["quality"],
+    summary="Quality of a dataset over time",
+    response_model=QualityHistory,
 )
 def dataset_quality_history(
     dataset_id: str,
@@ -64,12 +91,22 @@ def dataset_quality_history(
     (default ``history_max_points``). 422 when 'to' is not after 'from'."""
     end = end or utcnow()
     start = start or end - timedelta(days=1)
-    return service.quality_history(
-        session, catalog, dataset_id, start, end, points or settings.history_max_points
+    return queries.quality_history(
+        session=session,
+        catalog=catalog,
+        dataset_id=dataset_id,
+        start=start,
+        end=end,
+        max_points=points or settings.history_max_points,
     )
 
 
-@router.get("/quality/rankings", tags=["quality"], summary="Datasets, domains or departments, worst first")
+@router.get(
+    "/quality/rankings",
+    tags=["quality"],
+    summary="Datasets, domains or departments, worst first",
+    response_model=QualityRankings,
+)
 def quality_rankings(
     session: SessionDep,
     catalog: CatalogDep,
@@ -78,18 +115,26 @@ def quality_rankings(
     domain: str | None = None,
     department: str | None = None,
 ) -> dict[str, Any]:
-    entries = service.rankings(session, catalog, by=by.value, domain=domain, department=department)
-    return {"by": by.value, "items": entries}
+    return queries.rankings(
+        session=session, catalog=catalog, by=by.value, domain=domain, department=department
+    )
 
 
-@router.get("/utilization", tags=["utilization"], summary="City-wide utilization and penetration rate")
+@router.get(
+    "/utilization",
+    tags=["utilization"],
+    summary="City-wide utilization and penetration rate",
+    response_model=UtilizationOverview,
+)
 def utilization_overview(
     session: SessionDep, catalog: CatalogDep, settings: QualitySettingsDep, _reader: ReaderDep
 ) -> dict[str, Any]:
     return utilization.overview(session, catalog, settings, utcnow())
 
 
-@router.get("/utilization/idle", tags=["utilization"], summary="Showcase-only findings")
+@router.get(
+    "/utilization/idle", tags=["utilization"], summary="Showcase-only findings", response_model=IdleFindings
+)
 def utilization_idle(
     session: SessionDep,
     catalog: CatalogDep,
@@ -104,7 +149,12 @@ def utilization_idle(
     return utilization.idle(session, catalog, utcnow(), days or settings.idle_days)
 
 
-@router.get("/utilization/datasets/{dataset_id}", tags=["utilization"], summary="Utilization of a dataset")
+@router.get(
+    "/utilization/datasets/{dataset_id}",
+    tags=["utilization"],
+    summary="Utilization of a dataset",
+    response_model=DatasetUtilization | UnscoredDatasetUtilization,
+)
 def dataset_utilization(
     dataset_id: str,
     session: SessionDep,
@@ -115,11 +165,22 @@ def dataset_utilization(
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> dict[str, Any]:
     return utilization.dataset_utilization(
-        session, catalog, settings, dataset_id, utcnow(), days=days, admin=runtime.bus.admin()
+        session=session,
+        catalog=catalog,
+        settings=settings,
+        dataset_id=dataset_id,
+        now=utcnow(),
+        days=days,
+        admin=runtime.bus.admin(),
     )
 
 
-@router.get("/utilization/scenarios/{scenario_id}", tags=["utilization"], summary="Utilization of a scenario")
+@router.get(
+    "/utilization/scenarios/{scenario_id}",
+    tags=["utilization"],
+    summary="Utilization of a scenario",
+    response_model=ScenarioUtilization,
+)
 def scenario_utilization(
     scenario_id: str,
     session: SessionDep,
@@ -128,7 +189,9 @@ def scenario_utilization(
     _reader: ReaderDep,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> dict[str, Any]:
-    return utilization.scenario_utilization(session, catalog, settings, scenario_id, utcnow(), days=days)
+    return utilization.scenario_utilization(
+        session=session, catalog=catalog, settings=settings, scenario_id=scenario_id, now=utcnow(), days=days
+    )
 
 
 def _render(card: dict[str, Any], format: CardFormat) -> Any:
@@ -144,7 +207,7 @@ CARD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The scorecard, as `format` asks: JSON, CSV (one row per dataset) or HTML",
         "content": {
-            "application/json": {"schema": {"type": "object"}},
+            "application/json": {},
             "text/csv": {"schema": {"type": "string"}},
             "text/html": {"schema": {"type": "string"}},
         },
@@ -156,6 +219,7 @@ CARD_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/scorecards/departments/{department_id}",
     tags=["scorecards"],
     summary="Scorecard of a department",
+    response_model=DepartmentScorecard,
     responses=CARD_RESPONSES,
 )
 def department_scorecard(
@@ -177,6 +241,7 @@ def department_scorecard(
     "/scorecards/scenarios/{scenario_id}",
     tags=["scorecards"],
     summary="Scorecard of a scenario",
+    response_model=ScenarioScorecard,
     responses=CARD_RESPONSES,
 )
 def scenario_scorecard(

@@ -35,8 +35,9 @@ from services.quality.metrics import QualityMetrics
 from services.quality.models import outbox
 from services.quality.projection import QualityCatalog
 from services.quality.runtime import QualityRuntime
-from services.quality.service import QualityService, Scorer
+from services.quality.scorer import Scorer
 from services.quality.settings import QualitySettings
+from services.quality.store import QualityService
 
 NAME = "quality"
 DESCRIPTION = (

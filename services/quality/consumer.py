@@ -31,8 +31,8 @@ from services.common.worker import PoisonMessage
 from services.quality import utilization
 from services.quality.metrics import QualityMetrics
 from services.quality.projection import QualityCatalog
-from services.quality.service import QualityService
 from services.quality.settings import QualitySettings
+from services.quality.store import QualityService
 from services.quality.windows import WindowSet
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ def get_quality_settings(service: QualityRuntimeDep) -> QualitySettings:
 def get_reader(principal: PrincipalDep) -> Principal:
     """Scores are open to every principal of the platform; evidence values of sensitive fields
     are masked whoever reads them, and the record-level evidence of a conditional or restricted
-    dataset is for its owner and operators (``service.record_evidence_withheld``)."""
+    dataset is for its owner and operators (``queries.record_evidence_withheld``)."""
     return principal
 
 

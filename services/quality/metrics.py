@@ -148,7 +148,7 @@ class QualityMetrics:
 
     def describe_datasets(self, catalog: QualityCatalog, settings: QualitySettings) -> None:
         """Set what alerts and dashboards hold each scored dataset against: its threshold, its
-        freshness target (as :func:`services.quality.service.check_freshness` judges it) and its
+        freshness target (as :func:`services.quality.store.check_freshness` judges it) and its
         department and domain; a dataset no longer scored here loses these series."""
         with self._describing:
             self._describe(catalog, settings)

@@ -9,8 +9,8 @@ from services.common.outbox import OutboxRelay
 from services.common.readmodel import ReadModel
 from services.quality.consumer import StreamWorker
 from services.quality.projection import QualityCatalog
-from services.quality.service import QualityService
 from services.quality.settings import QualitySettings
+from services.quality.store import QualityService
 
 
 @dataclass(kw_only=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.quality import service, utilization
+from services.quality import queries, utilization
 from services.quality.exceptions import DepartmentNotFound, InvalidPeriod
 from services.quality.projection import QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
@@ -52,7 +52,7 @@ def _dataset_rows(
     start: datetime,
     end: datetime,
 ) -> list[dict[str, Any]]:
-    quality = service.period_scores(session, dataset_ids, start, end)
+    quality = queries.period_scores(session=session, dataset_ids=dataset_ids, start=start, end=end)
     usage = utilization.dataset_scores(session, catalog, settings, end)
     rows = []
     for dataset_id in dataset_ids:
@@ -102,7 +102,8 @@ def department_scorecard(
     period: timedelta,
     now: datetime,
 ) -> dict[str, Any]:
-    """A department's datasets over the period: quality per dimension, SLA breaches, utilization."""
+    """A department's datasets over the period: quality per dimension, SLA breaches, utilization.
+    Reads in the caller's session."""
     owned = [
         d.id for d in catalog.datasets() if d.owner_department_id == department_id and d.status != "draft"
     ]
@@ -135,9 +136,12 @@ def scenario_scorecard(
     period: timedelta,
     now: datetime,
 ) -> dict[str, Any]:
-    """A scenario's use of data over the period and the quality of the datasets it relies on."""
+    """A scenario's use of data over the period and the quality of the datasets it relies on.
+    Reads in the caller's session."""
     days = max(1, round(period.total_seconds() / 86400))
-    usage = utilization.scenario_utilization(session, catalog, settings, scenario_id, now, days=days)
+    usage = utilization.scenario_utilization(
+        session=session, catalog=catalog, settings=settings, scenario_id=scenario_id, now=now, days=days
+    )
     dataset_ids = sorted(
         {g["dataset_id"] for g in usage["grants"]} | {d["dataset_id"] for d in usage["datasets"]}
     )

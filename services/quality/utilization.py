@@ -162,7 +162,8 @@ def dataset_scores(
 def overview(
     session: Session, catalog: QualityCatalog, settings: QualitySettings, now: datetime
 ) -> dict[str, Any]:
-    """City-wide utilization: the penetration rate and every dataset's score, lowest first."""
+    """City-wide utilization: the penetration rate and every dataset's score, lowest first.
+    Reads in the caller's session (the request's, or the gauges' timer's)."""
     scores = dataset_scores(session, catalog, settings, now)
     active_since = now - timedelta(days=settings.active_days)
     used = {
@@ -204,15 +205,17 @@ def _daily(session: Session, column: Any, key: str, since: datetime) -> list[dic
 
 
 def dataset_utilization(
+    *,
     session: Session,
     catalog: QualityCatalog,
     settings: QualitySettings,
     dataset_id: str,
     now: datetime,
-    *,
     days: int = 30,
     admin: Admin | None = None,
 ) -> dict[str, Any]:
+    """A dataset's utilization score, its daily use over ``days``, its grants and each
+    subscription's last delivery and lag. Reads in the caller's session (the request's)."""
     dataset = catalog.dataset(dataset_id)
     if dataset is None:
         raise DatasetNotFound(f"no dataset {dataset_id!r}")
@@ -289,14 +292,16 @@ def _subscriptions(
 
 
 def scenario_utilization(
+    *,
     session: Session,
     catalog: QualityCatalog,
     settings: QualitySettings,
     scenario_id: str,
     now: datetime,
-    *,
     days: int = 30,
 ) -> dict[str, Any]:
+    """What a scenario consumed over ``days``, per dataset and per day, with its grants. Reads
+    in the caller's session (the request's)."""
     grants = [grant for grant in catalog.grants() if grant.scenario_id == scenario_id]
     since = now - timedelta(days=days)
     rows = session.execute(
@@ -343,7 +348,7 @@ def idle(session: Session, catalog: QualityCatalog, now: datetime, days: float) 
     """Showcase-only findings: what was granted or published and is not used, with evidence.
 
     Something younger than ``days`` (a grant valid since, a dataset created since) is not judged
-    yet: an unused grant of yesterday is not a showcase.
+    yet: an unused grant of yesterday is not a showcase. Reads in the caller's session.
     """
     horizon = now - timedelta(days=days)
     last_by_scenario = _last_use(session, QualityUsage.scenario_id)

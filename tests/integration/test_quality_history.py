@@ -13,7 +13,7 @@ from services.common import db
 from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Message
 from services.common.outbox import Outbox
-from services.quality import service
+from services.quality import queries, store
 from services.quality.exceptions import DatasetNotFound, InvalidTimeRange
 from services.quality.models import QualityWindow, outbox
 from services.quality.projection import QualityCatalog
@@ -27,7 +27,7 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 @pytest.fixture
 def session(database_url: str) -> Iterator[Session]:
     engine = db.create_db_engine(database_url)
-    db.migrate(database_url, Path(service.__file__).parent / "migrations", "alembic_version_quality", engine)
+    db.migrate(database_url, Path(store.__file__).parent / "migrations", "alembic_version_quality", engine)
     with db.unit_of_work(db.session_factory(engine)) as unit:
         yield unit
     engine.dispose()
@@ -77,39 +77,50 @@ def test_history_returns_every_window_or_record_weighted_buckets(session: Sessio
     for minute in range(100):
         # Every other window is twice the size and 10 points worse.
         big = minute % 2 == 1
-        service.store_window(
-            session,
-            box,
-            scored(
+        store.store_window(
+            session=session,
+            outbox=box,
+            score=scored(
                 "health.history",
                 START + timedelta(minutes=minute),
                 80.0 if big else 90.0,
                 200 if big else 100,
             ),
-            settings,
+            settings=settings,
         )
     session.flush()
     end = START + timedelta(minutes=100)
-    every = service.quality_history(session, catalog, "health.history", START, end, max_points=500)
+    every = queries.quality_history(
+        session=session, catalog=catalog, dataset_id="health.history", start=START, end=end, max_points=500
+    )
     assert not every["downsampled"] and len(every["points"]) == 100
-    buckets = service.quality_history(session, catalog, "health.history", START, end, max_points=10)
+    buckets = queries.quality_history(
+        session=session, catalog=catalog, dataset_id="health.history", start=START, end=end, max_points=10
+    )
     assert buckets["downsampled"] and len(buckets["points"]) == 10
     first = buckets["points"][0]
     assert first["windows"] == 10 and first["records"] == 1500
     assert first["scores"]["overall"] == pytest.approx((5 * 100 * 90 + 5 * 200 * 80) / 1500, abs=1e-3)
     assert first["min_overall"] == 80.0
     with pytest.raises(InvalidTimeRange):
-        service.quality_history(session, catalog, "health.history", end, START, max_points=10)
+        queries.quality_history(
+            session=session, catalog=catalog, dataset_id="health.history", start=end, end=START, max_points=10
+        )
     with pytest.raises(DatasetNotFound):
-        service.quality_history(session, catalog, "health.nothing", START, end, max_points=10)
+        queries.quality_history(
+            session=session, catalog=catalog, dataset_id="health.nothing", start=START, end=end, max_points=10
+        )
 
 
 def test_scores_are_announced_only_when_they_move_beyond_the_threshold(session: Session) -> None:
     settings = QualitySettings(score_change_threshold=5.0)
     box = Outbox(outbox)
     for minute, overall in enumerate([90.0, 88.0, 84.0, 86.0, 99.0]):
-        service.store_window(
-            session, box, scored("health.announced", START + timedelta(minutes=minute), overall), settings
+        store.store_window(
+            session=session,
+            outbox=box,
+            score=scored("health.announced", START + timedelta(minutes=minute), overall),
+            settings=settings,
         )
     session.flush()
     rows = session.execute(outbox.select().order_by(outbox.c.id)).all()
@@ -126,30 +137,44 @@ def test_a_late_window_opens_a_latency_breach_and_a_timely_one_resolves_it(sessi
     late = scored(
         "health.latency", START, 70.0, latency_breached=True, measured=100, late=30, lateness_p95_s=5000.0
     )
-    service.store_window(session, box, late, settings)
-    state = service.dataset_state(session, "health.latency", START)
+    store.store_window(session=session, outbox=box, score=late, settings=settings)
+    state = store.dataset_state(session=session, dataset_id="health.latency", now=START)
     assert state.latency_breach_id is not None
     operator = Principal(id="city-ops", kind=PrincipalKind.operator, name="City ops")
-    body = service.latest_quality(
-        session, catalog, settings, "health.latency", START + timedelta(minutes=1), operator
+    body = queries.latest_quality(
+        session=session,
+        catalog=catalog,
+        settings=settings,
+        dataset_id="health.latency",
+        now=START + timedelta(minutes=1),
+        reader=operator,
     )
     assert [b["kind"] for b in body["sla_breaches"]] == ["latency"]
-    service.store_window(
-        session, box, scored("health.latency", START + timedelta(minutes=1), 99.0, measured=100), settings
+    store.store_window(
+        session=session,
+        outbox=box,
+        score=scored("health.latency", START + timedelta(minutes=1), 99.0, measured=100),
+        settings=settings,
     )
-    assert service.dataset_state(session, "health.latency", START).latency_breach_id is None
+    assert (
+        store.dataset_state(session=session, dataset_id="health.latency", now=START).latency_breach_id is None
+    )
 
 
 def test_rankings_put_the_worst_and_the_unscored_first(session: Session) -> None:
     settings = QualitySettings()
     box = Outbox(outbox)
     catalog = catalog_of("health.good", "health.bad", "health.silent")
-    service.store_window(session, box, scored("health.good", START, 99.0), settings)
-    service.store_window(session, box, scored("health.bad", START, 60.0), settings)
+    store.store_window(
+        session=session, outbox=box, score=scored("health.good", START, 99.0), settings=settings
+    )
+    store.store_window(
+        session=session, outbox=box, score=scored("health.bad", START, 60.0), settings=settings
+    )
     session.flush()
-    ranked = service.rankings(session, catalog, by="dataset")
+    ranked = queries.rankings(session=session, catalog=catalog, by="dataset")["items"]
     assert [entry["dataset_id"] for entry in ranked] == ["health.silent", "health.bad", "health.good"]
     assert ranked[0]["overall"] is None  # never scored: not a silent 100
-    [department] = service.rankings(session, catalog, by="department")
+    [department] = queries.rankings(session=session, catalog=catalog, by="department")["items"]
     assert department["overall"] == pytest.approx(79.5) and department["worst_dataset"] == "health.bad"
     assert session.query(QualityWindow).count() == 2

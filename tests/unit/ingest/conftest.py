@@ -29,8 +29,9 @@ from services.common.bus.embedded import EmbeddedBus
 from services.common.metrics import ServiceMetrics
 from services.ingest.metrics import IngestMetrics
 from services.ingest.projection import CatalogProjection
-from services.ingest.service import Ingestor, TopicRegistry
+from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
+from services.ingest.topic_registry import TopicRegistry
 from tests.factories import ingest_contract
 
 DATASET = "transport.unit-arrivals"
@@ -210,3 +211,8 @@ def api_key_event(
         (catalog_events.API_KEY, issued.prefix, key_state),
         issued.key,
     )
+
+
+def sample_value(kit: IngestorKit, name: str, **labels: str) -> float:
+    """A metric's value in the kit's registry (0 when it has no sample yet)."""
+    return kit.registry.get_sample_value(name, labels) or 0.0

@@ -1,164 +1,41 @@
-"""Routing records: Kafka keys, envelopes, dead letters, event ids, who may publish, the read model."""
+"""Routing records: each to ds or to the DLQ with its reasons, repeated event ids, metadata fields,
+what JSON cannot carry, the CSV header against the contract."""
 
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
-from cloudevents.core.bindings import kafka as ce_kafka
-from cloudevents.core.formats.json import JSONFormat
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common import catalog_events
-from services.common.auth import Principal, PrincipalKind
-from services.common.bus import Message, OutgoingRecord
-from services.common.envelope import CloudEvent
-from services.common.problems import Problem
+from services.common.bus import OutgoingRecord
+from services.ingest.envelopes import (
+    batch_event_ids,
+)
 from services.ingest.exceptions import (
-    ContractVersionMismatch,
     CsvHeaderMismatch,
-    DatasetNotFound,
-    DatasetNotWritable,
-    NotDatasetPublisher,
 )
 from services.ingest.parsing import parse_json_array
 from services.ingest.projection import CatalogProjection
-from services.ingest.service import (
-    RecordEnvelopes,
+from services.ingest.publishers import (
+    current_contract,
+)
+from services.ingest.routing import (
     RoutedBatch,
     RoutingContext,
-    authorize_publisher,
-    batch_event_ids,
-    check_claimed_version,
     check_csv_header,
-    current_contract,
-    derived_event_id,
     encode_record,
-    random_event_id,
-    raw_event_id,
-    record_envelope,
-    record_key,
     route_record,
-    writable_dataset,
 )
 from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record
 from tests.unit.ingest.conftest import (
-    ADMIN,
     DATASET,
-    OWNER,
-    PUBLISHER,
-    api_key_event,
-    as_message,
-    catalog_message,
-    contract_event,
     dataset_event,
     load,
 )
-
-# --- keys and envelopes -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("record", "primary_key", "key"),
-    [
-        ({"id": "a-1", "x": 1}, ["id"], "a-1"),
-        ({"id": 42}, ["id"], "42"),
-        ({"stop": "S1", "route": "71"}, ["stop", "route"], "S1/71"),
-        ({"stop": "a/b", "route": "50%"}, ["stop", "route"], "a%2Fb/50%25"),
-        ({"stop": "S1"}, ["stop", "route"], None),
-        ({"id": None}, ["id"], None),
-        ({"id": {"nested": 1}}, ["id"], None),
-        ({"id": "a"}, [], None),
-        ([1, 2], ["id"], None),
-    ],
-)
-def test_the_kafka_key_is_the_primary_key(record: Any, primary_key: list[str], key: str | None) -> None:
-    assert record_key(record, primary_key) == key
-
-
-def test_composite_keys_of_different_values_never_collide() -> None:
-    assert record_key({"a": "x/y", "b": "z"}, ["a", "b"]) != record_key({"a": "x", "b": "y/z"}, ["a", "b"])
-
-
-def test_an_accepted_record_is_a_binary_mode_cloudevent_any_sdk_reads() -> None:
-    data = bus_arrival_record()
-    value = json.dumps(data, ensure_ascii=False).encode()
-    record = record_envelope(
-        dataset_id=DATASET,
-        contract_version="1.0.0",
-        event_id="evt-1",
-        key=data["arrival_id"],
-        value=value,
-        time=CloudEvent(type="t", source="s", data=None).time,
-    )
-    headers = dict(record.headers)
-    assert record.topic == f"ds.{DATASET}"
-    assert record.key == data["arrival_id"].encode()
-    assert record.value == value
-    assert headers["ce_id"] == b"evt-1"
-    assert headers["ce_type"] == b"city.citybase.record.v1"
-    assert headers["ce_source"] == f"/ingest/datasets/{DATASET}".encode()
-    assert headers["ce_subject"] == data["arrival_id"].encode()
-    assert headers["ce_dataschema"] == f"/catalog/v1/datasets/{DATASET}/contract-versions/1.0.0".encode()
-    assert headers["ce_dataset"] == DATASET.encode()
-    assert headers["ce_contractversion"] == b"1.0.0"
-    assert headers["ce_specversion"] == b"1.0"
-    assert headers["content-type"] == b"application/json"
-    sdk = ce_kafka.from_binary(
-        ce_kafka.KafkaMessage(headers=headers, key=record.key, value=record.value or b""), JSONFormat()
-    )
-    assert sdk.get_id() == "evt-1"
-    assert sdk.get_data() == data
-    assert sdk.get_extension("contractversion") == "1.0.0"
-
-
-def test_event_ids_are_the_uuids_the_standard_library_makes() -> None:
-    name = "http\x1fp\x1ftransport.x\x1fkey\x1f7 — 中文"
-    assert derived_event_id(name) == str(uuid.uuid5(uuid.UUID("8f1d3c52-7c0e-5b7a-9d1e-2f6a4b8c0e13"), name))
-    for _ in range(100):
-        text = random_event_id()
-        assert str(uuid.UUID(text)) == text
-        assert uuid.UUID(text).version == 4
-        assert uuid.UUID(text).variant == uuid.RFC_4122
-
-
-def test_a_record_without_a_key_has_no_subject() -> None:
-    record = RecordEnvelopes(DATASET, "1.0.0", CloudEvent(type="t", source="s", data=None).time).record(
-        "e", None, b"{}"
-    )
-    assert record.key is None
-    assert "ce_subject" not in dict(record.headers)
-    assert CloudEvent.from_message(as_message(record)).subject is None
-
-
-def test_derived_event_ids_are_stable_per_key_and_index() -> None:
-    first = batch_event_ids("p", DATASET, "key-1")
-    again = batch_event_ids("p", DATASET, "key-1")
-    assert [first(i) for i in range(3)] == [again(i) for i in range(3)]
-    assert (
-        len(
-            {
-                first(0),
-                first(1),
-                batch_event_ids("p", DATASET, "key-2")(0),
-                batch_event_ids("q", DATASET, "key-1")(0),
-            }
-        )
-        == 4
-    )
-    random_ids = batch_event_ids("p", DATASET, None)
-    assert random_ids(0) != random_ids(0)
-    message = Message("raw.x", 1, 7, None, b"{}", (), 0)
-    assert (
-        raw_event_id(message)
-        == raw_event_id(message)
-        != raw_event_id(Message("raw.x", 1, 8, None, b"{}", (), 0))
-    )
-
 
 # --- routing a batch --------------------------------------------------------------------------
 
@@ -359,9 +236,6 @@ def test_too_many_errors_are_counted_but_not_all_listed(projection: CatalogProje
     assert result.errors_truncated
 
 
-# --- CSV header, access, versions -------------------------------------------------------------
-
-
 def test_a_csv_header_must_match_the_contract(projection: CatalogProjection) -> None:
     contract = projection.contract(DATASET, "1.0.0")
     assert contract is not None
@@ -377,102 +251,3 @@ def test_a_csv_header_must_match_the_contract(projection: CatalogProjection) -> 
         ("/header", "required"),
     ]
     assert "required field 'route_id' has no column" in [e.message for e in raised.value.errors or []]
-
-
-@pytest.mark.parametrize(
-    ("principal", "allowed"),
-    [
-        (PUBLISHER, True),
-        (ADMIN, True),
-        (Principal("other", PrincipalKind.department, "o", department_id="health-commission"), False),
-        (Principal("approver", PrincipalKind.approver, "a", department_id=OWNER), False),
-        (Principal("scenario", PrincipalKind.scenario, "s"), False),
-    ],
-)
-def test_only_the_owning_department_or_an_admin_publishes(
-    projection: CatalogProjection, principal: Principal, allowed: bool
-) -> None:
-    dataset = projection.dataset(DATASET)
-    assert dataset is not None
-    if allowed:
-        authorize_publisher(principal, dataset)
-    else:
-        with pytest.raises(NotDatasetPublisher) as raised:
-            authorize_publisher(principal, dataset)
-        assert raised.value.status == 403
-
-
-@pytest.mark.parametrize(
-    ("status", "error"),
-    [("active", None), ("deprecated", None), ("draft", DatasetNotWritable), ("retired", DatasetNotWritable)],
-)
-def test_draft_and_retired_datasets_take_no_records(
-    projection: CatalogProjection, status: str, error: type[Problem] | None
-) -> None:
-    load(projection, dataset_event(status=status))
-    if error is None:
-        assert writable_dataset(projection, DATASET).status == status
-    else:
-        with pytest.raises(error) as raised:
-            writable_dataset(projection, DATASET)
-        assert raised.value.status == 409
-    with pytest.raises(DatasetNotFound):
-        writable_dataset(projection, "transport.nothing")
-
-
-def test_a_batch_claiming_another_version_is_a_409(projection: CatalogProjection) -> None:
-    contract = projection.contract(DATASET, "1.0.0")
-    assert contract is not None
-    check_claimed_version(projection, contract, None)
-    check_claimed_version(projection, contract, "1.0.0")
-    with pytest.raises(ContractVersionMismatch) as raised:
-        check_claimed_version(projection, contract, "1.1.0")
-    assert raised.value.status == 409
-    assert raised.value.body()["current_version"] == "1.0.0"
-
-
-# --- the read model -----------------------------------------------------------------------------
-
-
-def test_the_projection_follows_datasets_versions_and_keys() -> None:
-    projection = CatalogProjection()
-    changes: list[None] = []
-    projection.on_datasets_changed(lambda: changes.append(None))
-    principal_event, key_event, key = api_key_event(PUBLISHER)
-    load(projection, contract_event(), dataset_event(), principal_event, key_event)
-    assert projection.keyring.authenticate(key).id == PUBLISHER.id
-    assert projection.writable_datasets() == [DATASET]
-    assert len(changes) == 1
-    load(projection, dataset_event(status="retired"))
-    assert projection.writable_datasets() == []
-    assert len(changes) == 2
-    load(projection, dataset_event(status="retired", current_version="1.0.0"))
-    assert len(changes) == 2, "a change that does not open or close the dataset is no change"
-
-
-def test_tombstones_and_foreign_records_do_not_stop_the_read_model() -> None:
-    projection = CatalogProjection()
-    load(projection, contract_event(), dataset_event())
-    foreign = [
-        Message(catalog_events.TOPIC, 0, 10, b"x", b"not an event", (), 0),
-        Message(
-            catalog_events.TOPIC,
-            0,
-            11,
-            f"dataset:{DATASET}".encode(),
-            b"{}",
-            (("ce_id", b"1"), ("ce_source", b"s"), ("ce_type", b"another.type"), ("ce_specversion", b"1.0")),
-            0,
-        ),
-        catalog_message(catalog_events.DATASET, "broken", {"id": "broken"}, 12),
-        as_message(OutgoingRecord(catalog_events.TOPIC, None, f"contract:{DATASET}:1.0.0".encode()), 13),
-        as_message(OutgoingRecord(catalog_events.TOPIC, None, f"dataset:{DATASET}".encode()), 14),
-    ]
-    for message in foreign[:3]:
-        projection.apply(message)
-    assert projection.dataset(DATASET) is not None, "an event of another type is no tombstone"
-    assert projection.skipped == 2
-    for message in foreign[3:]:
-        projection.apply(message)
-    assert projection.dataset(DATASET) is None
-    assert projection.contract(DATASET, "1.0.0") is None

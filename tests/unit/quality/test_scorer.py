@@ -13,7 +13,7 @@ import pytest
 from services.common.bus import Message, OutgoingRecord
 from services.quality.expectations import CompiledSuite, GreatExpectations, RuleResult
 from services.quality.projection import QualityCatalog
-from services.quality.service import Scorer
+from services.quality.scorer import Scorer
 from services.quality.settings import QualitySettings
 from services.quality.windows import WindowScore, WindowSet
 from tests.factories import (

@@ -9,7 +9,7 @@ import pytest
 
 from services.common.bus import Message
 from services.common.envelope import encode_json
-from services.feeds.service import delivered_entry
+from services.feeds.delivery import delivered_entry
 
 HEADERS = (("ce_id", b"first"), ("ce_time", b"2026-11-24T10:00:00.000Z"), ("ce_id", b"event-1"))
 

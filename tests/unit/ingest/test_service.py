@@ -1,5 +1,5 @@
 """When a batch counts as accepted: every record acknowledged; idempotent retries; a failing bus
-answers 503/429 and claims nothing; the raw handler waits for its acks before a commit."""
+answers 503/429 and claims nothing."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 
 from services.common.auth import Principal
-from services.common.bus import Message
-from services.common.worker import RetryableError
 from services.ingest import idempotency
 from services.ingest.exceptions import (
     IdempotencyKeyInProgress,
@@ -22,10 +20,9 @@ from services.ingest.exceptions import (
     PublishFailed,
 )
 from services.ingest.models import IdempotencyKey
-from services.ingest.raw import RawRecordHandler
 from services.ingest.service import BatchAnswer
 from tests.factories import bus_arrival_record
-from tests.unit.ingest.conftest import ADMIN, DATASET, PUBLISHER, IngestorKit
+from tests.unit.ingest.conftest import ADMIN, DATASET, PUBLISHER, IngestorKit, sample_value
 
 
 def _publish(
@@ -33,18 +30,16 @@ def _publish(
 ) -> BatchAnswer:
     body = json.dumps(records).encode()
     batch = kit.ingestor.open_batch(
-        DATASET,
-        principal,
+        dataset_id=DATASET,
+        principal=principal,
         content_type="application/json",
         content_encoding=None,
         contract_version=None,
         idempotency_key=key,
     )
-    return asyncio.run(kit.ingestor.publish(batch, body, hashlib.sha256(body).hexdigest()))
-
-
-def _sample(kit: IngestorKit, name: str, **labels: str) -> float:
-    return kit.registry.get_sample_value(name, labels) or 0.0
+    return asyncio.run(
+        kit.ingestor.publish(batch=batch, body=body, body_sha256=hashlib.sha256(body).hexdigest())
+    )
 
 
 def _ce_ids(kit: IngestorKit) -> list[str]:
@@ -66,10 +61,10 @@ def test_a_batch_is_answered_once_every_record_is_acknowledged(kit: IngestorKit)
     assert (answer.body["accepted"], answer.body["rejected"]) == (2, 1)
     assert answer.body["event_ids"] == _ce_ids(kit)
     assert len(kit.producer.sent) == 3
-    assert _sample(kit, "citybase_ingest_records_total", dataset=DATASET, outcome="accepted") == 2
-    assert _sample(kit, "citybase_ingest_records_total", dataset=DATASET, outcome="rejected") == 1
-    assert _sample(kit, "citybase_ingest_rejections_total", dataset=DATASET, rule="type") == 1
-    assert _sample(kit, "citybase_ingest_batch_duration_seconds_count", source="http") == 1
+    assert sample_value(kit, "citybase_ingest_records_total", dataset=DATASET, outcome="accepted") == 2
+    assert sample_value(kit, "citybase_ingest_records_total", dataset=DATASET, outcome="rejected") == 1
+    assert sample_value(kit, "citybase_ingest_rejections_total", dataset=DATASET, rule="type") == 1
+    assert sample_value(kit, "citybase_ingest_batch_duration_seconds_count", source="http") == 1
 
 
 def test_a_retry_with_the_same_key_replays_the_answer_and_publishes_nothing(kit: IngestorKit) -> None:
@@ -125,8 +120,8 @@ def test_when_the_bus_fails_midway_nothing_is_claimed_and_a_retry_reuses_the_eve
     assert raised.value.headers == {"Retry-After": "5"}
     assert "nothing of this batch is accepted" in (raised.value.detail or "")
     assert _stored_keys(kit) == [], "a failed batch stores no answer and frees its key"
-    assert _sample(kit, "citybase_ingest_producer_errors_total", kind="unavailable") == 1
-    assert _sample(kit, "citybase_ingest_records_total", dataset=DATASET, outcome="accepted") == 0
+    assert sample_value(kit, "citybase_ingest_producer_errors_total", kind="unavailable") == 1
+    assert sample_value(kit, "citybase_ingest_records_total", dataset=DATASET, outcome="accepted") == 0
     failed_ids = _ce_ids(kit)
 
     kit.producer.ack_first = None
@@ -148,9 +143,9 @@ def test_a_full_buffer_is_a_429_that_claims_nothing(kit: IngestorKit) -> None:
     with pytest.raises(PublisherBusy):
         _publish(kit, [bus_arrival_record()])
     assert kit.producer.sent == [], "above the high watermark nothing is sent at all"
-    assert _sample(kit, "citybase_ingest_producer_errors_total", kind="buffer_full") == 2
+    assert sample_value(kit, "citybase_ingest_producer_errors_total", kind="buffer_full") == 2
     kit.metrics.watch_buffer(kit.producer.buffer_fill)
-    assert _sample(kit, "citybase_ingest_buffer_fill_ratio") == 0.95
+    assert sample_value(kit, "citybase_ingest_buffer_fill_ratio") == 0.95
 
 
 def test_records_never_acknowledged_time_out_as_a_503(kit: IngestorKit) -> None:
@@ -166,46 +161,3 @@ def test_idempotency_keys_are_kept_a_day_then_purged(kit: IngestorKit) -> None:
     assert kit.ingestor.purge_idempotency_keys(datetime.now(UTC) + timedelta(hours=23)) == 0
     assert kit.ingestor.purge_idempotency_keys(datetime.now(UTC) + timedelta(hours=25)) == 1
     assert _stored_keys(kit) == []
-
-
-# --- the raw handler ----------------------------------------------------------------------------
-
-
-def _raw(value: bytes | None, offset: int = 0, headers: tuple[tuple[str, bytes], ...] = ()) -> Message:
-    return Message(f"raw.{DATASET}", 1, offset, b"k", value, headers, 0)
-
-
-def test_the_raw_handler_routes_like_http_and_dead_letters_what_is_not_json(kit: IngestorKit) -> None:
-    handler = RawRecordHandler(kit.ingestor)
-    record = bus_arrival_record()
-    handler.handle(_raw(json.dumps(record).encode(), 0))
-    handler.handle(_raw(b"{not json", 1))
-    handler.handle(_raw(b"\xff\xfe", 2))
-    handler.handle(
-        _raw(json.dumps(bus_arrival_record()).encode(), 3, (("citybase-contract-version", b"1.1.0"),))
-    )
-    handler.flush()
-    topics = [r.topic for r in kit.producer.sent]
-    assert topics == [f"ds.{DATASET}", f"dlq.{DATASET}", f"dlq.{DATASET}", f"dlq.{DATASET}"]
-    assert json.loads(kit.producer.sent[0].value or b"") == record
-    parse = dict(kit.producer.sent[1].headers)
-    assert parse["dlq_reason"] == b"parse"
-    assert parse["dlq_source"] == f"raw.{DATASET}/1/1".encode()
-    assert parse["dlq_publisher"] == b"kafka"
-    assert kit.producer.sent[1].value == b"{not json"
-    assert dict(kit.producer.sent[3].headers)["dlq_reason"] == b"contractVersion"
-    assert _sample(kit, "citybase_ingest_records_total", dataset=DATASET, outcome="rejected") == 3
-    assert _sample(kit, "citybase_ingest_rejections_total", dataset=DATASET, rule="parse") == 2
-
-
-def test_the_raw_handler_fails_the_poll_when_an_ack_fails(kit: IngestorKit) -> None:
-    handler = RawRecordHandler(kit.ingestor)
-    kit.producer.ack_first = 0
-    handler.handle(_raw(json.dumps(bus_arrival_record()).encode()))
-    with pytest.raises(Exception, match="broker gone"):
-        handler.flush()
-    assert _sample(kit, "citybase_ingest_records_total", dataset=DATASET, outcome="accepted") == 0
-    kit.producer.ack_first = None
-    handler.flush()  # the failed futures were dropped with the poll: nothing left to wait for
-    with pytest.raises(RetryableError):
-        handler.handle(Message("raw.transport.unknown", 0, 0, None, b"{}", (), 0))

@@ -1,0 +1,316 @@
+"""Reading and metering a batch, the same for every mode of delivery (long-poll, Server-Sent
+Events, webhook):
+
+1. the keys, the grant and its quota are checked (:class:`~services.feeds.access.DeliveryAccess`);
+2. records are polled from the subscription's consumer group, checking the keys and the grant again
+   every ``check_interval_s`` while waiting, so a revocation or a suspension stops a waiting
+   delivery within a second;
+3. the grant's *current* version is compiled to a policy (cached per version) and applied to each
+   record, so a narrowed grant applies from the next batch;
+4. the batch is metered: a usage event on ``platform.usage`` through feeds' outbox and the day's
+   count of the grant, in one unit of work of its own (:meth:`Delivery.meter`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.common import db, usage_events
+from services.common.bus import Message
+from services.common.clock import utcnow
+from services.common.envelope import CloudEvent, encode_json, format_time
+from services.common.metrics import observe_many
+from services.common.outbox import Outbox
+from services.common.policy import Policy, RowFilterError
+from services.feeds.access import Credential, DeliveryAccess
+from services.feeds.cursor import Cursor, CursorCodec
+from services.feeds.exceptions import GrantNotActive
+from services.feeds.metrics import FeedsMetrics
+from services.feeds.models import QuotaUsage
+from services.feeds.projection import FeedsCatalog, GrantState
+from services.feeds.readers import Reader
+from services.feeds.settings import FeedsSettings
+from services.feeds.subscriptions import SubscriptionView
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/feeds"
+
+
+@dataclass
+class Batch:
+    """Records of one delivery, already serialized, and the cursor after them."""
+
+    subscription: SubscriptionView
+    grant: GrantState
+    mode: str
+    entries: list[bytes]
+    cursor: str
+    offsets: dict[int, int]
+    polled: int
+    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """partition -> (first, last) offset of the delivered records."""
+    delivered_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def records(self) -> int:
+        return len(self.entries)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the delivered records (their JSON)."""
+        return sum(len(entry) for entry in self.entries)
+
+    def grant_ref(self) -> dict[str, Any]:
+        return {"id": self.grant.id, "version": self.grant.version}
+
+    def body(self) -> bytes:
+        """The JSON answer of a long-poll (and the data of an SSE event, the body of a webhook)."""
+        head = encode_json({"subscription_id": self.subscription.id, "grant": self.grant_ref()})
+        return (
+            head[:-1]
+            + b',"records":['
+            + b",".join(self.entries)
+            + b'],"cursor":'
+            + json.dumps(self.cursor).encode()
+            + b"}"
+        )
+
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
+"""Nineteen digits in a row: maybe an integer beyond 64 bits, which orjson would read as a float.
+Such a record (rare; a long digit string inside a text matches too) is read by :mod:`json`, which
+keeps every integer exact."""
+
+
+def delivered_entry(
+    message: Message, dataset_id: str, apply: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> bytes | None:
+    """One record as delivered (its JSON in a batch), or None when it is not delivered (not a
+    JSON object, or kept from the scenario by the grant's row filter).
+
+    The hot path of every delivery mode: orjson reads and writes the JSON (several times faster
+    than :mod:`json`); a record orjson would read differently (NaN, a lone surrogate, an integer
+    beyond 64 bits) goes through :mod:`json` as before, so what is delivered does not depend on it.
+    """
+    value = message.value
+    if value is None:
+        return None
+    exact = _LONG_NUMBER.search(value) is None
+    try:
+        record = orjson.loads(value) if exact else json.loads(value)
+    except ValueError:
+        try:
+            record = json.loads(value)
+            exact = False
+        except ValueError:
+            log.warning("skipping a record of %s@%s that is not JSON", message.topic, message.offset)
+            return None
+    if not isinstance(record, dict):
+        return None
+    visible = apply(record)
+    if visible is None:
+        return None
+    event_id = event_time = None
+    for name, header in message.headers:  # the last of each, as Message.header reads
+        if name == "ce_id":
+            event_id = header
+        elif name == "ce_time":
+            event_time = header
+    entry = {
+        "id": event_id.decode() if event_id else f"{message.topic}/{message.partition}/{message.offset}",
+        "dataset": dataset_id,
+        "partition": message.partition,
+        "offset": message.offset,
+        "time": event_time.decode() if event_time else None,
+        "data": visible,
+    }
+    if exact:
+        try:
+            return orjson.dumps(entry)
+        except TypeError:  # a value orjson does not take
+            pass
+    try:
+        return encode_json(entry)
+    except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry: escaped, as JSON allows
+        return json.dumps(entry, separators=(",", ":"), default=str).encode()
+
+
+class Delivery:
+    """Reads, filters and meters batches; one per process, inside :class:`~services.feeds.service.Feeds`."""
+
+    def __init__(
+        self,
+        *,
+        access: DeliveryAccess,
+        catalog: FeedsCatalog,
+        cursors: CursorCodec,
+        sessions: sessionmaker[Session],
+        outbox: Outbox,
+        metrics: FeedsMetrics,
+        settings: FeedsSettings,
+    ) -> None:
+        self.access = access
+        self.catalog = catalog
+        self.cursors = cursors
+        self.sessions = sessions
+        self.outbox = outbox
+        self.metrics = metrics
+        self.settings = settings
+
+    def read_batch(
+        self,
+        subscription: SubscriptionView,
+        reader: Reader,
+        *,
+        max_records: int,
+        wait_s: float,
+        mode: str,
+        credential: Credential | None,
+        keep_waiting: Callable[[], bool] | None = None,
+    ) -> Batch:
+        """One batch for ``subscription`` from ``reader`` (see the module docstring); not metered yet.
+        No session but the quota's short read.
+
+        Raises the grant's refusal when it stops allowing delivery, also in the middle of a wait,
+        and :class:`AccessWithdrawn` when the request's key (``credential``; None for the webhook
+        pusher: any key of the scenario) or the scenario stops.
+        """
+        grant, remaining = self.access.authorize(subscription, credential)
+        limit = max_records if remaining is None else max(1, min(max_records, remaining))
+        deadline = time.monotonic() + wait_s
+        interval = self.settings.check_interval_s
+        while True:
+            slice_s = max(0.0, min(interval, deadline - time.monotonic()))
+            messages = reader.poll(slice_s, limit)
+            if messages or time.monotonic() >= deadline or (keep_waiting is not None and not keep_waiting()):
+                break
+            grant = self.access.allowed_grant(subscription, credential)
+        try:
+            # The newest version of the grant, checked again: what applies is what holds now.
+            grant = self.access.allowed_grant(subscription, credential)
+            policy = self._policy(grant)
+        except BaseException:
+            unread(reader, messages)
+            raise
+        return self._build(subscription, reader, grant, policy, messages, mode)
+
+    def _policy(self, grant: GrantState) -> Policy:
+        try:
+            return self.catalog.policy(grant)
+        except (RowFilterError, ValueError) as error:
+            self.metrics.denied.labels("invalid_terms").inc()
+            raise GrantNotActive(
+                f"grant {grant.id} version {grant.version} cannot be applied: {error}",
+                reason="invalid_terms",
+                grant_id=grant.id,
+            ) from error
+
+    def _build(
+        self,
+        subscription: SubscriptionView,
+        reader: Reader,
+        grant: GrantState,
+        policy: Policy,
+        messages: list[Message],
+        mode: str,
+    ) -> Batch:
+        entries: list[bytes] = []
+        ranges: dict[int, tuple[int, int]] = {}
+        dataset = subscription.dataset_id
+        apply = policy.apply
+        now_ms = time.time() * 1000
+        written_ms: list[int] = []
+        for message in messages:
+            entry = delivered_entry(message, dataset, apply)
+            if entry is None:
+                continue
+            entries.append(entry)
+            first, _last = ranges.get(message.partition, (message.offset, message.offset))
+            ranges[message.partition] = (first, message.offset)
+            written_ms.append(message.timestamp_ms)
+        observe_many(
+            self.metrics.latency.labels(mode), [max(0.0, now_ms - stamp) / 1000 for stamp in written_ms]
+        )
+        offsets = reader.cursor_offsets()
+        cursor = self.cursors.encode(Cursor(subscription.id, subscription.reset_epoch, offsets))
+        return Batch(subscription, grant, mode, entries, cursor, offsets, len(messages), ranges)
+
+    def meter(self, batch: Batch) -> None:
+        """Count a delivered batch: the grant's day total and a usage event, in one unit of work of
+        its own (opened from ``sessions`` and committed here)."""
+        if not batch.entries:
+            return
+        size = batch.size
+        sub = batch.subscription
+        self.metrics.records.labels(sub.dataset_id, batch.mode).inc(batch.records)
+        self.metrics.bytes.labels(sub.dataset_id, batch.mode).inc(size)
+        usage = {
+            "scenario_id": sub.scenario_id,
+            "subscription_id": sub.id,
+            "grant_id": batch.grant.id,
+            "grant_version": batch.grant.version,
+            "dataset_id": sub.dataset_id,
+            "purpose": batch.grant.data.get("purpose"),
+            "records": batch.records,
+            "bytes": size,
+            "partitions": [
+                {"partition": p, "first_offset": first, "last_offset": last}
+                for p, (first, last) in sorted(batch.ranges.items())
+            ],
+            "delivered_at": format_time(batch.delivered_at),
+            "mode": batch.mode,
+        }
+        event = CloudEvent(
+            type=usage_events.USAGE, source=SOURCE, subject=sub.id, data=usage, time=batch.delivered_at
+        )
+        with db.unit_of_work(self.sessions) as session:
+            add_usage(session, batch.grant.id, batch.delivered_at.strftime("%Y-%m-%d"), batch.records, size)
+            self.outbox.add(session, event.to_record(usage_events.TOPIC, sub.scenario_id.encode()))
+
+
+def join_partitions(reader: Reader, timeout_s: float, want: set[int] | None = None) -> None:
+    """Make a fresh reader a member holding partitions (``want``, if it can get them in time),
+    without delivering what it polled."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assigned = reader.assigned()
+        if assigned and (want is None or want <= assigned):
+            return
+        unread(reader, reader.poll(0.05, 1))
+
+
+def unread(reader: Reader, messages: list[Message]) -> None:
+    """Put polled records back: the next poll returns them again."""
+    firsts: dict[int, int] = {}
+    for message in messages:
+        firsts.setdefault(message.partition, message.offset)
+    if firsts:
+        reader.seek(firsts)
+
+
+def add_usage(session: Session, grant_id: str, day: str, records: int, size: int) -> None:
+    """Add to the grant's day total atomically (an upsert: replicas add concurrently)."""
+    table = cast(sa.Table, QuotaUsage.__table__)
+    dialect = session.get_bind().dialect.name
+    values = {"grant_id": grant_id, "day": day, "records": records, "bytes": size}
+    update = {"records": table.c.records + records, "bytes": table.c.bytes + size}
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table).values(**values)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).values(**values)
+    else:  # pragma: no cover - citybase runs on SQLite and PostgreSQL
+        raise RuntimeError(f"unsupported database {dialect}")
+    session.execute(statement.on_conflict_do_update(index_elements=["grant_id", "day"], set_=update))

@@ -1,0 +1,188 @@
+"""Server-Sent Events: how many streams may be open, and one open stream reading batch after
+batch until the grant, the subscription, the key it was opened with or its scenario stops it.
+
+A stream opens no session itself: each batch is read and metered by
+:class:`~services.feeds.delivery.Delivery` (the meter in a unit of work of its own), and the
+subscription is re-read now and then by ``reload`` (a short session of the caller's
+:class:`~services.feeds.service.Feeds`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import exc as sa_exc
+
+from services.common.envelope import encode_json
+from services.feeds.access import Credential
+from services.feeds.delivery import Batch, Delivery
+from services.feeds.exceptions import (
+    AccessWithdrawn,
+    GrantNotActive,
+    NoGrant,
+    QuotaExceeded,
+    ReadersExhausted,
+    StaleCursor,
+    SubscriptionNotFound,
+    SubscriptionPaused,
+    TooManyStreams,
+)
+from services.feeds.readers import Reader
+from services.feeds.settings import FeedsSettings
+from services.feeds.subscriptions import SubscriptionView
+
+log = logging.getLogger(__name__)
+
+
+class StreamSlots:
+    """How many streams are open, in the process and per scenario: one scenario may not take every
+    stream of the process from the others."""
+
+    def __init__(self, total: int, per_scenario: int) -> None:
+        self.total = total
+        self.per_scenario = per_scenario
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, scenario_id: str) -> None:
+        """A slot for a stream of ``scenario_id``, or the problem saying which limit is reached."""
+        with self._lock:
+            held = self._open.get(scenario_id, 0)
+            if held >= self.per_scenario:
+                raise TooManyStreams(
+                    f"scenario {scenario_id!r} has {held} streams open in this process, the most one "
+                    "scenario may; close one or retry later",
+                    retry_after_s=5,
+                    limit=self.per_scenario,
+                )
+            if sum(self._open.values()) >= self.total:
+                raise ReadersExhausted(
+                    f"{self.total} streams are open in this process; retry shortly", retry_after_s=2
+                )
+            self._open[scenario_id] = held + 1
+
+    def give_back(self, scenario_id: str) -> None:
+        with self._lock:
+            held = self._open.get(scenario_id, 0) - 1
+            if held > 0:
+                self._open[scenario_id] = held
+            else:
+                self._open.pop(scenario_id, None)
+
+
+_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.TimeoutError)
+"""What the apps answer with 503 "the database is unavailable" (services.common.app)."""
+_DATABASE_RETRY_S = 0.5
+
+
+@dataclass
+class StreamEvent:
+    text: bytes
+    batch: Batch | None = None
+    final: bool = False
+
+
+class Stream:
+    """One open SSE stream: its own reader; ends when the grant, the subscription, the key it was
+    opened with or its scenario stops it.
+
+    A stream commits nothing by itself: a batch written to a connection the client has already
+    left would otherwise count as received. The client acknowledges with ``POST .../ack`` (an
+    event's id is its cursor) or by reconnecting with ``Last-Event-ID``, which commits that
+    cursor and reads on after it.
+    """
+
+    def __init__(
+        self,
+        *,
+        delivery: Delivery,
+        reload: Callable[[str], SubscriptionView],
+        settings: FeedsSettings,
+        subscription: SubscriptionView,
+        reader: Reader,
+        credential: Credential | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.delivery = delivery
+        self.reload = reload
+        self.settings = settings
+        self.subscription = subscription
+        self.reader = reader
+        self.credential = credential or Credential(subscription.scenario_id, None)
+        self._on_close = on_close
+        self._checked = time.monotonic()
+        self._last_event = time.monotonic()
+        self.closed = False
+
+    def next_event(self) -> StreamEvent:
+        """The next event: a batch, a keep-alive comment, the final ``end`` event saying why, or
+        (after about a second with nothing to say) an empty event, so that the caller can look
+        whether the client is still there."""
+        settings = self.settings
+        try:
+            self._recheck()
+            batch = self.delivery.read_batch(
+                self.subscription,
+                self.reader,
+                max_records=settings.sse_batch,
+                wait_s=settings.subscription_recheck_s,
+                mode="sse",
+                credential=self.credential,
+            )
+        except (
+            AccessWithdrawn,
+            GrantNotActive,
+            NoGrant,
+            QuotaExceeded,
+            SubscriptionPaused,
+            SubscriptionNotFound,
+            StaleCursor,
+        ) as problem:
+            return StreamEvent(b"event: end\ndata: " + encode_json(problem.body()) + b"\n\n", final=True)
+        except _DATABASE_DOWN:
+            # Busy or unreachable (every connection of the pool taken by other streams, say): the
+            # stream waits and tries again rather than breaking the response in the middle.
+            log.warning("stream of %s: the database is unavailable; trying again", self.subscription.id)
+            time.sleep(_DATABASE_RETRY_S)
+            return StreamEvent(b"")
+        if batch.entries:
+            try:
+                self.delivery.meter(batch)
+            except _DATABASE_DOWN:
+                # Not metered, so not delivered: read it again next time.
+                self.reader.seek({p: first for p, (first, _last) in batch.ranges.items()})
+                log.warning("stream of %s: metering failed; the batch comes again", self.subscription.id)
+                time.sleep(_DATABASE_RETRY_S)
+                return StreamEvent(b"")
+            self._last_event = time.monotonic()
+            return StreamEvent(
+                b"id: " + batch.cursor.encode() + b"\nevent: records\ndata: " + batch.body() + b"\n\n",
+                batch=batch,
+            )
+        if time.monotonic() - self._last_event >= settings.sse_heartbeat_s:
+            self._last_event = time.monotonic()
+            return StreamEvent(b": keep-alive\n\n")
+        return StreamEvent(b"")
+
+    def _recheck(self) -> None:
+        """Re-read the subscription now and then: a pause, a replay or a deletion ends the stream."""
+        if time.monotonic() - self._checked < self.settings.subscription_recheck_s:
+            return
+        self._checked = time.monotonic()
+        current = self.reload(self.subscription.id)
+        if current.reset_epoch != self.subscription.reset_epoch:
+            raise StaleCursor("the subscription was replayed; reconnect to read from the new positions")
+        self.subscription = current
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self.reader.close()
+            finally:
+                if self._on_close is not None:
+                    self._on_close()

@@ -1,0 +1,75 @@
+"""Who may publish what: a dataset that takes records, its owning department (or an admin) as
+the publisher, and the contract version the records claim. Reads the read model only; no session.
+"""
+
+from __future__ import annotations
+
+from services.common.auth import Principal, PrincipalKind
+from services.ingest.exceptions import (
+    ContractNotLoaded,
+    ContractVersionMismatch,
+    DatasetNotFound,
+    DatasetNotWritable,
+    NotDatasetPublisher,
+)
+from services.ingest.projection import CatalogProjection, ContractVersion, DatasetState
+
+
+def writable_dataset(catalog: CatalogProjection, dataset_id: str) -> DatasetState:
+    """The dataset if it takes records: 404 if unknown, 409 if draft or retired."""
+    dataset = catalog.dataset(dataset_id)
+    if dataset is None:
+        raise DatasetNotFound(f"no dataset {dataset_id!r}")
+    if not dataset.writable:
+        raise DatasetNotWritable(
+            f"dataset {dataset_id!r} is {dataset.status}; records are accepted while it is active or deprecated",
+            dataset_status=dataset.status,
+        )
+    return dataset
+
+
+def authorize_publisher(principal: Principal, dataset: DatasetState) -> None:
+    """Only a department principal of the owning department, or an admin, publishes records."""
+    if principal.is_admin():
+        return
+    if principal.kind is PrincipalKind.department and principal.department_id == dataset.owner_department_id:
+        return
+    raise NotDatasetPublisher(
+        f"dataset {dataset.id!r} belongs to department {dataset.owner_department_id!r}; "
+        f"{principal.id!r} may not publish to it"
+    )
+
+
+def current_contract(catalog: CatalogProjection, dataset: DatasetState) -> ContractVersion:
+    if dataset.current_version is None:
+        raise DatasetNotWritable(f"dataset {dataset.id!r} has no contract yet; register one first")
+    contract = catalog.contract(dataset.id, dataset.current_version)
+    if contract is None:
+        raise ContractNotLoaded(
+            f"contract {dataset.current_version} of {dataset.id!r} has not reached ingest yet",
+            retry_after_s=1,
+        )
+    return contract
+
+
+def check_claimed_version(catalog: CatalogProjection, contract: ContractVersion, claimed: str | None) -> None:
+    """A batch's ``CityBase-Contract-Version`` must be the current version (409 otherwise)."""
+    if claimed is None or claimed == contract.version:
+        return
+    raise ContractVersionMismatch(
+        version_mismatch(catalog, contract, claimed),
+        current_version=contract.version,
+        claimed_version=claimed,
+    )
+
+
+def version_mismatch(catalog: CatalogProjection, contract: ContractVersion, claimed: str) -> str:
+    if claimed in catalog.versions(contract.dataset_id):
+        return (
+            f"written for contract version {claimed}, but {contract.dataset_id} is at {contract.version}; "
+            "only records of the current version are accepted"
+        )
+    return (
+        f"{claimed!r} is not a contract version of {contract.dataset_id}; "
+        f"the current version is {contract.version}"
+    )
