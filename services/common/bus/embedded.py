@@ -55,6 +55,7 @@ from pathlib import Path
 
 from kafka.partitioner.default import murmur2
 
+from services.common.background import Loop
 from services.common.bus.base import (
     Admin,
     BufferFull,
@@ -441,10 +442,13 @@ class _Writer:
         self._completed = 0
         self._stopping = False
         self._round_robin: dict[str, int] = {}
-        self._thread = threading.Thread(
-            target=self._run, name=f"embedded-bus-writer[{path.name}]", daemon=True
-        )
-        self._thread.start()
+        self._loop = Loop(f"embedded-bus-writer[{path.name}]", lambda _: self._run(), wake=self._wake_to_stop)
+        self._loop.start()
+
+    def _wake_to_stop(self) -> None:
+        with self._state:
+            self._stopping = True
+            self._state.notify_all()
 
     def submit(self, record: OutgoingRecord) -> concurrent.futures.Future[RecordMetadata]:
         future: concurrent.futures.Future[RecordMetadata] = concurrent.futures.Future()
@@ -474,10 +478,7 @@ class _Writer:
 
     def close(self, timeout_s: float) -> None:
         """Write what is queued, then stop; records still queued after ``timeout_s`` fail."""
-        with self._state:
-            self._stopping = True
-            self._state.notify_all()
-        self._thread.join(timeout_s)
+        self._loop.stop(timeout_s)
         with self._state:
             abandoned = list(self._queue)
             self._queue.clear()
@@ -643,10 +644,10 @@ class _Heartbeats:
         self._members: set[EmbeddedConsumer] = set()
         self._state = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"embedded-bus-heartbeats[{path.name}]", daemon=True
+        self._loop = Loop(
+            f"embedded-bus-heartbeats[{path.name}]", lambda _: self._run(), wake=self._wake_to_stop
         )
-        self._thread.start()
+        self._loop.start()
 
     def add(self, member: EmbeddedConsumer) -> None:
         with self._state:
@@ -658,10 +659,12 @@ class _Heartbeats:
             self._members.discard(member)
 
     def close(self) -> None:
+        self._loop.stop(None)
+
+    def _wake_to_stop(self) -> None:
         with self._state:
             self._stopping = True
             self._state.notify_all()
-        self._thread.join()
 
     def _run(self) -> None:
         connection: sqlite3.Connection | None = None

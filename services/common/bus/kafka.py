@@ -58,6 +58,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.producer.transaction_manager import TransactionState
 
+from services.common.background import detached
 from services.common.bus.base import (
     Admin,
     BufferFull,
@@ -271,9 +272,7 @@ class _Connection(Generic[_ClientT]):
             if self._attempt is None or self._attempt.done():
                 attempt: concurrent.futures.Future[_ClientT] = concurrent.futures.Future()
                 self._attempt = attempt
-                threading.Thread(
-                    target=self._run, args=(attempt,), name=f"citybase-kafka-{self._name}", daemon=True
-                ).start()
+                detached(f"citybase-kafka-{self._name}", self._run, attempt)
             return self._attempt
 
     def get(self, timeout_s: float) -> _ClientT:
@@ -302,12 +301,7 @@ class _Connection(Generic[_ClientT]):
                 return
             self._client = None
         # Closed on its own thread: this may be called from the client's own callbacks.
-        threading.Thread(
-            target=self._discard_quietly,
-            args=(client,),
-            name=f"citybase-kafka-{self._name}-discard",
-            daemon=True,
-        ).start()
+        detached(f"citybase-kafka-{self._name}-discard", self._discard_quietly, client)
 
     def _discard_quietly(self, client: _ClientT) -> None:
         try:
@@ -1198,9 +1192,7 @@ class KafkaBusAdmin(Admin):
             if attempt is None or attempt.done():
                 attempt = concurrent.futures.Future()
                 self._ping_attempt = attempt
-                threading.Thread(
-                    target=self._probe, args=(attempt,), name="citybase-kafka-ping", daemon=True
-                ).start()
+                detached("citybase-kafka-ping", self._probe, attempt)
         try:
             attempt.result(timeout=timeout_s)
         except concurrent.futures.TimeoutError:
