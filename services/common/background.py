@@ -194,7 +194,7 @@ class WhenBusAnswers:
             backoff_s=self._backoff_s,
             max_backoff_s=self._max_backoff_s,
         )
-        if prepared:
+        if prepared and not loop.stopping:
             self._runs.start()
             self._answered.set()
 
@@ -226,22 +226,28 @@ class WhenBusAnswers:
 class Runs:
     """What a service runs in the background: started in the order given, stopped in reverse.
 
-    A task that was not started (its start failed, or came after one that failed) is not stopped.
+    Only what started is stopped (a start that failed leaves the later tasks unstarted), and once
+    stopped nothing starts any more: a task whose start races the service's shutdown (a
+    :class:`WhenBusAnswers` whose bus answers just then) is not left running.
     """
 
     def __init__(self, *tasks: Task) -> None:
         self.tasks = tasks
         self._started: list[Task] = []
+        self._stopped = False
         self._lock = threading.Lock()
 
     def start(self) -> None:
         for task in self.tasks:
-            task.start()
             with self._lock:
+                if self._stopped:
+                    return
+                task.start()
                 self._started.append(task)
 
     def stop(self) -> None:
         with self._lock:
+            self._stopped = True
             started, self._started = self._started, []
         for task in reversed(started):
             task.stop()

@@ -75,7 +75,7 @@ class ReadModel:
 
     @property
     def last_error(self) -> str | None:
-        """Why the last replay (or the wait for the bus) failed; None once caught up."""
+        """Why the wait for the bus or the last replay failed; cleared when it succeeds."""
         return self._loop.last_error
 
     @property

@@ -161,6 +161,36 @@ def test_runs_stop_only_what_started() -> None:
     assert log == ["start relay", "stop relay"]
 
 
+def test_nothing_starts_once_runs_are_stopped() -> None:
+    log: list[str] = []
+    runs = Runs(_Recorder("relay", log))
+    runs.stop()
+    runs.start()
+    assert log == []
+
+
+def test_a_bus_that_answers_during_shutdown_starts_nothing() -> None:
+    log: list[str] = []
+    answering = threading.Event()
+    release = threading.Event()
+
+    def prepare() -> None:
+        answering.set()
+        release.wait(2)
+
+    on_bus = WhenBusAnswers("test", prepare, [_Recorder("projection", log)])
+    on_bus.start()
+    assert answering.wait(2)
+    stopping = threading.Thread(target=on_bus.stop)
+    stopping.start()
+    time.sleep(0.3)  # stop has set the flag and waits for prepare to return
+    release.set()
+    stopping.join(5)
+    assert not stopping.is_alive()
+    assert log == []
+    assert not on_bus.answered
+
+
 class _Bus:
     """A bus that fails ``failures`` times, then answers."""
 
