@@ -24,6 +24,7 @@ from services.catalog.service import CatalogEvents
 from services.common import db, topics
 from services.common.app import InfrastructureProvider, Runtime, ServiceSpec, build_service_app
 from services.common.auth import KeyRing
+from services.common.background import Runs, WhenBusAnswers
 from services.common.outbox import Outbox, OutboxRelay
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
@@ -53,18 +54,21 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[CatalogRuntime]:
         audit_refusals=refusals,
         access_settings=AccessSettings(),
     )
-    runtime.add_readiness_check("outbox", lambda: relay.last_error)
+
+    def ensure_topics() -> None:
+        admin = runtime.bus.admin()
+        for topic in topics.PLATFORM_SPECS:
+            admin.ensure_topic(topic, timeout_s=5.0)
+
+    # The platform topics first (platform.catalog as its spec says, compacted): the relay
+    # publishes to them as soon as it starts.
+    on_bus = WhenBusAnswers(NAME, ensure_topics, [relay])
+    runtime.add_readiness_check("outbox", lambda: on_bus.readiness() or relay.last_error)
     runtime.add_readiness_check("keys", keys.readiness)
     deliveries = delivery_audit_worker(runtime.bus, runtime.sessions)
-    runtime.add_readiness_check("audit-deliveries", lambda: None if deliveries.alive else "not running")
+    runtime.add_readiness_check("audit-deliveries", deliveries.readiness)
     scores = quality_scores_worker(runtime.bus, runtime.sessions)
-    runtime.add_readiness_check("quality-scores", lambda: None if scores.alive else "not running")
-    # platform.catalog first: the outbox relay publishes to it as soon as it starts.
-    for topic in topics.PLATFORM_SPECS:
-        try:
-            runtime.bus.admin().ensure_topic(topic, timeout_s=5.0)
-        except Exception as error:  # the workers keep trying; readiness tells operators
-            log.warning("could not ensure %s yet: %s", topic.name, error)
+    runtime.add_readiness_check("quality-scores", scores.readiness)
     try:
         with db.unit_of_work(runtime.sessions) as session:
             keyed = access_service.issue_missing_hash_keys(session, CatalogEvents(box))
@@ -72,21 +76,13 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[CatalogRuntime]:
             log.info("gave %d grants a hash key of their own and announced them", len(keyed))
     except Exception as error:  # the database may be down at start: readiness says so; next start keys them
         log.warning("could not give grants made before hash keys theirs yet: %s", error)
-    relay.start()
-    keys.start()
-    checkpoints.start()
-    refusals.start()
-    deliveries.start()
-    scores.start()
+    # Stopped in reverse: the workers, the audit timers, the key read model, the relay last.
+    runs = Runs(on_bus, keys, checkpoints, refusals, deliveries, scores)
+    runs.start()
     try:
         yield service
     finally:
-        scores.stop()
-        deliveries.stop()
-        refusals.stop()
-        checkpoints.stop()
-        keys.stop()
-        relay.stop()
+        runs.stop()
 
 
 SPEC = ServiceSpec(

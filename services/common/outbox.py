@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from services.common import db
+from services.common.background import Loop
 from services.common.bus import Bus, OutgoingRecord
 
 log = logging.getLogger(__name__)
@@ -82,40 +83,38 @@ class OutboxRelay:
         self._batch = batch
         self._idle_interval_s = idle_interval_s
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Loop(f"outbox-{name}", self._run, wake=self._wake.set)
         self.published = 0
-        self.last_error: str | None = None
         outbox.attach(self)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"outbox-{self.name}", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._loop.stop(timeout_s)
 
     def wake(self) -> None:
         self._wake.set()
 
-    def _run(self) -> None:
+    @property
+    def last_error(self) -> str | None:
+        """Why the last relay failed, None once one succeeded: the outbox's readiness."""
+        return self._loop.last_error
+
+    def _run(self, loop: Loop) -> None:
         backoff = 0.2
-        while not self._stop.is_set():
+        while not loop.stopping:
             try:
                 moved = self.relay_once()
-                self.last_error = None
+                loop.last_error = None
                 backoff = 0.2
                 if moved:
                     continue
                 self._wake.wait(self._idle_interval_s)
                 self._wake.clear()
             except Exception as error:
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("outbox %s: relay failed (%s); retrying", self.name, self.last_error)
-                self._stop.wait(backoff)
+                log.warning("outbox %s: relay failed (%s); retrying", self.name, loop.fail(error))
+                loop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 
     def relay_once(self) -> int:

@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from services.common.bus import Bus, BusError, Consumer, Message, TopicPartition, TopicSpec
+from services.common.background import Loop, until_bus_answers
+from services.common.bus import Bus, Consumer, Message, TopicPartition, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,10 @@ class ReadModel:
         self._ensure_timeout_s = ensure_timeout_s
         self._retry_interval_s = retry_interval_s
         self._caught_up = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Loop(f"readmodel-{name}", self._run)
         self._listeners: list[ChangeListener] = []
         self._lock = threading.Lock()
         self.applied = 0
-        self.last_error: str | None = None
 
     def on_change(self, listener: ChangeListener) -> None:
         """Call ``listener`` after each applied message (from the read model's thread)."""
@@ -69,13 +68,15 @@ class ReadModel:
 
     def start(self) -> None:
         """Replay and follow the topic on the read model's thread; returns at once, bus up or not."""
-        self._thread = threading.Thread(target=self._run, name=f"readmodel-{self.name}", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._loop.stop(timeout_s)
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the wait for the bus or the last replay failed; cleared when it succeeds."""
+        return self._loop.last_error
 
     @property
     def caught_up(self) -> bool:
@@ -90,39 +91,35 @@ class ReadModel:
             return None
         return f"replaying {self.topic}" + (f" (last error: {self.last_error})" if self.last_error else "")
 
-    def _ensure_topic(self) -> bool:
-        """Create the topic if missing, retrying while the bus is down; False if stopped first."""
-        while not self._stop.is_set():
-            try:
-                self._bus.admin().ensure_topic(self._spec, timeout_s=self._ensure_timeout_s)
-                return True
-            except BusError as error:
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("read model %s: cannot reach %s yet: %s", self.name, self.topic, error)
-                self._stop.wait(self._retry_interval_s)
-        return False
-
-    def _run(self) -> None:
-        if not self._ensure_topic():
+    def _run(self, loop: Loop) -> None:
+        # Create the topic if missing, retrying while the bus is down.
+        answered = until_bus_answers(
+            loop,
+            lambda: self._bus.admin().ensure_topic(self._spec, timeout_s=self._ensure_timeout_s),
+            what=f"read model {self.name} of {self.topic}",
+            backoff_s=self._retry_interval_s,
+            max_backoff_s=self._retry_interval_s,
+        )
+        if not answered:
             return
-        while not self._stop.is_set():
+        while not loop.stopping:
             consumer: Consumer | None = None
             try:
                 consumer = self._bus.consumer(None, [self.topic], start="earliest", client_id=self.name)
                 consumer.seek_to_beginning()
                 targets = consumer.end_offsets()
-                self._follow(consumer, targets)
+                self._follow(loop, consumer, targets)
             except Exception as error:
-                self.last_error = f"{type(error).__name__}: {error}"
+                loop.fail(error)
                 log.exception("read model %s failed; replaying again", self.name)
-                self._stop.wait(1.0)
+                loop.wait(1.0)
             finally:
                 if consumer is not None:
                     consumer.close()
 
-    def _follow(self, consumer: Consumer, targets: dict[TopicPartition, int]) -> None:
+    def _follow(self, loop: Loop, consumer: Consumer, targets: dict[TopicPartition, int]) -> None:
         self._mark_if_caught_up(consumer, targets)
-        while not self._stop.is_set():
+        while not loop.stopping:
             messages = consumer.poll(self._poll_timeout_s, 1000)
             for message in messages:
                 self._apply(message)
@@ -141,5 +138,5 @@ class ReadModel:
 
     def _mark_if_caught_up(self, consumer: Consumer, targets: dict[TopicPartition, int]) -> None:
         if all(consumer.position(tp) >= end for tp, end in targets.items()):
-            self.last_error = None
+            self._loop.last_error = None
             self._caught_up.set()

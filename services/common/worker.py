@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import abc
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
+from services.common.background import Loop
 from services.common.bus import Bus, Consumer, Message, OutgoingRecord, TopicPartition
 from services.common.envelope import CloudEvent
 
@@ -117,29 +117,29 @@ class ConsumerWorker:
         self._max_records = max_records
         self._poll_timeout_s = poll_timeout_s
         self._max_backoff_s = max_backoff_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Loop(f"worker-{name}", self._run)
         self.processed = 0
         self.dead_lettered = 0
         self.failures = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"worker-{self.name}", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._loop.stop(timeout_s)
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop.alive
 
-    def _run(self) -> None:
+    def readiness(self) -> str | None:
+        """A readiness check: None while the worker's thread runs."""
+        return self._loop.readiness()
+
+    def _run(self, loop: Loop) -> None:
         backoff = 0.1
         consumer: Consumer | None = None
-        while not self._stop.is_set():
+        while not loop.stopping:
             try:
                 if consumer is None:
                     consumer = self._bus.consumer(self._group_id, self._topics, client_id=self.name)
@@ -151,7 +151,7 @@ class ConsumerWorker:
                 if consumer is not None:
                     _close_quietly(consumer)
                     consumer = None
-                self._stop.wait(backoff)
+                loop.wait(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
         if consumer is not None:
             _close_quietly(consumer)

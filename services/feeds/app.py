@@ -5,7 +5,6 @@ gauges."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from services.common.app import (
     ServiceSpec,
     build_service_app,
 )
-from services.common.bus import BusError
+from services.common.background import Periodic, Runs, WhenBusAnswers
 from services.common.outbox import Outbox, OutboxRelay
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
@@ -47,64 +46,20 @@ DESCRIPTION = (
 log = logging.getLogger(__name__)
 
 
-class _Background:
-    """Starts what needs the bus (the read model, the usage topic) once it answers, and refreshes
-    the lag gauges; a service must come up while Kafka is still down and say so in /readyz."""
-
-    def __init__(
-        self, runtime: Runtime, read_model: ReadModel, feeds: Feeds, settings: FeedsSettings
-    ) -> None:
-        self._runtime = runtime
-        self._read_model = read_model
-        self._feeds = feeds
-        self._settings = settings
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="feeds-background", daemon=True)
-        self.last_error: str | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._runtime.bus.admin().ensure_topic(topics.USAGE_SPEC)
-                self._read_model.start()
-                self.last_error = None
-                break
-            except BusError as error:
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("cannot reach the bus yet: %s", error)
-                self._stop.wait(1.0)
-        while not self._stop.wait(self._settings.lag_interval_s):
-            try:
-                self.refresh_lag()
-            except Exception:
-                log.warning("lag refresh failed", exc_info=True)
-
-    def refresh_lag(self) -> None:
-        with self._runtime.sessions() as session:
-            rows = session.execute(
-                sa.select(Subscription.dataset_id, Subscription.group_id, Subscription.topic)
-            ).all()
-        totals: dict[str, int] = defaultdict(int)
-        admin = self._runtime.bus.admin()
-        for dataset_id, group_id, topic in rows:
-            totals[dataset_id] += sum(admin.lag(group_id, topic).values())
-        gauge = self._feeds.metrics.lag
-        for dataset_id, total in totals.items():
-            if self._feeds.catalog.dataset(dataset_id) is not None:
-                gauge.labels(dataset_id).set(total)
-
-    def readiness(self) -> str | None:
-        if self.last_error:
-            return f"cannot read {self._read_model.topic}: {self.last_error}"
-        return self._read_model.readiness()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._read_model.stop(timeout_s)
-        self._thread.join(timeout_s)
+def refresh_lag(runtime: Runtime, feeds: Feeds) -> None:
+    """Set each dataset's lag gauge: what its subscriptions' groups have yet to read."""
+    with runtime.sessions() as session:
+        rows = session.execute(
+            sa.select(Subscription.dataset_id, Subscription.group_id, Subscription.topic)
+        ).all()
+    totals: dict[str, int] = defaultdict(int)
+    admin = runtime.bus.admin()
+    for dataset_id, group_id, topic in rows:
+        totals[dataset_id] += sum(admin.lag(group_id, topic).values())
+    gauge = feeds.metrics.lag
+    for dataset_id, total in totals.items():
+        if feeds.catalog.dataset(dataset_id) is not None:
+            gauge.labels(dataset_id).set(total)
 
 
 def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceLifespan:
@@ -130,7 +85,18 @@ def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceL
             webhook_targets=WebhookTargets.of(feeds_settings, webhook_resolver),
         )
         metrics.readers.labels("poll").set_function(lambda: len(pool))
-        background = _Background(runtime, read_model, feeds, feeds_settings)
+
+        def refresh_lag_quietly() -> None:
+            try:
+                refresh_lag(runtime, feeds)
+            except Exception:
+                log.warning("lag refresh failed", exc_info=True)
+
+        lag = Periodic("feeds-lag", feeds_settings.lag_interval_s, refresh_lag_quietly)
+        # A service must come up while Kafka is still down and say so in /readyz.
+        on_bus = WhenBusAnswers(
+            NAME, lambda: runtime.bus.admin().ensure_topic(topics.USAGE_SPEC), [read_model, lag]
+        )
         pusher = WebhookPusher(feeds) if feeds_settings.webhook_enabled else None
         service = FeedsRuntime(
             keyring=catalog.keyring,
@@ -140,22 +106,23 @@ def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceL
             outbox=relay,
             pool=pool,
         )
-        runtime.add_readiness_check("catalog", background.readiness)
+
+        def catalog_readiness() -> str | None:
+            if on_bus.last_error:
+                return f"cannot read {read_model.topic}: {on_bus.last_error}"
+            return read_model.readiness()
+
+        runtime.add_readiness_check("catalog", catalog_readiness)
         runtime.add_readiness_check("outbox", lambda: relay.last_error)
-        background.start()
-        relay.start()
-        pool.start()
         if pusher is not None:
             service.webhooks = pusher
-            pusher.start()
+        # Stopped in reverse: the pusher, the readers, the relay, then the read model.
+        runs = Runs(on_bus, relay, pool, *([pusher] if pusher is not None else []))
+        runs.start()
         try:
             yield service
         finally:
-            if pusher is not None:
-                await anyio.to_thread.run_sync(pusher.stop)
-            await anyio.to_thread.run_sync(pool.stop)
-            relay.stop()
-            await anyio.to_thread.run_sync(background.stop)
+            await anyio.to_thread.run_sync(runs.stop)
 
     return lifespan
 

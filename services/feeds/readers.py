@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.background import Periodic, detached
 from services.common.bus import Bus, BusError, Consumer, Message, TopicPartition
 from services.feeds.exceptions import GroupNotReady, InvalidPosition, ReadersExhausted
 
@@ -206,17 +207,13 @@ class ReaderPool:
         self._client_id = client_id
         self._readers: dict[str, Reader] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._janitor = Periodic("feeds-reader-janitor", min(idle_s / 2, 5.0), self._close_idle)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._janitor, name="feeds-reader-janitor", daemon=True)
-        self._thread.start()
+        self._janitor.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._janitor.stop(5)
         with self._lock:
             readers, self._readers = list(self._readers.values()), {}
         for reader in readers:
@@ -304,17 +301,17 @@ class ReaderPool:
             finally:
                 reader.lock.release()
         else:
-            threading.Thread(target=close, name="feeds-reader-close", daemon=True).start()
+            detached("feeds-reader-close", close)
 
-    def _janitor(self) -> None:
-        while not self._stop.wait(min(self._idle_s / 2, 5.0)):
-            cutoff = time.monotonic() - self._idle_s
-            with self._lock:
-                idle = [
-                    key
-                    for key, reader in self._readers.items()
-                    if reader.last_used < cutoff and not reader.lock.locked()
-                ]
-                readers = [self._readers.pop(key) for key in idle]
-            for reader in readers:
-                self._close_later(reader)
+    def _close_idle(self) -> None:
+        """The janitor's tick: close the readers nobody used for ``idle_s``."""
+        cutoff = time.monotonic() - self._idle_s
+        with self._lock:
+            idle = [
+                key
+                for key, reader in self._readers.items()
+                if reader.last_used < cutoff and not reader.lock.locked()
+            ]
+            readers = [self._readers.pop(key) for key in idle]
+        for reader in readers:
+            self._close_later(reader)

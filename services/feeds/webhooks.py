@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -35,6 +34,7 @@ import httpx
 import sqlalchemy as sa
 
 from services.common import db
+from services.common.background import Loop
 from services.common.bus import BusError
 from services.common.problems import Problem
 from services.feeds.models import Subscription, WebhookDelivery
@@ -81,34 +81,33 @@ class WebhookPusher:
             limits=httpx.Limits(max_keepalive_connections=0),
         )
         self._states: dict[str, _PushState] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
+        self._loop = Loop("feeds-webhooks", self._run)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="feeds-webhooks", daemon=True)
-        self._thread.start()
+        self._loop.start()
+
+    @property
+    def last_error(self) -> str | None:
+        return self._loop.last_error
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._loop.stop(timeout_s)
         for state in self._states.values():
             state.reader.close()
         self._states.clear()
         self._client.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, loop: Loop) -> None:
+        while not loop.stopping:
             busy = False
             try:
                 busy = self.push_once()
-                self.last_error = None
+                loop.last_error = None
             except Exception as error:
-                self.last_error = f"{type(error).__name__}: {error}"
+                loop.fail(error)
                 log.exception("webhook pusher failed; trying again")
             if not busy:
-                self._stop.wait(self.settings.webhook_scan_interval_s)
+                loop.wait(self.settings.webhook_scan_interval_s)
 
     def _active(self) -> list[SubscriptionView]:
         with self.feeds.sessions() as session:
@@ -128,7 +127,7 @@ class WebhookPusher:
         self.feeds.metrics.readers.labels("webhook").set(len(self._states))
         moved = False
         for subscription in subscriptions:
-            if self._stop.is_set():
+            if self._loop.stopping:
                 break
             try:
                 moved = self._push(subscription) or moved

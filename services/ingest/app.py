@@ -3,8 +3,6 @@ of ``platform.catalog``, the raw-topic worker and the idempotency-key cleanup.""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +19,7 @@ from services.common.app import (
     ServiceSpec,
     build_service_app,
 )
+from services.common.background import Periodic, Runs
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
 from services.ingest.api import router
@@ -42,16 +41,14 @@ DESCRIPTION = (
 log = logging.getLogger(__name__)
 
 
-async def _purge_idempotency_keys(ingestor: Ingestor) -> None:
-    """Delete idempotency keys past their time, now and then every cleanup interval."""
-    while True:
-        try:
-            purged = await anyio.to_thread.run_sync(ingestor.purge_idempotency_keys)
-            if purged:
-                log.info("purged %d expired idempotency keys", purged)
-        except Exception:
-            log.exception("purging idempotency keys failed; trying again later")
-        await asyncio.sleep(ingestor.settings.idempotency_cleanup_interval_s)
+def _purge_idempotency_keys(ingestor: Ingestor) -> None:
+    """Delete idempotency keys past their time (now, then every cleanup interval)."""
+    try:
+        purged = ingestor.purge_idempotency_keys()
+        if purged:
+            log.info("purged %d expired idempotency keys", purged)
+    except Exception:
+        log.exception("purging idempotency keys failed; trying again later")
 
 
 def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
@@ -84,19 +81,19 @@ def _lifespan(ingest_settings: IngestSettings) -> ServiceLifespan:
             )
             service.raw = supervisor
             runtime.add_readiness_check("raw", supervisor.readiness)
-        read_model.start()
-        if supervisor is not None:
-            supervisor.start()
-        cleanup = asyncio.create_task(_purge_idempotency_keys(ingestor), name="ingest-idempotency-cleanup")
+        cleanup = Periodic(
+            "ingest-idempotency-cleanup",
+            ingest_settings.idempotency_cleanup_interval_s,
+            lambda: _purge_idempotency_keys(ingestor),
+            immediately=True,
+        )
+        # Stopped in reverse: the cleanup, the raw worker, then the read model.
+        runs = Runs(read_model, *([supervisor] if supervisor is not None else []), cleanup)
+        runs.start()
         try:
             yield service
         finally:
-            cleanup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cleanup
-            if supervisor is not None:
-                await anyio.to_thread.run_sync(supervisor.stop)
-            await anyio.to_thread.run_sync(read_model.stop)
+            await anyio.to_thread.run_sync(runs.stop)
 
     return lifespan
 

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from services.common.background import Loop
 from services.common.bus import Bus, Message, RecordMetadata
 from services.common.bus.base import wait_all
 from services.common.topics import dataset_of_raw, dead_letter_topic, raw_topic
@@ -120,25 +121,23 @@ class RawIngestSupervisor:
         self._settings = settings
         self._caught_up = caught_up
         self._changed = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Loop("ingest-raw-supervisor", self._run, wake=self._changed.set)
         self.worker: ConsumerWorker | None = None
         self.topics: list[str] = []
         self.restarts = 0
-        self.last_error: str | None = None
         catalog.on_datasets_changed(self._changed.set)
 
     def start(self) -> None:
         self._changed.set()
-        self._thread = threading.Thread(target=self._run, name="ingest-raw-supervisor", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._changed.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._loop.stop(timeout_s)
         self._stop_worker(timeout_s)
+
+    @property
+    def last_error(self) -> str | None:
+        return self._loop.last_error
 
     def readiness(self) -> str | None:
         if self.last_error:
@@ -147,24 +146,24 @@ class RawIngestSupervisor:
             return "the raw worker stopped"
         return None
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, loop: Loop) -> None:
+        while not loop.stopping:
             if self._caught_up is not None and not self._caught_up():
-                self._stop.wait(0.1)
+                loop.wait(0.1)
                 continue
             if not self._changed.wait(1.0):
                 continue
             # More changes often follow (a contract and its dataset): take them in one go.
-            self._stop.wait(self._settings.raw_restart_debounce_s)
+            loop.wait(self._settings.raw_restart_debounce_s)
             self._changed.clear()
             try:
                 self._resubscribe(self._catalog.writable_datasets())
-                self.last_error = None
+                loop.last_error = None
             except Exception as error:
-                self.last_error = f"{type(error).__name__}: {error}"
+                loop.fail(error)
                 log.warning("could not subscribe to the raw topics; retrying: %s", error)
                 self._changed.set()
-                self._stop.wait(1.0)
+                loop.wait(1.0)
 
     def _resubscribe(self, dataset_ids: Sequence[str]) -> None:
         topics = [raw_topic(dataset_id) for dataset_id in dataset_ids]

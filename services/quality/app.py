@@ -4,9 +4,7 @@ metering worker on ``platform.usage`` and the outbox relay to ``platform.quality
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +20,14 @@ from services.common.app import (
     ServiceSpec,
     build_service_app,
 )
-from services.common.bus import BusError
+from services.common.background import Periodic, Runs, WhenBusAnswers
 from services.common.outbox import Outbox, OutboxRelay
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
 from services.common.worker import ConsumerWorker
 from services.quality import utilization
 from services.quality.api import router
-from services.quality.consumer import StreamWorker, Timer, UsageHandler
+from services.quality.consumer import StreamWorker, UsageHandler
 from services.quality.expectations import GreatExpectations
 from services.quality.metrics import QualityMetrics
 from services.quality.models import outbox
@@ -45,36 +43,6 @@ DESCRIPTION = (
     "stream (`ds.*`, `dlq.*`, scored with the contract's Great Expectations suite) and from delivery "
     "metering (`platform.usage`). Score changes and SLA breaches go to `platform.quality`."
 )
-
-log = logging.getLogger(__name__)
-
-
-class _WhenBusAnswers:
-    """Runs ``start`` as soon as the bus answers, without holding up the app's start."""
-
-    def __init__(self, name: str, start: Callable[[], None]) -> None:
-        self._start = start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{name}-start", daemon=True)
-        self.last_error: str | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._start()
-                self.last_error = None
-                return
-            except BusError as error:
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("cannot reach the bus yet: %s", error)
-                self._stop.wait(1.0)
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
 
 
 def refresh_utilization_gauges(runtime: Runtime, catalog: QualityCatalog, settings: QualitySettings) -> None:
@@ -131,18 +99,15 @@ def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
             if read_model.caught_up:
                 refresh_utilization_gauges(runtime, catalog, quality_settings)
 
-        freshness = Timer("quality-freshness", quality_settings.sla_check_interval_s, freshness_tick)
-        gauges = Timer("quality-utilization", quality_settings.utilization_refresh_s, gauges_tick)
+        freshness = Periodic("quality-freshness", quality_settings.sla_check_interval_s, freshness_tick)
+        gauges = Periodic("quality-utilization", quality_settings.utilization_refresh_s, gauges_tick)
 
-        def start_on_bus() -> None:
+        def ensure_topics() -> None:
             admin = runtime.bus.admin()
             admin.ensure_topic(topics.QUALITY_SPEC)
             admin.ensure_topic(topics.USAGE_SPEC)
-            read_model.start()
-            stream.start()
-            usage.start()
 
-        starter = _WhenBusAnswers(NAME, start_on_bus)
+        on_bus = WhenBusAnswers(NAME, ensure_topics, [read_model, stream, usage])
         service = QualityRuntime(
             keyring=catalog.keyring,
             catalog=catalog,
@@ -153,23 +118,16 @@ def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
             settings=quality_settings,
         )
 
-        def catalog_readiness() -> str | None:
-            if starter.last_error:
-                return f"cannot reach the bus: {starter.last_error}"
-            return read_model.readiness()
-
         runtime.add_readiness_check("outbox", lambda: relay.last_error)
-        runtime.add_readiness_check("catalog", catalog_readiness)
+        runtime.add_readiness_check("catalog", lambda: on_bus.readiness() or read_model.readiness())
         runtime.add_readiness_check("stream", stream.readiness)
-        relay.start()
-        starter.start()
-        freshness.start()
-        gauges.start()
+        # Stopped in reverse: the timers, then the consumers, the read model, last the relay.
+        runs = Runs(relay, on_bus, freshness, gauges)
+        runs.start()
         try:
             yield service
         finally:
-            for stoppable in (gauges, freshness, starter, usage, stream, read_model, relay):
-                await anyio.to_thread.run_sync(stoppable.stop)
+            await anyio.to_thread.run_sync(runs.stop)
 
     return lifespan
 

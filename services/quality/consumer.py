@@ -1,5 +1,5 @@
-"""Quality's threads: the stream worker on ``ds.*`` / ``dlq.*``, the freshness timer, and the
-metering worker on ``platform.usage``.
+"""Quality's consumers: the stream worker on ``ds.*`` / ``dlq.*`` and the metering handler of
+``platform.usage``.
 
 The stream worker is one consumer in the group ``quality`` subscribed to the records and
 dead-letter topics of every dataset the catalog says is active or deprecated. The bus has no
@@ -16,7 +16,6 @@ committed offsets.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db, usage_events
+from services.common.background import Loop
 from services.common.bus import Bus, Consumer, Message, TopicPartition
 from services.common.envelope import CloudEvent, EnvelopeError
 from services.common.topics import dataset_of, dead_letter_topic, records_topic
@@ -58,14 +58,12 @@ class StreamWorker:
         self._metrics = metrics
         self._caught_up = caught_up
         self.windows = WindowSet(self._window_size)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Loop("quality-stream", self._run)
         self.topics: list[str] = []
         self.assigned: frozenset[str] = frozenset()
         """Topics the group has given this worker partitions of (after its last poll)."""
         self.handled = 0
         self.failures = 0
-        self.last_error: str | None = None
         self._next_lag = 0.0
 
     def _window_size(self, dataset_id: str) -> tuple[int, float]:
@@ -73,20 +71,21 @@ class StreamWorker:
         return size.records, size.seconds
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="quality-stream", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._loop.stop(timeout_s)
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop.alive
+
+    @property
+    def last_error(self) -> str | None:
+        return self._loop.last_error
 
     def readiness(self) -> str | None:
-        if self._thread is not None and not self.alive:
+        if self._loop.started and not self.alive:
             return "the stream worker stopped"
         return None
 
@@ -102,16 +101,16 @@ class StreamWorker:
                     wanted.append(topic)
         return sorted(wanted)
 
-    def _run(self) -> None:
+    def _run(self, loop: Loop) -> None:
         consumer: Consumer | None = None
         positions: dict[TopicPartition, int] = {}
         committed: dict[TopicPartition, int] = {}
         next_check = 0.0
         backoff = 0.2
-        while not self._stop.is_set():
+        while not loop.stopping:
             try:
                 if self._caught_up is not None and not self._caught_up():
-                    self._stop.wait(0.1)
+                    loop.wait(0.1)
                     continue
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + self._settings.resubscribe_interval_s
@@ -132,7 +131,7 @@ class StreamWorker:
                             )
                             log.info("quality follows %d ds./dlq. topics", len(topics))
                 if consumer is None:
-                    self._stop.wait(0.2)
+                    loop.wait(0.2)
                     continue
                 messages = consumer.poll(0.2, self._settings.max_poll_records)
                 self.assigned = frozenset(tp.topic for tp in consumer.assignment())
@@ -144,10 +143,10 @@ class StreamWorker:
                 self._store_and_commit(consumer, positions, committed)
                 self._measure_lag()
                 backoff = 0.2
-                self.last_error = None
+                loop.last_error = None
             except Exception as error:
                 self.failures += 1
-                self.last_error = f"{type(error).__name__}: {error}"
+                loop.fail(error)
                 log.exception("quality stream worker failed; reading again from the committed offsets")
                 self.windows.clear()
                 if consumer is not None:
@@ -155,7 +154,7 @@ class StreamWorker:
                     consumer = None
                 self.topics = []
                 self.assigned = frozenset()
-                self._stop.wait(backoff)
+                loop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
         if consumer is not None:
             _close_quietly(consumer)
@@ -206,38 +205,6 @@ def _close_quietly(consumer: Consumer) -> None:
         consumer.close()
     except Exception:
         log.debug("closing a consumer failed", exc_info=True)
-
-
-class Timer:
-    """Runs ``tick`` every ``interval_s`` in its own thread (the freshness check, the gauges)."""
-
-    def __init__(self, name: str, interval_s: float, tick: Callable[[], Any]) -> None:
-        self.name = name
-        self._interval_s = interval_s
-        self._tick = tick
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.runs = 0
-        self.last_error: str | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self._tick()
-                self.runs += 1
-                self.last_error = None
-            except Exception as error:
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.exception("%s failed; trying again at the next tick", self.name)
 
 
 class UsageHandler:

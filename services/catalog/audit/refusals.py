@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
+from services.common.background import Periodic
 
 if TYPE_CHECKING:
     from services.catalog.audit.service import AuditEvent
@@ -149,17 +150,13 @@ class RefusalRecorder:
         self.windows = windows
         self._append = append
         self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer = Periodic("audit-refusals", interval_s, self._tick)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="audit-refusals", daemon=True)
-        self._thread.start()
+        self._timer.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._timer.stop(timeout_s)
         try:
             self.flush(everything=True)
         except Exception:
@@ -179,11 +176,10 @@ class RefusalRecorder:
             raise
         return len(summaries)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.flush()
-            except Exception:
-                log.warning(
-                    "could not audit repeated refusals; retrying in %.0f s", self._interval_s, exc_info=True
-                )
+    def _tick(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            log.warning(
+                "could not audit repeated refusals; retrying in %.0f s", self._interval_s, exc_info=True
+            )

@@ -18,7 +18,6 @@ import binascii
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from services.catalog.audit.schemas import AuditVerification, ChainBreak
 from services.catalog.exceptions import InvalidCursor
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
+from services.common.background import Periodic
 from services.common.bus import Bus, BusError, read_from_beginning
 from services.common.clock import as_utc
 from services.common.outbox import Outbox
@@ -614,25 +614,20 @@ class AuditCheckpointer:
         self._sessions: sessionmaker[Session] = db.session_factory(engine)
         self._outbox = outbox
         self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer = Periodic("audit-checkpoints", interval_s, self._tick)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
-        self._thread.start()
+        self._timer.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._timer.stop(timeout_s)
 
     def checkpoint_once(self) -> AuditCheckpoint | None:
         with db.unit_of_work(self._sessions) as session:
             return checkpoint(session, self._outbox)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.checkpoint_once()
-            except Exception:
-                log.warning("audit checkpoint failed; retrying in %.0f s", self._interval_s, exc_info=True)
+    def _tick(self) -> None:
+        try:
+            self.checkpoint_once()
+        except Exception:
+            log.warning("audit checkpoint failed; retrying in %.0f s", self._interval_s, exc_info=True)

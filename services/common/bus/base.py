@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, TypeVar
 
+from services.common.background import detached
+
 _T = TypeVar("_T")
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -367,7 +369,7 @@ def call_within(timeout_s: float, what: str, call: Callable[[], _T]) -> _T:
         except BaseException as error:  # handed to the waiter, never lost in this thread
             outcome.set_exception(error)
 
-    threading.Thread(target=run, name="citybase-bus-call", daemon=True).start()
+    detached("citybase-bus-call", run)
     try:
         return outcome.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:

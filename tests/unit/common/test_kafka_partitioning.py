@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
-from services.common.bus.kafka import murmur2
+from services.common.bus.kafka_producer import murmur2
 
 
 @given(st.binary(max_size=200))
