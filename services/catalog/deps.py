@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from services.catalog.audit.refusals import RefusalRecorder
 from services.catalog.audit.service import Auditor, audit_request
-from services.catalog.service import CatalogEvents
+from services.catalog.events import CatalogEvents
 from services.common.auth import Principal, PrincipalKind, require
 from services.common.deps import RuntimeDep, SessionDep, SettingsDep
 

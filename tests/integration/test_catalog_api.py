@@ -11,7 +11,7 @@ import rdflib
 from jsonschema import Draft7Validator
 from rdflib.namespace import DCAT, RDF
 
-from services.catalog import service as catalog_service
+from services.catalog import examples as catalog_examples
 from services.common import db
 from tests.factories import EXAMPLES, contract_property, evolve_contract, example_contract
 from tests.integration.conftest import CatalogHarness
@@ -26,7 +26,9 @@ def _register(catalog: CatalogHarness, text: str, key: str | None = None) -> Any
 
 def _load_examples(catalog: CatalogHarness) -> list[str]:
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        return catalog_service.load_examples(session, catalog.runtime.state["events"], EXAMPLES)
+        return catalog_examples.load_examples(
+            session, events=catalog.runtime.state["events"], directory=EXAMPLES
+        )
 
 
 def test_a_contract_creates_its_dataset_and_evolves_compatibly(catalog: CatalogHarness) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import rdflib
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
-from services.catalog import service as catalog_service
+from services.catalog import examples as catalog_examples
 from services.catalog.standards.dcat import VCARD
 from services.common import db
 from tests.factories import EXAMPLES, evolve_contract, example_contract
@@ -21,7 +21,7 @@ UNDESCRIBED = "transport.tram-arrivals"
 
 def _load_examples(catalog: CatalogHarness) -> None:
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        catalog_service.load_examples(session, catalog.runtime.state["events"], EXAMPLES)
+        catalog_examples.load_examples(session, events=catalog.runtime.state["events"], directory=EXAMPLES)
 
 
 def _register_without_description(catalog: CatalogHarness) -> None:
