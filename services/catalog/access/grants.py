@@ -2,10 +2,9 @@
 
 Every change takes the request's :class:`~services.catalog.access.context.Collaborators` (so the
 request's session, committed by the caller), authorizes the caller, audits and announces the
-grant's new version, which feeds apply within a second. Expiry is never stored: a grant is
-expired when its ``expires_at`` has passed, wherever it is read (here) or enforced (feeds, from
-the event). One responsibility, long because a grant's terms change four ways (an approver's
-update, a status change, a new contract version's masking, the hash key every grant has).
+grant's new version, which feeds apply within a second; reads take the caller's session. Expiry
+is never stored: a grant is expired when its ``expires_at`` has passed, wherever it is read (here)
+or enforced (feeds, from the event).
 """
 
 from __future__ import annotations

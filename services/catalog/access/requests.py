@@ -5,7 +5,7 @@ The dataset's classification decides the default: an ``open`` dataset is granted
 ``conditional`` or ``restricted`` one waits for an approver of the owning department (or an
 admin). Every change takes the request's
 :class:`~services.catalog.access.context.Collaborators` (so the request's session, committed by
-the caller), authorizes, audits and announces.
+the caller), authorizes, audits and announces; reads take the caller's session.
 """
 
 from __future__ import annotations

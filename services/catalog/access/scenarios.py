@@ -2,7 +2,7 @@
 own keys. Suspending or retiring one stops its keys; retiring revokes its grants and withdraws its
 pending requests. Every change takes the request's
 :class:`~services.catalog.access.context.Collaborators` (so the request's session, committed by
-the caller), authorizes, audits and announces.
+the caller), authorizes, audits and announces; reads take the caller's session.
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 
 A page costs the same whether a word matches ten datasets or most of the catalog: on SQLite the
 FTS5 table, on PostgreSQL ordered posting lists walked by leapfrogging (migration catalog_0005).
-One responsibility in one module, long because each database answers its own way; what is
-indexed of a dataset is in :mod:`services.catalog.search.index`. Reads only, in the caller's
-session.
+What is indexed of a dataset is in :mod:`services.catalog.search.index`. Reads only, in the
+caller's session.
 """
 
 from __future__ import annotations
