@@ -16,10 +16,13 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request
 
+from services.catalog import examples as catalog_examples
 from services.catalog import models as catalog_models
-from services.catalog import service as catalog_service
 from services.catalog.app import create_app as create_catalog
 from services.catalog.audit import service as audit
+from services.catalog.datasets import service as datasets_service
+from services.catalog.events import CatalogEvents
+from services.catalog.principals import service as principals_service
 from services.common import db
 from services.common.app import Infrastructure
 from services.common.outbox import Outbox
@@ -145,9 +148,9 @@ def prepare(settings: Settings, *, load_examples: bool = True) -> Preparation:
         for factory in SERVICE_FACTORIES.values():
             spec = factory(settings).state.spec
             db.migrate(settings.database_url, spec.migrations, spec.version_table, engine)
-        events = catalog_service.CatalogEvents(Outbox(catalog_models.outbox))
+        events = CatalogEvents(Outbox(catalog_models.outbox))
         with db.unit_of_work(db.session_factory(engine)) as session:
-            admin = catalog_service.bootstrap_admin(session, events)
+            admin = principals_service.bootstrap_admin(session, events=events)
             if admin is not None:
                 audit.append(
                     session,
@@ -161,8 +164,8 @@ def prepare(settings: Settings, *, load_examples: bool = True) -> Preparation:
                     ),
                 )
             loaded: list[str] = []
-            if load_examples and catalog_service.is_empty(session) and examples_dir().is_dir():
-                loaded = catalog_service.load_examples(session, events, examples_dir())
+            if load_examples and datasets_service.is_empty(session) and examples_dir().is_dir():
+                loaded = catalog_examples.load_examples(session, events=events, directory=examples_dir())
                 audit.append(
                     session,
                     audit.AuditEvent(

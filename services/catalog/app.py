@@ -9,18 +9,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.catalog.access import service as access_service
 from services.catalog.access.api import router as access_router
+from services.catalog.access.grants import issue_missing_hash_keys
 from services.catalog.access.settings import AccessSettings
 from services.catalog.api import router
 from services.catalog.audit.api import router as audit_router
 from services.catalog.audit.deliveries import delivery_audit_worker
 from services.catalog.audit.refusals import RefusalRecorder, RefusalWindows
 from services.catalog.audit.service import AuditCheckpointer, append
+from services.catalog.events import CatalogEvents
 from services.catalog.models import outbox
 from services.catalog.runtime import CatalogRuntime
 from services.catalog.scores.service import quality_scores_worker
-from services.catalog.service import CatalogEvents
 from services.common import db, topics
 from services.common.app import InfrastructureProvider, Runtime, ServiceSpec, build_service_app
 from services.common.auth import KeyRing
@@ -71,7 +71,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[CatalogRuntime]:
     runtime.add_readiness_check("quality-scores", scores.readiness)
     try:
         with db.unit_of_work(runtime.sessions) as session:
-            keyed = access_service.issue_missing_hash_keys(session, CatalogEvents(box))
+            keyed = issue_missing_hash_keys(session, events=CatalogEvents(box))
         if keyed:
             log.info("gave %d grants a hash key of their own and announced them", len(keyed))
     except Exception as error:  # the database may be down at start: readiness says so; next start keys them

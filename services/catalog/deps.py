@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.catalog.audit.service import Auditor, audit_request
+from services.catalog.events import CatalogEvents
 from services.catalog.runtime import CatalogRuntime
-from services.catalog.service import CatalogEvents
 from services.common.auth import Principal, PrincipalKind, require
 from services.common.deps import SessionDep, SettingsDep, service_runtime
 

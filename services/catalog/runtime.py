@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from services.catalog.access.settings import AccessSettings
 from services.catalog.audit.refusals import RefusalRecorder
 from services.catalog.audit.service import AuditCheckpointer
-from services.catalog.service import CatalogEvents
+from services.catalog.events import CatalogEvents
 from services.common.app import ServiceRuntime
 from services.common.outbox import OutboxRelay
 

@@ -39,9 +39,13 @@ import sqlalchemy as sa
 import yaml
 
 from services.catalog import models
-from services.catalog import service as catalog_service
 from services.catalog.app import SPEC
 from services.catalog.contracts.odcs import parse_contract
+from services.catalog.contracts.service import add_contract
+from services.catalog.domains.service import CITY_DOMAINS, ensure_city_domains
+from services.catalog.events import CatalogEvents
+from services.catalog.principals.service import bootstrap_admin
+from services.catalog.search.index import search_text
 from services.catalog.standards import dcat
 from services.catalog.standards.model import (
     CatalogDescription,
@@ -325,7 +329,7 @@ def load_catalog(url: str, count: int) -> list[str]:
     ids: list[str] = []
     with psycopg.connect(_psycopg_dsn(url)) as connection, connection.cursor() as cursor:
         with cursor.copy("COPY catalog_domains (id, name, description) FROM STDIN") as copy_in:
-            for domain_id, name, description in catalog_service.CITY_DOMAINS:
+            for domain_id, name, description in CITY_DOMAINS:
                 copy_in.write_row((domain_id, name, description))
         with cursor.copy(
             "COPY catalog_departments (id, name, kind, domains, contact_email, created_at, updated_at) FROM STDIN"
@@ -371,7 +375,7 @@ def load_catalog(url: str, count: int) -> list[str]:
                         dataset.frequency,
                         "BACKWARD",
                         "1.0.0",
-                        catalog_service._search_text(row, version),
+                        search_text(row, version),
                         dataset.created_at,
                         dataset.created_at,
                     )
@@ -425,9 +429,7 @@ def _admin_key(url: str) -> str:
     engine = db.create_db_engine(url)
     try:
         with db.unit_of_work(db.session_factory(engine)) as session:
-            issued = catalog_service.bootstrap_admin(
-                session, catalog_service.CatalogEvents(Outbox(models.outbox))
-            )
+            issued = bootstrap_admin(session, events=CatalogEvents(Outbox(models.outbox)))
     finally:
         engine.dispose()
     if issued is None:
@@ -740,7 +742,7 @@ def _prepare_catalog(url: str) -> None:
     engine = db.create_db_engine(url)
     try:
         with db.unit_of_work(db.session_factory(engine)) as session:
-            catalog_service.ensure_city_domains(session)
+            ensure_city_domains(session)
             if session.get(models.Department, "spatial-bureau") is None:
                 session.add(
                     models.Department(
@@ -756,19 +758,17 @@ def registration_times(url: str, repeats: int = REGISTRATION_REPEATS) -> list[fl
     _prepare_catalog(url)
     engine = db.create_db_engine(url)
     sessions = db.session_factory(engine)
-    events = catalog_service.CatalogEvents(Outbox(models.outbox))
+    events = CatalogEvents(Outbox(models.outbox))
     times = []
     try:
         for repeat in range(repeats):
             documents = _wide_versions(f"spatial.sensor-readings-{repeat:02d}")
             for document in documents[:-1]:
                 with db.unit_of_work(sessions) as session:
-                    catalog_service.register_contract(session, events, document, created_by="bench")
+                    add_contract(session, events=events, document=document, created_by="bench")
             started = time.perf_counter()
             with db.unit_of_work(sessions) as session:
-                version = catalog_service.register_contract(
-                    session, events, documents[-1], created_by="bench"
-                )
+                version = add_contract(session, events=events, document=documents[-1], created_by="bench")
             times.append(time.perf_counter() - started)
             if version.sequence != EARLIER_VERSIONS + 1:
                 raise RuntimeError(f"registered as version {version.sequence}, not {EARLIER_VERSIONS + 1}")

@@ -48,7 +48,8 @@ import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.catalog import models as catalog_models
-from services.catalog import service as catalog_service
+from services.catalog.events import CatalogEvents
+from services.catalog.principals.service import bootstrap_admin
 from services.common import db
 from services.common.bus import TopicSpec
 from services.common.bus.kafka import KafkaBus, KafkaTuning
@@ -156,9 +157,7 @@ def _admin_key(url: str) -> str:
     engine = db.create_db_engine(url)
     try:
         with db.unit_of_work(db.session_factory(engine)) as session:
-            issued = catalog_service.bootstrap_admin(
-                session, catalog_service.CatalogEvents(Outbox(catalog_models.outbox))
-            )
+            issued = bootstrap_admin(session, events=CatalogEvents(Outbox(catalog_models.outbox)))
     finally:
         engine.dispose()
     if issued is None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from services.catalog import service as catalog_service
 from services.catalog.app import create_app as create_catalog
+from services.catalog.principals import service as principals_service
 from services.catalog.runtime import CatalogRuntime
 from services.common import db
 from services.common.app import Runtime
@@ -171,7 +171,9 @@ def running_catalog(root: Path, *, database_url: str, bus_url: str) -> Iterator[
     with serve(app) as url:
         runtime: Runtime = app.state.runtime
         with db.unit_of_work(runtime.sessions) as session:
-            issued = catalog_service.bootstrap_admin(session, runtime.service_as(CatalogRuntime).events)
+            issued = principals_service.bootstrap_admin(
+                session, events=runtime.service_as(CatalogRuntime).events
+            )
         assert issued is not None
         # The harness's shortcuts (departments, principals, keys) work on the runtime; its
         # TestClient is never used: this catalog is served over a socket.

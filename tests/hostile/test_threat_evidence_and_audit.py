@@ -29,10 +29,10 @@ from typer.testing import CliRunner
 
 from citybase.cli import app as cli
 from citybase.platform import create_platform_app, prepare
-from services.catalog import service as catalog_service
 from services.catalog.app import create_app as create_catalog
 from services.catalog.audit import service as audit
 from services.catalog.audit.models import AuditCheckpoint, AuditEntry
+from services.catalog.principals import service as principals_service
 from services.catalog.runtime import CatalogRuntime
 from services.common import catalog_events, db
 from services.common.app import Runtime
@@ -223,7 +223,9 @@ def catalog(tmp_path: Path) -> Iterator[tuple[TestClient, Runtime, str]]:
     with TestClient(app) as client:
         runtime: Runtime = app.state.runtime
         with db.unit_of_work(runtime.sessions) as session:
-            issued = catalog_service.bootstrap_admin(session, runtime.service_as(CatalogRuntime).events)
+            issued = principals_service.bootstrap_admin(
+                session, events=runtime.service_as(CatalogRuntime).events
+            )
         assert issued is not None
         assert wait_until(lambda: _authenticates(runtime, issued.key), 10.0)
         yield client, runtime, issued.key

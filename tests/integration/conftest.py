@@ -11,8 +11,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from services.catalog import service as catalog_service
 from services.catalog.app import create_app as create_catalog
+from services.catalog.domains import service as domains_service
+from services.catalog.principals import service as principals_service
 from services.catalog.schemas import DepartmentCreate, PrincipalCreate
 from services.common import db
 from services.common.app import Runtime
@@ -51,10 +52,10 @@ class CatalogHarness:
 
     def department(self, department_id: str, domains: list[str]) -> None:
         with db.unit_of_work(self.runtime.sessions) as session:
-            catalog_service.create_department(
+            domains_service.add_department(
                 session,
-                self.runtime.service_as(CatalogRuntime).events,
-                DepartmentCreate(
+                events=self.runtime.service_as(CatalogRuntime).events,
+                payload=DepartmentCreate(
                     id=department_id, name=department_id.title(), kind="bureau", domains=domains
                 ),
             )
@@ -62,12 +63,14 @@ class CatalogHarness:
     def principal_key(self, principal_id: str, kind: str, department_id: str | None = None) -> str:
         with db.unit_of_work(self.runtime.sessions) as session:
             events = self.runtime.service_as(CatalogRuntime).events
-            catalog_service.create_principal(
+            principals_service.add_principal(
                 session,
-                events,
-                PrincipalCreate(id=principal_id, kind=kind, name=principal_id, department_id=department_id),
+                events=events,
+                payload=PrincipalCreate(
+                    id=principal_id, kind=kind, name=principal_id, department_id=department_id
+                ),
             )
-            issued = catalog_service.issue_api_key(session, events, principal_id)
+            issued = principals_service.add_api_key(session, events=events, principal_id=principal_id)
         self.wait_for_key(issued.key)
         return issued.key
 
@@ -78,7 +81,9 @@ def catalog(database_url: str, tmp_path: Path) -> Iterator[CatalogHarness]:
     with TestClient(app) as client:
         runtime: Runtime = app.state.runtime
         with db.unit_of_work(runtime.sessions) as session:
-            issued = catalog_service.bootstrap_admin(session, runtime.service_as(CatalogRuntime).events)
+            issued = principals_service.bootstrap_admin(
+                session, events=runtime.service_as(CatalogRuntime).events
+            )
         assert issued is not None
         harness = CatalogHarness(client, runtime, issued.key)
         harness.wait_for_key(issued.key)
@@ -262,8 +267,8 @@ def running_platform(
     with TestClient(catalog_app) as catalog_client:
         catalog_runtime: Runtime = catalog_app.state.runtime
         with db.unit_of_work(catalog_runtime.sessions) as session:
-            issued = catalog_service.bootstrap_admin(
-                session, catalog_runtime.service_as(CatalogRuntime).events
+            issued = principals_service.bootstrap_admin(
+                session, events=catalog_runtime.service_as(CatalogRuntime).events
             )
         assert issued is not None
         harness = CatalogHarness(catalog_client, catalog_runtime, issued.key)

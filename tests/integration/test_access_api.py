@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from services.catalog import service as catalog_service
+from services.catalog import examples as catalog_examples
 from services.catalog.runtime import CatalogRuntime
 from services.common import catalog_events, db
 from services.common.worker import wait_until
@@ -38,7 +38,9 @@ class Keys:
 def keys(catalog: CatalogHarness) -> Keys:
     """The example catalog, two scenarios with keys, approvers of two departments, an operator."""
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        catalog_service.load_examples(session, catalog.runtime.service_as(CatalogRuntime).events, EXAMPLES)
+        catalog_examples.load_examples(
+            session, events=catalog.runtime.service_as(CatalogRuntime).events, directory=EXAMPLES
+        )
     scenario_keys = []
     for scenario_id in ("one-stop-visit", "ai-community"):
         created = catalog.call("POST", "/v1/scenarios", json=scenario_create(scenario_id))

@@ -11,7 +11,7 @@ import rdflib
 from jsonschema import Draft7Validator
 from rdflib.namespace import DCAT, RDF
 
-from services.catalog import service as catalog_service
+from services.catalog import examples as catalog_examples
 from services.catalog.runtime import CatalogRuntime
 from services.common import db
 from tests.factories import EXAMPLES, contract_property, evolve_contract, example_contract
@@ -27,8 +27,8 @@ def _register(catalog: CatalogHarness, text: str, key: str | None = None) -> Any
 
 def _load_examples(catalog: CatalogHarness) -> list[str]:
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        return catalog_service.load_examples(
-            session, catalog.runtime.service_as(CatalogRuntime).events, EXAMPLES
+        return catalog_examples.load_examples(
+            session, events=catalog.runtime.service_as(CatalogRuntime).events, directory=EXAMPLES
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import rdflib
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
-from services.catalog import service as catalog_service
+from services.catalog import examples as catalog_examples
 from services.catalog.runtime import CatalogRuntime
 from services.catalog.standards.dcat import VCARD
 from services.common import db
@@ -22,7 +22,9 @@ UNDESCRIBED = "transport.tram-arrivals"
 
 def _load_examples(catalog: CatalogHarness) -> None:
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        catalog_service.load_examples(session, catalog.runtime.service_as(CatalogRuntime).events, EXAMPLES)
+        catalog_examples.load_examples(
+            session, events=catalog.runtime.service_as(CatalogRuntime).events, directory=EXAMPLES
+        )
 
 
 def _register_without_description(catalog: CatalogHarness) -> None:

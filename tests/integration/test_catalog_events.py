@@ -9,7 +9,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from services.catalog import service as catalog_service
+from services.catalog import examples as catalog_examples
+from services.catalog.datasets import service as datasets_service
 from services.catalog.runtime import CatalogRuntime
 from services.catalog.schemas import DatasetUpdate
 from services.common import catalog_events, db
@@ -57,13 +58,13 @@ def _replay(
 def test_replaying_platform_catalog_rebuilds_datasets_and_active_contracts(catalog: CatalogHarness) -> None:
     events = catalog.runtime.service_as(CatalogRuntime).events
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        catalog_service.load_examples(session, events, EXAMPLES)
+        catalog_examples.load_examples(session, events=events, directory=EXAMPLES)
     with db.unit_of_work(catalog.runtime.sessions) as session:
-        catalog_service.update_dataset(
+        datasets_service.change_dataset(
             session,
-            events,
-            "market.inspections",
-            DatasetUpdate(compatibility_mode="FULL", title="Inspections"),
+            events=events,
+            dataset_id="market.inspections",
+            payload=DatasetUpdate(compatibility_mode="FULL", title="Inspections"),
         )
     relay = catalog.runtime.service_as(CatalogRuntime).outbox
     assert wait_until(lambda: relay.pending() == 0, timeout_s=10)
@@ -88,8 +89,8 @@ def test_a_rolled_back_change_announces_nothing(catalog: CatalogHarness) -> None
     before = _replay(catalog)[0]
     try:
         with db.unit_of_work(catalog.runtime.sessions) as session:
-            catalog_service.load_examples(
-                session, catalog.runtime.service_as(CatalogRuntime).events, EXAMPLES
+            catalog_examples.load_examples(
+                session, events=catalog.runtime.service_as(CatalogRuntime).events, directory=EXAMPLES
             )
             raise RuntimeError("abandon the transaction")
     except RuntimeError:

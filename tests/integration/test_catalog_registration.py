@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 
-from services.catalog import service as catalog_service
 from services.catalog.app import SPEC
+from services.catalog.contracts import service as contracts_service
+from services.catalog.contracts.odcs import parse_contract
+from services.catalog.datasets.service import change_dataset, get_dataset
+from services.catalog.domains.service import ensure_city_domains
+from services.catalog.events import CatalogEvents
 from services.catalog.models import Department, outbox
 from services.catalog.schemas import DatasetUpdate
 from services.common import db
@@ -16,7 +20,7 @@ from services.common.outbox import Outbox
 from tests.factories import evolve_contract, example_contract
 
 BUS = "transport.bus-arrivals"
-EVENTS = catalog_service.CatalogEvents(Outbox(outbox))
+EVENTS = CatalogEvents(Outbox(outbox))
 
 
 def _add_optional(name: str) -> Any:
@@ -46,28 +50,35 @@ def test_a_transitive_check_reads_the_same_history_from_the_cache_and_the_databa
     breaking = evolve_contract(third, "2.0.0", _add_required)
     try:
         with db.unit_of_work(sessions) as session:
-            catalog_service.ensure_city_domains(session)
+            ensure_city_domains(session)
             session.add(
                 Department(id="transport-bureau", name="Transport", kind="bureau", domains=["transport"])
             )
             session.flush()
-            catalog_service.register_contract(session, EVENTS, first, created_by="test")
-            catalog_service.update_dataset(
-                session, EVENTS, BUS, DatasetUpdate(compatibility_mode="FULL_TRANSITIVE")
+            contracts_service.add_contract(session, events=EVENTS, document=first, created_by="test")
+            change_dataset(
+                session,
+                events=EVENTS,
+                dataset_id=BUS,
+                payload=DatasetUpdate(compatibility_mode="FULL_TRANSITIVE"),
             )
         for document in (second, third):
             with db.unit_of_work(sessions) as session:
-                version = catalog_service.register_contract(session, EVENTS, document, created_by="test")
+                version = contracts_service.add_contract(
+                    session, events=EVENTS, document=document, created_by="test"
+                )
         assert version.sequence == 3
 
         def report() -> dict[str, Any]:
             with db.unit_of_work(sessions) as session:
-                dataset = catalog_service.get_dataset(session, BUS)
-                contract = catalog_service.parse_contract(breaking)
-                return catalog_service.check_version(session, dataset, contract).model_dump(mode="json")
+                dataset = get_dataset(session, BUS)
+                contract = parse_contract(breaking)
+                return contracts_service.check_version(
+                    session, dataset=dataset, contract=contract
+                ).model_dump(mode="json")
 
         warm = report()
-        monkeypatch.setattr(catalog_service, "RECORD_SCHEMAS", catalog_service.RecordSchemaCache())
+        monkeypatch.setattr(contracts_service, "RECORD_SCHEMAS", contracts_service.RecordSchemaCache())
         cold = report()
         assert warm == cold
         assert cold["checked_against"] == ["1.0.0", "1.2.0", "1.3.0"]
@@ -79,13 +90,18 @@ def test_a_transitive_check_reads_the_same_history_from_the_cache_and_the_databa
         # A compatible version is accepted against the history read back from the database.
         fourth = evolve_contract(third, "1.4.0", _add_optional("humidity"))
         with db.unit_of_work(sessions) as session:
-            assert catalog_service.register_contract(session, EVENTS, fourth, created_by="t").sequence == 4
+            assert (
+                contracts_service.add_contract(
+                    session, events=EVENTS, document=fourth, created_by="t"
+                ).sequence
+                == 4
+            )
     finally:
         engine.dispose()
 
 
 def test_the_cache_keys_a_schema_by_its_document_and_forgets_the_least_recently_used() -> None:
-    cache = catalog_service.RecordSchemaCache(size=2)
+    cache = contracts_service.RecordSchemaCache(size=2)
     cache.put(("a.b", "1.0.0", "f1"), {"title": "one"})
     assert cache.get(("a.b", "1.0.0", "f2")) is None  # another document under the same version
     cache.put(("a.b", "1.1.0", "f3"), {"title": "two"})

@@ -11,14 +11,18 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.orm import Session
 
-from services.catalog import service as catalog_service
 from services.catalog.app import SPEC
+from services.catalog.datasets.service import add_dataset, change_dataset
+from services.catalog.domains.service import CITY_DOMAINS, ensure_city_domains
+from services.catalog.events import CatalogEvents
 from services.catalog.models import Dataset, Department, outbox
 from services.catalog.schemas import DatasetCreate, DatasetUpdate
+from services.catalog.search import index as search_index
+from services.catalog.search import service as search
 from services.common import db
 from services.common.outbox import Outbox
 
-EVENTS = catalog_service.CatalogEvents(Outbox(outbox))
+EVENTS = CatalogEvents(Outbox(outbox))
 DOMAINS = ("transport", "health", "market")
 CLASSIFICATIONS = ("open", "conditional", "restricted")
 
@@ -49,12 +53,12 @@ def _catalog_rows(count: int = 45) -> list[DatasetCreate]:
 
 
 def _load(session: Session, rows: list[DatasetCreate]) -> None:
-    catalog_service.ensure_city_domains(session)
+    ensure_city_domains(session)
     for domain in DOMAINS:
         session.add(Department(id=f"{domain}-bureau", name=domain, kind="bureau", domains=[domain]))
     session.flush()
     for row in rows:
-        catalog_service.create_dataset(session, EVENTS, row)
+        add_dataset(session, events=EVENTS, payload=row)
 
 
 def _load_as_of_0004(session: Session, rows: list[DatasetCreate]) -> None:
@@ -77,7 +81,7 @@ def _load_as_of_0004(session: Session, rows: list[DatasetCreate]) -> None:
     )
     session.execute(
         domains.insert(),
-        [{"id": d, "name": name, "description": text} for d, name, text in catalog_service.CITY_DOMAINS],
+        [{"id": d, "name": name, "description": text} for d, name, text in CITY_DOMAINS],
     )
     session.execute(
         departments.insert(),
@@ -96,7 +100,7 @@ def _load_as_of_0004(session: Session, rows: list[DatasetCreate]) -> None:
     values = []
     for row in rows:
         dataset = Dataset(**row.model_dump(mode="json"), domain_id=row.id.split(".", 1)[0])
-        search_text = catalog_service._search_text(dataset, None)
+        search_text = search_index.search_text(dataset, None)
         values.append(
             {
                 **row.model_dump(mode="json"),
@@ -114,14 +118,12 @@ def _words(row: DatasetCreate) -> set[str]:
     return set("".join(c if c.isalnum() else " " for c in text).split())
 
 
-def _expected(rows: list[DatasetCreate], filters: catalog_service.DatasetFilter) -> list[str]:
+def _expected(rows: list[DatasetCreate], filters: search.DatasetFilter) -> list[str]:
     """What a search must answer, computed from the rows: each query word a prefix of some word."""
     found = []
     for row in rows:
         words = _words(row)
-        if any(
-            not any(word.startswith(q) for word in words) for q in catalog_service._query_words(filters.q)
-        ):
+        if any(not any(word.startswith(q) for word in words) for q in search._query_words(filters.q)):
             continue
         if filters.domain and row.id.split(".")[0] != filters.domain:
             continue
@@ -137,10 +139,10 @@ def _expected(rows: list[DatasetCreate], filters: catalog_service.DatasetFilter)
     return sorted(found)
 
 
-def _all_pages(session: Session, filters: catalog_service.DatasetFilter, limit: int) -> Iterator[str]:
+def _all_pages(session: Session, filters: search.DatasetFilter, limit: int) -> Iterator[str]:
     cursor = None
     while True:
-        items, cursor = catalog_service.search_datasets(session, filters, limit=limit, cursor=cursor)
+        items, cursor = search.search_datasets(session, filters=filters, limit=limit, cursor=cursor)
         assert len(items) <= limit
         yield from (item.id for item in items)
         if cursor is None:
@@ -148,23 +150,23 @@ def _all_pages(session: Session, filters: catalog_service.DatasetFilter, limit: 
 
 
 SEARCHES = (
-    catalog_service.DatasetFilter(q="stream"),  # every dataset
-    catalog_service.DatasetFilter(q="bus"),  # a prefix of bus, buses, business
-    catalog_service.DatasetFilter(q="buses"),
-    catalog_service.DatasetFilter(q="ferry"),  # rare
-    catalog_service.DatasetFilter(q="FERRY Schedules"),  # two words, any case
-    catalog_service.DatasetFilter(q="tram"),  # nothing
-    catalog_service.DatasetFilter(q="b"),  # a short prefix
-    catalog_service.DatasetFilter(q="district 3", domain="health"),
-    catalog_service.DatasetFilter(q="bus", classification="open", status="active"),
-    catalog_service.DatasetFilter(q="parking", tag="night"),
-    catalog_service.DatasetFilter(tag="night"),
-    catalog_service.DatasetFilter(tag="夜间"),  # stored escaped in the JSON list
-    catalog_service.DatasetFilter(q="bus", tag="夜间"),
-    catalog_service.DatasetFilter(tag="Night"),  # tags match exactly
-    catalog_service.DatasetFilter(domain="market", department="market-bureau"),
-    catalog_service.DatasetFilter(department="transport-bureau", status="draft"),
-    catalog_service.DatasetFilter(),
+    search.DatasetFilter(q="stream"),  # every dataset
+    search.DatasetFilter(q="bus"),  # a prefix of bus, buses, business
+    search.DatasetFilter(q="buses"),
+    search.DatasetFilter(q="ferry"),  # rare
+    search.DatasetFilter(q="FERRY Schedules"),  # two words, any case
+    search.DatasetFilter(q="tram"),  # nothing
+    search.DatasetFilter(q="b"),  # a short prefix
+    search.DatasetFilter(q="district 3", domain="health"),
+    search.DatasetFilter(q="bus", classification="open", status="active"),
+    search.DatasetFilter(q="parking", tag="night"),
+    search.DatasetFilter(tag="night"),
+    search.DatasetFilter(tag="夜间"),  # stored escaped in the JSON list
+    search.DatasetFilter(q="bus", tag="夜间"),
+    search.DatasetFilter(tag="Night"),  # tags match exactly
+    search.DatasetFilter(domain="market", department="market-bureau"),
+    search.DatasetFilter(department="transport-bureau", status="draft"),
+    search.DatasetFilter(),
 )
 
 
@@ -195,15 +197,15 @@ def test_the_posting_lists_agree_with_the_gin_index(schema_url: str) -> None:
             _load(session, rows)
         with db.unit_of_work(db.session_factory(engine)) as session:
             for filters in SEARCHES:
-                words = catalog_service._query_words(filters.q)
+                words = search._query_words(filters.q)
                 for after in (None, "market.bus-010", "transport.clinic-018"):
-                    postings = catalog_service._posting_page(session, filters, words, after, 6)
+                    postings = search._posting_page(session, filters, words, after, 6)
                     if postings is None:
                         continue
-                    scanned = catalog_service._scanned_page(session, filters, words, after, 6)
+                    scanned = search._scanned_page(session, filters, words, after, 6)
                     assert postings == scanned, (filters, after)
-            assert catalog_service._indexed_words(session, "b") is not None
-            assert catalog_service._indexed_words(session, "bus") == ["bus", "buses", "business"]
+            assert search._indexed_words(session, "b") is not None
+            assert search._indexed_words(session, "bus") == ["bus", "buses", "business"]
     finally:
         engine.dispose()
 
@@ -227,13 +229,16 @@ def test_the_search_migration_indexes_a_populated_catalog_and_follows_its_change
 
         # Writes after the migration keep the posting lists in step: an update and a new dataset.
         with db.unit_of_work(sessions) as session:
-            catalog_service.update_dataset(
-                session, EVENTS, "market.ferry-038", DatasetUpdate(title="Tram timetable", tags=["night"])
-            )
-            catalog_service.create_dataset(
+            change_dataset(
                 session,
-                EVENTS,
-                DatasetCreate(
+                events=EVENTS,
+                dataset_id="market.ferry-038",
+                payload=DatasetUpdate(title="Tram timetable", tags=["night"]),
+            )
+            add_dataset(
+                session,
+                events=EVENTS,
+                payload=DatasetCreate(
                     id="transport.tram-999",
                     title="Tram stops",
                     owner_department_id="transport-bureau",
@@ -241,9 +246,9 @@ def test_the_search_migration_indexes_a_populated_catalog_and_follows_its_change
                 ),
             )
         with db.unit_of_work(sessions) as session:
-            found = catalog_service.search_datasets(session, catalog_service.DatasetFilter(q="tram"))[0]
+            found = search.search_datasets(session, filters=search.DatasetFilter(q="tram"))[0]
             assert [item.id for item in found] == ["market.ferry-038", "transport.tram-999"]
-            night = catalog_service.search_datasets(session, catalog_service.DatasetFilter(tag="night"))[0]
+            night = search.search_datasets(session, filters=search.DatasetFilter(tag="night"))[0]
             assert "market.ferry-038" in [item.id for item in night]
             terms = session.scalar(
                 sa.text("SELECT count(*) FROM catalog_dataset_terms WHERE dataset_id = 'market.ferry-038'")
@@ -257,7 +262,7 @@ def test_the_search_migration_indexes_a_populated_catalog_and_follows_its_change
 def test_words_too_short_for_the_posting_lists_are_answered_from_the_gin_index(
     schema_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalog_service, "MAX_PREFIX_EXPANSION", 0)  # every word falls back
+    monkeypatch.setattr(search, "MAX_PREFIX_EXPANSION", 0)  # every word falls back
     rows = _catalog_rows()
     engine = db.create_db_engine(schema_url)
     db.migrate(schema_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
@@ -265,7 +270,7 @@ def test_words_too_short_for_the_posting_lists_are_answered_from_the_gin_index(
         with db.unit_of_work(db.session_factory(engine)) as session:
             _load(session, rows)
         with db.unit_of_work(db.session_factory(engine)) as session:
-            assert catalog_service._indexed_words(session, "bus") is None
+            assert search._indexed_words(session, "bus") is None
             for filters in SEARCHES:
                 assert list(_all_pages(session, filters, 4)) == _expected(rows, filters), filters
     finally:

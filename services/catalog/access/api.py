@@ -1,7 +1,8 @@
 """HTTP routes of authorized operation: scenarios, access requests and grants under ``/v1``.
 
-Each route names what it attempts (so that a refused or failed attempt is audited), calls one
-service function and answers. Who may call which route is in docs/authorization.md.
+Each route parses the request, calls one service function (which names what it attempts, so that
+a refused or failed attempt is audited, then authorizes, audits and writes) and answers. Who may
+call which route is in docs/authorization.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from services.catalog.access import service
+from services.catalog.access import grants, requests, scenarios
 from services.catalog.access.deps import AccessDep, ApproverDep, ScenarioDep
 from services.catalog.access.schemas import (
     AccessRequestApproval,
@@ -51,20 +52,19 @@ IdFilter = Annotated[str | None, Query(max_length=200)]
     summary="Register a scenario (admin); it becomes a principal of kind scenario",
 )
 def create_scenario(payload: ScenarioCreate, access: AccessDep, _: AdminDep) -> ScenarioRead:
-    access.audit.attempting("scenario.create", "scenario", payload.id, scenario_id=payload.id)
-    return service.create_scenario(access, payload)
+    return scenarios.create_scenario(access, payload=payload)
 
 
 @router.get("/scenarios", response_model=list[ScenarioRead], tags=["scenarios"])
 def list_scenarios(
     session: SessionDep, _: ReaderDep, status_: Annotated[ScenarioStatus | None, Query(alias="status")] = None
 ) -> list[ScenarioRead]:
-    return service.list_scenarios(session, status_)
+    return scenarios.list_scenarios(session, status=status_)
 
 
 @router.get("/scenarios/{scenario_id}", response_model=ScenarioRead, tags=["scenarios"])
 def get_scenario(scenario_id: str, session: SessionDep, _: ReaderDep) -> ScenarioRead:
-    return service.scenario_read(service.get_scenario(session, scenario_id))
+    return scenarios.get_scenario(session, scenario_id=scenario_id)
 
 
 @router.patch(
@@ -76,8 +76,7 @@ def get_scenario(scenario_id: str, session: SessionDep, _: ReaderDep) -> Scenari
 def update_scenario(
     scenario_id: str, payload: ScenarioUpdate, access: AccessDep, caller: AdminDep
 ) -> ScenarioRead:
-    access.audit.attempting("scenario.update", "scenario", scenario_id, scenario_id=scenario_id)
-    return service.update_scenario(access, caller, scenario_id, payload)
+    return scenarios.update_scenario(access, actor=caller, scenario_id=scenario_id, payload=payload)
 
 
 @router.post(
@@ -90,8 +89,7 @@ def update_scenario(
 def issue_scenario_key(
     scenario_id: str, payload: ApiKeyCreate, access: AccessDep, caller: AdminDep
 ) -> ApiKeyIssued:
-    access.audit.attempting("api_key.issue", "principal", scenario_id, scenario_id=scenario_id)
-    return service.issue_scenario_key(access, caller, scenario_id, payload.name)
+    return scenarios.issue_scenario_key(access, actor=caller, scenario_id=scenario_id, name=payload.name)
 
 
 # --- access requests ------------------------------------------------------------------------
@@ -107,7 +105,7 @@ def issue_scenario_key(
 def create_access_request(
     payload: AccessRequestCreate, access: AccessDep, caller: ScenarioDep
 ) -> AccessRequestRead:
-    return service.create_access_request(access, caller, payload)
+    return requests.create_access_request(access, actor=caller, payload=payload)
 
 
 @router.get("/access-requests", response_model=AccessRequestPage, tags=["access-requests"])
@@ -120,8 +118,10 @@ def list_access_requests(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> AccessRequestPage:
-    filters = service.AccessRequestFilter(scenario_id=scenario_id, dataset_id=dataset_id, status=status_)
-    items, next_cursor = service.list_access_requests(session, caller, filters, limit=limit, cursor=cursor)
+    filters = requests.AccessRequestFilter(scenario_id=scenario_id, dataset_id=dataset_id, status=status_)
+    items, next_cursor = requests.list_access_requests(
+        session, actor=caller, filters=filters, limit=limit, cursor=cursor
+    )
     return AccessRequestPage(items=items, next_cursor=next_cursor)
 
 
@@ -129,8 +129,7 @@ def list_access_requests(
 def get_access_request(
     request_id: str, session: SessionDep, audit: AuditDep, caller: ReaderDep
 ) -> AccessRequestRead:
-    audit.attempting("access_request.read", "access_request", request_id)
-    return service.get_access_request(session, caller, request_id, audit)
+    return requests.get_access_request(session, actor=caller, request_id=request_id, audit=audit)
 
 
 @router.post(
@@ -142,8 +141,7 @@ def get_access_request(
 def approve_access_request(
     request_id: str, payload: AccessRequestApproval, access: AccessDep, caller: ApproverDep
 ) -> AccessRequestRead:
-    access.audit.attempting("access_request.approve", "access_request", request_id)
-    return service.approve_access_request(access, caller, request_id, payload)
+    return requests.approve_access_request(access, actor=caller, request_id=request_id, approval=payload)
 
 
 @router.post(
@@ -155,8 +153,7 @@ def approve_access_request(
 def reject_access_request(
     request_id: str, payload: AccessRequestDecision, access: AccessDep, caller: ApproverDep
 ) -> AccessRequestRead:
-    access.audit.attempting("access_request.reject", "access_request", request_id)
-    return service.reject_access_request(access, caller, request_id, payload.reason)
+    return requests.reject_access_request(access, actor=caller, request_id=request_id, reason=payload.reason)
 
 
 @router.post(
@@ -168,8 +165,9 @@ def reject_access_request(
 def withdraw_access_request(
     request_id: str, payload: AccessRequestWithdrawal, access: AccessDep, caller: ScenarioDep
 ) -> AccessRequestRead:
-    access.audit.attempting("access_request.withdraw", "access_request", request_id)
-    return service.withdraw_access_request(access, caller, request_id, payload.reason)
+    return requests.withdraw_access_request(
+        access, actor=caller, request_id=request_id, reason=payload.reason
+    )
 
 
 # --- grants ---------------------------------------------------------------------------------
@@ -186,21 +184,16 @@ def list_grants(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> GrantPage:
-    if scenario_id is not None:
-        audit.attempting(
-            "grant.list", "scenario", scenario_id, scenario_id=scenario_id, dataset_id=dataset_id
-        )
-    filters = service.GrantFilter(scenario_id=scenario_id, dataset_id=dataset_id, status=status_)
-    items, next_cursor = service.list_grants(
-        session, caller, filters, service.utcnow(), limit=limit, cursor=cursor
+    filters = grants.GrantFilter(scenario_id=scenario_id, dataset_id=dataset_id, status=status_)
+    items, next_cursor = grants.list_grants(
+        session, actor=caller, filters=filters, limit=limit, cursor=cursor, audit=audit
     )
     return GrantPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/grants/{grant_id}", response_model=GrantRead, tags=["grants"])
 def get_grant(grant_id: str, session: SessionDep, audit: AuditDep, caller: ReaderDep) -> GrantRead:
-    audit.attempting("grant.read", "grant", grant_id)
-    return service.get_grant(session, caller, grant_id, service.utcnow(), audit)
+    return grants.get_grant(session, actor=caller, grant_id=grant_id, audit=audit)
 
 
 @router.patch(
@@ -210,24 +203,21 @@ def get_grant(grant_id: str, session: SessionDep, audit: AuditDep, caller: Reade
     summary="Change a grant's terms (approver of the owning department, or admin); its version increments",
 )
 def update_grant(grant_id: str, payload: GrantUpdate, access: AccessDep, caller: ApproverDep) -> GrantRead:
-    access.audit.attempting("grant.update", "grant", grant_id)
-    return service.update_grant(access, caller, grant_id, payload)
+    return grants.update_grant(access, actor=caller, grant_id=grant_id, update=payload)
 
 
 @router.post("/grants/{grant_id}/suspend", response_model=GrantRead, tags=["grants"])
 def suspend_grant(
     grant_id: str, payload: GrantStatusChange, access: AccessDep, caller: ApproverDep
 ) -> GrantRead:
-    access.audit.attempting("grant.suspend", "grant", grant_id)
-    return service.suspend_grant(access, caller, grant_id, payload.reason)
+    return grants.suspend_grant(access, actor=caller, grant_id=grant_id, reason=payload.reason)
 
 
 @router.post("/grants/{grant_id}/resume", response_model=GrantRead, tags=["grants"])
 def resume_grant(
     grant_id: str, payload: GrantStatusChange, access: AccessDep, caller: ApproverDep
 ) -> GrantRead:
-    access.audit.attempting("grant.resume", "grant", grant_id)
-    return service.resume_grant(access, caller, grant_id, payload.reason)
+    return grants.resume_grant(access, actor=caller, grant_id=grant_id, reason=payload.reason)
 
 
 @router.post(
@@ -239,5 +229,4 @@ def resume_grant(
 def revoke_grant(
     grant_id: str, payload: GrantStatusChange, access: AccessDep, caller: ApproverDep
 ) -> GrantRead:
-    access.audit.attempting("grant.revoke", "grant", grant_id)
-    return service.revoke_grant(access, caller, grant_id, payload.reason)
+    return grants.revoke_grant(access, actor=caller, grant_id=grant_id, reason=payload.reason)

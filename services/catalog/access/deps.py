@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.catalog.access.service import Collaborators
+from services.catalog.access.context import Collaborators
 from services.catalog.access.settings import AccessSettings
 from services.catalog.deps import AuditDep, CatalogRuntimeDep, EventsDep, SessionDep
 from services.common.auth import Principal, PrincipalKind, require

@@ -8,6 +8,8 @@
   and the Great Expectations suite quality runs; pure functions, so every service derives the
   same thing from the same contract.
 - :mod:`.compatibility` compares record schemas of successive versions under a dataset's mode.
+- Above them: :mod:`.service` registers, checks and reads a dataset's contract versions (with
+  their derivations), :mod:`.api` its HTTP routes.
 - Below them: :mod:`.parsed` (:class:`ParsedContract`, :class:`SemanticVersion`), :mod:`.syntax`
   (the guarded YAML loader) and :mod:`.exceptions`. Imports run one way: ``odcs`` uses
   ``derive`` (its convention checks), ``derive`` uses only the modules below.

@@ -1,8 +1,8 @@
 """Standard descriptions of the catalog: DCAT-AP 3 (Turtle, JSON-LD) and AsyncAPI 3.0.
 
-Pure functions from plain descriptions (:mod:`.model`) to documents; the catalog's API calls them
-with what it read from its tables and streams or returns the result. Nothing here touches a
-database, the bus or the network.
+Pure functions from plain descriptions (:mod:`.model`) to documents (:mod:`.dcat`,
+:mod:`.asyncapi`), which touch no database, bus or network; :mod:`.service` reads the catalog's
+tables into those descriptions, and :mod:`.api` streams or returns the documents.
 """
 
 from services.catalog.standards.model import (

@@ -15,9 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions as catalog_exceptions
-from services.catalog import service as catalog_service
-from services.catalog.access import exceptions
-from services.catalog.access import service as access
+from services.catalog.access import context, exceptions, grants, requests, scenarios, terms
 from services.catalog.access.models import AccessRequest, Grant
 from services.catalog.access.schemas import (
     AccessRequestApproval,
@@ -28,7 +26,12 @@ from services.catalog.access.schemas import (
     ScenarioUpdate,
 )
 from services.catalog.access.settings import AccessSettings
+from services.catalog.contracts import service as contracts_service
+from services.catalog.datasets.service import change_dataset
+from services.catalog.events import CatalogEvents
+from services.catalog.examples import load_examples
 from services.catalog.models import outbox
+from services.catalog.principals import service as principals_service
 from services.catalog.schemas import DatasetUpdate, PrincipalCreate
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
@@ -86,7 +89,7 @@ class Clock:
 @dataclass
 class World:
     session: Session
-    ctx: access.Collaborators
+    ctx: context.Collaborators
     audit: RecordingAudit
     clock: Clock
 
@@ -101,13 +104,18 @@ class World:
         return found
 
     def request(self, actor: Principal = VISIT, **overrides: Any) -> Any:
-        return access.create_access_request(
-            self.ctx, actor, AccessRequestCreate.model_validate(access_request_create(**overrides))
+        return requests.create_access_request(
+            self.ctx,
+            actor=actor,
+            payload=AccessRequestCreate.model_validate(access_request_create(**overrides)),
         )
 
     def approve(self, request_id: str, actor: Principal = MARKET_APPROVER, **terms: Any) -> Grant:
-        read = access.approve_access_request(
-            self.ctx, actor, request_id, AccessRequestApproval.model_validate({"reason": "fits", **terms})
+        read = requests.approve_access_request(
+            self.ctx,
+            actor=actor,
+            request_id=request_id,
+            approval=AccessRequestApproval.model_validate({"reason": "fits", **terms}),
         )
         grant = self.session.get(Grant, read.grant_id)
         assert grant is not None
@@ -124,21 +132,22 @@ def world(tmp_path: Path) -> Iterator[World]:
     engine = db.create_db_engine(url)
     db.migrate(url, MIGRATIONS, "alembic_version_catalog", engine)
     session = db.session_factory(engine)()
-    events = catalog_service.CatalogEvents(Outbox(outbox))
-    catalog_service.load_examples(session, events, EXAMPLES)
+    events = CatalogEvents(Outbox(outbox))
+    load_examples(session, events=events, directory=EXAMPLES)
     for principal in (MARKET_APPROVER, HEALTH_APPROVER, DISTRICT_APPROVER):
-        catalog_service.create_principal(
+        principals_service.add_principal(
             session,
-            events,
-            PrincipalCreate(
+            events=events,
+            payload=PrincipalCreate(
                 id=principal.id, kind="approver", name=principal.name, department_id=principal.department_id
             ),
         )
     audit, clock = RecordingAudit(), Clock()
-    ctx = access.Collaborators(session, events, audit, AccessSettings(), clock)
+    ctx = context.Collaborators(session, events, audit, AccessSettings(), clock)
     for scenario in (VISIT, COMMUNITY):
-        access.create_scenario(ctx, ScenarioCreate.model_validate(scenario_create(scenario.id)))
+        scenarios.create_scenario(ctx, payload=ScenarioCreate.model_validate(scenario_create(scenario.id)))
     audit.entries.clear()
+    audit.attempts.clear()
     try:
         yield World(session, ctx, audit, clock)
     finally:
@@ -158,7 +167,7 @@ def test_a_conditional_dataset_waits_for_its_department_and_masks_sensitive_fiel
     assert grant.masking == {"inspector_phone": {"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}}
     assert grant.version == 1 and grant.status == "active"
     assert grant.expires_at.replace(tzinfo=UTC) == START + timedelta(days=90)
-    decided = access.get_access_request(world.session, VISIT, request.id)
+    decided = requests.get_access_request(world.session, actor=VISIT, request_id=request.id)
     assert (decided.status, decided.decided_by, decided.grant_id) == (
         "approved",
         MARKET_APPROVER.id,
@@ -167,18 +176,23 @@ def test_a_conditional_dataset_waits_for_its_department_and_masks_sensitive_fiel
     assert world.audit.actions() == ["access_request.create", "access_request.approve", "grant.create"]
     assert world.audit.entries[-1]["purpose"] == request.purpose
     [announced] = world.events(catalog_events.GRANT)
-    assert announced == access.grant_state(grant)
+    assert announced == grants.grant_state(grant)
     assert announced["masking"]["inspector_phone"]["kind"] == "partial"
 
 
 def test_an_open_dataset_is_granted_at_once_with_sensitive_fields_still_masked(world: World) -> None:
-    catalog_service.update_dataset(
-        world.session, world.ctx.events, "community.service-requests", DatasetUpdate(classification="open")
+    change_dataset(
+        world.session,
+        events=world.ctx.events,
+        dataset_id="community.service-requests",
+        payload=DatasetUpdate(classification="open"),
     )
     fields = ["request_id", "category", "street", "resident_phone"]
     request = world.request(COMMUNITY, dataset_id="community.service-requests", fields=fields)
-    assert request.status == "approved" and request.decided_by == access.AUTO_APPROVER
-    grant = access.get_grant(world.session, COMMUNITY, request.grant_id or "", world.clock())
+    assert request.status == "approved" and request.decided_by == requests.AUTO_APPROVER
+    grant = grants.get_grant(
+        world.session, actor=COMMUNITY, grant_id=request.grant_id or "", now=world.clock()
+    )
     assert grant.fields == fields
     assert grant.masking == {"resident_phone": {"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}}
     assert "grant.create" in world.audit.actions()
@@ -190,7 +204,7 @@ def test_a_restricted_dataset_never_unmasks_and_hashes_by_default(world: World) 
     with pytest.raises(exceptions.UnmaskingNotAllowed) as refused:
         world.approve(request.id, HEALTH_APPROVER, unmask={"patient_id": "needed to call patients"})
     assert refused.value.errors and refused.value.errors[0].path == "/body/unmask/patient_id"
-    assert access.get_access_request(world.session, VISIT, request.id).status == "pending"
+    assert requests.get_access_request(world.session, actor=VISIT, request_id=request.id).status == "pending"
     weaker = {"kind": "partial", "keepPrefix": 60, "keepSuffix": 4}
     with pytest.raises(exceptions.UnmaskingNotAllowed) as weak:
         world.approve(request.id, HEALTH_APPROVER, masking={"patient_id": weaker})
@@ -198,11 +212,11 @@ def test_a_restricted_dataset_never_unmasks_and_hashes_by_default(world: World) 
     grant = world.approve(request.id, HEALTH_APPROVER, masking={"patient_id": "redact"})
     assert grant.masking == {"patient_id": {"kind": "redact"}}
     with pytest.raises(exceptions.UnmaskingNotAllowed):
-        access.update_grant(
+        grants.update_grant(
             world.ctx,
-            HEALTH_APPROVER,
-            grant.id,
-            GrantUpdate(reason="again", unmask={"patient_id": "please"}),
+            actor=HEALTH_APPROVER,
+            grant_id=grant.id,
+            update=GrantUpdate(reason="again", unmask={"patient_id": "please"}),
         )
 
 
@@ -216,11 +230,11 @@ def test_unmasking_on_a_conditional_dataset_is_explicit_and_audited(world: World
     assert unmasking and unmasking[0]["details"]["field"] == "inspector_phone"
     assert unmasking[0]["details"]["reason"] == "residents call the inspector back"
     # masking it again is a change of terms: the field leaves the un-masked list
-    updated = access.update_grant(
+    updated = grants.update_grant(
         world.ctx,
-        MARKET_APPROVER,
-        grant.id,
-        GrantUpdate(reason="complaint", masking={"inspector_phone": "hash"}),
+        actor=MARKET_APPROVER,
+        grant_id=grant.id,
+        update=GrantUpdate(reason="complaint", masking={"inspector_phone": "hash"}),
     )
     assert updated.masking == {"inspector_phone": {"kind": "hash"}} and updated.unmasked == {}
     assert updated.version == 2
@@ -251,8 +265,10 @@ def test_unknown_fields_and_datasets_and_long_durations_are_refused_before_anyth
     assert (too_long.value.errors or [])[0].path == "/body/duration_days"
     shorter = replace(world.ctx, settings=AccessSettings(max_duration_days=30))
     with pytest.raises(exceptions.DurationTooLong):
-        access.create_access_request(
-            shorter, VISIT, AccessRequestCreate.model_validate(access_request_create(duration_days=31))
+        requests.create_access_request(
+            shorter,
+            actor=VISIT,
+            payload=AccessRequestCreate.model_validate(access_request_create(duration_days=31)),
         )
     assert _counts(world) == before
     assert world.audit.entries == []
@@ -297,21 +313,25 @@ def test_only_the_owning_departments_approver_or_an_admin_decides(world: World) 
         with pytest.raises((exceptions.NotTheOwningDepartment, exceptions.NotYourScenario)):
             world.approve(request.id, outsider)
     assert world.audit.attempts[-1]["department_id"] == "market-supervision"
-    assert access.get_access_request(world.session, ADMIN, request.id).status == "pending"
+    assert requests.get_access_request(world.session, actor=ADMIN, request_id=request.id).status == "pending"
     world.approve(request.id, ADMIN)
 
 
 def test_a_decided_request_cannot_be_decided_again(world: World) -> None:
     request = world.request()
-    access.reject_access_request(world.ctx, MARKET_APPROVER, request.id, "not needed for that purpose")
+    requests.reject_access_request(
+        world.ctx, actor=MARKET_APPROVER, request_id=request.id, reason="not needed for that purpose"
+    )
     with pytest.raises(exceptions.AlreadyDecided):
         world.approve(request.id)
     with pytest.raises(exceptions.AlreadyDecided):
-        access.withdraw_access_request(world.ctx, VISIT, request.id, None)
+        requests.withdraw_access_request(world.ctx, actor=VISIT, request_id=request.id, reason=None)
     other = world.request()
     with pytest.raises(exceptions.NotYourScenario):
-        access.withdraw_access_request(world.ctx, COMMUNITY, other.id, None)
-    withdrawn = access.withdraw_access_request(world.ctx, VISIT, other.id, "found another source")
+        requests.withdraw_access_request(world.ctx, actor=COMMUNITY, request_id=other.id, reason=None)
+    withdrawn = requests.withdraw_access_request(
+        world.ctx, actor=VISIT, request_id=other.id, reason="found another source"
+    )
     assert withdrawn.status == "withdrawn"
     with pytest.raises(exceptions.AlreadyDecided):
         world.approve(other.id)
@@ -326,27 +346,46 @@ def test_a_scenario_sees_only_its_own_requests_and_grants(world: World) -> None:
     mine = world.approve(world.request().id)
     theirs = world.approve(world.request(COMMUNITY).id)
     with pytest.raises(exceptions.NotYourScenario):
-        access.get_grant(world.session, VISIT, theirs.id, world.clock())
+        grants.get_grant(world.session, actor=VISIT, grant_id=theirs.id, now=world.clock())
     with pytest.raises(exceptions.NotYourScenario):
-        access.get_access_request(world.session, VISIT, theirs.request_id)
+        requests.get_access_request(world.session, actor=VISIT, request_id=theirs.request_id)
     with pytest.raises(exceptions.NotYourScenario):
-        access.list_grants(world.session, VISIT, access.GrantFilter(scenario_id=COMMUNITY.id), world.clock())
-    filters = access.GrantFilter()
-    assert [g.id for g in access.list_grants(world.session, VISIT, filters, world.clock())[0]] == [mine.id]
-    assert len(access.list_grants(world.session, MARKET_APPROVER, filters, world.clock())[0]) == 2
-    assert access.list_grants(world.session, HEALTH_APPROVER, filters, world.clock())[0] == []
-    assert len(access.list_grants(world.session, OPERATOR, filters, world.clock())[0]) == 2
-    assert len(access.list_grants(world.session, MARKET_PUBLISHER, filters, world.clock())[0]) == 2
+        grants.list_grants(
+            world.session,
+            actor=VISIT,
+            filters=grants.GrantFilter(scenario_id=COMMUNITY.id),
+            now=world.clock(),
+        )
+    filters = grants.GrantFilter()
+    assert [
+        g.id for g in grants.list_grants(world.session, actor=VISIT, filters=filters, now=world.clock())[0]
+    ] == [mine.id]
+    assert (
+        len(grants.list_grants(world.session, actor=MARKET_APPROVER, filters=filters, now=world.clock())[0])
+        == 2
+    )
+    assert (
+        grants.list_grants(world.session, actor=HEALTH_APPROVER, filters=filters, now=world.clock())[0] == []
+    )
+    assert len(grants.list_grants(world.session, actor=OPERATOR, filters=filters, now=world.clock())[0]) == 2
+    assert (
+        len(grants.list_grants(world.session, actor=MARKET_PUBLISHER, filters=filters, now=world.clock())[0])
+        == 2
+    )
     with pytest.raises(exceptions.NotTheOwningDepartment):
-        access.get_grant(world.session, HEALTH_APPROVER, mine.id, world.clock())
-    page, cursor = access.list_access_requests(world.session, ADMIN, access.AccessRequestFilter(), limit=1)
+        grants.get_grant(world.session, actor=HEALTH_APPROVER, grant_id=mine.id, now=world.clock())
+    page, cursor = requests.list_access_requests(
+        world.session, actor=ADMIN, filters=requests.AccessRequestFilter(), limit=1
+    )
     assert len(page) == 1 and cursor is not None
-    rest, end = access.list_access_requests(
-        world.session, ADMIN, access.AccessRequestFilter(), limit=1, cursor=cursor
+    rest, end = requests.list_access_requests(
+        world.session, actor=ADMIN, filters=requests.AccessRequestFilter(), limit=1, cursor=cursor
     )
     assert len(rest) == 1 and rest[0].id != page[0].id and end is None
     with pytest.raises(catalog_exceptions.InvalidCursor):
-        access.list_access_requests(world.session, ADMIN, access.AccessRequestFilter(), cursor="gr-x")
+        requests.list_access_requests(
+            world.session, actor=ADMIN, filters=requests.AccessRequestFilter(), cursor="gr-x"
+        )
 
 
 # --- a grant's life ---------------------------------------------------------------------------
@@ -355,25 +394,32 @@ def test_a_scenario_sees_only_its_own_requests_and_grants(world: World) -> None:
 def test_every_change_of_a_grant_increments_its_version_and_is_announced(world: World) -> None:
     grant = world.approve(world.request().id)
     update = GrantUpdate(reason="narrow", fields=["inspection_id", "result"], row_filter='result == "pass"')
-    updated = access.update_grant(world.ctx, MARKET_APPROVER, grant.id, update)
+    updated = grants.update_grant(world.ctx, actor=MARKET_APPROVER, grant_id=grant.id, update=update)
     assert (updated.version, updated.fields, updated.masking) == (2, ["inspection_id", "result"], {})
-    same = access.update_grant(world.ctx, MARKET_APPROVER, grant.id, update)
+    same = grants.update_grant(world.ctx, actor=MARKET_APPROVER, grant_id=grant.id, update=update)
     assert same.version == 2  # nothing changed, nothing announced
-    assert access.suspend_grant(world.ctx, MARKET_APPROVER, grant.id, "quota abuse").status == "suspended"
+    assert (
+        grants.suspend_grant(world.ctx, actor=MARKET_APPROVER, grant_id=grant.id, reason="quota abuse").status
+        == "suspended"
+    )
     with pytest.raises(exceptions.GrantStateConflict):
-        access.suspend_grant(world.ctx, MARKET_APPROVER, grant.id, "again")
-    assert access.resume_grant(world.ctx, ADMIN, grant.id, "cleared").status == "active"
-    revoked = access.revoke_grant(world.ctx, MARKET_APPROVER, grant.id, "scenario closed")
+        grants.suspend_grant(world.ctx, actor=MARKET_APPROVER, grant_id=grant.id, reason="again")
+    assert grants.resume_grant(world.ctx, actor=ADMIN, grant_id=grant.id, reason="cleared").status == "active"
+    revoked = grants.revoke_grant(
+        world.ctx, actor=MARKET_APPROVER, grant_id=grant.id, reason="scenario closed"
+    )
     assert (revoked.status, revoked.version, revoked.status_reason) == ("revoked", 5, "scenario closed")
     for change in (
-        lambda: access.resume_grant(world.ctx, ADMIN, grant.id, "no"),
-        lambda: access.revoke_grant(world.ctx, ADMIN, grant.id, "no"),
-        lambda: access.update_grant(world.ctx, ADMIN, grant.id, GrantUpdate(reason="no", row_filter=None)),
+        lambda: grants.resume_grant(world.ctx, actor=ADMIN, grant_id=grant.id, reason="no"),
+        lambda: grants.revoke_grant(world.ctx, actor=ADMIN, grant_id=grant.id, reason="no"),
+        lambda: grants.update_grant(
+            world.ctx, actor=ADMIN, grant_id=grant.id, update=GrantUpdate(reason="no", row_filter=None)
+        ),
     ):
         with pytest.raises(exceptions.GrantRevoked):
             change()
     with pytest.raises(exceptions.NotTheOwningDepartment):
-        access.suspend_grant(world.ctx, HEALTH_APPROVER, grant.id, "not mine")
+        grants.suspend_grant(world.ctx, actor=HEALTH_APPROVER, grant_id=grant.id, reason="not mine")
     announced = [(payload["version"], payload["status"]) for payload in world.events(catalog_events.GRANT)]
     assert announced == [(1, "active"), (2, "active"), (3, "suspended"), (4, "active"), (5, "revoked")]
     assert world.audit.actions().count("grant.update") == 2
@@ -381,34 +427,46 @@ def test_every_change_of_a_grant_increments_its_version_and_is_announced(world: 
 
 def test_expiry_is_read_from_the_clock_and_ends_every_change_but_revocation(world: World) -> None:
     grant = world.approve(world.request(duration_days=10).id)
-    filters = access.GrantFilter(status=GrantStatus.expired)
-    assert access.list_grants(world.session, ADMIN, filters, world.clock())[0] == []
+    filters = grants.GrantFilter(status=GrantStatus.expired)
+    assert grants.list_grants(world.session, actor=ADMIN, filters=filters, now=world.clock())[0] == []
     world.clock.now = START + timedelta(days=10)
-    assert access.get_grant(world.session, VISIT, grant.id, world.clock()).status == "expired"
-    assert [g.id for g in access.list_grants(world.session, ADMIN, filters, world.clock())[0]] == [grant.id]
-    active = access.GrantFilter(status=GrantStatus.active)
-    assert access.list_grants(world.session, ADMIN, active, world.clock())[0] == []
+    assert (
+        grants.get_grant(world.session, actor=VISIT, grant_id=grant.id, now=world.clock()).status == "expired"
+    )
+    assert [
+        g.id for g in grants.list_grants(world.session, actor=ADMIN, filters=filters, now=world.clock())[0]
+    ] == [grant.id]
+    active = grants.GrantFilter(status=GrantStatus.active)
+    assert grants.list_grants(world.session, actor=ADMIN, filters=active, now=world.clock())[0] == []
     assert world.session.get(Grant, grant.id).status == "active"  # type: ignore[union-attr]  # never stored
     with pytest.raises(exceptions.GrantExpired):
-        access.resume_grant(world.ctx, ADMIN, grant.id, "x")
+        grants.resume_grant(world.ctx, actor=ADMIN, grant_id=grant.id, reason="x")
     with pytest.raises(exceptions.GrantExpired):
-        access.update_grant(world.ctx, ADMIN, grant.id, GrantUpdate(reason="x", fields=["inspection_id"]))
-    assert access.revoke_grant(world.ctx, ADMIN, grant.id, "tidy").status == "revoked"
+        grants.update_grant(
+            world.ctx,
+            actor=ADMIN,
+            grant_id=grant.id,
+            update=GrantUpdate(reason="x", fields=["inspection_id"]),
+        )
+    assert grants.revoke_grant(world.ctx, actor=ADMIN, grant_id=grant.id, reason="tidy").status == "revoked"
 
 
 def test_an_expiry_may_be_shortened_or_extended_up_to_the_requested_duration(world: World) -> None:
     grant = world.approve(world.request(duration_days=90).id, duration_days=30)
     latest = START + timedelta(days=90)
-    extended = access.update_grant(
-        world.ctx, MARKET_APPROVER, grant.id, GrantUpdate(reason="pilot extended", expires_at=latest)
+    extended = grants.update_grant(
+        world.ctx,
+        actor=MARKET_APPROVER,
+        grant_id=grant.id,
+        update=GrantUpdate(reason="pilot extended", expires_at=latest),
     )
     assert extended.expires_at == latest
     with pytest.raises(exceptions.DurationTooLong):
-        access.update_grant(
+        grants.update_grant(
             world.ctx,
-            MARKET_APPROVER,
-            grant.id,
-            GrantUpdate(reason="more", expires_at=latest + timedelta(seconds=1)),
+            actor=MARKET_APPROVER,
+            grant_id=grant.id,
+            update=GrantUpdate(reason="more", expires_at=latest + timedelta(seconds=1)),
         )
 
 
@@ -416,20 +474,27 @@ def test_an_expiry_may_be_shortened_or_extended_up_to_the_requested_duration(wor
 
 
 def test_a_scenario_is_a_principal_whose_keys_stop_when_it_is_suspended(world: World) -> None:
-    principal = catalog_service.get_principal(world.session, VISIT.id)
+    principal = principals_service.get_principal(world.session, VISIT.id)
     assert (principal.kind, principal.status) == ("scenario", "active")
-    issued = access.issue_scenario_key(world.ctx, ADMIN, VISIT.id, "laptop")
+    issued = scenarios.issue_scenario_key(world.ctx, actor=ADMIN, scenario_id=VISIT.id, name="laptop")
     assert issued.principal_id == VISIT.id and issued.key.startswith("cbk_")
     # Only an admin issues a scenario's keys: neither another scenario nor the scenario itself.
     for actor in (COMMUNITY, VISIT):
         with pytest.raises(Forbidden):
-            access.issue_scenario_key(world.ctx, actor, VISIT.id, "stolen")
-    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="suspended"))
-    assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
+            scenarios.issue_scenario_key(world.ctx, actor=actor, scenario_id=VISIT.id, name="stolen")
+    scenarios.update_scenario(
+        world.ctx, actor=ADMIN, scenario_id=VISIT.id, payload=ScenarioUpdate(status="suspended")
+    )
+    assert principals_service.get_principal(world.session, VISIT.id).status == "suspended"
     with pytest.raises(exceptions.ScenarioNotActive):
         world.request()
-    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="active", contact="new@x.cn"))
-    assert catalog_service.get_principal(world.session, VISIT.id).status == "active"
+    scenarios.update_scenario(
+        world.ctx,
+        actor=ADMIN,
+        scenario_id=VISIT.id,
+        payload=ScenarioUpdate(status="active", contact="new@x.cn"),
+    )
+    assert principals_service.get_principal(world.session, VISIT.id).status == "active"
     states = world.events(catalog_events.SCENARIO)
     assert [scenario["status"] for scenario in states if scenario["id"] == VISIT.id] == [
         "active",
@@ -440,15 +505,15 @@ def test_a_scenario_is_a_principal_whose_keys_stop_when_it_is_suspended(world: W
 
 def test_contract_masks_translate_to_the_policy_modules_values() -> None:
     rule: Mapping[str, Any] = {"kind": "partial", "keep_prefix": 3, "keep_suffix": 4, "precision": None}
-    assert access.contract_mask(rule) == {"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}
-    assert access.contract_mask({"kind": "hash", "keep_prefix": None}) == {"kind": "hash"}
+    assert terms.contract_mask(rule) == {"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}
+    assert terms.contract_mask({"kind": "hash", "keep_prefix": None}) == {"kind": "hash"}
     schema = {
         "properties": {
             "a": {"type": "object", "properties": {"b": {"type": "string"}}},
             "c": {"type": "array", "items": {"type": "object", "properties": {"d": {}}}},
         }
     }
-    assert sorted(access.field_paths(schema)) == ["a", "a.b", "c", "c[].d"]
+    assert sorted(terms.field_paths(schema)) == ["a", "a.b", "c", "c[].d"]
 
 
 def test_the_grant_event_is_what_the_policy_enforces(world: World) -> None:
@@ -483,11 +548,19 @@ def test_retiring_a_scenario_revokes_its_grants_and_withdraws_its_pending_reques
     grant = world.approve(world.request().id)
     pending = world.request()
     theirs = world.approve(world.request(COMMUNITY).id)
-    access.update_scenario(world.ctx, ADMIN, VISIT.id, ScenarioUpdate(status="retired"))
-    assert access.get_grant(world.session, ADMIN, grant.id, world.clock()).status == "revoked"
-    assert access.get_access_request(world.session, ADMIN, pending.id).status == "withdrawn"
-    assert access.get_grant(world.session, ADMIN, theirs.id, world.clock()).status == "active"
-    assert catalog_service.get_principal(world.session, VISIT.id).status == "suspended"
+    scenarios.update_scenario(
+        world.ctx, actor=ADMIN, scenario_id=VISIT.id, payload=ScenarioUpdate(status="retired")
+    )
+    assert (
+        grants.get_grant(world.session, actor=ADMIN, grant_id=grant.id, now=world.clock()).status == "revoked"
+    )
+    assert (
+        requests.get_access_request(world.session, actor=ADMIN, request_id=pending.id).status == "withdrawn"
+    )
+    assert (
+        grants.get_grant(world.session, actor=ADMIN, grant_id=theirs.id, now=world.clock()).status == "active"
+    )
+    assert principals_service.get_principal(world.session, VISIT.id).status == "suspended"
     revoked = [payload for payload in world.events(catalog_events.GRANT) if payload["id"] == grant.id]
     assert (revoked[-1]["status"], revoked[-1]["version"]) == ("revoked", 2)
 
@@ -502,7 +575,7 @@ def test_a_new_contract_version_masks_a_newly_sensitive_field_on_live_grants_onl
         world.request(fields=fields).id, unmask={"inspector_phone": "residents call the inspector"}
     )
     ended = world.approve(world.request(fields=fields).id)
-    access.revoke_grant(world.ctx, MARKET_APPROVER, ended.id, "scenario ended")
+    grants.revoke_grant(world.ctx, actor=MARKET_APPROVER, grant_id=ended.id, reason="scenario ended")
     before = {grant.id: grant.version for grant in (live, in_clear, ended)}
     world.audit.entries.clear()
 
@@ -511,17 +584,19 @@ def test_a_new_contract_version_masks_a_newly_sensitive_field_on_live_grants_onl
         district["classification"] = "personal"
         district["customProperties"] = [{"property": "citybase.masking", "value": "hash"}]
 
-    current = catalog_service.get_version(world.session, "market.inspections").version
+    current = contracts_service.get_version(world.session, dataset_id="market.inspections").version
     major, minor, _ = current.split(".")
     version = f"{major}.{int(minor) + 1}.0"
-    catalog_service.register_version(
+    contracts_service.add_version(
         world.session,
-        world.ctx.events,
-        "market.inspections",
-        evolve_contract(example_contract("market.inspections", current), version, district_is_personal),
+        events=world.ctx.events,
+        dataset_id="market.inspections",
+        document=evolve_contract(
+            example_contract("market.inspections", current), version, district_is_personal
+        ),
         created_by="market-publisher",
     )
-    changed = access.apply_contract_masking(world.ctx, "market.inspections")
+    changed = grants.apply_contract_masking(world.ctx, dataset_id="market.inspections")
 
     assert {grant.id for grant in changed} == {live.id, in_clear.id}
     for grant in (live, in_clear):
@@ -535,12 +610,12 @@ def test_a_new_contract_version_masks_a_newly_sensitive_field_on_live_grants_onl
     assert announced[live.id]["masking"]["district"] == {"kind": "hash"}
     assert announced[live.id]["version"] == live.version
     assert world.audit.actions() == ["grant.update", "grant.update"]
-    assert access.apply_contract_masking(world.ctx, "market.inspections") == []  # once only
+    assert grants.apply_contract_masking(world.ctx, dataset_id="market.inspections") == []  # once only
 
 
 def test_on_a_restricted_dataset_a_mask_weaker_than_the_new_rule_takes_the_rule(world: World) -> None:
     visits = "health.outpatient-visits"
-    current = catalog_service.get_version(world.session, visits).version
+    current = contracts_service.get_version(world.session, dataset_id=visits).version
     major, minor, _ = current.split(".")
 
     def rule(kind: Any) -> Any:
@@ -553,32 +628,34 @@ def test_on_a_restricted_dataset_a_mask_weaker_than_the_new_rule_takes_the_rule(
 
     def register(version: str, kind: Any) -> None:
         text = evolve_contract(example_contract(visits, current), version, rule(kind))
-        catalog_service.register_version(world.session, world.ctx.events, visits, text, created_by="h")
+        contracts_service.add_version(
+            world.session, events=world.ctx.events, dataset_id=visits, document=text, created_by="h"
+        )
 
     partial = {"kind": "partial", "keepPrefix": 4, "keepSuffix": 0}
     register(f"{major}.{int(minor) + 1}.0", partial)
-    access.apply_contract_masking(world.ctx, visits)
+    grants.apply_contract_masking(world.ctx, dataset_id=visits)
     grant = world.approve(world.request(dataset_id=visits, fields=OUTPATIENT_FIELDS).id, HEALTH_APPROVER)
     assert grant.masking["patient_id"] == partial  # the rule of its day
     register(f"{major}.{int(minor) + 2}.0", "hash")
-    [changed] = access.apply_contract_masking(world.ctx, visits)
+    [changed] = grants.apply_contract_masking(world.ctx, dataset_id=visits)
     assert changed.id == grant.id and grant.masking["patient_id"] == {"kind": "hash"}
 
 
 def test_grants_made_before_hash_keys_get_theirs_once_and_live_ones_are_announced(world: World) -> None:
     live = world.approve(world.request().id)
     ended = world.approve(world.request().id)
-    access.revoke_grant(world.ctx, MARKET_APPROVER, ended.id, "scenario ended")
+    grants.revoke_grant(world.ctx, actor=MARKET_APPROVER, grant_id=ended.id, reason="scenario ended")
     assert live.hash_key is not None and len(live.hash_key) == 43
     for grant in (live, ended):
         grant.hash_key = None  # as catalog_0007 leaves the grants that exist
     versions = {grant.id: grant.version for grant in (live, ended)}
     world.session.flush()
 
-    assert access.issue_missing_hash_keys(world.session, world.ctx.events) == [live.id]
+    assert grants.issue_missing_hash_keys(world.session, events=world.ctx.events) == [live.id]
     assert live.hash_key is not None and ended.hash_key is not None and live.hash_key != ended.hash_key
     assert (live.version, ended.version) == (versions[live.id] + 1, versions[ended.id])
     announced = [payload for payload in world.events(catalog_events.GRANT) if payload["id"] == live.id][-1]
     assert announced["version"] == live.version and announced["hash_key"] == live.hash_key
-    assert "hash_key" not in access.grant_read(live, world.clock()).model_dump()
-    assert access.issue_missing_hash_keys(world.session, world.ctx.events) == []
+    assert "hash_key" not in grants.grant_read(live, world.clock()).model_dump()
+    assert grants.issue_missing_hash_keys(world.session, events=world.ctx.events) == []

@@ -1,0 +1,426 @@
+"""Contract versions of a dataset: register, check, list and read them.
+
+A version is stored only if its ODCS document parses, its version is higher than the last and
+its record schema keeps the dataset's compatibility mode; from it the platform's derivations
+(record schema, primary key, masking, SLA, expectation suite) are stored beside the document and
+announced on ``platform.catalog``. Every function works in the caller's session and flushes; the
+caller's unit of work commits. :func:`register_version` and :func:`register_contract` are a
+publisher's requests: they authorize, audit and write, and mask what the new version makes
+sensitive on the grants that exist; :func:`add_version` and :func:`add_contract` are the writes
+alone, for the loaders.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy import orm
+from sqlalchemy.orm import Session
+
+from services.catalog import exceptions
+from services.catalog.access.context import Collaborators
+from services.catalog.access.grants import apply_contract_masking
+from services.catalog.contracts import compatibility, derive
+from services.catalog.contracts.odcs import (
+    MAX_CONTRACT_BYTES,
+    ContractTooLarge,
+    ParsedContract,
+    compare_versions,
+    parse_contract,
+)
+from services.catalog.datasets.service import (
+    add_dataset,
+    current_version,
+    dataset_read,
+    get_dataset,
+    may_publish_to,
+)
+from services.catalog.events import CatalogEvents
+from services.catalog.models import ContractVersion, Dataset
+from services.catalog.schemas import (
+    BreakingChangeRead,
+    CompatibilityModeName,
+    CompatibilityReport,
+    ContractVersionRead,
+    DatasetCreate,
+    DatasetStatus,
+)
+from services.catalog.search.index import index_dataset, search_text
+from services.common import catalog_events
+from services.common.auth import Principal
+from services.common.clock import utcnow
+from services.common.problems import FieldError, Forbidden, json_pointer
+
+
+def _refuse_oversized(document: bytes) -> None:
+    """The route reads at most one byte past the limit; a document that long is refused here,
+    after the request has named what it attempts, so that the refusal is audited as such."""
+    if len(document) > MAX_CONTRACT_BYTES:
+        raise ContractTooLarge(f"a contract document may have at most {MAX_CONTRACT_BYTES} bytes")
+
+
+def register_version(
+    ctx: Collaborators, *, actor: Principal, dataset_id: str, document: bytes
+) -> ContractVersionRead:
+    """A publisher's next version of its dataset's contract (the owning department or an admin).
+
+    In the request's session (``ctx.session``), committed by the caller with the audit entry and
+    the masking of the existing grants.
+    """
+    session, audit = ctx.session, ctx.audit
+    audit.attempting("contract_version.register", "dataset", dataset_id, dataset_id=dataset_id)
+    _refuse_oversized(document)
+    owner = get_dataset(session, dataset_id).owner_department_id
+    audit.attempting(
+        "contract_version.register", "dataset", dataset_id, dataset_id=dataset_id, department_id=owner
+    )
+    may_publish_to(actor, owner)
+    version = add_version(
+        session, events=ctx.events, dataset_id=dataset_id, document=document, created_by=actor.id
+    )
+    return _registered(ctx, version, owner)
+
+
+def register_contract(ctx: Collaborators, *, actor: Principal, document: bytes) -> ContractVersionRead:
+    """A publisher's ODCS document: the dataset it describes if new (in the actor's department),
+    else its next version. In the request's session (``ctx.session``), committed by the caller."""
+    session, audit = ctx.session, ctx.audit
+    department = None if actor.is_admin() else actor.department_id
+    audit.attempting("contract_version.register", "contract", "-", department_id=department)
+    _refuse_oversized(document)
+    version = add_contract(
+        session, events=ctx.events, document=document, created_by=actor.id, department_id=department
+    )
+    owner = get_dataset(session, version.dataset_id).owner_department_id
+    return _registered(ctx, version, owner)
+
+
+def _registered(ctx: Collaborators, version: ContractVersion, owner: str | None) -> ContractVersionRead:
+    """What follows every registration, by either request: the audit entry, and the contract's
+    masking applied to the grants that exist (a field it newly marks sensitive)."""
+    ctx.audit.record(
+        ctx.session,
+        "contract_version.register",
+        "contract_version",
+        f"{version.dataset_id}@{version.version}",
+        dataset_id=version.dataset_id,
+        department_id=owner,
+        details={"version": version.version},
+    )
+    apply_contract_masking(ctx, dataset_id=version.dataset_id)
+    return ContractVersionRead.model_validate(version)
+
+
+def check_contract(session: Session, *, dataset_id: str, document: bytes) -> CompatibilityReport:
+    """Dry run of :func:`register_version`: would the document be accepted, and if not, why not.
+    Reads only, in the caller's session."""
+    _refuse_oversized(document)
+    return check_version(session, dataset=get_dataset(session, dataset_id), contract=parse_contract(document))
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    """What a compatibility check needs of an earlier version (not its document)."""
+
+    version: str
+    sequence: int
+    record_schema: dict[str, Any]
+
+
+class RecordSchemaCache:
+    """Record schemas of stored contract versions, by dataset, version and document fingerprint.
+
+    A stored version never changes, and the same document always derives the same record schema,
+    so a schema read (or derived) once serves every later compatibility check in the process:
+    a check under a transitive mode then reads only the earlier versions' keys, not 20 record
+    schemas to decode. Keyed by fingerprint as well, so a version registered in a transaction
+    that rolled back and then registered again with another document is never confused with it.
+    Bounded (least recently used out); thread-safe.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._schemas: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        with self._lock:
+            schema = self._schemas.get(key)
+            if schema is not None:
+                self._schemas.move_to_end(key)
+            return schema
+
+    def put(self, key: tuple[str, str, str], schema: dict[str, Any]) -> None:
+        with self._lock:
+            self._schemas[key] = schema
+            self._schemas.move_to_end(key)
+            while len(self._schemas) > self._size:
+                self._schemas.popitem(last=False)
+
+
+RECORD_SCHEMAS = RecordSchemaCache()
+
+
+def _earlier_versions(
+    session: Session, dataset_id: str, mode: compatibility.CompatibilityMode
+) -> list[_Earlier]:
+    """The earlier versions a check under ``mode`` reads, oldest first: all of them for transitive
+    modes, else only the last (which also tells whether the new version is higher). Record
+    schemas come from :data:`RECORD_SCHEMAS` when there, else from the database in one query."""
+    query = sa.select(ContractVersion.version, ContractVersion.sequence, ContractVersion.fingerprint).where(
+        ContractVersion.dataset_id == dataset_id
+    )
+    if mode.transitive:
+        rows = session.execute(query.order_by(ContractVersion.sequence)).all()
+    else:
+        rows = session.execute(query.order_by(ContractVersion.sequence.desc()).limit(1)).all()
+    schemas = {row.version: RECORD_SCHEMAS.get((dataset_id, row.version, row.fingerprint)) for row in rows}
+    missing = [version for version, schema in schemas.items() if schema is None]
+    if missing:
+        loaded = session.execute(
+            sa.select(
+                ContractVersion.version, ContractVersion.fingerprint, ContractVersion.record_schema
+            ).where(ContractVersion.dataset_id == dataset_id, ContractVersion.version.in_(missing))
+        )
+        for version, fingerprint, schema in loaded:
+            RECORD_SCHEMAS.put((dataset_id, version, fingerprint), schema)
+            schemas[version] = schema
+    earlier = []
+    for row in rows:
+        schema = schemas[row.version]
+        if schema is None:  # deleted since the first query: not something the catalog does
+            raise RuntimeError(f"version {row.version} of {dataset_id} vanished during a check")
+        earlier.append(_Earlier(row.version, row.sequence, schema))
+    return earlier
+
+
+def check_version(session: Session, *, dataset: Dataset, contract: ParsedContract) -> CompatibilityReport:
+    """Would ``contract`` be accepted as the dataset's next version, and if not, why not (reads only)."""
+    report, _, _ = _check(session, dataset, contract)
+    return report
+
+
+def _check(
+    session: Session, dataset: Dataset, contract: ParsedContract
+) -> tuple[CompatibilityReport, dict[str, Any], int]:
+    """The report, the contract's derived record schema and the sequence it would be stored at."""
+    if contract.id != dataset.id:
+        raise exceptions.ContractMismatch(
+            f"the contract's id is {contract.id!r}, not {dataset.id!r}",
+        )
+    mode = compatibility.CompatibilityMode(dataset.compatibility_mode)
+    previous = _earlier_versions(session, dataset.id, mode)
+    if previous and compare_versions(contract.version, previous[-1].version) <= 0:
+        raise exceptions.VersionNotHigher(
+            f"version {contract.version} is not higher than the last, {previous[-1].version}"
+        )
+    new_schema = derive.record_schema(contract)
+    history = [(earlier.version, earlier.record_schema) for earlier in previous]
+    changes = compatibility.check(new_schema, history, mode)
+    checked = [] if mode is compatibility.CompatibilityMode.NONE else [v for v, _ in history]
+    report = CompatibilityReport(
+        compatible=not changes,
+        mode=CompatibilityModeName(mode.value),
+        version=contract.version,
+        checked_against=checked,
+        breaking_changes=[
+            BreakingChangeRead.model_validate(change, from_attributes=True) for change in changes
+        ],
+    )
+    return report, new_schema, (previous[-1].sequence + 1) if previous else 1
+
+
+def add_version(
+    session: Session,
+    *,
+    events: CatalogEvents,
+    dataset_id: str,
+    document: str | bytes,
+    created_by: str,
+) -> ContractVersion:
+    """Store a new contract version if it parses, is higher, and keeps the compatibility mode.
+
+    In the caller's session; no authorization or audit of its own (see :func:`register_version`).
+    """
+    dataset = get_dataset(session, dataset_id)
+    return _register_parsed(session, events, dataset, parse_contract(document), document, created_by)
+
+
+def _register_parsed(
+    session: Session,
+    events: CatalogEvents,
+    dataset: Dataset,
+    contract: ParsedContract,
+    document: str | bytes,
+    created_by: str,
+) -> ContractVersion:
+    # Reads the earlier versions' record schemas only, never their documents or the
+    # ``dataset.versions`` collection: registering stays flat in the length of the history.
+    report, new_schema, sequence = _check(session, dataset, contract)
+    if not report.compatible:
+        raise exceptions.IncompatibleContract(
+            f"{len(report.breaking_changes)} breaking change(s) under {report.mode}",
+            breaking_changes=[change.model_dump(mode="json") for change in report.breaking_changes],
+        )
+    text = document.decode() if isinstance(document, bytes) else document
+    version = ContractVersion(
+        dataset_id=dataset.id,
+        version=contract.version,
+        sequence=sequence,
+        api_version=contract.api_version,
+        document=text,
+        document_format="json" if text.lstrip().startswith("{") else "yaml",
+        fingerprint=contract.fingerprint,
+        record_schema=new_schema,
+        primary_key=list(derive.primary_key(contract)),
+        sensitive_fields={name: _plain(rule) for name, rule in derive.sensitive_fields(contract).items()},
+        sla=_plain(derive.sla_targets(contract)),
+        expectation_suite=list(derive.expectation_suite(contract)),
+        created_by=created_by,
+    )
+    session.add(version)
+    RECORD_SCHEMAS.put((dataset.id, version.version, version.fingerprint), new_schema)
+    dataset.current_version = version.version
+    dataset.updated_at = utcnow()
+    dataset.search_text = search_text(dataset, version)
+    session.flush()
+    index_dataset(session, dataset)
+    events.publish(
+        session, catalog_events.CONTRACT_VERSION, f"{dataset.id}:{version.version}", contract_state(version)
+    )
+    events.publish(session, catalog_events.DATASET, dataset.id, dataset_read(dataset))
+    return version
+
+
+def add_contract(
+    session: Session,
+    *,
+    events: CatalogEvents,
+    document: str | bytes,
+    created_by: str,
+    department_id: str | None = None,
+) -> ContractVersion:
+    """Store an ODCS document: a new dataset (described by the contract) or its next version.
+
+    The dataset's owner, classification and compatibility mode come from the contract's citybase
+    custom properties; ``department_id`` is the caller's department, which must own the dataset.
+    In the caller's session; no audit entry of its own (see :func:`register_contract`).
+    """
+    contract = parse_contract(document)
+    existing = session.get(Dataset, contract.id)
+    if existing is None:
+        policy = derive.dataset_policy(contract)
+        owner = policy.department or department_id
+        if owner is None:
+            raise exceptions.ContractMismatch(
+                "a new dataset needs an owner: set the contract's citybase.department custom property"
+            )
+        if department_id is not None and owner != department_id:
+            raise Forbidden(f"the contract names department {owner!r}, not yours")
+        description = contract.model.description
+        try:
+            payload = DatasetCreate(
+                id=contract.id,
+                title=contract.model.name or contract.id,
+                description=(description.purpose or "") if description else "",
+                owner_department_id=owner,
+                tags=list(contract.model.tags or []),
+                classification=policy.classification or "conditional",
+                status=DatasetStatus.active if contract.model.status == "active" else DatasetStatus.draft,
+                compatibility_mode=policy.compatibility or CompatibilityModeName.BACKWARD,
+            )
+        except ValidationError as error:
+            raise exceptions.ContractMismatch(
+                "the contract cannot describe a citybase dataset", errors=_contract_field_errors(error)
+            ) from None
+        add_dataset(session, events=events, payload=payload)
+    elif department_id is not None and existing.owner_department_id != department_id:
+        raise Forbidden("only the owning department may register versions of this dataset")
+    dataset = get_dataset(session, contract.id)
+    return _register_parsed(session, events, dataset, contract, document, created_by)
+
+
+_CONTRACT_PATH_OF_FIELD = {
+    "id": ["id"],
+    "title": ["name"],
+    "description": ["description", "purpose"],
+    "tags": ["tags"],
+    "owner_department_id": ["customProperties", "citybase.department"],
+}
+
+
+def _contract_field_errors(error: ValidationError) -> list[FieldError]:
+    """Where in the ODCS document each invalid dataset attribute came from."""
+    errors = []
+    for detail in error.errors():
+        field, *rest = detail["loc"] or ("id",)
+        path = _CONTRACT_PATH_OF_FIELD.get(str(field), [str(field)]) + list(rest)
+        errors.append(FieldError(path=json_pointer(path), rule=detail["type"], message=detail["msg"]))
+    return errors
+
+
+def contract_state(version: ContractVersion) -> dict[str, Any]:
+    """What read models need of a contract version (no document: they validate, not display)."""
+    return {
+        "dataset_id": version.dataset_id,
+        "version": version.version,
+        "sequence": version.sequence,
+        "fingerprint": version.fingerprint,
+        "record_schema": version.record_schema,
+        "primary_key": version.primary_key,
+        "sensitive_fields": version.sensitive_fields,
+        "sla": version.sla,
+        "expectation_suite": version.expectation_suite,
+        "created_at": version.created_at.isoformat(),
+    }
+
+
+def list_versions(session: Session, *, dataset_id: str) -> Sequence[ContractVersion]:
+    """The dataset's versions, oldest first, without their documents and derivations."""
+    get_dataset(session, dataset_id)
+    return session.scalars(
+        sa.select(ContractVersion)
+        .where(ContractVersion.dataset_id == dataset_id)
+        .order_by(ContractVersion.sequence)
+        .options(
+            orm.load_only(
+                ContractVersion.version,
+                ContractVersion.fingerprint,
+                ContractVersion.created_by,
+                ContractVersion.created_at,
+            )
+        )
+    ).all()
+
+
+def get_version(session: Session, *, dataset_id: str, version: str | None = None) -> ContractVersion:
+    """One version of the dataset's contract, its current one when ``version`` is None."""
+    dataset = get_dataset(session, dataset_id)
+    if version is None:
+        current = current_version(session, dataset)
+        if current is None:
+            raise exceptions.ContractVersionNotFound(f"dataset {dataset_id!r} has no contract yet")
+        return current
+    found = session.get(ContractVersion, (dataset_id, version))
+    if found is None:
+        raise exceptions.ContractVersionNotFound(f"dataset {dataset_id!r} has no version {version!r}")
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass (masking rule, SLA targets) as JSON-ready data."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {key: _plain(item) for key, item in asdict(value).items()}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "value") and not isinstance(value, (str, int, float, bool)):
+        return value.value
+    return value

@@ -1,0 +1,1 @@
+"""Datasets: what a department publishes, its topics, status and latest quality."""

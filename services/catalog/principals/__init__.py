@@ -1,0 +1,1 @@
+"""Principals (who calls the platform) and their API keys."""

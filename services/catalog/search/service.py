@@ -1,0 +1,310 @@
+"""Finding datasets: filters and full text, one page at a time in id order.
+
+A page costs the same whether a word matches ten datasets or most of the catalog: on SQLite the
+FTS5 table, on PostgreSQL ordered posting lists walked by leapfrogging (migration catalog_0005).
+What is indexed of a dataset is in :mod:`services.catalog.search.index`. Reads only, in the
+caller's session.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
+
+from services.catalog import exceptions
+from services.catalog.datasets.service import topics_of
+from services.catalog.models import Dataset, dataset_terms
+from services.catalog.schemas import DatasetId, DatasetRead
+
+DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
+
+
+@dataclass(frozen=True)
+class DatasetFilter:
+    q: str | None = None
+    domain: str | None = None
+    department: str | None = None
+    classification: str | None = None
+    status: str | None = None
+    tag: str | None = None
+
+
+def search_datasets(
+    session: Session, *, filters: DatasetFilter, limit: int = 50, cursor: str | None = None
+) -> tuple[list[DatasetRead], str | None]:
+    """Datasets matching the filters and the full-text query, in id order, one page at a time.
+
+    Full text covers title, description, tags and field names, each query word matching the
+    words it is a prefix of: FTS5 on SQLite; on PostgreSQL, ordered posting lists (migration
+    catalog_0005) so that a page costs the same whether a word matches ten datasets or most of
+    them. The cursor is the last id of the previous page.
+    """
+    after = _decode_cursor(cursor) if cursor else None
+    words = _query_words(filters.q)
+    postings = None
+    if session.get_bind().dialect.name == "postgresql":
+        postings = _posting_query(session, filters, words, after, limit + 1)
+    if postings is not None:
+        # The page's ids and the listed columns of their datasets in one round trip.
+        page_ids = postings.subquery()
+        rows = session.execute(
+            sa.select(*_LISTED_COLUMNS)
+            .join(page_ids, page_ids.c.dataset_id == Dataset.id)
+            .order_by(Dataset.id)
+        ).all()
+    else:
+        rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode_cursor(page[-1].id) if more and page else None
+    return [
+        DatasetRead.model_validate({**row._mapping, "topics": topics_of(row.id)}) for row in page
+    ], next_cursor
+
+
+def _query_words(q: str | None) -> list[str]:
+    """The query's words, lowercased as the index lowercases them; punctuation separates words."""
+    if not q:
+        return []
+    return "".join(c if c.isalnum() else " " for c in q.lower()).split()
+
+
+_LISTED_COLUMNS = tuple(getattr(Dataset, name) for name in DatasetRead.model_fields if name != "topics")
+
+
+def _listed_rows(session: Session, ids: Sequence[str]) -> list[sa.Row[Any]]:
+    """The listed columns of the datasets, in the given order."""
+    if not ids:
+        return []
+    rows = {row.id: row for row in session.execute(sa.select(*_LISTED_COLUMNS).where(Dataset.id.in_(ids)))}
+    return [rows[dataset_id] for dataset_id in ids if dataset_id in rows]
+
+
+def _scanned_page(
+    session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
+) -> list[str]:
+    """One page of ids by filtering the datasets table in id order: SQLite (with its FTS5 table),
+    and PostgreSQL when a query word is too short a prefix for the posting lists."""
+    query = sa.select(Dataset.id)
+    if after is not None:
+        query = query.where(Dataset.id > after)
+    if filters.domain:
+        query = query.where(Dataset.domain_id == filters.domain)
+    if filters.department:
+        query = query.where(Dataset.owner_department_id == filters.department)
+    if filters.classification:
+        query = query.where(Dataset.classification == filters.classification)
+    if filters.status:
+        query = query.where(Dataset.status == filters.status)
+    if filters.tag:
+        query = query.where(_has_tag(session, filters.tag))
+    if words:
+        query = query.where(_full_text(session, words))
+    if words and session.get_bind().dialect.name == "postgresql":
+        # A GIN bitmap of every match, sorted: the planner would otherwise walk the primary key
+        # testing each row, which reads most of the catalog for a word whose datasets sort late.
+        query = sa.select(query.offset(0).subquery()).order_by(sa.column("id"))
+    else:
+        query = query.order_by(Dataset.id)
+    return list(session.scalars(query.limit(size)))
+
+
+def _has_tag(session: Session, tag: str) -> sa.ColumnElement[bool]:
+    """The dataset's tags (a JSON list) hold exactly ``tag``, compared as decoded JSON strings, so
+    that a tag outside ASCII (stored escaped) matches as it does in the posting lists."""
+    elements = {"sqlite": sa.func.json_each, "postgresql": sa.func.json_array_elements_text}.get(
+        session.get_bind().dialect.name
+    )
+    if elements is None:
+        return sa.cast(Dataset.tags, sa.Text).like(f"%{_escape_like(json.dumps(tag))}%", escape="\\")
+    values = elements(Dataset.tags).table_valued("value")
+    return sa.exists(sa.select(1).select_from(values).where(values.c.value == tag))
+
+
+def _full_text(session: Session, words: list[str]) -> sa.ColumnElement[bool]:
+    if session.get_bind().dialect.name == "sqlite":
+        match = " ".join(f'"{word}"*' for word in words)
+        return Dataset.id.in_(
+            sa.select(sa.column("dataset_id"))
+            .select_from(sa.table("catalog_datasets_fts"))
+            .where(sa.text("catalog_datasets_fts MATCH :match").bindparams(match=match))
+        )
+    if session.get_bind().dialect.name == "postgresql":
+        # A literal regconfig, so that the expression is the one the stored column is computed with.
+        tsquery = sa.func.to_tsquery(
+            sa.literal_column("'simple'::regconfig"), " & ".join(f"{word}:*" for word in words)
+        )
+        return sa.literal_column("catalog_datasets.search_vector").op("@@")(tsquery)
+    return sa.and_(*(Dataset.search_text.ilike(f"%{word}%") for word in words))
+
+
+MAX_PREFIX_EXPANSION = 64
+"""A query word may stand for at most this many indexed words on the posting-list path; a shorter
+prefix ("a", "st") is answered from the GIN index instead."""
+
+
+def _posting_page(
+    session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
+) -> list[str] | None:
+    """One page of ids from the posting lists (PostgreSQL), or None where they do not serve."""
+    query = _posting_query(session, filters, words, after, size)
+    return None if query is None else list(session.scalars(query))
+
+
+def _posting_query(
+    session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
+) -> sa.Select[tuple[str]] | None:
+    """The query of one page of ids from the posting lists (PostgreSQL), or None where they do not serve.
+
+    Each query word and each filter is a list of dataset ids in id order (for a word, the union
+    of the lists of the indexed words it is a prefix of), an index range read without the table.
+    One list is read from the cursor on. The intersection of several is walked by leapfrogging:
+    each list seeks, by one index probe, its first id at or after the current candidate; the
+    greatest becomes the next candidate, and a candidate every list holds is a match. Lists that
+    rarely meet are skipped through in a few seeks instead of being read side by side, so the
+    work follows the page and how often the lists interleave, not how many datasets match.
+    """
+    lists: list[tuple[str, list[str]]] = []
+    for word in words:
+        expansion = _indexed_words(session, word)
+        if expansion is None:
+            return None
+        if not expansion:
+            return sa.select(dataset_terms.c.dataset_id).where(sa.false())
+        lists.append(("text", expansion))
+    for field, value in (
+        ("tag", filters.tag),
+        ("department", filters.department),
+        ("domain", filters.domain),
+        ("classification", filters.classification),
+        ("status", filters.status),
+    ):
+        if value:
+            lists.append((field, [value]))
+    if not lists:
+        return None  # no word, no filter: the primary key is already the list
+    if len(lists) == 1:
+        field, terms = lists[0]
+        ids = _posting_list(field, terms, after)
+        return sa.select(ids.c.dataset_id).distinct().order_by(ids.c.dataset_id).limit(size)
+    return _leapfrog(lists, after, size)
+
+
+def _leapfrog(
+    lists: Sequence[tuple[str, Sequence[str]]], after: str | None, size: int
+) -> sa.Select[tuple[str]]:
+    params: dict[str, Any] = {"after": after or "", "size": size}
+
+    def seek(index: int, operator: str, start: str) -> str:
+        """The list's first id ``operator`` ``start``: one index probe per indexed word."""
+        field, terms = lists[index]
+        params[f"f{index}"] = field
+        probes = []
+        for position, term in enumerate(terms):
+            params[f"t{index}_{position}"] = term
+            probes.append(
+                f"(SELECT dataset_id FROM catalog_dataset_terms WHERE field = :f{index} "
+                f"AND term = :t{index}_{position} AND dataset_id {operator} {start} "
+                f"ORDER BY dataset_id LIMIT 1)"
+            )
+        return probes[0] if len(probes) == 1 else f"LEAST({', '.join(probes)})"
+
+    heads = ", ".join(f"{seek(index, '>=', 'walk.candidate')} AS head{index}" for index in range(len(lists)))
+    every = " AND ".join(f"heads.head{index} IS NOT NULL" for index in range(len(lists)))
+    top = f"GREATEST({', '.join(f'heads.head{index}' for index in range(len(lists)))})"
+    # walk(candidate, found): found is the id the step that produced the row confirmed, if any.
+    # No ORDER BY on the walk: candidates only grow, and an ORDER BY would make PostgreSQL run
+    # the walk to its end before the LIMIT could stop it.
+    sql = f"""
+        WITH RECURSIVE walk(candidate, found) AS (
+            SELECT {seek(0, ">", ":after")}, NULL::varchar
+            UNION ALL
+            SELECT CASE WHEN {top} = walk.candidate THEN {seek(0, ">", "walk.candidate")} ELSE {top} END,
+                   CASE WHEN {top} = walk.candidate THEN walk.candidate END
+            FROM walk CROSS JOIN LATERAL (SELECT {heads}) AS heads
+            WHERE walk.candidate IS NOT NULL AND {every}
+        )
+        SELECT found AS dataset_id FROM walk WHERE found IS NOT NULL LIMIT :size
+    """
+    text = sa.text(sql).bindparams(**params).columns(dataset_id=sa.String)
+    return sa.select(text.subquery().c.dataset_id)
+
+
+def _posting_list(field: str, terms: Sequence[str], after: str | None) -> sa.Subquery:
+    branches = []
+    for term in terms:
+        branch = sa.select(dataset_terms.c.dataset_id).where(
+            dataset_terms.c.field == field, dataset_terms.c.term == term
+        )
+        if after is not None:
+            branch = branch.where(dataset_terms.c.dataset_id > after)
+        # Ordered each on its own, so that PostgreSQL merges the words' lists (each an index
+        # range already in id order) rather than gathering and sorting all of them.
+        branches.append(branch.order_by(dataset_terms.c.dataset_id))
+    if len(branches) == 1:
+        return branches[0].order_by(None).subquery()
+    # A dataset holding several words of one prefix (bus, buses) is in the list once per word;
+    # the page query removes the repeats. Deduplicating here instead would hide from the planner
+    # that the page needs only the first few: it would gather and hash the whole list.
+    return sa.union_all(*branches).subquery()
+
+
+_INDEXED_WORDS = sa.text(
+    """
+    WITH RECURSIVE found(term) AS (
+        SELECT min(term) FROM catalog_dataset_terms
+        WHERE field = 'text' AND term >= :prefix AND term < :beyond
+        UNION ALL
+        SELECT (
+            SELECT min(term) FROM catalog_dataset_terms
+            WHERE field = 'text' AND term > found.term AND term < :beyond
+        )
+        FROM found WHERE found.term IS NOT NULL
+    )
+    SELECT term FROM found WHERE term IS NOT NULL LIMIT :most
+    """
+)
+
+
+def _indexed_words(session: Session, prefix: str) -> list[str] | None:
+    """The indexed words ``prefix`` is a prefix of, or None when there are too many to list.
+
+    A loose index scan: one index probe per distinct word, however many datasets hold it.
+    """
+    beyond = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    found = list(
+        session.scalars(
+            _INDEXED_WORDS, {"prefix": prefix, "beyond": beyond, "most": MAX_PREFIX_EXPANSION + 1}
+        )
+    )
+    return None if len(found) > MAX_PREFIX_EXPANSION else found
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        if not _CURSOR.match(cursor):
+            raise ValueError(cursor)
+        last_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        DatasetIdAdapter.validate_python(last_id)
+        return last_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise exceptions.InvalidCursor("the cursor was not issued by this API") from error

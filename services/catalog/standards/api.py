@@ -1,0 +1,143 @@
+"""HTTP routes of the standard interfaces: DCAT-AP 3 (Turtle, JSON-LD) and AsyncAPI 3.
+
+Each parses the request, calls one service function and answers in the format the client asked
+for (``?format=`` or ``Accept``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from services.catalog.deps import ReaderDep, SessionDep, SettingsDep
+from services.catalog.models import Department
+from services.catalog.standards import dcat, service
+from services.catalog.standards.model import PlatformLinks
+from services.common.deps import RuntimeDep
+
+router = APIRouter(prefix="/v1")
+
+EVENT_SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "events"
+TURTLE, JSONLD = "text/turtle", "application/ld+json"
+
+
+class RdfFormat(StrEnum):
+    turtle = "turtle"
+    jsonld = "jsonld"
+
+
+def _links(request: Request, settings: SettingsDep) -> PlatformLinks:
+    return PlatformLinks(settings.public_url or f"{request.url.scheme}://{request.url.netloc}")
+
+
+LinksDep = Annotated[PlatformLinks, Depends(_links)]
+
+
+def _rdf_format(request: Request, format_: RdfFormat | None) -> RdfFormat:
+    if format_ is not None:
+        return format_
+    return RdfFormat.turtle if TURTLE in request.headers.get("accept", "") else RdfFormat.jsonld
+
+
+def _rdf_document(
+    chosen: RdfFormat, turtle: Callable[[], str], jsonld: Callable[[], dict[str, Any]]
+) -> Response:
+    """One small RDF document in the chosen serialisation (only that one is built)."""
+    if chosen is RdfFormat.turtle:
+        return Response(turtle(), media_type=TURTLE)
+    return Response(json.dumps(jsonld(), ensure_ascii=False), media_type=JSONLD)
+
+
+def asks_for_rdf(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return TURTLE in accept or JSONLD in accept
+
+
+def department_agent(request: Request, settings: SettingsDep, department: Department) -> Response:
+    """A department as a DCAT-AP foaf:Agent, for the department route when RDF is asked for."""
+    publisher, links = service.describe_department(department), _links(request, settings)
+    return _rdf_document(
+        _rdf_format(request, None),
+        lambda: dcat.publisher_turtle(publisher, links),
+        lambda: dcat.publisher_jsonld(publisher, links),
+    )
+
+
+def _kafka_bootstrap(settings: SettingsDep) -> str:
+    if settings.kafka_public_bootstrap:
+        return settings.kafka_public_bootstrap
+    parts = urlsplit(settings.bus_url)
+    return parts.netloc if parts.scheme == "kafka" else "127.0.0.1:9092"
+
+
+RDF_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {JSONLD: {}, TURTLE: {}}}}
+
+
+@router.get(
+    "/catalog",
+    tags=["standards"],
+    summary="The whole catalog as DCAT-AP 3 (JSON-LD, or Turtle with ?format=turtle or Accept: text/turtle), streamed",
+    response_class=StreamingResponse,
+    responses=RDF_RESPONSES,
+)
+def export_catalog(
+    request: Request,
+    runtime: RuntimeDep,
+    links: LinksDep,
+    _: ReaderDep,
+    format_: Annotated[RdfFormat | None, Query(alias="format")] = None,
+) -> StreamingResponse:
+    turtle = _rdf_format(request, format_) is RdfFormat.turtle
+    return StreamingResponse(
+        service.catalog_export(runtime.sessions, links=links, turtle=turtle),
+        media_type=TURTLE if turtle else JSONLD,
+    )
+
+
+@router.get(
+    "/datasets/{dataset_id}/dcat",
+    tags=["standards"],
+    summary="One dataset as DCAT-AP 3 (JSON-LD or Turtle)",
+    responses=RDF_RESPONSES,
+)
+def export_dataset(
+    dataset_id: str,
+    request: Request,
+    session: SessionDep,
+    links: LinksDep,
+    _: ReaderDep,
+    format_: Annotated[RdfFormat | None, Query(alias="format")] = None,
+) -> Response:
+    description = service.describe_one(session, dataset_id=dataset_id)
+    return _rdf_document(
+        _rdf_format(request, format_),
+        lambda: dcat.dataset_turtle(description, links),
+        lambda: dcat.dataset_jsonld(description, links),
+    )
+
+
+@router.get(
+    "/datasets/{dataset_id}/asyncapi", tags=["standards"], summary="AsyncAPI 3 document of one dataset"
+)
+def dataset_asyncapi(
+    dataset_id: str, session: SessionDep, settings: SettingsDep, links: LinksDep, _: ReaderDep
+) -> dict[str, Any]:
+    return service.dataset_asyncapi(
+        session, dataset_id=dataset_id, links=links, kafka_bootstrap=_kafka_bootstrap(settings)
+    )
+
+
+@router.get("/asyncapi", tags=["standards"], summary="AsyncAPI 3 document of the whole platform")
+def platform_asyncapi(
+    session: SessionDep, settings: SettingsDep, links: LinksDep, _: ReaderDep
+) -> dict[str, Any]:
+    return service.platform_asyncapi(
+        session, links=links, kafka_bootstrap=_kafka_bootstrap(settings), event_schemas=EVENT_SCHEMAS
+    )

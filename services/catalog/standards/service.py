@@ -1,0 +1,145 @@
+"""The catalog read as standard descriptions: what the DCAT-AP and AsyncAPI exporters are given.
+
+Reads only, in the caller's session, except :func:`catalog_export`, which opens its own: a
+streamed export outlives the request's unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+from sqlalchemy.orm import Session
+
+from services.catalog.datasets.service import current_version, get_dataset
+from services.catalog.domains.service import get_department, list_departments
+from services.catalog.models import ContractVersion, Dataset, Department
+from services.catalog.standards import asyncapi, dcat
+from services.catalog.standards.model import (
+    CatalogDescription,
+    DatasetDescription,
+    PlatformLinks,
+    PublisherDescription,
+)
+from services.common.clock import aware
+
+
+def describe_department(department: Department) -> PublisherDescription:
+    """A department as the exporters see it: a publisher."""
+    return PublisherDescription(
+        id=department.id, name=department.name, kind=department.kind, email=department.contact_email
+    )
+
+
+def describe(dataset: Dataset, department: Department, current: ContractVersion | None) -> DatasetDescription:
+    """The exporters' view of one dataset and its current contract."""
+    frequency = (current.sla or {}).get("frequency_s") if current else None
+    return DatasetDescription(
+        id=dataset.id,
+        title=dataset.title,
+        description=dataset.description,
+        publisher=describe_department(department),
+        domain=dataset.domain_id,
+        classification=dataset.classification,  # type: ignore[arg-type]
+        status=dataset.status,
+        created_at=aware(dataset.created_at),
+        updated_at=aware(dataset.updated_at),
+        tags=tuple(dataset.tags),
+        update_frequency=f"PT{int(frequency)}S" if frequency else dataset.update_frequency,
+        contract_version=current.version if current else None,
+        record_schema=current.record_schema if current else None,
+        primary_key=tuple(current.primary_key) if current else (),
+    )
+
+
+def describe_one(session: Session, *, dataset_id: str) -> DatasetDescription:
+    dataset = get_dataset(session, dataset_id)
+    return describe(
+        dataset, get_department(session, dataset.owner_department_id), current_version(session, dataset)
+    )
+
+
+def iter_descriptions(session: Session, *, batch: int = 500) -> Iterator[DatasetDescription]:
+    """Every dataset, streamed from the database in batches (memory flat in the catalog's size).
+
+    Keyset pagination rather than one long cursor, so no transaction stays open while a slow
+    client reads the export.
+    """
+    departments = {department.id: department for department in list_departments(session)}
+    last = ""
+    while True:
+        rows = session.scalars(
+            sa.select(Dataset).where(Dataset.id > last).order_by(Dataset.id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        current = _current_versions(session, [dataset.id for dataset in rows])
+        for dataset in rows:
+            yield describe(dataset, departments[dataset.owner_department_id], current.get(dataset.id))
+        last = rows[-1].id
+        session.expunge_all()
+
+
+def _current_versions(session: Session, dataset_ids: Sequence[str]) -> dict[str, ContractVersion]:
+    """The current contract version of each dataset, in one query and without the documents."""
+    query = (
+        sa.select(ContractVersion)
+        .join(
+            Dataset,
+            sa.and_(
+                Dataset.id == ContractVersion.dataset_id, Dataset.current_version == ContractVersion.version
+            ),
+        )
+        .where(Dataset.id.in_(dataset_ids))
+        .options(orm.load_only(*_DESCRIBED_VERSION_COLUMNS))
+    )
+    return {version.dataset_id: version for version in session.scalars(query)}
+
+
+_DESCRIBED_VERSION_COLUMNS = (
+    ContractVersion.dataset_id,
+    ContractVersion.version,
+    ContractVersion.record_schema,
+    ContractVersion.primary_key,
+    ContractVersion.sla,
+)
+
+
+def catalog_description() -> CatalogDescription:
+    # No homepage of its own: the export links the catalog's API documentation, which the
+    # catalog service itself answers wherever it is deployed.
+    return CatalogDescription(
+        title="citybase: the city's public data",
+        description="Datasets published by the city's departments as live streams under ODCS data contracts.",
+        publisher=PublisherDescription(id="city", name="City data administration", kind="city"),
+    )
+
+
+def catalog_export(sessions: Callable[[], Session], *, links: PlatformLinks, turtle: bool) -> Iterator[str]:
+    """The whole catalog as DCAT-AP 3, Turtle or JSON-LD, chunk by chunk, in a session of its own
+    (from ``sessions``) that lives as long as the client reads."""
+    export = dcat.catalog_turtle if turtle else dcat.catalog_jsonld
+    with sessions() as session:
+        yield from export(iter_descriptions(session), links, catalog_description())
+
+
+def dataset_asyncapi(
+    session: Session, *, dataset_id: str, links: PlatformLinks, kafka_bootstrap: str
+) -> dict[str, Any]:
+    """The AsyncAPI 3 document of one dataset's topics."""
+    description = describe_one(session, dataset_id=dataset_id)
+    return asyncapi.dataset_asyncapi(description, links, kafka_bootstrap=kafka_bootstrap)
+
+
+def platform_asyncapi(
+    session: Session, *, links: PlatformLinks, kafka_bootstrap: str, event_schemas: Path
+) -> dict[str, Any]:
+    """The AsyncAPI 3 document of the whole platform, with the platform events' JSON Schemas
+    from ``event_schemas`` where that directory exists."""
+    schemas = asyncapi.read_event_schemas(event_schemas) if event_schemas.is_dir() else None
+    return asyncapi.platform_asyncapi(
+        iter_descriptions(session), links, kafka_bootstrap=kafka_bootstrap, event_schemas=schemas
+    )
