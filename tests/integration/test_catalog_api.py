@@ -14,7 +14,7 @@ from rdflib.namespace import DCAT, RDF
 from services.catalog import service as catalog_service
 from services.common import db
 from tests.factories import EXAMPLES, contract_property, evolve_contract, example_contract
-from tests.integration.conftest import CatalogHarness
+from tests.support.services import CatalogHarness
 
 YAML = {"Content-Type": "application/yaml"}
 BUS = "transport.bus-arrivals"

@@ -12,8 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from services.common.policy import HASH_PREFIX
-from tests.integration.conftest import IngestPlatform
-from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_tests, running_feeds
+from tests.support.services import FeedsPlatform, IngestPlatform, feeds_settings_for_tests, running_feeds
 
 EVENTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 

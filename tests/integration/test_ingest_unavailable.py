@@ -19,7 +19,7 @@ from services.ingest.app import create_app as create_ingest
 from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record, embedded_settings
-from tests.integration.conftest import IngestPlatform
+from tests.support.services import IngestPlatform
 
 UNREACHABLE = ["127.0.0.1:1"]
 SHORT = KafkaTuning(
