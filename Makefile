@@ -78,7 +78,7 @@ up-infra: ## Start Kafka (KRaft) and PostgreSQL on 127.0.0.1 (installs them if m
 	bash deploy/local/up.sh
 
 clean-test-topics: $(STAMP) ## Delete the topics killed test runs left on the local Kafka (random hex suffix); a finished run deletes its own
-	$(BIN)/python -m tests.kafka_topics
+	$(BIN)/python -m tests.support.kafka_topics
 
 down-infra: ## Stop Kafka and PostgreSQL
 	bash deploy/local/down.sh

@@ -69,7 +69,7 @@ def _print_problem(error: PublishError) -> None:
         )
 
 
-def _need_key(key: str | None) -> str:
+def need_key(key: str | None) -> str:
     if not key:
         console.print("[red]an API key is needed: --key or CITYBASE_API_KEY[/red]")
         raise typer.Exit(USAGE)
@@ -98,7 +98,7 @@ def publish(
     Exit code 0 when every record was accepted, 1 when some were rejected (they are on
     dlq.<dataset>), 2 on a usage or key problem, 3 when the platform could not be reached.
     """
-    api_key = _need_key(key)
+    api_key = need_key(key)
     try:
         file_format(file)
     except ValueError as error:
@@ -351,7 +351,7 @@ def demo(
     values and schema breaks are rejected by ingest; duplicate keys and late events are accepted
     and show in the quality scores.
     """
-    api_key = _need_key(key)
+    api_key = need_key(key)
     try:
         faults = FaultRates(
             null=null_rate,

@@ -1,32 +1,28 @@
 """``citybase scorecard``: a department's or a scenario's scorecard, as JSON, CSV or HTML.
 
-Reads quality's tables and replays ``platform.catalog`` (for who owns what and the grants), so it
-needs no running service: point it at the platform's database and bus (``CITYBASE_DATABASE_URL``,
-``CITYBASE_BUS_URL``, or the embedded defaults under the data directory).
+Asks a running quality service (``GET /v1/scorecards/...``) with an API key, like every other
+command that reads the platform: ``--url`` (quality's base URL) and ``--key`` (or
+``CITYBASE_API_KEY``). The page is rendered by quality, so the command shows exactly what the API
+and the console show, wherever it is run from.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
-from fastapi.encoders import jsonable_encoder
 from rich.console import Console
 
-from services.common import db, topics
-from services.common.bus import bus_from_url
-from services.common.problems import Problem
-from services.common.readmodel import ReadModel
-from services.common.settings import Settings
-from services.quality import scorecards
-from services.quality.projection import QualityCatalog
-from services.quality.settings import QualitySettings
+from citybase.publish_cli import UNAVAILABLE, USAGE, need_key
 
 console = Console(stderr=True)
+
+REFUSED = 1
+"""Exit code when quality answered with a problem: an unknown department or scenario, say."""
 
 
 class CardFormat(StrEnum):
@@ -35,12 +31,27 @@ class CardFormat(StrEnum):
     html = "html"
 
 
-def render(card: dict[str, Any], format: CardFormat) -> str:
-    if format is CardFormat.csv:
-        return scorecards.to_csv(card)
-    if format is CardFormat.html:
-        return scorecards.to_html(card)
-    return json.dumps(jsonable_encoder(card), indent=2, ensure_ascii=False) + "\n"
+def card_path(department: str | None, scenario: str | None) -> str:
+    """The API path of the scorecard asked for (exactly one of ``department`` and ``scenario``)."""
+    if (department is None) == (scenario is None):
+        raise typer.BadParameter("give exactly one of --department and --scenario")
+    if department is not None:
+        return f"/v1/scorecards/departments/{department}"
+    return f"/v1/scorecards/scenarios/{scenario}"
+
+
+def _problem_text(response: httpx.Response) -> str:
+    problem: dict[str, Any] = {}
+    if "json" in response.headers.get("content-type", ""):
+        problem = response.json()
+    return str(problem.get("detail") or problem.get("title") or response.reason_phrase)
+
+
+def render(response: httpx.Response, format: CardFormat) -> str:
+    """The card as quality rendered it; JSON indented for a reader."""
+    if format is CardFormat.json:
+        return json.dumps(response.json(), indent=2, ensure_ascii=False) + "\n"
+    return response.text
 
 
 def scorecard(
@@ -53,52 +64,36 @@ def scorecard(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="Quality's database (default CITYBASE_DATABASE_URL).")
+    url: Annotated[str, typer.Option(help="Quality's base URL.")] = "http://127.0.0.1:8000/quality",
+    key: Annotated[
+        str | None,
+        typer.Option(envvar="CITYBASE_API_KEY", help="API key of the department, an operator or an admin."),
     ] = None,
-    bus_url: Annotated[str | None, typer.Option(help="The bus (default CITYBASE_BUS_URL).")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for platform.catalog.")] = 30.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the answer.")] = 30.0,
 ) -> None:
     """Quality per dimension, SLA breaches and utilization of a department's datasets or of a
-    scenario, over a period."""
-    if (department is None) == (scenario is None):
-        raise typer.BadParameter("give exactly one of --department and --scenario")
-    overrides: dict[str, Any] = {}
-    if database_url:
-        overrides["database_url"] = database_url
-    if bus_url:
-        overrides["bus_url"] = bus_url
-    settings = Settings(**overrides)
+    scenario, over a period.
+
+    Exit code 0 with the card, 1 when quality refused it (unknown department or scenario), 2 on a
+    usage or key problem, 3 when quality could not be reached.
+    """
+    path = card_path(department, scenario)
+    api_key = need_key(key)
     try:
-        span = scorecards.parse_period(period)
-    except Problem as problem:
-        raise typer.BadParameter(str(problem.detail), param_hint="--period") from problem
-    engine = db.create_db_engine(settings.database_url)
-    bus = bus_from_url(settings.bus_url, client_id="citybase-scorecard")
-    catalog = QualityCatalog()
-    read_model = ReadModel(bus, topics.CATALOG_SPEC, catalog, name="scorecard-catalog")
-    try:
-        read_model.start()
-        if not read_model.wait_caught_up(timeout):
-            console.print(f"[red]platform.catalog was not read within {timeout:g} s[/red]")
-            raise typer.Exit(2)
-        now = datetime.now(UTC)
-        with db.session_factory(engine)() as session:
-            if department is not None:
-                card = scorecards.department_scorecard(
-                    session, catalog, QualitySettings(), department, span, now
-                )
-            else:
-                assert scenario is not None
-                card = scorecards.scenario_scorecard(session, catalog, QualitySettings(), scenario, span, now)
-    except Problem as problem:
-        console.print(f"[red]{problem.detail or problem.title}[/red]")
-        raise typer.Exit(1) from problem
-    finally:
-        read_model.stop()
-        bus.close()
-        engine.dispose()
-    text = render(card, format)
+        response = httpx.get(
+            f"{url.rstrip('/')}{path}",
+            params={"period": period, "format": format.value},
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as error:
+        console.print(f"[red]quality did not answer at {url}: {error}[/red]")
+        raise typer.Exit(UNAVAILABLE) from None
+    if response.status_code != 200:
+        console.print(f"[red]{response.status_code}: {_problem_text(response)}[/red]")
+        usage = response.status_code in (401, 403, 422)
+        raise typer.Exit(USAGE if usage else UNAVAILABLE if response.status_code >= 500 else REFUSED)
+    text = render(response, format)
     if output is None:
         typer.echo(text, nl=False)
     else:

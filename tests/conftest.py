@@ -19,12 +19,8 @@ import pytest
 import sqlalchemy as sa
 from jsonschema import Draft7Validator
 
-from tests.kafka_topics import created_topics_removed
-
-KAFKA_BOOTSTRAP = os.environ.get("CITYBASE_TEST_KAFKA", "127.0.0.1:9092")
-POSTGRES_URL = os.environ.get(
-    "CITYBASE_TEST_POSTGRES", "postgresql+psycopg://citybase:citybase@127.0.0.1:5432/citybase_test"
-)
+from tests.support.kafka_topics import KAFKA_BOOTSTRAP, created_topics_removed
+from tests.support.postgres import POSTGRES_URL
 
 
 @pytest.fixture(scope="session", autouse=True)

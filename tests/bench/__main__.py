@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tests.bench import bus, catalog, feeds, ingest, policy, quality
 from tests.bench.report import Figure, write_report
-from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
-from tests.kafka_topics import created_topics_removed
+from tests.support.kafka_topics import KAFKA_BOOTSTRAP, created_topics_removed
+from tests.support.postgres import POSTGRES_URL
 
 
 def main() -> int:

@@ -69,9 +69,10 @@ from tests.bench.ingest import (
 )
 from tests.bench.pipeline import Pipeline, pipeline, rss_kib
 from tests.bench.report import Figure
-from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
 from tests.factories import feeds_grant_state
-from tests.integration.feeds_harness import serve
+from tests.support.http import serve
+from tests.support.kafka_topics import KAFKA_BOOTSTRAP
+from tests.support.postgres import POSTGRES_URL
 
 RECORDS = int(os.environ.get("CITYBASE_BENCH_FEEDS_RECORDS", "100000"))
 BATCH = 5000

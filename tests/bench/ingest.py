@@ -57,8 +57,9 @@ from services.common.outbox import Outbox
 from services.ingest.settings import IngestSettings
 from services.ingest.validation import RecordValidator
 from tests.bench.report import Figure
-from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
 from tests.factories import evolve_contract, example_contract
+from tests.support.kafka_topics import KAFKA_BOOTSTRAP
+from tests.support.postgres import POSTGRES_URL
 
 RECORDS = int(os.environ.get("CITYBASE_BENCH_INGEST_RECORDS", "200000"))
 BATCH = 1000

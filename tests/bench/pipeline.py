@@ -32,8 +32,8 @@ from tests.bench.ingest import (
     bench_platform,
     process_tree,
 )
-from tests.conftest import KAFKA_BOOTSTRAP
 from tests.factories import access_request_create, scenario_create
+from tests.support.kafka_topics import KAFKA_BOOTSTRAP
 
 GRANTED_FIELDS = ["arrival_id", "stop_id", "route_id", "vehicle_id", "arrived_at", "delay_s", "occupancy"]
 MASKING = {"vehicle_id": {"kind": "partial"}, "stop_id": {"kind": "hash"}}

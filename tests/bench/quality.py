@@ -52,8 +52,9 @@ from tests.bench.ingest import (
     serialized,
 )
 from tests.bench.report import Figure
-from tests.conftest import KAFKA_BOOTSTRAP, POSTGRES_URL
 from tests.factories import contract_state
+from tests.support.kafka_topics import KAFKA_BOOTSTRAP
+from tests.support.postgres import POSTGRES_URL
 
 RECORDS = int(os.environ.get("CITYBASE_BENCH_QUALITY_RECORDS", "100000"))
 BATCH = 1000

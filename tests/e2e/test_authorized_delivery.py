@@ -10,67 +10,22 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from citybase.demo import RecordGenerator
-from citybase.platform import create_platform_app, prepare
 from services.catalog.contracts import derive
 from services.catalog.contracts.odcs import parse_contract
-from services.common.app import ServiceRuntime
-from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
-from tests.factories import EXAMPLES, access_request_create, embedded_settings, scenario_create
+from tests.factories import EXAMPLES, access_request_create, scenario_create
+from tests.support.platform import Platform, in_process
 
 DATASET = "market.inspections"
 GRANTED = ["inspection_id", "district", "result", "inspector_phone"]
 
 
-class Platform:
-    def __init__(self, client: TestClient, app: Any, admin: str) -> None:
-        self.client, self.app, self.admin = client, app, admin
-
-    def call(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> httpx.Response:
-        return self.client.request(
-            method, path, headers={"Authorization": f"Bearer {key or self.admin}"}, **kwargs
-        )
-
-    def ok(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> Any:
-        response = self.call(method, path, key, **kwargs)
-        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-        return response.json()
-
-    def known_everywhere(self, key: str) -> None:
-        rings = [s.state.runtime.service_as(ServiceRuntime).keyring for s in self.app.state.services.values()]
-
-        def known() -> bool:
-            try:
-                for ring in rings:
-                    ring.authenticate(key)
-            except Unauthenticated:
-                return False
-            return True
-
-        assert wait_until(known, 10.0)
-
-    def principal(self, principal_id: str, kind: str, department: str | None = None) -> str:
-        body = {"id": principal_id, "kind": kind, "name": principal_id, "department_id": department}
-        self.ok("POST", "/catalog/v1/principals", json=body)
-        key = str(self.ok("POST", f"/catalog/v1/principals/{principal_id}/keys", json={"name": "e2e"})["key"])
-        self.known_everywhere(key)
-        return key
-
-
 @pytest.fixture
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    settings = embedded_settings(tmp_path_factory.mktemp("delivery"))
-    prepared = prepare(settings)
-    assert prepared.admin_key
-    app = create_platform_app(settings)
-    with TestClient(app) as client:
-        platform = Platform(client, app, prepared.admin_key)
-        platform.known_everywhere(prepared.admin_key)
+    with in_process(tmp_path_factory.mktemp("delivery"), key_name="e2e") as platform:
         yield platform
 
 
@@ -89,7 +44,7 @@ def test_a_grant_decides_what_leaves_and_a_revocation_stops_it(platform: Platfor
     scenario = str(
         platform.ok("POST", "/catalog/v1/scenarios/ai-community/keys", json={"name": "e2e"})["key"]
     )
-    platform.known_everywhere(scenario)
+    platform.wait_for_key(scenario)
 
     # No grant, no subscription.
     refused = platform.call(

@@ -10,29 +10,23 @@ import pytest
 from fastapi.testclient import TestClient
 
 from citybase.demo import FaultRates
-from tests.e2e.console_support import (
-    APPROVER,
-    OPERATOR,
-    OTHER_SCENARIO,
-    SCENARIO,
-    RunningPlatform,
-    platform_app,
-    populate,
-    wait_until,
-)
+from tests.support.http import wait_until
+from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
+from tests.support.principals import APPROVER, OPERATOR, OTHER_SCENARIO, SCENARIO, populate
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    app, _, admin_key = platform_app(tmp_path_factory.mktemp("console"))
-    with TestClient(app) as client:
-        running = RunningPlatform(client, admin_key)
-        running.wait_for_key(admin_key)
-        populate(running)
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with in_process(
+        tmp_path_factory.mktemp("console"),
+        key_name="console",
+        environment=SHORT_QUALITY_WINDOWS,
+        prepare_platform=populate,
+    ) as running:
         yield running
 
 
-def login(platform: RunningPlatform, who: str | None) -> TestClient:
+def login(platform: Platform, who: str | None) -> TestClient:
     """Log in to the console as ``who`` (a principal id; None: the admin) on a fresh cookie jar."""
     client = platform.client
     assert isinstance(client, TestClient)
@@ -43,7 +37,7 @@ def login(platform: RunningPlatform, who: str | None) -> TestClient:
     return client
 
 
-def test_a_wrong_key_gets_the_login_form_again_with_a_reason(platform: RunningPlatform) -> None:
+def test_a_wrong_key_gets_the_login_form_again_with_a_reason(platform: Platform) -> None:
     client = platform.client
     client.cookies.clear()
     response = client.post("/console/login", data={"key": "cbk_00000000_not-a-key"}, follow_redirects=False)
@@ -60,7 +54,7 @@ def test_a_wrong_key_gets_the_login_form_again_with_a_reason(platform: RunningPl
     assert "Enter an API key" in empty.text
 
 
-def test_pages_ask_for_a_login_first_and_come_back_after_it(platform: RunningPlatform) -> None:
+def test_pages_ask_for_a_login_first_and_come_back_after_it(platform: Platform) -> None:
     client = platform.client
     client.cookies.clear()
     response = client.get("/console/datasets?q=bus", follow_redirects=False)
@@ -86,7 +80,7 @@ def test_pages_ask_for_a_login_first_and_come_back_after_it(platform: RunningPla
     assert away.headers["location"] == "/console/"
 
 
-def test_logout_ends_the_session(platform: RunningPlatform) -> None:
+def test_logout_ends_the_session(platform: Platform) -> None:
     client = login(platform, OPERATOR)
     assert client.get("/console/").status_code == 200
     response = client.post("/console/logout", follow_redirects=False)
@@ -99,11 +93,11 @@ def test_logout_ends_the_session(platform: RunningPlatform) -> None:
     assert client.get("/console/", follow_redirects=False).status_code == 303
 
 
-def test_the_index_links_to_the_console(platform: RunningPlatform) -> None:
+def test_the_index_links_to_the_console(platform: Platform) -> None:
     assert platform.client.get("/").json()["console"].endswith("/console/")
 
 
-def test_a_scenario_is_refused_the_queue_others_grants_and_the_overview(platform: RunningPlatform) -> None:
+def test_a_scenario_is_refused_the_queue_others_grants_and_the_overview(platform: Platform) -> None:
     platform.request_access(OTHER_SCENARIO)
     client = login(platform, SCENARIO)
     home = client.get("/console/")
@@ -121,14 +115,14 @@ def test_a_scenario_is_refused_the_queue_others_grants_and_the_overview(platform
     assert OTHER_SCENARIO not in listed.text
 
 
-def test_an_unknown_dataset_is_a_404_page_not_an_error(platform: RunningPlatform) -> None:
+def test_an_unknown_dataset_is_a_404_page_not_an_error(platform: Platform) -> None:
     client = login(platform, SCENARIO)
     response = client.get("/console/datasets/transport.no-such-thing")
     assert response.status_code == 404
     assert "Not found" in response.text
 
 
-def test_an_approver_narrows_fields_and_masks_one_and_the_grant_says_so(platform: RunningPlatform) -> None:
+def test_an_approver_narrows_fields_and_masks_one_and_the_grant_says_so(platform: Platform) -> None:
     request = platform.request_access(SCENARIO)
     client = login(platform, APPROVER)
     queue = client.get("/console/access-requests")
@@ -167,7 +161,7 @@ def test_an_approver_narrows_fields_and_masks_one_and_the_grant_says_so(platform
     assert grant_id not in other.get(f"/console/scenarios/{OTHER_SCENARIO}").text
 
 
-def test_terms_the_catalog_refuses_come_back_on_the_form_with_the_reason(platform: RunningPlatform) -> None:
+def test_terms_the_catalog_refuses_come_back_on_the_form_with_the_reason(platform: Platform) -> None:
     request = platform.request_access(SCENARIO)
     client = login(platform, APPROVER)
     answer = client.post(
@@ -187,7 +181,7 @@ def test_terms_the_catalog_refuses_come_back_on_the_form_with_the_reason(platfor
     assert platform.ok("GET", f"/catalog/v1/access-requests/{request['id']}")["status"] == "rejected"
 
 
-def test_the_dataset_page_shows_contract_diff_sensitivity_and_quality(platform: RunningPlatform) -> None:
+def test_the_dataset_page_shows_contract_diff_sensitivity_and_quality(platform: Platform) -> None:
     platform.demo_traffic("market.inspections", 100, faults=FaultRates(null=0.2))
     assert wait_until(
         lambda: platform.call("GET", "/quality/v1/datasets/market.inspections/quality").json().get("window"),
@@ -208,7 +202,7 @@ def test_the_dataset_page_shows_contract_diff_sensitivity_and_quality(platform: 
 
 
 def test_the_failing_values_of_a_conditional_dataset_are_for_its_owner_and_operators(
-    platform: RunningPlatform,
+    platform: Platform,
 ) -> None:
     """market.inspections is conditional: a scenario, even one with a grant, sees its scores and
     counts on the page but not the failing values; the operator sees them."""
@@ -227,7 +221,7 @@ def test_the_failing_values_of_a_conditional_dataset_are_for_its_owner_and_opera
     assert 'id="rules"' in operator_page.text
 
 
-def test_the_operator_overview_and_the_audit_search(platform: RunningPlatform) -> None:
+def test_the_operator_overview_and_the_audit_search(platform: Platform) -> None:
     platform.demo_traffic("spatial.building-permits", 100, faults=FaultRates(null=0.3), seed=5)
     client = login(platform, OPERATOR)
 
@@ -266,7 +260,7 @@ def test_the_operator_overview_and_the_audit_search(platform: RunningPlatform) -
 
 
 def test_a_scenario_sees_its_subscription_and_usage_and_the_dataset_its_subscriber(
-    platform: RunningPlatform,
+    platform: Platform,
 ) -> None:
     request = platform.request_access(SCENARIO, fields=["inspection_id", "district", "result"])
     platform.ok(

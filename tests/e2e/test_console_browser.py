@@ -20,15 +20,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from citybase.demo import FaultRates
-from tests.e2e.console_support import (
-    APPROVER,
-    OPERATOR,
-    SCENARIO,
-    RunningPlatform,
-    citybase_in_process,
-    populate,
-    wait_until,
-)
+from tests.support.http import wait_until
+from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
+from tests.support.principals import APPROVER, OPERATOR, SCENARIO, populate
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
@@ -63,9 +57,14 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    with citybase_in_process(tmp_path_factory.mktemp("console-browser")) as running:
-        populate(running)
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with in_process(
+        tmp_path_factory.mktemp("console-browser"),
+        served=True,
+        key_name="console",
+        environment=SHORT_QUALITY_WINDOWS,
+        prepare_platform=populate,
+    ) as running:
         yield running
 
 
@@ -74,7 +73,7 @@ def screenshot(driver: Any, name: str) -> None:
     assert driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
-def log_in(driver: Any, platform: RunningPlatform, key: str) -> None:
+def log_in(driver: Any, platform: Platform, key: str) -> None:
     driver.delete_all_cookies()
     driver.get(f"{platform.base}/console/")
     assert "/console/login" in driver.current_url
@@ -84,7 +83,7 @@ def log_in(driver: Any, platform: RunningPlatform, key: str) -> None:
 
 
 def test_an_approver_approves_with_fewer_fields_and_a_mask_and_sees_the_grant(
-    browser: Any, platform: RunningPlatform
+    browser: Any, platform: Platform
 ) -> None:
     request = platform.request_access(SCENARIO)
     browser.get(f"{platform.base}/console/login")
@@ -124,9 +123,7 @@ def test_an_approver_approves_with_fewer_fields_and_a_mask_and_sees_the_grant(
     assert wait_until(lambda: "/console/login" in browser.current_url, 10)
 
 
-def test_an_operator_sees_the_quality_chart_move_after_demo_traffic(
-    browser: Any, platform: RunningPlatform
-) -> None:
+def test_an_operator_sees_the_quality_chart_move_after_demo_traffic(browser: Any, platform: Platform) -> None:
     dataset = "transport.bus-arrivals"
     platform.demo_traffic(dataset, 100, seed=1)
     log_in(browser, platform, platform.keys[OPERATOR])
@@ -178,7 +175,7 @@ def _overflow(driver: Any) -> int:
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
 def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
-    browser: Any, platform: RunningPlatform, language: str
+    browser: Any, platform: Platform, language: str
 ) -> None:
     log_in(browser, platform, platform.keys[OPERATOR])
     # the switch on the page, as a person would use it

@@ -4,84 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-CLI = [sys.executable, "-m", "citybase.cli"]
-RECORDS_METRIC = re.compile(
-    r'^citybase_ingest_records_total\{dataset="([^"]+)",outcome="(\w+)"\} (\S+)$', re.M
-)
-
-
-@dataclass(frozen=True)
-class Platform:
-    base: str
-    admin_key: str
-
-    def ingest_counts(self) -> dict[tuple[str, str], float]:
-        """Records ingest handled so far, by dataset and outcome, from its Prometheus metrics."""
-        text = httpx.get(f"{self.base}/ingest/metrics", timeout=5).text
-        return {(dataset, outcome): float(value) for dataset, outcome, value in RECORDS_METRIC.findall(text)}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def citybase_up(tmp_path: Path, *options: str) -> Iterator[Platform]:
-    """``citybase up`` on a free port of 127.0.0.1 with its own data directory, stopped by SIGINT."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CITYBASE_DATA_DIR": str(tmp_path / "data"),
-        "CITYBASE_HOST": "127.0.0.1",
-        "CITYBASE_PORT": str(port),
-    }
-    env.pop("CITYBASE_BUS_URL", None)
-    env.pop("CITYBASE_DATABASE_URL", None)
-    log_path = tmp_path / "up.log"
-    log = log_path.open("w")
-    process = subprocess.Popen([*CLI, "up", *options], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if all(
-                    httpx.get(f"{base}/{service}/readyz", timeout=2).status_code == 200
-                    for service in ("catalog", "ingest")
-                ):
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "citybase up did not become ready in 60 s"
-            time.sleep(0.3)
-        found = re.search(r"cbk_[0-9a-f]{8}_[A-Za-z0-9_-]+", log_path.read_text())
-        assert found, log_path.read_text()
-        yield Platform(base, found.group(0))
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
-            log.close()
+from tests.support.platform import CLI, Platform, citybase_up
 
 
 @pytest.fixture(scope="module")

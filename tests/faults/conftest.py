@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.infra import (
+from tests.support.infra import (
     PrivateKafka,
     PrivatePostgres,
     kafka_available,

@@ -28,8 +28,8 @@ from services.common.bus import OutgoingRecord, Producer, TopicSpec
 from services.common.bus.kafka import KafkaBus, KafkaTuning
 from services.common.worker import wait_until
 from tests.factories import bus_arrival_record
-from tests.faults.infra import PrivateKafka
-from tests.faults.services import Catalog, Dataset, ServiceProcess, running_catalog
+from tests.support.infra import PrivateKafka
+from tests.support.processes import Catalog, Dataset, ServiceProcess, running_catalog
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.infra import KAFKA_VERSION, REPO, free_port, kafka_lib_dir, port_open, require
+from tests.support.http import free_port
+from tests.support.infra import KAFKA_VERSION, REPO, kafka_lib_dir, port_open, require
 
 SCRIPT = REPO / "deploy" / "local" / "kafka.sh"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.infra import PrivatePostgres
-from tests.faults.services import Catalog, running_catalog
+from tests.support.infra import PrivatePostgres
+from tests.support.processes import Catalog, running_catalog
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -26,8 +26,8 @@ from services.ingest.app import create_app as create_ingest
 from services.ingest.runtime import IngestRuntime
 from services.ingest.settings import IngestSettings
 from tests.factories import access_request_create, bus_arrival_record, embedded_settings, scenario_create
-from tests.faults.services import Catalog, Dataset, ServiceProcess, running_catalog
-from tests.integration.feeds_harness import serve
+from tests.support.http import serve
+from tests.support.processes import Catalog, Dataset, ServiceProcess, running_catalog
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 

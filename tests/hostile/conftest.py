@@ -2,31 +2,21 @@
 
 Module-scoped (starting the platform and its principals takes seconds), on SQLite and on a fresh
 PostgreSQL schema, with the embedded bus. The principals and their keys are those of the
-authorization table's test (tests/integration/test_authorization.py), built with its helpers.
+authorization table's test (tests/integration/test_authorization.py): :func:`tests.support.principals.cast`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from citybase.platform import create_platform_app, one_process_feeds_settings, prepare
 from tests.factories import embedded_settings
-from tests.integration.test_authorization import Platform, cast
-
-
-def _postgres_schema(postgres_url: str) -> tuple[str, sa.Engine, str]:
-    schema = f"t_hostile_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return schema, engine, url.render_as_string(hide_password=False)
+from tests.support.platform import Platform, in_process
+from tests.support.postgres import postgres_schema
+from tests.support.principals import cast
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -39,18 +29,14 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     if request.param == "sqlite":
         settings = embedded_settings(directory)
     else:
-        schema, engine, url = _postgres_schema(str(request.getfixturevalue("postgres_url")))
+        schema, engine, url = postgres_schema(str(request.getfixturevalue("postgres_url")))
         dropped = (schema, engine)
         settings = embedded_settings(directory, database_url=url)
     try:
-        prepared = prepare(settings)
-        assert prepared.admin_key is not None
         # As `citybase up` runs it: feeds' secret of the data directory, on PostgreSQL too.
-        app = create_platform_app(settings, feeds_settings=one_process_feeds_settings(settings))
-        with TestClient(app) as client:
-            platform = Platform(client, app, prepared.admin_key)
-            platform.wait_for_key(prepared.admin_key)
-            cast(platform)
+        with in_process(
+            settings, key_name="matrix", one_process_feeds=True, prepare_platform=cast
+        ) as platform:
             yield platform
     finally:
         if dropped is not None:

@@ -23,7 +23,7 @@ import pytest
 from services.common.worker import wait_until
 from services.feeds.runtime import FeedsRuntime
 from tests.factories import feeds_grant_state, grant_record
-from tests.integration.test_authorization import Platform
+from tests.support.platform import Platform
 
 PROBLEM = "application/problem+json"
 LEAKS = re.compile(
@@ -73,7 +73,7 @@ def _forgeries(platform: Platform) -> dict[str, str]:
         "bearer without a space": "Bearer" + real,
         "basic credentials": "Basic YWRtaW46YWRtaW4=",
         "the right prefix, a wrong secret": f"Bearer {prefix}_{'A' * len(secret)}",
-        "another key's prefix with this secret": f"Bearer {platform.admin.rpartition('_')[0]}_{secret}",
+        "another key's prefix with this secret": f"Bearer {platform.admin_key.rpartition('_')[0]}_{secret}",
         "SQL in the key": "Bearer cb_' OR '1'='1' --_x",
         "a JWT with alg none": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
         "a 64 KiB key": "Bearer " + "k" * (64 * 1024),

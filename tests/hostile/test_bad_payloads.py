@@ -31,7 +31,7 @@ import yaml
 
 from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record, ingest_contract
-from tests.integration.conftest import IngestPlatform, PublishedDataset, running_platform
+from tests.support.services import IngestPlatform, PublishedDataset, running_platform
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 PROBLEM = "application/problem+json"
@@ -54,9 +54,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         database_url = f"sqlite:///{directory / 'citybase.db'}"
         yield from _world(directory, database_url)
     else:
-        from tests.hostile.conftest import _postgres_schema
+        from tests.support.postgres import postgres_schema
 
-        schema, engine, database_url = _postgres_schema(str(request.getfixturevalue("postgres_url")))
+        schema, engine, database_url = postgres_schema(str(request.getfixturevalue("postgres_url")))
         try:
             yield from _world(directory, database_url)
         finally:

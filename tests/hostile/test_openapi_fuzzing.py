@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from tests.hostile.fuzzing import examples_per_operation, fuzz_service, time_budget_s
-from tests.integration.test_authorization import Platform
+from tests.support.fuzzing import examples_per_operation, fuzz_service, time_budget_s
+from tests.support.platform import Platform
 
 FUZZING = os.environ.get("CITYBASE_FUZZ") == "1"
 
@@ -34,7 +34,7 @@ EXAMPLES = {"feeds": 15, "ingest": 60, "quality": 20, "catalog": 12}
 @pytest.mark.parametrize("service", list(CALLERS))
 def test_every_operation_answers_as_documented_under_fuzzing(platform: Platform, service: str) -> None:
     caller = CALLERS[service]
-    key = platform.admin if caller == "admin" else platform.keys[caller]
+    key = platform.admin_key if caller == "admin" else platform.keys[caller]
     started = time.monotonic()
     report = fuzz_service(
         platform.client,

@@ -16,7 +16,7 @@ import pytest
 
 from services.catalog.app import create_app as create_catalog
 from tests.factories import embedded_settings
-from tests.integration.feeds_harness import serve
+from tests.support.http import serve
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,15 @@ import pytest
 from services.common.worker import wait_until
 from services.feeds.runtime import FeedsRuntime
 from services.ingest.settings import IngestSettings
-from tests.integration.conftest import IngestPlatform, running_platform
-from tests.integration.feeds_harness import FeedsPlatform, Scenario, feeds_settings_for_tests, running_feeds
-from tests.integration.test_feeds_webhooks import Receiver
+from tests.support.services import (
+    FeedsPlatform,
+    IngestPlatform,
+    Scenario,
+    feeds_settings_for_tests,
+    running_feeds,
+    running_platform,
+)
+from tests.support.webhooks import Receiver
 
 PROBLEM = "application/problem+json"
 PUBLIC = "93.184.215.14"

@@ -28,7 +28,6 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from citybase.cli import app as cli
-from citybase.platform import create_platform_app, prepare
 from services.catalog.app import create_app as create_catalog
 from services.catalog.audit import service as audit
 from services.catalog.audit.models import AuditCheckpoint, AuditEntry
@@ -41,7 +40,7 @@ from services.common.bus.embedded import EmbeddedBus
 from services.common.bus.kafka import KafkaBus
 from services.common.worker import wait_until
 from tests.factories import embedded_settings, evolve_contract, example_contract
-from tests.integration.test_authorization import Platform
+from tests.support.platform import Platform, in_process
 
 YAML = {"content-type": "application/yaml"}
 PATIENTS = [f"P{number:07d}" for number in range(1000)]
@@ -112,15 +111,11 @@ def reversed_patients(body: Any) -> set[str]:
 def evidence_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """The platform with one-second quality windows, a department of each side, an operator, a
     scenario with no grant, and the two probe datasets scored once with repeated keys."""
-    settings = embedded_settings(tmp_path_factory.mktemp("evidence"))
-    prepared = prepare(settings)
-    assert prepared.admin_key is not None
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CITYBASE_QUALITY_WINDOW", '{"records": 1000, "seconds": 1}')
-        app = create_platform_app(settings)
-    with TestClient(app) as client:
-        platform = Platform(client, app, prepared.admin_key)
-        platform.wait_for_key(prepared.admin_key)
+    with in_process(
+        embedded_settings(tmp_path_factory.mktemp("evidence")),
+        key_name="matrix",
+        environment={"CITYBASE_QUALITY_WINDOW": '{"records": 1000, "seconds": 1}'},
+    ) as platform:
         owner = platform.principal("health-publisher", "department", "health-commission")
         platform.principal("market-publisher", "department", "market-supervision")
         platform.principal("city-ops", "operator")
@@ -149,7 +144,7 @@ def _quality(platform: Platform, dataset_id: str, principal: str) -> dict[str, A
 
 def _failed_uniqueness(platform: Platform, dataset_id: str) -> bool:
     """The latest window repeats keys within itself: its key's uniqueness rule failed."""
-    response = platform.call("GET", f"/quality/v1/datasets/{dataset_id}/quality", platform.admin)
+    response = platform.call("GET", f"/quality/v1/datasets/{dataset_id}/quality", platform.admin_key)
     if response.status_code != 200:
         return False
     return any(

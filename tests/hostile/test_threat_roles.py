@@ -16,7 +16,7 @@ from services.catalog.runtime import CatalogRuntime
 from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
-from tests.integration.test_authorization import Platform
+from tests.support.platform import Platform
 
 PROBLEM = "application/problem+json"
 PROBLEMS = "https://citybase.dev/problems/"
@@ -65,7 +65,7 @@ def test_no_role_but_a_department_mints_its_own_keys_and_a_minted_key_dies_with_
     )
     platform.wait_for_key(grandchild["key"])
     revoked = platform.call(
-        "DELETE", f"/catalog/v1/principals/stolen-publisher/keys/{stolen.split('_')[1]}", platform.admin
+        "DELETE", f"/catalog/v1/principals/stolen-publisher/keys/{stolen.split('_')[1]}", platform.admin_key
     )
     assert revoked.status_code == 200
     descendants = [child["key"], grandchild["key"]]
@@ -109,7 +109,7 @@ def test_a_department_cannot_register_datasets_in_another_departments_domain(
             headers={"content-type": "application/yaml"},
         ),
         "POST /v1/datasets as an admin, for market supervision": platform.call(
-            "POST", "/catalog/v1/datasets", platform.admin, json=lookalike
+            "POST", "/catalog/v1/datasets", platform.admin_key, json=lookalike
         ),
     }
     refused = {
@@ -208,7 +208,7 @@ def test_repeated_refusals_are_audited_once_with_their_count(
 
 
 def _console(platform: Platform, path: str, who: str | None = None) -> tuple[int, str]:
-    key = platform.keys[who] if who else platform.admin
+    key = platform.keys[who] if who else platform.admin_key
     response = platform.client.get(
         path, headers={"Cookie": f"citybase_console={key}"}, follow_redirects=False
     )

@@ -34,7 +34,7 @@ from services.common.worker import wait_until
 from services.feeds.cursor import Cursor, CursorCodec
 from services.feeds.runtime import FeedsRuntime
 from tests.factories import access_request_create, example_contract
-from tests.integration.test_authorization import Platform
+from tests.support.platform import Platform
 
 PROBLEM = "application/problem+json"
 OLD_DEFAULT_SECRET = b"citybase-local-feeds-secret"

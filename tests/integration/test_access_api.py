@@ -18,7 +18,7 @@ from services.catalog.runtime import CatalogRuntime
 from services.common import catalog_events, db
 from services.common.worker import wait_until
 from tests.factories import EXAMPLES, OUTPATIENT_FIELDS, access_request_create, scenario_create
-from tests.integration.conftest import CatalogHarness
+from tests.support.services import CatalogHarness
 
 PROBLEM = "application/problem+json"
 EVENT_SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "events"

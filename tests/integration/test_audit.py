@@ -21,7 +21,7 @@ from services.common.envelope import CloudEvent, encode_json
 from services.common.usage_events import TOPIC as USAGE_TOPIC
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
-from tests.integration.conftest import CatalogHarness
+from tests.support.services import CatalogHarness
 
 
 def _entries(catalog: CatalogHarness, key: str | None = None, **params: Any) -> list[dict[str, Any]]:

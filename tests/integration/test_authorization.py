@@ -9,29 +9,24 @@ as one it does not, with no key and with a revoked key.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from citybase.platform import create_platform_app, prepare
-from services.common.app import ServiceRuntime
 from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
 from tests.factories import (
     access_request_create,
-    embedded_settings,
     evolve_contract,
     example_contract,
     scenario_create,
 )
+from tests.support.platform import Platform, in_process
+from tests.support.principals import cast
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
 PROBLEM = "application/problem+json"
@@ -60,81 +55,6 @@ def documented_rules() -> list[Rule]:
     return rules
 
 
-# --- the platform and its principals -----------------------------------------------------------
-
-
-@dataclass
-class Platform:
-    client: TestClient
-    app: FastAPI
-    admin: str
-    keys: dict[str, str] = field(default_factory=dict)  # principal id -> key
-    context: dict[str, str] = field(default_factory=dict)  # path parameter -> value
-    counter: Iterator[int] = field(default_factory=itertools.count)
-
-    def call(self, method: str, path: str, key: str | None, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return self.client.request(method, path, headers={**headers, **kwargs.pop("headers", {})}, **kwargs)
-
-    def ok(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        response = self.call(method, path, key or self.admin, **kwargs)
-        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-        body: dict[str, Any] = response.json()
-        return body
-
-    def wait_for_key(self, key: str) -> None:
-        """Keys reach every service through platform.catalog."""
-
-        def everywhere() -> bool:
-            for keyring in self.keyrings():
-                try:
-                    keyring.authenticate(key)
-                except Unauthenticated:
-                    return False
-            return True
-
-        assert wait_until(everywhere, 10.0), "a key did not reach every service"
-
-    def keyrings(self) -> list[Any]:
-        """The key rings of the services that authenticate callers."""
-        return [
-            service.state.runtime.service_as(ServiceRuntime).keyring
-            for service in self.app.state.services.values()
-        ]
-
-    def principal(self, principal_id: str, kind: str, department: str | None = None) -> str:
-        self.ok(
-            "POST",
-            "/catalog/v1/principals",
-            json={"id": principal_id, "kind": kind, "name": principal_id, "department_id": department},
-        )
-        key = str(
-            self.ok("POST", f"/catalog/v1/principals/{principal_id}/keys", json={"name": "matrix"})["key"]
-        )
-        self.wait_for_key(key)
-        self.keys[principal_id] = key
-        return key
-
-    def scenario(self, scenario_id: str) -> str:
-        self.ok("POST", "/catalog/v1/scenarios", json=scenario_create(scenario_id))
-        key = str(
-            self.ok("POST", f"/catalog/v1/scenarios/{scenario_id}/keys", json={"name": "matrix"})["key"]
-        )
-        self.wait_for_key(key)
-        self.keys[scenario_id] = key
-        return key
-
-    def pending_request(self) -> str:
-        return str(
-            self.ok(
-                "POST",
-                "/catalog/v1/access-requests",
-                self.keys["one-stop-visit"],
-                json=access_request_create(),
-            )["id"]
-        )
-
-
 # Each role column is played by a principal the rows concern ("own") and by one they do not.
 OWN = {"scenario": "one-stop-visit", "department": "market-publisher", "approver": "market-approver"}
 FOREIGN = {"scenario": "ai-community", "department": "health-publisher", "approver": "health-approver"}
@@ -142,58 +62,10 @@ FOREIGN = {"scenario": "ai-community", "department": "health-publisher", "approv
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    settings = embedded_settings(tmp_path_factory.mktemp("authorization"))
-    prepared = prepare(settings)
-    assert prepared.admin_key is not None
-    app = create_platform_app(settings)
-    with TestClient(app) as client:
-        platform = Platform(client, app, prepared.admin_key)
-        platform.wait_for_key(prepared.admin_key)
-        cast(platform)
+    with in_process(
+        tmp_path_factory.mktemp("authorization"), key_name="matrix", prepare_platform=cast
+    ) as platform:
         yield platform
-
-
-def cast(platform: Platform) -> None:
-    """The principals every row of the table is called as, a grant of the scenario's, a pending
-    request, a revocable key and a subscription; their ids in ``platform.context``."""
-    platform.principal("market-publisher", "department", "market-supervision")
-    platform.principal("health-publisher", "department", "health-commission")
-    platform.principal("market-approver", "approver", "market-supervision")
-    platform.principal("health-approver", "approver", "health-commission")
-    platform.principal("city-ops", "operator")
-    platform.scenario("one-stop-visit")
-    platform.scenario("ai-community")
-    request_id = platform.pending_request()
-    granted = platform.ok(
-        "POST",
-        f"/catalog/v1/access-requests/{platform.pending_request()}/approve",
-        platform.keys["market-approver"],
-        json={"reason": "serves residents"},
-    )
-    revocable = platform.ok(
-        "POST", "/catalog/v1/principals/market-publisher/keys", json={"name": "to revoke"}
-    )
-    platform.context.update(
-        dataset_id="market.inspections",
-        version="1.0.0",
-        department_id="market-supervision",
-        principal_id="market-publisher",
-        prefix=str(revocable["prefix"]),
-        scenario_id="one-stop-visit",
-        request_id=request_id,
-        grant_id=str(granted["grant_id"]),
-    )
-    # A subscription of the scenario's, once its grant has reached feeds. The table pauses it
-    # before the stream row, so that a stream answers at once (409) instead of streaming.
-    subscribe = lambda: platform.call(  # noqa: E731
-        "POST",
-        "/feeds/v1/subscriptions",
-        platform.keys["one-stop-visit"],
-        json={"dataset": "market.inspections"},
-    )
-    assert wait_until(lambda: subscribe().status_code == 201, 15.0), "the grant did not reach feeds"
-    subscriptions = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys["one-stop-visit"])["items"]
-    platform.context["subscription_id"] = str(subscriptions[0]["id"])
 
 
 # --- one request per operation ----------------------------------------------------------------
@@ -303,7 +175,7 @@ def _callers(rule: Rule, platform: Platform) -> list[tuple[str, str | None, bool
         callers.append((OWN[role], platform.keys[OWN[role]], rule.cells[role] in ("yes", "own")))
         callers.append((FOREIGN[role], platform.keys[FOREIGN[role]], rule.cells[role] == "yes"))
     callers.append(("city-ops", platform.keys["city-ops"], rule.cells["operator"] == "yes"))
-    callers.append(("admin", platform.admin, rule.cells["admin"] == "yes"))
+    callers.append(("admin", platform.admin_key, rule.cells["admin"] == "yes"))
     # Refused callers first: an allowed call may change the state (a 409 after it is still allowed).
     return sorted(callers, key=lambda caller: caller[2])
 

@@ -15,7 +15,7 @@ from services.catalog import examples as catalog_examples
 from services.catalog.runtime import CatalogRuntime
 from services.common import db
 from tests.factories import EXAMPLES, contract_property, evolve_contract, example_contract
-from tests.integration.conftest import CatalogHarness
+from tests.support.services import CatalogHarness
 
 YAML = {"Content-Type": "application/yaml"}
 BUS = "transport.bus-arrivals"

@@ -13,8 +13,8 @@ from services.catalog.runtime import CatalogRuntime
 from services.catalog.standards.dcat import VCARD
 from services.common import db
 from tests.factories import EXAMPLES, evolve_contract, example_contract
-from tests.integration.conftest import CatalogHarness
-from tests.unit.catalog.standards.test_dcat_shacl import SHAPE_FILES, SHAPES_DIR, violations
+from tests.support.dcat import SHAPE_FILES, SHAPES_DIR, violations
+from tests.support.services import CatalogHarness
 
 YAML = {"Content-Type": "application/yaml"}
 UNDESCRIBED = "transport.tram-arrivals"

@@ -16,7 +16,7 @@ from services.catalog.schemas import DatasetUpdate
 from services.common import catalog_events, db
 from services.common.worker import wait_until
 from tests.factories import EXAMPLES
-from tests.integration.conftest import CatalogHarness
+from tests.support.services import CatalogHarness
 
 EVENT_SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 SCHEMA_BY_TYPE = {

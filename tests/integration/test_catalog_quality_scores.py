@@ -10,7 +10,7 @@ from services.common.quality_events import SCORE, SLA_BREACH
 from services.common.quality_events import TOPIC as QUALITY_TOPIC
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
-from tests.integration.conftest import CatalogHarness
+from tests.support.services import CatalogHarness
 
 
 def _announce(catalog: CatalogHarness, event_type: str, data: dict[str, Any]) -> None:

@@ -13,8 +13,7 @@ import pytest
 from citybase.client import Delivery, Subscriber
 from services.common.worker import wait_until
 from services.feeds.runtime import FeedsRuntime
-from tests.integration.conftest import IngestPlatform
-from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_tests, running_feeds
+from tests.support.services import FeedsPlatform, IngestPlatform, feeds_settings_for_tests, running_feeds
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from jsonschema import Draft202012Validator
 
 from services.common.policy import HASH_PREFIX
 from services.feeds.runtime import FeedsRuntime
-from tests.integration.conftest import IngestPlatform
-from tests.integration.feeds_harness import FeedsPlatform, feeds_settings_for_tests, running_feeds
+from tests.support.services import FeedsPlatform, IngestPlatform, feeds_settings_for_tests, running_feeds
 
 EVENTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 

@@ -16,8 +16,13 @@ import httpx
 import pytest
 
 from tests.factories import grant_record, next_grant_version
-from tests.integration.conftest import IngestPlatform
-from tests.integration.feeds_harness import FeedsPlatform, Scenario, feeds_settings_for_tests, running_feeds
+from tests.support.services import (
+    FeedsPlatform,
+    IngestPlatform,
+    Scenario,
+    feeds_settings_for_tests,
+    running_feeds,
+)
 
 
 @pytest.fixture

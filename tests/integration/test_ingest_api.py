@@ -19,7 +19,7 @@ from services.common.worker import wait_until
 from services.ingest.raw import RawIngestSupervisor
 from services.ingest.runtime import IngestRuntime
 from tests.factories import bus_arrival_record
-from tests.integration.conftest import IngestPlatform, PublishedDataset
+from tests.support.services import IngestPlatform, PublishedDataset
 
 RECORD_FIELDS = ["arrival_id", "stop_id", "route_id", "vehicle_id", "arrived_at", "delay_s", "occupancy"]
 

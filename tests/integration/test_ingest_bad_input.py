@@ -14,7 +14,7 @@ import pytest
 
 from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record
-from tests.integration.conftest import IngestPlatform, PublishedDataset, running_platform
+from tests.support.services import IngestPlatform, PublishedDataset, running_platform
 
 CSV_HEADER = "arrival_id,stop_id,route_id,vehicle_id,arrived_at,delay_s,occupancy"
 

@@ -20,7 +20,7 @@ from services.ingest.runtime import IngestRuntime
 from services.ingest.service import Ingestor
 from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record, embedded_settings
-from tests.integration.conftest import IngestPlatform
+from tests.support.services import IngestPlatform
 
 UNREACHABLE = ["127.0.0.1:1"]
 SHORT = KafkaTuning(

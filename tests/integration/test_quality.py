@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
 from services.common.app import Runtime
-from services.common.bus import Bus, Message, OutgoingRecord, TopicSpec
-from services.common.envelope import CloudEvent
 from services.common.worker import wait_until
 from services.quality.app import create_app
 from services.quality.runtime import QualityRuntime
@@ -40,6 +36,8 @@ from tests.factories import (
     routed_records,
     usage_record,
 )
+from tests.support.http import serve
+from tests.support.services import QualityHarness
 
 EVENT_SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
@@ -48,95 +46,6 @@ def assert_matches_schema(name: str, data: Any) -> None:
     schema = json.loads((EVENT_SCHEMAS / name).read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
     Draft202012Validator(schema).validate(data)
-
-
-@dataclass
-class QualityHarness:
-    client: TestClient
-    runtime: Runtime
-    key: str
-    department: str
-    datasets: list[str]
-
-    @property
-    def bus(self) -> Bus:
-        return self.runtime.bus
-
-    @property
-    def prefix(self) -> str:
-        """This harness's datasets: quality follows only them, not every dataset of a shared bus."""
-        prefix: str = self.runtime.service_as(QualityRuntime).settings.dataset_prefix
-        return prefix
-
-    def wait_following(self, dataset_id: str, timeout_s: float = 30.0) -> None:
-        """Until the stream worker has partitions of the dataset's ds. topic (a group join)."""
-        stream = self.runtime.service_as(QualityRuntime).stream
-        assert wait_until(lambda: f"ds.{dataset_id}" in stream.assigned, timeout_s, 0.1), stream.topics
-
-    def publish(self, records: list[OutgoingRecord]) -> None:
-        self.bus.producer().publish(records)
-
-    def register(
-        self,
-        name: str,
-        *,
-        change: Callable[[dict[str, Any]], None] | None = None,
-        version: str | None = "1.0.0",
-        created_at: datetime | None = None,
-    ) -> dict[str, Any]:
-        """A dataset of the health example contract under a unique id, with its topics."""
-        dataset_id = f"{self.prefix}{name}-{uuid.uuid4().hex[:8]}"
-        contract = contract_state(dataset_id, change=change)
-        admin = self.bus.admin()
-        for topic in (f"ds.{dataset_id}", f"dlq.{dataset_id}"):
-            admin.ensure_topic(TopicSpec(topic, partitions=3))
-        dataset = dataset_event_state(
-            dataset_id, department_id=self.department, current_version=version, created_at=created_at
-        )
-        self.publish(catalog_records(contracts=[contract] if version else [], datasets=[dataset]))
-        self.datasets.append(dataset_id)
-        assert wait_until(lambda: self.catalog.dataset(dataset_id) is not None, 15)
-        return contract
-
-    @property
-    def catalog(self) -> Any:
-        return self.runtime.service_as(QualityRuntime).catalog
-
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        return self.client.get(path, params=params, headers={"Authorization": f"Bearer {self.key}"})
-
-    def quality(self, dataset_id: str) -> dict[str, Any]:
-        response = self.get(f"/v1/datasets/{dataset_id}/quality")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def wait_scored(self, dataset_id: str, records: int, timeout_s: float = 60.0) -> dict[str, Any]:
-        """The latest quality once windows covering ``records`` records are stored."""
-
-        def covered() -> bool:
-            rolling = self.quality(dataset_id)["rolling"]
-            return bool(rolling["records"] >= records)
-
-        assert wait_until(covered, timeout_s, 0.2), f"{dataset_id}: {self.quality(dataset_id)['rolling']}"
-        return self.quality(dataset_id)
-
-    def read(
-        self, topic: str, predicate: Callable[[CloudEvent], bool], timeout_s: float = 20.0
-    ) -> list[CloudEvent]:
-        consumer = self.bus.consumer(None, [topic], client_id="test-reader")
-        found: list[CloudEvent] = []
-
-        def seen() -> bool:
-            messages: list[Message] = consumer.poll(0.2, 1000)
-            found.extend(event for event in map(CloudEvent.from_message, messages) if predicate(event))
-            return bool(found)
-
-        try:
-            wait_until(seen, timeout_s, 0.05)
-        finally:
-            consumer.close()
-        return found
 
 
 def _settings(unique: str) -> QualitySettings:
@@ -437,28 +346,52 @@ def test_citybase_scorecard_writes_the_department_page(quality: QualityHarness, 
     contract = quality.register("cli")
     quality.publish(routed_records(contract, 300)[0])
     quality.wait_scored(contract["dataset_id"], 300)
-    settings = quality.runtime.settings
     page = tmp_path / "card.html"
-    arguments = ["scorecard", "--department", quality.department, "--period", "30d"]
-    arguments += ["--database-url", settings.database_url, "--bus-url", settings.bus_url]
-    result = CliRunner().invoke(cli, [*arguments, "--format", "html", "--output", str(page)])
+    with serve(quality.client.app, lifespan="off") as url:
+        arguments = ["scorecard", "--department", quality.department, "--period", "30d"]
+        arguments += ["--url", url, "--key", quality.key]
+        result = CliRunner().invoke(cli, [*arguments, "--format", "html", "--output", str(page)])
+        assert result.exit_code == 0, result.output
+        assert "<svg" in page.read_text(encoding="utf-8") and contract["dataset_id"] in page.read_text(
+            encoding="utf-8"
+        )
+        as_json = CliRunner().invoke(cli, arguments)
+        assert as_json.exit_code == 0, as_json.output
+        assert json.loads(as_json.stdout)["datasets"][0]["dataset_id"] == contract["dataset_id"]
+        nobody = CliRunner().invoke(
+            cli,
+            ["scorecard", "--department", "nobody", "--url", url, "--key", quality.key],
+        )
+        assert nobody.exit_code == 1
+
+
+def test_citybase_scorecard_reads_the_quality_api_from_any_directory(
+    quality: QualityHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a directory that holds no platform, the command asks quality (key from the
+    environment, as the other commands take it), and makes no database of its own there."""
+    from typer.testing import CliRunner
+
+    from citybase.cli import app as cli
+
+    contract = quality.register("anywhere")
+    quality.publish(routed_records(contract, 200)[0])
+    quality.wait_scored(contract["dataset_id"], 200)
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("CITYBASE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CITYBASE_DATA_DIR", raising=False)
+    monkeypatch.setenv("CITYBASE_API_KEY", quality.key)
+    with serve(quality.client.app, lifespan="off") as url:
+        result = CliRunner().invoke(cli, ["scorecard", "--department", quality.department, "--url", url])
+        expected = quality.get(f"/v1/scorecards/departments/{quality.department}", period="30d").json()
     assert result.exit_code == 0, result.output
-    assert "<svg" in page.read_text(encoding="utf-8") and contract["dataset_id"] in page.read_text(
-        encoding="utf-8"
-    )
-    as_json = CliRunner().invoke(cli, arguments)
-    assert as_json.exit_code == 0, as_json.output
-    assert json.loads(as_json.stdout)["datasets"][0]["dataset_id"] == contract["dataset_id"]
-    nobody = CliRunner().invoke(
-        cli,
-        [
-            "scorecard",
-            "--department",
-            "nobody",
-            "--database-url",
-            settings.database_url,
-            "--bus-url",
-            settings.bus_url,
-        ],
-    )
-    assert nobody.exit_code == 1
+    card = json.loads(result.stdout)
+    assert [row["dataset_id"] for row in card["datasets"]] == [contract["dataset_id"]]
+    assert card["summary"]["datasets"] == expected["summary"]["datasets"] == 1
+    assert list(elsewhere.rglob("*")) == []
+    monkeypatch.delenv("CITYBASE_API_KEY")
+    keyless = CliRunner().invoke(cli, ["scorecard", "--department", quality.department, "--url", url])
+    assert keyless.exit_code == 2
+    assert "API key" in keyless.output

@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from tests.kafka_topics import created_topics_removed, is_test_topic, topics
+from tests.support.kafka_topics import created_topics_removed, is_test_topic, topics
 
 pytestmark = pytest.mark.kafka
 

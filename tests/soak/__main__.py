@@ -32,8 +32,7 @@ import orjson
 from services.common.bus.kafka import KafkaBus
 from tests.bench.ingest import WORKERS, bus_arrivals, json_array, serialized
 from tests.bench.pipeline import Pipeline, pipeline, rss_kib
-from tests.conftest import KAFKA_BOOTSTRAP
-from tests.kafka_topics import created_topics_removed
+from tests.support.kafka_topics import KAFKA_BOOTSTRAP, created_topics_removed
 
 DURATION_S = float(os.environ.get("CITYBASE_SOAK_DURATION_S", "300"))
 WARMUP_S = float(os.environ.get("CITYBASE_SOAK_WARMUP_S", "30"))

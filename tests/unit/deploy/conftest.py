@@ -23,13 +23,10 @@ from citybase.platform import SERVICE_FACTORIES, create_platform_app, prepare
 from services.catalog.contracts import derive
 from services.catalog.contracts.odcs import parse_contract
 from tests.factories import EXAMPLES, embedded_settings
-from tests.unit.deploy.names import PrometheusText, parse_exposition
+from tests.support.deploy import DEPLOY, REPO, UNKNOWN_PATH, Scrape, parse_exposition
 
-REPO = Path(__file__).resolve().parents[3]
-DEPLOY = REPO / "deploy"
 INFRA_DIR = Path(os.environ.get("CITYBASE_INFRA_DIR", Path.home() / ".cache" / "citybase" / "infra"))
 TRAFFIC_DATASET = "transport.bus-arrivals"
-UNKNOWN_PATH = "/v1/no-such-route/4f1d2c9e-record-id"
 
 
 def require_tool(name: str, found: str | None, install: str) -> str:
@@ -61,13 +58,6 @@ def kustomize() -> list[str]:
     kubectl = shutil.which("kubectl")
     require_tool("kustomize", kubectl, "bash deploy/local/tools.sh up")
     return [str(kubectl), "kustomize"]
-
-
-@dataclass(frozen=True)
-class Scrape:
-    text: str
-    parsed: PrometheusText
-    routes: frozenset[str]
 
 
 def _latest_contract() -> tuple[str, dict[str, object], list[str]]:

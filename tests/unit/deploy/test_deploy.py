@@ -26,7 +26,7 @@ import services
 from citybase.cli import app as cli_app
 from citybase.platform import SERVICE_FACTORIES
 from services.common.settings import Settings
-from tests.unit.deploy.conftest import DEPLOY, REPO
+from tests.support.deploy import DEPLOY, REPO
 
 COMPOSE = DEPLOY / "compose" / "docker-compose.yml"
 K8S = DEPLOY / "k8s"

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.deploy.conftest import DEPLOY, Scrape
-from tests.unit.deploy.names import dashboard_expressions, panels
+from tests.support.deploy import DEPLOY, Scrape, dashboard_expressions, panels
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))

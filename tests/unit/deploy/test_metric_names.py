@@ -12,9 +12,10 @@ import itertools
 import re
 from pathlib import Path
 
-from tests.unit.deploy.conftest import DEPLOY, Scrape
-from tests.unit.deploy.names import (
+from tests.support.deploy import (
+    DEPLOY,
     PROMETHEUS_SERIES,
+    Scrape,
     dashboard_expressions,
     promql_metric_names,
     recorded_names,

@@ -13,8 +13,7 @@ from fastapi.testclient import TestClient
 
 from citybase.platform import SERVICE_FACTORIES
 from services.common.metrics import HTTP_METHODS, UNMATCHED_ROUTE, ServiceMetrics, install_http_metrics
-from tests.unit.deploy.conftest import UNKNOWN_PATH, Scrape
-from tests.unit.deploy.names import parse_exposition
+from tests.support.deploy import UNKNOWN_PATH, Scrape, parse_exposition
 
 SERVICES = sorted(SERVICE_FACTORIES)
 BASE_UNITS = ("seconds", "bytes", "ratio", "records", "batches", "requests", "events", "messages")

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from citybase.platform import SERVICE_FACTORIES
-from tests.unit.deploy.conftest import DEPLOY
-from tests.unit.deploy.names import rule_expressions, rule_files
+from tests.support.deploy import DEPLOY, rule_expressions, rule_files
 
 PROMETHEUS = DEPLOY / "prometheus"
 RULES = PROMETHEUS / "rules"

@@ -14,7 +14,7 @@ from services.quality.metrics import QualityMetrics
 from services.quality.projection import QualityCatalog
 from services.quality.settings import QualitySettings
 from tests.factories import catalog_records, contract_state, dataset_event_state
-from tests.unit.deploy.names import parse_exposition
+from tests.support.deploy import parse_exposition
 
 HOURLY = "health.hourly"
 UNSET = "health.no-sla"

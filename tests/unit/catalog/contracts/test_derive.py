@@ -26,7 +26,7 @@ from services.catalog.contracts.derive import (
     sla_targets,
 )
 from services.catalog.contracts.odcs import ContractInvalid
-from tests.unit.catalog.contracts.factories import (
+from tests.support.contracts import (
     contract_document,
     contract_property,
     contract_with,

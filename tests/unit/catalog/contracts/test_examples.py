@@ -22,7 +22,7 @@ from services.catalog.contracts.derive import (
     sla_targets,
 )
 from services.catalog.contracts.odcs import SemanticVersion
-from tests.unit.catalog.contracts.factories import (
+from tests.support.contracts import (
     BROKEN_RECORDS,
     EXAMPLE_RECORDS,
     EXAMPLES_DIR,

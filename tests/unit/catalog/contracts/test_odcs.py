@@ -21,7 +21,7 @@ from services.catalog.contracts.odcs import (
     compare_versions,
     parse_contract,
 )
-from tests.unit.catalog.contracts.factories import (
+from tests.support.contracts import (
     as_json,
     as_yaml,
     contract_document,

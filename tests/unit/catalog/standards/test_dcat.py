@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,10 +17,7 @@ from rdflib.compare import isomorphic
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, XSD
 
 from services.catalog.standards import (
-    CatalogDescription,
     DatasetDescription,
-    PlatformLinks,
-    PublisherDescription,
 )
 from services.catalog.standards.dcat import (
     ADMS,
@@ -35,75 +32,18 @@ from services.catalog.standards.dcat import (
     dataset_turtle,
     frequency_code,
 )
+from tests.support.dcat import (
+    CATALOG,
+    LINKS,
+    dataset,
+    generated_datasets,
+    publisher,
+)
 
 # rdflib's own JSON-LD parser builds a ConjunctiveGraph, which rdflib 7 deprecates.
 jsonld_parser_warning = pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
 
 EU = "http://publications.europa.eu/resource/authority/"
-LINKS = PlatformLinks("https://data.city.example/")
-CATALOG = CatalogDescription(
-    title="City data catalog",
-    description="Every dataset the city's departments publish on citybase.",
-    publisher=PublisherDescription("city-data-office", "City data office", "city", email="data@city.example"),
-)
-DOMAINS = ("transport", "health", "market", "spatial", "community")
-CLASSIFICATIONS = ("open", "conditional", "restricted")
-FREQUENCIES = ("PT1M", "P1D", None, "PT1H", "PT5S")
-
-
-def publisher(**overrides: Any) -> PublisherDescription:
-    fields: dict[str, Any] = {
-        "id": "transport-bureau",
-        "name": "Municipal Transport Bureau",
-        "kind": "department",
-        "homepage": "https://jtw.city.example",
-        "email": "open-data@jtw.city.example",
-    }
-    fields.update(overrides)
-    return PublisherDescription(**fields)
-
-
-def dataset(**overrides: Any) -> DatasetDescription:
-    fields: dict[str, Any] = {
-        "id": "transport.bus-arrivals",
-        "title": "Bus arrivals",
-        "description": "Every arrival of a bus at a stop, with its delay and occupancy.",
-        "publisher": publisher(),
-        "domain": "transport",
-        "classification": "open",
-        "status": "active",
-        "created_at": datetime(2026, 1, 5, 8, 0, tzinfo=UTC),
-        "updated_at": datetime(2026, 11, 24, 8, 15, 30, 250000, tzinfo=UTC),
-        "tags": ("bus", "realtime"),
-        "update_frequency": "PT1M",
-        "contract_version": "1.2.0",
-        "record_schema": {"type": "object", "properties": {"arrival_id": {"type": "string"}}},
-        "primary_key": ("arrival_id",),
-    }
-    fields.update(overrides)
-    return DatasetDescription(**fields)
-
-
-def generated_datasets(count: int) -> Iterator[DatasetDescription]:
-    """A lazy stream of varied datasets, as a database cursor would yield them."""
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    for i in range(count):
-        domain = DOMAINS[i % len(DOMAINS)]
-        yield dataset(
-            id=f"{domain}.dataset-{i}",
-            title=f"Dataset {i}",
-            description=f"Generated dataset {i} of the {domain} domain.",
-            publisher=publisher(
-                id=f"{domain}-dept", name=f"{domain} department", email=f"data@{domain}.example"
-            ),
-            domain=domain,
-            classification=CLASSIFICATIONS[i % len(CLASSIFICATIONS)],
-            created_at=start + timedelta(minutes=i),
-            updated_at=start + timedelta(days=1, minutes=i),
-            tags=(domain, f"tag-{i % 7}"),
-            update_frequency=FREQUENCIES[i % len(FREQUENCIES)],
-            contract_version=None if i % 4 == 0 else f"1.{i % 5}.0",
-        )
 
 
 def parse(text: str, fmt: str) -> Graph:

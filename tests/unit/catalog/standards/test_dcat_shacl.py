@@ -15,29 +15,28 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from pyshacl import validate
 from rdflib import Graph, Literal, URIRef
-from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, SH, SKOS
+from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, SKOS
 
 # The module, not its names: on an export without them, the tests fail rather than not load.
 from services.catalog.standards import DatasetDescription, dcat
 from services.catalog.standards.dcat import VCARD, catalog_graph, catalog_turtle, frequency_code
-from tests.unit.catalog.standards.test_dcat import (
+from tests.support.dcat import (
     CATALOG,
     CLASSIFICATIONS,
     DOMAINS,
     FREQUENCIES,
     LINKS,
+    SHAPE_FILES,
+    SHAPES_DIR,
     dataset,
     generated_datasets,
     publisher,
+    violations,
 )
 
-SHAPES_DIR = Path(__file__).resolve().parents[3] / "data" / "dcat-ap-3.0.1"
-SHAPE_FILES = ("shapes.ttl", "range.ttl", "mdr-vocabularies.shape.ttl")
 STATUS_WORDS = ("active", "draft", "deprecated", "retired", "paused")
 PUBLISHER_KINDS = ("department", "bureau", "district", "company", "research", "consortium")
 
@@ -48,19 +47,6 @@ def shapes() -> Graph:
     for name in SHAPE_FILES:
         graph.parse(SHAPES_DIR / name, format="turtle")
     return graph
-
-
-def violations(data: Graph, shapes: Graph) -> list[str]:
-    """Each sh:Violation of the report, as 'focus path: message' (warnings are not counted)."""
-    _, report, _ = validate(data, shacl_graph=shapes, inference="none", allow_warnings=True)
-    found = []
-    for result in report.objects(None, SH.result):
-        if (result, SH.resultSeverity, SH.Violation) in report:
-            found.append(
-                f"{report.value(result, SH.focusNode)} {report.value(result, SH.resultPath)}: "
-                f"{report.value(result, SH.resultMessage)}"
-            )
-    return found
 
 
 def varied_datasets(count: int) -> Iterable[DatasetDescription]:

@@ -19,15 +19,13 @@ from typing import Any
 import httpx
 
 from services.catalog.app import create_app as create_catalog
-from services.catalog.principals import service as principals_service
 from services.catalog.runtime import CatalogRuntime
-from services.common import db
 from services.common.app import Runtime
 from services.common.worker import wait_until
 from tests.factories import embedded_settings, ingest_contract
-from tests.faults.infra import free_port
-from tests.integration.conftest import CatalogHarness
-from tests.integration.feeds_harness import FEEDS_TEST_SECRET, serve
+from tests.support.http import free_port, serve
+from tests.support.keys import bootstrap_admin
+from tests.support.services import FEEDS_TEST_SECRET, CatalogHarness
 
 
 class ServiceProcess:
@@ -170,15 +168,11 @@ def running_catalog(root: Path, *, database_url: str, bus_url: str) -> Iterator[
     app = create_catalog(settings)
     with serve(app) as url:
         runtime: Runtime = app.state.runtime
-        with db.unit_of_work(runtime.sessions) as session:
-            issued = principals_service.bootstrap_admin(
-                session, events=runtime.service_as(CatalogRuntime).events
-            )
-        assert issued is not None
+        admin_key = bootstrap_admin(runtime)
         # The harness's shortcuts (departments, principals, keys) work on the runtime; its
         # TestClient is never used: this catalog is served over a socket.
-        harness = CatalogHarness(None, runtime, issued.key)  # type: ignore[arg-type]
-        harness.wait_for_key(issued.key, timeout_s=30)
+        harness = CatalogHarness(None, runtime, admin_key)  # type: ignore[arg-type]
+        harness.wait_for_key(admin_key, timeout_s=30)
         catalog = Catalog(harness, url)
         try:
             yield catalog

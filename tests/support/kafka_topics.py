@@ -33,6 +33,9 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+KAFKA_BOOTSTRAP = os.environ.get("CITYBASE_TEST_KAFKA", "127.0.0.1:9092")
+"""The shared Kafka the tests, the soak and the clean-up use."""
+
 _RANDOM_SUFFIX = re.compile(r"(?:^|[.\-_])(?=[0-9a-f]*[0-9])[0-9a-f]{6,}(?:$|[.\-_])")
 """A run of six or more hex digits, at least one of them a digit, between separators."""
 
@@ -184,8 +187,8 @@ def _end_run(bootstrap: str, registry: Path, me: Path) -> None:
 
 
 def main() -> int:
-    """``python -m tests.kafka_topics``: delete every test topic on the broker, from any run."""
-    bootstrap = os.environ.get("CITYBASE_TEST_KAFKA", "127.0.0.1:9092")
+    """``python -m tests.support.kafka_topics``: delete every test topic on the broker, from any run."""
+    bootstrap = KAFKA_BOOTSTRAP
     present = topics(bootstrap)
     if present is None:
         print(f"no Kafka broker answers at {bootstrap}", file=sys.stderr)

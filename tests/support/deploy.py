@@ -1,4 +1,5 @@
-"""What the deploy/ tests compare: metric names in an exposition, in PromQL, in rules and dashboards."""
+"""What the deploy/ tests compare: metric names in an exposition, in PromQL, in rules and dashboards;
+where deploy/ is, and what a scrape of each service gave."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+UNKNOWN_PATH = "/v1/no-such-route/4f1d2c9e-record-id"
+"""A path no service has: its 404 must not add a route label of its own."""
 
 PROMETHEUS_SERIES = frozenset(
     {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added", "ALERTS"}
@@ -156,3 +162,10 @@ def dashboard_expressions(path: Path) -> Iterator[tuple[str, str]]:
             text = query.get("query", "") if isinstance(query, dict) else str(query)
             for inner in re.findall(r"label_values\((.*),\s*[a-zA-Z_]+\s*\)$", text) or [text]:
                 yield f"${variable['name']}", inner
+
+
+@dataclass(frozen=True)
+class Scrape:
+    text: str
+    parsed: PrometheusText
+    routes: frozenset[str]

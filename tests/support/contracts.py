@@ -17,7 +17,7 @@ import yaml
 
 from services.catalog.contracts.odcs import ParsedContract, parse_contract
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[4] / "contracts" / "datasets"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "contracts" / "datasets"
 
 
 def contract_property(name: str, logical_type: str | None = "string", **fields: Any) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.http import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.4.0")
 
@@ -38,12 +40,6 @@ def require(available: bool, message: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int, timeout_s: float = 0.5) -> bool:

@@ -1,0 +1,70 @@
+"""The principals, keys, grants and subscriptions suites call the platform as, made through its API.
+
+- :func:`cast`: every role of the authorization table (docs/authorization.md), as a principal the
+  rows concern and as one they do not, with a grant, a pending request, a revocable key and a
+  subscription; the hostile suites use the same cast.
+- :func:`populate`: the people of the console's stories.
+"""
+
+from __future__ import annotations
+
+from services.common.worker import wait_until
+from tests.support.platform import Platform
+
+APPROVER = "market-approver"
+PUBLISHER = "market-publisher"
+OPERATOR = "city-ops"
+SCENARIO = "one-stop-visit"
+OTHER_SCENARIO = "ai-community"
+
+
+def cast(platform: Platform) -> None:
+    """The principals every row of the table is called as, a grant of the scenario's, a pending
+    request, a revocable key and a subscription; their ids in ``platform.context``."""
+    platform.principal("market-publisher", "department", "market-supervision")
+    platform.principal("health-publisher", "department", "health-commission")
+    platform.principal("market-approver", "approver", "market-supervision")
+    platform.principal("health-approver", "approver", "health-commission")
+    platform.principal("city-ops", "operator")
+    platform.scenario("one-stop-visit")
+    platform.scenario("ai-community")
+    request_id = platform.pending_request()
+    granted = platform.ok(
+        "POST",
+        f"/catalog/v1/access-requests/{platform.pending_request()}/approve",
+        platform.keys["market-approver"],
+        json={"reason": "serves residents"},
+    )
+    revocable = platform.ok(
+        "POST", "/catalog/v1/principals/market-publisher/keys", json={"name": "to revoke"}
+    )
+    platform.context.update(
+        dataset_id="market.inspections",
+        version="1.0.0",
+        department_id="market-supervision",
+        principal_id="market-publisher",
+        prefix=str(revocable["prefix"]),
+        scenario_id="one-stop-visit",
+        request_id=request_id,
+        grant_id=str(granted["grant_id"]),
+    )
+    # A subscription of the scenario's, once its grant has reached feeds. The table pauses it
+    # before the stream row, so that a stream answers at once (409) instead of streaming.
+    subscribe = lambda: platform.call(  # noqa: E731
+        "POST",
+        "/feeds/v1/subscriptions",
+        platform.keys["one-stop-visit"],
+        json={"dataset": "market.inspections"},
+    )
+    assert wait_until(lambda: subscribe().status_code == 201, 15.0), "the grant did not reach feeds"
+    subscriptions = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys["one-stop-visit"])["items"]
+    platform.context["subscription_id"] = str(subscriptions[0]["id"])
+
+
+def populate(platform: Platform) -> None:
+    """The principals of the console's stories, each with a key."""
+    platform.principal(APPROVER, "approver", "market-supervision")
+    platform.principal(PUBLISHER, "department", "market-supervision")
+    platform.principal(OPERATOR, "operator")
+    platform.scenario(SCENARIO)
+    platform.scenario(OTHER_SCENARIO)
