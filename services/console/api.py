@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
@@ -17,13 +18,19 @@ from services.console.deps import (
     HttpDep,
     Session,
     SessionDep,
+    get_settings,
     prefix_of,
     render,
+    same_origin,
 )
 from services.console.exceptions import ApiError
+from services.console.forms import Failure
 from services.console.gateway import PlatformApi
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(same_origin)])
+
+REFUSALS = (400, 403, 409, 422)
+"""Answers that refuse what a form asked: shown on the page, next to the form, with what was typed."""
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
@@ -122,12 +129,55 @@ async def datasets(
     return render(request, "datasets.html", page, session=session)
 
 
-@router.get("/datasets/{dataset_id}")
-async def dataset(
-    request: Request, dataset_id: str, session: SessionDep, old: str | None = None, new: str | None = None
+async def _submit(
+    request: Request,
+    form_id: str,
+    form: dict[str, list[str]],
+    action: Awaitable[Any],
+    done: Callable[[Any], str],
+    again: Callable[[Failure, int], Awaitable[Response]],
 ) -> Response:
-    page = await service.dataset_page(session.api, dataset_id, old, new)
-    return render(request, "dataset.html", page, session=session)
+    """Carry out a form: on success, 303 to the page it made or changed (``done`` of the answer,
+    a path under the console), so a reload never sends it twice; on a refusal, the page again with
+    the service's reasons next to the form and what was typed kept (``again``)."""
+    try:
+        result = await action
+    except ApiError as error:
+        if error.status not in REFUSALS:
+            raise
+        return await again(Failure(form_id, error, form), error.status)
+    return RedirectResponse(prefix_of(request) + done(result), status_code=303)
+
+
+def _page(path: str, **ids: str) -> str:
+    return path.format(**{name: quote(value, safe="") for name, value in ids.items()})
+
+
+async def _dataset(
+    request: Request, session: Session, dataset_id: str, failure: Failure | None = None, status: int = 200
+) -> Response:
+    query = request.query_params
+    page = await service.dataset_page(
+        session.api, session.caller, dataset_id, query.get("old"), query.get("new")
+    )
+    return render(request, "dataset.html", {**page, "failure": failure}, status, session=session)
+
+
+@router.get("/datasets/{dataset_id}")
+async def dataset(request: Request, dataset_id: str, session: SessionDep) -> Response:
+    return await _dataset(request, session, dataset_id)
+
+
+@router.post("/datasets/{dataset_id}/access-requests")
+async def file_request(request: Request, dataset_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        "request",
+        form,
+        service.file_request(session.api, session.caller, dataset_id, form),
+        lambda filed: _page("/access-requests/{id}", id=filed["id"]),
+        lambda failure, status: _dataset(request, session, dataset_id, failure, status),
+    )
 
 
 @router.get("/access-requests")
@@ -138,10 +188,29 @@ async def access_requests(
     return render(request, "access_requests.html", page, session=session)
 
 
+async def _access_request(
+    request: Request, session: Session, request_id: str, failure: Failure | None = None, status: int = 200
+) -> Response:
+    page = await service.request_page(session.api, session.caller, request_id)
+    context = {**page, "error": None, "failure": failure}
+    return render(request, "access_request.html", context, status, session=session)
+
+
 @router.get("/access-requests/{request_id}")
 async def access_request(request: Request, request_id: str, session: SessionDep) -> Response:
-    page = await service.request_page(session.api, session.caller, request_id)
-    return render(request, "access_request.html", {**page, "error": None}, session=session)
+    return await _access_request(request, session, request_id)
+
+
+@router.post("/access-requests/{request_id}/withdraw")
+async def withdraw(request: Request, request_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        "withdraw",
+        form,
+        service.withdraw(session.api, session.caller, request_id, form),
+        lambda _: _page("/access-requests/{id}", id=request_id),
+        lambda failure, status: _access_request(request, session, request_id, failure, status),
+    )
 
 
 async def _decide(
@@ -173,24 +242,265 @@ async def reject(request: Request, request_id: str, session: SessionDep, form: F
     return await _decide(request, request_id, session, form, "reject")
 
 
+async def _grant(
+    request: Request, session: Session, grant_id: str, failure: Failure | None = None, status: int = 200
+) -> Response:
+    page = await service.grant_page(session.api, session.caller, grant_id)
+    return render(request, "grant.html", {**page, "failure": failure}, status, session=session)
+
+
 @router.get("/grants/{grant_id}")
 async def grant(request: Request, grant_id: str, session: SessionDep) -> Response:
-    page = await service.grant_page(session.api, grant_id)
-    return render(request, "grant.html", page, session=session)
+    return await _grant(request, session, grant_id)
+
+
+@router.post("/grants/{grant_id}/{action}")
+async def change_grant(
+    request: Request, grant_id: str, action: str, session: SessionDep, form: FormDep
+) -> Response:
+    """Suspend, resume, revoke (``action``) or narrow (``narrow``: new terms) a grant."""
+    if action == "narrow":
+        change = service.narrow_grant(session.api, session.caller, grant_id, form)
+    elif action in service.GRANT_ACTIONS:
+        change = service.change_grant_status(session.api, session.caller, grant_id, action, form)
+    else:
+        return render(
+            request, "error.html", {"title": i18n._("Not found"), "detail": action}, 404, session=session
+        )
+    return await _submit(
+        request,
+        action,
+        form,
+        change,
+        lambda _: _page("/grants/{id}", id=grant_id),
+        lambda failure, status: _grant(request, session, grant_id, failure, status),
+    )
+
+
+async def _scenarios(
+    request: Request, session: Session, failure: Failure | None = None, status: int = 200
+) -> Response:
+    page = await service.scenarios(session.api, session.caller)
+    return render(request, "scenarios.html", {**page, "failure": failure}, status, session=session)
 
 
 @router.get("/scenarios")
 async def scenarios(request: Request, session: SessionDep) -> Response:
-    page = await service.scenarios(session.api, session.caller)
-    return render(request, "scenarios.html", page, session=session)
+    return await _scenarios(request, session)
+
+
+@router.post("/scenarios")
+async def create_scenario(request: Request, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        "scenario",
+        form,
+        service.create_scenario(session.api, session.caller, form),
+        lambda created: _page("/scenarios/{id}", id=created["id"]),
+        lambda failure, status: _scenarios(request, session, failure, status),
+    )
+
+
+async def _scenario(
+    request: Request, session: Session, scenario_id: str, failure: Failure | None = None, status: int = 200
+) -> Response:
+    page_size = get_settings(request).page_size
+    page = await service.scenario_page(session.api, session.caller, scenario_id, page_size)
+    return render(request, "scenario.html", {**page, "failure": failure}, status, session=session)
 
 
 @router.get("/scenarios/{scenario_id}")
-async def scenario(
-    request: Request, scenario_id: str, session: SessionDep, settings: ConsoleSettingsDep
+async def scenario(request: Request, scenario_id: str, session: SessionDep) -> Response:
+    return await _scenario(request, session, scenario_id)
+
+
+@router.post("/scenarios/{scenario_id}/status")
+async def scenario_status(request: Request, scenario_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        "status",
+        form,
+        service.set_scenario_status(session.api, session.caller, scenario_id, form),
+        lambda _: _page("/scenarios/{id}", id=scenario_id),
+        lambda failure, status: _scenario(request, session, scenario_id, failure, status),
+    )
+
+
+def _key_shown_once(request: Request, session: Session, issued: dict[str, Any], back: str) -> Response:
+    """The one page that shows a new key. It is the answer to the POST itself, not a redirect: the
+    key must never be in a URL (history, logs, Referer), and the catalog keeps only its hash, so
+    no later page could show it. ``Cache-Control: no-store`` keeps it out of the browser's cache."""
+    return render(request, "key_issued.html", {"issued": issued, "back": back}, 201, session=session)
+
+
+async def _issue_key(
+    request: Request,
+    session: Session,
+    form: dict[str, list[str]],
+    issue: Awaitable[dict[str, Any]],
+    back: str,
+    again: Callable[[Failure, int], Awaitable[Response]],
 ) -> Response:
-    page = await service.scenario_page(session.api, session.caller, scenario_id, settings.page_size)
-    return render(request, "scenario.html", page, session=session)
+    try:
+        issued = await issue
+    except ApiError as error:
+        if error.status not in REFUSALS:
+            raise
+        return await again(Failure("key", error, form), error.status)
+    return _key_shown_once(request, session, issued, back)
+
+
+@router.post("/scenarios/{scenario_id}/keys")
+async def issue_scenario_key(
+    request: Request, scenario_id: str, session: SessionDep, form: FormDep
+) -> Response:
+    return await _issue_key(
+        request,
+        session,
+        form,
+        service.issue_scenario_key(session.api, session.caller, scenario_id, form),
+        _page("/scenarios/{id}", id=scenario_id),
+        lambda failure, status: _scenario(request, session, scenario_id, failure, status),
+    )
+
+
+# --- subscriptions -------------------------------------------------------------------------------
+
+
+async def _subscription(
+    request: Request,
+    session: Session,
+    subscription_id: str,
+    failure: Failure | None = None,
+    status: int = 200,
+) -> Response:
+    page = await service.subscription_page(session.api, session.caller, subscription_id)
+    return render(request, "subscription.html", {**page, "failure": failure}, status, session=session)
+
+
+@router.get("/subscriptions/{subscription_id}")
+async def subscription(request: Request, subscription_id: str, session: SessionDep) -> Response:
+    return await _subscription(request, session, subscription_id)
+
+
+@router.post("/subscriptions")
+async def subscribe(request: Request, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        "subscribe",
+        form,
+        service.create_subscription(session.api, session.caller, form),
+        lambda created: _page("/subscriptions/{id}", id=created["id"]),
+        lambda failure, status: _scenario(request, session, session.caller.id, failure, status),
+    )
+
+
+@router.post("/subscriptions/{subscription_id}/{action}")
+async def change_subscription(
+    request: Request, subscription_id: str, action: str, session: SessionDep, form: FormDep
+) -> Response:
+    """Pause, resume, move to the earliest or latest record (``position``), or delete."""
+    if action not in (*service.SUBSCRIPTION_ACTIONS, "position", "delete"):
+        return render(
+            request, "error.html", {"title": i18n._("Not found"), "detail": action}, 404, session=session
+        )
+    after_delete = (
+        _page("/scenarios/{id}", id=session.caller.id) if session.caller.is_scenario else "/scenarios"
+    )
+    return await _submit(
+        request,
+        action,
+        form,
+        service.change_subscription(session.api, subscription_id, action, form),
+        lambda _: after_delete if action == "delete" else _page("/subscriptions/{id}", id=subscription_id),
+        lambda failure, status: _subscription(request, session, subscription_id, failure, status),
+    )
+
+
+# --- administration ------------------------------------------------------------------------------
+
+
+async def _admin(
+    request: Request, session: Session, failure: Failure | None = None, status: int = 200
+) -> Response:
+    page = await service.admin_page(session.api, session.caller)
+    return render(request, "admin.html", {**page, "failure": failure}, status, session=session)
+
+
+@router.get("/admin")
+async def admin(request: Request, session: SessionDep) -> Response:
+    return await _admin(request, session)
+
+
+@router.post("/admin/{what}")
+async def create(request: Request, what: str, session: SessionDep, form: FormDep) -> Response:
+    """A new domain, department or principal; a principal's page next, to issue its first key."""
+    if what not in service.ADMIN_FORMS:
+        return render(
+            request, "error.html", {"title": i18n._("Not found"), "detail": what}, 404, session=session
+        )
+    return await _submit(
+        request,
+        what,
+        form,
+        service.create(session.api, session.caller, what, form),
+        lambda made: _page("/principals/{id}", id=made["id"]) if what == "principal" else f"/admin#{what}s",
+        lambda failure, status: _admin(request, session, failure, status),
+    )
+
+
+def _keys_home(session: Session, principal_id: str) -> str:
+    """Where a principal's keys are shown: "My department" for a department's own, else its page."""
+    if session.caller.is_department and session.caller.id == principal_id:
+        return "/department"
+    return _page("/principals/{id}", id=principal_id)
+
+
+async def _keys(
+    request: Request, session: Session, principal_id: str, failure: Failure | None = None, status: int = 200
+) -> Response:
+    if _keys_home(session, principal_id) == "/department":
+        page = await service.department_page(session.api, session.caller)
+    else:
+        page = await service.keys_page(session.api, session.caller, principal_id)
+    return render(request, "principal.html", {**page, "failure": failure}, status, session=session)
+
+
+@router.get("/principals/{principal_id}")
+async def principal(request: Request, principal_id: str, session: SessionDep) -> Response:
+    return await _keys(request, session, principal_id)
+
+
+@router.get("/department")
+async def department(request: Request, session: SessionDep) -> Response:
+    page = await service.department_page(session.api, session.caller)
+    return render(request, "principal.html", {**page, "failure": None}, session=session)
+
+
+@router.post("/principals/{principal_id}/keys")
+async def issue_key(request: Request, principal_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _issue_key(
+        request,
+        session,
+        form,
+        service.issue_key(session.api, session.caller, principal_id, form),
+        _keys_home(session, principal_id),
+        lambda failure, status: _keys(request, session, principal_id, failure, status),
+    )
+
+
+@router.post("/principals/{principal_id}/keys/{prefix}/revoke")
+async def revoke_key(
+    request: Request, principal_id: str, prefix: str, session: SessionDep, form: FormDep
+) -> Response:
+    return await _submit(
+        request,
+        "revoke-key",
+        form,
+        service.revoke_key(session.api, session.caller, principal_id, prefix),
+        lambda _: _keys_home(session, principal_id),
+        lambda failure, status: _keys(request, session, principal_id, failure, status),
+    )
 
 
 @router.get("/overview")

@@ -8,7 +8,9 @@ of market supervision, an operator, two scenarios, each with an API key.
 
 from __future__ import annotations
 
+import html
 import random
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -172,3 +174,13 @@ def populate(platform: RunningPlatform) -> None:
     platform.principal(OPERATOR, "operator")
     platform.scenario(SCENARIO)
     platform.scenario(OTHER_SCENARIO)
+
+
+ISSUED_KEY = re.compile(r'<code id="issued-key">([^<]+)</code>')
+"""The key on the page that shows a new key once."""
+
+
+def issued_key(page: str) -> str:
+    found = ISSUED_KEY.search(page)
+    assert found, "the page shows no new key"
+    return html.unescape(found.group(1))
