@@ -23,6 +23,7 @@ from citybase.demo import FaultRates
 from tests.e2e.console_support import (
     APPROVER,
     OPERATOR,
+    PUBLISHER,
     SCENARIO,
     RunningPlatform,
     citybase_in_process,
@@ -296,3 +297,33 @@ def test_the_whole_story_through_the_forms_in_chinese(browser: Any, platform: Ru
         screenshot(browser, "form-subscription-stopped-zh-CN")
     finally:
         browser.delete_cookie("citybase_lang")
+
+
+FORM_PAGES = {
+    "admin": ("/console/admin", None),
+    "scenarios": ("/console/scenarios", None),
+    "scenario-admin": (f"/console/scenarios/{SCENARIO}", None),
+    "dataset-request": ("/console/datasets/market.inspections", SCENARIO),
+    "department": ("/console/department", PUBLISHER),
+}
+"""Pages with forms, each as the role that sees its forms (None: the admin)."""
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_the_pages_with_forms_fit_a_phone(browser: Any, platform: RunningPlatform, language: str) -> None:
+    overflowing: dict[str, int] = {}
+    try:
+        for name, (path, who) in FORM_PAGES.items():
+            log_in(browser, platform, platform.keys[who] if who else platform.admin_key)
+            browser.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
+            browser.set_window_size(WIDTHS["phone"], 1000)
+            browser.get(f"{platform.base}{path}")
+            assert browser.find_elements(By.CSS_SELECTOR, "main form"), f"{name}: no form shown"
+            screenshot(browser, f"form-{name}-{language}-phone")
+            if (extra := _overflow(browser)) > 0:
+                overflowing[name] = extra
+            browser.set_window_size(1280, 1600)
+    finally:
+        browser.set_window_size(1280, 1600)
+        browser.delete_cookie("citybase_lang")
+    assert not overflowing, f"pages wider than a phone (px): {overflowing}"
