@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
@@ -17,13 +18,19 @@ from services.console.deps import (
     HttpDep,
     Session,
     SessionDep,
+    get_settings,
     prefix_of,
     render,
+    same_origin,
 )
 from services.console.exceptions import ApiError
+from services.console.forms import Failure
 from services.console.gateway import PlatformApi
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(same_origin)])
+
+REFUSALS = (400, 403, 409, 422)
+"""Answers that refuse what a form asked: shown on the page, next to the form, with what was typed."""
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
@@ -122,12 +129,81 @@ async def datasets(
     return render(request, "datasets.html", page, session=session)
 
 
-@router.get("/datasets/{dataset_id}")
-async def dataset(
-    request: Request, dataset_id: str, session: SessionDep, old: str | None = None, new: str | None = None
+# --- forms ---------------------------------------------------------------------------------------
+
+PageLoad = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def _show(
+    request: Request,
+    session: Session,
+    template: str,
+    load: PageLoad,
+    failure: Failure | None = None,
+    status: int = 200,
 ) -> Response:
-    page = await service.dataset_page(session.api, dataset_id, old, new)
-    return render(request, "dataset.html", page, session=session)
+    """A page, with a refused form's problem and inputs when there is one (``failure``)."""
+    page = await load()
+    return render(request, template, {**page, "failure": failure}, status, session=session)
+
+
+async def _submit(
+    request: Request,
+    session: Session,
+    form_id: str,
+    form: dict[str, list[str]],
+    action: Awaitable[Any],
+    done: Callable[[Any], str | Response],
+    shown_on: tuple[str, PageLoad],
+) -> Response:
+    """Carry out a form. On success, 303 to the page it made or changed (``done`` of the answer: a
+    path under the console), so a reload never sends it twice, or the one page ``done`` renders
+    (a new key). On a refusal, the page of the form again (``shown_on``: template and loader) with
+    the service's reasons next to the form and what was typed kept."""
+    try:
+        result = await action
+    except ApiError as error:
+        if error.status not in REFUSALS:
+            raise
+        template, load = shown_on
+        return await _show(request, session, template, load, Failure(form_id, error, form), error.status)
+    then = done(result)
+    if isinstance(then, Response):
+        return then
+    return RedirectResponse(prefix_of(request) + then, status_code=303)
+
+
+def _page(path: str, **ids: str) -> str:
+    return path.format(**{name: quote(value, safe="") for name, value in ids.items()})
+
+
+def _not_found(request: Request, session: Session, what: str) -> Response:
+    return render(request, "error.html", {"title": i18n._("Not found"), "detail": what}, 404, session=session)
+
+
+def _dataset_page(request: Request, session: Session, dataset_id: str) -> tuple[str, PageLoad]:
+    query = request.query_params
+    return "dataset.html", lambda: service.dataset_page(
+        session.api, session.caller, dataset_id, query.get("old"), query.get("new")
+    )
+
+
+@router.get("/datasets/{dataset_id}")
+async def dataset(request: Request, dataset_id: str, session: SessionDep) -> Response:
+    return await _show(request, session, *_dataset_page(request, session, dataset_id))
+
+
+@router.post("/datasets/{dataset_id}/access-requests")
+async def file_request(request: Request, dataset_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        session,
+        "request",
+        form,
+        service.file_request(session.api, session.caller, dataset_id, form),
+        lambda filed: _page("/access-requests/{id}", id=filed["id"]),
+        _dataset_page(request, session, dataset_id),
+    )
 
 
 @router.get("/access-requests")
@@ -138,10 +214,29 @@ async def access_requests(
     return render(request, "access_requests.html", page, session=session)
 
 
+def _request_page(session: Session, request_id: str) -> tuple[str, PageLoad]:
+    async def load() -> dict[str, Any]:
+        return {**await service.request_page(session.api, session.caller, request_id), "error": None}
+
+    return "access_request.html", load
+
+
 @router.get("/access-requests/{request_id}")
 async def access_request(request: Request, request_id: str, session: SessionDep) -> Response:
-    page = await service.request_page(session.api, session.caller, request_id)
-    return render(request, "access_request.html", {**page, "error": None}, session=session)
+    return await _show(request, session, *_request_page(session, request_id))
+
+
+@router.post("/access-requests/{request_id}/withdraw")
+async def withdraw(request: Request, request_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        session,
+        "withdraw",
+        form,
+        service.withdraw(session.api, session.caller, request_id, form),
+        lambda _: _page("/access-requests/{id}", id=request_id),
+        _request_page(session, request_id),
+    )
 
 
 async def _decide(
@@ -173,24 +268,233 @@ async def reject(request: Request, request_id: str, session: SessionDep, form: F
     return await _decide(request, request_id, session, form, "reject")
 
 
+def _grant_page(session: Session, grant_id: str) -> tuple[str, PageLoad]:
+    return "grant.html", lambda: service.grant_page(session.api, session.caller, grant_id)
+
+
 @router.get("/grants/{grant_id}")
 async def grant(request: Request, grant_id: str, session: SessionDep) -> Response:
-    page = await service.grant_page(session.api, grant_id)
-    return render(request, "grant.html", page, session=session)
+    return await _show(request, session, *_grant_page(session, grant_id))
+
+
+@router.post("/grants/{grant_id}/{action}")
+async def change_grant(
+    request: Request, grant_id: str, action: str, session: SessionDep, form: FormDep
+) -> Response:
+    """Suspend, resume, revoke (``action``) or narrow (``narrow``: new terms) a grant."""
+    if action == "narrow":
+        change = service.narrow_grant(session.api, session.caller, grant_id, form)
+    elif action in service.GRANT_ACTIONS:
+        change = service.change_grant_status(session.api, session.caller, grant_id, action, form)
+    else:
+        return _not_found(request, session, action)
+    return await _submit(
+        request,
+        session,
+        action,
+        form,
+        change,
+        lambda _: _page("/grants/{id}", id=grant_id),
+        _grant_page(session, grant_id),
+    )
+
+
+def _scenarios_page(session: Session) -> tuple[str, PageLoad]:
+    return "scenarios.html", lambda: service.scenarios(session.api, session.caller)
 
 
 @router.get("/scenarios")
 async def scenarios(request: Request, session: SessionDep) -> Response:
-    page = await service.scenarios(session.api, session.caller)
-    return render(request, "scenarios.html", page, session=session)
+    return await _show(request, session, *_scenarios_page(session))
+
+
+@router.post("/scenarios")
+async def create_scenario(request: Request, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        session,
+        "scenario",
+        form,
+        service.create_scenario(session.api, session.caller, form),
+        lambda created: _page("/scenarios/{id}", id=created["id"]),
+        _scenarios_page(session),
+    )
+
+
+def _scenario_page(request: Request, session: Session, scenario_id: str) -> tuple[str, PageLoad]:
+    page_size = get_settings(request).page_size
+    return "scenario.html", lambda: service.scenario_page(session.api, session.caller, scenario_id, page_size)
 
 
 @router.get("/scenarios/{scenario_id}")
-async def scenario(
-    request: Request, scenario_id: str, session: SessionDep, settings: ConsoleSettingsDep
+async def scenario(request: Request, scenario_id: str, session: SessionDep) -> Response:
+    return await _show(request, session, *_scenario_page(request, session, scenario_id))
+
+
+@router.post("/scenarios/{scenario_id}/status")
+async def scenario_status(request: Request, scenario_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        session,
+        "status",
+        form,
+        service.set_scenario_status(session.api, session.caller, scenario_id, form),
+        lambda _: _page("/scenarios/{id}", id=scenario_id),
+        _scenario_page(request, session, scenario_id),
+    )
+
+
+def _key_shown_once(request: Request, session: Session, back: str) -> Callable[[Any], Response]:
+    """The one page that shows a new key. It is the answer to the POST itself, not a redirect: the
+    key must never be in a URL (history, logs, Referer), and the catalog keeps only its hash, so
+    no later page could show it. ``Cache-Control: no-store`` keeps it out of the browser's cache."""
+    return lambda issued: render(
+        request, "key_issued.html", {"issued": issued, "back": back}, 201, session=session
+    )
+
+
+@router.post("/scenarios/{scenario_id}/keys")
+async def issue_scenario_key(
+    request: Request, scenario_id: str, session: SessionDep, form: FormDep
 ) -> Response:
-    page = await service.scenario_page(session.api, session.caller, scenario_id, settings.page_size)
-    return render(request, "scenario.html", page, session=session)
+    return await _submit(
+        request,
+        session,
+        "key",
+        form,
+        service.issue_scenario_key(session.api, session.caller, scenario_id, form),
+        _key_shown_once(request, session, _page("/scenarios/{id}", id=scenario_id)),
+        _scenario_page(request, session, scenario_id),
+    )
+
+
+# --- subscriptions -------------------------------------------------------------------------------
+
+
+def _subscription_page(session: Session, subscription_id: str) -> tuple[str, PageLoad]:
+    return "subscription.html", lambda: service.subscription_page(
+        session.api, session.caller, subscription_id
+    )
+
+
+@router.get("/subscriptions/{subscription_id}")
+async def subscription(request: Request, subscription_id: str, session: SessionDep) -> Response:
+    return await _show(request, session, *_subscription_page(session, subscription_id))
+
+
+@router.post("/subscriptions")
+async def subscribe(request: Request, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        session,
+        "subscribe",
+        form,
+        service.create_subscription(session.api, session.caller, form),
+        lambda created: _page("/subscriptions/{id}", id=created["id"]),
+        _scenario_page(request, session, session.caller.id),
+    )
+
+
+@router.post("/subscriptions/{subscription_id}/{action}")
+async def change_subscription(
+    request: Request, subscription_id: str, action: str, session: SessionDep, form: FormDep
+) -> Response:
+    """Pause, resume, move to the earliest or latest record (``position``), or delete."""
+    if action not in (*service.SUBSCRIPTION_ACTIONS, "position", "delete"):
+        return _not_found(request, session, action)
+    after_delete = (
+        _page("/scenarios/{id}", id=session.caller.id) if session.caller.is_scenario else "/scenarios"
+    )
+    return await _submit(
+        request,
+        session,
+        action,
+        form,
+        service.change_subscription(session.api, subscription_id, action, form),
+        lambda _: after_delete if action == "delete" else _page("/subscriptions/{id}", id=subscription_id),
+        _subscription_page(session, subscription_id),
+    )
+
+
+# --- administration ------------------------------------------------------------------------------
+
+
+def _admin_page(session: Session) -> tuple[str, PageLoad]:
+    return "admin.html", lambda: service.admin_page(session.api, session.caller)
+
+
+@router.get("/admin")
+async def admin(request: Request, session: SessionDep) -> Response:
+    return await _show(request, session, *_admin_page(session))
+
+
+@router.post("/admin/{what}")
+async def create(request: Request, what: str, session: SessionDep, form: FormDep) -> Response:
+    """A new domain, department or principal; a principal's page next, to issue its first key."""
+    if what not in service.ADMIN_FORMS:
+        return _not_found(request, session, what)
+    return await _submit(
+        request,
+        session,
+        what,
+        form,
+        service.create(session.api, session.caller, what, form),
+        lambda made: _page("/principals/{id}", id=made["id"]) if what == "principal" else f"/admin#{what}s",
+        _admin_page(session),
+    )
+
+
+def _keys_home(session: Session, principal_id: str) -> str:
+    """Where a principal's keys are shown: "My department" for a department's own, else its page."""
+    if session.caller.is_department and session.caller.id == principal_id:
+        return "/department"
+    return _page("/principals/{id}", id=principal_id)
+
+
+def _keys_page(session: Session, principal_id: str) -> tuple[str, PageLoad]:
+    if _keys_home(session, principal_id) == "/department":
+        return "principal.html", lambda: service.department_page(session.api, session.caller)
+    return "principal.html", lambda: service.keys_page(session.api, session.caller, principal_id)
+
+
+@router.get("/principals/{principal_id}")
+async def principal(request: Request, principal_id: str, session: SessionDep) -> Response:
+    return await _show(request, session, *_keys_page(session, principal_id))
+
+
+@router.get("/department")
+async def department(request: Request, session: SessionDep) -> Response:
+    return await _show(
+        request, session, "principal.html", lambda: service.department_page(session.api, session.caller)
+    )
+
+
+@router.post("/principals/{principal_id}/keys")
+async def issue_key(request: Request, principal_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        session,
+        "key",
+        form,
+        service.issue_key(session.api, session.caller, principal_id, form),
+        _key_shown_once(request, session, _keys_home(session, principal_id)),
+        _keys_page(session, principal_id),
+    )
+
+
+@router.post("/principals/{principal_id}/keys/{prefix}/revoke")
+async def revoke_key(
+    request: Request, principal_id: str, prefix: str, session: SessionDep, form: FormDep
+) -> Response:
+    return await _submit(
+        request,
+        session,
+        "revoke-key",
+        form,
+        service.revoke_key(session.api, session.caller, principal_id, prefix),
+        lambda _: _keys_home(session, principal_id),
+        _keys_page(session, principal_id),
+    )
 
 
 @router.get("/overview")

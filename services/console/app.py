@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.common import i18n
 from services.console.api import router
 from services.console.deps import COOKIE, locale_of, prefix_of, render
-from services.console.exceptions import ApiError, LoginRequired, NotForYourRole
+from services.console.exceptions import ApiError, CrossSiteRequest, LoginRequired, NotForYourRole
 from services.console.settings import ConsoleSettings
 
 IN_PROCESS_URL = "http://citybase.internal"
@@ -86,6 +86,10 @@ def install_error_pages(app: FastAPI) -> None:
             request, "error.html", {"title": i18n._("Not for your role"), "detail": error.detail}, 403
         )
 
+    async def on_cross_site(request: Request, _: Exception) -> Response:
+        detail = i18n._("This form was not sent from a page of this console, so it was not carried out.")
+        return render(request, "error.html", {"title": i18n._("Refused"), "detail": detail}, 403)
+
     async def on_api_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, ApiError)
         if error.status == 401:
@@ -102,4 +106,5 @@ def install_error_pages(app: FastAPI) -> None:
 
     app.add_exception_handler(LoginRequired, on_login_required)
     app.add_exception_handler(NotForYourRole, on_not_for_your_role)
+    app.add_exception_handler(CrossSiteRequest, on_cross_site)
     app.add_exception_handler(ApiError, on_api_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import Depends, Request
@@ -14,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common import i18n
 from services.console import service
-from services.console.exceptions import LoginRequired
+from services.console.exceptions import CrossSiteRequest, LoginRequired
 from services.console.gateway import PlatformApi
 from services.console.labels import label
 from services.console.settings import ConsoleSettings
@@ -82,6 +83,30 @@ def get_http(request: Request) -> httpx.AsyncClient:
 def get_settings(request: Request) -> ConsoleSettings:
     settings: ConsoleSettings = request.app.state.console_settings
     return settings
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a form sent from any page but the console's own: the defence against cross-site
+    request forgery, on every POST (login and logout included).
+
+    Two layers. The session cookie is ``SameSite=Strict``, so a browser sends it with no request that
+    another site starts. And here the ``Origin`` header (``Referer`` where a browser sends no
+    ``Origin``) must name the host this request was sent to: that also stops a page on a sibling
+    host of the same site, which SameSite counts as same-site. A check of the headers rather than
+    a per-session token because the console keeps no session store (the cookie holds the key
+    itself, see :data:`COOKIE`), pages run no script to carry a token, and every browser sends
+    ``Origin`` on a cross-origin POST, which is the forgery this stops. A request with neither
+    header comes from no browser page (a script with the key needs no forgery) and passes. Behind a
+    reverse proxy, the proxy must pass the ``Host`` header through unchanged.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    sent_from = request.headers.get("origin") or request.headers.get("referer")
+    if sent_from is None:
+        return
+    host = request.headers.get("host") or request.url.netloc
+    if sent_from == "null" or urlsplit(sent_from).netloc.lower() != host.lower():
+        raise CrossSiteRequest()
 
 
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]

@@ -17,6 +17,10 @@ class NotForYourRole(Exception):
         self.detail = detail
 
 
+class CrossSiteRequest(Exception):
+    """A form sent from a page that is not the console's own (its Origin or Referer names another site)."""
+
+
 class ApiError(Exception):
     """A service refused a call (4xx) or failed (5xx, no answer): carries its problem document."""
 

@@ -44,9 +44,10 @@ class PlatformApi:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}")
         try:
-            response = await self._client.request(
-                method, f"/{service}{path}", headers=self._headers, **kwargs
-            )
+            # The services answer refusals in the reader's language (problem+json ``title`` and
+            # ``detail`` follow Accept-Language), so a refusal shown on a form reads as the page does.
+            headers = {**self._headers, "Accept-Language": i18n.tag()}
+            response = await self._client.request(method, f"/{service}{path}", headers=headers, **kwargs)
         except httpx.HTTPError as error:
             raise ApiError(
                 service,
@@ -76,6 +77,14 @@ class PlatformApi:
 
     async def post(self, service: str, path: str, body: dict[str, Any]) -> Any:
         return (await self._call("POST", service, path, json=body)).json()
+
+    async def patch(self, service: str, path: str, body: dict[str, Any]) -> Any:
+        return (await self._call("PATCH", service, path, json=body)).json()
+
+    async def delete(self, service: str, path: str) -> Any | None:
+        """The deleted resource as the service answers it, or ``None`` for a 204."""
+        response = await self._call("DELETE", service, path)
+        return response.json() if response.content else None
 
     async def optional(self, service: str, path: str, **params: Any) -> Any | None:
         """A section of a page that may be missing (no score yet, not visible to this role):

@@ -59,9 +59,18 @@ LABELS: dict[str, str] = {
     "redact": N_("redact"),
     "partial": N_("partial"),
     "generalize": N_("generalize"),
-    # subscription modes
+    # subscription modes, positions and delivery
     "pull": N_("pull"),
     "webhook": N_("webhook"),
+    "earliest": N_("earliest"),
+    "latest": N_("latest"),
+    "delivering": N_("delivering"),
+    "no grant": N_("no grant"),
+    # department kinds
+    "commission": N_("commission"),
+    "bureau": N_("bureau"),
+    "district": N_("district"),
+    "enterprise": N_("enterprise"),
     # contract differences
     "added": N_("added"),
     "removed": N_("removed"),

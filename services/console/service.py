@@ -9,7 +9,7 @@ same key.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,21 +17,15 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common import i18n
-from services.console import charts, contract_diff
+from services.console import charts, contract_diff, forms
 from services.console.audit_view import audit_rows
 from services.console.exceptions import NotForYourRole
+from services.console.forms import Form, approval, first
 from services.console.gateway import PlatformApi, api_path
 
-Form = Mapping[str, Sequence[str]]
-
+ADMIN = "admin"
 APPROVERS = frozenset({"approver", "admin"})
 OPERATORS = frozenset({"operator", "admin"})
-MASK_CHOICES = {
-    "hash": "hash",
-    "redact": "redact",
-    "partial": {"kind": "partial", "keepPrefix": 3, "keepSuffix": 4},
-}
-"""The masks an approver picks from in the console, as the catalog's grant terms spell them."""
 WORST_SHOWN = 10
 
 
@@ -56,6 +50,14 @@ class Caller:
     def is_scenario(self) -> bool:
         return self.kind == "scenario"
 
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == ADMIN
+
+    @property
+    def is_department(self) -> bool:
+        return self.kind == "department"
+
 
 async def who_is(api: PlatformApi) -> Caller:
     me = await api.get("catalog", "/v1/me")
@@ -72,6 +74,29 @@ def require_operator(caller: Caller) -> None:
         raise NotForYourRole(i18n._("The operator overview is for operators and administrators."))
 
 
+def require_admin(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise NotForYourRole(
+            i18n._("Domains, departments, principals and scenarios are managed by administrators.")
+        )
+
+
+def require_grant_decider(caller: Caller) -> None:
+    if not caller.approves:
+        raise NotForYourRole(i18n._("Grants are changed by approvers and administrators."))
+
+
+def require_scenario(caller: Caller) -> None:
+    if not caller.is_scenario:
+        raise NotForYourRole(i18n._("Only a scenario asks for access and subscribes, for itself."))
+
+
+def require_keys_of(caller: Caller, principal_id: str) -> None:
+    """An admin manages every principal's keys, a department its own (docs/authorization.md)."""
+    if not (caller.is_admin or (caller.is_department and caller.id == principal_id)):
+        raise NotForYourRole(i18n._("Keys are managed by administrators, and by a department for itself."))
+
+
 def require_own_scenario(caller: Caller, scenario_id: str) -> None:
     if caller.is_scenario and caller.id != scenario_id:
         raise NotForYourRole(i18n._("A scenario sees its own grants, subscriptions and usage only."))
@@ -81,7 +106,7 @@ def require_own_scenario(caller: Caller, scenario_id: str) -> None:
 
 
 async def search_datasets(api: PlatformApi, form: Form, limit: int) -> dict[str, Any]:
-    filters = {name: _first(form, name) for name in ("q", "domain", "classification", "status", "cursor")}
+    filters = {name: first(form, name) for name in ("q", "domain", "classification", "status", "cursor")}
     page, domains = await asyncio.gather(
         api.get("catalog", "/v1/datasets", limit=limit, **filters), api.get("catalog", "/v1/domains")
     )
@@ -89,7 +114,7 @@ async def search_datasets(api: PlatformApi, form: Form, limit: int) -> dict[str,
 
 
 async def dataset_page(
-    api: PlatformApi, dataset_id: str, old_version: str | None, new_version: str | None
+    api: PlatformApi, caller: Caller, dataset_id: str, old_version: str | None, new_version: str | None
 ) -> dict[str, Any]:
     """A dataset with its contract (fields and sensitivity), versions and a diff between two of them,
     quality now and over the last day with the evidence of each rule, and who uses it."""
@@ -130,6 +155,9 @@ async def dataset_page(
         "quality": quality,
         "chart": quality_chart(history),
         "usage": usage,
+        # A scenario asks for itself, for a dataset that has a contract; the catalog decides the rest.
+        "may_request": caller.is_scenario and current is not None,
+        "purpose_categories": forms.PURPOSE_CATEGORIES,
     }
 
 
@@ -145,13 +173,13 @@ def quality_chart(history: Mapping[str, Any] | None) -> charts.LineChart:
 
 async def request_queue(api: PlatformApi, caller: Caller, form: Form, limit: int) -> dict[str, Any]:
     require_approver(caller)
-    status = _first(form, "status") or "pending"
+    status = first(form, "status") or "pending"
     page = await api.get(
         "catalog",
         "/v1/access-requests",
         status=None if status == "all" else status,
-        dataset_id=_first(form, "dataset_id"),
-        cursor=_first(form, "cursor"),
+        dataset_id=first(form, "dataset_id"),
+        cursor=first(form, "cursor"),
         limit=limit,
     )
     return {"status": status, "page": page}
@@ -182,29 +210,9 @@ async def request_page(api: PlatformApi, caller: Caller, request_id: str) -> dic
         "requested": requested,
         "grant": grant,
         "may_decide": caller.approves and request["status"] == "pending",
-        "mask_choices": list(MASK_CHOICES),
+        "may_withdraw": caller.id == request["scenario_id"] and request["status"] == "pending",
+        "mask_choices": list(forms.MASK_CHOICES),
     }
-
-
-def approval(form: Form) -> dict[str, Any]:
-    """The approval body (``AccessRequestApproval``) from the approve form: the fields kept, a mask
-    per field where one was picked, the reason, and the optional row filter, duration and quota.
-    The catalog checks every term; the console only translates the form."""
-    fields = [name for name in form.get("field", []) if name]
-    masking = {
-        name: MASK_CHOICES[choice]
-        for name in fields
-        if (choice := _first(form, f"mask.{name}") or "") in MASK_CHOICES
-    }
-    body: dict[str, Any] = {"reason": _first(form, "reason") or "", "fields": fields}
-    if masking:
-        body["masking"] = masking
-    if row_filter := _first(form, "row_filter"):
-        body["row_filter"] = row_filter
-    for name in ("duration_days", "quota_records_per_day"):
-        if (value := _first(form, name)) is not None:
-            body[name] = int(value) if value.isdigit() else value
-    return body
 
 
 async def approve(api: PlatformApi, caller: Caller, request_id: str, form: Form) -> dict[str, Any]:
@@ -220,14 +228,72 @@ async def reject(api: PlatformApi, caller: Caller, request_id: str, form: Form) 
     decided: dict[str, Any] = await api.post(
         "catalog",
         api_path("/v1/access-requests/{request_id}/reject", request_id=request_id),
-        {"reason": _first(form, "reason") or ""},
+        {"reason": first(form, "reason") or ""},
     )
     return decided
 
 
-async def grant_page(api: PlatformApi, grant_id: str) -> dict[str, Any]:
+async def grant_page(api: PlatformApi, caller: Caller, grant_id: str) -> dict[str, Any]:
+    """A grant's terms and, for those who may change it, the forms to suspend, resume, revoke or
+    narrow it, with each granted field's sensitivity in the grant's contract version."""
     grant = await api.get("catalog", api_path("/v1/grants/{grant_id}", grant_id=grant_id))
-    return {"grant": grant}
+    version = await api.optional(
+        "catalog",
+        api_path(
+            "/v1/datasets/{dataset_id}/contract-versions/{version}",
+            dataset_id=grant["dataset_id"],
+            version=grant["contract_version"],
+        ),
+    )
+    rows = {row["name"]: row for row in contract_diff.field_rows(version or {})}
+    return {
+        "grant": grant,
+        "granted": [rows.get(name, {"name": name, "sensitive": False}) for name in grant["fields"]],
+        "may_change": caller.approves and grant["status"] in ("active", "suspended", "expired"),
+        "mask_choices": list(forms.MASK_CHOICES),
+        "expires_on": datetime.fromisoformat(grant["expires_at"]).date().isoformat(),
+    }
+
+
+GRANT_ACTIONS = ("suspend", "resume", "revoke")
+
+
+async def change_grant_status(
+    api: PlatformApi, caller: Caller, grant_id: str, action: str, form: Form
+) -> dict[str, Any]:
+    """Suspend, resume or revoke a grant, with the reason the audit trail keeps."""
+    require_grant_decider(caller)
+    if action not in GRANT_ACTIONS:
+        raise ValueError(f"unknown grant action {action!r}")
+    path = api_path("/v1/grants/{grant_id}/", grant_id=grant_id) + action
+    changed: dict[str, Any] = await api.post("catalog", path, forms.reason(form))
+    return changed
+
+
+async def narrow_grant(api: PlatformApi, caller: Caller, grant_id: str, form: Form) -> dict[str, Any]:
+    """New terms for a grant (``PATCH``): the catalog takes only narrower ones."""
+    require_grant_decider(caller)
+    path = api_path("/v1/grants/{grant_id}", grant_id=grant_id)
+    grant = await api.get("catalog", path)
+    body = forms.grant_update(form, datetime.fromisoformat(grant["expires_at"]))
+    changed: dict[str, Any] = await api.patch("catalog", path, body)
+    return changed
+
+
+async def file_request(api: PlatformApi, caller: Caller, dataset_id: str, form: Form) -> dict[str, Any]:
+    """The scenario's access request for a dataset, from the form on the dataset page."""
+    require_scenario(caller)
+    filed: dict[str, Any] = await api.post(
+        "catalog", "/v1/access-requests", forms.access_request_create(dataset_id, form)
+    )
+    return filed
+
+
+async def withdraw(api: PlatformApi, caller: Caller, request_id: str, form: Form) -> dict[str, Any]:
+    body = {"reason": reason} if (reason := first(form, "reason")) else {}
+    path = api_path("/v1/access-requests/{request_id}/withdraw", request_id=request_id)
+    withdrawn: dict[str, Any] = await api.post("catalog", path, body)
+    return withdrawn
 
 
 # --- scenarios -----------------------------------------------------------------------------------
@@ -237,7 +303,32 @@ async def scenarios(api: PlatformApi, caller: Caller) -> dict[str, Any]:
     listed = await api.get("catalog", "/v1/scenarios")
     if caller.is_scenario:
         listed = [s for s in listed if s["id"] == caller.id]
-    return {"scenarios": listed}
+    return {"scenarios": listed, "may_create": caller.is_admin}
+
+
+async def create_scenario(api: PlatformApi, caller: Caller, form: Form) -> dict[str, Any]:
+    require_admin(caller)
+    created: dict[str, Any] = await api.post("catalog", "/v1/scenarios", forms.scenario_create(form))
+    return created
+
+
+async def set_scenario_status(
+    api: PlatformApi, caller: Caller, scenario_id: str, form: Form
+) -> dict[str, Any]:
+    """Suspend, resume (``active``) or retire a scenario; its keys follow within a second."""
+    require_admin(caller)
+    path = api_path("/v1/scenarios/{scenario_id}", scenario_id=scenario_id)
+    changed: dict[str, Any] = await api.patch("catalog", path, {"status": first(form, "status") or ""})
+    return changed
+
+
+async def issue_scenario_key(
+    api: PlatformApi, caller: Caller, scenario_id: str, form: Form
+) -> dict[str, Any]:
+    require_admin(caller)
+    path = api_path("/v1/scenarios/{scenario_id}/keys", scenario_id=scenario_id)
+    issued: dict[str, Any] = await api.post("catalog", path, forms.key_create(form))
+    return issued
 
 
 async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limit: int) -> dict[str, Any]:
@@ -258,13 +349,166 @@ async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limi
         subscriptions = [
             s for s in (listed or {}).get("items", []) if s.get("scenario_id", scenario_id) == scenario_id
         ]
+    keys = None
+    if caller.is_admin:
+        keys = await api.optional(
+            "catalog", api_path("/v1/principals/{principal_id}/keys", principal_id=scenario_id)
+        )
+    subscribed = {s["dataset"] for s in subscriptions or []}
     return {
         "scenario": scenario,
         "grants": grants["items"],
         "requests": requests["items"],
         "subscriptions": subscriptions,
         "usage": usage,
+        "keys": keys,
+        "statuses": forms.SCENARIO_STATUSES,
+        # The scenario subscribes itself to a dataset of an active grant it has no subscription to.
+        "may_subscribe": {
+            g["dataset_id"]
+            for g in grants["items"]
+            if caller.id == scenario_id and g["status"] == "active" and g["dataset_id"] not in subscribed
+        },
     }
+
+
+# --- subscriptions -------------------------------------------------------------------------------
+
+
+def delivery_state(subscription: Mapping[str, Any]) -> str:
+    """Whether feeds delivers to the subscription now, and if not, why: ``delivering``, ``paused``,
+    or the state of its grant (``suspended``, ``revoked``, ``expired``, ``no grant``). Feeds delivers
+    nothing without an active grant, whatever the subscription's own status says."""
+    if subscription.get("status") != "active":
+        return "paused"
+    grant = subscription.get("grant")
+    if not grant:
+        return "no grant"
+    if grant.get("status") != "active":
+        return str(grant.get("status"))
+    return "delivering"
+
+
+async def subscription_page(api: PlatformApi, caller: Caller, subscription_id: str) -> dict[str, Any]:
+    subscription = await api.get(
+        "feeds", api_path("/v1/subscriptions/{subscription_id}", subscription_id=subscription_id)
+    )
+    return {
+        "subscription": subscription,
+        "delivery": delivery_state(subscription),
+        "positions": forms.POSITIONS,
+        "may_change": caller.id == subscription.get("scenario_id") or caller.is_admin,
+    }
+
+
+async def create_subscription(api: PlatformApi, caller: Caller, form: Form) -> dict[str, Any]:
+    """A pull subscription of the scenario to a dataset it holds an active grant for."""
+    require_scenario(caller)
+    created: dict[str, Any] = await api.post("feeds", "/v1/subscriptions", forms.subscription_create(form))
+    return created
+
+
+SUBSCRIPTION_ACTIONS = ("pause", "resume")
+
+
+async def change_subscription(
+    api: PlatformApi, subscription_id: str, action: str, form: Form
+) -> dict[str, Any] | None:
+    """Pause, resume, move (``position``: replay to the earliest or the latest record) or delete."""
+    path = api_path("/v1/subscriptions/{subscription_id}", subscription_id=subscription_id)
+    if action == "delete":
+        await api.delete("feeds", path)
+        return None
+    if action == "position":
+        moved: dict[str, Any] = await api.post("feeds", f"{path}/replay", forms.replay(form))
+        return moved
+    if action not in SUBSCRIPTION_ACTIONS:
+        raise ValueError(f"unknown subscription action {action!r}")
+    changed: dict[str, Any] = await api.post("feeds", f"{path}/{action}", {})
+    return changed
+
+
+# --- administration: domains, departments, principals, keys --------------------------------------
+
+
+async def admin_page(api: PlatformApi, caller: Caller) -> dict[str, Any]:
+    require_admin(caller)
+    domains, departments, principals = await asyncio.gather(
+        api.get("catalog", "/v1/domains"),
+        api.get("catalog", "/v1/departments"),
+        api.get("catalog", "/v1/principals"),
+    )
+    return {
+        "domains": domains,
+        "departments": departments,
+        "principals": principals,
+        "principal_kinds": forms.PRINCIPAL_KINDS,
+        "department_kinds": forms.DEPARTMENT_KINDS,
+    }
+
+
+ADMIN_FORMS = {
+    "domain": ("/v1/domains", forms.domain_create),
+    "department": ("/v1/departments", forms.department_create),
+    "principal": ("/v1/principals", forms.principal_create),
+}
+
+
+async def create(api: PlatformApi, caller: Caller, what: str, form: Form) -> dict[str, Any]:
+    """A domain, a department or a principal, from its form on the administration page."""
+    require_admin(caller)
+    path, body = ADMIN_FORMS[what]
+    created: dict[str, Any] = await api.post("catalog", path, body(form))
+    return created
+
+
+def _keys_path(principal_id: str) -> str:
+    return api_path("/v1/principals/{principal_id}/keys", principal_id=principal_id)
+
+
+async def keys_page(api: PlatformApi, caller: Caller, principal_id: str) -> dict[str, Any]:
+    """A principal and its keys (live and revoked), with the forms to issue and revoke them."""
+    require_keys_of(caller, principal_id)
+    keys = await api.get("catalog", _keys_path(principal_id))
+    if caller.id == principal_id:
+        principal: dict[str, Any] | None = {
+            "id": caller.id,
+            "kind": caller.kind,
+            "name": caller.name,
+            "department_id": caller.department_id,
+        }
+    else:
+        listed = await api.get("catalog", "/v1/principals")
+        principal = next((p for p in listed if p["id"] == principal_id), None)
+    return {"principal": principal or {"id": principal_id}, "keys": keys}
+
+
+async def department_page(api: PlatformApi, caller: Caller) -> dict[str, Any]:
+    """ "My department": the department a publisher speaks for, and its own keys."""
+    if not caller.is_department:
+        raise NotForYourRole(i18n._("“My department” is the page of a department's own principal."))
+    page = await keys_page(api, caller, caller.id)
+    department = None
+    if caller.department_id:
+        department = await api.optional(
+            "catalog", api_path("/v1/departments/{department_id}", department_id=caller.department_id)
+        )
+    return {**page, "department": department}
+
+
+async def issue_key(api: PlatformApi, caller: Caller, principal_id: str, form: Form) -> dict[str, Any]:
+    require_keys_of(caller, principal_id)
+    issued: dict[str, Any] = await api.post("catalog", _keys_path(principal_id), forms.key_create(form))
+    return issued
+
+
+async def revoke_key(api: PlatformApi, caller: Caller, principal_id: str, prefix: str) -> dict[str, Any]:
+    """Revoke a key, and with it every key minted from it (the catalog answers which)."""
+    require_keys_of(caller, principal_id)
+    revoked: dict[str, Any] = (
+        await api.delete("catalog", _keys_path(principal_id) + api_path("/{prefix}", prefix=prefix)) or {}
+    )
+    return revoked
 
 
 # --- operations ----------------------------------------------------------------------------------
@@ -354,15 +598,9 @@ AUDIT_FILTERS = ("actor", "action", "resource_type", "resource_id", "dataset", "
 
 
 async def audit_page(api: PlatformApi, form: Form, limit: int) -> dict[str, Any]:
-    filters = {name: _first(form, name) for name in AUDIT_FILTERS}
-    period = {"from": _first(form, "from"), "to": _first(form, "to")}
+    filters = {name: first(form, name) for name in AUDIT_FILTERS}
+    period = {"from": first(form, "from"), "to": first(form, "to")}
     page = await api.get(
-        "catalog", "/v1/audit", limit=limit, cursor=_first(form, "cursor"), **filters, **period
+        "catalog", "/v1/audit", limit=limit, cursor=first(form, "cursor"), **filters, **period
     )
     return {"filters": {**filters, **period}, "page": page, "rows": audit_rows(page["items"])}
-
-
-def _first(form: Form, name: str) -> str | None:
-    values = form.get(name)
-    value = values[0].strip() if values else None
-    return value or None

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from citybase.demo import FaultRates
+from tests.support.console import issued_key
 from tests.support.http import wait_until
 from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
 from tests.support.principals import APPROVER, OPERATOR, OTHER_SCENARIO, SCENARIO, populate
@@ -302,3 +304,268 @@ def test_a_scenario_sees_its_subscription_and_usage_and_the_dataset_its_subscrib
     usage = login(platform, OPERATOR).get(f"/console/scenarios/{SCENARIO}")
     assert usage.status_code == 200
     assert 'id="usage-datasets"' in usage.text
+
+
+def test_the_whole_story_from_the_console_forms_alone(platform: Platform) -> None:
+    """An admin creates a scenario and its key, the scenario asks for access from the dataset page,
+    an approver narrows and approves, the scenario subscribes, an admin revokes the grant, and the
+    scenario's subscription page says delivery stopped: every step a form of the console."""
+    admin = login(platform, None)
+    made = admin.post(
+        "/console/scenarios",
+        data={
+            "id": "street-inspections",
+            "name": "Street inspections",
+            "organisation": "Putuo district office",
+            "contact": "street@putuo.example.cn",
+            "description": "",
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    assert made.headers["location"] == "/console/scenarios/street-inspections"
+    page = admin.get(made.headers["location"])
+    assert 'id="key-form"' in page.text
+    assert 'id="status-form"' in page.text
+    shown = admin.post("/console/scenarios/street-inspections/keys", data={"name": "laptop"})
+    assert shown.status_code == 201
+    assert "it will not be shown again" in shown.text
+    key = issued_key(shown.text)
+    assert shown.headers["cache-control"] == "no-store"
+    assert key not in admin.get("/console/scenarios/street-inspections").text  # never again
+    platform.wait_for_key(key)
+    platform.keys["street-inspections"] = key
+
+    scenario = login(platform, "street-inspections")
+    dataset = scenario.get("/console/datasets/market.inspections")
+    assert 'id="request-form"' in dataset.text
+    # a field the contract does not have: refused, the reason next to the form, the inputs kept
+    refused = scenario.post(
+        "/console/datasets/market.inspections/access-requests",
+        data={
+            "fields": ["district", "shoe_size"],
+            "purpose": "Results per street for residents",
+            "purpose_category": "public_service",
+            "duration_days": "60",
+        },
+        follow_redirects=False,
+    )
+    assert refused.status_code == 422
+    assert 'id="request-error"' in refused.text
+    assert "/body/fields/1" in refused.text
+    assert "Results per street for residents</textarea>" in refused.text
+    assert 'value="district" id="request-field-district" checked' in refused.text
+    filed = scenario.post(
+        "/console/datasets/market.inspections/access-requests",
+        data={
+            "fields": ["inspection_id", "district", "result", "inspector_phone"],
+            "purpose": "Results per street for residents",
+            "purpose_category": "public_service",
+            "duration_days": "60",
+            "quota_records_per_day": "5000",
+        },
+        follow_redirects=False,
+    )
+    assert filed.status_code == 303, filed.text
+    request_id = filed.headers["location"].rsplit("/", 1)[-1]
+    request = platform.ok("GET", f"/catalog/v1/access-requests/{request_id}")
+    assert request["fields"] == ["inspection_id", "district", "result", "inspector_phone"]
+    assert (request["duration_days"], request["quota_records_per_day"]) == (60, 5000)
+    assert 'id="withdraw-form"' in scenario.get(filed.headers["location"]).text
+
+    approver = login(platform, APPROVER)
+    approved = approver.post(
+        f"/console/access-requests/{request_id}/approve",
+        data={"field": ["inspection_id", "district", "result", "inspector_phone"], "reason": "street view"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303, approved.text
+    grant_path = approved.headers["location"]
+    grant_id = grant_path.rsplit("/", 1)[-1]
+    grant_page = approver.get(grant_path)
+    assert 'id="narrow-form"' in grant_page.text
+    expires_on = re.search(r'name="expires_on" id="narrow-expires" value="([0-9-]+)"', grant_page.text).group(
+        1
+    )
+    earlier = (date.fromisoformat(expires_on) - timedelta(days=10)).isoformat()
+    narrowed = approver.post(
+        f"{grant_path}/narrow",
+        data={
+            "field": ["inspection_id", "district", "result"],
+            "mask.district": "hash",
+            "expires_on": earlier,
+            "reason": "the phone is not needed",
+        },
+        follow_redirects=False,
+    )
+    assert narrowed.status_code == 303, narrowed.text
+    grant = platform.ok("GET", f"/catalog/v1/grants/{grant_id}")
+    assert grant["fields"] == ["inspection_id", "district", "result"]
+    assert grant["masking"]["district"]["kind"] == "hash"
+    assert grant["expires_at"].startswith(earlier)
+    assert grant["version"] == 2
+    widened = approver.post(
+        f"{grant_path}/narrow",
+        data={"field": ["inspection_id", "inspected_at"], "reason": "wider"},  # never requested
+        follow_redirects=False,
+    )
+    assert widened.status_code == 422
+    assert 'id="narrow-error"' in widened.text
+
+    scenario = login(platform, "street-inspections")
+    assert 'id="subscribe-market.inspections"' in scenario.get("/console/scenarios/street-inspections").text
+
+    def subscribed() -> str | None:
+        answer = scenario.post(
+            "/console/subscriptions", data={"dataset": "market.inspections"}, follow_redirects=False
+        )
+        return answer.headers["location"] if answer.status_code == 303 else None
+
+    assert wait_until(lambda: subscribed() is not None, 15), "the grant did not reach feeds"
+    subscription_path = platform.ok("GET", "/feeds/v1/subscriptions", key)["items"][0]["id"]
+    subscription_path = f"/console/subscriptions/{subscription_path}"
+    page = scenario.get(subscription_path)
+    assert "Delivers records now." in page.text
+    paused = scenario.post(f"{subscription_path}/pause", follow_redirects=False)
+    assert paused.status_code == 303
+    assert paused.headers["location"] == subscription_path
+    assert "Delivers nothing now: paused." in scenario.get(subscription_path).text
+    assert scenario.post(f"{subscription_path}/resume", follow_redirects=False).status_code == 303
+    moved = scenario.post(f"{subscription_path}/position", data={"to": "earliest"}, follow_redirects=False)
+    assert moved.status_code == 303
+    subscription_id = subscription_path.rsplit("/", 1)[-1]
+    assert platform.ok("GET", f"/feeds/v1/subscriptions/{subscription_id}", key)["replays"] == 1
+
+    admin = login(platform, None)
+    revoked = admin.post(f"{grant_path}/revoke", data={"reason": "the pilot ended"}, follow_redirects=False)
+    assert revoked.status_code == 303
+    assert platform.ok("GET", f"/catalog/v1/grants/{grant_id}")["status"] == "revoked"
+
+    scenario = login(platform, "street-inspections")
+    assert wait_until(lambda: "Delivers nothing now: revoked." in scenario.get(subscription_path).text, 15)
+    deleted = scenario.post(f"{subscription_path}/delete", follow_redirects=False)
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/console/scenarios/street-inspections"
+
+
+def test_an_admin_creates_a_domain_a_department_and_principals_and_manages_keys(
+    platform: Platform,
+) -> None:
+    admin = login(platform, None)
+    page = admin.get("/console/admin")
+    assert page.status_code == 200
+    for kind in ("department", "scenario", "approver", "operator", "admin"):
+        assert f'id="principal-kind-{kind}"' in page.text
+    assert "changes nothing" in page.text  # what an operator may do, next to its choice
+    domain = admin.post(
+        "/console/admin/domain", data={"id": "water", "name": "Water"}, follow_redirects=False
+    )
+    assert domain.status_code == 303, domain.text
+    department = admin.post(
+        "/console/admin/department",
+        data={"id": "water-authority", "name": "Water Authority", "kind": "bureau", "domains": "water"},
+        follow_redirects=False,
+    )
+    assert department.status_code == 303, department.text
+    assert platform.ok("GET", "/catalog/v1/departments/water-authority")["domains"] == ["water"]
+    again = admin.post(
+        "/console/admin/department",
+        data={"id": "water-authority", "name": "Again", "kind": "bureau"},
+        follow_redirects=False,
+    )
+    assert again.status_code == 409
+    assert 'id="department-error"' in again.text
+    assert 'value="Again"' in again.text
+    bad = admin.post(
+        "/console/admin/principal",
+        data={"id": "Not A Slug", "kind": "approver", "name": ""},
+        follow_redirects=False,
+    )
+    assert bad.status_code == 422
+    assert "/body/id" in bad.text
+    assert re.search(r'<span class="field-error" data-field="id">', bad.text)
+    made = admin.post(
+        "/console/admin/principal",
+        data={
+            "id": "water-publisher",
+            "kind": "department",
+            "name": "Water publisher",
+            "department_id": "water-authority",
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    assert made.headers["location"] == "/console/principals/water-publisher"
+    shown = admin.post("/console/principals/water-publisher/keys", data={"name": "first"})
+    assert shown.status_code == 201
+    key = issued_key(shown.text)
+    platform.wait_for_key(key)
+    platform.keys["water-publisher"] = key
+
+    # the department manages its own keys on "My department"
+    publisher = login(platform, "water-publisher")
+    assert "/console/department" in publisher.get("/console/").text
+    mine = publisher.get("/console/department")
+    assert mine.status_code == 200
+    assert "Water Authority" in mine.text
+    child = issued_key(publisher.post("/console/principals/water-publisher/keys", data={"name": "ci"}).text)
+    prefix = next(
+        k["prefix"]
+        for k in platform.ok("GET", "/catalog/v1/principals/water-publisher/keys")
+        if k["name"] == "ci"
+    )
+    assert f"<code>{prefix}</code>" in publisher.get("/console/department").text
+    revoked = publisher.post(
+        f"/console/principals/water-publisher/keys/{prefix}/revoke", follow_redirects=False
+    )
+    assert revoked.status_code == 303
+    assert revoked.headers["location"] == "/console/department"
+    assert wait_until(lambda: platform.call("GET", "/catalog/v1/me", child).status_code == 401, 10)
+    # another principal's keys are not the department's
+    assert publisher.get(f"/console/principals/{APPROVER}").status_code == 403
+    # the admin sees both keys, one revoked, and revokes the first: the department's session ends
+    listed = login(platform, None).get("/console/principals/water-publisher")
+    assert listed.text.count("tag revoked") == 1
+    first = next(
+        k["prefix"]
+        for k in platform.ok("GET", "/catalog/v1/principals/water-publisher/keys")
+        if k["name"] == "first"
+    )
+    assert (
+        login(platform, None).post(f"/console/principals/water-publisher/keys/{first}/revoke").status_code
+        == 200
+    )
+    assert wait_until(lambda: platform.call("GET", "/catalog/v1/me", key).status_code == 401, 10)
+
+
+def test_forms_are_offered_only_to_the_roles_that_may_use_them(platform: Platform) -> None:
+    operator = login(platform, OPERATOR)
+    assert operator.get("/console/admin").status_code == 403
+    assert 'id="request-form"' not in operator.get("/console/datasets/market.inspections").text
+    assert 'id="scenario-form"' not in operator.get("/console/scenarios").text
+    refused = operator.post("/console/admin/domain", data={"id": "x", "name": "X"})
+    assert refused.status_code == 403
+    scenario = login(platform, SCENARIO)
+    assert scenario.get("/console/admin").status_code == 403
+    assert scenario.get("/console/department").status_code == 403
+    assert 'id="key-form"' not in scenario.get(f"/console/scenarios/{SCENARIO}").text
+
+
+def test_a_form_sent_from_another_site_is_refused(platform: Platform) -> None:
+    client = login(platform, None)
+    forged = client.post(
+        "/console/admin/domain",
+        data={"id": "forged", "name": "Forged"},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+    assert "not sent from a page of this console" in forged.text
+    assert all(d["id"] != "forged" for d in platform.ok("GET", "/catalog/v1/domains"))
+    own = client.post(
+        "/console/admin/domain",
+        data={"id": "own-origin", "name": "Own"},
+        headers={"Origin": str(client.base_url).rstrip("/")},
+        follow_redirects=False,
+    )
+    assert own.status_code == 303

@@ -22,7 +22,7 @@ from selenium.webdriver.support.ui import Select
 from citybase.demo import FaultRates
 from tests.support.http import wait_until
 from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
-from tests.support.principals import APPROVER, OPERATOR, SCENARIO, populate
+from tests.support.principals import APPROVER, OPERATOR, PUBLISHER, SCENARIO, populate
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
@@ -197,3 +197,129 @@ def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
         browser.set_window_size(1280, 1600)
         browser.delete_cookie("citybase_lang")
     assert not overflowing, f"pages wider than the window (px): {overflowing}"
+
+
+def log_in_in_chinese(driver: Any, platform: Platform, key: str) -> None:
+    """Log in, then switch to Chinese with the switch on the page, as a person would."""
+    log_in(driver, platform, key)
+    driver.find_element(By.CSS_SELECTOR, '#language a[hreflang="zh-CN"]').click()
+    assert wait_until(lambda: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN", 10)
+
+
+def test_the_whole_story_through_the_forms_in_chinese(browser: Any, platform: Platform) -> None:
+    """An admin creates a scenario and its key, the scenario asks for access from the dataset
+    page, an approver narrows and approves, the scenario subscribes, an admin revokes the grant and
+    the scenario's subscription page says delivery stopped: every step in Chinese, on the forms."""
+    scenario_id = "street-view-zh"
+    try:
+        log_in_in_chinese(browser, platform, platform.admin_key)
+        browser.find_element(By.LINK_TEXT, "应用场景").click()
+        for name, value in {
+            "scenario-id": scenario_id,
+            "scenario-name": "街道检查结果",
+            "scenario-organisation": "普陀区街道办事处",
+            "scenario-contact": "street@putuo.example.cn",
+        }.items():
+            browser.find_element(By.ID, name).send_keys(value)
+        screenshot(browser, "form-scenario-create-zh-CN")
+        browser.find_element(By.ID, "create-scenario").click()
+        assert wait_until(lambda: browser.current_url.endswith(f"/console/scenarios/{scenario_id}"), 10)
+        browser.find_element(By.ID, "key-name").send_keys("试点")
+        browser.find_element(By.ID, "issue-key").click()
+        assert "不会再次显示" in browser.find_element(By.ID, "key-warning").text
+        key = browser.find_element(By.ID, "issued-key").text
+        screenshot(browser, "form-key-issued-zh-CN")
+        platform.wait_for_key(key)
+
+        log_in_in_chinese(browser, platform, key)
+        browser.get(f"{platform.base}/console/datasets/market.inspections")
+        for name in ("inspection_id", "district", "result", "inspector_phone"):
+            browser.find_element(By.ID, f"request-field-{name}").click()
+        browser.find_element(By.ID, "request-purpose").send_keys("向居民公开所在街道商铺的检查结果")
+        Select(browser.find_element(By.ID, "request-purpose-category")).select_by_value("public_service")
+        duration = browser.find_element(By.ID, "request-duration")
+        duration.clear()
+        duration.send_keys("60")
+        browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "request-form"))
+        screenshot(browser, "form-access-request-zh-CN")
+        browser.find_element(By.ID, "request").click()
+        assert wait_until(lambda: "/console/access-requests/" in browser.current_url, 10), browser.current_url
+        request_id = browser.current_url.rsplit("/", 1)[-1]
+        assert browser.find_elements(By.ID, "withdraw-form"), "a pending request of its own can be withdrawn"
+
+        log_in_in_chinese(browser, platform, platform.keys[APPROVER])
+        browser.get(f"{platform.base}/console/access-requests/{request_id}")
+        browser.find_element(By.ID, "field-inspector_phone").click()  # narrowed: not needed
+        Select(browser.find_element(By.ID, "mask-district")).select_by_value("hash")
+        browser.find_element(By.ID, "approve-reason").send_keys("用途明确，电话号码不必提供")
+        browser.find_element(By.ID, "approve").click()
+        assert wait_until(lambda: "/console/grants/" in browser.current_url, 10), browser.current_url
+        grant_path = browser.current_url
+        Select(browser.find_element(By.ID, "narrow-mask-result")).select_by_value("redact")
+        browser.find_element(By.ID, "narrow-reason").send_keys("检查结果只需知道是否合格")
+        browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "narrow-form"))
+        screenshot(browser, "form-grant-narrow-zh-CN")
+        browser.find_element(By.ID, "narrow").click()
+        assert wait_until(lambda: "result 脱敏：遮蔽" in browser.find_element(By.ID, "grant-fields").text, 10)
+        assert "inspector_phone" not in browser.find_element(By.ID, "grant-fields").text
+        screenshot(browser, "form-grant-narrowed-zh-CN")
+
+        log_in_in_chinese(browser, platform, key)
+
+        def subscribed() -> bool:
+            browser.get(f"{platform.base}/console/scenarios/{scenario_id}")
+            browser.find_element(By.ID, "subscribe-market.inspections").click()
+            return "/console/subscriptions/" in browser.current_url
+
+        assert wait_until(subscribed, 20), "the grant did not reach feeds"
+        subscription_path = browser.current_url
+        assert browser.find_element(By.ID, "delivery").text == "当前正在投递记录。"
+        screenshot(browser, "form-subscription-zh-CN")
+
+        log_in_in_chinese(browser, platform, platform.admin_key)
+        browser.get(grant_path)
+        browser.find_element(By.ID, "revoke-reason").send_keys("试点结束")
+        browser.find_element(By.ID, "revoke").click()
+        assert wait_until(lambda: browser.find_element(By.ID, "grant-status").text == "已吊销", 10)
+        screenshot(browser, "form-grant-revoked-zh-CN")
+
+        log_in_in_chinese(browser, platform, key)
+
+        def stopped() -> bool:
+            browser.get(subscription_path)
+            return "当前未投递任何记录：已吊销" in browser.find_element(By.ID, "delivery").text
+
+        assert wait_until(stopped, 15), browser.find_element(By.ID, "delivery").text
+        screenshot(browser, "form-subscription-stopped-zh-CN")
+    finally:
+        browser.delete_cookie("citybase_lang")
+
+
+FORM_PAGES = {
+    "admin": ("/console/admin", None),
+    "scenarios": ("/console/scenarios", None),
+    "scenario-admin": (f"/console/scenarios/{SCENARIO}", None),
+    "dataset-request": ("/console/datasets/market.inspections", SCENARIO),
+    "department": ("/console/department", PUBLISHER),
+}
+"""Pages with forms, each as the role that sees its forms (None: the admin)."""
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_the_pages_with_forms_fit_a_phone(browser: Any, platform: Platform, language: str) -> None:
+    overflowing: dict[str, int] = {}
+    try:
+        for name, (path, who) in FORM_PAGES.items():
+            log_in(browser, platform, platform.keys[who] if who else platform.admin_key)
+            browser.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
+            browser.set_window_size(WIDTHS["phone"], 1000)
+            browser.get(f"{platform.base}{path}")
+            assert browser.find_elements(By.CSS_SELECTOR, "main form"), f"{name}: no form shown"
+            screenshot(browser, f"form-{name}-{language}-phone")
+            if (extra := _overflow(browser)) > 0:
+                overflowing[name] = extra
+            browser.set_window_size(1280, 1600)
+    finally:
+        browser.set_window_size(1280, 1600)
+        browser.delete_cookie("citybase_lang")
+    assert not overflowing, f"pages wider than a phone (px): {overflowing}"
