@@ -23,7 +23,7 @@ from services.ingest.envelopes import (
     record_key,
 )
 from tests.factories import bus_arrival_record
-from tests.unit.ingest.conftest import (
+from tests.support.ingest_units import (
     DATASET,
     as_message,
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from services.common import catalog_events
 from services.common.bus import Message, OutgoingRecord
 from services.ingest.projection import CatalogProjection
-from tests.unit.ingest.conftest import (
+from tests.support.ingest_units import (
     DATASET,
     PUBLISHER,
     api_key_event,

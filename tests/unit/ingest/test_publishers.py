@@ -19,7 +19,7 @@ from services.ingest.publishers import (
     check_claimed_version,
     writable_dataset,
 )
-from tests.unit.ingest.conftest import (
+from tests.support.ingest_units import (
     ADMIN,
     DATASET,
     OWNER,

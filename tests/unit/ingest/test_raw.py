@@ -11,7 +11,7 @@ from services.common.bus import Message
 from services.common.worker import RetryableError
 from services.ingest.raw import RawRecordHandler
 from tests.factories import bus_arrival_record
-from tests.unit.ingest.conftest import DATASET, IngestorKit, sample_value
+from tests.support.ingest_units import DATASET, IngestorKit, sample_value
 
 
 def _raw(value: bytes | None, offset: int = 0, headers: tuple[tuple[str, bytes], ...] = ()) -> Message:

@@ -31,7 +31,7 @@ from services.ingest.routing import (
 )
 from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record
-from tests.unit.ingest.conftest import (
+from tests.support.ingest_units import (
     DATASET,
     dataset_event,
     load,

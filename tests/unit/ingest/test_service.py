@@ -22,7 +22,7 @@ from services.ingest.exceptions import (
 from services.ingest.models import IdempotencyKey
 from services.ingest.service import BatchAnswer
 from tests.factories import bus_arrival_record
-from tests.unit.ingest.conftest import ADMIN, DATASET, PUBLISHER, IngestorKit, sample_value
+from tests.support.ingest_units import ADMIN, DATASET, PUBLISHER, IngestorKit, sample_value
 
 
 def _publish(

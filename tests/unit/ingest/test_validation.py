@@ -19,7 +19,7 @@ from services.ingest.validation import (
     needs_full_validator,
 )
 from tests.factories import bus_arrival_record, example_contract
-from tests.unit.ingest.conftest import DATASET, contract_event, contract_state, load
+from tests.support.ingest_units import DATASET, contract_event, contract_state, load
 
 
 @pytest.fixture(scope="module")

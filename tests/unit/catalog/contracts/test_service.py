@@ -17,7 +17,7 @@ from services.common import catalog_events
 from services.common.auth import Principal
 from services.common.problems import Forbidden
 from tests.factories import evolve_contract, example_contract
-from tests.unit.catalog.conftest import ADMIN, HEALTH, TRANSPORT, CatalogWorld
+from tests.support.catalog_units import ADMIN, HEALTH, TRANSPORT, CatalogWorld
 
 BUS = "transport.bus-arrivals"
 

@@ -11,7 +11,7 @@ from services.catalog.models import Domain
 from services.catalog.schemas import DatasetCreate, DatasetUpdate
 from services.common import catalog_events
 from services.common.problems import Forbidden
-from tests.unit.catalog.conftest import ADMIN, HEALTH, TRANSPORT, CatalogWorld
+from tests.support.catalog_units import ADMIN, HEALTH, TRANSPORT, CatalogWorld
 
 BUS = DatasetCreate(id="transport.bus-arrivals", title="Bus arrivals", owner_department_id="transport-bureau")
 

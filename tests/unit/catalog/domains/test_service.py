@@ -10,7 +10,7 @@ from services.catalog.domains import service as domains
 from services.catalog.models import Domain
 from services.catalog.schemas import DepartmentCreate, DomainCreate
 from services.common import catalog_events
-from tests.unit.catalog.conftest import ADMIN, CatalogWorld
+from tests.support.catalog_units import ADMIN, CatalogWorld
 
 
 def test_the_city_domains_are_created_once(catalog: CatalogWorld) -> None:

@@ -12,7 +12,7 @@ from services.catalog.schemas import ApiKeyIssued, PrincipalCreate
 from services.common import catalog_events
 from services.common.auth import Principal, hash_key
 from services.common.problems import Forbidden
-from tests.unit.catalog.conftest import ADMIN, APPROVER, HEALTH, TRANSPORT, CatalogWorld
+from tests.support.catalog_units import ADMIN, APPROVER, HEALTH, TRANSPORT, CatalogWorld
 
 
 @pytest.fixture

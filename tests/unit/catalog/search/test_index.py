@@ -8,7 +8,7 @@ from services.catalog.contracts.service import add_contract
 from services.catalog.models import ContractVersion, Dataset
 from services.catalog.search.index import search_text
 from tests.factories import example_contract
-from tests.unit.catalog.conftest import CatalogWorld
+from tests.support.catalog_units import CatalogWorld
 
 
 def test_the_search_text_holds_the_descriptive_words_and_the_field_names_split_at_underscores() -> None:

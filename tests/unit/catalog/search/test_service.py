@@ -11,7 +11,7 @@ from services.catalog.schemas import DatasetCreate, DatasetUpdate
 from services.catalog.search import service as search
 from services.catalog.search.service import DatasetFilter
 from tests.factories import example_contract
-from tests.unit.catalog.conftest import CatalogWorld
+from tests.support.catalog_units import CatalogWorld
 
 DATASETS = (
     DatasetCreate(
