@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from citybase import access_cli, admin_cli, connection, feeds_cli
 from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import demo, publish
 from citybase.scorecard_cli import scorecard
-from services.common import logs
+from citybase.verbs import EXIT_CODES, LangOption, TranslatedCommand, TranslatedGroup
+from services.common import i18n, logs
+from services.common.i18n import N_
 from services.common.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,13 +25,41 @@ if TYPE_CHECKING:
 
     from services.feeds.settings import FeedsSettings
 
-app = typer.Typer(help="citybase: the digital base of a city.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help=N_("citybase: the digital base of a city."),
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    add_completion=False,
+    cls=TranslatedGroup,
+    # Click's own help layout: rich's tables cut long option names at 80 columns.
+    rich_markup_mode=None,
+)
 app.add_typer(contracts_app, name="contracts")
+for name, group in {
+    "domains": admin_cli.domains,
+    "departments": admin_cli.departments,
+    "principals": admin_cli.principals,
+    "keys": admin_cli.keys,
+    "scenarios": access_cli.scenarios,
+    "requests": access_cli.requests,
+    "grants": access_cli.grants,
+    "subscriptions": feeds_cli.subscriptions,
+    "webhooks": feeds_cli.webhooks,
+    "admin": admin_cli.admin,
+}.items():
+    app.add_typer(group, name=name)
+app.command("login", help=admin_cli.LOGIN_HELP, cls=TranslatedCommand)(admin_cli.login)
 app.add_typer(audit_app, name="audit")
 app.command("publish")(publish)
 app.command("demo")(demo)
 app.command("scorecard")(scorecard)
 console = Console()
+
+
+@app.callback()
+def speak(lang: LangOption = None) -> None:
+    """citybase: the digital base of a city."""
+    i18n.activate(connection.language(lang))
 
 
 class ServiceName(StrEnum):
@@ -184,6 +215,8 @@ def migrate(
 
 
 def main() -> None:
+    # Before the arguments are read, so that even `citybase --help` speaks the environment's language.
+    i18n.activate(connection.language())
     app()
 
 

@@ -6,12 +6,16 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 
+from citybase import connection
+from citybase.connection import Refused
+from citybase.verbs import REFUSED, KeyOption, LangOption, UrlOption, print_refusal, reaching
 from services.catalog.contracts import compatibility, derive
 from services.catalog.contracts.odcs import ContractInvalid, ContractTooLarge, ParsedContract, parse_contract
+from services.common import i18n
+from services.common.i18n import _
 
 app = typer.Typer(help="Lint, compare and register ODCS v3 data contracts.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -65,34 +69,42 @@ def diff(
 
 @app.command()
 def register(
-    file: FileArgument,
-    url: Annotated[str, typer.Option(envvar="CITYBASE_URL", help="The catalog's base URL.")] = (
-        "http://127.0.0.1:8000/catalog"
-    ),
-    key: Annotated[
-        str | None, typer.Option(envvar="CITYBASE_API_KEY", help="API key of a department or admin.")
-    ] = None,
+    file: FileArgument, url: UrlOption = None, key: KeyOption = None, lang: LangOption = None
 ) -> None:
     """Register FILE with a running catalog: a new dataset, or its next version."""
-    if not key:
-        console.print("[red]an API key is needed: --key or CITYBASE_API_KEY[/red]")
-        raise typer.Exit(2)
-    response = httpx.post(
-        f"{url.rstrip('/')}/v1/contracts",
-        content=file.read_bytes(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"},
-        timeout=float(os.environ.get("CITYBASE_TIMEOUT", "30")),
-    )
-    if response.status_code == 201:
-        body = response.json()
-        console.print(f"[green]registered[/green] {body['dataset_id']} {body['version']}")
-        return
-    problem = response.json() if "json" in response.headers.get("content-type", "") else {}
+    i18n.activate(connection.language(lang))
+    with reaching(url, key, timeout=float(os.environ.get("CITYBASE_TIMEOUT", "30"))) as api:
+        try:
+            body = api.call(
+                "POST",
+                "/catalog/v1/contracts",
+                content=file.read_bytes(),
+                headers={"Content-Type": "application/yaml"},
+            )
+        except Refused as refusal:
+            print_refusal(refusal)
+            for change in refusal.problem.get("breaking_changes") or []:
+                console.print(f"  {change['path']}  {change['rule']}  {change['message']}")
+            if refusal.slug == "domain-not-found":
+                _domain_hint(file)
+            raise typer.Exit(REFUSED) from None
     console.print(
-        f"[red]{response.status_code} {problem.get('title', response.reason_phrase)}[/red]: {problem.get('detail', '')}"
+        _("[green]registered[/green] %(dataset)s %(version)s")
+        % {"dataset": body["dataset_id"], "version": body["version"]}
     )
-    for error in problem.get("errors") or []:
-        console.print(f"  {error['path'] or '/'}  {error['rule']}  {error['message']}")
-    for change in problem.get("breaking_changes") or []:
-        console.print(f"  {change['path']}  {change['rule']}  {change['message']}")
-    raise typer.Exit(1)
+
+
+def _domain_hint(file: Path) -> None:
+    """Which domain is missing, and the command an admin creates it with."""
+    try:
+        dataset_id = parse_contract(file.read_bytes()).id
+    except (ContractInvalid, ContractTooLarge):
+        return
+    domain = dataset_id.partition(".")[0]
+    console.print(
+        _(
+            "The domain %(domain)s of %(dataset)s does not exist. An admin creates it, owned by your "
+            "department, with:\n  citybase domains create %(domain)s --name NAME --owner DEPARTMENT"
+        )
+        % {"domain": domain, "dataset": dataset_id}
+    )
