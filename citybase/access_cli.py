@@ -242,7 +242,9 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     for value in values or []:
         name, equals, rest = value.partition("=")
         if not equals or not name or not rest:
-            raise typer.BadParameter(_("%(value)r is not field=value") % {"value": value}, param_hint=option)
+            raise typer.BadParameter(
+                _("'%(value)s' is not field=value") % {"value": value}, param_hint=option
+            )
         pairs[name.strip()] = rest.strip()
     return pairs
 
