@@ -154,7 +154,7 @@ class Platform:
 def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
     scripted = Platform()
     monkeypatch.setattr(connection, "TRANSPORT", httpx.MockTransport(scripted.handle))
-    yield scripted
+    return scripted
 
 
 def cli(*args: str, **env: str) -> Any:
@@ -176,8 +176,19 @@ VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
     ),
     (["departments", "list"], "GET", f"{C}/departments", None, [DEPARTMENT], "Water Authority"),
     (
-        ["departments", "create", "water-authority", "--name", "Water Authority", "--kind", "bureau"]
-        + ["--domain", "water", "--domain", "sewage"],
+        [
+            "departments",
+            "create",
+            "water-authority",
+            "--name",
+            "Water Authority",
+            "--kind",
+            "bureau",
+            "--domain",
+            "water",
+            "--domain",
+            "sewage",
+        ],
         "POST",
         f"{C}/departments",
         {
@@ -199,8 +210,17 @@ VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
         "water-approver",
     ),
     (
-        ["principals", "create", "water-approver", "--kind", "approver", "--name", "Water approver"]
-        + ["--department", "water-authority"],
+        [
+            "principals",
+            "create",
+            "water-approver",
+            "--kind",
+            "approver",
+            "--name",
+            "Water approver",
+            "--department",
+            "water-authority",
+        ],
         "POST",
         f"{C}/principals",
         {
@@ -253,8 +273,17 @@ VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
         "lab@example.cn",
     ),
     (
-        ["scenarios", "create", "leak-watch", "--name", "Leak watch", "--organisation", "Water Lab"]
-        + ["--contact", "lab@example.cn"],
+        [
+            "scenarios",
+            "create",
+            "leak-watch",
+            "--name",
+            "Leak watch",
+            "--organisation",
+            "Water Lab",
+            "--contact",
+            "lab@example.cn",
+        ],
         "POST",
         f"{C}/scenarios",
         {
@@ -301,8 +330,13 @@ VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
     ),
     (["requests", "show", "req_1"], "GET", f"{C}/access-requests/req_1", None, REQUEST, "Find leaks"),
     (
-        ["requests", "create", "--dataset", "water.meter-readings", "--purpose", "Find leaks"]
-        + [
+        [
+            "requests",
+            "create",
+            "--dataset",
+            "water.meter-readings",
+            "--purpose",
+            "Find leaks",
             "--category",
             "public_service",
             "--field",
@@ -337,9 +371,13 @@ VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
             "reading_id",
             "--mask",
             "meter_id=hash",
-        ]
-        + ["--mask", 'phone={"kind": "partial", "keepPrefix": 3}', "--row-filter", 'district in ["Putuo"]']
-        + ["--duration-days", "7"],
+            "--mask",
+            'phone={"kind": "partial", "keepPrefix": 3}',
+            "--row-filter",
+            'district in ["Putuo"]',
+            "--duration-days",
+            "7",
+        ],
         "POST",
         f"{C}/access-requests/req_1/approve",
         {
