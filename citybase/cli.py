@@ -17,7 +17,7 @@ from citybase.publish_cli import demo, publish
 from citybase.scorecard_cli import scorecard
 from citybase.verbs import EXIT_CODES, LangOption, TranslatedCommand, TranslatedGroup
 from services.common import i18n, logs
-from services.common.i18n import N_
+from services.common.i18n import N_, _
 from services.common.settings import Settings
 
 if TYPE_CHECKING:
@@ -106,14 +106,19 @@ def up(
     console.print(f"  database {settings.database_url}\n  bus      {settings.bus_url}", soft_wrap=True)
     for name in ServiceName:
         console.print(f"  {name.value:8} {base}/{name.value}/docs")
-    console.print(f"  console  {base}/console/  (log in with an API key)")
+    console.print(f"  console  {base}/console/  " + _("(log in with an API key)"))
     if prepared.examples:
-        console.print(f"  loaded {len(prepared.examples)} example contract versions")
+        console.print(
+            "  " + _("loaded %(count)s example contract versions") % {"count": len(prepared.examples)}
+        )
     if prepared.admin_key:
         console.print(
-            "\n[bold yellow]Admin API key (shown once; only its hash is kept):[/bold yellow]\n"
+            "\n" + _("[bold yellow]Admin API key (shown once; only its hash is kept):[/bold yellow]") + "\n"
             f"  {prepared.admin_key}\n"
-            f"  try: curl -H 'Authorization: Bearer {prepared.admin_key}' {base}/catalog/v1/datasets\n",
+            + _("  then: citybase login --url %(url)s --key %(key)s")
+            % {"url": base, "key": prepared.admin_key}
+            + "\n"
+            f"  curl -H 'Authorization: Bearer {prepared.admin_key}' {base}/catalog/v1/datasets\n",
             soft_wrap=True,
         )
     uvicorn.run(

@@ -25,6 +25,7 @@ from services.catalog.events import CatalogEvents
 from services.catalog.principals import service as principals_service
 from services.common import db
 from services.common.app import Infrastructure
+from services.common.i18n import _
 from services.common.outbox import Outbox
 from services.common.problems import install_problem_handlers
 from services.common.settings import Settings
@@ -206,7 +207,10 @@ def reset_admin_key(settings: Settings, principal_id: str = "admin") -> AdminKey
         path = Path(settings.database_url.removeprefix("sqlite:///"))
         if not path.is_file():
             raise NoAdmin(
-                f"no citybase database at {path}: start the platform once (citybase up), or pass --data-dir"
+                _(
+                    "no citybase database at %(path)s: start the platform once (citybase up), or pass --data-dir"
+                )
+                % {"path": path}
             )
     engine = db.create_db_engine(settings.database_url)
     try:
@@ -214,7 +218,10 @@ def reset_admin_key(settings: Settings, principal_id: str = "admin") -> AdminKey
         with db.unit_of_work(db.session_factory(engine)) as session:
             admin = session.get(catalog_models.Principal, principal_id)
             if admin is None or admin.kind != "admin":
-                raise NoAdmin(f"no admin principal {principal_id!r} in {settings.database_url}")
+                raise NoAdmin(
+                    _("no admin principal %(id)s in %(database)s")
+                    % {"id": principal_id, "database": settings.database_url}
+                )
             now = utcnow()
             revoked: list[str] = []
             for api_key in session.scalars(
