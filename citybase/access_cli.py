@@ -1,5 +1,9 @@
 """Authorized operation from the command line: ``citybase scenarios``, ``requests`` and ``grants``,
-over the catalog's HTTP API (docs/authorization.md says who may call which)."""
+over the catalog's HTTP API (docs/authorization.md says who may call which).
+
+The choices of ``--status`` and ``--category`` are the API's values, spelled here: the CLI speaks
+HTTP and imports no catalog module (the import-linter contract of pyproject.toml).
+"""
 
 from __future__ import annotations
 
@@ -55,8 +59,25 @@ class GrantStatus(StrEnum):
     expired = "expired"
 
 
-def _page(call: Call, page: dict[str, Any], columns: list[tuple[str, str]]) -> None:
-    """A page of a list: its items, and how to ask for the next page."""
+def _page(
+    call: Call,
+    path: str,
+    columns: list[tuple[str, str]],
+    scenario: str | None,
+    dataset: str | None,
+    status: StrEnum | None,
+    limit: int,
+    cursor: str | None,
+) -> None:
+    """A page of requests or grants, filtered as asked: its items, and how to ask for the next page."""
+    page = call.api.get(
+        path,
+        scenario_id=scenario,
+        dataset_id=dataset,
+        status=status.value if status else None,
+        limit=limit,
+        cursor=cursor,
+    )
     if call.as_json:
         call.show(page, columns)
         return
@@ -183,15 +204,7 @@ def list_requests(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> None:
-    page = call.api.get(
-        "/catalog/v1/access-requests",
-        scenario_id=scenario,
-        dataset_id=dataset,
-        status=status.value if status else None,
-        limit=limit,
-        cursor=cursor,
-    )
-    _page(call, page, _request_columns())
+    _page(call, "/catalog/v1/access-requests", _request_columns(), scenario, dataset, status, limit, cursor)
 
 
 @verb(requests, "show", N_("Show one access request."))
@@ -390,15 +403,7 @@ def list_grants(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> None:
-    page = call.api.get(
-        "/catalog/v1/grants",
-        scenario_id=scenario,
-        dataset_id=dataset,
-        status=status.value if status else None,
-        limit=limit,
-        cursor=cursor,
-    )
-    _page(call, page, _grant_columns())
+    _page(call, "/catalog/v1/grants", _grant_columns(), scenario, dataset, status, limit, cursor)
 
 
 @verb(grants, "show", N_("Show one grant: its fields, masks, row filter and validity."))

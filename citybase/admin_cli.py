@@ -14,8 +14,19 @@ from rich.console import Console
 
 from citybase import connection
 from citybase.connection import segment
-from citybase.verbs import EXIT_CODES, Call, LangOption, TranslatedCommand, TranslatedGroup, fail, noun, verb
+from citybase.verbs import (
+    EXIT_CODES,
+    Call,
+    LangOption,
+    TranslatedCommand,
+    TranslatedGroup,
+    fail,
+    noun,
+    reaching,
+    verb,
+)
 from services.common import i18n
+from services.common.auth import PrincipalKind
 from services.common.i18n import N_, _
 
 domains = noun(N_("Domains: the part of a dataset id before the dot, each owned by a department."))
@@ -31,18 +42,12 @@ admin = typer.Typer(
 
 
 class DepartmentKind(StrEnum):
+    """The kinds the catalog knows (its API lists them in ``DepartmentCreate``)."""
+
     commission = "commission"
     bureau = "bureau"
     district = "district"
     enterprise = "enterprise"
-
-
-class PrincipalKind(StrEnum):
-    department = "department"
-    scenario = "scenario"
-    approver = "approver"
-    operator = "operator"
-    admin = "admin"
 
 
 Name = Annotated[str, typer.Option(help=N_("The name people read."))]
@@ -207,8 +212,6 @@ def login(
     """Check a key against the platform and keep it, with the URL, in the config file (mode 0600)."""
     i18n.activate(connection.language(lang))
     key = key or typer.prompt(_("API key"), hide_input=True)
-    from citybase.verbs import reaching
-
     with reaching(url, key) as api:
         me = api.get("/catalog/v1/me")
     path = connection.write_config(connection.Config(url=connection.platform_root(url), key=key))

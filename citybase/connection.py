@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from citybase.client import problem_document
 from services.common import i18n
 from services.common.i18n import _
 
@@ -118,14 +119,6 @@ class Unreachable(Exception):
     """No answer from the platform at all."""
 
 
-def _problem(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {"title": response.reason_phrase, "detail": response.text[:500]}
-    return body if isinstance(body, dict) else {"title": response.reason_phrase}
-
-
 class Connection:
     """One platform, one key, one language: JSON in, JSON out, a problem raised as :class:`Refused`."""
 
@@ -155,7 +148,7 @@ class Connection:
                 _("no answer from %(url)s: %(error)s") % {"url": self.url, "error": error}
             ) from error
         if response.status_code >= 400:
-            raise Refused(response.status_code, _problem(response))
+            raise Refused(response.status_code, problem_document(response))
         if response.status_code == 204 or not response.content:
             return None
         return response.json()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -250,8 +249,3 @@ def verb(group: typer.Typer, name: str, help: str) -> Callable[[Callable[..., No
         return function
 
     return register
-
-
-def stdout_is_json(answer: Any) -> None:
-    """Write ``answer`` as JSON on stdout (for a verb whose table form is a sentence)."""
-    sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
