@@ -67,6 +67,13 @@ def test_the_whole_story_with_the_cli_only(tmp_path: Path, monkeypatch: pytest.M
         cli = Cli(platform)
         admin = platform.admin_key
 
+        # a contract for a domain nobody made yet: the CLI says which, and how to make it
+        contract = tmp_path / "water.yaml"
+        contract.write_text(water_contract())
+        missing = cli.run(admin, "contracts", "register", str(contract), code=1)
+        assert "404 Domain not found" in missing.stderr
+        assert "citybase domains create water --name NAME --owner DEPARTMENT" in missing.stdout
+
         # the admin: a domain, its department, a publisher and an approver of it, a scenario, keys
         cli.run(admin, "domains", "create", "water", "--name", "Water supply")
         created = cli.run(
