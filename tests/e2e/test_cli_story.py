@@ -6,6 +6,7 @@ approves; the scenario subscribes; the admin revokes; the subscription shows del
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,8 @@ def test_the_whole_story_with_the_cli_only(tmp_path: Path, monkeypatch: pytest.M
         assert "revoked" in shown
         refused = cli.run(scenario, "subscriptions", "resume", subscription["id"], code=1)
         assert "403" in refused.stderr
+        # the same refusal in Chinese: the CLI asks for it, the service answers in it
+        chinese = cli.run(scenario, "subscriptions", "resume", subscription["id"], "--lang", "zh-CN", code=1)
+        assert chinese.stderr.startswith("403 ") and re.search(
+            "[\u4e00-\u9fff]", chinese.stderr.splitlines()[0]
+        )
