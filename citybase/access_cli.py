@@ -335,9 +335,13 @@ def approve_request(
     if duration_days is not None:
         body["duration_days"] = duration_days
     decided = call.api.post(f"/catalog/v1/access-requests/{segment(request_id)}/approve", body)
-    call.show(decided, _request_columns())
-    if not call.as_json:
-        call.say(_("next: citybase grants show %(grant)s") % {"grant": decided["grant_id"]})
+    if call.as_json:
+        call.show(decided, [])
+        return
+    # What was granted, as narrowed, rather than what was asked for.
+    call.say(_("approved %(request)s; the grant:") % {"request": request_id})
+    call.show(call.api.get(f"/catalog/v1/grants/{segment(decided['grant_id'])}"), _grant_columns())
+    call.say(_("details: citybase grants show %(grant)s") % {"grant": decided["grant_id"]})
 
 
 @verb(requests, "reject", N_("Reject a request with a reason (approver of the owning department, or admin)."))

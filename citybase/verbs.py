@@ -135,8 +135,9 @@ class Call:
             self.console.print(_("(none)"))
             return
         table = Table(title=title, show_lines=False)
-        for _key, header in columns:
-            table.add_column(header, overflow="fold")
+        for key, header in columns:
+            # An identifier is read and copied whole: only the other columns wrap, between words.
+            table.add_column(header, no_wrap=is_identifier(key), overflow="fold")
         for row in rows:
             table.add_row(*(cell(row, key) for key, _header in columns))
         self.console.print(table)
@@ -158,8 +159,19 @@ class Call:
         (Console(stderr=True, soft_wrap=True) if self.as_json else self.console).print(message)
 
 
+def is_identifier(key: str) -> bool:
+    last = key.rpartition(".")[2]
+    return last in ("id", "prefix", "grant_id") or last.endswith("_id")
+
+
+def is_moment(key: str) -> bool:
+    last = key.rpartition(".")[2]
+    return last.endswith("_at") or last == "valid_from"
+
+
 def cell(row: dict[str, Any], key: str) -> str:
-    """A value as a table shows it: lists joined, objects as compact JSON, nothing as a dash."""
+    """A value as a table shows it: lists joined, objects as compact JSON, a moment in the
+    language's format to the second (UTC), nothing as a dash."""
     value: Any = row
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
@@ -169,6 +181,8 @@ def cell(row: dict[str, Any], key: str) -> str:
         return ", ".join(str(item) if not isinstance(item, dict) else json.dumps(item) for item in value)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if is_moment(key):
+        return i18n.format_datetime(str(value))
     return str(value)
 
 

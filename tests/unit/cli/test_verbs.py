@@ -146,7 +146,8 @@ class Platform:
 
     @property
     def body(self) -> Any:
-        content = self.requests[-1].content
+        """The body of the verb's own request (the first: a verb may read something after it)."""
+        content = self.requests[0].content
         return json.loads(content) if content else None
 
 
@@ -254,7 +255,7 @@ VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
         f"{C}/principals/water-approver/keys/cbk_9f8e7d6c",
         None,
         {**API_KEY, "revoked_at": "2026-12-07T11:00:00Z"},
-        "2026-12-07T11:00:00Z",
+        "11:00:00",
     ),
     (
         ["scenarios", "list", "--status", "active"],
@@ -388,7 +389,7 @@ VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
             "duration_days": 7,
         },
         REQUEST,
-        "grants show grt_1",
+        "citybase grants show grt_1",
     ),
     (
         ["requests", "reject", "req_1", "--reason", "no"],
@@ -525,7 +526,7 @@ def test_each_verb_sends_its_request_and_prints_a_table(
     platform.status = 204 if answer is None else 200
     result = cli(*args)
     assert result.exit_code == 0, result.output
-    sent = platform.requests[-1]
+    sent = platform.requests[0]
     assert (sent.method, sent.url.raw_path.decode()) == (method, path)
     assert sent.headers["authorization"] == f"Bearer {KEY}"
     assert sent.headers["accept-language"] == "en"
