@@ -169,9 +169,8 @@ def _request_columns() -> list[tuple[str, str]]:
         ("scenario_id", _("Scenario")),
         ("dataset_id", _("Dataset")),
         ("status", _("Status")),
-        ("fields", _("Fields")),
         ("duration_days", _("Days")),
-        ("grant_id", _("Grant")),
+        ("fields", _("Fields")),
     ]
 
 
@@ -371,9 +370,8 @@ def _grant_columns() -> list[tuple[str, str]]:
         ("scenario_id", _("Scenario")),
         ("dataset_id", _("Dataset")),
         ("status", _("Status")),
-        ("version", _("Version")),
-        ("fields", _("Fields")),
         ("expires_at", _("Expires")),
+        ("fields", _("Fields")),
     ]
 
 

@@ -136,8 +136,8 @@ class Call:
             return
         table = Table(title=title, show_lines=False)
         for key, header in columns:
-            # An identifier is read and copied whole: only the other columns wrap, between words.
-            table.add_column(header, no_wrap=is_identifier(key), overflow="fold")
+            # An identifier or a state is read (and copied) whole: only the other columns wrap.
+            table.add_column(header, no_wrap=is_identifier(key) or key in WORDS, overflow="fold")
         for row in rows:
             table.add_row(*(cell(row, key) for key, _header in columns))
         self.console.print(table)
@@ -157,6 +157,10 @@ class Call:
     def say(self, message: str) -> None:
         """A sentence for a person: on stderr with ``--json``, so that stdout stays JSON."""
         (Console(stderr=True, soft_wrap=True) if self.as_json else self.console).print(message)
+
+
+WORDS = frozenset({"status", "kind", "mode", "outcome", "version", "duration_days"})
+"""Columns of one short word each."""
 
 
 def is_identifier(key: str) -> bool:
