@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from citybase import access_cli, admin_cli, connection, feeds_cli
 from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import demo, publish
 from citybase.scorecard_cli import scorecard
-from services.common import logs
+from citybase.verbs import EXIT_CODES, LangOption, TranslatedCommand, TranslatedGroup
+from services.common import i18n, logs
+from services.common.i18n import N_, _
 from services.common.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,13 +25,41 @@ if TYPE_CHECKING:
 
     from services.feeds.settings import FeedsSettings
 
-app = typer.Typer(help="citybase: the digital base of a city.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help=N_("citybase: the digital base of a city."),
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    add_completion=False,
+    cls=TranslatedGroup,
+    # Click's own help layout: rich's tables cut long option names at 80 columns.
+    rich_markup_mode=None,
+)
 app.add_typer(contracts_app, name="contracts")
+for name, group in {
+    "domains": admin_cli.domains,
+    "departments": admin_cli.departments,
+    "principals": admin_cli.principals,
+    "keys": admin_cli.keys,
+    "scenarios": access_cli.scenarios,
+    "requests": access_cli.requests,
+    "grants": access_cli.grants,
+    "subscriptions": feeds_cli.subscriptions,
+    "webhooks": feeds_cli.webhooks,
+    "admin": admin_cli.admin,
+}.items():
+    app.add_typer(group, name=name)
+app.command("login", help=admin_cli.LOGIN_HELP, cls=TranslatedCommand)(admin_cli.login)
 app.add_typer(audit_app, name="audit")
 app.command("publish")(publish)
 app.command("demo")(demo)
 app.command("scorecard")(scorecard)
 console = Console()
+
+
+@app.callback()
+def speak(lang: LangOption = None) -> None:
+    """citybase: the digital base of a city."""
+    i18n.activate(connection.language(lang))
 
 
 class ServiceName(StrEnum):
@@ -75,14 +106,19 @@ def up(
     console.print(f"  database {settings.database_url}\n  bus      {settings.bus_url}", soft_wrap=True)
     for name in ServiceName:
         console.print(f"  {name.value:8} {base}/{name.value}/docs")
-    console.print(f"  console  {base}/console/  (log in with an API key)")
+    console.print(f"  console  {base}/console/  " + _("(log in with an API key)"))
     if prepared.examples:
-        console.print(f"  loaded {len(prepared.examples)} example contract versions")
+        console.print(
+            "  " + _("loaded %(count)s example contract versions") % {"count": len(prepared.examples)}
+        )
     if prepared.admin_key:
         console.print(
-            "\n[bold yellow]Admin API key (shown once; only its hash is kept):[/bold yellow]\n"
+            "\n" + _("[bold yellow]Admin API key (shown once; only its hash is kept):[/bold yellow]") + "\n"
             f"  {prepared.admin_key}\n"
-            f"  try: curl -H 'Authorization: Bearer {prepared.admin_key}' {base}/catalog/v1/datasets\n",
+            + _("  then: citybase login --url %(url)s --key %(key)s")
+            % {"url": base, "key": prepared.admin_key}
+            + "\n"
+            f"  curl -H 'Authorization: Bearer {prepared.admin_key}' {base}/catalog/v1/datasets\n",
             soft_wrap=True,
         )
     uvicorn.run(
@@ -184,6 +220,8 @@ def migrate(
 
 
 def main() -> None:
+    # Before the arguments are read, so that even `citybase --help` speaks the environment's language.
+    i18n.activate(connection.language())
     app()
 
 

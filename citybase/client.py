@@ -256,7 +256,8 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _problem(response: httpx.Response) -> dict[str, Any]:
+def problem_document(response: httpx.Response) -> dict[str, Any]:
+    """The RFC 9457 problem of a refusal; a minimal one when the body is not JSON."""
     try:
         body = response.json()
     except ValueError:
@@ -408,7 +409,7 @@ class Publisher:
                         replayed=response.headers.get("Idempotent-Replayed") == "true",
                         attempts=attempt,
                     )
-                problem = _problem(response)
+                problem = problem_document(response)
                 wait = retry_after_s(response.headers.get("Retry-After"))
                 retryable = response.status_code in RETRYABLE_STATUSES or (
                     response.status_code == 409 and str(problem.get("type", "")).endswith(IN_PROGRESS)
@@ -753,7 +754,7 @@ class Subscriber:
                 "/v1/subscriptions", json={"dataset": dataset_id, "start": start}, timeout=60
             )
         if response.status_code != 201:
-            problem = _problem(response)
+            problem = problem_document(response)
             raise SubscribeError(
                 _describe(response.status_code, problem), status=response.status_code, problem=problem
             )
@@ -833,7 +834,7 @@ class Subscriber:
                 if response.status_code == 200:
                     answer: dict[str, Any] = response.json()
                     return answer
-                problem = _problem(response)
+                problem = problem_document(response)
                 failure = SubscribeError(
                     _describe(response.status_code, problem), status=response.status_code, problem=problem
                 )

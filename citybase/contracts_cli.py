@@ -6,14 +6,30 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 
+from citybase import connection
+from citybase.connection import Refused
+from citybase.verbs import (
+    EXIT_CODES,
+    REFUSED,
+    KeyOption,
+    LangOption,
+    TranslatedCommand,
+    TranslatedGroup,
+    UrlOption,
+    print_refusal,
+    reaching,
+)
 from services.catalog.contracts import compatibility, derive
 from services.catalog.contracts.odcs import ContractInvalid, ContractTooLarge, ParsedContract, parse_contract
+from services.common import i18n
+from services.common.i18n import N_, _
 
-app = typer.Typer(help="Lint, compare and register ODCS v3 data contracts.", no_args_is_help=True)
+app = typer.Typer(
+    help=N_("Lint, compare and register ODCS v3 data contracts."), cls=TranslatedGroup, no_args_is_help=True
+)
 console = Console(soft_wrap=True)
 
 FileArgument = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
@@ -29,70 +45,99 @@ def _parse(path: Path) -> ParsedContract:
         raise typer.Exit(1) from problem
 
 
-@app.command()
+@app.command(
+    help=N_("Check that each file is a valid ODCS v3 contract and that citybase can derive from it."),
+    cls=TranslatedCommand,
+)
 def lint(files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)]) -> None:
-    """Check that each file is a valid ODCS v3 contract and that citybase can derive from it."""
     for path in files:
         contract = _parse(path)
         schema = derive.record_schema(contract)
         sensitive = derive.sensitive_fields(contract)
         console.print(
-            f"[green]ok[/green] {path}: {contract.id} {contract.version} "
-            f"({len(schema['properties'])} fields, key {derive.primary_key(contract) or '-'}, "
-            f"{len(sensitive)} sensitive, {len(derive.expectation_suite(contract))} expectations)"
+            _(
+                "[green]ok[/green] %(path)s: %(dataset)s %(version)s (%(fields)s fields, key %(key)s, "
+                "%(sensitive)s sensitive, %(expectations)s expectations)"
+            )
+            % {
+                "path": path,
+                "dataset": contract.id,
+                "version": contract.version,
+                "fields": len(schema["properties"]),
+                "key": derive.primary_key(contract) or "-",
+                "sensitive": len(sensitive),
+                "expectations": len(derive.expectation_suite(contract)),
+            }
         )
 
 
-@app.command()
+@app.command(
+    help=N_("Show what changed between two versions and whether NEW keeps the compatibility MODE."),
+    cls=TranslatedCommand,
+)
 def diff(
     old: FileArgument,
     new: FileArgument,
-    mode: Annotated[compatibility.CompatibilityMode, typer.Option(help="Compatibility mode to check.")] = (
-        compatibility.CompatibilityMode.BACKWARD
-    ),
+    mode: Annotated[
+        compatibility.CompatibilityMode, typer.Option(help=N_("Compatibility mode to check."))
+    ] = (compatibility.CompatibilityMode.BACKWARD),
 ) -> None:
-    """Show what changed between two versions and whether NEW keeps the compatibility MODE."""
     before, after = _parse(old), _parse(new)
     old_schema, new_schema = derive.record_schema(before), derive.record_schema(after)
     console.print(compatibility.render(compatibility.diff(old_schema, new_schema)))
     breaking = compatibility.check(new_schema, [(before.version, old_schema)], mode)
     if breaking:
-        console.print(f"\n[red]{len(breaking)} breaking change(s) under {mode}:[/red]")
+        console.print(
+            "\n"
+            + _("[red]%(count)s breaking change(s) under %(mode)s:[/red]")
+            % {"count": len(breaking), "mode": mode}
+        )
         console.print(compatibility.render(breaking))
         raise typer.Exit(1)
-    console.print(f"\n[green]compatible under {mode}[/green]")
+    console.print("\n" + _("[green]compatible under %(mode)s[/green]") % {"mode": mode})
 
 
-@app.command()
+@app.command(
+    help=N_("Register FILE with a running catalog: a new dataset, or its next version."),
+    epilog=EXIT_CODES,
+    cls=TranslatedCommand,
+)
 def register(
-    file: FileArgument,
-    url: Annotated[str, typer.Option(envvar="CITYBASE_URL", help="The catalog's base URL.")] = (
-        "http://127.0.0.1:8000/catalog"
-    ),
-    key: Annotated[
-        str | None, typer.Option(envvar="CITYBASE_API_KEY", help="API key of a department or admin.")
-    ] = None,
+    file: FileArgument, url: UrlOption = None, key: KeyOption = None, lang: LangOption = None
 ) -> None:
-    """Register FILE with a running catalog: a new dataset, or its next version."""
-    if not key:
-        console.print("[red]an API key is needed: --key or CITYBASE_API_KEY[/red]")
-        raise typer.Exit(2)
-    response = httpx.post(
-        f"{url.rstrip('/')}/v1/contracts",
-        content=file.read_bytes(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"},
-        timeout=float(os.environ.get("CITYBASE_TIMEOUT", "30")),
-    )
-    if response.status_code == 201:
-        body = response.json()
-        console.print(f"[green]registered[/green] {body['dataset_id']} {body['version']}")
-        return
-    problem = response.json() if "json" in response.headers.get("content-type", "") else {}
+    i18n.activate(connection.language(lang))
+    with reaching(url, key, timeout=float(os.environ.get("CITYBASE_TIMEOUT", "30"))) as api:
+        try:
+            body = api.call(
+                "POST",
+                "/catalog/v1/contracts",
+                content=file.read_bytes(),
+                headers={"Content-Type": "application/yaml"},
+            )
+        except Refused as refusal:
+            print_refusal(refusal)
+            for change in refusal.problem.get("breaking_changes") or []:
+                console.print(f"  {change['path']}  {change['rule']}  {change['message']}")
+            if refusal.slug == "domain-not-found":
+                _domain_hint(file)
+            raise typer.Exit(REFUSED) from None
     console.print(
-        f"[red]{response.status_code} {problem.get('title', response.reason_phrase)}[/red]: {problem.get('detail', '')}"
+        _("[green]registered[/green] %(dataset)s %(version)s")
+        % {"dataset": body["dataset_id"], "version": body["version"]}
     )
-    for error in problem.get("errors") or []:
-        console.print(f"  {error['path'] or '/'}  {error['rule']}  {error['message']}")
-    for change in problem.get("breaking_changes") or []:
-        console.print(f"  {change['path']}  {change['rule']}  {change['message']}")
-    raise typer.Exit(1)
+
+
+def _domain_hint(file: Path) -> None:
+    """Which domain is missing, and the command an admin creates it with."""
+    try:
+        dataset_id = parse_contract(file.read_bytes()).id
+    except (ContractInvalid, ContractTooLarge):
+        return
+    domain = dataset_id.partition(".")[0]
+    console.print(
+        _(
+            "The domain %(domain)s of %(dataset)s does not exist. An admin creates it, owned by your "
+            "department, with:\n  citybase domains create %(domain)s --name NAME --owner DEPARTMENT"
+        )
+        % {"domain": domain, "dataset": dataset_id}
+    )

@@ -25,6 +25,7 @@ from services.catalog.events import CatalogEvents
 from services.catalog.principals import service as principals_service
 from services.common import db
 from services.common.app import Infrastructure
+from services.common.i18n import _
 from services.common.outbox import Outbox
 from services.common.problems import install_problem_handlers
 from services.common.settings import Settings
@@ -180,3 +181,90 @@ def prepare(settings: Settings, *, load_examples: bool = True) -> Preparation:
     finally:
         engine.dispose()
     return Preparation(admin_key=admin.key if admin else None, examples=loaded)
+
+
+class NoAdmin(Exception):
+    """No catalog database here, or no admin principal of that id in it."""
+
+
+@dataclass(frozen=True)
+class AdminKeyReset:
+    key: str
+    revoked: list[str]
+
+
+def reset_admin_key(settings: Settings, principal_id: str = "admin") -> AdminKeyReset:
+    """Revoke every key of the admin principal and issue it a new one, straight in the catalog's
+    database (a lost admin key cannot call the API): the recovery ``citybase admin reset-key``
+    offers to whoever holds the data directory. The revocations and the new key reach the running
+    services through the outbox, as any key change; both are audited."""
+    from sqlalchemy import select
+
+    from services.common import catalog_events
+    from services.common.clock import utcnow
+
+    if settings.database_url.startswith("sqlite:///"):
+        path = Path(settings.database_url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise NoAdmin(
+                _(
+                    "no citybase database at %(path)s: start the platform once (citybase up), or pass --data-dir"
+                )
+                % {"path": path}
+            )
+    engine = db.create_db_engine(settings.database_url)
+    try:
+        events = CatalogEvents(Outbox(catalog_models.outbox))
+        with db.unit_of_work(db.session_factory(engine)) as session:
+            admin = session.get(catalog_models.Principal, principal_id)
+            if admin is None or admin.kind != "admin":
+                raise NoAdmin(
+                    _("no admin principal %(id)s in %(database)s")
+                    % {"id": principal_id, "database": settings.database_url}
+                )
+            now = utcnow()
+            revoked: list[str] = []
+            for api_key in session.scalars(
+                select(catalog_models.ApiKey).where(
+                    catalog_models.ApiKey.principal_id == principal_id,
+                    catalog_models.ApiKey.revoked_at.is_(None),
+                )
+            ):
+                api_key.revoked_at = now
+                revoked.append(api_key.prefix)
+                events.publish(
+                    session,
+                    catalog_events.API_KEY,
+                    api_key.prefix,
+                    {
+                        "prefix": api_key.prefix,
+                        "principal_id": api_key.principal_id,
+                        "key_hash": api_key.key_hash,
+                        "revoked_at": now.isoformat(),
+                    },
+                )
+            session.flush()
+            issued = principals_service.add_api_key(
+                session, events=events, principal_id=principal_id, name="reset"
+            )
+            for action, prefix, details in [
+                *(
+                    ("api_key.revoke", prefix, {"principal_id": principal_id, "reason": "admin key reset"})
+                    for prefix in revoked
+                ),
+                ("api_key.issue", issued.prefix, {"principal_id": principal_id, "reason": "admin key reset"}),
+            ]:
+                audit.append(
+                    session,
+                    audit.AuditEvent(
+                        action=action,
+                        resource_type="api_key",
+                        resource_id=prefix,
+                        actor_id="citybase",
+                        actor_kind="system",
+                        details=details,
+                    ),
+                )
+    finally:
+        engine.dispose()
+    return AdminKeyReset(key=issued.key, revoked=revoked)

@@ -1,0 +1,691 @@
+"""``citybase <noun> <verb>`` against a scripted platform (an ``httpx.MockTransport``): the request
+each verb sends, its table and its JSON, a refusal's exit code and message, and Chinese."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from citybase import connection
+from citybase.cli import app
+
+KEY = "cbk_0123abcd_secret"
+runner = CliRunner()
+
+DOMAIN = {"id": "water", "name": "Water", "description": "", "owner_department_id": "water-authority"}
+DEPARTMENT = {
+    "id": "water-authority",
+    "name": "Water Authority",
+    "kind": "bureau",
+    "domains": ["water"],
+    "contact_email": None,
+    "created_at": "2026-12-07T10:00:00Z",
+    "updated_at": "2026-12-07T10:00:00Z",
+}
+PRINCIPAL = {
+    "id": "water-approver",
+    "kind": "approver",
+    "name": "Water approver",
+    "department_id": "water-authority",
+    "status": "active",
+    "created_at": "2026-12-07T10:00:00Z",
+}
+API_KEY = {
+    "prefix": "cbk_9f8e7d6c",
+    "principal_id": "water-approver",
+    "name": "laptop",
+    "issued_by": None,
+    "created_at": "2026-12-07T10:00:00Z",
+    "revoked_at": None,
+}
+SCENARIO = {
+    "id": "leak-watch",
+    "name": "Leak watch",
+    "organisation": "Water Lab",
+    "description": "",
+    "contact": "lab@example.cn",
+    "status": "active",
+    "created_at": "2026-12-07T10:00:00Z",
+    "updated_at": "2026-12-07T10:00:00Z",
+}
+REQUEST = {
+    "id": "req_1",
+    "scenario_id": "leak-watch",
+    "dataset_id": "water.meter-readings",
+    "contract_version": "1.0.0",
+    "purpose": "Find leaks",
+    "purpose_category": "public_service",
+    "fields": ["reading_id", "litres"],
+    "duration_days": 30,
+    "quota_records_per_day": None,
+    "status": "approved",
+    "requested_by": "leak-watch",
+    "decided_by": "water-approver",
+    "decided_at": "2026-12-07T10:00:00Z",
+    "decision_reason": "fine",
+    "grant_id": "grt_1",
+    "created_at": "2026-12-07T10:00:00Z",
+    "updated_at": "2026-12-07T10:00:00Z",
+}
+GRANT = {
+    "id": "grt_1",
+    "version": 2,
+    "scenario_id": "leak-watch",
+    "dataset_id": "water.meter-readings",
+    "request_id": "req_1",
+    "contract_version": "1.0.0",
+    "status": "active",
+    "fields": ["reading_id", "litres"],
+    "masking": {"meter_id": {"kind": "hash"}},
+    "unmasked": {},
+    "row_filter": None,
+    "valid_from": "2026-12-07T10:00:00Z",
+    "expires_at": "2027-01-06T10:00:00Z",
+    "quota": None,
+    "purpose": "Find leaks",
+    "purpose_category": "public_service",
+    "status_reason": None,
+    "created_at": "2026-12-07T10:00:00Z",
+    "updated_at": "2026-12-07T10:00:00Z",
+}
+SUBSCRIPTION = {
+    "id": "sub_1",
+    "dataset": "water.meter-readings",
+    "scenario_id": "leak-watch",
+    "grant_id": "grt_1",
+    "status": "active",
+    "status_reason": None,
+    "mode": "pull",
+    "webhook_url": None,
+    "start": {"position": "latest"},
+    "replays": 0,
+    "created_at": "2026-12-07T10:00:00Z",
+    "updated_at": "2026-12-07T10:00:00Z",
+    "grant": {"id": "grt_1", "version": 2, "status": "active", "expires_at": "2027-01-06T10:00:00Z"},
+    "positions": [{"partition": 0, "committed": 120, "end": 125, "lag": 5}],
+    "lag": 5,
+}
+WEBHOOK = {**SUBSCRIPTION, "id": "sub_2", "mode": "webhook", "webhook_url": "https://hooks.example.cn/x"}
+DELIVERY = {
+    "id": 1,
+    "attempted_at": "2026-12-07T10:00:00Z",
+    "attempt": 1,
+    "outcome": "failed",
+    "http_status": 503,
+    "error": "HTTP 503",
+    "records": 10,
+    "cursor": None,
+    "duration_ms": 12,
+}
+
+
+def page(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"items": list(items), "next_cursor": None}
+
+
+@dataclass
+class Platform:
+    """A scripted platform: the answer to give, and every request the CLI sent."""
+
+    answer: Any = None
+    status: int = 200
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.status == 204:
+            return httpx.Response(204)
+        media = "application/problem+json" if self.status >= 400 else "application/json"
+        return httpx.Response(self.status, json=self.answer, headers={"content-type": media})
+
+    @property
+    def body(self) -> Any:
+        """The body of the verb's own request (the first: a verb may read something after it)."""
+        content = self.requests[0].content
+        return json.loads(content) if content else None
+
+
+@pytest.fixture
+def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
+    scripted = Platform()
+    monkeypatch.setattr(connection, "TRANSPORT", httpx.MockTransport(scripted.handle))
+    return scripted
+
+
+def cli(*args: str, **env: str) -> Any:
+    return runner.invoke(app, list(args), env={"CITYBASE_API_KEY": KEY, "COLUMNS": "200", **env})
+
+
+C = "/catalog/v1"
+F = "/feeds/v1"
+VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
+    # command line, method, path (and query), body sent, answer, a value the table shows
+    (["domains", "list"], "GET", f"{C}/domains", None, [DOMAIN], "water-authority"),
+    (
+        ["domains", "create", "water", "--name", "Water", "--owner", "water-authority"],
+        "POST",
+        f"{C}/domains",
+        {"id": "water", "name": "Water", "description": "", "owner_department_id": "water-authority"},
+        DOMAIN,
+        "Water",
+    ),
+    (["departments", "list"], "GET", f"{C}/departments", None, [DEPARTMENT], "Water Authority"),
+    (
+        [
+            "departments",
+            "create",
+            "water-authority",
+            "--name",
+            "Water Authority",
+            "--kind",
+            "bureau",
+            "--domain",
+            "water",
+            "--domain",
+            "sewage",
+        ],
+        "POST",
+        f"{C}/departments",
+        {
+            "id": "water-authority",
+            "name": "Water Authority",
+            "kind": "bureau",
+            "domains": ["water", "sewage"],
+            "contact_email": None,
+        },
+        DEPARTMENT,
+        "bureau",
+    ),
+    (
+        ["principals", "list", "--kind", "approver"],
+        "GET",
+        f"{C}/principals?kind=approver",
+        None,
+        [PRINCIPAL],
+        "water-approver",
+    ),
+    (
+        [
+            "principals",
+            "create",
+            "water-approver",
+            "--kind",
+            "approver",
+            "--name",
+            "Water approver",
+            "--department",
+            "water-authority",
+        ],
+        "POST",
+        f"{C}/principals",
+        {
+            "id": "water-approver",
+            "kind": "approver",
+            "name": "Water approver",
+            "department_id": "water-authority",
+        },
+        PRINCIPAL,
+        "keys issue water-approver",
+    ),
+    (
+        ["keys", "issue", "water-approver", "--name", "laptop"],
+        "POST",
+        f"{C}/principals/water-approver/keys",
+        {"name": "laptop"},
+        {**API_KEY, "key": "cbk_9f8e7d6c_thekey"},
+        "cbk_9f8e7d6c_thekey",
+    ),
+    (
+        ["keys", "list", "water-approver"],
+        "GET",
+        f"{C}/principals/water-approver/keys",
+        None,
+        [API_KEY],
+        "cbk_9f8e7d6c",
+    ),
+    (
+        ["keys", "revoke", "water-approver", "cbk_9f8e7d6c"],
+        "DELETE",
+        f"{C}/principals/water-approver/keys/cbk_9f8e7d6c",
+        None,
+        {**API_KEY, "revoked_at": "2026-12-07T11:00:00Z"},
+        "11:00:00",
+    ),
+    (
+        ["scenarios", "list", "--status", "active"],
+        "GET",
+        f"{C}/scenarios?status=active",
+        None,
+        [SCENARIO],
+        "Leak watch",
+    ),
+    (
+        ["scenarios", "show", "leak-watch"],
+        "GET",
+        f"{C}/scenarios/leak-watch",
+        None,
+        SCENARIO,
+        "lab@example.cn",
+    ),
+    (
+        [
+            "scenarios",
+            "create",
+            "leak-watch",
+            "--name",
+            "Leak watch",
+            "--organisation",
+            "Water Lab",
+            "--contact",
+            "lab@example.cn",
+        ],
+        "POST",
+        f"{C}/scenarios",
+        {
+            "id": "leak-watch",
+            "name": "Leak watch",
+            "organisation": "Water Lab",
+            "contact": "lab@example.cn",
+            "description": "",
+        },
+        SCENARIO,
+        "Water Lab",
+    ),
+    (
+        ["scenarios", "suspend", "leak-watch"],
+        "PATCH",
+        f"{C}/scenarios/leak-watch",
+        {"status": "suspended"},
+        {**SCENARIO, "status": "suspended"},
+        "suspended",
+    ),
+    (
+        ["scenarios", "resume", "leak-watch"],
+        "PATCH",
+        f"{C}/scenarios/leak-watch",
+        {"status": "active"},
+        SCENARIO,
+        "active",
+    ),
+    (
+        ["scenarios", "retire", "leak-watch"],
+        "PATCH",
+        f"{C}/scenarios/leak-watch",
+        {"status": "retired"},
+        {**SCENARIO, "status": "retired"},
+        "retired",
+    ),
+    (
+        ["requests", "list", "--status", "pending", "--dataset", "water.meter-readings"],
+        "GET",
+        f"{C}/access-requests?dataset_id=water.meter-readings&status=pending&limit=50",
+        None,
+        page(REQUEST),
+        "req_1",
+    ),
+    (["requests", "show", "req_1"], "GET", f"{C}/access-requests/req_1", None, REQUEST, "Find leaks"),
+    (
+        [
+            "requests",
+            "create",
+            "--dataset",
+            "water.meter-readings",
+            "--purpose",
+            "Find leaks",
+            "--category",
+            "public_service",
+            "--field",
+            "reading_id",
+            "--field",
+            "litres",
+            "--duration-days",
+            "30",
+        ],
+        "POST",
+        f"{C}/access-requests",
+        {
+            "scenario_id": None,
+            "dataset_id": "water.meter-readings",
+            "purpose": "Find leaks",
+            "purpose_category": "public_service",
+            "fields": ["reading_id", "litres"],
+            "duration_days": 30,
+            "quota_records_per_day": None,
+        },
+        {**REQUEST, "status": "pending", "grant_id": None},
+        "pending",
+    ),
+    (
+        [
+            "requests",
+            "approve",
+            "req_1",
+            "--reason",
+            "fine",
+            "--field",
+            "reading_id",
+            "--mask",
+            "meter_id=hash",
+            "--mask",
+            'phone={"kind": "partial", "keepPrefix": 3}',
+            "--row-filter",
+            'district in ["Putuo"]',
+            "--duration-days",
+            "7",
+        ],
+        "POST",
+        f"{C}/access-requests/req_1/approve",
+        {
+            "reason": "fine",
+            "fields": ["reading_id"],
+            "masking": {"meter_id": "hash", "phone": {"kind": "partial", "keepPrefix": 3}},
+            "row_filter": 'district in ["Putuo"]',
+            "duration_days": 7,
+        },
+        REQUEST,
+        "citybase grants show grt_1",
+    ),
+    (
+        ["requests", "reject", "req_1", "--reason", "no"],
+        "POST",
+        f"{C}/access-requests/req_1/reject",
+        {"reason": "no"},
+        {**REQUEST, "status": "rejected"},
+        "rejected",
+    ),
+    (
+        ["requests", "withdraw", "req_1"],
+        "POST",
+        f"{C}/access-requests/req_1/withdraw",
+        {"reason": None},
+        {**REQUEST, "status": "withdrawn"},
+        "withdrawn",
+    ),
+    (
+        ["grants", "list", "--scenario", "leak-watch"],
+        "GET",
+        f"{C}/grants?scenario_id=leak-watch&limit=50",
+        None,
+        page(GRANT),
+        "grt_1",
+    ),
+    (["grants", "show", "grt_1"], "GET", f"{C}/grants/grt_1", None, GRANT, '{"kind": "hash"}'),
+    (
+        ["grants", "suspend", "grt_1", "--reason", "audit"],
+        "POST",
+        f"{C}/grants/grt_1/suspend",
+        {"reason": "audit"},
+        {**GRANT, "status": "suspended"},
+        "suspended",
+    ),
+    (
+        ["grants", "resume", "grt_1", "--reason", "ok"],
+        "POST",
+        f"{C}/grants/grt_1/resume",
+        {"reason": "ok"},
+        GRANT,
+        "active",
+    ),
+    (
+        ["grants", "revoke", "grt_1", "--reason", "ended"],
+        "POST",
+        f"{C}/grants/grt_1/revoke",
+        {"reason": "ended"},
+        {**GRANT, "status": "revoked"},
+        "revoked",
+    ),
+    (
+        [
+            "grants",
+            "narrow",
+            "grt_1",
+            "--reason",
+            "less",
+            "--field",
+            "reading_id",
+            "--expires-at",
+            "2026-12-31T00:00:00Z",
+        ],
+        "PATCH",
+        f"{C}/grants/grt_1",
+        {"reason": "less", "fields": ["reading_id"], "expires_at": "2026-12-31T00:00:00Z"},
+        {**GRANT, "fields": ["reading_id"]},
+        "reading_id",
+    ),
+    (["subscriptions", "list"], "GET", f"{F}/subscriptions", None, {"items": [SUBSCRIPTION]}, "sub_1"),
+    (
+        ["subscriptions", "create", "--dataset", "water.meter-readings", "--start", "earliest"],
+        "POST",
+        f"{F}/subscriptions",
+        {"dataset": "water.meter-readings", "start": "earliest"},
+        SUBSCRIPTION,
+        "/feeds/v1/subscriptions/sub_1/records",
+    ),
+    (
+        ["subscriptions", "pause", "sub_1"],
+        "POST",
+        f"{F}/subscriptions/sub_1/pause",
+        {},
+        {**SUBSCRIPTION, "status": "paused"},
+        "paused",
+    ),
+    (
+        ["subscriptions", "resume", "sub_1"],
+        "POST",
+        f"{F}/subscriptions/sub_1/resume",
+        {},
+        SUBSCRIPTION,
+        "active",
+    ),
+    (["subscriptions", "delete", "sub_1"], "DELETE", f"{F}/subscriptions/sub_1", None, None, "deleted sub_1"),
+    (["subscriptions", "position", "sub_1"], "GET", f"{F}/subscriptions/sub_1", None, SUBSCRIPTION, "120"),
+    (
+        ["webhooks", "list"],
+        "GET",
+        f"{F}/subscriptions",
+        None,
+        {"items": [SUBSCRIPTION, WEBHOOK]},
+        "https://hooks.example.cn/x",
+    ),
+    (
+        ["webhooks", "create", "--dataset", "water.meter-readings", "--target", "https://hooks.example.cn/x"],
+        "POST",
+        f"{F}/subscriptions",
+        {
+            "dataset": "water.meter-readings",
+            "start": "latest",
+            "webhook": {"url": "https://hooks.example.cn/x"},
+        },
+        {**WEBHOOK, "webhook_secret": "whsec_once"},
+        "whsec_once",
+    ),
+    (
+        ["webhooks", "deliveries", "sub_2"],
+        "GET",
+        f"{F}/subscriptions/sub_2/deliveries?limit=20",
+        None,
+        {"items": [DELIVERY]},
+        "HTTP 503",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "method", "path", "body", "answer", "shown"), VERBS, ids=[" ".join(v[0]) for v in VERBS]
+)
+def test_each_verb_sends_its_request_and_prints_a_table(
+    platform: Platform, args: list[str], method: str, path: str, body: Any, answer: Any, shown: str
+) -> None:
+    platform.answer = answer
+    platform.status = 204 if answer is None else 200
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    sent = platform.requests[0]
+    assert (sent.method, sent.url.raw_path.decode()) == (method, path)
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.headers["accept-language"] == "en"
+    assert platform.body == body
+    assert shown in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "answer"),
+    [(v[0], v[4]) for v in VERBS if v[4] is not None and v[0] != ["webhooks", "list"]],
+    ids=[" ".join(v[0]) for v in VERBS if v[4] is not None and v[0] != ["webhooks", "list"]],
+)
+def test_each_verb_prints_the_platforms_json_with_json(
+    platform: Platform, args: list[str], answer: Any
+) -> None:
+    platform.answer = answer
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == answer
+
+
+def test_webhooks_list_shows_only_the_subscriptions_that_push(platform: Platform) -> None:
+    platform.answer = {"items": [SUBSCRIPTION, WEBHOOK]}
+    result = cli("webhooks", "list", "--json")
+    assert json.loads(result.stdout) == [WEBHOOK]
+
+
+def test_a_refusal_prints_title_detail_and_each_field_error_and_exits_1(platform: Platform) -> None:
+    platform.status = 422
+    platform.answer = {
+        "type": "https://citybase.dev/problems/invalid-mask",
+        "title": "Invalid mask",
+        "status": 422,
+        "detail": "a mask names a field that is not granted",
+        "errors": [
+            {"path": "/body/masking/phone", "rule": "invalid-mask", "message": "phone is not granted"}
+        ],
+    }
+    result = cli("requests", "approve", "req_1", "--reason", "ok", "--mask", "phone=hash")
+    assert result.exit_code == 1
+    assert "422 Invalid mask: a mask names a field that is not granted" in result.stderr
+    assert "/body/masking/phone: phone is not granted" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_server_failure_exits_3_and_no_answer_exits_3(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.status = 503
+    platform.answer = {"title": "Bus unavailable", "status": 503}
+    assert cli("domains", "list").exit_code == 3
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    monkeypatch.setattr(connection, "TRANSPORT", httpx.MockTransport(refuse))
+    result = cli("domains", "list")
+    assert result.exit_code == 3
+    assert "no answer from http://127.0.0.1:8000" in result.stderr
+
+
+def test_no_key_is_a_usage_error_before_any_call(platform: Platform) -> None:
+    result = runner.invoke(app, ["grants", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "an API key is needed" in result.stderr
+    assert platform.requests == []
+
+
+def test_a_mask_that_is_not_a_pair_is_a_usage_error(platform: Platform) -> None:
+    result = cli("grants", "narrow", "grt_1", "--reason", "x", "--mask", "phone")
+    assert result.exit_code == 2
+    assert platform.requests == []
+
+
+def test_chinese_from_the_flag_or_the_locale_reaches_the_table_and_the_platform(platform: Platform) -> None:
+    platform.answer = page(GRANT)
+    flagged = cli("grants", "list", "--lang", "zh-CN")
+    assert flagged.exit_code == 0, flagged.output
+    assert platform.requests[-1].headers["accept-language"] == "zh-CN"
+    assert "数据集" in flagged.output and "状态" in flagged.output
+    from_locale = cli("grants", "list", LANG="zh_CN.UTF-8")
+    assert platform.requests[-1].headers["accept-language"] == "zh-CN"
+    assert from_locale.output == flagged.output
+    english = cli("grants", "list", CITYBASE_LANG="en", LANG="zh_CN.UTF-8")
+    assert "Dataset" in english.output
+
+
+def test_a_refusal_in_chinese_prints_what_the_platform_said_and_chinese_help(platform: Platform) -> None:
+    platform.status = 403
+    platform.answer = {"title": "无权操作", "status": 403, "detail": "不是该数据集所属部门的审批人"}
+    result = cli("requests", "approve", "req_1", "--reason", "好", LANG="zh_CN.UTF-8")
+    assert result.exit_code == 1
+    assert "403 无权操作: 不是该数据集所属部门的审批人" in result.stderr
+    helped = cli("grants", "narrow", "--help", LANG="zh_CN.UTF-8")
+    assert "退出码" in helped.output and "--row-filter" in helped.output
+
+
+def test_contracts_register_to_a_missing_domain_names_it_and_the_command_that_creates_it(
+    platform: Platform, tmp_path: Any
+) -> None:
+    from tests.support.contracts import as_yaml, contract_document
+
+    contract = tmp_path / "water.yaml"
+    contract.write_text(as_yaml(contract_document(id="water.meter-readings", domain="water")))
+    platform.status = 404
+    platform.answer = {
+        "type": "https://citybase.dev/problems/domain-not-found",
+        "title": "Domain not found",
+        "status": 404,
+        "detail": "no domain 'water': the part of the id before the dot",
+    }
+    result = cli("contracts", "register", str(contract), "--url", "http://city.example:8000/catalog")
+    assert result.exit_code == 1
+    assert str(platform.requests[-1].url) == "http://city.example:8000/catalog/v1/contracts"
+    assert "404 Domain not found" in result.stderr
+    assert "The domain water of water.meter-readings does not exist" in result.output
+    assert "citybase domains create water --name NAME --owner DEPARTMENT" in result.output
+
+
+def test_login_checks_the_key_and_keeps_it_readable_by_its_owner_only(
+    platform: Platform, clean_cli_environment: Any
+) -> None:
+    platform.answer = {"id": "admin", "kind": "admin", "name": "Admin", "department_id": None}
+    result = runner.invoke(app, ["login", "--url", "http://city.example:8000/", "--key", KEY])
+    assert result.exit_code == 0, result.output
+    assert platform.requests[-1].url.path == "/catalog/v1/me"
+    config = clean_cli_environment
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    assert connection.read_config(config) == connection.Config(url="http://city.example:8000", key=KEY)
+    platform.answer = [DOMAIN]
+    listed = runner.invoke(app, ["domains", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert str(platform.requests[-1].url) == "http://city.example:8000/catalog/v1/domains"
+    assert platform.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    flag = runner.invoke(
+        app, ["domains", "list", "--url", "http://other:1"], env={"CITYBASE_URL": "http://env:2"}
+    )
+    assert flag.exit_code == 0
+    assert platform.requests[-1].url.host == "other"
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for name, command in getattr(group, "commands", {}).items():
+        yield (*path, name), command
+        yield from _commands(command, (*path, name))
+
+
+def test_help_at_80_columns_shows_every_option_name_whole() -> None:
+    import typer
+
+    root = typer.main.get_command(app)
+    cut = {}
+    for path, command in _commands(root):
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, (path, result.output)
+        names = [opt for param in command.params for opt in param.opts if opt.startswith("--")]
+        missing = [
+            name for name in names if f"{name} " not in result.output and f"{name}\n" not in result.output
+        ]
+        if missing or "…" in result.output:
+            cut[" ".join(path)] = missing
+    assert not cut
