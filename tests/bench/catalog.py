@@ -232,7 +232,7 @@ def _generated_datasets(count: int, seed: int = 7) -> Iterator[_GeneratedDataset
 
 
 def _record_schema(dataset: _GeneratedDataset) -> dict[str, Any]:
-    """The record schema ``derive.record_schema`` would build for the dataset's contract."""
+    """The record schema ``json_schema.record_schema`` would build for the dataset's contract."""
     formats = {"timestamp": ("string", "date-time")}
     properties: dict[str, Any] = {}
     for index, (name, logical) in enumerate(dataset.fields):

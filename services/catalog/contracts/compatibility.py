@@ -2,7 +2,7 @@
 
 A dataset's contract evolves by versions. Before the catalog accepts a new version it asks this
 module whether consumers and producers on earlier versions keep working, under the dataset's
-:class:`CompatibilityMode`. The input is the per-record JSON Schema that ``derive.record_schema``
+:class:`CompatibilityMode`. The input is the per-record JSON Schema that ``json_schema.record_schema``
 builds from an ODCS contract (draft 2020-12, an object of typed ``properties`` with ``required``,
 nullable fields typed ``[T, "null"]``, ``additionalProperties: false``, ``x-citybase-*``
 annotations; constraints ``enum``, ``format``, ``pattern``, bounds, ``multipleOf``, lengths, item

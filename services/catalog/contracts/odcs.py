@@ -15,8 +15,8 @@ round trip. What it checks, in order:
 4. the ODCS JSON Schema shipped with ``open-data-contract-standard`` (draft 2019-09), which also
    refuses unknown fields where ODCS forbids them;
 5. what ODCS cannot say in JSON Schema: unique property names within an object, a semantic
-   ``version``; and the citybase conventions that :mod:`services.catalog.contracts.derive` relies
-   on (see :func:`services.catalog.contracts.derive.convention_errors`), so that every derivation
+   ``version``; and the citybase conventions the derivations rely on (see
+   :func:`services.catalog.contracts.convention_checks.convention_errors`), so that every derivation
    of an accepted contract succeeds.
 
 Sections citybase does not use (servers, roles, price, support, team, ...) are validated by ODCS
@@ -38,7 +38,7 @@ import jsonschema
 import pydantic
 from open_data_contract_standard.model import OpenDataContractStandard
 
-from services.catalog.contracts.derive import convention_errors
+from services.catalog.contracts.convention_checks import convention_errors
 from services.catalog.contracts.exceptions import ContractInvalid, ContractTooLarge
 from services.catalog.contracts.parsed import (
     ParsedContract,
