@@ -2,7 +2,7 @@
 
 - :mod:`.odcs` parses and validates a submitted contract (YAML or JSON) into a
   :class:`ParsedContract`, or raises :class:`ContractInvalid` / :class:`ContractTooLarge` with a
-  JSON Pointer per error.
+  JSON Pointer per error; :mod:`.odcs_schema` checks it against the ODCS JSON Schema, compiled.
 - the derivations, pure functions so that every service derives the same thing from the same
   contract: :mod:`.json_schema` the per-record JSON Schema ingest validates with; :mod:`.policy`
   the primary key, the sensitive fields with their masking and the dataset policy; :mod:`.sla`
@@ -15,7 +15,7 @@
   their derivations), :mod:`.api` its HTTP routes.
 - Below them: :mod:`.parsed` (:class:`ParsedContract`, :class:`SemanticVersion`), :mod:`.syntax`
   (the guarded YAML loader) and :mod:`.exceptions`. Imports run one way, as the layers in
-  ``pyproject.toml`` say: ``odcs`` uses ``convention_checks``, which uses the derivations, which
+  ``pyproject.toml`` say: ``odcs`` uses ``odcs_schema`` and ``convention_checks``, which uses the derivations, which
   use ``conventions`` and the modules below.
 
 The example contracts live in ``contracts/datasets/<dataset-id>/<version>.yaml``.
