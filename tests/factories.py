@@ -184,7 +184,11 @@ def contract_state(
 ) -> dict[str, Any]:
     """The contract-version event data the catalog publishes, derived from an example contract
     renamed to ``dataset_id`` (``change`` edits the parsed ODCS document first)."""
-    from services.catalog.contracts import derive, parse_contract
+    from services.catalog.contracts import parse_contract
+    from services.catalog.contracts.expectations import expectation_suite
+    from services.catalog.contracts.json_schema import record_schema
+    from services.catalog.contracts.policy import primary_key, sensitive_fields
+    from services.catalog.contracts.sla import sla_targets
 
     def rename(document: dict[str, Any]) -> None:
         document["id"] = dataset_id
@@ -194,17 +198,17 @@ def contract_state(
             change(document)
 
     parsed = parse_contract(evolve_contract(example_contract(example, version), version, rename))
-    text = json.dumps(derive.record_schema(parsed), sort_keys=True)
+    text = json.dumps(record_schema(parsed), sort_keys=True)
     return {
         "dataset_id": dataset_id,
         "version": version,
         "sequence": 1,
         "fingerprint": hashlib.sha256(text.encode()).hexdigest(),
-        "record_schema": derive.record_schema(parsed),
-        "primary_key": derive.primary_key(parsed),
-        "sensitive_fields": _plain(derive.sensitive_fields(parsed)),
-        "sla": _plain(derive.sla_targets(parsed)),
-        "expectation_suite": derive.expectation_suite(parsed),
+        "record_schema": record_schema(parsed),
+        "primary_key": primary_key(parsed),
+        "sensitive_fields": _plain(sensitive_fields(parsed)),
+        "sla": _plain(sla_targets(parsed)),
+        "expectation_suite": expectation_suite(parsed),
         "created_at": datetime.now(UTC).isoformat(),
     }
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.catalog.audit.service import Auditor, audit_request
+from services.catalog.audit.auditor import Auditor, audit_request
 from services.catalog.events import CatalogEvents
 from services.catalog.runtime import CatalogRuntime
 from services.common.auth import Principal, PrincipalKind, require

@@ -46,7 +46,7 @@ from services.catalog.domains.service import CITY_DOMAINS, ensure_city_domains
 from services.catalog.events import CatalogEvents
 from services.catalog.principals.service import bootstrap_admin
 from services.catalog.search.index import search_text
-from services.catalog.standards import dcat
+from services.catalog.standards import dcat_serialization
 from services.catalog.standards.model import (
     CatalogDescription,
     DatasetDescription,
@@ -232,7 +232,7 @@ def _generated_datasets(count: int, seed: int = 7) -> Iterator[_GeneratedDataset
 
 
 def _record_schema(dataset: _GeneratedDataset) -> dict[str, Any]:
-    """The record schema ``derive.record_schema`` would build for the dataset's contract."""
+    """The record schema ``json_schema.record_schema`` would build for the dataset's contract."""
     formats = {"timestamp": ("string", "date-time")}
     properties: dict[str, Any] = {}
     for index, (name, logical) in enumerate(dataset.fields):
@@ -889,8 +889,8 @@ def _naive_json(datasets: Iterator[DatasetDescription]) -> Iterator[str]:
 
 
 EXPORTS: dict[str, Callable[[Iterator[DatasetDescription]], Iterator[str]]] = {
-    "turtle": lambda datasets: dcat.catalog_turtle(datasets, LINKS, CATALOG),
-    "jsonld": lambda datasets: dcat.catalog_jsonld(datasets, LINKS, CATALOG),
+    "turtle": lambda datasets: dcat_serialization.catalog_turtle(datasets, LINKS, CATALOG),
+    "jsonld": lambda datasets: dcat_serialization.catalog_jsonld(datasets, LINKS, CATALOG),
     "json": _naive_json,
 }
 

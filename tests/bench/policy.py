@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from citybase.demo import RecordGenerator
-from services.catalog.contracts import derive
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import parse_contract
+from services.catalog.contracts.policy import primary_key
 from services.common.policy import GrantTerms, compile_policy, new_hash_key
 from tests.bench.report import Figure
 from tests.factories import example_contract
@@ -48,10 +49,10 @@ def outpatient_visits(count: int, seed: int = 1) -> list[dict[str, Any]]:
     start = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     moments = iter(start + timedelta(seconds=second) for second in range(10**9))
     generator = RecordGenerator(
-        derive.record_schema(contract),
+        record_schema(contract),
         DATASET,
         random.Random(seed),
-        primary_key=derive.primary_key(contract),
+        primary_key=primary_key(contract),
         clock=lambda: next(moments),
     )
     return generator.records(count)

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from citybase.demo import RecordGenerator
-from services.catalog.contracts import derive
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import parse_contract
+from services.catalog.contracts.policy import primary_key
 from services.common.worker import wait_until
 from tests.factories import EXAMPLES, access_request_create, scenario_create
 from tests.support.platform import Platform, in_process
@@ -32,7 +33,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 def _records(count: int) -> list[dict[str, Any]]:
     contract = parse_contract((EXAMPLES / "datasets" / DATASET / "1.1.0.yaml").read_text(encoding="utf-8"))
     generator = RecordGenerator(
-        derive.record_schema(contract), DATASET, random.Random(11), primary_key=derive.primary_key(contract)
+        record_schema(contract), DATASET, random.Random(11), primary_key=primary_key(contract)
     )
     return generator.records(count)
 

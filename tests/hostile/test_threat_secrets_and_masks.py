@@ -27,8 +27,9 @@ import pytest
 import yaml
 
 from citybase.demo import RecordGenerator
-from services.catalog.contracts import derive
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import parse_contract
+from services.catalog.contracts.policy import primary_key
 from services.common.policy.masking import hasher
 from services.common.worker import wait_until
 from services.feeds.cursor import Cursor, CursorCodec
@@ -97,7 +98,7 @@ def generated(dataset_id: str, count: int) -> list[dict[str, Any]]:
     """Valid records of an example dataset, from its current contract."""
     contract = parse_contract(example_contract(dataset_id, "1.1.0"))
     generator = RecordGenerator(
-        derive.record_schema(contract), dataset_id, random.Random(7), primary_key=derive.primary_key(contract)
+        record_schema(contract), dataset_id, random.Random(7), primary_key=primary_key(contract)
     )
     return generator.records(count)
 

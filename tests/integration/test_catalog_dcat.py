@@ -10,7 +10,7 @@ from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
 from services.catalog import examples as catalog_examples
 from services.catalog.runtime import CatalogRuntime
-from services.catalog.standards.dcat import VCARD
+from services.catalog.standards.dcat_vocabularies import VCARD
 from services.common import db
 from tests.factories import EXAMPLES, evolve_contract, example_contract
 from tests.support.dcat import SHAPE_FILES, SHAPES_DIR, violations

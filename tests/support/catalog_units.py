@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from services.catalog.audit.auditor import Auditor
 from services.catalog.audit.models import AuditEntry
-from services.catalog.audit.service import Auditor
 from services.catalog.domains.service import add_department, ensure_city_domains
 from services.catalog.events import CatalogEvents
 from services.catalog.models import outbox

@@ -29,6 +29,10 @@ def contract_property(name: str, logical_type: str | None = "string", **fields: 
     return prop
 
 
+KEY_PROPERTY = contract_property("id", primaryKey=True, primaryKeyPosition=1, required=True)
+"""A string primary key ``id``, the one property most test contracts start with."""
+
+
 def schema_object(name: str = "records", *properties: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"name": name, "properties": list(properties), **fields}
 
@@ -43,7 +47,7 @@ def contract_document(
     Without properties the object has a single primary key ``id``. Top-level keys override.
     """
     if not properties:
-        properties = (contract_property("id", primaryKey=True, primaryKeyPosition=1, required=True),)
+        properties = (KEY_PROPERTY,)
     obj = schema_object("records", *properties)
     if object_quality is not None:
         obj["quality"] = object_quality

@@ -1,13 +1,14 @@
-"""DCAT-AP descriptions to export in tests, and the DCAT-AP 3.0.1 SHACL shapes to check an export
-against (tests/data/dcat-ap-3.0.1)."""
+"""DCAT-AP descriptions to export in tests, the two streamed formats to read them back from, and the
+DCAT-AP 3.0.1 SHACL shapes to check an export against (tests/data/dcat-ap-3.0.1)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyshacl import validate
 from rdflib import Graph
 from rdflib.namespace import SH
@@ -18,6 +19,7 @@ from services.catalog.standards import (
     PlatformLinks,
     PublisherDescription,
 )
+from services.catalog.standards.dcat_serialization import catalog_jsonld, catalog_turtle
 
 LINKS = PlatformLinks("https://data.city.example/")
 CATALOG = CatalogDescription(
@@ -83,6 +85,25 @@ def generated_datasets(count: int) -> Iterator[DatasetDescription]:
             update_frequency=FREQUENCIES[i % len(FREQUENCIES)],
             contract_version=None if i % 4 == 0 else f"1.{i % 5}.0",
         )
+
+
+# rdflib's own JSON-LD parser builds a ConjunctiveGraph, which rdflib 7 deprecates.
+jsonld_parser_warning = pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
+
+STREAM_FORMATS = [
+    pytest.param("turtle", id="turtle"),
+    pytest.param("json-ld", id="json-ld", marks=jsonld_parser_warning),
+]
+"""The two formats the catalog streams in, as test parameters."""
+
+
+def parse_rdf(text: str, fmt: str) -> Graph:
+    return Graph().parse(data=text, format=fmt)
+
+
+def streamed(fmt: str) -> Callable[..., Iterator[str]]:
+    """The function that streams the whole catalog in ``fmt``."""
+    return catalog_turtle if fmt == "turtle" else catalog_jsonld
 
 
 SHAPES_DIR = Path(__file__).resolve().parents[1] / "data" / "dcat-ap-3.0.1"

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.catalog.contracts import derive
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import parse_contract
+from services.catalog.contracts.policy import primary_key
+from services.catalog.contracts.sla import sla_targets
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind, issue_key
 from services.common.bus import (
@@ -42,14 +44,14 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "ingest" / "migr
 def contract_state(document: str, sequence: int = 1) -> dict[str, Any]:
     """The payload of a contract-version event, as the catalog publishes it."""
     parsed = parse_contract(document)
-    sla = derive.sla_targets(parsed)
+    sla = sla_targets(parsed)
     return {
         "dataset_id": parsed.id,
         "version": parsed.version,
         "sequence": sequence,
         "fingerprint": parsed.fingerprint,
-        "record_schema": derive.record_schema(parsed),
-        "primary_key": list(derive.primary_key(parsed)),
+        "record_schema": record_schema(parsed),
+        "primary_key": list(primary_key(parsed)),
         "sensitive_fields": {},
         "sla": {"frequency_s": sla.frequency_s, "latency_s": sla.latency_s, "retention_s": sla.retention_s},
         "expectation_suite": [],

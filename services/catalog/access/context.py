@@ -21,7 +21,7 @@ from services.catalog import exceptions as catalog_exceptions
 from services.catalog.access import exceptions
 from services.catalog.access.models import AccessRequest, Grant, Scenario
 from services.catalog.access.settings import AccessSettings
-from services.catalog.audit.service import Auditor
+from services.catalog.audit.auditor import Auditor
 from services.catalog.events import CatalogEvents
 from services.catalog.models import Dataset
 from services.common.clock import utcnow

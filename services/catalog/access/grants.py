@@ -34,7 +34,8 @@ from services.catalog.access.terms import (
     narrowed_quota,
     resolve_masking,
 )
-from services.catalog.audit.service import AuditEvent, Auditor, append
+from services.catalog.audit.auditor import Auditor
+from services.catalog.audit.service import AuditEvent, append
 from services.catalog.datasets.service import get_dataset
 from services.catalog.events import CatalogEvents
 from services.catalog.models import Dataset

@@ -48,7 +48,7 @@ from services.catalog.access.terms import (
     narrowed_quota,
     resolve_masking,
 )
-from services.catalog.audit.service import Auditor
+from services.catalog.audit.auditor import Auditor
 from services.catalog.datasets.service import get_dataset
 from services.catalog.models import Dataset
 from services.catalog.schemas import Classification, DatasetStatus

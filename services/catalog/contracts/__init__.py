@@ -2,35 +2,28 @@
 
 - :mod:`.odcs` parses and validates a submitted contract (YAML or JSON) into a
   :class:`ParsedContract`, or raises :class:`ContractInvalid` / :class:`ContractTooLarge` with a
-  JSON Pointer per error.
-- :mod:`.derive` turns a parsed contract into the per-record JSON Schema ingest validates with,
-  the primary key, the sensitive fields and their masking, the SLA targets, the dataset policy
-  and the Great Expectations suite quality runs; pure functions, so every service derives the
-  same thing from the same contract.
+  JSON Pointer per error; :mod:`.odcs_schema` checks it against the ODCS JSON Schema, compiled.
+- the derivations, pure functions so that every service derives the same thing from the same
+  contract: :mod:`.json_schema` the per-record JSON Schema ingest validates with; :mod:`.policy`
+  the primary key, the sensitive fields with their masking and the dataset policy; :mod:`.sla`
+  the SLA targets; :mod:`.expectations` the Great Expectations suite quality runs. They read
+  citybase's conventions on top of ODCS through :mod:`.conventions`, which
+  :mod:`.convention_checks` checks at parse time. :mod:`.derive` names them together for
+  ``citybase contracts``.
 - :mod:`.compatibility` compares record schemas of successive versions under a dataset's mode.
 - Above them: :mod:`.service` registers, checks and reads a dataset's contract versions (with
   their derivations), :mod:`.api` its HTTP routes.
 - Below them: :mod:`.parsed` (:class:`ParsedContract`, :class:`SemanticVersion`), :mod:`.syntax`
-  (the guarded YAML loader) and :mod:`.exceptions`. Imports run one way: ``odcs`` uses
-  ``derive`` (its convention checks), ``derive`` uses only the modules below.
+  (the guarded YAML loader) and :mod:`.exceptions`. Imports run one way, as the layers in
+  ``pyproject.toml`` say: ``odcs`` uses ``odcs_schema`` and ``convention_checks``, which uses the derivations, which
+  use ``conventions`` and the modules below.
 
 The example contracts live in ``contracts/datasets/<dataset-id>/<version>.yaml``.
 """
 
-from services.catalog.contracts.derive import (
-    DatasetPolicy,
-    MaskingRule,
-    SchemaObjectNotFound,
-    SlaTargets,
-    dataset_policy,
-    expectation_class_name,
-    expectation_suite,
-    primary_key,
-    record_schema,
-    schema_object,
-    sensitive_fields,
-    sla_targets,
-)
+from services.catalog.contracts.conventions import MaskingRule, SchemaObjectNotFound, schema_object
+from services.catalog.contracts.expectations import expectation_class_name, expectation_suite
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import (
     MAX_CONTRACT_BYTES,
     ContractInvalid,
@@ -40,6 +33,8 @@ from services.catalog.contracts.odcs import (
     compare_versions,
     parse_contract,
 )
+from services.catalog.contracts.policy import DatasetPolicy, dataset_policy, primary_key, sensitive_fields
+from services.catalog.contracts.sla import SlaTargets, sla_targets
 
 __all__ = [
     "MAX_CONTRACT_BYTES",

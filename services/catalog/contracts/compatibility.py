@@ -2,10 +2,10 @@
 
 A dataset's contract evolves by versions. Before the catalog accepts a new version it asks this
 module whether consumers and producers on earlier versions keep working, under the dataset's
-:class:`CompatibilityMode`. The input is the per-record JSON Schema that ``derive.record_schema``
-builds from an ODCS contract (draft 2020-12, an object of typed ``properties`` with ``required``,
-nullable fields typed ``[T, "null"]``, ``additionalProperties: false``, ``x-citybase-*``
-annotations; constraints ``enum``, ``format``, ``pattern``, bounds, ``multipleOf``, lengths, item
+:class:`CompatibilityMode`. The input is the per-record JSON Schema that
+``json_schema.record_schema`` builds from an ODCS contract (draft 2020-12, an object of typed
+``properties`` with ``required``, nullable fields typed ``[T, "null"]``,
+``additionalProperties: false``, ``x-citybase-*`` annotations; constraints ``enum``, ``format``, ``pattern``, bounds, ``multipleOf``, lengths, item
 and property counts, ``uniqueItems``; nested ``properties``, ``items``, and map values as an
 ``additionalProperties`` schema). Annotations (``description``, ``title``, ``examples``,
 ``default``, ``x-citybase-*``) never break compatibility, except the primary key. This module deliberately imports nothing from the ODCS side: it reasons on plain
@@ -30,6 +30,10 @@ checking FORWARD.
 
 Besides the verdict, :func:`diff` lists every change between two versions neutrally (for the
 console's diff view and ``citybase contracts diff``) and :func:`render` turns either list into text.
+
+The module is long but one responsibility, comparing two versions of a record schema: the verdict
+and the diff walk the same dialect with the same paths, type and bound readings and wording, and
+split apart they would have to share those private helpers through a third module.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ from sqlalchemy.orm import Session
 from services.catalog import exceptions
 from services.catalog.access.context import Collaborators
 from services.catalog.access.grants import apply_contract_masking
-from services.catalog.contracts import compatibility, derive
+from services.catalog.contracts import compatibility
+from services.catalog.contracts.expectations import expectation_suite
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import (
     MAX_CONTRACT_BYTES,
     ContractTooLarge,
@@ -34,6 +36,8 @@ from services.catalog.contracts.odcs import (
     compare_versions,
     parse_contract,
 )
+from services.catalog.contracts.policy import dataset_policy, primary_key, sensitive_fields
+from services.catalog.contracts.sla import sla_targets
 from services.catalog.datasets.service import (
     add_dataset,
     current_version,
@@ -220,7 +224,7 @@ def _check(
         raise exceptions.VersionNotHigher(
             f"version {contract.version} is not higher than the last, {previous[-1].version}"
         )
-    new_schema = derive.record_schema(contract)
+    new_schema = record_schema(contract)
     history = [(earlier.version, earlier.record_schema) for earlier in previous]
     changes = compatibility.check(new_schema, history, mode)
     checked = [] if mode is compatibility.CompatibilityMode.NONE else [v for v, _ in history]
@@ -278,10 +282,10 @@ def _register_parsed(
         document_format="json" if text.lstrip().startswith("{") else "yaml",
         fingerprint=contract.fingerprint,
         record_schema=new_schema,
-        primary_key=list(derive.primary_key(contract)),
-        sensitive_fields={name: _plain(rule) for name, rule in derive.sensitive_fields(contract).items()},
-        sla=_plain(derive.sla_targets(contract)),
-        expectation_suite=list(derive.expectation_suite(contract)),
+        primary_key=list(primary_key(contract)),
+        sensitive_fields={name: _plain(rule) for name, rule in sensitive_fields(contract).items()},
+        sla=_plain(sla_targets(contract)),
+        expectation_suite=list(expectation_suite(contract)),
         created_by=created_by,
     )
     session.add(version)
@@ -315,7 +319,7 @@ def add_contract(
     contract = parse_contract(document)
     existing = session.get(Dataset, contract.id)
     if existing is None:
-        policy = derive.dataset_policy(contract)
+        policy = dataset_policy(contract)
         owner = policy.department or department_id
         if owner is None:
             raise exceptions.ContractMismatch(

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions
-from services.catalog.audit.service import Auditor
+from services.catalog.audit.auditor import Auditor
 from services.catalog.domains.service import get_department
 from services.catalog.events import CatalogEvents
 from services.catalog.models import ContractVersion, Dataset, Department, Domain

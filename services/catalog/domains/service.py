@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions
-from services.catalog.audit.service import Auditor
+from services.catalog.audit.auditor import Auditor
 from services.catalog.events import CatalogEvents
 from services.catalog.models import Department, Domain
 from services.catalog.schemas import DepartmentCreate, DepartmentRead, DomainCreate, DomainRead

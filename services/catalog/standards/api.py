@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from services.catalog.deps import ReaderDep, SessionDep, SettingsDep
 from services.catalog.models import Department
-from services.catalog.standards import dcat, service
+from services.catalog.standards import dcat_serialization, service
 from services.catalog.standards.model import PlatformLinks
 from services.common.deps import RuntimeDep
 
@@ -65,8 +65,8 @@ def department_agent(request: Request, settings: SettingsDep, department: Depart
     publisher, links = service.describe_department(department), _links(request, settings)
     return _rdf_document(
         _rdf_format(request, None),
-        lambda: dcat.publisher_turtle(publisher, links),
-        lambda: dcat.publisher_jsonld(publisher, links),
+        lambda: dcat_serialization.publisher_turtle(publisher, links),
+        lambda: dcat_serialization.publisher_jsonld(publisher, links),
     )
 
 
@@ -118,8 +118,8 @@ def export_dataset(
     description = service.describe_one(session, dataset_id=dataset_id)
     return _rdf_document(
         _rdf_format(request, format_),
-        lambda: dcat.dataset_turtle(description, links),
-        lambda: dcat.dataset_jsonld(description, links),
+        lambda: dcat_serialization.dataset_turtle(description, links),
+        lambda: dcat_serialization.dataset_jsonld(description, links),
     )
 
 

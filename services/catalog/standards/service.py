@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from services.catalog.datasets.service import current_version, get_dataset
 from services.catalog.domains.service import get_department, list_departments
 from services.catalog.models import ContractVersion, Dataset, Department
-from services.catalog.standards import asyncapi, dcat
+from services.catalog.standards import asyncapi, dcat_serialization
 from services.catalog.standards.model import (
     CatalogDescription,
     DatasetDescription,
@@ -121,7 +121,7 @@ def catalog_description() -> CatalogDescription:
 def catalog_export(sessions: Callable[[], Session], *, links: PlatformLinks, turtle: bool) -> Iterator[str]:
     """The whole catalog as DCAT-AP 3, Turtle or JSON-LD, chunk by chunk, in a session of its own
     (from ``sessions``) that lives as long as the client reads."""
-    export = dcat.catalog_turtle if turtle else dcat.catalog_jsonld
+    export = dcat_serialization.catalog_turtle if turtle else dcat_serialization.catalog_jsonld
     with sessions() as session:
         yield from export(iter_descriptions(session), links, catalog_description())
 

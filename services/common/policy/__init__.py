@@ -9,7 +9,7 @@ they deliver; the catalog uses :meth:`FieldMask.from_value`, :func:`parse_maskin
     visible = policy.apply(record)          # None when the row filter drops the record
 
 Masking rules are in :mod:`services.common.policy.masking`, the row filter language in
-:mod:`services.common.policy.row_filter`.
+:mod:`services.common.policy.row_filter` (its syntax in :mod:`.row_filter_syntax`).
 """
 
 from services.common.policy.grant import (
@@ -28,14 +28,8 @@ from services.common.policy.masking import (
     canonical_json,
     parse_masking_path,
 )
-from services.common.policy.row_filter import (
-    MAX_DEPTH,
-    MAX_LIST_ITEMS,
-    MAX_TEXT,
-    RowFilter,
-    RowFilterError,
-    parse_row_filter,
-)
+from services.common.policy.row_filter import RowFilter, parse_row_filter
+from services.common.policy.row_filter_syntax import MAX_DEPTH, MAX_LIST_ITEMS, MAX_TEXT, RowFilterError
 
 __all__ = [
     "HASH_HEX_CHARS",

@@ -24,8 +24,9 @@ from citybase.demo import (
     stream,
     uscc_check_character,
 )
-from services.catalog.contracts import derive
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import parse_contract
+from services.catalog.contracts.policy import primary_key
 from services.ingest.validation import FORMATS, RecordValidator
 from tests.factories import EXAMPLES, contract_property, evolve_contract, example_contract
 
@@ -66,7 +67,7 @@ def format_checker() -> FormatChecker:
 def contract_version(dataset_id: str, version: str = "1.1.0") -> tuple[dict[str, Any], tuple[str, ...]]:
     """The record schema and primary key the catalog derives from an example contract."""
     contract = parse_contract(example_contract(dataset_id, version))
-    return derive.record_schema(contract), tuple(derive.primary_key(contract))
+    return record_schema(contract), tuple(primary_key(contract))
 
 
 def generator(dataset_id: str, seed: int = 1, **rates: float) -> RecordGenerator:
@@ -204,7 +205,7 @@ def test_a_new_contract_version_or_dataset_needs_no_code() -> None:
     contract = parse_contract(
         evolve_contract(example_contract("transport.bus-arrivals", "1.1.0"), "2.0.0", change)
     )
-    schema = derive.record_schema(contract)
+    schema = record_schema(contract)
     validator = RecordValidator(schema)
     for dataset_id in ("transport.bus-arrivals", "transport.tram-arrivals"):  # flavoured, and not
         source = RecordGenerator(schema, dataset_id, random.Random(3), clock=clock)

@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 
 from citybase.demo import FaultRates, RecordGenerator, example_contract_files
 from citybase.platform import SERVICE_FACTORIES, create_platform_app, prepare
-from services.catalog.contracts import derive
+from services.catalog.contracts.json_schema import record_schema
+from services.catalog.contracts.policy import primary_key
 from services.catalog.contracts.odcs import parse_contract
 from tests.factories import EXAMPLES, embedded_settings
 from tests.support.deploy import DEPLOY, REPO, UNKNOWN_PATH, Scrape, parse_exposition
@@ -63,7 +64,7 @@ def kustomize() -> list[str]:
 def _latest_contract() -> tuple[str, dict[str, object], list[str]]:
     path = example_contract_files(EXAMPLES, [TRAFFIC_DATASET])[-1]
     contract = parse_contract(path.read_text(encoding="utf-8"))
-    return contract.version, derive.record_schema(contract), list(derive.primary_key(contract))
+    return contract.version, record_schema(contract), list(primary_key(contract))
 
 
 def _publish_until_known(

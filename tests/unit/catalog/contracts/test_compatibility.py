@@ -1,6 +1,6 @@
 """Compatibility of contract versions: every rule in both directions, nesting, transitivity, diff.
 
-Schemas are built with the small factories below (the dialect ``derive.record_schema`` produces)
+Schemas are built with the small factories below (the dialect ``json_schema.record_schema`` produces)
 and most cases start from :func:`arrivals`, a bus-arrivals record, changing one thing at a time.
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -10,18 +9,12 @@ import fastjsonschema
 import jsonschema
 import pytest
 
-from services.catalog.contracts.derive import (
-    DatasetPolicy,
-    MaskingRule,
-    dataset_policy,
-    expectation_class_name,
-    expectation_suite,
-    primary_key,
-    record_schema,
-    sensitive_fields,
-    sla_targets,
-)
+from services.catalog.contracts.conventions import MaskingRule
+from services.catalog.contracts.expectations import expectation_class_name, expectation_suite
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import SemanticVersion
+from services.catalog.contracts.policy import DatasetPolicy, dataset_policy, primary_key, sensitive_fields
+from services.catalog.contracts.sla import sla_targets
 from tests.support.contracts import (
     BROKEN_RECORDS,
     EXAMPLE_RECORDS,
@@ -47,15 +40,6 @@ SENSITIVE = {
     "spatial.building-permits": {},
     "community.service-requests": {"resident_phone": MaskingRule("partial", keep_prefix=3, keep_suffix=4)},
 }
-
-
-@pytest.fixture(scope="module")
-def gx() -> ModuleType:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import great_expectations
-
-    return great_expectations
 
 
 def versions_of(dataset_id: str) -> list[str]:

@@ -1,57 +1,28 @@
-"""The DCAT-AP 3 export: what portals harvest must parse, carry the mandatory properties, map to
-the EU vocabularies, and stream a catalog of any size in flat memory."""
+"""The DCAT-AP 3 statements: what portals harvest carries the mandatory properties and maps to
+the EU vocabularies; the descriptions refuse what would break a URI or a topic."""
 
 from __future__ import annotations
 
-import json
-import tracemalloc
-from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from rdflib import Graph, Literal, URIRef
-from rdflib.compare import isomorphic
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, XSD
 
-from services.catalog.standards import (
-    DatasetDescription,
-)
-from services.catalog.standards.dcat import (
-    ADMS,
-    VCARD,
-    catalog_graph,
-    catalog_jsonld,
-    catalog_triples,
-    catalog_turtle,
-    dataset_graph,
-    dataset_jsonld,
-    dataset_triples,
-    dataset_turtle,
-    frequency_code,
-)
+from services.catalog.standards.dcat import dataset_graph
+from services.catalog.standards.dcat_vocabularies import ADMS, VCARD, frequency_code
 from tests.support.dcat import (
     CATALOG,
     LINKS,
+    STREAM_FORMATS,
     dataset,
     generated_datasets,
-    publisher,
+    parse_rdf,
+    streamed,
 )
 
-# rdflib's own JSON-LD parser builds a ConjunctiveGraph, which rdflib 7 deprecates.
-jsonld_parser_warning = pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
-
 EU = "http://publications.europa.eu/resource/authority/"
-
-
-def parse(text: str, fmt: str) -> Graph:
-    return Graph().parse(data=text, format=fmt)
-
-
-def streamed(fmt: str) -> Callable[..., Iterator[str]]:
-    return catalog_turtle if fmt == "turtle" else catalog_jsonld
 
 
 def one(graph: Graph, subject: URIRef, predicate: URIRef) -> Any:
@@ -60,74 +31,13 @@ def one(graph: Graph, subject: URIRef, predicate: URIRef) -> Any:
     return values[0]
 
 
-STREAM_FORMATS = [
-    pytest.param("turtle", id="turtle"),
-    pytest.param("json-ld", id="json-ld", marks=jsonld_parser_warning),
-]
-
-# --- the streamed catalog is the catalog graph ---------------------------------------------
-
-
-@pytest.mark.parametrize("fmt", STREAM_FORMATS)
-def test_the_streamed_catalog_is_the_union_of_the_per_dataset_graphs(fmt: str) -> None:
-    datasets = list(generated_datasets(25))
-
-    text = "".join(streamed(fmt)(iter(datasets), LINKS, CATALOG))
-
-    expected = Graph()
-    for triple in catalog_triples(CATALOG, LINKS):
-        expected.add(triple)
-    for described in datasets:
-        expected += dataset_graph(described, LINKS)
-        expected.add((URIRef(LINKS.catalog), DCAT.dataset, URIRef(LINKS.dataset(described.id))))
-    assert isomorphic(parse(text, fmt), expected)
-    assert isomorphic(parse(text, fmt), catalog_graph(datasets, LINKS, CATALOG))
-
-
-def test_turtle_prefixes_are_written_once() -> None:
-    chunks = list(catalog_turtle(generated_datasets(5), LINKS, CATALOG))
-
-    assert len(chunks) == 1 + 5
-    assert chunks[0].startswith("@prefix dcat: <http://www.w3.org/ns/dcat#> .")
-    assert not any("@prefix" in chunk for chunk in chunks[1:])
-    # each dataset chunk is Turtle on its own once the prefixes are in front of it
-    header = chunks[0].split("\n\n", 1)[0]
-    assert len(parse(header + "\n" + chunks[3], "turtle")) > 50
-
-
-def test_json_ld_stream_is_one_document_with_one_context() -> None:
-    chunks = list(catalog_jsonld(generated_datasets(5), LINKS, CATALOG))
-
-    document = json.loads("".join(chunks))
-    assert set(document) == {"@context", "@graph"}
-    assert sum("@context" in chunk for chunk in chunks) == 1
-    datasets = [node for node in document["@graph"] if node.get("@type") == "dcat:Dataset"]
-    assert len(datasets) == 5
-
-
-@pytest.mark.parametrize("fmt", ["turtle", "json-ld"])
-def test_the_stream_reads_its_input_lazily(fmt: str) -> None:
-    pulled = 0
-
-    def cursor() -> Iterator[DatasetDescription]:
-        nonlocal pulled
-        for described in generated_datasets(1000):
-            pulled += 1
-            yield described
-
-    stream = streamed(fmt)(cursor(), LINKS, CATALOG)
-    next(stream)  # prefixes / context and the catalog
-    next(stream)  # the first dataset
-    assert pulled == 1
-
-
 # --- what DCAT-AP 3 asks of every dataset ---------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", STREAM_FORMATS)
 def test_every_dataset_carries_the_dcat_ap_properties(fmt: str) -> None:
     count = 12
-    graph = parse("".join(streamed(fmt)(generated_datasets(count), LINKS, CATALOG)), fmt)
+    graph = parse_rdf("".join(streamed(fmt)(generated_datasets(count), LINKS, CATALOG)), fmt)
 
     catalog = URIRef(LINKS.catalog)
     assert (catalog, RDF.type, DCAT.Catalog) in graph
@@ -303,75 +213,6 @@ def test_timestamps_are_typed_xsd_datetime_with_their_offset() -> None:
     assert issued == Literal("2026-01-05T08:00:00+00:00", datatype=XSD.dateTime)
 
 
-# --- one dataset ----------------------------------------------------------------------------
-
-
-def test_dataset_turtle_is_the_dataset_graph() -> None:
-    described = dataset()
-
-    assert isomorphic(parse(dataset_turtle(described, LINKS), "turtle"), dataset_graph(described, LINKS))
-
-
-@jsonld_parser_warning
-def test_dataset_jsonld_is_the_dataset_graph() -> None:
-    described = dataset()
-    document = dataset_jsonld(described, LINKS)
-
-    assert document["@context"]["dcat"] == str(DCAT)
-    node = next(node for node in document["@graph"] if node["@id"] == LINKS.dataset(described.id))
-    assert node["@type"] == "dcat:Dataset"
-    assert node["dct:title"] == {"@value": "Bus arrivals", "@language": "en"}
-    assert node["dcat:keyword"] == [
-        {"@value": "bus", "@language": "en"},
-        {"@value": "realtime", "@language": "en"},
-    ]
-    assert isomorphic(parse(json.dumps(document), "json-ld"), dataset_graph(described, LINKS))
-
-
-def test_dataset_triples_are_what_the_graph_holds() -> None:
-    described = dataset()
-
-    assert set(dataset_triples(described, LINKS)) <= set(dataset_graph(described, LINKS))
-
-
-# --- text from users does not break the documents -------------------------------------------
-
-# Lone surrogates cannot be encoded at all, so no database hands them over.
-_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
-
-
-@jsonld_parser_warning
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    title=_text,
-    description=_text,
-    tags=st.lists(_text, max_size=4).map(tuple),
-    name=_text,
-    email=_text,
-    homepage=_text.map(lambda text: f"https://example.org/{text}"),
-    publisher_id=_text.filter(bool),
-)
-def test_any_user_text_survives_both_serialisations(
-    title: str,
-    description: str,
-    tags: tuple[str, ...],
-    name: str,
-    email: str,
-    homepage: str,
-    publisher_id: str,
-) -> None:
-    described = dataset(
-        title=title,
-        description=description,
-        tags=tags,
-        publisher=publisher(id=publisher_id, name=name, email=email or None, homepage=homepage),
-    )
-    expected = catalog_graph([described], LINKS, CATALOG)
-
-    assert isomorphic(parse("".join(catalog_turtle([described], LINKS, CATALOG)), "turtle"), expected)
-    assert isomorphic(parse("".join(catalog_jsonld([described], LINKS, CATALOG)), "json-ld"), expected)
-
-
 # --- the descriptions refuse what would break a URI or a topic -----------------------------
 
 
@@ -399,32 +240,3 @@ def test_topics_derive_from_the_id() -> None:
         "raw.transport.bus-arrivals",
         "dlq.transport.bus-arrivals",
     )
-
-
-# --- memory stays flat ----------------------------------------------------------------------
-
-
-def _peak_bytes(chunks: Iterable[str]) -> int:
-    tracemalloc.start()
-    try:
-        for _chunk in chunks:
-            pass
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["turtle", "json-ld"])
-def test_streaming_memory_is_flat_in_the_size_of_the_catalog(fmt: str) -> None:
-    # Warm the module-level memo of vocabulary names so that it does not count as growth.
-    for _chunk in streamed(fmt)(generated_datasets(10), LINKS, CATALOG):
-        pass
-
-    small = _peak_bytes(streamed(fmt)(generated_datasets(2_000), LINKS, CATALOG))
-    large = _peak_bytes(streamed(fmt)(generated_datasets(20_000), LINKS, CATALOG))
-
-    # Ten times the datasets; an export that accumulated would peak ~10x higher. One dataset's
-    # statements and text are a few tens of kilobytes, so the whole stream stays well under 1 MB.
-    assert large / small < 2, f"peak {small:,} B for 2,000 datasets, {large:,} B for 20,000"
-    assert large < 1_000_000, f"peak {large:,} B for 20,000 datasets"

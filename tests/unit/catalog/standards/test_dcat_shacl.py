@@ -21,8 +21,10 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, SKOS
 
 # The module, not its names: on an export without them, the tests fail rather than not load.
-from services.catalog.standards import DatasetDescription, dcat
-from services.catalog.standards.dcat import VCARD, catalog_graph, catalog_turtle, frequency_code
+from services.catalog.standards import DatasetDescription, dcat, dcat_vocabularies
+from services.catalog.standards.dcat import catalog_graph
+from services.catalog.standards.dcat_serialization import catalog_turtle
+from services.catalog.standards.dcat_vocabularies import VCARD, frequency_code
 from tests.support.dcat import (
     CATALOG,
     CLASSIFICATIONS,
@@ -100,13 +102,15 @@ def test_the_shapes_catch_what_the_export_used_to_omit(shapes: Graph) -> None:
     graph = catalog_graph(varied_datasets(12), LINKS, CATALOG)
     graph.remove((None, SKOS.prefLabel, None))
     graph.remove((None, RDF.type, FOAF.Document))
-    graph.remove((dcat.DATA_THEME_SCHEME, DCTERMS.title, None))
+    graph.remove((dcat_vocabularies.DATA_THEME_SCHEME, DCTERMS.title, None))
 
     found = violations(graph, shapes)
 
     concepts = set(graph.subjects(RDF.type, SKOS.Concept))
     assert len([line for line in found if str(SKOS.prefLabel) in line]) == len(concepts) > 10
-    assert len([line for line in found if f"{dcat.DATA_THEME_SCHEME} {DCTERMS.title}" in line]) == 1
+    assert (
+        len([line for line in found if f"{dcat_vocabularies.DATA_THEME_SCHEME} {DCTERMS.title}" in line]) == 1
+    )
     assert f"{LINKS.catalog} {FOAF.homepage}: Value does not have class foaf:Document" in found
 
 
@@ -192,12 +196,18 @@ def test_an_empty_description_is_derived_from_the_contract() -> None:
 
 
 def test_every_code_the_export_can_emit_has_a_label() -> None:
-    assert set(dcat.THEMES.values()) <= set(dcat.THEME_VOCABULARY.labels)
-    assert set(dcat.ACCESS_RIGHTS.values()) <= set(dcat.ACCESS_RIGHT_VOCABULARY.labels)
-    assert set(dcat.STATUSES.values()) <= set(dcat.DATASET_STATUS_VOCABULARY.labels)
-    assert set(dcat.STATUSES.values()) <= set(dcat.DISTRIBUTION_STATUS_VOCABULARY.labels)
-    assert set(dcat.PUBLISHER_TYPES.values()) <= set(dcat.PUBLISHER_TYPE_VOCABULARY.labels)
+    assert set(dcat_vocabularies.THEMES.values()) <= set(dcat_vocabularies.THEME_VOCABULARY.labels)
+    assert set(dcat_vocabularies.ACCESS_RIGHTS.values()) <= set(
+        dcat_vocabularies.ACCESS_RIGHT_VOCABULARY.labels
+    )
+    assert set(dcat_vocabularies.STATUSES.values()) <= set(dcat_vocabularies.DATASET_STATUS_VOCABULARY.labels)
+    assert set(dcat_vocabularies.STATUSES.values()) <= set(
+        dcat_vocabularies.DISTRIBUTION_STATUS_VOCABULARY.labels
+    )
+    assert set(dcat_vocabularies.PUBLISHER_TYPES.values()) <= set(
+        dcat_vocabularies.PUBLISHER_TYPE_VOCABULARY.labels
+    )
     durations = [None, "PT1S", "PT1M", "PT5M", "PT10M", "PT15M", "PT30M", "PT1H", "PT2H", "PT3H"]
     durations += ["PT12H", "P1D", "P1W", "P2W", "P1M", "P2M", "P3M", "P6M", "P1Y", "P2Y", "P3Y"]
     durations += ["PT7M", "garbage"]
-    assert {frequency_code(d) for d in durations} == set(dcat.FREQUENCY_VOCABULARY.labels)
+    assert {frequency_code(d) for d in durations} == set(dcat_vocabularies.FREQUENCY_VOCABULARY.labels)

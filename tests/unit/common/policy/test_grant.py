@@ -16,8 +16,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from services.catalog.contracts import derive
+from services.catalog.contracts.conventions import SENSITIVE_CLASSIFICATIONS
+from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import parse_contract
+from services.catalog.contracts.policy import sensitive_fields
 from services.common.policy import (
     HASH_HEX_CHARS,
     HASH_PREFIX,
@@ -554,7 +556,7 @@ NESTED_SENSITIVE = {"location.lat", "location.address", "contacts[].name", "cont
 @cache
 def example_schema(dataset_id: str) -> tuple[dict[str, Any], frozenset[str]]:
     contract = parse_contract(example_contract(dataset_id, EXAMPLE_CONTRACTS[dataset_id]))
-    return derive.record_schema(contract), frozenset(derive.sensitive_fields(contract))
+    return record_schema(contract), frozenset(sensitive_fields(contract))
 
 
 SAFE_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="*"), max_size=24)
@@ -641,7 +643,7 @@ def sensitive_paths(schema: dict[str, Any], prefix: str = "") -> set[str]:
     for name, sub in schema.get("properties", {}).items():
         path = prefix + name
         classification = str(sub.get("x-citybase-classification", "")).lower()
-        if "x-citybase-masking" in sub or classification in derive.SENSITIVE_CLASSIFICATIONS:
+        if "x-citybase-masking" in sub or classification in SENSITIVE_CLASSIFICATIONS:
             paths.add(path)
         types = sub.get("type")
         types = types if isinstance(types, list) else [types]
