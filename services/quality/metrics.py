@@ -101,7 +101,8 @@ class QualityMetrics:
         )
         self.active_subscribers = Gauge(
             "citybase_dataset_active_subscribers",
-            "Subscriptions that received records of the dataset in the active period.",
+            "Subscriptions that received records of the dataset in the active period and may still "
+            "deliver (their scenario holds an active grant for the dataset).",
             ["dataset"],
             registry=registry,
         )

@@ -205,9 +205,13 @@ class SubscriptionUse(QualityRead):
     subscription_id: str | None
     scenario_id: str
     grant_id: str | None
+    delivering: bool = Field(description="Whether its scenario still holds an active grant for the dataset.")
     last_delivery: Moment | None
     records_recent: int
-    lag_records: int | None
+    lag_records: int | None = Field(
+        description="Records not acknowledged yet, as feeds counts them for the subscription "
+        "(None: the bus did not answer, or the subscription is gone)."
+    )
 
 
 class DatasetUtilization(DatasetUtilizationScore):
