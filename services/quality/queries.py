@@ -23,7 +23,7 @@ from services.quality.models import (
 )
 from services.quality.projection import DatasetState, QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
-from services.quality.store import breach_data
+from services.quality.store import breach_data, current_windows, scores_of
 
 
 def known_dataset(session: Session, catalog: QualityCatalog, dataset_id: str) -> None:
@@ -32,10 +32,6 @@ def known_dataset(session: Session, catalog: QualityCatalog, dataset_id: str) ->
         return
     if session.get(QualityDatasetState, dataset_id) is None:
         raise DatasetNotFound(f"no dataset {dataset_id!r}")
-
-
-def scores_of(row: QualityWindow) -> dict[str, float | None]:
-    return {**{name: getattr(row, name) for name in DIMENSIONS}, "overall": row.overall}
 
 
 def window_summary(row: QualityWindow) -> dict[str, Any]:
@@ -103,7 +99,8 @@ def latest_quality(
     now: datetime,
     reader: Principal,
 ) -> dict[str, Any]:
-    """The latest scores per dimension with their evidence per rule, the rolling 24 h view and
+    """The current scores per dimension (:func:`~services.quality.store.current_windows`: the
+    latest closed window's) with their evidence per rule, the rolling 24 h view and
     the open SLA breaches of one dataset. The record-level evidence (failing values, repeated
     keys) is left out for a reader :func:`record_evidence_withheld` names a reason for. Reads in
     the caller's session (the request's)."""
@@ -111,12 +108,7 @@ def latest_quality(
     dataset = catalog.dataset(dataset_id)
     withheld = record_evidence_withheld(reader, dataset)
     state = session.get(QualityDatasetState, dataset_id)
-    latest = session.scalars(
-        sa.select(QualityWindow)
-        .where(QualityWindow.dataset_id == dataset_id)
-        .order_by(QualityWindow.closed_at.desc(), QualityWindow.id.desc())
-        .limit(1)
-    ).first()
+    latest = current_windows(session, [dataset_id]).get(dataset_id)
     evidence_window = latest
     if latest is not None and latest.kind != "window":
         evidence_window = session.scalars(
@@ -304,21 +296,14 @@ def rankings(
     domain: str | None = None,
     department: str | None = None,
 ) -> dict[str, Any]:
-    """Latest overall score per dataset, or the mean per domain or department; worst first.
+    """Current overall score per dataset (:func:`~services.quality.store.current_windows`), or the
+    mean per domain or department; worst first.
 
     A dataset never scored has no score (not 100): it ranks first, as nothing shows it is good.
     Reads in the caller's session (the request's).
     """
     states = {state.dataset_id: state for state in session.scalars(sa.select(QualityDatasetState))}
-    latest_ids = [state.last_window_id for state in states.values() if state.last_window_id is not None]
-    windows = (
-        {
-            row.dataset_id: row
-            for row in session.scalars(sa.select(QualityWindow).where(QualityWindow.id.in_(latest_ids)))
-        }
-        if latest_ids
-        else {}
-    )
+    windows = current_windows(session)
     entries = []
     for dataset in catalog.datasets():
         if not dataset.scored:
