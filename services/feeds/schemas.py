@@ -76,6 +76,7 @@ class SubscriptionRead(BaseModel):
         description="active (delivers), paused (by the scenario), or the status of the grant that "
         "stops delivery: revoked, suspended, expired, pending, no_grant."
     )
+    paused: bool = Field(description="Paused by the scenario (resume to deliver again, grant permitting).")
     status_reason: str | None = Field(default=None, description="Why the scenario paused it.")
     delivering: bool = Field(description="Whether records are delivered to it now.")
     reason: str | None = Field(

@@ -144,6 +144,7 @@ def subscription_read(row: Subscription, grant: GrantState | None, now: datetime
         scenario_id=row.scenario_id,
         grant_id=row.grant_id,
         status=state.status,
+        paused=row.status == "paused",
         status_reason=row.status_reason,
         delivering=state.delivering,
         reason=state.reason,

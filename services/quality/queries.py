@@ -210,6 +210,26 @@ def _weighted(items: Sequence[tuple[float, dict[str, float | None]]]) -> dict[st
     return out
 
 
+MIN_RATE_SPAN_S = 1.0
+"""The shortest span a rate is taken over: a burst scored in one window that closed within
+milliseconds is not a rate of millions a second."""
+
+
+def records_per_second(windows: Sequence[tuple[datetime | None, datetime | None, int]]) -> float:
+    """Records per second that reached a dataset (accepted or dead-lettered), from scored windows
+    ``(opened_at, closed_at, records)``: their records over the time they cover, from the first
+    one's opening to the last one's close. Not over the whole period asked for: quality may have
+    started, or the feed begun, in the middle of it, and the open window's records are not
+    counted yet either; dividing by the whole period would show a feed at a fraction of its rate.
+    Idle time between windows is covered (it lies between the first and the last). 0 when no
+    window closed."""
+    spans = [(opened, closed, records) for opened, closed, records in windows if opened and closed]
+    if not spans:
+        return 0.0
+    covered = (max(c for _, c, _ in spans) - min(o for o, _, _ in spans)).total_seconds()
+    return round(sum(r for _, _, r in spans) / max(covered, MIN_RATE_SPAN_S), 2)
+
+
 def quality_history(
     *,
     session: Session,
@@ -220,14 +240,20 @@ def quality_history(
     max_points: int,
 ) -> dict[str, Any]:
     """Scores from ``start`` to ``end``: every window, or record-weighted buckets when they are
-    more than ``max_points``. 422 when ``end`` is not after ``start``. Reads in the caller's
+    more than ``max_points``, and the rate records arrived at (:func:`records_per_second`). 422 when ``end`` is not after ``start``. Reads in the caller's
     session (the request's)."""
     start, end = aware(start), aware(end)
     if end <= start:
         raise InvalidTimeRange("'to' must be after 'from'", path="/query/to")
     known_dataset(session, catalog, dataset_id)
     rows = session.execute(
-        sa.select(QualityWindow.closed_at, QualityWindow.records, QualityWindow.kind, *_DIMENSION_COLUMNS)
+        sa.select(
+            QualityWindow.opened_at,
+            QualityWindow.closed_at,
+            QualityWindow.records,
+            QualityWindow.kind,
+            *_DIMENSION_COLUMNS,
+        )
         .where(
             QualityWindow.dataset_id == dataset_id,
             QualityWindow.closed_at >= start,
@@ -236,6 +262,9 @@ def quality_history(
         .order_by(QualityWindow.closed_at, QualityWindow.id)
     ).all()
     names = [*DIMENSIONS, "overall"]
+    rate = records_per_second(
+        [(aware(row.opened_at), aware(row.closed_at), row.records) for row in rows if row.kind == "window"]
+    )
     if len(rows) <= max_points:
         points = [
             {
@@ -253,6 +282,7 @@ def quality_history(
             "to": end,
             "downsampled": False,
             "bucket_s": None,
+            "records_per_s": rate,
             "points": points,
         }
     width = (end - start).total_seconds() / max_points
@@ -284,6 +314,7 @@ def quality_history(
         "to": end,
         "downsampled": True,
         "bucket_s": width,
+        "records_per_s": rate,
         "points": points,
     }
 

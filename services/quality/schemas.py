@@ -128,6 +128,11 @@ class QualityHistory(QualityRead):
     end: Moment = Field(alias="to")
     downsampled: bool
     bucket_s: Number | None
+    records_per_s: Number = Field(
+        description="Records per second that reached the dataset (accepted or dead-lettered): the "
+        "records of the windows closed in the period over the time those windows covered, from the "
+        "first one's opening to the last one's close; 0 when none closed."
+    )
     points: list[HistoryPoint]
 
 

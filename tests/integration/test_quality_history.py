@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -207,3 +208,30 @@ def test_rankings_put_the_worst_and_the_unscored_first(session: Session) -> None
     [department] = queries.rankings(session=session, catalog=catalog, by="department")["items"]
     assert department["overall"] == pytest.approx(79.5) and department["worst_dataset"] == "health.bad"
     assert session.query(QualityWindow).count() == 2
+
+
+def test_the_rate_is_records_over_the_time_the_windows_cover(session: Session) -> None:
+    # A feed at 10 records/s that quality has seen for 30 s of the last 5 minutes: 10/s, not
+    # 300 records / 300 s.
+    settings = QualitySettings()
+    box = Outbox(outbox)
+    catalog = catalog_of("health.rate")
+    for second in (10, 20, 30):
+        window = dataclasses.replace(
+            scored("health.rate", START + timedelta(seconds=second), 90.0),
+            opened_at=START + timedelta(seconds=second - 10),
+        )
+        store.store_window(session=session, outbox=box, score=window, settings=settings)
+    session.flush()
+    recent = queries.quality_history(
+        session=session,
+        catalog=catalog,
+        dataset_id="health.rate",
+        start=START + timedelta(seconds=30) - timedelta(minutes=5),
+        end=START + timedelta(seconds=31),
+        max_points=500,
+    )
+    assert recent["records_per_s"] == 10.0
+    assert queries.records_per_second([]) == 0.0
+    burst = [(START, START, 500)]  # one window closed within the same instant
+    assert queries.records_per_second(burst) == 500.0
