@@ -3,95 +3,27 @@ revocation or expiry cutting an open stream within a second."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.factories import grant_record, next_grant_version
 from tests.support.services import (
     FeedsPlatform,
     IngestPlatform,
-    Scenario,
     feeds_settings_for_tests,
     running_feeds,
 )
+from tests.support.sse import SseReader, open_stream
 
 
 @pytest.fixture
 def feeds(platform: IngestPlatform) -> Iterator[FeedsPlatform]:
     with running_feeds(platform, feeds_settings_for_tests()) as running:
         yield running
-
-
-@dataclass
-class SseEvent:
-    event: str
-    data: str
-    id: str | None
-    received: float
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-
-class SseReader:
-    """Reads one SSE response in the calling thread (so that leaving the ``with`` really closes
-    the socket), noting when each event arrived."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._lines = response.iter_lines()
-
-    def next(self) -> SseEvent | None:
-        """The next event, or None once the stream is over."""
-        fields: dict[str, str] = {}
-        for line in self._lines:
-            if line == "":
-                if "data" in fields:
-                    return SseEvent(
-                        fields.get("event", "message"), fields["data"], fields.get("id"), time.monotonic()
-                    )
-                fields = {}
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            fields[name] = value[1:] if value.startswith(" ") else value
-        return None
-
-    def records(self, expected: int) -> list[SseEvent]:
-        batches: list[SseEvent] = []
-        count = 0
-        while count < expected:
-            event = self.next()
-            assert event is not None, "the stream ended"
-            assert event.event == "records", event
-            batches.append(event)
-            count += len(event.json()["records"])
-        return batches
-
-
-@contextlib.contextmanager
-def open_stream(
-    feeds: FeedsPlatform, scenario: Scenario, subscription_id: str, **headers: str
-) -> Iterator[Any]:
-    """A stream on a connection of its own, really closed on exit (as a client going away)."""
-    with (
-        httpx.Client(base_url=feeds.url, timeout=httpx.Timeout(60, read=60)) as client,
-        client.stream(
-            "GET",
-            f"/v1/subscriptions/{subscription_id}/stream",
-            headers={"Authorization": f"Bearer {scenario.key}", **headers},
-        ) as response,
-    ):
-        yield response
 
 
 def test_a_stream_delivers_masked_batches_and_resumes_after_last_event_id(feeds: FeedsPlatform) -> None:

@@ -12,7 +12,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.common.worker import wait_until
 from services.feeds.app import refresh_lag
 from services.feeds.runtime import FeedsRuntime
-from tests.integration.test_feeds_stream import SseReader, open_stream
 from tests.support.services import (
     FeedsPlatform,
     IngestPlatform,
@@ -20,6 +19,7 @@ from tests.support.services import (
     feeds_settings_for_tests,
     running_feeds,
 )
+from tests.support.sse import SseReader, open_stream
 
 
 @pytest.fixture
