@@ -234,7 +234,10 @@ def _make_current(
     settings: QualitySettings,
 ) -> None:
     """Make ``row`` the dataset's current score, unless a window that closed later already is
-    (a window stored late does not take the place of a newer one); announce it."""
+    (a window stored late does not take the place of a newer one), and announce it, so that the
+    catalog's record shows it. Each one is announced (not only the moves beyond the threshold:
+    the catalog would show an older figure than the quality endpoint); ``significant`` marks a
+    move by at least ``score_change_threshold`` points (or a first score), what an alert acts on."""
     if state.last_window_id is not None and state.last_window_id != row.id:
         shown = session.get(QualityWindow, state.last_window_id)
         if shown is not None and aware(shown.closed_at) > aware(row.closed_at):
@@ -242,20 +245,6 @@ def _make_current(
     state.last_window_id = row.id
     state.last_overall = row.overall
     made_current(session)[row.dataset_id] = scores_of(row)
-    _announce_score(session, outbox, state, row, settings)
-
-
-def _announce_score(
-    session: Session,
-    outbox: Outbox,
-    state: QualityDatasetState,
-    row: QualityWindow,
-    settings: QualitySettings,
-) -> None:
-    """Announce the dataset's new current score, so that the catalog's record shows it. Each one
-    is announced (not only the moves beyond the threshold: the catalog would show an older
-    figure than the quality endpoint); ``significant`` marks a move by at least
-    ``score_change_threshold`` points (or a first score), what an alert would act on."""
     previous = state.announced_overall
     change = round(row.overall - previous, 3) if row.overall is not None and previous is not None else None
     state.announced_overall = row.overall
@@ -273,11 +262,11 @@ def _announce_score(
             "closed_at": _iso(row.closed_at),
             "records": row.records,
             "scores": {name: getattr(row, name) for name in DIMENSIONS},
+            # None: no dimension measurable in the window (see problems); shown as such everywhere.
             "overall": row.overall,
             "previous_overall": previous,
             "change": change,
             "significant": change is None or abs(change) >= settings.score_change_threshold,
-            # None: no dimension measurable in the window (see problems); shown as such everywhere.
             "freshness_s": row.freshness_s,
             "problems": list(row.problems or []),
         },

@@ -1,5 +1,6 @@
-"""Server-Sent Events of feeds, on both buses: masked batches, resumption with Last-Event-ID, and a
-revocation or expiry cutting an open stream within a second."""
+"""Server-Sent Events of feeds, on both buses: masked batches, resumption with Last-Event-ID, a
+revocation or expiry cutting an open stream within a second, and a stream acknowledging what it
+delivered (its lag, in the API and the gauge, moves)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.worker import wait_until
+from services.feeds.app import refresh_lag
+from services.feeds.runtime import FeedsRuntime
 from tests.factories import grant_record, next_grant_version
 from tests.support.services import (
     FeedsPlatform,
@@ -91,3 +96,43 @@ def test_revocation_or_expiry_cuts_an_open_stream_within_a_second(feeds: FeedsPl
     # A new stream or a pull is refused up front.
     with open_stream(feeds, scenario, subscription["id"]) as response:
         assert response.status_code == 403
+
+
+def _lag_gauge(feeds: FeedsPlatform, dataset_id: str) -> float | None:
+    text = feeds.http.get("/metrics").text
+    for family in text_string_to_metric_families(text):
+        if family.name == "citybase_feeds_lag_records":
+            for sample in family.samples:
+                if sample.labels.get("dataset") == dataset_id:
+                    return sample.value
+    return None
+
+
+def test_a_stream_acknowledges_what_it_delivered_and_the_gauge_shows_the_same_lag(
+    feeds: FeedsPlatform,
+) -> None:
+    dataset = feeds.dataset()
+    scenario = feeds.scenario()
+    feeds.grant(scenario, dataset.id)
+    subscription = feeds.subscribe(scenario, dataset.id, start="latest")
+    feeds.publish(dataset, 4)
+
+    def lag() -> int | None:
+        value: int | None = feeds.call("GET", f"/v1/subscriptions/{subscription['id']}", scenario).json()[
+            "lag"
+        ]
+        return value
+
+    assert wait_until(lambda: lag() == 4, 10), lag()
+    with open_stream(feeds, scenario, subscription["id"]) as response:
+        SseReader(response).records(4)
+        # The batches went out: the stream acknowledges them while it waits for more.
+        assert wait_until(lambda: lag() == 0, 10), f"the lag stayed at {lag()} after delivery"
+
+    runtime = feeds.runtime
+    refresh_lag(runtime, runtime.service_as(FeedsRuntime).feeds)
+    assert _lag_gauge(feeds, dataset.id) == 0.0
+    feeds.publish(dataset, 3)
+    assert wait_until(lambda: lag() == 3, 10)
+    refresh_lag(runtime, runtime.service_as(FeedsRuntime).feeds)
+    assert _lag_gauge(feeds, dataset.id) == lag() == 3
