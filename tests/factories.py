@@ -403,6 +403,7 @@ def usage_record(
     data = {
         "scenario_id": scenario_id,
         "subscription_id": subscription_id,
+        "consumer_group": f"feeds.sub.{subscription_id}",
         "grant_id": grant_id,
         "grant_version": 1,
         "dataset_id": dataset_id,

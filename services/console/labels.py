@@ -66,6 +66,7 @@ LABELS: dict[str, str] = {
     "latest": N_("latest"),
     "delivering": N_("delivering"),
     "no grant": N_("no grant"),
+    "no_grant": N_("no grant"),
     # department kinds
     "commission": N_("commission"),
     "bureau": N_("bureau"),

@@ -375,27 +375,14 @@ async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limi
 # --- subscriptions -------------------------------------------------------------------------------
 
 
-def delivery_state(subscription: Mapping[str, Any]) -> str:
-    """Whether feeds delivers to the subscription now, and if not, why: ``delivering``, ``paused``,
-    or the state of its grant (``suspended``, ``revoked``, ``expired``, ``no grant``). Feeds delivers
-    nothing without an active grant, whatever the subscription's own status says."""
-    if subscription.get("status") != "active":
-        return "paused"
-    grant = subscription.get("grant")
-    if not grant:
-        return "no grant"
-    if grant.get("status") != "active":
-        return str(grant.get("status"))
-    return "delivering"
-
-
 async def subscription_page(api: PlatformApi, caller: Caller, subscription_id: str) -> dict[str, Any]:
     subscription = await api.get(
         "feeds", api_path("/v1/subscriptions/{subscription_id}", subscription_id=subscription_id)
     )
     return {
         "subscription": subscription,
-        "delivery": delivery_state(subscription),
+        # Feeds says whether it delivers now and why not (its grant comes first, then a pause).
+        "delivery": "delivering" if subscription.get("delivering") else str(subscription.get("status")),
         "positions": forms.POSITIONS,
         "may_change": caller.id == subscription.get("scenario_id") or caller.is_admin,
     }
@@ -532,13 +519,13 @@ def ingest_totals(metrics: str) -> dict[str, dict[str, float]]:
 RATE_PERIOD = timedelta(minutes=5)
 
 
-def recent_rate(history: Mapping[str, Any] | None, period: timedelta = RATE_PERIOD) -> float | None:
-    """Records per second that reached the dataset (accepted or dead-lettered) over ``period``,
-    from the quality windows that closed in it; ``None`` when quality has no history to tell."""
+def recent_rate(history: Mapping[str, Any] | None) -> float | None:
+    """Records per second that reached the dataset lately, as quality counts it over the period's
+    windows (``records_per_s`` of the history); ``None`` when quality has no history to tell."""
     if history is None:
         return None
-    records = sum(int(point.get("records") or 0) for point in history.get("points", []))
-    return round(records / period.total_seconds(), 2)
+    rate = history.get("records_per_s")
+    return float(rate) if isinstance(rate, (int, float)) else None
 
 
 async def overview(api: PlatformApi, caller: Caller) -> dict[str, Any]:

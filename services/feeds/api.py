@@ -43,7 +43,11 @@ def create_subscription(
     return feeds.create_subscription(principal=scenario, payload=payload)
 
 
-@router.get("/subscriptions", response_model=SubscriptionPage, summary="The calling scenario's subscriptions")
+@router.get(
+    "/subscriptions",
+    response_model=SubscriptionPage,
+    summary="The calling scenario's subscriptions (an admin's: every scenario's)",
+)
 def list_subscriptions(feeds: FeedsDep, scenario: ScenarioDep) -> SubscriptionPage:
     return feeds.list_subscriptions(principal=scenario)
 
@@ -200,9 +204,10 @@ async def _events(request: Request, feeds: Feeds, stream: Stream) -> AsyncIterat
     summary="Server-Sent Events: batches as `records` events, resumable with Last-Event-ID",
     description=(
         "Each `records` event carries a batch (the long-poll's JSON) and has the batch's cursor "
-        "as its id. The stream commits nothing itself: acknowledge with `POST .../ack` (the event "
-        "id is the cursor), or reconnect with `Last-Event-ID`, which acknowledges that batch and "
-        "reads on after it; anything else comes again on the next stream. When the grant is revoked, suspended or "
+        "as its id. The stream acknowledges each batch once it was written to the connection (so "
+        "the subscription's lag moves as it delivers); a client that lost events on a broken "
+        "connection reconnects with `Last-Event-ID`, which commits that cursor (back, if need be) "
+        "and reads on after it, so what it did not receive comes again. When the grant is revoked, suspended or "
         "expires, the key the stream was opened with is revoked, the scenario is suspended (or the "
         "subscription is paused or replayed) the stream ends within a second with an `end` event "
         "whose data is the problem saying why. One scenario holds at most `MAX_STREAMS_PER_SCENARIO` "

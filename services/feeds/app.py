@@ -47,7 +47,10 @@ log = logging.getLogger(__name__)
 
 
 def refresh_lag(runtime: Runtime, feeds: Feeds) -> None:
-    """Set each dataset's lag gauge: what its subscriptions' groups have yet to read."""
+    """Set each dataset's lag gauge: the lag of its subscriptions, summed, counted by the function
+    the subscription's API view counts it with (:meth:`~services.common.bus.Admin.lag` of its
+    group, see :func:`services.feeds.subscriptions.subscription_detail`). A dataset whose last
+    subscription went away shows 0, not the figure of its last refresh."""
     with runtime.sessions() as session:
         rows = session.execute(
             sa.select(Subscription.dataset_id, Subscription.group_id, Subscription.topic)
@@ -57,9 +60,12 @@ def refresh_lag(runtime: Runtime, feeds: Feeds) -> None:
     for dataset_id, group_id, topic in rows:
         totals[dataset_id] += sum(admin.lag(group_id, topic).values())
     gauge = feeds.metrics.lag
-    for dataset_id, total in totals.items():
-        if feeds.catalog.dataset(dataset_id) is not None:
-            gauge.labels(dataset_id).set(total)
+    for dataset_id in feeds.metrics.lag_datasets - set(totals):
+        gauge.labels(dataset_id).set(0)
+    shown = {dataset_id for dataset_id in totals if feeds.catalog.dataset(dataset_id) is not None}
+    for dataset_id in shown:
+        gauge.labels(dataset_id).set(totals[dataset_id])
+    feeds.metrics.lag_datasets |= shown
 
 
 def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceLifespan:

@@ -260,6 +260,9 @@ class Delivery:
         usage = {
             "scenario_id": sub.scenario_id,
             "subscription_id": sub.id,
+            # Where the subscription's acknowledged positions are kept: quality reads its lag there
+            # with the same function as feeds (Admin.lag), not from the offsets delivered.
+            "consumer_group": sub.group_id,
             "grant_id": batch.grant.id,
             "grant_version": batch.grant.version,
             "dataset_id": sub.dataset_id,

@@ -48,10 +48,13 @@ class FeedsMetrics:
         )
         self.lag = Gauge(
             "citybase_feeds_lag_records",
-            "Records not yet acknowledged, summed over the subscriptions of a dataset.",
+            "Records not yet acknowledged, summed over the subscriptions of a dataset (each as "
+            "GET /v1/subscriptions/{id} counts its lag), refreshed every CITYBASE_FEEDS_LAG_INTERVAL_S.",
             ["dataset"],
             registry=registry,
         )
+        self.lag_datasets: set[str] = set()
+        """The datasets the lag gauge has shown: one whose subscriptions are all gone drops to 0."""
         self.readers = Gauge(
             "citybase_feeds_open_readers",
             "Consumers open for delivery in this process, by mode.",

@@ -62,13 +62,26 @@ class PartitionPosition(BaseModel):
     lag: int = Field(description="Records not acknowledged yet.")
 
 
+SubscriptionStatus = Literal["active", "paused", "revoked", "suspended", "expired", "pending", "no_grant"]
+"""``active`` delivers; ``paused`` by the scenario; otherwise the status of the grant that stops
+delivery (``no_grant``: the scenario holds none for the dataset any more)."""
+
+
 class SubscriptionRead(BaseModel):
     id: SubscriptionId
     dataset: str
     scenario_id: str
     grant_id: str
-    status: Literal["active", "paused"]
-    status_reason: str | None = None
+    status: SubscriptionStatus = Field(
+        description="active (delivers), paused (by the scenario), or the status of the grant that "
+        "stops delivery: revoked, suspended, expired, pending, no_grant."
+    )
+    paused: bool = Field(description="Paused by the scenario (resume to deliver again, grant permitting).")
+    status_reason: str | None = Field(default=None, description="Why the scenario paused it.")
+    delivering: bool = Field(description="Whether records are delivered to it now.")
+    reason: str | None = Field(
+        default=None, description="Why nothing is delivered now (None when it delivers)."
+    )
     mode: Literal["pull", "webhook"]
     webhook_url: str | None = None
     start: dict[str, Any]

@@ -37,7 +37,7 @@ from services.feeds.delivery import SOURCE, Batch, Delivery, join_partitions
 from services.feeds.exceptions import DatasetNotFound, StaleCursor, SubscriptionNotFound
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Replay, Subscription
-from services.feeds.projection import FeedsCatalog
+from services.feeds.projection import FeedsCatalog, GrantState
 from services.feeds.readers import Reader, ReaderPool, check_offsets, group_id_of, open_positioned
 from services.feeds.schemas import (
     AckResult,
@@ -54,9 +54,9 @@ from services.feeds.streams import Stream, StreamSlots
 from services.feeds.subscriptions import (
     SubscriptionView,
     own_subscription,
-    scenario_subscriptions,
     start_position,
     subscription_detail,
+    subscriptions_of,
     webhook_deliveries,
 )
 from services.feeds.webhook_targets import WebhookTargets
@@ -172,9 +172,14 @@ class Feeds:
             self.bus.admin().ensure_topic(TopicSpec(topic, partitions=self.settings.topic_partitions))
 
     def list_subscriptions(self, *, principal: Principal) -> SubscriptionPage:
-        """The caller's subscriptions, oldest first; read in a session of its own."""
+        """The caller's subscriptions (an admin's: every one), oldest first, each saying whether
+        it delivers now; read in a session of its own."""
         with self.sessions() as session:
-            return SubscriptionPage(items=scenario_subscriptions(session, scenario_id=principal.id))
+            return SubscriptionPage(
+                items=subscriptions_of(
+                    session, principal=principal, grant_of=self._grant_of, now=self.clock()
+                )
+            )
 
     def get_subscription(self, *, principal: Principal, subscription_id: str) -> SubscriptionDetail:
         """The caller's subscription with its grant, positions and lag; read in a session of its own."""
@@ -224,9 +229,11 @@ class Feeds:
                 items=webhook_deliveries(session, subscription_id=subscription_id, limit=limit)
             )
 
+    def _grant_of(self, row: Subscription) -> GrantState | None:
+        return self.access.current_grant(row.scenario_id, row.dataset_id, row.grant_id)
+
     def _detail(self, row: Subscription, *, lag: bool = True) -> SubscriptionDetail:
-        grant = self.access.current_grant(row.scenario_id, row.dataset_id, row.grant_id)
-        return subscription_detail(row, bus=self.bus, grant=grant, now=self.clock(), lag=lag)
+        return subscription_detail(row, bus=self.bus, grant=self._grant_of(row), now=self.clock(), lag=lag)
 
     # --- delivery ---------------------------------------------------------------------------
 

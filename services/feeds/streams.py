@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
 
+from services.common.bus import BusError
 from services.common.envelope import encode_json
 from services.feeds.access import Credential
 from services.feeds.delivery import Batch, Delivery
@@ -90,10 +91,12 @@ class Stream:
     """One open SSE stream: its own reader; ends when the grant, the subscription, the key it was
     opened with or its scenario stops it.
 
-    A stream commits nothing by itself: a batch written to a connection the client has already
-    left would otherwise count as received. The client acknowledges with ``POST .../ack`` (an
-    event's id is its cursor) or by reconnecting with ``Last-Event-ID``, which commits that
-    cursor and reads on after it.
+    A stream acknowledges what it delivered: a batch is committed once it was written to the
+    connection, that is when the next event is asked for (the response writes one event at a
+    time and asks for the next only once the previous one went out), so the subscription's lag
+    moves as the stream delivers. A client that lost batches on a broken connection reconnects
+    with ``Last-Event-ID``: that commits its cursor (back, if need be) and reads on after it, so
+    what it did not receive comes again. ``POST .../ack`` still works as for a long-poll.
     """
 
     def __init__(
@@ -116,6 +119,8 @@ class Stream:
         self._on_close = on_close
         self._checked = time.monotonic()
         self._last_event = time.monotonic()
+        self._written: Batch | None = None
+        """The last batch handed to the connection, acknowledged when the next event is asked for."""
         self.closed = False
 
     def next_event(self) -> StreamEvent:
@@ -124,6 +129,7 @@ class Stream:
         whether the client is still there."""
         settings = self.settings
         try:
+            self._acknowledge_written()
             self._recheck()
             batch = self.delivery.read_batch(
                 self.subscription,
@@ -159,6 +165,7 @@ class Stream:
                 time.sleep(_DATABASE_RETRY_S)
                 return StreamEvent(b"")
             self._last_event = time.monotonic()
+            self._written = batch
             return StreamEvent(
                 b"id: " + batch.cursor.encode() + b"\nevent: records\ndata: " + batch.body() + b"\n\n",
                 batch=batch,
@@ -168,9 +175,22 @@ class Stream:
             return StreamEvent(b": keep-alive\n\n")
         return StreamEvent(b"")
 
-    def _recheck(self) -> None:
+    def _acknowledge_written(self) -> None:
+        """Commit the positions after the batch written last. The subscription is re-read first:
+        a replay since that batch makes its positions stale (the stream then ends), and a commit
+        must not undo the replay's positions."""
+        written, self._written = self._written, None
+        if written is None:
+            return
+        self._recheck(force=True)
+        try:
+            self.reader.commit(written.offsets)
+        except BusError as error:  # not acknowledged: the batch comes again on the next stream
+            log.warning("stream of %s: acknowledging a batch failed: %s", self.subscription.id, error)
+
+    def _recheck(self, *, force: bool = False) -> None:
         """Re-read the subscription now and then: a pause, a replay or a deletion ends the stream."""
-        if time.monotonic() - self._checked < self.settings.subscription_recheck_s:
+        if not force and time.monotonic() - self._checked < self.settings.subscription_recheck_s:
             return
         self._checked = time.monotonic()
         current = self.reload(self.subscription.id)

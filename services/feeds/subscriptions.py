@@ -8,8 +8,10 @@ that calls it (a unit of work that method opened and commits); none opens or com
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -29,6 +31,7 @@ from services.feeds.schemas import (
     StartTimestamp,
     SubscriptionDetail,
     SubscriptionRead,
+    SubscriptionStatus,
     WebhookDeliveryRead,
 )
 
@@ -89,24 +92,62 @@ def own_subscription(session: Session, *, principal: Principal, subscription_id:
     return row
 
 
-def scenario_subscriptions(session: Session, *, scenario_id: str) -> list[SubscriptionRead]:
-    """The scenario's subscriptions, oldest first."""
-    rows = session.scalars(
-        sa.select(Subscription)
-        .where(Subscription.scenario_id == scenario_id)
-        .order_by(Subscription.created_at, Subscription.id)
-    ).all()
-    return [subscription_read(row) for row in rows]
+GrantOf = Callable[[Subscription], GrantState | None]
+"""The grant that decides whether a subscription may deliver now (see
+:meth:`~services.feeds.access.DeliveryAccess.current_grant`)."""
 
 
-def subscription_read(row: Subscription) -> SubscriptionRead:
+def subscriptions_of(
+    session: Session, *, principal: Principal, grant_of: GrantOf, now: datetime
+) -> list[SubscriptionRead]:
+    """The caller's subscriptions, oldest first; an admin's are every scenario's (the role table:
+    an admin manages every subscription)."""
+    query = sa.select(Subscription).order_by(Subscription.created_at, Subscription.id)
+    if principal.kind is not PrincipalKind.admin:
+        query = query.where(Subscription.scenario_id == principal.id)
+    return [subscription_read(row, grant_of(row), now) for row in session.scalars(query).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """Whether a subscription delivers now, and if not why: the one answer the API, the console
+    and the pusher's view of a subscription show."""
+
+    status: SubscriptionStatus
+    delivering: bool
+    reason: str | None
+
+
+def delivery_state(
+    status: str, status_reason: str | None, grant: GrantState | None, now: datetime
+) -> DeliveryState:
+    """The subscription's status as it stands now. The grant comes first: a subscription whose
+    grant is revoked, suspended, expired or not valid yet (or which has none) delivers nothing,
+    whatever its own setting, and says so with the grant's status; otherwise a paused one is
+    ``paused`` and the rest ``active``. Delivery itself refuses on the same grounds
+    (:class:`~services.feeds.access.DeliveryAccess`)."""
+    if grant is None:
+        return DeliveryState("no_grant", False, "the scenario holds no grant for the dataset")
+    refusal = grant.refusal(now)
+    if refusal is not None:
+        return DeliveryState(cast(SubscriptionStatus, grant.effective_status(now)), False, refusal)
+    if status == "paused":
+        return DeliveryState("paused", False, status_reason or "paused by the scenario")
+    return DeliveryState("active", True, None)
+
+
+def subscription_read(row: Subscription, grant: GrantState | None, now: datetime) -> SubscriptionRead:
+    state = delivery_state(row.status, row.status_reason, grant, now)
     return SubscriptionRead(
         id=row.id,
         dataset=row.dataset_id,
         scenario_id=row.scenario_id,
         grant_id=row.grant_id,
-        status="paused" if row.status == "paused" else "active",
+        status=state.status,
+        paused=row.status == "paused",
         status_reason=row.status_reason,
+        delivering=state.delivering,
+        reason=state.reason,
         mode="webhook" if row.webhook_url else "pull",
         webhook_url=row.webhook_url,
         start=row.start,
@@ -120,8 +161,12 @@ def subscription_detail(
     row: Subscription, *, bus: Bus, grant: GrantState | None, now: datetime, lag: bool = True
 ) -> SubscriptionDetail:
     """The subscription with its grant and, when the bus answers, its committed position and lag
-    per partition (``lag`` False: a bus that does not answer is not worth a warning)."""
-    read = subscription_read(row)
+    per partition (``lag`` False: a bus that does not answer is not worth a warning).
+
+    Lag is :meth:`~services.common.bus.Admin.lag` of the subscription's group: records of the topic
+    not acknowledged yet. The lag gauge (:mod:`services.feeds.metrics`) and quality's utilization
+    count it with the same function, so every place shows the same figure."""
+    read = subscription_read(row, grant, now)
     grant_ref = (
         GrantRef(
             id=grant.id,
@@ -136,19 +181,19 @@ def subscription_detail(
     total: int | None = None
     try:
         admin = bus.admin()
-        committed = admin.committed_offsets(row.group_id, row.topic)
-        beginning = admin.beginning_offsets(row.topic)
-        for partition, end in sorted(admin.end_offsets(row.topic).items()):
-            offset = next((o for tp, o in committed.items() if tp.partition == partition), None)
-            positions.append(
-                PartitionPosition(
-                    partition=partition,
-                    committed=offset,
-                    end=end,
-                    lag=max(0, end - (offset if offset is not None else beginning.get(partition, 0))),
-                )
+        lags = admin.lag(row.group_id, row.topic)
+        committed = {tp.partition: o for tp, o in admin.committed_offsets(row.group_id, row.topic).items()}
+        ends = admin.end_offsets(row.topic)
+        positions = [
+            PartitionPosition(
+                partition=partition,
+                committed=committed.get(partition),
+                end=ends.get(partition, 0),
+                lag=lags[partition],
             )
-        total = sum(p.lag for p in positions)
+            for partition in sorted(lags)
+        ]
+        total = sum(lags.values())
     except BusError as error:
         if lag:
             log.warning("positions of %s unavailable: %s", row.id, error)

@@ -7,7 +7,9 @@ Labels stay bounded: ``dataset`` is only ever a dataset the catalog announced or
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -24,7 +26,8 @@ class QualityMetrics:
         registry = metrics.registry
         self.score = Gauge(
             "citybase_dataset_quality_score",
-            "Latest quality score of a dataset (0-100) by dimension, and overall.",
+            "Current quality score of a dataset (0-100) by dimension, and overall: its latest closed "
+            "window's, as the quality endpoint, the rankings and the catalog show it.",
             ["dataset", "dimension"],
             registry=registry,
         )
@@ -101,7 +104,8 @@ class QualityMetrics:
         )
         self.active_subscribers = Gauge(
             "citybase_dataset_active_subscribers",
-            "Subscriptions that received records of the dataset in the active period.",
+            "Subscriptions that received records of the dataset in the active period and may still "
+            "deliver (their scenario holds an active grant for the dataset).",
             ["dataset"],
             registry=registry,
         )
@@ -137,14 +141,21 @@ class QualityMetrics:
             self.window_records.labels(dataset, "rejected").inc(score.rejected)
         if score.problems:
             self.problems.labels(dataset).inc()
-        for dimension in DIMENSIONS:
-            value = score.scores.get(dimension)
-            if value is not None:
-                self.score.labels(dataset, dimension).set(value)
-        if score.overall is not None:
-            self.score.labels(dataset, "overall").set(score.overall)
         if score.freshness_s is not None:
             self.freshness.labels(dataset).set(score.freshness_s)
+
+    def show_current(self, current: Mapping[str, Mapping[str, float | None]]) -> None:
+        """Set the score gauges to each dataset's current score
+        (:func:`services.quality.store.current_windows`); a dimension not measurable now has no
+        sample rather than an older value."""
+        for dataset, scores in current.items():
+            for dimension in (*DIMENSIONS, "overall"):
+                value = scores.get(dimension)
+                if value is not None:
+                    self.score.labels(dataset, dimension).set(value)
+                else:
+                    with contextlib.suppress(KeyError):
+                        self.score.remove(dataset, dimension)
 
     def describe_datasets(self, catalog: QualityCatalog, settings: QualitySettings) -> None:
         """Set what alerts and dashboards hold each scored dataset against: its threshold, its

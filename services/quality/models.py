@@ -123,6 +123,8 @@ class QualityUsage(Base):
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     scenario_id: Mapped[str] = mapped_column(String(200))
     subscription_id: Mapped[str | None] = mapped_column(String(200))
+    consumer_group: Mapped[str | None] = mapped_column(String(255))
+    """The subscription's consumer group (its acknowledged positions), as feeds metered it."""
     grant_id: Mapped[str | None] = mapped_column(String(200), index=True)
     dataset_id: Mapped[str] = mapped_column(String(200))
     records: Mapped[int] = mapped_column(Integer, default=0)

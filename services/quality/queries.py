@@ -23,7 +23,7 @@ from services.quality.models import (
 )
 from services.quality.projection import DatasetState, QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
-from services.quality.store import breach_data
+from services.quality.store import breach_data, current_windows, scores_of
 
 
 def known_dataset(session: Session, catalog: QualityCatalog, dataset_id: str) -> None:
@@ -32,10 +32,6 @@ def known_dataset(session: Session, catalog: QualityCatalog, dataset_id: str) ->
         return
     if session.get(QualityDatasetState, dataset_id) is None:
         raise DatasetNotFound(f"no dataset {dataset_id!r}")
-
-
-def scores_of(row: QualityWindow) -> dict[str, float | None]:
-    return {**{name: getattr(row, name) for name in DIMENSIONS}, "overall": row.overall}
 
 
 def window_summary(row: QualityWindow) -> dict[str, Any]:
@@ -103,7 +99,8 @@ def latest_quality(
     now: datetime,
     reader: Principal,
 ) -> dict[str, Any]:
-    """The latest scores per dimension with their evidence per rule, the rolling 24 h view and
+    """The current scores per dimension (:func:`~services.quality.store.current_windows`: the
+    latest closed window's) with their evidence per rule, the rolling 24 h view and
     the open SLA breaches of one dataset. The record-level evidence (failing values, repeated
     keys) is left out for a reader :func:`record_evidence_withheld` names a reason for. Reads in
     the caller's session (the request's)."""
@@ -111,12 +108,7 @@ def latest_quality(
     dataset = catalog.dataset(dataset_id)
     withheld = record_evidence_withheld(reader, dataset)
     state = session.get(QualityDatasetState, dataset_id)
-    latest = session.scalars(
-        sa.select(QualityWindow)
-        .where(QualityWindow.dataset_id == dataset_id)
-        .order_by(QualityWindow.closed_at.desc(), QualityWindow.id.desc())
-        .limit(1)
-    ).first()
+    latest = current_windows(session, [dataset_id]).get(dataset_id)
     evidence_window = latest
     if latest is not None and latest.kind != "window":
         evidence_window = session.scalars(
@@ -218,6 +210,26 @@ def _weighted(items: Sequence[tuple[float, dict[str, float | None]]]) -> dict[st
     return out
 
 
+MIN_RATE_SPAN_S = 1.0
+"""The shortest span a rate is taken over: a burst scored in one window that closed within
+milliseconds is not a rate of millions a second."""
+
+
+def records_per_second(windows: Sequence[tuple[datetime | None, datetime | None, int]]) -> float:
+    """Records per second that reached a dataset (accepted or dead-lettered), from scored windows
+    ``(opened_at, closed_at, records)``: their records over the time they cover, from the first
+    one's opening to the last one's close. Not over the whole period asked for: quality may have
+    started, or the feed begun, in the middle of it, and the open window's records are not
+    counted yet either; dividing by the whole period would show a feed at a fraction of its rate.
+    Idle time between windows is covered (it lies between the first and the last). 0 when no
+    window closed."""
+    spans = [(opened, closed, records) for opened, closed, records in windows if opened and closed]
+    if not spans:
+        return 0.0
+    covered = (max(c for _, c, _ in spans) - min(o for o, _, _ in spans)).total_seconds()
+    return round(sum(r for _, _, r in spans) / max(covered, MIN_RATE_SPAN_S), 2)
+
+
 def quality_history(
     *,
     session: Session,
@@ -228,14 +240,20 @@ def quality_history(
     max_points: int,
 ) -> dict[str, Any]:
     """Scores from ``start`` to ``end``: every window, or record-weighted buckets when they are
-    more than ``max_points``. 422 when ``end`` is not after ``start``. Reads in the caller's
+    more than ``max_points``, and the rate records arrived at (:func:`records_per_second`). 422 when ``end`` is not after ``start``. Reads in the caller's
     session (the request's)."""
     start, end = aware(start), aware(end)
     if end <= start:
         raise InvalidTimeRange("'to' must be after 'from'", path="/query/to")
     known_dataset(session, catalog, dataset_id)
     rows = session.execute(
-        sa.select(QualityWindow.closed_at, QualityWindow.records, QualityWindow.kind, *_DIMENSION_COLUMNS)
+        sa.select(
+            QualityWindow.opened_at,
+            QualityWindow.closed_at,
+            QualityWindow.records,
+            QualityWindow.kind,
+            *_DIMENSION_COLUMNS,
+        )
         .where(
             QualityWindow.dataset_id == dataset_id,
             QualityWindow.closed_at >= start,
@@ -244,6 +262,9 @@ def quality_history(
         .order_by(QualityWindow.closed_at, QualityWindow.id)
     ).all()
     names = [*DIMENSIONS, "overall"]
+    rate = records_per_second(
+        [(aware(row.opened_at), aware(row.closed_at), row.records) for row in rows if row.kind == "window"]
+    )
     if len(rows) <= max_points:
         points = [
             {
@@ -261,6 +282,7 @@ def quality_history(
             "to": end,
             "downsampled": False,
             "bucket_s": None,
+            "records_per_s": rate,
             "points": points,
         }
     width = (end - start).total_seconds() / max_points
@@ -292,6 +314,7 @@ def quality_history(
         "to": end,
         "downsampled": True,
         "bucket_s": width,
+        "records_per_s": rate,
         "points": points,
     }
 
@@ -304,21 +327,14 @@ def rankings(
     domain: str | None = None,
     department: str | None = None,
 ) -> dict[str, Any]:
-    """Latest overall score per dataset, or the mean per domain or department; worst first.
+    """Current overall score per dataset (:func:`~services.quality.store.current_windows`), or the
+    mean per domain or department; worst first.
 
     A dataset never scored has no score (not 100): it ranks first, as nothing shows it is good.
     Reads in the caller's session (the request's).
     """
     states = {state.dataset_id: state for state in session.scalars(sa.select(QualityDatasetState))}
-    latest_ids = [state.last_window_id for state in states.values() if state.last_window_id is not None]
-    windows = (
-        {
-            row.dataset_id: row
-            for row in session.scalars(sa.select(QualityWindow).where(QualityWindow.id.in_(latest_ids)))
-        }
-        if latest_ids
-        else {}
-    )
+    windows = current_windows(session)
     entries = []
     for dataset in catalog.datasets():
         if not dataset.scored:

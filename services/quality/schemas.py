@@ -128,6 +128,11 @@ class QualityHistory(QualityRead):
     end: Moment = Field(alias="to")
     downsampled: bool
     bucket_s: Number | None
+    records_per_s: Number = Field(
+        description="Records per second that reached the dataset (accepted or dead-lettered): the "
+        "records of the windows closed in the period over the time those windows covered, from the "
+        "first one's opening to the last one's close; 0 when none closed."
+    )
     points: list[HistoryPoint]
 
 
@@ -205,9 +210,13 @@ class SubscriptionUse(QualityRead):
     subscription_id: str | None
     scenario_id: str
     grant_id: str | None
+    delivering: bool = Field(description="Whether its scenario still holds an active grant for the dataset.")
     last_delivery: Moment | None
     records_recent: int
-    lag_records: int | None
+    lag_records: int | None = Field(
+        description="Records not acknowledged yet, as feeds counts them for the subscription "
+        "(None: the bus did not answer, or the subscription is gone)."
+    )
 
 
 class DatasetUtilization(DatasetUtilizationScore):

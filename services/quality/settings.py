@@ -72,7 +72,9 @@ class QualitySettings(BaseSettings):
         default_factory=dict, description="Score thresholds per dataset id (default: score_threshold)."
     )
     score_change_threshold: float = Field(
-        default=5.0, ge=0, description="Points the overall score must move to be announced."
+        default=5.0,
+        ge=0,
+        description="Points the overall score must move for its score event to be significant.",
     )
     example_values: int = Field(default=5, ge=0, le=50, description="Failing values kept per rule.")
     evidence_key: SecretStr | None = Field(

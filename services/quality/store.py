@@ -1,7 +1,14 @@
 """Storing scored windows: one unit of work per window with its rule evidence, the dataset's
-state and the events it causes (through quality's outbox): a score that moved by at least
-``score_change_threshold`` points and every SLA breach opened or resolved. Only after that commit
-does the worker commit the window's offsets. The freshness timer stores stalls the same way.
+state and the events it causes (through quality's outbox): every new current score (flagged
+``significant`` when it moved by at least ``score_change_threshold`` points) and every SLA breach
+opened or resolved. Only after that commit does the worker commit the window's offsets. The
+freshness timer stores stalls the same way.
+
+**A dataset's current score** is the overall (and dimensions) of its latest closed window, a
+freshness window included: :func:`current_windows` chooses it, from the pointer
+:func:`_make_current` keeps in the dataset's state. The quality endpoint, the rankings, the
+``citybase_dataset_quality_score`` gauges and, through the score event on ``platform.quality``,
+the catalog's dataset record all show that one figure.
 
 :class:`QualityService` opens its own units of work from its sessionmaker; the module functions
 write in the session their caller hands them and flush, never commit.
@@ -11,10 +18,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db, quality_events
@@ -71,7 +79,9 @@ class QualityService:
             with self._state_lock, db.unit_of_work(self.sessions) as session:
                 store_window(session=session, outbox=self.outbox, score=result, settings=self.settings)
                 opened = opened_breaches(session)
+                current = made_current(session)
             self._count_breaches(opened)
+            self.metrics.show_current(current)
             self.metrics.observe_window(result, time.perf_counter() - started)
             self.windows_stored += 1
             scored.append(result)
@@ -99,7 +109,11 @@ class QualityService:
                 now=self.clock(),
             )
             opened = opened_breaches(session)
+            # Every dataset's, not only what this check changed: the gauges hold the current
+            # score after a restart too.
+            current = {row.dataset_id: scores_of(row) for row in current_windows(session).values()}
         self._count_breaches(opened)
+        self.metrics.show_current(current)
         for dataset_id, seconds in found.items():
             self.metrics.freshness.labels(dataset_id).set(seconds)
         self.metrics.describe_datasets(self.catalog, self.settings)
@@ -153,8 +167,7 @@ def store_window(*, session: Session, outbox: Outbox, score: WindowScore, settin
         state.last_event_at is None or aware(state.last_event_at) < score.last_event_at
     ):
         state.last_event_at = score.last_event_at
-    state.last_window_id = row.id
-    state.last_overall = score.overall
+    _make_current(session, outbox, state, row, settings)
     now = score.closed_at
     if (
         state.freshness_breach_id is not None
@@ -177,7 +190,6 @@ def store_window(*, session: Session, outbox: Outbox, score: WindowScore, settin
     elif not score.latency_breached and score.measured and state.latency_breach_id is not None:
         _resolve_breach(session, outbox, state.latency_breach_id, now, score.lateness_p95_s)
         state.latency_breach_id = None
-    _announce_score(session, outbox, state, row, settings)
     return row.id
 
 
@@ -191,18 +203,50 @@ def dataset_state(*, session: Session, dataset_id: str, now: datetime) -> Qualit
     return state
 
 
-def _announce_score(
+def scores_of(row: QualityWindow) -> dict[str, float | None]:
+    """A window's scores per dimension and overall."""
+    return {**{name: getattr(row, name) for name in DIMENSIONS}, "overall": row.overall}
+
+
+def current_windows(session: Session, dataset_ids: Iterable[str] | None = None) -> dict[str, QualityWindow]:
+    """The window whose scores are each dataset's current score (of ``dataset_ids``, or of every
+    dataset scored): its latest closed window. The one choice of "the dataset's score" that the
+    quality endpoint, the rankings, the gauges and the score events (hence the catalog) share."""
+    query = sa.select(QualityWindow).join(
+        QualityDatasetState, QualityDatasetState.last_window_id == QualityWindow.id
+    )
+    if dataset_ids is not None:
+        query = query.where(QualityDatasetState.dataset_id.in_(list(dataset_ids)))
+    return {row.dataset_id: row for row in session.scalars(query)}
+
+
+def made_current(session: Session) -> dict[str, dict[str, float | None]]:
+    """The scores this unit of work made current, per dataset, for the gauges after its commit."""
+    current: dict[str, dict[str, float | None]] = session.info.setdefault("quality_current_scores", {})
+    return current
+
+
+def _make_current(
     session: Session,
     outbox: Outbox,
     state: QualityDatasetState,
     row: QualityWindow,
     settings: QualitySettings,
 ) -> None:
+    """Make ``row`` the dataset's current score, unless a window that closed later already is
+    (a window stored late does not take the place of a newer one), and announce it, so that the
+    catalog's record shows it. Each one is announced (not only the moves beyond the threshold:
+    the catalog would show an older figure than the quality endpoint); ``significant`` marks a
+    move by at least ``score_change_threshold`` points (or a first score), what an alert acts on."""
+    if state.last_window_id is not None and state.last_window_id != row.id:
+        shown = session.get(QualityWindow, state.last_window_id)
+        if shown is not None and aware(shown.closed_at) > aware(row.closed_at):
+            return
+    state.last_window_id = row.id
+    state.last_overall = row.overall
+    made_current(session)[row.dataset_id] = scores_of(row)
     previous = state.announced_overall
-    if row.overall is None:
-        return
-    if previous is not None and abs(row.overall - previous) < settings.score_change_threshold:
-        return
+    change = round(row.overall - previous, 3) if row.overall is not None and previous is not None else None
     state.announced_overall = row.overall
     _publish(
         session,
@@ -218,9 +262,11 @@ def _announce_score(
             "closed_at": _iso(row.closed_at),
             "records": row.records,
             "scores": {name: getattr(row, name) for name in DIMENSIONS},
+            # None: no dimension measurable in the window (see problems); shown as such everywhere.
             "overall": row.overall,
             "previous_overall": previous,
-            "change": round(row.overall - previous, 3) if previous is not None else None,
+            "change": change,
+            "significant": change is None or abs(change) >= settings.score_change_threshold,
             "freshness_s": row.freshness_s,
             "problems": list(row.problems or []),
         },
@@ -373,7 +419,5 @@ def check_freshness(
         )
         session.add(row)
         session.flush()
-        state.last_window_id = row.id
-        state.last_overall = row.overall
-        _announce_score(session, outbox, state, row, settings)
+        _make_current(session, outbox, state, row, settings)
     return found

@@ -2,8 +2,9 @@
 grants on ``platform.catalog``.
 
 - per dataset: active grants, active subscribers (subscriptions delivered to in the last
-  ``active_days``), records and bytes delivered per day, last use, consumer lag per subscription
-  (the topic's end offset after the last delivered offset of each partition), and a 0-100 score
+  ``active_days`` whose scenario still holds an active grant for it), records and bytes delivered
+  per day, last use, consumer lag per subscription (records its consumer group has not
+  acknowledged, counted as feeds counts it: :func:`subscription_lag`), and a 0-100 score
   (:func:`services.quality.scoring.utilization`: reach 40, recency 30, share of grants in use 30);
 - per scenario: its grants, the datasets it used, records consumed, last activity;
 - city-wide: the penetration rate, datasets used by at least one scenario in the last
@@ -53,6 +54,7 @@ def delivery_from_event(event: CloudEvent) -> dict[str, Any] | None:
         "event_id": event.id[:200],
         "scenario_id": scenario_id,
         "subscription_id": _text(data.get("subscription_id")),
+        "consumer_group": _text(data.get("consumer_group")),
         "grant_id": _text(data.get("grant_id")),
         "dataset_id": dataset_id,
         "records": _count(data.get("records")),
@@ -93,13 +95,32 @@ def _last_use(session: Session, column: Any, since: datetime | None = None) -> d
     return {key: aware(moment) for key, moment in session.execute(query) if key is not None and moment}
 
 
-def _active_subscribers(session: Session, since: datetime) -> dict[str, int]:
+def _active_subscribers(session: Session, since: datetime, grants: Sequence[GrantState]) -> dict[str, int]:
+    """Per dataset, the subscriptions delivered to since ``since`` that may still deliver: their
+    scenario holds an active grant for the dataset (a revoked, suspended or expired grant stops
+    delivery, so its subscriptions are not counted, as feeds no longer delivers to them)."""
+    allowed = {(grant.scenario_id, grant.dataset_id) for grant in grants}
     query = (
-        sa.select(QualityUsage.dataset_id, sa.func.count(sa.distinct(QualityUsage.subscription_id)))
-        .where(QualityUsage.delivered_at >= since)
-        .group_by(QualityUsage.dataset_id)
+        sa.select(QualityUsage.dataset_id, QualityUsage.scenario_id, QualityUsage.subscription_id)
+        .where(QualityUsage.delivered_at >= since, QualityUsage.subscription_id.is_not(None))
+        .distinct()
     )
-    return {dataset_id: int(count) for dataset_id, count in session.execute(query)}
+    counts: dict[str, int] = {}
+    for dataset_id, scenario_id, _subscription_id in session.execute(query):
+        if (scenario_id, dataset_id) in allowed:
+            counts[dataset_id] = counts.get(dataset_id, 0) + 1
+    return counts
+
+
+def subscription_lag(admin: Admin, consumer_group: str, topic: str) -> int | None:
+    """Records of ``topic`` the subscription's group has not acknowledged: the figure feeds shows
+    for the subscription (:meth:`~services.common.bus.Admin.lag`, the one count of lag). None when
+    the group holds no position while the topic holds records: the subscription was deleted
+    (feeds positions a subscription's group when it creates it)."""
+    lags = admin.lag(consumer_group, topic)
+    if any(lags.values()) and not admin.committed_offsets(consumer_group, topic):
+        return None
+    return sum(lags.values())
 
 
 def _days_since(now: datetime, moment: datetime | None) -> float | None:
@@ -118,7 +139,8 @@ def dataset_scores(
     idle_since = now - timedelta(days=settings.idle_days)
     last_by_dataset = _last_use(session, QualityUsage.dataset_id)
     last_by_grant = _last_use(session, QualityUsage.grant_id)
-    subscribers = _active_subscribers(session, active_since)
+    grants = _active_grants(catalog, now)
+    subscribers = _active_subscribers(session, active_since, grants)
     day_records = dict(
         session.execute(
             sa.select(QualityUsage.dataset_id, sa.func.sum(QualityUsage.records))
@@ -126,7 +148,6 @@ def dataset_scores(
             .group_by(QualityUsage.dataset_id)
         ).all()
     )
-    grants = _active_grants(catalog, now)
     out: dict[str, dict[str, Any]] = {}
     for dataset in catalog.datasets():
         if not dataset.scored:
@@ -223,7 +244,7 @@ def dataset_utilization(
         "dataset_id": dataset_id,
         "note": f"the dataset is {dataset.status}: not scored for utilization",
     }
-    subscriptions = _subscriptions(session, dataset_id, now, admin)
+    subscriptions = _subscriptions(session, dataset_id, now, admin, catalog)
     grants = [grant for grant in catalog.grants() if grant.dataset_id == dataset_id]
     last_by_grant = _last_use(session, QualityUsage.grant_id)
     return {
@@ -245,9 +266,10 @@ def dataset_utilization(
 
 
 def _subscriptions(
-    session: Session, dataset_id: str, now: datetime, admin: Admin | None
+    session: Session, dataset_id: str, now: datetime, admin: Admin | None, catalog: QualityCatalog
 ) -> list[dict[str, Any]]:
-    """Each subscription's last delivery and, when the bus answers, its lag in records."""
+    """Each subscription's last delivery, whether it may still deliver (its scenario holds an
+    active grant for the dataset) and, when the bus answers, its lag (:func:`subscription_lag`)."""
     rows = session.execute(
         sa.select(QualityUsage)
         .where(QualityUsage.dataset_id == dataset_id)
@@ -260,29 +282,22 @@ def _subscriptions(
         key = row.subscription_id or row.event_id
         latest.setdefault(key, row)
         totals[key] = totals.get(key, 0) + row.records
-    ends: dict[int, int] | None = None
-    if admin is not None and latest:
-        try:
-            ends = admin.end_offsets(records_topic(dataset_id))
-        except Exception:
-            log.debug("end offsets of %s unavailable", dataset_id, exc_info=True)
+    allowed = {grant.scenario_id for grant in _active_grants(catalog, now) if grant.dataset_id == dataset_id}
+    topic = records_topic(dataset_id)
     out = []
     for key, row in latest.items():
         lag: int | None = None
-        if ends is not None and row.last_offsets:
-            lag = 0
-            delivered = {
-                int(part["partition"]): int(part["last_offset"])
-                for part in row.last_offsets
-                if isinstance(part, dict) and "partition" in part and "last_offset" in part
-            }
-            for partition, end in ends.items():
-                lag += max(0, end - (delivered[partition] + 1 if partition in delivered else 0))
+        if admin is not None and row.consumer_group:
+            try:
+                lag = subscription_lag(admin, row.consumer_group, topic)
+            except Exception:
+                log.debug("lag of %s unavailable", key, exc_info=True)
         out.append(
             {
                 "subscription_id": row.subscription_id,
                 "scenario_id": row.scenario_id,
                 "grant_id": row.grant_id,
+                "delivering": row.scenario_id in allowed,
                 "last_delivery": aware(row.delivered_at),
                 "records_recent": totals[key],
                 "lag_records": lag,

@@ -1,97 +1,34 @@
-"""Server-Sent Events of feeds, on both buses: masked batches, resumption with Last-Event-ID, and a
-revocation or expiry cutting an open stream within a second."""
+"""Server-Sent Events of feeds, on both buses: masked batches, resumption with Last-Event-ID, a
+revocation or expiry cutting an open stream within a second, and a stream acknowledging what it
+delivered (its lag, in the API and the gauge, moves)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.worker import wait_until
+from services.feeds.app import refresh_lag
+from services.feeds.runtime import FeedsRuntime
 from tests.factories import grant_record, next_grant_version
 from tests.support.services import (
     FeedsPlatform,
     IngestPlatform,
-    Scenario,
     feeds_settings_for_tests,
     running_feeds,
 )
+from tests.support.sse import SseReader, open_stream
 
 
 @pytest.fixture
 def feeds(platform: IngestPlatform) -> Iterator[FeedsPlatform]:
     with running_feeds(platform, feeds_settings_for_tests()) as running:
         yield running
-
-
-@dataclass
-class SseEvent:
-    event: str
-    data: str
-    id: str | None
-    received: float
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-
-class SseReader:
-    """Reads one SSE response in the calling thread (so that leaving the ``with`` really closes
-    the socket), noting when each event arrived."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._lines = response.iter_lines()
-
-    def next(self) -> SseEvent | None:
-        """The next event, or None once the stream is over."""
-        fields: dict[str, str] = {}
-        for line in self._lines:
-            if line == "":
-                if "data" in fields:
-                    return SseEvent(
-                        fields.get("event", "message"), fields["data"], fields.get("id"), time.monotonic()
-                    )
-                fields = {}
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            fields[name] = value[1:] if value.startswith(" ") else value
-        return None
-
-    def records(self, expected: int) -> list[SseEvent]:
-        batches: list[SseEvent] = []
-        count = 0
-        while count < expected:
-            event = self.next()
-            assert event is not None, "the stream ended"
-            assert event.event == "records", event
-            batches.append(event)
-            count += len(event.json()["records"])
-        return batches
-
-
-@contextlib.contextmanager
-def open_stream(
-    feeds: FeedsPlatform, scenario: Scenario, subscription_id: str, **headers: str
-) -> Iterator[Any]:
-    """A stream on a connection of its own, really closed on exit (as a client going away)."""
-    with (
-        httpx.Client(base_url=feeds.url, timeout=httpx.Timeout(60, read=60)) as client,
-        client.stream(
-            "GET",
-            f"/v1/subscriptions/{subscription_id}/stream",
-            headers={"Authorization": f"Bearer {scenario.key}", **headers},
-        ) as response,
-    ):
-        yield response
 
 
 def test_a_stream_delivers_masked_batches_and_resumes_after_last_event_id(feeds: FeedsPlatform) -> None:
@@ -159,3 +96,43 @@ def test_revocation_or_expiry_cuts_an_open_stream_within_a_second(feeds: FeedsPl
     # A new stream or a pull is refused up front.
     with open_stream(feeds, scenario, subscription["id"]) as response:
         assert response.status_code == 403
+
+
+def _lag_gauge(feeds: FeedsPlatform, dataset_id: str) -> float | None:
+    text = feeds.http.get("/metrics").text
+    for family in text_string_to_metric_families(text):
+        if family.name == "citybase_feeds_lag_records":
+            for sample in family.samples:
+                if sample.labels.get("dataset") == dataset_id:
+                    return sample.value
+    return None
+
+
+def test_a_stream_acknowledges_what_it_delivered_and_the_gauge_shows_the_same_lag(
+    feeds: FeedsPlatform,
+) -> None:
+    dataset = feeds.dataset()
+    scenario = feeds.scenario()
+    feeds.grant(scenario, dataset.id)
+    subscription = feeds.subscribe(scenario, dataset.id, start="latest")
+    feeds.publish(dataset, 4)
+
+    def lag() -> int | None:
+        value: int | None = feeds.call("GET", f"/v1/subscriptions/{subscription['id']}", scenario).json()[
+            "lag"
+        ]
+        return value
+
+    assert wait_until(lambda: lag() == 4, 10), lag()
+    with open_stream(feeds, scenario, subscription["id"]) as response:
+        SseReader(response).records(4)
+        # The batches went out: the stream acknowledges them while it waits for more.
+        assert wait_until(lambda: lag() == 0, 10), f"the lag stayed at {lag()} after delivery"
+
+    runtime = feeds.runtime
+    refresh_lag(runtime, runtime.service_as(FeedsRuntime).feeds)
+    assert _lag_gauge(feeds, dataset.id) == 0.0
+    feeds.publish(dataset, 3)
+    assert wait_until(lambda: lag() == 3, 10)
+    refresh_lag(runtime, runtime.service_as(FeedsRuntime).feeds)
+    assert _lag_gauge(feeds, dataset.id) == lag() == 3

@@ -1,5 +1,5 @@
-"""Subscriptions of feeds on both buses: who may subscribe, ownership, pause, delete, replay, and
-precise 4xx answers to bad input."""
+"""Subscriptions of feeds on both buses: who may subscribe, ownership (an admin sees every one),
+pause, delete, replay, a status that follows the grant, and precise 4xx answers to bad input."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,13 @@ from jsonschema import Draft202012Validator
 from services.common.worker import wait_until
 from services.feeds.models import Replay
 from services.feeds.runtime import FeedsRuntime
-from tests.support.services import FeedsPlatform, IngestPlatform, feeds_settings_for_tests, running_feeds
+from tests.support.services import (
+    FeedsPlatform,
+    IngestPlatform,
+    Scenario,
+    feeds_settings_for_tests,
+    running_feeds,
+)
 
 EVENTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
@@ -200,3 +207,56 @@ def test_replay_to_offsets_and_to_a_time_is_recorded(feeds: FeedsPlatform) -> No
         2,
         3,
     ]
+
+
+def _subscription(feeds: FeedsPlatform, scenario: Scenario, subscription_id: str) -> dict[str, Any]:
+    response = feeds.call("GET", f"/v1/subscriptions/{subscription_id}", scenario)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.parametrize("stop", ["revoked", "suspended"])
+def test_a_subscription_whose_grant_stops_says_it_delivers_nothing(feeds: FeedsPlatform, stop: str) -> None:
+    dataset = feeds.dataset()
+    scenario = feeds.scenario()
+    grant = feeds.grant(scenario, dataset.id)
+    subscription = feeds.subscribe(scenario, dataset.id)
+    assert subscription["status"] == "active" and subscription["delivering"] is True
+    assert subscription["reason"] is None
+
+    feeds.change_grant(grant, status=stop)
+    detail = _subscription(feeds, scenario, subscription["id"])
+    assert detail["status"] == stop and detail["delivering"] is False
+    assert grant["id"] in detail["reason"] and stop in detail["reason"]
+    [listed] = feeds.call("GET", "/v1/subscriptions", scenario).json()["items"]
+    assert (listed["status"], listed["delivering"]) == (stop, False)
+    # What it says is what delivery does.
+    assert feeds.pull(scenario, subscription["id"], wait=0).status_code == 403
+
+
+def test_a_paused_subscription_says_so_and_its_grant_comes_first(feeds: FeedsPlatform) -> None:
+    dataset = feeds.dataset()
+    scenario = feeds.scenario()
+    grant = feeds.grant(scenario, dataset.id)
+    subscription = feeds.subscribe(scenario, dataset.id)
+    paused = feeds.call("POST", f"/v1/subscriptions/{subscription['id']}/pause", scenario).json()
+    assert (paused["status"], paused["delivering"], paused["paused"]) == ("paused", False, True)
+    feeds.change_grant(grant, status="revoked")
+    detail = _subscription(feeds, scenario, subscription["id"])
+    assert (detail["status"], detail["delivering"], detail["paused"]) == ("revoked", False, True)
+
+
+def test_an_admin_lists_every_subscription(feeds: FeedsPlatform) -> None:
+    dataset = feeds.dataset()
+    first, second = feeds.scenario("first"), feeds.scenario("second")
+    feeds.grant(first, dataset.id)
+    feeds.grant(second, dataset.id)
+    mine = feeds.subscribe(first, dataset.id)
+    theirs = feeds.subscribe(second, dataset.id)
+    admin = Scenario("admin", feeds.platform.catalog.admin_key)
+    listed = feeds.call("GET", "/v1/subscriptions", admin)
+    assert listed.status_code == 200, listed.text
+    assert {mine["id"], theirs["id"]} <= {s["id"] for s in listed.json()["items"]}
+    # A scenario still sees its own only.
+    assert [s["id"] for s in feeds.call("GET", "/v1/subscriptions", first).json()["items"]] == [mine["id"]]

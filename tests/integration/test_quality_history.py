@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from sqlalchemy.orm import Session
 
 from services.common import db
@@ -22,6 +25,7 @@ from services.quality.windows import WindowScore
 from tests.factories import catalog_records, contract_state, dataset_event_state
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
+EVENT_SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
 
 @pytest.fixture
@@ -112,7 +116,11 @@ def test_history_returns_every_window_or_record_weighted_buckets(session: Sessio
         )
 
 
-def test_scores_are_announced_only_when_they_move_beyond_the_threshold(session: Session) -> None:
+def test_every_current_score_is_announced_and_moves_beyond_the_threshold_are_significant(
+    session: Session,
+) -> None:
+    # Each new current score reaches platform.quality, so that the catalog's record never shows an
+    # older figure than the quality endpoint; the threshold marks the moves an alert acts on.
     settings = QualitySettings(score_change_threshold=5.0)
     box = Outbox(outbox)
     for minute, overall in enumerate([90.0, 88.0, 84.0, 86.0, 99.0]):
@@ -124,10 +132,32 @@ def test_scores_are_announced_only_when_they_move_beyond_the_threshold(session: 
         )
     session.flush()
     rows = session.execute(outbox.select().order_by(outbox.c.id)).all()
-    assert len(rows) == 3  # 90 (first), 84 (-6), 99 (+15)
     assert {row.topic for row in rows} == {"platform.quality"} and {row.key for row in rows} == {
         b"health.announced"
     }
+    announced = [json.loads(row.value) for row in rows]
+    assert [event["overall"] for event in announced] == [90.0, 88.0, 84.0, 86.0, 99.0]
+    assert [event["change"] for event in announced] == [None, -2.0, -4.0, 2.0, 13.0]
+    # A move is measured from the score announced just before it: 88 -> 84 is -4, not significant.
+    assert [event["significant"] for event in announced] == [True, False, False, False, True]
+    schema = json.loads((EVENT_SCHEMAS / "quality.score.json").read_text(encoding="utf-8"))
+    for event in announced:
+        Draft202012Validator(schema).validate(event)
+
+
+def test_a_window_stored_late_does_not_replace_a_newer_current_score(session: Session) -> None:
+    settings = QualitySettings()
+    box = Outbox(outbox)
+    catalog = catalog_of("health.late-window")
+    newer = scored("health.late-window", START + timedelta(minutes=5), 70.0)
+    older = scored("health.late-window", START, 95.0)
+    store.store_window(session=session, outbox=box, score=newer, settings=settings)
+    store.store_window(session=session, outbox=box, score=older, settings=settings)
+    session.flush()
+    [current] = store.current_windows(session, ["health.late-window"]).values()
+    assert current.overall == 70.0
+    ranked = queries.rankings(session=session, catalog=catalog, by="dataset")["items"]
+    assert [entry["overall"] for entry in ranked if entry["dataset_id"] == "health.late-window"] == [70.0]
 
 
 def test_a_late_window_opens_a_latency_breach_and_a_timely_one_resolves_it(session: Session) -> None:
@@ -178,3 +208,30 @@ def test_rankings_put_the_worst_and_the_unscored_first(session: Session) -> None
     [department] = queries.rankings(session=session, catalog=catalog, by="department")["items"]
     assert department["overall"] == pytest.approx(79.5) and department["worst_dataset"] == "health.bad"
     assert session.query(QualityWindow).count() == 2
+
+
+def test_the_rate_is_records_over_the_time_the_windows_cover(session: Session) -> None:
+    # A feed at 10 records/s that quality has seen for 30 s of the last 5 minutes: 10/s, not
+    # 300 records / 300 s.
+    settings = QualitySettings()
+    box = Outbox(outbox)
+    catalog = catalog_of("health.rate")
+    for second in (10, 20, 30):
+        window = dataclasses.replace(
+            scored("health.rate", START + timedelta(seconds=second), 90.0),
+            opened_at=START + timedelta(seconds=second - 10),
+        )
+        store.store_window(session=session, outbox=box, score=window, settings=settings)
+    session.flush()
+    recent = queries.quality_history(
+        session=session,
+        catalog=catalog,
+        dataset_id="health.rate",
+        start=START + timedelta(seconds=30) - timedelta(minutes=5),
+        end=START + timedelta(seconds=31),
+        max_points=500,
+    )
+    assert recent["records_per_s"] == 10.0
+    assert queries.records_per_second([]) == 0.0
+    burst = [(START, START, 500)]  # one window closed within the same instant
+    assert queries.records_per_second(burst) == 500.0

@@ -1,8 +1,9 @@
 """Keeps the latest quality score of each dataset, from the events quality publishes.
 
-Quality announces on ``platform.quality`` each score change beyond its threshold and each SLA
-breach opened or resolved. The catalog folds those events into one row per dataset, so that a
-dataset's description, search results and DCAT record carry its current score without asking the
+Quality announces on ``platform.quality`` each new current score of a dataset (its latest closed
+window's, the figure its quality endpoint, rankings and metrics show) and each SLA breach opened
+or resolved. The catalog folds those events into one row per dataset, so that a dataset's
+description, search results and DCAT record carry the same current score without asking the
 quality service. Events are applied in offset order per dataset (the topic is keyed by dataset
 id); a window older than the stored one is ignored, so a redelivered event changes nothing.
 """

@@ -69,8 +69,9 @@ def test_approval_form_becomes_the_catalogs_terms() -> None:
     }
 
 
-def test_the_recent_rate_counts_the_records_of_the_windows_in_the_period() -> None:
-    history = {"points": [{"records": 200}, {"records": 100}, {"records": 0}]}
-    assert service.recent_rate(history, timedelta(seconds=60)) == 5.0
-    assert service.recent_rate({"points": []}) == 0.0
+def test_the_recent_rate_is_the_one_quality_counts() -> None:
+    # Not records / a fixed 300 s: the windows may cover a part of it (records_per_second, quality).
+    history = {"records_per_s": 10.0, "points": [{"records": 200}, {"records": 100}, {"records": 0}]}
+    assert service.recent_rate(history) == 10.0
+    assert service.recent_rate({"records_per_s": 0, "points": []}) == 0.0
     assert service.recent_rate(None) is None
