@@ -26,31 +26,49 @@ Example::
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import random
-import re
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
-from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
+
+from citybase.answers import MAX_RETRY_AFTER_S, describe, problem_document, retry_after_s
+from citybase.file_batches import (
+    CONTENT_TYPES,
+    FileFormat,
+    RejectedRow,
+    encode_records,
+    file_format,
+    read_batches,
+)
+from citybase.subscriber import Delivery, SubscribeError, Subscriber
+
+__all__ = [
+    "BatchResult",
+    "Delivery",
+    "FileFormat",
+    "FileResult",
+    "PublishError",
+    "Publisher",
+    "RecordError",
+    "RejectedRow",
+    "SubscribeError",
+    "Subscriber",
+    "encode_records",
+    "file_format",
+    "problem_document",
+    "retry_after_s",
+]
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 """Statuses after which nothing of the batch was accepted and the same batch may be sent again."""
 IN_PROGRESS = "idempotency-key-in-progress"
 """409 problem type slug: a first attempt with this key is still running (after a client timeout)."""
-MAX_RETRY_AFTER_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,47 +158,6 @@ class PublishError(Exception):
         return list(self.problem.get("errors") or [])
 
 
-class FileFormat(StrEnum):
-    csv = "csv"
-    ndjson = "ndjson"
-    json = "json"
-
-
-CONTENT_TYPES = {
-    FileFormat.csv: "text/csv; charset=utf-8",
-    FileFormat.ndjson: "application/x-ndjson",
-    FileFormat.json: "application/json",
-}
-_SUFFIXES = {
-    ".csv": FileFormat.csv,
-    ".ndjson": FileFormat.ndjson,
-    ".jsonl": FileFormat.ndjson,
-    ".json": FileFormat.json,
-}
-
-
-def file_format(path: str | Path) -> FileFormat:
-    """The format named by a file's extension (``.csv``, ``.ndjson``/``.jsonl``, ``.json``)."""
-    suffix = Path(path).suffix.lower()
-    try:
-        return _SUFFIXES[suffix]
-    except KeyError:
-        raise ValueError(
-            f"{Path(path).name}: cannot tell the format from {suffix or 'no extension'!r}; "
-            "use .csv, .ndjson, .jsonl or .json"
-        ) from None
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedRow:
-    """One broken rule of one rejected record of a file, by the file line the record starts on."""
-
-    line: int
-    path: str
-    rule: str
-    message: str
-
-
 @dataclass(slots=True)
 class FileResult:
     """Totals of :meth:`Publisher.publish_file`, growing batch by batch."""
@@ -207,68 +184,6 @@ class FileResult:
 
 
 BatchCallback = Callable[[BatchResult, FileResult], None]
-
-
-@dataclass(slots=True)
-class _FileBatch:
-    """A batch read from a file: the body, the file line of each record, and local rejections."""
-
-    body: bytes
-    lines: list[int]
-    count: int
-    bytes_read: int
-    local_errors: list[RejectedRow]
-
-
-def _json_default(value: Any) -> Any:
-    """What ``json.dumps`` cannot write by itself: times as RFC 3339, decimals, UUIDs."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise TypeError(f"{value!r} has no time offset; RFC 3339 (and every contract) needs one")
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value) if value != value.to_integral_value() else int(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def encode_records(records: Sequence[Any]) -> bytes:
-    """A JSON array body; NaN and Infinity are refused here (ingest would refuse the whole batch)."""
-    return json.dumps(
-        list(records), ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
-    ).encode("utf-8")
-
-
-def retry_after_s(value: str | None, now: float | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), None if unusable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def problem_document(response: httpx.Response) -> dict[str, Any]:
-    """The RFC 9457 problem of a refusal; a minimal one when the body is not JSON."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {"title": response.reason_phrase, "detail": response.text[:500]}
-    return body if isinstance(body, dict) else {"title": response.reason_phrase}
-
-
-def _describe(status: int, problem: dict[str, Any]) -> str:
-    title = problem.get("title") or httpx.codes.get_reason_phrase(status)
-    detail = problem.get("detail")
-    return f"{status} {title}" + (f": {detail}" if detail and detail != title else "")
 
 
 class Publisher:
@@ -415,7 +330,7 @@ class Publisher:
                     response.status_code == 409 and str(problem.get("type", "")).endswith(IN_PROGRESS)
                 )
                 failure = PublishError(
-                    _describe(response.status_code, problem),
+                    describe(response.status_code, problem),
                     status=response.status_code,
                     problem=problem,
                     retryable=retryable,
@@ -473,7 +388,7 @@ class Publisher:
         fmt = file_type or file_format(path)
         totals = FileResult(dataset=dataset_id, path=path, format=fmt, bytes_total=path.stat().st_size)
         with path.open("rb") as stream:
-            for batch in _read_batches(stream, fmt, batch_size):
+            for batch in read_batches(stream, fmt, batch_size):
                 totals.sent += batch.count
                 totals.bytes_read = batch.bytes_read
                 totals.rejected += len({row.line for row in batch.local_errors})
@@ -504,346 +419,3 @@ class Publisher:
 
 
 # --- reading files in batches -------------------------------------------------------------------
-
-
-class _CountingLines:
-    """The decoded lines of a binary file, counting the bytes consumed (for progress)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.bytes_read = 0
-        self.line = 0
-        self._first = True
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        raw = self._stream.readline()
-        if not raw:
-            raise StopIteration
-        self.bytes_read += len(raw)
-        self.line += 1
-        if self._first:
-            self._first = False
-            raw = raw.removeprefix(b"\xef\xbb\xbf")
-        return raw.decode("utf-8")
-
-
-def _read_batches(stream: BinaryIO, fmt: FileFormat, batch_size: int) -> Iterator[_FileBatch]:
-    if fmt is FileFormat.csv:
-        yield from _csv_batches(stream, batch_size)
-    elif fmt is FileFormat.ndjson:
-        yield from _ndjson_batches(stream, batch_size)
-    else:
-        yield from _json_batches(stream, batch_size)
-
-
-def _csv_batches(stream: BinaryIO, batch_size: int) -> Iterator[_FileBatch]:
-    """Rows as ingest reads them (blank rows skipped), re-written under the header in each batch."""
-    lines = _CountingLines(stream)
-    reader = csv.reader(lines, strict=True)
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    numbers: list[int] = []
-
-    def batch() -> _FileBatch:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header or [])
-        writer.writerows(rows)
-        return _FileBatch(out.getvalue().encode("utf-8"), list(numbers), len(rows), lines.bytes_read, [])
-
-    while True:
-        first_line = lines.line + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            raise ValueError(f"line {lines.line}: not valid CSV: {error}") from error
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            continue
-        if header is None:
-            header = cells
-            continue
-        rows.append(cells)
-        numbers.append(first_line)
-        if len(rows) >= batch_size:
-            yield batch()
-            rows, numbers = [], []
-    if rows:
-        yield batch()
-
-
-def _ndjson_batches(stream: BinaryIO, batch_size: int) -> Iterator[_FileBatch]:
-    lines = _CountingLines(stream)
-    body: list[str] = []
-    numbers: list[int] = []
-    local: list[RejectedRow] = []
-    count = 0
-    for text in lines:
-        record = text.rstrip("\r\n")
-        if not record.strip():
-            continue
-        count += 1
-        try:
-            json.loads(record)
-        except ValueError as error:
-            local.append(RejectedRow(lines.line, "", "parse", f"the line is not JSON: {error}"))
-        else:
-            body.append(record)
-            numbers.append(lines.line)
-        if count >= batch_size:
-            yield _FileBatch(
-                ("\n".join(body) + "\n").encode("utf-8"), numbers, count, lines.bytes_read, local
-            )
-            body, numbers, local, count = [], [], [], 0
-    if count:
-        yield _FileBatch(("\n".join(body) + "\n").encode("utf-8"), numbers, count, lines.bytes_read, local)
-
-
-def _json_batches(stream: BinaryIO, batch_size: int) -> Iterator[_FileBatch]:
-    """A JSON array file, read whole; records are numbered by the line each one starts on."""
-    raw = stream.read()
-    text = raw.decode("utf-8").removeprefix("\ufeff")
-    decoder = json.JSONDecoder()
-    space = re.compile(r"[ \t\r\n]*")
-
-    def skip(position: int) -> int:
-        return space.match(text, position).end()  # type: ignore[union-attr]
-
-    position = skip(0)
-    if not text.startswith("[", position):
-        raise ValueError("a .json file must hold one JSON array of records")
-    position = skip(position + 1)
-    records: list[Any] = []
-    starts: list[int] = []
-    if text.startswith("]", position):
-        position += 1
-    else:
-        while True:
-            starts.append(text.count("\n", 0, position) + 1)
-            try:
-                value, position = decoder.raw_decode(text, position)
-            except ValueError as error:
-                raise ValueError(f"not a JSON array of records: {error}") from error
-            records.append(value)
-            position = skip(position)
-            if text.startswith(",", position):
-                position = skip(position + 1)
-            elif text.startswith("]", position):
-                position += 1
-                break
-            else:
-                raise ValueError(f"line {text.count(chr(10), 0, position) + 1}: expected ',' or ']'")
-    if skip(position) != len(text):
-        raise ValueError("unexpected data after the JSON array")
-    for start in range(0, len(records), batch_size):
-        chunk = records[start : start + batch_size]
-        done = len(raw) * (start + len(chunk)) // len(records)
-        yield _FileBatch(encode_records(chunk), starts[start : start + batch_size], len(chunk), done, [])
-
-
-# --- feeds: reading a subscription ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One record delivered by feeds, as the subscription's grant lets the scenario see it."""
-
-    id: str
-    """Its CloudEvents id: the same record delivered again has the same id."""
-    dataset: str
-    partition: int
-    offset: int
-    time: str | None
-    data: dict[str, Any]
-
-
-class SubscribeError(Exception):
-    """Feeds refused to deliver (a 4xx other than 429), or kept failing after the last retry.
-
-    ``problem`` is the RFC 9457 document; ``reason`` says why a grant stopped delivery
-    (``revoked``, ``suspended``, ``expired``, ``no_grant``, ``paused``...).
-    """
-
-    def __init__(
-        self, message: str, *, status: int | None = None, problem: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.problem: dict[str, Any] = problem or {}
-
-    @property
-    def reason(self) -> str | None:
-        reason = self.problem.get("reason")
-        return str(reason) if reason is not None else None
-
-
-SUBSCRIBER_RETRYABLE = frozenset({429, 502, 503, 504})
-
-
-class Subscriber:
-    """Reads one feeds subscription over long-poll, acknowledging what the caller has processed.
-
-    Iterating yields :class:`Delivery` records. A batch is acknowledged (its cursor committed) when
-    the caller asks for the record after its last one, so a crash while processing delivers the
-    batch again: at-least-once. An acknowledgement that does not get through (feeds restarting) is
-    not waited for: the batch comes again. Records delivered again are dropped by their event id
-    (the last ``remember`` ids are kept). 429 and 503 answers and lost connections are retried with
-    exponential backoff (at least ``Retry-After``); any other refusal, such as a revoked grant,
-    raises :class:`SubscribeError`. ``cursor`` is the last acknowledged cursor: keep it, and pass
-    it back (``cursor=``) to resume exactly there in another process.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        subscription_id: str,
-        *,
-        cursor: str | None = None,
-        max_records: int = 500,
-        wait_s: float = 20.0,
-        max_retries: int | None = 10,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        remember: int = 100_000,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.subscription_id = subscription_id
-        self.cursor = cursor
-        self._unacked: str | None = cursor
-        self.max_records = max_records
-        self.wait_s = wait_s
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self._remember = remember
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self.duplicates = 0
-        """Records dropped because their id had been delivered before."""
-        self._sleep = sleep
-        self._jitter = random.Random()
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "citybase-subscriber/0.1"},
-            timeout=httpx.Timeout(wait_s + 30.0),
-            transport=transport,
-        )
-
-    @classmethod
-    def create(
-        cls,
-        base_url: str,
-        api_key: str,
-        dataset_id: str,
-        *,
-        start: str | dict[str, Any] = "latest",
-        transport: httpx.BaseTransport | None = None,
-        **options: Any,
-    ) -> Subscriber:
-        """Subscribe the key's scenario to ``dataset_id`` and read the new subscription."""
-        with httpx.Client(
-            base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, transport=transport
-        ) as http:
-            response = http.post(
-                "/v1/subscriptions", json={"dataset": dataset_id, "start": start}, timeout=60
-            )
-        if response.status_code != 201:
-            problem = problem_document(response)
-            raise SubscribeError(
-                _describe(response.status_code, problem), status=response.status_code, problem=problem
-            )
-        return cls(base_url, api_key, response.json()["id"], transport=transport, **options)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Delivery]:
-        for batch in self.batches():
-            yield from batch
-
-    def batches(self) -> Iterator[list[Delivery]]:
-        """Batches of new records (never empty), each acknowledged when the next is asked for."""
-        while True:
-            if self._unacked is not None:
-                try:
-                    self._ack(self._unacked, retry=False)
-                except SubscribeError as error:
-                    if error.status is not None and error.status not in SUBSCRIBER_RETRYABLE | {409}:
-                        raise
-                    # A lost acknowledgement (feeds restarting, or a replay since): not worth
-                    # waiting for; the batch comes again and its records are dropped as duplicates.
-                    self._unacked = None
-            body = self._request(
-                "GET",
-                f"/v1/subscriptions/{quote(self.subscription_id, safe='')}/records",
-                params={"max": self.max_records, "wait": self.wait_s},
-            )
-            records = [Delivery(**record) for record in body["records"]]
-            self._unacked = body["cursor"]
-            fresh = [record for record in records if self._first_time(record.id)]
-            if fresh:
-                yield fresh
-
-    def ack(self, cursor: str) -> None:
-        """Acknowledge every record delivered before ``cursor``."""
-        self._ack(cursor, retry=True)
-
-    def _ack(self, cursor: str, *, retry: bool) -> None:
-        self._request(
-            "POST",
-            f"/v1/subscriptions/{quote(self.subscription_id, safe='')}/ack",
-            retry=retry,
-            json={"cursor": cursor},
-        )
-        self.cursor = cursor
-        if self._unacked == cursor:
-            self._unacked = None
-
-    def _first_time(self, event_id: str) -> bool:
-        if event_id in self._seen:
-            self._seen.move_to_end(event_id)
-            self.duplicates += 1
-            return False
-        self._seen[event_id] = None
-        if len(self._seen) > self._remember:
-            self._seen.popitem(last=False)
-        return True
-
-    def _request(self, method: str, url: str, *, retry: bool = True, **kwargs: Any) -> dict[str, Any]:
-        attempt = 0
-        while True:
-            attempt += 1
-            wait: float | None = None
-            try:
-                response = self._http.request(method, url, **kwargs)
-            except httpx.TransportError as error:
-                failure = SubscribeError(f"no answer from {self.base_url}: {error!r}")
-            else:
-                if response.status_code == 200:
-                    answer: dict[str, Any] = response.json()
-                    return answer
-                problem = problem_document(response)
-                failure = SubscribeError(
-                    _describe(response.status_code, problem), status=response.status_code, problem=problem
-                )
-                if response.status_code not in SUBSCRIBER_RETRYABLE:
-                    raise failure
-                wait = retry_after_s(response.headers.get("Retry-After"))
-            if not retry or (self.max_retries is not None and attempt > self.max_retries):
-                raise failure
-            backoff = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)) * (
-                0.5 + self._jitter.random() / 2
-            )
-            self._sleep(max(min(wait, MAX_RETRY_AFTER_S), backoff) if wait is not None else backoff)
