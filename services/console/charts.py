@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.common import i18n
+
 
 @dataclass(frozen=True)
 class Point:
@@ -28,6 +30,7 @@ class LineChart:
     """(y, label) of the horizontal grid lines."""
     first_label: str
     last_label: str
+    """Empty when the chart has one point: its one moment is the first label."""
 
     @property
     def polyline(self) -> str:
@@ -68,10 +71,6 @@ def score_chart(
         plot_height=plot_height,
         points=points,
         ticks=ticks,
-        first_label=_label(measured[0][0]) if measured else "",
-        last_label=_label(measured[-1][0]) if measured else "",
+        first_label=i18n.format_datetime(measured[0][0]) if measured else "",
+        last_label=i18n.format_datetime(measured[-1][0]) if len(measured) > 1 else "",
     )
-
-
-def _label(moment: datetime) -> str:
-    return moment.strftime("%m-%d %H:%M:%S")

@@ -7,6 +7,7 @@ fields, primary keys and SLA targets as the catalog serves them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +124,12 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> ContractDiff:
         if old_sla.get(key) != new_sla.get(key)
     )
     return ContractDiff(str(old.get("version")), str(new.get("version")), fields, changes)
+
+
+def shown(value: Any) -> str:
+    """A schema value as JSON a person reads: Chinese and other non-ASCII text as itself, not as
+    ``\\u`` escapes (the page escapes it for HTML like any other text)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _describe(prop: Mapping[str, Any], required: bool) -> list[Change]:

@@ -12,9 +12,11 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from services.common import i18n
-from services.console import service
+from services.common.page_style import STYLESHEET
+from services.console import contract_diff, service
 from services.console.exceptions import CrossSiteRequest, LoginRequired
 from services.console.gateway import PlatformApi
 from services.console.labels import label
@@ -54,7 +56,11 @@ def _environment() -> Environment:
     env.filters["percent"] = i18n.format_percent
     env.filters["when"] = i18n.format_datetime
     env.filters["label"] = label
+    env.filters["json"] = contract_diff.shown
+    env.filters["examples"] = service.examples
     env.globals["languages"] = i18n.LANGUAGE_NAMES
+    # CSS is raw text inside <style>: escaped quotes would break its font names.
+    env.globals["stylesheet"] = Markup(STYLESHEET)
     return env
 
 

@@ -9,7 +9,7 @@ same key.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -159,6 +159,13 @@ async def dataset_page(
         "may_request": caller.is_scenario and current is not None,
         "purpose_categories": forms.PURPOSE_CATEGORIES,
     }
+
+
+def examples(values: Sequence[Any] | None) -> str:
+    """The failing values a rule reports, for its row: a null (a missing value) says nothing
+    next to the count of missing values, so it is left out, and "—" stands for no example."""
+    shown = [str(value) for value in values or () if value is not None]
+    return ", ".join(shown) or "—"
 
 
 def quality_chart(history: Mapping[str, Any] | None) -> charts.LineChart:

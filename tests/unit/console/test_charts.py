@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from services.common import i18n
 from services.console import charts, service
+from services.console.deps import TEMPLATES
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
@@ -75,3 +77,29 @@ def test_the_recent_rate_is_the_one_quality_counts() -> None:
     assert service.recent_rate(history) == 10.0
     assert service.recent_rate({"records_per_s": 0, "points": []}) == 0.0
     assert service.recent_rate(None) is None
+
+
+def test_one_point_has_one_label_and_labels_are_readable_times_in_the_language() -> None:
+    single = charts.score_chart([(START, 80.0)])
+    assert single.first_label == "Nov 24, 2026, 8:00:00\u202fAM UTC"
+    assert single.last_label == ""
+    with i18n.use("zh_CN"):
+        two = charts.score_chart([(START, 80.0), (START + timedelta(hours=1), 90.0)])
+    assert (two.first_label, two.last_label) == ("2026年11月24日 08:00:00 UTC", "2026年11月24日 09:00:00 UTC")
+
+
+def test_the_chart_of_one_point_shows_its_moment_once() -> None:
+    page = TEMPLATES.env.get_template("_chart.html").render(
+        chart=charts.score_chart([(START, 80.0)]), chart_id="c", label="quality"
+    )
+    assert page.count("8:00:00\u202fAM UTC") == 2  # the axis label once, and the point's own title
+    assert page.count('class="axis"') == 5 + 1
+
+
+def test_a_rules_examples_leave_out_nulls_and_show_a_dash_for_none() -> None:
+    assert service.examples([None, None]) == "—"
+    assert service.examples([]) == "—"
+    assert service.examples(None) == "—"
+    assert service.examples(["Putuo", None, 7]) == "Putuo, 7"
+    page = TEMPLATES.env.from_string("{{ r.examples|examples }}").render(r={"examples": [None, None]})
+    assert page == "—"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.console import contract_diff
+from services.console.deps import TEMPLATES
 
 
 def version(name: str, properties: dict[str, Any], required: list[str], **extra: Any) -> dict[str, Any]:
@@ -71,3 +72,13 @@ def test_field_rows_carry_sensitivity_and_keys() -> None:
     assert rows["id"]["primary_key"] is True
     assert rows["status"]["sensitive"] is False
     assert rows["legacy"]["required"] is False
+
+
+def test_the_page_shows_chinese_text_as_itself_still_escaped_for_html() -> None:
+    old = version("1.0.0", {"id": {"type": "string", "description": "检查编号"}}, ["id"])
+    new = version("1.1.0", {"id": {"type": "string", "description": "检查编号 <唯一>"}}, ["id"])
+    (change,) = contract_diff.diff(old, new).fields[0].changes
+    assert contract_diff.shown(change.new) == '"检查编号 <唯一>"'
+    page = TEMPLATES.env.from_string("{{ value|json }}").render(value=change.new)
+    assert page == "&#34;检查编号 &lt;唯一&gt;&#34;"
+    assert "\\u" not in page
