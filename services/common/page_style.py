@@ -8,7 +8,13 @@ own box rather than widening the page.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from services.common import i18n
 
 STYLESHEET: Final = """\
 :root { --ink: #1d2733; --muted: #5b6877; --line: #d9dee5; --accent: #1f6feb; --bad: #b42318; --good: #067647; --warn: #b54708; }
@@ -76,3 +82,21 @@ header nav.lang a[aria-current] { color: #fff; font-weight: 600; text-decoration
   code, .mono { overflow-wrap: normal; word-break: normal; }
 }
 """
+
+
+def page_environment(templates: Path) -> Environment:
+    """Jinja2 for the pages of one service: HTML-escaped, gettext in the language of the work in
+    hand (:mod:`services.common.i18n`; one environment serves Chinese and English pages at the
+    same time), the locale's formats as filters, and :data:`STYLESHEET` as ``stylesheet``."""
+    env = Environment(
+        loader=FileSystemLoader(templates),
+        autoescape=select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["number"] = lambda value, digits=None: i18n.format_number(value, digits=digits)
+    env.filters["percent"] = i18n.format_percent
+    env.filters["when"] = i18n.format_datetime
+    # CSS is raw text inside <style>: escaped quotes would break its font names.
+    env.globals["stylesheet"] = Markup(STYLESHEET)
+    return env

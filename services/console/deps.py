@@ -11,11 +11,10 @@ import httpx
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
+from jinja2 import Environment
 
 from services.common import i18n
-from services.common.page_style import STYLESHEET
+from services.common.page_style import page_environment
 from services.console import contract_diff, service
 from services.console.exceptions import CrossSiteRequest, LoginRequired
 from services.console.gateway import PlatformApi
@@ -44,23 +43,11 @@ browser's ``Accept-Language`` decides."""
 
 
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-        autoescape=select_autoescape(default=True),
-        extensions=["jinja2.ext.i18n"],
-    )
-    # gettext of the request's locale (a context variable set by LocaleMiddleware), not of the
-    # process: one environment serves Chinese and English pages at the same time.
-    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
-    env.filters["number"] = lambda value, digits=None: i18n.format_number(value, digits=digits)
-    env.filters["percent"] = i18n.format_percent
-    env.filters["when"] = i18n.format_datetime
+    env = page_environment(Path(__file__).resolve().parent / "templates")
     env.filters["label"] = label
     env.filters["json"] = contract_diff.shown
     env.filters["examples"] = service.examples
     env.globals["languages"] = i18n.LANGUAGE_NAMES
-    # CSS is raw text inside <style>: escaped quotes would break its font names.
-    env.globals["stylesheet"] = Markup(STYLESHEET)
     return env
 
 

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from services.common import i18n
 from services.common.clock import utcnow
 from services.common.deps import RuntimeDep, SessionDep
 from services.quality import queries, scorecards, utilization
@@ -194,11 +195,17 @@ def scenario_utilization(
     )
 
 
-def _render(card: dict[str, Any], format: CardFormat) -> Any:
+def _render(card: dict[str, Any], format: CardFormat, request: Request) -> Any:
     if format is CardFormat.csv:
         return Response(scorecards.to_csv(card), media_type="text/csv; charset=utf-8")
     if format is CardFormat.html:
-        return Response(scorecards.to_html(card), media_type="text/html; charset=utf-8")
+        # Chinese or English as the browser asks (Accept-Language), as the problem answers are.
+        locale = i18n.negotiate(accept_language=request.headers.get("accept-language"))
+        return Response(
+            scorecards.to_html(card, locale),
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Language": locale.replace("_", "-"), "Vary": "Accept-Language"},
+        )
     return card
 
 
@@ -224,6 +231,7 @@ CARD_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 def department_scorecard(
     department_id: str,
+    request: Request,
     session: SessionDep,
     catalog: CatalogDep,
     settings: QualitySettingsDep,
@@ -234,7 +242,7 @@ def department_scorecard(
     card = scorecards.department_scorecard(
         session, catalog, settings, department_id, scorecards.parse_period(period), utcnow()
     )
-    return _render(card, format)
+    return _render(card, format, request)
 
 
 @router.get(
@@ -246,6 +254,7 @@ def department_scorecard(
 )
 def scenario_scorecard(
     scenario_id: str,
+    request: Request,
     session: SessionDep,
     catalog: CatalogDep,
     settings: QualitySettingsDep,
@@ -256,4 +265,4 @@ def scenario_scorecard(
     card = scorecards.scenario_scorecard(
         session, catalog, settings, scenario_id, scorecards.parse_period(period), utcnow()
     )
-    return _render(card, format)
+    return _render(card, format, request)

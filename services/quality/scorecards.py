@@ -14,10 +14,15 @@ import io
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from services.common import i18n
+from services.common.i18n import N_, _
+from services.common.page_style import page_environment
 from services.quality import queries, utilization
 from services.quality.exceptions import DepartmentNotFound, InvalidPeriod
 from services.quality.projection import QualityCatalog
@@ -223,9 +228,10 @@ _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#
 def _trend_svg(rows: Sequence[dict[str, Any]], start: datetime, end: datetime) -> str:
     width, height, pad = 640, 220, 36
     span = max((end - start).total_seconds(), 1.0)
+    described = _("Daily overall quality per dataset")
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="Daily overall quality per dataset" class="chart">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{html.escape(described)}" class="chart">',
         f'<rect x="{pad}" y="10" width="{width - 2 * pad}" height="{height - pad - 10}" fill="#fafafa" stroke="#ccc"/>',
     ]
     for level in (0, 50, 100):
@@ -268,10 +274,11 @@ def _trend_svg(rows: Sequence[dict[str, Any]], start: datetime, end: datetime) -
 def _bars_svg(rows: Sequence[dict[str, Any]], label: str, value_of: Any) -> str:
     ranked = sorted(rows, key=lambda row: (value_of(row) is not None, value_of(row) or 0.0))
     bar, gap, left, width = 18, 6, 230, 640
+    unscored = _("no score")
     height = max(1, len(ranked)) * (bar + gap) + 10
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{html.escape(label)}" class="chart">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{html.escape(label)}" class="chart">'
     ]
     for index, row in enumerate(ranked):
         value = value_of(row)
@@ -280,7 +287,9 @@ def _bars_svg(rows: Sequence[dict[str, Any]], label: str, value_of: Any) -> str:
             f'<text x="{left - 6}" y="{y + bar - 5}" font-size="11" text-anchor="end">{html.escape(row["dataset_id"])}</text>'
         )
         if value is None:
-            parts.append(f'<text x="{left + 4}" y="{y + bar - 5}" font-size="11" fill="#a00">no score</text>')
+            parts.append(
+                f'<text x="{left + 4}" y="{y + bar - 5}" font-size="11" fill="#a00">{html.escape(unscored)}</text>'
+            )
             continue
         length = (width - left - 50) * value / 100
         colour = "#2ca02c" if value >= 90 else "#ff7f0e" if value >= 70 else "#d62728"
@@ -290,51 +299,83 @@ def _bars_svg(rows: Sequence[dict[str, Any]], label: str, value_of: Any) -> str:
     return "".join(parts)
 
 
-def to_html(card: dict[str, Any]) -> str:
-    """The scorecard as one self-contained page (inline CSS and SVG; nothing loaded from elsewhere)."""
-    title = f"citybase scorecard: {card['kind']} {card['id']}"
-    summary = card["summary"]
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in CSV_COLUMNS)
-    body = []
-    for line in to_csv(card).splitlines()[1:]:
-        cells = next(csv.reader([line]))
-        body.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>")
-    quality = summary["quality"]
-    figures = "".join(
-        f"<li><b>{html.escape(name)}</b>: {'—' if quality.get(name) is None else f'{quality[name]:.1f}'}</li>"
-        for name in [*DIMENSIONS, "overall"]
-    )
-    findings = card.get("showcase_only") or {}
-    finding_items = "".join(
-        f"<li>{html.escape(kind.replace('_', ' '))}: {len(items)}"
-        + "".join(f"<br><small>{html.escape(_finding_text(item))}</small>" for item in items[:20])
-        + "</li>"
-        for kind, items in findings.items()
-    )
-    utilization_value = summary.get("utilization")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 60rem; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; }} td, th {{ border: 1px solid #ccc; padding: 0.2rem 0.4rem; }}
-.chart {{ width: 100%; max-width: 40rem; height: auto; display: block; margin: 1rem 0; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>From {html.escape(str(card["from"]))} to {html.escape(str(card["to"]))}: {summary["datasets"]} datasets,
-{summary["records"]} records scored, {summary["sla_breaches"]} SLA breaches, utilization
-{"—" if utilization_value is None else f"{utilization_value:.1f}"}.</p>
-<h2>Quality (mean of the datasets)</h2><ul>{figures}</ul>
-<h2>Trend: daily overall quality</h2>{_trend_svg(card["datasets"], card["from"], card["to"])}
-<h2>Ranking: overall quality</h2>{_bars_svg(card["datasets"], "overall quality", lambda r: r["quality"].get("overall"))}
-<h2>Ranking: utilization</h2>{_bars_svg(card["datasets"], "utilization", lambda r: r["utilization"]["score"])}
-<h2>Showcase-only findings</h2><ul>{finding_items or "<li>none</li>"}</ul>
-<h2>Datasets</h2><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
-</body></html>
-"""
+DIMENSION_WORDS = {
+    "validity": N_("validity"),
+    "completeness": N_("completeness"),
+    "uniqueness": N_("uniqueness"),
+    "conformity": N_("conformity"),
+    "timeliness": N_("timeliness"),
+    "overall": N_("overall"),
+}
+HEADERS = {
+    "dataset_id": N_("Dataset"),
+    "status": N_("Status"),
+    "windows": N_("Windows"),
+    "records": N_("Records"),
+    **DIMENSION_WORDS,
+    "sla_breaches_freshness": N_("Freshness breaches"),
+    "sla_breaches_latency": N_("Latency breaches"),
+    "utilization_score": N_("Utilization"),
+    "active_grants": N_("Active grants"),
+    "active_subscribers": N_("Active subscribers"),
+    "days_since_last_use": N_("Days since last use"),
+}
+"""The words over each column of the HTML table (the CSV keeps its machine names)."""
+FINDINGS = {
+    "never_delivered_datasets": N_("Datasets never delivered"),
+    "unused_grants": N_("Unused grants"),
+    "idle": N_("Idle"),
+}
+STATUS_WORDS = {"active": N_("active"), "deprecated": N_("deprecated"), "retired": N_("retired")}
+_PAGES = page_environment(Path(__file__).resolve().parent / "templates")
 
 
-def _finding_text(item: dict[str, Any]) -> str:
+def to_html(card: dict[str, Any], locale: str = i18n.DEFAULT_LOCALE) -> str:
+    """The scorecard as one self-contained page in ``locale`` (Chinese or English), in the
+    console's style: inline CSS and SVG, nothing loaded from elsewhere."""
+    with i18n.use(locale):
+        title = (
+            _("Scorecard of department %(id)s")
+            if card["kind"] == "department"
+            else _("Scorecard of scenario %(id)s")
+        ) % {"id": card["id"]}
+        rows = []
+        for line in to_csv(card).splitlines()[1:]:
+            cells = next(csv.reader([line]))
+            rows.append([cells[0], label_status(cells[1]), *cells[2:]])
+        findings = [
+            (FINDINGS.get(kind, kind), [_finding(item) for item in items])
+            for kind, items in (card.get("showcase_only") or {}).items()
+        ]
+        return _PAGES.get_template("scorecard.html").render(
+            title=title,
+            lang_tag=i18n.tag(),
+            card=card,
+            summary=card["summary"],
+            dimensions=[(name, DIMENSION_WORDS[name]) for name in [*DIMENSIONS, "overall"]],
+            trend=Markup(_trend_svg(card["datasets"], card["from"], card["to"])),
+            quality_ranking=Markup(
+                _bars_svg(card["datasets"], _("overall quality"), lambda r: r["quality"].get("overall"))
+            ),
+            utilization_ranking=Markup(
+                _bars_svg(card["datasets"], _("utilization"), lambda r: r["utilization"]["score"])
+            ),
+            findings=findings,
+            headers=[HEADERS[name] for name in CSV_COLUMNS],
+            rows=rows,
+        )
+
+
+def label_status(status: str) -> str:
+    return _(STATUS_WORDS[status]) if status in STATUS_WORDS else status
+
+
+def _finding(item: dict[str, Any]) -> dict[str, str]:
     subject = item.get("scenario_id") or item.get("grant_id") or item.get("dataset_id") or ""
     if item.get("grant_id"):
-        subject = f"grant {item['grant_id']} ({item.get('scenario_id')} on {item.get('dataset_id')})"
-    return f"{subject}: {item.get('evidence', '')}"
+        subject = _("grant %(grant)s (%(scenario)s on %(dataset)s)") % {
+            "grant": item["grant_id"],
+            "scenario": item.get("scenario_id"),
+            "dataset": item.get("dataset_id"),
+        }
+    return {"subject": subject, "evidence": str(item.get("evidence") or "")}
