@@ -258,6 +258,14 @@ def test_the_scorecard_renders_as_json_csv_and_html(quality: QualityHarness) -> 
     assert page.headers["content-type"].startswith("text/html")
     assert "<svg" in page.text and "<rect" in page.text and dataset_id in page.text
     assert "http://" not in page.text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "1 dataset," in page.text and "<th>Dataset</th>" in page.text
+    chinese = quality.client.get(
+        path,
+        params={"period": "7d", "format": "html"},
+        headers={"Authorization": f"Bearer {quality.key}", "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"},
+    )
+    assert chinese.headers["content-language"] == "zh-CN"
+    assert '<html lang="zh-CN">' in chinese.text and "1 个数据集" in chinese.text
     assert quality.get(path, period="forever").status_code == 422
     assert quality.get("/v1/scorecards/departments/nobody").status_code == 404
 
