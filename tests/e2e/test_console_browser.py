@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -74,6 +75,7 @@ def screenshot(driver: Any, name: str) -> None:
 
 
 def log_in(driver: Any, platform: Platform, key: str) -> None:
+    driver.get(f"{platform.base}/console/login")  # cookies are deleted for the site shown (not a file)
     driver.delete_all_cookies()
     driver.get(f"{platform.base}/console/")
     assert "/console/login" in driver.current_url
@@ -96,6 +98,12 @@ def test_an_approver_approves_with_fewer_fields_and_a_mask_and_sees_the_grant(
     screenshot(browser, "home-approver")
     browser.find_element(By.LINK_TEXT, "Access requests").click()
     screenshot(browser, "access-requests")
+    browser.set_window_size(WIDTHS["desktop"], 1000)
+    try:
+        # a request id stays on one line beside a long purpose
+        assert _broken_words(browser) == []
+    finally:
+        browser.set_window_size(1280, 1600)
     browser.find_element(By.LINK_TEXT, request["id"]).click()
     browser.find_element(By.ID, "field-inspected_at").click()  # narrowed: not needed for the purpose
     Select(browser.find_element(By.ID, "mask-district")).select_by_value("hash")
@@ -173,6 +181,47 @@ def _overflow(driver: Any) -> int:
     return int(driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth"))
 
 
+WORDS_KEPT_WHOLE = "h1, h2, h3, th, label, legend, summary, .stat span, code"
+"""Headings, labels, column heads and identifiers: none of their words may break across lines."""
+_BROKEN_WORDS = """
+const found = new Set();
+for (const element of document.querySelectorAll(arguments[0])) {
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const word of node.data.matchAll(/[A-Za-z0-9_]{2,}/g)) {
+      const range = document.createRange();
+      range.setStart(node, word.index);
+      range.setEnd(node, word.index + word[0].length);
+      const lines = new Set(
+        [...range.getClientRects()].filter((box) => box.width > 0).map((box) => Math.round(box.top))
+      );
+      if (lines.size > 1) found.add(`${element.tagName.toLowerCase()}: ${word[0]}`);
+    }
+  }
+}
+return [...found];
+"""
+
+
+def _broken_words(driver: Any) -> list[str]:
+    """The words of headings, labels, column heads and identifiers that the page breaks across
+    two lines (``wait_minute`` / ``s``): each word is measured where it is drawn, a range of its
+    letters, and a word drawn on more than one line is broken. A break at a separator (a space,
+    ``-``, ``.``, ``/``) is not a broken word."""
+    found: list[str] = driver.execute_script(_BROKEN_WORDS, WORDS_KEPT_WHOLE)
+    return found
+
+
+def test_the_broken_words_check_sees_a_word_split_across_lines(browser: Any, tmp_path: Path) -> None:
+    page = tmp_path / "narrow.html"
+    page.write_text(
+        '<table><tr><th style="width: 3rem; overflow-wrap: anywhere">wait_minutes</th>'
+        '<th style="width: 3rem">wait minutes</th></tr></table>'
+    )
+    browser.get(page.as_uri())
+    assert _broken_words(browser) == ["th: wait_minutes"]
+
+
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
 def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
     browser: Any, platform: Platform, language: str
@@ -182,6 +231,7 @@ def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
     browser.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
     heading = {"zh-CN": "数据目录", "en": "Catalog"}[language]
     overflowing: dict[str, int] = {}
+    broken: dict[str, list[str]] = {}
     try:
         for width_name, width in WIDTHS.items():
             browser.set_window_size(width, 1000)
@@ -193,10 +243,54 @@ def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
                 screenshot(browser, f"{name}-{language}-{width_name}")
                 if (extra := _overflow(browser)) > 0:
                     overflowing[f"{name} at {width} px"] = extra
+                if width_name == "desktop" and (words := _broken_words(browser)):
+                    broken[name] = words
     finally:
         browser.set_window_size(1280, 1600)
         browser.delete_cookie("citybase_lang")
     assert not overflowing, f"pages wider than the window (px): {overflowing}"
+    assert not broken, f"words broken across lines at {WIDTHS['desktop']} px: {broken}"
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_the_html_scorecard_fits_a_desktop_and_a_phone(
+    browser: Any, platform: Platform, language: str, tmp_path: Path
+) -> None:
+    """Quality's HTML scorecard, as a department saves and opens it: in the language asked for,
+    no wider than the window, no word of a heading or column head broken."""
+    answer = platform.call(
+        "GET",
+        "/quality/v1/scorecards/departments/market-supervision",
+        params={"format": "html"},
+        headers={"Accept-Language": language},
+    )
+    assert answer.status_code == 200, answer.text
+    page = tmp_path / "scorecard.html"
+    page.write_text(answer.text, encoding="utf-8")
+    overflowing: dict[str, int] = {}
+    try:
+        for width_name, width in WIDTHS.items():
+            browser.set_window_size(width, 1000)
+            browser.get(page.as_uri())
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
+            screenshot(browser, f"scorecard-{language}-{width_name}")
+            if (extra := _overflow(browser)) > 0:
+                overflowing[width_name] = extra
+            if width_name == "desktop":
+                assert _broken_words(browser) == []
+    finally:
+        browser.set_window_size(1280, 1600)
+    assert not overflowing, f"the scorecard is wider than the window (px): {overflowing}"
+
+
+def text_of(driver: Any, element_id: str) -> str:
+    """The text of an element while the page may be reloading after a form was sent: an element
+    of the page that was just replaced has no text yet (a stale element, not a failure)."""
+    try:
+        text: str = driver.find_element(By.ID, element_id).text
+    except StaleElementReferenceException:
+        return ""
+    return text
 
 
 def log_in_in_chinese(driver: Any, platform: Platform, key: str) -> None:
@@ -260,7 +354,7 @@ def test_the_whole_story_through_the_forms_in_chinese(browser: Any, platform: Pl
         browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "narrow-form"))
         screenshot(browser, "form-grant-narrow-zh-CN")
         browser.find_element(By.ID, "narrow").click()
-        assert wait_until(lambda: "result 脱敏：遮蔽" in browser.find_element(By.ID, "grant-fields").text, 10)
+        assert wait_until(lambda: "result 脱敏：遮蔽" in text_of(browser, "grant-fields"), 10)
         assert "inspector_phone" not in browser.find_element(By.ID, "grant-fields").text
         screenshot(browser, "form-grant-narrowed-zh-CN")
 
@@ -280,7 +374,7 @@ def test_the_whole_story_through_the_forms_in_chinese(browser: Any, platform: Pl
         browser.get(grant_path)
         browser.find_element(By.ID, "revoke-reason").send_keys("试点结束")
         browser.find_element(By.ID, "revoke").click()
-        assert wait_until(lambda: browser.find_element(By.ID, "grant-status").text == "已吊销", 10)
+        assert wait_until(lambda: text_of(browser, "grant-status") == "已吊销", 10)
         screenshot(browser, "form-grant-revoked-zh-CN")
 
         log_in_in_chinese(browser, platform, key)
