@@ -277,7 +277,6 @@ async def grant(request: Request, grant_id: str, session: SessionDep) -> Respons
     return await _show(request, session, *_grant_page(session, grant_id))
 
 
-@router.post("/grants/{grant_id}/{action}")
 async def change_grant(
     request: Request, grant_id: str, action: str, session: SessionDep, form: FormDep
 ) -> Response:
@@ -395,7 +394,6 @@ async def subscribe(request: Request, session: SessionDep, form: FormDep) -> Res
     )
 
 
-@router.post("/subscriptions/{subscription_id}/{action}")
 async def change_subscription(
     request: Request, subscription_id: str, action: str, session: SessionDep, form: FormDep
 ) -> Response:
@@ -428,7 +426,6 @@ async def admin(request: Request, session: SessionDep) -> Response:
     return await _show(request, session, *_admin_page(session))
 
 
-@router.post("/admin/{what}")
 async def create(request: Request, what: str, session: SessionDep, form: FormDep) -> Response:
     """A new domain, department or principal; a principal's page next, to issue its first key."""
     if what not in service.ADMIN_FORMS:
@@ -509,3 +506,39 @@ async def audit(
 ) -> Response:
     page = await service.audit_page(session.api, query, settings.page_size)
     return render(request, "audit.html", page, session=session)
+
+
+# --- the form routes, one path per action ---------------------------------------------------------
+# One explicit path per action (never a path parameter for the action): a GET of a path that is not
+# a page stays a 404, and an id with an encoded "/" in it cannot reach a form's route.
+
+ActionRoute = Callable[..., Awaitable[Response]]
+
+
+def _grant_action(action: str) -> ActionRoute:
+    async def route(request: Request, grant_id: str, session: SessionDep, form: FormDep) -> Response:
+        return await change_grant(request, grant_id, action, session, form)
+
+    return route
+
+
+def _subscription_action(action: str) -> ActionRoute:
+    async def route(request: Request, subscription_id: str, session: SessionDep, form: FormDep) -> Response:
+        return await change_subscription(request, subscription_id, action, session, form)
+
+    return route
+
+
+def _admin_form(what: str) -> ActionRoute:
+    async def route(request: Request, session: SessionDep, form: FormDep) -> Response:
+        return await create(request, what, session, form)
+
+    return route
+
+
+for _action in ("narrow", *service.GRANT_ACTIONS):
+    router.post(f"/grants/{{grant_id}}/{_action}")(_grant_action(_action))
+for _action in (*service.SUBSCRIPTION_ACTIONS, "position", "delete"):
+    router.post(f"/subscriptions/{{subscription_id}}/{_action}")(_subscription_action(_action))
+for _what in service.ADMIN_FORMS:
+    router.post(f"/admin/{_what}")(_admin_form(_what))
