@@ -177,10 +177,6 @@ def _page(path: str, **ids: str) -> str:
     return path.format(**{name: quote(value, safe="") for name, value in ids.items()})
 
 
-def _not_found(request: Request, session: Session, what: str) -> Response:
-    return render(request, "error.html", {"title": i18n._("Not found"), "detail": what}, 404, session=session)
-
-
 def _dataset_page(request: Request, session: Session, dataset_id: str) -> tuple[str, PageLoad]:
     query = request.query_params
     return "dataset.html", lambda: service.dataset_page(
@@ -283,10 +279,8 @@ async def change_grant(
     """Suspend, resume, revoke (``action``) or narrow (``narrow``: new terms) a grant."""
     if action == "narrow":
         change = service.narrow_grant(session.api, session.caller, grant_id, form)
-    elif action in service.GRANT_ACTIONS:
-        change = service.change_grant_status(session.api, session.caller, grant_id, action, form)
     else:
-        return _not_found(request, session, action)
+        change = service.change_grant_status(session.api, session.caller, grant_id, action, form)
     return await _submit(
         request,
         session,
@@ -398,8 +392,6 @@ async def change_subscription(
     request: Request, subscription_id: str, action: str, session: SessionDep, form: FormDep
 ) -> Response:
     """Pause, resume, move to the earliest or latest record (``position``), or delete."""
-    if action not in (*service.SUBSCRIPTION_ACTIONS, "position", "delete"):
-        return _not_found(request, session, action)
     after_delete = (
         _page("/scenarios/{id}", id=session.caller.id) if session.caller.is_scenario else "/scenarios"
     )
@@ -428,8 +420,6 @@ async def admin(request: Request, session: SessionDep) -> Response:
 
 async def create(request: Request, what: str, session: SessionDep, form: FormDep) -> Response:
     """A new domain, department or principal; a principal's page next, to issue its first key."""
-    if what not in service.ADMIN_FORMS:
-        return _not_found(request, session, what)
     return await _submit(
         request,
         session,
