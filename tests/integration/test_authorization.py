@@ -111,6 +111,7 @@ REQUESTS: dict[str, RequestKwargs] = {
     "POST /v1/access-requests/{request_id}/approve": lambda p: {"json": {"reason": "serves residents"}},
     "POST /v1/access-requests/{request_id}/reject": lambda p: {"json": {"reason": "not needed"}},
     "POST /v1/access-requests/{request_id}/withdraw": lambda p: {"json": {}},
+    "POST /v1/access-requests/{request_id}/submit": lambda p: {},
     "PATCH /v1/grants/{grant_id}": lambda p: {
         "json": {"reason": "fewer rows", "row_filter": 'result == "pass"'}
     },
@@ -128,7 +129,7 @@ REQUESTS: dict[str, RequestKwargs] = {
 }
 # Operations that change a request's state get a fresh pending request each, so that every role
 # meets the same situation.
-FRESH_REQUEST = {"approve", "reject", "withdraw"}
+FRESH_REQUEST = {"approve", "reject", "withdraw", "submit"}
 
 
 def _operations(platform: Platform) -> set[tuple[str, str]]:

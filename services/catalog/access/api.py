@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Body, Query, status
 
 from services.catalog.access import grants, requests, scenarios
 from services.catalog.access.deps import AccessDep, ApproverDep, ScenarioDep
@@ -20,6 +20,7 @@ from services.catalog.access.schemas import (
     AccessRequestPage,
     AccessRequestRead,
     AccessRequestStatus,
+    AccessRequestSubmission,
     AccessRequestWithdrawal,
     GrantPage,
     GrantRead,
@@ -157,10 +158,26 @@ def reject_access_request(
 
 
 @router.post(
+    "/access-requests/{request_id}/submit",
+    response_model=AccessRequestRead,
+    tags=["access-requests"],
+    summary="Submit a draft prepared for the scenario (an offer answering a need, a selected proposal), "
+    "as it is or changed",
+)
+def submit_access_request(
+    request_id: str,
+    payload: Annotated[AccessRequestSubmission, Body(default_factory=AccessRequestSubmission)],
+    access: AccessDep,
+    caller: ScenarioDep,
+) -> AccessRequestRead:
+    return requests.submit_access_request(access, actor=caller, request_id=request_id, changes=payload)
+
+
+@router.post(
     "/access-requests/{request_id}/withdraw",
     response_model=AccessRequestRead,
     tags=["access-requests"],
-    summary="Withdraw a pending request (the requesting scenario, or admin)",
+    summary="Withdraw a pending request, or decline a draft (the requesting scenario, or admin)",
 )
 def withdraw_access_request(
     request_id: str, payload: AccessRequestWithdrawal, access: AccessDep, caller: ScenarioDep

@@ -53,6 +53,8 @@ class AccessRequest(Base):
     decided_at: Mapped[datetime | None]
     decision_reason: Mapped[str | None] = mapped_column(Text)
     grant_id: Mapped[str | None] = mapped_column(String(40))
+    origin: Mapped[str | None] = mapped_column(String(120), index=True)
+    """What prepared a draft: ``need:<id>`` or ``proposal:<id>``; null when the scenario filed it."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -34,6 +34,7 @@ from services.catalog.access.schemas import (
     AccessRequestCreate,
     AccessRequestRead,
     AccessRequestStatus,
+    AccessRequestSubmission,
     GrantStatus,
     ScenarioStatus,
 )
@@ -75,7 +76,6 @@ def create_access_request(
 ) -> AccessRequestRead:
     """File a request for the actor's scenario (an admin names the scenario). An open dataset is
     granted at once; others wait for the owning department's approver."""
-    session = ctx.session
     ctx.audit.attempting(
         "access_request.create",
         "dataset",
@@ -86,9 +86,94 @@ def create_access_request(
         details={"purpose_category": payload.purpose_category.value, "fields": payload.fields},
     )
     scenario_id = _requesting_scenario(actor, payload.scenario_id)
-    scenario = scenario_of(session, scenario_id)
-    if scenario.status != ScenarioStatus.active:
-        raise exceptions.ScenarioNotActive(f"scenario {scenario_id!r} is {scenario.status}")
+    request, scope = _new_request(
+        ctx,
+        scenario_id=scenario_id,
+        payload=payload,
+        by=actor,
+        status=AccessRequestStatus.pending,
+        origin=None,
+    )
+    _audit_filed(ctx, request, scope, "access_request.create")
+    _decide_or_wait(ctx, request, scope)
+    return request_read(request)
+
+
+def prepare_access_request(
+    ctx: Collaborators, *, actor: Principal, scenario_id: str, payload: AccessRequestCreate, origin: str
+) -> AccessRequestRead:
+    """A draft request for ``scenario_id``, prepared by ``actor`` on behalf of ``origin`` (an offer
+    answering a need, a selected proposal). The caller has authorized ``actor`` for ``origin``;
+    nothing is granted until the scenario submits the draft (as it is or changed)."""
+    ctx.audit.attempting(
+        "access_request.prepare",
+        "dataset",
+        payload.dataset_id,
+        dataset_id=payload.dataset_id,
+        scenario_id=scenario_id,
+    )
+    request, scope = _new_request(
+        ctx,
+        scenario_id=scenario_id,
+        payload=payload,
+        by=actor,
+        status=AccessRequestStatus.draft,
+        origin=origin,
+    )
+    _audit_filed(ctx, request, scope, "access_request.prepare")
+    _publish_request(ctx, request)
+    return request_read(request)
+
+
+def submit_access_request(
+    ctx: Collaborators, *, actor: Principal, request_id: str, changes: AccessRequestSubmission
+) -> AccessRequestRead:
+    """The scenario submits a draft prepared for it, as it is or with its own changes: from then on
+    it is an ordinary request (an open dataset is granted at once)."""
+    ctx.audit.attempting("access_request.submit", "access_request", request_id)
+    request = access_request_of(ctx.session, request_id, for_update=True)
+    dataset = get_dataset(ctx.session, request.dataset_id)
+    attempt(ctx.audit, "access_request.submit", request, dataset)
+    if not actor.is_admin() and actor.id != request.scenario_id:
+        raise exceptions.NotYourScenario("only the scenario it was prepared for may submit a draft request")
+    if request.status != AccessRequestStatus.draft:
+        raise exceptions.AlreadyDecided(f"access request {request.id} is {request.status}, not a draft")
+    _active_scenario(ctx.session, request.scenario_id)
+    dataset_row = _dataset(ctx.session, request.dataset_id)
+    scope = contract_scope(ctx.session, dataset_row)
+    if changes.fields is not None:
+        fields = list(dict.fromkeys(changes.fields))
+        check_known(scope, fields, "fields")
+        request.fields = fields
+    if changes.duration_days is not None:
+        _check_duration(ctx.settings, changes.duration_days, "duration_days")
+        request.duration_days = changes.duration_days
+    if changes.purpose is not None:
+        request.purpose = changes.purpose
+    if changes.purpose_category is not None:
+        request.purpose_category = changes.purpose_category.value
+    if changes.quota_records_per_day is not None:
+        request.quota_records_per_day = changes.quota_records_per_day
+    request.contract_version = scope.version
+    request.status = AccessRequestStatus.pending.value
+    request.updated_at = ctx.clock()
+    ctx.session.flush()
+    _audit_filed(ctx, request, scope, "access_request.submit")
+    _decide_or_wait(ctx, request, scope)
+    return request_read(request)
+
+
+def _new_request(
+    ctx: Collaborators,
+    *,
+    scenario_id: str,
+    payload: AccessRequestCreate,
+    by: Principal,
+    status: AccessRequestStatus,
+    origin: str | None,
+) -> tuple[AccessRequest, ContractScope]:
+    session = ctx.session
+    _active_scenario(session, scenario_id)
     dataset = _dataset(session, payload.dataset_id)
     if dataset.status in (DatasetStatus.retired, DatasetStatus.deprecated):
         raise exceptions.DatasetNotAvailable(f"dataset {dataset.id!r} is {dataset.status}")
@@ -107,36 +192,50 @@ def create_access_request(
         fields=fields,
         duration_days=payload.duration_days,
         quota_records_per_day=payload.quota_records_per_day,
-        status=AccessRequestStatus.pending.value,
-        requested_by=actor.id,
+        status=status.value,
+        requested_by=by.id,
+        origin=origin,
         created_at=now,
         updated_at=now,
     )
     session.add(request)
     session.flush()
+    return request, scope
+
+
+def _active_scenario(session: Session, scenario_id: str) -> None:
+    scenario = scenario_of(session, scenario_id)
+    if scenario.status != ScenarioStatus.active:
+        raise exceptions.ScenarioNotActive(f"scenario {scenario_id!r} is {scenario.status}")
+
+
+def _audit_filed(ctx: Collaborators, request: AccessRequest, scope: ContractScope, action: str) -> None:
     ctx.audit.record(
-        session,
-        action="access_request.create",
+        ctx.session,
+        action=action,
         resource_type="access_request",
         resource_id=request.id,
-        dataset_id=dataset.id,
-        department_id=dataset.owner_department_id,
-        scenario_id=scenario_id,
+        dataset_id=request.dataset_id,
+        department_id=scope.dataset.owner_department_id,
+        scenario_id=request.scenario_id,
         purpose=request.purpose,
         details={
             "purpose_category": request.purpose_category,
-            "fields": fields,
+            "fields": request.fields,
             "duration_days": request.duration_days,
             "quota_records_per_day": request.quota_records_per_day,
-            "classification": dataset.classification,
+            "classification": scope.dataset.classification,
+            **({"origin": request.origin} if request.origin else {}),
         },
     )
+
+
+def _decide_or_wait(ctx: Collaborators, request: AccessRequest, scope: ContractScope) -> None:
     if scope.classification is Classification.open:
         system = Principal(id=AUTO_APPROVER, kind=PrincipalKind.admin, name="open classification")
         _approve(ctx, system, request, scope, AccessRequestApproval(reason="open dataset: granted at once"))
     else:
         _publish_request(ctx, request)
-    return request_read(request)
 
 
 def _requesting_scenario(actor: Principal, scenario_id: str | None) -> str:
@@ -343,14 +442,16 @@ def reject_access_request(
 def withdraw_access_request(
     ctx: Collaborators, *, actor: Principal, request_id: str, reason: str | None
 ) -> AccessRequestRead:
-    """The requesting scenario (or an admin) takes back a request that is still pending."""
+    """The requesting scenario (or an admin) takes back a request that is still pending, or declines
+    a draft prepared for it."""
     ctx.audit.attempting("access_request.withdraw", "access_request", request_id)
     request = access_request_of(ctx.session, request_id, for_update=True)
     dataset = get_dataset(ctx.session, request.dataset_id)
     attempt(ctx.audit, "access_request.withdraw", request, dataset)
     if not actor.is_admin() and actor.id != request.scenario_id:
         raise exceptions.NotYourScenario("only the requesting scenario may withdraw its request")
-    _pending(request)
+    if request.status != AccessRequestStatus.draft:
+        _pending(request)
     return close_request(
         ctx, actor, request, dataset, AccessRequestStatus.withdrawn, reason, "access_request.withdraw"
     )

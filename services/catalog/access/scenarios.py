@@ -1,6 +1,6 @@
 """Scenarios: the applications that consume data, each a principal of kind ``scenario`` with its
 own keys. Suspending or retiring one stops its keys; retiring revokes its grants and withdraws its
-pending requests. Every change takes the request's
+pending and draft requests. Every change takes the request's
 :class:`~services.catalog.access.context.Collaborators` (so the request's session, committed by
 the caller), authorizes, audits and announces; reads take the caller's session.
 """
@@ -122,7 +122,7 @@ def _retire(ctx: Collaborators, actor: Principal, scenario: Scenario) -> None:
         sa.select(AccessRequest)
         .where(
             AccessRequest.scenario_id == scenario.id,
-            AccessRequest.status == AccessRequestStatus.pending.value,
+            AccessRequest.status.in_((AccessRequestStatus.pending.value, AccessRequestStatus.draft.value)),
         )
         .order_by(AccessRequest.id)
     ).all()

@@ -36,6 +36,10 @@ class PurposeCategory(StrEnum):
 
 
 class AccessRequestStatus(StrEnum):
+    """``draft``: prepared for a scenario by someone else (an answer to a need, a selected proposal);
+    the scenario submits it as it is or changed (then ``pending``), or withdraws it."""
+
+    draft = "draft"
     pending = "pending"
     approved = "approved"
     rejected = "rejected"
@@ -114,6 +118,16 @@ class AccessRequestDecision(BaseModel):
     reason: Reason = Field(examples=["Not needed for the stated purpose."])
 
 
+class AccessRequestSubmission(BaseModel):
+    """A scenario's changes to a draft request before it submits it; what is left out stays as drafted."""
+
+    purpose: str | None = Field(default=None, min_length=1, max_length=2000)
+    purpose_category: PurposeCategory | None = None
+    fields: list[FieldPath] | None = Field(default=None, min_length=1, max_length=500)
+    duration_days: int | None = Field(default=None, ge=1)
+    quota_records_per_day: int | None = Field(default=None, ge=1)
+
+
 class AccessRequestWithdrawal(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -165,6 +179,11 @@ class AccessRequestRead(ReadModel):
     decided_at: Timestamp | None
     decision_reason: str | None
     grant_id: str | None
+    origin: str | None = Field(
+        default=None,
+        description="What prepared a draft request: `need:<id>` (an offer answering a need) or "
+        "`proposal:<id>` (a selected proposal); null for a request the scenario filed itself.",
+    )
     created_at: Timestamp
     updated_at: Timestamp
 

@@ -20,6 +20,7 @@ from services.catalog.access.models import AccessRequest, Grant
 from services.catalog.access.schemas import (
     AccessRequestApproval,
     AccessRequestCreate,
+    AccessRequestSubmission,
     GrantStatus,
     GrantUpdate,
     ScenarioCreate,
@@ -659,3 +660,92 @@ def test_grants_made_before_hash_keys_get_theirs_once_and_live_ones_are_announce
     assert announced["version"] == live.version and announced["hash_key"] == live.hash_key
     assert "hash_key" not in grants.grant_read(live, world.clock()).model_dump()
     assert grants.issue_missing_hash_keys(world.session, events=world.ctx.events) == []
+
+
+# --- draft requests, prepared for a scenario by an answer or a selection -------------------
+
+
+def _draft(world: World, scenario: Principal = VISIT, **overrides: Any) -> Any:
+    return requests.prepare_access_request(
+        world.ctx,
+        actor=MARKET_PUBLISHER,
+        scenario_id=scenario.id,
+        payload=AccessRequestCreate.model_validate(access_request_create(**overrides)),
+        origin="need:nd-1",
+    )
+
+
+def test_a_draft_waits_for_its_scenario_and_grants_nothing_until_submitted(world: World) -> None:
+    draft = _draft(world)
+    assert (draft.status, draft.origin, draft.requested_by, draft.grant_id) == (
+        "draft",
+        "need:nd-1",
+        MARKET_PUBLISHER.id,
+        None,
+    )
+    with pytest.raises(exceptions.AlreadyDecided):
+        world.approve(draft.id)
+    with pytest.raises(exceptions.NotYourScenario):
+        requests.submit_access_request(
+            world.ctx, actor=COMMUNITY, request_id=draft.id, changes=AccessRequestSubmission()
+        )
+    submitted = requests.submit_access_request(
+        world.ctx,
+        actor=VISIT,
+        request_id=draft.id,
+        changes=AccessRequestSubmission(fields=["inspection_id", "result"], purpose="Our own words"),
+    )
+    assert (submitted.status, submitted.fields, submitted.purpose, submitted.origin) == (
+        "pending",
+        ["inspection_id", "result"],
+        "Our own words",
+        "need:nd-1",
+    )
+    assert world.audit.actions() == ["access_request.prepare", "access_request.submit"]
+    assert world.audit.entries[0]["details"]["origin"] == "need:nd-1"
+    with pytest.raises(exceptions.AlreadyDecided):
+        requests.submit_access_request(
+            world.ctx, actor=VISIT, request_id=draft.id, changes=AccessRequestSubmission()
+        )
+    assert world.approve(submitted.id).fields == ["inspection_id", "result"]
+
+
+def test_a_submitted_draft_is_checked_like_a_new_request(world: World) -> None:
+    draft = _draft(world)
+    with pytest.raises(exceptions.UnknownFields) as refused:
+        requests.submit_access_request(
+            world.ctx,
+            actor=VISIT,
+            request_id=draft.id,
+            changes=AccessRequestSubmission(fields=["no_such_field"]),
+        )
+    assert [error.path for error in refused.value.errors] == ["/body/fields/0"]
+    assert requests.get_access_request(world.session, actor=VISIT, request_id=draft.id).status == "draft"
+
+
+def test_a_draft_on_an_open_dataset_is_granted_when_submitted_and_can_be_declined(world: World) -> None:
+    change_dataset(
+        world.session,
+        events=world.ctx.events,
+        dataset_id="community.service-requests",
+        payload=DatasetUpdate(classification="open"),
+    )
+    fields = ["request_id", "category"]
+    draft = _draft(world, COMMUNITY, dataset_id="community.service-requests", fields=fields)
+    assert draft.status == "draft" and not world.events(catalog_events.GRANT)
+    granted = requests.submit_access_request(
+        world.ctx, actor=COMMUNITY, request_id=draft.id, changes=AccessRequestSubmission()
+    )
+    assert granted.status == "approved" and granted.grant_id
+    declined = requests.withdraw_access_request(
+        world.ctx, actor=VISIT, request_id=_draft(world).id, reason="not what we need"
+    )
+    assert declined.status == "withdrawn"
+
+
+def test_retiring_a_scenario_withdraws_the_drafts_prepared_for_it(world: World) -> None:
+    draft = _draft(world)
+    scenarios.update_scenario(
+        world.ctx, actor=ADMIN, scenario_id=VISIT.id, payload=ScenarioUpdate(status="retired")
+    )
+    assert requests.get_access_request(world.session, actor=ADMIN, request_id=draft.id).status == "withdrawn"
