@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.bench import bus, catalog, feeds, ingest, policy, quality
+from tests.bench import audit, bus, catalog, feeds, ingest, policy, quality
 from tests.bench.report import Figure, write_report
 from tests.support.kafka_topics import KAFKA_BOOTSTRAP, created_topics_removed
 from tests.support.postgres import POSTGRES_URL
@@ -20,6 +20,7 @@ def main() -> int:
         ("catalog/search-and-get", lambda: catalog.search_and_get(POSTGRES_URL)),
         ("catalog/registration", lambda: catalog.registration(POSTGRES_URL)),
         ("catalog/dcat-export", catalog.dcat_export),
+        ("catalog/audit-verification", audit.run),
         ("ingest", ingest.run_all),
         ("policy", policy.run),
         ("feeds", feeds.run_all),

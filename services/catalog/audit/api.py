@@ -63,6 +63,14 @@ def list_audit(
     summary="Recompute the hash chain now, compare it with the checkpoints published on "
     "platform.catalog, and report the first entry that does not match",
 )
-def verify_audit(session: SessionDep, bus: BusDep, _: OperatorDep) -> AuditVerification:
+def verify_audit(
+    session: SessionDep,
+    bus: BusDep,
+    _: OperatorDep,
+    mode: Annotated[
+        Literal["full", "incremental"],
+        Query(description="incremental: from the published checkpoint the last verification reached"),
+    ] = "full",
+) -> AuditVerification:
     """503 when platform.catalog cannot be read: the database alone cannot vouch for itself."""
-    return service.verify_with_bus(session, bus)
+    return service.verify_with_bus(session, bus, incremental=mode == "incremental")

@@ -5,6 +5,7 @@ edited, removed or inserted row breaks the chain. ``catalog_audit_head`` is a si
 the last sequence number and hash; locking it serializes appends, so the chain has no forks.
 ``catalog_audit_checkpoints`` records the head periodically (and each checkpoint is also published
 on ``platform.catalog``, a copy outside the database that a rewrite of the table cannot reach).
+``catalog_audit_verifications`` records each verification and the published checkpoint it reached.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.catalog.models import Base
@@ -55,3 +56,20 @@ class AuditCheckpoint(Base):
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditVerificationRun(Base):
+    """One verification of the chain, and the published checkpoint it last found matching: the
+    anchor an incremental verification starts from (only when the bus still holds that checkpoint
+    with the same hash)."""
+
+    __tablename__ = "catalog_audit_verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    mode: Mapped[str] = mapped_column(String(16))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    from_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    entries_checked: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    anchor_seq: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    anchor_hash: Mapped[str | None] = mapped_column(String(64))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +50,14 @@ class ChainBreak(BaseModel):
 
 class AuditVerification(BaseModel):
     ok: bool
+    mode: Literal["full", "incremental"] = Field(
+        default="full",
+        description=(
+            "full: every entry from the first; incremental: the entries after the published "
+            "checkpoint the last verification reached (`from_seq`), which must still match."
+        ),
+    )
+    from_seq: int = Field(default=0, description="The entry the walk started after (0: the beginning).")
     entries_checked: int
     head_seq: int | None = None
     head_hash: str | None = None
@@ -67,5 +75,10 @@ class AuditVerification(BaseModel):
             "The last entry a published checkpoint vouches for; later entries rest on the database "
             "alone until the next checkpoint is published."
         ),
+    )
+    anchor_seq: int | None = Field(
+        default=None,
+        description="The last published checkpoint this run found matching: an incremental "
+        "verification starts after it.",
     )
     first_break: ChainBreak | None = None

@@ -19,13 +19,13 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.catalog.audit.models import AuditCheckpoint, AuditEntry, AuditHead
+from services.catalog.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditVerificationRun
 from services.catalog.audit.schemas import AuditVerification, ChainBreak
 from services.catalog.exceptions import InvalidCursor
 from services.common import catalog_events, db
@@ -267,9 +267,10 @@ def verify(
     *,
     source: str = catalog_events.TOPIC,
     batch: int = 1000,
+    since: Checkpoint | None = None,
 ) -> AuditVerification:
-    """Recompute the whole chain and compare it with the stored hashes, the head, the checkpoints
-    of the database and the ``published`` checkpoints (read from ``source``, out of the database).
+    """Recompute the chain and compare it with the stored hashes, the head, the checkpoints of the
+    database and the ``published`` checkpoints (read from ``source``, out of the database).
 
     Reports the first entry that does not match: an edited row fails its own hash, a removed or
     inserted row breaks the sequence or the next entry's ``prev_hash``, a removed tail falls short
@@ -277,20 +278,42 @@ def verify(
     consistently; only the published checkpoints are out of their reach, so a rewrite shows at the
     first published checkpoint after the change (``since_seq`` is the last one that matched), and
     a cut tail as a published checkpoint beyond the end.
+
+    With ``since`` (a published checkpoint an earlier verification reached) the walk starts after
+    it: the entry at ``since`` must still hash to it, which any consistent rewrite of the entries
+    before it would change. What it does not see is an edit before ``since`` that left the hashes
+    alone (the entry no longer fits its own hash): the full walk, without ``since``, finds that.
     """
     checkpoints = {p.seq: p.hash for p in session.scalars(sa.select(AuditCheckpoint))}
     anchors = _Anchors.of(published or (), source)
     expected_prev, expected_seq, checked = GENESIS, 1, 0
     last_seq = 0
+    mode: Literal["full", "incremental"] = "full" if since is None else "incremental"
 
-    def broken(problem: ChainBreak) -> AuditVerification:
+    def report(ok: bool, **fields: Any) -> AuditVerification:
         return AuditVerification(
-            ok=False,
+            ok=ok,
+            mode=mode,
+            from_seq=since.seq if since is not None else 0,
             entries_checked=checked,
-            first_break=problem,
             published_checkpoints=len(published) if published is not None else None,
             checkpoint_source=source if published is not None else None,
+            **fields,
         )
+
+    def broken(problem: ChainBreak) -> AuditVerification:
+        return report(False, first_break=problem)
+
+    if since is not None:
+        start = session.get(AuditEntry, since.seq)
+        if start is None or start.hash != since.hash or entry_hash(start) != start.hash:
+            reason = (
+                f"entry {since.seq}, where the last verification ended on a published checkpoint, "
+                "no longer matches it: the chain was rewritten before it (run a full verification)"
+            )
+            return broken(ChainBreak(seq=since.seq, reason=reason, since_seq=0))
+        expected_prev, expected_seq, last_seq = start.hash, since.seq + 1, since.seq
+        anchors.last_matching = since.seq
 
     while True:
         rows = session.scalars(
@@ -318,28 +341,79 @@ def verify(
     if beyond:
         reason = f"checkpoint {beyond[0]} is beyond the last entry {last_seq}: entries were removed"
         return broken(ChainBreak(seq=last_seq + 1, reason=reason))
-    return AuditVerification(
-        ok=True,
-        entries_checked=checked,
+    return report(
+        True,
         head_seq=head_seq,
         head_hash=head_hash,
         checkpoints=len(checkpoints),
-        published_checkpoints=len(published) if published is not None else None,
-        checkpoint_source=source if published is not None else None,
         last_published_seq=max(anchors.by_seq, default=0) if published is not None else None,
+        anchor_seq=anchors.last_matching or None,
     )
 
 
-def verify_with_bus(session: Session, bus: Bus, *, timeout_s: float = 30.0) -> AuditVerification:
-    """:func:`verify` against the checkpoints published on ``platform.catalog``; 503 if the bus
-    cannot be read (a verification without them would vouch for what the database says alone)."""
+def verify_incremental(
+    session: Session, published: Sequence[Checkpoint], *, source: str = catalog_events.TOPIC
+) -> AuditVerification:
+    """Verify from the published checkpoint the last successful verification reached, when
+    ``published`` still holds it with the same hash; from the beginning otherwise. Each run is
+    recorded (in the caller's session), and a successful one leaves the anchor for the next."""
+    anchor = _last_anchor(session, published)
+    result = verify(session, published, source=source, since=anchor)
+    record_verification(session, result)
+    return result
+
+
+def _last_anchor(session: Session, published: Sequence[Checkpoint]) -> Checkpoint | None:
+    run = session.scalars(
+        sa.select(AuditVerificationRun)
+        .where(AuditVerificationRun.ok.is_(True), AuditVerificationRun.anchor_seq.is_not(None))
+        .order_by(AuditVerificationRun.id.desc())
+        .limit(1)
+    ).first()
+    if run is None or run.anchor_seq is None or run.anchor_hash is None:
+        return None
+    held = {(point.seq, point.hash) for point in published}
+    return Checkpoint(run.anchor_seq, run.anchor_hash) if (run.anchor_seq, run.anchor_hash) in held else None
+
+
+def record_verification(session: Session, result: AuditVerification) -> None:
+    """Keep ``result``; a successful run against published checkpoints names the last one that
+    matched (``anchor_seq``) and its hash, where the next incremental verification starts."""
+    anchor_hash = None
+    if result.ok and result.anchor_seq:
+        entry = session.get(AuditEntry, result.anchor_seq)
+        anchor_hash = entry.hash if entry is not None else None
+    session.add(
+        AuditVerificationRun(
+            at=datetime.now(UTC),
+            mode=result.mode,
+            ok=result.ok,
+            from_seq=result.from_seq,
+            entries_checked=result.entries_checked,
+            anchor_seq=result.anchor_seq if anchor_hash else None,
+            anchor_hash=anchor_hash,
+        )
+    )
+    session.flush()
+
+
+def verify_with_bus(
+    session: Session, bus: Bus, *, incremental: bool = False, timeout_s: float = 30.0
+) -> AuditVerification:
+    """:func:`verify` (or :func:`verify_incremental`) against the checkpoints published on
+    ``platform.catalog``, recorded; 503 if the bus cannot be read (a verification without them
+    would vouch for what the database says alone)."""
     try:
         published = published_checkpoints(bus, timeout_s=timeout_s)
     except BusError as error:
         raise ServiceUnavailable(
             f"the audit checkpoints on {catalog_events.TOPIC} cannot be read: {error}"
         ) from error
-    return verify(session, published)
+    if incremental:
+        return verify_incremental(session, published)
+    result = verify(session, published)
+    record_verification(session, result)
+    return result
 
 
 def _check_entry(
