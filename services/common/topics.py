@@ -64,6 +64,13 @@ def dataset_of(topic: str) -> tuple[str, bool] | None:
     return None
 
 
+def dataset_group(topic: str) -> str:
+    """The dataset of a ``ds.``/``dlq.`` topic, as the group a consumer group hands out whole
+    (``Bus.consumer(group_by=...)``); any other topic is a group of its own."""
+    found = dataset_of(topic)
+    return found[0] if found is not None else topic
+
+
 def dataset_of_raw(topic: str) -> str:
     """The dataset id of a ``raw.`` topic (the topic itself if it is not one)."""
     return topic.removeprefix(_RAW_PREFIX)

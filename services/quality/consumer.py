@@ -11,6 +11,15 @@ Offsets are committed only up to the first record of a window whose results are 
 (:meth:`~services.quality.windows.WindowSet.committable`): a crash re-reads the open windows whole
 and nothing stored is read twice. Any failure drops the open windows and starts again from the
 committed offsets.
+
+Replicas: the group hands out each dataset whole (its ``ds.`` and ``dlq.`` partitions to one
+member, ``group_by=dataset_group``), so a dataset's windows are built from all of its records by
+one replica, the same windows one replica alone would build. When a rebalance takes a dataset away
+(another replica joined, or this one was thought dead) its open windows are dropped, not stored:
+the new holder reads them again from the committed offsets. When a partition comes back rewound
+(the group gave it back and the consumer restarted from the committed offset), the windows holding
+its records are dropped and their other partitions sought back to where those windows began, so
+that no record is counted twice.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from services.common import db, usage_events
 from services.common.background import Loop
 from services.common.bus import Bus, Consumer, Message, TopicPartition
 from services.common.envelope import CloudEvent, EnvelopeError
-from services.common.topics import dataset_of, dead_letter_topic, records_topic
+from services.common.topics import dataset_group, dataset_of, dead_letter_topic, records_topic
 from services.common.worker import PoisonMessage
 from services.quality import utilization
 from services.quality.metrics import QualityMetrics
@@ -64,6 +73,8 @@ class StreamWorker:
         """Topics the group has given this worker partitions of (after its last poll)."""
         self.handled = 0
         self.failures = 0
+        self.dropped_windows = 0
+        """Times a rebalance moved or rewound a dataset and its open windows were read again."""
         self._next_lag = 0.0
 
     def _window_size(self, dataset_id: str) -> tuple[int, float]:
@@ -127,18 +138,19 @@ class StreamWorker:
                         self.assigned = frozenset()
                         if topics:
                             consumer = self._bus.consumer(
-                                self._settings.group_id, topics, client_id="citybase-quality"
+                                self._settings.group_id,
+                                topics,
+                                client_id="citybase-quality",
+                                group_by=dataset_group,
                             )
                             log.info("quality follows %d ds./dlq. topics", len(topics))
                 if consumer is None:
                     loop.wait(0.2)
                     continue
                 messages = consumer.poll(0.2, self._settings.max_poll_records)
-                self.assigned = frozenset(tp.topic for tp in consumer.assignment())
-                for message in messages:
-                    self.windows.add(message)
-                    positions[message.topic_partition] = message.offset + 1
-                self.handled += len(messages)
+                assignment = consumer.assignment()
+                self._show_assignment(assignment)
+                self._take(consumer, messages, assignment, positions, committed)
                 self.windows.close_due()
                 self._store_and_commit(consumer, positions, committed)
                 self._measure_lag()
@@ -158,6 +170,74 @@ class StreamWorker:
                 backoff = min(backoff * 2, 10.0)
         if consumer is not None:
             _close_quietly(consumer)
+
+    def _show_assignment(self, assignment: set[TopicPartition]) -> None:
+        topics = frozenset(tp.topic for tp in assignment)
+        if topics == self.assigned:
+            return
+        held: dict[str, int] = {}
+        for tp in assignment:
+            found = dataset_of(tp.topic)
+            if found is not None:
+                held[found[0]] = held.get(found[0], 0) + 1
+        for topic in self.assigned - topics:
+            found = dataset_of(topic)
+            if found is not None and found[0] not in held:
+                self._metrics.assigned_partitions.labels(found[0]).set(0)
+        for dataset_id, count in held.items():
+            self._metrics.assigned_partitions.labels(dataset_id).set(count)
+        self.assigned = topics
+
+    def _take(
+        self,
+        consumer: Consumer,
+        messages: list[Message],
+        assignment: set[TopicPartition],
+        positions: dict[TopicPartition, int],
+        committed: dict[TopicPartition, int],
+    ) -> None:
+        """File ``messages`` under their windows, minding what a rebalance moved or rewound."""
+        lost = {tp for tp in positions if tp not in assignment}
+        ignore = set(self._drop(consumer, lost, assignment, positions, committed)) if lost else set()
+        skip_below: dict[TopicPartition, int] = {}
+        for message in messages:
+            tp = message.topic_partition
+            if tp in ignore or message.offset < skip_below.get(tp, -1):
+                continue  # read again after a seek, or stored before the rewound window began
+            expected = positions.get(tp)
+            if expected is not None and message.offset < expected:
+                starts = self._drop(consumer, {tp}, assignment, positions, committed)
+                skip_below[tp] = starts.pop(tp, message.offset)
+                ignore |= set(starts)
+                if message.offset < skip_below[tp]:
+                    continue
+            self.windows.add(message)
+            positions[tp] = message.offset + 1
+            self.handled += 1
+
+    def _drop(
+        self,
+        consumer: Consumer,
+        tps: set[TopicPartition],
+        assignment: set[TopicPartition],
+        positions: dict[TopicPartition, int],
+        committed: dict[TopicPartition, int],
+    ) -> dict[TopicPartition, int]:
+        """Drop the windows holding records of ``tps`` and seek their other assigned partitions
+        back to where those windows began. Returns where each dropped window began, per partition."""
+        starts: dict[TopicPartition, int] = {}
+        dropped = self.windows.drop(tps)
+        for window in dropped:
+            for tp, first in window.first_offsets.items():
+                starts[tp] = min(first, starts.get(tp, first))
+        self.dropped_windows += len(dropped)
+        for tp in tps | set(starts):
+            positions.pop(tp, None)
+            committed.pop(tp, None)
+        for tp, offset in starts.items():
+            if tp in assignment and tp not in tps:
+                consumer.seek(tp, offset)
+        return starts
 
     def _store_and_commit(
         self,

@@ -93,6 +93,13 @@ class QualityMetrics:
             ["dataset"],
             registry=registry,
         )
+        self.assigned_partitions = Gauge(
+            "citybase_quality_assigned_partitions",
+            "ds./dlq. partitions the group has given this replica, by dataset (a dataset is held "
+            "whole by one replica).",
+            ["dataset"],
+            registry=registry,
+        )
         self.utilization = Gauge(
             "citybase_dataset_utilization_score",
             "Utilization score of a dataset (0-100).",

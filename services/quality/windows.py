@@ -154,6 +154,15 @@ class WindowSet:
         window.closed_because = reason
         self.closed.append(window)
 
+    def drop(self, tps: set[TopicPartition]) -> list[Window]:
+        """Forget the windows (open or closed, not stored) holding records of ``tps``: their
+        records are read again (from the committed offsets, or where the caller seeks)."""
+        dropped = [w for w in [*self.open.values(), *self.closed] if tps & w.first_offsets.keys()]
+        for window in dropped:
+            self.open.pop(window.dataset_id, None)
+        self.closed = [w for w in self.closed if w not in dropped]
+        return dropped
+
     def take_closed(self) -> list[Window]:
         closed, self.closed = self.closed, []
         return closed

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from services.common.worker import wait_until
 from services.ingest.app import create_app as create_ingest
@@ -357,3 +358,107 @@ def test_quality_killed_in_the_middle_of_a_window_scores_every_record(
     assert before_kill == (4, 200), figures
     assert scored, f"records of the open window were not scored after the restart: {figures}"
     assert records == total, f"a stored window was read and scored again: {figures}"
+
+
+def _scored_in(database_url: str, dataset_id: str) -> tuple[int, int, set[int]]:
+    """Windows stored for ``dataset_id``, the records they scored and the window sizes."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            sizes = [
+                int(row[0])
+                for row in connection.execute(
+                    sa.text("SELECT records FROM quality_windows WHERE dataset_id = :d AND kind = 'window'"),
+                    {"d": dataset_id},
+                )
+            ]
+    except sa.exc.ProgrammingError:  # the tables are not there yet
+        return 0, 0, set()
+    finally:
+        engine.dispose()
+    return len(sizes), sum(sizes), set(sizes)
+
+
+def _held(replica: ServiceProcess) -> dict[str, float]:
+    """Partitions per dataset the group gave ``replica``, from its metrics."""
+    text = httpx.get(f"{replica.url}/metrics", timeout=10).text
+    held = {}
+    for line in text.splitlines():
+        if line.startswith("citybase_quality_assigned_partitions{"):
+            labels, _, value = line.rpartition(" ")
+            held[labels.split('dataset="', 1)[1].split('"', 1)[0]] = float(value)
+    return {dataset: count for dataset, count in held.items() if count}
+
+
+@pytest.mark.postgres
+def test_two_quality_replicas_score_each_dataset_whole_and_a_killed_one_loses_and_doubles_nothing(
+    platform: Platform, schema_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = f"replicas-{uuid.uuid4().hex[:6]}"
+    datasets = [platform.catalog.dataset(prefix), platform.catalog.dataset(prefix)]
+    platform.catalog.relayed()
+    group = f"quality-replicas-{uuid.uuid4().hex[:8]}"
+
+    def replica() -> ServiceProcess:
+        return ServiceProcess(
+            "quality",
+            platform.root,
+            {
+                "CITYBASE_BUS_URL": f"kafka://{platform.kafka}",
+                "CITYBASE_DATABASE_URL": schema_url,
+                "CITYBASE_QUALITY_GROUP_ID": group,
+                "CITYBASE_QUALITY_USAGE_GROUP_ID": f"{group}-usage",
+                "CITYBASE_QUALITY_DATASET_PREFIX": f"transport.{prefix}",
+                "CITYBASE_QUALITY_WINDOW": '{"records": 50, "seconds": 600}',
+                "CITYBASE_QUALITY_RESUBSCRIBE_INTERVAL_S": "1",
+            },
+        )
+
+    def publish(count: int) -> None:
+        for dataset in datasets:
+            answer = platform.publish(dataset, [bus_arrival_record() for _ in range(count)])
+            assert answer.status_code == 202 and answer.json()["accepted"] == count, answer.text
+
+    def scored(total: int) -> bool:
+        return all(_scored_in(schema_url, dataset.id)[1] >= total for dataset in datasets)
+
+    first, second = replica(), replica()
+    publish(200)  # keys spread over every partition of each dataset (and its topics exist)
+    first.start()  # one replica migrates the schema before the other starts
+    second.start()
+    try:
+        # Each replica holds one dataset whole: all its ds./dlq. partitions.
+        assert wait_until(lambda: len(_held(first)) == 1 and len(_held(second)) == 1, 60), (
+            f"{_held(first)} {_held(second)}\n{first.tail()}\n{second.tail()}"
+        )
+        assert set(_held(first)) | set(_held(second)) == {dataset.id for dataset in datasets}
+        assert wait_until(lambda: scored(200), 60), [_scored_in(schema_url, d.id) for d in datasets]
+        publish(30)  # an open window of 30 in each dataset, on both replicas
+        time.sleep(4)
+        killed = first
+        lost = set(_held(first))
+        killed.kill9()
+        # The survivor takes the killed replica's dataset and reads its open window again.
+        assert wait_until(lambda: len(_held(second)) == 2, 60), f"{_held(second)}\n{second.tail()}"
+        publish(20)
+        total = 250
+        assert wait_until(lambda: scored(total), 60), [_scored_in(schema_url, d.id) for d in datasets]
+        time.sleep(2)
+        results = {dataset.id: _scored_in(schema_url, dataset.id) for dataset in datasets}
+    finally:
+        first.stop()
+        second.stop()
+    figures = (
+        f"two quality replicas, {len(datasets)} datasets, {total} records each, windows of 50; "
+        f"the replica holding {sorted(lost)} killed -9 with 30 records open: "
+        + "; ".join(
+            f"{dataset}: {windows} windows, {records} records"
+            for dataset, (windows, records, _) in results.items()
+        )
+    )
+    with capsys.disabled():
+        print("\n" + figures)
+    for windows, records, sizes in results.values():
+        # Exactly what one replica scores: every window whole (50 records from all partitions),
+        # none twice, none lost.
+        assert (windows, records, sizes) == (5, total, {50}), figures

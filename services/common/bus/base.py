@@ -32,6 +32,10 @@ Headers = tuple[tuple[str, bytes], ...]
 """Record headers as Kafka has them: ordered (name, value) pairs, names may repeat."""
 
 
+GroupOf = Callable[[str], str]
+"""Maps a topic to the name of the group of topics a consumer group hands out whole."""
+
+
 @dataclass(frozen=True, slots=True)
 class TopicPartition:
     topic: str
@@ -287,11 +291,16 @@ class Bus(abc.ABC):
         start: StartFrom = "earliest",
         client_id: str = "citybase",
         session_timeout_s: float = 10.0,
+        group_by: GroupOf | None = None,
     ) -> Consumer:
         """A consumer subscribed to ``topics`` as a member of ``group_id``.
 
         Without a committed offset a partition starts at ``start``. With ``group_id=None`` the
         consumer belongs to no group, is assigned every partition of ``topics`` and cannot commit.
+        With ``group_by`` the group hands out topics whole, in groups (every partition of every
+        topic ``group_by`` maps to one name goes to one member); without it, Kafka's range
+        assignment (partition i of each topic to the same member). Every member of a group must
+        pass the same ``group_by``.
         """
 
     @abc.abstractmethod

@@ -21,8 +21,8 @@ How it is built:
   ``COMMIT``, so an acknowledged record is on disk.
 - **Consuming.** A consumer group is a set of rows in ``group_members``, kept alive by a heartbeat
   thread per bus as long as each member keeps polling (within ``max_poll_interval_s``). On every
-  poll a member computes the group's assignment from the live members (:func:`assign_partitions`,
-  Kafka's range assignor: every member gets the same answer) and compares it with who holds what
+  poll a member computes the group's assignment from the live members (:mod:`.assignment`,
+  Kafka's range assignor, or whole groups of topics: every member gets the same answer) and compares it with who holds what
   in ``group_assignments``: it gives up a partition it should no longer hold and takes one only
   once the previous holder has given it up or died, so two live members never read one partition
   at the same time (a cooperative hand-over, as in Kafka's incremental rebalancing). A member
@@ -56,6 +56,7 @@ from services.common.bus.base import (
     BusError,
     BusUnavailable,
     Consumer,
+    GroupOf,
     Producer,
     StartFrom,
     TopicPartition,
@@ -300,12 +301,19 @@ class EmbeddedBus(Bus):
         start: StartFrom = "earliest",
         client_id: str = "citybase",
         session_timeout_s: float = 10.0,
+        group_by: GroupOf | None = None,
     ) -> Consumer:
         with self._lock:
             if self._closed:
                 raise BusError("the embedded bus is closed")
         consumer = EmbeddedConsumer(
-            self, group_id, topics, start=start, client_id=client_id, session_timeout_s=session_timeout_s
+            self,
+            group_id,
+            topics,
+            start=start,
+            client_id=client_id,
+            session_timeout_s=session_timeout_s,
+            group_by=group_by,
         )
         with self._lock:
             self._consumers.add(consumer)

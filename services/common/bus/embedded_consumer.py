@@ -12,8 +12,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services.common.bus.base import BusError, Consumer, Message, StartFrom, TopicPartition, UnknownTopic
-from services.common.bus.embedded_groups import assign_partitions
+from services.common.bus.assignment import assign_range, assign_whole
+from services.common.bus.base import (
+    BusError,
+    Consumer,
+    GroupOf,
+    Message,
+    StartFrom,
+    TopicPartition,
+    UnknownTopic,
+)
 from services.common.bus.embedded_log import (
     bus_errors,
     check_topic_name,
@@ -65,6 +73,7 @@ class EmbeddedConsumer(Consumer):
         start: StartFrom,
         client_id: str,
         session_timeout_s: float,
+        group_by: GroupOf | None = None,
     ) -> None:
         if start not in ("earliest", "latest"):
             raise ValueError(f"start must be 'earliest' or 'latest', got {start!r}")
@@ -73,6 +82,7 @@ class EmbeddedConsumer(Consumer):
         for topic in topics:
             check_topic_name(topic)
         self._bus = bus
+        self._group_by = group_by
         self.group_id = group_id
         self.topics = tuple(dict.fromkeys(topics))
         self._start = start
@@ -274,7 +284,9 @@ class EmbeddedConsumer(Consumer):
                 f"SELECT name, partitions FROM topics WHERE name IN ({','.join('?' * len(wanted))})", wanted
             )
         }
-        return assign_partitions(subscriptions, partitions)[self.member_id]
+        if self._group_by is not None:
+            return assign_whole(subscriptions, partitions, self._group_by)[self.member_id]
+        return assign_range(subscriptions, partitions)[self.member_id]
 
     def _group_needs_write(self, now_ms: int) -> bool:
         """Whether this member must heartbeat, clean up, give up or take partitions: reads only.

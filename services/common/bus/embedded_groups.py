@@ -1,5 +1,5 @@
-"""Consumer groups on the embedded bus: the range assignment every member computes alike, and the
-heartbeat thread that keeps members alive between polls."""
+"""Consumer groups on the embedded bus: the heartbeat thread that keeps members alive between polls
+(the assignment every member computes alike is :mod:`services.common.bus.assignment`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.common.background import Loop
-from services.common.bus.base import TopicPartition
 from services.common.bus.embedded_log import connect, immediate, wall_ms
 
 if TYPE_CHECKING:
@@ -20,35 +18,6 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-
-
-def assign_partitions(
-    members: Mapping[str, frozenset[str]], partitions: Mapping[str, int]
-) -> dict[str, set[TopicPartition]]:
-    """Split the partitions of the subscribed topics among the members of a group.
-
-    Every member runs this on the same inputs and gets the same answer, which is what lets a group
-    agree on an assignment without a coordinator. It is Kafka's range assignor, the one the Kafka
-    backend uses: per topic, the subscribed members in member-id order get consecutive ranges of
-    partitions, the first ones one more when the count does not divide. Partition i of topics with
-    the same partition count therefore lands on the same member on both backends, so the records
-    of one key in ``ds.<dataset>`` and ``dlq.<dataset>`` are read by one consumer.
-    """
-    ordered = sorted(members)
-    assignment: dict[str, set[TopicPartition]] = {member: set() for member in ordered}
-    for topic, count in partitions.items():
-        subscribers = [member for member in ordered if topic in members[member]]
-        if not subscribers:
-            continue
-        share, extra = divmod(count, len(subscribers))
-        first = 0
-        for index, member in enumerate(subscribers):
-            size = share + (1 if index < extra else 0)
-            assignment[member].update(
-                TopicPartition(topic, partition) for partition in range(first, first + size)
-            )
-            first += size
-    return assignment
 
 
 class Heartbeats:

@@ -64,6 +64,7 @@ from services.common.bus.base import (
     Bus,
     BusError,
     BusUnavailable,
+    GroupOf,
     StartFrom,
     TopicPartition,
     TopicSpec,
@@ -78,7 +79,7 @@ from services.common.bus.kafka_client import (
     translated,
     unavailable,
 )
-from services.common.bus.kafka_consumer import KafkaBusConsumer, keep_pending_joins_alive
+from services.common.bus.kafka_consumer import KafkaBusConsumer, WholeGroupAssignor, keep_pending_joins_alive
 from services.common.bus.kafka_producer import KafkaBusProducer
 
 log = logging.getLogger(__name__)
@@ -315,6 +316,7 @@ class KafkaBus(Bus):
         start: StartFrom = "earliest",
         client_id: str = "citybase",
         session_timeout_s: float = 10.0,
+        group_by: GroupOf | None = None,
     ) -> KafkaBusConsumer:
         self._check_open()
         if start not in ("earliest", "latest"):
@@ -337,8 +339,11 @@ class KafkaBus(Bus):
                 heartbeat_interval_ms=session_timeout_ms // 3,
                 max_poll_interval_ms=tuning.max_poll_interval_ms,
                 # Range keeps partition i of every subscribed topic on the same member, so that
-                # records of one key in ds.<x> and dlq.<x> are read by the same consumer.
-                partition_assignment_strategy=(RangePartitionAssignor,),
+                # records of one key in ds.<x> and dlq.<x> are read by the same consumer; whole
+                # groups keep every partition of a group of topics on one member.
+                partition_assignment_strategy=(
+                    (WholeGroupAssignor(group_by),) if group_by is not None else (RangePartitionAssignor,)
+                ),
                 request_timeout_ms=tuning.request_timeout_ms,
                 bootstrap_timeout_ms=tuning.connect_timeout_ms,
                 allow_auto_create_topics=False,

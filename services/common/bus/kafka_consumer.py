@@ -9,8 +9,22 @@ from typing import Any
 
 from kafka import OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
+from kafka.coordinator.assignors.abstract import (
+    AbstractPartitionAssignor,
+    ConsumerProtocolAssignment,
+    ConsumerProtocolSubscription,
+)
 
-from services.common.bus.base import BusError, BusUnavailable, Consumer, Message, TopicPartition, UnknownTopic
+from services.common.bus.assignment import assign_whole
+from services.common.bus.base import (
+    BusError,
+    BusUnavailable,
+    Consumer,
+    GroupOf,
+    Message,
+    TopicPartition,
+    UnknownTopic,
+)
 from services.common.bus.kafka_client import KafkaTuning, from_kafka, to_kafka, translated
 
 log = logging.getLogger(__name__)
@@ -19,6 +33,39 @@ log = logging.getLogger(__name__)
 # that did not exist yet (a coordinator does this for group members).
 _PARTITION_RECHECK_S = 10.0
 _MISSING_TOPIC_RECHECK_S = 1.0
+
+
+class WholeGroupAssignor(AbstractPartitionAssignor):
+    """kafka-python's side of :func:`~services.common.bus.assignment.assign_whole`: the group's
+    leader hands out every partition of a group of topics to one member."""
+
+    name = "citybase-whole-groups"
+    version = 0
+
+    def __init__(self, group_of: GroupOf) -> None:
+        self._group_of = group_of
+
+    def assign(self, cluster: Any, members: Any) -> dict[str, Any]:
+        subscriptions = {member.member_id: frozenset(member.metadata.topics) for member in members}
+        counts = {}
+        for topic in {topic for topics in subscriptions.values() for topic in topics}:
+            partitions = cluster.partitions_for_topic(topic)
+            if partitions:
+                counts[topic] = len(partitions)
+        assignment = assign_whole(subscriptions, counts, self._group_of)
+        answer = {}
+        for member_id, tps in assignment.items():
+            by_topic: dict[str, list[int]] = {}
+            for tp in sorted(tps, key=lambda tp: (tp.topic, tp.partition)):
+                by_topic.setdefault(tp.topic, []).append(tp.partition)
+            answer[member_id] = ConsumerProtocolAssignment(self.version, sorted(by_topic.items()), b"")
+        return answer
+
+    def metadata(self, topics: Any) -> Any:
+        return ConsumerProtocolSubscription(self.version, list(topics), b"")
+
+    def on_assignment(self, assignment: Any, generation: Any = None) -> None:
+        pass
 
 
 def keep_pending_joins_alive(consumer: Any) -> None:

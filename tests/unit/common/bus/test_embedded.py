@@ -33,8 +33,8 @@ from services.common.bus import (
     UnknownTopic,
     bus_from_url,
 )
+from services.common.bus.assignment import assign_range as assign_partitions
 from services.common.bus.embedded import EmbeddedBus
-from services.common.bus.embedded_groups import assign_partitions
 
 DEADLINE_S = 10.0
 HOUR_MS = 60 * 60 * 1000
