@@ -10,6 +10,7 @@ with what was sent.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import time
@@ -90,6 +91,20 @@ def rss_kib(service: Service) -> int:
         except OSError:  # gone meanwhile
             continue
     return total
+
+
+def cpu_s(service: Service) -> float:
+    """CPU seconds (user and system) a service's processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in process_tree(service.process.pid):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
 
 
 def _once_known(call: Callable[[], httpx.Response], timeout_s: float = 30.0) -> httpx.Response:

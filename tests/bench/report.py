@@ -58,7 +58,10 @@ def write_report(figures: list[Figure], directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     info = machine_info()
     json_path = directory / "results.json"
-    json_path.write_text(json.dumps({"machine": info, "figures": [asdict(f) for f in figures]}, indent=2))
+    # What other runs keep there (``make soak``'s figures under ``soak``) stays.
+    kept = json.loads(json_path.read_text()) if json_path.exists() else {}
+    kept.update({"machine": info, "figures": [asdict(f) for f in figures]})
+    json_path.write_text(json.dumps(kept, indent=2))
     lines = [
         "| figure | value | baseline | baseline value | ratio | aim |",
         "|---|---|---|---|---|---|",

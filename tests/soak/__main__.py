@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -31,7 +32,7 @@ import orjson
 
 from services.common.bus.kafka import KafkaBus
 from tests.bench.ingest import WORKERS, bus_arrivals, json_array, serialized
-from tests.bench.pipeline import Pipeline, pipeline, rss_kib
+from tests.bench.pipeline import Pipeline, cpu_s, pipeline, rss_kib
 from tests.support.kafka_topics import KAFKA_BOOTSTRAP, created_topics_removed
 
 DURATION_S = float(os.environ.get("CITYBASE_SOAK_DURATION_S", "300"))
@@ -230,8 +231,65 @@ def _lags(pipe: Pipeline, subscription: str) -> dict[str, int | None]:
     return lags
 
 
+def _quality_scored(pipe: Pipeline) -> int:
+    """Records quality has scored so far, from its metrics."""
+    if pipe.quality is None:
+        return 0
+    text = httpx.get(f"{pipe.quality.url}/metrics", timeout=30).text
+    return int(
+        sum(
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("citybase_quality_records_total{")
+        )
+    )
+
+
+@dataclass
+class Work:
+    """CPU seconds of every service and the records each handled, at one moment."""
+
+    cpu: dict[str, float]
+    published: int
+    delivered: int
+    scored: int
+
+    @classmethod
+    def now(cls, pipe: Pipeline, publisher: Publisher, subscriber: Subscriber) -> Work:
+        return cls(
+            {service.name: cpu_s(service) for service in pipe.services},
+            publisher.sent,
+            subscriber.received,
+            _quality_scored(pipe),
+        )
+
+
+def cpu_per_1000(start: Work, end: Work) -> dict[str, float | None]:
+    """CPU seconds per 1,000 records of each service between two moments: ingest and the catalog
+    per record published, feeds per record delivered, quality per record scored."""
+    handled = {
+        "ingest": end.published - start.published,
+        "catalog": end.published - start.published,
+        "feeds": end.delivered - start.delivered,
+        "quality": end.scored - start.scored,
+    }
+    return {
+        name: (
+            round((end.cpu[name] - start.cpu[name]) / handled[name] * 1000, 4) if handled.get(name) else None
+        )
+        for name in end.cpu
+    }
+
+
 def _memory(pipe: Pipeline) -> dict[str, int]:
     return {service.name: rss_kib(service) for service in pipe.services}
+
+
+def _store(report: dict[str, object]) -> None:
+    """Keep the soak's figures in bench/results.json beside the benchmarks (key ``soak``)."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["soak"] = {key: value for key, value in report.items() if key not in ("error_samples", "logs")}
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main() -> int:
@@ -257,6 +315,7 @@ def main() -> int:
         publisher.start()
         time.sleep(WARMUP_S)
         start_kib = _memory(pipe)
+        work_start = Work.now(pipe, publisher, subscriber)
         _say("after the warm-up: " + ", ".join(f"{n} {k / 1024:.0f} MiB" for n, k in start_kib.items()))
         peak_kib = dict(start_kib)
         while time.monotonic() - started < DURATION_S:
@@ -278,6 +337,7 @@ def main() -> int:
         while time.monotonic() < drain and (_lags(pipe, subscription).get("quality") or 0) > 0:
             time.sleep(2)
         lags_drained = _lags(pipe, subscription)
+        work_end = Work.now(pipe, publisher, subscriber)
         log_errors, log_samples = _log_errors(pipe)
     elapsed = DURATION_S
     report = {
@@ -294,6 +354,7 @@ def main() -> int:
         "rss_mib_at_end": {n: round(k / 1024, 1) for n, k in end_kib.items()},
         "rss_mib_peak": {n: round(k / 1024, 1) for n, k in peak_kib.items()},
         "growth": {n: round(end_kib[n] / start_kib[n] - 1, 3) for n in start_kib},
+        "cpu_s_per_1000_records": cpu_per_1000(work_start, work_end),
         "lag_at_end": lags_at_end,
         "lag_after_drain": lags_drained,
         "errors": {
@@ -305,6 +366,7 @@ def main() -> int:
         "logs": directory,
     }
     print(json.dumps(report, indent=2))
+    _store(report)
     grown = [n for n, g in report["growth"].items() if g > MAX_GROWTH]  # type: ignore[union-attr]
     failed = publisher.errors or subscriber.errors or any(log_errors.values())
     if grown:
