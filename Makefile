@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run test unit integration fuzz lint format typecheck arch messages bench soak up-infra clean-test-topics down-infra infra-status tools deploy-check clean
+.PHONY: help install run test unit integration fuzz lint format typecheck arch messages bench soak scale up-infra clean-test-topics down-infra infra-status tools deploy-check clean
 
 help: ## List the targets
 	@# bold names only on a terminal: a pipe or a file gets plain text
@@ -73,6 +73,9 @@ bench: $(STAMP) up-infra ## Benchmarks, each figure as a ratio to a baseline mea
 
 soak: $(STAMP) up-infra ## ingest -> feeds -> quality as processes at half the maximum rate (CITYBASE_SOAK_DURATION_S, 300); fails on memory growth or errors
 	$(BIN)/python -m tests.soak
+
+scale: $(STAMP) up-infra ## 1 then 2 replicas of ingest, feeds and quality as processes: nothing lost or doubled; throughput and CPU per record, raw and CPU-normalised (CITYBASE_SCALE_RECORDS, 100000)
+	$(BIN)/python -m tests.scale
 
 up-infra: ## Start Kafka (KRaft) and PostgreSQL on 127.0.0.1 (installs them if missing; idempotent)
 	bash deploy/local/up.sh

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ class Pipeline:
     directory: Path
     quality_group: str | None = None
     """Quality's consumer group of ``ds.`` (when quality runs): its lag is quality's."""
+    service_env: dict[str, str] = field(default_factory=dict)
+    """What feeds and quality run with beyond the platform's environment (for more replicas)."""
+    feeds_env: dict[str, str] = field(default_factory=dict)
+    """What feeds alone runs with (its secret, the same on every replica)."""
 
     @property
     def services(self) -> list[Service]:
@@ -220,7 +224,16 @@ def pipeline(
                 f"{service.name} not ready",
                 service,
             )
-        yield Pipeline(platform, feeds, quality_service, key, directory, quality_group)
+        yield Pipeline(
+            platform,
+            feeds,
+            quality_service,
+            key,
+            directory,
+            quality_group,
+            service_env={name: value for name, value in service_env.items() if platform.env.get(name) != value},
+            feeds_env={"CITYBASE_FEEDS_SECRET": feeds_env["CITYBASE_FEEDS_SECRET"]},
+        )
 
 
 def _delete_topics(dataset_id: str) -> None:
