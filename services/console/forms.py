@@ -157,13 +157,22 @@ def _unmasking(form: Form, fields: Sequence[str]) -> dict[str, str]:
     return {name: reason for name in fields if (reason := first(form, f"unmask.{name}")) is not None}
 
 
-def approval(form: Form) -> dict[str, Any]:
-    """The approval body (``AccessRequestApproval``): the fields kept, a mask per field where one was
-    picked, the reason, and the optional row filter, duration and quota."""
+def _terms(form: Form) -> dict[str, Any]:
+    """What an approval and a narrowing share: the reason, the fields kept, a mask per field where
+    one was picked, and the sensitive fields to deliver in clear with their reasons."""
     fields = [name for name in form.get("field", []) if name]
     body: dict[str, Any] = {"reason": first(form, "reason") or "", "fields": fields}
     if masking := _masking(form, fields):
         body["masking"] = masking
+    if unmask := _unmasking(form, fields):
+        body["unmask"] = unmask
+    return body
+
+
+def approval(form: Form) -> dict[str, Any]:
+    """The approval body (``AccessRequestApproval``): the terms (:func:`_terms`), and the optional
+    row filter, duration and quota."""
+    body = _terms(form)
     _optional(form, body, "row_filter")
     return _optional(form, body, "duration_days", "quota_records_per_day", numbers=True)
 
@@ -172,12 +181,7 @@ def grant_update(form: Form, expires_at: datetime) -> dict[str, Any]:
     """The narrowing body (``GrantUpdate``): the fields kept, masks picked, sensitive fields to
     deliver in clear with their reasons, a row filter, an earlier expiry, a smaller quota. A new expiry date keeps the time of day of the current one, so the same date
     changes nothing and an earlier date is strictly shorter."""
-    fields = [name for name in form.get("field", []) if name]
-    body: dict[str, Any] = {"reason": first(form, "reason") or "", "fields": fields}
-    if masking := _masking(form, fields):
-        body["masking"] = masking
-    if unmask := _unmasking(form, fields):
-        body["unmask"] = unmask
+    body = _terms(form)
     if (expiry := first(form, "expires_on")) is not None:
         try:
             day = date.fromisoformat(expiry)

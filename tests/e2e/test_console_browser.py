@@ -263,6 +263,67 @@ def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
     assert not broken, f"words broken across lines at {WIDTHS['desktop']} px: {broken}"
 
 
+@pytest.fixture(scope="module")
+def pages_with_ids(platform: Platform) -> dict[str | None, dict[str, str]]:
+    """The pages about one thing (a request, a grant, a subscription, a principal), by the role
+    that sees them (None: the admin), each with a thing of its kind made through the APIs."""
+    pending = platform.request_access(SCENARIO)["id"]
+    granted = platform.ok(
+        "POST",
+        f"/catalog/v1/access-requests/{platform.request_access(SCENARIO)['id']}/approve",
+        platform.keys[APPROVER],
+        json={"reason": "every page in both languages"},
+    )["grant_id"]
+    subscribe = lambda: platform.call(  # noqa: E731
+        "POST", "/feeds/v1/subscriptions", platform.keys[SCENARIO], json={"dataset": "market.inspections"}
+    )
+    assert wait_until(lambda: subscribe().status_code in (201, 409), 15), "the grant did not reach feeds"
+    subscriptions = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys[SCENARIO])["items"]
+    subscription = next(s["id"] for s in subscriptions if s["dataset"] == "market.inspections")
+    return {
+        APPROVER: {
+            "access-requests": "/console/access-requests",
+            "access-request": f"/console/access-requests/{pending}",
+            "grant": f"/console/grants/{granted}",
+        },
+        SCENARIO: {"subscription": f"/console/subscriptions/{subscription}"},
+        None: {"principal": f"/console/principals/{APPROVER}"},
+    }
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_every_page_about_one_thing_in_both_languages_fits_a_desktop_and_a_phone(
+    browser: Any, platform: Platform, language: str, pages_with_ids: dict[str | None, dict[str, str]]
+) -> None:
+    overflowing: dict[str, str] = {}
+    broken: dict[str, list[str]] = {}
+
+    def check(name: str, path: str) -> None:
+        for width_name, width in WIDTHS.items():
+            browser.set_window_size(width, 1000)
+            browser.get(f"{platform.base}{path}")
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language, path
+            assert browser.find_elements(By.TAG_NAME, "h1"), f"{name}: no page"
+            screenshot(browser, f"{name}-{language}-{width_name}")
+            if _overflow(browser) > 0:
+                overflowing[f"{name} at {width} px"] = str(_wider_than_the_window(browser))
+            if width_name == "desktop" and (words := _broken_words(browser)):
+                broken[name] = words
+
+    try:
+        browser.delete_all_cookies()
+        check("login", f"/console/login?lang={language}")
+        for who, pages in pages_with_ids.items():
+            log_in_speaking(browser, platform, platform.keys[who] if who else platform.admin_key, language)
+            for name, path in pages.items():
+                check(name, path)
+    finally:
+        browser.set_window_size(1280, 1600)
+        browser.delete_cookie("citybase_lang")
+    assert not overflowing, f"pages wider than the window: {overflowing}"
+    assert not broken, f"words broken across lines at {WIDTHS['desktop']} px: {broken}"
+
+
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
 def test_the_html_scorecard_fits_a_desktop_and_a_phone(
     browser: Any, platform: Platform, language: str, tmp_path: Path

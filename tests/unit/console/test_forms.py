@@ -508,3 +508,25 @@ def test_a_contract_problem_points_at_its_line_in_what_was_pasted() -> None:
         "2",
         "application/json",
     )
+
+
+def test_an_approval_carries_the_fields_in_clear_with_their_reasons_and_the_row_filter() -> None:
+    body = forms.approval(
+        {
+            "field": ["inspection_id", "inspector_phone"],
+            "mask.inspection_id": ["hash"],
+            "unmask.inspector_phone": [" case handlers call back "],
+            "unmask.district": ["not granted: left out"],
+            "row_filter": ['district in ["Putuo"]'],
+            "duration_days": ["30"],
+            "reason": ["ok"],
+        }
+    )
+    assert body == {
+        "reason": "ok",
+        "fields": ["inspection_id", "inspector_phone"],
+        "masking": {"inspection_id": "hash"},
+        "unmask": {"inspector_phone": "case handlers call back"},
+        "row_filter": 'district in ["Putuo"]',
+        "duration_days": 30,
+    }
