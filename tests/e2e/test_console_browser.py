@@ -365,6 +365,24 @@ def text_of(driver: Any, element_id: str) -> str:
     return text
 
 
+def subscribed(driver: Any, platform: Platform, scenario_id: str, dataset_id: str) -> bool:
+    """Subscribe with the button on the scenario's page, and be on the subscription's page; False
+    while the grant has not reached feeds (no button yet, no subscription)."""
+    driver.get(f"{platform.base}/console/scenarios/{scenario_id}")
+    buttons = driver.find_elements(By.ID, f"subscribe-{dataset_id}")
+    if not buttons:
+        # An earlier click subscribed although its page did not follow (a slow answer): the
+        # scenario page lists the subscription instead of the button.
+        links = driver.find_elements(
+            By.XPATH, f'//table[@id="subscriptions"]//tr[td[text()="{dataset_id}"]]//a'
+        )
+        if links:
+            driver.get(links[0].get_attribute("href"))
+        return bool(links)
+    buttons[0].click()
+    return "/console/subscriptions/" in driver.current_url
+
+
 def log_in_speaking(driver: Any, platform: Platform, key: str, language: str) -> None:
     """Log in, then pick ``language`` with the switch on the page, as a person would."""
     log_in(driver, platform, key)
@@ -436,22 +454,9 @@ def test_the_whole_story_through_the_forms_in_chinese(browser: Any, platform: Pl
 
         log_in_in_chinese(browser, platform, key)
 
-        def subscribed() -> bool:
-            browser.get(f"{platform.base}/console/scenarios/{scenario_id}")
-            buttons = browser.find_elements(By.ID, "subscribe-market.inspections")
-            if not buttons:
-                # An earlier click subscribed although its page did not follow (a slow answer):
-                # the scenario page lists the subscription instead of the button.
-                links = browser.find_elements(
-                    By.CSS_SELECTOR, '#subscriptions a[href*="/console/subscriptions/"]'
-                )
-                if links:
-                    browser.get(links[0].get_attribute("href"))
-                return bool(links)
-            buttons[0].click()
-            return "/console/subscriptions/" in browser.current_url
-
-        assert wait_until(subscribed, 20), "the grant did not reach feeds"
+        assert wait_until(lambda: subscribed(browser, platform, scenario_id, "market.inspections"), 20), (
+            "the grant did not reach feeds"
+        )
         subscription_path = browser.current_url
         assert browser.find_element(By.ID, "delivery").text == "当前正在投递记录。"
         screenshot(browser, "form-subscription-zh-CN")
@@ -572,21 +577,9 @@ def test_the_whole_story_through_the_forms_in_english(
 
         log_in_speaking(browser, platform, platform.keys[SCENARIO], "en")
 
-        def subscribed() -> bool:
-            browser.get(f"{platform.base}/console/scenarios/{SCENARIO}")
-            buttons = browser.find_elements(By.ID, f"subscribe-{dataset_id}")
-            if not buttons:
-                # An earlier click subscribed although its page did not follow (a slow answer).
-                links = browser.find_elements(
-                    By.XPATH, f'//table[@id="subscriptions"]//tr[td[text()="{dataset_id}"]]//a'
-                )
-                if links:
-                    browser.get(links[0].get_attribute("href"))
-                return bool(links)
-            buttons[0].click()
-            return "/console/subscriptions/" in browser.current_url
-
-        assert wait_until(subscribed, 20), "the grant did not reach feeds"
+        assert wait_until(lambda: subscribed(browser, platform, SCENARIO, dataset_id), 20), (
+            "the grant did not reach feeds"
+        )
         subscription_path = browser.current_url
         assert browser.find_element(By.ID, "delivery").text == "Delivers records now."
         screenshot(browser, "form-subscription-en")
