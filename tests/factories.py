@@ -72,6 +72,11 @@ def ingest_contract(dataset_id: str, department_id: str, version: str = "1.0.0")
     Tests that share a Kafka broker each register a dataset of their own, so that their ds., dlq.
     and raw. topics never meet.
     """
+    return renamed_contract("transport.bus-arrivals", dataset_id, department_id, version)
+
+
+def renamed_contract(example: str, dataset_id: str, department_id: str, version: str = "1.0.0") -> str:
+    """The ``example`` contract (``version`` of it) for another dataset and owner."""
 
     def rename(document: dict[str, Any]) -> None:
         document["id"] = dataset_id
@@ -81,7 +86,7 @@ def ingest_contract(dataset_id: str, department_id: str, version: str = "1.0.0")
         for schema_object in document.get("schema") or []:
             schema_object["physicalName"] = f"ds.{dataset_id}"
 
-    return evolve_contract(example_contract("transport.bus-arrivals", version), version, rename)
+    return evolve_contract(example_contract(example, version), version, rename)
 
 
 def bus_arrival_record(**overrides: Any) -> dict[str, Any]:

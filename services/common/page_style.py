@@ -55,6 +55,7 @@ form.stacked fieldset { border: 1px solid var(--line); border-radius: 4px; max-w
 .field-error { display: block; color: var(--bad); font-size: .85em; }
 .help { color: var(--muted); font-size: .85em; margin: 0; }
 .actions { display: flex; flex-wrap: wrap; gap: .8rem; align-items: flex-start; }
+.actions > form, .actions > label { max-width: 100%; min-width: 0; }
 .key-once { font-size: 1.05em; padding: .6rem .8rem; background: #fff8e6; border: 1px solid #f3d19c; border-radius: 6px; overflow-wrap: anywhere; }
 form.filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; margin-bottom: 1rem; }
 form.filters label { display: flex; flex-direction: column; font-size: .85em; color: var(--muted); }

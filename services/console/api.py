@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.common import i18n
-from services.console import service
+from services.console import forms, service
 from services.console.deps import (
     COOKIE,
     LANG_COOKIE,
@@ -34,7 +34,11 @@ REFUSALS = (400, 403, 409, 422)
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
-    return parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    body = await request.body()
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return forms.multipart(content_type, body)
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def _query(request: Request) -> dict[str, list[str]]:
@@ -208,6 +212,42 @@ async def access_requests(
 ) -> Response:
     page = await service.request_queue(session.api, session.caller, query, settings.page_size)
     return render(request, "access_requests.html", page, session=session)
+
+
+def _registration_page(
+    session: Session, document: forms.ContractDocument | None = None
+) -> tuple[str, PageLoad]:
+    return "register.html", lambda: service.registration_form(session.caller, document)
+
+
+@router.get("/contracts/new")
+async def registration(request: Request, session: SessionDep) -> Response:
+    return await _show(request, session, *_registration_page(session))
+
+
+@router.post("/contracts")
+async def register(request: Request, session: SessionDep, form: FormDep) -> Response:
+    """Register a pasted or uploaded contract; a new version of an existing dataset is shown with
+    what it changes first, and registered when the person confirms it."""
+    document = forms.contract_document(form)
+    kept = {**form, "document": [document.text], "upload": []}
+
+    def done(result: dict[str, Any]) -> str | Response:
+        if "registered" in result:
+            return _page("/datasets/{id}", id=result["registered"]["dataset_id"])
+        return render(request, "register.html", {**result, "failure": None}, session=session)
+
+    return await _submit(
+        request,
+        session,
+        "register",
+        kept,
+        service.register_or_preview(
+            session.api, session.caller, document, forms.first(form, "confirmed") is not None
+        ),
+        done,
+        _registration_page(session, document),
+    )
 
 
 def _request_page(session: Session, request_id: str) -> tuple[str, PageLoad]:
@@ -384,6 +424,21 @@ async def subscribe(request: Request, session: SessionDep, form: FormDep) -> Res
         form,
         service.create_subscription(session.api, session.caller, form),
         lambda created: _page("/subscriptions/{id}", id=created["id"]),
+        _scenario_page(request, session, session.caller.id),
+    )
+
+
+@router.post("/webhooks")
+async def create_webhook(request: Request, session: SessionDep, form: FormDep) -> Response:
+    """A webhook subscription. The answer is the one page that shows its signing secret, as for a
+    new key: never in a URL, and feeds shows it no second time."""
+    return await _submit(
+        request,
+        session,
+        "webhook",
+        form,
+        service.create_webhook(session.api, session.caller, form),
+        lambda created: render(request, "webhook_created.html", {"created": created}, 201, session=session),
         _scenario_page(request, session, session.caller.id),
     )
 

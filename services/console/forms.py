@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from email import policy
+from email.parser import BytesParser
 from typing import Any
+
+import yaml
 
 from services.common.i18n import N_
 from services.console.exceptions import ApiError
@@ -148,25 +152,36 @@ def _masking(form: Form, fields: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def approval(form: Form) -> dict[str, Any]:
-    """The approval body (``AccessRequestApproval``): the fields kept, a mask per field where one was
-    picked, the reason, and the optional row filter, duration and quota."""
+def _unmasking(form: Form, fields: Sequence[str]) -> dict[str, str]:
+    """Sensitive fields to deliver in clear, each with the reason typed for it (``unmask.<field>``)."""
+    return {name: reason for name in fields if (reason := first(form, f"unmask.{name}")) is not None}
+
+
+def _terms(form: Form) -> dict[str, Any]:
+    """What an approval and a narrowing share: the reason, the fields kept, a mask per field where
+    one was picked, and the sensitive fields to deliver in clear with their reasons."""
     fields = [name for name in form.get("field", []) if name]
     body: dict[str, Any] = {"reason": first(form, "reason") or "", "fields": fields}
     if masking := _masking(form, fields):
         body["masking"] = masking
+    if unmask := _unmasking(form, fields):
+        body["unmask"] = unmask
+    return body
+
+
+def approval(form: Form) -> dict[str, Any]:
+    """The approval body (``AccessRequestApproval``): the terms (:func:`_terms`), and the optional
+    row filter, duration and quota."""
+    body = _terms(form)
     _optional(form, body, "row_filter")
     return _optional(form, body, "duration_days", "quota_records_per_day", numbers=True)
 
 
 def grant_update(form: Form, expires_at: datetime) -> dict[str, Any]:
-    """The narrowing body (``GrantUpdate``): the fields kept, masks picked, an earlier expiry, a
-    smaller quota. A new expiry date keeps the time of day of the current one, so the same date
+    """The narrowing body (``GrantUpdate``): the fields kept, masks picked, sensitive fields to
+    deliver in clear with their reasons, a row filter, an earlier expiry, a smaller quota. A new expiry date keeps the time of day of the current one, so the same date
     changes nothing and an earlier date is strictly shorter."""
-    fields = [name for name in form.get("field", []) if name]
-    body: dict[str, Any] = {"reason": first(form, "reason") or "", "fields": fields}
-    if masking := _masking(form, fields):
-        body["masking"] = masking
+    body = _terms(form)
     if (expiry := first(form, "expires_on")) is not None:
         try:
             day = date.fromisoformat(expiry)
@@ -185,3 +200,91 @@ def subscription_create(form: Form) -> dict[str, Any]:
 
 def replay(form: Form) -> dict[str, Any]:
     return {"to": first(form, "to") or ""}
+
+
+def multipart(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """The fields of a ``multipart/form-data`` body (a form with a file input), a file as its text.
+
+    The standard library's MIME parser reads it, as the body is a MIME multipart message once its
+    ``Content-Type`` header is put in front; an input with no file chosen is an empty value."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    fields: dict[str, list[str]] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            payload = part.get_payload(decode=True)
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            fields.setdefault(name, []).append(text)
+    return fields
+
+
+@dataclass(frozen=True)
+class ContractDocument:
+    """An ODCS contract as a department pasted or uploaded it, sent to the catalog as it is."""
+
+    text: str
+    dataset_id: str | None
+    version: str | None
+
+    @property
+    def content(self) -> bytes:
+        return self.text.encode("utf-8")
+
+    @property
+    def media_type(self) -> str:
+        return "application/json" if self.text.lstrip().startswith("{") else "application/yaml"
+
+    def line_of(self, pointer: str) -> int | None:
+        """The line of the document a problem's JSON Pointer leads to (the nearest value that is
+        there, for a member that is missing), so a person finds it in what they pasted."""
+        if len(self.text) > PARSED_AT_MOST:
+            return None
+        try:
+            node: yaml.Node | None = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            return None
+        if node is None:
+            return None
+        for token in pointer.split("/")[1:]:
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, yaml.MappingNode):
+                inner = next((value for key, value in node.value if key.value == token), None)
+            elif isinstance(node, yaml.SequenceNode) and token.isdigit() and int(token) < len(node.value):
+                inner = node.value[int(token)]
+            else:
+                inner = None
+            if inner is None:
+                break
+            node = inner
+        return int(node.start_mark.line) + 1
+
+
+PARSED_AT_MOST = 1024 * 1024
+"""The console reads no longer contract than the catalog accepts; a longer one goes to the catalog
+unread, for it to refuse."""
+
+
+def contract_document(form: Form) -> ContractDocument:
+    """The uploaded file when one was chosen, else the pasted text; with the dataset id and version
+    it names, when it reads as a mapping that names them (else the catalog says what is wrong)."""
+    uploaded = (form.get("upload") or [""])[0]
+    text = uploaded if uploaded.strip() else (form.get("document") or [""])[0]
+    try:
+        parsed = yaml.safe_load(text) if len(text) <= PARSED_AT_MOST else None
+    except yaml.YAMLError:
+        parsed = None
+    named = parsed if isinstance(parsed, dict) else {}
+    dataset_id, version = named.get("id"), named.get("version")
+    return ContractDocument(
+        text=text,
+        dataset_id=dataset_id if isinstance(dataset_id, str) and dataset_id else None,
+        version=str(version) if isinstance(version, (str, int, float)) else None,
+    )
+
+
+def webhook_create(form: Form) -> dict[str, Any]:
+    """A subscription whose batches feeds pushes to ``url`` (``SubscriptionCreate`` with a webhook)."""
+    return {**subscription_create(form), "webhook": {"url": first(form, "url") or ""}}

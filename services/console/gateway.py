@@ -40,13 +40,17 @@ class PlatformApi:
         self._client = client
         self._headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
 
-    async def _call(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _call(
+        self, method: str, service: str, path: str, content_type: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}")
         try:
             # The services answer refusals in the reader's language (problem+json ``title`` and
             # ``detail`` follow Accept-Language), so a refusal shown on a form reads as the page does.
             headers = {**self._headers, "Accept-Language": i18n.tag()}
+            if content_type is not None:
+                headers["Content-Type"] = content_type
             response = await self._client.request(method, f"/{service}{path}", headers=headers, **kwargs)
         except httpx.HTTPError as error:
             raise ApiError(
@@ -77,6 +81,11 @@ class PlatformApi:
 
     async def post(self, service: str, path: str, body: dict[str, Any]) -> Any:
         return (await self._call("POST", service, path, json=body)).json()
+
+    async def post_document(self, service: str, path: str, document: bytes, media_type: str) -> Any:
+        """A document sent as itself (an ODCS contract as YAML or JSON), not wrapped in a JSON body."""
+        response = await self._call("POST", service, path, content=document, content_type=media_type)
+        return response.json()
 
     async def patch(self, service: str, path: str, body: dict[str, Any]) -> Any:
         return (await self._call("PATCH", service, path, json=body)).json()

@@ -54,6 +54,8 @@ LABELS: dict[str, str] = {
     "denied": N_("denied"),
     "failed": N_("failed"),
     "failure": N_("failure"),
+    # webhook pushes
+    "delivered": N_("delivered"),
     # masks
     "hash": N_("hash"),
     "redact": N_("redact"),

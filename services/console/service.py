@@ -9,6 +9,7 @@ same key.
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ ADMIN = "admin"
 APPROVERS = frozenset({"approver", "admin"})
 OPERATORS = frozenset({"operator", "admin"})
 WORST_SHOWN = 10
+WEBHOOK_DELIVERIES_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,11 @@ def require_admin(caller: Caller) -> None:
 def require_grant_decider(caller: Caller) -> None:
     if not caller.approves:
         raise NotForYourRole(i18n._("Grants are changed by approvers and administrators."))
+
+
+def require_publisher(caller: Caller) -> None:
+    if not (caller.is_department or caller.is_admin):
+        raise NotForYourRole(i18n._("Datasets are registered by their departments and by administrators."))
 
 
 def require_scenario(caller: Caller) -> None:
@@ -173,6 +180,68 @@ def quality_chart(history: Mapping[str, Any] | None) -> charts.LineChart:
     return charts.score_chart(
         [(datetime.fromisoformat(p["at"]), (p.get("scores") or {}).get("overall")) for p in points]
     )
+
+
+# --- registering datasets ------------------------------------------------------------------------
+
+
+async def registration_form(caller: Caller, document: forms.ContractDocument | None = None) -> dict[str, Any]:
+    """The form to paste or upload an ODCS contract, with the document sent last when it is shown
+    again (refused, or previewed before it is confirmed)."""
+    require_publisher(caller)
+    return {"preview": None, "document": document}
+
+
+async def registration_preview(
+    api: PlatformApi, caller: Caller, document: forms.ContractDocument
+) -> dict[str, Any] | None:
+    """What registering ``document`` would change, for a dataset that exists: the catalog's
+    compatibility verdict (its dry run) and the contract's lines as they change from the current
+    version. ``None`` for a new dataset, which has nothing to compare with."""
+    require_publisher(caller)
+    if document.dataset_id is None:
+        return None
+    path = api_path("/v1/datasets/{dataset_id}", dataset_id=document.dataset_id)
+    dataset = await api.optional("catalog", path)
+    if dataset is None:
+        return None
+    report, current = await asyncio.gather(
+        api.post_document(
+            "catalog", f"{path}/contract-versions/check", document.content, document.media_type
+        ),
+        api.text("catalog", f"{path}/contract"),
+    )
+    lines = difflib.unified_diff(
+        current.splitlines(),
+        document.text.splitlines(),
+        fromfile=str(dataset.get("current_version") or ""),
+        tofile=document.version or "",
+        lineterm="",
+    )
+    return {"dataset": dataset, "report": report, "lines": list(lines)}
+
+
+async def register_contract(
+    api: PlatformApi, caller: Caller, document: forms.ContractDocument
+) -> dict[str, Any]:
+    """Register the contract: the dataset it describes if new, else its next version (the catalog
+    decides the domain's owner, the contract's validity and the version's compatibility)."""
+    require_publisher(caller)
+    registered: dict[str, Any] = await api.post_document(
+        "catalog", "/v1/contracts", document.content, document.media_type
+    )
+    return registered
+
+
+async def register_or_preview(
+    api: PlatformApi, caller: Caller, document: forms.ContractDocument, confirmed: bool
+) -> dict[str, Any]:
+    """A new dataset is registered at once; a new version of an existing one is first shown with
+    what it changes (``preview``), and registered once the person confirms (``registered``)."""
+    preview = None if confirmed else await registration_preview(api, caller, document)
+    if preview is not None:
+        return {"preview": preview, "document": document}
+    return {"registered": await register_contract(api, caller, document)}
 
 
 # --- access requests and grants ------------------------------------------------------------------
@@ -362,6 +431,7 @@ async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limi
             "catalog", api_path("/v1/principals/{principal_id}/keys", principal_id=scenario_id)
         )
     subscribed = {s["dataset"] for s in subscriptions or []}
+    granted = sorted({g["dataset_id"] for g in grants["items"] if g["status"] == "active"})
     return {
         "scenario": scenario,
         "grants": grants["items"],
@@ -376,6 +446,9 @@ async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limi
             for g in grants["items"]
             if caller.id == scenario_id and g["status"] == "active" and g["dataset_id"] not in subscribed
         },
+        # A webhook pushes a granted dataset to the scenario's receiver, next to any pull subscription.
+        "webhook_datasets": granted if caller.id == scenario_id else [],
+        "positions": forms.POSITIONS,
     }
 
 
@@ -383,11 +456,18 @@ async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limi
 
 
 async def subscription_page(api: PlatformApi, caller: Caller, subscription_id: str) -> dict[str, Any]:
-    subscription = await api.get(
-        "feeds", api_path("/v1/subscriptions/{subscription_id}", subscription_id=subscription_id)
-    )
+    """A subscription, whether it delivers now and why not, and for a webhook what its receiver
+    answered to the latest pushes."""
+    path = api_path("/v1/subscriptions/{subscription_id}", subscription_id=subscription_id)
+    subscription = await api.get("feeds", path)
+    deliveries = None
+    if subscription.get("mode") == "webhook":
+        deliveries = (
+            await api.optional("feeds", f"{path}/deliveries", limit=WEBHOOK_DELIVERIES_SHOWN) or {}
+        ).get("items", [])
     return {
         "subscription": subscription,
+        "deliveries": deliveries,
         # Feeds says whether it delivers now and why not (its grant comes first, then a pause).
         "delivery": "delivering" if subscription.get("delivering") else str(subscription.get("status")),
         "positions": forms.POSITIONS,
@@ -399,6 +479,14 @@ async def create_subscription(api: PlatformApi, caller: Caller, form: Form) -> d
     """A pull subscription of the scenario to a dataset it holds an active grant for."""
     require_scenario(caller)
     created: dict[str, Any] = await api.post("feeds", "/v1/subscriptions", forms.subscription_create(form))
+    return created
+
+
+async def create_webhook(api: PlatformApi, caller: Caller, form: Form) -> dict[str, Any]:
+    """A webhook subscription: feeds pushes the granted dataset's batches to the scenario's https
+    URL, signed with a secret it answers once, here."""
+    require_scenario(caller)
+    created: dict[str, Any] = await api.post("feeds", "/v1/subscriptions", forms.webhook_create(form))
     return created
 
 

@@ -6,15 +6,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from citybase.demo import FaultRates
+from tests.factories import evolve_contract, renamed_contract
 from tests.support.console import issued_key
 from tests.support.http import wait_until
 from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
-from tests.support.principals import APPROVER, OPERATOR, OTHER_SCENARIO, SCENARIO, populate
+from tests.support.principals import APPROVER, OPERATOR, OTHER_SCENARIO, PUBLISHER, SCENARIO, populate
+
+INTRANET = "192.0.2.0/24"
+"""The city intranet webhooks may reach in these tests: a documentation network (RFC 5737), so a
+receiver's address needs no name lookup and no push ever leaves the machine."""
+INTRANET_WEBHOOKS = {"CITYBASE_FEEDS_WEBHOOK_ALLOW_NETWORKS": f'["{INTRANET}"]'}
+RECEIVER = "https://192.0.2.10/street"
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +30,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with in_process(
         tmp_path_factory.mktemp("console"),
         key_name="console",
-        environment=SHORT_QUALITY_WINDOWS,
+        environment={**SHORT_QUALITY_WINDOWS, **INTRANET_WEBHOOKS},
         prepare_platform=populate,
     ) as running:
         yield running
@@ -569,3 +577,174 @@ def test_a_form_sent_from_another_site_is_refused(platform: Platform) -> None:
         follow_redirects=False,
     )
     assert own.status_code == 303
+
+
+def test_a_department_registers_a_dataset_and_confirms_its_next_version_after_the_diff(
+    platform: Platform,
+) -> None:
+    publisher = login(platform, PUBLISHER)
+    assert 'id="register-link"' in publisher.get("/console/").text
+    form = publisher.get("/console/contracts/new")
+    assert form.status_code == 200
+    assert 'id="register-form"' in form.text and 'enctype="multipart/form-data"' in form.text
+
+    first = renamed_contract("market.inspections", "market.price-checks", "market-supervision")
+    broken = first.replace("logicalType: string", "logicalType: colour", 1)
+    refused = publisher.post("/console/contracts", data={"document": broken}, follow_redirects=False)
+    assert refused.status_code in (400, 422), refused.text
+    assert 'id="register-error"' in refused.text
+    errors = re.search(r'<ul id="register-errors">(.*?)</ul>', refused.text, re.S).group(1)
+    wrong_line = next(n for n, line in enumerate(broken.splitlines(), 1) if "logicalType: colour" in line)
+    assert f"line {wrong_line}, <code>/schema/0/properties/0/logicalType</code>" in errors
+    assert "logicalType: colour" in refused.text  # what was pasted, kept
+    assert platform.call("GET", "/catalog/v1/datasets/market.price-checks").status_code == 404
+
+    # a new dataset, uploaded as a file: registered at once
+    uploaded = publisher.post(
+        "/console/contracts",
+        files={"upload": ("price-checks.yaml", first.encode(), "application/yaml")},
+        data={"document": ""},
+        follow_redirects=False,
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    assert uploaded.headers["location"] == "/console/datasets/market.price-checks"
+    assert platform.ok("GET", "/catalog/v1/datasets/market.price-checks")["current_version"] == "1.0.0"
+
+    # its next version: shown with what it changes, registered only once confirmed
+    def add_inspector_note(document: dict[str, Any]) -> None:
+        document["schema"][0]["properties"].append(
+            {"name": "inspector_note", "logicalType": "string", "description": "Free text, optional."}
+        )
+
+    second = evolve_contract(first, "1.1.0", add_inspector_note)
+    preview = publisher.post("/console/contracts", data={"document": second}, follow_redirects=False)
+    assert preview.status_code == 200, preview.text
+    assert 'id="register-preview"' in preview.text
+    assert "compatible (BACKWARD)" in preview.text
+    assert "+      - name: inspector_note" in preview.text or "name: inspector_note</span>" in preview.text
+    assert '<span class="tag removed">-version: 1.0.0</span>' in preview.text
+    assert platform.ok("GET", "/catalog/v1/datasets/market.price-checks")["current_version"] == "1.0.0"
+    confirmed = publisher.post(
+        "/console/contracts", data={"document": second, "confirmed": "1"}, follow_redirects=False
+    )
+    assert confirmed.status_code == 303, confirmed.text
+    assert platform.ok("GET", "/catalog/v1/datasets/market.price-checks")["current_version"] == "1.1.0"
+
+    # a version that breaks compatibility: the verdict and each breaking change, no confirm button
+    breaking = evolve_contract(second, "1.2.0", lambda d: d["schema"][0]["properties"].pop(0))
+    verdict = publisher.post("/console/contracts", data={"document": breaking}, follow_redirects=False)
+    assert verdict.status_code == 200, verdict.text
+    assert "breaks BACKWARD compatibility" in verdict.text
+    assert 'id="register-breaking"' in verdict.text and 'id="confirm-form"' not in verdict.text
+
+    # a scenario registers nothing, and is not offered the form
+    scenario = login(platform, SCENARIO)
+    assert scenario.get("/console/contracts/new").status_code == 403
+    assert 'id="register-link"' not in scenario.get("/console/").text
+
+
+def test_a_scenario_pushes_a_granted_dataset_to_a_webhook_and_deletes_it(platform: Platform) -> None:
+    request = platform.request_access(SCENARIO)
+    platform.ok(
+        "POST",
+        f"/catalog/v1/access-requests/{request['id']}/approve",
+        platform.keys[APPROVER],
+        json={"reason": "webhook pilot"},
+    )
+    scenario = login(platform, SCENARIO)
+    page = scenario.get(f"/console/scenarios/{SCENARIO}")
+    assert 'id="webhook-form"' in page.text
+    # feeds never pushes to a loopback address: refused next to the form, what was typed kept
+    loopback = scenario.post(
+        "/console/webhooks",
+        data={"dataset": "market.inspections", "url": "https://127.0.0.1/hook", "start": "earliest"},
+        follow_redirects=False,
+    )
+    assert loopback.status_code in (400, 422), loopback.text
+    assert 'id="webhook-error"' in loopback.text
+    assert 'value="https://127.0.0.1/hook"' in loopback.text
+
+    def created() -> Any:
+        answer = scenario.post(
+            "/console/webhooks",
+            data={
+                "dataset": "market.inspections",
+                "url": RECEIVER,
+                "start": "latest",
+            },
+            follow_redirects=False,
+        )
+        return answer if answer.status_code == 201 else None
+
+    assert wait_until(lambda: created() is not None, 15), "the grant did not reach feeds"
+    webhooks = [
+        s
+        for s in platform.ok("GET", "/feeds/v1/subscriptions", platform.keys[SCENARIO])["items"]
+        if s["mode"] == "webhook" and s["webhook_url"] == RECEIVER
+    ]
+    shown = created()  # a second webhook to the same receiver: its secret is on the page once
+    assert shown is not None
+    assert "it will not be shown again" in shown.text
+    secret = re.search(r'<code id="webhook-secret">([^<]+)</code>', shown.text).group(1)
+    assert shown.headers["cache-control"] == "no-store"
+    listed = scenario.get(f"/console/scenarios/{SCENARIO}").text
+    assert RECEIVER in listed
+    assert secret not in listed
+    subscription_path = re.search(
+        r'href="(/console/subscriptions/[^"]+)" id="webhook-subscription"', shown.text
+    )
+    assert subscription_path is not None
+    page = scenario.get(subscription_path.group(1))
+    assert 'id="webhook-deliveries"' in page.text
+    for subscription in [*webhooks, {"id": subscription_path.group(1).rsplit("/", 1)[-1]}]:
+        deleted = scenario.post(f"/console/subscriptions/{subscription['id']}/delete", follow_redirects=False)
+        assert deleted.status_code == 303, deleted.text
+    remaining = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys[SCENARIO])["items"]
+    assert not [s for s in remaining if s.get("webhook_url") == RECEIVER]
+
+
+def test_an_approver_narrows_a_grant_with_a_row_filter_and_unmasks_a_field_with_a_reason(
+    platform: Platform,
+) -> None:
+    request = platform.request_access(SCENARIO)
+    approver = login(platform, APPROVER)
+    approved = approver.post(
+        f"/console/access-requests/{request['id']}/approve",
+        data={"field": request["fields"], "reason": "ok"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303, approved.text
+    grant_path = approved.headers["location"]
+    grant_id = grant_path.rsplit("/", 1)[-1]
+    before = platform.ok("GET", f"/catalog/v1/grants/{grant_id}")
+    page = approver.get(grant_path)
+    assert 'id="narrow-row-filter"' in page.text
+    assert 'id="narrow-unmask-inspector_phone"' in page.text  # sensitive, masked by the contract
+    assert 'id="narrow-unmask-district"' not in page.text  # not sensitive: nothing to unmask
+    bad_filter = approver.post(
+        f"{grant_path}/narrow",
+        data={"field": before["fields"], "row_filter": "district in [", "reason": "fewer rows"},
+        follow_redirects=False,
+    )
+    assert bad_filter.status_code == 422
+    assert 'id="narrow-error"' in bad_filter.text
+    assert 'class="field-error" data-field="row_filter"' in bad_filter.text
+    assert 'value="district in ["' in bad_filter.text
+    narrowed = approver.post(
+        f"{grant_path}/narrow",
+        data={
+            "field": before["fields"],
+            "row_filter": 'district in ["Putuo", "Baoshan"]',
+            "unmask.inspector_phone": "Case handlers call the inspector back",
+            "reason": "two districts; phone for case handlers",
+        },
+        follow_redirects=False,
+    )
+    assert narrowed.status_code == 303, narrowed.text
+    grant = platform.ok("GET", f"/catalog/v1/grants/{grant_id}")
+    assert grant["row_filter"] == 'district in ["Putuo", "Baoshan"]'
+    assert grant["unmasked"]["inspector_phone"]["reason"] == "Case handlers call the inspector back"
+    assert "inspector_phone" not in grant["masking"]
+    shown = approver.get(grant_path).text
+    assert "in clear: Case handlers call the inspector back" in shown
+    assert 'value="district in [&#34;Putuo&#34;, &#34;Baoshan&#34;]"' in shown

@@ -21,6 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from citybase.demo import FaultRates
+from tests.factories import evolve_contract, renamed_contract
 from tests.support.http import wait_until
 from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
 from tests.support.principals import APPROVER, OPERATOR, PUBLISHER, SCENARIO, populate
@@ -181,6 +182,16 @@ def _overflow(driver: Any) -> int:
     return int(driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth"))
 
 
+def _wider_than_the_window(driver: Any) -> list[str]:
+    """The elements that reach past the window's right edge, to say what makes a page too wide."""
+    found: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('body *')]"
+        ".filter((e) => e.getBoundingClientRect().right > window.innerWidth)"
+        ".map((e) => `${e.tagName.toLowerCase()}#${e.id}`).slice(0, 20)"
+    )
+    return found
+
+
 WORDS_KEPT_WHOLE = "h1, h2, h3, th, label, legend, summary, .stat span, code"
 """Headings, labels, column heads and identifiers: none of their words may break across lines."""
 _BROKEN_WORDS = """
@@ -252,6 +263,67 @@ def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
     assert not broken, f"words broken across lines at {WIDTHS['desktop']} px: {broken}"
 
 
+@pytest.fixture(scope="module")
+def pages_with_ids(platform: Platform) -> dict[str | None, dict[str, str]]:
+    """The pages about one thing (a request, a grant, a subscription, a principal), by the role
+    that sees them (None: the admin), each with a thing of its kind made through the APIs."""
+    pending = platform.request_access(SCENARIO)["id"]
+    granted = platform.ok(
+        "POST",
+        f"/catalog/v1/access-requests/{platform.request_access(SCENARIO)['id']}/approve",
+        platform.keys[APPROVER],
+        json={"reason": "every page in both languages"},
+    )["grant_id"]
+    subscribe = lambda: platform.call(  # noqa: E731
+        "POST", "/feeds/v1/subscriptions", platform.keys[SCENARIO], json={"dataset": "market.inspections"}
+    )
+    assert wait_until(lambda: subscribe().status_code in (201, 409), 15), "the grant did not reach feeds"
+    subscriptions = platform.ok("GET", "/feeds/v1/subscriptions", platform.keys[SCENARIO])["items"]
+    subscription = next(s["id"] for s in subscriptions if s["dataset"] == "market.inspections")
+    return {
+        APPROVER: {
+            "access-requests": "/console/access-requests",
+            "access-request": f"/console/access-requests/{pending}",
+            "grant": f"/console/grants/{granted}",
+        },
+        SCENARIO: {"subscription": f"/console/subscriptions/{subscription}"},
+        None: {"principal": f"/console/principals/{APPROVER}"},
+    }
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_every_page_about_one_thing_in_both_languages_fits_a_desktop_and_a_phone(
+    browser: Any, platform: Platform, language: str, pages_with_ids: dict[str | None, dict[str, str]]
+) -> None:
+    overflowing: dict[str, str] = {}
+    broken: dict[str, list[str]] = {}
+
+    def check(name: str, path: str) -> None:
+        for width_name, width in WIDTHS.items():
+            browser.set_window_size(width, 1000)
+            browser.get(f"{platform.base}{path}")
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language, path
+            assert browser.find_elements(By.TAG_NAME, "h1"), f"{name}: no page"
+            screenshot(browser, f"{name}-{language}-{width_name}")
+            if _overflow(browser) > 0:
+                overflowing[f"{name} at {width} px"] = str(_wider_than_the_window(browser))
+            if width_name == "desktop" and (words := _broken_words(browser)):
+                broken[name] = words
+
+    try:
+        browser.delete_all_cookies()
+        check("login", f"/console/login?lang={language}")
+        for who, pages in pages_with_ids.items():
+            log_in_speaking(browser, platform, platform.keys[who] if who else platform.admin_key, language)
+            for name, path in pages.items():
+                check(name, path)
+    finally:
+        browser.set_window_size(1280, 1600)
+        browser.delete_cookie("citybase_lang")
+    assert not overflowing, f"pages wider than the window: {overflowing}"
+    assert not broken, f"words broken across lines at {WIDTHS['desktop']} px: {broken}"
+
+
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
 def test_the_html_scorecard_fits_a_desktop_and_a_phone(
     browser: Any, platform: Platform, language: str, tmp_path: Path
@@ -293,11 +365,33 @@ def text_of(driver: Any, element_id: str) -> str:
     return text
 
 
-def log_in_in_chinese(driver: Any, platform: Platform, key: str) -> None:
-    """Log in, then switch to Chinese with the switch on the page, as a person would."""
+def subscribed(driver: Any, platform: Platform, scenario_id: str, dataset_id: str) -> bool:
+    """Subscribe with the button on the scenario's page, and be on the subscription's page; False
+    while the grant has not reached feeds (no button yet, no subscription)."""
+    driver.get(f"{platform.base}/console/scenarios/{scenario_id}")
+    buttons = driver.find_elements(By.ID, f"subscribe-{dataset_id}")
+    if not buttons:
+        # An earlier click subscribed although its page did not follow (a slow answer): the
+        # scenario page lists the subscription instead of the button.
+        links = driver.find_elements(
+            By.XPATH, f'//table[@id="subscriptions"]//tr[td[text()="{dataset_id}"]]//a'
+        )
+        if links:
+            driver.get(links[0].get_attribute("href"))
+        return bool(links)
+    buttons[0].click()
+    return "/console/subscriptions/" in driver.current_url
+
+
+def log_in_speaking(driver: Any, platform: Platform, key: str, language: str) -> None:
+    """Log in, then pick ``language`` with the switch on the page, as a person would."""
     log_in(driver, platform, key)
-    driver.find_element(By.CSS_SELECTOR, '#language a[hreflang="zh-CN"]').click()
-    assert wait_until(lambda: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN", 10)
+    driver.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
+    assert wait_until(lambda: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == language, 10)
+
+
+def log_in_in_chinese(driver: Any, platform: Platform, key: str) -> None:
+    log_in_speaking(driver, platform, key, "zh-CN")
 
 
 def test_the_whole_story_through_the_forms_in_chinese(browser: Any, platform: Platform) -> None:
@@ -360,22 +454,9 @@ def test_the_whole_story_through_the_forms_in_chinese(browser: Any, platform: Pl
 
         log_in_in_chinese(browser, platform, key)
 
-        def subscribed() -> bool:
-            browser.get(f"{platform.base}/console/scenarios/{scenario_id}")
-            buttons = browser.find_elements(By.ID, "subscribe-market.inspections")
-            if not buttons:
-                # An earlier click subscribed although its page did not follow (a slow answer):
-                # the scenario page lists the subscription instead of the button.
-                links = browser.find_elements(
-                    By.CSS_SELECTOR, '#subscriptions a[href*="/console/subscriptions/"]'
-                )
-                if links:
-                    browser.get(links[0].get_attribute("href"))
-                return bool(links)
-            buttons[0].click()
-            return "/console/subscriptions/" in browser.current_url
-
-        assert wait_until(subscribed, 20), "the grant did not reach feeds"
+        assert wait_until(lambda: subscribed(browser, platform, scenario_id, "market.inspections"), 20), (
+            "the grant did not reach feeds"
+        )
         subscription_path = browser.current_url
         assert browser.find_element(By.ID, "delivery").text == "当前正在投递记录。"
         screenshot(browser, "form-subscription-zh-CN")
@@ -399,12 +480,142 @@ def test_the_whole_story_through_the_forms_in_chinese(browser: Any, platform: Pl
         browser.delete_cookie("citybase_lang")
 
 
+def test_the_whole_story_through_the_forms_in_english(
+    browser: Any, platform: Platform, tmp_path: Path
+) -> None:
+    """A department registers a dataset through the form (a refused contract first, each problem
+    at its line; then the file; then its next version, confirmed after the diff), the scenario asks
+    for it, an approver narrows and approves and narrows the grant again on a phone, the scenario
+    subscribes, the grant is revoked (by an admin: the role table gives revocation to approvers and
+    admins, not to operators), the operator finds the revocation on the audit trail and the
+    scenario's subscription page says delivery stopped: every step in English, on the forms."""
+    dataset_id = "market.street-checks"
+    first = renamed_contract("market.inspections", dataset_id, "market-supervision")
+    try:
+        log_in_speaking(browser, platform, platform.keys[PUBLISHER], "en")
+        browser.find_element(By.LINK_TEXT, "Catalog").click()
+        browser.find_element(By.ID, "register-dataset").click()
+        assert wait_until(lambda: browser.current_url.endswith("/console/contracts/new"), 10)
+        browser.find_element(By.ID, "register-document").send_keys(
+            f"id: {dataset_id}\nkind: DataContract\napiVersion: v3.1.0\nversion: 1.0.0\nschema: nothing\n"
+        )
+        screenshot(browser, "form-register-en")
+        browser.find_element(By.ID, "register").click()
+        assert wait_until(lambda: "line 5" in text_of(browser, "register-errors"), 10)
+        assert "/schema" in browser.find_element(By.ID, "register-errors").text
+        assert "schema: nothing" in browser.find_element(By.ID, "register-document").get_attribute("value")
+        screenshot(browser, "form-register-refused-en")
+
+        contract = tmp_path / f"{dataset_id}.yaml"
+        contract.write_text(first, encoding="utf-8")
+        browser.find_element(By.ID, "register-document").clear()
+        browser.find_element(By.ID, "register-upload").send_keys(str(contract))
+        browser.find_element(By.ID, "register").click()
+        assert wait_until(lambda: browser.current_url.endswith(f"/console/datasets/{dataset_id}"), 10)
+        screenshot(browser, "dataset-registered-en")
+
+        def add_street(document: dict[str, Any]) -> None:
+            document["schema"][0]["properties"].append(
+                {"name": "street", "logicalType": "string", "description": "Street of the premises."}
+            )
+
+        contract.write_text(evolve_contract(first, "1.1.0", add_street), encoding="utf-8")
+        browser.get(f"{platform.base}/console/contracts/new")
+        browser.find_element(By.ID, "register-upload").send_keys(str(contract))
+        browser.find_element(By.ID, "register").click()
+        assert wait_until(lambda: "compatible (BACKWARD)" in text_of(browser, "register-verdict"), 10)
+        assert "name: street" in browser.find_element(By.ID, "register-diff").text
+        screenshot(browser, "form-register-preview-en")
+        browser.find_element(By.ID, "confirm-register").click()
+        assert wait_until(lambda: browser.current_url.endswith(f"/console/datasets/{dataset_id}"), 10)
+        assert platform.ok("GET", f"/catalog/v1/datasets/{dataset_id}")["current_version"] == "1.1.0"
+
+        log_in_speaking(browser, platform, platform.keys[SCENARIO], "en")
+        browser.get(f"{platform.base}/console/datasets/{dataset_id}")
+        for name in ("inspection_id", "district", "result", "street", "inspector_phone"):
+            browser.find_element(By.ID, f"request-field-{name}").click()
+        browser.find_element(By.ID, "request-purpose").send_keys(
+            "Inspection results per street for residents"
+        )
+        Select(browser.find_element(By.ID, "request-purpose-category")).select_by_value("public_service")
+        browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "request-form"))
+        screenshot(browser, "form-access-request-en")
+        browser.find_element(By.ID, "request").click()
+        assert wait_until(lambda: "/console/access-requests/" in browser.current_url, 10), browser.current_url
+        request_id = browser.current_url.rsplit("/", 1)[-1]
+
+        log_in_speaking(browser, platform, platform.keys[APPROVER], "en")
+        browser.find_element(By.LINK_TEXT, "Access requests").click()
+        browser.find_element(By.LINK_TEXT, request_id).click()
+        browser.find_element(By.ID, "field-inspector_phone").click()  # narrowed: not needed
+        Select(browser.find_element(By.ID, "mask-street")).select_by_value("hash")
+        browser.find_element(By.ID, "approve-reason").send_keys("Serves residents; the phone is not needed")
+        screenshot(browser, "form-access-request-approve-en")
+        browser.find_element(By.ID, "approve").click()
+        assert wait_until(lambda: "/console/grants/" in browser.current_url, 10), browser.current_url
+        grant_path = browser.current_url
+        assert "street masked: hash" in browser.find_element(By.ID, "grant-fields").text
+
+        # narrowed again on a phone: one block per field, a row filter, nothing wider than the screen
+        browser.set_window_size(WIDTHS["phone"], 1000)
+        browser.get(grant_path)
+        Select(browser.find_element(By.ID, "narrow-mask-result")).select_by_value("redact")
+        browser.find_element(By.ID, "narrow-row-filter").send_keys('district in ["Putuo", "Baoshan"]')
+        browser.find_element(By.ID, "narrow-reason").send_keys("Two districts in the pilot")
+        browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "narrow-form"))
+        assert _overflow(browser) <= 0, f"wider than a phone: {_wider_than_the_window(browser)}"
+        screenshot(browser, "form-grant-narrow-en-phone")
+        browser.find_element(By.ID, "narrow").click()
+        assert wait_until(lambda: "result masked: redact" in text_of(browser, "grant-fields"), 10)
+        browser.set_window_size(1280, 1600)
+        grant_id = grant_path.rsplit("/", 1)[-1]
+        assert (
+            platform.ok("GET", f"/catalog/v1/grants/{grant_id}")["row_filter"]
+            == 'district in ["Putuo", "Baoshan"]'
+        )
+        screenshot(browser, "form-grant-narrowed-en")
+
+        log_in_speaking(browser, platform, platform.keys[SCENARIO], "en")
+
+        assert wait_until(lambda: subscribed(browser, platform, SCENARIO, dataset_id), 20), (
+            "the grant did not reach feeds"
+        )
+        subscription_path = browser.current_url
+        assert browser.find_element(By.ID, "delivery").text == "Delivers records now."
+        screenshot(browser, "form-subscription-en")
+
+        log_in_speaking(browser, platform, platform.admin_key, "en")
+        browser.get(grant_path)
+        browser.find_element(By.ID, "revoke-reason").send_keys("The pilot ended")
+        browser.find_element(By.ID, "revoke").click()
+        assert wait_until(lambda: text_of(browser, "grant-status") == "revoked", 10)
+        screenshot(browser, "form-grant-revoked-en")
+
+        log_in_speaking(browser, platform, platform.keys[OPERATOR], "en")
+        browser.get(f"{platform.base}/console/audit?action=grant.revoke&resource_id={grant_id}")
+        assert wait_until(lambda: grant_id in text_of(browser, "audit"), 10)
+        screenshot(browser, "audit-grant-revoked-en")
+
+        log_in_speaking(browser, platform, platform.keys[SCENARIO], "en")
+
+        def stopped() -> bool:
+            browser.get(subscription_path)
+            return "Delivers nothing now: revoked." in text_of(browser, "delivery")
+
+        assert wait_until(stopped, 15), text_of(browser, "delivery")
+        screenshot(browser, "form-subscription-stopped-en")
+    finally:
+        browser.set_window_size(1280, 1600)
+        browser.delete_cookie("citybase_lang")
+
+
 FORM_PAGES = {
     "admin": ("/console/admin", None),
     "scenarios": ("/console/scenarios", None),
     "scenario-admin": (f"/console/scenarios/{SCENARIO}", None),
     "dataset-request": ("/console/datasets/market.inspections", SCENARIO),
     "department": ("/console/department", PUBLISHER),
+    "register": ("/console/contracts/new", PUBLISHER),
 }
 """Pages with forms, each as the role that sees its forms (None: the admin)."""
 

@@ -172,8 +172,12 @@ def _path(platform: Platform, service: str, operation: str) -> tuple[str, str]:
 def _callers(rule: Rule, platform: Platform) -> list[tuple[str, str | None, bool]]:
     """(who, key, allowed) for every caller of a row, the refused ones first."""
     callers: list[tuple[str, str | None, bool]] = [("anonymous", None, rule.cells["anonymous"] == "yes")]
+    # A row about a principal ({principal_id}) is "own" for that principal alone: the others are
+    # refused here, and each role on itself is held by the test after this one.
+    about = platform.context["principal_id"] if "{principal_id}" in rule.operation else None
     for role in ("scenario", "department", "approver"):
-        callers.append((OWN[role], platform.keys[OWN[role]], rule.cells[role] in ("yes", "own")))
+        own = rule.cells[role] == "own" and about in (None, OWN[role])
+        callers.append((OWN[role], platform.keys[OWN[role]], rule.cells[role] == "yes" or own))
         callers.append((FOREIGN[role], platform.keys[FOREIGN[role]], rule.cells[role] == "yes"))
     callers.append(("city-ops", platform.keys["city-ops"], rule.cells["operator"] == "yes"))
     callers.append(("admin", platform.admin_key, rule.cells["admin"] == "yes"))

@@ -179,6 +179,41 @@ def test_keys_are_shown_once_and_a_revoked_key_stops_within_a_second(catalog: Ca
         time.sleep(0.02)
 
 
+def test_an_admin_reads_any_principal_and_every_other_role_only_itself(catalog: CatalogHarness) -> None:
+    catalog.department("transport-bureau", ["transport"])
+    publisher = catalog.principal_key("transport-publisher", "department", "transport-bureau")
+    scenario = catalog.principal_key("one-stop-visit", "scenario")
+    operator = catalog.principal_key("city-ops", "operator")
+    read = catalog.call("GET", "/v1/principals/transport-publisher")
+    assert read.status_code == 200, read.text
+    assert {k: read.json()[k] for k in ("id", "kind", "name", "department_id", "status")} == {
+        "id": "transport-publisher",
+        "kind": "department",
+        "name": "transport-publisher",
+        "department_id": "transport-bureau",
+        "status": "active",
+    }
+    for key, principal_id in (
+        (publisher, "transport-publisher"),
+        (scenario, "one-stop-visit"),
+        (operator, "city-ops"),
+    ):
+        itself = catalog.call("GET", f"/v1/principals/{principal_id}", key)
+        assert itself.status_code == 200 and itself.json()["id"] == principal_id, itself.text
+    for key in (scenario, operator):
+        refused = catalog.call("GET", "/v1/principals/transport-publisher", key)
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    unknown = catalog.call("GET", "/v1/principals/nobody-here")
+    assert unknown.status_code == 404 and unknown.json()["type"].endswith("/principal-not-found")
+    # a refusal is on the trail, naming the principal asked for
+    denied = catalog.call("GET", "/v1/audit", params={"action": "principal.read"}).json()["items"]
+    assert {(e["actor_id"], e["resource_id"], e["outcome"]) for e in denied} >= {
+        ("one-stop-visit", "transport-publisher", "denied"),
+        ("city-ops", "transport-publisher", "denied"),
+    }
+
+
 def test_a_key_is_issued_with_the_defaults_without_a_body(catalog: CatalogHarness) -> None:
     # Every field of the request is optional: no body and an empty body mean the same as {}.
     catalog.principal_key("ai-community", "scenario")

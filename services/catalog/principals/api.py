@@ -36,6 +36,18 @@ def list_principals(session: SessionDep, _: AdminDep, kind: str | None = None) -
     return [PrincipalRead.model_validate(p) for p in service.list_principals(session, kind=kind)]
 
 
+@router.get(
+    "/principals/{principal_id}",
+    response_model=PrincipalRead,
+    tags=["principals"],
+    summary="One principal (admin; any other role only itself)",
+)
+def read_principal(
+    principal_id: str, session: SessionDep, auditor: AuditDep, caller: ReaderDep
+) -> PrincipalRead:
+    return service.read_principal(session, actor=caller, audit=auditor, principal_id=principal_id)
+
+
 @router.post(
     "/principals", response_model=PrincipalRead, status_code=status.HTTP_201_CREATED, tags=["principals"]
 )

@@ -83,6 +83,16 @@ def get_principal(session: Session, principal_id: str) -> Principal:
     return principal
 
 
+def read_principal(session: Session, *, actor: Actor, audit: Auditor, principal_id: str) -> PrincipalRead:
+    """One principal as the catalog knows it: an admin reads any, every other role only itself
+    (docs/authorization.md), so a key cannot learn who else holds keys on the platform. Audited as
+    a read, so a refusal is on the trail."""
+    audit.attempting("principal.read", "principal", principal_id)
+    if not actor.is_admin() and actor.id != principal_id:
+        raise Forbidden("a principal other than an admin reads only itself")
+    return PrincipalRead.model_validate(get_principal(session, principal_id))
+
+
 def list_principals(session: Session, *, kind: str | None = None) -> Sequence[Principal]:
     query = sa.select(Principal).order_by(Principal.id)
     if kind:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from services.console import forms
 from services.console.app import create_app
 from services.console.deps import COOKIE
 
@@ -227,6 +228,27 @@ FORMS = [
         },
         "/grants/g-1",
         id="grant-narrow",
+    ),
+    pytest.param(
+        "approver",
+        "/grants/g-1/narrow",
+        {
+            "field": ["inspection_id", "inspector_phone"],
+            "unmask.inspector_phone": " case handlers call back ",
+            "unmask.inspection_id": "",
+            "row_filter": 'district in ["Putuo"]',
+            "expires_on": "2027-03-01",
+            "reason": "one district",
+        },
+        ("PATCH", "/catalog/v1/grants/g-1", httpx.Response(200, json=GRANT)),
+        {
+            "reason": "one district",
+            "fields": ["inspection_id", "inspector_phone"],
+            "unmask": {"inspector_phone": "case handlers call back"},
+            "row_filter": 'district in ["Putuo"]',
+        },
+        "/grants/g-1",
+        id="grant-narrow-row-filter-unmask",
     ),
     pytest.param(
         "scenario",
@@ -447,3 +469,64 @@ def test_the_services_are_asked_in_the_readers_language() -> None:
     with console(stand_in) as client:
         client.get("/admin?lang=zh-CN")
     assert {c.headers["accept-language"] for c in stand_in.calls} == {"zh-CN"}
+
+
+def test_a_form_with_a_file_is_read_field_by_field_the_file_as_its_text() -> None:
+    boundary = "----citybase"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="document"\r\n\r\n'
+        "\r\n"
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="upload"; filename="c.yaml"\r\n'
+        "Content-Type: application/yaml\r\n\r\n"
+        "id: market.price-checks\nversion: 1.0.0\nname: 价格检查\n\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    fields = forms.multipart(f"multipart/form-data; boundary={boundary}", body)
+    assert fields["document"] == [""]
+    assert fields["upload"] == ["id: market.price-checks\nversion: 1.0.0\nname: 价格检查\n"]
+    document = forms.contract_document(fields)
+    assert (document.dataset_id, document.version, document.media_type) == (
+        "market.price-checks",
+        "1.0.0",
+        "application/yaml",
+    )
+    assert forms.multipart("multipart/form-data; boundary=x", b"not multipart") == {}
+
+
+def test_a_contract_problem_points_at_its_line_in_what_was_pasted() -> None:
+    text = "id: market.price-checks\nschema:\n  - name: checks\n    properties:\n      - name: a\n        logicalType: colour\n"
+    document = forms.contract_document({"document": [text]})
+    assert document.line_of("/schema/0/properties/0/logicalType") == 6
+    assert document.line_of("/schema/0/properties/0/required") == 5  # missing: the nearest there
+    assert document.line_of("/schema/7") == 3  # no such item: the list it is missing from
+    assert forms.contract_document({"document": ["{not: [yaml"]}).line_of("/id") is None
+    pasted_json = forms.contract_document({"document": [' {"id": "a.b", "version": 2}']})
+    assert (pasted_json.dataset_id, pasted_json.version, pasted_json.media_type) == (
+        "a.b",
+        "2",
+        "application/json",
+    )
+
+
+def test_an_approval_carries_the_fields_in_clear_with_their_reasons_and_the_row_filter() -> None:
+    body = forms.approval(
+        {
+            "field": ["inspection_id", "inspector_phone"],
+            "mask.inspection_id": ["hash"],
+            "unmask.inspector_phone": [" case handlers call back "],
+            "unmask.district": ["not granted: left out"],
+            "row_filter": ['district in ["Putuo"]'],
+            "duration_days": ["30"],
+            "reason": ["ok"],
+        }
+    )
+    assert body == {
+        "reason": "ok",
+        "fields": ["inspection_id", "inspector_phone"],
+        "masking": {"inspection_id": "hash"},
+        "unmask": {"inspector_phone": "case handlers call back"},
+        "row_filter": 'district in ["Putuo"]',
+        "duration_days": 30,
+    }
