@@ -10,28 +10,31 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
+from citybase.verbs import TranslatedCommand, TranslatedGroup
 from services.catalog.audit import service as audit
 from services.catalog.models import outbox
 from services.common import catalog_events, db
 from services.common.bus import BusError, bus_from_url
+from services.common.i18n import N_
 from services.common.outbox import Outbox
 from services.common.settings import Settings
 
 app = typer.Typer(
-    help="The audit trail: verify its hash chain, checkpoint its head, export the published checkpoints.",
+    help=N_("The audit trail: verify its hash chain, checkpoint its head, export the published checkpoints."),
     no_args_is_help=True,
+    cls=TranslatedGroup,
 )
 console = Console()
 
 DatabaseOption = Annotated[
     str | None,
-    typer.Option(help="The catalog's database URL (default CITYBASE_DATABASE_URL or the embedded one)."),
+    typer.Option(help=N_("The catalog's database URL (default CITYBASE_DATABASE_URL or the embedded one).")),
 ]
 
 
 BusOption = Annotated[
     str | None,
-    typer.Option(help="The bus holding platform.catalog (default CITYBASE_BUS_URL or the embedded one)."),
+    typer.Option(help=N_("The bus holding platform.catalog (default CITYBASE_BUS_URL or the embedded one).")),
 ]
 
 
@@ -67,14 +70,20 @@ def _from_file(path: Path) -> tuple[list[audit.Checkpoint], str]:
         raise typer.Exit(2) from None
 
 
-@app.command()
+@app.command(
+    help=N_(
+        "Recompute the hash chain, compare it with the checkpoints published out of the database "
+        "(the bus, or an exported file); exit 1 and name the first entry that does not match."
+    ),
+    cls=TranslatedCommand,
+)
 def verify(
     database_url: DatabaseOption = None,
     bus_url: BusOption = None,
     checkpoints: Annotated[
         Path | None,
         typer.Option(
-            help="Compare with the checkpoints of this file (from export-checkpoints) instead of the bus."
+            help=N_("Compare with the checkpoints of this file (from export-checkpoints) instead of the bus.")
         ),
     ] = None,
 ) -> None:
@@ -105,9 +114,16 @@ def verify(
     raise typer.Exit(1)
 
 
-@app.command("export-checkpoints")
+@app.command(
+    "export-checkpoints",
+    help=N_(
+        "Write the checkpoints published on platform.catalog to a file, one JSON object a line, for a "
+        "verifier with no access to the bus (citybase audit verify --checkpoints FILE)."
+    ),
+    cls=TranslatedCommand,
+)
 def export_checkpoints(
-    output: Annotated[Path, typer.Option("--output", "-o", help="The JSON-lines file to write.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=N_("The JSON-lines file to write."))],
     bus_url: BusOption = None,
 ) -> None:
     """Write the checkpoints published on platform.catalog to a file, one JSON object a line, for a
@@ -118,7 +134,10 @@ def export_checkpoints(
     console.print(f"{count} checkpoints from {source} written to {output}")
 
 
-@app.command()
+@app.command(
+    help=N_("Record the head of the chain now (the catalog also does it periodically)."),
+    cls=TranslatedCommand,
+)
 def checkpoint(database_url: DatabaseOption = None) -> None:
     """Record the head of the chain now (the catalog also does it periodically)."""
     engine = _engine(database_url)

@@ -36,6 +36,7 @@ from citybase.demo import (
     example_contract_files,
     stream,
 )
+from services.common.i18n import N_, _
 from services.common.topics import dead_letter_topic
 
 console = Console(soft_wrap=True)
@@ -49,7 +50,7 @@ UNAVAILABLE = 3
 
 KeyOption = Annotated[
     str | None,
-    typer.Option(envvar="CITYBASE_API_KEY", help="API key of the owning department, or an admin key."),
+    typer.Option(envvar="CITYBASE_API_KEY", help=N_("API key of the owning department, or an admin key.")),
 ]
 
 
@@ -71,33 +72,38 @@ def _print_problem(error: PublishError) -> None:
 
 def need_key(key: str | None) -> str:
     if not key:
-        console.print("[red]an API key is needed: --key or CITYBASE_API_KEY[/red]")
+        console.print("[red]" + _("an API key is needed: --key or CITYBASE_API_KEY") + "[/red]")
         raise typer.Exit(USAGE)
     return key
 
 
 # --- citybase publish ----------------------------------------------------------------------------
 
+PUBLISH_HELP = N_(
+    "Publish FILE to a dataset in batches, and list the rows the contract rejected.\n\n"
+    "Exit code 0 when every record was accepted, 1 when some were rejected (they are on "
+    "dlq.<dataset>), 2 on a usage or key problem, 3 when the platform could not be reached."
+)
+
 
 def publish(
     file: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, readable=True, help="A .csv, .ndjson/.jsonl or .json (array) file."
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help=N_("A .csv, .ndjson/.jsonl or .json (array) file."),
         ),
     ],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="The dataset to publish to.")],
-    url: Annotated[str, typer.Option(help="Ingest's base URL.")] = "http://127.0.0.1:8000/ingest",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help=N_("The dataset to publish to."))],
+    url: Annotated[str, typer.Option(help=N_("Ingest's base URL."))] = "http://127.0.0.1:8000/ingest",
     key: KeyOption = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per request.")] = 1000,
-    show: Annotated[int, typer.Option(min=0, help="How many rejected rows to list.")] = 20,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each answer.")] = 30.0,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help=N_("Records per request."))] = 1000,
+    show: Annotated[int, typer.Option(min=0, help=N_("How many rejected rows to list."))] = 20,
+    timeout: Annotated[float, typer.Option(min=0.1, help=N_("Seconds to wait for each answer."))] = 30.0,
 ) -> None:
-    """Publish FILE to a dataset in batches, and list the rows the contract rejected.
-
-    Exit code 0 when every record was accepted, 1 when some were rejected (they are on
-    dlq.<dataset>), 2 on a usage or key problem, 3 when the platform could not be reached.
-    """
+    """``citybase publish`` (:data:`PUBLISH_HELP`)."""
     api_key = need_key(key)
     try:
         file_format(file)
@@ -176,9 +182,18 @@ def _print_rejected(totals: FileResult, show: int) -> None:
 
 # --- citybase demo -------------------------------------------------------------------------------
 
+DEMO_HELP = N_(
+    "Stream synthetic records of the example datasets into a running platform, with faults.\n\n"
+    "Records are valid by default; the --*-rate options inject faults into that share of records "
+    "(one fault per record, rates add up): nulls in required fields, out-of-range values, bad enum "
+    "values and schema breaks are rejected by ingest; duplicate keys and late events are accepted "
+    "and show in the quality scores."
+)
 
-def _rate(what: str) -> Any:
-    return typer.Option(min=0.0, max=1.0, help=f"Share of records {what}.")
+
+def _rate(share: str) -> Any:
+    """The option of one fault's rate; ``share`` (marked ``N_``) says which records it touches."""
+    return typer.Option(min=0.0, max=1.0, help=share)
 
 
 class Catalog:
@@ -315,42 +330,46 @@ def _live(enabled: bool, renderable: Table) -> Iterator[Live | None]:
 
 def demo(
     url: Annotated[
-        str, typer.Option(help="The platform's base URL (citybase up).")
+        str, typer.Option(help=N_("The platform's base URL (citybase up)."))
     ] = "http://127.0.0.1:8000",
     key: KeyOption = None,
-    rate: Annotated[float, typer.Option(min=0.1, help="Records per second, over all datasets.")] = 50.0,
-    duration: Annotated[float, typer.Option(min=0, help="Seconds to run; 0 runs until Ctrl-C.")] = 60.0,
+    rate: Annotated[float, typer.Option(min=0.1, help=N_("Records per second, over all datasets."))] = 50.0,
+    duration: Annotated[float, typer.Option(min=0, help=N_("Seconds to run; 0 runs until Ctrl-C."))] = 60.0,
     datasets: Annotated[
-        str, typer.Option(help="'all' (the five example datasets) or dataset ids, comma-separated.")
+        str, typer.Option(help=N_("'all' (the five example datasets) or dataset ids, comma-separated."))
     ] = "all",
-    null_rate: Annotated[float, _rate("missing a required field (rejected)")] = 0.0,
-    out_of_range_rate: Annotated[float, _rate("with a value beyond its bounds (rejected)")] = 0.0,
-    bad_enum_rate: Annotated[float, _rate("with a value outside its enumeration (rejected)")] = 0.0,
-    duplicate_rate: Annotated[float, _rate("repeating an earlier primary key (accepted)")] = 0.0,
-    late_rate: Annotated[float, _rate("with event times hours in the past (accepted)")] = 0.0,
-    schema_break_rate: Annotated[float, _rate("with a wrong type or an unknown field (rejected)")] = 0.0,
+    null_rate: Annotated[float, _rate(N_("Share of records missing a required field (rejected)."))] = 0.0,
+    out_of_range_rate: Annotated[
+        float, _rate(N_("Share of records with a value beyond its bounds (rejected)."))
+    ] = 0.0,
+    bad_enum_rate: Annotated[
+        float, _rate(N_("Share of records with a value outside its enumeration (rejected)."))
+    ] = 0.0,
+    duplicate_rate: Annotated[
+        float, _rate(N_("Share of records repeating an earlier primary key (accepted)."))
+    ] = 0.0,
+    late_rate: Annotated[
+        float, _rate(N_("Share of records with event times hours in the past (accepted)."))
+    ] = 0.0,
+    schema_break_rate: Annotated[
+        float, _rate(N_("Share of records with a wrong type or an unknown field (rejected)."))
+    ] = 0.0,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the generators; the same seed, the same records.")
+        int | None, typer.Option(help=N_("Seed of the generators; the same seed, the same records."))
     ] = None,
     register: Annotated[
-        bool, typer.Option(help="Register the example departments and contracts that are missing.")
+        bool, typer.Option(help=N_("Register the example departments and contracts that are missing."))
     ] = True,
     json_summary: Annotated[
-        bool, typer.Option("--json-summary", help="Print the totals as one JSON line at the end.")
+        bool, typer.Option("--json-summary", help=N_("Print the totals as one JSON line at the end."))
     ] = False,
     catalog_url: Annotated[
-        str | None, typer.Option(help="The catalog's base URL; default URL/catalog.")
+        str | None, typer.Option(help=N_("The catalog's base URL; default URL/catalog."))
     ] = None,
-    ingest_url: Annotated[str | None, typer.Option(help="Ingest's base URL; default URL/ingest.")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each answer.")] = 30.0,
+    ingest_url: Annotated[str | None, typer.Option(help=N_("Ingest's base URL; default URL/ingest."))] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help=N_("Seconds to wait for each answer."))] = 30.0,
 ) -> None:
-    """Stream synthetic records of the example datasets into a running platform, with faults.
-
-    Records are valid by default; the --*-rate options inject faults into that share of records
-    (one fault per record, rates add up): nulls in required fields, out-of-range values, bad enum
-    values and schema breaks are rejected by ingest; duplicate keys and late events are accepted
-    and show in the quality scores.
-    """
+    """``citybase demo`` (:data:`DEMO_HELP`)."""
     api_key = need_key(key)
     try:
         faults = FaultRates(

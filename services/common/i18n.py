@@ -145,6 +145,51 @@ def N_(message: str) -> str:
     return message
 
 
+class Sentence:
+    """A sentence in the language of whoever reads it: an English template marked ``N_`` where it
+    is written (``Sentence(N_("no dataset %(dataset)r"), dataset=dataset_id)``) and translated
+    where it is shown, its named placeholders filled after translation.
+
+    ``str()`` is the English sentence (logs, exception messages, stored evidence); :meth:`render`
+    speaks the current locale. Values are not translated: they are identifiers, numbers and reasons.
+    """
+
+    __slots__ = ("template", "values")
+
+    def __init__(self, template: str, /, **values: object) -> None:
+        self.template = template
+        self.values = values
+
+    def render(self) -> str:
+        """The sentence in the current locale (a value that is itself a :class:`Sentence` too)."""
+        translated = gettext(self.template)
+        if not self.values:
+            return translated
+        return translated % {
+            name: value.render() if isinstance(value, Sentence) else value
+            for name, value in self.values.items()
+        }
+
+    def __str__(self) -> str:
+        return self.template % self.values if self.values else self.template
+
+    def __repr__(self) -> str:
+        return f"Sentence({self.template!r}, **{self.values!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sentence):
+            return (self.template, self.values) == (other.template, other.values)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.template)
+
+
+def render(text: str | Sentence) -> str:
+    """A plain string as it is, a :class:`Sentence` in the current locale."""
+    return text.render() if isinstance(text, Sentence) else text
+
+
 def tag() -> str:
     """The current locale as a BCP 47 tag, for ``<html lang>`` and ``Content-Language``."""
     return _current.get().replace("_", "-")

@@ -15,11 +15,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from services.common import i18n
+from services.common.i18n import N_, Sentence
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://citybase.dev/problems/"
@@ -28,11 +29,25 @@ log = logging.getLogger(__name__)
 
 
 class FieldError(BaseModel):
-    """One invalid value: where it is, which rule it broke, and what to do."""
+    """One invalid value: where it is, which rule it broke, and what to do.
+
+    ``message`` is a plain string (a library's own words, kept as they are) or a
+    :class:`~services.common.i18n.Sentence`, shown in the language of the answer; the field holds
+    its English (logs, dead letters)."""
 
     path: str = Field(description="JSON Pointer (RFC 6901) to the invalid value, e.g. /body/0/delay_s")
     rule: str = Field(description="The rule broken, e.g. required, type, maximum, enum")
     message: str
+    _message: i18n.Sentence | None = PrivateAttr(default=None)
+
+    def __init__(self, *, path: str, rule: str, message: str | i18n.Sentence) -> None:
+        super().__init__(path=path, rule=rule, message=str(message))
+        if isinstance(message, i18n.Sentence):
+            self._message = message
+
+    def shown(self) -> dict[str, str]:
+        """The error as an answer shows it: its message in the current locale."""
+        return {"path": self.path, "rule": self.rule, "message": i18n.render(self._message or self.message)}
 
 
 class ProblemDetail(BaseModel):
@@ -56,14 +71,17 @@ class Problem(Exception):
 
     def __init__(
         self,
-        detail: str | None = None,
+        detail: str | i18n.Sentence | None = None,
         *,
         errors: Sequence[FieldError] | None = None,
         headers: dict[str, str] | None = None,
         **extensions: Any,
     ) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail
+        english = str(detail) if detail else None
+        super().__init__(english or self.title)
+        self.detail = english
+        """The detail in English, as logs and the audit trail keep it."""
+        self.message = detail if isinstance(detail, i18n.Sentence) else None
         self.errors = list(errors) if errors else None
         self.extensions = extensions
         if headers:
@@ -78,17 +96,18 @@ class Problem(Exception):
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         """The problem document in the current language (:mod:`services.common.i18n`): the title
-        translated, the ``type`` URI the same in every language."""
+        and a :class:`~services.common.i18n.Sentence` detail translated, the ``type`` URI the same
+        in every language."""
         title = i18n.gettext(self.title)
         if self.title_args:
             title = title % self.title_args
         body: dict[str, Any] = {"type": self.type, "title": title, "status": self.status}
         if self.detail:
-            body["detail"] = self.detail
+            body["detail"] = i18n.render(self.message or self.detail)
         if instance:
             body["instance"] = instance
         if self.errors:
-            body["errors"] = [error.model_dump() for error in self.errors]
+            body["errors"] = [error.shown() for error in self.errors]
         body.update(self.extensions)
         return body
 
@@ -105,7 +124,7 @@ class MalformedBody(BadRequest):
 
     def __init__(
         self,
-        detail: str,
+        detail: str | i18n.Sentence,
         *,
         line: int | None = None,
         column: int | None = None,
@@ -156,14 +175,18 @@ class Conflict(Problem):
 class TooManyRequests(Problem):
     slug, title, status = "too-many-requests", "Too many requests", 429
 
-    def __init__(self, detail: str | None = None, *, retry_after_s: int = 1, **extensions: Any) -> None:
+    def __init__(
+        self, detail: str | i18n.Sentence | None = None, *, retry_after_s: int = 1, **extensions: Any
+    ) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
 
 
 class ServiceUnavailable(Problem):
     slug, title, status = "service-unavailable", "Service unavailable", 503
 
-    def __init__(self, detail: str | None = None, *, retry_after_s: int = 5, **extensions: Any) -> None:
+    def __init__(
+        self, detail: str | i18n.Sentence | None = None, *, retry_after_s: int = 5, **extensions: Any
+    ) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
 
 
@@ -175,7 +198,8 @@ class CatalogNotReady(ServiceUnavailable):
 
     def __init__(self, service: str, *, retry_after_s: int = 1) -> None:
         super().__init__(
-            f"{service} is still reading platform.catalog; retry shortly", retry_after_s=retry_after_s
+            Sentence(N_("%(service)s is still reading platform.catalog; retry shortly"), service=service),
+            retry_after_s=retry_after_s,
         )
         self.title_args = {"service": service.capitalize()}
 
@@ -221,7 +245,10 @@ def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     return request_problem(
-        InvalidRequest(f"{len(errors)} invalid value(s) in the request", errors=errors), request
+        InvalidRequest(
+            Sentence(N_("%(count)s invalid value(s) in the request"), count=len(errors)), errors=errors
+        ),
+        request,
     )
 
 
@@ -238,7 +265,7 @@ def _malformed_json(exc: RequestValidationError) -> MalformedBody | None:
         if isinstance(body, bytes):
             body = body.decode("utf-8", "replace")
         if offset is None or not isinstance(body, str):
-            return MalformedBody(f"the body is not valid JSON: {reason}")
+            return MalformedBody(Sentence(N_("the body is not valid JSON: %(reason)s"), reason=reason))
         return MalformedBody.at(body, offset, reason)
     return None
 
@@ -289,7 +316,7 @@ def _on_http(request: Request, exc: Exception) -> JSONResponse:
 def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return request_problem(
-        InternalError("The server failed to handle this request; it has been logged."), request
+        InternalError(Sentence(N_("The server failed to handle this request; it has been logged."))), request
     )
 
 
