@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common import i18n
 from services.common.i18n import N_
-from services.common.problems import FieldError, Problem, problem_response
+from services.common.problems import FieldError, Problem, scope_problem
 
 MAX_HEADER_BYTES = 32 * 1024
 """All header names and values together; a key is under 100 bytes, a Last-Event-ID under 8 KiB."""
@@ -64,9 +64,7 @@ class HeaderLimits:
                     message=i18n.Sentence(N_("%(size)s bytes"), size=largest_size),
                 )
             ]
-        response = problem_response(
-            HeadersTooLarge(detail, errors=errors), scope.get("root_path", "") + scope["path"]
-        )
+        response = scope_problem(HeadersTooLarge(detail, errors=errors), scope)
         await response(scope, _disconnected, send)
 
 

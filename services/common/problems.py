@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, PrivateAttr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Scope
 
 from services.common import i18n
 from services.common.i18n import N_, Sentence
@@ -214,6 +215,14 @@ def problem_response(
         language = i18n.tag()
     headers = {**(problem.headers or {}), "Content-Language": language}
     return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def scope_problem(problem: Problem, scope: Scope) -> JSONResponse:
+    """:func:`problem_response` for the raw ASGI request ``scope`` a middleware refuses: its path as
+    the instance, its ``Accept-Language``."""
+    language = next((value for name, value in scope.get("headers", ()) if name == b"accept-language"), b"")
+    path = scope.get("root_path", "") + scope["path"]
+    return problem_response(problem, path, accept_language=language.decode("latin-1"))
 
 
 def request_problem(problem: Problem, request: Request) -> JSONResponse:

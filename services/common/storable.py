@@ -21,7 +21,7 @@ from sqlalchemy.exc import DataError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.i18n import N_, Sentence
-from services.common.problems import FieldError, Problem, json_pointer, problem_response, request_problem
+from services.common.problems import FieldError, Problem, json_pointer, request_problem, scope_problem
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class NulGuard:
         problem = NulCharacter(
             Sentence(N_("text the platform stores cannot contain a NUL character (U+0000)")), errors=errors
         )
-        response = problem_response(problem, scope.get("root_path", "") + scope["path"].replace(NUL, ""))
+        response = scope_problem(problem, {**scope, "path": scope["path"].replace(NUL, "")})
         await response(scope, _no_receive, send)
 
 

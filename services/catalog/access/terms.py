@@ -138,21 +138,12 @@ def check_row_filter(scope: ContractScope, text: str | None) -> str | None:
     try:
         parse_row_filter(text, sorted(path for path in scope.paths if "[]" not in path))
     except RowFilterError as error:
+        reason = Sentence(
+            N_("%(message)s (at character %(position)s)"), message=error.sentence, position=error.position
+        )
         raise exceptions.InvalidRowFilter(
-            Sentence(
-                N_("%(message)s (at character %(position)s)"), message=error.message, position=error.position
-            ),
-            errors=[
-                FieldError(
-                    path="/body/row_filter",
-                    rule="row-filter",
-                    message=Sentence(
-                        N_("%(message)s (at character %(position)s)"),
-                        message=error.message,
-                        position=error.position,
-                    ),
-                )
-            ],
+            reason,
+            errors=[FieldError(path="/body/row_filter", rule="row-filter", message=reason)],
             position=error.position,
         ) from error
     return text

@@ -93,12 +93,12 @@ def parse_contract(
         )
     text = _decode(document)
     raw = _load(text, max_depth)
-    _raise_if(_odcs_v3_errors(raw), "the document is not an ODCS v3 data contract")
-    _raise_if(schema_errors(raw), "the document does not follow the ODCS JSON Schema")
+    _raise_if(_odcs_v3_errors(raw), N_("the document is not an ODCS v3 data contract"))
+    _raise_if(schema_errors(raw), N_("the document does not follow the ODCS JSON Schema"))
     model = _model(raw)
     _raise_if(
         [*_duplicate_name_errors(raw), *_version_errors(raw), *convention_errors(model)],
-        "the contract breaks a rule ODCS or citybase sets beyond its JSON Schema",
+        N_("the contract breaks a rule ODCS or citybase sets beyond its JSON Schema"),
     )
     return ParsedContract(
         raw=raw,
@@ -111,15 +111,23 @@ def parse_contract(
 
 
 def _raise_if(errors: list[FieldError], summary: str) -> None:
+    """Refuse the contract if there are ``errors``, under ``summary`` (marked ``N_``)."""
     if not errors:
         return
     # Keywords overlap (ODCS says additionalProperties and unevaluatedProperties at the root), so
     # the same error can be found twice; it is reported once.
     unique = {(error.path, error.rule, error.message): error for error in errors}
     errors = [unique[key] for key in sorted(unique)]
-    detail = f"{summary}: {len(errors)} error(s)"
-    if len(errors) > MAX_REPORTED_ERRORS:
-        detail += f", the first {MAX_REPORTED_ERRORS} listed"
+    count = (
+        Sentence(
+            N_("%(count)s error(s), the first %(listed)s listed"),
+            count=len(errors),
+            listed=MAX_REPORTED_ERRORS,
+        )
+        if len(errors) > MAX_REPORTED_ERRORS
+        else Sentence(N_("%(count)s error(s)"), count=len(errors))
+    )
+    detail = Sentence(N_("%(summary)s: %(count)s"), summary=Sentence(summary), count=count)
     raise ContractInvalid(detail, errors=errors[:MAX_REPORTED_ERRORS])
 
 
@@ -194,7 +202,7 @@ def _load(text: str, max_depth: int) -> dict[str, Any]:
     # JSON is, for contracts, a subset of YAML, but a JSON author deserves JSON's error messages.
     stripped = text.lstrip()
     data = _load_json(text) if stripped[:1] in ("{", "[") else load_yaml(text, max_depth=max_depth)
-    _raise_if(list(_data_errors(data, max_depth)), "the contract holds values JSON cannot represent")
+    _raise_if(list(_data_errors(data, max_depth)), N_("the contract holds values JSON cannot represent"))
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise ContractInvalid(
