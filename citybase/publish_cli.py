@@ -36,6 +36,7 @@ from citybase.demo import (
     example_contract_files,
     stream,
 )
+from services.common import i18n
 from services.common.i18n import N_, _
 from services.common.topics import dead_letter_topic
 
@@ -131,7 +132,7 @@ def publish(
             rejected=totals.rejected,
         )
 
-    with Publisher(url, api_key, timeout=timeout) as publisher, progress:
+    with Publisher(url, api_key, timeout=timeout, language=i18n.tag()) as publisher, progress:
         try:
             totals = publisher.publish_file(dataset, file, batch_size=batch_size, on_batch=advance)
         except PublishError as error:
@@ -152,12 +153,19 @@ def publish(
 
 
 def _print_totals(totals: FileResult) -> None:
-    replayed = f", {totals.replayed_batches} replayed" if totals.replayed_batches else ""
-    duplicates = f", {totals.duplicates} duplicates" if totals.duplicates else ""
+    replayed = (
+        _(", %(count)s replayed") % {"count": totals.replayed_batches} if totals.replayed_batches else ""
+    )
+    duplicates = _(", %(count)s duplicates") % {"count": totals.duplicates} if totals.duplicates else ""
     colour = "green" if totals.all_accepted else "yellow"
+    counts = _("%(sent)s records, %(accepted)s accepted, %(rejected)s rejected") % {
+        "sent": totals.sent,
+        "accepted": totals.accepted,
+        "rejected": totals.rejected,
+    }
+    batches = _("%(count)s batches") % {"count": totals.batches}
     console.print(
-        f"[{colour}]{totals.path.name} → {totals.dataset}: {totals.sent} records, {totals.accepted} accepted, "
-        f"{totals.rejected} rejected{duplicates}[/{colour}] ({totals.batches} batches{replayed})"
+        f"[{colour}]{totals.path.name} → {totals.dataset}: {counts}{duplicates}[/{colour}] ({batches}{replayed})"
     )
 
 
@@ -165,19 +173,28 @@ def _print_rejected(totals: FileResult, show: int) -> None:
     rows = totals.rejected_rows
     if show == 0 or not rows:
         return
-    table = Table(title=f"Rejected rows ({min(show, len(rows))} of {len(rows)} errors)", title_justify="left")
-    table.add_column("line", justify="right")
-    table.add_column("field")
-    table.add_column("rule", style="bold")
-    table.add_column("message", overflow="fold")
+    title = _("Rejected rows (%(shown)s of %(count)s errors)") % {
+        "shown": min(show, len(rows)),
+        "count": len(rows),
+    }
+    table = Table(title=title, title_justify="left")
+    table.add_column(_("line"), justify="right")
+    table.add_column(_("field"))
+    table.add_column(_("rule"), style="bold")
+    table.add_column(_("message"), overflow="fold")
     for row in rows[:show]:
         table.add_row(str(row.line), row.path or "/", row.rule, row.message)
     console.print(table)
     if totals.errors_truncated:
         console.print(
-            "[yellow]ingest listed only the first errors of some batches; the counts are exact[/yellow]"
+            "[yellow]"
+            + _("ingest listed only the first errors of some batches; the counts are exact")
+            + "[/yellow]"
         )
-    console.print(f"rejected records are on {dead_letter_topic(totals.dataset)}, with their reasons")
+    console.print(
+        _("rejected records are on %(topic)s, with their reasons")
+        % {"topic": dead_letter_topic(totals.dataset)}
+    )
 
 
 # --- citybase demo -------------------------------------------------------------------------------
@@ -201,7 +218,9 @@ class Catalog:
 
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         self.http = httpx.Client(
-            base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "Accept-Language": i18n.tag()},
+            timeout=timeout,
         )
 
     def close(self) -> None:
@@ -209,7 +228,11 @@ class Catalog:
 
     def _authenticated(self, response: httpx.Response) -> httpx.Response:
         if response.status_code == 401:
-            console.print(f"[red]the catalog refused the key (401): {_detail(response)}[/red]")
+            console.print(
+                "[red]"
+                + _("the catalog refused the key (401): %(detail)s") % {"detail": _detail(response)}
+                + "[/red]"
+            )
             raise typer.Exit(USAGE)
         return response
 
@@ -266,7 +289,9 @@ def _wait_until_ingest_knows(publisher: Publisher, dataset_id: str, deadline: fl
             publisher.check(dataset_id)
         except PublishError as error:
             if error.status == 401:
-                console.print(f"[red]ingest refused the key (401): {error}[/red]")
+                console.print(
+                    "[red]" + _("ingest refused the key (401): %(error)s") % {"error": error} + "[/red]"
+                )
                 raise typer.Exit(USAGE) from error
             if error.status != 404 or time.monotonic() > deadline:
                 return str(error)
@@ -388,11 +413,11 @@ def demo(
         else [d.strip() for d in datasets.split(",") if d.strip()]
     )
     if not wanted:
-        raise typer.BadParameter("name at least one dataset, or 'all'", param_hint="--datasets")
+        raise typer.BadParameter(_("name at least one dataset, or 'all'"), param_hint="--datasets")
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     base = url.rstrip("/")
     catalog = Catalog(catalog_url or f"{base}/catalog", api_key, timeout)
-    publisher = Publisher(ingest_url or f"{base}/ingest", api_key, timeout=timeout)
+    publisher = Publisher(ingest_url or f"{base}/ingest", api_key, timeout=timeout, language=i18n.tag())
     try:
         generators, versions = _prepare(catalog, publisher, wanted, faults, seed, register)
         code = _run(
@@ -405,10 +430,14 @@ def demo(
             json_summary=json_summary,
         )
     except httpx.TransportError as error:
-        console.print(f"[red]cannot reach the platform at {base}: {error!r}[/red]")
+        console.print(
+            "[red]"
+            + _("cannot reach the platform at %(url)s: %(error)s") % {"url": base, "error": repr(error)}
+            + "[/red]"
+        )
         raise typer.Exit(UNAVAILABLE) from error
     except KeyboardInterrupt:  # before streaming started; the stream itself stops cleanly
-        console.print("[yellow]interrupted[/yellow]")
+        console.print("[yellow]" + _("interrupted") + "[/yellow]")
         raise typer.Exit(130) from None
     finally:
         publisher.close()
@@ -437,8 +466,8 @@ def _prepare(
             if outcome not in ("registered", "present"):
                 notes.append(outcome)
         console.print(
-            f"catalog: {outcomes['registered']} example contract versions registered, "
-            f"{outcomes['present']} already there"
+            _("catalog: %(registered)s example contract versions registered, %(present)s already there")
+            % {"registered": outcomes["registered"], "present": outcomes["present"]}
         )
         for note in notes:
             console.print(f"  [yellow]{note}[/yellow]")
@@ -449,12 +478,20 @@ def _prepare(
         contract = catalog.current_contract(dataset_id)
         if contract is None:
             console.print(
-                f"[red]{dataset_id}: no such dataset with a contract in the catalog; left out[/red]"
+                "[red]"
+                + _("%(dataset)s: no such dataset with a contract in the catalog; left out")
+                % {"dataset": dataset_id}
+                + "[/red]"
             )
             continue
         problem = _wait_until_ingest_knows(publisher, dataset_id, deadline)
         if problem is not None:
-            console.print(f"[red]{dataset_id}: ingest will not take records ({problem}); left out[/red]")
+            console.print(
+                "[red]"
+                + _("%(dataset)s: ingest will not take records (%(problem)s); left out")
+                % {"dataset": dataset_id, "problem": problem}
+                + "[/red]"
+            )
             continue
         generators[dataset_id] = RecordGenerator(
             contract["record_schema"],
@@ -465,7 +502,7 @@ def _prepare(
         )
         versions[dataset_id] = str(contract.get("version", ""))
     if not generators:
-        console.print("[red]no dataset to stream to[/red]")
+        console.print("[red]" + _("no dataset to stream to") + "[/red]")
         raise typer.Exit(USAGE)
     return generators, versions
 
@@ -515,15 +552,34 @@ def _run(
             stats.elapsed_s = time.monotonic() - stats.started
             refresh(stats)
         except PublishError as error:
-            console.print(f"[red]ingest refused the key (401): {error}[/red]")
+            console.print(
+                "[red]" + _("ingest refused the key (401): %(error)s") % {"error": error} + "[/red]"
+            )
             return USAGE
     if live is not None and not console.is_terminal:
         console.line()  # a Live that is not on a terminal ends its last render without a newline
     summary = stats.summary()
     console.print(
-        f"{'stopped' if interrupted else 'done'}: {summary['sent']} records in {summary['elapsed_s']:.1f} s "
-        f"({summary['records_per_s']}/s): {summary['accepted']} accepted, {summary['rejected']} rejected "
-        f"({100 * summary['rejected_share']:.1f} %), {summary['lost']} lost"
+        (
+            _(
+                "stopped: %(sent)s records in %(elapsed).1f s (%(per_s)s/s): %(accepted)s accepted, "
+                "%(rejected)s rejected (%(share).1f %%), %(lost)s lost"
+            )
+            if interrupted
+            else _(
+                "done: %(sent)s records in %(elapsed).1f s (%(per_s)s/s): %(accepted)s accepted, "
+                "%(rejected)s rejected (%(share).1f %%), %(lost)s lost"
+            )
+        )
+        % {
+            "sent": summary["sent"],
+            "elapsed": summary["elapsed_s"],
+            "per_s": summary["records_per_s"],
+            "accepted": summary["accepted"],
+            "rejected": summary["rejected"],
+            "share": 100 * summary["rejected_share"],
+            "lost": summary["lost"],
+        }
     )
     if json_summary:
         summary["seed"] = seed
