@@ -145,20 +145,24 @@ def N_(message: str) -> str:
     return message
 
 
-class Sentence:
+class Sentence(str):
     """A sentence in the language of whoever reads it: an English template marked ``N_`` where it
     is written (``Sentence(N_("no dataset %(dataset)r"), dataset=dataset_id)``) and translated
     where it is shown, its named placeholders filled after translation.
 
-    ``str()`` is the English sentence (logs, exception messages, stored evidence); :meth:`render`
-    speaks the current locale. Values are not translated: they are identifiers, numbers and reasons.
+    It is the English sentence itself (a ``str``: logs, exception messages, stored evidence and
+    every comparison read it as before); :meth:`render` speaks the current locale. Values are not
+    translated (identifiers, numbers, a library's reasons) unless they are Sentences themselves.
     """
 
-    __slots__ = ("template", "values")
+    template: str
+    values: dict[str, object]
 
-    def __init__(self, template: str, /, **values: object) -> None:
-        self.template = template
-        self.values = values
+    def __new__(cls, template: str, /, **values: object) -> Sentence:
+        sentence = super().__new__(cls, template % values if values else template)
+        sentence.template = template
+        sentence.values = values
+        return sentence
 
     def render(self) -> str:
         """The sentence in the current locale (a value that is itself a :class:`Sentence` too)."""
@@ -170,23 +174,9 @@ class Sentence:
             for name, value in self.values.items()
         }
 
-    def __str__(self) -> str:
-        return self.template % self.values if self.values else self.template
 
-    def __repr__(self) -> str:
-        return f"Sentence({self.template!r}, **{self.values!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sentence):
-            return (self.template, self.values) == (other.template, other.values)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.template)
-
-
-def render(text: str | Sentence) -> str:
-    """A plain string as it is, a :class:`Sentence` in the current locale."""
+def render(text: str) -> str:
+    """A :class:`Sentence` in the current locale; any other string as it is."""
     return text.render() if isinstance(text, Sentence) else text
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -302,16 +303,36 @@ _HTTP_SLUGS = {
 }
 
 
+_ROUTING_TITLES = {405: N_("Method Not Allowed")}
+"""Starlette's reason phrase of a status no problem type names, as a title (translated as any)."""
+
+
+def _routing_detail(request: Request, exc: StarletteHTTPException) -> str | Sentence | None:
+    """The detail of an HTTP error: a path no route takes or a method it does not answer said in
+    the reader's language; any other detail as the raiser wrote it."""
+    detail = str(exc.detail) if exc.detail else None
+    if detail != HTTPStatus(exc.status_code).phrase:
+        return detail
+    if exc.status_code == 404:
+        return Sentence(N_("no resource answers at %(path)s"), path=request.url.path)
+    if exc.status_code == 405:
+        return Sentence(
+            N_("%(path)s does not answer %(method)s"), path=request.url.path, method=request.method
+        )
+    return detail
+
+
 def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     known = _HTTP_SLUGS.get(exc.status_code)
+    detail = _routing_detail(request, exc)
     if known is not None:
-        problem: Problem = known(str(exc.detail) if exc.detail else None)
+        problem: Problem = known(detail)
     else:
-        problem = Problem(str(exc.detail) if exc.detail else None)
+        problem = Problem(detail)
         problem.status = exc.status_code
         problem.slug = f"http-{exc.status_code}"
-        problem.title = str(exc.detail) or "HTTP error"
+        problem.title = _ROUTING_TITLES.get(exc.status_code) or str(exc.detail) or "HTTP error"
     if exc.headers:
         problem.headers = {**(problem.headers or {}), **exc.headers}
     if exc.status_code == 405:

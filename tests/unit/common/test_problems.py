@@ -228,3 +228,15 @@ def test_a_sentence_inside_a_sentence_speaks_the_same_language() -> None:
     assert str(reason) == "expected a field or a value, found the end of the filter (at character 11)"
     with use("zh_CN"):
         assert reason.render() == "此处应为字段或值，实际为 过滤条件结尾（第 11 个字符处）"
+
+
+def test_a_path_no_route_takes_and_a_method_it_does_not_answer_are_said_in_the_readers_language() -> None:
+    client = TestClient(_app())
+    missing = client.get("/nowhere", headers={"Accept-Language": "zh-CN"}).json()
+    assert (missing["title"], missing["detail"]) == ("未找到", "没有资源位于 /nowhere")
+    assert client.get("/nowhere").json()["detail"] == "no resource answers at /nowhere"
+    refused = client.put("/items/a", headers={"Accept-Language": "zh-CN"}).json()
+    assert refused["type"] == "https://citybase.dev/problems/http-405"
+    assert (refused["title"], refused["detail"]) == ("不允许使用该方法", "/items/a 不接受 PUT 请求")
+    english = client.put("/items/a").json()
+    assert (english["title"], english["detail"]) == ("Method Not Allowed", "/items/a does not answer PUT")
