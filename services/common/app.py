@@ -275,7 +275,7 @@ def _install_infrastructure_handlers(app: FastAPI) -> None:
 
     def on_bus_down(request: Request, exc: Exception) -> JSONResponse:
         return request_problem(
-            ServiceUnavailable(Sentence(N_("the bus is unavailable: %(exc)s"), exc=exc)), request
+            ServiceUnavailable(Sentence(N_("the bus is unavailable: %(error)s"), error=exc)), request
         )
 
     def on_buffer_full(request: Request, exc: Exception) -> JSONResponse:

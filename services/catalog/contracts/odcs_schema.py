@@ -325,8 +325,10 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
             return _field_errors(best)
     message = error.message
     if rule == "oneOf" and not error.context:
-        message = "exactly one of the forms ODCS allows here must match, and this value matches several"
+        message = Sentence(
+            N_("exactly one of the forms ODCS allows here must match, and this value matches several")
+        )
     elif len(message) > 300:
         # jsonschema puts the whole failing instance into some messages; a pointer says where.
-        message = f"the value does not satisfy the ODCS schema's {rule!r} rule"
+        message = Sentence(N_("the value does not satisfy the ODCS schema's %(rule)r rule"), rule=rule)
     return [FieldError(path=document_pointer(location), rule=rule, message=message)]
