@@ -175,6 +175,13 @@ class Sentence(str):
         }
 
 
+def reason_of(error: BaseException) -> str:
+    """What ``error`` was raised with: a :class:`Sentence` as it is (to be shown in the reader's
+    language), anything else as the error's text."""
+    first = error.args[0] if len(error.args) == 1 else None
+    return first if isinstance(first, Sentence) else str(error)
+
+
 def render(text: str) -> str:
     """A :class:`Sentence` in the current locale; any other string as it is."""
     return text.render() if isinstance(text, Sentence) else text

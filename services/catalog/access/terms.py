@@ -24,7 +24,7 @@ from services.catalog.datasets.service import current_version
 from services.catalog.models import Dataset
 from services.catalog.schemas import Classification
 from services.common.auth import Principal
-from services.common.i18n import N_, Sentence
+from services.common.i18n import N_, Sentence, reason_of
 from services.common.policy import FieldMask, RowFilterError, parse_row_filter
 from services.common.problems import FieldError
 
@@ -98,8 +98,9 @@ def _parse_mask(value: MaskValue, pointer: str) -> FieldMask:
     try:
         return FieldMask.from_value(value)
     except ValueError as error:
+        reason = reason_of(error)
         raise exceptions.InvalidMask(
-            str(error), errors=[FieldError(path=pointer, rule="mask", message=str(error))]
+            reason, errors=[FieldError(path=pointer, rule="mask", message=reason)]
         ) from error
 
 

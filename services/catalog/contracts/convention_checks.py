@@ -23,7 +23,7 @@ from services.catalog.contracts.conventions import (
 )
 from services.catalog.contracts.expectations import count_tolerance, gx_custom_rule, row_count_expectation
 from services.catalog.contracts.sla import SLA_NAMES, duration_s
-from services.common.i18n import N_, Sentence
+from services.common.i18n import N_, Sentence, reason_of
 from services.common.problems import FieldError, json_pointer
 
 _PROPERTY_METRICS = frozenset({"nullValues", "missingValues", "invalidValues", "duplicateValues"})
@@ -119,7 +119,7 @@ def _check_property(prop: SchemaProperty, where: list[str | int], error: _Report
     except ValueError as problem:
         declared = custom_property(prop.customProperties, MASKING_PROPERTY)
         index = declared[0] if declared else 0
-        error([*where, "customProperties", index, "value"], "masking", str(problem))
+        error([*where, "customProperties", index, "value"], "masking", reason_of(problem))
     declared_time = custom_property(prop.customProperties, EVENT_TIME_PROPERTY)
     if declared_time is not None and (
         event_time_rank(declared_time[1]) is None

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from citybase.platform import SERVICE_FACTORIES
 from services.common.i18n import N_
+from services.common.i18n import render as render_text
 from services.common.problems import (
     CatalogNotReady,
     NotFound,
@@ -240,3 +241,20 @@ def test_a_path_no_route_takes_and_a_method_it_does_not_answer_are_said_in_the_r
     assert (refused["title"], refused["detail"]) == ("不允许使用该方法", "/items/a 不接受 PUT 请求")
     english = client.put("/items/a").json()
     assert (english["title"], english["detail"]) == ("Method Not Allowed", "/items/a does not answer PUT")
+
+
+def test_a_value_error_raised_with_a_sentence_keeps_it_for_the_refusal() -> None:
+    from services.common.i18n import reason_of, use
+    from services.common.policy import FieldMask
+
+    with pytest.raises(ValueError) as caught:
+        FieldMask.from_value("blur")
+    reason = reason_of(caught.value)
+    assert (
+        reason
+        == str(caught.value)
+        == "masking kind must be one of hash, redact, partial, generalize, not 'blur'"
+    )
+    with use("zh_CN"):
+        assert render_text(reason) == "脱敏方式必须是 hash, redact, partial, generalize 之一，而不是 'blur'"
+    assert reason_of(ValueError("plain words")) == "plain words"
