@@ -10,28 +10,31 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
+from citybase.verbs import TranslatedCommand, TranslatedGroup
 from services.catalog.audit import service as audit
 from services.catalog.models import outbox
 from services.common import catalog_events, db
 from services.common.bus import BusError, bus_from_url
+from services.common.i18n import N_, _
 from services.common.outbox import Outbox
 from services.common.settings import Settings
 
 app = typer.Typer(
-    help="The audit trail: verify its hash chain, checkpoint its head, export the published checkpoints.",
+    help=N_("The audit trail: verify its hash chain, checkpoint its head, export the published checkpoints."),
     no_args_is_help=True,
+    cls=TranslatedGroup,
 )
 console = Console()
 
 DatabaseOption = Annotated[
     str | None,
-    typer.Option(help="The catalog's database URL (default CITYBASE_DATABASE_URL or the embedded one)."),
+    typer.Option(help=N_("The catalog's database URL (default CITYBASE_DATABASE_URL or the embedded one).")),
 ]
 
 
 BusOption = Annotated[
     str | None,
-    typer.Option(help="The bus holding platform.catalog (default CITYBASE_BUS_URL or the embedded one)."),
+    typer.Option(help=N_("The bus holding platform.catalog (default CITYBASE_BUS_URL or the embedded one).")),
 ]
 
 
@@ -46,13 +49,22 @@ def _published(bus_url: str | None) -> tuple[list[audit.Checkpoint], str]:
     parts = urlsplit(url)
     if parts.scheme == "embedded" and not Path(parts.path).is_file():
         # Opening it would create an empty bus, which would vouch for nothing.
-        console.print(f"[red]no embedded bus at {parts.path}[/red]: pass --bus-url or --checkpoints")
+        console.print(
+            "[red]"
+            + _("no embedded bus at %(path)s: pass --bus-url or --checkpoints") % {"path": parts.path}
+            + "[/red]"
+        )
         raise typer.Exit(2)
     bus = bus_from_url(url, client_id="citybase-audit")
     try:
-        return audit.published_checkpoints(bus), f"{catalog_events.TOPIC} on {url}"
+        source = _("%(topic)s on %(url)s") % {"topic": catalog_events.TOPIC, "url": url}
+        return audit.published_checkpoints(bus), source
     except BusError as error:
-        console.print(f"[red]cannot read the audit checkpoints on {url}[/red]: {error}")
+        console.print(
+            "[red]"
+            + _("cannot read the audit checkpoints on %(url)s: %(error)s") % {"url": url, "error": error}
+            + "[/red]"
+        )
         raise typer.Exit(2) from None
     finally:
         bus.close()
@@ -63,23 +75,32 @@ def _from_file(path: Path) -> tuple[list[audit.Checkpoint], str]:
         with path.open(encoding="utf-8") as lines:
             return audit.read_checkpoints(lines), str(path)
     except (OSError, ValueError) as error:
-        console.print(f"[red]cannot read the checkpoints of {path}[/red]: {error}")
+        console.print(
+            "[red]"
+            + _("cannot read the checkpoints of %(path)s: %(error)s") % {"path": path, "error": error}
+            + "[/red]"
+        )
         raise typer.Exit(2) from None
 
 
-@app.command()
+@app.command(
+    help=N_(
+        "Recompute the hash chain, compare it with the checkpoints published out of the database "
+        "(the bus, or an exported file); exit 1 and name the first entry that does not match."
+    ),
+    cls=TranslatedCommand,
+)
 def verify(
     database_url: DatabaseOption = None,
     bus_url: BusOption = None,
     checkpoints: Annotated[
         Path | None,
         typer.Option(
-            help="Compare with the checkpoints of this file (from export-checkpoints) instead of the bus."
+            help=N_("Compare with the checkpoints of this file (from export-checkpoints) instead of the bus.")
         ),
     ] = None,
 ) -> None:
-    """Recompute the hash chain, compare it with the checkpoints published out of the database
-    (the bus, or an exported file); exit 1 and name the first entry that does not match."""
+    """``citybase audit verify``: the trail against checkpoints the database cannot rewrite."""
     published, source = _from_file(checkpoints) if checkpoints is not None else _published(bus_url)
     engine = _engine(database_url)
     try:
@@ -89,47 +110,77 @@ def verify(
         engine.dispose()
     if report.ok:
         console.print(
-            f"[green]audit trail intact[/green]: {report.entries_checked} entries, "
-            f"{report.checkpoints} checkpoints, head {report.head_seq} {report.head_hash}; "
-            f"{report.published_checkpoints} published checkpoints from {source} match, "
-            f"the last at entry {report.last_published_seq}"
+            "[green]"
+            + _("audit trail intact")
+            + "[/green]: "
+            + _(
+                "%(entries)s entries, %(checkpoints)s checkpoints, head %(seq)s %(hash)s; "
+                "%(published)s published checkpoints from %(source)s match, the last at entry %(last)s"
+            )
+            % {
+                "entries": report.entries_checked,
+                "checkpoints": report.checkpoints,
+                "seq": report.head_seq,
+                "hash": report.head_hash,
+                "published": report.published_checkpoints,
+                "source": source,
+                "last": report.last_published_seq,
+            }
         )
         return
     assert report.first_break is not None
     since = report.first_break.since_seq
+    values = {"entries": report.entries_checked, "since": since}
     console.print(
-        f"[red]audit trail broken at entry {report.first_break.seq}[/red]: {report.first_break.reason} "
-        f"({report.entries_checked} entries before it check out"
-        + (f"; the change lies after entry {since})" if since is not None else ")")
+        "[red]"
+        + _("audit trail broken at entry %(seq)s") % {"seq": report.first_break.seq}
+        + f"[/red]: {report.first_break.reason} "
+        + (
+            _("(%(entries)s entries before it check out; the change lies after entry %(since)s)") % values
+            if since is not None
+            else _("(%(entries)s entries before it check out)") % values
+        )
     )
     raise typer.Exit(1)
 
 
-@app.command("export-checkpoints")
+@app.command(
+    "export-checkpoints",
+    help=N_(
+        "Write the checkpoints published on platform.catalog to a file, one JSON object a line, for a "
+        "verifier with no access to the bus (citybase audit verify --checkpoints FILE)."
+    ),
+    cls=TranslatedCommand,
+)
 def export_checkpoints(
-    output: Annotated[Path, typer.Option("--output", "-o", help="The JSON-lines file to write.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=N_("The JSON-lines file to write."))],
     bus_url: BusOption = None,
 ) -> None:
-    """Write the checkpoints published on platform.catalog to a file, one JSON object a line, for a
-    verifier with no access to the bus (``citybase audit verify --checkpoints FILE``)."""
+    """``citybase audit export-checkpoints``: the published checkpoints, for an offline verifier."""
     published, source = _published(bus_url)
     with output.open("w", encoding="utf-8") as out:
         count = audit.write_checkpoints(published, out)
-    console.print(f"{count} checkpoints from {source} written to {output}")
+    console.print(
+        _("%(count)s checkpoints from %(source)s written to %(path)s")
+        % {"count": count, "source": source, "path": output}
+    )
 
 
-@app.command()
+@app.command(
+    help=N_("Record the head of the chain now (the catalog also does it periodically)."),
+    cls=TranslatedCommand,
+)
 def checkpoint(database_url: DatabaseOption = None) -> None:
-    """Record the head of the chain now (the catalog also does it periodically)."""
+    """``citybase audit checkpoint``: a checkpoint now rather than at the catalog's next one."""
     engine = _engine(database_url)
     try:
         with db.unit_of_work(db.session_factory(engine)) as session:
             # The checkpoint event waits in the outbox until the catalog relays it.
             point = audit.checkpoint(session, Outbox(outbox))
             message = (
-                f"checkpoint at entry {point.seq}: {point.hash}"
+                _("checkpoint at entry %(seq)s: %(hash)s") % {"seq": point.seq, "hash": point.hash}
                 if point
-                else "the head is already checkpointed"
+                else _("the head is already checkpointed")
             )
     finally:
         engine.dispose()

@@ -13,8 +13,8 @@ from rich.console import Console
 from citybase import access_cli, admin_cli, connection, feeds_cli
 from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
-from citybase.publish_cli import demo, publish
-from citybase.scorecard_cli import scorecard
+from citybase.publish_cli import DEMO_HELP, PUBLISH_HELP, demo, publish
+from citybase.scorecard_cli import SCORECARD_HELP, scorecard
 from citybase.verbs import EXIT_CODES, LangOption, TranslatedCommand, TranslatedGroup
 from services.common import i18n, logs
 from services.common.i18n import N_, _
@@ -50,9 +50,9 @@ for name, group in {
     app.add_typer(group, name=name)
 app.command("login", help=admin_cli.LOGIN_HELP, cls=TranslatedCommand)(admin_cli.login)
 app.add_typer(audit_app, name="audit")
-app.command("publish")(publish)
-app.command("demo")(demo)
-app.command("scorecard")(scorecard)
+app.command("publish", help=PUBLISH_HELP, cls=TranslatedCommand)(publish)
+app.command("demo", help=DEMO_HELP, cls=TranslatedCommand)(demo)
+app.command("scorecard", help=SCORECARD_HELP, cls=TranslatedCommand)(scorecard)
 console = Console()
 
 
@@ -80,19 +80,24 @@ def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Sett
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-HostOption = Annotated[str | None, typer.Option(help="Bind address (CITYBASE_HOST).")]
-PortOption = Annotated[int | None, typer.Option(help="Port (CITYBASE_PORT).")]
-DataDirOption = Annotated[Path | None, typer.Option(help="Data directory (CITYBASE_DATA_DIR).")]
+HostOption = Annotated[str | None, typer.Option(help=N_("Bind address (CITYBASE_HOST)."))]
+PortOption = Annotated[int | None, typer.Option(help=N_("Port (CITYBASE_PORT)."))]
+DataDirOption = Annotated[Path | None, typer.Option(help=N_("Data directory (CITYBASE_DATA_DIR)."))]
 
 
-@app.command()
+@app.command(
+    help=N_("Serve the whole platform in one process (embedded defaults: SQLite and the embedded bus)."),
+    cls=TranslatedCommand,
+)
 def up(
     host: HostOption = None,
     port: PortOption = None,
     data_dir: DataDirOption = None,
-    examples: Annotated[bool, typer.Option(help="Load the example contracts on an empty catalog.")] = True,
+    examples: Annotated[
+        bool, typer.Option(help=N_("Load the example contracts on an empty catalog."))
+    ] = True,
 ) -> None:
-    """Serve the whole platform in one process (embedded defaults: SQLite and the embedded bus)."""
+    """``citybase up``: the platform on one machine, a newcomer's first command."""
     import uvicorn
 
     from citybase.platform import create_platform_app, prepare
@@ -133,7 +138,10 @@ SERVED_SERVICE_ENV = "CITYBASE_SERVED_SERVICE"
 """Names the service that each worker process of ``serve --workers N`` builds (``served_app``)."""
 
 
-@app.command()
+@app.command(
+    help=N_("Serve one service in its own process (deployments: Kafka and PostgreSQL via CITYBASE_*)."),
+    cls=TranslatedCommand,
+)
 def serve(
     service: ServiceName,
     host: HostOption = None,
@@ -142,12 +150,14 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Processes serving the service on one port (the kernel spreads connections). "
-            "More than one needs Kafka: the embedded bus belongs to one process.",
+            help=N_(
+                "Processes serving the service on one port (the kernel spreads connections). "
+                "More than one needs Kafka: the embedded bus belongs to one process."
+            ),
         ),
     ] = 1,
 ) -> None:
-    """Serve one service in its own process (deployments: Kafka and PostgreSQL via CITYBASE_*)."""
+    """``citybase serve SERVICE``: one service of a deployment."""
     import uvicorn
 
     settings = _settings(host, port, None)
@@ -209,11 +219,14 @@ def _migrate(settings: Settings, services: list[str]) -> None:
         console.print(f"{name}: migrated to head")
 
 
-@app.command()
+@app.command(
+    help=N_("Run database migrations explicitly (deployments set CITYBASE_MIGRATE_ON_START=false)."),
+    cls=TranslatedCommand,
+)
 def migrate(
-    service: Annotated[ServiceName | None, typer.Argument(help="One service; default all.")] = None,
+    service: Annotated[ServiceName | None, typer.Argument(help=N_("One service; default all."))] = None,
 ) -> None:
-    """Run database migrations explicitly (deployments set CITYBASE_MIGRATE_ON_START=false)."""
+    """``citybase migrate``: each service's schema to its head revision."""
     from citybase.platform import SERVICE_FACTORIES
 
     _migrate(Settings(), [service.value] if service else list(SERVICE_FACTORIES))

@@ -213,6 +213,7 @@ class Publisher:
         max_backoff_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        language: str | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
@@ -224,7 +225,12 @@ class Publisher:
         self._jitter = random.Random()
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "citybase-publisher/0.1"},
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": "citybase-publisher/0.1",
+                # the language of the problems ingest answers with (zh-CN or en); its default, English
+                **({"Accept-Language": language} if language else {}),
+            },
             timeout=timeout,
             transport=transport,
         )

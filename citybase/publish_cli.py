@@ -36,6 +36,8 @@ from citybase.demo import (
     example_contract_files,
     stream,
 )
+from services.common import i18n
+from services.common.i18n import N_, _
 from services.common.topics import dead_letter_topic
 
 console = Console(soft_wrap=True)
@@ -49,7 +51,7 @@ UNAVAILABLE = 3
 
 KeyOption = Annotated[
     str | None,
-    typer.Option(envvar="CITYBASE_API_KEY", help="API key of the owning department, or an admin key."),
+    typer.Option(envvar="CITYBASE_API_KEY", help=N_("API key of the owning department, or an admin key.")),
 ]
 
 
@@ -71,33 +73,38 @@ def _print_problem(error: PublishError) -> None:
 
 def need_key(key: str | None) -> str:
     if not key:
-        console.print("[red]an API key is needed: --key or CITYBASE_API_KEY[/red]")
+        console.print("[red]" + _("an API key is needed: --key or CITYBASE_API_KEY") + "[/red]")
         raise typer.Exit(USAGE)
     return key
 
 
 # --- citybase publish ----------------------------------------------------------------------------
 
+PUBLISH_HELP = N_(
+    "Publish FILE to a dataset in batches, and list the rows the contract rejected.\n\n"
+    "Exit code 0 when every record was accepted, 1 when some were rejected (they are on "
+    "dlq.<dataset>), 2 on a usage or key problem, 3 when the platform could not be reached."
+)
+
 
 def publish(
     file: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, readable=True, help="A .csv, .ndjson/.jsonl or .json (array) file."
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help=N_("A .csv, .ndjson/.jsonl or .json (array) file."),
         ),
     ],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="The dataset to publish to.")],
-    url: Annotated[str, typer.Option(help="Ingest's base URL.")] = "http://127.0.0.1:8000/ingest",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help=N_("The dataset to publish to."))],
+    url: Annotated[str, typer.Option(help=N_("Ingest's base URL."))] = "http://127.0.0.1:8000/ingest",
     key: KeyOption = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per request.")] = 1000,
-    show: Annotated[int, typer.Option(min=0, help="How many rejected rows to list.")] = 20,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each answer.")] = 30.0,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help=N_("Records per request."))] = 1000,
+    show: Annotated[int, typer.Option(min=0, help=N_("How many rejected rows to list."))] = 20,
+    timeout: Annotated[float, typer.Option(min=0.1, help=N_("Seconds to wait for each answer."))] = 30.0,
 ) -> None:
-    """Publish FILE to a dataset in batches, and list the rows the contract rejected.
-
-    Exit code 0 when every record was accepted, 1 when some were rejected (they are on
-    dlq.<dataset>), 2 on a usage or key problem, 3 when the platform could not be reached.
-    """
+    """``citybase publish`` (:data:`PUBLISH_HELP`)."""
     api_key = need_key(key)
     try:
         file_format(file)
@@ -125,7 +132,7 @@ def publish(
             rejected=totals.rejected,
         )
 
-    with Publisher(url, api_key, timeout=timeout) as publisher, progress:
+    with Publisher(url, api_key, timeout=timeout, language=i18n.tag()) as publisher, progress:
         try:
             totals = publisher.publish_file(dataset, file, batch_size=batch_size, on_batch=advance)
         except PublishError as error:
@@ -146,12 +153,19 @@ def publish(
 
 
 def _print_totals(totals: FileResult) -> None:
-    replayed = f", {totals.replayed_batches} replayed" if totals.replayed_batches else ""
-    duplicates = f", {totals.duplicates} duplicates" if totals.duplicates else ""
+    replayed = (
+        _(", %(count)s replayed") % {"count": totals.replayed_batches} if totals.replayed_batches else ""
+    )
+    duplicates = _(", %(count)s duplicates") % {"count": totals.duplicates} if totals.duplicates else ""
     colour = "green" if totals.all_accepted else "yellow"
+    counts = _("%(sent)s records, %(accepted)s accepted, %(rejected)s rejected") % {
+        "sent": totals.sent,
+        "accepted": totals.accepted,
+        "rejected": totals.rejected,
+    }
+    batches = _("%(count)s batches") % {"count": totals.batches}
     console.print(
-        f"[{colour}]{totals.path.name} → {totals.dataset}: {totals.sent} records, {totals.accepted} accepted, "
-        f"{totals.rejected} rejected{duplicates}[/{colour}] ({totals.batches} batches{replayed})"
+        f"[{colour}]{totals.path.name} → {totals.dataset}: {counts}{duplicates}[/{colour}] ({batches}{replayed})"
     )
 
 
@@ -159,26 +173,44 @@ def _print_rejected(totals: FileResult, show: int) -> None:
     rows = totals.rejected_rows
     if show == 0 or not rows:
         return
-    table = Table(title=f"Rejected rows ({min(show, len(rows))} of {len(rows)} errors)", title_justify="left")
-    table.add_column("line", justify="right")
-    table.add_column("field")
-    table.add_column("rule", style="bold")
-    table.add_column("message", overflow="fold")
+    title = _("Rejected rows (%(shown)s of %(count)s errors)") % {
+        "shown": min(show, len(rows)),
+        "count": len(rows),
+    }
+    table = Table(title=title, title_justify="left")
+    table.add_column(_("line"), justify="right")
+    table.add_column(_("field"))
+    table.add_column(_("rule"), style="bold")
+    table.add_column(_("message"), overflow="fold")
     for row in rows[:show]:
         table.add_row(str(row.line), row.path or "/", row.rule, row.message)
     console.print(table)
     if totals.errors_truncated:
         console.print(
-            "[yellow]ingest listed only the first errors of some batches; the counts are exact[/yellow]"
+            "[yellow]"
+            + _("ingest listed only the first errors of some batches; the counts are exact")
+            + "[/yellow]"
         )
-    console.print(f"rejected records are on {dead_letter_topic(totals.dataset)}, with their reasons")
+    console.print(
+        _("rejected records are on %(topic)s, with their reasons")
+        % {"topic": dead_letter_topic(totals.dataset)}
+    )
 
 
 # --- citybase demo -------------------------------------------------------------------------------
 
+DEMO_HELP = N_(
+    "Stream synthetic records of the example datasets into a running platform, with faults.\n\n"
+    "Records are valid by default; the --*-rate options inject faults into that share of records "
+    "(one fault per record, rates add up): nulls in required fields, out-of-range values, bad enum "
+    "values and schema breaks are rejected by ingest; duplicate keys and late events are accepted "
+    "and show in the quality scores."
+)
 
-def _rate(what: str) -> Any:
-    return typer.Option(min=0.0, max=1.0, help=f"Share of records {what}.")
+
+def _rate(share: str) -> Any:
+    """The option of one fault's rate; ``share`` (marked ``N_``) says which records it touches."""
+    return typer.Option(min=0.0, max=1.0, help=share)
 
 
 class Catalog:
@@ -186,7 +218,9 @@ class Catalog:
 
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         self.http = httpx.Client(
-            base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "Accept-Language": i18n.tag()},
+            timeout=timeout,
         )
 
     def close(self) -> None:
@@ -194,7 +228,11 @@ class Catalog:
 
     def _authenticated(self, response: httpx.Response) -> httpx.Response:
         if response.status_code == 401:
-            console.print(f"[red]the catalog refused the key (401): {_detail(response)}[/red]")
+            console.print(
+                "[red]"
+                + _("the catalog refused the key (401): %(detail)s") % {"detail": _detail(response)}
+                + "[/red]"
+            )
             raise typer.Exit(USAGE)
         return response
 
@@ -251,7 +289,9 @@ def _wait_until_ingest_knows(publisher: Publisher, dataset_id: str, deadline: fl
             publisher.check(dataset_id)
         except PublishError as error:
             if error.status == 401:
-                console.print(f"[red]ingest refused the key (401): {error}[/red]")
+                console.print(
+                    "[red]" + _("ingest refused the key (401): %(error)s") % {"error": error} + "[/red]"
+                )
                 raise typer.Exit(USAGE) from error
             if error.status != 404 or time.monotonic() > deadline:
                 return str(error)
@@ -315,42 +355,46 @@ def _live(enabled: bool, renderable: Table) -> Iterator[Live | None]:
 
 def demo(
     url: Annotated[
-        str, typer.Option(help="The platform's base URL (citybase up).")
+        str, typer.Option(help=N_("The platform's base URL (citybase up)."))
     ] = "http://127.0.0.1:8000",
     key: KeyOption = None,
-    rate: Annotated[float, typer.Option(min=0.1, help="Records per second, over all datasets.")] = 50.0,
-    duration: Annotated[float, typer.Option(min=0, help="Seconds to run; 0 runs until Ctrl-C.")] = 60.0,
+    rate: Annotated[float, typer.Option(min=0.1, help=N_("Records per second, over all datasets."))] = 50.0,
+    duration: Annotated[float, typer.Option(min=0, help=N_("Seconds to run; 0 runs until Ctrl-C."))] = 60.0,
     datasets: Annotated[
-        str, typer.Option(help="'all' (the five example datasets) or dataset ids, comma-separated.")
+        str, typer.Option(help=N_("'all' (the five example datasets) or dataset ids, comma-separated."))
     ] = "all",
-    null_rate: Annotated[float, _rate("missing a required field (rejected)")] = 0.0,
-    out_of_range_rate: Annotated[float, _rate("with a value beyond its bounds (rejected)")] = 0.0,
-    bad_enum_rate: Annotated[float, _rate("with a value outside its enumeration (rejected)")] = 0.0,
-    duplicate_rate: Annotated[float, _rate("repeating an earlier primary key (accepted)")] = 0.0,
-    late_rate: Annotated[float, _rate("with event times hours in the past (accepted)")] = 0.0,
-    schema_break_rate: Annotated[float, _rate("with a wrong type or an unknown field (rejected)")] = 0.0,
+    null_rate: Annotated[float, _rate(N_("Share of records missing a required field (rejected)."))] = 0.0,
+    out_of_range_rate: Annotated[
+        float, _rate(N_("Share of records with a value beyond its bounds (rejected)."))
+    ] = 0.0,
+    bad_enum_rate: Annotated[
+        float, _rate(N_("Share of records with a value outside its enumeration (rejected)."))
+    ] = 0.0,
+    duplicate_rate: Annotated[
+        float, _rate(N_("Share of records repeating an earlier primary key (accepted)."))
+    ] = 0.0,
+    late_rate: Annotated[
+        float, _rate(N_("Share of records with event times hours in the past (accepted)."))
+    ] = 0.0,
+    schema_break_rate: Annotated[
+        float, _rate(N_("Share of records with a wrong type or an unknown field (rejected)."))
+    ] = 0.0,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the generators; the same seed, the same records.")
+        int | None, typer.Option(help=N_("Seed of the generators; the same seed, the same records."))
     ] = None,
     register: Annotated[
-        bool, typer.Option(help="Register the example departments and contracts that are missing.")
+        bool, typer.Option(help=N_("Register the example departments and contracts that are missing."))
     ] = True,
     json_summary: Annotated[
-        bool, typer.Option("--json-summary", help="Print the totals as one JSON line at the end.")
+        bool, typer.Option("--json-summary", help=N_("Print the totals as one JSON line at the end."))
     ] = False,
     catalog_url: Annotated[
-        str | None, typer.Option(help="The catalog's base URL; default URL/catalog.")
+        str | None, typer.Option(help=N_("The catalog's base URL; default URL/catalog."))
     ] = None,
-    ingest_url: Annotated[str | None, typer.Option(help="Ingest's base URL; default URL/ingest.")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each answer.")] = 30.0,
+    ingest_url: Annotated[str | None, typer.Option(help=N_("Ingest's base URL; default URL/ingest."))] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help=N_("Seconds to wait for each answer."))] = 30.0,
 ) -> None:
-    """Stream synthetic records of the example datasets into a running platform, with faults.
-
-    Records are valid by default; the --*-rate options inject faults into that share of records
-    (one fault per record, rates add up): nulls in required fields, out-of-range values, bad enum
-    values and schema breaks are rejected by ingest; duplicate keys and late events are accepted
-    and show in the quality scores.
-    """
+    """``citybase demo`` (:data:`DEMO_HELP`)."""
     api_key = need_key(key)
     try:
         faults = FaultRates(
@@ -369,11 +413,11 @@ def demo(
         else [d.strip() for d in datasets.split(",") if d.strip()]
     )
     if not wanted:
-        raise typer.BadParameter("name at least one dataset, or 'all'", param_hint="--datasets")
+        raise typer.BadParameter(_("name at least one dataset, or 'all'"), param_hint="--datasets")
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     base = url.rstrip("/")
     catalog = Catalog(catalog_url or f"{base}/catalog", api_key, timeout)
-    publisher = Publisher(ingest_url or f"{base}/ingest", api_key, timeout=timeout)
+    publisher = Publisher(ingest_url or f"{base}/ingest", api_key, timeout=timeout, language=i18n.tag())
     try:
         generators, versions = _prepare(catalog, publisher, wanted, faults, seed, register)
         code = _run(
@@ -386,10 +430,14 @@ def demo(
             json_summary=json_summary,
         )
     except httpx.TransportError as error:
-        console.print(f"[red]cannot reach the platform at {base}: {error!r}[/red]")
+        console.print(
+            "[red]"
+            + _("cannot reach the platform at %(url)s: %(error)s") % {"url": base, "error": repr(error)}
+            + "[/red]"
+        )
         raise typer.Exit(UNAVAILABLE) from error
     except KeyboardInterrupt:  # before streaming started; the stream itself stops cleanly
-        console.print("[yellow]interrupted[/yellow]")
+        console.print("[yellow]" + _("interrupted") + "[/yellow]")
         raise typer.Exit(130) from None
     finally:
         publisher.close()
@@ -418,8 +466,8 @@ def _prepare(
             if outcome not in ("registered", "present"):
                 notes.append(outcome)
         console.print(
-            f"catalog: {outcomes['registered']} example contract versions registered, "
-            f"{outcomes['present']} already there"
+            _("catalog: %(registered)s example contract versions registered, %(present)s already there")
+            % {"registered": outcomes["registered"], "present": outcomes["present"]}
         )
         for note in notes:
             console.print(f"  [yellow]{note}[/yellow]")
@@ -430,12 +478,20 @@ def _prepare(
         contract = catalog.current_contract(dataset_id)
         if contract is None:
             console.print(
-                f"[red]{dataset_id}: no such dataset with a contract in the catalog; left out[/red]"
+                "[red]"
+                + _("%(dataset)s: no such dataset with a contract in the catalog; left out")
+                % {"dataset": dataset_id}
+                + "[/red]"
             )
             continue
         problem = _wait_until_ingest_knows(publisher, dataset_id, deadline)
         if problem is not None:
-            console.print(f"[red]{dataset_id}: ingest will not take records ({problem}); left out[/red]")
+            console.print(
+                "[red]"
+                + _("%(dataset)s: ingest will not take records (%(problem)s); left out")
+                % {"dataset": dataset_id, "problem": problem}
+                + "[/red]"
+            )
             continue
         generators[dataset_id] = RecordGenerator(
             contract["record_schema"],
@@ -446,7 +502,7 @@ def _prepare(
         )
         versions[dataset_id] = str(contract.get("version", ""))
     if not generators:
-        console.print("[red]no dataset to stream to[/red]")
+        console.print("[red]" + _("no dataset to stream to") + "[/red]")
         raise typer.Exit(USAGE)
     return generators, versions
 
@@ -496,15 +552,34 @@ def _run(
             stats.elapsed_s = time.monotonic() - stats.started
             refresh(stats)
         except PublishError as error:
-            console.print(f"[red]ingest refused the key (401): {error}[/red]")
+            console.print(
+                "[red]" + _("ingest refused the key (401): %(error)s") % {"error": error} + "[/red]"
+            )
             return USAGE
     if live is not None and not console.is_terminal:
         console.line()  # a Live that is not on a terminal ends its last render without a newline
     summary = stats.summary()
     console.print(
-        f"{'stopped' if interrupted else 'done'}: {summary['sent']} records in {summary['elapsed_s']:.1f} s "
-        f"({summary['records_per_s']}/s): {summary['accepted']} accepted, {summary['rejected']} rejected "
-        f"({100 * summary['rejected_share']:.1f} %), {summary['lost']} lost"
+        (
+            _(
+                "stopped: %(sent)s records in %(elapsed).1f s (%(per_s)s/s): %(accepted)s accepted, "
+                "%(rejected)s rejected (%(share).1f %%), %(lost)s lost"
+            )
+            if interrupted
+            else _(
+                "done: %(sent)s records in %(elapsed).1f s (%(per_s)s/s): %(accepted)s accepted, "
+                "%(rejected)s rejected (%(share).1f %%), %(lost)s lost"
+            )
+        )
+        % {
+            "sent": summary["sent"],
+            "elapsed": summary["elapsed_s"],
+            "per_s": summary["records_per_s"],
+            "accepted": summary["accepted"],
+            "rejected": summary["rejected"],
+            "share": 100 * summary["rejected_share"],
+            "lost": summary["lost"],
+        }
     )
     if json_summary:
         summary["seed"] = seed

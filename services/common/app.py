@@ -47,6 +47,7 @@ from services.common import db
 from services.common.api_docs import install_api_docs
 from services.common.auth import KeyRing
 from services.common.bus import BufferFull, Bus, BusUnavailable, bus_from_url
+from services.common.i18n import N_, Sentence
 from services.common.limits import HeaderLimits
 from services.common.metrics import ServiceMetrics, install_http_metrics
 from services.common.problems import (
@@ -119,7 +120,7 @@ class Runtime:
     def service_as(self, kind: type[ServiceRuntimeT]) -> ServiceRuntimeT:
         """The service's own typed runtime; 503 while the service is starting."""
         if not isinstance(self.service, kind):
-            raise ServiceUnavailable("the service is starting")
+            raise ServiceUnavailable(Sentence(N_("the service is starting")))
         return self.service
 
 
@@ -268,13 +269,19 @@ def _install_infrastructure_handlers(app: FastAPI) -> None:
 
     def on_database_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable on %s: %s", request.url.path, exc)
-        return request_problem(ServiceUnavailable("the database is unavailable; retry later"), request)
+        return request_problem(
+            ServiceUnavailable(Sentence(N_("the database is unavailable; retry later"))), request
+        )
 
     def on_bus_down(request: Request, exc: Exception) -> JSONResponse:
-        return request_problem(ServiceUnavailable(f"the bus is unavailable: {exc}"), request)
+        return request_problem(
+            ServiceUnavailable(Sentence(N_("the bus is unavailable: %(error)s"), error=exc)), request
+        )
 
     def on_buffer_full(request: Request, exc: Exception) -> JSONResponse:
-        return request_problem(TooManyRequests("the publish buffer is full; slow down"), request)
+        return request_problem(
+            TooManyRequests(Sentence(N_("the publish buffer is full; slow down"))), request
+        )
 
     app.add_exception_handler(OperationalError, on_database_down)
     app.add_exception_handler(sa_exc.TimeoutError, on_database_down)
@@ -297,12 +304,15 @@ def _operations_router(service: str) -> APIRouter:
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is None:
-            raise ServiceUnavailable("the service is starting")
+            raise ServiceUnavailable(Sentence(N_("the service is starting")))
         checks = await run_in_threadpool(_run_checks, runtime)
         failed = {name: reason for name, reason in checks.items() if reason != "ok"}
         if failed:
             raise ServiceUnavailable(
-                "not ready: " + "; ".join(f"{name}: {reason}" for name, reason in failed.items()),
+                Sentence(
+                    N_("not ready: %(checks)s"),
+                    checks="; ".join(f"{name}: {reason}" for name, reason in failed.items()),
+                ),
                 checks=checks,
             )
         return JSONResponse({"status": "ready", "service": service, "checks": checks})

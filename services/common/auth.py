@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 
 from services.common import catalog_events
 from services.common.bus import Message
+from services.common.i18n import N_, Sentence
 from services.common.problems import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:  # the app kernel imports this module for KeyRing
@@ -137,10 +138,10 @@ class KeyRing:
         prefix = key_prefix(key)
         entry = self._keys.get(prefix) if prefix else None
         if entry is None or entry.revoked or not hmac.compare_digest(entry.key_hash, hash_key(key)):
-            raise Unauthenticated("the API key is missing, unknown or revoked")
+            raise Unauthenticated(Sentence(N_("the API key is missing, unknown or revoked")))
         principal = self._principals.get(entry.principal_id)
         if principal is None or not principal.active:
-            raise Unauthenticated("the API key is missing, unknown or revoked")
+            raise Unauthenticated(Sentence(N_("the API key is missing, unknown or revoked")))
         return principal
 
 
@@ -163,11 +164,11 @@ async def get_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+        raise Unauthenticated(Sentence(N_("send an API key as 'Authorization: Bearer <key>'")))
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     keyring = runtime.service.keyring if runtime is not None and runtime.service is not None else None
     if keyring is None:
-        raise Unauthenticated("this service does not accept API keys yet: it is starting")
+        raise Unauthenticated(Sentence(N_("this service does not accept API keys yet: it is starting")))
     principal = keyring.authenticate(token.strip())
     request.state.principal = principal  # for whoever audits the request
     request.state.key_prefix = key_prefix(token.strip())  # for what outlives the request (a stream)
@@ -182,7 +183,7 @@ def require(*kinds: PrincipalKind) -> Callable[[Principal], Awaitable[Principal]
 
     async def check(principal: PrincipalDep) -> Principal:
         if principal.kind not in kinds and not principal.is_admin():
-            raise Forbidden(f"a {principal.kind} may not do this")
+            raise Forbidden(Sentence(N_("a %(kind)s may not do this"), kind=principal.kind))
         return principal
 
     return check

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from services.common import db
 from services.common.app import Runtime, ServiceRuntimeT
 from services.common.bus import Bus
+from services.common.i18n import N_, Sentence
 from services.common.problems import ServiceUnavailable
 from services.common.settings import Settings
 
@@ -20,7 +21,7 @@ from services.common.settings import Settings
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
-        raise ServiceUnavailable("the service is starting")
+        raise ServiceUnavailable(Sentence(N_("the service is starting")))
     return runtime
 
 

@@ -145,6 +145,48 @@ def N_(message: str) -> str:
     return message
 
 
+class Sentence(str):
+    """A sentence in the language of whoever reads it: an English template marked ``N_`` where it
+    is written (``Sentence(N_("no dataset %(dataset)r"), dataset=dataset_id)``) and translated
+    where it is shown, its named placeholders filled after translation.
+
+    It is the English sentence itself (a ``str``: logs, exception messages, stored evidence and
+    every comparison read it as before); :meth:`render` speaks the current locale. Values are not
+    translated (identifiers, numbers, a library's reasons) unless they are Sentences themselves.
+    """
+
+    template: str
+    values: dict[str, object]
+
+    def __new__(cls, template: str, /, **values: object) -> Sentence:
+        sentence = super().__new__(cls, template % values if values else template)
+        sentence.template = template
+        sentence.values = values
+        return sentence
+
+    def render(self) -> str:
+        """The sentence in the current locale (a value that is itself a :class:`Sentence` too)."""
+        translated = gettext(self.template)
+        if not self.values:
+            return translated
+        return translated % {
+            name: value.render() if isinstance(value, Sentence) else value
+            for name, value in self.values.items()
+        }
+
+
+def reason_of(error: BaseException) -> str:
+    """What ``error`` was raised with: a :class:`Sentence` as it is (to be shown in the reader's
+    language), anything else as the error's text."""
+    first = error.args[0] if len(error.args) == 1 else None
+    return first if isinstance(first, Sentence) else str(error)
+
+
+def render(text: str) -> str:
+    """A :class:`Sentence` in the current locale; any other string as it is."""
+    return text.render() if isinstance(text, Sentence) else text
+
+
 def tag() -> str:
     """The current locale as a BCP 47 tag, for ``<html lang>`` and ``Content-Language``."""
     return _current.get().replace("_", "-")

@@ -1,16 +1,22 @@
-"""Babel extraction of the titles of citybase's problem types (``make messages``).
+"""Babel extraction of the services' user-facing strings (``make messages``).
 
 Each service declares its errors as :class:`services.common.problems.Problem` subclasses whose
 class attributes name the ``title`` (``slug, title = "dataset-not-found", "Dataset not found"``).
-A title is a user-facing string like any other: this extractor finds every string assigned to
-``title`` in a class body, so the catalogs hold them without a gettext call at each declaration.
+A title is a user-facing string like any other: :func:`extract_problem_titles` finds every string
+assigned to ``title`` in a class body, so the catalogs hold them without a gettext call at each
+declaration. :func:`extract_service_messages` reads a service module for both: its titles and the
+strings marked for gettext (``_``, ``N_``), among them every problem ``detail`` and field error
+message written as a :class:`services.common.i18n.Sentence`.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
+
+from babel.messages.extract import extract_python
 
 
 def _title_strings(target: ast.expr, value: ast.expr | None) -> Iterator[tuple[int, str]]:
@@ -42,3 +48,12 @@ def extract_problem_titles(
             for target, value in pairs:
                 for line, title in _title_strings(target, value):
                     yield line, "", title, ["title of a problem type"]
+
+
+def extract_service_messages(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Mapping[str, Any]
+) -> Iterator[Any]:
+    """Babel's extraction interface for a service module: its marked strings, then its problem titles."""
+    source = fileobj.read()
+    yield from extract_python(io.BytesIO(source), keywords, comment_tags, dict(options))  # type: ignore[arg-type]
+    yield from extract_problem_titles(io.BytesIO(source), keywords, comment_tags, options)

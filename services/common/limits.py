@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.problems import FieldError, Problem, problem_response
+from services.common import i18n
+from services.common.i18n import N_
+from services.common.problems import FieldError, Problem, scope_problem
 
 MAX_HEADER_BYTES = 32 * 1024
 """All header names and values together; a key is under 100 bytes, a Last-Event-ID under 8 KiB."""
@@ -46,15 +48,23 @@ class HeaderLimits:
             await self.app(scope, receive, send)
             return
         if len(headers) > self.max_count:
-            detail = f"{len(headers)} headers; at most {self.max_count} are read"
+            detail = i18n.Sentence(
+                N_("%(count)s headers; at most %(limit)s are read"), count=len(headers), limit=self.max_count
+            )
             errors = None
         else:
-            detail = f"{size} bytes of headers; at most {self.max_bytes} are read"
+            detail = i18n.Sentence(
+                N_("%(size)s bytes of headers; at most %(limit)s are read"), size=size, limit=self.max_bytes
+            )
             name = largest.decode("latin-1")[:100]
-            errors = [FieldError(path=f"/headers/{name}", rule="maxLength", message=f"{largest_size} bytes")]
-        response = problem_response(
-            HeadersTooLarge(detail, errors=errors), scope.get("root_path", "") + scope["path"]
-        )
+            errors = [
+                FieldError(
+                    path=f"/headers/{name}",
+                    rule="maxLength",
+                    message=i18n.Sentence(N_("%(size)s bytes"), size=largest_size),
+                )
+            ]
+        response = scope_problem(HeadersTooLarge(detail, errors=errors), scope)
         await response(scope, _disconnected, send)
 
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Scope
 
 from services.common import i18n
+from services.common.i18n import N_, Sentence
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://citybase.dev/problems/"
@@ -28,11 +31,25 @@ log = logging.getLogger(__name__)
 
 
 class FieldError(BaseModel):
-    """One invalid value: where it is, which rule it broke, and what to do."""
+    """One invalid value: where it is, which rule it broke, and what to do.
+
+    ``message`` is a plain string (a library's own words, kept as they are) or a
+    :class:`~services.common.i18n.Sentence`, shown in the language of the answer; the field holds
+    its English (logs, dead letters)."""
 
     path: str = Field(description="JSON Pointer (RFC 6901) to the invalid value, e.g. /body/0/delay_s")
     rule: str = Field(description="The rule broken, e.g. required, type, maximum, enum")
     message: str
+    _message: i18n.Sentence | None = PrivateAttr(default=None)
+
+    def __init__(self, *, path: str, rule: str, message: str | i18n.Sentence) -> None:
+        super().__init__(path=path, rule=rule, message=str(message))
+        if isinstance(message, i18n.Sentence):
+            self._message = message
+
+    def shown(self) -> dict[str, str]:
+        """The error as an answer shows it: its message in the current locale."""
+        return {"path": self.path, "rule": self.rule, "message": i18n.render(self._message or self.message)}
 
 
 class ProblemDetail(BaseModel):
@@ -56,14 +73,17 @@ class Problem(Exception):
 
     def __init__(
         self,
-        detail: str | None = None,
+        detail: str | i18n.Sentence | None = None,
         *,
         errors: Sequence[FieldError] | None = None,
         headers: dict[str, str] | None = None,
         **extensions: Any,
     ) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail
+        english = str(detail) if detail else None
+        super().__init__(english or self.title)
+        self.detail = english
+        """The detail in English, as logs and the audit trail keep it."""
+        self.message = detail if isinstance(detail, i18n.Sentence) else None
         self.errors = list(errors) if errors else None
         self.extensions = extensions
         if headers:
@@ -78,17 +98,18 @@ class Problem(Exception):
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         """The problem document in the current language (:mod:`services.common.i18n`): the title
-        translated, the ``type`` URI the same in every language."""
+        and a :class:`~services.common.i18n.Sentence` detail translated, the ``type`` URI the same
+        in every language."""
         title = i18n.gettext(self.title)
         if self.title_args:
             title = title % self.title_args
         body: dict[str, Any] = {"type": self.type, "title": title, "status": self.status}
         if self.detail:
-            body["detail"] = self.detail
+            body["detail"] = i18n.render(self.message or self.detail)
         if instance:
             body["instance"] = instance
         if self.errors:
-            body["errors"] = [error.model_dump() for error in self.errors]
+            body["errors"] = [error.shown() for error in self.errors]
         body.update(self.extensions)
         return body
 
@@ -105,7 +126,7 @@ class MalformedBody(BadRequest):
 
     def __init__(
         self,
-        detail: str,
+        detail: str | i18n.Sentence,
         *,
         line: int | None = None,
         column: int | None = None,
@@ -156,14 +177,18 @@ class Conflict(Problem):
 class TooManyRequests(Problem):
     slug, title, status = "too-many-requests", "Too many requests", 429
 
-    def __init__(self, detail: str | None = None, *, retry_after_s: int = 1, **extensions: Any) -> None:
+    def __init__(
+        self, detail: str | i18n.Sentence | None = None, *, retry_after_s: int = 1, **extensions: Any
+    ) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
 
 
 class ServiceUnavailable(Problem):
     slug, title, status = "service-unavailable", "Service unavailable", 503
 
-    def __init__(self, detail: str | None = None, *, retry_after_s: int = 5, **extensions: Any) -> None:
+    def __init__(
+        self, detail: str | i18n.Sentence | None = None, *, retry_after_s: int = 5, **extensions: Any
+    ) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
 
 
@@ -175,7 +200,8 @@ class CatalogNotReady(ServiceUnavailable):
 
     def __init__(self, service: str, *, retry_after_s: int = 1) -> None:
         super().__init__(
-            f"{service} is still reading platform.catalog; retry shortly", retry_after_s=retry_after_s
+            Sentence(N_("%(service)s is still reading platform.catalog; retry shortly"), service=service),
+            retry_after_s=retry_after_s,
         )
         self.title_args = {"service": service.capitalize()}
 
@@ -190,6 +216,14 @@ def problem_response(
         language = i18n.tag()
     headers = {**(problem.headers or {}), "Content-Language": language}
     return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def scope_problem(problem: Problem, scope: Scope) -> JSONResponse:
+    """:func:`problem_response` for the raw ASGI request ``scope`` a middleware refuses: its path as
+    the instance, its ``Accept-Language``."""
+    language = next((value for name, value in scope.get("headers", ()) if name == b"accept-language"), b"")
+    path = scope.get("root_path", "") + scope["path"]
+    return problem_response(problem, path, accept_language=language.decode("latin-1"))
 
 
 def request_problem(problem: Problem, request: Request) -> JSONResponse:
@@ -221,7 +255,10 @@ def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     return request_problem(
-        InvalidRequest(f"{len(errors)} invalid value(s) in the request", errors=errors), request
+        InvalidRequest(
+            Sentence(N_("%(count)s invalid value(s) in the request"), count=len(errors)), errors=errors
+        ),
+        request,
     )
 
 
@@ -238,7 +275,7 @@ def _malformed_json(exc: RequestValidationError) -> MalformedBody | None:
         if isinstance(body, bytes):
             body = body.decode("utf-8", "replace")
         if offset is None or not isinstance(body, str):
-            return MalformedBody(f"the body is not valid JSON: {reason}")
+            return MalformedBody(Sentence(N_("the body is not valid JSON: %(reason)s"), reason=reason))
         return MalformedBody.at(body, offset, reason)
     return None
 
@@ -266,16 +303,36 @@ _HTTP_SLUGS = {
 }
 
 
+_ROUTING_TITLES = {405: N_("Method Not Allowed")}
+"""Starlette's reason phrase of a status no problem type names, as a title (translated as any)."""
+
+
+def _routing_detail(request: Request, exc: StarletteHTTPException) -> str | Sentence | None:
+    """The detail of an HTTP error: a path no route takes or a method it does not answer said in
+    the reader's language; any other detail as the raiser wrote it."""
+    detail = str(exc.detail) if exc.detail else None
+    if detail != HTTPStatus(exc.status_code).phrase:
+        return detail
+    if exc.status_code == 404:
+        return Sentence(N_("no resource answers at %(path)s"), path=request.url.path)
+    if exc.status_code == 405:
+        return Sentence(
+            N_("%(path)s does not answer %(method)s"), path=request.url.path, method=request.method
+        )
+    return detail
+
+
 def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     known = _HTTP_SLUGS.get(exc.status_code)
+    detail = _routing_detail(request, exc)
     if known is not None:
-        problem: Problem = known(str(exc.detail) if exc.detail else None)
+        problem: Problem = known(detail)
     else:
-        problem = Problem(str(exc.detail) if exc.detail else None)
+        problem = Problem(detail)
         problem.status = exc.status_code
         problem.slug = f"http-{exc.status_code}"
-        problem.title = str(exc.detail) or "HTTP error"
+        problem.title = _ROUTING_TITLES.get(exc.status_code) or str(exc.detail) or "HTTP error"
     if exc.headers:
         problem.headers = {**(problem.headers or {}), **exc.headers}
     if exc.status_code == 405:
@@ -289,7 +346,7 @@ def _on_http(request: Request, exc: Exception) -> JSONResponse:
 def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return request_problem(
-        InternalError("The server failed to handle this request; it has been logged."), request
+        InternalError(Sentence(N_("The server failed to handle this request; it has been logged."))), request
     )
 
 

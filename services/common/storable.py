@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.problems import FieldError, Problem, json_pointer, problem_response, request_problem
+from services.common.i18n import N_, Sentence
+from services.common.problems import FieldError, Problem, json_pointer, request_problem, scope_problem
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ def _nul_paths(value: Any, location: list[str | int]) -> Iterator[list[str | int
 
 def _errors(paths: Iterator[list[str | int]]) -> list[FieldError]:
     return [
-        FieldError(path=json_pointer(path), rule="nul", message="contains a NUL character (U+0000)")
+        FieldError(
+            path=json_pointer(path), rule="nul", message=Sentence(N_("contains a NUL character (U+0000)"))
+        )
         for path in paths
     ]
 
@@ -81,7 +84,11 @@ class NulGuard:
             return
         errors = []
         if NUL in scope["path"]:
-            errors.append(FieldError(path="/path", rule="nul", message="contains a NUL character (U+0000)"))
+            errors.append(
+                FieldError(
+                    path="/path", rule="nul", message=Sentence(N_("contains a NUL character (U+0000)"))
+                )
+            )
         errors += _errors(_query_paths(scope.get("query_string", b"")))
         if errors:
             await self._refuse(scope, send, errors)
@@ -122,9 +129,9 @@ class NulGuard:
     @staticmethod
     async def _refuse(scope: Scope, send: Send, errors: list[FieldError]) -> None:
         problem = NulCharacter(
-            "text the platform stores cannot contain a NUL character (U+0000)", errors=errors
+            Sentence(N_("text the platform stores cannot contain a NUL character (U+0000)")), errors=errors
         )
-        response = problem_response(problem, scope.get("root_path", "") + scope["path"].replace(NUL, ""))
+        response = scope_problem(problem, {**scope, "path": scope["path"].replace(NUL, "")})
         await response(scope, _no_receive, send)
 
 
@@ -148,7 +155,9 @@ def install_storable_handlers(app: FastAPI) -> None:
     def on_data_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("unstorable value on %s %s: %s", request.method, request.url.path, exc)
         return request_problem(
-            UnstorableValue("a value in the request is out of the range or the alphabet the platform stores"),
+            UnstorableValue(
+                Sentence(N_("a value in the request is out of the range or the alphabet the platform stores"))
+            ),
             request,
         )
 

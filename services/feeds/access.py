@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.common.i18n import N_, Sentence
 from services.feeds.exceptions import (
     AccessWithdrawn,
     GrantNotActive,
@@ -84,7 +85,13 @@ class DeliveryAccess:
         self.metrics.denied.labels(reason).inc()
         if grant is None:
             raise NoGrant(
-                f"scenario {scenario_id!r} has no grant for dataset {dataset_id!r}; file an access request",
+                Sentence(
+                    N_(
+                        "scenario %(scenario_id)r has no grant for dataset %(dataset_id)r; file an access request"
+                    ),
+                    scenario_id=scenario_id,
+                    dataset_id=dataset_id,
+                ),
                 reason=reason,
             )
         raise GrantNotActive(
@@ -102,27 +109,37 @@ class DeliveryAccess:
         problem: AccessWithdrawn | None = None
         if scenario is None or not scenario.active:
             problem = AccessWithdrawn(
-                f"scenario {subscription.scenario_id!r} is suspended; nothing is delivered to it",
+                Sentence(
+                    N_("scenario %(scenario_id)r is suspended; nothing is delivered to it"),
+                    scenario_id=subscription.scenario_id,
+                ),
                 reason="suspended",
             )
         elif credential is None:
             if not keyring.has_live_key(subscription.scenario_id):
                 problem = AccessWithdrawn(
-                    f"every API key of scenario {subscription.scenario_id!r} is revoked; "
-                    "the webhook is held until the scenario has a key again",
+                    Sentence(
+                        N_(
+                            "every API key of scenario %(scenario_id)r is revoked; the webhook is held until the scenario has a key again"
+                        ),
+                        scenario_id=subscription.scenario_id,
+                    ),
                     reason="keys_revoked",
                 )
         else:
             caller = keyring.principal(credential.principal_id)
             if caller is None or not caller.active:
                 problem = AccessWithdrawn(
-                    f"principal {credential.principal_id!r} is suspended", reason="suspended"
+                    Sentence(
+                        N_("principal %(principal_id)r is suspended"), principal_id=credential.principal_id
+                    ),
+                    reason="suspended",
                 )
             elif credential.key_prefix is not None and not keyring.key_live(
                 credential.key_prefix, credential.principal_id
             ):
                 problem = AccessWithdrawn(
-                    "the API key this delivery was asked with is revoked", reason="key_revoked"
+                    Sentence(N_("the API key this delivery was asked with is revoked")), reason="key_revoked"
                 )
         if problem is not None:
             self.metrics.denied.labels(problem.extensions["reason"]).inc()
@@ -140,11 +157,16 @@ class DeliveryAccess:
         """The grant for a batch now and how many records its quota still allows today (None: no quota)."""
         if subscription.status == "paused":
             self.metrics.denied.labels("paused").inc()
-            raise SubscriptionPaused(
-                f"subscription {subscription.id} is paused"
-                + (f": {subscription.status_reason}" if subscription.status_reason else ""),
-                reason="paused",
+            paused = (
+                Sentence(
+                    N_("subscription %(id)s is paused: %(reason)s"),
+                    id=subscription.id,
+                    reason=subscription.status_reason,
+                )
+                if subscription.status_reason
+                else Sentence(N_("subscription %(id)s is paused"), id=subscription.id)
             )
+            raise SubscriptionPaused(paused, reason="paused")
         grant = self.allowed_grant(subscription, credential)
         if grant.records_per_day is None:
             return grant, None
@@ -159,7 +181,11 @@ class DeliveryAccess:
             self.metrics.denied.labels("quota").inc()
             midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
             raise QuotaExceeded(
-                f"grant {grant.id} allows {grant.records_per_day} records a day; today's are delivered",
+                Sentence(
+                    N_("grant %(id)s allows %(records_per_day)s records a day; today's are delivered"),
+                    id=grant.id,
+                    records_per_day=grant.records_per_day,
+                ),
                 retry_after_s=max(1, int((midnight - now).total_seconds())),
                 reason="quota",
                 grant_id=grant.id,

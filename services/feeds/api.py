@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError, InvalidRequest
 from services.feeds.deps import CredentialDep, FeedsDep, ScenarioDep
 from services.feeds.schemas import (
@@ -90,10 +91,14 @@ def delete_subscription(subscription_id: str, feeds: FeedsDep, scenario: Scenari
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
         raise InvalidRequest(
-            f"{name} must be between {low:g} and {high:g}",
+            Sentence(N_("%(name)s must be between %(low)g and %(high)g"), name=name, low=low, high=high),
             errors=[
                 FieldError(
-                    path=f"/query/{name}", rule="range", message=f"{value:g} is not in {low:g}..{high:g}"
+                    path=f"/query/{name}",
+                    rule="range",
+                    message=Sentence(
+                        N_("%(value)g is not in %(low)g..%(high)g"), value=value, low=low, high=high
+                    ),
                 )
             ],
         )

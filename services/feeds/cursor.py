@@ -15,6 +15,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
+from services.common.i18n import N_, Sentence
 from services.feeds.exceptions import InvalidCursor
 
 _SIGNATURE_BYTES = 12
@@ -51,15 +52,15 @@ class CursorCodec:
     def decode(self, text: str, subscription_id: str) -> Cursor:
         """The cursor ``text`` of ``subscription_id``; :class:`InvalidCursor` for anything else."""
         if not text or len(text) > MAX_CURSOR_CHARS:
-            raise InvalidCursor("the cursor is empty or too long", path="/cursor")
+            raise InvalidCursor(Sentence(N_("the cursor is empty or too long")), path="/cursor")
         try:
             token = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
-            raise InvalidCursor("the cursor is not one feeds issued", path="/cursor") from None
+            raise InvalidCursor(Sentence(N_("the cursor is not one feeds issued")), path="/cursor") from None
         payload, signature = token[:-_SIGNATURE_BYTES], token[-_SIGNATURE_BYTES:]
         if len(token) <= _SIGNATURE_BYTES or not hmac.compare_digest(signature, self._sign(payload)):
-            raise InvalidCursor("the cursor is not one feeds issued", path="/cursor")
+            raise InvalidCursor(Sentence(N_("the cursor is not one feeds issued")), path="/cursor")
         data = json.loads(payload)
         if data.get("s") != subscription_id:
-            raise InvalidCursor("the cursor belongs to another subscription", path="/cursor")
+            raise InvalidCursor(Sentence(N_("the cursor belongs to another subscription")), path="/cursor")
         return Cursor(subscription_id, int(data["e"]), {int(p): int(o) for p, o in data["o"].items()})

@@ -24,6 +24,7 @@ from services.common import catalog_events
 from services.common.auth import KeyRing
 from services.common.bus import Message
 from services.common.envelope import EnvelopeError, parse_time
+from services.common.i18n import N_, Sentence
 from services.common.policy import GrantTerms, Policy, compile_policy, hash_key_of
 from services.common.topics import records_topic
 
@@ -93,16 +94,22 @@ class GrantState:
             return "pending"
         return "active"
 
-    def refusal(self, now: datetime) -> str | None:
+    def refusal(self, now: datetime) -> Sentence | None:
         """Why nothing may be delivered under this grant now, or None when it allows delivery."""
         status = self.effective_status(now)
         if status == "active":
             return None
         if status == "expired":
-            return f"grant {self.id} expired at {self.expires_at.isoformat()}"
+            return Sentence(
+                N_("grant %(id)s expired at %(expired)s"), id=self.id, expired=self.expires_at.isoformat()
+            )
         if status == "pending":
-            return f"grant {self.id} is valid from {self.valid_from.isoformat()}"
-        return f"grant {self.id} is {status}"
+            return Sentence(
+                N_("grant %(id)s is valid from %(valid_from)s"),
+                id=self.id,
+                valid_from=self.valid_from.isoformat(),
+            )
+        return Sentence(N_("grant %(id)s is %(status)s"), id=self.id, status=status)
 
 
 GrantListener = Callable[[GrantState], None]

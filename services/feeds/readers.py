@@ -24,6 +24,7 @@ from typing import Any
 
 from services.common.background import Periodic, detached
 from services.common.bus import Bus, BusError, Consumer, Message, TopicPartition
+from services.common.i18n import N_, Sentence
 from services.feeds.exceptions import GroupNotReady, InvalidPosition, ReadersExhausted
 
 log = logging.getLogger(__name__)
@@ -134,12 +135,26 @@ def check_offsets(bus: Bus, topic: str, offsets: Mapping[int, int]) -> None:
     for partition, offset in offsets.items():
         if partition not in end:
             raise InvalidPosition(
-                f"{topic} has no partition {partition} (it has {len(end)})", path=f"/offsets/{partition}"
+                Sentence(
+                    N_("%(topic)s has no partition %(partition)s (it has %(count)s)"),
+                    topic=topic,
+                    partition=partition,
+                    count=len(end),
+                ),
+                path=f"/offsets/{partition}",
             )
         first, last = beginning.get(partition, 0), end[partition]
         if not first <= offset <= last:
             raise InvalidPosition(
-                f"offset {offset} of partition {partition} is outside the retained range {first}..{last}",
+                Sentence(
+                    N_(
+                        "offset %(offset)s of partition %(partition)s is outside the retained range %(first)s..%(last)s"
+                    ),
+                    offset=offset,
+                    partition=partition,
+                    first=first,
+                    last=last,
+                ),
                 path=f"/offsets/{partition}",
             )
 
@@ -162,8 +177,14 @@ def open_positioned(
         while len(reader.assigned()) < partitions:
             if time.monotonic() > deadline:
                 raise GroupNotReady(
-                    f"the consumer group {group_id} did not hand all {partitions} partitions over within "
-                    f"{join_timeout_s:.0f}s (other readers still hold some); retry shortly"
+                    Sentence(
+                        N_(
+                            "the consumer group %(group_id)s did not hand all %(partitions)s partitions over within %(join_timeout_s).0fs (other readers still hold some); retry shortly"
+                        ),
+                        group_id=group_id,
+                        partitions=partitions,
+                        join_timeout_s=join_timeout_s,
+                    )
                 )
             # Records polled while joining are not delivered: the seek below sets the position.
             reader.consumer.poll(0.1, 1)
@@ -283,7 +304,11 @@ class ReaderPool:
         idle = [(r.last_used, key) for key, r in self._readers.items() if not r.lock.locked()]
         if not idle:
             raise ReadersExhausted(
-                f"{self._max} subscriptions are being read in this process; retry shortly", retry_after_s=2
+                Sentence(
+                    N_("%(limit)s subscriptions are being read in this process; retry shortly"),
+                    limit=self._max,
+                ),
+                retry_after_s=2,
             )
         _, key = min(idle)
         self._close_later(self._readers.pop(key))

@@ -30,6 +30,7 @@ from services.common.auth import Principal
 from services.common.bus import Bus, BusError, TopicSpec, UnknownTopic
 from services.common.clock import utcnow
 from services.common.envelope import CloudEvent, format_time
+from services.common.i18n import N_, Sentence
 from services.common.outbox import Outbox
 from services.feeds.access import Clock, Credential, DeliveryAccess
 from services.feeds.cursor import Cursor, CursorCodec
@@ -119,7 +120,9 @@ class Feeds:
         """
         dataset = self.catalog.dataset(payload.dataset)
         if dataset is None:
-            raise DatasetNotFound(f"no dataset {payload.dataset!r}", path="/dataset")
+            raise DatasetNotFound(
+                Sentence(N_("no dataset %(dataset)r"), dataset=payload.dataset), path="/dataset"
+            )
         grant = self.access.grant_for(principal.id, payload.dataset, None)
         webhook_url = self.webhook_targets.check_url(payload.webhook.url) if payload.webhook else None
         start = start_position(payload.start)
@@ -242,7 +245,9 @@ class Feeds:
         with self.sessions() as session:
             row = session.get(Subscription, subscription_id)
             if row is None:
-                raise SubscriptionNotFound(f"no subscription {subscription_id!r}")
+                raise SubscriptionNotFound(
+                    Sentence(N_("no subscription %(subscription_id)r"), subscription_id=subscription_id)
+                )
             return SubscriptionView.of(row)
 
     def load_own(self, principal: Principal, subscription_id: str) -> SubscriptionView:
@@ -287,7 +292,9 @@ class Feeds:
         decoded = self.cursors.decode(cursor, subscription.id)
         if decoded.epoch != subscription.reset_epoch:
             raise StaleCursor(
-                "the subscription was replayed after this cursor was issued; read on from the replay",
+                Sentence(
+                    N_("the subscription was replayed after this cursor was issued; read on from the replay")
+                ),
                 path="/cursor",
             )
         if not decoded.offsets:

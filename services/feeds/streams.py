@@ -19,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 
 from services.common.bus import BusError
 from services.common.envelope import encode_json
+from services.common.i18n import N_, Sentence
 from services.feeds.access import Credential
 from services.feeds.delivery import Batch, Delivery
 from services.feeds.exceptions import (
@@ -55,14 +56,22 @@ class StreamSlots:
             held = self._open.get(scenario_id, 0)
             if held >= self.per_scenario:
                 raise TooManyStreams(
-                    f"scenario {scenario_id!r} has {held} streams open in this process, the most one "
-                    "scenario may; close one or retry later",
+                    Sentence(
+                        N_(
+                            "scenario %(scenario_id)r has %(held)s streams open in this process, the most one scenario may; close one or retry later"
+                        ),
+                        scenario_id=scenario_id,
+                        held=held,
+                    ),
                     retry_after_s=5,
                     limit=self.per_scenario,
                 )
             if sum(self._open.values()) >= self.total:
                 raise ReadersExhausted(
-                    f"{self.total} streams are open in this process; retry shortly", retry_after_s=2
+                    Sentence(
+                        N_("%(total)s streams are open in this process; retry shortly"), total=self.total
+                    ),
+                    retry_after_s=2,
                 )
             self._open[scenario_id] = held + 1
 
@@ -195,7 +204,9 @@ class Stream:
         self._checked = time.monotonic()
         current = self.reload(self.subscription.id)
         if current.reset_epoch != self.subscription.reset_epoch:
-            raise StaleCursor("the subscription was replayed; reconnect to read from the new positions")
+            raise StaleCursor(
+                Sentence(N_("the subscription was replayed; reconnect to read from the new positions"))
+            )
         self.subscription = current
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from services.common.auth import Principal, PrincipalKind
 from services.common.bus import Bus, BusError
 from services.common.clock import aware
+from services.common.i18n import N_, Sentence
 from services.feeds.exceptions import NotYourSubscription, SubscriptionNotFound
 from services.feeds.models import Subscription, WebhookDelivery
 from services.feeds.projection import GrantState
@@ -86,9 +87,15 @@ def own_subscription(session: Session, *, principal: Principal, subscription_id:
     """The subscription, if the caller's: 404 when unknown, 403 when another scenario's."""
     row = session.get(Subscription, subscription_id)
     if row is None:
-        raise SubscriptionNotFound(f"no subscription {subscription_id!r}")
+        raise SubscriptionNotFound(
+            Sentence(N_("no subscription %(subscription_id)r"), subscription_id=subscription_id)
+        )
     if row.scenario_id != principal.id and principal.kind is not PrincipalKind.admin:
-        raise NotYourSubscription(f"subscription {subscription_id!r} is not one of yours")
+        raise NotYourSubscription(
+            Sentence(
+                N_("subscription %(subscription_id)r is not one of yours"), subscription_id=subscription_id
+            )
+        )
     return row
 
 
@@ -130,7 +137,7 @@ def delivery_state(
         return DeliveryState("no_grant", False, "the scenario holds no grant for the dataset")
     refusal = grant.refusal(now)
     if refusal is not None:
-        return DeliveryState(cast(SubscriptionStatus, grant.effective_status(now)), False, refusal)
+        return DeliveryState(cast(SubscriptionStatus, grant.effective_status(now)), False, str(refusal))
     if status == "paused":
         return DeliveryState("paused", False, status_reason or "paused by the scenario")
     return DeliveryState("active", True, None)

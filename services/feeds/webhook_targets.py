@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from services.common.i18n import N_, Sentence
 from services.feeds.exceptions import InvalidWebhook
 from services.feeds.settings import FeedsSettings
 
@@ -35,7 +36,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
 """host, port -> the addresses a connection to them would use."""
 
-_PUBLIC_ONLY = "the webhook's host must resolve to public addresses only"
+_PUBLIC_ONLY = N_("the webhook's host must resolve to public addresses only")
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -120,7 +121,7 @@ class WebhookTargets:
             resolver=resolver,
         )
 
-    def refusal(self, address: Address) -> str | None:
+    def refusal(self, address: Address) -> Sentence | None:
         """Why feeds may not connect to ``address``, or None when it may."""
         kind = address_kind(address)
         if kind is None:
@@ -129,7 +130,7 @@ class WebhookTargets:
             return None
         if kind in {"private", "shared or reserved"} and any(address in n for n in self.allow_networks):
             return None
-        return f"{address} is a {kind} address"
+        return Sentence(N_("%(address)s is a %(kind)s address"), address=str(address), kind=kind)
 
     def check_url(self, url: str) -> str:
         """The URL, if a webhook may be created with it; otherwise the 422 that says why.
@@ -140,24 +141,32 @@ class WebhookTargets:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if not host:
-            raise InvalidWebhook("the webhook URL has no host", path="/webhook/url")
+            raise InvalidWebhook(Sentence(N_("the webhook URL has no host")), path="/webhook/url")
         try:
             parts.port  # noqa: B018 - urlsplit checks the port when it is read
         except ValueError:
-            raise InvalidWebhook("the webhook URL's port is not a port number", path="/webhook/url") from None
+            raise InvalidWebhook(
+                Sentence(N_("the webhook URL's port is not a port number")), path="/webhook/url"
+            ) from None
         if parts.scheme != "https" and not (parts.scheme == "http" and host in self.allow_http_hosts):
             allowed = ", ".join(sorted(self.allow_http_hosts)) or "no host"
             raise InvalidWebhook(
-                f"a webhook must be an https URL (plain http only for {allowed})", path="/webhook/url"
+                Sentence(
+                    N_("a webhook must be an https URL (plain http only for %(allowed)s)"), allowed=allowed
+                ),
+                path="/webhook/url",
             )
         literal = _address(host)
         refusal = self.refusal(literal) if literal is not None else None
         if refusal is not None:
-            raise InvalidWebhook(f"{refusal}; webhooks reach public addresses only", path="/webhook/url")
+            raise InvalidWebhook(
+                Sentence(N_("%(refusal)s; webhooks reach public addresses only"), refusal=refusal),
+                path="/webhook/url",
+            )
         try:
             self.target(url)
         except TargetRefused:
-            raise InvalidWebhook(_PUBLIC_ONLY, path="/webhook/url") from None
+            raise InvalidWebhook(Sentence(_PUBLIC_ONLY), path="/webhook/url") from None
         return url
 
     def target(self, url: str) -> Target:

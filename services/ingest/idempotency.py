@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db
 from services.common.clock import aware
+from services.common.i18n import N_, Sentence
 from services.ingest.exceptions import IdempotencyKeyInProgress, IdempotencyKeyReused
 from services.ingest.models import IdempotencyKey
 
@@ -83,14 +84,19 @@ def claim(
                 continue  # released or purged meanwhile: claim it again
             if row.request_fingerprint != request_fingerprint or row.dataset_id != dataset_id:
                 raise IdempotencyKeyReused(
-                    "this Idempotency-Key was first used for a different request (another body, "
-                    "dataset, format or contract version); use a new key for a new batch"
+                    Sentence(
+                        N_(
+                            "this Idempotency-Key was first used for a different request (another body, dataset, format or contract version); use a new key for a new batch"
+                        )
+                    )
                 )
             if row.status_code != PENDING:
                 return StoredAnswer(row.status_code, json.loads(row.response))
             if aware(row.created_at) > now - timedelta(seconds=stale_after_s):
                 raise IdempotencyKeyInProgress(
-                    "a request with this Idempotency-Key is still being processed; retry shortly"
+                    Sentence(
+                        N_("a request with this Idempotency-Key is still being processed; retry shortly")
+                    )
                 )
             taken = session.execute(
                 sa.update(IdempotencyKey)
@@ -105,7 +111,7 @@ def claim(
             )
             if _rowcount(taken) == 1:
                 return None  # the stale claim of a dead request is ours now
-    raise IdempotencyKeyInProgress("this Idempotency-Key is contended; retry shortly")
+    raise IdempotencyKeyInProgress(Sentence(N_("this Idempotency-Key is contended; retry shortly")))
 
 
 def _rowcount(result: Any) -> int:

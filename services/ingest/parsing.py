@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from services.common.i18n import N_, Sentence
 from services.common.problems import MalformedBody
 from services.ingest.exceptions import (
     EmptyBody,
@@ -58,20 +59,26 @@ CONTENT_TYPES: dict[BodyFormat, str] = {
 def body_format(content_type: str | None) -> BodyFormat:
     """The format named by a ``Content-Type`` header; 415 for anything else or a non-UTF-8 charset."""
     if not content_type:
-        raise UnsupportedMediaType(_supported("the request has no Content-Type"))
+        raise UnsupportedMediaType(_supported(N_("the request has no Content-Type")))
     media_type, *parameters = (part.strip() for part in content_type.split(";"))
     found = MEDIA_TYPES.get(media_type.lower())
     if found is None:
-        raise UnsupportedMediaType(_supported(f"{media_type!r} is not accepted"))
+        raise UnsupportedMediaType(_supported(N_("%(media_type)r is not accepted"), media_type=media_type))
     for parameter in parameters:
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise UnsupportedMediaType(f"records must be UTF-8, not charset {value.strip()!r}")
+            raise UnsupportedMediaType(
+                Sentence(N_("records must be UTF-8, not charset %(charset)r"), charset=value.strip())
+            )
     return found
 
 
-def _supported(reason: str) -> str:
-    return f"{reason}; send application/json (an array), application/x-ndjson or text/csv"
+def _supported(reason: str, **values: object) -> Sentence:
+    """``reason`` (marked ``N_``), followed by what is accepted."""
+    return Sentence(
+        N_("%(reason)s; send application/json (an array), application/x-ndjson or text/csv"),
+        reason=Sentence(reason, **values),
+    )
 
 
 def is_gzip(content_encoding: str | None) -> bool:
@@ -83,7 +90,10 @@ def is_gzip(content_encoding: str | None) -> bool:
     if codings in (["gzip"], ["x-gzip"]):
         return True
     raise UnsupportedMediaType(
-        f"Content-Encoding {content_encoding!r} is not accepted; send gzip or no encoding",
+        Sentence(
+            N_("Content-Encoding %(content_encoding)r is not accepted; send gzip or no encoding"),
+            content_encoding=content_encoding,
+        ),
         headers={"Accept-Encoding": "gzip"},
     )
 
@@ -125,7 +135,9 @@ class BoundedBody:
                 # +1: produce one byte more than fits, to tell "exactly full" from "too large"
                 out = self._inflater.decompress(data, self.limit - len(self._data) + 1)
             except zlib.error as error:
-                raise MalformedBody(f"the body is not valid gzip: {error}") from error
+                raise MalformedBody(
+                    Sentence(N_("the body is not valid gzip: %(error)s"), error=error)
+                ) from error
             self._append(out)
             data = self._inflater.unconsumed_tail
             if self._inflater.eof:
@@ -144,14 +156,16 @@ class BoundedBody:
         self._sha.update(data)
 
     def _too_large(self) -> PayloadTooLarge:
-        what = "decompressed " if self._gzip else ""
-        return PayloadTooLarge(
-            f"the {what}body exceeds {self.limit} bytes; send smaller batches", limit=self.limit
+        template = (
+            N_("the decompressed body exceeds %(limit)s bytes; send smaller batches")
+            if self._gzip
+            else N_("the body exceeds %(limit)s bytes; send smaller batches")
         )
+        return PayloadTooLarge(Sentence(template, limit=self.limit), limit=self.limit)
 
     def finish(self) -> bytes:
         if self._inflater is not None and not self._inflater.eof and (self._received or self._data):
-            raise MalformedBody("the gzip stream is truncated")
+            raise MalformedBody(Sentence(N_("the gzip stream is truncated")))
         return bytes(self._data)
 
     @property
@@ -167,7 +181,13 @@ def decode_utf8(body: bytes) -> str:
         line = body.count(b"\n", 0, error.start) + 1
         column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
         raise InvalidUtf8(
-            f"byte {error.start} (line {line}, column {column}) is not valid UTF-8: {error.reason}",
+            Sentence(
+                N_("byte %(start)s (line %(line)s, column %(column)s) is not valid UTF-8: %(reason)s"),
+                start=error.start,
+                line=line,
+                column=column,
+                reason=error.reason,
+            ),
             line=line,
             column=column,
             offset=error.start,
@@ -245,7 +265,7 @@ def parse_json_array(text: str, max_records: int) -> list[ParsedItem]:
     """The records of a JSON array, decoded one element at a time so each keeps its own span."""
     position = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
     if position == len(text):
-        raise EmptyBody("the body is empty")
+        raise EmptyBody(Sentence(N_("the body is empty")))
     if text[position] != "[":
         raise MalformedBody.at(text, position, "expected a JSON array of records ('[')")
     position = _WHITESPACE.match(text, position + 1).end()  # type: ignore[union-attr]
@@ -267,7 +287,10 @@ def parse_json_array(text: str, max_records: int) -> list[ParsedItem]:
             item.line = _position(text, start)[0] if item.problem else None
             items.append(item)
             if len(items) > max_records:
-                raise TooManyRecords(f"a batch may hold at most {max_records} records", limit=max_records)
+                raise TooManyRecords(
+                    Sentence(N_("a batch may hold at most %(max_records)s records"), max_records=max_records),
+                    limit=max_records,
+                )
             position = _WHITESPACE.match(text, item.end).end()  # type: ignore[union-attr]
             if position < len(text) and text[position] == ",":
                 position = _WHITESPACE.match(text, position + 1).end()  # type: ignore[union-attr]
@@ -298,7 +321,12 @@ def parse_ndjson(text: str, max_records: int) -> list[ParsedItem]:
                 item.value = DECODER.decode(segment)
             except json.JSONDecodeError as error:
                 raise MalformedBody(
-                    f"line {line} column {error.colno}: {error.msg}",
+                    Sentence(
+                        N_("line %(line)s column %(colno)s: %(msg)s"),
+                        line=line,
+                        colno=error.colno,
+                        msg=error.msg,
+                    ),
                     line=line,
                     column=error.colno,
                     offset=position + error.pos,
@@ -307,14 +335,21 @@ def parse_ndjson(text: str, max_records: int) -> list[ParsedItem]:
                 item.problem = too_deep()
             except ValueError as error:
                 raise MalformedBody(
-                    f"line {line}: {_value_error(error)}", line=line, offset=position
+                    Sentence(N_("line %(line)s: %(reason)s"), line=line, reason=_value_error(error)),
+                    line=line,
+                    offset=position,
                 ) from error
             items.append(item)
             if len(items) > max_records:
-                raise TooManyRecords(f"a batch may hold at most {max_records} records", limit=max_records)
+                raise TooManyRecords(
+                    Sentence(N_("a batch may hold at most %(max_records)s records"), max_records=max_records),
+                    limit=max_records,
+                )
         position = end + 1
     if not items:
-        raise EmptyBody("the body holds no records" if text.strip() else "the body is empty")
+        raise EmptyBody(
+            Sentence(N_("the body holds no records") if text.strip() else N_("the body is empty"))
+        )
     return items
 
 
@@ -365,7 +400,9 @@ def parse_csv(text: str, max_records: int, max_field_chars: int) -> CsvBatch:
             break
         except csv.Error as error:
             raise MalformedBody(
-                f"line {reader.line_num}: {error}", line=reader.line_num, offset=lines.position
+                Sentence(N_("line %(line)s: %(error)s"), line=reader.line_num, error=error),
+                line=reader.line_num,
+                offset=lines.position,
             ) from error
         end = lines.position
         blank = not cells or (len(cells) == 1 and not cells[0].strip())
@@ -380,12 +417,17 @@ def parse_csv(text: str, max_records: int, max_field_chars: int) -> CsvBatch:
                     )
                 )
                 if len(rows) > max_records:
-                    raise TooManyRecords(f"a batch may hold at most {max_records} records", limit=max_records)
+                    raise TooManyRecords(
+                        Sentence(
+                            N_("a batch may hold at most %(max_records)s records"), max_records=max_records
+                        ),
+                        limit=max_records,
+                    )
         start = end
     if header is None:
-        raise EmptyBody("the body is empty")
+        raise EmptyBody(Sentence(N_("the body is empty")))
     if not rows:
-        raise EmptyBody("the CSV has a header but no rows")
+        raise EmptyBody(Sentence(N_("the CSV has a header but no rows")))
     return CsvBatch(header, rows)
 
 

@@ -5,6 +5,7 @@ the publisher, and the contract version the records claim. Reads the read model 
 from __future__ import annotations
 
 from services.common.auth import Principal, PrincipalKind
+from services.common.i18n import N_, Sentence
 from services.ingest.exceptions import (
     ContractNotLoaded,
     ContractVersionMismatch,
@@ -19,10 +20,16 @@ def writable_dataset(catalog: CatalogProjection, dataset_id: str) -> DatasetStat
     """The dataset if it takes records: 404 if unknown, 409 if draft or retired."""
     dataset = catalog.dataset(dataset_id)
     if dataset is None:
-        raise DatasetNotFound(f"no dataset {dataset_id!r}")
+        raise DatasetNotFound(Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id))
     if not dataset.writable:
         raise DatasetNotWritable(
-            f"dataset {dataset_id!r} is {dataset.status}; records are accepted while it is active or deprecated",
+            Sentence(
+                N_(
+                    "dataset %(dataset_id)r is %(status)s; records are accepted while it is active or deprecated"
+                ),
+                dataset_id=dataset_id,
+                status=dataset.status,
+            ),
             dataset_status=dataset.status,
         )
     return dataset
@@ -35,18 +42,30 @@ def authorize_publisher(principal: Principal, dataset: DatasetState) -> None:
     if principal.kind is PrincipalKind.department and principal.department_id == dataset.owner_department_id:
         return
     raise NotDatasetPublisher(
-        f"dataset {dataset.id!r} belongs to department {dataset.owner_department_id!r}; "
-        f"{principal.id!r} may not publish to it"
+        Sentence(
+            N_(
+                "dataset %(id)r belongs to department %(owner_department_id)r; %(principal)r may not publish to it"
+            ),
+            id=dataset.id,
+            owner_department_id=dataset.owner_department_id,
+            principal=principal.id,
+        )
     )
 
 
 def current_contract(catalog: CatalogProjection, dataset: DatasetState) -> ContractVersion:
     if dataset.current_version is None:
-        raise DatasetNotWritable(f"dataset {dataset.id!r} has no contract yet; register one first")
+        raise DatasetNotWritable(
+            Sentence(N_("dataset %(id)r has no contract yet; register one first"), id=dataset.id)
+        )
     contract = catalog.contract(dataset.id, dataset.current_version)
     if contract is None:
         raise ContractNotLoaded(
-            f"contract {dataset.current_version} of {dataset.id!r} has not reached ingest yet",
+            Sentence(
+                N_("contract %(current_version)s of %(id)r has not reached ingest yet"),
+                current_version=dataset.current_version,
+                id=dataset.id,
+            ),
             retry_after_s=1,
         )
     return contract
@@ -63,13 +82,20 @@ def check_claimed_version(catalog: CatalogProjection, contract: ContractVersion,
     )
 
 
-def version_mismatch(catalog: CatalogProjection, contract: ContractVersion, claimed: str) -> str:
+def version_mismatch(catalog: CatalogProjection, contract: ContractVersion, claimed: str) -> Sentence:
     if claimed in catalog.versions(contract.dataset_id):
-        return (
-            f"written for contract version {claimed}, but {contract.dataset_id} is at {contract.version}; "
-            "only records of the current version are accepted"
+        return Sentence(
+            N_(
+                "written for contract version %(claimed)s, but %(dataset_id)s is at %(version)s; "
+                "only records of the current version are accepted"
+            ),
+            claimed=claimed,
+            dataset_id=contract.dataset_id,
+            version=contract.version,
         )
-    return (
-        f"{claimed!r} is not a contract version of {contract.dataset_id}; "
-        f"the current version is {contract.version}"
+    return Sentence(
+        N_("%(claimed)r is not a contract version of %(dataset_id)s; the current version is %(version)s"),
+        claimed=claimed,
+        dataset_id=contract.dataset_id,
+        version=contract.version,
     )

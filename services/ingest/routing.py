@@ -22,6 +22,7 @@ from services.common.bus import (
     OutgoingRecord,
 )
 from services.common.envelope import format_time
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError
 from services.common.topics import (
     dead_letter_topic,
@@ -141,7 +142,7 @@ def _metadata(value: Any, ctx: RoutingContext) -> tuple[Any, str | None, list[Vi
         value = {name: item for name, item in value.items() if name not in METADATA_FIELDS}
     if claimed_version is not None and claimed_version != ctx.contract.version:
         message = (
-            version_mismatch(ctx.catalog, ctx.contract, claimed_version)
+            str(version_mismatch(ctx.catalog, ctx.contract, claimed_version))
             if ctx.catalog is not None
             else f"written for contract version {claimed_version}, not the current {ctx.contract.version}"
         )
@@ -290,28 +291,50 @@ def check_csv_header(header: list[str], contract: ContractVersion) -> None:
         where = f"/header/{position}"
         if not name:
             problems.append(
-                FieldError(path=where, rule="minLength", message=f"column {position + 1} has no name")
+                FieldError(
+                    path=where,
+                    rule="minLength",
+                    message=Sentence(N_("column %(number)s has no name"), number=position + 1),
+                )
             )
         elif name in seen:
             problems.append(
-                FieldError(path=where, rule="uniqueItems", message=f"column {name!r} appears twice")
+                FieldError(
+                    path=where,
+                    rule="uniqueItems",
+                    message=Sentence(N_("column %(name)r appears twice"), name=name),
+                )
             )
         elif name not in contract.field_types and name not in METADATA_FIELDS:
             problems.append(
                 FieldError(
                     path=where,
                     rule="additionalProperties",
-                    message=f"column {name!r} is not a field of contract {contract.version}",
+                    message=Sentence(
+                        N_("column %(name)r is not a field of contract %(version)s"),
+                        name=name,
+                        version=contract.version,
+                    ),
                 )
             )
         seen.add(name)
     for name in sorted(contract.required - seen):
         problems.append(
-            FieldError(path="/header", rule="required", message=f"required field {name!r} has no column")
+            FieldError(
+                path="/header",
+                rule="required",
+                message=Sentence(N_("required field %(name)r has no column"), name=name),
+            )
         )
     if problems:
         raise CsvHeaderMismatch(
-            f"the CSV header does not match contract {contract.version} of {contract.dataset_id}: "
-            f"{len(problems)} problem(s)",
+            Sentence(
+                N_(
+                    "the CSV header does not match contract %(version)s of %(dataset_id)s: %(count)s problem(s)"
+                ),
+                version=contract.version,
+                dataset_id=contract.dataset_id,
+                count=len(problems),
+            ),
             errors=problems,
         )

@@ -48,6 +48,7 @@ from services.common.bus import (
     OutgoingRecord,
     Producer,
 )
+from services.common.i18n import N_, Sentence
 from services.common.topics import (
     dataset_of_raw,
 )
@@ -192,7 +193,7 @@ class Ingestor:
         claimed = contract_version.strip() if contract_version is not None else None
         check_claimed_version(self.catalog, contract, claimed)
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
-            raise InvalidHeader("Idempotency-Key must be 1 to 255 visible ASCII characters")
+            raise InvalidHeader(Sentence(N_("Idempotency-Key must be 1 to 255 visible ASCII characters")))
         return BatchRequest(
             dataset=dataset,
             contract=contract,
@@ -206,7 +207,7 @@ class Ingestor:
     def prepare(self, batch: BatchRequest, body: bytes) -> RoutedBatch:
         """Parse, check and route a batch's records (CPU-bound: runs in a worker thread). No session."""
         if not body:
-            raise EmptyBody("the body is empty")
+            raise EmptyBody(Sentence(N_("the body is empty")))
         settings = self.settings
         text = decode_utf8(body)
         contract = batch.contract
@@ -221,7 +222,7 @@ class Ingestor:
             for item in items:
                 csv_record(table.header, item, contract.field_types)
         if not items:
-            raise EmptyBody("the array holds no records")
+            raise EmptyBody(Sentence(N_("the array holds no records")))
         event_ids = batch_event_ids(batch.principal_id, batch.dataset.id, batch.idempotency_key)
         ctx = RoutingContext(
             dataset=batch.dataset,
@@ -319,18 +320,24 @@ class Ingestor:
         except BufferFull as error:
             self.metrics.producer_errors.labels("buffer_full").inc()
             raise PublisherBusy(
-                f"{error}; nothing of this batch is accepted. Retry after a pause "
-                "(with the same Idempotency-Key, so that a record that did get out keeps its event id)",
+                Sentence(
+                    N_(
+                        "%(error)s; nothing of this batch is accepted. Retry after a pause (with the same Idempotency-Key, so that a record that did get out keeps its event id)"
+                    ),
+                    error=error,
+                ),
                 retry_after_s=1,
             ) from error
         except (BusError, TimeoutError, OSError) as error:
             self.metrics.producer_errors.labels("unavailable").inc()
             reason = str(error) or f"no acknowledgement within {settings.ack_timeout_s}s"
             raise PublishFailed(
-                f"the bus did not acknowledge the batch ({reason}); nothing of this batch is accepted. "
-                "Retry with the same Idempotency-Key: records acknowledged before the failure may "
-                "already be on the topic, and the retry republishes them under the same event ids "
-                "(ce_id), which consumers drop as duplicates",
+                Sentence(
+                    N_(
+                        "the bus did not acknowledge the batch (%(reason)s); nothing of this batch is accepted. Retry with the same Idempotency-Key: records acknowledged before the failure may already be on the topic, and the retry republishes them under the same event ids (ce_id), which consumers drop as duplicates"
+                    ),
+                    reason=reason,
+                ),
                 retry_after_s=5,
             ) from error
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from services.common.auth import Principal, PrincipalKind
 from services.common.clock import aware
+from services.common.i18n import N_, Sentence
 from services.quality.exceptions import DatasetNotFound, InvalidTimeRange
 from services.quality.models import (
     QualityDatasetState,
@@ -31,7 +32,7 @@ def known_dataset(session: Session, catalog: QualityCatalog, dataset_id: str) ->
     if catalog.dataset(dataset_id) is not None:
         return
     if session.get(QualityDatasetState, dataset_id) is None:
-        raise DatasetNotFound(f"no dataset {dataset_id!r}")
+        raise DatasetNotFound(Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id))
 
 
 def window_summary(row: QualityWindow) -> dict[str, Any]:
@@ -244,7 +245,7 @@ def quality_history(
     session (the request's)."""
     start, end = aware(start), aware(end)
     if end <= start:
-        raise InvalidTimeRange("'to' must be after 'from'", path="/query/to")
+        raise InvalidTimeRange(Sentence(N_("'to' must be after 'from'")), path="/query/to")
     known_dataset(session, catalog, dataset_id)
     rows = session.execute(
         sa.select(

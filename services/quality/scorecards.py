@@ -21,7 +21,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from services.common import i18n
-from services.common.i18n import N_, _
+from services.common.i18n import N_, Sentence, _
 from services.common.page_style import page_environment
 from services.quality import queries, utilization
 from services.quality.exceptions import DepartmentNotFound, InvalidPeriod
@@ -37,10 +37,12 @@ def parse_period(text: str) -> timedelta:
     """``30d``, ``12h``, ``2w``: at most a year."""
     match = _PERIOD.match(text.strip())
     if match is None:
-        raise InvalidPeriod(f"period {text!r} is not a number followed by h, d or w (e.g. 30d)")
+        raise InvalidPeriod(
+            Sentence(N_("period %(text)r is not a number followed by h, d or w (e.g. 30d)"), text=text)
+        )
     period = timedelta(seconds=int(match.group(1)) * _UNIT_S[match.group(2)])
     if period > MAX_PERIOD:
-        raise InvalidPeriod("the period is at most 366 days")
+        raise InvalidPeriod(Sentence(N_("the period is at most 366 days")))
     return period
 
 
@@ -113,7 +115,11 @@ def department_scorecard(
         d.id for d in catalog.datasets() if d.owner_department_id == department_id and d.status != "draft"
     ]
     if not owned:
-        raise DepartmentNotFound(f"department {department_id!r} owns no published dataset")
+        raise DepartmentNotFound(
+            Sentence(
+                N_("department %(department_id)r owns no published dataset"), department_id=department_id
+            )
+        )
     start = now - period
     rows = _dataset_rows(session, catalog, settings, owned, start, now)
     findings = utilization.idle(session, catalog, now, settings.idle_days)
@@ -344,7 +350,7 @@ def to_html(card: dict[str, Any], locale: str = i18n.DEFAULT_LOCALE) -> str:
             cells = next(csv.reader([line]))
             rows.append([cells[0], label_status(cells[1]), *cells[2:]])
         findings = [
-            (FINDINGS.get(kind, kind), [_finding(item) for item in items])
+            (FINDINGS.get(kind, kind), [_finding(kind, item) for item in items])
             for kind, items in (card.get("showcase_only") or {}).items()
         ]
         return _PAGES.get_template("scorecard.html").render(
@@ -370,7 +376,7 @@ def label_status(status: str) -> str:
     return _(STATUS_WORDS[status]) if status in STATUS_WORDS else status
 
 
-def _finding(item: dict[str, Any]) -> dict[str, str]:
+def _finding(kind: str, item: dict[str, Any]) -> dict[str, str]:
     subject = item.get("scenario_id") or item.get("grant_id") or item.get("dataset_id") or ""
     if item.get("grant_id"):
         subject = _("grant %(grant)s (%(scenario)s on %(dataset)s)") % {
@@ -378,4 +384,5 @@ def _finding(item: dict[str, Any]) -> dict[str, str]:
             "scenario": item.get("scenario_id"),
             "dataset": item.get("dataset_id"),
         }
-    return {"subject": subject, "evidence": str(item.get("evidence") or "")}
+    evidence = utilization.evidence(kind, item, moment=i18n.format_datetime)
+    return {"subject": subject, "evidence": evidence.render()}

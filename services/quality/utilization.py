@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from services.common.bus import Admin
 from services.common.clock import as_utc, aware
 from services.common.envelope import CloudEvent, parse_time
+from services.common.i18n import N_, Sentence
 from services.common.topics import records_topic
 from services.quality import scoring
 from services.quality.exceptions import DatasetNotFound, ScenarioNotFound
@@ -239,7 +240,7 @@ def dataset_utilization(
     subscription's last delivery and lag. Reads in the caller's session (the request's)."""
     dataset = catalog.dataset(dataset_id)
     if dataset is None:
-        raise DatasetNotFound(f"no dataset {dataset_id!r}")
+        raise DatasetNotFound(Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id))
     summary = dataset_scores(session, catalog, settings, now).get(dataset_id) or {
         "dataset_id": dataset_id,
         "note": f"the dataset is {dataset.status}: not scored for utilization",
@@ -331,7 +332,9 @@ def scenario_utilization(
     ).all()
     last_ever = _last_use(session, QualityUsage.scenario_id).get(scenario_id)
     if not grants and last_ever is None:
-        raise ScenarioNotFound(f"no grant and no delivery for scenario {scenario_id!r}")
+        raise ScenarioNotFound(
+            Sentence(N_("no grant and no delivery for scenario %(scenario_id)r"), scenario_id=scenario_id)
+        )
     datasets = [
         {
             "dataset_id": dataset_id,
@@ -357,6 +360,35 @@ def scenario_utilization(
         "datasets": sorted(datasets, key=lambda d: d["dataset_id"]),
         "daily": _daily(session, QualityUsage.scenario_id, scenario_id, since),
     }
+
+
+def evidence(
+    kind: str, finding: dict[str, Any], *, moment: Callable[[datetime | str], str] | None = None
+) -> Sentence:
+    """Why a showcase-only finding of ``kind`` (a key of :func:`idle`'s answer) was made, in words
+    built from its own fields: the JSON keeps the English with ISO 8601 moments, a scorecard page
+    shows its language and formats each moment with ``moment``."""
+    moment = moment or _iso
+    grants = len(finding.get("active_grants") or [])
+    if kind in ("idle_scenarios", "idle"):
+        last = finding.get("last_activity")
+        if last:
+            return Sentence(
+                N_("%(count)s active grants; last delivery %(last)s"), count=grants, last=moment(last)
+            )
+        return Sentence(N_("%(count)s active grants; no delivery ever"), count=grants)
+    if kind == "unused_grants":
+        last = finding.get("last_use")
+        if last:
+            return Sentence(N_("last delivery %(last)s"), last=moment(last))
+        return Sentence(N_("never used since it was granted"))
+    if grants:
+        return Sentence(N_("no delivery to any scenario despite %(count)s active grants"), count=grants)
+    return Sentence(N_("no delivery to any scenario; nobody holds a grant"))
+
+
+def _iso(value: datetime | str) -> str:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def idle(session: Session, catalog: QualityCatalog, now: datetime, days: float) -> dict[str, Any]:
@@ -393,10 +425,6 @@ def idle(session: Session, catalog: QualityCatalog, now: datetime, days: float) 
                 "granted_since": oldest,
                 "last_activity": last,
                 "idle_days": _days_since(now, reference),
-                "evidence": (
-                    f"{len(held)} active grants; "
-                    + (f"last delivery {last.isoformat()}" if last else "no delivery ever")
-                ),
             }
         )
     unused_grants = []
@@ -414,9 +442,6 @@ def idle(session: Session, catalog: QualityCatalog, now: datetime, days: float) 
                 "expires_at": grant.expires_at,
                 "last_use": last,
                 "idle_days": _days_since(now, reference),
-                "evidence": f"last delivery {last.isoformat()}"
-                if last
-                else "never used since it was granted",
             }
         )
     never = []
@@ -432,14 +457,14 @@ def idle(session: Session, catalog: QualityCatalog, now: datetime, days: float) 
                 "owner_department_id": dataset.owner_department_id,
                 "published_since": dataset.created_at,
                 "active_grants": on_it,
-                "evidence": "no delivery to any scenario"
-                + (f" despite {len(on_it)} active grants" if on_it else "; nobody holds a grant"),
             }
         )
-    return {
-        "at": now,
-        "days": days,
+    findings: dict[str, list[dict[str, Any]]] = {
         "idle_scenarios": idle_scenarios,
         "never_delivered_datasets": never,
         "unused_grants": unused_grants,
     }
+    for kind, items in findings.items():
+        for finding in items:
+            finding["evidence"] = str(evidence(kind, finding))
+    return {"at": now, "days": days, **findings}

@@ -231,7 +231,9 @@ def pipeline(
             key,
             directory,
             quality_group,
-            service_env={name: value for name, value in service_env.items() if platform.env.get(name) != value},
+            service_env={
+                name: value for name, value in service_env.items() if platform.env.get(name) != value
+            },
             feeds_env={"CITYBASE_FEEDS_SECRET": feeds_env["CITYBASE_FEEDS_SECRET"]},
         )
 

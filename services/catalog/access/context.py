@@ -25,6 +25,7 @@ from services.catalog.audit.auditor import Auditor
 from services.catalog.events import CatalogEvents
 from services.catalog.models import Dataset
 from services.common.clock import utcnow
+from services.common.i18n import N_, Sentence
 
 Clock = Callable[[], datetime]
 
@@ -47,7 +48,9 @@ def access_request_of(session: Session, request_id: str, *, for_update: bool = F
         query = query.with_for_update()
     request = session.scalars(query).one_or_none()
     if request is None:
-        raise exceptions.AccessRequestNotFound(f"no access request {request_id!r}")
+        raise exceptions.AccessRequestNotFound(
+            Sentence(N_("no access request %(request_id)r"), request_id=request_id)
+        )
     return request
 
 
@@ -74,7 +77,7 @@ def page_of(
 ) -> tuple[list[Any], str | None]:
     if cursor:
         if not _ID.match(cursor) or not cursor.startswith(prefix + "-"):
-            raise catalog_exceptions.InvalidCursor("the cursor was not issued by this API")
+            raise catalog_exceptions.InvalidCursor(Sentence(N_("the cursor was not issued by this API")))
         query = query.where(column > cursor)
     rows = list(session.scalars(query.limit(limit + 1)))
     page = rows[:limit]
@@ -88,5 +91,7 @@ def plain(values: Mapping[str, Any]) -> dict[str, Any]:
 def scenario_of(session: Session, scenario_id: str) -> Scenario:
     scenario = session.get(Scenario, scenario_id)
     if scenario is None:
-        raise exceptions.ScenarioNotFound(f"no scenario {scenario_id!r}")
+        raise exceptions.ScenarioNotFound(
+            Sentence(N_("no scenario %(scenario_id)r"), scenario_id=scenario_id)
+        )
     return scenario

@@ -43,6 +43,7 @@ from services.catalog.schemas import Classification
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.clock import as_utc, utcnow
+from services.common.i18n import N_, Sentence
 from services.common.policy import encode_hash_key, new_hash_key
 from services.common.problems import FieldError
 
@@ -105,7 +106,7 @@ def _grant(session: Session, grant_id: str, *, for_update: bool = False) -> Gran
         query = query.with_for_update()
     grant = session.scalars(query).one_or_none()
     if grant is None:
-        raise exceptions.GrantNotFound(f"no grant {grant_id!r}")
+        raise exceptions.GrantNotFound(Sentence(N_("no grant %(grant_id)r"), grant_id=grant_id))
     return grant
 
 
@@ -158,7 +159,9 @@ def list_grants(
             dataset_id=filters.dataset_id,
         )
     now = now or utcnow()
-    query = listed(actor, Grant, filters.scenario_id, filters.dataset_id, "grants")
+    query = listed(
+        actor, Grant, filters.scenario_id, filters.dataset_id, N_("a scenario sees only its own grants")
+    )
     if filters.status is GrantStatus.expired:
         query = query.where(Grant.status != GrantStatus.revoked.value, Grant.expires_at <= now)
     elif filters.status is GrantStatus.revoked:
@@ -209,10 +212,15 @@ def update_grant(ctx: Collaborators, *, actor: Principal, grant_id: str, update:
         latest = as_utc(grant.valid_from) + timedelta(days=request.duration_days)
         if update.expires_at > latest:
             raise exceptions.DurationTooLong(
-                f"the grant may last until {latest.isoformat()} at the latest (the requested duration)",
+                Sentence(
+                    N_("the grant may last until %(latest)s at the latest (the requested duration)"),
+                    latest=latest.isoformat(),
+                ),
                 errors=[
                     FieldError(
-                        path="/body/expires_at", rule="maximum", message=f"at most {latest.isoformat()}"
+                        path="/body/expires_at",
+                        rule="maximum",
+                        message=Sentence(N_("at most %(latest)s"), latest=latest.isoformat()),
                     )
                 ],
             )
@@ -382,11 +390,20 @@ def _transition(
     attempt(ctx.audit, action, grant, dataset)
     may_decide(actor, dataset)
     if grant.status == GrantStatus.revoked:
-        raise exceptions.GrantRevoked(f"grant {grant.id} is revoked; nothing changes it any more")
+        raise exceptions.GrantRevoked(
+            Sentence(N_("grant %(id)s is revoked; nothing changes it any more"), id=grant.id)
+        )
     if target is not GrantStatus.revoked:
         _live(grant, now)
     if source is not None and grant.status != source:
-        raise exceptions.GrantStateConflict(f"grant {grant.id} is {grant.status}, not {source}")
+        raise exceptions.GrantStateConflict(
+            Sentence(
+                N_("grant %(id)s is %(status)s, not %(source)s"),
+                id=grant.id,
+                status=grant.status,
+                source=source,
+            )
+        )
     set_status(ctx, grant, dataset, target, reason, action)
     return grant_read(grant, now)
 
@@ -412,10 +429,16 @@ def set_status(
 def _live(grant: Grant, now: datetime) -> None:
     status = effective_status(grant, now)
     if status is GrantStatus.revoked:
-        raise exceptions.GrantRevoked(f"grant {grant.id} is revoked; nothing changes it any more")
+        raise exceptions.GrantRevoked(
+            Sentence(N_("grant %(id)s is revoked; nothing changes it any more"), id=grant.id)
+        )
     if status is GrantStatus.expired:
         raise exceptions.GrantExpired(
-            f"grant {grant.id} expired at {as_utc(grant.expires_at).isoformat()}; file a new request"
+            Sentence(
+                N_("grant %(id)s expired at %(expired)s; file a new request"),
+                id=grant.id,
+                expired=as_utc(grant.expires_at).isoformat(),
+            )
         )
 
 

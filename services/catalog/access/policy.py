@@ -11,6 +11,7 @@ from services.catalog.access import exceptions
 from services.catalog.access.models import AccessRequest, Grant
 from services.catalog.models import Dataset
 from services.common.auth import Principal, PrincipalKind
+from services.common.i18n import N_, Sentence
 
 
 def _is_staff(actor: Principal) -> bool:
@@ -28,7 +29,11 @@ def may_decide(actor: Principal, dataset: Dataset) -> None:
     if actor.kind is PrincipalKind.approver and _of_department(actor, dataset):
         return
     raise exceptions.NotTheOwningDepartment(
-        f"only an approver of {dataset.owner_department_id!r} (or an admin) may decide on {dataset.id!r}"
+        Sentence(
+            N_("only an approver of %(owner_department_id)r (or an admin) may decide on %(id)r"),
+            owner_department_id=dataset.owner_department_id,
+            id=dataset.id,
+        )
     )
 
 
@@ -40,11 +45,17 @@ def may_see(actor: Principal, scenario_id: str, dataset: Dataset) -> None:
     if actor.kind is PrincipalKind.scenario:
         if actor.id == scenario_id:
             return
-        raise exceptions.NotYourScenario("a scenario sees only its own access requests and grants")
+        raise exceptions.NotYourScenario(
+            Sentence(N_("a scenario sees only its own access requests and grants"))
+        )
     if _of_department(actor, dataset):
         return
     raise exceptions.NotTheOwningDepartment(
-        f"only the owning department {dataset.owner_department_id!r} sees access to {dataset.id!r}"
+        Sentence(
+            N_("only the owning department %(owner_department_id)r sees access to %(id)r"),
+            owner_department_id=dataset.owner_department_id,
+            id=dataset.id,
+        )
     )
 
 
@@ -66,11 +77,12 @@ def listed(
     model: type[AccessRequest] | type[Grant],
     scenario_id: str | None,
     dataset_id: str | None,
-    noun: str,
+    others_refused: str,
 ) -> Any:
-    """The rows of ``model`` the actor may see, oldest first, narrowed by scenario and dataset."""
+    """The rows of ``model`` the actor may see, oldest first, narrowed by scenario and dataset;
+    ``others_refused`` (marked ``N_``) says why a scenario may not ask for another's."""
     if actor.kind is PrincipalKind.scenario and scenario_id not in (None, actor.id):
-        raise exceptions.NotYourScenario(f"a scenario sees only its own {noun}")
+        raise exceptions.NotYourScenario(Sentence(others_refused))
     query = visible(actor, sa.select(model), model.scenario_id, model.dataset_id).order_by(model.id)
     if scenario_id:
         query = query.where(model.scenario_id == scenario_id)

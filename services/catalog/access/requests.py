@@ -55,6 +55,7 @@ from services.catalog.models import Dataset
 from services.catalog.schemas import Classification, DatasetStatus
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
+from services.common.i18n import N_, Sentence
 from services.common.policy import encode_hash_key, new_hash_key
 from services.common.problems import FieldError, InvalidRequest
 
@@ -135,9 +136,15 @@ def submit_access_request(
     dataset = get_dataset(ctx.session, request.dataset_id)
     attempt(ctx.audit, "access_request.submit", request, dataset)
     if not actor.is_admin() and actor.id != request.scenario_id:
-        raise exceptions.NotYourScenario("only the scenario it was prepared for may submit a draft request")
+        raise exceptions.NotYourScenario(
+            Sentence(N_("only the scenario it was prepared for may submit a draft request"))
+        )
     if request.status != AccessRequestStatus.draft:
-        raise exceptions.AlreadyDecided(f"access request {request.id} is {request.status}, not a draft")
+        raise exceptions.AlreadyDecided(
+            Sentence(
+                N_("access request %(id)s is %(status)s, not a draft"), id=request.id, status=request.status
+            )
+        )
     _active_scenario(ctx.session, request.scenario_id)
     dataset_row = _dataset(ctx.session, request.dataset_id)
     scope = contract_scope(ctx.session, dataset_row)
@@ -176,7 +183,9 @@ def _new_request(
     _active_scenario(session, scenario_id)
     dataset = _dataset(session, payload.dataset_id)
     if dataset.status in (DatasetStatus.retired, DatasetStatus.deprecated):
-        raise exceptions.DatasetNotAvailable(f"dataset {dataset.id!r} is {dataset.status}")
+        raise exceptions.DatasetNotAvailable(
+            Sentence(N_("dataset %(id)r is %(status)s"), id=dataset.id, status=dataset.status)
+        )
     scope = contract_scope(session, dataset)
     fields = list(dict.fromkeys(payload.fields))
     check_known(scope, fields, "fields")
@@ -206,7 +215,11 @@ def _new_request(
 def _active_scenario(session: Session, scenario_id: str) -> None:
     scenario = scenario_of(session, scenario_id)
     if scenario.status != ScenarioStatus.active:
-        raise exceptions.ScenarioNotActive(f"scenario {scenario_id!r} is {scenario.status}")
+        raise exceptions.ScenarioNotActive(
+            Sentence(
+                N_("scenario %(scenario_id)r is %(status)s"), scenario_id=scenario_id, status=scenario.status
+            )
+        )
 
 
 def _audit_filed(ctx: Collaborators, request: AccessRequest, scope: ContractScope, action: str) -> None:
@@ -241,24 +254,36 @@ def _decide_or_wait(ctx: Collaborators, request: AccessRequest, scope: ContractS
 def _requesting_scenario(actor: Principal, scenario_id: str | None) -> str:
     if actor.kind is PrincipalKind.scenario:
         if scenario_id not in (None, actor.id):
-            raise exceptions.NotYourScenario("a scenario files access requests only for itself")
+            raise exceptions.NotYourScenario(Sentence(N_("a scenario files access requests only for itself")))
         return actor.id
     if actor.is_admin():
         if scenario_id is None:
             raise InvalidRequest(
-                "an admin files a request on behalf of a scenario: name it",
-                errors=[FieldError(path="/body/scenario_id", rule="required", message="name the scenario")],
+                Sentence(N_("an admin files a request on behalf of a scenario: name it")),
+                errors=[
+                    FieldError(
+                        path="/body/scenario_id", rule="required", message=Sentence(N_("name the scenario"))
+                    )
+                ],
             )
         return scenario_id
-    raise exceptions.NotYourScenario(f"a {actor.kind} does not file access requests; a scenario does")
+    raise exceptions.NotYourScenario(
+        Sentence(N_("a %(kind)s does not file access requests; a scenario does"), kind=actor.kind)
+    )
 
 
 def _dataset(session: Session, dataset_id: str) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise catalog_exceptions.DatasetNotFound(
-            f"no dataset {dataset_id!r}",
-            errors=[FieldError(path="/body/dataset_id", rule="exists", message=f"no dataset {dataset_id!r}")],
+            Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id),
+            errors=[
+                FieldError(
+                    path="/body/dataset_id",
+                    rule="exists",
+                    message=Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id),
+                )
+            ],
         )
     return dataset
 
@@ -266,12 +291,18 @@ def _dataset(session: Session, dataset_id: str) -> Dataset:
 def _check_duration(settings: AccessSettings, days: int, where: str) -> None:
     if days > settings.max_duration_days:
         raise exceptions.DurationTooLong(
-            f"{days} days is beyond the maximum of {settings.max_duration_days}",
+            Sentence(
+                N_("%(days)s days is beyond the maximum of %(max_duration_days)s"),
+                days=days,
+                max_duration_days=settings.max_duration_days,
+            ),
             errors=[
                 FieldError(
                     path=field_pointer("body", where),
                     rule="maximum",
-                    message=f"at most {settings.max_duration_days} days",
+                    message=Sentence(
+                        N_("at most %(max_duration_days)s days"), max_duration_days=settings.max_duration_days
+                    ),
                 )
             ],
         )
@@ -308,7 +339,13 @@ def list_access_requests(
     cursor: str | None = None,
 ) -> tuple[list[AccessRequestRead], str | None]:
     """The requests the actor may see, oldest first, one page at a time."""
-    query = listed(actor, AccessRequest, filters.scenario_id, filters.dataset_id, "access requests")
+    query = listed(
+        actor,
+        AccessRequest,
+        filters.scenario_id,
+        filters.dataset_id,
+        N_("a scenario sees only its own access requests"),
+    )
     if filters.status:
         query = query.where(AccessRequest.status == filters.status.value)
     rows, next_cursor = page_of(session, query, AccessRequest.id, limit, cursor, "ar")
@@ -331,9 +368,17 @@ def approve_access_request(
 
 def _pending(request: AccessRequest) -> None:
     if request.status != AccessRequestStatus.pending:
+        if request.decided_by:
+            raise exceptions.AlreadyDecided(
+                Sentence(
+                    N_("access request %(id)s is already %(status)s (by %(decided_by)s)"),
+                    id=request.id,
+                    status=request.status,
+                    decided_by=request.decided_by,
+                )
+            )
         raise exceptions.AlreadyDecided(
-            f"access request {request.id} is already {request.status}"
-            + (f" (by {request.decided_by})" if request.decided_by else "")
+            Sentence(N_("access request %(id)s is already %(status)s"), id=request.id, status=request.status)
         )
 
 
@@ -360,16 +405,26 @@ def _approve(
     days = approval.duration_days or request.duration_days
     if days > request.duration_days:
         raise exceptions.DurationTooLong(
-            f"{days} days is more than the {request.duration_days} requested",
+            Sentence(
+                N_("%(days)s days is more than the %(duration_days)s requested"),
+                days=days,
+                duration_days=request.duration_days,
+            ),
             errors=[
-                FieldError(path="/body/duration_days", rule="maximum", message="at most what was requested")
+                FieldError(
+                    path="/body/duration_days",
+                    rule="maximum",
+                    message=Sentence(N_("at most what was requested")),
+                )
             ],
         )
     valid_from = approval.valid_from.astimezone(UTC) if approval.valid_from else now
     if valid_from < now - timedelta(minutes=5):
         raise exceptions.InvalidTerms(
-            "a grant cannot start in the past",
-            errors=[FieldError(path="/body/valid_from", rule="minimum", message="now or later")],
+            Sentence(N_("a grant cannot start in the past")),
+            errors=[
+                FieldError(path="/body/valid_from", rule="minimum", message=Sentence(N_("now or later")))
+            ],
         )
     quota = narrowed_quota(request.quota_records_per_day, approval, "quota_records_per_day")
     grant = Grant(
@@ -449,7 +504,9 @@ def withdraw_access_request(
     dataset = get_dataset(ctx.session, request.dataset_id)
     attempt(ctx.audit, "access_request.withdraw", request, dataset)
     if not actor.is_admin() and actor.id != request.scenario_id:
-        raise exceptions.NotYourScenario("only the requesting scenario may withdraw its request")
+        raise exceptions.NotYourScenario(
+            Sentence(N_("only the requesting scenario may withdraw its request"))
+        )
     if request.status != AccessRequestStatus.draft:
         _pending(request)
     return close_request(

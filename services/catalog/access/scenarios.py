@@ -27,6 +27,7 @@ from services.catalog.principals.service import add_api_key, add_principal, set_
 from services.catalog.schemas import ApiKeyIssued, PrincipalCreate
 from services.common import catalog_events
 from services.common.auth import Principal
+from services.common.i18n import N_, Sentence
 from services.common.problems import Forbidden
 
 
@@ -141,7 +142,13 @@ def issue_scenario_key(ctx: Collaborators, *, actor: Principal, scenario_id: str
     """
     ctx.audit.attempting("api_key.issue", "principal", scenario_id, scenario_id=scenario_id)
     if not actor.is_admin():
-        raise Forbidden(f"a scenario's keys are issued by an admin, not by {actor.kind} {actor.id!r}")
+        raise Forbidden(
+            Sentence(
+                N_("a scenario's keys are issued by an admin, not by %(kind)s %(id)r"),
+                kind=actor.kind,
+                id=actor.id,
+            )
+        )
     scenario_of(ctx.session, scenario_id)
     issued = add_api_key(ctx.session, events=ctx.events, principal_id=scenario_id, name=name)
     ctx.audit.record(

@@ -24,6 +24,7 @@ from services.catalog.datasets.service import current_version
 from services.catalog.models import Dataset
 from services.catalog.schemas import Classification
 from services.common.auth import Principal
+from services.common.i18n import N_, Sentence, reason_of
 from services.common.policy import FieldMask, RowFilterError, parse_row_filter
 from services.common.problems import FieldError
 
@@ -53,7 +54,9 @@ class ContractScope:
 def contract_scope(session: Session, dataset: Dataset) -> ContractScope:
     version = current_version(session, dataset)
     if version is None:
-        raise exceptions.DatasetNotAvailable(f"dataset {dataset.id!r} has no contract yet")
+        raise exceptions.DatasetNotAvailable(
+            Sentence(N_("dataset %(id)r has no contract yet"), id=dataset.id)
+        )
     return ContractScope(
         dataset=dataset,
         version=version.version,
@@ -95,8 +98,9 @@ def _parse_mask(value: MaskValue, pointer: str) -> FieldMask:
     try:
         return FieldMask.from_value(value)
     except ValueError as error:
+        reason = reason_of(error)
         raise exceptions.InvalidMask(
-            str(error), errors=[FieldError(path=pointer, rule="mask", message=str(error))]
+            reason, errors=[FieldError(path=pointer, rule="mask", message=reason)]
         ) from error
 
 
@@ -108,12 +112,21 @@ def check_known(scope: ContractScope, fields: Sequence[str], where: str) -> None
     unknown = [(index, name) for index, name in enumerate(fields) if name not in scope.fields]
     if unknown:
         raise exceptions.UnknownFields(
-            f"{', '.join(repr(name) for _, name in unknown)} not in {scope.dataset.id} {scope.version}",
+            Sentence(
+                N_("%(names)s not in %(id)s %(version)s"),
+                names=", ".join(repr(name) for _, name in unknown),
+                id=scope.dataset.id,
+                version=scope.version,
+            ),
             errors=[
                 FieldError(
                     path=field_pointer("body", where, index),
                     rule="unknown-field",
-                    message=f"{name!r} is not a top-level field of the current contract ({scope.version})",
+                    message=Sentence(
+                        N_("%(name)r is not a top-level field of the current contract (%(version)s)"),
+                        name=name,
+                        version=scope.version,
+                    ),
                 )
                 for index, name in unknown
             ],
@@ -126,15 +139,12 @@ def check_row_filter(scope: ContractScope, text: str | None) -> str | None:
     try:
         parse_row_filter(text, sorted(path for path in scope.paths if "[]" not in path))
     except RowFilterError as error:
+        reason = Sentence(
+            N_("%(message)s (at character %(position)s)"), message=error.sentence, position=error.position
+        )
         raise exceptions.InvalidRowFilter(
-            f"{error.message} (at character {error.position})",
-            errors=[
-                FieldError(
-                    path="/body/row_filter",
-                    rule="row-filter",
-                    message=f"{error.message} (at character {error.position})",
-                )
-            ],
+            reason,
+            errors=[FieldError(path="/body/row_filter", rule="row-filter", message=reason)],
             position=error.position,
         ) from error
     return text
@@ -178,13 +188,19 @@ def resolve_masking(
         pointer = field_pointer("body", "masking", path)
         if path not in scope.paths or not _covered(path, fields):
             raise exceptions.InvalidMask(
-                f"{path!r} is not a granted field",
-                errors=[FieldError(path=pointer, rule="granted-field", message=f"{path!r} is not granted")],
+                Sentence(N_("%(path)r is not a granted field"), path=path),
+                errors=[
+                    FieldError(
+                        path=pointer,
+                        rule="granted-field",
+                        message=Sentence(N_("%(path)r is not granted"), path=path),
+                    )
+                ],
             )
         if unmask and path in unmask:
             raise exceptions.InvalidTerms(
-                f"{path!r} cannot be both masked and un-masked",
-                errors=[FieldError(path=pointer, rule="mask-or-unmask", message="choose one")],
+                Sentence(N_("%(path)r cannot be both masked and un-masked"), path=path),
+                errors=[FieldError(path=pointer, rule="mask-or-unmask", message=Sentence(N_("choose one")))],
             )
         mask = mask_json(_parse_mask(value, pointer))
         if (
@@ -194,12 +210,16 @@ def resolve_masking(
             and mask != scope.sensitive[path]
         ):
             raise exceptions.UnmaskingNotAllowed(
-                f"{scope.dataset.id} is restricted: {path!r} takes hash, redact or its contract rule",
+                Sentence(
+                    N_("%(id)s is restricted: %(path)r takes hash, redact or its contract rule"),
+                    id=scope.dataset.id,
+                    path=path,
+                ),
                 errors=[
                     FieldError(
                         path=pointer,
                         rule="restricted",
-                        message="a weaker mask than the contract's could reveal the value",
+                        message=Sentence(N_("a weaker mask than the contract's could reveal the value")),
                     )
                 ],
             )
@@ -209,17 +229,23 @@ def resolve_masking(
         pointer = field_pointer("body", "unmask", path)
         if path not in scope.sensitive or not _covered(path, fields):
             raise exceptions.UnmaskingNotAllowed(
-                f"{path!r} is not a granted sensitive field",
-                errors=[FieldError(path=pointer, rule="sensitive-field", message="nothing to un-mask")],
+                Sentence(N_("%(path)r is not a granted sensitive field"), path=path),
+                errors=[
+                    FieldError(
+                        path=pointer, rule="sensitive-field", message=Sentence(N_("nothing to un-mask"))
+                    )
+                ],
             )
         if scope.classification is Classification.restricted:
             raise exceptions.UnmaskingNotAllowed(
-                f"{scope.dataset.id} is restricted: {path!r} is always masked",
+                Sentence(
+                    N_("%(id)s is restricted: %(path)r is always masked"), id=scope.dataset.id, path=path
+                ),
                 errors=[
                     FieldError(
                         path=pointer,
                         rule="restricted",
-                        message="a restricted dataset never leaves the platform unmasked",
+                        message=Sentence(N_("a restricted dataset never leaves the platform unmasked")),
                     )
                 ],
             )
@@ -243,12 +269,14 @@ def narrowed_fields(
         beyond = [(index, name) for index, name in enumerate(fields) if name not in requested]
         if beyond:
             raise exceptions.FieldsNotRequested(
-                f"{', '.join(repr(name) for _, name in beyond)} were not requested",
+                Sentence(
+                    N_("%(names)s were not requested"), names=", ".join(repr(name) for _, name in beyond)
+                ),
                 errors=[
                     FieldError(
                         path=field_pointer("body", "fields", index),
                         rule="requested",
-                        message=f"{name!r} was not requested",
+                        message=Sentence(N_("%(name)r was not requested"), name=name),
                     )
                     for index, name in beyond
                 ],
@@ -256,8 +284,10 @@ def narrowed_fields(
         check_known(scope, fields, "fields")
     if not fields:
         raise exceptions.InvalidTerms(
-            "a grant needs at least one field of the current contract",
-            errors=[FieldError(path="/body/fields", rule="minItems", message="at least one field")],
+            Sentence(N_("a grant needs at least one field of the current contract")),
+            errors=[
+                FieldError(path="/body/fields", rule="minItems", message=Sentence(N_("at least one field")))
+            ],
         )
     return fields
 
@@ -266,9 +296,15 @@ def narrowed_quota(requested: int | None, terms: GrantTerms, where: str) -> int 
     quota = terms.quota_records_per_day if "quota_records_per_day" in terms.model_fields_set else requested
     if requested is not None and (quota is None or quota > requested):
         raise exceptions.InvalidTerms(
-            f"the quota may not exceed the {requested} records/day requested",
+            Sentence(
+                N_("the quota may not exceed the %(requested)s records/day requested"), requested=requested
+            ),
             errors=[
-                FieldError(path=field_pointer("body", where), rule="maximum", message=f"at most {requested}")
+                FieldError(
+                    path=field_pointer("body", where),
+                    rule="maximum",
+                    message=Sentence(N_("at most %(requested)s"), requested=requested),
+                )
             ],
         )
     return quota

@@ -33,6 +33,7 @@ from services.common.auth import Principal, PrincipalKind
 from services.common.background import Periodic
 from services.common.bus import Bus, BusError, read_from_beginning
 from services.common.clock import as_utc
+from services.common.i18n import N_, Sentence
 from services.common.outbox import Outbox
 from services.common.problems import ServiceUnavailable
 
@@ -407,7 +408,11 @@ def verify_with_bus(
         published = published_checkpoints(bus, timeout_s=timeout_s)
     except BusError as error:
         raise ServiceUnavailable(
-            f"the audit checkpoints on {catalog_events.TOPIC} cannot be read: {error}"
+            Sentence(
+                N_("the audit checkpoints on %(topic)s cannot be read: %(error)s"),
+                topic=catalog_events.TOPIC,
+                error=error,
+            )
         ) from error
     if incremental:
         return verify_incremental(session, published)
@@ -455,7 +460,7 @@ def _decode_cursor(cursor: str) -> int:
     try:
         return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor("the cursor is not one this endpoint returned") from None
+        raise InvalidCursor(Sentence(N_("the cursor is not one this endpoint returned"))) from None
 
 
 def visible_to(principal: Principal) -> sa.ColumnElement[bool] | None:

@@ -23,6 +23,7 @@ from services.catalog.contracts.conventions import (
 )
 from services.catalog.contracts.expectations import count_tolerance, gx_custom_rule, row_count_expectation
 from services.catalog.contracts.sla import SLA_NAMES, duration_s
+from services.common.i18n import N_, Sentence, reason_of
 from services.common.problems import FieldError, json_pointer
 
 _PROPERTY_METRICS = frozenset({"nullValues", "missingValues", "invalidValues", "duplicateValues"})
@@ -43,7 +44,11 @@ def convention_errors(model: OpenDataContractStandard) -> list[FieldError]:
 
     objects = model.schema_ or []
     if not objects:
-        error(["schema"], "required", "citybase needs a schema object describing the dataset's records")
+        error(
+            ["schema"],
+            "required",
+            Sentence(N_("citybase needs a schema object describing the dataset's records")),
+        )
     for index, obj in enumerate(objects):
         where: list[str | int] = ["schema", index]
         properties = obj.properties or []
@@ -57,8 +62,11 @@ def convention_errors(model: OpenDataContractStandard) -> list[FieldError]:
                     error(
                         [*where, "properties", position, "primaryKeyPosition"],
                         "primary-key-position",
-                        f"position {key_position} is already taken by "
-                        f"{properties[key_positions[key_position]].name!r}",
+                        Sentence(
+                            N_("position %(position)s is already taken by %(name)r"),
+                            position=key_position,
+                            name=properties[key_positions[key_position]].name,
+                        ),
                     )
                 key_positions.setdefault(key_position, position)
         names = {prop.name for prop in properties}
@@ -80,7 +88,12 @@ def convention_errors(model: OpenDataContractStandard) -> list[FieldError]:
             error(
                 ["customProperties", position, "value"],
                 "citybase-policy",
-                f"{custom.property} must be one of {', '.join(values)}, not {custom.value!r}",
+                Sentence(
+                    N_("%(property)s must be one of %(allowed)s, not %(value)r"),
+                    property=custom.property,
+                    allowed=", ".join(values),
+                    value=custom.value,
+                ),
             )
         if custom.property == DEPARTMENT_PROPERTY and not (
             isinstance(custom.value, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", custom.value)
@@ -88,7 +101,10 @@ def convention_errors(model: OpenDataContractStandard) -> list[FieldError]:
             error(
                 ["customProperties", position, "value"],
                 "citybase-policy",
-                f"{DEPARTMENT_PROPERTY} is a department id such as transport-bureau",
+                Sentence(
+                    N_("%(property)s is a department id such as transport-bureau"),
+                    property=DEPARTMENT_PROPERTY,
+                ),
             )
     return errors
 
@@ -103,7 +119,7 @@ def _check_property(prop: SchemaProperty, where: list[str | int], error: _Report
     except ValueError as problem:
         declared = custom_property(prop.customProperties, MASKING_PROPERTY)
         index = declared[0] if declared else 0
-        error([*where, "customProperties", index, "value"], "masking", str(problem))
+        error([*where, "customProperties", index, "value"], "masking", reason_of(problem))
     declared_time = custom_property(prop.customProperties, EVENT_TIME_PROPERTY)
     if declared_time is not None and (
         event_time_rank(declared_time[1]) is None
@@ -112,7 +128,10 @@ def _check_property(prop: SchemaProperty, where: list[str | int], error: _Report
         error(
             [*where, "customProperties", declared_time[0], "value"],
             "event-time",
-            f"{EVENT_TIME_PROPERTY} goes on a timestamp or date property, with true or a rank from 1",
+            Sentence(
+                N_("%(property)s goes on a timestamp or date property, with true or a rank from 1"),
+                property=EVENT_TIME_PROPERTY,
+            ),
         )
     declared_enum = custom_property(prop.customProperties, ENUM_PROPERTY)
     if declared_enum is not None:
@@ -124,7 +143,10 @@ def _check_property(prop: SchemaProperty, where: list[str | int], error: _Report
             error(
                 [*where, "customProperties", declared_enum[0], "value"],
                 "enum",
-                f"{ENUM_PROPERTY} is a non-empty list of strings, numbers or booleans",
+                Sentence(
+                    N_("%(property)s is a non-empty list of strings, numbers or booleans"),
+                    property=ENUM_PROPERTY,
+                ),
             )
     pattern = (prop.logicalTypeOptions or {}).get("pattern")
     if pattern is not None:
@@ -141,7 +163,11 @@ def _check_pattern(pattern: Any, where: list[str | int], error: _Report) -> None
     try:
         re.compile(str(pattern))
     except re.error as problem:
-        error(where, "pattern", f"the regular expression does not compile: {problem}")
+        error(
+            where,
+            "pattern",
+            Sentence(N_("the regular expression does not compile: %(problem)s"), problem=problem),
+        )
 
 
 def _check_rule(
@@ -156,14 +182,19 @@ def _check_rule(
     metric = rule.metric or rule.rule
     if (rule.type or "library") != "library" or not metric:
         return
-    level, metrics = (
-        ("property", _PROPERTY_METRICS) if column_names is None else ("schema object", _SCHEMA_METRICS)
+    refusal, metrics = (
+        (N_("on a property citybase runs the ODCS metrics %(metrics)s; not %(metric)r"), _PROPERTY_METRICS)
+        if column_names is None
+        else (
+            N_("on a schema object citybase runs the ODCS metrics %(metrics)s; not %(metric)r"),
+            _SCHEMA_METRICS,
+        )
     )
     if metric not in metrics:
         error(
             [*where, "metric" if rule.metric else "rule"],
             "metric",
-            f"on a {level} citybase runs the ODCS metrics {', '.join(sorted(metrics))}; not {metric!r}",
+            Sentence(refusal, metrics=", ".join(sorted(metrics)), metric=metric),
         )
         return
     try:
@@ -180,22 +211,30 @@ def _check_rule(
             error(
                 [*where, "arguments"],
                 "arguments",
-                "invalidValues needs validValues (a non-empty list) or pattern",
+                Sentence(N_("invalidValues needs validValues (a non-empty list) or pattern")),
             )
         if arguments.get("pattern"):
             _check_pattern(arguments["pattern"], [*where, "arguments", "pattern"], error)
     elif metric == "missingValues":
         missing = arguments.get("missingValues")
         if not (isinstance(missing, list) and missing):
-            error([*where, "arguments"], "arguments", "missingValues needs missingValues, a non-empty list")
+            error(
+                [*where, "arguments"],
+                "arguments",
+                Sentence(N_("missingValues needs missingValues, a non-empty list")),
+            )
     elif metric == "duplicateValues" and column_names is not None:
         named = arguments.get("properties")
         if named is not None and not (isinstance(named, list) and named):
-            error([*where, "arguments", "properties"], "arguments", "properties is a non-empty list of names")
+            error(
+                [*where, "arguments", "properties"],
+                "arguments",
+                Sentence(N_("properties is a non-empty list of names")),
+            )
         for position, name in enumerate(named or ()):
             if name not in column_names:
                 error(
                     [*where, "arguments", "properties", position],
                     "unknown-property",
-                    f"{name!r} is not a property of this schema object",
+                    Sentence(N_("%(name)r is not a property of this schema object"), name=name),
                 )

@@ -42,6 +42,7 @@ from typing import Any, Literal, get_args
 from open_data_contract_standard.model import CustomProperty, DataQuality, SchemaObject, SchemaProperty
 
 from services.catalog.contracts.parsed import ParsedContract
+from services.common.i18n import N_, Sentence
 from services.common.problems import NotFound
 
 SENSITIVE_CLASSIFICATIONS = frozenset(
@@ -123,7 +124,12 @@ def schema_object(contract: ParsedContract, schema_name: str | None = None) -> S
         if obj.name == schema_name:
             return obj
     raise SchemaObjectNotFound(
-        f"contract {contract.id} {contract.version} has no schema object {schema_name!r}"
+        Sentence(
+            N_("contract %(id)s %(version)s has no schema object %(schema_name)r"),
+            id=contract.id,
+            version=contract.version,
+            schema_name=schema_name,
+        )
     )
 
 

@@ -44,6 +44,7 @@ from services.catalog.contracts.parsed import (
     fingerprint_of,
 )
 from services.catalog.contracts.syntax import MAX_NESTING_DEPTH, document_pointer, load_yaml
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError
 
 __all__ = [
@@ -83,15 +84,21 @@ def parse_contract(
     """
     size = len(document) if isinstance(document, bytes) else len(document.encode("utf-8"))
     if size > max_bytes:
-        raise ContractTooLarge(f"the contract has {size} bytes; at most {max_bytes} are accepted")
+        raise ContractTooLarge(
+            Sentence(
+                N_("the contract has %(size)s bytes; at most %(max_bytes)s are accepted"),
+                size=size,
+                max_bytes=max_bytes,
+            )
+        )
     text = _decode(document)
     raw = _load(text, max_depth)
-    _raise_if(_odcs_v3_errors(raw), "the document is not an ODCS v3 data contract")
-    _raise_if(schema_errors(raw), "the document does not follow the ODCS JSON Schema")
+    _raise_if(_odcs_v3_errors(raw), N_("the document is not an ODCS v3 data contract"))
+    _raise_if(schema_errors(raw), N_("the document does not follow the ODCS JSON Schema"))
     model = _model(raw)
     _raise_if(
         [*_duplicate_name_errors(raw), *_version_errors(raw), *convention_errors(model)],
-        "the contract breaks a rule ODCS or citybase sets beyond its JSON Schema",
+        N_("the contract breaks a rule ODCS or citybase sets beyond its JSON Schema"),
     )
     return ParsedContract(
         raw=raw,
@@ -104,15 +111,23 @@ def parse_contract(
 
 
 def _raise_if(errors: list[FieldError], summary: str) -> None:
+    """Refuse the contract if there are ``errors``, under ``summary`` (marked ``N_``)."""
     if not errors:
         return
     # Keywords overlap (ODCS says additionalProperties and unevaluatedProperties at the root), so
     # the same error can be found twice; it is reported once.
     unique = {(error.path, error.rule, error.message): error for error in errors}
     errors = [unique[key] for key in sorted(unique)]
-    detail = f"{summary}: {len(errors)} error(s)"
-    if len(errors) > MAX_REPORTED_ERRORS:
-        detail += f", the first {MAX_REPORTED_ERRORS} listed"
+    count = (
+        Sentence(
+            N_("%(count)s error(s), the first %(listed)s listed"),
+            count=len(errors),
+            listed=MAX_REPORTED_ERRORS,
+        )
+        if len(errors) > MAX_REPORTED_ERRORS
+        else Sentence(N_("%(count)s error(s)"), count=len(errors))
+    )
+    detail = Sentence(N_("%(summary)s: %(count)s"), summary=Sentence(summary), count=count)
     raise ContractInvalid(detail, errors=errors[:MAX_REPORTED_ERRORS])
 
 
@@ -124,8 +139,14 @@ def _decode(document: str | bytes) -> str:
         return document.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ContractInvalid(
-            "the contract is not UTF-8 text",
-            errors=[FieldError(path="", rule="encoding", message=f"byte {error.start}: not valid UTF-8")],
+            Sentence(N_("the contract is not UTF-8 text")),
+            errors=[
+                FieldError(
+                    path="",
+                    rule="encoding",
+                    message=Sentence(N_("byte %(start)s: not valid UTF-8"), start=error.start),
+                )
+            ],
         ) from None
 
 
@@ -152,19 +173,28 @@ def _load_json(text: str) -> Any:
         return json.loads(text, object_pairs_hook=_json_object)
     except json.JSONDecodeError as error:
         raise ContractInvalid(
-            "the contract is not valid JSON",
+            Sentence(N_("the contract is not valid JSON")),
             errors=[
                 FieldError(
                     path="",
                     rule="json-syntax",
-                    message=f"line {error.lineno}, column {error.colno}: {error.msg}",
+                    message=Sentence(
+                        N_("line %(lineno)s, column %(colno)s: %(msg)s"),
+                        lineno=error.lineno,
+                        colno=error.colno,
+                        msg=error.msg,
+                    ),
                 )
             ],
         ) from None
     except RecursionError:
         raise ContractInvalid(
-            "the contract is nested too deeply",
-            errors=[FieldError(path="", rule="depth", message="the JSON document is nested too deeply")],
+            Sentence(N_("the contract is nested too deeply")),
+            errors=[
+                FieldError(
+                    path="", rule="depth", message=Sentence(N_("the JSON document is nested too deeply"))
+                )
+            ],
         ) from None
 
 
@@ -172,12 +202,18 @@ def _load(text: str, max_depth: int) -> dict[str, Any]:
     # JSON is, for contracts, a subset of YAML, but a JSON author deserves JSON's error messages.
     stripped = text.lstrip()
     data = _load_json(text) if stripped[:1] in ("{", "[") else load_yaml(text, max_depth=max_depth)
-    _raise_if(list(_data_errors(data, max_depth)), "the contract holds values JSON cannot represent")
+    _raise_if(list(_data_errors(data, max_depth)), N_("the contract holds values JSON cannot represent"))
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise ContractInvalid(
-            "a contract is a mapping at the top level",
-            errors=[FieldError(path="", rule="type", message=f"the document is {kind}, not a mapping")],
+            Sentence(N_("a contract is a mapping at the top level")),
+            errors=[
+                FieldError(
+                    path="",
+                    rule="type",
+                    message=Sentence(N_("the document is %(kind)s, not a mapping"), kind=kind),
+                )
+            ],
         )
     return _plain_dicts(data)
 
@@ -191,7 +227,7 @@ def _data_errors(data: Any, max_depth: int) -> Iterator[FieldError]:
             yield FieldError(
                 path=document_pointer(location),
                 rule="depth",
-                message=f"nesting deeper than {max_depth} levels",
+                message=Sentence(N_("nesting deeper than %(max_depth)s levels"), max_depth=max_depth),
             )
             continue
         if isinstance(value, dict):
@@ -199,26 +235,35 @@ def _data_errors(data: Any, max_depth: int) -> Iterator[FieldError]:
                 yield FieldError(
                     path=document_pointer([*location, key]),
                     rule="duplicate-key",
-                    message=f"duplicate key {key!r}",
+                    message=Sentence(N_("duplicate key %(key)r"), key=key),
                 )
             for key, item in value.items():
                 if not isinstance(key, str):
                     yield FieldError(
                         path=document_pointer([*location, str(key)]),
                         rule="key-type",
-                        message=f"mapping keys must be strings, not {type(key).__name__} {key!r}",
+                        message=Sentence(
+                            N_("mapping keys must be strings, not %(name)s %(key)r"),
+                            name=type(key).__name__,
+                            key=key,
+                        ),
                     )
                     continue
                 stack.append((item, [*location, key]))
         elif isinstance(value, list):
             stack.extend((item, [*location, index]) for index, item in enumerate(value))
         elif isinstance(value, float) and not math.isfinite(value):
-            yield FieldError(path=document_pointer(location), rule="number", message="numbers must be finite")
+            yield FieldError(
+                path=document_pointer(location), rule="number", message=Sentence(N_("numbers must be finite"))
+            )
         elif value is not None and not isinstance(value, str | int | float | bool):
             yield FieldError(
                 path=document_pointer(location),
                 rule="type",
-                message=f"a {type(value).__name__} is not a JSON value; quote it or drop the YAML tag",
+                message=Sentence(
+                    N_("a %(name)s is not a JSON value; quote it or drop the YAML tag"),
+                    name=type(value).__name__,
+                ),
             )
 
 
@@ -241,13 +286,20 @@ def _odcs_v3_errors(raw: dict[str, Any]) -> list[FieldError]:
             FieldError(
                 path="/apiVersion",
                 rule="api-version",
-                message=f"citybase accepts ODCS v3.0.x, v3.1.x and v3.2.x contracts; apiVersion is {api_version!r}",
+                message=Sentence(
+                    N_(
+                        "citybase accepts ODCS v3.0.x, v3.1.x and v3.2.x contracts; apiVersion is %(api_version)r"
+                    ),
+                    api_version=api_version,
+                ),
             )
         )
     if raw.get("kind") != "DataContract":
         errors.append(
             FieldError(
-                path="/kind", rule="kind", message=f"kind must be 'DataContract', not {raw.get('kind')!r}"
+                path="/kind",
+                rule="kind",
+                message=Sentence(N_("kind must be 'DataContract', not %(kind)r"), kind=raw.get("kind")),
             )
         )
     return errors
@@ -259,7 +311,7 @@ def _model(raw: dict[str, Any]) -> OpenDataContractStandard:
     except pydantic.ValidationError as error:
         # The JSON Schema passed, so this is a gap between the package's model and its schema.
         raise ContractInvalid(
-            "the contract does not fit the ODCS model",
+            Sentence(N_("the contract does not fit the ODCS model")),
             errors=[
                 FieldError(path=document_pointer(item["loc"]), rule=item["type"], message=item["msg"])
                 for item in error.errors()
@@ -274,7 +326,7 @@ def _duplicate_name_errors(raw: dict[str, Any]) -> list[FieldError]:
     """
     errors: list[FieldError] = []
 
-    def unique_names(items: Any, location: list[str | int], what: str) -> None:
+    def unique_names(items: Any, location: list[str | int], duplicate: str) -> None:
         if not isinstance(items, list):
             return
         first_at: dict[str, int] = {}
@@ -287,7 +339,9 @@ def _duplicate_name_errors(raw: dict[str, Any]) -> list[FieldError]:
                     FieldError(
                         path=document_pointer([*location, index, "name"]),
                         rule="duplicate-name",
-                        message=f"{what} {name!r} is already defined at {document_pointer([*location, first_at[name]])}",
+                        message=Sentence(
+                            duplicate, name=name, first=document_pointer([*location, first_at[name]])
+                        ),
                     )
                 )
             else:
@@ -297,14 +351,18 @@ def _duplicate_name_errors(raw: dict[str, Any]) -> list[FieldError]:
         if not isinstance(prop, dict):
             return
         children = prop.get("properties")
-        unique_names(children, [*location, "properties"], "property")
+        unique_names(
+            children,
+            [*location, "properties"],
+            N_("property %(name)r is already defined at %(first)s"),
+        )
         if isinstance(children, list):
             for index, child in enumerate(children):
                 walk_property(child, [*location, "properties", index])
         walk_property(prop.get("items"), [*location, "items"])
 
     objects = raw.get("schema")
-    unique_names(objects, ["schema"], "schema object")
+    unique_names(objects, ["schema"], N_("schema object %(name)r is already defined at %(first)s"))
     if isinstance(objects, list):
         for index, obj in enumerate(objects):
             walk_property(obj, ["schema", index])

@@ -18,6 +18,7 @@ import fastjsonschema
 import jsonschema
 
 from services.catalog.contracts.syntax import document_pointer
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError
 
 
@@ -295,7 +296,7 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
                 FieldError(
                     path=document_pointer([*location, key]),
                     rule="unknown-field",
-                    message=f"{key!r} is not a field ODCS allows here",
+                    message=Sentence(N_("%(key)r is not a field ODCS allows here"), key=key),
                 )
                 for key in unexpected
             ]
@@ -311,7 +312,11 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
             FieldError(
                 path=document_pointer([*location, "logicalType"]),
                 rule="required",
-                message="a property needs a logicalType (string, integer, number, boolean, date, timestamp, ...)",
+                message=Sentence(
+                    N_(
+                        "a property needs a logicalType (string, integer, number, boolean, date, timestamp, ...)"
+                    )
+                ),
             )
         ]
     if rule in ("oneOf", "anyOf") and error.context:
@@ -320,8 +325,10 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
             return _field_errors(best)
     message = error.message
     if rule == "oneOf" and not error.context:
-        message = "exactly one of the forms ODCS allows here must match, and this value matches several"
+        message = Sentence(
+            N_("exactly one of the forms ODCS allows here must match, and this value matches several")
+        )
     elif len(message) > 300:
         # jsonschema puts the whole failing instance into some messages; a pointer says where.
-        message = f"the value does not satisfy the ODCS schema's {rule!r} rule"
+        message = Sentence(N_("the value does not satisfy the ODCS schema's %(rule)r rule"), rule=rule)
     return [FieldError(path=document_pointer(location), rule=rule, message=message)]

@@ -59,6 +59,7 @@ from services.catalog.search.index import index_dataset, search_text
 from services.common import catalog_events
 from services.common.auth import Principal
 from services.common.clock import utcnow
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError, Forbidden, json_pointer
 
 
@@ -66,7 +67,11 @@ def _refuse_oversized(document: bytes) -> None:
     """The route reads at most one byte past the limit; a document that long is refused here,
     after the request has named what it attempts, so that the refusal is audited as such."""
     if len(document) > MAX_CONTRACT_BYTES:
-        raise ContractTooLarge(f"a contract document may have at most {MAX_CONTRACT_BYTES} bytes")
+        raise ContractTooLarge(
+            Sentence(
+                N_("a contract document may have at most %(max_bytes)s bytes"), max_bytes=MAX_CONTRACT_BYTES
+            )
+        )
 
 
 def register_version(
@@ -216,13 +221,21 @@ def _check(
     """The report, the contract's derived record schema and the sequence it would be stored at."""
     if contract.id != dataset.id:
         raise exceptions.ContractMismatch(
-            f"the contract's id is {contract.id!r}, not {dataset.id!r}",
+            Sentence(
+                N_("the contract's id is %(contract)r, not %(dataset)r"),
+                contract=contract.id,
+                dataset=dataset.id,
+            ),
         )
     mode = compatibility.CompatibilityMode(dataset.compatibility_mode)
     previous = _earlier_versions(session, dataset.id, mode)
     if previous and compare_versions(contract.version, previous[-1].version) <= 0:
         raise exceptions.VersionNotHigher(
-            f"version {contract.version} is not higher than the last, {previous[-1].version}"
+            Sentence(
+                N_("version %(version)s is not higher than the last, %(last)s"),
+                version=contract.version,
+                last=previous[-1].version,
+            )
         )
     new_schema = record_schema(contract)
     history = [(earlier.version, earlier.record_schema) for earlier in previous]
@@ -269,7 +282,11 @@ def _register_parsed(
     report, new_schema, sequence = _check(session, dataset, contract)
     if not report.compatible:
         raise exceptions.IncompatibleContract(
-            f"{len(report.breaking_changes)} breaking change(s) under {report.mode}",
+            Sentence(
+                N_("%(count)s breaking change(s) under %(mode)s"),
+                count=len(report.breaking_changes),
+                mode=report.mode,
+            ),
             breaking_changes=[change.model_dump(mode="json") for change in report.breaking_changes],
         )
     text = document.decode() if isinstance(document, bytes) else document
@@ -323,10 +340,12 @@ def add_contract(
         owner = policy.department or department_id
         if owner is None:
             raise exceptions.ContractMismatch(
-                "a new dataset needs an owner: set the contract's citybase.department custom property"
+                Sentence(
+                    N_("a new dataset needs an owner: set the contract's citybase.department custom property")
+                )
             )
         if department_id is not None and owner != department_id:
-            raise Forbidden(f"the contract names department {owner!r}, not yours")
+            raise Forbidden(Sentence(N_("the contract names department %(owner)r, not yours"), owner=owner))
         description = contract.model.description
         try:
             payload = DatasetCreate(
@@ -341,11 +360,12 @@ def add_contract(
             )
         except ValidationError as error:
             raise exceptions.ContractMismatch(
-                "the contract cannot describe a citybase dataset", errors=_contract_field_errors(error)
+                Sentence(N_("the contract cannot describe a citybase dataset")),
+                errors=_contract_field_errors(error),
             ) from None
         add_dataset(session, events=events, payload=payload)
     elif department_id is not None and existing.owner_department_id != department_id:
-        raise Forbidden("only the owning department may register versions of this dataset")
+        raise Forbidden(Sentence(N_("only the owning department may register versions of this dataset")))
     dataset = get_dataset(session, contract.id)
     return _register_parsed(session, events, dataset, contract, document, created_by)
 
@@ -409,11 +429,19 @@ def get_version(session: Session, *, dataset_id: str, version: str | None = None
     if version is None:
         current = current_version(session, dataset)
         if current is None:
-            raise exceptions.ContractVersionNotFound(f"dataset {dataset_id!r} has no contract yet")
+            raise exceptions.ContractVersionNotFound(
+                Sentence(N_("dataset %(dataset_id)r has no contract yet"), dataset_id=dataset_id)
+            )
         return current
     found = session.get(ContractVersion, (dataset_id, version))
     if found is None:
-        raise exceptions.ContractVersionNotFound(f"dataset {dataset_id!r} has no version {version!r}")
+        raise exceptions.ContractVersionNotFound(
+            Sentence(
+                N_("dataset %(dataset_id)r has no version %(version)r"),
+                dataset_id=dataset_id,
+                version=version,
+            )
+        )
     return found
 
 

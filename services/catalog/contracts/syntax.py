@@ -23,6 +23,7 @@ from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
 from services.catalog.contracts.exceptions import ContractInvalid
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError, json_pointer
 
 
@@ -127,7 +128,10 @@ class _GuardedComposer(Composer):
                     FieldError(
                         path=self._here(),
                         rule="yaml-alias",
-                        message=f"{_at(event.start_mark)}: YAML aliases are not accepted; write the value out",
+                        message=Sentence(
+                            N_("%(at)s: YAML aliases are not accepted; write the value out"),
+                            at=_at(event.start_mark),
+                        ),
                     )
                 )
             if len(self._location) > self.max_depth:
@@ -135,7 +139,11 @@ class _GuardedComposer(Composer):
                     FieldError(
                         path=self._here(),
                         rule="depth",
-                        message=f"{_at(self.peek_event().start_mark)}: nesting deeper than {self.max_depth} levels",
+                        message=Sentence(
+                            N_("%(at)s: nesting deeper than %(max_depth)s levels"),
+                            at=_at(self.peek_event().start_mark),
+                            max_depth=self.max_depth,
+                        ),
                     )
                 )
             node: Node = super().compose_node(parent, index)  # type: ignore[assignment]
@@ -157,7 +165,7 @@ class _GuardedComposer(Composer):
                     FieldError(
                         path=document_pointer([*self._location, key.value]),
                         rule="duplicate-key",
-                        message=f"{_at(key)}: duplicate key {key.value!r}",
+                        message=Sentence(N_("%(at)s: duplicate key %(value)r"), at=_at(key), value=key.value),
                     )
                 )
             seen.add(identity)
@@ -217,18 +225,20 @@ def load_yaml(text: str, *, max_depth: int = MAX_NESTING_DEPTH) -> Any:
     try:
         return _load_with(_ContractLoader, text, max_depth)
     except _Refused as refused:
-        raise ContractInvalid("the contract is not acceptable YAML", errors=[refused.error]) from None
+        raise ContractInvalid(
+            Sentence(N_("the contract is not acceptable YAML")), errors=[refused.error]
+        ) from None
     except yaml.MarkedYAMLError as error:
         where = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "invalid YAML"
         message = f"{_at(where)}: {problem}" if where is not None else problem
         raise ContractInvalid(
-            "the contract is not valid YAML",
+            Sentence(N_("the contract is not valid YAML")),
             errors=[FieldError(path="", rule="yaml-syntax", message=message)],
         ) from None
     except yaml.YAMLError as error:  # reader errors: control characters and the like
         raise ContractInvalid(
-            "the contract is not valid YAML",
+            Sentence(N_("the contract is not valid YAML")),
             errors=[FieldError(path="", rule="yaml-syntax", message=str(error))],
         ) from None
 

@@ -32,6 +32,7 @@ from services.catalog.search.index import index_dataset, search_text
 from services.common import catalog_events
 from services.common.auth import Principal
 from services.common.clock import utcnow
+from services.common.i18n import N_, Sentence
 from services.common.problems import Forbidden
 from services.common.topics import dead_letter_topic, raw_topic, records_topic
 
@@ -70,7 +71,7 @@ def dataset_detail(session: Session, dataset_id: str) -> DatasetDetail:
     """
     row = session.execute(_DETAIL_QUERY.where(Dataset.__table__.c.id == dataset_id)).mappings().first()
     if row is None:
-        raise exceptions.DatasetNotFound(f"no dataset {dataset_id!r}")
+        raise exceptions.DatasetNotFound(Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id))
     detail: dict[str, Any] = {column.key: row[column.key] for column in _DETAIL_DATASET}
     detail["topics"] = topics_of(dataset_id)
     if row["quality_updated_at"] is not None:
@@ -81,7 +82,7 @@ def dataset_detail(session: Session, dataset_id: str) -> DatasetDetail:
 def may_publish_to(actor: Principal, owner_department_id: str | None) -> None:
     """Only the owning department (or an admin) changes a dataset or registers its contracts."""
     if not actor.is_admin() and actor.department_id != owner_department_id:
-        raise Forbidden("only the owning department may change this dataset")
+        raise Forbidden(Sentence(N_("only the owning department may change this dataset")))
 
 
 def create_dataset(
@@ -137,11 +138,13 @@ def update_dataset(
 def add_dataset(session: Session, *, events: CatalogEvents, payload: DatasetCreate) -> DatasetRead:
     """Add a dataset and announce it, in the caller's session; no authorization or audit of its own."""
     if session.get(Dataset, payload.id) is not None:
-        raise exceptions.AlreadyExists(f"dataset {payload.id!r} exists")
+        raise exceptions.AlreadyExists(Sentence(N_("dataset %(id)r exists"), id=payload.id))
     domain_id = payload.id.split(".", 1)[0]
     domain = session.get(Domain, domain_id)
     if domain is None:
-        raise exceptions.DomainNotFound(f"no domain {domain_id!r}: the part of the id before the dot")
+        raise exceptions.DomainNotFound(
+            Sentence(N_("no domain %(domain_id)r: the part of the id before the dot"), domain_id=domain_id)
+        )
     _may_register_in(domain, get_department(session, payload.owner_department_id))
     dataset = Dataset(**payload.model_dump(), domain_id=domain_id)
     dataset.search_text = search_text(dataset, None)
@@ -166,8 +169,14 @@ def _may_register_in(domain: Domain, department: Department) -> None:
     if domain.owner_department_id == department.id or domain.id in (department.domains or []):
         return
     raise exceptions.DomainOwnedByAnotherDepartment(
-        f"domain {domain.id!r} is owned by department {domain.owner_department_id!r}; "
-        f"{department.id!r} may not register datasets in it",
+        Sentence(
+            N_(
+                "domain %(id)r is owned by department %(owner_department_id)r; %(department)r may not register datasets in it"
+            ),
+            id=domain.id,
+            owner_department_id=domain.owner_department_id,
+            department=department.id,
+        ),
         domain_id=domain.id,
         owner_department_id=domain.owner_department_id,
     )
@@ -176,7 +185,7 @@ def _may_register_in(domain: Domain, department: Department) -> None:
 def get_dataset(session: Session, dataset_id: str) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
-        raise exceptions.DatasetNotFound(f"no dataset {dataset_id!r}")
+        raise exceptions.DatasetNotFound(Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id))
     return dataset
 
 

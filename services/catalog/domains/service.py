@@ -18,6 +18,7 @@ from services.catalog.events import CatalogEvents
 from services.catalog.models import Department, Domain
 from services.catalog.schemas import DepartmentCreate, DepartmentRead, DomainCreate, DomainRead
 from services.common import catalog_events
+from services.common.i18n import N_, Sentence
 
 CITY_DOMAINS: tuple[tuple[str, str, str], ...] = (
     ("spatial", "Spatial & urban construction", "Land, buildings, permits, infrastructure, coordinates."),
@@ -42,7 +43,7 @@ def ensure_city_domains(session: Session) -> None:
 def create_domain(session: Session, *, audit: Auditor, payload: DomainCreate) -> DomainRead:
     """Add a field of data (an admin's request, audited), in the caller's session."""
     if session.get(Domain, payload.id) is not None:
-        raise exceptions.AlreadyExists(f"domain {payload.id!r} exists")
+        raise exceptions.AlreadyExists(Sentence(N_("domain %(id)r exists"), id=payload.id))
     if payload.owner_department_id is not None:
         get_department(session, payload.owner_department_id)
     domain = Domain(**payload.model_dump())
@@ -70,12 +71,12 @@ def add_department(session: Session, *, events: CatalogEvents, payload: Departme
     """Add a department and announce it, in the caller's session; no audit entry of its own (for
     :func:`create_department` and the examples loader)."""
     if session.get(Department, payload.id) is not None:
-        raise exceptions.AlreadyExists(f"department {payload.id!r} exists")
+        raise exceptions.AlreadyExists(Sentence(N_("department %(id)r exists"), id=payload.id))
     domains = []
     for domain_id in payload.domains:
         domain = session.get(Domain, domain_id)
         if domain is None:
-            raise exceptions.DomainNotFound(f"no domain {domain_id!r}")
+            raise exceptions.DomainNotFound(Sentence(N_("no domain %(domain_id)r"), domain_id=domain_id))
         domains.append(domain)
     department = Department(**payload.model_dump())
     session.add(department)
@@ -94,7 +95,9 @@ def add_department(session: Session, *, events: CatalogEvents, payload: Departme
 def get_department(session: Session, department_id: str) -> Department:
     department = session.get(Department, department_id)
     if department is None:
-        raise exceptions.DepartmentNotFound(f"no department {department_id!r}")
+        raise exceptions.DepartmentNotFound(
+            Sentence(N_("no department %(department_id)r"), department_id=department_id)
+        )
     return department
 
 

@@ -28,6 +28,7 @@ from services.common import catalog_events
 from services.common.auth import Principal as Actor
 from services.common.auth import PrincipalKind, issue_key
 from services.common.clock import utcnow
+from services.common.i18n import N_, Sentence
 from services.common.problems import Forbidden
 
 # --- principals ----------------------------------------------------------------------------
@@ -52,7 +53,7 @@ def create_principal(
 def add_principal(session: Session, *, events: CatalogEvents, payload: PrincipalCreate) -> PrincipalRead:
     """Add a principal and announce it, in the caller's session; no audit entry of its own."""
     if session.get(Principal, payload.id) is not None:
-        raise exceptions.AlreadyExists(f"principal {payload.id!r} exists")
+        raise exceptions.AlreadyExists(Sentence(N_("principal %(id)r exists"), id=payload.id))
     if payload.department_id is not None:
         get_department(session, payload.department_id)
     principal = Principal(**payload.model_dump())
@@ -79,7 +80,9 @@ def set_principal_status(
 def get_principal(session: Session, principal_id: str) -> Principal:
     principal = session.get(Principal, principal_id)
     if principal is None:
-        raise exceptions.PrincipalNotFound(f"no principal {principal_id!r}")
+        raise exceptions.PrincipalNotFound(
+            Sentence(N_("no principal %(principal_id)r"), principal_id=principal_id)
+        )
     return principal
 
 
@@ -109,9 +112,11 @@ def _may_manage_keys(actor: Actor, principal_id: str) -> None:
     if actor.is_admin():
         return
     if actor.kind is not PrincipalKind.department:
-        raise Forbidden(f"a {actor.kind}'s keys are issued, listed and revoked by an admin")
+        raise Forbidden(
+            Sentence(N_("a %(kind)s's keys are issued, listed and revoked by an admin"), kind=actor.kind)
+        )
     if actor.id != principal_id:
-        raise Forbidden("only the principal itself or an admin may manage its keys")
+        raise Forbidden(Sentence(N_("only the principal itself or an admin may manage its keys")))
 
 
 def issue_api_key(
@@ -196,7 +201,13 @@ def revoke_api_key(
     _may_manage_keys(actor, principal_id)
     api_key = session.get(ApiKey, prefix)
     if api_key is None or api_key.principal_id != principal_id:
-        raise exceptions.ApiKeyNotFound(f"no key {prefix!r} for principal {principal_id!r}")
+        raise exceptions.ApiKeyNotFound(
+            Sentence(
+                N_("no key %(prefix)r for principal %(principal_id)r"),
+                prefix=prefix,
+                principal_id=principal_id,
+            )
+        )
     now = utcnow()
     _revoke(session, events, api_key, now)
     with_it: list[str] = []

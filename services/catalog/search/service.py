@@ -24,6 +24,7 @@ from services.catalog import exceptions
 from services.catalog.datasets.service import topics_of
 from services.catalog.models import Dataset, dataset_terms
 from services.catalog.schemas import DatasetId, DatasetRead
+from services.common.i18n import N_, Sentence
 
 DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
 
@@ -307,4 +308,4 @@ def _decode_cursor(cursor: str) -> str:
         DatasetIdAdapter.validate_python(last_id)
         return last_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise exceptions.InvalidCursor("the cursor was not issued by this API") from error
+        raise exceptions.InvalidCursor(Sentence(N_("the cursor was not issued by this API"))) from error

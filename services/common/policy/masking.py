@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+from services.common.i18n import N_, Sentence
+
 MaskingKind = Literal["hash", "redact", "partial", "generalize"]
 Granularity = Literal["year", "month", "day", "hour"]
 
@@ -106,16 +108,34 @@ class FieldMask:
             value = {"kind": value}
         if not isinstance(value, Mapping):
             raise ValueError(
-                "a masking rule is a kind (hash, redact, partial, generalize) or a mapping with 'kind'"
+                Sentence(
+                    N_(
+                        "a masking rule is a kind (hash, redact, partial, generalize) or a mapping with 'kind'"
+                    )
+                )
             )
         kind = value.get("kind")
         if kind not in _OPTIONS:
-            raise ValueError(f"masking kind must be one of {', '.join(_OPTIONS)}, not {kind!r}")
+            raise ValueError(_kind_problem(kind))
         allowed = _OPTIONS[kind]
         unknown = sorted(str(name) for name in value if name != "kind" and name not in allowed)
         if unknown:
-            takes = f"takes only {', '.join(allowed)}" if allowed else "takes no options"
-            raise ValueError(f"a {kind} masking rule {takes}, not {', '.join(unknown)}")
+            if allowed:
+                raise ValueError(
+                    Sentence(
+                        N_("a %(kind)s masking rule takes only %(allowed)s, not %(unknown)s"),
+                        kind=kind,
+                        allowed=", ".join(allowed),
+                        unknown=", ".join(unknown),
+                    )
+                )
+            raise ValueError(
+                Sentence(
+                    N_("a %(kind)s masking rule takes no options, not %(unknown)s"),
+                    kind=kind,
+                    unknown=", ".join(unknown),
+                )
+            )
         return cls(
             kind,
             keep_prefix=value.get("keepPrefix"),
@@ -142,9 +162,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _option_problem(mask: FieldMask) -> str | None:
+def _kind_problem(kind: Any) -> Sentence:
+    return Sentence(
+        N_("masking kind must be one of %(kinds)s, not %(kind)r"), kinds=", ".join(_OPTIONS), kind=kind
+    )
+
+
+def _option_problem(mask: FieldMask) -> Sentence | None:
     if mask.kind not in _OPTIONS:
-        return f"masking kind must be one of {', '.join(_OPTIONS)}, not {mask.kind!r}"
+        return _kind_problem(mask.kind)
     set_options: dict[str, Any] = {
         "keepPrefix": mask.keep_prefix,
         "keepSuffix": mask.keep_suffix,
@@ -154,19 +180,33 @@ def _option_problem(mask: FieldMask) -> str | None:
     foreign = [name for name, option in set_options.items() if option is not None]
     foreign = [name for name in foreign if name not in _OPTIONS[mask.kind]]
     if foreign:
-        return f"a {mask.kind} masking rule takes no {', '.join(foreign)}"
+        return Sentence(
+            N_("a %(kind)s masking rule takes no %(options)s"), kind=mask.kind, options=", ".join(foreign)
+        )
     for name in ("keepPrefix", "keepSuffix"):
         keep = set_options[name]
         if keep is not None and not (_is_int(keep) and 0 <= keep <= MAX_KEEP):
-            return f"{name} must be an integer from 0 to {MAX_KEEP}, not {keep!r}"
+            return Sentence(
+                N_("%(name)s must be an integer from 0 to %(most)s, not %(value)r"),
+                name=name,
+                most=MAX_KEEP,
+                value=keep,
+            )
     if mask.precision is not None and not (
         _is_int(mask.precision) and -MAX_PRECISION <= mask.precision <= MAX_PRECISION
     ):
-        return (
-            f"precision must be an integer from {-MAX_PRECISION} to {MAX_PRECISION}, not {mask.precision!r}"
+        return Sentence(
+            N_("precision must be an integer from %(least)s to %(most)s, not %(value)r"),
+            least=-MAX_PRECISION,
+            most=MAX_PRECISION,
+            value=mask.precision,
         )
     if mask.granularity is not None and mask.granularity not in get_args(Granularity):
-        return f"granularity must be one of {', '.join(get_args(Granularity))}, not {mask.granularity!r}"
+        return Sentence(
+            N_("granularity must be one of %(allowed)s, not %(value)r"),
+            allowed=", ".join(get_args(Granularity)),
+            value=mask.granularity,
+        )
     return None
 
 
@@ -353,13 +393,18 @@ _SEGMENT = re.compile(r"([^.\[\]]+)((?:\[\])*)")
 def parse_masking_path(path: str) -> tuple[PathStep, ...]:
     """``contacts[].phone`` -> ``(("contacts", 1), ("phone", 0))``; ValueError if malformed."""
     if not isinstance(path, str) or not path:
-        raise ValueError("a masking path is a non-empty field name such as a, a.b or a[].b")
+        raise ValueError(Sentence(N_("a masking path is a non-empty field name such as a, a.b or a[].b")))
     steps = []
     for segment in path.split("."):
         found = _SEGMENT.fullmatch(segment)
         if not found:
             raise ValueError(
-                f"masking path {path!r} is not field names joined by '.', each optionally followed by '[]'"
+                Sentence(
+                    N_(
+                        "masking path %(path)r is not field names joined by '.', each optionally followed by '[]'"
+                    ),
+                    path=path,
+                )
             )
         steps.append((found.group(1), len(found.group(2)) // 2))
     return tuple(steps)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from services.common.i18n import N_, Sentence
 from services.common.policy.row_filter_syntax import (
     MAX_TEXT,
     All,
@@ -300,9 +301,11 @@ def parse_row_filter(text: str, fields: Collection[str] | None = None) -> RowFil
     """Parse a row filter; RowFilterError (with a position) if it is malformed or too big, or, when
     ``fields`` is given, names a field that is not in it (nested fields as ``a.b``)."""
     if not isinstance(text, str):
-        raise RowFilterError("a row filter is text", 0)
+        raise RowFilterError(Sentence(N_("a row filter is text")), 0)
     if len(text) > MAX_TEXT:
-        raise RowFilterError(f"a row filter has at most {MAX_TEXT} characters", MAX_TEXT)
+        raise RowFilterError(
+            Sentence(N_("a row filter has at most %(limit)s characters"), limit=MAX_TEXT), MAX_TEXT
+        )
     if not text.strip():
-        raise RowFilterError("a row filter must not be empty", 0)
+        raise RowFilterError(Sentence(N_("a row filter must not be empty")), 0)
     return RowFilter(text, parse_tree(text, fields))

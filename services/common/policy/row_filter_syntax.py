@@ -31,6 +31,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.i18n import N_, Sentence
+
 MAX_TEXT = 4096
 """Longest filter text, in characters."""
 MAX_DEPTH = 32
@@ -43,9 +45,12 @@ MAX_NUMBER_CHARS = 64
 class RowFilterError(ValueError):
     """A row filter that does not parse, names an unknown field, or exceeds a bound."""
 
-    def __init__(self, message: str, position: int) -> None:
+    def __init__(self, message: str | Sentence, position: int) -> None:
         super().__init__(f"{message} (at character {position})")
-        self.message = message
+        self.message = str(message)
+        """The reason in English, as logs keep it."""
+        self.sentence = message if isinstance(message, Sentence) else Sentence(message)
+        """The reason, to be shown in the reader's language."""
         self.position = position
 
 
@@ -70,8 +75,8 @@ class Token:
     text: str
 
 
-def _describe(token: Token) -> str:
-    return "the end of the filter" if token.kind == "end" else repr(token.text)
+def _describe(token: Token) -> str | Sentence:
+    return Sentence(N_("the end of the filter")) if token.kind == "end" else repr(token.text)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -94,15 +99,18 @@ def tokenize(text: str) -> list[Token]:
             assert found is not None  # a digit, or '-' and a digit, always starts a number
             end = found.end()
             if end < length and (text[end].isalnum() or text[end] in "_."):
-                raise RowFilterError("malformed number", position)
+                raise RowFilterError(Sentence(N_("malformed number")), position)
             literal = found.group()
             if len(literal) > MAX_NUMBER_CHARS:
-                raise RowFilterError(f"a number has at most {MAX_NUMBER_CHARS} characters", position)
+                raise RowFilterError(
+                    Sentence(N_("a number has at most %(limit)s characters"), limit=MAX_NUMBER_CHARS),
+                    position,
+                )
             number: int | float
             if any(mark in literal for mark in ".eE"):
                 number = float(literal)
                 if not math.isfinite(number):
-                    raise RowFilterError("number out of range", position)
+                    raise RowFilterError(Sentence(N_("number out of range")), position)
             else:
                 number = int(literal)
             tokens.append(Token("number", number, position, literal))
@@ -125,9 +133,9 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(Token("op", char, position, char))
                 position += 1
             elif char == "=":
-                raise RowFilterError("unexpected '=': equality is written '=='", position)
+                raise RowFilterError(Sentence(N_("unexpected '=': equality is written '=='")), position)
             else:
-                raise RowFilterError(f"unexpected character {char!r}", position)
+                raise RowFilterError(Sentence(N_("unexpected character %(char)r"), char=char), position)
 
 
 def _string(text: str, start: int) -> tuple[str, int]:
@@ -139,7 +147,7 @@ def _string(text: str, start: int) -> tuple[str, int]:
             end += 1
         parts.append(text[position:end])
         if end >= len(text):
-            raise RowFilterError("unterminated string", start)
+            raise RowFilterError(Sentence(N_("unterminated string")), start)
         if text[end] == quote:
             return "".join(parts), end + 1
         escape = text[end + 1 : end + 2]
@@ -156,9 +164,11 @@ def _string(text: str, start: int) -> tuple[str, int]:
                     position += 6
             parts.append(chr(code))
         elif escape == "u":
-            raise RowFilterError("\\u must be followed by four hex digits", end)
+            raise RowFilterError(Sentence(N_("\\u must be followed by four hex digits")), end)
         else:
-            raise RowFilterError(f"unknown escape \\{escape}" if escape else "unterminated string", end)
+            if escape:
+                raise RowFilterError(Sentence(N_("unknown escape \\%(escape)s"), escape=escape), end)
+            raise RowFilterError(Sentence(N_("unterminated string")), end)
 
 
 # --- the filter tree ---------------------------------------------------------------------------
@@ -251,15 +261,24 @@ class _Parser:
         return token.kind == kind and (value is None or token.value == value)
 
     def expect(self, kind: str, value: Any, what: str) -> Token:
+        """The next token, if it is ``kind`` ``value``; else the error that names ``what`` (marked ``N_``)."""
         if not self.at(kind, value):
-            raise RowFilterError(f"expected {what}, found {_describe(self.token)}", self.token.position)
+            raise RowFilterError(
+                Sentence(
+                    N_("expected %(what)s, found %(found)s"), what=Sentence(what), found=_describe(self.token)
+                ),
+                self.token.position,
+            )
         return self.advance()
 
     def parse(self) -> Node:
         node = self.disjunction()
         if not self.at("end"):
             raise RowFilterError(
-                f"expected 'and', 'or' or the end of the filter, found {_describe(self.token)}",
+                Sentence(
+                    N_("expected 'and', 'or' or the end of the filter, found %(found)s"),
+                    found=_describe(self.token),
+                ),
                 self.token.position,
             )
         return node
@@ -283,13 +302,16 @@ class _Parser:
             self.depth += 1
             if self.depth > MAX_DEPTH:
                 raise RowFilterError(
-                    f"a filter nests 'not' and parentheses at most {MAX_DEPTH} deep", self.token.position
+                    Sentence(
+                        N_("a filter nests 'not' and parentheses at most %(limit)s deep"), limit=MAX_DEPTH
+                    ),
+                    self.token.position,
                 )
             if self.advance().value == "not":
                 node: Node = Not(self.negation())
             else:
                 node = self.disjunction()
-                self.expect("op", ")", "')'")
+                self.expect("op", ")", N_("')'"))
             self.depth -= 1
             return node
         return self.condition()
@@ -305,7 +327,8 @@ class _Parser:
             for operand, at in ((left, start), (right, right_start)):
                 if isinstance(operand, Literal) and operand.value is None:
                     raise RowFilterError(
-                        "nothing equals or orders with null: write 'is null' or 'is not null'", at.position
+                        Sentence(N_("nothing equals or orders with null: write 'is null' or 'is not null'")),
+                        at.position,
                     )
             return Compare(token.value, left, right)
         if self.at("keyword", "in"):
@@ -313,19 +336,26 @@ class _Parser:
             return Member(left, self.literal_list(), negated=False)
         if self.at("keyword", "not"):
             self.advance()
-            self.expect("keyword", "in", "'in' after 'not'")
+            self.expect("keyword", "in", N_("'in' after 'not'"))
             return Member(left, self.literal_list(), negated=True)
         if self.at("keyword", "is"):
             self.advance()
             negated = self.at("keyword", "not")
             if negated:
                 self.advance()
-            self.expect("keyword", "null", "'null' after 'is'" if not negated else "'null' after 'is not'")
+            self.expect(
+                "keyword", "null", N_("'null' after 'is'") if not negated else N_("'null' after 'is not'")
+            )
             return IsNull(left, negated)
         if isinstance(left, Field) or isinstance(left.value, bool):
             return Truth(left)
         raise RowFilterError(
-            f"expected a comparison after {_describe(start)}, found {_describe(token)}", token.position
+            Sentence(
+                N_("expected a comparison after %(start)s, found %(found)s"),
+                start=_describe(start),
+                found=_describe(token),
+            ),
+            token.position,
         )
 
     def operand(self) -> Operand:
@@ -338,7 +368,10 @@ class _Parser:
         if token.kind == "keyword" and token.value in ("true", "false", "null"):
             self.advance()
             return Literal({"true": True, "false": False, "null": None}[token.value])
-        raise RowFilterError(f"expected a field or a value, found {_describe(token)}", token.position)
+        raise RowFilterError(
+            Sentence(N_("expected a field or a value, found %(found)s"), found=_describe(token)),
+            token.position,
+        )
 
     def field(self) -> Field:
         start = self.advance()
@@ -348,19 +381,23 @@ class _Parser:
             part = self.token
             if part.kind not in ("name", "keyword"):
                 raise RowFilterError(
-                    f"expected a field name after '.', found {_describe(part)}", part.position
+                    Sentence(N_("expected a field name after '.', found %(found)s"), found=_describe(part)),
+                    part.position,
                 )
             self.advance()
             parts.append(part.text)
             if len(parts) > MAX_NAME_PARTS:
-                raise RowFilterError(f"a field name has at most {MAX_NAME_PARTS} parts", start.position)
+                raise RowFilterError(
+                    Sentence(N_("a field name has at most %(limit)s parts"), limit=MAX_NAME_PARTS),
+                    start.position,
+                )
         field = Field(tuple(parts), start.position)
         if self.fields is not None and field.name not in self.fields:
-            raise RowFilterError(f"unknown field {field.name!r}", start.position)
+            raise RowFilterError(Sentence(N_("unknown field %(name)r"), name=field.name), start.position)
         return field
 
     def literal_list(self) -> tuple[Any, ...]:
-        opening = self.expect("op", "[", "'[' opening a list of values")
+        opening = self.expect("op", "[", N_("'[' opening a list of values"))
         items: list[Any] = []
         while not self.at("op", "]"):
             token = self.token
@@ -369,14 +406,20 @@ class _Parser:
             elif token.kind == "keyword" and token.value in ("true", "false"):
                 items.append(token.value == "true")
             elif token.kind == "keyword" and token.value == "null":
-                raise RowFilterError("null is never in a list: write 'is null'", token.position)
+                raise RowFilterError(Sentence(N_("null is never in a list: write 'is null'")), token.position)
             else:
-                raise RowFilterError(f"expected a value or ']', found {_describe(token)}", token.position)
+                raise RowFilterError(
+                    Sentence(N_("expected a value or ']', found %(found)s"), found=_describe(token)),
+                    token.position,
+                )
             self.advance()
             if len(items) > MAX_LIST_ITEMS:
-                raise RowFilterError(f"a list has at most {MAX_LIST_ITEMS} values", opening.position)
+                raise RowFilterError(
+                    Sentence(N_("a list has at most %(limit)s values"), limit=MAX_LIST_ITEMS),
+                    opening.position,
+                )
             if not self.at("op", "]"):
-                self.expect("op", ",", "',' or ']'")
+                self.expect("op", ",", N_("',' or ']'"))
         self.advance()
         return tuple(items)
 

@@ -364,3 +364,17 @@ def test_the_command_exits_3_when_ingest_cannot_be_reached(tmp_path: Path, fake_
     result = publish_command(path)
     assert result.exit_code == 3, result.output
     assert "no answer" in result.output and len(fake_ingest.requests) == 6
+
+
+def test_the_command_asks_ingest_to_answer_in_the_commands_language(
+    tmp_path: Path, fake_ingest: FakeIngest
+) -> None:
+    path = tmp_path / "good.csv"
+    path.write_text("arrival_id,stop_id,route_id,delay_s\na-1,S0042,71,42\n", encoding="utf-8")
+    args = ["publish", str(path), "--dataset", DATASET, "--url", INGEST, "--key", "key-1"]
+    chinese = runner.invoke(app, args, env={"COLUMNS": "160", "LANG": "zh_CN.UTF-8"})
+    assert chinese.exit_code == 0, chinese.output
+    assert fake_ingest.requests[-1].headers["Accept-Language"] == "zh-CN"
+    english = runner.invoke(app, ["--lang", "en", *args], env={"COLUMNS": "160", "LANG": "zh_CN.UTF-8"})
+    assert english.exit_code == 0, english.output
+    assert fake_ingest.requests[-1].headers["Accept-Language"] == "en"

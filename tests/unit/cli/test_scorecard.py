@@ -31,7 +31,12 @@ def _quality(asked: list[dict[str, Any]]) -> FastAPI:
     @quality.get("/v1/scorecards/{kind}/{owner}")
     def scorecard(kind: str, owner: str, request: Request) -> Any:
         asked.append(
-            {"path": request.url.path, **request.query_params, "auth": request.headers.get("authorization")}
+            {
+                "path": request.url.path,
+                **request.query_params,
+                "auth": request.headers.get("authorization"),
+                "language": request.headers.get("accept-language"),
+            }
         )
         if request.headers.get("authorization") != f"Bearer {KEY}":
             return _problem(401, "the API key is missing, unknown or revoked")
@@ -72,6 +77,7 @@ def test_it_asks_the_api_with_the_key_and_prints_the_card(quality: tuple[str, li
             "period": "2w",
             "format": "json",
             "auth": f"Bearer {KEY}",
+            "language": "en",
         }
     ]
     assert result.stdout.startswith('{\n  "summary"')
@@ -124,3 +130,18 @@ def test_exactly_one_of_department_and_scenario() -> None:
     both = runner.invoke(cli, ["scorecard", "--department", "a", "--scenario", "b", "--key", KEY])
     assert both.exit_code == 2
     assert "exactly one of --department and --scenario" in " ".join(both.output.split())
+
+
+def test_a_chinese_environment_asks_for_the_card_in_chinese_and_says_so_in_chinese(
+    quality: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    url, asked = quality
+    page = tmp_path / "card.html"
+    arguments = ["scorecard", "--department", "health", "--url", url, "--key", KEY, "-o", str(page)]
+    result = runner.invoke(cli, [*arguments, "--format", "html"], env={"LANG": "zh_CN.UTF-8"})
+    assert result.exit_code == 0, result.output
+    assert asked[-1]["language"] == "zh-CN"
+    assert "评分卡已写入" in result.output
+    flagged = runner.invoke(cli, ["--lang", "zh-CN", *arguments], env={"LANG": "C"})
+    assert flagged.exit_code == 0, flagged.output
+    assert asked[-1]["language"] == "zh-CN"

@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
 from citybase.platform import SERVICE_FACTORIES
+from services.common.i18n import N_
+from services.common.i18n import render as render_text
 from services.common.problems import (
     CatalogNotReady,
     NotFound,
@@ -173,3 +175,86 @@ def test_malformed_json_is_a_400_from_every_service(service: str, tmp_path: Path
         assert response.status_code == 400, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"] == "https://citybase.dev/problems/malformed-body"
+
+
+def test_a_sentence_detail_is_english_in_logs_and_the_readers_language_in_the_answer() -> None:
+    from services.common.i18n import Sentence, use
+    from services.common.problems import FieldError, InvalidRequest, problem_response
+
+    problem = InvalidRequest(
+        Sentence(N_("no dataset %(dataset_id)r"), dataset_id="water.meters"),
+        errors=[
+            FieldError(path="/body/scenario_id", rule="required", message=Sentence(N_("name the scenario")))
+        ],
+    )
+    # what logs and the audit trail keep
+    assert str(problem) == problem.detail == "no dataset 'water.meters'"
+    assert problem.errors is not None and problem.errors[0].message == "name the scenario"
+    chinese = problem_response(problem, "/x", accept_language="zh-CN,zh;q=0.9").body
+    assert (
+        b"\xe6\xb2\xa1\xe6\x9c\x89\xe6\x95\xb0\xe6\x8d\xae\xe9\x9b\x86 'water.meters'" in chinese
+    )  # 没有数据集
+    with use("zh_CN"):
+        body = problem.body()
+    assert body["detail"] == "没有数据集 'water.meters'"
+    assert body["errors"] == [{"path": "/body/scenario_id", "rule": "required", "message": "请指明场景"}]
+    assert body["type"] == "https://citybase.dev/problems/validation-error"
+    with use("en"):
+        assert problem.body()["detail"] == "no dataset 'water.meters'"
+
+
+def test_a_plain_string_detail_and_message_stay_as_written_in_every_language() -> None:
+    from services.common.i18n import use
+    from services.common.problems import FieldError, InvalidRequest
+
+    problem = InvalidRequest(
+        "as the library said", errors=[FieldError(path="/a", rule="type", message="not int")]
+    )
+    with use("zh_CN"):
+        body = problem.body()
+    assert body["detail"] == "as the library said"
+    assert body["errors"][0]["message"] == "not int"
+
+
+def test_a_sentence_inside_a_sentence_speaks_the_same_language() -> None:
+    from services.common.i18n import Sentence, use
+    from services.common.policy import RowFilterError, parse_row_filter
+
+    with pytest.raises(RowFilterError) as caught:
+        parse_row_filter("district ==", ["district"])
+    error = caught.value
+    reason = Sentence(
+        N_("%(message)s (at character %(position)s)"), message=error.sentence, position=error.position
+    )
+    assert str(reason) == "expected a field or a value, found the end of the filter (at character 11)"
+    with use("zh_CN"):
+        assert reason.render() == "此处应为字段或值，实际为 过滤条件结尾（第 11 个字符处）"
+
+
+def test_a_path_no_route_takes_and_a_method_it_does_not_answer_are_said_in_the_readers_language() -> None:
+    client = TestClient(_app())
+    missing = client.get("/nowhere", headers={"Accept-Language": "zh-CN"}).json()
+    assert (missing["title"], missing["detail"]) == ("未找到", "没有资源位于 /nowhere")
+    assert client.get("/nowhere").json()["detail"] == "no resource answers at /nowhere"
+    refused = client.put("/items/a", headers={"Accept-Language": "zh-CN"}).json()
+    assert refused["type"] == "https://citybase.dev/problems/http-405"
+    assert (refused["title"], refused["detail"]) == ("不允许使用该方法", "/items/a 不接受 PUT 请求")
+    english = client.put("/items/a").json()
+    assert (english["title"], english["detail"]) == ("Method Not Allowed", "/items/a does not answer PUT")
+
+
+def test_a_value_error_raised_with_a_sentence_keeps_it_for_the_refusal() -> None:
+    from services.common.i18n import reason_of, use
+    from services.common.policy import FieldMask
+
+    with pytest.raises(ValueError) as caught:
+        FieldMask.from_value("blur")
+    reason = reason_of(caught.value)
+    assert (
+        reason
+        == str(caught.value)
+        == "masking kind must be one of hash, redact, partial, generalize, not 'blur'"
+    )
+    with use("zh_CN"):
+        assert render_text(reason) == "脱敏方式必须是 hash, redact, partial, generalize 之一，而不是 'blur'"
+    assert reason_of(ValueError("plain words")) == "plain words"

@@ -23,7 +23,7 @@ from services.common import i18n
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = ROOT / "services" / "console" / "templates"
-PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
+PLACEHOLDER = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdrfg]")
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 
 

@@ -83,3 +83,53 @@ def test_the_page_speaks_chinese_when_asked() -> None:
     assert "部门 transport-bureau 的评分卡" in page
     assert "2 个数据集" in page
     assert "有效" in page  # "active", the dataset's status
+
+
+def with_findings(base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with a dataset never delivered though granted, and a grant unused for 20 days."""
+    return {
+        **base,
+        "showcase_only": {
+            "never_delivered_datasets": [
+                {
+                    "dataset_id": "transport.bus-arrivals-0",
+                    "owner_department_id": "transport-bureau",
+                    "published_since": NOW - timedelta(days=40),
+                    "active_grants": ["grt_1", "grt_2"],
+                    "evidence": "no delivery to any scenario despite 2 active grants",
+                }
+            ],
+            "unused_grants": [
+                {
+                    "grant_id": "grt_1",
+                    "scenario_id": "one-stop-visit",
+                    "dataset_id": "transport.bus-arrivals-0",
+                    "valid_from": NOW - timedelta(days=40),
+                    "expires_at": None,
+                    "last_use": NOW - timedelta(days=20),
+                    "idle_days": 20.0,
+                    "evidence": "last delivery 2026-11-04T08:00:00+00:00",
+                }
+            ],
+        },
+    }
+
+
+def words(page: str) -> str:
+    """What a reader reads on the page, without identifiers (``<code>``) and markup."""
+    body = page.split("<body>", 1)[1]
+    text = re.sub(r"<code>.*?</code>|<style>.*?</style>", " ", body, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))
+
+
+def test_the_findings_give_their_evidence_in_the_pages_language() -> None:
+    english = words(scorecards.to_html(with_findings(card(2))))
+    assert "no delivery to any scenario despite 2 active grants" in english
+    assert "last delivery Nov 4, 2026, 8:00:00 AM UTC" in english
+    chinese = words(scorecards.to_html(with_findings(card(2)), "zh_CN"))
+    assert "虽有 2 项有效授权，但从未向任何场景投递" in chinese
+    assert "最近一次投递于 2026年11月4日 08:00:00 UTC" in chinese
+    # Chinese throughout: besides the ids (of the department in the title, of the datasets in the
+    # charts) only the platform's name, SLA and UTC are written in Latin letters
+    latin = set(re.findall(r"[A-Za-z][A-Za-z.\-]*[A-Za-z]", chinese))
+    assert latin <= {"citybase", "SLA", "UTC", "transport-bureau", "transport.bus-arrivals"}, latin
