@@ -50,6 +50,8 @@ class ContractVersion:
         self.sequence: int = int(payload.get("sequence") or 0)
         self.fingerprint: str = payload.get("fingerprint") or ""
         self.record_schema: dict[str, Any] = payload.get("record_schema") or {}
+        self.has_schema = bool(self.record_schema)
+        """False for a contract without a schema (roles, SLA only): its stream stays closed."""
         self.primary_key: tuple[str, ...] = tuple(payload.get("primary_key") or ())
         retention = (payload.get("sla") or {}).get("retention_s")
         self.retention_ms: int | None = int(retention * 1000) if isinstance(retention, (int, float)) else None
