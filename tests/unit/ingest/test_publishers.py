@@ -86,9 +86,9 @@ def test_a_batch_claiming_another_version_is_a_409(projection: CatalogProjection
 
 def _schemaless_version(projection: CatalogProjection) -> None:
     """Version 1.1.0 of the dataset, made current and from a contract without a schema (roles, SLA only)."""
-    event_type, entity_id, state = contract_event(version="1.1.0", sequence=2)
-    state.update(record_schema={}, primary_key=[], fingerprint="0" * 64)
-    load(projection, (event_type, entity_id, state), dataset_event(current_version="1.1.0"))
+    event_type, entity_id, payload = contract_event(version="1.1.0", sequence=2)
+    payload.update(record_schema={}, primary_key=[], fingerprint="0" * 64)
+    load(projection, (event_type, entity_id, payload), dataset_event(current_version="1.1.0"))
 
 
 def test_a_contract_without_a_schema_keeps_the_stream_closed_with_a_409(

@@ -56,9 +56,9 @@ def test_the_raw_handler_fails_the_poll_when_an_ack_fails(kit: IngestorKit) -> N
 
 
 def test_raw_records_of_a_dataset_whose_contract_has_no_schema_are_dead_lettered(kit: IngestorKit) -> None:
-    _, entity_id, state = contract_event(version="1.1.0", sequence=2)
-    state.update(record_schema={}, primary_key=[], fingerprint="0" * 64)
-    load(kit.ingestor.catalog, (catalog_events.CONTRACT_VERSION, entity_id, state))
+    _, entity_id, payload = contract_event(version="1.1.0", sequence=2)
+    payload.update(record_schema={}, primary_key=[], fingerprint="0" * 64)
+    load(kit.ingestor.catalog, (catalog_events.CONTRACT_VERSION, entity_id, payload))
     load(kit.ingestor.catalog, dataset_event(current_version="1.1.0"))
     handler = RawRecordHandler(kit.ingestor)
     handler.handle(_raw(json.dumps(bus_arrival_record()).encode(), 0))
