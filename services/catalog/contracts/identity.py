@@ -3,7 +3,8 @@
 ODCS leaves a contract's ``id`` free (the examples of the standard use UUIDs and plain words),
 while a citybase dataset id is ``<domain>.<name>`` in lower case. The dataset id is, in order:
 
-1. the contract's ``id``, when it already is a dataset id (``transport.bus-arrivals``);
+1. the contract's ``id``, when it already is a dataset id (``transport.bus-arrivals``); an id
+   that reads as one (one dot, no spaces) but does not fit is refused, not replaced;
 2. else the contract-level custom property ``citybase.datasetId``;
 3. else the contract's ``domain`` (or, when it names none, the publishing department's only
    domain) and a name made from its ``name``, else its ``dataProduct``, else the name of its one
@@ -29,6 +30,7 @@ DATASET_ID_PROPERTY = "citybase.datasetId"
 
 DATASET_ID = re.compile(r"^[a-z][a-z0-9-]{1,62}\.[a-z][a-z0-9-]{1,62}$")
 _SEGMENT = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+_MEANT_AS_DATASET_ID = re.compile(r"^[^.\s]+\.[^.\s]+$")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,11 @@ def dataset_identity(
                 "it needs a letter first, then letters, digits or hyphens (2 to 63)",
             )
         )
-    identity = _from_id(raw) or _from_custom_property(raw, errors)
+    id_errors: list[FieldError] = []
+    identity = _from_id(raw, id_errors)
+    if identity is None and not id_errors:
+        identity = _from_custom_property(raw, id_errors)
+    errors += id_errors
     if identity is None and not errors:
         identity = _from_domain_and_name(raw, domain or default_domain, errors)
     if identity is not None and domain is not None and identity.domain_id != domain:
@@ -105,10 +111,24 @@ def record_type_errors(raw: dict[str, Any]) -> list[FieldError]:
     ]
 
 
-def _from_id(raw: dict[str, Any]) -> DatasetIdentity | None:
+def _from_id(raw: dict[str, Any], errors: list[FieldError]) -> DatasetIdentity | None:
     contract_id = raw.get("id")
-    if isinstance(contract_id, str) and DATASET_ID.match(contract_id):
+    if not isinstance(contract_id, str):
+        return None
+    if DATASET_ID.match(contract_id):
         return DatasetIdentity(contract_id, "id")
+    if _MEANT_AS_DATASET_ID.match(contract_id):
+        # One dot, no spaces: the publisher wrote a dataset id, and it does not fit. Naming the
+        # dataset otherwise would register it under an id its publisher never wrote.
+        errors.append(
+            FieldError(
+                path="/id",
+                rule="dataset-id",
+                message=f"id {contract_id!r} reads as a dataset id but is not one: <domain>.<name>, "
+                "each a lower-case letter then 1 to 62 lower-case letters, digits or hyphens, "
+                "e.g. transport.bus-arrivals",
+            )
+        )
     return None
 
 

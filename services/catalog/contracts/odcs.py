@@ -84,7 +84,8 @@ def parse_contract(
 
     ``more_errors`` finds what the caller also requires of the loaded document (the catalog: which
     dataset it describes); its errors are reported with those of whichever stage fails, so that a
-    publisher sees every problem of a contract in one answer.
+    publisher sees every problem of a contract in one answer. When no stage fails, the caller
+    raises them itself (they are then its problem, not the document's).
     """
     size = len(document) if isinstance(document, bytes) else len(document.encode("utf-8"))
     if size > max_bytes:
@@ -100,7 +101,6 @@ def parse_contract(
         "the contract breaks a rule ODCS or citybase sets beyond its JSON Schema",
         caller_errors,
     )
-    _raise_if(caller_errors, "the contract cannot describe a citybase dataset as it is")
     return ParsedContract(
         raw=raw,
         model=model,

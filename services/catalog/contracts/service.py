@@ -209,9 +209,15 @@ def _earlier_versions(
 
 
 def check_version(
-    session: Session, *, dataset: Dataset, contract: ParsedContract, identity: DatasetIdentity
+    session: Session, *, dataset: Dataset, contract: ParsedContract, identity: DatasetIdentity | None = None
 ) -> CompatibilityReport:
-    """Would ``contract`` be accepted as the dataset's next version, and if not, why not (reads only)."""
+    """Would ``contract`` be accepted as the dataset's next version, and if not, why not (reads only).
+
+    ``identity`` is the dataset the contract describes, read off it when not given."""
+    if identity is None:
+        identity, errors = dataset_identity(contract.raw, default_domain=dataset.domain_id)
+        if identity is None:
+            raise exceptions.ContractMismatch(f"the contract does not describe {dataset.id!r}", errors=errors)
     report, _, _ = _check(session, dataset, contract, identity)
     return report
 
@@ -220,34 +226,38 @@ def parse_for_catalog(
     session: Session, document: str | bytes, *, default_domain: str | None
 ) -> tuple[ParsedContract, DatasetIdentity]:
     """Parse a contract and read which dataset it describes (:mod:`.identity`), reporting every
-    problem of the document, its dataset id and its domain in one answer.
+    problem of the document and of its dataset id in one answer (422); a domain the catalog does
+    not have is a 404 of its own, naming it.
 
     ``default_domain`` is the domain of a contract that names none: the dataset's, for a version
     registered at a dataset's address; the publishing department's only domain otherwise.
     """
     found: list[DatasetIdentity] = []
+    problems: list[FieldError] = []
 
     def identity_errors(raw: dict[str, Any]) -> list[FieldError]:
         found.clear()
         identity, errors = dataset_identity(raw, default_domain=default_domain)
-        errors += record_type_errors(raw)
-        if identity is None:
-            return errors
-        found.append(identity)
-        if session.get(Domain, identity.domain_id) is None:
-            where = "/domain" if raw.get("domain") is not None else "/id"
-            errors.append(
-                FieldError(
-                    path=where,
-                    rule="domain-not-found",
-                    message=f"the dataset {identity.dataset_id!r} would be in domain {identity.domain_id!r}, "
-                    "which the catalog does not have; an admin adds domains",
-                )
-            )
-        return errors
+        if identity is not None:
+            found.append(identity)
+        problems[:] = [*errors, *record_type_errors(raw)]
+        return problems
 
     contract = parse_contract(document, more_errors=identity_errors)
-    return contract, found[0]  # parse_contract raised unless identity_errors found no error
+    if problems:
+        raise exceptions.ContractMismatch(
+            f"the contract cannot describe a citybase dataset as it is: {len(problems)} error(s)",
+            errors=problems,
+        )
+    identity = found[0]
+    if session.get(Domain, identity.domain_id) is None:
+        raise exceptions.DomainNotFound(
+            f"the dataset {identity.dataset_id!r} (from the contract's {identity.source}) would be in "
+            f"domain {identity.domain_id!r}, which the catalog does not have; an admin adds domains",
+            domain_id=identity.domain_id,
+            dataset_id=identity.dataset_id,
+        )
+    return contract, identity
 
 
 def _default_domain(session: Session, department_id: str | None) -> str | None:

@@ -14,7 +14,7 @@ from services.catalog.access.settings import AccessSettings
 from services.catalog.contracts import service as contracts
 from services.catalog.contracts.identity import dataset_identity, slug
 from services.catalog.contracts.odcs import ContractInvalid
-from services.catalog.exceptions import DomainOwnedByAnotherDepartment
+from services.catalog.exceptions import ContractMismatch, DomainNotFound, DomainOwnedByAnotherDepartment
 from services.common import catalog_events
 from services.common.auth import Principal
 from tests.factories import evolve_contract, example_contract
@@ -106,9 +106,22 @@ def test_the_odcs_domain_must_be_one_the_department_may_publish_to(catalog: Cata
         document["id"] = "arrivals"
         document["domain"] = "weather"
 
-    with pytest.raises(ContractInvalid) as refused:
+    with pytest.raises(DomainNotFound) as missing:
         contracts.register_contract(_ctx(catalog), actor=HEALTH, document=_bus_contract(to_nowhere))
-    assert [(e.path, e.rule) for e in refused.value.errors or []] == [("/domain", "domain-not-found")]
+    assert missing.value.body()["domain_id"] == "weather"
+    assert missing.value.body()["dataset_id"] == "weather.bus-arrivals"  # domain and name
+
+
+def test_an_id_that_reads_as_a_dataset_id_but_does_not_fit_is_refused_not_replaced(
+    catalog: CatalogWorld,
+) -> None:
+    def misspelt(document: dict[str, Any]) -> None:
+        document["id"] = "Transport.Bus-Arrivals"
+
+    with pytest.raises(ContractMismatch) as refused:
+        contracts.register_contract(_ctx(catalog), actor=TRANSPORT, document=_bus_contract(misspelt))
+    assert [(e.path, e.rule) for e in refused.value.errors or []] == [("/id", "dataset-id")]
+    assert "reads as a dataset id but is not one" in (refused.value.errors or [])[0].message
 
 
 def test_every_problem_of_a_contract_comes_in_one_answer(catalog: CatalogWorld) -> None:
