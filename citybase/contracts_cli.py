@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -119,7 +119,7 @@ def register(
             for change in refusal.problem.get("breaking_changes") or []:
                 console.print(f"  {change['path']}  {change['rule']}  {change['message']}")
             if refusal.slug == "domain-not-found":
-                _domain_hint(file)
+                _domain_hint(file, refusal.problem)
             raise typer.Exit(REFUSED) from None
     console.print(
         _("[green]registered[/green] %(dataset)s %(version)s")
@@ -127,13 +127,21 @@ def register(
     )
 
 
-def _domain_hint(file: Path) -> None:
-    """Which domain is missing, and the command an admin creates it with."""
-    try:
-        dataset_id = parse_contract(file.read_bytes()).id
-    except (ContractInvalid, ContractTooLarge):
-        return
-    domain = dataset_id.partition(".")[0]
+def _domain_hint(file: Path, problem: dict[str, Any]) -> None:
+    """Which domain is missing, and the command an admin creates it with. The catalog names the
+    dataset and its domain (a contract's id need not be the dataset id); an older catalog does not,
+    and then the contract's id is."""
+    dataset_id = problem.get("dataset_id")
+    if not isinstance(dataset_id, str):
+        try:
+            dataset_id = parse_contract(file.read_bytes()).id
+        except (ContractInvalid, ContractTooLarge):
+            return
+    domain = (
+        problem.get("domain_id")
+        if isinstance(problem.get("domain_id"), str)
+        else dataset_id.partition(".")[0]
+    )
     console.print(
         _(
             "The domain %(domain)s of %(dataset)s does not exist. An admin creates it, owned by your "

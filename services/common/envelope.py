@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -119,3 +120,44 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+EVENT_TIME_KEYWORD = "x-citybase-event-time"
+"""The record-schema keyword the catalog puts on a property its contract marks ``citybase.eventTime``
+(the value is its rank: 1 first)."""
+
+
+def event_time_fields(record_schema: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields a contract names as a record's occurrence time, by rank (then as declared);
+    empty when it names none."""
+    properties = record_schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return ()
+    marked = sorted(
+        (rank, position, name)
+        for position, (name, sub) in enumerate(properties.items())
+        if isinstance(sub, Mapping)
+        and isinstance(rank := sub.get(EVENT_TIME_KEYWORD), int)
+        and not isinstance(rank, bool)
+    )
+    return tuple(name for _, _, name in marked)
+
+
+def occurrence_time(record: Any, fields: Sequence[str]) -> datetime | None:
+    """When the record's event happened: the first of ``fields`` holding a date-time (a date is
+    its midnight, a time without offset is UTC); None when none does, or ``fields`` is empty.
+
+    This is a ``ds.`` record's CloudEvents ``time``; without it the ingest time stands in.
+    """
+    if not fields or not isinstance(record, Mapping):
+        return None
+    for name in fields:
+        value = record.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            moment = parse_time(value)
+        except ValueError:
+            continue
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return None

@@ -17,7 +17,7 @@ from services.common.bus import (
     Message,
     OutgoingRecord,
 )
-from services.common.envelope import HEADER_PREFIX, CloudEvent
+from services.common.envelope import HEADER_PREFIX, CloudEvent, format_time
 from services.common.topics import (
     records_topic,
 )
@@ -100,8 +100,10 @@ def raw_event_id(message: Message) -> str:
 class RecordEnvelopes:
     """The ``ds.<dataset>`` records of one batch (CloudEvents binary mode).
 
-    Every attribute but ``id`` and ``subject`` is the same for all records of a batch, so the
-    kernel's :class:`CloudEvent` renders the headers once, and each record only adds its own two.
+    Every attribute but ``id``, ``subject`` and ``time`` is the same for all records of a batch,
+    so the kernel's :class:`CloudEvent` renders the headers once, and each record only adds its
+    own. ``time`` is the batch's ingest time unless the record carries its occurrence time (the
+    field its contract marks ``citybase.eventTime``).
     """
 
     _ID, _SUBJECT = "\x00id\x00", "\x00subject\x00"
@@ -122,10 +124,15 @@ class RecordEnvelopes:
         self._headers = template.headers
         self._id_at = next(i for i, (_, v) in enumerate(template.headers) if v == self._ID.encode())
         self._subject_at = next(i for i, (_, v) in enumerate(template.headers) if v == self._SUBJECT.encode())
+        self._time_at = next(i for i, (k, _) in enumerate(template.headers) if k == HEADER_PREFIX + "time")
 
-    def record(self, event_id: str, key: str | None, value: bytes) -> OutgoingRecord:
+    def record(
+        self, event_id: str, key: str | None, value: bytes, occurred_at: datetime | None = None
+    ) -> OutgoingRecord:
         headers = list(self._headers)
         headers[self._id_at] = (HEADER_PREFIX + "id", event_id.encode())
+        if occurred_at is not None:
+            headers[self._time_at] = (HEADER_PREFIX + "time", format_time(occurred_at).encode())
         key_bytes = kafka_key(key)
         if key_bytes is None:
             del headers[self._subject_at]

@@ -27,6 +27,10 @@ class DatasetNotWritable(Conflict):
     slug, title = "dataset-not-writable", "The dataset does not accept records"
 
 
+class StreamClosed(Conflict):
+    slug, title = "stream-closed", "The dataset's contract has no schema yet"
+
+
 class ContractVersionMismatch(Conflict):
     slug, title = (
         "contract-version-mismatch",

@@ -20,7 +20,7 @@ from typing import Any
 from services.common import catalog_events
 from services.common.auth import KeyRing
 from services.common.bus import Message
-from services.common.envelope import EnvelopeError
+from services.common.envelope import EnvelopeError, event_time_fields
 from services.ingest.validation import RecordValidator, field_types
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ class ContractVersion:
         self.sequence: int = int(payload.get("sequence") or 0)
         self.fingerprint: str = payload.get("fingerprint") or ""
         self.record_schema: dict[str, Any] = payload.get("record_schema") or {}
+        self.has_schema = bool(self.record_schema)
+        self.event_time_fields = event_time_fields(self.record_schema)
+        """The fields that give a record's CloudEvents ``time`` (none: the ingest time)."""
+        """False for a contract without a schema (roles, SLA only): its stream stays closed."""
         self.primary_key: tuple[str, ...] = tuple(payload.get("primary_key") or ())
         retention = (payload.get("sla") or {}).get("retention_s")
         self.retention_ms: int | None = int(retention * 1000) if isinstance(retention, (int, float)) else None

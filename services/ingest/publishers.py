@@ -12,6 +12,7 @@ from services.ingest.exceptions import (
     DatasetNotFound,
     DatasetNotWritable,
     NotDatasetPublisher,
+    StreamClosed,
 )
 from services.ingest.projection import CatalogProjection, ContractVersion, DatasetState
 
@@ -68,7 +69,17 @@ def current_contract(catalog: CatalogProjection, dataset: DatasetState) -> Contr
             ),
             retry_after_s=1,
         )
+    if not contract.has_schema:
+        raise StreamClosed(stream_closed(contract))
     return contract
+
+
+def stream_closed(contract: ContractVersion) -> str:
+    """Why a dataset in the catalog takes no records yet: its contract describes no records."""
+    return (
+        f"contract version {contract.version} of {contract.dataset_id!r} has no schema, so its stream is "
+        "closed; register a version with a schema to open it"
+    )
 
 
 def check_claimed_version(catalog: CatalogProjection, contract: ContractVersion, claimed: str | None) -> None:

@@ -21,7 +21,7 @@ from services.common.bus import (
     Headers,
     OutgoingRecord,
 )
-from services.common.envelope import format_time
+from services.common.envelope import format_time, occurrence_time
 from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError
 from services.common.topics import (
@@ -235,7 +235,8 @@ def route_record(item: ParsedItem, ctx: RoutingContext, out: RoutedBatch) -> Non
             RecordError(index=item.index, path=v.path, rule=v.rule, message=v.message) for v in violations
         )
         return
-    out.records.append(ctx.envelopes.record(event_id, key, encoded))
+    occurred_at = occurrence_time(value, ctx.contract.event_time_fields)
+    out.records.append(ctx.envelopes.record(event_id, key, encoded, occurred_at))
     out.event_ids.append(event_id)
 
 

@@ -81,6 +81,7 @@ from services.ingest.publishers import (
     authorize_publisher,
     check_claimed_version,
     current_contract,
+    stream_closed,
     writable_dataset,
 )
 from services.ingest.routing import RoutedBatch, RoutingContext, check_csv_header, route_record
@@ -365,6 +366,8 @@ class Ingestor:
             item.problem = Violation(
                 "", "datasetNotWritable", f"dataset {dataset_id!r} is {dataset.status} and takes no records"
             )
+        elif not contract.has_schema:
+            item.problem = Violation("", "streamClosed", stream_closed(contract))
         claimed = message.header(RAW_CONTRACT_VERSION_HEADER)
         ctx = RoutingContext(
             dataset=dataset,

@@ -19,7 +19,7 @@ from services.common import catalog_events
 from services.common.auth import KeyRing
 from services.common.bus import Message
 from services.common.clock import aware
-from services.common.envelope import CloudEvent, EnvelopeError, parse_time
+from services.common.envelope import CloudEvent, EnvelopeError, event_time_fields, parse_time
 from services.quality.expectations import CompiledSuite, GreatExpectations
 
 log = logging.getLogger(__name__)
@@ -99,13 +99,9 @@ class ContractVersion:
         """The fields that say when the event happened, the first with a value winning: those the
         contract marks ``citybase.eventTime`` by rank, else the first required date-time, else the
         first date-time."""
-        marked = sorted(
-            (rank, position, name)
-            for position, (name, sub) in enumerate(self.properties.items())
-            if isinstance(rank := sub.get("x-citybase-event-time"), int) and not isinstance(rank, bool)
-        )
+        marked = event_time_fields(self.record_schema)
         if marked:
-            return tuple(name for _, _, name in marked)
+            return marked
         times = [name for name, sub in self.properties.items() if sub.get("format") == "date-time"]
         required = [name for name in times if name in self.required]
         return tuple(required or times)[:1]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from rdflib import RDF, Graph, URIRef
 
 from services.catalog import examples as catalog_examples
 from services.catalog.runtime import CatalogRuntime
@@ -141,6 +142,40 @@ def test_a_request_becomes_a_grant_that_lives_until_revoked(catalog: CatalogHarn
     approval = next(entry for entry in trail if entry["action"] == "access_request.approve")
     assert approval["actor_id"] == "market-approver" and approval["purpose"] == request["purpose"]
     assert approval["department_id"] == "market-supervision"
+
+
+def test_a_grant_reads_as_an_odrl_agreement_to_whoever_may_read_it(
+    catalog: CatalogHarness, keys: Keys
+) -> None:
+    filed = catalog.call("POST", "/v1/access-requests", keys.visit, json=access_request_create())
+    approved = catalog.call(
+        "POST",
+        f"/v1/access-requests/{filed.json()['id']}/approve",
+        keys.market,
+        json={"reason": "serves residents", "fields": ["inspection_id", "result", "inspector_phone"]},
+    )
+    grant_id = approved.json()["grant_id"]
+    for key in (keys.visit, keys.market, keys.operator):
+        answer = catalog.call("GET", f"/v1/grants/{grant_id}/odrl", key)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/ld+json"
+        graph = Graph().parse(data=answer.text, format="json-ld")
+        agreement = URIRef(answer.json()["@id"])
+        assert (agreement, RDF.type, URIRef("http://www.w3.org/ns/odrl/2/Agreement")) in graph
+        assert answer.json()["@id"].endswith(f"/catalog/v1/grants/{grant_id}/odrl")
+    _problem(catalog.call("GET", f"/v1/grants/{grant_id}/odrl", keys.community), 403, "not-your-scenario")
+    _problem(
+        catalog.call("GET", f"/v1/grants/{grant_id}/odrl", keys.health), 403, "not-the-owning-department"
+    )
+    _problem(catalog.call("GET", "/v1/grants/gr-nothing/odrl", keys.visit), 404, "grant-not-found")
+    offer = catalog.call("GET", "/v1/datasets/market.inspections/odrl", keys.community)
+    assert offer.status_code == 200 and offer.json()["@type"] == "odrl:Offer"
+    dcat = catalog.call(
+        "GET", "/v1/datasets/market.inspections/dcat", keys.community, params={"format": "turtle"}
+    )
+    assert offer.json()["@id"] in dcat.text and "http://www.w3.org/ns/odrl/2/hasPolicy" in dcat.text
+    reads = _audit(catalog, scenario="one-stop-visit")
+    assert {"grant.read"} <= {entry["action"] for entry in reads}
 
 
 def test_open_datasets_are_granted_at_once_and_restricted_ones_keep_masks(

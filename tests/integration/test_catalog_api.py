@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import rdflib
@@ -16,6 +17,8 @@ from services.catalog.runtime import CatalogRuntime
 from services.common import db
 from tests.factories import EXAMPLES, contract_property, evolve_contract, example_contract
 from tests.support.services import CatalogHarness
+
+ODCS_EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "odcs" / "examples"
 
 YAML = {"Content-Type": "application/yaml"}
 BUS = "transport.bus-arrivals"
@@ -265,6 +268,33 @@ def test_asyncapi_documents_are_valid_asyncapi_3(
     platform = catalog.call("GET", "/v1/asyncapi").json()
     assert not list(asyncapi_3.iter_errors(platform))
     assert "platform.catalog" in platform["channels"]
+
+
+def test_an_official_odcs_example_registers_as_it_is_or_gets_every_problem_in_one_answer(
+    catalog: CatalogHarness,
+) -> None:
+    """Issue 18: the ODCS repository's examples, posted as they are by a department of ``seller``."""
+    created = catalog.call("POST", "/v1/domains", json={"id": "seller", "name": "Seller"})
+    assert created.status_code == 201, created.text
+    catalog.department("seller-office", ["seller"])
+    key = catalog.principal_key("seller-publisher", "department", "seller-office")
+    catalog.wait_for_key(key)
+    yaml_body = {"Content-Type": "application/yaml"}
+    kafka = (ODCS_EXAMPLES / "schema" / "kafka-schema.odcs.yaml").read_bytes()
+    registered = catalog.call("POST", "/v1/contracts", key, content=kafka, headers=yaml_body)
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["dataset_id"] == "seller.orders-event-stream"
+    several = (ODCS_EXAMPLES / "schema" / "all-schema-types.odcs.yaml").read_bytes()
+    refused = catalog.call("POST", "/v1/contracts", key, content=several, headers=yaml_body)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"].endswith("/contract-mismatch")
+    [error] = refused.json()["errors"]
+    assert (error["path"], error["rule"]) == ("/schema", "one-schema-object")
+    assert "'tbl', 'AnObject', 'AnotherObject'" in error["message"]
+    unnamed = (ODCS_EXAMPLES / "server" / "azure-server.odcs.yaml").read_bytes()
+    refused = catalog.call("POST", "/v1/contracts", key, content=unnamed, headers=yaml_body)
+    assert [(e["path"], e["rule"]) for e in refused.json()["errors"]] == [("/id", "dataset-id")]
 
 
 def test_a_contract_whose_id_is_not_a_dataset_id_is_refused_with_its_path(catalog: CatalogHarness) -> None:

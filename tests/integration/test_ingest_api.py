@@ -9,16 +9,19 @@ import gzip
 import io
 import json
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import yaml
 
 from services.common.bus import Message, OutgoingRecord
 from services.common.envelope import CloudEvent
 from services.common.worker import wait_until
 from services.ingest.raw import RawIngestSupervisor
 from services.ingest.runtime import IngestRuntime
-from tests.factories import bus_arrival_record
+from tests.factories import bus_arrival_record, ingest_contract
 from tests.support.services import IngestPlatform, PublishedDataset
 
 RECORD_FIELDS = ["arrival_id", "stop_id", "route_id", "vehicle_id", "arrived_at", "delay_s", "occupancy"]
@@ -210,3 +213,47 @@ def test_ndjson_and_gzipped_csv_publish_the_same_records_as_json(platform: Inges
         assert response.json()["accepted"] == 2
     published = [CloudEvent.from_message(m).data for m in platform.read(f"ds.{dataset.id}", 4)]
     assert sorted(map(json.dumps, published)) == sorted(map(json.dumps, records + records))
+
+
+def test_a_contract_without_a_schema_keeps_the_stream_closed_until_one_with_the_event_time_opens_it(
+    platform: IngestPlatform,
+) -> None:
+    """Issue 18: a schema-less contract (roles, SLA only) registers, ingest answers 409; the next
+    version has a schema and names arrived_at as the event time, which becomes ce_time."""
+    suffix = uuid.uuid4().hex[:10]
+    department_id, dataset_id = f"dept-{suffix}", f"transport.plans-{suffix}"
+    key = platform.publisher_key(department_id)
+    full = yaml.safe_load(ingest_contract(dataset_id, department_id))
+    schemaless = {name: value for name, value in full.items() if name != "schema"}
+    registered = platform.catalog.call(
+        "POST",
+        "/v1/contracts",
+        key,
+        content=yaml.safe_dump(schemaless),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert registered.status_code == 201, registered.text
+    platform.datasets.append(dataset_id)
+    platform.wait_for_dataset(dataset_id, "1.0.0")
+    closed = platform.post(dataset_id, key, [bus_arrival_record()])
+    assert closed.status_code == 409, closed.text
+    assert closed.json()["type"].endswith("/stream-closed")
+    assert "has no schema" in closed.json()["detail"]
+
+    full["version"] = "1.1.0"
+    for prop in full["schema"][0]["properties"]:
+        if prop["name"] == "arrived_at":
+            prop.setdefault("customProperties", []).append({"property": "citybase.eventTime", "value": True})
+    opened = platform.catalog.call(
+        "POST",
+        f"/v1/datasets/{dataset_id}/contract-versions",
+        key,
+        content=yaml.safe_dump(full),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert opened.status_code == 201, opened.text
+    platform.wait_for_dataset(dataset_id, "1.1.0")
+    accepted = platform.post(dataset_id, key, [bus_arrival_record(arrived_at="2026-11-24T08:15:30+08:00")])
+    assert accepted.status_code == 202 and accepted.json()["accepted"] == 1, accepted.text
+    (message,) = platform.read(f"ds.{dataset_id}", 1)
+    assert CloudEvent.from_message(message).time == datetime(2026, 11, 24, 0, 15, 30, tzinfo=UTC)

@@ -59,9 +59,9 @@ class CatalogWorld:
         return found
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[CatalogWorld]:
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+def new_catalog_world(directory: Path) -> CatalogWorld:
+    """A migrated catalog on SQLite in ``directory``, with the city's domains and two departments."""
+    url = f"sqlite:///{directory / 'catalog.db'}"
     engine = db.create_db_engine(url)
     db.migrate(url, MIGRATIONS, "alembic_version_catalog", engine)
     session = db.session_factory(engine)()
@@ -74,8 +74,13 @@ def catalog(tmp_path: Path) -> Iterator[CatalogWorld]:
             payload=DepartmentCreate(id=department_id, name=department_id, kind="bureau", domains=[domain]),
         )
     session.commit()
+    return CatalogWorld(session, events)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[CatalogWorld]:
+    world = new_catalog_world(tmp_path)
     try:
-        yield CatalogWorld(session, events)
+        yield world
     finally:
-        session.close()
-        engine.dispose()
+        world.session.close()

@@ -43,12 +43,6 @@ def convention_errors(model: OpenDataContractStandard) -> list[FieldError]:
         errors.append(FieldError(path=json_pointer(location), rule=rule, message=message))
 
     objects = model.schema_ or []
-    if not objects:
-        error(
-            ["schema"],
-            "required",
-            Sentence(N_("citybase needs a schema object describing the dataset's records")),
-        )
     for index, obj in enumerate(objects):
         where: list[str | int] = ["schema", index]
         properties = obj.properties or []

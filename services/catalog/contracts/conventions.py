@@ -2,7 +2,10 @@
 
 A dataset has one record shape, so the derivations that describe records work on *one* schema
 object: the one named by ``schema_name``, by default the first of ``schema``. A contract with
-several objects (a table and its lookup, say) is accepted; citybase streams the chosen one.
+several objects (a table and its lookup, say) is refused at registration, naming them, rather than
+cut to one; a contract with none (roles, SLA or stakeholders only) registers a catalog entry whose
+stream stays closed until a version with a schema arrives. Which dataset a contract describes is
+read by :mod:`.identity`.
 
 ODCS leaves some things to tools; citybase's conventions for them (also in ``contracts/README.md``):
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pydantic
@@ -74,6 +74,7 @@ def parse_contract(
     *,
     max_bytes: int = MAX_CONTRACT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
+    more_errors: Callable[[dict[str, Any]], list[FieldError]] | None = None,
 ) -> ParsedContract:
     """Parse and validate one ODCS v3 contract; raise a problem listing every error otherwise.
 
@@ -81,6 +82,11 @@ def parse_contract(
     :class:`ContractInvalid` for anything else, with one :class:`FieldError` per error. Stages
     run in order and a stage's errors stop the next ones, because a later stage's errors would
     only be consequences (a schema error in a document that is not ODCS v3 says nothing useful).
+
+    ``more_errors`` finds what the caller also requires of the loaded document (the catalog: which
+    dataset it describes); its errors are reported with those of whichever stage fails, so that a
+    publisher sees every problem of a contract in one answer. When no stage fails, the caller
+    raises them itself (they are then its problem, not the document's).
     """
     size = len(document) if isinstance(document, bytes) else len(document.encode("utf-8"))
     if size > max_bytes:
@@ -93,12 +99,14 @@ def parse_contract(
         )
     text = _decode(document)
     raw = _load(text, max_depth)
-    _raise_if(_odcs_v3_errors(raw), N_("the document is not an ODCS v3 data contract"))
-    _raise_if(schema_errors(raw), N_("the document does not follow the ODCS JSON Schema"))
+    caller_errors = more_errors(raw) if more_errors is not None else []
+    _raise_if(_odcs_v3_errors(raw), N_("the document is not an ODCS v3 data contract"), caller_errors)
+    _raise_if(schema_errors(raw), N_("the document does not follow the ODCS JSON Schema"), caller_errors)
     model = _model(raw)
     _raise_if(
         [*_duplicate_name_errors(raw), *_version_errors(raw), *convention_errors(model)],
         N_("the contract breaks a rule ODCS or citybase sets beyond its JSON Schema"),
+        caller_errors,
     )
     return ParsedContract(
         raw=raw,
@@ -110,10 +118,12 @@ def parse_contract(
     )
 
 
-def _raise_if(errors: list[FieldError], summary: str) -> None:
-    """Refuse the contract if there are ``errors``, under ``summary`` (marked ``N_``)."""
+def _raise_if(errors: list[FieldError], summary: str, also: list[FieldError] | None = None) -> None:
+    """Refuse the contract if there are ``errors`` (with ``also``, the caller's, reported beside
+    them), under ``summary`` (marked ``N_``)."""
     if not errors:
         return
+    errors = [*errors, *(also or ())]
     # Keywords overlap (ODCS says additionalProperties and unevaluatedProperties at the root), so
     # the same error can be found twice; it is reported once.
     unique = {(error.path, error.rule, error.message): error for error in errors}

@@ -28,6 +28,7 @@ from services.catalog.access.context import Collaborators
 from services.catalog.access.grants import apply_contract_masking
 from services.catalog.contracts import compatibility
 from services.catalog.contracts.expectations import expectation_suite
+from services.catalog.contracts.identity import DatasetIdentity, dataset_identity, record_type_errors
 from services.catalog.contracts.json_schema import record_schema
 from services.catalog.contracts.odcs import (
     MAX_CONTRACT_BYTES,
@@ -45,8 +46,9 @@ from services.catalog.datasets.service import (
     get_dataset,
     may_publish_to,
 )
+from services.catalog.domains.service import get_department
 from services.catalog.events import CatalogEvents
-from services.catalog.models import ContractVersion, Dataset
+from services.catalog.models import ContractVersion, Dataset, Domain
 from services.catalog.schemas import (
     BreakingChangeRead,
     CompatibilityModeName,
@@ -130,7 +132,9 @@ def check_contract(session: Session, *, dataset_id: str, document: bytes) -> Com
     """Dry run of :func:`register_version`: would the document be accepted, and if not, why not.
     Reads only, in the caller's session."""
     _refuse_oversized(document)
-    return check_version(session, dataset=get_dataset(session, dataset_id), contract=parse_contract(document))
+    dataset = get_dataset(session, dataset_id)
+    contract, identity = parse_for_catalog(session, document, default_domain=dataset.domain_id)
+    return check_version(session, dataset=dataset, contract=contract, identity=identity)
 
 
 @dataclass(frozen=True)
@@ -209,23 +213,82 @@ def _earlier_versions(
     return earlier
 
 
-def check_version(session: Session, *, dataset: Dataset, contract: ParsedContract) -> CompatibilityReport:
-    """Would ``contract`` be accepted as the dataset's next version, and if not, why not (reads only)."""
-    report, _, _ = _check(session, dataset, contract)
+def check_version(
+    session: Session, *, dataset: Dataset, contract: ParsedContract, identity: DatasetIdentity | None = None
+) -> CompatibilityReport:
+    """Would ``contract`` be accepted as the dataset's next version, and if not, why not (reads only).
+
+    ``identity`` is the dataset the contract describes, read off it when not given."""
+    if identity is None:
+        identity, errors = dataset_identity(contract.raw, default_domain=dataset.domain_id)
+        if identity is None:
+            raise exceptions.ContractMismatch(f"the contract does not describe {dataset.id!r}", errors=errors)
+    report, _, _ = _check(session, dataset, contract, identity)
     return report
 
 
-def _check(
-    session: Session, dataset: Dataset, contract: ParsedContract
-) -> tuple[CompatibilityReport, dict[str, Any], int]:
-    """The report, the contract's derived record schema and the sequence it would be stored at."""
-    if contract.id != dataset.id:
+def parse_for_catalog(
+    session: Session, document: str | bytes, *, default_domain: str | None
+) -> tuple[ParsedContract, DatasetIdentity]:
+    """Parse a contract and read which dataset it describes (:mod:`.identity`), reporting every
+    problem of the document and of its dataset id in one answer (422); a domain the catalog does
+    not have is a 404 of its own, naming it.
+
+    ``default_domain`` is the domain of a contract that names none: the dataset's, for a version
+    registered at a dataset's address; the publishing department's only domain otherwise.
+    """
+    found: list[DatasetIdentity] = []
+    problems: list[FieldError] = []
+
+    def identity_errors(raw: dict[str, Any]) -> list[FieldError]:
+        found.clear()
+        identity, errors = dataset_identity(raw, default_domain=default_domain)
+        if identity is not None:
+            found.append(identity)
+        problems[:] = [*errors, *record_type_errors(raw)]
+        return problems
+
+    contract = parse_contract(document, more_errors=identity_errors)
+    if problems:
         raise exceptions.ContractMismatch(
-            Sentence(
-                N_("the contract's id is %(contract)r, not %(dataset)r"),
-                contract=contract.id,
-                dataset=dataset.id,
-            ),
+            f"the contract cannot describe a citybase dataset as it is: {len(problems)} error(s)",
+            errors=problems,
+        )
+    identity = found[0]
+    if session.get(Domain, identity.domain_id) is None:
+        raise exceptions.DomainNotFound(
+            f"the dataset {identity.dataset_id!r} (from the contract's {identity.source}) would be in "
+            f"domain {identity.domain_id!r}, which the catalog does not have; an admin adds domains",
+            domain_id=identity.domain_id,
+            dataset_id=identity.dataset_id,
+        )
+    return contract, identity
+
+
+def _default_domain(session: Session, department_id: str | None) -> str | None:
+    """The one domain a department publishes to, when it has exactly one (else None)."""
+    if department_id is None:
+        return None
+    department = get_department(session, department_id)
+    domains = set(department.domains or ()) | set(
+        session.scalars(sa.select(Domain.id).where(Domain.owner_department_id == department_id))
+    )
+    return domains.pop() if len(domains) == 1 else None
+
+
+def _check(
+    session: Session, dataset: Dataset, contract: ParsedContract, identity: DatasetIdentity
+) -> tuple[CompatibilityReport, dict[str, Any], int]:
+    """The report, the contract's derived record schema and the sequence it would be stored at.
+
+    A contract without a schema has the empty record schema: its dataset is in the catalog, its
+    stream closed. It is checked against nothing, and nothing is checked against it; but once a
+    dataset has a schema, its next versions keep one.
+    """
+    if identity.dataset_id != dataset.id:
+        raise exceptions.ContractMismatch(
+            f"the contract describes dataset {identity.dataset_id!r} (from its {identity.source}), "
+            f"not {dataset.id!r}",
         )
     mode = compatibility.CompatibilityMode(dataset.compatibility_mode)
     previous = _earlier_versions(session, dataset.id, mode)
@@ -237,8 +300,16 @@ def _check(
                 last=previous[-1].version,
             )
         )
-    new_schema = record_schema(contract)
-    history = [(earlier.version, earlier.record_schema) for earlier in previous]
+    new_schema = record_schema(contract) if contract.model.schema_ else {}
+    history = [(earlier.version, earlier.record_schema) for earlier in previous if earlier.record_schema]
+    if history and not new_schema:
+        raise exceptions.ContractMismatch(
+            f"version {contract.version} has no schema, but {dataset.id!r} streams records of version "
+            f"{history[-1][0]}; a later version keeps a schema",
+            errors=[
+                FieldError(path="/schema", rule="required", message="the dataset's records need a schema")
+            ],
+        )
     changes = compatibility.check(new_schema, history, mode)
     checked = [] if mode is compatibility.CompatibilityMode.NONE else [v for v, _ in history]
     report = CompatibilityReport(
@@ -266,7 +337,8 @@ def add_version(
     In the caller's session; no authorization or audit of its own (see :func:`register_version`).
     """
     dataset = get_dataset(session, dataset_id)
-    return _register_parsed(session, events, dataset, parse_contract(document), document, created_by)
+    contract, identity = parse_for_catalog(session, document, default_domain=dataset.domain_id)
+    return _register_parsed(session, events, dataset, contract, identity, document, created_by)
 
 
 def _register_parsed(
@@ -274,12 +346,14 @@ def _register_parsed(
     events: CatalogEvents,
     dataset: Dataset,
     contract: ParsedContract,
+    identity: DatasetIdentity,
     document: str | bytes,
     created_by: str,
 ) -> ContractVersion:
     # Reads the earlier versions' record schemas only, never their documents or the
     # ``dataset.versions`` collection: registering stays flat in the length of the history.
-    report, new_schema, sequence = _check(session, dataset, contract)
+    report, new_schema, sequence = _check(session, dataset, contract, identity)
+    has_schema = bool(new_schema)
     if not report.compatible:
         raise exceptions.IncompatibleContract(
             Sentence(
@@ -299,10 +373,12 @@ def _register_parsed(
         document_format="json" if text.lstrip().startswith("{") else "yaml",
         fingerprint=contract.fingerprint,
         record_schema=new_schema,
-        primary_key=list(primary_key(contract)),
-        sensitive_fields={name: _plain(rule) for name, rule in sensitive_fields(contract).items()},
+        primary_key=list(primary_key(contract)) if has_schema else [],
+        sensitive_fields={name: _plain(rule) for name, rule in sensitive_fields(contract).items()}
+        if has_schema
+        else {},
         sla=_plain(sla_targets(contract)),
-        expectation_suite=list(expectation_suite(contract)),
+        expectation_suite=list(expectation_suite(contract)) if has_schema else [],
         created_by=created_by,
     )
     session.add(version)
@@ -333,8 +409,10 @@ def add_contract(
     custom properties; ``department_id`` is the caller's department, which must own the dataset.
     In the caller's session; no audit entry of its own (see :func:`register_contract`).
     """
-    contract = parse_contract(document)
-    existing = session.get(Dataset, contract.id)
+    contract, identity = parse_for_catalog(
+        session, document, default_domain=_default_domain(session, department_id)
+    )
+    existing = session.get(Dataset, identity.dataset_id)
     if existing is None:
         policy = dataset_policy(contract)
         owner = policy.department or department_id
@@ -349,8 +427,8 @@ def add_contract(
         description = contract.model.description
         try:
             payload = DatasetCreate(
-                id=contract.id,
-                title=contract.model.name or contract.id,
+                id=identity.dataset_id,
+                title=contract.model.name or contract.model.dataProduct or identity.dataset_id,
                 description=(description.purpose or "") if description else "",
                 owner_department_id=owner,
                 tags=list(contract.model.tags or []),
@@ -366,8 +444,8 @@ def add_contract(
         add_dataset(session, events=events, payload=payload)
     elif department_id is not None and existing.owner_department_id != department_id:
         raise Forbidden(Sentence(N_("only the owning department may register versions of this dataset")))
-    dataset = get_dataset(session, contract.id)
-    return _register_parsed(session, events, dataset, contract, document, created_by)
+    dataset = get_dataset(session, identity.dataset_id)
+    return _register_parsed(session, events, dataset, contract, identity, document, created_by)
 
 
 _CONTRACT_PATH_OF_FIELD = {

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from services.catalog.deps import ReaderDep, SessionDep, SettingsDep
+from services.catalog.deps import AuditDep, ReaderDep, SessionDep, SettingsDep
 from services.catalog.models import Department
 from services.catalog.standards import dcat_serialization, service
 from services.catalog.standards.model import PlatformLinks
@@ -141,3 +141,29 @@ def platform_asyncapi(
     return service.platform_asyncapi(
         session, links=links, kafka_bootstrap=_kafka_bootstrap(settings), event_schemas=EVENT_SCHEMAS
     )
+
+
+@router.get(
+    "/datasets/{dataset_id}/odrl",
+    tags=["standards"],
+    summary="The dataset's usage terms as an ODRL 2.2 offer (JSON-LD), linked from its DCAT odrl:hasPolicy",
+    responses={200: {"content": {JSONLD: {}}}},
+)
+def dataset_odrl(dataset_id: str, session: SessionDep, links: LinksDep, _: ReaderDep) -> Response:
+    offer = service.dataset_odrl_offer(session, dataset_id=dataset_id, links=links)
+    return Response(json.dumps(offer, ensure_ascii=False), media_type=JSONLD)
+
+
+@router.get(
+    "/grants/{grant_id}/odrl",
+    tags=["standards"],
+    summary="One grant as an ODRL 2.2 agreement (JSON-LD), to whoever may read the grant",
+    responses={200: {"content": {JSONLD: {}}}},
+)
+def grant_odrl(
+    grant_id: str, session: SessionDep, audit: AuditDep, links: LinksDep, caller: ReaderDep
+) -> Response:
+    agreement = service.grant_odrl_agreement(
+        session, actor=caller, grant_id=grant_id, links=links, audit=audit
+    )
+    return Response(json.dumps(agreement, ensure_ascii=False), media_type=JSONLD)

@@ -36,6 +36,7 @@ from collections.abc import Iterable
 
 from rdflib import Graph, Literal, URIRef
 
+from services.catalog.standards import odrl
 from services.catalog.standards.dcat_vocabularies import (
     ACCESS_RIGHT_VOCABULARY,
     ACCESS_RIGHTS,
@@ -234,6 +235,7 @@ def dataset_triples(dataset: DatasetDescription, links: PlatformLinks) -> list[T
             (contract, RDF_TYPE, Dct.Standard),
             (contract, Dct.title, text(f"ODCS data contract {dataset.id} {dataset.contract_version}")),
         ]
+    triples += policy_triples(ds, dataset.id, links)
     asyncapi = URIRef(links.asyncapi(dataset.id))
     triples += [
         (asyncapi, RDF_TYPE, Dct.Standard),
@@ -279,6 +281,13 @@ def dataset_triples(dataset: DatasetDescription, links: PlatformLinks) -> list[T
     if status is not None:
         triples += DISTRIBUTION_STATUS_VOCABULARY.describe(status)
     return [*triples, *publisher_triples(dataset.publisher, agent, contact)]
+
+
+def policy_triples(ds: URIRef, dataset_id: str, links: PlatformLinks) -> list[Triple]:
+    """``odrl:hasPolicy``: the dataset's usage terms, an ODRL offer (:mod:`.odrl`) that data-space
+    connectors read; typed ``odrl:Policy`` as DCAT-AP's range shapes ask."""
+    policy = URIRef(odrl.dataset_policy_uri(links, dataset_id))
+    return [(ds, odrl.HAS_POLICY, policy), (policy, RDF_TYPE, odrl.POLICY), (policy, RDF_TYPE, odrl.OFFER)]
 
 
 def _distribution_triples(

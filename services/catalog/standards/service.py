@@ -14,16 +14,19 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
+from services.catalog.access.grants import get_grant
+from services.catalog.audit.auditor import Auditor
 from services.catalog.datasets.service import current_version, get_dataset
 from services.catalog.domains.service import get_department, list_departments
 from services.catalog.models import ContractVersion, Dataset, Department
-from services.catalog.standards import asyncapi, dcat_serialization
+from services.catalog.standards import asyncapi, dcat_serialization, odrl
 from services.catalog.standards.model import (
     CatalogDescription,
     DatasetDescription,
     PlatformLinks,
     PublisherDescription,
 )
+from services.common.auth import Principal
 from services.common.clock import aware
 
 
@@ -142,4 +145,41 @@ def platform_asyncapi(
     schemas = asyncapi.read_event_schemas(event_schemas) if event_schemas.is_dir() else None
     return asyncapi.platform_asyncapi(
         iter_descriptions(session), links, kafka_bootstrap=kafka_bootstrap, event_schemas=schemas
+    )
+
+
+def dataset_odrl_offer(session: Session, *, dataset_id: str, links: PlatformLinks) -> dict[str, Any]:
+    """The dataset's usage terms as an ODRL 2.2 offer: its classification and the masking its
+    current contract sets on sensitive fields. Reads only."""
+    dataset = get_dataset(session, dataset_id)
+    current = current_version(session, dataset)
+    return odrl.dataset_offer(
+        dataset_id=dataset.id,
+        owner_department_id=dataset.owner_department_id,
+        classification=dataset.classification,
+        sensitive_fields=current.sensitive_fields if current is not None else {},
+        links=links,
+    )
+
+
+def grant_odrl_agreement(
+    session: Session, *, actor: Principal, grant_id: str, links: PlatformLinks, audit: Auditor
+) -> dict[str, Any]:
+    """One grant as an ODRL 2.2 agreement, to whoever may read the grant (read and refusal
+    audited as a read of the grant, as :func:`~services.catalog.access.grants.get_grant` does)."""
+    grant = get_grant(session, actor=actor, grant_id=grant_id, audit=audit)
+    owner = get_dataset(session, grant.dataset_id).owner_department_id
+    return odrl.grant_agreement(
+        grant_id=grant.id,
+        scenario_id=grant.scenario_id,
+        dataset_id=grant.dataset_id,
+        owner_department_id=owner,
+        status=grant.status.value,
+        fields=list(grant.fields),
+        masking=grant.masking,
+        purpose=grant.purpose,
+        purpose_category=grant.purpose_category.value,
+        valid_from=grant.valid_from,
+        expires_at=grant.expires_at,
+        links=links,
     )

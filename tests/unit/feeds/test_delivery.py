@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from services.common.bus import Message
 from services.common.envelope import encode_json
 from services.feeds.delivery import delivered_entry
+from services.ingest.envelopes import RecordEnvelopes
 
 HEADERS = (("ce_id", b"first"), ("ce_time", b"2026-11-24T10:00:00.000Z"), ("ce_id", b"event-1"))
 
@@ -81,3 +83,18 @@ def test_without_cloudevents_headers_the_id_is_the_position() -> None:
     entry = delivered_entry(_message(b'{"a": 1}', headers=()), "transport.x", _visible)
     assert entry is not None
     assert json.loads(entry) == _expected({"a": 1}, event_id="ds.transport.x/2/41", time=None)
+
+
+def test_a_feed_entry_carries_the_occurrence_time_ingest_stamped() -> None:
+    """The ``time`` of a delivered entry is the record's CloudEvents ``time``: the occurrence time
+    when its contract names one, else the ingest time (issue 18)."""
+    envelopes = RecordEnvelopes("transport.x", "1.0.0", datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+    occurred = envelopes.record("e1", "k", b'{"a":1}', datetime(2026, 11, 24, 8, 15, 30, tzinfo=UTC))
+    ingested = envelopes.record("e2", "k", b'{"a":2}')
+    times = [
+        json.loads(delivered_entry(_message(record.value, record.headers), "transport.x", _visible) or b"")[
+            "time"
+        ]
+        for record in (occurred, ingested)
+    ]
+    assert times == ["2026-11-24T08:15:30.000Z", "2026-12-07T09:00:00.000Z"]

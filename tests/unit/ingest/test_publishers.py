@@ -12,11 +12,13 @@ from services.ingest.exceptions import (
     DatasetNotFound,
     DatasetNotWritable,
     NotDatasetPublisher,
+    StreamClosed,
 )
 from services.ingest.projection import CatalogProjection
 from services.ingest.publishers import (
     authorize_publisher,
     check_claimed_version,
+    current_contract,
     writable_dataset,
 )
 from tests.support.ingest_units import (
@@ -24,6 +26,7 @@ from tests.support.ingest_units import (
     DATASET,
     OWNER,
     PUBLISHER,
+    contract_event,
     dataset_event,
     load,
 )
@@ -79,3 +82,22 @@ def test_a_batch_claiming_another_version_is_a_409(projection: CatalogProjection
         check_claimed_version(projection, contract, "1.1.0")
     assert raised.value.status == 409
     assert raised.value.body()["current_version"] == "1.0.0"
+
+
+def _schemaless_version(projection: CatalogProjection) -> None:
+    """Version 1.1.0 of the dataset, made current and from a contract without a schema (roles, SLA only)."""
+    event_type, entity_id, payload = contract_event(version="1.1.0", sequence=2)
+    payload.update(record_schema={}, primary_key=[], fingerprint="0" * 64)
+    load(projection, (event_type, entity_id, payload), dataset_event(current_version="1.1.0"))
+
+
+def test_a_contract_without_a_schema_keeps_the_stream_closed_with_a_409(
+    projection: CatalogProjection,
+) -> None:
+    _schemaless_version(projection)
+    dataset = writable_dataset(projection, DATASET)
+    with pytest.raises(StreamClosed) as raised:
+        current_contract(projection, dataset)
+    assert raised.value.status == 409
+    assert "has no schema" in (raised.value.detail or "")
+    assert raised.value.body()["type"].endswith("stream-closed")

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
+from services.common import catalog_events
 from services.common.bus import Message
 from services.common.worker import RetryableError
 from services.ingest.raw import RawRecordHandler
 from tests.factories import bus_arrival_record
-from tests.support.ingest_units import DATASET, IngestorKit, sample_value
+from tests.support.ingest_units import DATASET, IngestorKit, contract_event, dataset_event, load, sample_value
 
 
 def _raw(value: bytes | None, offset: int = 0, headers: tuple[tuple[str, bytes], ...] = ()) -> Message:
@@ -52,3 +53,16 @@ def test_the_raw_handler_fails_the_poll_when_an_ack_fails(kit: IngestorKit) -> N
     handler.flush()  # the failed futures were dropped with the poll: nothing left to wait for
     with pytest.raises(RetryableError):
         handler.handle(Message("raw.transport.unknown", 0, 0, None, b"{}", (), 0))
+
+
+def test_raw_records_of_a_dataset_whose_contract_has_no_schema_are_dead_lettered(kit: IngestorKit) -> None:
+    _, entity_id, payload = contract_event(version="1.1.0", sequence=2)
+    payload.update(record_schema={}, primary_key=[], fingerprint="0" * 64)
+    load(kit.ingestor.catalog, (catalog_events.CONTRACT_VERSION, entity_id, payload))
+    load(kit.ingestor.catalog, dataset_event(current_version="1.1.0"))
+    handler = RawRecordHandler(kit.ingestor)
+    handler.handle(_raw(json.dumps(bus_arrival_record()).encode(), 0))
+    handler.flush()
+    [sent] = kit.producer.sent
+    assert sent.topic == f"dlq.{DATASET}"
+    assert dict(sent.headers)["dlq_reason"] == b"streamClosed"

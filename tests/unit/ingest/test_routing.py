@@ -4,6 +4,7 @@ what JSON cannot carry, the CSV header against the contract."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.bus import OutgoingRecord
+from services.common.envelope import event_time_fields, occurrence_time, parse_time
 from services.ingest.envelopes import (
     batch_event_ids,
 )
@@ -33,6 +35,7 @@ from services.ingest.settings import IngestSettings
 from tests.factories import bus_arrival_record
 from tests.support.ingest_units import (
     DATASET,
+    contract_event,
     dataset_event,
     load,
 )
@@ -251,3 +254,53 @@ def test_a_csv_header_must_match_the_contract(projection: CatalogProjection) -> 
         ("/header", "required"),
     ]
     assert "required field 'route_id' has no column" in [e.message for e in raised.value.errors or []]
+
+
+# --- CloudEvents time -------------------------------------------------------------------------
+
+
+def _mark_event_time(projection: CatalogProjection) -> None:
+    """Version 1.0.0 again, its ``arrived_at`` marked as the records' occurrence time."""
+    event_type, entity_id, payload = contract_event()
+    payload["record_schema"]["properties"]["arrived_at"]["x-citybase-event-time"] = 1
+    payload["fingerprint"] = "1" * 64
+    load(projection, (event_type, entity_id, payload))
+
+
+def test_ce_time_is_the_ingest_time_when_the_contract_names_no_event_time(
+    projection: CatalogProjection,
+) -> None:
+    before = datetime.now(UTC)
+    out = _route(projection, [bus_arrival_record(arrived_at="2020-01-01T08:00:00+08:00")])
+    stamped = parse_time(_headers(out.records[0])["ce_time"].decode())
+    assert before - timedelta(seconds=1) <= stamped <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_ce_time_is_the_occurrence_time_the_contract_names(projection: CatalogProjection) -> None:
+    _mark_event_time(projection)
+    out = _route(
+        projection,
+        [
+            bus_arrival_record(arrived_at="2026-11-24T08:15:30+08:00"),
+            bus_arrival_record(arrived_at="2026-11-24T09:00:00Z"),
+        ],
+    )
+    times = [_headers(record)["ce_time"] for record in out.records]
+    assert times == [b"2026-11-24T00:15:30.000Z", b"2026-11-24T09:00:00.000Z"]
+    assert all(_headers(record)["ce_id"] for record in out.records)
+
+
+def test_the_occurrence_time_reads_ranks_dates_and_missing_values() -> None:
+    schema = {
+        "properties": {
+            "created_at": {"type": "string", "x-citybase-event-time": 2},
+            "updated_at": {"type": "string", "x-citybase-event-time": 1},
+            "note": {"type": "string"},
+        }
+    }
+    fields = event_time_fields(schema)
+    assert fields == ("updated_at", "created_at")
+    assert occurrence_time({"created_at": "2026-01-02"}, fields) == datetime(2026, 1, 2, tzinfo=UTC)
+    assert occurrence_time({"updated_at": None, "created_at": "x"}, fields) is None
+    assert occurrence_time({"updated_at": "2026-01-03T00:00:00Z"}, ()) is None
+    assert event_time_fields({}) == ()

@@ -525,13 +525,14 @@ def test_citybase_convention_errors_come_with_their_paths() -> None:
     ]
 
 
-def test_a_contract_without_a_schema_object_is_refused() -> None:
+def test_a_contract_without_a_schema_object_parses() -> None:
+    """Roles, SLA or stakeholders only: a catalog entry whose stream stays closed (issue 18)."""
     document = contract_document()
     del document["schema"]
 
-    problem = refusal(as_yaml(document))
+    contract = parse_contract(as_yaml(document))
 
-    assert [(e.path, e.rule) for e in problem.errors or []] == [("/schema", "required")]
+    assert contract.model.schema_ is None
 
 
 # --- semantic versions -------------------------------------------------------------------------
