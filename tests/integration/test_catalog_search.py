@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalog.app import SPEC
 from services.catalog.datasets.service import add_dataset, change_dataset
@@ -328,6 +329,22 @@ def _expected_facets(rows: list[DatasetCreate], filters: search.DatasetFilter) -
     return {name: dict(counter) for name, counter in counts.items()}
 
 
+@contextmanager
+def _scored_catalog(database_url: str, rows: list[DatasetCreate]) -> Iterator[sessionmaker[Session]]:
+    """A migrated catalog holding ``rows`` and their quality scores; its sessions."""
+    engine = db.create_db_engine(database_url)
+    db.migrate(database_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
+    try:
+        sessions = db.session_factory(engine)
+        with db.unit_of_work(sessions) as session:
+            _load(session, rows)
+            session.flush()
+            _score(session, rows)
+        yield sessions
+    finally:
+        engine.dispose()
+
+
 def _facets(session: Session, filters: search.DatasetFilter) -> dict[str, dict[str, int]]:
     facets = search.search_facets(session, filters=filters)
     found = {name: {c.value: c.count for c in getattr(facets, name)} for name in type(facets).model_fields}
@@ -340,42 +357,30 @@ def _facets(session: Session, filters: search.DatasetFilter) -> dict[str, dict[s
 def test_facets_count_every_match_of_the_query_per_value(database_url: str) -> None:
     """The same counts on SQLite and PostgreSQL, for every search, and with a quality band chosen."""
     rows = _catalog_rows()
-    engine = db.create_db_engine(database_url)
-    db.migrate(database_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
-    try:
-        with db.unit_of_work(db.session_factory(engine)) as session:
-            _load(session, rows)
-            session.flush()
-            _score(session, rows)
-        with db.unit_of_work(db.session_factory(engine)) as session:
-            for filters in (*SEARCHES, search.DatasetFilter(q="bus", quality_band="high")):
-                assert _facets(session, filters) == _expected_facets(rows, filters), filters
-            everything = _facets(session, search.DatasetFilter())
-            assert everything["quality_band"] == {"high": 9, "medium": 9, "low": 9, "unscored": 18}
-            assert sum(everything["domain"].values()) == len(rows)
-            for band in ("high", "unscored"):
-                filters = search.DatasetFilter(quality_band=band)
-                ids = list(_all_pages(session, filters, 7))
-                assert ids == sorted(row.id for n, row in enumerate(rows) if _band(n) == band)
-    finally:
-        engine.dispose()
+    with _scored_catalog(database_url, rows) as sessions, db.unit_of_work(sessions) as session:
+        for filters in (*SEARCHES, search.DatasetFilter(q="bus", quality_band="high")):
+            assert _facets(session, filters) == _expected_facets(rows, filters), filters
+        everything = _facets(session, search.DatasetFilter())
+        assert everything["quality_band"] == {"high": 9, "medium": 9, "low": 9, "unscored": 18}
+        assert sum(everything["domain"].values()) == len(rows)
+        for band in ("high", "unscored"):
+            filters = search.DatasetFilter(quality_band=band)
+            ids = list(_all_pages(session, filters, 7))
+            assert ids == sorted(row.id for n, row in enumerate(rows) if _band(n) == band)
 
 
 def test_a_reader_without_a_key_finds_only_published_records_it_may_see(database_url: str) -> None:
     rows = _catalog_rows()
-    engine = db.create_db_engine(database_url)
-    db.migrate(database_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
-    try:
-        with db.unit_of_work(db.session_factory(engine)) as session:
-            _load(session, rows)
+    hidden = {"transport.bus-000"}
+    with _scored_catalog(database_url, rows) as sessions:
+        with db.unit_of_work(sessions) as session:
             change_dataset(
                 session,
                 events=EVENTS,
                 dataset_id="transport.bus-000",
                 payload=DatasetUpdate(status="active", publicly_listed=False),
             )
-        hidden = {"transport.bus-000"}
-        with db.unit_of_work(db.session_factory(engine)) as session:
+        with db.unit_of_work(sessions) as session:
             for filters in SEARCHES:
                 public = search.DatasetFilter(**{**filters.__dict__, "public_only": True})
                 expected = [
@@ -384,8 +389,5 @@ def test_a_reader_without_a_key_finds_only_published_records_it_may_see(database
                     if row_id not in hidden and next(r for r in rows if r.id == row_id).status == "active"
                 ]
                 assert list(_all_pages(session, public, 5)) == expected, filters
-                assert sum(c.count for c in search.search_facets(session, filters=public).domain) == len(
-                    expected
-                )
-    finally:
-        engine.dispose()
+                counted = search.search_facets(session, filters=public).domain
+                assert sum(c.count for c in counted) == len(expected)
