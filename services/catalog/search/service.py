@@ -231,10 +231,17 @@ def _most_frequent(counts: Any) -> list[FacetCount]:
 
 def _has_tag(session: Session, tag: str) -> sa.ColumnElement[bool]:
     """The dataset's tags (a JSON list) hold exactly ``tag``, compared as decoded JSON strings, so
-    that a tag outside ASCII (stored escaped) matches as it does in the posting lists."""
-    elements = {"sqlite": sa.func.json_each, "postgresql": sa.func.json_array_elements_text}.get(
-        session.get_bind().dialect.name
-    )
+    that a tag outside ASCII (stored escaped) matches as it does in the posting lists.
+
+    On PostgreSQL the tag's posting list answers, an index range, rather than the tags of every
+    dataset the other conditions leave being unpacked from JSON (a facet query counts them all)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        tagged = sa.select(dataset_terms.c.dataset_id).where(
+            dataset_terms.c.field == "tag", dataset_terms.c.term == tag
+        )
+        return Dataset.id.in_(tagged)
+    elements = {"sqlite": sa.func.json_each}.get(dialect)
     if elements is None:
         return sa.cast(Dataset.tags, sa.Text).like(f"%{_escape_like(json.dumps(tag))}%", escape="\\")
     values = elements(Dataset.tags).table_valued("value")
