@@ -132,8 +132,11 @@ def _scanned_page(
     return list(session.scalars(query.limit(size)))
 
 
-def _conditions(session: Session, filters: DatasetFilter, words: list[str]) -> list[sa.ColumnElement[bool]]:
-    """The filters and the query words as conditions on the datasets table."""
+def _conditions(
+    session: Session, filters: DatasetFilter, words: list[str], *, counting: bool = False
+) -> list[sa.ColumnElement[bool]]:
+    """The filters and the query words as conditions on the datasets table; ``counting`` (every
+    match is read, not the first page) takes the words from the posting lists on PostgreSQL."""
     conditions: list[sa.ColumnElement[bool]] = [
         column == value
         for column, value in (
@@ -155,9 +158,24 @@ def _conditions(session: Session, filters: DatasetFilter, words: list[str]) -> l
         conditions.append(_quality_band(overall.scalar_subquery()) == filters.quality_band)
     if filters.public_only:
         conditions.append(public_record())
-    if words:
+    if words and counting and session.get_bind().dialect.name == "postgresql":
+        conditions.extend(_posting_range(word) for word in words)
+    elif words:
         conditions.append(_full_text(session, words))
     return conditions
+
+
+def _posting_range(prefix: str) -> sa.ColumnElement[bool]:
+    """The datasets holding a word ``prefix`` is a prefix of: one index range of the posting lists.
+
+    What the GIN index answers too, but a query matching a quarter of the catalog made the
+    planner test the search vector of every dataset; the range reads only the matching ids.
+    """
+    beyond = _after_prefix(prefix)
+    holding = sa.select(dataset_terms.c.dataset_id).where(
+        dataset_terms.c.field == "text", dataset_terms.c.term >= prefix, dataset_terms.c.term < beyond
+    )
+    return Dataset.id.in_(holding)
 
 
 QUALITY_BANDS = ((QualityBand.high, 90.0), (QualityBand.medium, 70.0))
@@ -183,7 +201,7 @@ def search_facets(session: Session, *, filters: DatasetFilter) -> DatasetFacets:
     One grouped scan of the matching datasets for the five single-valued facets (the few
     combinations that occur, added up here) and one for the tags, on PostgreSQL and SQLite alike.
     """
-    conditions = _conditions(session, filters, _query_words(filters.q))
+    conditions = _conditions(session, filters, _query_words(filters.q), counting=True)
     facets = {
         "domain": Dataset.domain_id,
         "department": Dataset.owner_department_id,
@@ -400,13 +418,18 @@ def _indexed_words(session: Session, prefix: str) -> list[str] | None:
 
     A loose index scan: one index probe per distinct word, however many datasets hold it.
     """
-    beyond = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    beyond = _after_prefix(prefix)
     found = list(
         session.scalars(
             _INDEXED_WORDS, {"prefix": prefix, "beyond": beyond, "most": MAX_PREFIX_EXPANSION + 1}
         )
     )
     return None if len(found) > MAX_PREFIX_EXPANSION else found
+
+
+def _after_prefix(prefix: str) -> str:
+    """The first string after every word ``prefix`` is a prefix of: the end of its index range."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _escape_like(text: str) -> str:
