@@ -10,8 +10,9 @@ from fastapi import Depends, Request
 from services.catalog.audit.auditor import Auditor, audit_request
 from services.catalog.events import CatalogEvents
 from services.catalog.runtime import CatalogRuntime
-from services.common.auth import Principal, PrincipalKind, require
+from services.common.auth import Principal, PrincipalKind, get_principal, require
 from services.common.deps import SessionDep, SettingsDep, service_runtime
+from services.common.public_reads import client_address
 
 __all__ = [
     "AdminDep",
@@ -19,6 +20,7 @@ __all__ = [
     "CatalogRuntimeDep",
     "EventsDep",
     "OperatorDep",
+    "PublicReaderDep",
     "PublisherDep",
     "ReaderDep",
     "SessionDep",
@@ -38,6 +40,19 @@ ReaderDep = Annotated[Principal, Depends(require(*PrincipalKind))]
 PublisherDep = Annotated[Principal, Depends(require(PrincipalKind.department))]
 AdminDep = Annotated[Principal, Depends(require(PrincipalKind.admin))]
 OperatorDep = Annotated[Principal, Depends(require(PrincipalKind.operator))]
+
+
+async def get_public_reader(request: Request, catalog: CatalogRuntimeDep) -> Principal | None:
+    """The caller of a route open to readers without a key: the principal of the key it sent
+    (a wrong key is still a 401), or None for a reader without one, counted against its address."""
+    if "authorization" in request.headers:
+        return await get_principal(request)
+    catalog.public_reads.take(client_address(request))
+    return None
+
+
+PublicReaderDep = Annotated[Principal | None, Depends(get_public_reader)]
+"""None is a reader without a key: it sees the public records only."""
 
 
 def get_auditor(request: Request, session: SessionDep, catalog: CatalogRuntimeDep) -> Iterator[Auditor]:

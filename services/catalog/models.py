@@ -67,6 +67,8 @@ class Dataset(Base):
     update_frequency: Mapped[str | None] = mapped_column(String(32))
     compatibility_mode: Mapped[str] = mapped_column(String(32), default="BACKWARD")
     current_version: Mapped[str | None] = mapped_column(String(64))
+    publicly_listed: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    """Whether the record is readable without a key once published; the department may hide it."""
     search_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -10,6 +10,7 @@ from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.events import CatalogEvents
 from services.common.app import ServiceRuntime
 from services.common.outbox import OutboxRelay
+from services.common.public_reads import PublicRateLimit
 
 
 @dataclass(kw_only=True)
@@ -20,3 +21,5 @@ class CatalogRuntime(ServiceRuntime):
     audit_checkpoints: AuditCheckpointer
     audit_refusals: RefusalRecorder
     access_settings: AccessSettings = field(default_factory=AccessSettings)
+    public_reads: PublicRateLimit = field(default_factory=PublicRateLimit)
+    """How often a client address may read the public catalog without a key."""

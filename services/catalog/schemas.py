@@ -116,6 +116,10 @@ class DatasetUpdate(BaseModel):
     status: DatasetStatus | None = None
     update_frequency: str | None = Field(default=None, max_length=32)
     compatibility_mode: CompatibilityModeName | None = None
+    publicly_listed: bool | None = Field(
+        default=None,
+        description="false hides the published dataset's catalog record from readers without a key.",
+    )
 
 
 class Topics(BaseModel):
@@ -136,6 +140,7 @@ class DatasetRead(ReadModel):
     update_frequency: str | None
     compatibility_mode: CompatibilityModeName
     current_version: str | None
+    publicly_listed: bool = True
     topics: Topics
     created_at: Timestamp
     updated_at: Timestamp
@@ -166,9 +171,39 @@ class DatasetDetail(DatasetRead):
     )
 
 
+class QualityBand(StrEnum):
+    """Where a dataset's latest overall quality score falls: high from 90, medium from 70, low
+    below, unscored until the quality service has scored it."""
+
+    high = "high"
+    medium = "medium"
+    low = "low"
+    unscored = "unscored"
+
+
+class FacetCount(BaseModel):
+    value: str
+    count: int = Field(ge=1, description="How many datasets of the current query have this value.")
+
+
+class DatasetFacets(BaseModel):
+    """How the datasets of the current query (every filter and word applied) spread over each
+    facet, most frequent first; tags are the 20 most frequent."""
+
+    domain: list[FacetCount]
+    department: list[FacetCount]
+    classification: list[FacetCount]
+    status: list[FacetCount]
+    quality_band: list[FacetCount]
+    tag: list[FacetCount]
+
+
 class DatasetPage(BaseModel):
     items: list[DatasetRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    facets: DatasetFacets | None = Field(
+        default=None, description="Counts per facet of the whole query, when asked for with `facets=true`."
+    )
 
 
 class ContractVersionRead(ReadModel):

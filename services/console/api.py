@@ -16,6 +16,7 @@ from services.console.deps import (
     LANG_COOKIE,
     ConsoleSettingsDep,
     HttpDep,
+    PublicApiDep,
     Session,
     SessionDep,
     get_settings,
@@ -131,6 +132,27 @@ async def datasets(
 ) -> Response:
     page = await service.search_datasets(session.api, query, settings.page_size)
     return render(request, "datasets.html", page, session=session)
+
+
+# --- public pages: no login, what a visitor without a key may see -----------------------------
+
+
+def _page_url(request: Request) -> str:
+    return str(request.url.replace(query=""))
+
+
+@router.get("/public/datasets")
+async def public_datasets(
+    request: Request, api: PublicApiDep, query: QueryDep, settings: ConsoleSettingsDep
+) -> Response:
+    page = await service.public_datasets(api, query, settings.page_size, _page_url(request))
+    return render(request, "public_datasets.html", page)
+
+
+@router.get("/public/datasets/{dataset_id}")
+async def public_dataset(request: Request, dataset_id: str, api: PublicApiDep) -> Response:
+    page = await service.public_dataset_page(api, dataset_id, _page_url(request))
+    return render(request, "public_dataset.html", page)
 
 
 # --- forms ---------------------------------------------------------------------------------------

@@ -126,6 +126,14 @@ async def get_session(request: Request, http: HttpDep) -> Session:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+async def get_public_api(request: Request, http: HttpDep) -> PlatformApi:
+    """The platform as a visitor without a key sees it: the public pages need no login."""
+    return PlatformApi(http, None, forwarded_for=request.client.host if request.client else None)
+
+
+PublicApiDep = Annotated[PlatformApi, Depends(get_public_api)]
+
+
 def render(
     request: Request,
     template: str,

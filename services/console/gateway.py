@@ -36,9 +36,19 @@ def _segment(value: str) -> str:
 class PlatformApi:
     """Calls ``/<service>/<path>`` under the platform root as the principal of ``key``."""
 
-    def __init__(self, client: httpx.AsyncClient, key: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, key: str | None, *, forwarded_for: str | None = None
+    ) -> None:
+        """``key`` None reads as a visitor without a key (the public catalog), on behalf of the
+        visitor's address ``forwarded_for``: the catalog counts its rate limit per that address
+        when the console's own address is one its server trusts to forward (uvicorn's
+        ``--forwarded-allow-ips``, loopback by default)."""
         self._client = client
-        self._headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        self._headers = {"Accept": "application/json"}
+        if key is not None:
+            self._headers["Authorization"] = f"Bearer {key}"
+        if forwarded_for is not None:
+            self._headers["X-Forwarded-For"] = forwarded_for
 
     async def _call(
         self, method: str, service: str, path: str, content_type: str | None = None, **kwargs: Any

@@ -26,6 +26,11 @@ LABELS: dict[str, str] = {
     "expired": N_("expired"),
     "paused": N_("paused"),
     "all": N_("all"),
+    # quality bands of the catalog search's facets
+    "high": N_("high quality"),
+    "medium": N_("medium quality"),
+    "low": N_("low quality"),
+    "unscored": N_("not scored yet"),
     # classifications
     "open": N_("open"),
     "conditional": N_("conditional"),

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -112,12 +113,99 @@ def require_own_scenario(caller: Caller, scenario_id: str) -> None:
 # --- catalog -------------------------------------------------------------------------------------
 
 
+FACETS = ("domain", "department", "classification", "status", "quality_band", "tag")
+"""The facets the catalog counts for a search, in the order a search page shows them."""
+
+
 async def search_datasets(api: PlatformApi, form: Form, limit: int) -> dict[str, Any]:
-    filters = {name: first(form, name) for name in ("q", "domain", "classification", "status", "cursor")}
+    """A page of the catalog search with the facet counts of the whole query, each value a link
+    that narrows the query to it (or, for the value chosen, widens it again)."""
+    filters = {name: first(form, name) for name in ("q", *FACETS, "cursor")}
     page, domains = await asyncio.gather(
-        api.get("catalog", "/v1/datasets", limit=limit, **filters), api.get("catalog", "/v1/domains")
+        api.get("catalog", "/v1/datasets", limit=limit, facets="true", **filters),
+        api.get("catalog", "/v1/domains"),
     )
-    return {"filters": filters, "page": page, "domains": domains}
+    return {"filters": filters, "page": page, "domains": domains, "facets": facet_sections(filters, page)}
+
+
+def facet_sections(filters: Mapping[str, str | None], page: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each facet with its values, counts and links (the query of each link, without the cursor:
+    a narrower query starts at its first page)."""
+    sections = []
+    kept = {name: value for name, value in filters.items() if value and name != "cursor"}
+    for name in FACETS:
+        values = []
+        for count in (page.get("facets") or {}).get(name) or []:
+            chosen = kept.get(name) == count["value"]
+            query = {key: value for key, value in kept.items() if key != name}
+            if not chosen:
+                query[name] = count["value"]
+            values.append({**count, "chosen": chosen, "query": urlencode(query)})
+        if values:
+            sections.append({"name": name, "values": values})
+    return sections
+
+
+def schema_org_dataset(dataset: Mapping[str, Any], publisher: Mapping[str, Any], url: str) -> dict[str, Any]:
+    """A dataset as schema.org ``Dataset`` JSON-LD, what search engines (Google Dataset Search)
+    read to list it: name, description, keywords, publisher, dates, version, access."""
+    description = dataset.get("description") or i18n._(
+        "%(title)s: data of the %(domain)s domain published by %(publisher)s on citybase."
+    ) % {"title": dataset["title"], "domain": dataset["domain_id"], "publisher": publisher["name"]}
+    described: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "@id": url,
+        "url": url,
+        "identifier": dataset["id"],
+        "name": dataset["title"],
+        "description": description,
+        "keywords": list(dataset.get("tags") or []),
+        "publisher": {"@type": "GovernmentOrganization", "name": publisher["name"]},
+        "dateCreated": dataset.get("created_at"),
+        "dateModified": dataset.get("updated_at"),
+        "inLanguage": i18n.tag(),
+        "isAccessibleForFree": True,
+    }
+    if dataset.get("current_version"):
+        described["version"] = dataset["current_version"]
+    if dataset.get("classification") != "open":
+        described["conditionsOfAccess"] = i18n._(
+            "Records are delivered to an approved application scenario under a grant."
+        )
+    return described
+
+
+async def public_datasets(api: PlatformApi, form: Form, limit: int, url: str) -> dict[str, Any]:
+    """The public catalog search (what a visitor without a key may see), with the facets, and the
+    listed datasets as a schema.org ``DataCatalog``."""
+    page = await search_datasets(api, form, limit)
+    page["jsonld"] = {
+        "@context": "https://schema.org",
+        "@type": "DataCatalog",
+        "url": url,
+        "name": i18n._("The city's open data catalog"),
+        "dataset": [
+            {
+                "@type": "Dataset",
+                "name": d["title"],
+                "identifier": d["id"],
+                "description": d["description"] or d["title"],
+            }
+            for d in page["page"]["items"]
+        ],
+    }
+    return page
+
+
+async def public_dataset_page(api: PlatformApi, dataset_id: str, url: str) -> dict[str, Any]:
+    """A public dataset's record (title, description, publisher, contract version, quality) and its
+    schema.org JSON-LD; a dataset that is not public is the catalog's 401 (the login page)."""
+    dataset = await api.get("catalog", api_path("/v1/datasets/{dataset_id}", dataset_id=dataset_id))
+    publisher = await api.get(
+        "catalog", api_path("/v1/departments/{department_id}", department_id=dataset["owner_department_id"])
+    )
+    return {"dataset": dataset, "publisher": publisher, "jsonld": schema_org_dataset(dataset, publisher, url)}
 
 
 async def dataset_page(

@@ -173,6 +173,8 @@ PAGES = {
     "overview": "/console/overview",
     "scenarios": "/console/scenarios",
     "audit": "/console/audit",
+    "open data": "/console/public/datasets",
+    "open dataset": "/console/public/datasets/transport.bus-arrivals",
 }
 WIDTHS = {"desktop": 1400, "phone": 390}
 

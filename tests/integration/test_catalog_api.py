@@ -233,7 +233,8 @@ def test_a_key_is_issued_with_the_defaults_without_a_body(catalog: CatalogHarnes
 
 
 def test_no_key_or_a_forged_key_is_a_401_problem(catalog: CatalogHarness) -> None:
-    response = catalog.client.get("/v1/datasets")
+    # The dataset search is public (docs/authorization.md, "Public read"); grants never are.
+    response = catalog.client.get("/v1/grants")
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     forged = catalog.client.get("/v1/datasets", headers={"Authorization": "Bearer cbk_00000000_forged"})

@@ -3,13 +3,15 @@ and rare words, prefixes, filters and cursor pages give the same datasets in the
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalog.app import SPEC
 from services.catalog.datasets.service import add_dataset, change_dataset
@@ -17,6 +19,7 @@ from services.catalog.domains.service import CITY_DOMAINS, ensure_city_domains
 from services.catalog.events import CatalogEvents
 from services.catalog.models import Dataset, Department, outbox
 from services.catalog.schemas import DatasetCreate, DatasetUpdate
+from services.catalog.scores.models import DatasetQuality
 from services.catalog.search import index as search_index
 from services.catalog.search import service as search
 from services.common import db
@@ -275,3 +278,116 @@ def test_words_too_short_for_the_posting_lists_are_answered_from_the_gin_index(
                 assert list(_all_pages(session, filters, 4)) == _expected(rows, filters), filters
     finally:
         engine.dispose()
+
+
+# --- facets ----------------------------------------------------------------------------------
+
+SCORES = {0: 95.0, 1: 80.0, 2: 40.0, 3: None}
+"""The overall quality score of row n by n % 5 (high, medium, low, scored without an overall);
+the rest are never scored."""
+
+
+def _band(n: int) -> str:
+    overall = SCORES.get(n % 5)
+    if overall is None:
+        return "unscored"
+    return "high" if overall >= 90 else "medium" if overall >= 70 else "low"
+
+
+def _score(session: Session, rows: list[DatasetCreate]) -> None:
+    for n, row in enumerate(rows):
+        if n % 5 in SCORES:
+            session.add(
+                DatasetQuality(
+                    dataset_id=row.id,
+                    overall=SCORES[n % 5],
+                    scores={},
+                    problems=[],
+                    window_closed_at=datetime.now(UTC),
+                    open_breaches=[],
+                    updated_at=datetime.now(UTC),
+                )
+            )
+
+
+def _expected_facets(rows: list[DatasetCreate], filters: search.DatasetFilter) -> dict[str, dict[str, int]]:
+    """The facet counts of a query, computed from the rows."""
+    matching = set(_expected(rows, filters))
+    counts: dict[str, Counter[str]] = {
+        name: Counter()
+        for name in ("domain", "department", "classification", "status", "quality_band", "tag")
+    }
+    for n, row in enumerate(rows):
+        if row.id not in matching or (filters.quality_band and _band(n) != filters.quality_band):
+            continue
+        counts["domain"][row.id.split(".")[0]] += 1
+        counts["department"][row.owner_department_id] += 1
+        counts["classification"][row.classification] += 1
+        counts["status"][row.status] += 1
+        counts["quality_band"][_band(n)] += 1
+        counts["tag"].update(row.tags)
+    return {name: dict(counter) for name, counter in counts.items()}
+
+
+@contextmanager
+def _scored_catalog(database_url: str, rows: list[DatasetCreate]) -> Iterator[sessionmaker[Session]]:
+    """A migrated catalog holding ``rows`` and their quality scores; its sessions."""
+    engine = db.create_db_engine(database_url)
+    db.migrate(database_url, SPEC.migrations, SPEC.version_table, engine)  # type: ignore[arg-type]
+    try:
+        sessions = db.session_factory(engine)
+        with db.unit_of_work(sessions) as session:
+            _load(session, rows)
+            session.flush()
+            _score(session, rows)
+        yield sessions
+    finally:
+        engine.dispose()
+
+
+def _facets(session: Session, filters: search.DatasetFilter) -> dict[str, dict[str, int]]:
+    facets = search.search_facets(session, filters=filters)
+    found = {name: {c.value: c.count for c in getattr(facets, name)} for name in type(facets).model_fields}
+    for name in found:
+        counts = [c.count for c in getattr(facets, name)]
+        assert counts == sorted(counts, reverse=True), (name, counts)  # most frequent first
+    return found
+
+
+def test_facets_count_every_match_of_the_query_per_value(database_url: str) -> None:
+    """The same counts on SQLite and PostgreSQL, for every search, and with a quality band chosen."""
+    rows = _catalog_rows()
+    with _scored_catalog(database_url, rows) as sessions, db.unit_of_work(sessions) as session:
+        for filters in (*SEARCHES, search.DatasetFilter(q="bus", quality_band="high")):
+            assert _facets(session, filters) == _expected_facets(rows, filters), filters
+        everything = _facets(session, search.DatasetFilter())
+        assert everything["quality_band"] == {"high": 9, "medium": 9, "low": 9, "unscored": 18}
+        assert sum(everything["domain"].values()) == len(rows)
+        for band in ("high", "unscored"):
+            filters = search.DatasetFilter(quality_band=band)
+            ids = list(_all_pages(session, filters, 7))
+            assert ids == sorted(row.id for n, row in enumerate(rows) if _band(n) == band)
+
+
+def test_a_reader_without_a_key_finds_only_published_records_it_may_see(database_url: str) -> None:
+    rows = _catalog_rows()
+    hidden = {"transport.bus-000"}
+    with _scored_catalog(database_url, rows) as sessions:
+        with db.unit_of_work(sessions) as session:
+            change_dataset(
+                session,
+                events=EVENTS,
+                dataset_id="transport.bus-000",
+                payload=DatasetUpdate(status="active", publicly_listed=False),
+            )
+        with db.unit_of_work(sessions) as session:
+            for filters in SEARCHES:
+                public = search.DatasetFilter(**{**filters.__dict__, "public_only": True})
+                expected = [
+                    row_id
+                    for row_id in _expected(rows, filters)
+                    if row_id not in hidden and next(r for r in rows if r.id == row_id).status == "active"
+                ]
+                assert list(_all_pages(session, public, 5)) == expected, filters
+                counted = search.search_facets(session, filters=public).domain
+                assert sum(c.count for c in counted) == len(expected)

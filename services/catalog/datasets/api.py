@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from services.catalog.datasets import service
-from services.catalog.deps import AuditDep, EventsDep, PublisherDep, ReaderDep, SessionDep
+from services.catalog.deps import AuditDep, EventsDep, PublicReaderDep, PublisherDep, SessionDep
 from services.catalog.schemas import (
     Classification,
     DatasetCreate,
@@ -21,6 +21,7 @@ from services.catalog.schemas import (
     DatasetRead,
     DatasetStatus,
     DatasetUpdate,
+    QualityBand,
 )
 from services.catalog.search import service as search
 from services.common import db
@@ -57,7 +58,7 @@ def _json(model: BaseModel) -> Response:
 @router.get("/datasets", response_model=DatasetPage, tags=["datasets"])
 async def search_datasets(
     runtime: RuntimeDep,
-    _: ReaderDep,
+    reader: PublicReaderDep,
     q: Annotated[
         str | None, Query(max_length=200, description="Full text over title, description, tags, fields")
     ] = None,
@@ -66,9 +67,18 @@ async def search_datasets(
     classification: Classification | None = None,
     status_: Annotated[DatasetStatus | None, Query(alias="status")] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
+    quality_band: QualityBand | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
+    facets: Annotated[
+        bool,
+        Query(
+            description="Also count the query's datasets per domain, department, classification, "
+            "status, quality band and tag"
+        ),
+    ] = False,
 ) -> Response:
+    """Without a key, the published datasets whose record is public; with one, every dataset."""
     filters = search.DatasetFilter(
         q=q,
         domain=domain,
@@ -76,11 +86,17 @@ async def search_datasets(
         classification=classification.value if classification else None,
         status=status_.value if status_ else None,
         tag=tag,
+        quality_band=quality_band.value if quality_band else None,
+        public_only=reader is None,
     )
-    items, next_cursor = await _read(
-        runtime, lambda session: search.search_datasets(session, filters=filters, limit=limit, cursor=cursor)
+    return _json(
+        await _read(
+            runtime,
+            lambda session: search.search_page(
+                session, filters=filters, limit=limit, cursor=cursor, facets=facets
+            ),
+        )
     )
-    return _json(DatasetPage(items=items, next_cursor=next_cursor))
 
 
 @router.post("/datasets", response_model=DatasetRead, status_code=status.HTTP_201_CREATED, tags=["datasets"])
@@ -91,8 +107,11 @@ def create_dataset(
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetDetail, tags=["datasets"])
-async def get_dataset(dataset_id: str, runtime: RuntimeDep, _: ReaderDep) -> Response:
-    read = await _read(runtime, lambda session: service.dataset_detail(session, dataset_id))
+async def get_dataset(dataset_id: str, runtime: RuntimeDep, reader: PublicReaderDep) -> Response:
+    """Without a key, only a published dataset whose record is public (any other id is a 401)."""
+    read = await _read(
+        runtime, lambda session: service.dataset_detail(session, dataset_id, public_only=reader is None)
+    )
     return _json(read)
 
 

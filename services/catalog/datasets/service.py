@@ -33,7 +33,7 @@ from services.common import catalog_events
 from services.common.auth import Principal
 from services.common.clock import utcnow
 from services.common.i18n import N_, Sentence
-from services.common.problems import Forbidden
+from services.common.problems import Forbidden, Unauthenticated
 from services.common.topics import dead_letter_topic, raw_topic, records_topic
 
 
@@ -43,6 +43,21 @@ def topics_of(dataset_id: str) -> Topics:
         dead_letter=dead_letter_topic(dataset_id),
         raw=raw_topic(dataset_id),
     )
+
+
+PUBLISHED_STATUSES = ("active", "deprecated")
+"""A dataset in one of these states is published: its record is public unless it is hidden."""
+
+
+def public_record() -> sa.ColumnElement[bool]:
+    """The datasets whose catalog record a reader without a key may see."""
+    return sa.and_(Dataset.status.in_(PUBLISHED_STATUSES), Dataset.publicly_listed.is_(True))
+
+
+def not_public(dataset_id: str) -> Unauthenticated:
+    """What a reader without a key is told of a dataset that is not a public record: hidden,
+    unpublished or unknown alike, so that it learns nothing of what the city keeps to itself."""
+    return Unauthenticated(f"no public dataset {dataset_id!r}: its record, if there is one, needs an API key")
 
 
 def dataset_read(dataset: Dataset) -> DatasetRead:
@@ -63,13 +78,17 @@ _DETAIL_QUERY = sa.select(*_DETAIL_DATASET, *_DETAIL_QUALITY).outerjoin(
 )
 
 
-def dataset_detail(session: Session, dataset_id: str) -> DatasetDetail:
-    """The dataset with its latest quality score (as quality last announced it on platform.quality).
+def dataset_detail(session: Session, dataset_id: str, *, public_only: bool = False) -> DatasetDetail:
+    """The dataset with its latest quality score (as quality last announced it on platform.quality);
+    with ``public_only`` (a reader without a key), only a published record its department lists.
 
     One query and no ORM objects: this is the catalog's most frequent read, and it needs neither
     the search text nor a unit of work that tracks what it loaded.
     """
-    row = session.execute(_DETAIL_QUERY.where(Dataset.__table__.c.id == dataset_id)).mappings().first()
+    query = _DETAIL_QUERY.where(Dataset.__table__.c.id == dataset_id)
+    row = session.execute(query.where(public_record()) if public_only else query).mappings().first()
+    if row is None and public_only:
+        raise not_public(dataset_id)
     if row is None:
         raise exceptions.DatasetNotFound(Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id))
     detail: dict[str, Any] = {column.key: row[column.key] for column in _DETAIL_DATASET}

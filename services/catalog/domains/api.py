@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from services.catalog.deps import AdminDep, AuditDep, EventsDep, ReaderDep, SessionDep, SettingsDep
+from services.catalog.deps import AdminDep, AuditDep, EventsDep, PublicReaderDep, SessionDep, SettingsDep
 from services.catalog.domains import service
 from services.catalog.schemas import DepartmentCreate, DepartmentRead, DomainCreate, DomainRead
 from services.catalog.standards.api import asks_for_rdf, department_agent
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1")
 
 
 @router.get("/domains", response_model=list[DomainRead], tags=["domains"])
-def list_domains(session: SessionDep, _: ReaderDep) -> list[DomainRead]:
+def list_domains(session: SessionDep, _: PublicReaderDep) -> list[DomainRead]:
     return [DomainRead.model_validate(d) for d in service.list_domains(session)]
 
 
@@ -25,7 +25,7 @@ def create_domain(payload: DomainCreate, session: SessionDep, auditor: AuditDep,
 
 
 @router.get("/departments", response_model=list[DepartmentRead], tags=["departments"])
-def list_departments(session: SessionDep, _: ReaderDep) -> list[DepartmentRead]:
+def list_departments(session: SessionDep, _: PublicReaderDep) -> list[DepartmentRead]:
     return [DepartmentRead.model_validate(d) for d in service.list_departments(session)]
 
 
@@ -46,7 +46,7 @@ def create_department(
     responses={200: {"content": {"text/turtle": {}, "application/ld+json": {}}}},
 )
 def get_department(
-    department_id: str, request: Request, session: SessionDep, settings: SettingsDep, _: ReaderDep
+    department_id: str, request: Request, session: SessionDep, settings: SettingsDep, _: PublicReaderDep
 ) -> Any:
     department = service.get_department(session, department_id)
     # The DCAT export names departments by this URI: a harvester that asks for RDF gets the agent.

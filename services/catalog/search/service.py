@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +22,17 @@ from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions
-from services.catalog.datasets.service import topics_of
+from services.catalog.datasets.service import public_record, topics_of
 from services.catalog.models import Dataset, dataset_terms
-from services.catalog.schemas import DatasetId, DatasetRead
+from services.catalog.schemas import (
+    DatasetFacets,
+    DatasetId,
+    DatasetPage,
+    DatasetRead,
+    FacetCount,
+    QualityBand,
+)
+from services.catalog.scores.models import DatasetQuality
 from services.common.i18n import N_, Sentence
 
 DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
@@ -37,6 +46,9 @@ class DatasetFilter:
     classification: str | None = None
     status: str | None = None
     tag: str | None = None
+    quality_band: str | None = None
+    public_only: bool = False
+    """Only what a reader without a key may see: published datasets whose record is listed."""
 
 
 def search_datasets(
@@ -49,7 +61,7 @@ def search_datasets(
     catalog_0005) so that a page costs the same whether a word matches ten datasets or most of
     them. The cursor is the last id of the previous page.
     """
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     words = _query_words(filters.q)
     postings = None
     if session.get_bind().dialect.name == "postgresql":
@@ -65,10 +77,24 @@ def search_datasets(
     else:
         rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
     page, more = rows[:limit], len(rows) > limit
-    next_cursor = _encode_cursor(page[-1].id) if more and page else None
+    next_cursor = encode_cursor(page[-1].id) if more and page else None
     return [
         DatasetRead.model_validate({**row._mapping, "topics": topics_of(row.id)}) for row in page
     ], next_cursor
+
+
+def search_page(
+    session: Session,
+    *,
+    filters: DatasetFilter,
+    limit: int = 50,
+    cursor: str | None = None,
+    facets: bool = False,
+) -> DatasetPage:
+    """One page of the search, with the facet counts of the whole query when asked for."""
+    items, next_cursor = search_datasets(session, filters=filters, limit=limit, cursor=cursor)
+    counts = search_facets(session, filters=filters) if facets else None
+    return DatasetPage(items=items, next_cursor=next_cursor, facets=counts)
 
 
 def _query_words(q: str | None) -> list[str]:
@@ -93,22 +119,11 @@ def _scanned_page(
     session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
 ) -> list[str]:
     """One page of ids by filtering the datasets table in id order: SQLite (with its FTS5 table),
-    and PostgreSQL when a query word is too short a prefix for the posting lists."""
-    query = sa.select(Dataset.id)
+    and PostgreSQL when a query word is too short a prefix for the posting lists, or a filter has
+    no posting list (quality band, public records)."""
+    query = sa.select(Dataset.id).where(*_conditions(session, filters, words))
     if after is not None:
         query = query.where(Dataset.id > after)
-    if filters.domain:
-        query = query.where(Dataset.domain_id == filters.domain)
-    if filters.department:
-        query = query.where(Dataset.owner_department_id == filters.department)
-    if filters.classification:
-        query = query.where(Dataset.classification == filters.classification)
-    if filters.status:
-        query = query.where(Dataset.status == filters.status)
-    if filters.tag:
-        query = query.where(_has_tag(session, filters.tag))
-    if words:
-        query = query.where(_full_text(session, words))
     if words and session.get_bind().dialect.name == "postgresql":
         # A GIN bitmap of every match, sorted: the planner would otherwise walk the primary key
         # testing each row, which reads most of the catalog for a word whose datasets sort late.
@@ -118,12 +133,134 @@ def _scanned_page(
     return list(session.scalars(query.limit(size)))
 
 
+def _conditions(
+    session: Session, filters: DatasetFilter, words: list[str], *, counting: bool = False
+) -> list[sa.ColumnElement[bool]]:
+    """The filters and the query words as conditions on the datasets table; ``counting`` (every
+    match is read, not the first page) takes the words from the posting lists on PostgreSQL."""
+    conditions: list[sa.ColumnElement[bool]] = [
+        column == value
+        for column, value in (
+            (Dataset.domain_id, filters.domain),
+            (Dataset.owner_department_id, filters.department),
+            (Dataset.classification, filters.classification),
+            (Dataset.status, filters.status),
+        )
+        if value
+    ]
+    if filters.tag:
+        conditions.append(_has_tag(session, filters.tag))
+    if filters.quality_band:
+        overall = (
+            sa.select(DatasetQuality.overall)
+            .where(DatasetQuality.dataset_id == Dataset.id)
+            .correlate(Dataset)  # only the dataset: the facet query joins the scores too
+        )
+        conditions.append(_quality_band(overall.scalar_subquery()) == filters.quality_band)
+    if filters.public_only:
+        conditions.append(public_record())
+    if words and counting and session.get_bind().dialect.name == "postgresql":
+        conditions.extend(_posting_range(word) for word in words)
+    elif words:
+        conditions.append(_full_text(session, words))
+    return conditions
+
+
+def _posting_range(prefix: str) -> sa.ColumnElement[bool]:
+    """The datasets holding a word ``prefix`` is a prefix of: one index range of the posting lists.
+
+    What the GIN index answers too, but a query matching a quarter of the catalog made the
+    planner test the search vector of every dataset; the range reads only the matching ids.
+    """
+    beyond = _after_prefix(prefix)
+    holding = sa.select(dataset_terms.c.dataset_id).where(
+        dataset_terms.c.field == "text", dataset_terms.c.term >= prefix, dataset_terms.c.term < beyond
+    )
+    return Dataset.id.in_(holding)
+
+
+QUALITY_BANDS = ((QualityBand.high, 90.0), (QualityBand.medium, 70.0))
+"""The lowest overall score of each band above ``low``."""
+
+
+def _quality_band(overall: sa.ColumnElement[Any] | Any) -> sa.ColumnElement[str]:
+    return sa.case(
+        *((overall >= floor, band.value) for band, floor in QUALITY_BANDS),
+        (overall.is_not(None), QualityBand.low.value),
+        else_=QualityBand.unscored.value,
+    )
+
+
+TOP_TAGS = 20
+"""The tag facet counts the most frequent tags of the query, not every tag of the catalog."""
+
+
+def search_facets(session: Session, *, filters: DatasetFilter) -> DatasetFacets:
+    """How the datasets of the query spread over domain, department, classification, status,
+    quality band and tag: the counts a search page shows beside its results.
+
+    One grouped scan of the matching datasets for the five single-valued facets (the few
+    combinations that occur, added up here) and one for the tags, on PostgreSQL and SQLite alike.
+    """
+    conditions = _conditions(session, filters, _query_words(filters.q), counting=True)
+    facets = {
+        "domain": Dataset.domain_id,
+        "department": Dataset.owner_department_id,
+        "classification": Dataset.classification,
+        "status": Dataset.status,
+        "quality_band": _quality_band(DatasetQuality.overall),
+    }
+    combinations = session.execute(
+        sa.select(*facets.values(), sa.func.count())
+        .select_from(Dataset)
+        .outerjoin(DatasetQuality, DatasetQuality.dataset_id == Dataset.id)
+        .where(*conditions)
+        .group_by(*facets.values())
+    )
+    counters: dict[str, Counter[str]] = {name: Counter() for name in facets}
+    for *values, count in combinations:
+        for name, value in zip(facets, values, strict=True):
+            counters[name][str(value)] += int(count)
+    counted = {name: _most_frequent(counter.items()) for name, counter in counters.items()}
+    return DatasetFacets(**counted, tag=_tag_counts(session, conditions))
+
+
+def _tag_counts(session: Session, conditions: list[sa.ColumnElement[bool]]) -> list[FacetCount]:
+    elements = {"sqlite": sa.func.json_each, "postgresql": sa.func.json_array_elements_text}[
+        session.get_bind().dialect.name
+    ]
+    values = elements(Dataset.tags).table_valued("value")
+    count = sa.func.count().label("n")
+    rows = session.execute(
+        sa.select(values.c.value, count)
+        .select_from(Dataset)
+        .join(values, sa.true())
+        .where(*conditions)
+        .group_by(values.c.value)
+        .order_by(count.desc(), values.c.value)
+        .limit(TOP_TAGS)
+    )
+    return _most_frequent((str(value), n) for value, n in rows)
+
+
+def _most_frequent(counts: Any) -> list[FacetCount]:
+    ordered = sorted(counts, key=lambda item: (-item[1], item[0]))
+    return [FacetCount(value=value, count=n) for value, n in ordered if n]
+
+
 def _has_tag(session: Session, tag: str) -> sa.ColumnElement[bool]:
     """The dataset's tags (a JSON list) hold exactly ``tag``, compared as decoded JSON strings, so
-    that a tag outside ASCII (stored escaped) matches as it does in the posting lists."""
-    elements = {"sqlite": sa.func.json_each, "postgresql": sa.func.json_array_elements_text}.get(
-        session.get_bind().dialect.name
-    )
+    that a tag outside ASCII (stored escaped) matches as it does in the posting lists.
+
+    On PostgreSQL the tag's posting list answers, an index range, rather than the tags of every
+    dataset the other conditions leave being unpacked from JSON (a facet query counts them all)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        tagged = sa.select(dataset_terms.c.dataset_id).where(
+            dataset_terms.c.field == "tag", dataset_terms.c.term == tag
+        )
+        return Dataset.id.in_(tagged)
+    elements = {"sqlite": sa.func.json_each}.get(dialect)
     if elements is None:
         return sa.cast(Dataset.tags, sa.Text).like(f"%{_escape_like(json.dumps(tag))}%", escape="\\")
     values = elements(Dataset.tags).table_valued("value")
@@ -190,6 +327,8 @@ def _posting_query(
     ):
         if value:
             lists.append((field, [value]))
+    if filters.quality_band or filters.public_only:
+        return None  # no posting list of these: the scanned page filters them
     if not lists:
         return None  # no word, no filter: the primary key is already the list
     if len(lists) == 1:
@@ -280,7 +419,7 @@ def _indexed_words(session: Session, prefix: str) -> list[str] | None:
 
     A loose index scan: one index probe per distinct word, however many datasets hold it.
     """
-    beyond = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    beyond = _after_prefix(prefix)
     found = list(
         session.scalars(
             _INDEXED_WORDS, {"prefix": prefix, "beyond": beyond, "most": MAX_PREFIX_EXPANSION + 1}
@@ -289,18 +428,23 @@ def _indexed_words(session: Session, prefix: str) -> list[str] | None:
     return None if len(found) > MAX_PREFIX_EXPANSION else found
 
 
+def _after_prefix(prefix: str) -> str:
+    """The first string after every word ``prefix`` is a prefix of: the end of its index range."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _encode_cursor(last_id: str) -> str:
+def encode_cursor(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
 
 
 _CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
 
 
-def _decode_cursor(cursor: str) -> str:
+def decode_cursor(cursor: str) -> str:
     try:
         if not _CURSOR.match(cursor):
             raise ValueError(cursor)

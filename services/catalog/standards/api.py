@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from services.catalog.deps import AuditDep, ReaderDep, SessionDep, SettingsDep
+from services.catalog.deps import AuditDep, PublicReaderDep, ReaderDep, SessionDep, SettingsDep
 from services.catalog.models import Department
 from services.catalog.standards import dcat_serialization, service
 from services.catalog.standards.model import PlatformLinks
@@ -83,7 +83,8 @@ RDF_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {JSONLD: {}, 
 @router.get(
     "/catalog",
     tags=["standards"],
-    summary="The whole catalog as DCAT-AP 3 (JSON-LD, or Turtle with ?format=turtle or Accept: text/turtle), streamed",
+    summary="The catalog as DCAT-AP 3 (JSON-LD, or Turtle with ?format=turtle or Accept: text/turtle), "
+    "streamed whole, or one page of `limit` datasets with Hydra paging (hydra:next) for harvesters",
     response_class=StreamingResponse,
     responses=RDF_RESPONSES,
 )
@@ -91,12 +92,26 @@ def export_catalog(
     request: Request,
     runtime: RuntimeDep,
     links: LinksDep,
-    _: ReaderDep,
+    reader: PublicReaderDep,
     format_: Annotated[RdfFormat | None, Query(alias="format")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="Datasets per page; whole if absent")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=400, description="From the previous page's hydra:next")
+    ] = None,
 ) -> StreamingResponse:
+    """Without a key, the public records only (published, not hidden by their department)."""
     turtle = _rdf_format(request, format_) is RdfFormat.turtle
+    page = None
+    if limit is not None or cursor is not None:
+        page = service.CatalogPage(
+            limit=limit or 100, cursor=cursor, query=f"&format={format_.value}" if format_ else ""
+        )
     return StreamingResponse(
-        service.catalog_export(runtime.sessions, links=links, turtle=turtle),
+        service.catalog_export(
+            runtime.sessions, links=links, turtle=turtle, public_only=reader is None, page=page
+        ),
         media_type=TURTLE if turtle else JSONLD,
     )
 
@@ -112,10 +127,10 @@ def export_dataset(
     request: Request,
     session: SessionDep,
     links: LinksDep,
-    _: ReaderDep,
+    reader: PublicReaderDep,
     format_: Annotated[RdfFormat | None, Query(alias="format")] = None,
 ) -> Response:
-    description = service.describe_one(session, dataset_id=dataset_id)
+    description = service.describe_one(session, dataset_id=dataset_id, public_only=reader is None)
     return _rdf_document(
         _rdf_format(request, format_),
         lambda: dcat_serialization.dataset_turtle(description, links),
@@ -127,19 +142,27 @@ def export_dataset(
     "/datasets/{dataset_id}/asyncapi", tags=["standards"], summary="AsyncAPI 3 document of one dataset"
 )
 def dataset_asyncapi(
-    dataset_id: str, session: SessionDep, settings: SettingsDep, links: LinksDep, _: ReaderDep
+    dataset_id: str, session: SessionDep, settings: SettingsDep, links: LinksDep, reader: PublicReaderDep
 ) -> dict[str, Any]:
     return service.dataset_asyncapi(
-        session, dataset_id=dataset_id, links=links, kafka_bootstrap=_kafka_bootstrap(settings)
+        session,
+        dataset_id=dataset_id,
+        links=links,
+        kafka_bootstrap=_kafka_bootstrap(settings),
+        public_only=reader is None,
     )
 
 
 @router.get("/asyncapi", tags=["standards"], summary="AsyncAPI 3 document of the whole platform")
 def platform_asyncapi(
-    session: SessionDep, settings: SettingsDep, links: LinksDep, _: ReaderDep
+    session: SessionDep, settings: SettingsDep, links: LinksDep, reader: PublicReaderDep
 ) -> dict[str, Any]:
     return service.platform_asyncapi(
-        session, links=links, kafka_bootstrap=_kafka_bootstrap(settings), event_schemas=EVENT_SCHEMAS
+        session,
+        links=links,
+        kafka_bootstrap=_kafka_bootstrap(settings),
+        event_schemas=EVENT_SCHEMAS,
+        public_only=reader is None,
     )
 
 

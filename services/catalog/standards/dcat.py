@@ -57,6 +57,7 @@ from services.catalog.standards.dcat_vocabularies import (
     Dcat,
     Dct,
     Foaf,
+    Hydra,
     Triple,
     Vcard,
     Vocabulary,
@@ -338,6 +339,23 @@ def catalog_triples(catalog: CatalogDescription, links: PlatformLinks) -> list[T
         *_feeds_service_triples(links),
         *_schemes_triples(),
     ]
+
+
+def page_triples(
+    links: PlatformLinks, page: str, first: str, following: str | None, total: int
+) -> list[Triple]:
+    """The Hydra view that makes one page of the catalog a page: where the walk starts, where it
+    goes next (absent on the last page) and how many datasets the whole walk holds."""
+    catalog, view = URIRef(links.catalog), _iri(page)
+    triples: list[Triple] = [
+        (catalog, Hydra.view, view),
+        (catalog, Hydra.totalItems, Literal(total)),
+        (view, RDF_TYPE, Hydra.PartialCollectionView),
+        (view, Hydra.first, _iri(first)),
+    ]
+    if following is not None:
+        triples.append((view, Hydra.next, _iri(following)))
+    return triples
 
 
 def catalog_link(dataset: DatasetDescription, links: PlatformLinks) -> Triple:

@@ -119,7 +119,10 @@ def publisher_turtle(publisher: PublisherDescription, links: PlatformLinks) -> s
 
 
 def catalog_turtle(
-    datasets: Iterable[DatasetDescription], links: PlatformLinks, catalog: CatalogDescription
+    datasets: Iterable[DatasetDescription],
+    links: PlatformLinks,
+    catalog: CatalogDescription,
+    paging: Iterable[Triple] = (),
 ) -> Iterator[str]:
     """The catalog as Turtle, in chunks: prefixes and catalog first, then one chunk per dataset.
 
@@ -127,7 +130,7 @@ def catalog_turtle(
     cursor over 100,000 rows streams in constant memory. The chunks concatenated are one
     Turtle document.
     """
-    yield _TURTLE_PREFIXES + "\n" + _turtle_statements(catalog_triples(catalog, links))
+    yield _TURTLE_PREFIXES + "\n" + _turtle_statements([*catalog_triples(catalog, links), *paging])
     for dataset in datasets:
         yield "\n" + _turtle_statements([catalog_link(dataset, links), *dataset_triples(dataset, links)])
 
@@ -192,7 +195,10 @@ def _dumps(node: dict[str, Any]) -> str:
 
 
 def catalog_jsonld(
-    datasets: Iterable[DatasetDescription], links: PlatformLinks, catalog: CatalogDescription
+    datasets: Iterable[DatasetDescription],
+    links: PlatformLinks,
+    catalog: CatalogDescription,
+    paging: Iterable[Triple] = (),
 ) -> Iterator[str]:
     """The catalog as one JSON-LD document, in chunks: ``@context`` once, then node objects.
 
@@ -200,7 +206,7 @@ def catalog_jsonld(
     adding it to the catalog's ``dcat:dataset`` (JSON-LD merges node objects with the same
     ``@id``). Constant memory, as :func:`catalog_turtle`.
     """
-    header = _jsonld_nodes(catalog_triples(catalog, links))
+    header = _jsonld_nodes([*catalog_triples(catalog, links), *paging])
     yield '{"@context":' + _dumps(JSONLD_CONTEXT) + ',"@graph":[\n' + ",\n".join(map(_dumps, header))
     for dataset in datasets:
         nodes = _jsonld_nodes([catalog_link(dataset, links), *dataset_triples(dataset, links)])

@@ -24,6 +24,7 @@ from services.catalog.standards.model import Classification
 
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 ADMS = Namespace("http://www.w3.org/ns/adms#")
+HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
 
 _EU_AUTHORITY = "http://publications.europa.eu/resource/authority/"
 DATA_THEME = Namespace(_EU_AUTHORITY + "data-theme/")
@@ -94,6 +95,16 @@ class Foaf:
     name = FOAF.name
 
 
+class Hydra:
+    """The Hydra paging terms a harvester (CKAN's ckanext-dcat, data.europa.eu) follows."""
+
+    first = HYDRA.first
+    next = HYDRA.next
+    PartialCollectionView = HYDRA.PartialCollectionView
+    totalItems = HYDRA.totalItems
+    view = HYDRA.view
+
+
 class Skos:
     Concept = SKOS.Concept
     ConceptScheme = SKOS.ConceptScheme
@@ -119,6 +130,7 @@ PREFIXES: dict[str, str] = {
     "adms": str(ADMS),
     "skos": str(SKOS),
     "xsd": str(XSD),
+    "hydra": str(HYDRA),
 }
 """The prefixes of both serialisations; the JSON-LD ``@context`` is exactly these."""
 

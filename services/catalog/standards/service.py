@@ -7,6 +7,7 @@ streamed export outlives the request's unit of work.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from services.catalog.access.grants import get_grant
 from services.catalog.audit.auditor import Auditor
-from services.catalog.datasets.service import current_version, get_dataset
+from services.catalog.datasets.service import current_version, get_dataset, not_public, public_record
 from services.catalog.domains.service import get_department, list_departments
 from services.catalog.models import ContractVersion, Dataset, Department
-from services.catalog.standards import asyncapi, dcat_serialization, odrl
+from services.catalog.search.service import decode_cursor, encode_cursor
+from services.catalog.standards import asyncapi, dcat, dcat_serialization, odrl
 from services.catalog.standards.model import (
     CatalogDescription,
     DatasetDescription,
@@ -58,25 +60,46 @@ def describe(dataset: Dataset, department: Department, current: ContractVersion 
     )
 
 
-def describe_one(session: Session, *, dataset_id: str) -> DatasetDescription:
-    dataset = get_dataset(session, dataset_id)
+def describe_one(session: Session, *, dataset_id: str, public_only: bool = False) -> DatasetDescription:
+    """One dataset; with ``public_only``, only a published dataset whose record is listed."""
+    dataset = get_dataset(session, dataset_id) if not public_only else public_dataset(session, dataset_id)
     return describe(
         dataset, get_department(session, dataset.owner_department_id), current_version(session, dataset)
     )
 
 
-def iter_descriptions(session: Session, *, batch: int = 500) -> Iterator[DatasetDescription]:
-    """Every dataset, streamed from the database in batches (memory flat in the catalog's size).
+def public_dataset(session: Session, dataset_id: str) -> Dataset:
+    """A dataset whose record is public (published, not hidden by its department); any other id
+    is the same 401 (:func:`~services.catalog.datasets.service.not_public`)."""
+    dataset = session.scalars(sa.select(Dataset).where(Dataset.id == dataset_id, public_record())).first()
+    if dataset is None:
+        raise not_public(dataset_id)
+    return dataset
+
+
+def iter_descriptions(
+    session: Session,
+    *,
+    batch: int = 500,
+    public_only: bool = False,
+    after: str = "",
+    until: str | None = None,
+) -> Iterator[DatasetDescription]:
+    """Every dataset (with ``public_only``, every public record) after ``after`` and up to
+    ``until``, streamed from the database in batches (memory flat in the catalog's size).
 
     Keyset pagination rather than one long cursor, so no transaction stays open while a slow
     client reads the export.
     """
     departments = {department.id: department for department in list_departments(session)}
-    last = ""
+    last = after
     while True:
-        rows = session.scalars(
-            sa.select(Dataset).where(Dataset.id > last).order_by(Dataset.id).limit(batch)
-        ).all()
+        query = sa.select(Dataset).where(Dataset.id > last).order_by(Dataset.id).limit(batch)
+        if public_only:
+            query = query.where(public_record())
+        if until is not None:
+            query = query.where(Dataset.id <= until)
+        rows = session.scalars(query).all()
         if not rows:
             return
         current = _current_versions(session, [dataset.id for dataset in rows])
@@ -121,30 +144,105 @@ def catalog_description() -> CatalogDescription:
     )
 
 
-def catalog_export(sessions: Callable[[], Session], *, links: PlatformLinks, turtle: bool) -> Iterator[str]:
-    """The whole catalog as DCAT-AP 3, Turtle or JSON-LD, chunk by chunk, in a session of its own
-    (from ``sessions``) that lives as long as the client reads."""
+@dataclass(frozen=True)
+class CatalogPage:
+    """One page of the catalog a harvester asked for: at most ``limit`` datasets after the
+    ``cursor`` of the previous page; ``query`` is what else the page's links repeat (the format)."""
+
+    limit: int
+    cursor: str | None = None
+    query: str = ""
+
+    def link(self, links: PlatformLinks, cursor: str | None) -> str:
+        after = f"&cursor={cursor}" if cursor else ""
+        return f"{links.catalog}?limit={self.limit}{after}{self.query}"
+
+
+def catalog_export(
+    sessions: Callable[[], Session],
+    *,
+    links: PlatformLinks,
+    turtle: bool,
+    public_only: bool = False,
+    page: CatalogPage | None = None,
+) -> Iterator[str]:
+    """The catalog as DCAT-AP 3, Turtle or JSON-LD, chunk by chunk, in a session of its own
+    (from ``sessions``) that lives as long as the client reads: whole, or one page of it with
+    the Hydra links a harvester walks (``hydra:next`` until the last page).
+
+    The cursor is checked now, before the first chunk: once a stream has begun, a refusal
+    could no longer be an answer of its own.
+    """
+    after = decode_cursor(page.cursor) if page is not None and page.cursor else ""
+    return _catalog_chunks(
+        sessions, links=links, turtle=turtle, public_only=public_only, page=page, after=after
+    )
+
+
+def _catalog_chunks(
+    sessions: Callable[[], Session],
+    *,
+    links: PlatformLinks,
+    turtle: bool,
+    public_only: bool,
+    page: CatalogPage | None,
+    after: str,
+) -> Iterator[str]:
     export = dcat_serialization.catalog_turtle if turtle else dcat_serialization.catalog_jsonld
     with sessions() as session:
-        yield from export(iter_descriptions(session), links, catalog_description())
+        if page is None:
+            yield from export(
+                iter_descriptions(session, public_only=public_only), links, catalog_description()
+            )
+            return
+        listed = sa.select(Dataset.id).where(public_record()) if public_only else sa.select(Dataset.id)
+        ids = list(
+            session.scalars(listed.where(Dataset.id > after).order_by(Dataset.id).limit(page.limit + 1))
+        )
+        total = session.scalar(sa.select(sa.func.count()).select_from(listed.subquery())) or 0
+        shown = ids[: page.limit]
+        following = page.link(links, encode_cursor(shown[-1])) if len(ids) > page.limit else None
+        paging = dcat.page_triples(
+            links, page.link(links, page.cursor), page.link(links, None), following, total
+        )
+        datasets = (
+            iter_descriptions(session, public_only=public_only, after=after, until=shown[-1])
+            if shown
+            else iter(())
+        )
+        yield from export(datasets, links, catalog_description(), paging)
 
 
 def dataset_asyncapi(
-    session: Session, *, dataset_id: str, links: PlatformLinks, kafka_bootstrap: str
+    session: Session,
+    *,
+    dataset_id: str,
+    links: PlatformLinks,
+    kafka_bootstrap: str,
+    public_only: bool = False,
 ) -> dict[str, Any]:
     """The AsyncAPI 3 document of one dataset's topics."""
-    description = describe_one(session, dataset_id=dataset_id)
+    description = describe_one(session, dataset_id=dataset_id, public_only=public_only)
     return asyncapi.dataset_asyncapi(description, links, kafka_bootstrap=kafka_bootstrap)
 
 
 def platform_asyncapi(
-    session: Session, *, links: PlatformLinks, kafka_bootstrap: str, event_schemas: Path
+    session: Session,
+    *,
+    links: PlatformLinks,
+    kafka_bootstrap: str,
+    event_schemas: Path,
+    public_only: bool = False,
 ) -> dict[str, Any]:
-    """The AsyncAPI 3 document of the whole platform, with the platform events' JSON Schemas
-    from ``event_schemas`` where that directory exists."""
+    """The AsyncAPI 3 document of the whole platform (with ``public_only``, of its public
+    records), with the platform events' JSON Schemas from ``event_schemas`` where that
+    directory exists."""
     schemas = asyncapi.read_event_schemas(event_schemas) if event_schemas.is_dir() else None
     return asyncapi.platform_asyncapi(
-        iter_descriptions(session), links, kafka_bootstrap=kafka_bootstrap, event_schemas=schemas
+        iter_descriptions(session, public_only=public_only),
+        links,
+        kafka_bootstrap=kafka_bootstrap,
+        event_schemas=schemas,
     )
 
 
