@@ -3,8 +3,8 @@
 Every published dataset's record (title, description, publisher, contract summary, scores) is
 public unless its department hides it; the existing datasets stay visible, as the default is.
 
-Revision ID: catalog_0009e
-Revises: catalog_0008
+Revision ID: catalog_0011
+Revises: catalog_0010c
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "catalog_0009e"
-down_revision: str | None = "catalog_0008"
+revision: str = "catalog_0011"
+down_revision: str | None = "catalog_0010c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
