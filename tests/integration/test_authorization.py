@@ -23,6 +23,8 @@ from tests.factories import (
     access_request_create,
     evolve_contract,
     example_contract,
+    opening_create,
+    proposal_create,
     scenario_create,
 )
 from tests.support.platform import Platform, in_process
@@ -30,7 +32,7 @@ from tests.support.principals import cast
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
 PROBLEM = "application/problem+json"
-ROLES = ("anonymous", "scenario", "department", "approver", "operator", "admin")
+ROLES = ("anonymous", "scenario", "department", "approver", "operator", "organisation", "admin")
 PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics"}
 
 
@@ -56,8 +58,18 @@ def documented_rules() -> list[Rule]:
 
 
 # Each role column is played by a principal the rows concern ("own") and by one they do not.
-OWN = {"scenario": "one-stop-visit", "department": "market-publisher", "approver": "market-approver"}
-FOREIGN = {"scenario": "ai-community", "department": "health-publisher", "approver": "health-approver"}
+OWN = {
+    "scenario": "one-stop-visit",
+    "department": "market-publisher",
+    "approver": "market-approver",
+    "organisation": "city-lab",
+}
+FOREIGN = {
+    "scenario": "ai-community",
+    "department": "health-publisher",
+    "approver": "health-approver",
+    "organisation": "other-lab",
+}
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +130,22 @@ REQUESTS: dict[str, RequestKwargs] = {
     "POST /v1/grants/{grant_id}/suspend": lambda p: {"json": {"reason": "review"}},
     "POST /v1/grants/{grant_id}/resume": lambda p: {"json": {"reason": "reviewed"}},
     "POST /v1/grants/{grant_id}/revoke": lambda p: {"json": {"reason": "done"}},
+    "POST /v1/scenarios/{scenario_id}/stage": lambda p: {"json": {"stage": "live", "reason": "already live"}},
+    "POST /v1/opportunity-lists": lambda p: {"json": {"id": _unique(p, "matrix-list-"), "title": "Matrix"}},
+    "POST /v1/opportunity-lists/{list_id}/openings": lambda p: {
+        "json": opening_create(owner_department_id="market-supervision", datasets=["market.inspections"])
+    },
+    "POST /v1/opportunity-lists/{list_id}/publish": lambda p: {},
+    "POST /v1/applicants": lambda p: {
+        "json": {"id": _unique(p, "matrix-applicant-"), "name": "Matrix", "contact": "m@x.cn"}
+    },
+    "POST /v1/applicants/{applicant_id}/vetting": lambda p: {"json": {"decision": "vetted", "reason": "ok"}},
+    "POST /v1/openings/{opening_id}/proposals": lambda p: {
+        "json": proposal_create(datasets=[{"dataset_id": "market.inspections", "fields": ["result"]}])
+    },
+    "POST /v1/openings/{opening_id}/selection": lambda p: {
+        "json": {"proposal_ids": [p.context["proposal_id"]], "reason": "strongest plan"}
+    },
     "POST /v1/subscriptions": lambda p: {"json": {"dataset": "market.inspections"}},
     "POST /v1/subscriptions/{subscription_id}/ack": lambda p: {"json": {"cursor": "not-a-cursor"}},
     "POST /v1/subscriptions/{subscription_id}/replay": lambda p: {"json": {"to": "latest"}},
@@ -172,7 +200,7 @@ def _path(platform: Platform, service: str, operation: str) -> tuple[str, str]:
 def _callers(rule: Rule, platform: Platform) -> list[tuple[str, str | None, bool]]:
     """(who, key, allowed) for every caller of a row, the refused ones first."""
     callers: list[tuple[str, str | None, bool]] = [("anonymous", None, rule.cells["anonymous"] == "yes")]
-    for role in ("scenario", "department", "approver"):
+    for role in ("scenario", "department", "approver", "organisation"):
         callers.append((OWN[role], platform.keys[OWN[role]], rule.cells[role] in ("yes", "own")))
         callers.append((FOREIGN[role], platform.keys[FOREIGN[role]], rule.cells[role] == "yes"))
     callers.append(("city-ops", platform.keys["city-ops"], rule.cells["operator"] == "yes"))
@@ -207,6 +235,7 @@ def test_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> N
 # The principal each role plays when a row is about a principal ({principal_id}): itself.
 SELF = {"scenario": OWN["scenario"], "department": OWN["department"], "approver": OWN["approver"]}
 SELF["operator"] = "city-ops"
+SELF["organisation"] = OWN["organisation"]
 
 
 def test_on_its_own_principal_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> None:
@@ -252,11 +281,15 @@ def test_no_key_and_a_revoked_key_are_refused_everywhere_but_the_operations_endp
         return True
 
     assert wait_until(gone, 1.0), "a revocation took more than a second to reach every service"
+    # What the table opens to anonymous callers (published opportunity lists, an applicant's
+    # registration) answers without a key; a revoked or forged key is refused there too.
+    open_to_anyone = {rule.operation for rule in documented_rules() if rule.cells["anonymous"] == "yes"}
     mismatches = []
     for service, operation in sorted(_operations(platform)):
         if operation in PUBLIC:
             continue
-        for who, key in (("no key", None), ("revoked key", revoked), ("forged key", revoked[:-4] + "AAAA")):
+        callers = (("no key", None), ("revoked key", revoked), ("forged key", revoked[:-4] + "AAAA"))
+        for who, key in callers[1:] if operation in open_to_anyone else callers:
             method, path = _path(platform, service, operation)
             response = platform.call(method, path, key, **REQUESTS.get(operation, lambda p: {})(platform))
             if response.status_code != 401 or response.headers.get("content-type") != PROBLEM:
