@@ -34,11 +34,14 @@ def _segment(value: str) -> str:
 
 
 class PlatformApi:
-    """Calls ``/<service>/<path>`` under the platform root as the principal of ``key``."""
+    """Calls ``/<service>/<path>`` under the platform root as the principal of ``key``, or with no
+    key at all (``None``: what the platform publishes to anyone, such as the opportunity lists)."""
 
-    def __init__(self, client: httpx.AsyncClient, key: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, key: str | None) -> None:
         self._client = client
-        self._headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        self._headers = {"Accept": "application/json"}
+        if key is not None:
+            self._headers["Authorization"] = f"Bearer {key}"
 
     async def _call(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
         if service not in SERVICES:

@@ -138,7 +138,7 @@ def change_stage(
     if stage not in MOVES[current]:
         allowed = ", ".join(sorted(MOVES[current])) or "none: retired is final"
         raise exceptions.StageTransitionNotAllowed(
-            f"a {current.value} scenario cannot move to {stage.value} (allowed: {allowed})",
+            f"a scenario in stage {current.value} cannot move to {stage.value} (allowed: {allowed})",
             stage=current.value,
             allowed=sorted(MOVES[current]),
         )
