@@ -20,9 +20,9 @@ from services.common import catalog_events
 from services.common.worker import wait_until
 from tests.factories import opening_create, proposal_create
 from tests.support.platform import Platform, in_process
+from tests.support.problems import expect_problem as _problem
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-PROBLEM = "application/problem+json"
 OPERATOR, OWNER, OTHER_DEPARTMENT = "city-ops", "health-approver", "market-approver"
 
 
@@ -52,14 +52,6 @@ def _published_list(platform: Platform, list_id: str, *openings: dict[str, Any])
 def _vetted(platform: Platform, applicant_id: str) -> str:
     """An organisation registered without a key and vetted by the operator: its key."""
     return platform.organisation(applicant_id, vetted_by=OPERATOR)
-
-
-def _problem(response: Any, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["type"].endswith("/" + slug), body
-    return body
 
 
 def _catalog_events(platform: Platform) -> list[tuple[str, bytes, dict[str, Any]]]:
