@@ -453,3 +453,24 @@ def test_a_scenario_moves_through_its_stages_by_the_right_roles(platform: Platfo
         json={"id": "bad-start", "name": "B", "organisation": "O", "contact": "c", "stage": "retired"},
     )
     assert _problem(bad, 422, "invalid-starting-stage")["errors"][0]["path"] == "/body/stage"
+
+
+def test_retiring_a_scenario_through_its_stage_ends_its_grants_and_drafts(platform: Platform) -> None:
+    platform.scenario("bus-board")
+    granted = platform.request_access(
+        "bus-board",
+        dataset_id="transport.bus-arrivals",
+        fields=["stop_id", "route_id", "arrived_at", "delay_s"],
+    )
+    assert granted["status"] == "approved" and granted["grant_id"]  # an open dataset: granted at once
+    pending = platform.request_access("bus-board")
+    retired = platform.ok(
+        "POST",
+        "/catalog/v1/scenarios/bus-board/stage",
+        platform.keys[OPERATOR],
+        json={"stage": "retired", "reason": "replaced by the city-wide app"},
+    )
+    assert (retired["stage"], retired["status"]) == ("retired", "retired")
+    grant = platform.ok("GET", f"/catalog/v1/grants/{granted['grant_id']}")
+    assert (grant["status"], grant["status_reason"]) == ("revoked", "scenario bus-board retired")
+    assert platform.ok("GET", f"/catalog/v1/access-requests/{pending['id']}")["status"] == "withdrawn"
