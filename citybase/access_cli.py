@@ -160,6 +160,44 @@ def retire_scenario(call: Call, scenario_id: ScenarioArgument) -> None:
     _set_status(call, scenario_id, ScenarioStatus.retired)
 
 
+class ScenarioStage(StrEnum):
+    proposed = "proposed"
+    approved = "approved"
+    building = "building"
+    live = "live"
+    suspended = "suspended"
+    retired = "retired"
+
+
+@verb(
+    scenarios,
+    "stage",
+    N_("Move a scenario to its next stage, with a reason (operator; the scenario starts building)."),
+)
+def move_scenario(
+    call: Call,
+    scenario_id: ScenarioArgument,
+    stage: Annotated[ScenarioStage, typer.Argument(metavar="STAGE", help=N_("The stage to move to."))],
+    reason: Reason,
+) -> None:
+    body = {"stage": stage.value, "reason": reason}
+    moved = call.api.post(f"/catalog/v1/scenarios/{segment(scenario_id)}/stage", body)
+    call.show(moved, [*_scenario_columns(), ("stage", _("Stage"))])
+
+
+@verb(scenarios, "stages", N_("A scenario's stage history, oldest first."))
+def scenario_stages(call: Call, scenario_id: ScenarioArgument) -> None:
+    history = call.api.get(f"/catalog/v1/scenarios/{segment(scenario_id)}/stages")
+    columns = [
+        ("changed_at", _("When")),
+        ("previous_stage", _("From")),
+        ("stage", _("Stage")),
+        ("changed_by", _("By")),
+        ("reason", _("Reason")),
+    ]
+    call.show(history, columns)
+
+
 # --- access requests ----------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,6 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 from dataclasses import asdict, is_dataclass  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
 
 from services.common import catalog_events  # noqa: E402
 from services.common.auth import issue_key  # noqa: E402
@@ -463,6 +463,45 @@ def access_request_create(
         "purpose_category": "public_service",
         "fields": list(fields or INSPECTION_FIELDS),
         "duration_days": 90,
+    }
+    body.update(overrides)
+    return body
+
+
+# --- the scenario programme ---------------------------------------------------------------
+
+
+def opening_create(deadline_in: timedelta = timedelta(days=30), **overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/opportunity-lists/{id}/openings: an opening of the health commission."""
+    body: dict[str, Any] = {
+        "title": "Wait-aware outpatient booking",
+        "description": "Book each outpatient visit at the clinic with the shortest wait.",
+        "owner_department_id": "health-commission",
+        "datasets": ["health.outpatient-visits"],
+        "data_offered": "Waits per clinic every five minutes; patient ids hashed.",
+        "conditions": "Free for residents; the data stays on the city's platform.",
+        "deadline": (datetime.now(UTC) + deadline_in).isoformat(),
+        "need_ids": ["need-hospital-waits"],
+        "domains": ["health"],
+        "serves_residents": True,
+    }
+    body.update(overrides)
+    return body
+
+
+def proposal_create(title: str = "Least-crowded clinic booking", **overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/openings/{id}/proposals, asking for waits per clinic."""
+    body: dict[str, Any] = {
+        "title": title,
+        "team": "Six engineers and two clinicians.",
+        "approach": "Show each patient the current wait per clinic and book the shortest.",
+        "objectives": "Halve the median wait at the three busiest hospitals.",
+        "datasets": [
+            {"dataset_id": "health.outpatient-visits", "fields": ["hospital_id", "clinic", "wait_minutes"]}
+        ],
+        "timeline": "Pilot in three months, city-wide in nine.",
+        "purpose_category": "public_service",
+        "duration_days": 180,
     }
     body.update(overrides)
     return body

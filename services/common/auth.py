@@ -37,6 +37,8 @@ class PrincipalKind(StrEnum):
     approver = "approver"
     operator = "operator"
     admin = "admin"
+    organisation = "organisation"
+    """An applicant organisation vetted to propose for the city's openings."""
 
 
 @dataclass(frozen=True, slots=True)

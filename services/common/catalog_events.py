@@ -28,6 +28,9 @@ AUDIT_CHECKPOINT = "city.citybase.catalog.audit-checkpoint.v1"
 SCENARIO = "city.citybase.catalog.scenario.v1"
 ACCESS_REQUEST = "city.citybase.catalog.access-request.v1"
 GRANT = "city.citybase.catalog.grant.v1"
+OPPORTUNITY_LIST = "city.citybase.catalog.opportunity-list.v1"
+APPLICANT = "city.citybase.catalog.applicant.v1"
+PROPOSAL = "city.citybase.catalog.proposal.v1"
 
 _KIND_BY_TYPE = {
     DEPARTMENT: "department",
@@ -39,6 +42,9 @@ _KIND_BY_TYPE = {
     SCENARIO: "scenario",
     ACCESS_REQUEST: "accessrequest",
     GRANT: "grant",
+    OPPORTUNITY_LIST: "opportunitylist",
+    APPLICANT: "applicant",
+    PROPOSAL: "proposal",
 }
 
 

@@ -386,6 +386,54 @@ async def scenario(request: Request, scenario_id: str, session: SessionDep) -> R
     return await _show(request, session, *_scenario_page(request, session, scenario_id))
 
 
+@router.post("/scenarios/{scenario_id}/stage")
+async def scenario_stage(request: Request, scenario_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        session,
+        "stage",
+        form,
+        service.change_stage(session.api, scenario_id, form),
+        lambda _: _page("/scenarios/{id}", id=scenario_id),
+        _scenario_page(request, session, scenario_id),
+    )
+
+
+# --- the scenario programme ----------------------------------------------------------------------
+
+
+@router.get("/opportunity-lists")
+async def opportunity_lists(request: Request, http: HttpDep, settings: ConsoleSettingsDep) -> Response:
+    """Public, as the lists are: read without a key, whoever is logged in; with links to the
+    platform's own JSON, CSV and Atom of them."""
+    page = await service.opportunity_lists(PlatformApi(http, None))
+    return render(
+        request, "opportunity_lists.html", {**page, "api_root": (settings.api_url or "").rstrip("/")}
+    )
+
+
+def _proposals_page(session: Session, opening_id: str) -> tuple[str, PageLoad]:
+    return "proposals.html", lambda: service.proposals_page(session.api, opening_id)
+
+
+@router.get("/openings/{opening_id}/proposals")
+async def proposals(request: Request, opening_id: str, session: SessionDep) -> Response:
+    return await _show(request, session, *_proposals_page(session, opening_id))
+
+
+@router.post("/openings/{opening_id}/selection")
+async def select_proposals(request: Request, opening_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _submit(
+        request,
+        session,
+        "selection",
+        form,
+        service.select_proposals(session.api, opening_id, form),
+        lambda selected: _page("/scenarios/{id}", id=selected["scenarios"][0]["id"]),
+        _proposals_page(session, opening_id),
+    )
+
+
 @router.post("/scenarios/{scenario_id}/status")
 async def scenario_status(request: Request, scenario_id: str, session: SessionDep, form: FormDep) -> Response:
     return await _submit(

@@ -49,6 +49,7 @@ PRINCIPAL_KINDS: dict[str, str] = {
 DEPARTMENT_KINDS = ("commission", "bureau", "district", "enterprise")
 PURPOSE_CATEGORIES = ("public_service", "research", "city_operations", "commercial", "other")
 SCENARIO_STATUSES = ("active", "suspended", "retired")
+SCENARIO_STAGES = ("proposed", "approved", "building", "live", "suspended", "retired")
 POSITIONS = ("earliest", "latest")
 
 
@@ -123,6 +124,15 @@ def principal_create(form: Form) -> dict[str, Any]:
 def scenario_create(form: Form) -> dict[str, Any]:
     body = {name: first(form, name) or "" for name in ("id", "name", "organisation", "contact")}
     return _optional(form, body, "description")
+
+
+def stage_change(form: Form) -> dict[str, Any]:
+    return {"stage": first(form, "stage") or "", "reason": first(form, "reason") or ""}
+
+
+def selection(form: Form) -> dict[str, Any]:
+    chosen = [value.strip() for value in form.get("proposal_ids", []) if value.strip()]
+    return {"proposal_ids": chosen, "reason": first(form, "reason") or ""}
 
 
 def key_create(form: Form) -> dict[str, Any]:

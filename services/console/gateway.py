@@ -34,7 +34,8 @@ def _segment(value: str) -> str:
 
 
 class PlatformApi:
-    """Calls ``/<service>/<path>`` under the platform root as the principal of ``key``."""
+    """Calls ``/<service>/<path>`` under the platform root as the principal of ``key``, or with no
+    key at all (``None``: what the platform publishes to anyone, such as the opportunity lists)."""
 
     def __init__(
         self, client: httpx.AsyncClient, key: str | None, *, forwarded_for: str | None = None

@@ -31,6 +31,18 @@ LABELS: dict[str, str] = {
     "medium": N_("medium quality"),
     "low": N_("low quality"),
     "unscored": N_("not scored yet"),
+    # stages of a scenario, states of lists, openings, applicants and proposals
+    "proposed": N_("proposed"),
+    "building": N_("building"),
+    "live": N_("live"),
+    "published": N_("published"),
+    "decided": N_("decided"),
+    "vetted": N_("vetted"),
+    "refused": N_("refused"),
+    "submitted": N_("submitted"),
+    "selected": N_("selected"),
+    "not_selected": N_("not selected"),
+    "organisation": N_("organisation"),
     # classifications
     "open": N_("open"),
     "conditional": N_("conditional"),

@@ -520,8 +520,14 @@ async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limi
         )
     subscribed = {s["dataset"] for s in subscriptions or []}
     granted = sorted({g["dataset_id"] for g in grants["items"] if g["status"] == "active"})
+    stages = await api.get("catalog", api_path("/v1/scenarios/{scenario_id}/stages", scenario_id=scenario_id))
     return {
         "scenario": scenario,
+        "stages": stages,
+        "stage_choices": forms.SCENARIO_STAGES,
+        # Operators move every stage; the scenario itself starts building once approved. The
+        # catalog decides which moves are allowed and says why it refuses one.
+        "may_move": caller.operates or (caller.id == scenario_id and scenario.get("stage") == "approved"),
         "grants": grants["items"],
         "requests": requests["items"],
         "subscriptions": subscriptions,
@@ -538,6 +544,44 @@ async def scenario_page(api: PlatformApi, caller: Caller, scenario_id: str, limi
         "webhook_datasets": granted if caller.id == scenario_id else [],
         "positions": forms.POSITIONS,
     }
+
+
+async def change_stage(api: PlatformApi, scenario_id: str, form: Form) -> dict[str, Any]:
+    """Move a scenario to another stage with a reason; the catalog decides who may and which moves."""
+    path = api_path("/v1/scenarios/{scenario_id}/stage", scenario_id=scenario_id)
+    moved: dict[str, Any] = await api.post("catalog", path, forms.stage_change(form))
+    return moved
+
+
+# --- the scenario programme ----------------------------------------------------------------------
+
+
+async def opportunity_lists(api: PlatformApi) -> dict[str, Any]:
+    """The published opportunity lists and their openings, as anyone reads them without a key."""
+    listed = await api.get("catalog", "/v1/opportunity-lists")
+    return {"lists": [item for item in listed["items"] if item["status"] == "published"]}
+
+
+async def proposals_page(api: PlatformApi, opening_id: str) -> dict[str, Any]:
+    """An opening's proposals side by side, for its owning department (the catalog refuses others)."""
+    path = api_path("/v1/openings/{opening_id}/proposals", opening_id=opening_id)
+    comparison: dict[str, Any] = await api.get("catalog", path)
+    rows = [
+        ("applicant_id", i18n._("Applicant")),
+        ("team", i18n._("Team")),
+        ("approach", i18n._("Approach")),
+        ("objectives", i18n._("Objectives")),
+        ("timeline", i18n._("Timeline")),
+        ("duration_days", i18n._("Days")),
+        ("status", i18n._("Status")),
+    ]
+    return {**comparison, "rows": rows, "may_select": comparison["opening"]["status"] == "open"}
+
+
+async def select_proposals(api: PlatformApi, opening_id: str, form: Form) -> dict[str, Any]:
+    path = api_path("/v1/openings/{opening_id}/selection", opening_id=opening_id)
+    selected: dict[str, Any] = await api.post("catalog", path, forms.selection(form))
+    return selected
 
 
 # --- subscriptions -------------------------------------------------------------------------------

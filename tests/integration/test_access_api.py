@@ -19,6 +19,7 @@ from services.catalog.runtime import CatalogRuntime
 from services.common import catalog_events, db
 from services.common.worker import wait_until
 from tests.factories import EXAMPLES, OUTPATIENT_FIELDS, access_request_create, scenario_create
+from tests.support.problems import expect_problem as _problem
 from tests.support.services import CatalogHarness
 
 PROBLEM = "application/problem+json"
@@ -65,14 +66,6 @@ def _audit(catalog: CatalogHarness, **filters: str) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
-
-
-def _problem(response: Any, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["type"].endswith("/" + slug), body
-    return body
 
 
 def test_a_request_becomes_a_grant_that_lives_until_revoked(catalog: CatalogHarness, keys: Keys) -> None:

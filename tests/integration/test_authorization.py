@@ -23,6 +23,8 @@ from tests.factories import (
     access_request_create,
     evolve_contract,
     example_contract,
+    opening_create,
+    proposal_create,
     scenario_create,
 )
 from tests.support.platform import Platform, in_process
@@ -30,7 +32,7 @@ from tests.support.principals import cast
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
 PROBLEM = "application/problem+json"
-ROLES = ("anonymous", "scenario", "department", "approver", "operator", "admin")
+ROLES = ("anonymous", "scenario", "department", "approver", "operator", "organisation", "admin")
 PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics"}
 
 
@@ -56,8 +58,18 @@ def documented_rules() -> list[Rule]:
 
 
 # Each role column is played by a principal the rows concern ("own") and by one they do not.
-OWN = {"scenario": "one-stop-visit", "department": "market-publisher", "approver": "market-approver"}
-FOREIGN = {"scenario": "ai-community", "department": "health-publisher", "approver": "health-approver"}
+OWN = {
+    "scenario": "one-stop-visit",
+    "department": "market-publisher",
+    "approver": "market-approver",
+    "organisation": "city-lab",
+}
+FOREIGN = {
+    "scenario": "ai-community",
+    "department": "health-publisher",
+    "approver": "health-approver",
+    "organisation": "other-lab",
+}
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +130,22 @@ REQUESTS: dict[str, RequestKwargs] = {
     "POST /v1/grants/{grant_id}/suspend": lambda p: {"json": {"reason": "review"}},
     "POST /v1/grants/{grant_id}/resume": lambda p: {"json": {"reason": "reviewed"}},
     "POST /v1/grants/{grant_id}/revoke": lambda p: {"json": {"reason": "done"}},
+    "POST /v1/scenarios/{scenario_id}/stage": lambda p: {"json": {"stage": "live", "reason": "already live"}},
+    "POST /v1/opportunity-lists": lambda p: {"json": {"id": _unique(p, "matrix-list-"), "title": "Matrix"}},
+    "POST /v1/opportunity-lists/{list_id}/openings": lambda p: {
+        "json": opening_create(owner_department_id="market-supervision", datasets=["market.inspections"])
+    },
+    "POST /v1/opportunity-lists/{list_id}/publish": lambda p: {},
+    "POST /v1/applicants": lambda p: {
+        "json": {"id": _unique(p, "matrix-applicant-"), "name": "Matrix", "contact": "m@x.cn"}
+    },
+    "POST /v1/applicants/{applicant_id}/vetting": lambda p: {"json": {"decision": "vetted", "reason": "ok"}},
+    "POST /v1/openings/{opening_id}/proposals": lambda p: {
+        "json": proposal_create(datasets=[{"dataset_id": "market.inspections", "fields": ["result"]}])
+    },
+    "POST /v1/openings/{opening_id}/selection": lambda p: {
+        "json": {"proposal_ids": [p.context["proposal_id"]], "reason": "strongest plan"}
+    },
     "POST /v1/subscriptions": lambda p: {"json": {"dataset": "market.inspections"}},
     "POST /v1/subscriptions/{subscription_id}/ack": lambda p: {"json": {"cursor": "not-a-cursor"}},
     "POST /v1/subscriptions/{subscription_id}/replay": lambda p: {"json": {"to": "latest"}},
@@ -175,7 +203,7 @@ def _callers(rule: Rule, platform: Platform) -> list[tuple[str, str | None, bool
     # A row about a principal ({principal_id}) is "own" for that principal alone: the others are
     # refused here, and each role on itself is held by the test after this one.
     about = platform.context["principal_id"] if "{principal_id}" in rule.operation else None
-    for role in ("scenario", "department", "approver"):
+    for role in ("scenario", "department", "approver", "organisation"):
         own = rule.cells[role] == "own" and about in (None, OWN[role])
         callers.append((OWN[role], platform.keys[OWN[role]], rule.cells[role] == "yes" or own))
         callers.append((FOREIGN[role], platform.keys[FOREIGN[role]], rule.cells[role] == "yes"))
@@ -211,6 +239,7 @@ def test_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> N
 # The principal each role plays when a row is about a principal ({principal_id}): itself.
 SELF = {"scenario": OWN["scenario"], "department": OWN["department"], "approver": OWN["approver"]}
 SELF["operator"] = "city-ops"
+SELF["organisation"] = OWN["organisation"]
 
 
 def test_on_its_own_principal_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> None:

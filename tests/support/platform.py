@@ -141,6 +141,31 @@ class Platform:
         self.keys[scenario_id] = key
         return key
 
+    def organisation(self, applicant_id: str, *, vetted_by: str | None = None) -> str:
+        """An organisation that registers itself without a key and is vetted (by the admin unless
+        ``vetted_by`` names a principal of this driver): its first key, known everywhere."""
+        registered = self.call(
+            "POST",
+            "/catalog/v1/applicants",
+            None,
+            json={
+                "id": applicant_id,
+                "name": applicant_id.title(),
+                "contact": f"bids@{applicant_id}.example.cn",
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        vetted = self.ok(
+            "POST",
+            f"/catalog/v1/applicants/{applicant_id}/vetting",
+            self.keys[vetted_by] if vetted_by else None,
+            json={"decision": "vetted", "reason": "Registered enterprise; references checked."},
+        )
+        key = str(vetted["key"]["key"])
+        self.wait_for_key(key)
+        self.keys[applicant_id] = key
+        return key
+
     def request_access(self, scenario_id: str, **overrides: Any) -> dict[str, Any]:
         body = access_request_create(**overrides)
         request: dict[str, Any] = self.ok(

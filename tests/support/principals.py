@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from services.common.worker import wait_until
+from tests.factories import opening_create, proposal_create
 from tests.support.platform import Platform
 
 APPROVER = "market-approver"
@@ -19,8 +20,10 @@ OTHER_SCENARIO = "ai-community"
 
 
 def cast(platform: Platform) -> None:
-    """The principals every row of the table is called as, a grant of the scenario's, a pending
-    request, a revocable key and a subscription; their ids in ``platform.context``."""
+    """The principals every row of the table is called as (two vetted organisations among them),
+    a grant of the scenario's, a pending request, a revocable key, a subscription, a published
+    opportunity list with an opening of market supervision and a proposal of ``city-lab``; their
+    ids in ``platform.context``."""
     platform.principal("market-publisher", "department", "market-supervision")
     platform.principal("health-publisher", "department", "health-commission")
     platform.principal("market-approver", "approver", "market-supervision")
@@ -38,7 +41,30 @@ def cast(platform: Platform) -> None:
     revocable = platform.ok(
         "POST", "/catalog/v1/principals/market-publisher/keys", json={"name": "to revoke"}
     )
+    platform.organisation("city-lab")
+    platform.organisation("other-lab")
+    platform.ok("POST", "/catalog/v1/opportunity-lists", json={"id": "matrix-list", "title": "Matrix list"})
+    platform.ok(
+        "POST",
+        "/catalog/v1/opportunity-lists/matrix-list/openings",
+        json=opening_create(
+            owner_department_id="market-supervision", datasets=["market.inspections"], domains=[]
+        ),
+    )
+    [opening] = platform.ok("POST", "/catalog/v1/opportunity-lists/matrix-list/publish")["openings"]
+    proposal = platform.ok(
+        "POST",
+        f"/catalog/v1/openings/{opening['id']}/proposals",
+        platform.keys["city-lab"],
+        json=proposal_create(
+            datasets=[{"dataset_id": "market.inspections", "fields": ["inspection_id", "result"]}]
+        ),
+    )
     platform.context.update(
+        list_id="matrix-list",
+        opening_id=str(opening["id"]),
+        proposal_id=str(proposal["id"]),
+        applicant_id="city-lab",
         dataset_id="market.inspections",
         version="1.0.0",
         department_id="market-supervision",

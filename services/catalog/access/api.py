@@ -29,6 +29,9 @@ from services.catalog.access.schemas import (
     GrantUpdate,
     ScenarioCreate,
     ScenarioRead,
+    ScenarioStage,
+    ScenarioStageChange,
+    ScenarioStageRead,
     ScenarioStatus,
     ScenarioUpdate,
 )
@@ -52,15 +55,18 @@ IdFilter = Annotated[str | None, Query(max_length=200)]
     tags=["scenarios"],
     summary="Register a scenario (admin); it becomes a principal of kind scenario",
 )
-def create_scenario(payload: ScenarioCreate, access: AccessDep, _: AdminDep) -> ScenarioRead:
-    return scenarios.create_scenario(access, payload=payload)
+def create_scenario(payload: ScenarioCreate, access: AccessDep, caller: AdminDep) -> ScenarioRead:
+    return scenarios.create_scenario(access, payload=payload, actor=caller)
 
 
 @router.get("/scenarios", response_model=list[ScenarioRead], tags=["scenarios"])
 def list_scenarios(
-    session: SessionDep, _: ReaderDep, status_: Annotated[ScenarioStatus | None, Query(alias="status")] = None
+    session: SessionDep,
+    _: ReaderDep,
+    status_: Annotated[ScenarioStatus | None, Query(alias="status")] = None,
+    stage: ScenarioStage | None = None,
 ) -> list[ScenarioRead]:
-    return scenarios.list_scenarios(session, status=status_)
+    return scenarios.list_scenarios(session, status=status_, stage=stage)
 
 
 @router.get("/scenarios/{scenario_id}", response_model=ScenarioRead, tags=["scenarios"])
@@ -78,6 +84,31 @@ def update_scenario(
     scenario_id: str, payload: ScenarioUpdate, access: AccessDep, caller: AdminDep
 ) -> ScenarioRead:
     return scenarios.update_scenario(access, actor=caller, scenario_id=scenario_id, payload=payload)
+
+
+@router.post(
+    "/scenarios/{scenario_id}/stage",
+    response_model=ScenarioRead,
+    tags=["scenarios"],
+    summary="Move a scenario to its next stage, with a reason (an operator or admin; the scenario itself "
+    "from approved to building)",
+)
+def change_scenario_stage(
+    scenario_id: str, payload: ScenarioStageChange, access: AccessDep, caller: ReaderDep
+) -> ScenarioRead:
+    return scenarios.change_stage(
+        access, actor=caller, scenario_id=scenario_id, stage=payload.stage, reason=payload.reason
+    )
+
+
+@router.get(
+    "/scenarios/{scenario_id}/stages",
+    response_model=list[ScenarioStageRead],
+    tags=["scenarios"],
+    summary="A scenario's stage history, oldest first",
+)
+def scenario_stage_history(scenario_id: str, session: SessionDep, _: ReaderDep) -> list[ScenarioStageRead]:
+    return scenarios.stage_history(session, scenario_id=scenario_id)
 
 
 @router.post(

@@ -78,3 +78,18 @@ class NotTheOwningDepartment(Forbidden):
         "not-the-owning-department",
         "Only an approver of the dataset's owning department may do this",
     )
+
+
+class StageTransitionNotAllowed(Conflict):
+    slug, title = (
+        "stage-transition-not-allowed",
+        "The scenario cannot move to that stage from its current one",
+    )
+
+
+class StageMoveNotYours(Forbidden):
+    slug, title = "stage-move-not-yours", "This stage change is decided by an operator"
+
+
+class InvalidStartingStage(InvalidRequest):
+    slug, title = "invalid-starting-stage", "A scenario cannot start in that stage"

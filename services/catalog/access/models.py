@@ -1,4 +1,5 @@
-"""Tables of authorized operation (prefix ``catalog_``): scenarios, access requests, grants.
+"""Tables of authorized operation (prefix ``catalog_``): scenarios and their stages, access
+requests, grants.
 
 A scenario shares its id with a principal of kind ``scenario``: the principal holds its keys, the
 scenario row what the city knows about the application. A grant is born from one approved
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.catalog.models import Base
@@ -29,8 +30,32 @@ class Scenario(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     contact: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), index=True, default="active")
+    stage: Mapped[str] = mapped_column(String(16), index=True, default="live")
+    """Where it is in the programme; ``status`` follows it (``active`` but when suspended or retired)."""
+    need_ids: Mapped[list[str]] = mapped_column(default=list)
+    opening_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    domains: Mapped[list[str]] = mapped_column(default=list)
+    datasets: Mapped[list[str]] = mapped_column(default=list)
+    objectives: Mapped[str] = mapped_column(Text, default="")
+    owning_body: Mapped[str] = mapped_column(String(200), default="")
+    builder_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    serves_residents: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScenarioStageChange(Base):
+    """One move of a scenario from a stage to the next, by whom and why (append-only)."""
+
+    __tablename__ = "catalog_scenario_stages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scenario_id: Mapped[str] = mapped_column(ForeignKey("catalog_scenarios.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    previous_stage: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AccessRequest(Base):

@@ -1,6 +1,9 @@
 """Scenarios: the applications that consume data, each a principal of kind ``scenario`` with its
-own keys. Suspending or retiring one stops its keys; retiring revokes its grants and withdraws its
-pending and draft requests. Every change takes the request's
+own keys, with a standard definition (the needs or opening it answers, domains, datasets,
+objectives, owning body, builder) and a stage in the city's programme: proposed → approved →
+building → live → suspended → retired. Suspending or retiring one stops its keys; retiring revokes
+its grants and withdraws its pending and draft requests. Every stage change is kept in the stage
+history (``catalog_scenario_stages``). Every change takes the request's
 :class:`~services.catalog.access.context.Collaborators` (so the request's session, committed by
 the caller), authorizes, audits and announces; reads take the caller's session.
 """
@@ -10,15 +13,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.catalog.access import exceptions
 from services.catalog.access.context import Collaborators, plain, scenario_of
 from services.catalog.access.grants import set_status
-from services.catalog.access.models import AccessRequest, Grant, Scenario
+from services.catalog.access.models import AccessRequest, Grant, Scenario, ScenarioStageChange
 from services.catalog.access.requests import close_request
 from services.catalog.access.schemas import (
     AccessRequestStatus,
     GrantStatus,
     ScenarioCreate,
     ScenarioRead,
+    ScenarioStage,
+    ScenarioStageRead,
     ScenarioStatus,
     ScenarioUpdate,
 )
@@ -26,26 +32,54 @@ from services.catalog.datasets.service import get_dataset
 from services.catalog.principals.service import add_api_key, add_principal, set_principal_status
 from services.catalog.schemas import ApiKeyIssued, PrincipalCreate
 from services.common import catalog_events
-from services.common.auth import Principal
+from services.common.auth import Principal, PrincipalKind
 from services.common.i18n import N_, Sentence
-from services.common.problems import Forbidden
+from services.common.problems import FieldError, Forbidden
+
+Stage = ScenarioStage
+MOVES: dict[ScenarioStage, frozenset[ScenarioStage]] = {
+    Stage.proposed: frozenset({Stage.approved, Stage.retired}),
+    Stage.approved: frozenset({Stage.building, Stage.suspended, Stage.retired}),
+    Stage.building: frozenset({Stage.live, Stage.suspended, Stage.retired}),
+    Stage.live: frozenset({Stage.suspended, Stage.retired}),
+    Stage.suspended: frozenset({Stage.approved, Stage.building, Stage.live, Stage.retired}),
+    Stage.retired: frozenset(),
+}
+"""The stage a scenario may move to from each stage; ``retired`` is final."""
+
+BUILDER_MOVES = frozenset({(Stage.approved, Stage.building)})
+"""The moves a scenario makes itself (starting to build once approved); every other move is an
+operator's (or an admin's) decision for the programme."""
+
+STARTING_STAGES = frozenset({Stage.proposed, Stage.approved, Stage.building, Stage.live})
 
 
 def scenario_read(scenario: Scenario) -> ScenarioRead:
     return ScenarioRead.model_validate(scenario)
 
 
-def create_scenario(ctx: Collaborators, *, payload: ScenarioCreate) -> ScenarioRead:
-    """A scenario and its principal (kind ``scenario``), which receives the scenario's keys."""
+def create_scenario(
+    ctx: Collaborators, *, payload: ScenarioCreate, actor: Principal | None = None, reason: str = "registered"
+) -> ScenarioRead:
+    """A scenario and its principal (kind ``scenario``), which receives the scenario's keys; its
+    stage history starts with the stage it is registered in (``live`` unless said otherwise)."""
     session = ctx.session
     ctx.audit.attempting("scenario.create", "scenario", payload.id, scenario_id=payload.id)
+    if payload.stage not in STARTING_STAGES:
+        raise exceptions.InvalidStartingStage(
+            f"a scenario starts as proposed, approved, building or live, not {payload.stage.value}",
+            errors=[FieldError(path="/body/stage", rule="enum", message="not a starting stage")],
+        )
     add_principal(
         session, events=ctx.events, payload=PrincipalCreate(id=payload.id, kind="scenario", name=payload.name)
     )
     now = ctx.clock()
-    scenario = Scenario(**payload.model_dump(), status=ScenarioStatus.active, created_at=now, updated_at=now)
+    values = payload.model_dump()
+    values["stage"] = payload.stage.value
+    scenario = Scenario(**values, status=ScenarioStatus.active, created_at=now, updated_at=now)
     session.add(scenario)
     session.flush()
+    _record_stage(ctx, scenario, None, actor.id if actor else "platform", reason)
     read = scenario_read(scenario)
     ctx.events.publish(session, catalog_events.SCENARIO, scenario.id, read)
     ctx.audit.record(
@@ -63,11 +97,130 @@ def get_scenario(session: Session, *, scenario_id: str) -> ScenarioRead:
     return scenario_read(scenario_of(session, scenario_id))
 
 
-def list_scenarios(session: Session, *, status: ScenarioStatus | None = None) -> list[ScenarioRead]:
+def list_scenarios(
+    session: Session, *, status: ScenarioStatus | None = None, stage: ScenarioStage | None = None
+) -> list[ScenarioRead]:
     query = sa.select(Scenario).order_by(Scenario.id)
     if status is not None:
         query = query.where(Scenario.status == status.value)
+    if stage is not None:
+        query = query.where(Scenario.stage == stage.value)
     return [scenario_read(row) for row in session.scalars(query)]
+
+
+def stage_history(session: Session, *, scenario_id: str) -> list[ScenarioStageRead]:
+    """Every stage the scenario has been in, oldest first, with who moved it and why."""
+    scenario_of(session, scenario_id)
+    rows = session.scalars(
+        sa.select(ScenarioStageChange)
+        .where(ScenarioStageChange.scenario_id == scenario_id)
+        .order_by(ScenarioStageChange.id)
+    )
+    return [ScenarioStageRead.model_validate(row) for row in rows]
+
+
+def change_stage(
+    ctx: Collaborators, *, actor: Principal, scenario_id: str, stage: ScenarioStage, reason: str
+) -> ScenarioRead:
+    """Move a scenario to its next stage, with a reason (docs/authorization.md, "Scenario stages").
+
+    Only the scenario itself (and only from approved to building), an operator or an admin moves
+    a scenario; a move :data:`MOVES` does not allow is a 409. Suspending stops its keys, a later
+    move back into a working stage restores them, retiring revokes its grants.
+    """
+    ctx.audit.attempting(
+        "scenario.stage", "scenario", scenario_id, scenario_id=scenario_id, details={"stage": stage.value}
+    )
+    staff = actor.is_admin() or actor.kind is PrincipalKind.operator
+    if not staff and not (actor.kind is PrincipalKind.scenario and actor.id == scenario_id):
+        raise exceptions.NotYourScenario("only an operator, an admin or the scenario itself moves its stage")
+    scenario = scenario_of(ctx.session, scenario_id)
+    current = ScenarioStage(scenario.stage)
+    if stage not in MOVES[current]:
+        allowed = ", ".join(sorted(MOVES[current])) or "none: retired is final"
+        raise exceptions.StageTransitionNotAllowed(
+            f"a scenario in stage {current.value} cannot move to {stage.value} (allowed: {allowed})",
+            stage=current.value,
+            allowed=sorted(MOVES[current]),
+        )
+    if not staff and (current, stage) not in BUILDER_MOVES:
+        raise exceptions.StageMoveNotYours(
+            f"moving from {current.value} to {stage.value} is an operator's decision, not the scenario's"
+        )
+    _move(ctx, actor, scenario, stage, reason)
+    ctx.session.flush()
+    read = scenario_read(scenario)
+    ctx.events.publish(ctx.session, catalog_events.SCENARIO, scenario.id, read)
+    ctx.audit.record(
+        ctx.session,
+        action="scenario.stage",
+        resource_type="scenario",
+        resource_id=scenario.id,
+        scenario_id=scenario.id,
+        details={"from": current.value, "to": stage.value, "reason": reason},
+    )
+    if stage is Stage.retired:
+        _retire(ctx, actor, scenario)
+    return read
+
+
+def _status_of(stage: ScenarioStage) -> ScenarioStatus:
+    if stage in (Stage.suspended, Stage.retired):
+        return ScenarioStatus(stage.value)
+    return ScenarioStatus.active
+
+
+def _move(
+    ctx: Collaborators, actor: Principal, scenario: Scenario, stage: ScenarioStage, reason: str
+) -> None:
+    """Set the stage, the status that follows from it (and the principal's), and record the step."""
+    previous = ScenarioStage(scenario.stage)
+    scenario.stage = stage.value
+    scenario.updated_at = ctx.clock()
+    status = _status_of(stage)
+    if status.value != scenario.status:
+        scenario.status = status.value
+        principal_status = "active" if status is ScenarioStatus.active else "suspended"
+        set_principal_status(
+            ctx.session, events=ctx.events, principal_id=scenario.id, status=principal_status
+        )
+    _record_stage(ctx, scenario, previous, actor.id, reason)
+
+
+def _record_stage(
+    ctx: Collaborators, scenario: Scenario, previous: ScenarioStage | None, by: str, reason: str
+) -> None:
+    ctx.session.add(
+        ScenarioStageChange(
+            scenario_id=scenario.id,
+            stage=scenario.stage,
+            previous_stage=previous.value if previous else None,
+            reason=reason,
+            changed_by=by,
+            changed_at=ctx.clock(),
+        )
+    )
+
+
+def _stage_for_status(session: Session, scenario: Scenario, status: ScenarioStatus) -> ScenarioStage:
+    """The stage a status set through ``PATCH`` means: suspended and retired are stages of their
+    own; ``active`` resumes the stage the scenario was suspended in (``live`` if none is known)."""
+    if status is not ScenarioStatus.active:
+        return ScenarioStage(status.value)
+    if scenario.stage not in (Stage.suspended, Stage.retired):
+        return ScenarioStage(scenario.stage)
+    before = session.scalars(
+        sa.select(ScenarioStageChange.previous_stage)
+        .where(
+            ScenarioStageChange.scenario_id == scenario.id,
+            ScenarioStageChange.stage == scenario.stage,
+        )
+        .order_by(ScenarioStageChange.id.desc())
+        .limit(1)
+    ).first()
+    if before is None or before in (Stage.suspended, Stage.retired):
+        return Stage.live
+    return ScenarioStage(before)
 
 
 def update_scenario(
@@ -86,12 +239,15 @@ def update_scenario(
         name: value for name, value in payload.model_dump(exclude_unset=True).items() if value is not None
     }
     before = {name: getattr(scenario, name) for name in changes}
+    status = changes.pop("status", None)
     for name, value in changes.items():
-        setattr(scenario, name, value.value if isinstance(value, ScenarioStatus) else value)
+        setattr(scenario, name, value)
     scenario.updated_at = ctx.clock()
-    if "status" in changes:
-        principal_status = "active" if scenario.status == ScenarioStatus.active else "suspended"
-        set_principal_status(session, events=ctx.events, principal_id=scenario.id, status=principal_status)
+    if status is not None:
+        stage = _stage_for_status(session, scenario, status)
+        if stage.value != scenario.stage:
+            _move(ctx, actor, scenario, stage, f"status set to {status.value}")
+        changes["status"] = status
     session.flush()
     read = scenario_read(scenario)
     ctx.events.publish(session, catalog_events.SCENARIO, scenario.id, read)

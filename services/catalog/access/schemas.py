@@ -13,6 +13,9 @@ FieldPath = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 """A field of the dataset's contract: a top-level ``name`` in ``fields``; in ``masking`` and
 ``unmask`` also ``a.b`` / ``a[].b`` for nested properties."""
 
+NeedRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+"""The id of a need (the needs area's own ids; kept as strings)."""
+
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 MaskValue = str | dict[str, Any]
 """A mask as the policy module reads it: ``"hash"``, ``"redact"``, or
@@ -21,6 +24,21 @@ MaskValue = str | dict[str, Any]
 
 class ScenarioStatus(StrEnum):
     active = "active"
+    suspended = "suspended"
+    retired = "retired"
+
+
+class ScenarioStage(StrEnum):
+    """Where a scenario is in the city's programme (docs/authorization.md, "Scenario stages").
+
+    Every stage but ``suspended`` and ``retired`` keeps the scenario ``active`` (its keys work, it
+    may file and submit requests); ``suspended`` and ``retired`` are the statuses of the same name.
+    """
+
+    proposed = "proposed"
+    approved = "approved"
+    building = "building"
+    live = "live"
     suspended = "suspended"
     retired = "retired"
 
@@ -68,6 +86,27 @@ class ScenarioCreate(BaseModel):
         examples=["Books outpatient visits at the least crowded clinic and plans the bus ride there."],
     )
     contact: str = Field(min_length=1, max_length=200, examples=["scenario-team@shdc.example.cn"])
+    stage: ScenarioStage = Field(
+        default=ScenarioStage.live,
+        description="The stage it starts in: proposed, approved, building or live (the default, as "
+        "for a scenario registered before the programme's stages).",
+    )
+    need_ids: list[NeedRef] = Field(default_factory=list, max_length=50, description="The needs it answers.")
+    opening_id: str | None = Field(
+        default=None, max_length=64, description="The opening of an opportunity list it answers."
+    )
+    domains: list[Slug] = Field(default_factory=list, max_length=20, examples=[["health", "transport"]])
+    datasets: list[DatasetId] = Field(
+        default_factory=list, max_length=50, examples=[["health.outpatient-visits"]]
+    )
+    objectives: str = Field(
+        default="", max_length=20_000, examples=["Halve the wait at the three busiest clinics within a year."]
+    )
+    owning_body: str = Field(default="", max_length=200, examples=["Health Commission"])
+    builder_id: str | None = Field(
+        default=None, max_length=64, description="The applicant organisation that builds it, when selected."
+    )
+    serves_residents: bool = Field(default=False, description="Whether residents use it directly.")
 
 
 class ScenarioUpdate(BaseModel):
@@ -76,19 +115,52 @@ class ScenarioUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=20_000)
     contact: str | None = Field(default=None, min_length=1, max_length=200)
     status: ScenarioStatus | None = Field(
-        default=None, description="suspended or retired stops the scenario's keys everywhere."
+        default=None,
+        description="suspended or retired stops the scenario's keys everywhere (and moves its stage "
+        "to the same; active resumes the stage it was suspended in).",
     )
+    need_ids: list[NeedRef] | None = Field(default=None, max_length=50)
+    domains: list[Slug] | None = Field(default=None, max_length=20)
+    datasets: list[DatasetId] | None = Field(default=None, max_length=50)
+    objectives: str | None = Field(default=None, max_length=20_000)
+    owning_body: str | None = Field(default=None, max_length=200)
+    serves_residents: bool | None = None
 
 
 class ScenarioRead(ReadModel):
     id: str
     name: str
-    organisation: str
+    organisation: str = Field(description="The organisation that builds it.")
     description: str
     contact: str
     status: ScenarioStatus
+    stage: ScenarioStage
+    need_ids: list[str]
+    opening_id: str | None
+    domains: list[str]
+    datasets: list[str]
+    objectives: str
+    owning_body: str
+    builder_id: str | None
+    serves_residents: bool
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class ScenarioStageChange(BaseModel):
+    stage: ScenarioStage = Field(examples=["building"])
+    reason: Reason = Field(examples=["Approved by the programme board on 3 March."])
+
+
+class ScenarioStageRead(ReadModel):
+    """One step of a scenario's stage history."""
+
+    scenario_id: str
+    stage: ScenarioStage
+    previous_stage: ScenarioStage | None
+    reason: str
+    changed_by: str
+    changed_at: Timestamp
 
 
 # --- access requests -----------------------------------------------------------------------

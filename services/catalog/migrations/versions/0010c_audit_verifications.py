@@ -1,7 +1,7 @@
 """catalog: each verification of the audit chain, and the published checkpoint it reached.
 
 Revision ID: catalog_0010c
-Revises: catalog_0009
+Revises: catalog_0010b
 Create Date: 2026-12-07
 
 An incremental verification starts after the last published checkpoint a successful
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "catalog_0010c"
-down_revision: str | None = "catalog_0009"
+down_revision: str | None = "catalog_0010b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
