@@ -19,6 +19,7 @@ from services.catalog.audit.refusals import RefusalRecorder, RefusalWindows
 from services.catalog.audit.service import AuditCheckpointer, append
 from services.catalog.events import CatalogEvents
 from services.catalog.models import outbox
+from services.catalog.needs.api import router as needs_router
 from services.catalog.runtime import CatalogRuntime
 from services.catalog.scores.service import quality_scores_worker
 from services.common import db, topics
@@ -93,7 +94,7 @@ SPEC = ServiceSpec(
         "principals and API keys, scenarios, grants and the audit trail. "
         "Every change is published on `platform.catalog`."
     ),
-    routers=[router, access_router, audit_router],
+    routers=[router, access_router, needs_router, audit_router],
     migrations=Path(__file__).parent / "migrations",
     lifespan=lifespan,
     openapi_tags=[
@@ -113,6 +114,11 @@ SPEC = ServiceSpec(
         {
             "name": "grants",
             "description": "What a scenario may receive: fields, masking, row filter, expiry, quota.",
+        },
+        {
+            "name": "needs",
+            "description": "What scenario builders, departments and residents want of the city's data, "
+            "and the owning departments' answers: offer, commit to publish, decline.",
         },
         {
             "name": "audit",

@@ -8,6 +8,7 @@ from services.catalog.access.settings import AccessSettings
 from services.catalog.audit.refusals import RefusalRecorder
 from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.events import CatalogEvents
+from services.catalog.needs.settings import NeedsSettings
 from services.common.app import ServiceRuntime
 from services.common.outbox import OutboxRelay
 
@@ -20,3 +21,4 @@ class CatalogRuntime(ServiceRuntime):
     audit_checkpoints: AuditCheckpointer
     audit_refusals: RefusalRecorder
     access_settings: AccessSettings = field(default_factory=AccessSettings)
+    needs_settings: NeedsSettings = field(default_factory=NeedsSettings)

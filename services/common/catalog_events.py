@@ -28,6 +28,9 @@ AUDIT_CHECKPOINT = "city.citybase.catalog.audit-checkpoint.v1"
 SCENARIO = "city.citybase.catalog.scenario.v1"
 ACCESS_REQUEST = "city.citybase.catalog.access-request.v1"
 GRANT = "city.citybase.catalog.grant.v1"
+NEED = "city.citybase.catalog.need.v1"
+NEED_NOTICE = "city.citybase.catalog.need-notice.v1"
+"""A need's followers told of a new answer, a fulfilment or a comment (keyed by the notice)."""
 
 _KIND_BY_TYPE = {
     DEPARTMENT: "department",
@@ -39,6 +42,8 @@ _KIND_BY_TYPE = {
     SCENARIO: "scenario",
     ACCESS_REQUEST: "accessrequest",
     GRANT: "grant",
+    NEED: "need",
+    NEED_NOTICE: "neednotice",
 }
 
 

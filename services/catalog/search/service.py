@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 from services.catalog import exceptions
 from services.catalog.datasets.service import topics_of
 from services.catalog.models import Dataset, dataset_terms
+from services.catalog.needs.service import record_missed_search
 from services.catalog.schemas import DatasetId, DatasetRead
+from services.common.clock import utcnow
 
 DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
 
@@ -64,6 +66,8 @@ def search_datasets(
     else:
         rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
     page, more = rows[:limit], len(rows) > limit
+    if not page and filters.q and after is None:
+        record_missed_search(session, filters.q, utcnow())  # shown to operators as a candidate need
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
     return [
         DatasetRead.model_validate({**row._mapping, "topics": topics_of(row.id)}) for row in page

@@ -1,0 +1,24 @@
+"""FastAPI dependencies of the needs board, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.catalog.deps import CatalogRuntimeDep
+from services.catalog.needs.settings import NeedsSettings
+
+
+def get_needs_settings(catalog: CatalogRuntimeDep) -> NeedsSettings:
+    return catalog.needs_settings
+
+
+def client_address(request: Request) -> str:
+    """The address the resident form counts posts by: the peer as the server sees it (behind a
+    proxy, run the server with its forwarded-address option so that this is the client's)."""
+    return request.client.host if request.client else "unknown"
+
+
+NeedsSettingsDep = Annotated[NeedsSettings, Depends(get_needs_settings)]
+ClientAddressDep = Annotated[str, Depends(client_address)]
