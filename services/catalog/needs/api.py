@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Query, status
 from services.catalog.access.deps import AccessDep
 from services.catalog.deps import OperatorDep, ReaderDep
 from services.catalog.needs import service
-from services.catalog.needs.deps import ClientAddressDep, NeedsSettingsDep
+from services.catalog.needs.deps import ClientAddressDep, NeedsSettingsDep, OptionalPrincipalDep
 from services.catalog.needs.schemas import (
     CommentCreate,
     CommentHide,
@@ -59,7 +59,11 @@ def file_need(
     "Retry-After), held until an operator accepts it",
 )
 def post_resident_need(
-    payload: ResidentNeedCreate, ctx: AccessDep, settings: NeedsSettingsDep, address: ClientAddressDep
+    payload: ResidentNeedCreate,
+    ctx: AccessDep,
+    settings: NeedsSettingsDep,
+    address: ClientAddressDep,
+    _: OptionalPrincipalDep,
 ) -> NeedRead:
     return service.post_resident_need(ctx, settings=settings, client_address=address, payload=payload)
 

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from services.catalog.deps import CatalogRuntimeDep
 from services.catalog.needs.settings import NeedsSettings
+from services.common.auth import Principal, get_principal
 
 
 def get_needs_settings(catalog: CatalogRuntimeDep) -> NeedsSettings:
@@ -20,5 +21,14 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+async def optional_principal(request: Request) -> Principal | None:
+    """No one on a route open to residents without a key; but a key that is sent must be good
+    (401 otherwise), so that a revoked or forged key is refused on every route alike."""
+    if "authorization" not in request.headers:
+        return None
+    return await get_principal(request)
+
+
 NeedsSettingsDep = Annotated[NeedsSettings, Depends(get_needs_settings)]
 ClientAddressDep = Annotated[str, Depends(client_address)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
