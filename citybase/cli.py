@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from citybase import access_cli, admin_cli, connection, feeds_cli
+from citybase import access_cli, admin_cli, connection, feeds_cli, needs_cli
 from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import demo, publish
@@ -43,6 +43,7 @@ for name, group in {
     "scenarios": access_cli.scenarios,
     "requests": access_cli.requests,
     "grants": access_cli.grants,
+    "needs": needs_cli.needs,
     "subscriptions": feeds_cli.subscriptions,
     "webhooks": feeds_cli.webhooks,
     "admin": admin_cli.admin,

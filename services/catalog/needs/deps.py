@@ -15,10 +15,17 @@ def get_needs_settings(catalog: CatalogRuntimeDep) -> NeedsSettings:
     return catalog.needs_settings
 
 
-def client_address(request: Request) -> str:
-    """The address the resident form counts posts by: the peer as the server sees it (behind a
-    proxy, run the server with its forwarded-address option so that this is the client's)."""
-    return request.client.host if request.client else "unknown"
+NeedsSettingsDep = Annotated[NeedsSettings, Depends(get_needs_settings)]
+
+
+def client_address(request: Request, settings: NeedsSettingsDep) -> str:
+    """The address the resident form counts posts by: the peer, or the last address it forwards
+    when the peer is a trusted proxy (the console's form posts on the resident's behalf)."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if peer in settings.trusted_proxies and forwarded.strip():
+        return forwarded.split(",")[-1].strip()[:100]
+    return peer
 
 
 async def optional_principal(request: Request) -> Principal | None:
@@ -29,6 +36,5 @@ async def optional_principal(request: Request) -> Principal | None:
     return await get_principal(request)
 
 
-NeedsSettingsDep = Annotated[NeedsSettings, Depends(get_needs_settings)]
 ClientAddressDep = Annotated[str, Depends(client_address)]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]

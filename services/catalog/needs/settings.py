@@ -20,4 +20,9 @@ class NeedsSettings(BaseSettings):
         description="Key of the hash under which a form's client address is kept for its limit; set "
         "the same on every replica so they share one limit (a random key per process otherwise).",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Peers whose X-Forwarded-For names the resident's address (the console in front of "
+        "the catalog, on this machine by default); from any other peer the header is ignored.",
+    )
     similar_limit: int = Field(default=5, ge=1, le=50, description="Similar open needs suggested on filing.")
