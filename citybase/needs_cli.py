@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from citybase.access_cli import PurposeCategory
 from citybase.connection import segment
 from citybase.verbs import Call, noun, verb
 from services.common.i18n import N_, _
@@ -42,14 +43,6 @@ class Urgency(StrEnum):
     urgent = "urgent"
     pressing = "pressing"
     normal = "normal"
-
-
-class PurposeCategory(StrEnum):
-    public_service = "public_service"
-    research = "research"
-    city_operations = "city_operations"
-    commercial = "commercial"
-    other = "other"
 
 
 class AnswerKind(StrEnum):

@@ -229,17 +229,26 @@ def test_every_page_in_both_languages_fits_a_desktop_and_a_phone(
     log_in(browser, platform, platform.keys[OPERATOR])
     # the switch on the page, as a person would use it
     browser.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
-    heading = {"zh-CN": "数据目录", "en": "Catalog"}[language]
+    pages_fit(
+        browser, platform, PAGES, language, ("catalog", {"zh-CN": "数据目录", "en": "Catalog"}[language])
+    )
+
+
+def pages_fit(
+    browser: Any, platform: Platform, pages: dict[str, str], language: str, heading: tuple[str, str]
+) -> None:
+    """Each page, in ``language`` (already chosen), fits a desktop and a phone with no word broken
+    at desktop width; the page named in ``heading`` has that ``h1``. Screenshots of each."""
     overflowing: dict[str, int] = {}
     broken: dict[str, list[str]] = {}
     try:
         for width_name, width in WIDTHS.items():
             browser.set_window_size(width, 1000)
-            for name, path in PAGES.items():
+            for name, path in pages.items():
                 browser.get(f"{platform.base}{path}")
                 assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
-                if name == "catalog":
-                    assert browser.find_element(By.TAG_NAME, "h1").text == heading
+                if name == heading[0]:
+                    assert browser.find_element(By.TAG_NAME, "h1").text == heading[1]
                 screenshot(browser, f"{name}-{language}-{width_name}")
                 if (extra := _overflow(browser)) > 0:
                     overflowing[f"{name} at {width} px"] = extra

@@ -13,7 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.e2e.test_console_browser import WIDTHS, _broken_words, _overflow, browser, log_in, screenshot
+from tests.e2e.test_console_browser import browser, log_in, pages_fit, screenshot
 from tests.support.http import wait_until
 from tests.support.platform import Platform, in_process
 from tests.support.principals import OPERATOR, OTHER_SCENARIO, PUBLISHER, SCENARIO, populate
@@ -149,24 +149,4 @@ def test_the_needs_pages_fit_a_desktop_and_a_phone_in_both_languages(
     }
     log_in(browser, platform, platform.keys[OPERATOR])
     browser.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
-    heading = {"zh-CN": "需求", "en": "Needs"}[language]
-    overflowing: dict[str, int] = {}
-    broken: dict[str, list[str]] = {}
-    try:
-        for width_name, width in WIDTHS.items():
-            browser.set_window_size(width, 1000)
-            for name, path in pages.items():
-                browser.get(f"{platform.base}{path}")
-                assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
-                if name == "needs-board":
-                    assert browser.find_element(By.TAG_NAME, "h1").text == heading
-                screenshot(browser, f"{name}-{language}-{width_name}")
-                if (extra := _overflow(browser)) > 0:
-                    overflowing[f"{name} at {width} px"] = extra
-                if width_name == "desktop" and (words := _broken_words(browser)):
-                    broken[name] = words
-    finally:
-        browser.set_window_size(1280, 1600)
-        browser.delete_cookie("citybase_lang")
-    assert not overflowing, f"pages wider than the window (px): {overflowing}"
-    assert not broken, f"words broken across lines at {WIDTHS['desktop']} px: {broken}"
+    pages_fit(browser, platform, pages, language, ("needs-board", {"zh-CN": "需求", "en": "Needs"}[language]))

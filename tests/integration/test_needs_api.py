@@ -203,6 +203,9 @@ def test_two_scenarios_file_and_join_a_need_that_a_contract_fulfils(
         for schema in (json.loads(path.read_text()) for path in EVENT_SCHEMAS.glob("catalog.need*.json"))
     }
     assert schemas.keys() == {catalog_events.NEED, catalog_events.NEED_NOTICE}
+    asyncapi = _ok(catalog.call("GET", "/v1/asyncapi", keys.visit))
+    documented = json.dumps(asyncapi)
+    assert catalog_events.NEED in documented and catalog_events.NEED_NOTICE in documented
     events = _platform_catalog(catalog)
     problems = [
         f"{kind}: {error.message}"

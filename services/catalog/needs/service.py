@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -357,25 +357,24 @@ def _answering_department(session: Session, domains: list[str]) -> str | None:
         domain.id: domain.owner_department_id
         for domain in session.scalars(sa.select(Domain).where(Domain.id.in_(domains)))
     }
-    errors = [
-        FieldError(path=f"/body/domains/{index}", rule="exists", message=f"no domain {domain!r}")
-        for index, domain in enumerate(domains)
-        if domain not in known
-    ]
-    if errors:
-        raise InvalidRequest("a need names domains that do not exist", errors=errors)
+    refuse_unknown(domains, known.keys(), "domains", "domain")
     return next((known[domain] for domain in domains if known[domain]), None)
 
 
 def _check_datasets(session: Session, dataset_ids: list[str]) -> None:
     found = set(session.scalars(sa.select(Dataset.id).where(Dataset.id.in_(dataset_ids))))
+    refuse_unknown(dataset_ids, found, "dataset_ids", "dataset")
+
+
+def refuse_unknown(values: Sequence[str], known: Collection[str], member: str, noun: str) -> None:
+    """A 422 naming each of ``values`` (the body's ``member``) that is not ``known``."""
     errors = [
-        FieldError(path=f"/body/dataset_ids/{index}", rule="exists", message=f"no dataset {dataset_id!r}")
-        for index, dataset_id in enumerate(dataset_ids)
-        if dataset_id not in found
+        FieldError(path=f"/body/{member}/{index}", rule="exists", message=f"no {noun} {value!r}")
+        for index, value in enumerate(values)
+        if value not in known
     ]
     if errors:
-        raise InvalidRequest("a need names datasets that do not exist", errors=errors)
+        raise InvalidRequest(f"the {noun} named do not all exist", errors=errors)
 
 
 def file_need(
@@ -688,15 +687,7 @@ def offer_dataset(ctx: Collaborators, *, actor: Principal, need_id: str, payload
     fields = (
         payload.fields or [field for field in need.fields if field in scope.fields] or sorted(scope.fields)
     )
-    unknown = [index for index, field in enumerate(fields) if field not in scope.fields]
-    if unknown:
-        raise InvalidRequest(
-            "fields not in the dataset's contract",
-            errors=[
-                FieldError(path=f"/body/fields/{index}", rule="exists", message=f"no field {fields[index]!r}")
-                for index in unknown
-            ],
-        )
+    refuse_unknown(fields, scope.fields, "fields", "field of the dataset's contract")
     drafts, others = _prepare_drafts(
         ctx, actor, need, dataset.id, fields, payload.duration_days, "need.offer"
     )
