@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Collection, Iterable, Sequence
@@ -34,6 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions as catalog_exceptions
@@ -78,6 +80,8 @@ from services.catalog.schemas import DatasetStatus
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.problems import FieldError, InvalidRequest
+
+log = logging.getLogger(__name__)
 
 NEEDS_PROPERTY = "citybase.needs"
 """The ODCS custom property by which a contract names the needs it fulfils."""
@@ -919,19 +923,24 @@ def normalised_query(q: str) -> str | None:
 
 
 def record_missed_search(session: Session, q: str, now: datetime) -> None:
-    """Count a catalog search that found nothing: one upsert, the same on SQLite and PostgreSQL."""
+    """Count a catalog search that found nothing: one upsert, the same on SQLite and PostgreSQL,
+    in the search's autocommit session. A count that cannot be written (a locked SQLite file) is
+    logged and lost: it never fails the search."""
     query = normalised_query(q)
     if query is None:
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(MissedSearch).values(query=query, count=1, first_seen=now, last_seen=now)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[MissedSearch.query],
-            set_={"count": MissedSearch.count + 1, "last_seen": now},
+    try:
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[MissedSearch.query],
+                set_={"count": MissedSearch.count + 1, "last_seen": now},
+            )
         )
-    )
+    except SQLAlchemyError as error:
+        log.warning("could not count a search that found nothing: %s", error)
 
 
 def candidate_needs(ctx: Collaborators, *, actor: Principal, limit: int = 50) -> list[MissedSearchRead]:
