@@ -19,6 +19,7 @@ from services.catalog.audit.refusals import RefusalRecorder, RefusalWindows
 from services.catalog.audit.service import AuditCheckpointer, append
 from services.catalog.events import CatalogEvents
 from services.catalog.models import outbox
+from services.catalog.needs.api import router as needs_router
 from services.catalog.programme.api import router as programme_router
 from services.catalog.runtime import CatalogRuntime
 from services.catalog.scores.service import quality_scores_worker
@@ -94,7 +95,7 @@ SPEC = ServiceSpec(
         "principals and API keys, scenarios, grants and the audit trail. "
         "Every change is published on `platform.catalog`."
     ),
-    routers=[router, access_router, programme_router, audit_router],
+    routers=[router, access_router, needs_router, programme_router, audit_router],
     migrations=Path(__file__).parent / "migrations",
     lifespan=lifespan,
     openapi_tags=[
@@ -114,6 +115,11 @@ SPEC = ServiceSpec(
         {
             "name": "grants",
             "description": "What a scenario may receive: fields, masking, row filter, expiry, quota.",
+        },
+        {
+            "name": "needs",
+            "description": "What scenario builders, departments and residents want of the city's data, "
+            "and the owning departments' answers: offer, commit to publish, decline.",
         },
         {
             "name": "programme",

@@ -8,6 +8,7 @@ from services.catalog.access.settings import AccessSettings
 from services.catalog.audit.refusals import RefusalRecorder
 from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.events import CatalogEvents
+from services.catalog.needs.settings import NeedsSettings
 from services.common.app import ServiceRuntime
 from services.common.outbox import OutboxRelay
 from services.common.public_reads import PublicRateLimit
@@ -23,3 +24,4 @@ class CatalogRuntime(ServiceRuntime):
     access_settings: AccessSettings = field(default_factory=AccessSettings)
     public_reads: PublicRateLimit = field(default_factory=PublicRateLimit)
     """How often a client address may read the public catalog without a key."""
+    needs_settings: NeedsSettings = field(default_factory=NeedsSettings)

@@ -31,6 +31,9 @@ GRANT = "city.citybase.catalog.grant.v1"
 OPPORTUNITY_LIST = "city.citybase.catalog.opportunity-list.v1"
 APPLICANT = "city.citybase.catalog.applicant.v1"
 PROPOSAL = "city.citybase.catalog.proposal.v1"
+NEED = "city.citybase.catalog.need.v1"
+NEED_NOTICE = "city.citybase.catalog.need-notice.v1"
+"""A need's followers told of a new answer, a fulfilment or a comment (keyed by the notice)."""
 
 _KIND_BY_TYPE = {
     DEPARTMENT: "department",
@@ -45,6 +48,8 @@ _KIND_BY_TYPE = {
     OPPORTUNITY_LIST: "opportunitylist",
     APPLICANT: "applicant",
     PROPOSAL: "proposal",
+    NEED: "need",
+    NEED_NOTICE: "neednotice",
 }
 
 

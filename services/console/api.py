@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.common import i18n
-from services.console import forms, service
+from services.console import forms, needs_view, service
 from services.console.deps import (
     COOKIE,
     LANG_COOKIE,
@@ -623,6 +623,83 @@ async def audit(
     return render(request, "audit.html", page, session=session)
 
 
+# --- the needs board ------------------------------------------------------------------------------
+
+
+@router.get("/needs")
+async def needs(
+    request: Request, session: SessionDep, query: QueryDep, settings: ConsoleSettingsDep
+) -> Response:
+    page = await needs_view.board(session.api, session.caller, query, settings.page_size)
+    return render(request, "needs.html", {**page, "failure": None}, session=session)
+
+
+@router.post("/needs")
+async def file_need(
+    request: Request, session: SessionDep, form: FormDep, settings: ConsoleSettingsDep
+) -> Response:
+    async def board() -> dict[str, Any]:
+        return await needs_view.board(session.api, session.caller, {}, settings.page_size)
+
+    return await _submit(
+        request,
+        session,
+        "need",
+        form,
+        needs_view.file_need(session.api, form),
+        lambda filed: render(request, "need_filed.html", {"filed": filed}, 201, session=session),
+        ("needs.html", board),
+    )
+
+
+@router.get("/needs/residents")
+async def resident_form(request: Request) -> Response:
+    return render(request, "need_resident.html", {"failure": None, "posted": None})
+
+
+@router.post("/needs/residents")
+async def post_resident_need(request: Request, http: HttpDep, form: FormDep) -> Response:
+    address = request.client.host if request.client else "unknown"
+    try:
+        posted = await needs_view.post_resident_need(http, address, form)
+    except ApiError as error:
+        if error.status not in (*REFUSALS, 429):
+            raise
+        failure = Failure("resident", error, form)
+        return render(request, "need_resident.html", {"failure": failure, "posted": None}, error.status)
+    return render(request, "need_resident.html", {"failure": None, "posted": posted}, 202)
+
+
+@router.get("/needs/candidates")
+async def need_candidates(request: Request, session: SessionDep) -> Response:
+    page = await needs_view.candidates(session.api, session.caller)
+    return render(request, "need_candidates.html", page, session=session)
+
+
+def _need_page(session: Session, need_id: str) -> tuple[str, PageLoad]:
+    return "need.html", lambda: needs_view.need_page(session.api, session.caller, need_id)
+
+
+@router.get("/needs/{need_id}")
+async def need(request: Request, need_id: str, session: SessionDep) -> Response:
+    return await _show(request, session, *_need_page(session, need_id))
+
+
+@router.post("/needs/{need_id}/comments/{comment_id}/hide")
+async def hide_need_comment(
+    request: Request, need_id: str, comment_id: str, session: SessionDep, form: FormDep
+) -> Response:
+    return await _submit(
+        request,
+        session,
+        "hide",
+        form,
+        needs_view.hide_comment(session.api, need_id, comment_id, form),
+        lambda _: _page("/needs/{id}", id=need_id),
+        _need_page(session, need_id),
+    )
+
+
 # --- the form routes, one path per action ---------------------------------------------------------
 # One explicit path per action (never a path parameter for the action): a GET of a path that is not
 # a page stays a 404, and an id with an encoded "/" in it cannot reach a form's route.
@@ -655,5 +732,24 @@ for _action in ("narrow", *service.GRANT_ACTIONS):
     router.post(f"/grants/{{grant_id}}/{_action}")(_grant_action(_action))
 for _action in (*service.SUBSCRIPTION_ACTIONS, "position", "delete"):
     router.post(f"/subscriptions/{{subscription_id}}/{_action}")(_subscription_action(_action))
+
+
+def _need_action(action: str) -> ActionRoute:
+    async def route(request: Request, need_id: str, session: SessionDep, form: FormDep) -> Response:
+        return await _submit(
+            request,
+            session,
+            action,
+            form,
+            needs_view.act(session.api, need_id, action, form),
+            lambda _: _page("/needs/{id}", id=need_id),
+            _need_page(session, need_id),
+        )
+
+    return route
+
+
+for _action in needs_view.ACTIONS:
+    router.post(f"/needs/{{need_id}}/{_action}")(_need_action(_action))
 for _what in service.ADMIN_FORMS:
     router.post(f"/admin/{_what}")(_admin_form(_what))

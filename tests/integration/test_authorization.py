@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,34 @@ REQUESTS: dict[str, RequestKwargs] = {
     "POST /v1/subscriptions/{subscription_id}/replay": lambda p: {"json": {"to": "latest"}},
     "POST /v1/subscriptions/{subscription_id}/pause": lambda p: {},
     "POST /v1/subscriptions/{subscription_id}/resume": lambda p: {},
+    "POST /v1/needs": lambda p: {
+        "json": {
+            "title": "Matrix need",
+            "domains": ["market"],
+            "data_wanted": "Inspection results.",
+            "purpose": "Matrix.",
+            "purpose_category": "research",
+            "serves": "Matrix",
+            "frequency": "low",
+            "urgency": "normal",
+        }
+    },
+    "POST /v1/needs/residents": lambda p: {
+        "json": {"title": "Matrix", "domains": ["market"], "data_wanted": "Matrix.", "serves": "Matrix"}
+    },
+    "POST /v1/needs/{need_id}/join": lambda p: {"json": {"purpose": "Matrix."}},
+    "POST /v1/needs/{need_id}/follow": lambda p: {},
+    "POST /v1/needs/{need_id}/unfollow": lambda p: {},
+    "POST /v1/needs/{need_id}/comments": lambda p: {"json": {"body": "Matrix."}},
+    "POST /v1/needs/{need_id}/comments/{comment_id}/hide": lambda p: {"json": {"reason": "Matrix."}},
+    "POST /v1/needs/{need_id}/accept": lambda p: {"json": {}},
+    "POST /v1/needs/{need_id}/reject": lambda p: {"json": {"reason": "Matrix."}},
+    "POST /v1/needs/{need_id}/route": lambda p: {"json": {"department_id": "market-supervision"}},
+    "POST /v1/needs/{need_id}/offer": lambda p: {"json": {"dataset_id": "market.inspections"}},
+    "POST /v1/needs/{need_id}/commit": lambda p: {
+        "json": {"commit_by": (date.today() + timedelta(days=30)).isoformat()}
+    },
+    "POST /v1/needs/{need_id}/decline": lambda p: {"json": {"reason": "Matrix."}},
     "POST /v1/datasets/{dataset_id}/records": lambda p: {
         "json": [{"inspection_id": "I-1", "district": "Putuo", "result": "pass"}]
     },

@@ -74,6 +74,27 @@ def cast(platform: Platform) -> None:
         request_id=request_id,
         grant_id=str(granted["grant_id"]),
     )
+    # A need of the scenario's in the market's domain (so the market's department answers it), and
+    # a comment on it for the moderation row.
+    need = platform.ok(
+        "POST",
+        "/catalog/v1/needs",
+        platform.keys["one-stop-visit"],
+        json={
+            "title": "Inspection results near hospitals",
+            "domains": ["market"],
+            "data_wanted": "Inspection results of pharmacies near hospitals.",
+            "purpose": "Tell patients which pharmacies passed inspection.",
+            "purpose_category": "public_service",
+            "serves": "Outpatients",
+            "frequency": "medium",
+            "urgency": "normal",
+        },
+    )["need"]
+    comment = platform.ok(
+        "POST", f"/catalog/v1/needs/{need['id']}/comments", platform.keys["ai-community"], json={"body": "+1"}
+    )
+    platform.context.update(need_id=str(need["id"]), comment_id=str(comment["id"]))
     # A subscription of the scenario's, once its grant has reached feeds. The table pauses it
     # before the stream row, so that a stream answers at once (409) instead of streaming.
     subscribe = lambda: platform.call(  # noqa: E731

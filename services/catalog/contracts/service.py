@@ -49,6 +49,7 @@ from services.catalog.datasets.service import (
 from services.catalog.domains.service import get_department
 from services.catalog.events import CatalogEvents
 from services.catalog.models import ContractVersion, Dataset, Domain
+from services.catalog.needs.service import fulfil_referenced_needs
 from services.catalog.schemas import (
     BreakingChangeRead,
     CompatibilityModeName,
@@ -95,7 +96,7 @@ def register_version(
     version = add_version(
         session, events=ctx.events, dataset_id=dataset_id, document=document, created_by=actor.id
     )
-    return _registered(ctx, version, owner)
+    return _registered(ctx, actor, version, owner)
 
 
 def register_contract(ctx: Collaborators, *, actor: Principal, document: bytes) -> ContractVersionRead:
@@ -109,12 +110,15 @@ def register_contract(ctx: Collaborators, *, actor: Principal, document: bytes) 
         session, events=ctx.events, document=document, created_by=actor.id, department_id=department
     )
     owner = get_dataset(session, version.dataset_id).owner_department_id
-    return _registered(ctx, version, owner)
+    return _registered(ctx, actor, version, owner)
 
 
-def _registered(ctx: Collaborators, version: ContractVersion, owner: str | None) -> ContractVersionRead:
-    """What follows every registration, by either request: the audit entry, and the contract's
-    masking applied to the grants that exist (a field it newly marks sensitive)."""
+def _registered(
+    ctx: Collaborators, actor: Principal, version: ContractVersion, owner: str | None
+) -> ContractVersionRead:
+    """What follows every registration, by either request: the audit entry, the contract's
+    masking applied to the grants that exist (a field it newly marks sensitive), and the needs
+    it names under ``citybase.needs`` fulfilled."""
     ctx.audit.record(
         ctx.session,
         "contract_version.register",
@@ -125,6 +129,7 @@ def _registered(ctx: Collaborators, version: ContractVersion, owner: str | None)
         details={"version": version.version},
     )
     apply_contract_masking(ctx, dataset_id=version.dataset_id)
+    fulfil_referenced_needs(ctx, actor=actor, version=version)
     return ContractVersionRead.model_validate(version)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from services.catalog import exceptions
 from services.catalog.datasets.service import public_record, topics_of
 from services.catalog.models import Dataset, dataset_terms
+from services.catalog.needs.service import record_missed_search
 from services.catalog.schemas import (
     DatasetFacets,
     DatasetId,
@@ -33,6 +34,7 @@ from services.catalog.schemas import (
     QualityBand,
 )
 from services.catalog.scores.models import DatasetQuality
+from services.common.clock import utcnow
 from services.common.i18n import N_, Sentence
 
 DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
@@ -77,6 +79,8 @@ def search_datasets(
     else:
         rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
     page, more = rows[:limit], len(rows) > limit
+    if not page and filters.q and after is None:
+        record_missed_search(session, filters.q, utcnow())  # shown to operators as a candidate need
     next_cursor = encode_cursor(page[-1].id) if more and page else None
     return [
         DatasetRead.model_validate({**row._mapping, "topics": topics_of(row.id)}) for row in page

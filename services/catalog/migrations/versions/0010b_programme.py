@@ -2,7 +2,7 @@
 applicants, proposals.
 
 Revision ID: catalog_0010b
-Revises: catalog_0009
+Revises: catalog_0010a
 Create Date: 2026-12-07
 
 A scenario registered before stages existed is ``live`` if active, else in the stage named by its
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "catalog_0010b"
-down_revision: str | None = "catalog_0009"
+down_revision: str | None = "catalog_0010a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,40 @@
+"""FastAPI dependencies of the needs board, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.catalog.deps import CatalogRuntimeDep
+from services.catalog.needs.settings import NeedsSettings
+from services.common.auth import Principal, get_principal
+
+
+def get_needs_settings(catalog: CatalogRuntimeDep) -> NeedsSettings:
+    return catalog.needs_settings
+
+
+NeedsSettingsDep = Annotated[NeedsSettings, Depends(get_needs_settings)]
+
+
+def client_address(request: Request, settings: NeedsSettingsDep) -> str:
+    """The address the resident form counts posts by: the peer, or the last address it forwards
+    when the peer is a trusted proxy (the console's form posts on the resident's behalf)."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if peer in settings.trusted_proxies and forwarded.strip():
+        return forwarded.split(",")[-1].strip()[:100]
+    return peer
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """No one on a route open to residents without a key; but a key that is sent must be good
+    (401 otherwise), so that a revoked or forged key is refused on every route alike."""
+    if "authorization" not in request.headers:
+        return None
+    return await get_principal(request)
+
+
+ClientAddressDep = Annotated[str, Depends(client_address)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
