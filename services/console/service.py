@@ -683,18 +683,11 @@ def _keys_path(principal_id: str) -> str:
 async def keys_page(api: PlatformApi, caller: Caller, principal_id: str) -> dict[str, Any]:
     """A principal and its keys (live and revoked), with the forms to issue and revoke them."""
     require_keys_of(caller, principal_id)
-    keys = await api.get("catalog", _keys_path(principal_id))
-    if caller.id == principal_id:
-        principal: dict[str, Any] | None = {
-            "id": caller.id,
-            "kind": caller.kind,
-            "name": caller.name,
-            "department_id": caller.department_id,
-        }
-    else:
-        listed = await api.get("catalog", "/v1/principals")
-        principal = next((p for p in listed if p["id"] == principal_id), None)
-    return {"principal": principal or {"id": principal_id}, "keys": keys}
+    keys, principal = await asyncio.gather(
+        api.get("catalog", _keys_path(principal_id)),
+        api.get("catalog", api_path("/v1/principals/{principal_id}", principal_id=principal_id)),
+    )
+    return {"principal": principal, "keys": keys}
 
 
 async def department_page(api: PlatformApi, caller: Caller) -> dict[str, Any]:
