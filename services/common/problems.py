@@ -40,16 +40,16 @@ class FieldError(BaseModel):
     path: str = Field(description="JSON Pointer (RFC 6901) to the invalid value, e.g. /body/0/delay_s")
     rule: str = Field(description="The rule broken, e.g. required, type, maximum, enum")
     message: str
-    _message: i18n.Sentence | None = PrivateAttr(default=None)
+    _sentence: i18n.Sentence | None = PrivateAttr(default=None)
 
-    def __init__(self, *, path: str, rule: str, message: str | i18n.Sentence) -> None:
+    def __init__(self, *, path: str, rule: str, message: str) -> None:
         super().__init__(path=path, rule=rule, message=str(message))
         if isinstance(message, i18n.Sentence):
-            self._message = message
+            self._sentence = message
 
     def shown(self) -> dict[str, str]:
         """The error as an answer shows it: its message in the current locale."""
-        return {"path": self.path, "rule": self.rule, "message": i18n.render(self._message or self.message)}
+        return {"path": self.path, "rule": self.rule, "message": i18n.render(self._sentence or self.message)}
 
 
 class ProblemDetail(BaseModel):
@@ -73,7 +73,7 @@ class Problem(Exception):
 
     def __init__(
         self,
-        detail: str | i18n.Sentence | None = None,
+        detail: str | None = None,
         *,
         errors: Sequence[FieldError] | None = None,
         headers: dict[str, str] | None = None,
@@ -83,7 +83,8 @@ class Problem(Exception):
         super().__init__(english or self.title)
         self.detail = english
         """The detail in English, as logs and the audit trail keep it."""
-        self.message = detail if isinstance(detail, i18n.Sentence) else None
+        self.sentence = detail if isinstance(detail, i18n.Sentence) else None
+        """The detail to render in the reader's language, when it was written as a Sentence."""
         self.errors = list(errors) if errors else None
         self.extensions = extensions
         if headers:
@@ -105,7 +106,7 @@ class Problem(Exception):
             title = title % self.title_args
         body: dict[str, Any] = {"type": self.type, "title": title, "status": self.status}
         if self.detail:
-            body["detail"] = i18n.render(self.message or self.detail)
+            body["detail"] = i18n.render(self.sentence or self.detail)
         if instance:
             body["instance"] = instance
         if self.errors:
@@ -126,7 +127,7 @@ class MalformedBody(BadRequest):
 
     def __init__(
         self,
-        detail: str | i18n.Sentence,
+        detail: str,
         *,
         line: int | None = None,
         column: int | None = None,
@@ -177,18 +178,14 @@ class Conflict(Problem):
 class TooManyRequests(Problem):
     slug, title, status = "too-many-requests", "Too many requests", 429
 
-    def __init__(
-        self, detail: str | i18n.Sentence | None = None, *, retry_after_s: int = 1, **extensions: Any
-    ) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 1, **extensions: Any) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
 
 
 class ServiceUnavailable(Problem):
     slug, title, status = "service-unavailable", "Service unavailable", 503
 
-    def __init__(
-        self, detail: str | i18n.Sentence | None = None, *, retry_after_s: int = 5, **extensions: Any
-    ) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 5, **extensions: Any) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extensions)
 
 
@@ -307,7 +304,7 @@ _ROUTING_TITLES = {405: N_("Method Not Allowed")}
 """Starlette's reason phrase of a status no problem type names, as a title (translated as any)."""
 
 
-def _routing_detail(request: Request, exc: StarletteHTTPException) -> str | Sentence | None:
+def _routing_detail(request: Request, exc: StarletteHTTPException) -> str | None:
     """The detail of an HTTP error: a path no route takes or a method it does not answer said in
     the reader's language; any other detail as the raiser wrote it."""
     detail = str(exc.detail) if exc.detail else None

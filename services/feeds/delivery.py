@@ -31,7 +31,7 @@ from services.common import db, usage_events
 from services.common.bus import Message
 from services.common.clock import utcnow
 from services.common.envelope import CloudEvent, encode_json, format_time
-from services.common.i18n import N_, Sentence
+from services.common.i18n import N_, Sentence, reason_of
 from services.common.metrics import observe_many
 from services.common.outbox import Outbox
 from services.common.policy import Policy, RowFilterError
@@ -218,7 +218,7 @@ class Delivery:
                     N_("grant %(id)s version %(version)s cannot be applied: %(error)s"),
                     id=grant.id,
                     version=grant.version,
-                    error=error,
+                    error=reason_of(error),
                 ),
                 reason="invalid_terms",
                 grant_id=grant.id,

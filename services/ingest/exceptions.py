@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from services.common.i18n import Sentence
 from services.common.problems import (
     BadRequest,
     Conflict,
@@ -73,7 +72,7 @@ class IdempotencyKeyReused(InvalidRequest):
 class IdempotencyKeyInProgress(Conflict):
     slug, title = "idempotency-key-in-progress", "A request with this Idempotency-Key is still running"
 
-    def __init__(self, detail: str | Sentence | None = None, *, retry_after_s: int = 1) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.i18n import Sentence
 from services.common.problems import FieldError, InvalidRequest, NotFound
 
 
@@ -23,7 +22,7 @@ class DepartmentNotFound(NotFound):
 class InvalidTimeRange(InvalidRequest):
     slug, title = "invalid-time-range", "The time range is not valid"
 
-    def __init__(self, detail: str | Sentence, *, path: str, **extensions: Any) -> None:
+    def __init__(self, detail: str, *, path: str, **extensions: Any) -> None:
         super().__init__(
             detail, errors=[FieldError(path=path, rule="time-range", message=detail)], **extensions
         )
@@ -32,5 +31,5 @@ class InvalidTimeRange(InvalidRequest):
 class InvalidPeriod(InvalidRequest):
     slug, title = "invalid-period", "The period is not valid"
 
-    def __init__(self, detail: str | Sentence, *, path: str = "/query/period") -> None:
+    def __init__(self, detail: str, *, path: str = "/query/period") -> None:
         super().__init__(detail, errors=[FieldError(path=path, rule="period", message=detail)])

@@ -71,7 +71,7 @@ def convention_errors(model: OpenDataContractStandard) -> list[FieldError]:
             try:
                 duration_s(sla.value, sla.unit)
             except ValueError as problem:
-                error(["slaProperties", position, "value"], "duration", str(problem))
+                error(["slaProperties", position, "value"], "duration", reason_of(problem))
     allowed: dict[str, tuple[str, ...]] = {
         CLASSIFICATION_PROPERTY: get_args(DatasetClassification),
         COMPATIBILITY_PROPERTY: get_args(CompatibilityModeName),
@@ -171,7 +171,7 @@ def _check_rule(
     try:
         gx_custom_rule(rule)
     except ValueError as problem:
-        error([*where, "implementation"], "gx-implementation", str(problem))
+        error([*where, "implementation"], "gx-implementation", reason_of(problem))
         return
     metric = rule.metric or rule.rule
     if (rule.type or "library") != "library" or not metric:
@@ -197,7 +197,7 @@ def _check_rule(
         else:
             count_tolerance(rule)
     except ValueError as problem:
-        error(where, "threshold", str(problem))
+        error(where, "threshold", reason_of(problem))
     arguments = rule.arguments or {}
     if metric == "invalidValues":
         valid = arguments.get("validValues")

@@ -16,6 +16,7 @@ from services.catalog.contracts.exceptions import ContractInvalid
 from services.catalog.contracts.parsed import ParsedContract
 from services.catalog.contracts.policy import primary_key
 from services.catalog.contracts.syntax import load_yaml
+from services.common.i18n import N_, Sentence
 from services.common.problems import json_pointer
 
 Dimension = Literal["completeness", "validity", "uniqueness", "conformity", "volume", "consistency"]
@@ -71,7 +72,7 @@ def count_tolerance(rule: DataQuality) -> Tolerance:
     strict = False
     if rule.mustBe is not None:
         if rule.mustBe != 0 or isinstance(rule.mustBe, bool):
-            raise ValueError("mustBe on a count of bad values can only be 0")
+            raise ValueError(Sentence(N_("mustBe on a count of bad values can only be 0")))
         bound = 0
     elif rule.mustBeLessThan is not None:
         bound, strict = rule.mustBeLessThan, True
@@ -81,19 +82,22 @@ def count_tolerance(rule: DataQuality) -> Tolerance:
         bound = rule.mustBeBetween[1]
     else:
         raise ValueError(
-            "a count of bad values takes an upper bound: mustBe: 0, mustBeLessThan, "
-            "mustBeLessOrEqualTo or mustBeBetween: [0, n]"
+            Sentence(
+                N_(
+                    "a count of bad values takes an upper bound: mustBe: 0, mustBeLessThan, mustBeLessOrEqualTo or mustBeBetween: [0, n]"
+                )
+            )
         )
     if bound < 0:
-        raise ValueError("the bound must not be negative")
+        raise ValueError(Sentence(N_("the bound must not be negative")))
     unit = (rule.unit or "rows").lower()
     if unit == "percent":
         if bound > 100:
-            raise ValueError("a percentage is at most 100")
+            raise ValueError(Sentence(N_("a percentage is at most 100")))
         # GX's mostly is the passing fraction; "< p %" and "<= p %" both become mostly 1 - p/100.
         return Tolerance(mostly=round(1 - bound / 100, 6) if bound else None)
     if unit != "rows":
-        raise ValueError(f"unit must be rows or percent, not {rule.unit!r}")
+        raise ValueError(Sentence(N_("unit must be rows or percent, not %(unit)r"), unit=rule.unit))
     allowed = math.ceil(bound) - 1 if strict else math.floor(bound)
     return Tolerance(max_unexpected_count=allowed if allowed > 0 else None)
 
@@ -115,8 +119,11 @@ def row_count_expectation(rule: DataQuality) -> tuple[str, dict[str, Any]]:
         bounds["min_value"], bounds["max_value"] = rule.mustBeBetween
     else:
         raise ValueError(
-            "rowCount takes mustBe, mustBeGreaterThan, mustBeGreaterOrEqualTo, "
-            "mustBeLessThan, mustBeLessOrEqualTo or mustBeBetween"
+            Sentence(
+                N_(
+                    "rowCount takes mustBe, mustBeGreaterThan, mustBeGreaterOrEqualTo, mustBeLessThan, mustBeLessOrEqualTo or mustBeBetween"
+                )
+            )
         )
     return "expect_table_row_count_to_be_between", bounds
 
@@ -131,19 +138,26 @@ def gx_custom_rule(rule: DataQuality) -> tuple[str, dict[str, Any], dict[str, An
             implementation = load_yaml(implementation)
         except ContractInvalid as error:
             reason = error.errors[0].message if error.errors else "not YAML"
-            raise ValueError(f"the implementation is not a YAML mapping: {reason}") from None
+            raise ValueError(
+                Sentence(N_("the implementation is not a YAML mapping: %(reason)s"), reason=reason)
+            ) from None
     if not isinstance(implementation, dict):
-        raise ValueError("the implementation is a mapping with 'type' and 'kwargs'")
+        raise ValueError(Sentence(N_("the implementation is a mapping with 'type' and 'kwargs'")))
     raw_type = implementation.get("type", implementation.get("expectation_type"))
     expectation_type = _snake_type(raw_type) if isinstance(raw_type, str) else ""
     if not _EXPECTATION_TYPE.match(expectation_type):
         raise ValueError(
-            f"type must name a GX expectation such as expect_column_values_to_be_unique, not {raw_type!r}"
+            Sentence(
+                N_(
+                    "type must name a GX expectation such as expect_column_values_to_be_unique, not %(raw_type)r"
+                ),
+                raw_type=raw_type,
+            )
         )
     kwargs = implementation.get("kwargs") or {}
     meta = implementation.get("meta") or {}
     if not isinstance(kwargs, dict) or not isinstance(meta, dict):
-        raise ValueError("kwargs and meta are mappings")
+        raise ValueError(Sentence(N_("kwargs and meta are mappings")))
     return expectation_type, {_snake_kwarg(str(key)): value for key, value in kwargs.items()}, dict(meta)
 
 

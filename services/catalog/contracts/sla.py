@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.catalog.contracts.parsed import ParsedContract
+from services.common.i18n import N_, Sentence
 
 
 @dataclass(frozen=True)
@@ -57,28 +58,36 @@ def duration_s(value: Any, unit: str | None) -> float:
     """
     if isinstance(value, str) and value.strip().upper().startswith("P"):
         if unit:
-            raise ValueError("give an ISO 8601 duration without a unit, or a number with a unit")
+            raise ValueError(
+                Sentence(N_("give an ISO 8601 duration without a unit, or a number with a unit"))
+            )
         match = _ISO_DURATION.match(value.strip().upper())
         if match is None:
-            raise ValueError(f"{value!r} is not an ISO 8601 duration such as PT15M or P30D")
+            raise ValueError(
+                Sentence(N_("%(value)r is not an ISO 8601 duration such as PT15M or P30D"), value=value)
+            )
         seconds = sum(
             float(match[part] or 0) * _UNIT_SECONDS[part] for part in ("y", "mo", "w", "d", "h", "m", "s")
         )
     else:
         if isinstance(value, bool) or value is None:
-            raise ValueError("a duration is a number with a unit or an ISO 8601 duration")
+            raise ValueError(Sentence(N_("a duration is a number with a unit or an ISO 8601 duration")))
         try:
             amount = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{value!r} is not a number or an ISO 8601 duration") from None
+            raise ValueError(
+                Sentence(N_("%(value)r is not a number or an ISO 8601 duration"), value=value)
+            ) from None
         if unit is None:
-            raise ValueError("a unit is required (ms, s, m, h, d, w, mo, y or their names)")
+            raise ValueError(Sentence(N_("a unit is required (ms, s, m, h, d, w, mo, y or their names)")))
         factor = _UNIT_SECONDS.get(unit.strip().lower())
         if factor is None:
-            raise ValueError(f"unknown unit {unit!r}; use ms, s, m, h, d, w, mo, y or their names")
+            raise ValueError(
+                Sentence(N_("unknown unit %(unit)r; use ms, s, m, h, d, w, mo, y or their names"), unit=unit)
+            )
         seconds = amount * factor
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError("a duration must be positive")
+        raise ValueError(Sentence(N_("a duration must be positive")))
     return seconds
 
 

@@ -45,7 +45,7 @@ MAX_NUMBER_CHARS = 64
 class RowFilterError(ValueError):
     """A row filter that does not parse, names an unknown field, or exceeds a bound."""
 
-    def __init__(self, message: str | Sentence, position: int) -> None:
+    def __init__(self, message: str, position: int) -> None:
         super().__init__(f"{message} (at character {position})")
         self.message = str(message)
         """The reason in English, as logs keep it."""
@@ -75,7 +75,7 @@ class Token:
     text: str
 
 
-def _describe(token: Token) -> str | Sentence:
+def _describe(token: Token) -> str:
     return Sentence(N_("the end of the filter")) if token.kind == "end" else repr(token.text)
 
 
