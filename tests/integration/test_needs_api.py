@@ -275,6 +275,12 @@ def test_only_the_answering_department_or_an_operator_answers(catalog: CatalogHa
         403,
         "not-the-answering-department",
     )
+    # A department joins too: it is told of the offer, a scenario gets a draft to submit.
+    _ok(
+        catalog.call(
+            "POST", f"/v1/needs/{need_id}/join", keys.health_approver, json={"purpose": "Plan inspections."}
+        )
+    )
     offered = _ok(
         catalog.call(
             "POST",
@@ -284,6 +290,10 @@ def test_only_the_answering_department_or_an_operator_answers(catalog: CatalogHa
         )
     )
     assert offered["status"] == "offered"
+    assert (list(offered["answer"]["drafts"]), offered["answer"]["told"]) == (
+        ["one-stop-visit"],
+        ["health-approver"],
+    )
     draft_id = offered["answer"]["drafts"]["one-stop-visit"]
     draft = _ok(catalog.call("GET", f"/v1/access-requests/{draft_id}", keys.visit))
     assert (draft["status"], draft["purpose"]) == ("draft", "Route patients to a hospital with a free bed.")
