@@ -12,6 +12,7 @@ from services.catalog.standards.dcat_vocabularies import HYDRA
 from services.common import db
 from services.common.public_reads import PublicRateLimit, PublicReadSettings
 from tests.factories import EXAMPLES
+from tests.support.dcat import SHAPE_FILES, SHAPES_DIR, violations
 from tests.support.services import CatalogHarness
 
 PROBLEM = "application/problem+json"
@@ -129,6 +130,13 @@ def test_a_harvester_walks_every_page_of_the_public_catalog_without_a_key(catalo
     assert {str(s) for s in whole.subjects(RDF.type, DCAT.Dataset)} == public
     keyed = rdflib.Graph().parse(data=catalog.call("GET", "/v1/catalog?format=turtle").text, format="turtle")
     assert len(set(keyed.subjects(RDF.type, DCAT.Dataset))) == 6
+
+    # A page is still a DCAT-AP catalog: the Hydra statements break none of the official shapes.
+    shapes = rdflib.Graph()
+    for name in SHAPE_FILES:
+        shapes.parse(SHAPES_DIR / name, format="turtle")
+    first = catalog.client.get("/v1/catalog", params={"limit": 2, "format": "turtle"}).text
+    assert violations(rdflib.Graph().parse(data=first, format="turtle"), shapes) == []
 
     bad = catalog.client.get("/v1/catalog", params={"limit": 2, "cursor": "not a cursor!"})
     assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM
