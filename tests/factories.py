@@ -81,6 +81,9 @@ def renamed_contract(example: str, dataset_id: str, department_id: str, version:
 
     def rename(document: dict[str, Any]) -> None:
         document["id"] = dataset_id
+        if document.get("domain"):
+            # The ODCS domain is the dataset's domain: the one its id names.
+            document["domain"] = dataset_id.split(".", 1)[0]
         for custom in document.get("customProperties") or []:
             if custom["property"] == "citybase.department":
                 custom["value"] = department_id
