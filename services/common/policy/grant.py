@@ -18,10 +18,11 @@ from services.common.policy.masking import (
     compile_masks,
     hasher,
     mask_function,
+    may_remove,
     parse_masking_path,
 )
 from services.common.policy.row_filter import RowFilter, parse_row_filter
-from services.common.policy.specialized import Apply, ApplyMany, specialize
+from services.common.policy.specialized import Apply, ApplyMany, FieldStep, specialize
 
 HASH_KEY_BYTES = 32
 """A grant's hash key: 256 random bits, made by the catalog when the grant is created."""
@@ -148,7 +149,7 @@ class Policy:
     def __init__(
         self,
         terms: GrantTerms,
-        steps: tuple[tuple[str, MaskFunction | None], ...],
+        steps: tuple[FieldStep, ...],
         row_filter: RowFilter | None,
     ) -> None:
         self.terms = terms
@@ -172,10 +173,15 @@ def compile_policy(terms: GrantTerms, *, hash_key: bytes | None) -> Policy:
     hash_value = hasher(hash_key) if hash_key is not None else _no_hash
     granted = dict.fromkeys(terms.fields)
     masks: dict[tuple[PathStep, ...], MaskFunction] = {}
-    for path, mask in terms.masking.items():
+    removing: set[str] = set()
+    for path, rule in terms.masking.items():
         steps = parse_masking_path(path)
         if steps[0][0] in granted:
-            masks[steps] = mask_function(FieldMask.from_value(mask), hash_value)
+            mask = FieldMask.from_value(rule)
+            masks[steps] = mask_function(mask, hash_value)
+            if may_remove(steps, mask, keyed=hash_key is not None):
+                removing.add(steps[0][0])
     by_field = compile_masks(masks)
     row_filter = parse_row_filter(terms.row_filter) if terms.row_filter else None
-    return Policy(terms, tuple((name, by_field.get(name)) for name in granted), row_filter)
+    fields = tuple((name, by_field.get(name), name in removing) for name in granted)
+    return Policy(terms, fields, row_filter)

@@ -309,8 +309,8 @@ def _generalize(
                 sign = value.rfind("+")
                 offset = value[sign if sign > 10 else value.rfind("-") :]
             if kept:
-                return value[:kept] + midnight + offset
-            return value[:time_cut] + time_end + value[10] + midnight + offset
+                return f"{value[:kept]}{midnight}{offset}"
+            return f"{value[:time_cut]}{time_end}{value[10]}{midnight}{offset}"
         if kind is int or kind is float:
             if kind is float and not math.isfinite(value):
                 return value
@@ -365,6 +365,15 @@ def parse_masking_path(path: str) -> tuple[PathStep, ...]:
             )
         steps.append((found.group(1), len(found.group(2)) // 2))
     return tuple(steps)
+
+
+def may_remove(path: tuple[PathStep, ...], mask: FieldMask, *, keyed: bool) -> bool:
+    """Whether ``mask`` on ``path`` can make :data:`REMOVED` of a top-level value: ``redact``,
+    ``generalize`` (what it cannot coarsen), ``hash`` without a key (``keyed`` False), and a mask
+    on a nested path (a value not of the shape the path expects). A keyed ``hash`` and a
+    ``partial`` always give a value."""
+    nested = len(path) > 1 or path[0][1] > 0
+    return nested or mask.kind in ("redact", "generalize") or (mask.kind == "hash" and not keyed)
 
 
 def _in_arrays(levels: int, inner: MaskFunction) -> MaskFunction:

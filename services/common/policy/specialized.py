@@ -37,6 +37,8 @@ from services.common.policy.row_filter_syntax import (
 
 Apply = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 ApplyMany = Callable[[Iterable[Mapping[str, Any]]], list[dict[str, Any]]]
+FieldStep = tuple[str, MaskFunction | None, bool]
+"""A granted field, its mask (None: delivered as it is), and whether the mask can remove it."""
 
 _OPERATORS = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 """The row filter's comparisons as Python writes them (only these strings reach the source)."""
@@ -99,7 +101,7 @@ def _guard(node: Node, source: _Source) -> list[str]:
     return [f"if {fallback}(record) is not True:", f"    {_DROP}"]
 
 
-def _fields(steps: Sequence[tuple[str, MaskFunction | None]], source: _Source) -> list[str]:
+def _fields(steps: Sequence[FieldStep], source: _Source) -> list[str]:
     """Lines that make ``out``: the granted fields of ``record``, masked, in the grant's order.
 
     A record that holds every granted field (the usual case) is built as one dict display, sized
@@ -111,7 +113,7 @@ def _fields(steps: Sequence[tuple[str, MaskFunction | None]], source: _Source) -
     display: list[str] = []
     removals: list[str] = []
     one_by_one: list[str] = []
-    for name, mask in steps:
+    for name, mask, removes in steps:
         key = source.constant("name", name)
         one_by_one.append(f"if {key} in record:")
         if mask is None:
@@ -120,12 +122,17 @@ def _fields(steps: Sequence[tuple[str, MaskFunction | None]], source: _Source) -
             continue
         function = source.constant("mask", mask)
         display.append(f"{key}: {function}(record[{key}])")
-        removals += [f"    if out[{key}] is REMOVED:", f"        del out[{key}]"]
-        one_by_one += [
-            f"    value = {function}(record[{key}])",
-            "    if value is not REMOVED:",
-            f"        out[{key}] = value",
-        ]
+        if removes:
+            removals += [f"    if out[{key}] is REMOVED:", f"        del out[{key}]"]
+        one_by_one += (
+            [
+                f"    value = {function}(record[{key}])",
+                "    if value is not REMOVED:",
+                f"        out[{key}] = value",
+            ]
+            if removes
+            else [f"    out[{key}] = {function}(record[{key}])"]
+        )
     return [
         "try:",
         f"    out = {{{', '.join(display)}}}",
@@ -141,11 +148,9 @@ def _indented(lines: Sequence[str], depth: int, drop: str) -> str:
     return "".join(f"{pad}{line.replace(_DROP, drop)}\n" for line in lines)
 
 
-def specialize(
-    steps: Sequence[tuple[str, MaskFunction | None]], row_filter: RowFilter | None
-) -> tuple[Apply, ApplyMany]:
-    """``apply`` and ``apply_many`` of a policy: granted fields with their masks (None: as they
-    are), in order, and the row filter (None: every record passes)."""
+def specialize(steps: Sequence[FieldStep], row_filter: RowFilter | None) -> tuple[Apply, ApplyMany]:
+    """``apply`` and ``apply_many`` of a policy: granted fields with their masks, in order, and
+    the row filter (None: every record passes)."""
     source = _Source()
     guards: list[str] = []
     if row_filter is not None:
