@@ -22,18 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from services.common.policy import row_filter_syntax as syntax
 from services.common.policy.masking import REMOVED, MaskFunction
 from services.common.policy.row_filter import RowFilter, compile_condition
-from services.common.policy.row_filter_syntax import (
-    All,
-    Compare,
-    Field,
-    IsNull,
-    Literal,
-    Member,
-    Node,
-    Operand,
-)
+from services.common.policy.row_filter_syntax import Node, Operand
 
 Apply = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 ApplyMany = Callable[[Iterable[Mapping[str, Any]]], list[dict[str, Any]]]
@@ -62,7 +54,7 @@ class _Source:
 
 def _top_field(operand: Operand) -> str | None:
     """The field name of a top-level field operand (``district``, not ``location.district``)."""
-    if isinstance(operand, Field) and len(operand.path) == 1:
+    if isinstance(operand, syntax.Field) and len(operand.path) == 1:
         return operand.path[0]
     return None
 
@@ -71,7 +63,7 @@ def _guard(node: Node, source: _Source) -> list[str]:
     """Lines that drop the record unless ``node`` is true of it."""
     fallback = source.constant("condition", compile_condition(node))
     otherwise = [f"elif {fallback}(record) is not True:", f"    {_DROP}"]
-    if isinstance(node, Compare) and isinstance(node.right, Literal):
+    if isinstance(node, syntax.Compare) and isinstance(node.right, syntax.Literal):
         field, literal_type = _top_field(node.left), type(node.right.value)
         if field is not None and literal_type in (str, int, float):
             value_test = (
@@ -85,7 +77,7 @@ def _guard(node: Node, source: _Source) -> list[str]:
                 f"        {_DROP}",
                 *otherwise,
             ]
-    if isinstance(node, Member) and (field := _top_field(node.operand)) is not None:
+    if isinstance(node, syntax.Member) and (field := _top_field(node.operand)) is not None:
         name = source.constant("name", field)
         strings = source.constant("strings", frozenset(item for item in node.items if type(item) is str))
         return [
@@ -95,7 +87,7 @@ def _guard(node: Node, source: _Source) -> list[str]:
             f"        {_DROP}",
             *otherwise,
         ]
-    if isinstance(node, IsNull) and (field := _top_field(node.operand)) is not None:
+    if isinstance(node, syntax.IsNull) and (field := _top_field(node.operand)) is not None:
         name = source.constant("name", field)
         return [f"if record.get({name}) is {'None' if node.negated else 'not None'}:", f"    {_DROP}"]
     return [f"if {fallback}(record) is not True:", f"    {_DROP}"]
@@ -155,7 +147,7 @@ def specialize(steps: Sequence[FieldStep], row_filter: RowFilter | None) -> tupl
     guards: list[str] = []
     if row_filter is not None:
         tree = row_filter.tree
-        for node in tree.operands if isinstance(tree, All) else (tree,):
+        for node in tree.operands if isinstance(tree, syntax.All) else (tree,):
             guards += _guard(node, source)
     fields = _fields(steps, source)
     text = (
