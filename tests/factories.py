@@ -474,6 +474,22 @@ def access_request_create(
 # --- the scenario programme ---------------------------------------------------------------
 
 
+def need_create(**overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/needs: free hospital beds, in the health domain."""
+    return {
+        "title": "Free hospital beds in real time",
+        "description": "Patients are sent to hospitals whose wards are full.",
+        "domains": ["health"],
+        "data_wanted": "Free beds per hospital and ward, every five minutes.",
+        "purpose": "Route patients to a hospital with a free bed.",
+        "purpose_category": "public_service",
+        "serves": "Outpatients of the city's public hospitals",
+        "frequency": "high",
+        "urgency": "urgent",
+        **overrides,
+    }
+
+
 def opening_create(deadline_in: timedelta = timedelta(days=30), **overrides: Any) -> dict[str, Any]:
     """The body of POST /v1/opportunity-lists/{id}/openings: an opening of the health commission."""
     body: dict[str, Any] = {
@@ -484,7 +500,7 @@ def opening_create(deadline_in: timedelta = timedelta(days=30), **overrides: Any
         "data_offered": "Waits per clinic every five minutes; patient ids hashed.",
         "conditions": "Free for residents; the data stays on the city's platform.",
         "deadline": (datetime.now(UTC) + deadline_in).isoformat(),
-        "need_ids": ["need-hospital-waits"],
+        "need_ids": [],
         "domains": ["health"],
         "serves_residents": True,
     }

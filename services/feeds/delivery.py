@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,10 +89,13 @@ class Batch:
         )
 
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
-"""Nineteen digits in a row: maybe an integer beyond 64 bits, which orjson would read as a float.
-Such a record (rare; a long digit string inside a text matches too) is read by :mod:`json`, which
-keeps every integer exact."""
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+"""A ``bytes.translate`` table: every ASCII digit becomes ``0``, every other byte a space."""
+_LONG_NUMBER = b"0" * 19
+"""Nineteen digits in a row (after :data:`_DIGITS_AS_ZEROS`): maybe an integer beyond 64 bits,
+which orjson would read as a float. Such a record (rare; a long digit string inside a text
+matches too) is read by :mod:`json`, which keeps every integer exact. A translate and a substring
+search, both in C, find them several times faster than a regular expression."""
 
 
 def delivered_entry(
@@ -109,7 +111,7 @@ def delivered_entry(
     value = message.value
     if value is None:
         return None
-    exact = _LONG_NUMBER.search(value) is None
+    exact = _LONG_NUMBER not in value.translate(_DIGITS_AS_ZEROS)
     try:
         record = orjson.loads(value) if exact else json.loads(value)
     except ValueError:

@@ -57,6 +57,13 @@ class ContractVersion:
         self.primary_key: tuple[str, ...] = tuple(payload.get("primary_key") or ())
         retention = (payload.get("sla") or {}).get("retention_s")
         self.retention_ms: int | None = int(retention * 1000) if isinstance(retention, (int, float)) else None
+        partitions = (payload.get("sla") or {}).get("partitions")
+        self.partitions: int | None = (
+            partitions
+            if isinstance(partitions, int) and not isinstance(partitions, bool) and partitions > 0
+            else None
+        )
+        """The partitions the contract asks for (``citybase.partitions`` or its expected rate)."""
         self._validator: RecordValidator | None = None
         self._compile_lock = threading.Lock()
         self.field_types = field_types(self.record_schema)

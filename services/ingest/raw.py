@@ -63,7 +63,11 @@ class RawRecordHandler:
             if routed is None:
                 raise RetryableError(f"the contract of {message.topic} has not reached ingest yet")
             contract = self._ingestor.catalog.contract(routed.dataset, routed.contract_version)
-            self._ingestor.topics.ensure_dataset(routed.dataset, contract.retention_ms if contract else None)
+            self._ingestor.topics.ensure_dataset(
+                routed.dataset,
+                contract.retention_ms if contract else None,
+                contract.partitions if contract else None,
+            )
             self._pending.extend(self._ingestor.producer.send_many(routed.records))
             tally = self._tallies.setdefault(routed.dataset, _Tally())
             tally.accepted += routed.accepted

@@ -310,8 +310,10 @@ class Ingestor:
         """Publish and wait for every acknowledgement without blocking the event loop."""
         settings = self.settings
         try:
-            if not self.topics.ready(dataset_id):
-                await anyio.to_thread.run_sync(self.topics.ensure_dataset, dataset_id, contract.retention_ms)
+            if not self.topics.ready(dataset_id, contract.partitions):
+                await anyio.to_thread.run_sync(
+                    self.topics.ensure_dataset, dataset_id, contract.retention_ms, contract.partitions
+                )
             if self.producer.buffer_fill() >= settings.buffer_high_watermark:
                 raise BufferFull("the producer buffer is above its high watermark")
             # One future for the batch: a thread-safe wake-up of the event loop per batch, and no

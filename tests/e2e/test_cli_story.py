@@ -6,6 +6,7 @@ approves; the scenario subscribes; the admin revokes; the subscription shows del
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from tests.support.contracts import as_yaml, contract_document, contract_propert
 from tests.support.platform import Platform, in_process
 
 runner = CliRunner()
+TRANSCRIPT = os.environ.get("CITYBASE_STORY_TRANSCRIPT")
+"""A file to write each command of the story and its answer to (for people reading it)."""
 DATASET = "water.meter-readings"
 
 
@@ -49,6 +52,10 @@ class Cli:
     def run(self, key: str, *args: str, code: int = 0, url: str = "") -> Any:
         result = runner.invoke(app, [*args, "--url", self.platform.base + url, "--key", key])
         assert result.exit_code == code, f"citybase {' '.join(args)}: {result.output}"
+        if TRANSCRIPT:
+            # The story as a person reads it: each command (its key left out) and its answer.
+            with Path(TRANSCRIPT).open("a", encoding="utf-8") as out:
+                out.write(f"$ citybase {' '.join(args)}\n{result.output}(exit {result.exit_code})\n\n")
         return result
 
     def json(self, key: str, *args: str) -> Any:

@@ -507,3 +507,22 @@ def test_a_consumer_without_a_group_reads_every_partition(
         assert offsets == sorted(offsets)
     with pytest.raises(BusError):
         consumer.commit()
+
+
+def test_a_topic_grows_partitions_never_shrinks_and_new_ones_are_written_and_read(
+    admin: Admin, bus: Bus, consumers: Consumers, unique_name: str
+) -> None:
+    topic = create_topic(admin, f"contract.grow.{unique_name}", 2)
+    assert admin.grow_partitions(topic, 1) is False
+    assert admin.grow_partitions(topic, 2) is False
+    assert admin.grow_partitions(topic, 5) is True
+    assert admin.partitions_for(topic) == 5
+    with pytest.raises(UnknownTopic):
+        admin.grow_partitions(f"contract.grow.missing.{unique_name}", 3)
+    # Records written to the new partitions are read like the others (explicit partitions: a
+    # producer learns the new count when its metadata refreshes).
+    bus.producer().publish(
+        [OutgoingRecord(topic, str(partition).encode(), partition=partition) for partition in range(5)]
+    )
+    received = consume(consumers.open(None, [topic]), 5)
+    assert sorted(message.partition for message in received) == [0, 1, 2, 3, 4]

@@ -18,7 +18,7 @@ from services.catalog import examples as catalog_examples
 from services.catalog.runtime import CatalogRuntime
 from services.common import catalog_events, db
 from services.common.worker import wait_until
-from tests.factories import EXAMPLES, evolve_contract, example_contract, scenario_create
+from tests.factories import EXAMPLES, evolve_contract, example_contract, need_create, scenario_create
 from tests.support.services import CatalogHarness
 
 PROBLEM = "application/problem+json"
@@ -61,18 +61,7 @@ def keys(catalog: CatalogHarness) -> Keys:
 
 
 def _need(**overrides: Any) -> dict[str, Any]:
-    return {
-        "title": "Free hospital beds in real time",
-        "description": "Patients are sent to hospitals whose wards are full.",
-        "domains": ["health"],
-        "data_wanted": "Free beds per hospital and ward, every five minutes.",
-        "purpose": "Route patients to a hospital with a free bed.",
-        "purpose_category": "public_service",
-        "serves": "Outpatients of the city's public hospitals",
-        "frequency": "high",
-        "urgency": "urgent",
-        **overrides,
-    }
+    return need_create(**overrides)
 
 
 def _problem(response: Any, status: int, slug: str) -> dict[str, Any]:

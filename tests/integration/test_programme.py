@@ -18,7 +18,7 @@ import pytest
 
 from services.common import catalog_events
 from services.common.worker import wait_until
-from tests.factories import opening_create, proposal_create
+from tests.factories import need_create, opening_create, proposal_create
 from tests.support.platform import Platform, in_process
 from tests.support.problems import expect_problem as _problem
 
@@ -75,8 +75,15 @@ def _catalog_events(platform: Platform) -> list[tuple[str, bytes, dict[str, Any]
 def test_a_published_list_is_proposed_to_and_a_selection_becomes_an_approved_scenario(
     platform: Platform,
 ) -> None:
+    # The opening answers a need a scenario posted on the needs board.
+    need = platform.ok("POST", "/catalog/v1/needs", json=need_create(title="Shorter outpatient waits"))[
+        "need"
+    ]
     listing = _published_list(
-        platform, "q1-2027-health", opening_create(), opening_create(title="Bus to clinic")
+        platform,
+        "q1-2027-health",
+        opening_create(need_ids=[need["id"]]),
+        opening_create(title="Bus to clinic"),
     )
     assert listing["status"] == "published" and listing["number"] >= 1 and listing["published_at"]
     opening = listing["openings"][0]
@@ -147,7 +154,7 @@ def test_a_published_list_is_proposed_to_and_a_selection_becomes_an_approved_sce
         "active",
         "shenkang-lab",
     )
-    assert scenario["opening_id"] == opening["id"] and scenario["need_ids"] == ["need-hospital-waits"]
+    assert scenario["opening_id"] == opening["id"] and scenario["need_ids"] == [need["id"]]
     assert scenario["owning_body"] and scenario["serves_residents"] is True
     stored = platform.ok("GET", f"/catalog/v1/scenarios/{scenario['id']}")
     assert stored["stage"] == "approved"
@@ -194,6 +201,20 @@ def test_every_refusal_of_the_programme_is_a_precise_problem(platform: Platform)
     )
     opening, closing = listing["openings"]
     lab = _vetted(platform, "refusal-lab")
+
+    # An opening answers needs of the needs board: one that does not exist is named.
+    platform.ok("POST", "/catalog/v1/opportunity-lists", ops, json={"id": "q2-needs", "title": "Needs"})
+    unknown = _problem(
+        platform.call(
+            "POST",
+            "/catalog/v1/opportunity-lists/q2-needs/openings",
+            ops,
+            json=opening_create(need_ids=["nd-does-not-exist"]),
+        ),
+        422,
+        "validation-error",
+    )
+    assert [error["path"] for error in unknown["errors"]] == ["/body/need_ids/0"]
 
     # Wrong role: only operators draft, add and publish; only the owner compares and selects.
     _problem(

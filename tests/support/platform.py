@@ -38,6 +38,7 @@ from services.common.app import ServiceRuntime
 from services.common.settings import Settings
 from services.common.worker import wait_until
 from tests.factories import access_request_create, embedded_settings, scenario_create
+from tests.support import transcript
 from tests.support.http import free_port, serve
 from tests.support.keys import wait_for_key
 
@@ -84,7 +85,11 @@ class Platform:
         key = self.admin_key if isinstance(key, _Admin) else key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         # The console's cookie is scoped to /console/: these calls carry the header key only.
-        return self.client.request(method, path, headers={**headers, **kwargs.pop("headers", {})}, **kwargs)
+        response = self.client.request(
+            method, path, headers={**headers, **kwargs.pop("headers", {})}, **kwargs
+        )
+        who = "admin" if key == self.admin_key else ("a key" if key else "no key")
+        return transcript.record(response, who, **kwargs)
 
     def ok(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> Any:
         """The JSON body of a call that must succeed (as the admin unless ``key``)."""

@@ -55,6 +55,7 @@ from tests.factories import (
     ingest_contract,
     next_grant_version,
 )
+from tests.support import transcript
 from tests.support.http import serve
 from tests.support.keys import bootstrap_admin, wait_for_key
 
@@ -71,9 +72,10 @@ class CatalogHarness:
         return {"Authorization": f"Bearer {key or self.admin_key}"}
 
     def call(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> httpx.Response:
-        return self.client.request(
+        response = self.client.request(
             method, path, headers={**self.headers(key), **kwargs.pop("headers", {})}, **kwargs
         )
+        return transcript.record(response, "a key" if key else "the harness's key", **kwargs)
 
     def wait_for_key(self, key: str, timeout_s: float = 5.0) -> None:
         """Keys reach the key ring through platform.catalog: wait until this one works."""

@@ -14,7 +14,10 @@ from services.catalog.contracts.conventions import (
     DEPARTMENT_PROPERTY,
     ENUM_PROPERTY,
     EVENT_TIME_PROPERTY,
+    EXPECTED_RATE_PROPERTY,
     MASKING_PROPERTY,
+    MAX_PARTITIONS,
+    PARTITIONS_PROPERTY,
     CompatibilityModeName,
     DatasetClassification,
     custom_property,
@@ -87,6 +90,31 @@ def convention_errors(model: OpenDataContractStandard) -> list[FieldError]:
                     property=custom.property,
                     allowed=", ".join(values),
                     value=custom.value,
+                ),
+            )
+        if custom.property == PARTITIONS_PROPERTY and not (
+            isinstance(custom.value, int)
+            and not isinstance(custom.value, bool)
+            and 1 <= custom.value <= MAX_PARTITIONS
+        ):
+            error(
+                ["customProperties", position, "value"],
+                "citybase-policy",
+                Sentence(
+                    N_("%(property)s is a whole number of partitions from 1 to %(max)s"),
+                    property=PARTITIONS_PROPERTY,
+                    max=MAX_PARTITIONS,
+                ),
+            )
+        if custom.property == EXPECTED_RATE_PROPERTY and not (
+            isinstance(custom.value, (int, float)) and not isinstance(custom.value, bool) and custom.value > 0
+        ):
+            error(
+                ["customProperties", position, "value"],
+                "citybase-policy",
+                Sentence(
+                    N_("%(property)s is the records per second expected at the peak, a positive number"),
+                    property=EXPECTED_RATE_PROPERTY,
                 ),
             )
         if custom.property == DEPARTMENT_PROPERTY and not (

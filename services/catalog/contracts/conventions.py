@@ -61,6 +61,13 @@ one with a value wins), e.g. ``updated_at`` (1) before ``created_at`` (2) on sta
 CLASSIFICATION_PROPERTY = "citybase.classification"
 DEPARTMENT_PROPERTY = "citybase.department"
 COMPATIBILITY_PROPERTY = "citybase.compatibility"
+PARTITIONS_PROPERTY = "citybase.partitions"
+"""Partitions of the dataset's ``ds.``/``dlq.`` topics, 1 to :data:`MAX_PARTITIONS`."""
+EXPECTED_RATE_PROPERTY = "citybase.expectedRate"
+"""The records per second the dataset is expected to carry at its peak; its partitions follow
+(one per :data:`RECORDS_PER_PARTITION`), unless ``citybase.partitions`` says."""
+MAX_PARTITIONS = 64
+RECORDS_PER_PARTITION = 1000
 
 MaskingKind = Literal["hash", "redact", "partial", "generalize"]
 DatasetClassification = Literal["open", "conditional", "restricted"]

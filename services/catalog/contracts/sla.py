@@ -7,6 +7,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from services.catalog.contracts.conventions import (
+    EXPECTED_RATE_PROPERTY,
+    MAX_PARTITIONS,
+    PARTITIONS_PROPERTY,
+    RECORDS_PER_PARTITION,
+)
 from services.catalog.contracts.parsed import ParsedContract
 from services.common.i18n import N_, Sentence
 
@@ -21,6 +27,11 @@ class SlaTargets:
     """Longest delay between an event happening and its record being available."""
     retention_s: float | None = None
     """How long records are kept (topic retention)."""
+    expected_rate: float | None = None
+    """Records per second the contract expects at its peak (``citybase.expectedRate``)."""
+    partitions: int | None = None
+    """Partitions of the dataset's topics: ``citybase.partitions``, else one per
+    ``RECORDS_PER_PARTITION`` of the expected rate; None leaves ingest's default."""
 
 
 SLA_NAMES = {
@@ -100,8 +111,30 @@ def sla_targets(contract: ParsedContract) -> SlaTargets:
         name = SLA_NAMES.get((sla.property or "").strip().lower())
         if name is not None and name not in targets:
             targets[name] = duration_s(sla.value, sla.unit)
+    rate = _positive(_custom(contract, EXPECTED_RATE_PROPERTY))
+    explicit = _custom(contract, PARTITIONS_PROPERTY)
+    partitions = (
+        explicit
+        if isinstance(explicit, int) and not isinstance(explicit, bool) and 1 <= explicit <= MAX_PARTITIONS
+        else (min(MAX_PARTITIONS, max(1, math.ceil(rate / RECORDS_PER_PARTITION))) if rate else None)
+    )
     return SlaTargets(
         frequency_s=targets.get("frequency"),
         latency_s=targets.get("latency"),
         retention_s=targets.get("retention"),
+        expected_rate=rate,
+        partitions=partitions,
     )
+
+
+def _custom(contract: ParsedContract, name: str) -> Any:
+    for custom in contract.model.customProperties or ():
+        if custom.property == name:
+            return custom.value
+    return None
+
+
+def _positive(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None

@@ -378,7 +378,7 @@ def refuse_unknown(values: Sequence[str], known: Collection[str], member: str, n
         if value not in known
     ]
     if errors:
-        raise InvalidRequest(f"the {noun} named do not all exist", errors=errors)
+        raise InvalidRequest(f"not every {noun} named exists", errors=errors)
 
 
 def file_need(

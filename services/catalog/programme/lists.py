@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from services.catalog.access.context import Collaborators
 from services.catalog.datasets.service import get_dataset
 from services.catalog.domains.service import get_department
+from services.catalog.needs.models import Need
+from services.catalog.needs.service import refuse_unknown
 from services.catalog.programme import exceptions
 from services.catalog.programme.models import Opening, OpportunityList
 from services.catalog.programme.schemas import (
@@ -138,6 +140,8 @@ def add_opening(
     get_department(session, payload.owner_department_id)
     for dataset_id in payload.datasets:
         get_dataset(session, dataset_id)
+    known = set(session.scalars(sa.select(Need.id).where(Need.id.in_(payload.need_ids))))
+    refuse_unknown(payload.need_ids, known, "need_ids", "need")
     position = len(_openings(session, list_id)) + 1
     opening = Opening(
         id=new_id("on", now),

@@ -239,6 +239,12 @@ class Admin(abc.ABC):
         """Number of partitions of ``topic``; raises ``UnknownTopic``."""
 
     @abc.abstractmethod
+    def grow_partitions(self, topic: str, partitions: int) -> bool:
+        """Give ``topic`` ``partitions`` partitions if it has fewer (never fewer than it has);
+        True if it grew. Keys hash over the new count from then on: records of one key written
+        before and after may sit in different partitions. Raises ``UnknownTopic``."""
+
+    @abc.abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:
         """partition -> high watermark."""
 

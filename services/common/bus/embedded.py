@@ -111,6 +111,21 @@ class EmbeddedAdmin(Admin):
         with self._bus._control() as connection:
             return {name for (name,) in connection.execute("SELECT name FROM topics")}
 
+    def grow_partitions(self, topic: str, partitions: int) -> bool:
+        with self._bus._control() as connection, immediate(connection):
+            row = connection.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()
+            if row is None:
+                raise UnknownTopic(f"no topic {topic!r}")
+            current = int(row[0])
+            if partitions <= current:
+                return False
+            connection.execute("UPDATE topics SET partitions = ? WHERE name = ?", (partitions, topic))
+            connection.executemany(
+                "INSERT INTO partitions (topic, partition, start_offset, next_offset) VALUES (?, ?, 0, 0)",
+                [(topic, partition) for partition in range(current, partitions)],
+            )
+            return True
+
     def partitions_for(self, topic: str) -> int:
         with self._bus._control() as connection:
             row = connection.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()

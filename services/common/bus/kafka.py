@@ -162,6 +162,15 @@ class KafkaBusAdmin(Admin):
             client.wait_for_topics([spec.name], timeout_ms=self._tuning.topic_ready_timeout_ms)
         return created
 
+    def grow_partitions(self, topic: str, partitions: int) -> bool:
+        current = self.partitions_for(topic)
+        if partitions <= current:
+            return False
+        with translated(f"cannot add partitions to {topic!r}"):
+            self._client().create_partitions({topic: partitions}, timeout_ms=self._tuning.request_timeout_ms)
+            self._client().wait_for_topics([topic], timeout_ms=self._tuning.topic_ready_timeout_ms)
+        return True
+
     def list_topics(self) -> set[str]:
         with translated("cannot list topics"):
             topics = self._client().describe_topics()

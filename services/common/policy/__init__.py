@@ -1,6 +1,6 @@
 """The grant policy: what a scenario may see of a record, as a pure function compiled per grant.
 
-Feeds compile one :class:`Policy` per grant version and call :meth:`Policy.apply` on every record
+Feeds compile one :class:`Policy` per grant version and call :attr:`Policy.apply` on every record
 they deliver; the catalog uses :meth:`FieldMask.from_value`, :func:`parse_masking_path` and
 :func:`parse_row_filter` (with the contract's field names) to check a grant before approving it. No I/O, no database, no bus: the standard library only.
 

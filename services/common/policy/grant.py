@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -18,9 +18,11 @@ from services.common.policy.masking import (
     compile_masks,
     hasher,
     mask_function,
+    may_remove,
     parse_masking_path,
 )
 from services.common.policy.row_filter import RowFilter, parse_row_filter
+from services.common.policy.specialized import Apply, ApplyMany, FieldStep, specialize
 
 HASH_KEY_BYTES = 32
 """A grant's hash key: 256 random bits, made by the catalog when the grant is created."""
@@ -124,51 +126,35 @@ def _no_hash(value: Any) -> Any:
 
 
 class Policy:
-    """A grant compiled for delivery: :meth:`apply` turns a record into what the scenario may see.
+    """A grant compiled for delivery: :attr:`apply` turns a record into what the scenario may see.
 
     Built by :func:`compile_policy` once per grant version; everything that does not depend on
-    the record (field list, mask functions, hash key schedule, filter closures) is done there.
+    the record (field list, mask functions, hash key schedule, filter closures) is done there,
+    and the grant's terms are written out as one function (:mod:`.specialized`).
     The output shares unmasked values with the input record (no deep copy): serialize it, do not
     change it in place.
     """
 
-    __slots__ = ("_matches", "_steps", "row_filter", "terms")
+    __slots__ = ("apply", "apply_many", "row_filter", "terms")
+
+    apply: Apply
+    """The record as the grant lets the scenario see it, or None when the row filter drops it.
+
+    Only granted fields present in the record come out (in the grant's order), masked as the
+    grant says; the row filter reads the original record, before any mask is computed.
+    """
+    apply_many: ApplyMany
+    """:attr:`apply` over records, leaving out those the row filter drops."""
 
     def __init__(
         self,
         terms: GrantTerms,
-        steps: tuple[tuple[str, MaskFunction | None], ...],
+        steps: tuple[FieldStep, ...],
         row_filter: RowFilter | None,
     ) -> None:
         self.terms = terms
         self.row_filter = row_filter
-        self._steps = steps
-        self._matches = row_filter.matches if row_filter is not None else None
-
-    def apply(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The record as the grant lets the scenario see it, or None when the row filter drops it.
-
-        Only granted fields present in the record come out (in the grant's order), masked as the
-        grant says; the row filter reads the original record.
-        """
-        matches = self._matches
-        if matches is not None and not matches(record):
-            return None
-        out: dict[str, Any] = {}
-        for name, mask in self._steps:
-            if name in record:
-                if mask is None:
-                    out[name] = record[name]
-                else:
-                    value = mask(record[name])
-                    if value is not REMOVED:
-                        out[name] = value
-        return out
-
-    def apply_many(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """:meth:`apply` over ``records``, leaving out those the row filter drops."""
-        apply = self.apply
-        return [out for out in map(apply, records) if out is not None]
+        self.apply, self.apply_many = specialize(steps, row_filter)
 
     def __repr__(self) -> str:
         return f"Policy(grant={self.terms.grant_id!r}, version={self.terms.version})"
@@ -187,10 +173,15 @@ def compile_policy(terms: GrantTerms, *, hash_key: bytes | None) -> Policy:
     hash_value = hasher(hash_key) if hash_key is not None else _no_hash
     granted = dict.fromkeys(terms.fields)
     masks: dict[tuple[PathStep, ...], MaskFunction] = {}
-    for path, mask in terms.masking.items():
+    removing: set[str] = set()
+    for path, rule in terms.masking.items():
         steps = parse_masking_path(path)
         if steps[0][0] in granted:
-            masks[steps] = mask_function(FieldMask.from_value(mask), hash_value)
+            mask = FieldMask.from_value(rule)
+            masks[steps] = mask_function(mask, hash_value)
+            if may_remove(steps, mask, keyed=hash_key is not None):
+                removing.add(steps[0][0])
     by_field = compile_masks(masks)
     row_filter = parse_row_filter(terms.row_filter) if terms.row_filter else None
-    return Policy(terms, tuple((name, by_field.get(name)) for name in granted), row_filter)
+    fields = tuple((name, by_field.get(name), name in removing) for name in granted)
+    return Policy(terms, fields, row_filter)

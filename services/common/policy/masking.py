@@ -265,15 +265,17 @@ def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
     copy, encode_str, prefix = keyed.copy, _encode_str, HASH_PREFIX
 
     def hash_value(value: Any) -> str | None:
-        if value is None:
+        if type(value) is str:
+            text = encode_str(value)
+        elif value is None:
             return None
+        else:
+            text = canonical_json(value)
         state = copy()
-        # surrogatepass: JSON text may hold a lone surrogate (\ud800), which strict UTF-8 refuses
-        state.update(
-            (encode_str(value) if type(value) is str else canonical_json(value)).encode(
-                "utf-8", "surrogatepass"
-            )
-        )
+        try:
+            state.update(text.encode())
+        except UnicodeEncodeError:  # a lone surrogate (\ud800), which strict UTF-8 refuses
+            state.update(text.encode("utf-8", "surrogatepass"))
         return prefix + state.hexdigest()
 
     return hash_value
@@ -306,6 +308,11 @@ _DATE_CUT: dict[str, tuple[int, str]] = {
 }
 
 
+_TIMESTAMP_SHAPES = frozenset({"--T", "--t", "-- "})
+"""Characters 4, 7 and 10 of an extended-form timestamp (``YYYY-MM-DD`` then its separator)."""
+_SIGNS = frozenset({"+", "-"})
+
+
 def _generalize(
     precision: int, date_granularity: Granularity, timestamp_granularity: Granularity
 ) -> MaskFunction:
@@ -315,7 +322,9 @@ def _generalize(
     parse = datetime.fromisoformat
     date_cut, date_end = _DATE_CUT[date_granularity]
     time_cut, time_end = _DATE_CUT[timestamp_granularity]
-    by_hour = timestamp_granularity == "hour"
+    midnight = ":00:00" if timestamp_granularity == "hour" else "00:00:00"
+    # day and hour keep the date and its separator as they are (and the hour): one slice
+    kept = {"day": 11, "hour": 13}.get(timestamp_granularity, 0)
 
     def generalize(value: Any) -> Any:
         kind = type(value)
@@ -328,27 +337,20 @@ def _generalize(
                 except ValueError:
                     return REMOVED
             # the extended form YYYY-MM-DD[sep...], whose parts are where the cuts expect them
-            if value[4:5] != "-" or value[7:8] != "-":
-                return REMOVED
-            if len(value) == 10:
-                return value[:date_cut] + date_end
-            separator = value[10]
-            if separator not in "Tt ":
-                return REMOVED
-            if parsed.tzinfo is None:
+            if value[4:11:3] not in _TIMESTAMP_SHAPES:
+                return value[:date_cut] + date_end if len(value) == 10 and value[4:8:3] == "--" else REMOVED
+            if value[19:20] in _SIGNS:  # hh:mm:ss then the offset: the usual timestamp
+                offset = value[19:]
+            elif parsed.tzinfo is None:
                 offset = ""
             elif value[-1] in "Zz":
                 offset = value[-1]
             else:
                 sign = value.rfind("+")
                 offset = value[sign if sign > 10 else value.rfind("-") :]
-            return (
-                value[:time_cut]
-                + time_end
-                + value[10]
-                + (value[11:13] + ":00:00" if by_hour else "00:00:00")
-                + offset
-            )
+            if kept:
+                return f"{value[:kept]}{midnight}{offset}"
+            return f"{value[:time_cut]}{time_end}{value[10]}{midnight}{offset}"
         if kind is int or kind is float:
             if kind is float and not math.isfinite(value):
                 return value
@@ -408,6 +410,15 @@ def parse_masking_path(path: str) -> tuple[PathStep, ...]:
             )
         steps.append((found.group(1), len(found.group(2)) // 2))
     return tuple(steps)
+
+
+def may_remove(path: tuple[PathStep, ...], mask: FieldMask, *, keyed: bool) -> bool:
+    """Whether ``mask`` on ``path`` can make :data:`REMOVED` of a top-level value: ``redact``,
+    ``generalize`` (what it cannot coarsen), ``hash`` without a key (``keyed`` False), and a mask
+    on a nested path (a value not of the shape the path expects). A keyed ``hash`` and a
+    ``partial`` always give a value."""
+    nested = len(path) > 1 or path[0][1] > 0
+    return nested or mask.kind in ("redact", "generalize") or (mask.kind == "hash" and not keyed)
 
 
 def _in_arrays(levels: int, inner: MaskFunction) -> MaskFunction:

@@ -197,7 +197,8 @@ def _compile_truth(node: Truth) -> Condition:
     return truth
 
 
-def _compile(node: Node) -> Condition:
+def compile_condition(node: Node) -> Condition:
+    """The three-valued verdict of ``node`` (a whole filter or any condition in it) on a record."""
     if isinstance(node, Compare):
         return _compile_compare(node)
     if isinstance(node, Member):
@@ -207,14 +208,14 @@ def _compile(node: Node) -> Condition:
     if isinstance(node, Truth):
         return _compile_truth(node)
     if isinstance(node, Not):
-        inner = _compile(node.operand)
+        inner = compile_condition(node.operand)
 
         def negation(record: Mapping[str, Any]) -> Verdict:
             verdict = inner(record)
             return None if verdict is None else not verdict
 
         return negation
-    conditions = tuple(_compile(operand) for operand in node.operands)
+    conditions = tuple(compile_condition(operand) for operand in node.operands)
     if isinstance(node, All):
 
         def conjunction(record: Mapping[str, Any]) -> Verdict:
@@ -243,14 +244,14 @@ def _compile(node: Node) -> Condition:
 
 
 def _compile_matches(node: Node) -> Callable[[Mapping[str, Any]], bool]:
-    """Whether the verdict is true, for the filter as a whole: the same rules as :func:`_compile`,
-    but ``and`` and ``or`` need not tell false from unknown, so they stop at the first child
-    that decides and the leaves need no wrapper."""
+    """Whether the verdict is true, for the filter as a whole: the same rules as
+    :func:`compile_condition`, but ``and`` and ``or`` need not tell false from unknown, so they
+    stop at the first child that decides and the leaves need no wrapper."""
     if not isinstance(node, All | Any_):
-        condition = _compile(node)
+        condition = compile_condition(node)
         return lambda record: condition(record) is True
     children = tuple(
-        _compile_matches(operand) if isinstance(operand, All | Any_) else _compile(operand)
+        _compile_matches(operand) if isinstance(operand, All | Any_) else compile_condition(operand)
         for operand in node.operands
     )
     if isinstance(node, All):
@@ -286,7 +287,7 @@ class RowFilter:
     def __init__(self, text: str, tree: Node) -> None:
         self.text = text
         self.tree = tree
-        self.evaluate: Condition = _compile(tree)
+        self.evaluate: Condition = compile_condition(tree)
         self.matches: Callable[[Mapping[str, Any]], bool] = _compile_matches(tree)
         self.fields: frozenset[str] = frozenset(_field_names(tree))
 

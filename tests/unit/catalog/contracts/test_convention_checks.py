@@ -89,6 +89,11 @@ def test_an_sla_duration_that_does_not_parse_is_refused_at_parse() -> None:
         ("citybase.compatibility", "backward"),
         ("citybase.department", "Putuo District"),
         ("citybase.department", 7),
+        ("citybase.partitions", 0),
+        ("citybase.partitions", 65),
+        ("citybase.partitions", "six"),
+        ("citybase.expectedRate", -5),
+        ("citybase.expectedRate", "fast"),
     ],
 )
 def test_a_malformed_policy_is_refused(name: str, value: Any) -> None:

@@ -98,3 +98,29 @@ def test_sla_names_are_case_insensitive_and_synonyms_count() -> None:
 
 def test_absent_sla_targets_are_none() -> None:
     assert sla_targets(contract_with(KEY_PROPERTY)) == SlaTargets(None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("custom", "rate", "partitions"),
+    [
+        ([], None, None),
+        ([{"property": "citybase.expectedRate", "value": 1}], 1.0, 1),
+        ([{"property": "citybase.expectedRate", "value": 1000}], 1000.0, 1),
+        ([{"property": "citybase.expectedRate", "value": 5500}], 5500.0, 6),
+        ([{"property": "citybase.expectedRate", "value": 10_000_000}], 10_000_000.0, 64),
+        ([{"property": "citybase.partitions", "value": 12}], None, 12),
+        (
+            [
+                {"property": "citybase.expectedRate", "value": 5500},
+                {"property": "citybase.partitions", "value": 2},
+            ],
+            5500.0,
+            2,
+        ),
+    ],
+)
+def test_a_datasets_partitions_follow_its_contract(
+    custom: list[dict[str, Any]], rate: float | None, partitions: int | None
+) -> None:
+    targets = sla_targets(contract_with(KEY_PROPERTY, customProperties=custom))
+    assert (targets.expected_rate, targets.partitions) == (rate, partitions)
