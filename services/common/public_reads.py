@@ -19,6 +19,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import Request
 
+from services.common.i18n import N_, Sentence
 from services.common.problems import TooManyRequests
 
 
@@ -71,7 +72,13 @@ class PublicRateLimit:
                 return
             wait_s = math.ceil((1.0 - bucket.tokens) / self._rate)
         raise TooManyRequests(
-            f"too many requests without an API key from {address}; retry in {wait_s} s or send a key",
+            Sentence(
+                N_(
+                    "too many requests without an API key from %(address)s; retry in %(wait_s)s s or send a key"
+                ),
+                address=address,
+                wait_s=wait_s,
+            ),
             retry_after_s=wait_s,
         )
 

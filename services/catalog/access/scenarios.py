@@ -67,8 +67,13 @@ def create_scenario(
     ctx.audit.attempting("scenario.create", "scenario", payload.id, scenario_id=payload.id)
     if payload.stage not in STARTING_STAGES:
         raise exceptions.InvalidStartingStage(
-            f"a scenario starts as proposed, approved, building or live, not {payload.stage.value}",
-            errors=[FieldError(path="/body/stage", rule="enum", message="not a starting stage")],
+            Sentence(
+                N_("a scenario starts as proposed, approved, building or live, not %(stage)s"),
+                stage=payload.stage.value,
+            ),
+            errors=[
+                FieldError(path="/body/stage", rule="enum", message=Sentence(N_("not a starting stage")))
+            ],
         )
     add_principal(
         session, events=ctx.events, payload=PrincipalCreate(id=payload.id, kind="scenario", name=payload.name)
@@ -133,19 +138,30 @@ def change_stage(
     )
     staff = actor.is_admin() or actor.kind is PrincipalKind.operator
     if not staff and not (actor.kind is PrincipalKind.scenario and actor.id == scenario_id):
-        raise exceptions.NotYourScenario("only an operator, an admin or the scenario itself moves its stage")
+        raise exceptions.NotYourScenario(
+            Sentence(N_("only an operator, an admin or the scenario itself moves its stage"))
+        )
     scenario = scenario_of(ctx.session, scenario_id)
     current = ScenarioStage(scenario.stage)
     if stage not in MOVES[current]:
-        allowed = ", ".join(sorted(MOVES[current])) or "none: retired is final"
+        allowed = ", ".join(sorted(MOVES[current])) or Sentence(N_("none: retired is final"))
         raise exceptions.StageTransitionNotAllowed(
-            f"a scenario in stage {current.value} cannot move to {stage.value} (allowed: {allowed})",
+            Sentence(
+                N_("a scenario in stage %(stage)s cannot move to %(target)s (allowed: %(allowed)s)"),
+                stage=current.value,
+                target=stage.value,
+                allowed=allowed,
+            ),
             stage=current.value,
             allowed=sorted(MOVES[current]),
         )
     if not staff and (current, stage) not in BUILDER_MOVES:
         raise exceptions.StageMoveNotYours(
-            f"moving from {current.value} to {stage.value} is an operator's decision, not the scenario's"
+            Sentence(
+                N_("moving from %(stage)s to %(target)s is an operator's decision, not the scenario's"),
+                stage=current.value,
+                target=stage.value,
+            )
         )
     _move(ctx, actor, scenario, stage, reason)
     ctx.session.flush()

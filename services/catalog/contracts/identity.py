@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError
 
 DATASET_ID_PROPERTY = "citybase.datasetId"
@@ -66,8 +67,13 @@ def dataset_identity(
             FieldError(
                 path="/domain",
                 rule="dataset-domain",
-                message=f"domain {odcs_domain!r} cannot name a citybase domain: "
-                "it needs a letter first, then letters, digits or hyphens (2 to 63)",
+                message=Sentence(
+                    N_(
+                        "domain %(domain)r cannot name a citybase domain: "
+                        "it needs a letter first, then letters, digits or hyphens (2 to 63)"
+                    ),
+                    domain=odcs_domain,
+                ),
             )
         )
     id_errors: list[FieldError] = []
@@ -82,8 +88,16 @@ def dataset_identity(
             FieldError(
                 path="/domain",
                 rule="dataset-domain",
-                message=f"the contract's domain is {odcs_domain!r} but its dataset id "
-                f"{identity.dataset_id!r} (from {identity.source}) is in domain {identity.domain_id!r}",
+                message=Sentence(
+                    N_(
+                        "the contract's domain is %(domain)r but its dataset id %(dataset_id)r "
+                        "(from %(source)s) is in domain %(domain_id)r"
+                    ),
+                    domain=odcs_domain,
+                    dataset_id=identity.dataset_id,
+                    source=identity.source,
+                    domain_id=identity.domain_id,
+                ),
             )
         )
     return (None, errors) if errors else (identity, [])
@@ -105,8 +119,14 @@ def record_type_errors(raw: dict[str, Any]) -> list[FieldError]:
         FieldError(
             path="/schema",
             rule="one-schema-object",
-            message=f"a citybase dataset streams one record type, and this contract has {len(objects)} "
-            f"schema objects ({names}); register one contract per object, each its own dataset",
+            message=Sentence(
+                N_(
+                    "a citybase dataset streams one record type, and this contract has %(count)s "
+                    "schema objects (%(names)s); register one contract per object, each its own dataset"
+                ),
+                count=len(objects),
+                names=names,
+            ),
         )
     ]
 
@@ -124,9 +144,14 @@ def _from_id(raw: dict[str, Any], errors: list[FieldError]) -> DatasetIdentity |
             FieldError(
                 path="/id",
                 rule="dataset-id",
-                message=f"id {contract_id!r} reads as a dataset id but is not one: <domain>.<name>, "
-                "each a lower-case letter then 1 to 62 lower-case letters, digits or hyphens, "
-                "e.g. transport.bus-arrivals",
+                message=Sentence(
+                    N_(
+                        "id %(contract_id)r reads as a dataset id but is not one: <domain>.<name>, "
+                        "each a lower-case letter then 1 to 62 lower-case letters, digits or hyphens, "
+                        "e.g. transport.bus-arrivals"
+                    ),
+                    contract_id=contract_id,
+                ),
             )
         )
     return None
@@ -144,8 +169,14 @@ def _from_custom_property(raw: dict[str, Any], errors: list[FieldError]) -> Data
             FieldError(
                 path=f"/customProperties/{index}/value",
                 rule="dataset-id",
-                message=f"{DATASET_ID_PROPERTY} is {value!r}, not a dataset id: "
-                "<domain>.<name> in lower case, e.g. transport.bus-arrivals",
+                message=Sentence(
+                    N_(
+                        "%(property)s is %(value)r, not a dataset id: "
+                        "<domain>.<name> in lower case, e.g. transport.bus-arrivals"
+                    ),
+                    property=DATASET_ID_PROPERTY,
+                    value=value,
+                ),
             )
         )
     return None
@@ -169,19 +200,30 @@ def _from_domain_and_name(
     missing = [
         what
         for what, absent in (
-            ("names no domain (and the department has no single domain)", domain is None),
-            ("has no name, dataProduct or single schema object to name the dataset", not named),
+            (Sentence(N_("names no domain (and the department has no single domain)")), domain is None),
+            (Sentence(N_("has no name, dataProduct or single schema object to name the dataset")), not named),
         )
         if absent
     ]
+    lacking = (
+        Sentence(N_("%(first)s and %(second)s"), first=missing[0], second=missing[1])
+        if len(missing) == 2
+        else missing[0]
+    )
     errors.append(
         FieldError(
             path="/id",
             rule="dataset-id",
-            message=f"citybase cannot tell which dataset this contract describes: its id {raw.get('id')!r} "
-            "is not a dataset id (<domain>.<name> in lower case, e.g. transport.bus-arrivals), it has "
-            f"no {DATASET_ID_PROPERTY} custom property, and it {' and '.join(missing)}; "
-            "give one of the three",
+            message=Sentence(
+                N_(
+                    "citybase cannot tell which dataset this contract describes: its id %(contract_id)r "
+                    "is not a dataset id (<domain>.<name> in lower case, e.g. transport.bus-arrivals), "
+                    "it has no %(property)s custom property, and it %(lacking)s; give one of the three"
+                ),
+                contract_id=raw.get("id"),
+                property=DATASET_ID_PROPERTY,
+                lacking=lacking,
+            ),
         )
     )
     return None

@@ -227,7 +227,10 @@ def check_version(
     if identity is None:
         identity, errors = dataset_identity(contract.raw, default_domain=dataset.domain_id)
         if identity is None:
-            raise exceptions.ContractMismatch(f"the contract does not describe {dataset.id!r}", errors=errors)
+            raise exceptions.ContractMismatch(
+                Sentence(N_("the contract does not describe %(dataset_id)r"), dataset_id=dataset.id),
+                errors=errors,
+            )
     report, _, _ = _check(session, dataset, contract, identity)
     return report
 
@@ -256,14 +259,24 @@ def parse_for_catalog(
     contract = parse_contract(document, more_errors=identity_errors)
     if problems:
         raise exceptions.ContractMismatch(
-            f"the contract cannot describe a citybase dataset as it is: {len(problems)} error(s)",
+            Sentence(
+                N_("the contract cannot describe a citybase dataset as it is: %(count)s error(s)"),
+                count=len(problems),
+            ),
             errors=problems,
         )
     identity = found[0]
     if session.get(Domain, identity.domain_id) is None:
         raise exceptions.DomainNotFound(
-            f"the dataset {identity.dataset_id!r} (from the contract's {identity.source}) would be in "
-            f"domain {identity.domain_id!r}, which the catalog does not have; an admin adds domains",
+            Sentence(
+                N_(
+                    "the dataset %(dataset_id)r (from the contract's %(source)s) would be in domain "
+                    "%(domain_id)r, which the catalog does not have; an admin adds domains"
+                ),
+                dataset_id=identity.dataset_id,
+                source=identity.source,
+                domain_id=identity.domain_id,
+            ),
             domain_id=identity.domain_id,
             dataset_id=identity.dataset_id,
         )
@@ -292,8 +305,12 @@ def _check(
     """
     if identity.dataset_id != dataset.id:
         raise exceptions.ContractMismatch(
-            f"the contract describes dataset {identity.dataset_id!r} (from its {identity.source}), "
-            f"not {dataset.id!r}",
+            Sentence(
+                N_("the contract describes dataset %(dataset_id)r (from its %(source)s), not %(expected)r"),
+                dataset_id=identity.dataset_id,
+                source=identity.source,
+                expected=dataset.id,
+            ),
         )
     mode = compatibility.CompatibilityMode(dataset.compatibility_mode)
     previous = _earlier_versions(session, dataset.id, mode)
@@ -309,10 +326,21 @@ def _check(
     history = [(earlier.version, earlier.record_schema) for earlier in previous if earlier.record_schema]
     if history and not new_schema:
         raise exceptions.ContractMismatch(
-            f"version {contract.version} has no schema, but {dataset.id!r} streams records of version "
-            f"{history[-1][0]}; a later version keeps a schema",
+            Sentence(
+                N_(
+                    "version %(version)s has no schema, but %(dataset_id)r streams records of version "
+                    "%(last)s; a later version keeps a schema"
+                ),
+                version=contract.version,
+                dataset_id=dataset.id,
+                last=history[-1][0],
+            ),
             errors=[
-                FieldError(path="/schema", rule="required", message="the dataset's records need a schema")
+                FieldError(
+                    path="/schema",
+                    rule="required",
+                    message=Sentence(N_("the dataset's records need a schema")),
+                )
             ],
         )
     changes = compatibility.check(new_schema, history, mode)

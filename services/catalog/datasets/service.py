@@ -57,7 +57,12 @@ def public_record() -> sa.ColumnElement[bool]:
 def not_public(dataset_id: str) -> Unauthenticated:
     """What a reader without a key is told of a dataset that is not a public record: hidden,
     unpublished or unknown alike, so that it learns nothing of what the city keeps to itself."""
-    return Unauthenticated(f"no public dataset {dataset_id!r}: its record, if there is one, needs an API key")
+    return Unauthenticated(
+        Sentence(
+            N_("no public dataset %(dataset_id)r: its record, if there is one, needs an API key"),
+            dataset_id=dataset_id,
+        )
+    )
 
 
 def dataset_read(dataset: Dataset) -> DatasetRead:

@@ -79,6 +79,7 @@ from services.catalog.needs.settings import NeedsSettings
 from services.catalog.schemas import DatasetStatus
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError, InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def _need_of(session: Session, need_id: str, *, for_update: bool = False) -> Nee
         query = query.with_for_update()
     need = session.scalars(query).one_or_none()
     if need is None:
-        raise exceptions.NeedNotFound(f"no need {need_id!r}")
+        raise exceptions.NeedNotFound(Sentence(N_("no need %(need_id)r"), need_id=need_id))
     return need
 
 
@@ -174,7 +175,7 @@ def _visible_need(session: Session, actor: Principal | None, need_id: str, **loc
     so that a resident's unmoderated text is not readable by id)."""
     need = _need_of(session, need_id, **lock)
     if need.status not in _PUBLIC and not (actor is not None and _is_staff(actor)):
-        raise exceptions.NeedNotFound(f"no need {need_id!r}")
+        raise exceptions.NeedNotFound(Sentence(N_("no need %(need_id)r"), need_id=need_id))
     return need
 
 
@@ -202,7 +203,7 @@ def list_needs(
         query = query.where(Need.status.in_([status.value for status in _PUBLIC]))
     if cursor:
         if not _ID.match(cursor):
-            raise catalog_exceptions.InvalidCursor("the cursor was not issued by this API")
+            raise catalog_exceptions.InvalidCursor(Sentence(N_("the cursor was not issued by this API")))
         query = query.where(Need.id < cursor)
     if filters.status:
         query = query.where(Need.status == filters.status.value)
@@ -361,24 +362,29 @@ def _answering_department(session: Session, domains: list[str]) -> str | None:
         domain.id: domain.owner_department_id
         for domain in session.scalars(sa.select(Domain).where(Domain.id.in_(domains)))
     }
-    refuse_unknown(domains, known.keys(), "domains", "domain")
+    refuse_unknown(domains, known.keys(), "domains", Sentence(N_("domain")))
     return next((known[domain] for domain in domains if known[domain]), None)
 
 
 def _check_datasets(session: Session, dataset_ids: list[str]) -> None:
     found = set(session.scalars(sa.select(Dataset.id).where(Dataset.id.in_(dataset_ids))))
-    refuse_unknown(dataset_ids, found, "dataset_ids", "dataset")
+    refuse_unknown(dataset_ids, found, "dataset_ids", Sentence(N_("dataset")))
 
 
-def refuse_unknown(values: Sequence[str], known: Collection[str], member: str, noun: str) -> None:
-    """A 422 naming each of ``values`` (the body's ``member``) that is not ``known``."""
+def refuse_unknown(values: Sequence[str], known: Collection[str], member: str, noun: Sentence) -> None:
+    """A 422 naming each of ``values`` (the body's ``member``) that is not ``known``; ``noun`` says
+    what a value names (``Sentence(N_("domain"))``), in the reader's language."""
     errors = [
-        FieldError(path=f"/body/{member}/{index}", rule="exists", message=f"no {noun} {value!r}")
+        FieldError(
+            path=f"/body/{member}/{index}",
+            rule="exists",
+            message=Sentence(N_("no %(noun)s %(value)r"), noun=noun, value=value),
+        )
         for index, value in enumerate(values)
         if value not in known
     ]
     if errors:
-        raise InvalidRequest(f"not every {noun} named exists", errors=errors)
+        raise InvalidRequest(Sentence(N_("not every %(noun)s named exists"), noun=noun), errors=errors)
 
 
 def file_need(
@@ -484,7 +490,11 @@ def post_resident_need(
         oldest = recent[0] if recent[0].tzinfo else recent[0].replace(tzinfo=now.tzinfo)
         retry = max(1, int((oldest - window_start).total_seconds()) + 1)
         raise exceptions.FormFlood(
-            f"at most {settings.form_limit} needs per {settings.form_window_s} s from one address",
+            Sentence(
+                N_("at most %(limit)s needs per %(window_s)s s from one address"),
+                limit=settings.form_limit,
+                window_s=settings.form_window_s,
+            ),
             retry_after_s=retry,
         )
     domains = list(dict.fromkeys(payload.domains))
@@ -513,14 +523,28 @@ def post_resident_need(
 # --- moderation -----------------------------------------------------------------------------
 
 
-def _operator(actor: Principal, what: str) -> None:
+def _operator(actor: Principal, action: Sentence) -> None:
+    """Only staff may do ``action`` (a verb phrase: ``Sentence(N_("route a need"))``)."""
     if not _is_staff(actor):
-        raise exceptions.OperatorsOnly(f"only an operator may {what}; a {actor.kind} may not")
+        raise exceptions.OperatorsOnly(
+            Sentence(
+                N_("only an operator may %(action)s; a %(kind)s may not"), action=action, kind=actor.kind
+            )
+        )
 
 
-def _in_state(need: Need, states: Iterable[NeedStatus], what: str) -> None:
+def _in_state(need: Need, states: Iterable[NeedStatus], action: Sentence) -> None:
+    """The need is in one of ``states``, else a 409 saying it cannot take ``action`` (a verb
+    phrase: ``Sentence(N_("be joined"))``)."""
     if NeedStatus(need.status) not in tuple(states):
-        raise exceptions.NeedStateConflict(f"need {need.id} is {need.status}: it cannot be {what}")
+        raise exceptions.NeedStateConflict(
+            Sentence(
+                N_("need %(need_id)s is %(status)s: it cannot %(action)s"),
+                need_id=need.id,
+                status=need.status,
+                action=action,
+            )
+        )
 
 
 def moderate_need(
@@ -529,9 +553,9 @@ def moderate_need(
     """An operator accepts a held resident's need onto the board, or rejects it with a reason."""
     action = "need.accept" if accept else "need.reject"
     ctx.audit.attempting(action, "need", need_id)
-    _operator(actor, "moderate a need")
+    _operator(actor, Sentence(N_("moderate a need")))
     need = _need_of(ctx.session, need_id, for_update=True)
-    _in_state(need, [NeedStatus.held], "accepted" if accept else "rejected")
+    _in_state(need, [NeedStatus.held], Sentence(N_("be accepted")) if accept else Sentence(N_("be rejected")))
     need.status = (NeedStatus.open if accept else NeedStatus.rejected).value
     need.moderation_reason = reason
     _changed(ctx, need, action, actor, {"reason": reason})
@@ -545,14 +569,20 @@ def join_need(ctx: Collaborators, *, actor: Principal, need_id: str, payload: Ne
     """Add the actor's demand, with its own purpose, to an open need; the joiner follows it."""
     ctx.audit.attempting("need.join", "need", need_id, purpose=payload.purpose)
     need = _visible_need(ctx.session, actor, need_id, for_update=True)
-    _in_state(need, OPEN, "joined")
+    _in_state(need, OPEN, Sentence(N_("be joined")))
     joined = ctx.session.scalars(
         sa.select(NeedRequester.id).where(
             NeedRequester.need_id == need.id, NeedRequester.principal_id == actor.id
         )
     ).first()
     if joined is not None:
-        raise exceptions.AlreadyJoined(f"{actor.id} is already a requester of need {need.id}")
+        raise exceptions.AlreadyJoined(
+            Sentence(
+                N_("%(principal_id)s is already a requester of need %(need_id)s"),
+                principal_id=actor.id,
+                need_id=need.id,
+            )
+        )
     _add_requester(ctx, need, actor, payload.purpose)
     _add_follower(ctx.session, need.id, actor.id, ctx.clock())
     _changed(ctx, need, "need.join", actor, {"purpose": payload.purpose})
@@ -583,7 +613,7 @@ def add_comment(ctx: Collaborators, *, actor: Principal, need_id: str, payload: 
     """A comment in the need's thread by anyone with a key; followers are told."""
     ctx.audit.attempting("need.comment", "need", need_id)
     need = _visible_need(ctx.session, actor, need_id)
-    _in_state(need, _PUBLIC, "discussed")
+    _in_state(need, _PUBLIC, Sentence(N_("be discussed")))
     now = ctx.clock()
     comment = NeedComment(
         id=_new_id("nc", now), need_id=need.id, author_id=actor.id, body=payload.body, created_at=now
@@ -607,13 +637,19 @@ def hide_comment(
 ) -> CommentRead:
     """An operator hides a comment, with a reason shown in its place."""
     ctx.audit.attempting("need.comment.hide", "need", need_id, details={"comment_id": comment_id})
-    _operator(actor, "hide a comment")
+    _operator(actor, Sentence(N_("hide a comment")))
     need = _need_of(ctx.session, need_id)
     comment = ctx.session.get(NeedComment, comment_id)
     if comment is None or comment.need_id != need.id:
-        raise exceptions.CommentNotFound(f"no comment {comment_id!r} on need {need.id}")
+        raise exceptions.CommentNotFound(
+            Sentence(
+                N_("no comment %(comment_id)r on need %(need_id)s"), comment_id=comment_id, need_id=need.id
+            )
+        )
     if comment.hidden_reason:
-        raise exceptions.NeedStateConflict(f"comment {comment_id} is already hidden")
+        raise exceptions.NeedStateConflict(
+            Sentence(N_("comment %(comment_id)s is already hidden"), comment_id=comment_id)
+        )
     comment.hidden_reason, comment.hidden_by = reason, actor.id
     ctx.session.flush()
     _history(ctx, need, "need.comment.hide", actor, {"comment_id": comment.id, "reason": reason})
@@ -639,8 +675,16 @@ def _may_answer(actor: Principal, need: Need) -> None:
         and actor.department_id == need.department_id
     ):
         return
+    if need.department_id is None:
+        raise exceptions.NotTheAnsweringDepartment(
+            Sentence(N_("need %(need_id)s is answered by an operator (no department yet)"), need_id=need.id)
+        )
     raise exceptions.NotTheAnsweringDepartment(
-        f"need {need.id} is answered by {need.department_id or 'an operator (no department yet)'!r}"
+        Sentence(
+            N_("need %(need_id)s is answered by %(department_id)r"),
+            need_id=need.id,
+            department_id=need.department_id,
+        )
     )
 
 
@@ -649,20 +693,24 @@ def _answerable(ctx: Collaborators, actor: Principal, need_id: str, action: str)
     need = _visible_need(ctx.session, actor, need_id, for_update=True)
     ctx.audit.attempting(action, "need", need.id, department_id=need.department_id)
     _may_answer(actor, need)
-    _in_state(need, OPEN, "answered")
+    _in_state(need, OPEN, Sentence(N_("be answered")))
     return need
 
 
 def route_need(ctx: Collaborators, *, actor: Principal, need_id: str, payload: NeedRoute) -> NeedRead:
     """An operator sends an open need to the department that should answer it."""
     ctx.audit.attempting("need.route", "need", need_id)
-    _operator(actor, "route a need")
+    _operator(actor, Sentence(N_("route a need")))
     need = _visible_need(ctx.session, actor, need_id, for_update=True)
-    _in_state(need, OPEN, "routed")
+    _in_state(need, OPEN, Sentence(N_("be routed")))
     if ctx.session.get(Department, payload.department_id) is None:
         raise InvalidRequest(
-            f"no department {payload.department_id!r}",
-            errors=[FieldError(path="/body/department_id", rule="exists", message="no such department")],
+            Sentence(N_("no department %(department_id)r"), department_id=payload.department_id),
+            errors=[
+                FieldError(
+                    path="/body/department_id", rule="exists", message=Sentence(N_("no such department"))
+                )
+            ],
         )
     previous, need.department_id = need.department_id, payload.department_id
     _changed(
@@ -678,20 +726,32 @@ def offer_dataset(ctx: Collaborators, *, actor: Principal, need_id: str, payload
     dataset = ctx.session.get(Dataset, payload.dataset_id)
     if dataset is None:
         raise InvalidRequest(
-            f"no dataset {payload.dataset_id!r}",
-            errors=[FieldError(path="/body/dataset_id", rule="exists", message="no such dataset")],
+            Sentence(N_("no dataset %(dataset_id)r"), dataset_id=payload.dataset_id),
+            errors=[
+                FieldError(path="/body/dataset_id", rule="exists", message=Sentence(N_("no such dataset")))
+            ],
         )
     if not _is_staff(actor) and dataset.owner_department_id != actor.department_id:
         raise exceptions.NotTheAnsweringDepartment(
-            f"a department offers its own datasets; {dataset.id} belongs to {dataset.owner_department_id}"
+            Sentence(
+                N_("a department offers its own datasets; %(dataset_id)s belongs to %(department_id)s"),
+                dataset_id=dataset.id,
+                department_id=dataset.owner_department_id,
+            )
         )
     if dataset.status in (DatasetStatus.retired, DatasetStatus.deprecated):
-        raise exceptions.NeedStateConflict(f"dataset {dataset.id} is {dataset.status}: it cannot be offered")
+        raise exceptions.NeedStateConflict(
+            Sentence(
+                N_("dataset %(dataset_id)s is %(status)s: it cannot be offered"),
+                dataset_id=dataset.id,
+                status=dataset.status,
+            )
+        )
     scope = contract_scope(ctx.session, dataset)
     fields = (
         payload.fields or [field for field in need.fields if field in scope.fields] or sorted(scope.fields)
     )
-    refuse_unknown(fields, scope.fields, "fields", "field of the dataset's contract")
+    refuse_unknown(fields, scope.fields, "fields", Sentence(N_("field of the dataset's contract")))
     drafts, others = _prepare_drafts(
         ctx, actor, need, dataset.id, fields, payload.duration_days, "need.offer"
     )
@@ -763,7 +823,9 @@ def _prepare_drafts(
 def _dataset(session: Session, dataset_id: str) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
-        raise catalog_exceptions.DatasetNotFound(f"no dataset {dataset_id!r}")
+        raise catalog_exceptions.DatasetNotFound(
+            Sentence(N_("no dataset %(dataset_id)r"), dataset_id=dataset_id)
+        )
     return dataset
 
 
@@ -774,8 +836,14 @@ def commit_to_publish(ctx: Collaborators, *, actor: Principal, need_id: str, pay
     today = ctx.clock().date()
     if payload.commit_by < today:
         raise InvalidRequest(
-            "a commitment's date cannot be in the past",
-            errors=[FieldError(path="/body/commit_by", rule="minimum", message=f"{today} or later")],
+            Sentence(N_("a commitment's date cannot be in the past")),
+            errors=[
+                FieldError(
+                    path="/body/commit_by",
+                    rule="minimum",
+                    message=Sentence(N_("%(today)s or later"), today=today.isoformat()),
+                )
+            ],
         )
     need.status = NeedStatus.committed.value
     need.commit_by = datetime.combine(payload.commit_by, datetime.min.time(), tzinfo=ctx.clock().tzinfo)
@@ -945,7 +1013,7 @@ def record_missed_search(session: Session, q: str, now: datetime) -> None:
 
 def candidate_needs(ctx: Collaborators, *, actor: Principal, limit: int = 50) -> list[MissedSearchRead]:
     """For operators: the searches that found nothing, most asked first, as candidate needs."""
-    _operator(actor, "read the searches that found nothing")
+    _operator(actor, Sentence(N_("read the searches that found nothing")))
     rows = ctx.session.scalars(
         sa.select(MissedSearch)
         .order_by(MissedSearch.count.desc(), MissedSearch.last_seen.desc())

@@ -92,7 +92,7 @@ def read_principal(session: Session, *, actor: Actor, audit: Auditor, principal_
     a read, so a refusal is on the trail."""
     audit.attempting("principal.read", "principal", principal_id)
     if not actor.is_admin() and actor.id != principal_id:
-        raise Forbidden("a principal other than an admin reads only itself")
+        raise Forbidden(Sentence(N_("a principal other than an admin reads only itself")))
     return PrincipalRead.model_validate(get_principal(session, principal_id))
 
 

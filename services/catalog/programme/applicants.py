@@ -28,6 +28,7 @@ from services.catalog.programme.schemas import (
 from services.catalog.schemas import PrincipalCreate
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError, Forbidden
 
 
@@ -38,7 +39,9 @@ def applicant_read(applicant: Applicant) -> ApplicantRead:
 def applicant_of(session: Session, applicant_id: str) -> Applicant:
     applicant = session.get(Applicant, applicant_id)
     if applicant is None:
-        raise exceptions.ApplicantNotFound(f"no applicant {applicant_id!r}")
+        raise exceptions.ApplicantNotFound(
+            Sentence(N_("no applicant %(applicant_id)r"), applicant_id=applicant_id)
+        )
     return applicant
 
 
@@ -48,8 +51,8 @@ def register_applicant(ctx: Collaborators, *, payload: ApplicantCreate) -> Appli
     session = ctx.session
     if session.get(Applicant, payload.id) is not None or session.get(PrincipalRow, payload.id) is not None:
         raise exceptions.AlreadyRegistered(
-            f"{payload.id!r} is taken",
-            errors=[FieldError(path="/body/id", rule="unique", message="choose another id")],
+            Sentence(N_("%(id)r is taken"), id=payload.id),
+            errors=[FieldError(path="/body/id", rule="unique", message=Sentence(N_("choose another id")))],
         )
     now = ctx.clock()
     applicant = Applicant(
@@ -74,7 +77,7 @@ def list_applicants(
 ) -> list[ApplicantRead]:
     """Every applicant, for the operators who vet them."""
     if not is_staff(actor):
-        raise Forbidden(f"operators review applicants, not a {actor.kind}")
+        raise Forbidden(Sentence(N_("operators review applicants, not a %(kind)s"), kind=actor.kind))
     query = sa.select(Applicant).order_by(Applicant.created_at, Applicant.id)
     if status is not None:
         query = query.where(Applicant.status == status.value)
@@ -84,7 +87,7 @@ def list_applicants(
 def get_applicant(session: Session, *, actor: Principal, applicant_id: str) -> ApplicantRead:
     """An applicant, to operators and to the organisation itself."""
     if not is_staff(actor) and not (actor.kind is PrincipalKind.organisation and actor.id == applicant_id):
-        raise Forbidden("an applicant is seen by operators and by the organisation itself")
+        raise Forbidden(Sentence(N_("an applicant is seen by operators and by the organisation itself")))
     return applicant_read(applicant_of(session, applicant_id))
 
 
@@ -96,13 +99,19 @@ def vet_applicant(
         "applicant.vet", "applicant", applicant_id, details={"decision": vetting.decision.value}
     )
     if not is_staff(actor):
-        raise Forbidden(f"an operator vets applicants, not a {actor.kind}")
+        raise Forbidden(Sentence(N_("an operator vets applicants, not a %(kind)s"), kind=actor.kind))
     session = ctx.session
     applicant = applicant_of(session, applicant_id)
     if applicant.status != ApplicantStatus.pending:
-        raise exceptions.AlreadyVetted(f"applicant {applicant_id!r} is {applicant.status}")
+        raise exceptions.AlreadyVetted(
+            Sentence(
+                N_("applicant %(applicant_id)r is %(status)s"),
+                applicant_id=applicant_id,
+                status=applicant.status,
+            )
+        )
     if vetting.decision is ApplicantStatus.pending:
-        raise exceptions.AlreadyVetted("a vetting decides: vetted or refused")
+        raise exceptions.AlreadyVetted(Sentence(N_("a vetting decides: vetted or refused")))
     now = ctx.clock()
     applicant.status = vetting.decision.value
     applicant.vetting_reason = vetting.reason
@@ -141,6 +150,10 @@ def vetted_applicant(session: Session, actor: Principal) -> Applicant:
     applicant = session.get(Applicant, actor.id) if actor.kind is PrincipalKind.organisation else None
     if applicant is None or applicant.status != ApplicantStatus.vetted:
         raise exceptions.ApplicantNotVetted(
-            f"{actor.kind} {actor.id!r} is not a vetted applicant organisation"
+            Sentence(
+                N_("%(kind)s %(principal_id)r is not a vetted applicant organisation"),
+                kind=actor.kind,
+                principal_id=actor.id,
+            )
         )
     return applicant

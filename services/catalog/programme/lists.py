@@ -31,6 +31,7 @@ from services.catalog.programme.schemas import (
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.clock import aware
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError, Forbidden
 
 
@@ -43,9 +44,12 @@ def is_staff(actor: Principal | None) -> bool:
     return actor is not None and (actor.is_admin() or actor.kind is PrincipalKind.operator)
 
 
-def _operator(actor: Principal, what: str) -> None:
+def _operator(actor: Principal, action: Sentence) -> None:
+    """Only staff may do ``action`` (what an operator does: ``Sentence(N_("adds openings"))``)."""
     if not is_staff(actor):
-        raise Forbidden(f"an operator {what}, not a {actor.kind}")
+        raise Forbidden(
+            Sentence(N_("an operator %(action)s, not a %(kind)s"), action=action, kind=actor.kind)
+        )
 
 
 def opening_read(opening: Opening) -> OpeningRead:
@@ -77,14 +81,16 @@ def list_of(session: Session, list_id: str, *, reader: Principal | None = None) 
     """The list; a draft only to operators and admins (to everyone else it does not exist)."""
     row = session.get(OpportunityList, list_id)
     if row is None or (row.status != ListStatus.published and not is_staff(reader)):
-        raise exceptions.OpportunityListNotFound(f"no published opportunity list {list_id!r}")
+        raise exceptions.OpportunityListNotFound(
+            Sentence(N_("no published opportunity list %(list_id)r"), list_id=list_id)
+        )
     return row
 
 
 def opening_of(session: Session, opening_id: str) -> Opening:
     opening = session.get(Opening, opening_id)
     if opening is None:
-        raise exceptions.OpeningNotFound(f"no opening {opening_id!r}")
+        raise exceptions.OpeningNotFound(Sentence(N_("no opening %(opening_id)r"), opening_id=opening_id))
     return opening
 
 
@@ -101,9 +107,9 @@ def create_list(
 ) -> OpportunityListRead:
     """A draft list, which nobody but operators sees until it is published."""
     ctx.audit.attempting("opportunity_list.create", "opportunity_list", payload.id)
-    _operator(actor, "drafts opportunity lists")
+    _operator(actor, Sentence(N_("drafts opportunity lists")))
     if ctx.session.get(OpportunityList, payload.id) is not None:
-        raise exceptions.ListNotDraft(f"opportunity list {payload.id!r} exists")
+        raise exceptions.ListNotDraft(Sentence(N_("opportunity list %(list_id)r exists"), list_id=payload.id))
     now = ctx.clock()
     row = OpportunityList(
         **payload.model_dump(),
@@ -130,18 +136,20 @@ def add_opening(
     """An opening on a draft list: its data offered (datasets that exist), its owning department
     (which will compare the proposals), its conditions and a deadline ahead."""
     ctx.audit.attempting("opportunity_list.add_opening", "opportunity_list", list_id)
-    _operator(actor, "adds openings")
+    _operator(actor, Sentence(N_("adds openings")))
     session = ctx.session
     row = list_of(session, list_id, reader=actor)
     if row.status != ListStatus.draft:
-        raise exceptions.ListNotDraft(f"opportunity list {list_id!r} is published; openings are fixed")
+        raise exceptions.ListNotDraft(
+            Sentence(N_("opportunity list %(list_id)r is published; openings are fixed"), list_id=list_id)
+        )
     now = ctx.clock()
     _check_deadline(aware(payload.deadline), now)
     get_department(session, payload.owner_department_id)
     for dataset_id in payload.datasets:
         get_dataset(session, dataset_id)
     known = set(session.scalars(sa.select(Need.id).where(Need.id.in_(payload.need_ids))))
-    refuse_unknown(payload.need_ids, known, "need_ids", "need")
+    refuse_unknown(payload.need_ids, known, "need_ids", Sentence(N_("need")))
     position = len(_openings(session, list_id)) + 1
     opening = Opening(
         id=new_id("on", now),
@@ -169,8 +177,12 @@ def add_opening(
 def _check_deadline(deadline: datetime, now: datetime) -> None:
     if deadline <= now:
         raise exceptions.DeadlineNotAhead(
-            f"the deadline {deadline.isoformat()} is not after now",
-            errors=[FieldError(path="/body/deadline", rule="minimum", message="must be in the future")],
+            Sentence(N_("the deadline %(deadline)s is not after now"), deadline=deadline.isoformat()),
+            errors=[
+                FieldError(
+                    path="/body/deadline", rule="minimum", message=Sentence(N_("must be in the future"))
+                )
+            ],
         )
 
 
@@ -180,14 +192,22 @@ def publish_list(ctx: Collaborators, *, actor: Principal, list_id: str) -> Oppor
     A list without an opening whose deadline is still ahead is refused (409): it would invite
     proposals that can no longer be made."""
     ctx.audit.attempting("opportunity_list.publish", "opportunity_list", list_id)
-    _operator(actor, "publishes opportunity lists")
+    _operator(actor, Sentence(N_("publishes opportunity lists")))
     session = ctx.session
     row = list_of(session, list_id, reader=actor)
     if row.status != ListStatus.draft:
-        raise exceptions.ListNotDraft(f"opportunity list {list_id!r} was published as number {row.number}")
+        raise exceptions.ListNotDraft(
+            Sentence(
+                N_("opportunity list %(list_id)r was published as number %(number)s"),
+                list_id=list_id,
+                number=row.number,
+            )
+        )
     now = ctx.clock()
     if not any(aware(opening.deadline) > now for opening in _openings(session, list_id)):
-        raise exceptions.ListEmpty(f"opportunity list {list_id!r} has no opening with a deadline ahead")
+        raise exceptions.ListEmpty(
+            Sentence(N_("opportunity list %(list_id)r has no opening with a deadline ahead"), list_id=list_id)
+        )
     latest = session.scalar(sa.select(sa.func.max(OpportunityList.number)))
     row.number = (latest or 0) + 1
     row.status = ListStatus.published.value

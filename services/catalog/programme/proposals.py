@@ -42,6 +42,7 @@ from services.catalog.programme.schemas import (
 from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.clock import aware
+from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError
 
 
@@ -62,7 +63,11 @@ def _owns(actor: Principal, opening: Opening) -> bool:
 def _owner_only(actor: Principal, opening: Opening) -> None:
     if not _owns(actor, opening):
         raise exceptions.NotTheOpeningOwner(
-            f"only {opening.owner_department_id!r} (or an operator) decides on opening {opening.id}"
+            Sentence(
+                N_("only %(department_id)r (or an operator) decides on opening %(opening_id)s"),
+                department_id=opening.owner_department_id,
+                opening_id=opening.id,
+            )
         )
 
 
@@ -76,17 +81,28 @@ def _check_datasets(ctx: Collaborators, payload: ProposalCreate) -> None:
             FieldError(
                 path=f"/body/datasets/{index}/fields/{position}",
                 rule="unknown-field",
-                message=f"{name!r} is not a top-level field of {wanted.dataset_id} {scope.version}",
+                message=Sentence(
+                    N_("%(field)r is not a top-level field of %(dataset_id)s %(version)s"),
+                    field=name,
+                    dataset_id=wanted.dataset_id,
+                    version=scope.version,
+                ),
             )
             for position, name in enumerate(wanted.fields)
             if name not in scope.fields
         ]
     if errors:
-        raise exceptions.UnknownProposalFields("fields not in the datasets' current contracts", errors=errors)
+        raise exceptions.UnknownProposalFields(
+            Sentence(N_("fields not in the datasets' current contracts")), errors=errors
+        )
     if payload.duration_days > ctx.settings.max_duration_days:
         raise exceptions.UnknownProposalFields(
-            f"{payload.duration_days} days is beyond the maximum of {ctx.settings.max_duration_days}",
-            errors=[FieldError(path="/body/duration_days", rule="maximum", message="too long")],
+            Sentence(
+                N_("%(days)s days is beyond the maximum of %(max_duration_days)s"),
+                days=payload.duration_days,
+                max_duration_days=ctx.settings.max_duration_days,
+            ),
+            errors=[FieldError(path="/body/duration_days", rule="maximum", message=Sentence(N_("too long")))],
         )
 
 
@@ -101,17 +117,29 @@ def submit_proposal(
     list_of(session, opening.list_id)  # a draft list's openings take no proposals
     now = ctx.clock()
     if opening.status != OpeningStatus.open:
-        raise exceptions.OpeningDecided(f"opening {opening_id} has been decided")
+        raise exceptions.OpeningDecided(
+            Sentence(N_("opening %(opening_id)s has been decided"), opening_id=opening_id)
+        )
     if aware(opening.deadline) <= now:
         raise exceptions.DeadlinePassed(
-            f"opening {opening_id} closed at {aware(opening.deadline).isoformat()}",
+            Sentence(
+                N_("opening %(opening_id)s closed at %(deadline)s"),
+                opening_id=opening_id,
+                deadline=aware(opening.deadline).isoformat(),
+            ),
             deadline=aware(opening.deadline).isoformat(),
         )
     taken = sa.select(Proposal.id).where(
         Proposal.opening_id == opening_id, Proposal.applicant_id == applicant.id
     )
     if session.scalar(taken) is not None:
-        raise exceptions.AlreadyProposed(f"{applicant.id!r} has already answered opening {opening_id}")
+        raise exceptions.AlreadyProposed(
+            Sentence(
+                N_("%(applicant_id)r has already answered opening %(opening_id)s"),
+                applicant_id=applicant.id,
+                opening_id=opening_id,
+            )
+        )
     _check_datasets(ctx, payload)
     proposal = Proposal(
         id=new_id("pr", now),
@@ -160,10 +188,14 @@ def get_proposal(session: Session, *, actor: Principal, proposal_id: str) -> Pro
     """A proposal, to the organisation that made it and to the opening's owner."""
     proposal = session.get(Proposal, proposal_id)
     if proposal is None:
-        raise exceptions.ProposalNotFound(f"no proposal {proposal_id!r}")
+        raise exceptions.ProposalNotFound(
+            Sentence(N_("no proposal %(proposal_id)r"), proposal_id=proposal_id)
+        )
     mine = actor.kind is PrincipalKind.organisation and actor.id == proposal.applicant_id
     if not mine and not _owns(actor, opening_of(session, proposal.opening_id)):
-        raise exceptions.NotYourProposal("a proposal is seen by its organisation and the opening's owner")
+        raise exceptions.NotYourProposal(
+            Sentence(N_("a proposal is seen by its organisation and the opening's owner"))
+        )
     return proposal_read(proposal)
 
 
@@ -195,17 +227,23 @@ def select_proposals(
     opening = opening_of(session, opening_id)
     _owner_only(actor, opening)
     if opening.status != OpeningStatus.open:
-        raise exceptions.OpeningDecided(f"opening {opening_id} has been decided")
+        raise exceptions.OpeningDecided(
+            Sentence(N_("opening %(opening_id)s has been decided"), opening_id=opening_id)
+        )
     proposals = {row.id: row for row in _proposals(session, opening_id)}
     unknown = [
         FieldError(
-            path=f"/body/proposal_ids/{index}", rule="exists", message=f"no proposal {pid!r} for this opening"
+            path=f"/body/proposal_ids/{index}",
+            rule="exists",
+            message=Sentence(N_("no proposal %(proposal_id)r for this opening"), proposal_id=pid),
         )
         for index, pid in enumerate(selection.proposal_ids)
         if pid not in proposals
     ]
     if unknown:
-        raise exceptions.UnknownProposals("proposals that do not answer this opening", errors=unknown)
+        raise exceptions.UnknownProposals(
+            Sentence(N_("proposals that do not answer this opening")), errors=unknown
+        )
     now = ctx.clock()
     owner = get_department(session, opening.owner_department_id)
     chosen = set(selection.proposal_ids)

@@ -8,6 +8,8 @@ entries the code no longer uses (``make messages`` refreshes it).
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -180,3 +182,81 @@ def test_every_problem_title_of_every_service_has_a_chinese_translation() -> Non
     assert len(problems) > 60
     missing = sorted({cls.title for cls in problems if not translated.get(cls.title)})
     assert not missing, f"problem titles without a zh_CN translation (run `make messages`): {missing}"
+
+
+def _named(call: ast.Call) -> str | None:
+    function = call.func
+    return function.id if isinstance(function, ast.Name) else getattr(function, "attr", None)
+
+
+def _english_only(node: ast.expr | None) -> bool:
+    """A literal or an f-string (or text glued or formatted from one): no catalog can reach it."""
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.BinOp):
+        return _english_only(node.left) or _english_only(node.right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr == "format" and _english_only(node.func.value)
+    return False
+
+
+def _detail_position(problem: type) -> int | None:
+    """Where a problem type's constructor takes its ``detail`` positionally (None: it builds its own)."""
+    names = [
+        parameter.name
+        for parameter in inspect.signature(problem).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return names.index("detail") if "detail" in names else None
+
+
+def english_only_problems(source: str, problems: dict[str, int | None]) -> Iterator[tuple[int, str]]:
+    """(line, what) of each problem built with a detail, and each field error with a message,
+    written as a plain string or an f-string rather than a ``Sentence``: English to every reader."""
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _named(node)
+        if name == "FieldError":
+            message = next((k.value for k in node.keywords if k.arg == "message"), None)
+            if _english_only(message):
+                yield node.lineno, "FieldError message"
+        elif name in problems:
+            position = problems[name]
+            detail = next((k.value for k in node.keywords if k.arg == "detail"), None)
+            if detail is None and position is not None and len(node.args) > position:
+                detail = node.args[position]
+            if _english_only(detail):
+                yield node.lineno, f"{name} detail"
+
+
+def test_the_english_only_check_sees_literals_and_f_strings_not_sentences() -> None:
+    problems = {"NotFound": 0, "CatalogNotReady": None}
+    source = (
+        "raise NotFound(f'no need {need_id!r}')\n"
+        "raise exceptions.NotFound('gone', errors=[FieldError(path='/x', rule='r', message='bad')])\n"
+        "raise NotFound(detail='no ' + kind)\n"
+        "raise NotFound(Sentence(N_('no need %(id)r'), id=need_id))\n"
+        "raise CatalogNotReady('feeds')\n"
+        "FieldError(path='/x', rule='r', message=Sentence(N_('bad')))\n"
+    )
+    assert sorted(english_only_problems(source, problems)) == [
+        (1, "NotFound detail"),
+        (2, "FieldError message"),
+        (2, "NotFound detail"),
+        (3, "NotFound detail"),
+    ]
+
+
+def test_every_problem_detail_and_field_error_is_a_sentence() -> None:
+    """A detail or field error message is written as a ``Sentence`` so that it reaches the reader
+    in Chinese or English as asked (a plain string or an f-string is English to everyone)."""
+    problems = {cls.__name__: _detail_position(cls) for cls in _problem_types()}
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {what}"
+        for path in sorted((ROOT / "services").rglob("*.py"))
+        for line, what in english_only_problems(path.read_text(), problems)
+    ]
+    assert not found, "write these as Sentence(N_(...), ...) and translate them:\n" + "\n".join(found)
