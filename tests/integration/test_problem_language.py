@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.factories import access_request_create
+from tests.factories import access_request_create, need_create
 from tests.support.platform import Platform, in_process
 
 TYPE = "https://citybase.dev/problems/"
@@ -51,6 +51,22 @@ CASES = [
         ),
         ("/body/scenario_id", "name the scenario", "请指明场景"),
         id="catalog-field-error",
+    ),
+    pytest.param(
+        ("POST", "/catalog/v1/needs", {"json": need_create(domains=["health", "nowhere"])}),
+        422,
+        "validation-error",
+        ("not every domain named exists", "所列领域并非全部存在"),
+        ("/body/domains/1", "no domain 'nowhere'", "没有领域 'nowhere'"),
+        id="catalog-needs-nested-noun",
+    ),
+    pytest.param(
+        ("GET", "/catalog/v1/opportunity-lists/no-such-list", {}),
+        404,
+        "opportunity-list-not-found",
+        ("no published opportunity list 'no-such-list'", "没有已发布的机会清单 'no-such-list'"),
+        None,
+        id="catalog-programme",
     ),
     pytest.param(
         ("POST", "/ingest/v1/datasets/transport.bus-arrivals/records", {"content": b"[]"}),
