@@ -147,7 +147,9 @@ class MalformedBody(BadRequest):
         """The fault at character ``offset`` of ``text``, located by line and column (1-based)."""
         line = text.count("\n", 0, offset) + 1
         column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        return cls(f"line {line} column {column}: {reason}", line=line, column=column, offset=offset)
+        # The same sentence as ingest's NDJSON lines, so that one translation serves both.
+        detail = Sentence(N_("line %(line)s column %(colno)s: %(msg)s"), line=line, colno=column, msg=reason)
+        return cls(detail, line=line, column=column, offset=offset)
 
 
 class InvalidRequest(Problem):

@@ -153,6 +153,14 @@ def test_malformed_json_is_a_400_that_says_where(body: bytes) -> None:
     assert problem["line"] == 1 and problem["column"] >= 1 and problem["detail"].startswith("line 1 column")
 
 
+def test_where_malformed_json_stops_reads_in_chinese_when_asked() -> None:
+    response = TestClient(_app()).post(
+        "/items", content=b"[1, 2", headers={"Content-Type": "application/json", "Accept-Language": "zh-CN"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("第 1 行第 6 列：")
+
+
 def _json_route(app: FastAPI) -> tuple[str, str]:
     """A method and path of the app that take a JSON body."""
     for path, item in app.openapi()["paths"].items():
