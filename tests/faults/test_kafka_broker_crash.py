@@ -272,8 +272,13 @@ def test_the_producer_sends_again_after_an_outage_longer_than_its_delivery_timeo
             return [OutgoingRecord(topic, b"x" * 200, str(n).encode(), ()) for n in range(200)]
 
         producer.send_batch(batch()).result(30)
-        in_flight = [producer.send_batch(batch()) for _ in range(20)]
+        # Enough batches (30,000 records) that some are still on their way when the broker dies,
+        # however fast it acknowledged the first ones; and a few more queued right after the kill.
+        in_flight = [producer.send_batch(batch()) for _ in range(150)]
         private_kafka.kill9()
+        for _ in range(3):
+            with contextlib.suppress(Exception):
+                in_flight.append(producer.send_batch(batch()))
         for future in in_flight:
             with contextlib.suppress(Exception):
                 future.result(10)
