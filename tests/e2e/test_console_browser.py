@@ -708,10 +708,10 @@ def test_from_a_residents_post_to_a_committed_need_through_the_console(
     browser.get(need_url)
     browser.find_element(By.ID, "join-purpose").send_keys("Tell residents which pharmacies passed")
     browser.find_element(By.ID, "join").click()
-    assert OTHER_SCENARIO in browser.find_element(By.ID, "requesters").text
+    assert wait_until(lambda: OTHER_SCENARIO in text_of(browser, "requesters"), 15)
     browser.find_element(By.ID, "comments-body").send_keys("Weekly would already help.")
     browser.find_element(By.ID, "comment").click()
-    assert "Weekly would already help." in browser.find_element(By.ID, "thread").text
+    assert wait_until(lambda: "Weekly would already help." in text_of(browser, "thread"), 15)
 
     # The market regulator answers: a commitment with a date.
     log_in(browser, platform, platform.keys[PUBLISHER])
@@ -723,11 +723,11 @@ def test_from_a_residents_post_to_a_committed_need_through_the_console(
     browser.find_element(By.ID, "commit-dataset_id").send_keys("market.pharmacy-inspections")
     browser.find_element(By.ID, "commit").click()
     assert wait_until(lambda: "committed" in browser.find_element(By.TAG_NAME, "h1").text, 10)
-    assert due.isoformat() in browser.find_element(By.ID, "answer").text
-    assert "need.commit" in browser.find_element(By.ID, "history").text
+    assert wait_until(lambda: due.isoformat() in text_of(browser, "answer"), 15)
+    assert wait_until(lambda: "need.commit" in text_of(browser, "history"), 15)
     screenshot(browser, "need-committed")
     browser.get(f"{platform.base}/console/needs?status=committed")
-    assert "Inspection results of pharmacies" in browser.find_element(By.ID, "needs").text
+    assert wait_until(lambda: "Inspection results of pharmacies" in text_of(browser, "needs"), 15)
     screenshot(browser, "needs-board")
 
     # An operator: the moderation queue, the resident's need accepted, the candidate needs.
@@ -735,7 +735,7 @@ def test_from_a_residents_post_to_a_committed_need_through_the_console(
     log_in(browser, platform, platform.keys[OPERATOR])
     browser.get(f"{platform.base}/console/needs")
     browser.find_element(By.ID, "moderation-queue").click()
-    assert "Which pharmacies are open at night" in browser.find_element(By.ID, "needs").text
+    assert wait_until(lambda: "Which pharmacies are open at night" in text_of(browser, "needs"), 15)
     screenshot(browser, "needs-moderation-queue")
     browser.get(f"{platform.base}/console/needs/{resident_need}")
     browser.find_element(By.ID, "accept").click()
