@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,54 +14,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.console.evaluation_view import day_of, this_month
+from tests.support.evaluation_cast import DATASET, EVALUATOR, FAST, evaluation_cast
 from tests.support.http import wait_until
-from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
-from tests.support.principals import APPROVER, OPERATOR, PUBLISHER, SCENARIO, populate
-
-EVALUATOR = "city-evaluator"
-DATASET = "market.inspections"
-FIELDS = ["inspection_id", "district", "result"]
-FAST = {
-    **SHORT_QUALITY_WINDOWS,
-    "CITYBASE_FEEDS_LAG_INTERVAL_S": "0.3",
-    "CITYBASE_QUALITY_UTILIZATION_REFRESH_S": "0.3",
-}
-
-
-def _delivered(platform: Platform) -> None:
-    """The console's people, an evaluator, and records of market inspections delivered to the
-    scenario under a grant (so that its delivery objectives have something to measure)."""
-    populate(platform)
-    platform.principal(EVALUATOR, "evaluator")
-    asked = platform.request_access(SCENARIO, dataset_id=DATASET, fields=FIELDS)
-    platform.ok(
-        "POST", f"/catalog/v1/access-requests/{asked['id']}/approve", platform.keys[APPROVER],
-        json={"reason": "street-level results"},
-    )  # fmt: skip
-    key = platform.keys[SCENARIO]
-
-    def subscribed() -> str | None:
-        answer = platform.call("POST", "/feeds/v1/subscriptions", key, json={"dataset": DATASET, "start": "earliest"})
-        return str(answer.json()["id"]) if answer.status_code == 201 else None
-
-    found: list[str] = []
-    assert wait_until(lambda: bool((s := subscribed()) and not found.append(s)), 15), "no grant in feeds"
-    platform.demo_traffic(DATASET, 30)
-    got, deadline = 0, time.monotonic() + 20
-    while got < 30 and time.monotonic() < deadline:
-        batch = platform.ok(
-            "GET", f"/feeds/v1/subscriptions/{found[0]}/records", key, params={"max": 30 - got, "wait": 1}
-        )
-        got += len(batch["records"])
-    assert got == 30, f"{got} records delivered"
-    platform.context["subscription_id"] = found[0]
-
+from tests.support.platform import Platform, in_process
+from tests.support.principals import OPERATOR, PUBLISHER, SCENARIO
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with in_process(
         tmp_path_factory.mktemp("console-evaluation"), key_name="console", environment=FAST,
-        prepare_platform=_delivered,
+        prepare_platform=evaluation_cast,
     ) as running:  # fmt: skip
         yield running
 
