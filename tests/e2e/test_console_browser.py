@@ -993,14 +993,20 @@ def test_a_scenario_sets_an_objective_and_reports_an_outcome_and_the_evaluator_j
     assert wait_until(lambda: text_of(browser, "verdict-result") == "meets its objectives", 10)
     screenshot(browser, "evaluation-verdict")
 
-    platform.ok("POST", "/catalog/v1/audit/checkpoints", platform.keys[OPERATOR])
-    saved = platform.call(
-        "GET", f"/quality/v1/scenarios/{SCENARIO}/evaluation", platform.keys[EVALUATOR],
-        params={"period_start": EVALUATION_START, "period_end": EVALUATION_END, "format": "json"},
-    )  # fmt: skip
-    assert saved.status_code == 200, saved.text
+    # a report verifies against the trail up to the checkpoint it names: one taken after the verdict
+    checkpoint = platform.ok("POST", "/catalog/v1/audit/checkpoints", platform.keys[OPERATOR])
+
+    def saved() -> dict[str, Any] | None:
+        answer = platform.ok(
+            "GET", f"/quality/v1/scenarios/{SCENARIO}/evaluation", platform.keys[EVALUATOR],
+            params={"period_start": EVALUATION_START, "period_end": EVALUATION_END, "format": "json"},
+        )  # fmt: skip
+        seen = answer.get("checkpoint") or {}
+        return answer if seen.get("seq", -1) >= checkpoint["seq"] else None
+
+    assert wait_until(lambda: saved() is not None, 15), "quality did not see the checkpoint"
     report = tmp_path / "report.json"
-    report.write_text(json.dumps(saved.json()))
+    report.write_text(json.dumps(saved()))
     browser.find_element(By.ID, "verify-upload").send_keys(str(report))
     browser.find_element(By.ID, "verify").click()
     assert wait_until(lambda: text_of(browser, "verification-result").startswith("verified"), 10), (

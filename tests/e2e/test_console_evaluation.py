@@ -128,7 +128,6 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
 ) -> None:
     if not _objectives(platform):
         test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(platform)
-    platform.ok("POST", "/catalog/v1/audit/checkpoints", platform.keys[OPERATOR])
     client = login(platform, EVALUATOR)
     work = client.get("/console/evaluations")
     assert work.status_code == 200, work.text
@@ -173,12 +172,24 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
     assert 'id="verdict-result">meets its objectives' in page
     assert "meets its objectives" in client.get("/console/evaluations").text
 
+    # a saved report verifies against the trail up to the checkpoint it names: take one after the
+    # verdict and save the report again once quality has seen it
+    checkpoint = platform.ok("POST", "/catalog/v1/audit/checkpoints", platform.keys[OPERATOR])
+
+    def saved_after_the_checkpoint() -> bytes | None:
+        answer = client.get(f"{PAGE}/report.json", params=THIS_MONTH)
+        seen = answer.json().get("checkpoint") or {}
+        return answer.content if seen.get("seq", -1) >= checkpoint["seq"] else None
+
+    assert wait_until(lambda: saved_after_the_checkpoint() is not None, 15), "quality did not see the checkpoint"
+    saved_content = saved_after_the_checkpoint()
+    assert saved_content is not None
     verified = client.post(
-        f"{PAGE}/verify", files={"upload": ("report.json", saved.content, "application/json")}
+        f"{PAGE}/verify", files={"upload": ("report.json", saved_content, "application/json")}
     )
     assert verified.status_code == 200, verified.text
     assert 'id="verification-result">verified' in verified.text, verified.text
-    tampered = json.loads(saved.content)
+    tampered = json.loads(saved_content)
     delivery = next(o for o in tampered["objectives"] if o["kind"] == "delivered-records")
     delivery["actual"] = delivery["actual"] + 1000
     shown = client.post(f"{PAGE}/verify", data={"document": json.dumps(tampered)})
