@@ -771,7 +771,7 @@ async def set_objective(request: Request, scenario_id: str, session: SessionDep,
         scenario_id,
         "objective",
         form,
-        evaluation_view.set_objective(session.api, scenario_id, form),
+        evaluation_view.set_objective(session.api, session.caller, scenario_id, form),
         lambda made: {"period_start": made["period_start"], "period_end": made["period_end"]},
     )
 
@@ -786,7 +786,7 @@ async def withdraw_objective(
         scenario_id,
         f"withdraw-{objective_id}",
         form,
-        evaluation_view.withdraw_objective(session.api, objective_id, form),
+        evaluation_view.withdraw_objective(session.api, session.caller, scenario_id, objective_id, form),
     )
 
 
@@ -799,7 +799,7 @@ async def report_outcome(request: Request, scenario_id: str, session: SessionDep
         scenario_id,
         f"correct-{corrects}" if corrects else "outcome",
         form,
-        evaluation_view.report_outcome(session.api, scenario_id, form),
+        evaluation_view.report_outcome(session.api, session.caller, scenario_id, form),
     )
 
 
@@ -811,7 +811,7 @@ async def record_verdict(request: Request, scenario_id: str, session: SessionDep
         scenario_id,
         "verdict",
         form,
-        evaluation_view.record_verdict(session.api, scenario_id, form),
+        evaluation_view.record_verdict(session.api, session.caller, scenario_id, form),
         lambda made: {"period_start": made["period_start"], "period_end": made["period_end"]},
     )
 

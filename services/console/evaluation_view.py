@@ -135,7 +135,7 @@ def indicator_cards(answer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "id": name.replace(".", "-"),
-                "title": i18n.gettext(indicator.title) if indicator.title != name else name,
+                "title": i18n.gettext(indicator.title) if name in BY_NAME else name,
                 "formula": i18n.gettext(indicator.formula) if name in BY_NAME else indicator.formula,
                 "value": figure.get("value"),
                 "shown": indicator_value(name, figure.get("value")),
@@ -461,20 +461,43 @@ def verdict_create(form: Form) -> dict[str, Any]:
     }
 
 
-async def set_objective(api: PlatformApi, scenario_id: str, form: Form) -> dict[str, Any]:
-    set_: dict[str, Any] = await api.post("catalog", _scenario_path(scenario_id, "/objectives"), objective_create(form))
+def require_objective_setter(caller: Caller, scenario_id: str) -> None:
+    if not may_set_objectives(caller, scenario_id):
+        raise NotForYourRole(
+            i18n._("A scenario's objectives are set by the scenario itself, operators and administrators.")
+        )
+
+
+def require_outcome_reporter(caller: Caller, scenario_id: str) -> None:
+    if not may_report_outcomes(caller, scenario_id):
+        raise NotForYourRole(i18n._("A scenario's outcomes are reported by the scenario itself and operators."))
+
+
+def require_evaluator(caller: Caller) -> None:
+    if not caller.is_evaluator:
+        raise NotForYourRole(i18n._("Verdicts are recorded by evaluators."))
+
+
+async def set_objective(api: PlatformApi, caller: Caller, scenario_id: str, form: Form) -> dict[str, Any]:
+    require_objective_setter(caller, scenario_id)
+    path = _scenario_path(scenario_id, "/objectives")
+    set_: dict[str, Any] = await api.post("catalog", path, objective_create(form))
     return set_
 
 
-async def withdraw_objective(api: PlatformApi, objective_id: str, form: Form) -> dict[str, Any]:
+async def withdraw_objective(
+    api: PlatformApi, caller: Caller, scenario_id: str, objective_id: str, form: Form
+) -> dict[str, Any]:
+    require_objective_setter(caller, scenario_id)
     path = api_path("/v1/objectives/{objective_id}/withdraw", objective_id=objective_id)
     withdrawn: dict[str, Any] = await api.post("catalog", path, {"reason": first(form, "reason") or ""})
     return withdrawn
 
 
-async def report_outcome(api: PlatformApi, scenario_id: str, form: Form) -> dict[str, Any]:
+async def report_outcome(api: PlatformApi, caller: Caller, scenario_id: str, form: Form) -> dict[str, Any]:
     """Report (or correct) an outcome under the form's idempotency key: the same form sent twice
     reports it once."""
+    require_outcome_reporter(caller, scenario_id)
     key = first(form, "idempotency_key")
     reported: dict[str, Any] = await api.post(
         "catalog",
@@ -485,8 +508,10 @@ async def report_outcome(api: PlatformApi, scenario_id: str, form: Form) -> dict
     return reported
 
 
-async def record_verdict(api: PlatformApi, scenario_id: str, form: Form) -> dict[str, Any]:
-    recorded: dict[str, Any] = await api.post("catalog", _scenario_path(scenario_id, "/verdicts"), verdict_create(form))
+async def record_verdict(api: PlatformApi, caller: Caller, scenario_id: str, form: Form) -> dict[str, Any]:
+    require_evaluator(caller)
+    path = _scenario_path(scenario_id, "/verdicts")
+    recorded: dict[str, Any] = await api.post("catalog", path, verdict_create(form))
     return recorded
 
 

@@ -527,3 +527,19 @@ def test_a_scenarios_home_leads_to_its_own_evaluation() -> None:
     with console(StandIn(SCENARIO_ME)) as client:
         home = client.get("/").text
     assert 'id="my-evaluation"' in home and 'href="/scenarios/one-stop-visit/evaluation"' in home
+
+
+def test_each_form_is_refused_to_the_roles_it_is_not_offered_to_before_any_call() -> None:
+    refused = {
+        "/scenarios/one-stop-visit/verdicts": (SCENARIO_ME, "Verdicts are recorded by evaluators."),
+        "/scenarios/one-stop-visit/objectives": (EVALUATOR_ME, "set by the scenario itself"),
+        "/scenarios/one-stop-visit/objectives/obj_0123456789ab/withdraw": (EVALUATOR_ME, "set by the scenario"),
+        "/scenarios/one-stop-visit/outcomes": (EVALUATOR_ME, "reported by the scenario itself and operators"),
+    }
+    for path, (me, reason) in refused.items():
+        stand_in = StandIn(me)
+        with console(stand_in) as client:
+            answer = client.post(path, data={"reason": "x", "value": "1"})
+        assert answer.status_code == 403, path
+        assert reason in answer.text, path
+        assert not [s for s in stand_in.sent if s.method == "POST"], path
