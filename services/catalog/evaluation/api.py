@@ -133,4 +133,4 @@ def verify_evaluation(
     _: VerifierDep,
 ) -> Verification:
     """503 when platform.catalog cannot be read: the chain is verified against its checkpoints."""
-    return verification.verify_report(session, bus, report, audit=audit)
+    return verification.verify_saved_report(session, bus, report, audit=audit)

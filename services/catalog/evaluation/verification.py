@@ -22,7 +22,7 @@ says.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from services.catalog.audit.auditor import Auditor
 from services.catalog.audit.models import AuditEntry
+from services.catalog.audit.schemas import AuditVerification
 from services.catalog.audit.service import SUCCESS, verify_with_bus
 from services.catalog.evaluation import exceptions
 from services.catalog.evaluation.schemas import (
@@ -282,12 +283,24 @@ def compare_report(report: Mapping[str, Any], trail: Trail, period: Period) -> _
     return check
 
 
-def verify_report(session: Session, bus: Bus, report: Mapping[str, Any], *, audit: Auditor) -> Verification:
-    """Verify ``report``: the chain against the checkpoints published on ``platform.catalog``
-    (:func:`~services.catalog.audit.service.verify_with_bus`, 503 if they cannot be read), the
-    report's checkpoint on it, its figures against the trail up to it. Audited as
-    ``evaluation.verify`` naming the report's scenario; a report that names no scenario, period or
-    checkpoint is a 422 before the chain is walked."""
+def verify_saved_report(session: Session, bus: Bus, report: Mapping[str, Any], *, audit: Auditor) -> Verification:
+    """:func:`verify_report` with the chain verified against the checkpoints published on
+    ``platform.catalog`` (:func:`~services.catalog.audit.service.verify_with_bus`: 503 if they
+    cannot be read, for the database alone cannot vouch for itself)."""
+    return verify_report(session, report, chain=lambda current: verify_with_bus(current, bus), audit=audit)
+
+
+def verify_report(
+    session: Session,
+    report: Mapping[str, Any],
+    *,
+    chain: Callable[[Session], AuditVerification],
+    audit: Auditor,
+) -> Verification:
+    """Verify ``report``: the audit chain (``chain``), the report's checkpoint on it, its figures
+    against the trail up to that checkpoint. Audited as ``evaluation.verify`` naming the report's
+    scenario; a report that names no scenario, period or checkpoint is a 422 before the chain is
+    walked."""
     audit.attempting("evaluation.verify", "evaluation", "-")
     scenario_id, period, point = report_scope(report)
     digest = report.get("digest")
@@ -298,7 +311,7 @@ def verify_report(session: Session, bus: Bus, report: Mapping[str, Any], *, audi
         scenario_id=scenario_id,
         details={"checkpoint": point.model_dump(), "digest": digest},
     )
-    chain = verify_with_bus(session, bus)
+    walked = chain(session)
     check = _Check()
     anchored = session.get(AuditEntry, point.seq)
     check.compare("/checkpoint/hash", point.hash, anchored.hash if anchored is not None else None)
@@ -308,9 +321,9 @@ def verify_report(session: Session, bus: Bus, report: Mapping[str, Any], *, audi
     check.checked += figures.checked
     check.not_checked += figures.not_checked
     result = Verification(
-        ok=chain.ok and not check.mismatches,
+        ok=walked.ok and not check.mismatches,
         checkpoint=point,
-        chain=chain,
+        chain=walked,
         mismatches=check.mismatches,
         checked=check.checked,
         not_checked=check.not_checked,
@@ -327,7 +340,7 @@ def verify_report(session: Session, bus: Bus, report: Mapping[str, Any], *, audi
             "digest": digest if isinstance(digest, str) else None,
             "period_start": period.start.isoformat(),
             "period_end": period.end.isoformat(),
-            "chain_ok": chain.ok,
+            "chain_ok": walked.ok,
             "mismatches": [mismatch.path for mismatch in result.mismatches],
             "checked": len(result.checked),
         },
