@@ -34,6 +34,9 @@ PROPOSAL = "city.citybase.catalog.proposal.v1"
 NEED = "city.citybase.catalog.need.v1"
 NEED_NOTICE = "city.citybase.catalog.need-notice.v1"
 """A need's followers told of a new answer, a fulfilment or a comment (keyed by the notice)."""
+OBJECTIVE = "city.citybase.catalog.objective.v1"
+OUTCOME = "city.citybase.catalog.outcome.v1"
+VERDICT = "city.citybase.catalog.verdict.v1"
 
 _KIND_BY_TYPE = {
     DEPARTMENT: "department",
@@ -50,6 +53,9 @@ _KIND_BY_TYPE = {
     PROPOSAL: "proposal",
     NEED: "need",
     NEED_NOTICE: "neednotice",
+    OBJECTIVE: "objective",
+    OUTCOME: "outcome",
+    VERDICT: "verdict",
 }
 
 
