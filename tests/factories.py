@@ -257,6 +257,7 @@ def grant_state(
     version: int = 1,
     valid_from: datetime | None = None,
     expires_at: datetime | None = None,
+    purpose_category: str = "public_service",
 ) -> dict[str, Any]:
     """The grant event data the catalog's access workflow publishes (contracts/events/catalog.grant.json)."""
     start = valid_from or datetime.now(UTC)
@@ -274,7 +275,7 @@ def grant_state(
         "expires_at": (expires_at or start + timedelta(days=365)).isoformat(),
         "quota": None,
         "purpose": "Show patients the least crowded clinic.",
-        "purpose_category": "public_service",
+        "purpose_category": purpose_category,
         "updated_at": datetime.now(UTC).isoformat(),
         "hash_key": encode_hash_key(new_hash_key()),
     }

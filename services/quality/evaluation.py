@@ -91,13 +91,18 @@ class Judged:
 
 
 def current_outcomes(
-    outcomes: Iterable[OutcomeState], start: datetime, end: datetime
+    outcomes: Iterable[OutcomeState], start: datetime, end: datetime, *, overlapping: bool = False
 ) -> list[OutcomeState]:
-    """Per objective and reporting period inside ``[start, end)``, the latest value that no
-    correction superseded."""
+    """Per objective and reporting period inside ``[start, end)`` (or meeting it, when
+    ``overlapping``), the latest value that no correction superseded."""
     latest: dict[tuple[str, datetime, datetime], OutcomeState] = {}
     for outcome in outcomes:
-        if outcome.superseded_by is not None or not outcome.inside(start, end):
+        if outcome.superseded_by is not None:
+            continue
+        if overlapping:
+            if not (outcome.period_start < end and outcome.period_end > start):
+                continue
+        elif not outcome.inside(start, end):
             continue
         key = (outcome.objective_id, outcome.period_start, outcome.period_end)
         known = latest.get(key)
@@ -115,12 +120,23 @@ def on_target(value: float, target: float | None, direction: str) -> bool:
 
 
 def judge_outcome(
-    objective: ObjectiveState, outcomes: Iterable[OutcomeState], start: datetime, end: datetime
+    objective: ObjectiveState,
+    outcomes: Iterable[OutcomeState],
+    start: datetime,
+    end: datetime,
+    *,
+    overlapping: bool = False,
 ) -> Judged:
     """An outcome objective over ``[start, end)``: the mean of the latest values of the reporting
     periods inside it, met when on the KPI's side of the target; no-data when none was reported.
-    The one judgement the report and the value-conversion indicator make."""
-    used = [o for o in current_outcomes(outcomes, start, end) if o.objective_id == objective.id]
+    The one judgement the report and the value-conversion indicator make; the indicators take the
+    reporting periods that meet their period (``overlapping``: a monthly value counts in each of
+    its weeks), as their periods are calendar weeks and months and a scorecard's the last days."""
+    used = [
+        o
+        for o in current_outcomes(outcomes, start, end, overlapping=overlapping)
+        if o.objective_id == objective.id
+    ]
     if not used:
         return Judged(None, NO_DATA)
     actual = round(sum(o.value for o in used) / len(used), 6)

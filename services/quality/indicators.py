@@ -12,10 +12,11 @@ the grant it was last delivered under. The six figures (see ``docs/indicators.md
   (:func:`services.quality.queries.period_scores`) of the datasets used, weighted by the records
   delivered;
 - ``value.conversion``: dataset uses whose scenario met all its outcome objectives of the period
-  (:func:`services.quality.evaluation.judge_outcome`, as the evaluation report judges them; a
-  scenario without an outcome objective converts nothing) / dataset uses;
-- ``value.outcomes-per-dataset``: outcome values reported for reporting periods inside the period
-  (the latest, not superseded) / datasets used;
+  (:func:`services.quality.evaluation.judge_outcome`, as the evaluation report judges them, over
+  the reporting periods that meet the period; a scenario without an outcome objective converts
+  nothing) / dataset uses;
+- ``value.outcomes-per-dataset``: outcome values of reporting periods that meet the period (the
+  latest, not superseded) / datasets used;
 - ``value.public-service-share``: dataset uses under public_service grants / dataset uses.
 
 One function computes each figure (:data:`FIGURES`), over one period's facts (:func:`period_facts`)
@@ -193,10 +194,10 @@ def period_facts(session: Session, catalog: QualityCatalog, start: datetime, end
         if objective.kind != OUTCOME_KIND:
             continue
         mine = [o for o in all_outcomes if o.scenario_id == objective.scenario_id]
-        judged = evaluation.judge_outcome(objective, mine, start, end)
+        judged = evaluation.judge_outcome(objective, mine, start, end, overlapping=True)
         objectives.setdefault(objective.scenario_id, []).append((objective.id, judged.status))
     reported: dict[str, list[str]] = {}
-    for outcome in evaluation.current_outcomes(all_outcomes, start, end):
+    for outcome in evaluation.current_outcomes(all_outcomes, start, end, overlapping=True):
         reported.setdefault(outcome.scenario_id, []).append(outcome.id)
     grant_purposes: dict[str, set[str]] = {}
     grant_datasets: dict[str, set[str]] = {}
