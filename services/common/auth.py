@@ -40,7 +40,7 @@ class PrincipalKind(StrEnum):
     organisation = "organisation"
     """An applicant organisation vetted to propose for the city's openings."""
     evaluator = "evaluator"
-    """A third party that reads evaluation evidence, never record data."""
+    """A third-party evaluator: reads evaluation evidence and records verdicts, never record data."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,7 @@ LABELS: dict[str, str] = {
     "approver": N_("approver"),
     "operator": N_("operator"),
     "admin": N_("administrator"),
+    "evaluator": N_("evaluator"),
     # purpose categories
     "public_service": N_("public service"),
     "research": N_("research"),
