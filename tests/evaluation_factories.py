@@ -118,7 +118,7 @@ def outcome_state(
 
 
 def verdict_state(
-    scenario_id: str, *, start: datetime, end: datetime, result: str = "meets", digest: str = ""
+    scenario_id: str, *, start: datetime, end: datetime, result: str = "meets", digest: str = "0" * 64
 ) -> dict[str, Any]:
     """A verdict an evaluator recorded (``city.citybase.catalog.verdict.v1``)."""
     return {

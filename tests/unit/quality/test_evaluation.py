@@ -112,9 +112,14 @@ def by_kind(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_the_factories_publish_what_the_catalog_publishes() -> None:
+    objective = objective_state(SCENARIO, "outcome", start=START, end=END, target=3)
     for schema, state in (
         ("catalog.scenario.json", scenario_state(SCENARIO)),
         ("catalog.audit-checkpoint.json", checkpoint_state(3)),
+        ("catalog.objective.json", objective),
+        ("catalog.objective.json", objective_state(SCENARIO, "dataset-use", start=START, end=END, datasets=[VISITS])),
+        ("catalog.outcome.json", outcome_state(objective, 2.5, start=START, end=END)),
+        ("catalog.verdict.json", verdict_state(SCENARIO, start=START, end=END)),
     ):
         Draft202012Validator(json.loads((SCHEMAS / schema).read_text(encoding="utf-8"))).validate(state)
 
