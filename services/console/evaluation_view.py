@@ -34,58 +34,22 @@ SHARE, SCORE, COUNT = "share", "score", "count"
 
 @dataclass(frozen=True)
 class Indicator:
-    """How the console names and reads one of quality's indicators."""
+    """How the console names and reads one of quality's indicators; how it is computed (its
+    formula, in the reader's language) is quality's to say, with the figure."""
 
     name: str
     title: str
-    formula: str
     scale: str
     """``share`` (a fraction 0-1, shown as a percentage), ``score`` (0-100) or ``count``."""
 
 
 INDICATORS: tuple[Indicator, ...] = (
-    Indicator(
-        "penetration.datasets",
-        N_("Datasets in use"),
-        N_("datasets delivered to a live scenario in the period ÷ active datasets"),
-        SHARE,
-    ),
-    Indicator(
-        "penetration.scenarios",
-        N_("Scenarios live"),
-        N_("scenarios in stage live ÷ scenarios past proposed"),
-        SHARE,
-    ),
-    Indicator(
-        "quality.used",
-        N_("Quality of the data used"),
-        N_(
-            "mean overall quality score of the datasets delivered in the period, weighted by the "
-            "records delivered"
-        ),
-        SCORE,
-    ),
-    Indicator(
-        "value.conversion",
-        N_("Value conversion"),
-        N_(
-            "dataset uses whose scenario met all its outcome objectives of the period ÷ all "
-            "dataset uses (a use: a scenario and a dataset delivered to it in the period)"
-        ),
-        SHARE,
-    ),
-    Indicator(
-        "value.outcomes-per-dataset",
-        N_("Outcomes per dataset used"),
-        N_("outcome reports in the period ÷ datasets used"),
-        COUNT,
-    ),
-    Indicator(
-        "value.public-service-share",
-        N_("Public-service share"),
-        N_("dataset uses under public-service grants ÷ all dataset uses"),
-        SHARE,
-    ),
+    Indicator("penetration.datasets", N_("Datasets in use"), SHARE),
+    Indicator("penetration.scenarios", N_("Scenarios live"), SHARE),
+    Indicator("quality.used", N_("Quality of the data used"), SCORE),
+    Indicator("value.conversion", N_("Value conversion"), SHARE),
+    Indicator("value.outcomes-per-dataset", N_("Outcomes per dataset used"), COUNT),
+    Indicator("value.public-service-share", N_("Public-service share"), SHARE),
 )
 BY_NAME = {indicator.name: indicator for indicator in INDICATORS}
 BREAKDOWNS = ("department", "domain", "scenario", "purpose")
@@ -93,10 +57,9 @@ PERIODS = ("month", "week")
 PERIODS_SHOWN = 6
 
 
-def indicator_of(name: str, formula: str | None = None) -> Indicator:
-    """The console's words for an indicator; one it does not know yet is shown by its name and
-    quality's own formula."""
-    return BY_NAME.get(name) or Indicator(name, name, formula or "", COUNT)
+def indicator_of(name: str) -> Indicator:
+    """The console's words for an indicator; one it does not know yet is shown by its name."""
+    return BY_NAME.get(name) or Indicator(name, name, COUNT)
 
 
 def indicator_value(name: str, value: float | None) -> str:
@@ -129,14 +92,14 @@ def indicator_cards(answer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     cards = []
     for figure in _in_order(answer.get("indicators") or []):
         name = str(figure["name"])
-        indicator = indicator_of(name, figure.get("formula"))
+        indicator = indicator_of(name)
         series = sorted(trend.get(name, []), key=lambda point: point[0])
         cards.append(
             {
                 "name": name,
                 "id": name.replace(".", "-"),
                 "title": i18n.gettext(indicator.title) if name in BY_NAME else name,
-                "formula": i18n.gettext(indicator.formula) if name in BY_NAME else indicator.formula,
+                "formula": figure.get("formula") or "",
                 "value": figure.get("value"),
                 "shown": indicator_value(name, figure.get("value")),
                 "numerator": figure.get("numerator"),
@@ -290,7 +253,7 @@ def may_set_objectives(caller: Caller, scenario_id: str) -> bool:
 
 
 def may_report_outcomes(caller: Caller, scenario_id: str) -> bool:
-    return caller.id == scenario_id or caller.kind == "operator"
+    return caller.id == scenario_id or caller.operates
 
 
 def require_evaluation_of(caller: Caller, scenario_id: str) -> None:
@@ -470,7 +433,9 @@ def require_objective_setter(caller: Caller, scenario_id: str) -> None:
 
 def require_outcome_reporter(caller: Caller, scenario_id: str) -> None:
     if not may_report_outcomes(caller, scenario_id):
-        raise NotForYourRole(i18n._("A scenario's outcomes are reported by the scenario itself and operators."))
+        raise NotForYourRole(
+            i18n._("A scenario's outcomes are reported by the scenario itself, operators and administrators.")
+        )
 
 
 def require_evaluator(caller: Caller) -> None:

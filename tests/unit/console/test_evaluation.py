@@ -222,7 +222,7 @@ def test_the_indicators_page_shows_value_formula_trend_and_the_chosen_breakdown(
     }
     assert page.text.count('class="card indicator"') == 6
     assert 'id="trend-penetration-datasets"' in page.text and 'data-points="3"' in page.text
-    assert "scenarios in stage live ÷ scenarios past proposed" in page.text
+    assert 'id="formula-penetration-scenarios">formula of penetration.scenarios' in page.text  # quality's words
     assert "Breakdown by purpose" in page.text
     assert "public service" in page.text  # a purpose category in words
     assert '<option value="purpose" selected>' in page.text
@@ -534,7 +534,7 @@ def test_each_form_is_refused_to_the_roles_it_is_not_offered_to_before_any_call(
         "/scenarios/one-stop-visit/verdicts": (SCENARIO_ME, "Verdicts are recorded by evaluators."),
         "/scenarios/one-stop-visit/objectives": (EVALUATOR_ME, "set by the scenario itself"),
         "/scenarios/one-stop-visit/objectives/obj_0123456789ab/withdraw": (EVALUATOR_ME, "set by the scenario"),
-        "/scenarios/one-stop-visit/outcomes": (EVALUATOR_ME, "reported by the scenario itself and operators"),
+        "/scenarios/one-stop-visit/outcomes": (EVALUATOR_ME, "reported by the scenario itself, operators and administrators"),
     }
     for path, (me, reason) in refused.items():
         stand_in = StandIn(me)
