@@ -281,6 +281,7 @@ class StandIn:
                         {"path": "/objectives/0/actual", "report": 25, "trail": 12},
                     ],
                     "checked": ["/objectives/0/actual", "/objectives/0/target"],
+                    "not_checked": ["/inputs/0/quality"],
                 },
             )
         if path.startswith("/quality/v1/scenarios/") and path.endswith("/evaluation"):

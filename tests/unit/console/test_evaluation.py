@@ -483,6 +483,7 @@ def test_an_uploaded_report_is_verified_and_the_mismatches_shown() -> None:
     assert sent.body == evaluation_report()
     assert 'id="verification-result">does not match the audit trail' in page.text
     assert "/objectives/0/actual" in page.text and 'id="mismatches"' in page.text
+    assert 'id="not-checked"' in page.text and "/inputs/0/quality" in page.text
 
 
 def test_a_file_that_is_no_report_is_refused_next_to_the_form() -> None:
