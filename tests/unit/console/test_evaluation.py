@@ -236,7 +236,9 @@ def test_the_indicators_page_shows_value_formula_trend_and_the_chosen_breakdown(
 def test_the_overview_shows_the_indicators_with_their_trend() -> None:
     stand_in = StandIn(OPERATOR_ME)
     stand_in.answers[("GET", "/quality/v1/quality/rankings")] = httpx.Response(200, json={"items": []})
-    stand_in.answers[("GET", "/quality/v1/utilization")] = httpx.Response(200, json={"datasets": []})
+    stand_in.answers[("GET", "/quality/v1/utilization")] = httpx.Response(
+        200, json={"datasets": [], "active_datasets": 5, "used_datasets": 3, "penetration_rate": 0.6}
+    )
     stand_in.answers[("GET", "/quality/v1/utilization/idle")] = httpx.Response(
         200, json={"days": 7, "idle_scenarios": [], "never_delivered_datasets": [], "unused_grants": []}
     )
@@ -314,7 +316,8 @@ def test_a_period_quality_refuses_is_said_on_the_page() -> None:
         page = client.get(f"{PAGE}?period_start=2027-02-01&period_end=2027-01-01")
     assert page.status_code == 200
     assert 'id="report-error"' in page.text and "period_end is before period_start" in page.text
-    assert stand_in.sent[-1].params["period_start"] == "2027-02-01T00:00:00Z"
+    asked = stand_in.calls("GET", "/quality/v1/scenarios/one-stop-visit/evaluation")[-1]
+    assert asked.params["period_start"] == "2027-02-01T00:00:00Z"
 
 
 # --- forms -----------------------------------------------------------------------------------------
