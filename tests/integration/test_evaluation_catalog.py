@@ -181,7 +181,7 @@ def test_objectives_are_set_validated_listed_and_withdrawn(platform: Platform) -
     assert (withdrawn["status"], withdrawn["version"], withdrawn["withdrawn_reason"]) == ("withdrawn", 2, "Replaced.")
     expect_problem(platform.call("POST", withdraw, scenario, json={"reason": "again"}), 409, "objective-withdrawn")
 
-    actions = [entry["action"] for entry in _audit(platform, scenario=SCENARIO, action="objective")]
+    actions = [entry["action"] for entry in _audit(platform, scenario=SCENARIO, action="objective", outcome="success")]
     assert sorted(actions) == ["objective.set", "objective.set", "objective.withdraw"]
     events = [event for event in _catalog_events(platform) if event[0] == catalog_events.OBJECTIVE]
     assert [(key, state["status"]) for _, key, state in events][-1] == (
