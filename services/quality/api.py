@@ -14,7 +14,7 @@ from services.common import i18n
 from services.common.clock import utcnow
 from services.common.deps import RuntimeDep, SessionDep
 from services.quality import evaluation, indicators, queries, scorecards, utilization
-from services.quality.deps import CatalogDep, QualitySettingsDep, ReaderDep
+from services.quality.deps import CatalogDep, EvaluationReaderDep, QualitySettingsDep, ReaderDep
 from services.quality.schemas import (
     DatasetQuality,
     DatasetUtilization,
@@ -313,7 +313,7 @@ def scenario_evaluation(
     session: SessionDep,
     catalog: CatalogDep,
     settings: QualitySettingsDep,
-    reader: ReaderDep,
+    _reader: EvaluationReaderDep,
     period_start: Annotated[datetime, Query(description="ISO 8601 with a zone; inclusive")],
     period_end: Annotated[datetime, Query(description="ISO 8601 with a zone; exclusive")],
     format: CardFormat = CardFormat.json,
@@ -322,7 +322,6 @@ def scenario_evaluation(
     quality windows, outcome values), the datasets consumed, the outcomes reported, the verdict,
     the latest audit checkpoint quality had seen and the digest a verdict names. For the scenario
     itself, operators, admins and evaluators (403 otherwise); 404 for an unknown scenario."""
-    evaluation.may_read(reader, scenario_id)
     report = evaluation.evaluation_report(
         session=session,
         catalog=catalog,

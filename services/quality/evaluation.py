@@ -139,7 +139,7 @@ def judge_outcome(
     ]
     if not used:
         return Judged(None, NO_DATA)
-    actual = round(sum(o.value for o in used) / len(used), 6)
+    actual = sum(o.value for o in used) / len(used)  # unrounded: the trail's mean is checked against it
     direction = str((objective.kpi or {}).get("direction") or "at-least")
     status = MET if on_target(actual, objective.target, direction) else NOT_MET
     return Judged(actual, status, tuple(used))

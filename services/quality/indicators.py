@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.common.clock import aware
+from services.common.clock import as_utc, aware
 from services.common.i18n import N_, Sentence, render
 from services.quality import evaluation, queries
 from services.quality.models import QualityUsage
@@ -92,7 +92,7 @@ def _previous_month(start: datetime) -> datetime:
 def periods_until(now: datetime, kind: str, count: int) -> list[tuple[datetime, datetime]]:
     """The last ``count`` calendar months (or ISO weeks, from Monday) in UTC, oldest first; the
     last one is the period ``now`` is in (its end is still to come)."""
-    now = aware(now)
+    now = as_utc(now)
     if kind == "week":
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         start = day - timedelta(days=day.weekday())
