@@ -15,7 +15,7 @@ from services.common import i18n
 from services.console import charts, evaluation_view
 from services.console.app import create_app
 from services.console.deps import COOKIE
-from tests.support.evaluation import (
+from tests.support.evaluation_stand_in import (
     INDICATOR_NAMES,
     PERIOD_END,
     PERIOD_START,
