@@ -226,10 +226,10 @@ def _check_delivery(
     evidence = objective.get("evidence")
     deliveries = evidence.get("deliveries") if isinstance(evidence, Mapping) else None
     for index, row in _items(deliveries):
-        _, _, days = trail.delivered(str(row.get("dataset_id")), period)
-        records, batches = days.get(str(row.get("day")), (0, 0))
-        check.compare(f"{path}/evidence/deliveries/{index}/records", row.get("records"), records)
-        check.compare(f"{path}/evidence/deliveries/{index}/batches", row.get("batches"), batches)
+        _, _, per_day = trail.delivered(str(row.get("dataset_id")), period)
+        day_records, day_batches = per_day.get(str(row.get("day")), (0, 0))
+        check.compare(f"{path}/evidence/deliveries/{index}/records", row.get("records"), day_records)
+        check.compare(f"{path}/evidence/deliveries/{index}/batches", row.get("batches"), day_batches)
 
 
 def _check_outcomes(
@@ -265,7 +265,7 @@ def compare_report(report: Mapping[str, Any], trail: Trail, period: Period) -> _
             continue
         check.compare(f"{path}/target", objective.get("target"), on_trail.get("target"))
         try:
-            kind = ObjectiveKind(on_trail.get("kind"))
+            kind = ObjectiveKind(str(on_trail.get("kind")))
         except ValueError:
             continue
         check.compare(f"{path}/kind", objective.get("kind"), kind.value)
