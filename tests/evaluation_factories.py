@@ -151,9 +151,7 @@ def evaluation_records(
     checkpoints: Iterable[dict[str, Any]] = (),
 ) -> list[OutgoingRecord]:
     """platform.catalog records announcing the given states."""
-    records = [
-        catalog_events.catalog_record(catalog_events.SCENARIO, s["id"], s) for s in scenarios
-    ]
+    records = [catalog_events.catalog_record(catalog_events.SCENARIO, s["id"], s) for s in scenarios]
     records += [catalog_events.catalog_record(catalog_events.OBJECTIVE, o["id"], o) for o in objectives]
     records += [catalog_events.catalog_record(catalog_events.OUTCOME, o["id"], o) for o in outcomes]
     records += [catalog_events.catalog_record(catalog_events.VERDICT, v["id"], v) for v in verdicts]
@@ -207,9 +205,7 @@ def deliver(
     record = usage_record(
         grant["scenario_id"], grant["dataset_id"], grant_id=grant["id"], records=records, delivered_at=at
     )
-    event = CloudEvent.from_message(
-        Message(record.topic, 0, 0, record.key, record.value, record.headers, 0)
-    )
+    event = CloudEvent.from_message(Message(record.topic, 0, 0, record.key, record.value, record.headers, 0))
     delivery = utilization.delivery_from_event(event)
     assert delivery is not None
     utilization.store_deliveries(session, [delivery])

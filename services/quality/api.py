@@ -284,7 +284,9 @@ def scenario_scorecard(
 
 
 def _locale(request: Request) -> str:
-    return i18n.negotiate(request.query_params.get("lang"), accept_language=request.headers.get("accept-language"))
+    return i18n.negotiate(
+        request.query_params.get("lang"), accept_language=request.headers.get("accept-language")
+    )
 
 
 EVALUATION_RESPONSES: dict[int | str, dict[str, Any]] = {

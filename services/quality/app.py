@@ -151,7 +151,10 @@ def create_app(
             {"name": "quality", "description": "Scores per dataset and dimension, history, rankings."},
             {"name": "utilization", "description": "Use of the data: grants, subscribers, deliveries."},
             {"name": "scorecards", "description": "Per department and scenario, as JSON, CSV or HTML."},
-            {"name": "evaluation", "description": "A scenario's objectives: target against actual, with evidence."},
+            {
+                "name": "evaluation",
+                "description": "A scenario's objectives: target against actual, with evidence.",
+            },
             {"name": "indicators", "description": "Penetration, quality and value conversion, over time."},
         ],
     )

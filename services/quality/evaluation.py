@@ -539,7 +539,11 @@ def to_html(report: dict[str, Any], locale: str = i18n.DEFAULT_LOCALE) -> str:
             computed_at=i18n.format_datetime(report["computed_at"]),
             objectives=objectives,
             inputs=[
-                {**item, "quality_text": _number(item["quality"], 1), "records_text": _number(item["records"])}
+                {
+                    **item,
+                    "quality_text": _number(item["quality"], 1),
+                    "records_text": _number(item["records"]),
+                }
                 for item in report["inputs"]
             ],
             verdict=verdict,

@@ -67,9 +67,7 @@ FORMULAS: dict[str, Sentence] = {
     "value.outcomes-per-dataset": Sentence(
         N_("outcome values reported for the period / datasets used in the period")
     ),
-    "value.public-service-share": Sentence(
-        N_("dataset uses under public-service grants / dataset uses")
-    ),
+    "value.public-service-share": Sentence(N_("dataset uses under public-service grants / dataset uses")),
 }
 NAMES = tuple(FORMULAS)
 
@@ -82,11 +80,19 @@ def _month_start(moment: datetime) -> datetime:
 
 
 def _next_month(start: datetime) -> datetime:
-    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
 
 
 def _previous_month(start: datetime) -> datetime:
-    return start.replace(year=start.year - 1, month=12) if start.month == 1 else start.replace(month=start.month - 1)
+    return (
+        start.replace(year=start.year - 1, month=12)
+        if start.month == 1
+        else start.replace(month=start.month - 1)
+    )
 
 
 def periods_until(now: datetime, kind: str, count: int) -> list[tuple[datetime, datetime]]:
@@ -279,7 +285,9 @@ def _ratio(numerator: float, denominator: float, digits: int = 4) -> float | Non
     return round(numerator / denominator, digits) if denominator else None
 
 
-def _figure(name: str, numerator: float, denominator: float, evidence: dict[str, Any], digits: int = 4) -> dict[str, Any]:
+def _figure(
+    name: str, numerator: float, denominator: float, evidence: dict[str, Any], digits: int = 4
+) -> dict[str, Any]:
     return {
         "name": name,
         "value": _ratio(numerator, denominator, digits),
@@ -297,9 +305,7 @@ def _live(facts: PeriodFacts) -> set[str]:
 def penetration_datasets(facts: PeriodFacts, scope: Scope) -> dict[str, Any]:
     active = sorted(d for d in facts.active_datasets if scope.holds_dataset(facts, d))
     live = _live(facts)
-    delivered = sorted(
-        {use.dataset_id for use in scope.uses(facts) if use.scenario_id in live} & set(active)
-    )
+    delivered = sorted({use.dataset_id for use in scope.uses(facts) if use.scenario_id in live} & set(active))
     return _figure(
         "penetration.datasets",
         len(delivered),
@@ -312,9 +318,7 @@ def penetration_scenarios(facts: PeriodFacts, scope: Scope) -> dict[str, Any]:
     mine = scope.scenario_ids(facts)
     past = sorted(s.id for s in facts.scenarios if s.id in mine and s.past_proposed)
     live = sorted(s.id for s in facts.scenarios if s.id in mine and s.stage == "live")
-    return _figure(
-        "penetration.scenarios", len(live), len(past), {"live": live, "past_proposed": past}
-    )
+    return _figure("penetration.scenarios", len(live), len(past), {"live": live, "past_proposed": past})
 
 
 def quality_used(facts: PeriodFacts, scope: Scope) -> dict[str, Any]:
@@ -424,17 +428,21 @@ def scopes(facts: PeriodFacts, by: str) -> list[Scope]:
     """One scope per department, domain, scenario or purpose category the period knows."""
     keys: Iterable[str]
     if by == "department":
-        keys = sorted({group[0] for group in facts.active_datasets.values()} | {
-            facts.dataset_groups.get(use.dataset_id, ("", ""))[0] for use in facts.uses
-        })
+        keys = sorted(
+            {group[0] for group in facts.active_datasets.values()}
+            | {facts.dataset_groups.get(use.dataset_id, ("", ""))[0] for use in facts.uses}
+        )
         return [Scope(key=key, department=key) for key in keys if key]
     if by == "domain":
-        keys = sorted({group[1] for group in facts.active_datasets.values()} | {
-            facts.dataset_groups.get(use.dataset_id, ("", ""))[1] for use in facts.uses
-        })
+        keys = sorted(
+            {group[1] for group in facts.active_datasets.values()}
+            | {facts.dataset_groups.get(use.dataset_id, ("", ""))[1] for use in facts.uses}
+        )
         return [Scope(key=key, domain=key) for key in keys if key]
     if by == "scenario":
-        keys = sorted({s.id for s in facts.scenarios if s.past_proposed} | {use.scenario_id for use in facts.uses})
+        keys = sorted(
+            {s.id for s in facts.scenarios if s.past_proposed} | {use.scenario_id for use in facts.uses}
+        )
         return [Scope(key=key, scenario=key) for key in keys]
     keys = sorted({use.purpose for use in facts.uses} | set(facts.grant_purposes))
     return [Scope(key=key, purpose=key) for key in keys]
@@ -461,7 +469,9 @@ def indicator_report(
         "indicators": figures(current),
         "breakdown": {
             "by": by,
-            "rows": [{"key": scope.key, "indicators": figures(current, scope)} for scope in scopes(current, by)],
+            "rows": [
+                {"key": scope.key, "indicators": figures(current, scope)} for scope in scopes(current, by)
+            ],
         },
         "trend": [
             {
@@ -474,7 +484,9 @@ def indicator_report(
     }
 
 
-def current_city_indicators(session: Session, catalog: QualityCatalog, now: datetime, period: str = "month") -> list[dict[str, Any]]:
+def current_city_indicators(
+    session: Session, catalog: QualityCatalog, now: datetime, period: str = "month"
+) -> list[dict[str, Any]]:
     """City-wide indicators of the period ``now`` is in: what the gauges show, and the
     ``indicators`` of :func:`indicator_report` for the same ``period``."""
     start, end = periods_until(now, period, 1)[-1]

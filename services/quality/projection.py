@@ -98,6 +98,7 @@ class ObjectiveState:
     period_end: datetime
     status: str
     version: int
+    set_at: datetime | None = None
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         return self.period_start < end and self.period_end > start
@@ -346,6 +347,7 @@ class QualityCatalog:
             period_end=_required_time(payload["period_end"]),
             status=str(payload.get("status") or "active"),
             version=int(payload.get("version") or 1),
+            set_at=_time(payload.get("set_at")),
         )
         with self._lock:
             known = self._objectives.get(objective.id)
@@ -446,10 +448,11 @@ class QualityCatalog:
             return sorted(self._scenarios.values(), key=lambda s: s.id)
 
     def objectives(self, scenario_id: str | None = None) -> list[ObjectiveState]:
-        """Objectives (of one scenario when given), withdrawn ones included, by period then id."""
+        """Objectives (of one scenario when given), withdrawn ones included, in the order they were
+        set (as the catalog lists them)."""
         with self._lock:
             found = [o for o in self._objectives.values() if scenario_id in (None, o.scenario_id)]
-        return sorted(found, key=lambda o: (o.period_start, o.id))
+        return sorted(found, key=lambda o: (o.set_at or o.period_start, o.id))
 
     def outcomes(self, scenario_id: str | None = None) -> list[OutcomeState]:
         """Outcome reports (of one scenario when given), superseded ones included."""

@@ -73,7 +73,9 @@ def _consume(platform: Platform, dataset_id: str) -> str:
     key = platform.keys[SCENARIO]
 
     def subscribe() -> bool:
-        answer = platform.call("POST", "/feeds/v1/subscriptions", key, json={"dataset": dataset_id, "start": "earliest"})
+        answer = platform.call(
+            "POST", "/feeds/v1/subscriptions", key, json={"dataset": dataset_id, "start": "earliest"}
+        )
         return answer.status_code == 201
 
     assert wait_until(subscribe, 15.0), f"the grant on {dataset_id} never reached feeds"
@@ -83,11 +85,16 @@ def _consume(platform: Platform, dataset_id: str) -> str:
     received = 0
     deadline = time.monotonic() + 30
     while received < RECORDS and time.monotonic() < deadline:
-        batch = platform.ok("GET", f"/feeds/v1/subscriptions/{subscription['id']}/records", key, params={"wait": 1})
+        batch = platform.ok(
+            "GET", f"/feeds/v1/subscriptions/{subscription['id']}/records", key, params={"wait": 1}
+        )
         received += len(batch["records"])
         if batch["records"]:
             platform.ok(
-                "POST", f"/feeds/v1/subscriptions/{subscription['id']}/ack", key, json={"cursor": batch["cursor"]}
+                "POST",
+                f"/feeds/v1/subscriptions/{subscription['id']}/ack",
+                key,
+                json={"cursor": batch["cursor"]},
             )
     assert received == RECORDS, f"{received} of {RECORDS} records of {dataset_id} delivered"
     return str(subscription["id"])
@@ -101,7 +108,9 @@ def _objective(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     return created
 
 
-def _outcome(platform: Platform, objective_id: str, start: datetime, end: datetime, value: float, **extra: Any) -> dict[str, Any]:
+def _outcome(
+    platform: Platform, objective_id: str, start: datetime, end: datetime, value: float, **extra: Any
+) -> dict[str, Any]:
     body = {
         "objective_id": objective_id,
         "period_start": _iso(start),
@@ -152,10 +161,17 @@ def test_a_scenario_is_evaluated_by_an_evaluator_and_the_saved_report_verifies(p
         platform.demo_traffic(dataset_id, RECORDS)
     subscriptions = {dataset_id: _consume(platform, dataset_id) for dataset_id in grants}
 
-    use = _objective(platform, {"title": "Both datasets in use", "kind": "dataset-use", "datasets": [INSPECTIONS, VISITS]})
+    use = _objective(
+        platform, {"title": "Both datasets in use", "kind": "dataset-use", "datasets": [INSPECTIONS, VISITS]}
+    )
     volume = _objective(
         platform,
-        {"title": "Enough records", "kind": "delivered-records", "datasets": [INSPECTIONS, VISITS], "target": 20},
+        {
+            "title": "Enough records",
+            "kind": "delivered-records",
+            "datasets": [INSPECTIONS, VISITS],
+            "target": 20,
+        },
     )
     booked = _objective(
         platform,
@@ -190,11 +206,20 @@ def test_a_scenario_is_evaluated_by_an_evaluator_and_the_saved_report_verifies(p
     outcome = entries[booked["id"]]
     assert (outcome["target"], outcome["actual"], outcome["status"]) == (10, 10, "met")  # (12 + 8) / 2
     assert sorted(o["id"] for o in outcome["evidence"]["outcomes"]) == sorted(
-        [o["id"] for o in platform.ok("GET", f"/catalog/v1/scenarios/{SCENARIO}/outcomes", platform.keys[EVALUATOR])["items"] if o["superseded_by"] is None]
+        [
+            o["id"]
+            for o in platform.ok(
+                "GET", f"/catalog/v1/scenarios/{SCENARIO}/outcomes", platform.keys[EVALUATOR]
+            )["items"]
+            if o["superseded_by"] is None
+        ]
     )
     assert corrected["id"] in {o["id"] for o in outcome["evidence"]["outcomes"]}
     assert report["outcomes"]["reported"] == 2 and not report["outcomes"]["none_reported"]
-    assert {item["dataset_id"]: item["records"] for item in report["inputs"]} == {INSPECTIONS: RECORDS, VISITS: RECORDS}
+    assert {item["dataset_id"]: item["records"] for item in report["inputs"]} == {
+        INSPECTIONS: RECORDS,
+        VISITS: RECORDS,
+    }
 
     # The evaluator reads evidence, never record data.
     evaluator = platform.keys[EVALUATOR]
@@ -212,9 +237,16 @@ def test_a_scenario_is_evaluated_by_an_evaluator_and_the_saved_report_verifies(p
     quality = platform.ok("GET", f"/quality/v1/datasets/{INSPECTIONS}/quality", evaluator)
     assert quality["record_evidence"]["shown"] is False
     assert all(rule["examples"] == [] for rule in quality["rules"])
-    assert platform.ok("GET", f"/quality/v1/datasets/{INSPECTIONS}/quality", platform.keys[OPERATOR])["record_evidence"]["shown"]
-    indicators = platform.ok("GET", "/quality/v1/indicators", evaluator, params={"by": "scenario", "periods": 2})
-    assert {figure["name"] for figure in indicators["indicators"]} >= {"penetration.datasets", "value.conversion"}
+    assert platform.ok("GET", f"/quality/v1/datasets/{INSPECTIONS}/quality", platform.keys[OPERATOR])[
+        "record_evidence"
+    ]["shown"]
+    indicators = platform.ok(
+        "GET", "/quality/v1/indicators", evaluator, params={"by": "scenario", "periods": 2}
+    )
+    assert {figure["name"] for figure in indicators["indicators"]} >= {
+        "penetration.datasets",
+        "value.conversion",
+    }
     assert platform.call("GET", f"/quality/v1/scorecards/scenarios/{SCENARIO}", evaluator).status_code == 200
     other = platform.scenario("ai-community")
     assert (
@@ -250,10 +282,17 @@ def test_a_scenario_is_evaluated_by_an_evaluator_and_the_saved_report_verifies(p
             "period_end": _iso(END),
             "result": "meets",
             "reasons": [
-                {"objective_id": entry["id"], "result": entry["status"], "reason": f"actual {entry['actual']}"}
+                {
+                    "objective_id": entry["id"],
+                    "result": entry["status"],
+                    "reason": f"actual {entry['actual']}",
+                }
                 for entry in report["objectives"]
             ],
-            "report": {"checkpoint": {"seq": checkpoint["seq"], "hash": checkpoint["hash"]}, "digest": report["digest"]},
+            "report": {
+                "checkpoint": {"seq": checkpoint["seq"], "hash": checkpoint["hash"]},
+                "digest": report["digest"],
+            },
         },
     )
     report = _settled(platform, lambda r: (r["verdict"] or {}).get("id") == verdict["id"])
@@ -274,13 +313,19 @@ def test_a_scenario_is_evaluated_by_an_evaluator_and_the_saved_report_verifies(p
     assert chinese.headers["content-language"] == "zh-CN"
     (ARTIFACTS / "report.zh-CN.html").write_text(chinese.text, encoding="utf-8")
     rows = _report(platform, fmt="csv").splitlines()
-    assert rows[0] == "objective_id,title,kind,dataset_id,target,actual,status" and len(rows) == 1 + (1 + 2) + (1 + 2) + 1
+    assert (
+        rows[0] == "objective_id,title,kind,dataset_id,target,actual,status"
+        and len(rows) == 1 + (1 + 2) + (1 + 2) + 1
+    )
 
     # The saved report verifies against the trail up to its checkpoint...
     verified = platform.ok("POST", "/catalog/v1/evaluations/verify", evaluator, json=report)
     assert verified["ok"] is True, verified
     assert verified["mismatches"] == []
-    assert f"/objectives/{[e['id'] for e in report['objectives']].index(volume['id'])}/per_dataset/0/actual" in verified["checked"]
+    assert (
+        f"/objectives/{[e['id'] for e in report['objectives']].index(volume['id'])}/per_dataset/0/actual"
+        in verified["checked"]
+    )
 
     # ... and not once a delivery on the trail is edited.
     assert platform.app is not None

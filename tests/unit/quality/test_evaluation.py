@@ -61,7 +61,9 @@ def grants() -> list[dict[str, Any]]:
 
 def objectives() -> dict[str, dict[str, Any]]:
     def one(kind: str, **kwargs: Any) -> dict[str, Any]:
-        return objective_state(SCENARIO, kind, start=START, end=END, objective_id=f"obj_{kind[:12]}", **kwargs)
+        return objective_state(
+            SCENARIO, kind, start=START, end=END, objective_id=f"obj_{kind[:12]}", **kwargs
+        )
 
     return {
         "dataset-use": one("dataset-use", datasets=[VISITS, ARRIVALS]),
@@ -91,7 +93,10 @@ def world(session: Session, **extra: Any) -> tuple[QualityCatalog, dict[str, dic
     scored_window(session, VISITS, closed_at=moment("2027-01-05"), overall=90)
     scored_window(session, VISITS, closed_at=moment("2027-01-06"), overall=70)
     catalog = projected(
-        datasets=[dataset_event_state(VISITS), dataset_event_state(ARRIVALS, department_id="transport-bureau")],
+        datasets=[
+            dataset_event_state(VISITS),
+            dataset_event_state(ARRIVALS, department_id="transport-bureau"),
+        ],
         grants=[visits, arrivals],
         scenarios=[scenario_state(SCENARIO)],
         objectives=[*goals.values(), *extra.pop("objectives", [])],
@@ -101,9 +106,17 @@ def world(session: Session, **extra: Any) -> tuple[QualityCatalog, dict[str, dic
     return catalog, goals
 
 
-def report_of(session: Session, catalog: QualityCatalog, start: datetime = START, end: datetime = END) -> dict[str, Any]:
+def report_of(
+    session: Session, catalog: QualityCatalog, start: datetime = START, end: datetime = END
+) -> dict[str, Any]:
     return evaluation.evaluation_report(
-        session=session, catalog=catalog, settings=SETTINGS, scenario_id=SCENARIO, start=start, end=end, now=NOW
+        session=session,
+        catalog=catalog,
+        settings=SETTINGS,
+        scenario_id=SCENARIO,
+        start=start,
+        end=end,
+        now=NOW,
     )
 
 
@@ -117,7 +130,10 @@ def test_the_factories_publish_what_the_catalog_publishes() -> None:
         ("catalog.scenario.json", scenario_state(SCENARIO)),
         ("catalog.audit-checkpoint.json", checkpoint_state(3)),
         ("catalog.objective.json", objective),
-        ("catalog.objective.json", objective_state(SCENARIO, "dataset-use", start=START, end=END, datasets=[VISITS])),
+        (
+            "catalog.objective.json",
+            objective_state(SCENARIO, "dataset-use", start=START, end=END, datasets=[VISITS]),
+        ),
         ("catalog.outcome.json", outcome_state(objective, 2.5, start=START, end=END)),
         ("catalog.verdict.json", verdict_state(SCENARIO, start=START, end=END)),
     ):
@@ -186,8 +202,12 @@ def test_the_outcome_actual_is_the_mean_of_the_reporting_periods_and_falls_on_th
 
 
 def test_withdrawn_objectives_and_objectives_of_other_periods_are_left_out(session: Session) -> None:
-    withdrawn = objective_state(SCENARIO, "dataset-use", start=START, end=END, datasets=[VISITS], status="withdrawn")
-    later = objective_state(SCENARIO, "dataset-use", start=END, end=END + timedelta(days=30), datasets=[VISITS])
+    withdrawn = objective_state(
+        SCENARIO, "dataset-use", start=START, end=END, datasets=[VISITS], status="withdrawn"
+    )
+    later = objective_state(
+        SCENARIO, "dataset-use", start=END, end=END + timedelta(days=30), datasets=[VISITS]
+    )
     catalog, goals = world(session, objectives=[withdrawn, later])
     ids = [entry["id"] for entry in report_of(session, catalog)["objectives"]]
     assert sorted(ids) == sorted(goal["id"] for goal in goals.values())
@@ -229,7 +249,9 @@ def test_the_digest_changes_with_an_actual(session: Session) -> None:
 
 def test_a_dataset_the_showcase_only_findings_name_is_flagged(session: Session) -> None:
     catalog, _ = world(session)
-    idle = grant_state(SCENARIO, "market.inspections", grant_id="gr-idle", valid_from=START - timedelta(days=60))
+    idle = grant_state(
+        SCENARIO, "market.inspections", grant_id="gr-idle", valid_from=START - timedelta(days=60)
+    )
     apply(catalog, catalog_records(datasets=[dataset_event_state("market.inspections")], grants=[idle]))
     inputs = {item["dataset_id"]: item for item in report_of(session, catalog)["inputs"]}
     assert inputs["market.inspections"]["showcase_only"] is True  # granted 60 days, never delivered
@@ -240,7 +262,13 @@ def test_no_report_for_an_unknown_scenario_or_an_empty_period(session: Session) 
     catalog, _ = world(session)
     with pytest.raises(ScenarioNotFound):
         evaluation.evaluation_report(
-            session=session, catalog=catalog, settings=SETTINGS, scenario_id="nobody", start=START, end=END, now=NOW
+            session=session,
+            catalog=catalog,
+            settings=SETTINGS,
+            scenario_id="nobody",
+            start=START,
+            end=END,
+            now=NOW,
         )
     with pytest.raises(InvalidTimeRange):
         report_of(session, catalog, start=END, end=START)

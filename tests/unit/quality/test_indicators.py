@@ -51,7 +51,11 @@ def session() -> Any:
 
 def grant(scenario_id: str, dataset_id: str, purpose: str) -> dict[str, Any]:
     return grant_state(
-        scenario_id, dataset_id, grant_id=f"gr-{scenario_id}-{dataset_id}", valid_from=SINCE, purpose_category=purpose
+        scenario_id,
+        dataset_id,
+        grant_id=f"gr-{scenario_id}-{dataset_id}",
+        valid_from=SINCE,
+        purpose_category=purpose,
     )
 
 
@@ -154,15 +158,21 @@ def test_value_conversion_falls_when_a_scenario_stops_reporting_outcomes_that_me
     assert rows["one-stop"]["value.conversion"]["value"] == 0.0
     assert rows["ai-community"]["value.conversion"]["value"] == 1.0
     january = named(
-        indicators.indicators(session, catalog, JAN, FEB, indicators.Scope(key="one-stop", scenario="one-stop"))
+        indicators.indicators(
+            session, catalog, JAN, FEB, indicators.Scope(key="one-stop", scenario="one-stop")
+        )
     )
     assert january["value.conversion"]["value"] == 1.0
 
     # reporting again, below the target, does not bring it back
     objective = catalog.objectives("one-stop")[0]
-    low = outcome_state({"id": objective.id, "scenario_id": "one-stop", "datasets": []}, 4, start=FEB, end=MAR)
+    low = outcome_state(
+        {"id": objective.id, "scenario_id": "one-stop", "datasets": []}, 4, start=FEB, end=MAR
+    )
     apply(catalog, evaluation_records(outcomes=[low]))
-    again = indicators.indicators(session, catalog, FEB, MAR, indicators.Scope(key="one-stop", scenario="one-stop"))
+    again = indicators.indicators(
+        session, catalog, FEB, MAR, indicators.Scope(key="one-stop", scenario="one-stop")
+    )
     assert named(again)["value.conversion"]["value"] == 0.0
 
 
@@ -186,7 +196,10 @@ def test_the_department_and_domain_rows_restrict_to_their_datasets(session: Sess
     rows = {row["key"]: named(row["indicators"]) for row in report["breakdown"]["rows"]}
     assert set(rows) == {"health-commission", "transport-bureau", "market-bureau", "urban-construction"}
     health = rows["health-commission"]
-    assert (health["penetration.datasets"]["numerator"], health["penetration.datasets"]["denominator"]) == (1, 1)
+    assert (health["penetration.datasets"]["numerator"], health["penetration.datasets"]["denominator"]) == (
+        1,
+        1,
+    )
     assert health["value.conversion"]["evidence"]["uses"] == [
         {"scenario_id": "ai-community", "dataset_id": VISITS, "converted": False},
         {"scenario_id": "one-stop", "dataset_id": VISITS, "converted": True},
@@ -194,7 +207,12 @@ def test_the_department_and_domain_rows_restrict_to_their_datasets(session: Sess
     assert health["quality.used"]["value"] == 90.0
     assert rows["urban-construction"]["penetration.datasets"]["value"] == 0.0
     domains = indicators.indicator_report(session, catalog, moment("2027-01-20"), periods=1, by="domain")
-    assert [row["key"] for row in domains["breakdown"]["rows"]] == ["health", "market", "spatial", "transport"]
+    assert [row["key"] for row in domains["breakdown"]["rows"]] == [
+        "health",
+        "market",
+        "spatial",
+        "transport",
+    ]
 
 
 def test_weeks_start_on_monday_and_the_current_period_is_last() -> None:
@@ -220,7 +238,9 @@ def test_the_formula_speaks_the_language_asked(session: Session) -> None:
 
 
 def request(language: str = "en") -> Request:
-    return Request({"type": "http", "headers": [(b"accept-language", language.encode())], "query_string": b""})
+    return Request(
+        {"type": "http", "headers": [(b"accept-language", language.encode())], "query_string": b""}
+    )
 
 
 def test_the_gauge_equals_the_api_figure(session: Session) -> None:
@@ -276,7 +296,9 @@ def test_the_scorecards_carry_the_indicators_restricted_to_them(session: Session
         chinese_formula = indicators.FORMULAS["value.conversion"].render()
     assert chinese_formula in scorecards.to_html(card, "zh_CN")
 
-    mine = scorecards.scenario_scorecard(session, catalog, settings, "one-stop", timedelta(days=30), moment("2027-01-31"))
+    mine = scorecards.scenario_scorecard(
+        session, catalog, settings, "one-stop", timedelta(days=30), moment("2027-01-31")
+    )
     ScenarioScorecard.model_validate(mine)
     own = named(mine["indicators"])
     assert (own["value.conversion"]["numerator"], own["value.conversion"]["denominator"]) == (2, 2)
