@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from citybase import access_cli, admin_cli, connection, feeds_cli, needs_cli, programme_cli
+from citybase import access_cli, admin_cli, connection, evaluation_cli, feeds_cli, needs_cli, programme_cli
 from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import DEMO_HELP, PUBLISH_HELP, demo, publish
@@ -47,6 +47,7 @@ for name, group in {
     "applicants": programme_cli.applicants,
     "proposals": programme_cli.proposals,
     "needs": needs_cli.needs,
+    "evaluation": evaluation_cli.evaluation,
     "subscriptions": feeds_cli.subscriptions,
     "webhooks": feeds_cli.webhooks,
     "admin": admin_cli.admin,

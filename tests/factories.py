@@ -257,6 +257,7 @@ def grant_state(
     version: int = 1,
     valid_from: datetime | None = None,
     expires_at: datetime | None = None,
+    purpose_category: str = "public_service",
 ) -> dict[str, Any]:
     """The grant event data the catalog's access workflow publishes (contracts/events/catalog.grant.json)."""
     start = valid_from or datetime.now(UTC)
@@ -274,7 +275,7 @@ def grant_state(
         "expires_at": (expires_at or start + timedelta(days=365)).isoformat(),
         "quota": None,
         "purpose": "Show patients the least crowded clinic.",
-        "purpose_category": "public_service",
+        "purpose_category": purpose_category,
         "updated_at": datetime.now(UTC).isoformat(),
         "hash_key": encode_hash_key(new_hash_key()),
     }
@@ -524,3 +525,74 @@ def proposal_create(title: str = "Least-crowded clinic booking", **overrides: An
     }
     body.update(overrides)
     return body
+
+
+def objective_create(**overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/scenarios/{id}/objectives: market inspections delivered, Q1 2027."""
+    return {
+        "title": "Inspection results reach the visit planner",
+        "kind": "delivered-records",
+        "datasets": ["market.inspections"],
+        "target": 100,
+        "kpi": None,
+        "period_start": "2027-01-01T00:00:00Z",
+        "period_end": "2027-04-01T00:00:00Z",
+        **overrides,
+    }
+
+
+def outcome_objective_create(**overrides: Any) -> dict[str, Any]:
+    """An objective of kind outcome: the median outpatient wait, at most 30 minutes a month."""
+    body = {
+        "title": "Median outpatient wait",
+        "kind": "outcome",
+        "datasets": [],
+        "target": 30,
+        "kpi": {"name": "median wait", "unit": "minutes", "direction": "at-most"},
+    }
+    return objective_create(**{**body, **overrides})
+
+
+def outcome_create(objective_id: str, **overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/scenarios/{id}/outcomes: January 2027's value of ``objective_id``."""
+    return {
+        "objective_id": objective_id,
+        "period_start": "2027-01-01T00:00:00Z",
+        "period_end": "2027-02-01T00:00:00Z",
+        "value": 27.5,
+        "grant_ids": [],
+        "dataset_ids": [],
+        "note": "Median of the booking service's visits.",
+        "corrects": None,
+        **overrides,
+    }
+
+
+def verdict_create(reasons: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/scenarios/{id}/verdicts on Q1 2027."""
+    return {
+        "period_start": "2027-01-01T00:00:00Z",
+        "period_end": "2027-04-01T00:00:00Z",
+        "result": "partly",
+        "reasons": reasons,
+        "report": {"checkpoint": None, "digest": "0" * 64},
+        **overrides,
+    }
+
+
+def evaluation_report(
+    scenario_id: str, checkpoint: dict[str, Any] | None, objectives: list[dict[str, Any]], **overrides: Any
+) -> dict[str, Any]:
+    """An evaluation report in the shape quality answers (EVAL_SPEC), for Q1 2027."""
+    return {
+        "scenario": {"id": scenario_id, "name": scenario_id, "stage": "live"},
+        "period": {"start": "2027-01-01T00:00:00Z", "end": "2027-04-01T00:00:00Z"},
+        "computed_at": "2027-04-01T08:00:00Z",
+        "checkpoint": checkpoint,
+        "objectives": objectives,
+        "inputs": [],
+        "outcomes": {"reported": 0, "periods": [], "none_reported": True},
+        "verdict": None,
+        "digest": "f" * 64,
+        **overrides,
+    }

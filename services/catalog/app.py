@@ -17,6 +17,7 @@ from services.catalog.audit.api import router as audit_router
 from services.catalog.audit.deliveries import delivery_audit_worker
 from services.catalog.audit.refusals import RefusalRecorder, RefusalWindows
 from services.catalog.audit.service import AuditCheckpointer, append
+from services.catalog.evaluation.api import router as evaluation_router
 from services.catalog.events import CatalogEvents
 from services.catalog.models import outbox
 from services.catalog.needs.api import router as needs_router
@@ -95,7 +96,7 @@ SPEC = ServiceSpec(
         "principals and API keys, scenarios, grants and the audit trail. "
         "Every change is published on `platform.catalog`."
     ),
-    routers=[router, access_router, needs_router, programme_router, audit_router],
+    routers=[router, access_router, needs_router, programme_router, evaluation_router, audit_router],
     migrations=Path(__file__).parent / "migrations",
     lifespan=lifespan,
     openapi_tags=[
@@ -124,6 +125,11 @@ SPEC = ServiceSpec(
         {
             "name": "programme",
             "description": "The scenario programme: opportunity lists (机会清单), applicants, proposals, selection.",
+        },
+        {
+            "name": "evaluation",
+            "description": "Scenario evaluation: objectives, reported outcomes, evaluators' verdicts, "
+            "and the verification of a saved evaluation report against the audit trail.",
         },
         {
             "name": "audit",

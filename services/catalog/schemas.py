@@ -241,7 +241,7 @@ class CompatibilityReport(BaseModel):
 
 class PrincipalCreate(BaseModel):
     id: Slug
-    kind: str = Field(pattern="^(department|scenario|approver|operator|admin|organisation)$")
+    kind: str = Field(pattern="^(department|scenario|approver|operator|admin|organisation|evaluator)$")
     name: str = Field(min_length=1, max_length=200)
     department_id: Slug | None = None
 

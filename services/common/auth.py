@@ -39,6 +39,8 @@ class PrincipalKind(StrEnum):
     admin = "admin"
     organisation = "organisation"
     """An applicant organisation vetted to propose for the city's openings."""
+    evaluator = "evaluator"
+    """A third-party evaluator: reads evaluation evidence and records verdicts, never record data."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,12 @@ PROPOSAL = "city.citybase.catalog.proposal.v1"
 NEED = "city.citybase.catalog.need.v1"
 NEED_NOTICE = "city.citybase.catalog.need-notice.v1"
 """A need's followers told of a new answer, a fulfilment or a comment (keyed by the notice)."""
+OBJECTIVE = "city.citybase.catalog.objective.v1"
+"""What a scenario commits to achieve in a period, measured by quality or reported by the scenario."""
+OUTCOME = "city.citybase.catalog.outcome.v1"
+"""A value a scenario reports for an objective of kind ``outcome``; corrected by a new one."""
+VERDICT = "city.citybase.catalog.verdict.v1"
+"""An evaluator's verdict on a scenario's period, one reason per active objective."""
 
 _KIND_BY_TYPE = {
     DEPARTMENT: "department",
@@ -50,7 +56,12 @@ _KIND_BY_TYPE = {
     PROPOSAL: "proposal",
     NEED: "need",
     NEED_NOTICE: "neednotice",
+    OBJECTIVE: "objective",
+    OUTCOME: "outcome",
+    VERDICT: "verdict",
 }
+EVENT_TYPES = frozenset(_KIND_BY_TYPE)
+"""Every event type the catalog publishes; each has a JSON Schema under ``contracts/events/``."""
 
 
 def entity_key(event_type: str, entity_id: str) -> bytes:

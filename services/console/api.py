@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+import re
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.common import i18n
-from services.console import forms, needs_view, service
+from services.console import evaluation_view, forms, needs_view, service
 from services.console.deps import (
     COOKIE,
     LANG_COOKIE,
@@ -611,7 +612,7 @@ async def revoke_key(
 
 @router.get("/overview")
 async def overview(request: Request, session: SessionDep) -> Response:
-    page = await service.overview(session.api, session.caller)
+    page = await evaluation_view.overview_page(session.api, session.caller)
     return render(request, "overview.html", page, session=session)
 
 
@@ -700,6 +701,159 @@ async def hide_need_comment(
     )
 
 
+# --- evaluation of scenarios and the city's indicators ------------------------------------------
+
+
+@router.get("/indicators")
+async def indicators(request: Request, session: SessionDep, query: QueryDep) -> Response:
+    page = await evaluation_view.indicators_page(session.api, query)
+    return render(request, "indicators.html", page, session=session)
+
+
+@router.get("/evaluations")
+async def evaluations(request: Request, session: SessionDep) -> Response:
+    page = await evaluation_view.evaluations_page(session.api, session.caller)
+    return render(request, "evaluations.html", page, session=session)
+
+
+def _shown_period(form: dict[str, list[str]]) -> dict[str, str]:
+    """The period the evaluation page showed when a form on it was sent (its hidden ``shown_*``)."""
+    period = {"period_start": forms.first(form, "shown_start"), "period_end": forms.first(form, "shown_end")}
+    return {name: value for name, value in period.items() if value}
+
+
+def _evaluation_page(
+    session: Session, scenario_id: str, query: dict[str, list[str]], verification: Any = None
+) -> tuple[str, PageLoad]:
+    return "evaluation.html", lambda: evaluation_view.evaluation_page(
+        session.api, session.caller, scenario_id, query, verification
+    )
+
+
+def _evaluation_url(scenario_id: str, period: dict[str, str]) -> str:
+    page = _page("/scenarios/{id}/evaluation", id=scenario_id)
+    return f"{page}?{urlencode(period)}" if period else page
+
+
+@router.get("/scenarios/{scenario_id}/evaluation")
+async def evaluation(request: Request, scenario_id: str, session: SessionDep, query: QueryDep) -> Response:
+    return await _show(request, session, *_evaluation_page(session, scenario_id, query))
+
+
+async def _evaluation_form(
+    request: Request,
+    session: Session,
+    scenario_id: str,
+    form_id: str,
+    form: dict[str, list[str]],
+    action: Awaitable[Any],
+    period_of: Callable[[Any], dict[str, str]] | None = None,
+) -> Response:
+    """A form of the evaluation page: back to the page on the period it showed (or the period of
+    what the form made, ``period_of``), or the page again with the refusal next to the form."""
+    shown = _shown_period(form)
+    return await _submit(
+        request,
+        session,
+        form_id,
+        form,
+        action,
+        lambda made: _evaluation_url(scenario_id, period_of(made) if period_of else shown),
+        _evaluation_page(session, scenario_id, {name: [value] for name, value in shown.items()}),
+    )
+
+
+@router.post("/scenarios/{scenario_id}/objectives")
+async def set_objective(request: Request, scenario_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _evaluation_form(
+        request,
+        session,
+        scenario_id,
+        "objective",
+        form,
+        evaluation_view.set_objective(session.api, session.caller, scenario_id, form),
+        lambda made: {"period_start": made["period_start"], "period_end": made["period_end"]},
+    )
+
+
+@router.post("/scenarios/{scenario_id}/objectives/{objective_id}/withdraw")
+async def withdraw_objective(
+    request: Request, scenario_id: str, objective_id: str, session: SessionDep, form: FormDep
+) -> Response:
+    return await _evaluation_form(
+        request,
+        session,
+        scenario_id,
+        f"withdraw-{objective_id}",
+        form,
+        evaluation_view.withdraw_objective(session.api, session.caller, scenario_id, objective_id, form),
+    )
+
+
+@router.post("/scenarios/{scenario_id}/outcomes")
+async def report_outcome(request: Request, scenario_id: str, session: SessionDep, form: FormDep) -> Response:
+    corrects = forms.first(form, "corrects")
+    return await _evaluation_form(
+        request,
+        session,
+        scenario_id,
+        f"correct-{corrects}" if corrects else "outcome",
+        form,
+        evaluation_view.report_outcome(session.api, session.caller, scenario_id, form),
+    )
+
+
+@router.post("/scenarios/{scenario_id}/verdicts")
+async def record_verdict(request: Request, scenario_id: str, session: SessionDep, form: FormDep) -> Response:
+    return await _evaluation_form(
+        request,
+        session,
+        scenario_id,
+        "verdict",
+        form,
+        evaluation_view.record_verdict(session.api, session.caller, scenario_id, form),
+        lambda made: {"period_start": made["period_start"], "period_end": made["period_end"]},
+    )
+
+
+@router.post("/scenarios/{scenario_id}/evaluation/verify")
+async def verify_report(request: Request, scenario_id: str, session: SessionDep, form: FormDep) -> Response:
+    """The catalog's verification of a saved report, shown on the page (it changes nothing, so
+    it is the answer to the POST itself)."""
+    shown = {name: [value] for name, value in _shown_period(form).items()}
+    try:
+        checked = await evaluation_view.verify(session.api, session.caller, form)
+    except ApiError as error:
+        if error.status not in REFUSALS:
+            raise
+        failure = Failure("verify", error, form)
+        return await _show(request, session, *_evaluation_page(session, scenario_id, shown), failure, error.status)
+    return await _show(request, session, *_evaluation_page(session, scenario_id, shown, checked))
+
+
+REPORT_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    # quality's HTML report is opened as it is, and runs nothing
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+}
+
+
+def _report_route(fmt: str) -> ActionRoute:
+    async def route(request: Request, scenario_id: str, session: SessionDep, query: QueryDep) -> Response:
+        """The evaluation report of a period as quality renders it, to save (JSON, CSV) or read (HTML)."""
+        content, media_type = await evaluation_view.report_document(
+            session.api, session.caller, scenario_id, fmt, query
+        )
+        day = evaluation_view.day_of(evaluation_view.as_moment(forms.first(query, "period_start")))
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"evaluation-{scenario_id}-{day}.{fmt}")
+        disposition = "inline" if fmt == "html" else "attachment"
+        headers = {**REPORT_HEADERS, "Content-Disposition": f'{disposition}; filename="{name}"'}
+        return Response(content, media_type=media_type, headers=headers)
+
+    return route
+
+
 # --- the form routes, one path per action ---------------------------------------------------------
 # One explicit path per action (never a path parameter for the action): a GET of a path that is not
 # a page stays a 404, and an id with an encoded "/" in it cannot reach a form's route.
@@ -749,6 +903,8 @@ def _need_action(action: str) -> ActionRoute:
     return route
 
 
+for _format in evaluation_view.REPORT_FORMATS:
+    router.get(f"/scenarios/{{scenario_id}}/evaluation/report.{_format}")(_report_route(_format))
 for _action in needs_view.ACTIONS:
     router.post(f"/needs/{{need_id}}/{_action}")(_need_action(_action))
 for _what in service.ADMIN_FORMS:

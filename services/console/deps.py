@@ -15,7 +15,7 @@ from jinja2 import Environment
 
 from services.common import i18n
 from services.common.page_style import page_environment
-from services.console import contract_diff, service
+from services.console import contract_diff, evaluation_view, service
 from services.console.exceptions import CrossSiteRequest, LoginRequired
 from services.console.gateway import PlatformApi
 from services.console.labels import label
@@ -47,6 +47,7 @@ def _environment() -> Environment:
     env.filters["label"] = label
     env.filters["json"] = contract_diff.shown
     env.filters["examples"] = service.examples
+    env.filters["day"] = evaluation_view.shown_day
     env.globals["languages"] = i18n.LANGUAGE_NAMES
     return env
 

@@ -43,6 +43,10 @@ PRINCIPAL_KINDS: dict[str, str] = {
     ),
     "operator": N_("An operator: watches ingest, quality, use and the audit trail; changes nothing."),
     "admin": N_("An administrator: may do everything, including creating principals and keys."),
+    "evaluator": N_(
+        "An evaluator: reads scenarios' objectives, outcomes and evaluation reports and records "
+        "verdicts; never reads record data or grant terms."
+    ),
 }
 """The kinds of principal the catalog knows, each with what it may do (docs/authorization.md)."""
 

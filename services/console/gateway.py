@@ -52,7 +52,13 @@ class PlatformApi:
             self._headers["X-Forwarded-For"] = forwarded_for
 
     async def _call(
-        self, method: str, service: str, path: str, content_type: str | None = None, **kwargs: Any
+        self,
+        method: str,
+        service: str,
+        path: str,
+        content_type: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}")
@@ -62,6 +68,7 @@ class PlatformApi:
             headers = {**self._headers, "Accept-Language": i18n.tag()}
             if content_type is not None:
                 headers["Content-Type"] = content_type
+            headers.update(extra_headers or {})
             response = await self._client.request(method, f"/{service}{path}", headers=headers, **kwargs)
         except httpx.HTTPError as error:
             raise ApiError(
@@ -90,8 +97,17 @@ class PlatformApi:
     async def text(self, service: str, path: str) -> str:
         return (await self._call("GET", service, path)).text
 
-    async def post(self, service: str, path: str, body: dict[str, Any]) -> Any:
-        return (await self._call("POST", service, path, json=body)).json()
+    async def document(self, service: str, path: str, **params: Any) -> tuple[bytes, str]:
+        """A document a service renders (a report as CSV or HTML): its bytes and media type."""
+        query = {name: value for name, value in params.items() if value not in (None, "")}
+        response = await self._call("GET", service, path, params=query, extra_headers={"Accept": "*/*"})
+        return response.content, response.headers.get("content-type", "application/octet-stream")
+
+    async def post(
+        self, service: str, path: str, body: dict[str, Any], *, headers: dict[str, str] | None = None
+    ) -> Any:
+        """``headers``: what the operation reads besides the body, such as an ``Idempotency-Key``."""
+        return (await self._call("POST", service, path, extra_headers=headers, json=body)).json()
 
     async def post_document(self, service: str, path: str, document: bytes, media_type: str) -> Any:
         """A document sent as itself (an ODCS contract as YAML or JSON), not wrapped in a JSON body."""

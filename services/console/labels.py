@@ -72,6 +72,7 @@ LABELS: dict[str, str] = {
     "approver": N_("approver"),
     "operator": N_("operator"),
     "admin": N_("administrator"),
+    "evaluator": N_("evaluator"),
     # purpose categories
     "public_service": N_("public service"),
     "research": N_("research"),
@@ -128,6 +129,25 @@ LABELS: dict[str, str] = {
     "bytes_consumed": N_("bytes consumed"),
     "last_activity": N_("last activity"),
     "days_since_last_activity": N_("days since last activity"),
+    # objectives, their results and verdicts
+    "dataset-use": N_("every dataset used"),
+    "delivered-records": N_("records delivered"),
+    "active-days": N_("days with a delivery"),
+    "quality-floor": N_("quality floor"),
+    "outcome": N_("outcome reported"),
+    "at-least": N_("at least"),
+    "at-most": N_("at most"),
+    "met": N_("met"),
+    "not-met": N_("not met"),
+    "no-data": N_("no data"),
+    "meets": N_("meets its objectives"),
+    "partly": N_("partly meets its objectives"),
+    "does-not-meet": N_("does not meet its objectives"),
+    # indicators: their periods and breakdowns
+    "month": N_("month"),
+    "week": N_("week"),
+    "domain": N_("domain"),
+    "purpose": N_("purpose"),
     # audit filters
     "actor": N_("actor"),
     "action": N_("action"),

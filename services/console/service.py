@@ -28,6 +28,8 @@ from services.console.gateway import PlatformApi, api_path
 ADMIN = "admin"
 APPROVERS = frozenset({"approver", "admin"})
 OPERATORS = frozenset({"operator", "admin"})
+EVALUATION_READERS = frozenset({"evaluator", "operator", "admin"})
+"""Who reads every scenario's evaluation: the work list, the reports, the verification of one."""
 WORST_SHOWN = 10
 WEBHOOK_DELIVERIES_SHOWN = 20
 
@@ -60,6 +62,15 @@ class Caller:
     @property
     def is_department(self) -> bool:
         return self.kind == "department"
+
+    @property
+    def is_evaluator(self) -> bool:
+        """Reads evaluation evidence and records verdicts; never reads record data."""
+        return self.kind == "evaluator"
+
+    @property
+    def reads_evaluations(self) -> bool:
+        return self.kind in EVALUATION_READERS
 
 
 async def who_is(api: PlatformApi) -> Caller:

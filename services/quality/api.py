@@ -1,5 +1,6 @@
-"""HTTP routes of quality: scores, history, rankings, utilization, showcase-only findings and
-scorecards. Each route parses the request and calls one function of the service modules."""
+"""HTTP routes of quality: scores, history, rankings, utilization, showcase-only findings,
+scorecards, evaluation reports and the city's indicators. Each route parses the request and calls
+one function of the service modules."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from fastapi import APIRouter, Query, Request, Response
 from services.common import i18n
 from services.common.clock import utcnow
 from services.common.deps import RuntimeDep, SessionDep
-from services.quality import queries, scorecards, utilization
-from services.quality.deps import CatalogDep, QualitySettingsDep, ReaderDep
+from services.quality import evaluation, indicators, queries, scorecards, utilization
+from services.quality.deps import CatalogDep, EvaluationReaderDep, QualitySettingsDep, ReaderDep
 from services.quality.schemas import (
     DatasetQuality,
     DatasetUtilization,
     DepartmentScorecard,
+    EvaluationReport,
     IdleFindings,
+    IndicatorReport,
     QualityHistory,
     QualityRankings,
     ScenarioScorecard,
@@ -34,6 +37,18 @@ class RankBy(StrEnum):
     dataset = "dataset"
     domain = "domain"
     department = "department"
+
+
+class IndicatorPeriodKind(StrEnum):
+    month = "month"
+    week = "week"
+
+
+class IndicatorBy(StrEnum):
+    department = "department"
+    domain = "domain"
+    scenario = "scenario"
+    purpose = "purpose"
 
 
 class CardFormat(StrEnum):
@@ -266,3 +281,90 @@ def scenario_scorecard(
         session, catalog, settings, scenario_id, scorecards.parse_period(period), utcnow()
     )
     return _render(card, format, request)
+
+
+def _locale(request: Request) -> str:
+    return i18n.negotiate(
+        request.query_params.get("lang"), accept_language=request.headers.get("accept-language")
+    )
+
+
+EVALUATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The evaluation report, as `format` asks: JSON, CSV (one row per objective and "
+        "per dataset of an objective) or a self-contained HTML page",
+        "content": {
+            "application/json": {},
+            "text/csv": {"schema": {"type": "string"}},
+            "text/html": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.get(
+    "/scenarios/{scenario_id}/evaluation",
+    tags=["evaluation"],
+    summary="Evaluation report of a scenario over a period",
+    response_model=EvaluationReport,
+    responses=EVALUATION_RESPONSES,
+)
+def scenario_evaluation(
+    scenario_id: str,
+    request: Request,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: QualitySettingsDep,
+    _reader: EvaluationReaderDep,
+    period_start: Annotated[datetime, Query(description="ISO 8601 with a zone; inclusive")],
+    period_end: Annotated[datetime, Query(description="ISO 8601 with a zone; exclusive")],
+    format: CardFormat = CardFormat.json,
+) -> Any:
+    """Each active objective of the period, target against actual with its evidence (deliveries,
+    quality windows, outcome values), the datasets consumed, the outcomes reported, the verdict,
+    the latest audit checkpoint quality had seen and the digest a verdict names. For the scenario
+    itself, operators, admins and evaluators (403 otherwise); 404 for an unknown scenario."""
+    report = evaluation.evaluation_report(
+        session=session,
+        catalog=catalog,
+        settings=settings,
+        scenario_id=scenario_id,
+        start=period_start,
+        end=period_end,
+        now=utcnow(),
+    )
+    if format is CardFormat.csv:
+        return Response(evaluation.to_csv(report), media_type="text/csv; charset=utf-8")
+    if format is CardFormat.html:
+        locale = _locale(request)
+        return Response(
+            evaluation.to_html(report, locale),
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Language": locale.replace("_", "-"), "Vary": "Accept-Language"},
+        )
+    return report
+
+
+@router.get(
+    "/indicators",
+    tags=["indicators"],
+    summary="The city's indicators: penetration, quality, value conversion",
+    response_model=IndicatorReport,
+)
+def city_indicators(
+    request: Request,
+    session: SessionDep,
+    catalog: CatalogDep,
+    _reader: ReaderDep,
+    periods: Annotated[int, Query(ge=1, le=indicators.MAX_PERIODS, description="Periods in the trend")] = 6,
+    period: IndicatorPeriodKind = IndicatorPeriodKind.month,
+    by: IndicatorBy = IndicatorBy.department,
+) -> dict[str, Any]:
+    """The six indicators city-wide over the current calendar month or week (UTC), each with its
+    formula (in the language asked) and evidence, a breakdown by department, domain, scenario or
+    purpose category, and the city-wide trend over the last ``periods`` periods. Aggregate figures
+    only: any principal reads them."""
+    with i18n.use(_locale(request)):
+        return indicators.indicator_report(
+            session, catalog, utcnow(), period=period.value, periods=periods, by=by.value
+        )

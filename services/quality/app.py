@@ -25,7 +25,7 @@ from services.common.outbox import Outbox, OutboxRelay
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
 from services.common.worker import ConsumerWorker
-from services.quality import utilization
+from services.quality import indicators, utilization
 from services.quality.api import router
 from services.quality.consumer import StreamWorker, UsageHandler
 from services.quality.expectations import GreatExpectations
@@ -51,6 +51,8 @@ def refresh_utilization_gauges(runtime: Runtime, catalog: QualityCatalog, settin
     with db.unit_of_work(runtime.sessions) as session:
         summary = utilization.overview(session, catalog, settings, now)
         findings = utilization.idle(session, catalog, now, settings.idle_days)
+        figures = indicators.current_city_indicators(session, catalog, now)
+    metrics.show_indicators(figures)
     for entry in summary["datasets"]:
         dataset = entry["dataset_id"]
         metrics.utilization.labels(dataset).set(entry["score"])
@@ -149,6 +151,11 @@ def create_app(
             {"name": "quality", "description": "Scores per dataset and dimension, history, rankings."},
             {"name": "utilization", "description": "Use of the data: grants, subscribers, deliveries."},
             {"name": "scorecards", "description": "Per department and scenario, as JSON, CSV or HTML."},
+            {
+                "name": "evaluation",
+                "description": "A scenario's objectives: target against actual, with evidence.",
+            },
+            {"name": "indicators", "description": "Penetration, quality and value conversion, over time."},
         ],
     )
     return build_service_app(spec, settings, infrastructure=infrastructure)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -127,6 +128,14 @@ class QualityMetrics:
             "Active datasets used by at least one scenario in the active period, over active datasets.",
             registry=registry,
         )
+        self.indicator = Gauge(
+            "citybase_indicator",
+            "The city's indicators over the current calendar month, city-wide (penetration, quality "
+            "of the data used, value conversion), as GET /quality/v1/indicators computes them; no "
+            "sample while an indicator has nothing to divide by.",
+            ["indicator"],
+            registry=registry,
+        )
         self.idle = Gauge(
             "citybase_utilization_idle",
             "Showcase-only findings by kind (idle scenarios, never-delivered datasets, unused grants).",
@@ -163,6 +172,17 @@ class QualityMetrics:
                 else:
                     with contextlib.suppress(KeyError):
                         self.score.remove(dataset, dimension)
+
+    def show_indicators(self, figures: Sequence[Mapping[str, Any]]) -> None:
+        """Set ``citybase_indicator`` to each figure of
+        :func:`services.quality.indicators.current_city_indicators`."""
+        for figure in figures:
+            value = figure.get("value")
+            if value is not None:
+                self.indicator.labels(figure["name"]).set(value)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.indicator.remove(figure["name"])
 
     def describe_datasets(self, catalog: QualityCatalog, settings: QualitySettings) -> None:
         """Set what alerts and dashboards hold each scored dataset against: its threshold, its

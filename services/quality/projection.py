@@ -1,4 +1,6 @@
-"""Quality's read model of ``platform.catalog``: datasets, contract versions, grants, API keys.
+"""Quality's read model of ``platform.catalog``: datasets, contract versions, grants, API keys,
+and what an evaluation reads: scenarios (their stage), objectives, outcomes, verdicts and the
+latest audit checkpoint.
 
 Each contract version keeps what scoring needs: the record schema (its fields, which are
 required, which one holds the event time), the primary key, the sensitive fields, the SLA and the
@@ -56,6 +58,7 @@ class GrantState:
     valid_from: datetime | None
     expires_at: datetime | None
     purpose: str
+    purpose_category: str = "other"
 
     def active_at(self, moment: datetime) -> bool:
         if self.status != "active":
@@ -63,6 +66,83 @@ class GrantState:
         if self.valid_from is not None and moment < self.valid_from:
             return False
         return self.expires_at is None or moment < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioState:
+    id: str
+    name: str
+    stage: str
+
+    @property
+    def past_proposed(self) -> bool:
+        return self.stage != "proposed"
+
+
+OUTCOME_KIND = "outcome"
+DELIVERY_KINDS = frozenset({"dataset-use", "delivered-records", "active-days"})
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveState:
+    """What a scenario set out to achieve over a period (``city.citybase.catalog.objective.v1``)."""
+
+    id: str
+    scenario_id: str
+    title: str
+    kind: str
+    datasets: tuple[str, ...]
+    target: float | None
+    kpi: dict[str, Any] | None
+    period_start: datetime
+    period_end: datetime
+    status: str
+    version: int
+    set_at: datetime | None = None
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.period_start < end and self.period_end > start
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeState:
+    """A KPI value a scenario reported for one reporting period; a correction supersedes it."""
+
+    id: str
+    scenario_id: str
+    objective_id: str
+    period_start: datetime
+    period_end: datetime
+    value: float
+    grant_ids: tuple[str, ...]
+    dataset_ids: tuple[str, ...]
+    corrects: str | None
+    superseded_by: str | None
+    reported_at: datetime | None
+
+    def inside(self, start: datetime, end: datetime) -> bool:
+        return start <= self.period_start and self.period_end <= end
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictState:
+    """An evaluator's verdict on a scenario for a period; ``read`` is the catalog's whole state."""
+
+    id: str
+    scenario_id: str
+    period_start: datetime
+    period_end: datetime
+    recorded_at: datetime | None
+    read: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointState:
+    """A checkpoint of the catalog's audit chain, as published on platform.catalog."""
+
+    seq: int
+    hash: str
+    at: str | None
 
 
 class ContractVersion:
@@ -131,6 +211,19 @@ def _seconds(value: Any) -> float | None:
     )
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
+
+
+def _required_time(value: Any) -> datetime:
+    moment = _time(value)
+    if moment is None:
+        raise ValueError(f"not a time: {value!r}")
+    return moment
+
+
 def _time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -149,6 +242,11 @@ class QualityCatalog:
         self._datasets: dict[str, DatasetState] = {}
         self._versions: dict[str, dict[str, ContractVersion]] = {}
         self._grants: dict[str, GrantState] = {}
+        self._scenarios: dict[str, ScenarioState] = {}
+        self._objectives: dict[str, ObjectiveState] = {}
+        self._outcomes: dict[str, OutcomeState] = {}
+        self._verdicts: dict[str, VerdictState] = {}
+        self._checkpoint: CheckpointState | None = None
         self._lock = threading.Lock()
         self.skipped = 0
 
@@ -172,6 +270,16 @@ class QualityCatalog:
                 self._apply_contract(event.data)
             elif event.type == GRANT:
                 self._apply_grant(event.data)
+            elif event.type == catalog_events.SCENARIO:
+                self._apply_scenario(event.data)
+            elif event.type == catalog_events.OBJECTIVE:
+                self._apply_objective(event.data)
+            elif event.type == catalog_events.OUTCOME:
+                self._apply_outcome(event.data)
+            elif event.type == catalog_events.VERDICT:
+                self._apply_verdict(event.data)
+            elif event.type == catalog_events.AUDIT_CHECKPOINT:
+                self._apply_checkpoint(event.data)
         except (KeyError, TypeError, ValueError) as error:
             self.skipped += 1
             log.warning("skipping malformed %s event at offset %s: %s", event.type, message.offset, error)
@@ -209,11 +317,84 @@ class QualityCatalog:
             valid_from=_time(payload.get("valid_from")),
             expires_at=_time(payload.get("expires_at")),
             purpose=str(payload.get("purpose") or ""),
+            purpose_category=str(payload.get("purpose_category") or "other"),
         )
         with self._lock:
             known = self._grants.get(grant.id)
             if known is None or grant.version >= known.version:  # versions only go up
                 self._grants[grant.id] = grant
+
+    def _apply_scenario(self, payload: dict[str, Any]) -> None:
+        scenario = ScenarioState(
+            id=str(payload["id"]),
+            name=str(payload.get("name") or payload["id"]),
+            stage=str(payload.get("stage") or "live"),
+        )
+        with self._lock:
+            self._scenarios[scenario.id] = scenario
+
+    def _apply_objective(self, payload: dict[str, Any]) -> None:
+        kpi = payload.get("kpi")
+        objective = ObjectiveState(
+            id=str(payload["id"]),
+            scenario_id=str(payload["scenario_id"]),
+            title=str(payload.get("title") or payload["id"]),
+            kind=str(payload["kind"]),
+            datasets=tuple(str(d) for d in payload.get("datasets") or ()),
+            target=_number(payload.get("target")),
+            kpi=dict(kpi) if isinstance(kpi, dict) else None,
+            period_start=_required_time(payload["period_start"]),
+            period_end=_required_time(payload["period_end"]),
+            status=str(payload.get("status") or "active"),
+            version=int(payload.get("version") or 1),
+            set_at=_time(payload.get("set_at")),
+        )
+        with self._lock:
+            known = self._objectives.get(objective.id)
+            if known is None or objective.version >= known.version:
+                self._objectives[objective.id] = objective
+
+    def _apply_outcome(self, payload: dict[str, Any]) -> None:
+        value = _number(payload["value"])
+        if value is None:
+            raise ValueError(f"outcome value is not a number: {payload['value']!r}")
+        outcome = OutcomeState(
+            id=str(payload["id"]),
+            scenario_id=str(payload["scenario_id"]),
+            objective_id=str(payload["objective_id"]),
+            period_start=_required_time(payload["period_start"]),
+            period_end=_required_time(payload["period_end"]),
+            value=value,
+            grant_ids=tuple(str(g) for g in payload.get("grant_ids") or ()),
+            dataset_ids=tuple(str(d) for d in payload.get("dataset_ids") or ()),
+            corrects=payload.get("corrects") or None,
+            superseded_by=payload.get("superseded_by") or None,
+            reported_at=_time(payload.get("reported_at")),
+        )
+        with self._lock:
+            self._outcomes[outcome.id] = outcome
+
+    def _apply_verdict(self, payload: dict[str, Any]) -> None:
+        verdict = VerdictState(
+            id=str(payload["id"]),
+            scenario_id=str(payload["scenario_id"]),
+            period_start=_required_time(payload["period_start"]),
+            period_end=_required_time(payload["period_end"]),
+            recorded_at=_time(payload.get("recorded_at")),
+            read=dict(payload),
+        )
+        with self._lock:
+            self._verdicts[verdict.id] = verdict
+
+    def _apply_checkpoint(self, payload: dict[str, Any]) -> None:
+        seq, digest, at = payload.get("seq"), payload.get("hash"), payload.get("at")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(digest, str):
+            raise ValueError("a checkpoint names its seq and hash")
+        point = CheckpointState(seq=seq, hash=digest, at=at if isinstance(at, str) else None)
+        with self._lock:
+            # The latest the chain reached: a replay of older checkpoints never goes back.
+            if self._checkpoint is None or point.seq >= self._checkpoint.seq:
+                self._checkpoint = point
 
     def _tombstone(self, key: bytes | None) -> None:
         kind, _, entity = (key or b"").decode("utf-8", "replace").partition(":")
@@ -225,6 +406,14 @@ class QualityCatalog:
                 self._versions.get(dataset_id, {}).pop(version, None)
             elif kind == "grant":
                 self._grants.pop(entity, None)
+            elif kind == "scenario":
+                self._scenarios.pop(entity, None)
+            elif kind == "objective":
+                self._objectives.pop(entity, None)
+            elif kind == "outcome":
+                self._outcomes.pop(entity, None)
+            elif kind == "verdict":
+                self._verdicts.pop(entity, None)
 
     # --- reading (any thread) ---------------------------------------------------------------
 
@@ -250,3 +439,33 @@ class QualityCatalog:
 
     def grant(self, grant_id: str) -> GrantState | None:
         return self._grants.get(grant_id)
+
+    def scenario(self, scenario_id: str) -> ScenarioState | None:
+        return self._scenarios.get(scenario_id)
+
+    def scenarios(self) -> list[ScenarioState]:
+        with self._lock:
+            return sorted(self._scenarios.values(), key=lambda s: s.id)
+
+    def objectives(self, scenario_id: str | None = None) -> list[ObjectiveState]:
+        """Objectives (of one scenario when given), withdrawn ones included, in the order they were
+        set (as the catalog lists them)."""
+        with self._lock:
+            found = [o for o in self._objectives.values() if scenario_id in (None, o.scenario_id)]
+        return sorted(found, key=lambda o: (o.set_at or o.period_start, o.id))
+
+    def outcomes(self, scenario_id: str | None = None) -> list[OutcomeState]:
+        """Outcome reports (of one scenario when given), superseded ones included."""
+        with self._lock:
+            found = [o for o in self._outcomes.values() if scenario_id in (None, o.scenario_id)]
+        return sorted(found, key=lambda o: (o.period_start, o.reported_at or o.period_start, o.id))
+
+    def verdicts(self, scenario_id: str) -> list[VerdictState]:
+        """The scenario's verdicts, the latest recorded last."""
+        with self._lock:
+            found = [v for v in self._verdicts.values() if v.scenario_id == scenario_id]
+        return sorted(found, key=lambda v: (v.recorded_at or v.period_start, v.id))
+
+    def checkpoint(self) -> CheckpointState | None:
+        """The latest audit checkpoint the catalog published that this read model has seen."""
+        return self._checkpoint

@@ -65,10 +65,12 @@ def record_evidence_withheld(reader: Principal, dataset: DatasetState | None) ->
 
     Even masked, failing values and repeated keys are record data: of a ``conditional`` or
     ``restricted`` dataset they are for its owner and the platform's operators, not for every
-    scenario or department that can read scores.
+    scenario or department that can read scores; an evaluator reads none, whatever the dataset.
     """
     if reader.kind in RECORD_EVIDENCE_READERS:
         return None
+    if reader.kind is PrincipalKind.evaluator:
+        return Sentence(N_("an evaluator reads evaluation evidence, never record data"))
     if dataset is None:
         return "the dataset is not known to quality yet: its record-level evidence is for operators"
     if dataset.classification == "open":

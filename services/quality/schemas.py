@@ -302,6 +302,151 @@ class IdleFindings(QualityRead):
     unused_grants: list[UnusedGrant]
 
 
+# --- indicators --------------------------------------------------------------------------------
+
+
+class Indicator(QualityRead):
+    """One of the city's indicators over a period, in a scope."""
+
+    name: str = Field(examples=["value.conversion"])
+    value: Number | None = Field(description="numerator / denominator; null when the denominator is 0")
+    numerator: Number
+    denominator: Number
+    formula: str = Field(description="How it is computed, in the language asked (Accept-Language)")
+    evidence: dict[str, Any] = Field(description="The counts and ids behind the figure")
+
+
+class IndicatorValue(QualityRead):
+    name: str
+    value: Number | None
+
+
+class IndicatorPeriod(QualityRead):
+    start: Moment
+    end: Moment
+
+
+class IndicatorRow(QualityRead):
+    key: str
+    indicators: list[Indicator]
+
+
+class IndicatorBreakdown(QualityRead):
+    by: str
+    rows: list[IndicatorRow]
+
+
+class IndicatorTrendPoint(QualityRead):
+    period_start: Moment
+    period_end: Moment
+    indicators: list[IndicatorValue]
+
+
+class IndicatorReport(QualityRead):
+    """The city's indicators over the current period, a breakdown and the trend."""
+
+    computed_at: Moment
+    period: IndicatorPeriod
+    indicators: list[Indicator]
+    breakdown: IndicatorBreakdown
+    trend: list[IndicatorTrendPoint]
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+class EvaluatedScenario(QualityRead):
+    id: str
+    name: str
+    stage: str
+
+
+class EvaluationCheckpoint(QualityRead):
+    seq: int
+    hash: str
+    at: str | None
+
+
+class DatasetActual(QualityRead):
+    dataset_id: str
+    actual: Number | None
+    status: Literal["met", "not-met", "no-data"]
+
+
+class DeliveryEvidence(QualityRead):
+    dataset_id: str
+    day: str
+    records: int
+    batches: int
+
+
+class WindowEvidence(QualityRead):
+    dataset_id: str
+    closed_at: Moment | None
+    overall: Number | None
+
+
+class OutcomeEvidence(QualityRead):
+    id: str
+    period_start: Moment
+    period_end: Moment
+    value: Number
+
+
+class ObjectiveEvidence(QualityRead):
+    deliveries: list[DeliveryEvidence]
+    windows: list[WindowEvidence]
+    outcomes: list[OutcomeEvidence]
+
+
+class EvaluatedObjective(QualityRead):
+    id: str
+    title: str
+    kind: str
+    datasets: list[str]
+    target: Number | None
+    kpi: dict[str, Any] | None
+    actual: Number | None
+    status: Literal["met", "not-met", "no-data"]
+    per_dataset: list[DatasetActual]
+    evidence: ObjectiveEvidence
+
+
+class EvaluationInput(QualityRead):
+    dataset_id: str
+    title: str
+    department_id: str | None
+    records: int
+    quality: Number | None
+    showcase_only: bool
+
+
+class ReportingPeriod(QualityRead):
+    period_start: Moment
+    period_end: Moment
+
+
+class EvaluationOutcomes(QualityRead):
+    reported: int
+    periods: list[ReportingPeriod]
+    none_reported: bool
+
+
+class EvaluationReport(QualityRead):
+    """A scenario's objectives over a period, target against actual with the evidence; the
+    ``digest`` is SHA-256 of the canonical JSON of each objective's id, target, actual and status."""
+
+    scenario: EvaluatedScenario
+    period: IndicatorPeriod
+    computed_at: Moment
+    checkpoint: EvaluationCheckpoint | None
+    objectives: list[EvaluatedObjective]
+    inputs: list[EvaluationInput]
+    outcomes: EvaluationOutcomes
+    verdict: dict[str, Any] | None = Field(description="The catalog's VerdictRead of this period, if any")
+    digest: str
+
+
 # --- scorecards ---------------------------------------------------------------------------------
 
 
@@ -372,6 +517,7 @@ class Scorecard(QualityRead):
 class DepartmentScorecard(Scorecard):
     kind: Literal["department"]
     summary: CardSummary
+    indicators: list[Indicator] = Field(description="The city's indicators restricted to its datasets")
     datasets: list[CardDataset]
     showcase_only: DepartmentShowcase
 
@@ -379,6 +525,7 @@ class DepartmentScorecard(Scorecard):
 class ScenarioScorecard(Scorecard):
     kind: Literal["scenario"]
     summary: ScenarioCardSummary
+    indicators: list[Indicator] = Field(description="The city's indicators restricted to the scenario")
     datasets: list[ScenarioCardDataset]
     daily_consumption: list[DailyUse]
     showcase_only: ScenarioShowcase

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from services.common import i18n
 from services.common.i18n import N_, Sentence, _
 from services.common.page_style import page_environment
-from services.quality import queries, utilization
+from services.quality import indicators, queries, utilization
 from services.quality.exceptions import DepartmentNotFound, InvalidPeriod
 from services.quality.projection import QualityCatalog
 from services.quality.settings import DIMENSIONS, QualitySettings
@@ -123,12 +123,14 @@ def department_scorecard(
     start = now - period
     rows = _dataset_rows(session, catalog, settings, owned, start, now)
     findings = utilization.idle(session, catalog, now, settings.idle_days)
+    scope = indicators.Scope(key=department_id, department=department_id)
     return {
         "kind": "department",
         "id": department_id,
         "from": start,
         "to": now,
         "summary": _summary(rows),
+        "indicators": indicators.indicators(session, catalog, start, now, scope),
         "datasets": rows,
         "showcase_only": {
             "never_delivered_datasets": [
@@ -173,6 +175,9 @@ def scenario_scorecard(
             "records_consumed": usage["records_consumed"],
             "last_activity": usage["last_activity"],
         },
+        "indicators": indicators.indicators(
+            session, catalog, now - period, now, indicators.Scope(key=scenario_id, scenario=scenario_id)
+        ),
         "datasets": rows,
         "daily_consumption": usage["daily"],
         "showcase_only": {
@@ -332,6 +337,15 @@ FINDINGS = {
     "unused_grants": N_("Unused grants"),
     "idle": N_("Idle"),
 }
+INDICATOR_WORDS = {
+    "penetration.datasets": N_("Datasets used by live scenarios"),
+    "penetration.scenarios": N_("Scenarios live"),
+    "quality.used": N_("Quality of the data used"),
+    "value.conversion": N_("Value conversion"),
+    "value.outcomes-per-dataset": N_("Outcomes per dataset used"),
+    "value.public-service-share": N_("Public-service share"),
+}
+"""Each indicator named for people (the JSON keeps its machine name)."""
 STATUS_WORDS = {"active": N_("active"), "deprecated": N_("deprecated"), "retired": N_("retired")}
 _PAGES = page_environment(Path(__file__).resolve().parent / "templates")
 
@@ -367,6 +381,14 @@ def to_html(card: dict[str, Any], locale: str = i18n.DEFAULT_LOCALE) -> str:
                 _bars_svg(card["datasets"], _("utilization"), lambda r: r["utilization"]["score"])
             ),
             findings=findings,
+            indicators=[
+                {
+                    **figure,
+                    "words": _(INDICATOR_WORDS.get(figure["name"], figure["name"])),
+                    "formula": i18n.render(indicators.FORMULAS.get(figure["name"], figure["formula"])),
+                }
+                for figure in card.get("indicators") or []
+            ],
             headers=[HEADERS[name] for name in CSV_COLUMNS],
             rows=rows,
         )

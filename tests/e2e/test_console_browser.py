@@ -8,6 +8,7 @@ Without chromium or chromedriver the tests are skipped on a developer's machine 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from citybase.demo import FaultRates
+from services.console.evaluation_view import this_month
 from tests.factories import evolve_contract, opening_create, proposal_create, renamed_contract
+from tests.support.evaluation_cast import EVALUATOR, FAST, evaluation_cast
 from tests.support.http import wait_until
 from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
 from tests.support.principals import APPROVER, OPERATOR, OTHER_SCENARIO, PUBLISHER, SCENARIO, populate
@@ -911,3 +914,149 @@ def test_the_owner_compares_proposals_side_by_side_and_the_scenario_page_shows_i
     finally:
         browser.delete_cookie("citybase_lang")
     assert not overflowing, f"pages wider than the window (px): {overflowing}"
+
+
+# --- evaluation of a scenario and the city's indicators ------------------------------------------
+EVALUATION_START, EVALUATION_END = this_month()
+EVALUATION_PAGE = f"/console/scenarios/{SCENARIO}/evaluation"
+OBJECTIVE = "Residents who found an open pharmacy"
+
+
+@pytest.fixture(scope="module")
+def evaluation_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with in_process(
+        tmp_path_factory.mktemp("console-evaluation"), served=True, key_name="console",
+        environment=FAST, prepare_platform=evaluation_cast,
+    ) as running:  # fmt: skip
+        yield running
+
+
+def _type_values(driver: Any, values: dict[str, str]) -> None:
+    for element_id, value in values.items():
+        field = driver.find_element(By.ID, element_id)
+        field.clear()
+        field.send_keys(value)
+
+
+def test_a_scenario_sets_an_objective_and_reports_an_outcome_and_the_evaluator_judges_it(
+    browser: Any, evaluation_platform: Platform, tmp_path: Path
+) -> None:
+    platform = evaluation_platform
+    log_in(browser, platform, platform.keys[SCENARIO])
+    browser.find_element(By.ID, "my-evaluation").click()
+    assert wait_until(lambda: EVALUATION_PAGE in browser.current_url, 10), browser.current_url
+    # the form starts on the period shown: this month, unless the scenario has objectives
+    _type_values(
+        browser,
+        {
+            "objective-title": OBJECTIVE,
+            "objective-target": "50",
+            "objective-kpi_name": "look-ups",
+            "objective-kpi_unit": "per day",
+        },
+    )
+    Select(browser.find_element(By.ID, "objective-kind")).select_by_value("outcome")
+    screenshot(browser, "evaluation-objective-form")
+    browser.find_element(By.ID, "set-objective").click()
+    assert wait_until(lambda: OBJECTIVE in text_of(browser, "objectives"), 10), browser.page_source[:2000]
+
+    Select(browser.find_element(By.ID, "outcome-objective_id")).select_by_visible_text(
+        f"{OBJECTIVE} (look-ups, per day)"
+    )
+    _type_values(browser, {"outcome-value": "64", "outcome-note": "counted by the app"})
+    browser.find_element(By.ID, "outcome-dataset-market.inspections").click()
+    browser.find_element(By.ID, "report-outcome").click()
+    assert wait_until(lambda: "counted by the app" in text_of(browser, "outcomes"), 10)
+    screenshot(browser, "evaluation-scenario")
+    assert not browser.find_elements(By.ID, "verdict-form")
+
+    log_in(browser, platform, platform.keys[EVALUATOR])
+    assert not browser.find_elements(By.LINK_TEXT, "Scenarios")
+    browser.find_element(By.ID, "evaluations-link").click()
+    screenshot(browser, "evaluations")
+    browser.find_element(By.ID, f"evaluate-{SCENARIO}").click()
+
+    def report_shown() -> bool:
+        browser.refresh()
+        return bool(browser.find_elements(By.ID, "verdict-form")) and OBJECTIVE in text_of(
+            browser, "report-objectives"
+        )
+
+    assert wait_until(report_shown, 20), "quality shows no report of the objective"
+    [objective] = [o for o in _objectives_of_the_scenario(platform) if o["title"] == OBJECTIVE]
+    assert text_of(browser, f"status-{objective['id']}") == "met"  # 64 look-ups a day, at least 50
+    Select(browser.find_element(By.ID, "verdict-result-choice")).select_by_value("meets")
+    for reason in browser.find_elements(By.CSS_SELECTOR, "#verdict-form input[name^='reason.']"):
+        reason.send_keys("Reported figure is above its target")
+    screenshot(browser, "evaluation-verdict-form")
+    browser.find_element(By.ID, "record-verdict").click()
+    assert wait_until(lambda: text_of(browser, "verdict-result") == "meets its objectives", 10)
+    screenshot(browser, "evaluation-verdict")
+
+    # a report verifies against the trail up to the checkpoint it names: one taken after the verdict
+    checkpoint = platform.ok("POST", "/catalog/v1/audit/checkpoints", platform.keys[OPERATOR])
+
+    def saved() -> dict[str, Any] | None:
+        answer = platform.ok(
+            "GET", f"/quality/v1/scenarios/{SCENARIO}/evaluation", platform.keys[EVALUATOR],
+            params={"period_start": EVALUATION_START, "period_end": EVALUATION_END, "format": "json"},
+        )  # fmt: skip
+        seen = answer.get("checkpoint") or {}
+        return answer if seen.get("seq", -1) >= checkpoint["seq"] else None
+
+    assert wait_until(lambda: saved() is not None, 15), "quality did not see the checkpoint"
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(saved()))
+    browser.find_element(By.ID, "verify-upload").send_keys(str(report))
+    browser.find_element(By.ID, "verify").click()
+    assert wait_until(lambda: text_of(browser, "verification-result").startswith("verified"), 10), (
+        browser.page_source[:3000]
+    )
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "verification"))
+    screenshot(browser, "evaluation-verified")
+
+
+def _objectives_of_the_scenario(platform: Platform) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = platform.ok("GET", f"/catalog/v1/scenarios/{SCENARIO}/objectives")["items"]
+    return items
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_the_evaluation_pages_fit_a_desktop_and_a_phone_in_both_languages(
+    browser: Any, evaluation_platform: Platform, language: str
+) -> None:
+    platform = evaluation_platform
+    pages = {
+        EVALUATOR: {
+            "evaluations": "/console/evaluations",
+            "evaluation": f"{EVALUATION_PAGE}?period_start={EVALUATION_START}&period_end={EVALUATION_END}",
+            "indicators": "/console/indicators",
+            "indicators-by-purpose": "/console/indicators?by=purpose&period=week",
+        },
+        SCENARIO: {"evaluation-own": EVALUATION_PAGE},
+        OPERATOR: {"overview-indicators": "/console/overview"},
+    }
+    heading = {"zh-CN": "指标", "en": "Indicators"}[language]
+    overflowing: dict[str, str] = {}
+    broken: dict[str, list[str]] = {}
+    try:
+        for who, shown in pages.items():
+            log_in_speaking(browser, platform, platform.keys[who], language)
+            for name, path in shown.items():
+                for width_name, width in WIDTHS.items():
+                    browser.set_window_size(width, 1000)
+                    browser.get(f"{platform.base}{path}")
+                    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
+                    if name == "indicators":
+                        assert browser.find_element(By.TAG_NAME, "h1").text == heading
+                        assert len(browser.find_elements(By.CSS_SELECTOR, "#indicators svg.chart")) == 6
+                    screenshot(browser, f"{name}-{language}-{width_name}")
+                    if _overflow(browser) > 0:
+                        overflowing[f"{name} at {width} px"] = str(_wider_than_the_window(browser))
+                    if width_name == "desktop" and (words := _broken_words(browser)):
+                        broken[name] = words
+    finally:
+        browser.set_window_size(1280, 1600)
+        browser.delete_cookie("citybase_lang")
+    assert not overflowing, f"pages wider than the window: {overflowing}"
+    assert not broken, f"words broken across lines at {WIDTHS['desktop']} px: {broken}"

@@ -22,18 +22,22 @@ from services.common.problems import Unauthenticated
 from services.common.worker import wait_until
 from tests.factories import (
     access_request_create,
+    evaluation_report,
     evolve_contract,
     example_contract,
+    objective_create,
     opening_create,
+    outcome_create,
     proposal_create,
     scenario_create,
+    verdict_create,
 )
 from tests.support.platform import Platform, in_process
 from tests.support.principals import cast
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
 PROBLEM = "application/problem+json"
-ROLES = ("anonymous", "scenario", "department", "approver", "operator", "organisation", "admin")
+ROLES = ("anonymous", "scenario", "department", "approver", "operator", "organisation", "evaluator", "admin")
 PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics"}
 
 
@@ -180,6 +184,14 @@ REQUESTS: dict[str, RequestKwargs] = {
         "json": {"commit_by": (date.today() + timedelta(days=30)).isoformat()}
     },
     "POST /v1/needs/{need_id}/decline": lambda p: {"json": {"reason": "Matrix."}},
+    "POST /v1/scenarios/{scenario_id}/objectives": lambda p: {"json": objective_create()},
+    "POST /v1/objectives/{objective_id}/withdraw": lambda p: {"json": {"reason": "Matrix."}},
+    "POST /v1/scenarios/{scenario_id}/outcomes": lambda p: {
+        "json": outcome_create(p.context["objective_id"])
+    },
+    "POST /v1/scenarios/{scenario_id}/verdicts": lambda p: {"json": verdict_create([])},
+    "POST /v1/audit/checkpoints": lambda p: {},
+    "POST /v1/evaluations/verify": lambda p: {"json": evaluation_report("one-stop-visit", None, [])},
     "POST /v1/datasets/{dataset_id}/records": lambda p: {
         "json": [{"inspection_id": "I-1", "district": "Putuo", "result": "pass"}]
     },
@@ -237,6 +249,7 @@ def _callers(rule: Rule, platform: Platform) -> list[tuple[str, str | None, bool
         callers.append((OWN[role], platform.keys[OWN[role]], rule.cells[role] == "yes" or own))
         callers.append((FOREIGN[role], platform.keys[FOREIGN[role]], rule.cells[role] == "yes"))
     callers.append(("city-ops", platform.keys["city-ops"], rule.cells["operator"] == "yes"))
+    callers.append(("city-evaluator", platform.keys["city-evaluator"], rule.cells["evaluator"] == "yes"))
     callers.append(("admin", platform.admin_key, rule.cells["admin"] == "yes"))
     # Refused callers first: an allowed call may change the state (a 409 after it is still allowed).
     return sorted(callers, key=lambda caller: caller[2])
@@ -269,6 +282,7 @@ def test_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> N
 SELF = {"scenario": OWN["scenario"], "department": OWN["department"], "approver": OWN["approver"]}
 SELF["operator"] = "city-ops"
 SELF["organisation"] = OWN["organisation"]
+SELF["evaluator"] = "city-evaluator"
 
 
 def test_on_its_own_principal_each_role_may_call_exactly_what_the_table_says(platform: Platform) -> None:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from services.common.worker import wait_until
-from tests.factories import opening_create, proposal_create
+from tests.factories import objective_create, opening_create, proposal_create
 from tests.support.platform import Platform
 
 APPROVER = "market-approver"
@@ -20,15 +20,16 @@ OTHER_SCENARIO = "ai-community"
 
 
 def cast(platform: Platform) -> None:
-    """The principals every row of the table is called as (two vetted organisations among them),
-    a grant of the scenario's, a pending request, a revocable key, a subscription, a published
-    opportunity list with an opening of market supervision and a proposal of ``city-lab``; their
-    ids in ``platform.context``."""
+    """The principals every row of the table is called as (two vetted organisations and an
+    evaluator among them), a grant of the scenario's, a pending request, a revocable key, a
+    subscription, a published opportunity list with an opening of market supervision, a proposal
+    of ``city-lab`` and an objective of the scenario's; their ids in ``platform.context``."""
     platform.principal("market-publisher", "department", "market-supervision")
     platform.principal("health-publisher", "department", "health-commission")
     platform.principal("market-approver", "approver", "market-supervision")
     platform.principal("health-approver", "approver", "health-commission")
     platform.principal("city-ops", "operator")
+    platform.principal("city-evaluator", "evaluator")
     platform.scenario("one-stop-visit")
     platform.scenario("ai-community")
     request_id = platform.pending_request()
@@ -95,6 +96,10 @@ def cast(platform: Platform) -> None:
         "POST", f"/catalog/v1/needs/{need['id']}/comments", platform.keys["ai-community"], json={"body": "+1"}
     )
     platform.context.update(need_id=str(need["id"]), comment_id=str(comment["id"]))
+    objective = platform.ok(
+        "POST", "/catalog/v1/scenarios/one-stop-visit/objectives", json=objective_create()
+    )
+    platform.context["objective_id"] = str(objective["id"])
     # A subscription of the scenario's, once its grant has reached feeds. The table pauses it
     # before the stream row, so that a stream answers at once (409) instead of streaming.
     subscribe = lambda: platform.call(  # noqa: E731

@@ -73,6 +73,13 @@ class NotYourScenario(Forbidden):
     slug, title = "not-your-scenario", "Only the scenario itself (or an admin) may do this"
 
 
+class EvidenceOnly(Forbidden):
+    slug, title = (
+        "evaluators-read-evidence-only",
+        "An evaluator reads evaluation evidence, not grant terms or record data",
+    )
+
+
 class NotTheOwningDepartment(Forbidden):
     slug, title = (
         "not-the-owning-department",

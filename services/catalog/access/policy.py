@@ -37,11 +37,21 @@ def may_decide(actor: Principal, dataset: Dataset) -> None:
     )
 
 
+def refuse_evaluator(actor: Principal) -> None:
+    """An evaluator reads evidence (objectives, outcomes, reports, the trail), never the terms of a
+    grant or request: the fields, masks and row filters under which record data flows."""
+    if actor.kind is PrincipalKind.evaluator:
+        raise exceptions.EvidenceOnly(
+            Sentence(N_("an evaluator reads no access request or grant: they name record-level fields"))
+        )
+
+
 def may_see(actor: Principal, scenario_id: str, dataset: Dataset) -> None:
     """A scenario sees its own requests and grants; a department (publisher or approver) those of
-    its datasets; operators and admins everything."""
+    its datasets; operators and admins everything; an evaluator none."""
     if _is_staff(actor):
         return
+    refuse_evaluator(actor)
     if actor.kind is PrincipalKind.scenario:
         if actor.id == scenario_id:
             return
@@ -80,7 +90,9 @@ def listed(
     others_refused: str,
 ) -> Any:
     """The rows of ``model`` the actor may see, oldest first, narrowed by scenario and dataset;
-    ``others_refused`` (marked ``N_``) says why a scenario may not ask for another's."""
+    ``others_refused`` (marked ``N_``) says why a scenario may not ask for another's. An evaluator
+    is refused: a listing carries each grant's fields."""
+    refuse_evaluator(actor)
     if actor.kind is PrincipalKind.scenario and scenario_id not in (None, actor.id):
         raise exceptions.NotYourScenario(Sentence(others_refused))
     query = visible(actor, sa.select(model), model.scenario_id, model.dataset_id).order_by(model.id)

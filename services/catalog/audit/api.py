@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 
 from services.catalog.audit import service
-from services.catalog.audit.schemas import AuditEntryRead, AuditPage, AuditVerification
-from services.catalog.deps import OperatorDep, ReaderDep, SessionDep
+from services.catalog.audit.schemas import AuditCheckpointRead, AuditEntryRead, AuditPage, AuditVerification
+from services.catalog.deps import AuditDep, CatalogRuntimeDep, OperatorDep, ReaderDep, SessionDep
 from services.common.deps import BusDep
 
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -74,3 +74,16 @@ def verify_audit(
 ) -> AuditVerification:
     """503 when platform.catalog cannot be read: the database alone cannot vouch for itself."""
     return service.verify_with_bus(session, bus, incremental=mode == "incremental")
+
+
+@router.post(
+    "/audit/checkpoints",
+    response_model=AuditCheckpointRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Take a checkpoint of the chain now and publish it on platform.catalog (operators)",
+)
+def take_checkpoint(
+    session: SessionDep, catalog: CatalogRuntimeDep, audit: AuditDep, _: OperatorDep
+) -> AuditCheckpointRead:
+    point = service.take_checkpoint(session, catalog.audit_checkpoints, audit=audit)
+    return AuditCheckpointRead.model_validate(point)

@@ -82,3 +82,11 @@ class AuditVerification(BaseModel):
         "verification starts after it.",
     )
     first_break: ChainBreak | None = None
+
+
+class AuditCheckpointRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int = Field(description="The entry the checkpoint vouches for, and every one before it.")
+    hash: str
+    at: Timestamp

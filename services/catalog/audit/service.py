@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -36,6 +36,9 @@ from services.common.clock import as_utc
 from services.common.i18n import N_, Sentence
 from services.common.outbox import Outbox
 from services.common.problems import ServiceUnavailable
+
+if TYPE_CHECKING:  # the auditor appends through this module
+    from services.catalog.audit.auditor import Auditor
 
 log = logging.getLogger(__name__)
 
@@ -469,6 +472,9 @@ def visible_to(principal: Principal) -> sa.ColumnElement[bool] | None:
         return None
     if principal.kind is PrincipalKind.scenario:
         return AuditEntry.scenario_id == principal.id
+    if principal.kind is PrincipalKind.evaluator:
+        # The evidence of every scenario's evaluation: what names a scenario, nothing else.
+        return AuditEntry.scenario_id.is_not(None)
     # Departments and their approvers see what concerns their department's datasets.
     return AuditEntry.department_id == (principal.department_id or "")
 
@@ -538,8 +544,23 @@ class AuditCheckpointer:
         with db.unit_of_work(self._sessions) as session:
             return checkpoint(session, self._outbox)
 
+    def checkpoint_in(self, session: Session) -> AuditCheckpoint | None:
+        """:func:`checkpoint` in the caller's unit of work, published as the periodic ones are."""
+        return checkpoint(session, self._outbox)
+
     def _tick(self) -> None:
         try:
             self.checkpoint_once()
         except Exception:
             log.warning("audit checkpoint failed; retrying in %.0f s", self._interval_s, exc_info=True)
+
+
+def take_checkpoint(session: Session, checkpointer: AuditCheckpointer, *, audit: Auditor) -> AuditCheckpoint:
+    """A checkpoint now, at an entry saying who asked for it (so the head has moved and the
+    checkpoint is new); published on ``platform.catalog`` once the request commits, like the
+    periodic ones. An evaluation report computed after it can name it."""
+    audit.record(session, action="audit.checkpoint", resource_type="audit", resource_id="head")
+    point = checkpointer.checkpoint_in(session)
+    if point is None:  # the entry above moved the head: only a broken head row gets here
+        raise RuntimeError("the audit head did not move: run the catalog's migrations")
+    return point

@@ -2,6 +2,7 @@
 
 from services.catalog.access import models as _access_models  # noqa: F401  (its tables join the metadata)
 from services.catalog.audit import models as _audit_models  # noqa: F401  (its tables join the metadata)
+from services.catalog.evaluation import models as _evaluation_models  # noqa: F401  (its tables join the metadata)
 from services.catalog.models import Base
 from services.catalog.needs import models as _needs_models  # noqa: F401  (its tables join the metadata)
 from services.catalog.programme import models as _programme_models  # noqa: F401  (its tables join the metadata)

@@ -1074,3 +1074,258 @@ def test_each_programme_verb_sends_its_request_and_prints_a_table(
     assert sent.headers["authorization"] == f"Bearer {KEY}"
     assert platform.body == body
     assert shown in result.output
+
+
+# --- citybase evaluation --------------------------------------------------------------------------
+
+OBJECTIVE = {
+    "id": "obj_0123456789ab",
+    "scenario_id": "leak-watch",
+    "title": "Median repair time",
+    "kind": "outcome",
+    "datasets": [],
+    "target": 48.0,
+    "kpi": {"name": "median repair time", "unit": "hours", "direction": "at-most"},
+    "period_start": "2027-01-01T00:00:00Z",
+    "period_end": "2027-04-01T00:00:00Z",
+    "status": "active",
+    "version": 1,
+    "set_by": "leak-watch",
+    "set_at": "2026-12-07T10:00:00Z",
+    "withdrawn_at": None,
+    "withdrawn_reason": None,
+}
+OUTCOME = {
+    "id": "out_0123456789ab",
+    "scenario_id": "leak-watch",
+    "objective_id": "obj_0123456789ab",
+    "period_start": "2027-01-01T00:00:00Z",
+    "period_end": "2027-02-01T00:00:00Z",
+    "value": 41.5,
+    "grant_ids": ["grt_1"],
+    "dataset_ids": ["water.meter-readings"],
+    "note": "",
+    "corrects": None,
+    "superseded_by": None,
+    "reported_by": "leak-watch",
+    "reported_at": "2027-02-02T10:00:00Z",
+}
+VERDICT = {
+    "id": "ver_0123456789ab",
+    "scenario_id": "leak-watch",
+    "period_start": "2027-01-01T00:00:00Z",
+    "period_end": "2027-04-01T00:00:00Z",
+    "result": "meets",
+    "reasons": [{"objective_id": "obj_0123456789ab", "result": "met", "reason": "41.5 h"}],
+    "report": {"checkpoint": None, "digest": "abc"},
+    "evaluator_id": "city-evaluator",
+    "recorded_at": "2027-04-02T10:00:00Z",
+}
+Q1 = ["--period-start", "2027-01-01T00:00:00Z", "--period-end", "2027-04-01T00:00:00Z"]
+EVALUATION_VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
+    (
+        [
+            "evaluation",
+            "objectives",
+            "set",
+            "leak-watch",
+            "--title",
+            "Median repair time",
+            "--kind",
+            "outcome",
+            "--target",
+            "48",
+            "--kpi",
+            "median repair time",
+            "--unit",
+            "hours",
+            "--direction",
+            "at-most",
+            *Q1,
+        ],
+        "POST",
+        f"{C}/scenarios/leak-watch/objectives",
+        {
+            "title": "Median repair time",
+            "kind": "outcome",
+            "datasets": [],
+            "target": 48.0,
+            "kpi": {"name": "median repair time", "unit": "hours", "direction": "at-most"},
+            "period_start": "2027-01-01T00:00:00Z",
+            "period_end": "2027-04-01T00:00:00Z",
+        },
+        OBJECTIVE,
+        "obj_0123456789ab",
+    ),
+    (
+        ["evaluation", "objectives", "list", "leak-watch"],
+        "GET",
+        f"{C}/scenarios/leak-watch/objectives",
+        None,
+        {"items": [OBJECTIVE]},
+        "Median repair time",
+    ),
+    (
+        ["evaluation", "objectives", "withdraw", "obj_0123456789ab", "--reason", "replaced"],
+        "POST",
+        f"{C}/objectives/obj_0123456789ab/withdraw",
+        {"reason": "replaced"},
+        {**OBJECTIVE, "status": "withdrawn"},
+        "withdrawn",
+    ),
+    (
+        [
+            "evaluation",
+            "outcomes",
+            "report",
+            "leak-watch",
+            "--objective",
+            "obj_0123456789ab",
+            "--value",
+            "41.5",
+            "--grant",
+            "grt_1",
+            "--dataset",
+            "water.meter-readings",
+            "--period-start",
+            "2027-01-01T00:00:00Z",
+            "--period-end",
+            "2027-02-01T00:00:00Z",
+        ],
+        "POST",
+        f"{C}/scenarios/leak-watch/outcomes",
+        {
+            "objective_id": "obj_0123456789ab",
+            "period_start": "2027-01-01T00:00:00Z",
+            "period_end": "2027-02-01T00:00:00Z",
+            "value": 41.5,
+            "grant_ids": ["grt_1"],
+            "dataset_ids": ["water.meter-readings"],
+            "note": "",
+            "corrects": None,
+        },
+        OUTCOME,
+        "41.5",
+    ),
+    (
+        ["evaluation", "outcomes", "list", "leak-watch"],
+        "GET",
+        f"{C}/scenarios/leak-watch/outcomes",
+        None,
+        {"items": [OUTCOME]},
+        "out_0123456789ab",
+    ),
+    (
+        [
+            "evaluation",
+            "verdict",
+            "leak-watch",
+            "--result",
+            "meets",
+            *Q1,
+            "--reason",
+            "obj_0123456789ab=met:41.5 h",
+            "--digest",
+            "abc",
+        ],
+        "POST",
+        f"{C}/scenarios/leak-watch/verdicts",
+        {
+            "period_start": "2027-01-01T00:00:00Z",
+            "period_end": "2027-04-01T00:00:00Z",
+            "result": "meets",
+            "reasons": [{"objective_id": "obj_0123456789ab", "result": "met", "reason": "41.5 h"}],
+            "report": {"checkpoint": None, "digest": "abc"},
+        },
+        VERDICT,
+        "city-evaluator",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "method", "path", "body", "answer", "shown"),
+    EVALUATION_VERBS,
+    ids=[" ".join(v[0][:3]) for v in EVALUATION_VERBS],
+)
+def test_each_evaluation_verb_sends_its_request_and_prints_a_table(
+    platform: Platform, args: list[str], method: str, path: str, body: Any, answer: Any, shown: str
+) -> None:
+    platform.answer = answer
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    sent = platform.requests[0]
+    assert (sent.method, sent.url.raw_path.decode()) == (method, path)
+    assert platform.body == body
+    assert shown in result.output
+    assert "idempotency-key" not in sent.headers
+
+
+def test_an_outcome_report_sends_its_idempotency_key(platform: Platform) -> None:
+    platform.answer = OUTCOME
+    result = cli(
+        "evaluation",
+        "outcomes",
+        "report",
+        "leak-watch",
+        "--objective",
+        "obj_0123456789ab",
+        "--value",
+        "41.5",
+        "--period-start",
+        "2027-01-01T00:00:00Z",
+        "--period-end",
+        "2027-02-01T00:00:00Z",
+        "--idempotency-key",
+        "jan-2027",
+    )
+    assert result.exit_code == 0, result.output
+    assert platform.requests[0].headers["idempotency-key"] == "jan-2027"
+
+
+def test_a_verdict_names_the_checkpoint_and_digest_of_the_report_file(
+    platform: Platform, tmp_path: Any
+) -> None:
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"checkpoint": {"seq": 42, "hash": "a" * 64, "at": "x"}, "digest": "d1"}))
+    platform.answer = VERDICT
+    result = cli(
+        "evaluation",
+        "verdict",
+        "leak-watch",
+        "--result",
+        "meets",
+        *Q1,
+        "--reason",
+        "obj_0123456789ab=met:41.5 h",
+        "--report",
+        str(report),
+    )
+    assert result.exit_code == 0, result.output
+    assert platform.body["report"] == {"checkpoint": {"seq": 42, "hash": "a" * 64}, "digest": "d1"}
+    bad = cli("evaluation", "verdict", "leak-watch", "--result", "meets", *Q1, "--reason", "no-result")
+    assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize(("ok", "code"), [(True, 0), (False, 1)])
+def test_verify_posts_the_saved_report_and_exits_1_when_it_does_not_hold(
+    platform: Platform, tmp_path: Any, ok: bool, code: int
+) -> None:
+    report = tmp_path / "report.json"
+    saved = {"scenario": {"id": "leak-watch"}, "checkpoint": {"seq": 42, "hash": "a" * 64}, "objectives": []}
+    report.write_text(json.dumps(saved))
+    mismatches = [] if ok else [{"path": "/objectives/0/actual", "report": 200, "trail": 20}]
+    platform.answer = {
+        "ok": ok,
+        "checkpoint": {"seq": 42, "hash": "a" * 64},
+        "chain": {"ok": True, "mode": "full", "from_seq": 0, "entries_checked": 42},
+        "mismatches": mismatches,
+        "checked": ["/objectives/0/actual"],
+        "not_checked": [],
+    }
+    result = cli("evaluation", "verify", str(report))
+    assert result.exit_code == code, result.output
+    sent = platform.requests[0]
+    assert (sent.method, sent.url.raw_path.decode()) == ("POST", f"{C}/evaluations/verify")
+    assert platform.body == saved
+    assert ("/objectives/0/actual" in result.output) is not ok
