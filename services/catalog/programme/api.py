@@ -13,9 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from services.catalog.access.deps import AccessDep
-from services.catalog.deps import PublicReaderDep, ReaderDep, SessionDep
+from services.catalog.deps import OptionalPrincipalDep, PublicReaderDep, ReaderDep, SessionDep
 from services.catalog.programme import applicants, lists, proposals, publication
-from services.catalog.programme.deps import OptionalPrincipalDep
 from services.catalog.programme.schemas import (
     ApplicantCreate,
     ApplicantRead,
