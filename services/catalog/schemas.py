@@ -158,10 +158,29 @@ class QualitySummary(BaseModel):
     updated_at: Timestamp
 
 
+class UtilizationSummary(BaseModel):
+    """The dataset's utilization, as the quality service last announced it (its utilization
+    endpoint's figures): is the data really used?"""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    score: float = Field(description="0-100: reach 40, recency 30, share of grants in use 30.")
+    active_grants: int
+    grants_used: int = Field(description="Active grants delivered under within the idle period.")
+    active_subscribers: int
+    records_last_day: int
+    last_use: Timestamp | None = Field(description="The last delivery to any scenario; null if never.")
+    computed_at: Timestamp
+
+
 class DatasetDetail(DatasetRead):
     quality: QualitySummary | None = Field(
         default=None,
         description="The latest quality score; null until the quality service scored the dataset.",
+    )
+    utilization: UtilizationSummary | None = Field(
+        default=None,
+        description="The latest utilization; null until the quality service announced one.",
     )
 
 

@@ -45,13 +45,22 @@ DESCRIPTION = (
 )
 
 
-def refresh_utilization_gauges(runtime: Runtime, catalog: QualityCatalog, settings: QualitySettings) -> None:
+def refresh_utilization_gauges(
+    runtime: Runtime,
+    catalog: QualityCatalog,
+    settings: QualitySettings,
+    announcer: utilization.UtilizationAnnouncer | None = None,
+) -> None:
+    """The utilization gauges, and (with ``announcer``) the changed scores on ``platform.quality``:
+    one computation for the metrics and for what the catalog shows."""
     metrics = QualityMetrics.of(runtime.metrics)
     now = datetime.now(UTC)
     with db.unit_of_work(runtime.sessions) as session:
         summary = utilization.overview(session, catalog, settings, now)
         findings = utilization.idle(session, catalog, now, settings.idle_days)
         figures = indicators.current_city_indicators(session, catalog, now)
+        if announcer is not None:
+            announcer.announce(session, summary["datasets"], now)
     metrics.show_indicators(figures)
     for entry in summary["datasets"]:
         dataset = entry["dataset_id"]
@@ -97,9 +106,11 @@ def _lifespan(quality_settings: QualitySettings) -> ServiceLifespan:
             if read_model.caught_up:
                 quality.check_freshness()
 
+        announcer = utilization.UtilizationAnnouncer(box)
+
         def gauges_tick() -> None:
             if read_model.caught_up:
-                refresh_utilization_gauges(runtime, catalog, quality_settings)
+                refresh_utilization_gauges(runtime, catalog, quality_settings, announcer)
 
         freshness = Periodic("quality-freshness", quality_settings.sla_check_interval_s, freshness_tick)
         gauges = Periodic("quality-utilization", quality_settings.utilization_refresh_s, gauges_tick)

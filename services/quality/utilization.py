@@ -24,10 +24,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.common import db, quality_events
 from services.common.bus import Admin
 from services.common.clock import as_utc, aware
 from services.common.envelope import CloudEvent, parse_time
 from services.common.i18n import N_, Sentence
+from services.common.outbox import Outbox
 from services.common.topics import records_topic
 from services.quality import scoring
 from services.quality.exceptions import DatasetNotFound, ScenarioNotFound
@@ -179,6 +181,49 @@ def dataset_scores(
             ),
         }
     return out
+
+
+def utilization_state(entry: dict[str, Any]) -> dict[str, Any]:
+    """What the utilization event says of one dataset (an entry of :func:`dataset_scores`)."""
+    last_use = entry["last_use"]
+    return {
+        "dataset_id": entry["dataset_id"],
+        "score": entry["score"],
+        "active_grants": entry["active_grants"],
+        "grants_used": entry["grants_used"],
+        "active_subscribers": entry["active_subscribers"],
+        "records_last_day": entry["records_last_day"],
+        "last_use": as_utc(last_use).isoformat() if last_use is not None else None,
+    }
+
+
+class UtilizationAnnouncer:
+    """Announces a dataset's utilization on ``platform.quality`` each time it changes, so that the
+    catalog's record of the dataset (read without a key too) shows the score quality computes,
+    never a second computation of it. The first refresh after a start announces every dataset
+    once; after that only what changed. What was announced is remembered only once the outbox row
+    is committed."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._announced: dict[str, dict[str, Any]] = {}
+
+    def announce(self, session: Session, entries: Sequence[dict[str, Any]], now: datetime) -> int:
+        changed = {}
+        for entry in entries:
+            state = utilization_state(entry)
+            if self._announced.get(state["dataset_id"]) != state:
+                changed[state["dataset_id"]] = state
+        for dataset_id, state in changed.items():
+            event = CloudEvent(
+                type=quality_events.UTILIZATION,
+                source=quality_events.SOURCE,
+                subject=dataset_id,
+                data={**state, "computed_at": as_utc(now).isoformat()},
+            )
+            self._outbox.add(session, event.to_record(quality_events.TOPIC, dataset_id.encode()))
+        db.after_commit(session, lambda: self._announced.update(changed))
+        return len(changed)
 
 
 def overview(

@@ -1,7 +1,7 @@
-"""One number, one source: for the same dataset at the same moment, its score, its consumer lag
-and its subscriber count read the same in the quality API, the catalog's dataset record, the
-console's dataset page and the Prometheus metrics, and feeds' API says the same of the lag and of
-which subscriptions deliver.
+"""One number, one source: for the same dataset at the same moment, its score, its consumer lag,
+its subscriber count and its utilization score read the same in the quality API, the catalog's
+dataset record (with a key and without one), the console's dataset page and the Prometheus
+metrics, and feeds' API says the same of the lag and of which subscriptions deliver.
 
 The platform runs in this process as ``citybase up`` runs it. Two scenarios subscribe to the same
 dataset; one has read part of what it was delivered (so that lag as "not acknowledged" and lag as
@@ -122,6 +122,7 @@ def readings(platform: Platform, subscriptions: list[str]) -> dict[str, dict[str
     quality = platform.ok("GET", f"/quality/v1/datasets/{DATASET}/quality")
     ranked = platform.ok("GET", "/quality/v1/quality/rankings", params={"by": "dataset"})["items"]
     record = platform.ok("GET", f"/catalog/v1/datasets/{DATASET}")
+    public = platform.client.get(f"/catalog/v1/datasets/{DATASET}").json()  # without a key
     usage = platform.ok("GET", f"/quality/v1/utilization/datasets/{DATASET}")
     listed = platform.ok("GET", "/feeds/v1/subscriptions")["items"]
     feeds_lags = {s: platform.ok("GET", f"/feeds/v1/subscriptions/{s}")["lag"] for s in subscriptions}
@@ -159,8 +160,15 @@ def readings(platform: Platform, subscriptions: list[str]) -> dict[str, dict[str
         "subscribers": {
             "feeds API": sum(1 for s in listed if s["dataset"] == DATASET and s["delivering"]),
             "quality API": usage["active_subscribers"],
+            "catalog record": (record.get("utilization") or {}).get("active_subscribers"),
             "console": int(subscribers) if subscribers else None,
             "metric": _metric(quality_metrics, "citybase_dataset_active_subscribers", dataset=DATASET),
+        },
+        "utilization": {
+            "quality API": usage["score"],
+            "catalog record": (record.get("utilization") or {}).get("score"),
+            "public record": (public.get("utilization") or {}).get("score"),
+            "metric": _metric(quality_metrics, "citybase_dataset_utilization_score", dataset=DATASET),
         },
     }
 
@@ -171,7 +179,7 @@ def _same_form(value: Any, figure: str) -> Any:
     if isinstance(value, dict):
         return tuple(sorted((key, _same_form(item, figure)) for key, item in value.items()))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return round(float(value), 1) if figure == "score" else float(value)
+        return round(float(value), 1) if figure in ("score", "utilization") else float(value)
     return value
 
 

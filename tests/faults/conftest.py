@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.fault_platform import Platform, running_platform
 from tests.support.infra import (
     PrivateKafka,
     PrivatePostgres,
@@ -38,3 +39,10 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="module")
+def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A catalog and an ingest in this process on the shared Kafka, for tests that kill services."""
+    with running_platform(kafka_bootstrap, tmp_path_factory.mktemp("restarts")) as platform:
+        yield platform

@@ -13,8 +13,6 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,133 +21,18 @@ import pytest
 import sqlalchemy as sa
 
 from services.common.worker import wait_until
-from services.ingest.app import create_app as create_ingest
-from services.ingest.runtime import IngestRuntime
-from services.ingest.settings import IngestSettings
-from tests.factories import access_request_create, bus_arrival_record, embedded_settings, scenario_create
-from tests.support.http import serve
-from tests.support.processes import Catalog, Dataset, ServiceProcess, running_catalog
+from tests.factories import bus_arrival_record
+from tests.support.fault_platform import Platform, ack, grant_for, poll, record_ids, subscribe
+from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
-
-FIELDS = ["arrival_id", "stop_id", "route_id", "arrived_at", "delay_s"]
-
-
-@dataclass
-class Platform:
-    catalog: Catalog
-    ingest_url: str
-    kafka: str
-    root: Path
-
-    def publish(self, dataset: Dataset, records: list[dict[str, Any]], **headers: str) -> httpx.Response:
-        return httpx.post(
-            f"{self.ingest_url}/v1/datasets/{dataset.id}/records",
-            json=records,
-            headers={"Authorization": f"Bearer {dataset.key}", **headers},
-            timeout=60,
-        )
-
-    def process(self, service: str, **env: str) -> ServiceProcess:
-        return ServiceProcess(
-            service,
-            self.root,
-            {
-                "CITYBASE_BUS_URL": f"kafka://{self.kafka}",
-                "CITYBASE_DATABASE_URL": f"sqlite:///{self.root / f'{service}-{uuid.uuid4().hex[:6]}.db'}",
-                **env,
-            },
-        )
-
-
-@pytest.fixture(scope="module")
-def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """A catalog and an ingest in this process, on the shared Kafka and their own SQLite files."""
-    root = tmp_path_factory.mktemp("restarts")
-    bus_url = f"kafka://{kafka_bootstrap}"
-    with running_catalog(root, database_url=f"sqlite:///{root / 'catalog.db'}", bus_url=bus_url) as catalog:
-        ingest = create_ingest(
-            embedded_settings(
-                root / "ingest", database_url=f"sqlite:///{root / 'ingest.db'}", bus_url=bus_url
-            ),
-            ingest_settings=IngestSettings(raw_enabled=False),
-        )
-        with serve(ingest) as ingest_url:
-            assert ingest.state.runtime.service_as(IngestRuntime).read_model.wait_caught_up(60)
-            yield Platform(catalog, ingest_url, kafka_bootstrap, root)
-
-
-@dataclass
-class Grant:
-    scenario_id: str
-    scenario_key: str
-    approver_key: str
-    grant_id: str
-
-
-def _grant(platform: Platform, dataset: Dataset) -> Grant:
-    catalog = platform.catalog
-    approver = catalog.harness.principal_key(
-        f"{dataset.department_id}-approver", "approver", dataset.department_id
-    )
-    scenario_id = f"scenario-{uuid.uuid4().hex[:8]}"
-    assert catalog.call("POST", "/v1/scenarios", json=scenario_create(scenario_id)).status_code == 201
-    issued = catalog.call("POST", f"/v1/scenarios/{scenario_id}/keys", json={"name": "faults"})
-    assert issued.status_code == 201, issued.text
-    scenario_key = issued.json()["key"]
-    catalog.harness.wait_for_key(scenario_key, timeout_s=15)
-    asked = catalog.call(
-        "POST", "/v1/access-requests", scenario_key, json=access_request_create(dataset.id, FIELDS)
-    )
-    assert asked.status_code == 201, asked.text
-    # bus-arrivals is an open dataset: its access requests are approved by policy at once
-    assert asked.json()["status"] == "approved", asked.text
-    catalog.relayed()
-    return Grant(scenario_id, scenario_key, approver, asked.json()["grant_id"])
-
-
-def _poll(feeds: ServiceProcess, grant: Grant, subscription_id: str, max_records: int) -> httpx.Response:
-    return httpx.get(
-        f"{feeds.url}/v1/subscriptions/{subscription_id}/records",
-        params={"max": max_records, "wait": 2},
-        headers={"Authorization": f"Bearer {grant.scenario_key}"},
-        timeout=30,
-    )
-
-
-def _ack(feeds: ServiceProcess, grant: Grant, subscription_id: str, cursor: str) -> None:
-    acked = httpx.post(
-        f"{feeds.url}/v1/subscriptions/{subscription_id}/ack",
-        json={"cursor": cursor},
-        headers={"Authorization": f"Bearer {grant.scenario_key}"},
-        timeout=30,
-    )
-    assert acked.status_code == 200, acked.text
-
-
-def _subscribe(feeds: ServiceProcess, grant: Grant, dataset: Dataset) -> str:
-    created: dict[str, Any] = {}
-
-    def subscribed() -> bool:
-        response = httpx.post(
-            f"{feeds.url}/v1/subscriptions",
-            json={"dataset": dataset.id, "start": "earliest"},
-            headers={"Authorization": f"Bearer {grant.scenario_key}"},
-            timeout=30,
-        )
-        if response.status_code == 201:
-            created.update(response.json())
-        return response.status_code == 201
-
-    assert wait_until(subscribed, 15), "the grant did not reach feeds"
-    return str(created["id"])
 
 
 def test_feeds_killed_between_delivery_and_ack_redelivers_from_the_last_ack(
     platform: Platform, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dataset = platform.catalog.dataset("redeliver")
-    grant = _grant(platform, dataset)
+    grant = grant_for(platform, dataset)
     sent = [f"ev-{n:04d}" for n in range(300)]
     for start in range(0, len(sent), 100):
         records = [bus_arrival_record(_event_id=event_id) for event_id in sent[start : start + 100]]
@@ -158,15 +41,15 @@ def test_feeds_killed_between_delivery_and_ack_redelivers_from_the_last_ack(
     feeds = platform.process("feeds")
     feeds.start()
     try:
-        subscription = _subscribe(feeds, grant, dataset)
+        subscription = subscribe(feeds, grant, dataset)
         acknowledged: list[dict[str, Any]] = []
         while len(acknowledged) < 120:
-            batch = _poll(feeds, grant, subscription, 40)
+            batch = poll(feeds, grant, subscription, 40)
             assert batch.status_code == 200, batch.text
-            _ack(feeds, grant, subscription, batch.json()["cursor"])
+            ack(feeds, grant, subscription, batch.json()["cursor"])
             acknowledged += batch.json()["records"]
         # delivered, not acknowledged: the process dies before the ack
-        tail = _poll(feeds, grant, subscription, 50)
+        tail = poll(feeds, grant, subscription, 50)
         assert tail.status_code == 200, tail.text
         unacknowledged: list[dict[str, Any]] = tail.json()["records"]
         assert unacknowledged, "the poll before the kill delivered nothing"
@@ -177,17 +60,17 @@ def test_feeds_killed_between_delivery_and_ack_redelivers_from_the_last_ack(
 
         after: list[dict[str, Any]] = []
         deadline = time.monotonic() + 60
-        while len(_ids(acknowledged) | _ids(after)) < len(sent) and time.monotonic() < deadline:
-            batch = _poll(feeds, grant, subscription, 100)
+        while len(record_ids(acknowledged) | record_ids(after)) < len(sent) and time.monotonic() < deadline:
+            batch = poll(feeds, grant, subscription, 100)
             assert batch.status_code == 200, batch.text
             after += batch.json()["records"]
             if batch.json()["records"]:
-                _ack(feeds, grant, subscription, batch.json()["cursor"])
+                ack(feeds, grant, subscription, batch.json()["cursor"])
     finally:
         feeds.stop()
 
-    redelivered = _ids(after) & (_ids(acknowledged) | _ids(unacknowledged))
-    skipped = sorted(set(sent) - _ids(acknowledged) - _ids(after))
+    redelivered = record_ids(after) & (record_ids(acknowledged) | record_ids(unacknowledged))
+    skipped = sorted(set(sent) - record_ids(acknowledged) - record_ids(after))
     figures = (
         f"feeds kill -9 between delivery and ack: {len(sent)} records, {len(acknowledged)} acknowledged and "
         f"{len(unacknowledged)} delivered unacknowledged before the kill; restart {restart_s:.1f}s; "
@@ -196,8 +79,8 @@ def test_feeds_killed_between_delivery_and_ack_redelivers_from_the_last_ack(
     with capsys.disabled():
         print("\n" + figures)
     assert not skipped, figures
-    assert redelivered == _ids(unacknowledged), f"duplicates beyond the unacknowledged tail: {figures}"
-    assert len(after) == len(_ids(after)), figures
+    assert redelivered == record_ids(unacknowledged), f"duplicates beyond the unacknowledged tail: {figures}"
+    assert len(after) == len(record_ids(after)), figures
     # per partition, delivery after the restart starts right after the last acknowledged offset
     for partition in {r["partition"] for r in after}:
         acked = [r["offset"] for r in acknowledged if r["partition"] == partition]
@@ -206,22 +89,18 @@ def test_feeds_killed_between_delivery_and_ack_redelivers_from_the_last_ack(
         assert offsets == list(range(start, start + len(offsets))), (partition, start, offsets[:5], figures)
 
 
-def _ids(records: list[dict[str, Any]]) -> set[str]:
-    return {record["id"] for record in records}
-
-
 def test_feeds_restarted_while_a_grant_is_revoked_refuses_it(
     platform: Platform, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dataset = platform.catalog.dataset("revoked")
-    grant = _grant(platform, dataset)
+    grant = grant_for(platform, dataset)
     answer = platform.publish(dataset, [bus_arrival_record() for _ in range(5)])
     assert answer.status_code == 202, answer.text
     feeds = platform.process("feeds")
     feeds.start()
     try:
-        subscription = _subscribe(feeds, grant, dataset)
-        assert _poll(feeds, grant, subscription, 10).status_code == 200
+        subscription = subscribe(feeds, grant, dataset)
+        assert poll(feeds, grant, subscription, 10).status_code == 200
         feeds.kill9()
         revoked = platform.catalog.call(
             "POST", f"/v1/grants/{grant.grant_id}/revoke", grant.approver_key, json={"reason": "fault test"}
@@ -229,7 +108,7 @@ def test_feeds_restarted_while_a_grant_is_revoked_refuses_it(
         assert revoked.status_code == 200, revoked.text
         platform.catalog.relayed()
         feeds.start()
-        refused = _poll(feeds, grant, subscription, 10)
+        refused = poll(feeds, grant, subscription, 10)
         again = httpx.post(
             f"{feeds.url}/v1/subscriptions",
             json={"dataset": dataset.id, "start": "earliest"},

@@ -170,7 +170,18 @@ def test_a_client_address_without_a_key_is_limited_with_retry_after(catalog: Cat
     assert 1 <= int(limited.headers["retry-after"]) <= 10
     # A caller with a key is not counted against the address.
     assert catalog.call("GET", "/v1/datasets").status_code == 200
-    assert catalog.client.get("/v1/catalog").status_code == 429
+    # Every read open without a key shares the address's one bucket: the catalog, a contract, the
+    # opportunity lists in each of their forms.
+    for path in (
+        "/v1/catalog",
+        "/v1/datasets/transport.bus-arrivals/contract",
+        "/v1/opportunity-lists",
+        "/v1/opportunity-lists.atom",
+        "/v1/opportunity-lists/no-such-list",
+        "/v1/opportunity-lists/no-such-list/openings.csv",
+    ):
+        refused = catalog.client.get(path)
+        assert refused.status_code == 429 and refused.headers["content-type"] == PROBLEM, path
 
 
 def test_the_contract_of_a_public_record_is_read_without_a_key_and_no_other(catalog: CatalogHarness) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.envelope import CloudEvent, encode_json
-from services.common.quality_events import SCORE, SLA_BREACH
+from services.common.quality_events import SCORE, SLA_BREACH, UTILIZATION
 from services.common.quality_events import TOPIC as QUALITY_TOPIC
 from services.common.worker import wait_until
 from tests.factories import ingest_contract
@@ -93,3 +93,41 @@ def test_scores_of_unknown_datasets_are_ignored(catalog: CatalogHarness) -> None
     _announce(catalog, SCORE, _score("transport.after", 88.0, "2026-11-24T10:01:00+00:00"))
     assert wait_until(lambda: _quality(catalog, "transport.after") is not None, 10.0)
     assert catalog.call("GET", "/v1/datasets/transport.elsewhere").status_code == 404
+
+
+def _utilization(dataset_id: str, score: float, computed_at: str) -> dict[str, Any]:
+    return {
+        "dataset_id": dataset_id,
+        "score": score,
+        "active_grants": 3,
+        "grants_used": 2,
+        "active_subscribers": 2,
+        "records_last_day": 1200,
+        "last_use": "2026-12-07T10:00:00+00:00",
+        "computed_at": computed_at,
+    }
+
+
+def test_the_dataset_carries_its_latest_utilization_with_a_key_and_without(catalog: CatalogHarness) -> None:
+    catalog.department("transit", ["transport"])
+    contract = ingest_contract("transport.used", "transit")
+    assert catalog.call("POST", "/v1/contracts", content=contract).status_code == 201
+    assert catalog.call("GET", "/v1/datasets/transport.used").json()["utilization"] is None
+
+    def utilization() -> dict[str, Any] | None:
+        found: dict[str, Any] | None = catalog.call("GET", "/v1/datasets/transport.used").json()[
+            "utilization"
+        ]
+        return found
+
+    _announce(catalog, UTILIZATION, _utilization("transport.used", 61.5, "2026-12-07T10:05:00+00:00"))
+    assert wait_until(lambda: utilization() is not None, 10.0)
+    # An older announcement arriving late changes nothing; a newer one replaces it.
+    _announce(catalog, UTILIZATION, _utilization("transport.used", 12.0, "2026-12-07T10:00:00+00:00"))
+    _announce(catalog, UTILIZATION, _utilization("transport.used", 74.0, "2026-12-07T10:10:00+00:00"))
+    assert wait_until(lambda: (utilization() or {}).get("score") == 74.0, 10.0), utilization()
+    shown = utilization()
+    assert shown is not None
+    assert (shown["active_subscribers"], shown["grants_used"], shown["records_last_day"]) == (2, 2, 1200)
+    public = catalog.client.get("/v1/datasets/transport.used")
+    assert public.status_code == 200 and public.json()["utilization"]["score"] == 74.0

@@ -26,8 +26,9 @@ from services.catalog.schemas import (
     DatasetUpdate,
     QualitySummary,
     Topics,
+    UtilizationSummary,
 )
-from services.catalog.scores.models import DatasetQuality
+from services.catalog.scores.models import DatasetQuality, DatasetUtilization
 from services.catalog.search.index import index_dataset, search_text
 from services.common import catalog_events
 from services.common.auth import Principal
@@ -78,13 +79,22 @@ _DETAIL_DATASET = tuple(Dataset.__table__.c[name] for name in DatasetRead.model_
 _DETAIL_QUALITY = tuple(
     DatasetQuality.__table__.c[name].label(f"quality_{name}") for name in QualitySummary.model_fields
 )
-_DETAIL_QUERY = sa.select(*_DETAIL_DATASET, *_DETAIL_QUALITY).outerjoin(
-    DatasetQuality.__table__, DatasetQuality.__table__.c.dataset_id == Dataset.__table__.c.id
+_DETAIL_UTILIZATION = tuple(
+    DatasetUtilization.__table__.c[name].label(f"utilization_{name}")
+    for name in UtilizationSummary.model_fields
+)
+_DETAIL_QUERY = (
+    sa.select(*_DETAIL_DATASET, *_DETAIL_QUALITY, *_DETAIL_UTILIZATION)
+    .outerjoin(DatasetQuality.__table__, DatasetQuality.__table__.c.dataset_id == Dataset.__table__.c.id)
+    .outerjoin(
+        DatasetUtilization.__table__, DatasetUtilization.__table__.c.dataset_id == Dataset.__table__.c.id
+    )
 )
 
 
 def dataset_detail(session: Session, dataset_id: str, *, public_only: bool = False) -> DatasetDetail:
-    """The dataset with its latest quality score (as quality last announced it on platform.quality);
+    """The dataset with its latest quality score and utilization (as quality last announced them on
+    platform.quality);
     with ``public_only`` (a reader without a key), only a published record its department lists.
 
     One query and no ORM objects: this is the catalog's most frequent read, and it needs neither
@@ -100,6 +110,8 @@ def dataset_detail(session: Session, dataset_id: str, *, public_only: bool = Fal
     detail["topics"] = topics_of(dataset_id)
     if row["quality_updated_at"] is not None:
         detail["quality"] = {name: row[f"quality_{name}"] for name in QualitySummary.model_fields}
+    if row["utilization_computed_at"] is not None:
+        detail["utilization"] = {name: row[f"utilization_{name}"] for name in UtilizationSummary.model_fields}
     return DatasetDetail.model_validate(detail)
 
 

@@ -1,4 +1,4 @@
-"""Keeps the latest quality score of each dataset, from the events quality publishes.
+"""Keeps the latest quality score and utilization of each dataset, from the events quality publishes.
 
 Quality announces on ``platform.quality`` each new current score of a dataset (its latest closed
 window's, the figure its quality endpoint, rankings and metrics show) and each SLA breach opened
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalog.models import Dataset
-from services.catalog.scores.models import DatasetQuality
+from services.catalog.scores.models import DatasetQuality, DatasetUtilization
 from services.common import db, quality_events
 from services.common.bus import Bus
 from services.common.clock import aware
@@ -69,6 +69,32 @@ def apply_breach(session: Session, data: dict[str, Any]) -> None:
     row.updated_at = datetime.now(UTC)
 
 
+def apply_utilization(session: Session, data: dict[str, Any]) -> None:
+    """Store a utilization event unless the stored one was computed later."""
+    dataset_id = str(data["dataset_id"])
+    if session.get(Dataset, dataset_id) is None:
+        return
+    computed_at = _moment(data["computed_at"])
+    row = session.get(DatasetUtilization, dataset_id)
+    if row is None:
+        row = DatasetUtilization(dataset_id=dataset_id)
+        session.add(row)
+    elif aware(row.computed_at) > computed_at:
+        return
+    row.score = float(data["score"])
+    for name in ("active_grants", "grants_used", "active_subscribers", "records_last_day"):
+        setattr(row, name, int(data.get(name) or 0))
+    row.last_use = _moment(data["last_use"]) if data.get("last_use") else None
+    row.computed_at = computed_at
+
+
+APPLY = {
+    quality_events.SCORE: apply_score,
+    quality_events.SLA_BREACH: apply_breach,
+    quality_events.UTILIZATION: apply_utilization,
+}
+
+
 class QualityScores(EventBatchHandler[tuple[str, dict[str, Any]]]):
     """Consumer handler: applies a batch of ``platform.quality`` events in one transaction."""
 
@@ -77,18 +103,20 @@ class QualityScores(EventBatchHandler[tuple[str, dict[str, Any]]]):
         self._sessions = sessions
 
     def read(self, event: CloudEvent) -> tuple[str, dict[str, Any]] | None:
-        if event.type not in (quality_events.SCORE, quality_events.SLA_BREACH):
+        if event.type not in APPLY:
             return None
         if not isinstance(event.data, dict) or "dataset_id" not in event.data:
             raise PoisonMessage("a quality event names its dataset_id", code="missing-fields")
         if event.type == quality_events.SCORE and "closed_at" not in event.data:
             raise PoisonMessage("a score event says when its window closed", code="missing-fields")
+        if event.type == quality_events.UTILIZATION and not {"score", "computed_at"} <= event.data.keys():
+            raise PoisonMessage("a utilization event carries its score and when", code="missing-fields")
         return event.type, event.data
 
     def apply(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         with db.unit_of_work(self._sessions) as session:
             for event_type, data in items:
-                (apply_score if event_type == quality_events.SCORE else apply_breach)(session, data)
+                APPLY[event_type](session, data)
                 session.flush()
 
 

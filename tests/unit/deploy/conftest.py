@@ -12,7 +12,6 @@ import random
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,10 @@ from fastapi.testclient import TestClient
 from citybase.demo import FaultRates, RecordGenerator, example_contract_files
 from citybase.platform import SERVICE_FACTORIES, create_platform_app, prepare
 from services.catalog.contracts.json_schema import record_schema
-from services.catalog.contracts.policy import primary_key
 from services.catalog.contracts.odcs import parse_contract
+from services.catalog.contracts.policy import primary_key
 from tests.factories import EXAMPLES, embedded_settings
-from tests.support.deploy import DEPLOY, REPO, UNKNOWN_PATH, Scrape, parse_exposition
+from tests.support.deploy import UNKNOWN_PATH, Scrape, parse_exposition
 
 INFRA_DIR = Path(os.environ.get("CITYBASE_INFRA_DIR", Path.home() / ".cache" / "citybase" / "infra"))
 TRAFFIC_DATASET = "transport.bus-arrivals"

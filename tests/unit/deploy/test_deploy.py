@@ -276,7 +276,7 @@ def test_the_compose_instructions_name_real_commands() -> None:
 
 # --- Kubernetes -----------------------------------------------------------------------------------
 
-KUSTOMIZATIONS = [K8S / "base", K8S / "overlays" / "production"]
+KUSTOMIZATIONS = [K8S / "base", K8S / "overlays" / "production", K8S / "overlays" / "city"]
 
 
 def build(kustomize: list[str], directory: Path) -> list[dict[str, Any]]:
