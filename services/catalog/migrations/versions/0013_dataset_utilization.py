@@ -1,7 +1,7 @@
 """catalog: each dataset's utilization as quality announces it on platform.quality.
 
-Revision ID: catalog_0012
-Revises: catalog_0011
+Revision ID: catalog_0013
+Revises: catalog_0012
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "catalog_0012"
-down_revision: str | None = "catalog_0011"
+revision: str = "catalog_0013"
+down_revision: str | None = "catalog_0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
