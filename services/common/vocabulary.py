@@ -102,3 +102,43 @@ class ApplicantStatus(StrEnum):
     pending = "pending"
     vetted = "vetted"
     refused = "refused"
+
+
+class ObjectiveKind(StrEnum):
+    """How a scenario's objective is measured: ``dataset-use``, each dataset delivered at least
+    once in the period (no target); ``delivered-records``, at least ``target`` records of each;
+    ``active-days``, at least ``target`` distinct UTC days with a delivery of each;
+    ``quality-floor``, each dataset's overall quality score of the period at least ``target``
+    (0-100); ``outcome``, a KPI the scenario reports itself, ``target`` per reporting period."""
+
+    dataset_use = "dataset-use"
+    delivered_records = "delivered-records"
+    active_days = "active-days"
+    quality_floor = "quality-floor"
+    outcome = "outcome"
+
+
+class ObjectiveStatus(StrEnum):
+    active = "active"
+    withdrawn = "withdrawn"
+
+
+class KpiDirection(StrEnum):
+    """Whether an outcome KPI meets its target at or above it, or at or below it."""
+
+    at_least = "at-least"
+    at_most = "at-most"
+
+
+class VerdictResult(StrEnum):
+    meets = "meets"
+    partly = "partly"
+    does_not_meet = "does-not-meet"
+
+
+class ReasonResult(StrEnum):
+    """What an evaluator found of one objective."""
+
+    met = "met"
+    not_met = "not-met"
+    no_data = "no-data"
