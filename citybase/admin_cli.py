@@ -31,7 +31,11 @@ from services.common.i18n import N_, _
 
 domains = noun(N_("Domains: the part of a dataset id before the dot, each owned by a department."))
 departments = noun(N_("Departments: the publishers that own domains and datasets."))
-principals = noun(N_("Principals: who calls the platform (department, scenario, approver, operator, admin, organisation, evaluator)."))
+principals = noun(
+    N_(
+        "Principals: who calls the platform (department, scenario, approver, operator, admin, organisation, evaluator)."
+    )
+)
 keys = noun(N_("API keys of a principal: issue (shown once), list, revoke."))
 admin = typer.Typer(
     help=N_("Work on this machine's platform itself (needs its data directory)."),

@@ -149,7 +149,9 @@ def report_outcome(
     value: Annotated[float, typer.Option(help=N_("The KPI's value over the reporting period."))],
     period_start: PeriodStart,
     period_end: PeriodEnd,
-    grant: Annotated[list[str] | None, typer.Option(help=N_("A grant the outcome rests on (repeat)."))] = None,
+    grant: Annotated[
+        list[str] | None, typer.Option(help=N_("A grant the outcome rests on (repeat)."))
+    ] = None,
     dataset: Annotated[
         list[str] | None, typer.Option(help=N_("A dataset it used, covered by a grant named (repeat)."))
     ] = None,
@@ -215,11 +217,14 @@ def record_verdict(
     period_start: PeriodStart,
     period_end: PeriodEnd,
     reason: Annotated[
-        list[str], typer.Option(help=N_("OBJECTIVE=met|not-met|no-data:WHY, one per active objective (repeat)."))
+        list[str],
+        typer.Option(help=N_("OBJECTIVE=met|not-met|no-data:WHY, one per active objective (repeat).")),
     ],
     report: Annotated[
         Path | None,
-        typer.Option(exists=True, dir_okay=False, help=N_("The evaluation report (JSON) the verdict rests on.")),
+        typer.Option(
+            exists=True, dir_okay=False, help=N_("The evaluation report (JSON) the verdict rests on.")
+        ),
     ] = None,
     digest: Annotated[str | None, typer.Option(help=N_("The report's digest, without --report."))] = None,
 ) -> None:
@@ -243,7 +248,9 @@ def record_verdict(
         "reasons": [_reason(text) for text in reason],
         "report": reference,
     }
-    call.show(call.api.post(f"/catalog/v1/scenarios/{segment(scenario_id)}/verdicts", body), _verdict_columns())
+    call.show(
+        call.api.post(f"/catalog/v1/scenarios/{segment(scenario_id)}/verdicts", body), _verdict_columns()
+    )
 
 
 @verb(
@@ -263,7 +270,9 @@ def verify_report(
     else:
         chain = answer["chain"]
         call.console.print(
-            _("chain: %(state)s, %(entries)s entries checked; checkpoint %(seq)s; %(checked)s figures checked")
+            _(
+                "chain: %(state)s, %(entries)s entries checked; checkpoint %(seq)s; %(checked)s figures checked"
+            )
             % {
                 "state": _("holds") if chain["ok"] else _("broken"),
                 "entries": chain["entries_checked"],
@@ -274,7 +283,9 @@ def verify_report(
         if answer["mismatches"]:
             call.show(answer["mismatches"], _mismatch_columns())
         if answer.get("not_checked"):
-            call.console.print(_("not on the trail, not checked: %(paths)s") % {"paths": ", ".join(answer["not_checked"])})
+            call.console.print(
+                _("not on the trail, not checked: %(paths)s") % {"paths": ", ".join(answer["not_checked"])}
+            )
         call.console.print(_("the report holds") if answer["ok"] else _("the report does not hold"))
     if not answer["ok"]:
         raise typer.Exit(1)

@@ -543,14 +543,14 @@ def objective_create(**overrides: Any) -> dict[str, Any]:
 
 def outcome_objective_create(**overrides: Any) -> dict[str, Any]:
     """An objective of kind outcome: the median outpatient wait, at most 30 minutes a month."""
-    return objective_create(
-        title="Median outpatient wait",
-        kind="outcome",
-        datasets=[],
-        target=30,
-        kpi={"name": "median wait", "unit": "minutes", "direction": "at-most"},
-        **overrides,
-    )
+    body = {
+        "title": "Median outpatient wait",
+        "kind": "outcome",
+        "datasets": [],
+        "target": 30,
+        "kpi": {"name": "median wait", "unit": "minutes", "direction": "at-most"},
+    }
+    return objective_create(**{**body, **overrides})
 
 
 def outcome_create(objective_id: str, **overrides: Any) -> dict[str, Any]:

@@ -186,7 +186,9 @@ REQUESTS: dict[str, RequestKwargs] = {
     "POST /v1/needs/{need_id}/decline": lambda p: {"json": {"reason": "Matrix."}},
     "POST /v1/scenarios/{scenario_id}/objectives": lambda p: {"json": objective_create()},
     "POST /v1/objectives/{objective_id}/withdraw": lambda p: {"json": {"reason": "Matrix."}},
-    "POST /v1/scenarios/{scenario_id}/outcomes": lambda p: {"json": outcome_create(p.context["objective_id"])},
+    "POST /v1/scenarios/{scenario_id}/outcomes": lambda p: {
+        "json": outcome_create(p.context["objective_id"])
+    },
     "POST /v1/scenarios/{scenario_id}/verdicts": lambda p: {"json": verdict_create([])},
     "POST /v1/audit/checkpoints": lambda p: {},
     "POST /v1/evaluations/verify": lambda p: {"json": evaluation_report("one-stop-visit", None, [])},

@@ -22,7 +22,6 @@ from jsonschema import Draft202012Validator
 from services.common import catalog_events
 from services.common.worker import wait_until
 from tests.factories import (
-    access_request_create,
     evaluation_report,
     objective_create,
     outcome_create,
@@ -113,22 +112,31 @@ def _errors(response: Any, status: int, slug: str) -> list[str]:
     return [error["path"] for error in expect_problem(response, status, slug).get("errors", [])]
 
 
-def test_an_admin_makes_an_evaluator_who_reads_evidence_but_no_grant_and_no_record(platform: Platform) -> None:
+def test_an_admin_makes_an_evaluator_who_reads_evidence_but_no_grant_and_no_record(
+    platform: Platform,
+) -> None:
     evaluator = _as(platform, EVALUATOR)
     me = platform.ok("GET", "/catalog/v1/me", evaluator)
     assert (me["id"], me["kind"]) == (EVALUATOR, "evaluator")
     grant_id = platform.context["grant_id"]
     expect_problem(
-        platform.call("GET", f"/catalog/v1/grants/{grant_id}", evaluator), 403, "evaluators-read-evidence-only"
+        platform.call("GET", f"/catalog/v1/grants/{grant_id}", evaluator),
+        403,
+        "evaluators-read-evidence-only",
     )
-    expect_problem(platform.call("GET", "/catalog/v1/grants", evaluator), 403, "evaluators-read-evidence-only")
+    expect_problem(
+        platform.call("GET", "/catalog/v1/grants", evaluator), 403, "evaluators-read-evidence-only"
+    )
     expect_problem(
         platform.call("GET", "/catalog/v1/access-requests", evaluator), 403, "evaluators-read-evidence-only"
     )
     # Feeds carry record data: every route is a scenario's.
     assert platform.call("GET", "/feeds/v1/subscriptions", evaluator).status_code == 403
     assert platform.call("GET", "/feeds/v1/subscriptions/sub_any/records", evaluator).status_code == 403
-    assert platform.call("POST", "/feeds/v1/subscriptions", evaluator, json={"dataset": DATASET}).status_code == 403
+    assert (
+        platform.call("POST", "/feeds/v1/subscriptions", evaluator, json={"dataset": DATASET}).status_code
+        == 403
+    )
     # The trail: what names a scenario, nothing else.
     entries = _audit(platform, evaluator)
     assert entries and all(entry["scenario_id"] for entry in entries)
@@ -163,14 +171,18 @@ def test_objectives_are_set_validated_listed_and_withdrawn(platform: Platform) -
 
     for who in (OTHER, EVALUATOR):
         expect_problem(
-            platform.call("POST", path, _as(platform, who), json=objective_create()), 403, "not-your-scenario-evaluation"
+            platform.call("POST", path, _as(platform, who), json=objective_create()),
+            403,
+            "not-your-scenario-evaluation",
         )
     expect_problem(platform.call("GET", path, _as(platform, OTHER)), 403, "not-an-evaluation-reader")
     expect_problem(platform.call("GET", path, _as(platform, APPROVER)), 403, "not-an-evaluation-reader")
     listed = platform.ok("GET", path, _as(platform, EVALUATOR))["items"]
     assert [item["id"] for item in listed] == [objective["id"]]
 
-    dropped = platform.ok("POST", path, _as(platform, OPERATOR), json=objective_create(title="Dropped", **PERIOD))
+    dropped = platform.ok(
+        "POST", path, _as(platform, OPERATOR), json=objective_create(title="Dropped", **PERIOD)
+    )
     withdraw = f"/catalog/v1/objectives/{dropped['id']}/withdraw"
     expect_problem(
         platform.call("POST", withdraw, _as(platform, OTHER), json={"reason": "no"}),
@@ -178,10 +190,19 @@ def test_objectives_are_set_validated_listed_and_withdrawn(platform: Platform) -
         "not-your-scenario-evaluation",
     )
     withdrawn = platform.ok("POST", withdraw, scenario, json={"reason": "Replaced."})
-    assert (withdrawn["status"], withdrawn["version"], withdrawn["withdrawn_reason"]) == ("withdrawn", 2, "Replaced.")
-    expect_problem(platform.call("POST", withdraw, scenario, json={"reason": "again"}), 409, "objective-withdrawn")
+    assert (withdrawn["status"], withdrawn["version"], withdrawn["withdrawn_reason"]) == (
+        "withdrawn",
+        2,
+        "Replaced.",
+    )
+    expect_problem(
+        platform.call("POST", withdraw, scenario, json={"reason": "again"}), 409, "objective-withdrawn"
+    )
 
-    actions = [entry["action"] for entry in _audit(platform, scenario=SCENARIO, action="objective", outcome="success")]
+    actions = [
+        entry["action"]
+        for entry in _audit(platform, scenario=SCENARIO, action="objective", outcome="success")
+    ]
     assert sorted(actions) == ["objective.set", "objective.set", "objective.withdraw"]
     events = [event for event in _catalog_events(platform) if event[0] == catalog_events.OBJECTIVE]
     assert [(key, state["status"]) for _, key, state in events][-1] == (
@@ -198,7 +219,10 @@ def test_outcomes_are_idempotent_validated_and_corrected_by_new_ones(platform: P
     kpi = platform.ok("POST", objectives, scenario, json=outcome_objective_create(**PERIOD))
     delivery = platform.ok("POST", objectives, scenario, json=objective_create(title="Use", **PERIOD))
     theirs = platform.ok(
-        "POST", f"/catalog/v1/scenarios/{OTHER}/objectives", _as(platform, OTHER), json=outcome_objective_create()
+        "POST",
+        f"/catalog/v1/scenarios/{OTHER}/objectives",
+        _as(platform, OTHER),
+        json=outcome_objective_create(),
     )
     path = f"/catalog/v1/scenarios/{SCENARIO}/outcomes"
     body = outcome_create(kpi["id"], grant_ids=[grant_id], dataset_ids=[DATASET], **PERIOD)
@@ -218,15 +242,24 @@ def test_outcomes_are_idempotent_validated_and_corrected_by_new_ones(platform: P
         (outcome_create(theirs["id"]), ["/body/objective_id"]),
         (outcome_create(delivery["id"]), ["/body/objective_id"]),
         (outcome_create(kpi["id"], grant_ids=["gr-00000000000000000000"]), ["/body/grant_ids/0"]),
-        (outcome_create(kpi["id"], grant_ids=[grant_id], dataset_ids=["health.outpatient-visits"]), ["/body/dataset_ids/0"]),
+        (
+            outcome_create(kpi["id"], grant_ids=[grant_id], dataset_ids=["health.outpatient-visits"]),
+            ["/body/dataset_ids/0"],
+        ),
         (outcome_create(kpi["id"], period_end="2026-01-01T00:00:00Z"), ["/body/period_end"]),
     ]
     for invalid_body, paths in invalid:
-        assert _errors(platform.call("POST", path, scenario, json=invalid_body), 422, "invalid-outcome") == paths
+        assert (
+            _errors(platform.call("POST", path, scenario, json=invalid_body), 422, "invalid-outcome") == paths
+        )
 
-    correction = platform.ok("POST", path, scenario, json={**body, "value": 24.0, "corrects": first.json()["id"]})
+    correction = platform.ok(
+        "POST", path, scenario, json={**body, "value": 24.0, "corrects": first.json()["id"]}
+    )
     assert correction["corrects"] == first.json()["id"]
-    refused = platform.call("POST", path, scenario, json={**body, "value": 23.0, "corrects": first.json()["id"]})
+    refused = platform.call(
+        "POST", path, scenario, json={**body, "value": 23.0, "corrects": first.json()["id"]}
+    )
     assert _errors(refused, 409, "outcome-superseded") == ["/body/corrects"]
     listed = {item["id"]: item for item in platform.ok("GET", path, _as(platform, EVALUATOR))["items"]}
     assert listed[first.json()["id"]]["superseded_by"] == correction["id"]
@@ -244,7 +277,9 @@ def test_outcomes_are_idempotent_validated_and_corrected_by_new_ones(platform: P
 
 
 def test_only_an_evaluator_records_a_verdict_with_a_reason_per_active_objective(platform: Platform) -> None:
-    active = platform.ok("GET", f"/catalog/v1/scenarios/{SCENARIO}/objectives", _as(platform, SCENARIO))["items"]
+    active = platform.ok("GET", f"/catalog/v1/scenarios/{SCENARIO}/objectives", _as(platform, SCENARIO))[
+        "items"
+    ]
     reasons = [
         {"objective_id": item["id"], "result": "met", "reason": "Within target."}
         for item in active
@@ -276,23 +311,31 @@ def _deliver(platform: Platform, records: int) -> int:
     platform.demo_traffic(DATASET, records)
 
     def subscribed() -> bool:
-        response = platform.call("POST", "/feeds/v1/subscriptions", scenario, json={"dataset": DATASET, "start": "earliest"})
+        response = platform.call(
+            "POST", "/feeds/v1/subscriptions", scenario, json={"dataset": DATASET, "start": "earliest"}
+        )
         return response.status_code == 201
 
     assert wait_until(subscribed, 15.0), "the grant never reached feeds"
     subscription = platform.ok("GET", "/feeds/v1/subscriptions", scenario)["items"][0]["id"]
     delivered, batches, deadline = 0, 0, time.monotonic() + 20
     while delivered < records and time.monotonic() < deadline:
-        batch = platform.ok("GET", f"/feeds/v1/subscriptions/{subscription}/records", scenario, params={"wait": 1})
+        batch = platform.ok(
+            "GET", f"/feeds/v1/subscriptions/{subscription}/records", scenario, params={"wait": 1}
+        )
         if batch["records"]:
             delivered += len(batch["records"])
             batches += 1
             platform.ok(
-                "POST", f"/feeds/v1/subscriptions/{subscription}/ack", scenario, json={"cursor": batch["cursor"]}
+                "POST",
+                f"/feeds/v1/subscriptions/{subscription}/ack",
+                scenario,
+                json={"cursor": batch["cursor"]},
             )
     assert delivered == records
     assert wait_until(
-        lambda: len(_audit(platform, scenario=SCENARIO, action="feed.deliver", outcome="success")) >= batches, 10.0
+        lambda: len(_audit(platform, scenario=SCENARIO, action="feed.deliver", outcome="success")) >= batches,
+        10.0,
     )
     return batches
 
@@ -313,7 +356,9 @@ def _report(platform: Platform, checkpoint: dict[str, Any], records: int, batche
                 "status": "not-met",
                 "per_dataset": [{"dataset_id": DATASET, "actual": records, "status": "not-met"}],
                 "evidence": {
-                    "deliveries": [{"dataset_id": DATASET, "day": day, "records": records, "batches": batches}],
+                    "deliveries": [
+                        {"dataset_id": DATASET, "day": day, "records": records, "batches": batches}
+                    ],
                     "windows": [],
                     "outcomes": [],
                 },
@@ -336,14 +381,20 @@ def _report(platform: Platform, checkpoint: dict[str, Any], records: int, batche
     )
 
 
-def test_a_saved_report_verifies_against_the_trail_until_a_figure_or_a_row_changes(platform: Platform) -> None:
+def test_a_saved_report_verifies_against_the_trail_until_a_figure_or_a_row_changes(
+    platform: Platform,
+) -> None:
     batches = _deliver(platform, 20)
-    expect_problem(platform.call("POST", "/catalog/v1/audit/checkpoints", _as(platform, EVALUATOR)), 403, "forbidden")
+    expect_problem(
+        platform.call("POST", "/catalog/v1/audit/checkpoints", _as(platform, EVALUATOR)), 403, "forbidden"
+    )
     taken = platform.call("POST", "/catalog/v1/audit/checkpoints", _as(platform, OPERATOR))
     assert taken.status_code == 201, taken.text
     checkpoint = taken.json()
     published = [
-        state for event_type, _, state in _catalog_events(platform) if event_type == catalog_events.AUDIT_CHECKPOINT
+        state
+        for event_type, _, state in _catalog_events(platform)
+        if event_type == catalog_events.AUDIT_CHECKPOINT
     ]
     assert {"seq": checkpoint["seq"], "hash": checkpoint["hash"]} in [
         {"seq": state["seq"], "hash": state["hash"]} for state in published
@@ -363,10 +414,18 @@ def test_a_saved_report_verifies_against_the_trail_until_a_figure_or_a_row_chang
     changed["objectives"][0]["per_dataset"][0]["actual"] = 200
     mismatched = platform.ok("POST", "/catalog/v1/evaluations/verify", _as(platform, OPERATOR), json=changed)
     assert not mismatched["ok"]
-    assert mismatched["mismatches"] == [{"path": "/objectives/0/per_dataset/0/actual", "report": 200, "trail": 20}]
-    no_checkpoint = platform.call("POST", "/catalog/v1/evaluations/verify", evaluator, json={**report, "checkpoint": None})
+    assert mismatched["mismatches"] == [
+        {"path": "/objectives/0/per_dataset/0/actual", "report": 200, "trail": 20}
+    ]
+    no_checkpoint = platform.call(
+        "POST", "/catalog/v1/evaluations/verify", evaluator, json={**report, "checkpoint": None}
+    )
     assert _errors(no_checkpoint, 422, "invalid-evaluation-report") == ["/body/checkpoint"]
-    expect_problem(platform.call("POST", "/catalog/v1/evaluations/verify", _as(platform, SCENARIO), json=report), 403, "forbidden")
+    expect_problem(
+        platform.call("POST", "/catalog/v1/evaluations/verify", _as(platform, SCENARIO), json=report),
+        403,
+        "forbidden",
+    )
 
     # Someone with the database's password edits a delivery: the chain says where.
     assert platform.app is not None

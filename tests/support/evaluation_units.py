@@ -65,7 +65,9 @@ def _grant(ctx: Collaborators, scenario: Principal) -> str:
 def world(tmp_path: Path) -> Iterator[EvaluationWorld]:
     catalog = new_catalog_world(tmp_path)
     load_examples(catalog.session, events=catalog.events, directory=EXAMPLES)
-    ctx = Collaborators(catalog.session, catalog.events, catalog.auditor(ADMIN), AccessSettings(), lambda: NOW)
+    ctx = Collaborators(
+        catalog.session, catalog.events, catalog.auditor(ADMIN), AccessSettings(), lambda: NOW
+    )
     for scenario in (VISIT, COMMUNITY):
         scenarios.create_scenario(ctx, payload=ScenarioCreate.model_validate(scenario_create(scenario.id)))
     grant_id, community_grant_id = _grant(ctx, VISIT), _grant(ctx, COMMUNITY)

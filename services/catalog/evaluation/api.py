@@ -21,10 +21,10 @@ from services.catalog.evaluation.schemas import (
     OutcomeCreate,
     OutcomePage,
     OutcomeRead,
-    Verification,
     VerdictCreate,
     VerdictPage,
     VerdictRead,
+    Verification,
 )
 from services.common.deps import BusDep
 
@@ -126,7 +126,9 @@ def list_verdicts(scenario_id: str, session: SessionDep, caller: ReaderDep) -> V
     "checkpoint and every figure the trail holds (evaluators, operators)",
 )
 def verify_evaluation(
-    report: Annotated[dict[str, Any], Body(description="The evaluation report as quality answered it (JSON).")],
+    report: Annotated[
+        dict[str, Any], Body(description="The evaluation report as quality answered it (JSON).")
+    ],
     session: SessionDep,
     bus: BusDep,
     audit: AuditDep,

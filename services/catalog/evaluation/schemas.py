@@ -32,7 +32,9 @@ class ObjectiveKind(StrEnum):
     outcome = "outcome"
 
 
-DELIVERY_KINDS = frozenset({ObjectiveKind.dataset_use, ObjectiveKind.delivered_records, ObjectiveKind.active_days})
+DELIVERY_KINDS = frozenset(
+    {ObjectiveKind.dataset_use, ObjectiveKind.delivered_records, ObjectiveKind.active_days}
+)
 
 
 class ObjectiveStatus(StrEnum):
@@ -47,7 +49,9 @@ class Direction(StrEnum):
 
 class Kpi(BaseModel):
     name: Word = Field(examples=["median wait"])
-    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = Field(examples=["minutes"])
+    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = Field(
+        examples=["minutes"]
+    )
     direction: Direction
 
 
@@ -171,7 +175,9 @@ class VerdictPage(BaseModel):
 
 
 class Mismatch(BaseModel):
-    path: str = Field(description="JSON Pointer into the report.", examples=["/objectives/0/per_dataset/1/actual"])
+    path: str = Field(
+        description="JSON Pointer into the report.", examples=["/objectives/0/per_dataset/1/actual"]
+    )
     report: Any = Field(description="What the report says.")
     trail: Any = Field(description="What the audit trail says, recomputed.")
 

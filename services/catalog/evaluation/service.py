@@ -24,7 +24,6 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -67,7 +66,10 @@ def _may_change(actor: Principal, scenario_id: str) -> None:
     if _is_staff(actor) or (actor.kind is PrincipalKind.scenario and actor.id == scenario_id):
         return
     raise exceptions.NotYourScenario(
-        Sentence(N_("only the scenario %(scenario_id)r, an operator or an admin may do this"), scenario_id=scenario_id)
+        Sentence(
+            N_("only the scenario %(scenario_id)r, an operator or an admin may do this"),
+            scenario_id=scenario_id,
+        )
     )
 
 
@@ -78,8 +80,10 @@ def may_read(actor: Principal, scenario_id: str) -> None:
     if actor.kind is PrincipalKind.scenario and actor.id == scenario_id:
         return
     raise exceptions.NotAnEvaluationReader(
-        Sentence(N_("the evaluation of %(scenario_id)r is read by the scenario itself, evaluators and operators"),
-                 scenario_id=scenario_id)
+        Sentence(
+            N_("the evaluation of %(scenario_id)r is read by the scenario itself, evaluators and operators"),
+            scenario_id=scenario_id,
+        )
     )
 
 
@@ -88,7 +92,9 @@ def _period_error(start: datetime, end: datetime, member: str = "period_end") ->
         return []
     return [
         FieldError(
-            path=f"/body/{member}", rule="after-start", message=Sentence(N_("the period ends after it starts"))
+            path=f"/body/{member}",
+            rule="after-start",
+            message=Sentence(N_("the period ends after it starts")),
         )
     ]
 
@@ -106,7 +112,9 @@ def _objective_errors(session: Session, payload: ObjectiveCreate) -> list[FieldE
     if kind is ObjectiveKind.dataset_use:
         if payload.target is not None:
             errors.append(
-                FieldError(path="/body/target", rule="null", message=Sentence(N_("dataset-use takes no target")))
+                FieldError(
+                    path="/body/target", rule="null", message=Sentence(N_("dataset-use takes no target"))
+                )
             )
     elif payload.target is None:
         errors.append(
@@ -211,17 +219,25 @@ def _objective_of(session: Session, objective_id: str, *, for_update: bool = Fal
         query = query.with_for_update()
     objective = session.scalars(query).one_or_none()
     if objective is None:
-        raise exceptions.ObjectiveNotFound(Sentence(N_("no objective %(objective_id)r"), objective_id=objective_id))
+        raise exceptions.ObjectiveNotFound(
+            Sentence(N_("no objective %(objective_id)r"), objective_id=objective_id)
+        )
     return objective
 
 
-def withdraw_objective(ctx: Collaborators, *, actor: Principal, objective_id: str, reason: str) -> ObjectiveRead:
+def withdraw_objective(
+    ctx: Collaborators, *, actor: Principal, objective_id: str, reason: str
+) -> ObjectiveRead:
     """Withdraw an active objective with a reason (its scenario, an operator, an admin); 409 if
     it is withdrawn already."""
     ctx.audit.attempting("objective.withdraw", "objective", objective_id)
     objective = _objective_of(ctx.session, objective_id, for_update=True)
     ctx.audit.attempting(
-        "objective.withdraw", "objective", objective_id, scenario_id=objective.scenario_id, details={"reason": reason}
+        "objective.withdraw",
+        "objective",
+        objective_id,
+        scenario_id=objective.scenario_id,
+        details={"reason": reason},
     )
     _may_change(actor, objective.scenario_id)
     if objective.status != ObjectiveStatus.active.value:
@@ -251,7 +267,9 @@ def list_objectives(session: Session, *, actor: Principal, scenario_id: str) -> 
     may_read(actor, scenario_id)
     scenario_of(session, scenario_id)
     rows = session.scalars(
-        sa.select(Objective).where(Objective.scenario_id == scenario_id).order_by(Objective.set_at, Objective.id)
+        sa.select(Objective)
+        .where(Objective.scenario_id == scenario_id)
+        .order_by(Objective.set_at, Objective.id)
     )
     return [objective_read(row) for row in rows]
 
@@ -274,7 +292,9 @@ def _replay(
 ) -> OutcomeRead | None:
     """The outcome already reported under this key, if any; 409 if it was another body."""
     earlier = session.scalars(
-        sa.select(Outcome).where(Outcome.scenario_id == scenario_id, Outcome.idempotency_key == idempotency_key)
+        sa.select(Outcome).where(
+            Outcome.scenario_id == scenario_id, Outcome.idempotency_key == idempotency_key
+        )
     ).one_or_none()
     if earlier is None:
         return None
@@ -313,7 +333,9 @@ def _outcome_errors(
                 path="/body/objective_id",
                 rule="kind",
                 message=Sentence(
-                    N_("objective %(objective_id)r is of kind %(kind)s: outcomes are reported for kind outcome"),
+                    N_(
+                        "objective %(objective_id)r is of kind %(kind)s: outcomes are reported for kind outcome"
+                    ),
                     objective_id=objective.id,
                     kind=objective.kind,
                 ),
@@ -337,7 +359,9 @@ def _outcome_errors(
             path=f"/body/grant_ids/{index}",
             rule="exists",
             message=Sentence(
-                N_("no grant %(grant_id)r of scenario %(scenario_id)r"), grant_id=grant_id, scenario_id=scenario_id
+                N_("no grant %(grant_id)r of scenario %(scenario_id)r"),
+                grant_id=grant_id,
+                scenario_id=scenario_id,
             ),
         )
         for index, grant_id in enumerate(payload.grant_ids)
@@ -349,7 +373,8 @@ def _outcome_errors(
             path=f"/body/dataset_ids/{index}",
             rule="granted",
             message=Sentence(
-                N_("dataset %(dataset_id)r is not covered by the grants named in grant_ids"), dataset_id=dataset_id
+                N_("dataset %(dataset_id)r is not covered by the grants named in grant_ids"),
+                dataset_id=dataset_id,
             ),
         )
         for index, dataset_id in enumerate(payload.dataset_ids)
@@ -463,7 +488,15 @@ def report_outcome(
         scenario_id=scenario_id,
         details=read.model_dump(
             mode="json",
-            include={"objective_id", "period_start", "period_end", "value", "grant_ids", "dataset_ids", "corrects"},
+            include={
+                "objective_id",
+                "period_start",
+                "period_end",
+                "value",
+                "grant_ids",
+                "dataset_ids",
+                "corrects",
+            },
         ),
     )
     ctx.events.publish(ctx.session, catalog_events.OUTCOME, outcome.id, read)
@@ -529,7 +562,10 @@ def _reason_errors(objectives: Sequence[Objective], payload: VerdictCreate) -> l
                 FieldError(
                     path=path,
                     rule="unique",
-                    message=Sentence(N_("objective %(objective_id)r has a reason already"), objective_id=reason.objective_id),
+                    message=Sentence(
+                        N_("objective %(objective_id)r has a reason already"),
+                        objective_id=reason.objective_id,
+                    ),
                 )
             )
         seen.add(reason.objective_id)
@@ -588,7 +624,9 @@ def record_verdict(
         resource_type="verdict",
         resource_id=verdict.id,
         scenario_id=scenario_id,
-        details=read.model_dump(mode="json", include={"period_start", "period_end", "result", "reasons", "report"}),
+        details=read.model_dump(
+            mode="json", include={"period_start", "period_end", "result", "reasons", "report"}
+        ),
     )
     ctx.events.publish(ctx.session, catalog_events.VERDICT, verdict.id, read)
     return read
@@ -602,4 +640,3 @@ def list_verdicts(session: Session, *, actor: Principal, scenario_id: str) -> li
         sa.select(Verdict).where(Verdict.scenario_id == scenario_id).order_by(Verdict.recorded_at, Verdict.id)
     )
     return [verdict_read(row) for row in rows]
-

@@ -21,7 +21,6 @@ says.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,9 +109,7 @@ class Trail:
             elif entry.dataset_id:
                 when = _when(details.get("delivered_at")) or as_utc(entry.at)
                 records = details.get("records")
-                trail.deliveries.append(
-                    (entry.dataset_id, when, records if isinstance(records, int) else 0)
-                )
+                trail.deliveries.append((entry.dataset_id, when, records if isinstance(records, int) else 0))
         return trail
 
     def delivered(self, dataset_id: str, period: Period) -> tuple[int, int, dict[str, tuple[int, int]]]:
@@ -185,7 +182,9 @@ def report_scope(report: Mapping[str, Any]) -> tuple[str, Period, CheckpointRef]
     start = _when(period.get("start")) if isinstance(period, Mapping) else None
     end = _when(period.get("end")) if isinstance(period, Mapping) else None
     if start is None or end is None or end <= start:
-        raise _invalid("/period", Sentence(N_("the report's period needs a start and a later end, with a zone")))
+        raise _invalid(
+            "/period", Sentence(N_("the report's period needs a start and a later end, with a zone"))
+        )
     checkpoint = report.get("checkpoint")
     if not isinstance(checkpoint, Mapping):
         raise _invalid(
@@ -227,10 +226,10 @@ def _check_delivery(
     evidence = objective.get("evidence")
     deliveries = evidence.get("deliveries") if isinstance(evidence, Mapping) else None
     for index, row in _items(deliveries):
-        _, _, days = trail.delivered(str(row.get("dataset_id")), period)
-        records, batches = days.get(str(row.get("day")), (0, 0))
-        check.compare(f"{path}/evidence/deliveries/{index}/records", row.get("records"), records)
-        check.compare(f"{path}/evidence/deliveries/{index}/batches", row.get("batches"), batches)
+        _, _, per_day = trail.delivered(str(row.get("dataset_id")), period)
+        day_records, day_batches = per_day.get(str(row.get("day")), (0, 0))
+        check.compare(f"{path}/evidence/deliveries/{index}/records", row.get("records"), day_records)
+        check.compare(f"{path}/evidence/deliveries/{index}/batches", row.get("batches"), day_batches)
 
 
 def _check_outcomes(
@@ -266,7 +265,7 @@ def compare_report(report: Mapping[str, Any], trail: Trail, period: Period) -> _
             continue
         check.compare(f"{path}/target", objective.get("target"), on_trail.get("target"))
         try:
-            kind = ObjectiveKind(on_trail.get("kind"))
+            kind = ObjectiveKind(str(on_trail.get("kind")))
         except ValueError:
             continue
         check.compare(f"{path}/kind", objective.get("kind"), kind.value)
@@ -283,7 +282,9 @@ def compare_report(report: Mapping[str, Any], trail: Trail, period: Period) -> _
     return check
 
 
-def verify_saved_report(session: Session, bus: Bus, report: Mapping[str, Any], *, audit: Auditor) -> Verification:
+def verify_saved_report(
+    session: Session, bus: Bus, report: Mapping[str, Any], *, audit: Auditor
+) -> Verification:
     """:func:`verify_report` with the chain verified against the checkpoints published on
     ``platform.catalog`` (:func:`~services.catalog.audit.service.verify_with_bus`: 503 if they
     cannot be read, for the database alone cannot vouch for itself)."""

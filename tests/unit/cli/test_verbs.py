@@ -1125,9 +1125,23 @@ Q1 = ["--period-start", "2027-01-01T00:00:00Z", "--period-end", "2027-04-01T00:0
 EVALUATION_VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
     (
         [
-            "evaluation", "objectives", "set", "leak-watch", "--title", "Median repair time",
-            "--kind", "outcome", "--target", "48", "--kpi", "median repair time", "--unit", "hours",
-            "--direction", "at-most", *Q1,
+            "evaluation",
+            "objectives",
+            "set",
+            "leak-watch",
+            "--title",
+            "Median repair time",
+            "--kind",
+            "outcome",
+            "--target",
+            "48",
+            "--kpi",
+            "median repair time",
+            "--unit",
+            "hours",
+            "--direction",
+            "at-most",
+            *Q1,
         ],
         "POST",
         f"{C}/scenarios/leak-watch/objectives",
@@ -1161,9 +1175,22 @@ EVALUATION_VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
     ),
     (
         [
-            "evaluation", "outcomes", "report", "leak-watch", "--objective", "obj_0123456789ab",
-            "--value", "41.5", "--grant", "grt_1", "--dataset", "water.meter-readings",
-            "--period-start", "2027-01-01T00:00:00Z", "--period-end", "2027-02-01T00:00:00Z",
+            "evaluation",
+            "outcomes",
+            "report",
+            "leak-watch",
+            "--objective",
+            "obj_0123456789ab",
+            "--value",
+            "41.5",
+            "--grant",
+            "grt_1",
+            "--dataset",
+            "water.meter-readings",
+            "--period-start",
+            "2027-01-01T00:00:00Z",
+            "--period-end",
+            "2027-02-01T00:00:00Z",
         ],
         "POST",
         f"{C}/scenarios/leak-watch/outcomes",
@@ -1190,8 +1217,16 @@ EVALUATION_VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
     ),
     (
         [
-            "evaluation", "verdict", "leak-watch", "--result", "meets", *Q1,
-            "--reason", "obj_0123456789ab=met:41.5 h", "--digest", "abc",
+            "evaluation",
+            "verdict",
+            "leak-watch",
+            "--result",
+            "meets",
+            *Q1,
+            "--reason",
+            "obj_0123456789ab=met:41.5 h",
+            "--digest",
+            "abc",
         ],
         "POST",
         f"{C}/scenarios/leak-watch/verdicts",
@@ -1229,21 +1264,42 @@ def test_each_evaluation_verb_sends_its_request_and_prints_a_table(
 def test_an_outcome_report_sends_its_idempotency_key(platform: Platform) -> None:
     platform.answer = OUTCOME
     result = cli(
-        "evaluation", "outcomes", "report", "leak-watch", "--objective", "obj_0123456789ab", "--value", "41.5",
-        "--period-start", "2027-01-01T00:00:00Z", "--period-end", "2027-02-01T00:00:00Z",
-        "--idempotency-key", "jan-2027",
+        "evaluation",
+        "outcomes",
+        "report",
+        "leak-watch",
+        "--objective",
+        "obj_0123456789ab",
+        "--value",
+        "41.5",
+        "--period-start",
+        "2027-01-01T00:00:00Z",
+        "--period-end",
+        "2027-02-01T00:00:00Z",
+        "--idempotency-key",
+        "jan-2027",
     )
     assert result.exit_code == 0, result.output
     assert platform.requests[0].headers["idempotency-key"] == "jan-2027"
 
 
-def test_a_verdict_names_the_checkpoint_and_digest_of_the_report_file(platform: Platform, tmp_path: Any) -> None:
+def test_a_verdict_names_the_checkpoint_and_digest_of_the_report_file(
+    platform: Platform, tmp_path: Any
+) -> None:
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"checkpoint": {"seq": 42, "hash": "a" * 64, "at": "x"}, "digest": "d1"}))
     platform.answer = VERDICT
     result = cli(
-        "evaluation", "verdict", "leak-watch", "--result", "meets", *Q1,
-        "--reason", "obj_0123456789ab=met:41.5 h", "--report", str(report),
+        "evaluation",
+        "verdict",
+        "leak-watch",
+        "--result",
+        "meets",
+        *Q1,
+        "--reason",
+        "obj_0123456789ab=met:41.5 h",
+        "--report",
+        str(report),
     )
     assert result.exit_code == 0, result.output
     assert platform.body["report"] == {"checkpoint": {"seq": 42, "hash": "a" * 64}, "digest": "d1"}

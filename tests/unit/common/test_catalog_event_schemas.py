@@ -23,6 +23,13 @@ def test_every_catalog_event_type_has_a_json_schema_and_every_schema_a_type() ->
 
 
 def test_the_evaluation_events_are_keyed_by_their_entity() -> None:
-    assert catalog_events.entity_key(catalog_events.OBJECTIVE, "obj_0123456789ab") == b"objective:obj_0123456789ab"
-    assert catalog_events.entity_key(catalog_events.OUTCOME, "out_0123456789ab") == b"outcome:out_0123456789ab"
-    assert catalog_events.entity_key(catalog_events.VERDICT, "ver_0123456789ab") == b"verdict:ver_0123456789ab"
+    assert (
+        catalog_events.entity_key(catalog_events.OBJECTIVE, "obj_0123456789ab")
+        == b"objective:obj_0123456789ab"
+    )
+    assert (
+        catalog_events.entity_key(catalog_events.OUTCOME, "out_0123456789ab") == b"outcome:out_0123456789ab"
+    )
+    assert (
+        catalog_events.entity_key(catalog_events.VERDICT, "ver_0123456789ab") == b"verdict:ver_0123456789ab"
+    )

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from services.catalog.access import exceptions as access_exceptions
 from services.catalog.access import grants
-from services.catalog.audit.service import AuditFilter, list_entries, visible_to
+from services.catalog.audit.service import AuditEvent, AuditFilter, append, list_entries, visible_to
 from services.catalog.evaluation import exceptions, service
 from services.catalog.evaluation.schemas import ObjectiveCreate, OutcomeCreate, VerdictCreate
 from services.common import catalog_events
@@ -37,7 +37,9 @@ from tests.support.evaluation_units import (
 )
 
 
-def _set(world: EvaluationWorld, body: dict[str, Any], actor: Principal = VISIT, scenario: str = VISIT.id) -> Any:
+def _set(
+    world: EvaluationWorld, body: dict[str, Any], actor: Principal = VISIT, scenario: str = VISIT.id
+) -> Any:
     return service.set_objective(
         world.ctx(actor), actor=actor, scenario_id=scenario, payload=ObjectiveCreate.model_validate(body)
     )
@@ -103,7 +105,10 @@ def test_an_operator_sets_and_an_evaluator_lists_objectives(world: EvaluationWor
         (objective_create(datasets=["market.inspections", "water.nowhere"]), ["/body/datasets/1"]),
         (objective_create(datasets=[]), ["/body/datasets"]),
         (objective_create(period_end="2027-01-01T00:00:00Z"), ["/body/period_end"]),
-        (objective_create(period_end="2026-12-01T00:00:00Z", target=-5), ["/body/period_end", "/body/target"]),
+        (
+            objective_create(period_end="2026-12-01T00:00:00Z", target=-5),
+            ["/body/period_end", "/body/target"],
+        ),
     ],
     ids=[
         "target-missing",
@@ -138,7 +143,9 @@ def test_an_unknown_kind_or_a_period_without_a_zone_is_refused_by_the_schema() -
 @pytest.mark.parametrize(
     "actor", [COMMUNITY, MARKET, EVALUATOR], ids=["another-scenario", "a-department", "an-evaluator"]
 )
-def test_only_the_scenario_or_an_operator_sets_its_objectives(world: EvaluationWorld, actor: Principal) -> None:
+def test_only_the_scenario_or_an_operator_sets_its_objectives(
+    world: EvaluationWorld, actor: Principal
+) -> None:
     with pytest.raises(exceptions.NotYourScenario):
         _set(world, objective_create(), actor=actor)
 
@@ -172,7 +179,9 @@ def test_a_withdrawn_objective_keeps_its_reason_and_cannot_be_withdrawn_again(wo
     with pytest.raises(exceptions.ObjectiveWithdrawn):
         service.withdraw_objective(world.ctx(VISIT), actor=VISIT, objective_id=objective.id, reason="again")
     with pytest.raises(exceptions.NotYourScenario):
-        service.withdraw_objective(world.ctx(COMMUNITY), actor=COMMUNITY, objective_id=objective.id, reason="x")
+        service.withdraw_objective(
+            world.ctx(COMMUNITY), actor=COMMUNITY, objective_id=objective.id, reason="x"
+        )
     with pytest.raises(exceptions.ObjectiveNotFound):
         service.withdraw_objective(world.ctx(VISIT), actor=VISIT, objective_id="obj_000000000000", reason="x")
 
@@ -229,7 +238,9 @@ def test_an_invalid_outcome_names_each_member(world: EvaluationWorld) -> None:
         (outcome_create(outcome_objective.id, grant_ids=[world.community_grant_id]), ["/body/grant_ids/0"]),
         (outcome_create(outcome_objective.id, dataset_ids=["market.inspections"]), ["/body/dataset_ids/0"]),
         (
-            outcome_create(outcome_objective.id, grant_ids=[world.grant_id], dataset_ids=["health.outpatient-visits"]),
+            outcome_create(
+                outcome_objective.id, grant_ids=[world.grant_id], dataset_ids=["health.outpatient-visits"]
+            ),
             ["/body/dataset_ids/0"],
         ),
         (outcome_create(outcome_objective.id, period_end="2026-12-01T00:00:00Z"), ["/body/period_end"]),
@@ -255,7 +266,10 @@ def test_a_correction_is_a_new_outcome_and_supersedes_the_corrected_one_once(wor
     first, _ = _report(world, outcome_create(objective.id))
     correction, _ = _report(world, outcome_create(objective.id, value=29.0, corrects=first.id))
     assert correction.corrects == first.id and correction.value == 29.0
-    listed = {item.id: item for item in service.list_outcomes(world.catalog.session, actor=VISIT, scenario_id=VISIT.id)}
+    listed = {
+        item.id: item
+        for item in service.list_outcomes(world.catalog.session, actor=VISIT, scenario_id=VISIT.id)
+    }
     assert listed[first.id].superseded_by == correction.id and listed[first.id].value == 27.5
     announced = world.catalog.announced(catalog_events.OUTCOME)
     assert [(state["id"], state["superseded_by"]) for state in announced] == [
@@ -272,7 +286,9 @@ def test_a_correction_is_a_new_outcome_and_supersedes_the_corrected_one_once(wor
 # --- verdicts ---------------------------------------------------------------------------------
 
 
-def _verdict(world: EvaluationWorld, reasons: list[dict[str, Any]], actor: Principal = EVALUATOR, **overrides: Any) -> Any:
+def _verdict(
+    world: EvaluationWorld, reasons: list[dict[str, Any]], actor: Principal = EVALUATOR, **overrides: Any
+) -> Any:
     return service.record_verdict(
         world.ctx(actor),
         actor=actor,
@@ -300,9 +316,9 @@ def test_an_evaluator_records_a_verdict_with_one_reason_per_active_objective(wor
     announced = world.catalog.announced(catalog_events.VERDICT)
     assert [state["id"] for state in announced] == [verdict.id]
     assert schema_errors(catalog_events.VERDICT, announced) == []
-    assert [item.id for item in service.list_verdicts(world.catalog.session, actor=VISIT, scenario_id=VISIT.id)] == [
-        verdict.id
-    ]
+    assert [
+        item.id for item in service.list_verdicts(world.catalog.session, actor=VISIT, scenario_id=VISIT.id)
+    ] == [verdict.id]
 
 
 def test_a_verdict_without_a_reason_for_each_active_objective_names_what_is_wrong(
@@ -312,7 +328,10 @@ def test_a_verdict_without_a_reason_for_each_active_objective_names_what_is_wron
     outcome = _set(world, outcome_objective_create())
     cases: list[tuple[list[dict[str, Any]], list[str]]] = [
         ([_reason(delivery.id)], ["/body/reasons"]),
-        ([_reason(delivery.id), _reason(outcome.id), _reason("obj_000000000000")], ["/body/reasons/2/objective_id"]),
+        (
+            [_reason(delivery.id), _reason(outcome.id), _reason("obj_000000000000")],
+            ["/body/reasons/2/objective_id"],
+        ),
         ([_reason(delivery.id), _reason(delivery.id), _reason(outcome.id)], ["/body/reasons/1/objective_id"]),
     ]
     for reasons, paths in cases:
@@ -334,12 +353,18 @@ def test_only_an_evaluator_records_a_verdict(world: EvaluationWorld, actor: Prin
 # --- the evaluator's view ---------------------------------------------------------------------
 
 
-def test_an_evaluator_reads_no_grant_and_only_the_entries_that_name_a_scenario(world: EvaluationWorld) -> None:
+def test_an_evaluator_reads_no_grant_and_only_the_entries_that_name_a_scenario(
+    world: EvaluationWorld,
+) -> None:
     with pytest.raises(access_exceptions.EvidenceOnly):
         grants.get_grant(world.catalog.session, actor=EVALUATOR, grant_id=world.grant_id)
     with pytest.raises(access_exceptions.EvidenceOnly):
         grants.list_grants(world.catalog.session, actor=EVALUATOR, filters=grants.GrantFilter())
     _set(world, objective_create())
+    append(
+        world.catalog.session,
+        AuditEvent(action="principal.create", resource_type="principal", resource_id="x"),
+    )
     entries, _ = list_entries(world.catalog.session, AuditFilter(), scope=visible_to(EVALUATOR), limit=500)
     everything, _ = list_entries(world.catalog.session, AuditFilter(), scope=None, limit=500)
     assert entries and all(entry.scenario_id for entry in entries)

@@ -60,7 +60,9 @@ def _history(world: EvaluationWorld) -> dict[str, Any]:
     the report quality would have computed at the checkpoint."""
     delivered = _objective(world, objective_create())
     days = _objective(world, objective_create(kind="active-days", target=2))
-    use = _objective(world, objective_create(kind="dataset-use", target=None, datasets=[MARKET_DATA, HEALTH_DATA]))
+    use = _objective(
+        world, objective_create(kind="dataset-use", target=None, datasets=[MARKET_DATA, HEALTH_DATA])
+    )
     kpi = _objective(world, outcome_objective_create())
     floor = _objective(world, objective_create(kind="quality-floor", target=80))
     _deliver(world, "2027-01-10T08:00:00Z", 40)
@@ -72,7 +74,10 @@ def _history(world: EvaluationWorld) -> dict[str, Any]:
     january = _outcome(world, outcome_create(kpi))
     corrected = _outcome(world, outcome_create(kpi, value=29.0, corrects=january))
     february = _outcome(
-        world, outcome_create(kpi, value=25.0, period_start="2027-02-01T00:00:00Z", period_end="2027-03-01T00:00:00Z")
+        world,
+        outcome_create(
+            kpi, value=25.0, period_start="2027-02-01T00:00:00Z", period_end="2027-03-01T00:00:00Z"
+        ),
     )
     point = audit_service.checkpoint(world.catalog.session)
     assert point is not None
@@ -221,7 +226,10 @@ def test_an_audit_row_edited_in_the_database_fails_the_verification(world: Evalu
     history = _history(world)
     world.catalog.session.execute(
         sa.text("UPDATE catalog_audit_entries SET details = :details WHERE seq = :seq"),
-        {"details": json.dumps({"records": 50, "delivered_at": "2027-02-03T09:00:00Z"}), "seq": history["first_feb"]},
+        {
+            "details": json.dumps({"records": 50, "delivered_at": "2027-02-03T09:00:00Z"}),
+            "seq": history["first_feb"],
+        },
     )
     world.catalog.session.expire_all()  # read the row as the database now holds it
     verified = _verify(world, history["report"])
