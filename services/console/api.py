@@ -700,6 +700,27 @@ async def hide_need_comment(
     )
 
 
+@router.post("/needs/{need_id}/follow")
+async def follow_need(request: Request, need_id: str, session: SessionDep, form: FormDep) -> Response:
+    """Follow a need. With a webhook, the answer is the one page that shows its signing secret, as
+    for a new key: never in a URL, and the catalog shows it no second time."""
+
+    def followed(answer: dict[str, Any]) -> str | Response:
+        if answer.get("webhook_secret"):
+            return render(request, "need_followed.html", {"followed": answer}, 201, session=session)
+        return _page("/needs/{id}", id=need_id)
+
+    return await _submit(
+        request,
+        session,
+        "follow",
+        form,
+        needs_view.follow(session.api, need_id, form),
+        followed,
+        _need_page(session, need_id),
+    )
+
+
 # --- the form routes, one path per action ---------------------------------------------------------
 # One explicit path per action (never a path parameter for the action): a GET of a path that is not
 # a page stays a 404, and an id with an encoded "/" in it cannot reach a form's route.
