@@ -1,16 +1,18 @@
 """A need's followers told of an answer, in one process (``citybase up``'s app on SQLite and the
 embedded bus): one follower gave a webhook and receives the signed notice once, the other reads the
-notice on platform.catalog; the delivery log, the secret shown once, the end of a follow; and the
-flood limit of organisations registering without a key."""
+notice on platform.catalog; the delivery log, the secret shown once, the end of a follow, the same
+through the console's need page; and the flood limit of organisations registering without a key."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from services.common import catalog_events
 from services.common.webhooks import SIGNATURE_HEADER, sign
@@ -151,3 +153,51 @@ def test_organisations_registering_without_a_key_are_limited_per_address(platfor
     expect_problem(again, 429, "applicant-registration-flood")
     listed = platform.ok("GET", "/catalog/v1/applicants")
     assert "flood-lab-3" not in {applicant["id"] for applicant in listed}
+
+
+def test_the_console_follows_with_a_webhook_shows_its_secret_once_and_lists_the_pushes(
+    platform: Platform, receiver: Receiver
+) -> None:
+    client = platform.client
+    assert isinstance(client, TestClient)
+    client.cookies.clear()
+    login = client.post(
+        "/console/login", data={"key": platform.keys[COMMUNITY], "next": "/console/"}, follow_redirects=False
+    )
+    assert login.status_code == 303, login.text
+    need_id = platform.ok(
+        "POST", "/catalog/v1/needs", platform.keys[VISIT], json=need_create(title="Street lights out")
+    )["need"]["id"]
+    page = client.get(f"/console/needs/{need_id}")
+    assert 'id="follow-form"' in page.text and 'name="webhook_url"' in page.text
+
+    refused = client.post(
+        f"/console/needs/{need_id}/follow", data={"webhook_url": "https://10.1.2.3/hook"}, follow_redirects=False
+    )
+    assert refused.status_code == 422, refused.text
+    assert 'value="https://10.1.2.3/hook"' in refused.text  # what was typed is kept beside the reason
+
+    shown = client.post(
+        f"/console/needs/{need_id}/follow", data={"webhook_url": receiver.url}, follow_redirects=False
+    )
+    assert shown.status_code == 201, shown.text
+    assert shown.headers["cache-control"] == "no-store"
+    found = re.search(r'<code id="webhook-secret">([^<]+)</code>', shown.text)
+    assert found is not None
+    secret = found.group(1)
+    assert secret.startswith("whsec_")
+
+    platform.ok(
+        "POST", f"/catalog/v1/needs/{need_id}/decline", platform.keys[HEALTH], json={"reason": "Not ours."}
+    )
+    assert wait_until(lambda: len(receiver.received) == 1, timeout_s=10)
+    assert wait_until(
+        lambda: 'class="tag delivered"' in client.get(f"/console/needs/{need_id}").text, timeout_s=10
+    ), "the push is not listed on the need's page"
+    page = client.get(f"/console/needs/{need_id}")
+    assert receiver.url in page.text and secret not in page.text
+
+    # Following without a webhook removes it.
+    again = client.post(f"/console/needs/{need_id}/follow", data={"webhook_url": ""}, follow_redirects=False)
+    assert again.status_code == 303, again.text
+    assert platform.ok("GET", f"/catalog/v1/needs/{need_id}/follow", platform.keys[COMMUNITY])["webhook_url"] is None
