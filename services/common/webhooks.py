@@ -60,7 +60,7 @@ class InvalidWebhook(InvalidRequest):
 
 
 class WebhookSettings(Protocol):
-    """The settings of a service's webhooks (feeds', the catalog's needs), read by the same names."""
+    """The address settings of a service's webhooks (feeds', the catalog's needs), by the same names."""
 
     @property
     def webhook_allow_http_hosts(self) -> list[str]: ...
@@ -70,9 +70,6 @@ class WebhookSettings(Protocol):
 
     @property
     def webhook_allow_networks(self) -> list[str]: ...
-
-    @property
-    def webhook_timeout_s(self) -> float: ...
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
