@@ -190,9 +190,7 @@ def follow_need(
 ) -> None:
     body: dict[str, Any] = {"webhook": {"url": webhook}} if webhook and not stop else {}
     answer = call.api.post(_path(need_id, "/unfollow" if stop else "/follow"), body)
-    call.show(
-        answer, [("need_id", _("Need")), ("following", _("Following")), ("webhook_url", _("Webhook"))]
-    )
+    call.show(answer, [("need_id", _("Need")), ("following", _("Following")), ("webhook_url", _("Webhook"))])
     if not call.as_json and answer.get("webhook_secret"):
         call.say(_("signing secret (shown once; checks the CityBase-Signature of each notice):"))
         call.console.print(answer["webhook_secret"], soft_wrap=True)

@@ -191,7 +191,9 @@ class WebhookTargets:
         try:
             parts.port  # noqa: B018 - urlsplit checks the port when it is read
         except ValueError:
-            raise InvalidWebhook(Sentence(N_("the webhook URL's port is not a port number")), path=path) from None
+            raise InvalidWebhook(
+                Sentence(N_("the webhook URL's port is not a port number")), path=path
+            ) from None
         if parts.scheme != "https" and not (parts.scheme == "http" and host in self.allow_http_hosts):
             allowed = ", ".join(sorted(self.allow_http_hosts)) or "no host"
             raise InvalidWebhook(
@@ -246,7 +248,9 @@ class WebhookTargets:
 class WebhookSender:
     """POSTs to webhook URLs, each time to the address its policy checked just then."""
 
-    def __init__(self, targets: WebhookTargets, *, timeout_s: float, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, targets: WebhookTargets, *, timeout_s: float, client: httpx.Client | None = None
+    ) -> None:
         self.targets = targets
         # No redirects (a 30x could point inside the network) and no kept connections: a connection
         # is opened to the address checked for this delivery, and one kept for an address must not

@@ -48,6 +48,7 @@ from services.feeds.models import Subscription, WebhookDelivery
 from services.feeds.readers import Reader
 from services.feeds.service import Feeds
 from services.feeds.subscriptions import SubscriptionView
+
 log = logging.getLogger(__name__)
 
 

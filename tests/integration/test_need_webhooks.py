@@ -142,7 +142,9 @@ def test_a_webhook_inside_the_network_is_refused_with_its_field(platform: Platfo
 
 def test_organisations_registering_without_a_key_are_limited_per_address(platform: Platform) -> None:
     for applicant_id in ("flood-lab-1", "flood-lab-2"):
-        registered = platform.call("POST", "/catalog/v1/applicants", None, json=applicant_create(applicant_id))
+        registered = platform.call(
+            "POST", "/catalog/v1/applicants", None, json=applicant_create(applicant_id)
+        )
         assert registered.status_code == 201, registered.text
     flood = platform.call("POST", "/catalog/v1/applicants", None, json=applicant_create("flood-lab-3"))
     problem = expect_problem(flood, 429, "applicant-registration-flood")
@@ -172,7 +174,9 @@ def test_the_console_follows_with_a_webhook_shows_its_secret_once_and_lists_the_
     assert 'id="follow-form"' in page.text and 'name="webhook_url"' in page.text
 
     refused = client.post(
-        f"/console/needs/{need_id}/follow", data={"webhook_url": "https://10.1.2.3/hook"}, follow_redirects=False
+        f"/console/needs/{need_id}/follow",
+        data={"webhook_url": "https://10.1.2.3/hook"},
+        follow_redirects=False,
     )
     assert refused.status_code == 422, refused.text
     assert 'value="https://10.1.2.3/hook"' in refused.text  # what was typed is kept beside the reason
@@ -200,4 +204,7 @@ def test_the_console_follows_with_a_webhook_shows_its_secret_once_and_lists_the_
     # Following without a webhook removes it.
     again = client.post(f"/console/needs/{need_id}/follow", data={"webhook_url": ""}, follow_redirects=False)
     assert again.status_code == 303, again.text
-    assert platform.ok("GET", f"/catalog/v1/needs/{need_id}/follow", platform.keys[COMMUNITY])["webhook_url"] is None
+    assert (
+        platform.ok("GET", f"/catalog/v1/needs/{need_id}/follow", platform.keys[COMMUNITY])["webhook_url"]
+        is None
+    )

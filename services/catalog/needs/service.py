@@ -604,11 +604,15 @@ def join_need(ctx: Collaborators, *, actor: Principal, need_id: str, payload: Ne
 
 def _follower(session: Session, need_id: str, principal_id: str) -> NeedFollower | None:
     return session.scalars(
-        sa.select(NeedFollower).where(NeedFollower.need_id == need_id, NeedFollower.principal_id == principal_id)
+        sa.select(NeedFollower).where(
+            NeedFollower.need_id == need_id, NeedFollower.principal_id == principal_id
+        )
     ).one_or_none()
 
 
-def _follow_read(need_id: str, actor: Principal, follower: NeedFollower | None, secret: str | None) -> FollowRead:
+def _follow_read(
+    need_id: str, actor: Principal, follower: NeedFollower | None, secret: str | None
+) -> FollowRead:
     return FollowRead(
         need_id=need_id,
         principal_id=actor.id,
@@ -672,7 +676,9 @@ def following(ctx: Collaborators, *, actor: Principal, need_id: str) -> FollowRe
     return _follow_read(need.id, actor, _follower(ctx.session, need.id, actor.id), None)
 
 
-def follow_deliveries(ctx: Collaborators, *, actor: Principal, need_id: str, limit: int = 50) -> list[PushRead]:
+def follow_deliveries(
+    ctx: Collaborators, *, actor: Principal, need_id: str, limit: int = 50
+) -> list[PushRead]:
     """The caller's latest pushes of the need's notices to its webhook, newest first: status,
     attempts, what its receiver last answered. Only the caller's own: no one reads another
     follower's log."""

@@ -35,7 +35,9 @@ class NeedsSettings(BaseSettings):
     applicant_window_s: int = Field(default=3600, ge=1, description="The window of the registration's limit.")
 
     # A follower's webhook: the same settings, by the same names, as feeds' webhooks.
-    webhook_enabled: bool = Field(default=True, description="Push need notices to webhooks from this process.")
+    webhook_enabled: bool = Field(
+        default=True, description="Push need notices to webhooks from this process."
+    )
     webhook_allow_http_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
         description="Hosts a follower's webhook may reach over plain http (development and tests); all "

@@ -244,6 +244,7 @@ class NeedWebhookPusher:
                 row.status = PushStatus.failed.value
                 log.warning("need notice push %s failed %d times; giving up: %s", push.id, attempts, error)
             else:
-                delay = backoff_s(attempts, self.settings.webhook_backoff_s, self.settings.webhook_max_backoff_s)
+                delay = backoff_s(
+                    attempts, self.settings.webhook_backoff_s, self.settings.webhook_max_backoff_s
+                )
                 row.next_attempt_at = now + timedelta(seconds=delay)
-

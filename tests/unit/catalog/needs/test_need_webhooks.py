@@ -79,14 +79,22 @@ def clock() -> Clock:
 
 def _need(catalog: CatalogWorld, clock: Clock) -> str:
     filed = service.file_need(
-        _ctx(catalog, VISIT, clock), actor=VISIT, payload=NeedCreate(**need_create()), settings=NeedsSettings()
+        _ctx(catalog, VISIT, clock),
+        actor=VISIT,
+        payload=NeedCreate(**need_create()),
+        settings=NeedsSettings(),
     )
     catalog.session.commit()
     return filed.need.id
 
 
 def _follow(
-    catalog: CatalogWorld, clock: Clock, actor: Principal, need_id: str, url: str | None, settings: NeedsSettings
+    catalog: CatalogWorld,
+    clock: Clock,
+    actor: Principal,
+    need_id: str,
+    url: str | None,
+    settings: NeedsSettings,
 ) -> str | None:
     payload = FollowCreate(**follow_create(url))
     followed = service.follow_need(
@@ -230,7 +238,12 @@ def test_a_target_that_turned_private_since_is_not_reached_and_is_retried(
     finally:
         pusher.stop()
     [push] = _pushes(catalog)
-    assert (push.status, push.attempts, push.http_status, push.last_error) == ("pending", 1, None, UNREACHABLE)
+    assert (push.status, push.attempts, push.http_status, push.last_error) == (
+        "pending",
+        1,
+        None,
+        UNREACHABLE,
+    )
     assert push.next_attempt_at.replace(tzinfo=UTC) == START + timedelta(seconds=1)
 
 
