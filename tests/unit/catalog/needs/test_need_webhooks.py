@@ -121,9 +121,15 @@ def _decline(catalog: CatalogWorld, clock: Clock, need_id: str) -> None:
     catalog.session.commit()
 
 
+def _sessions(catalog: CatalogWorld) -> sessionmaker[Session]:
+    """Sessions of the pusher: its own, on the catalog's database."""
+    engine = catalog.session.get_bind()
+    assert isinstance(engine, sa.Engine)
+    return db.session_factory(engine)
+
+
 def _pusher(catalog: CatalogWorld, settings: NeedsSettings, clock: Clock) -> NeedWebhookPusher:
-    sessions: sessionmaker[Session] = db.session_factory(catalog.session.get_bind())
-    return NeedWebhookPusher(sessions, settings, clock=clock)
+    return NeedWebhookPusher(_sessions(catalog), settings, clock=clock)
 
 
 def _pushes(catalog: CatalogWorld) -> list[NeedPush]:
@@ -231,8 +237,7 @@ def test_a_target_that_turned_private_since_is_not_reached_and_is_retried(
     assert followed.webhook_secret
     _decline(catalog, clock, need_id)
     answers["hooks.example.cn"] = ["10.0.0.7"]  # the name resolves inside the network now
-    sessions: sessionmaker[Session] = db.session_factory(catalog.session.get_bind())
-    pusher = NeedWebhookPusher(sessions, NeedsSettings(), targets=targets, clock=clock)
+    pusher = NeedWebhookPusher(_sessions(catalog), NeedsSettings(), targets=targets, clock=clock)
     try:
         assert pusher.push_once() == 1
     finally:
