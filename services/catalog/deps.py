@@ -55,6 +55,18 @@ PublicReaderDep = Annotated[Principal | None, Depends(get_public_reader)]
 """None is a reader without a key: it sees the public records only."""
 
 
+async def get_optional_principal(request: Request) -> Principal | None:
+    """The caller of a route open to callers without a key that counts them its own way (the
+    resident's need form, an applicant's registration): the principal of the key it sent, a wrong
+    or revoked key still a 401, or None without one."""
+    if "authorization" not in request.headers:
+        return None
+    return await get_principal(request)
+
+
+OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
 def get_auditor(request: Request, session: SessionDep, catalog: CatalogRuntimeDep) -> Iterator[Auditor]:
     yield from audit_request(request, session, catalog.audit_refusals.windows)
 

@@ -9,14 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, status
 
 from services.catalog.access.deps import AccessDep
-from services.catalog.deps import OperatorDep, ReaderDep
+from services.catalog.deps import OperatorDep, OptionalPrincipalDep, ReaderDep
 from services.catalog.needs import service
-from services.catalog.needs.deps import (
-    ClientAddressDep,
-    NeedsSettingsDep,
-    NeedWebhookTargetsDep,
-    OptionalPrincipalDep,
-)
+from services.catalog.needs.deps import ClientAddressDep, NeedsSettingsDep, NeedWebhookTargetsDep
 from services.catalog.needs.schemas import (
     CommentCreate,
     CommentHide,

@@ -8,7 +8,6 @@ from fastapi import Depends, Request
 
 from services.catalog.deps import CatalogRuntimeDep
 from services.catalog.needs.settings import NeedsSettings
-from services.common.auth import Principal, get_principal
 from services.common.webhooks import WebhookTargets
 
 
@@ -36,13 +35,4 @@ def client_address(request: Request, settings: NeedsSettingsDep) -> str:
     return peer
 
 
-async def optional_principal(request: Request) -> Principal | None:
-    """No one on a route open to residents without a key; but a key that is sent must be good
-    (401 otherwise), so that a revoked or forged key is refused on every route alike."""
-    if "authorization" not in request.headers:
-        return None
-    return await get_principal(request)
-
-
 ClientAddressDep = Annotated[str, Depends(client_address)]
-OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]

@@ -13,10 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from services.catalog.access.deps import AccessDep
-from services.catalog.deps import ReaderDep, SessionDep
+from services.catalog.deps import OptionalPrincipalDep, PublicReaderDep, ReaderDep, SessionDep
 from services.catalog.needs.deps import ClientAddressDep, NeedsSettingsDep
 from services.catalog.programme import applicants, lists, proposals, publication
-from services.catalog.programme.deps import OptionalPrincipalDep
 from services.catalog.programme.schemas import (
     ApplicantCreate,
     ApplicantRead,
@@ -58,7 +57,7 @@ def create_list(payload: OpportunityListCreate, access: AccessDep, caller: Reade
     tags=["programme"],
     summary="Published opportunity lists with their openings, newest first (no key needed)",
 )
-def list_lists(session: SessionDep, caller: OptionalPrincipalDep) -> OpportunityListPage:
+def list_lists(session: SessionDep, caller: PublicReaderDep) -> OpportunityListPage:
     return OpportunityListPage(items=lists.published_lists(session, reader=caller))
 
 
@@ -69,7 +68,7 @@ def list_lists(session: SessionDep, caller: OptionalPrincipalDep) -> Opportunity
     response_class=Response,
     responses={200: {"content": {ATOM_TYPE: {}}}},
 )
-def lists_atom(request: Request, session: SessionDep, caller: OptionalPrincipalDep) -> Response:
+def lists_atom(request: Request, session: SessionDep, caller: PublicReaderDep) -> Response:
     published = [item for item in lists.published_lists(session) if item.status == "published"]
     self_url = str(request.url.replace(query=""))
     list_url = self_url.removesuffix(".atom") + "/{list_id}"
@@ -83,7 +82,7 @@ def lists_atom(request: Request, session: SessionDep, caller: OptionalPrincipalD
     tags=["programme"],
     summary="One published opportunity list with its openings (no key needed; drafts for operators)",
 )
-def get_list(list_id: str, session: SessionDep, caller: OptionalPrincipalDep) -> OpportunityListRead:
+def get_list(list_id: str, session: SessionDep, caller: PublicReaderDep) -> OpportunityListRead:
     return lists.get_list(session, list_id=list_id, reader=caller)
 
 
@@ -94,7 +93,7 @@ def get_list(list_id: str, session: SessionDep, caller: OptionalPrincipalDep) ->
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def list_csv(list_id: str, session: SessionDep, caller: OptionalPrincipalDep) -> Response:
+def list_csv(list_id: str, session: SessionDep, caller: PublicReaderDep) -> Response:
     listing = lists.get_list(session, list_id=list_id, reader=caller)
     return Response(
         publication.openings_csv(listing),
