@@ -13,7 +13,7 @@ with the follower's secret to the address checked just then (:mod:`services.comm
 public addresses only, unless the catalog's settings allow loopback or a network), and writes the
 outcome: delivered on a 2xx answer, otherwise tried again after an exponential backoff until
 ``webhook_max_attempts`` attempts have failed (``failed``). A push whose follower stopped following,
-or removed or changed its webhook, is ``dropped`` without a POST.
+removed or changed its webhook, was suspended or has no key left is ``dropped`` without a POST.
 
 Each push carries the notice with ``followers`` narrowed to the receiving follower: a follower is
 not told who else follows the need (the need's page shows only how many do).
@@ -32,6 +32,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.catalog.models import ApiKey
+from services.catalog.models import Principal as PrincipalRow
 from services.catalog.needs.models import NeedFollower, NeedPush
 from services.catalog.needs.schemas import NeedNotice, PushRead, PushStatus
 from services.catalog.needs.settings import NeedsSettings
@@ -51,7 +53,9 @@ from services.common.webhooks import (
 log = logging.getLogger(__name__)
 
 DROPPED = "the follower removed this webhook before the notice was delivered"
-"""The delivery log's error of a dropped push."""
+"""The delivery log's error of a push whose webhook was removed."""
+WITHDRAWN = "the follower is suspended or has no key left: nothing is pushed to it"
+"""The delivery log's error of a push to a follower whose access was withdrawn."""
 
 
 def new_secret() -> str:
@@ -185,9 +189,14 @@ class NeedWebhookPusher:
         now = self.clock()
         lease = timedelta(seconds=2 * self.settings.webhook_timeout_s + 5)
         claimed: list[_Claimed] = []
+        # Pushes stop with a principal's access, as feeds' deliveries do: suspended, or every key revoked.
+        may_receive = sa.and_(
+            sa.exists().where(PrincipalRow.id == NeedPush.principal_id, PrincipalRow.status == "active"),
+            sa.exists().where(ApiKey.principal_id == NeedPush.principal_id, ApiKey.revoked_at.is_(None)),
+        )
         with db.unit_of_work(self.sessions) as session:
             rows = session.execute(
-                sa.select(NeedPush, NeedFollower)
+                sa.select(NeedPush, NeedFollower, may_receive.label("may_receive"))
                 .outerjoin(
                     NeedFollower,
                     sa.and_(
@@ -200,11 +209,13 @@ class NeedWebhookPusher:
                 .limit(self.settings.webhook_batch)
                 .with_for_update(of=NeedPush, skip_locked=True)
             ).all()
-            for push, follower in rows:
+            for push, follower, receives in rows:
                 push.updated_at = now
                 if follower is None or follower.webhook_url != push.url or not follower.webhook_secret:
-                    push.status = PushStatus.dropped.value
-                    push.last_error = DROPPED
+                    push.status, push.last_error = PushStatus.dropped.value, DROPPED
+                    continue
+                if not receives:
+                    push.status, push.last_error = PushStatus.dropped.value, WITHDRAWN
                     continue
                 push.next_attempt_at = now + lease
                 claimed.append(

@@ -15,11 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.catalog.access.context import Collaborators
 from services.catalog.access.settings import AccessSettings
+from services.catalog.models import ApiKey
 from services.catalog.needs import service
 from services.catalog.needs.models import NeedPush
 from services.catalog.needs.schemas import FollowCreate, NeedCreate, NeedDecline
 from services.catalog.needs.settings import NeedsSettings
-from services.catalog.needs.webhooks import DROPPED, NeedWebhookPusher
+from services.catalog.needs.webhooks import DROPPED, WITHDRAWN, NeedWebhookPusher
+from services.catalog.principals.service import add_api_key, add_principal, set_principal_status
+from services.catalog.schemas import PrincipalCreate
 from services.common import catalog_events, db
 from services.common.auth import Principal, PrincipalKind
 from services.common.webhooks import SIGNATURE_HEADER, UNREACHABLE, InvalidWebhook, WebhookTargets, sign
@@ -75,6 +78,19 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture(autouse=True)
+def followers(catalog: CatalogWorld) -> None:
+    """The followers are principals with a key: pushes stop with their access."""
+    for principal in (VISIT, COMMUNITY):
+        add_principal(
+            catalog.session,
+            events=catalog.events,
+            payload=PrincipalCreate(id=principal.id, kind=principal.kind.value, name=principal.name),
+        )
+        add_api_key(catalog.session, events=catalog.events, principal_id=principal.id, name="tests")
+    catalog.session.commit()
 
 
 def _need(catalog: CatalogWorld, clock: Clock) -> str:
@@ -304,3 +320,30 @@ def test_a_notice_for_a_webhook_removed_before_its_push_is_dropped_without_a_pos
     assert receiver.received == []
     [push] = _pushes(catalog)
     assert (push.status, push.attempts, push.last_error) == ("dropped", 0, DROPPED)
+
+
+@pytest.mark.parametrize("withdrawal", ["suspended", "every key revoked"])
+def test_nothing_is_pushed_to_a_follower_whose_access_was_withdrawn(
+    catalog: CatalogWorld, clock: Clock, receiver: Receiver, withdrawal: str
+) -> None:
+    settings = _settings()
+    need_id = _need(catalog, clock)
+    _follow(catalog, clock, COMMUNITY, need_id, receiver.url, settings)
+    _decline(catalog, clock, need_id)
+    if withdrawal == "suspended":
+        set_principal_status(
+            catalog.session, events=catalog.events, principal_id=COMMUNITY.id, status="suspended"
+        )
+    else:
+        catalog.session.execute(
+            sa.update(ApiKey).where(ApiKey.principal_id == COMMUNITY.id).values(revoked_at=clock.now)
+        )
+    catalog.session.commit()
+    pusher = _pusher(catalog, settings, clock)
+    try:
+        assert pusher.push_once() == 0
+    finally:
+        pusher.stop()
+    assert receiver.received == []
+    [push] = _pushes(catalog)
+    assert (push.status, push.attempts, push.last_error) == ("dropped", 0, WITHDRAWN)
