@@ -1,5 +1,5 @@
-"""The needs board from the command line: ``citybase needs list|show|file|join|comment|follow|answer``,
-over the catalog's HTTP API (docs/authorization.md says who may call which).
+"""The needs board from the command line: ``citybase needs list|show|file|join|comment|follow|
+deliveries|answer``, over the catalog's HTTP API (docs/authorization.md says who may call which).
 
 The choices are the API's own value sets (services.common.vocabulary): the CLI speaks HTTP and
 imports no catalog module.
@@ -147,14 +147,51 @@ def comment_need(
     )
 
 
-@verb(needs, "follow", N_("Be told of a need's answers and comments (--stop to stop)."))
+@verb(
+    needs,
+    "follow",
+    N_(
+        "Be told of a need's answers and comments, with --webhook also by a signed POST to your URL "
+        "(--stop to stop)."
+    ),
+)
 def follow_need(
     call: Call,
     need_id: NeedArgument,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help=N_("Push each notice of the need to this https URL; following without it removes it."),
+        ),
+    ] = None,
     stop: Annotated[bool, typer.Option("--stop", help=N_("Stop following."))] = False,
 ) -> None:
-    answer = call.api.post(_path(need_id, "/unfollow" if stop else "/follow"), {})
-    call.show(answer, [("need_id", _("Need")), ("following", _("Following"))])
+    body: dict[str, Any] = {"webhook": {"url": webhook}} if webhook and not stop else {}
+    answer = call.api.post(_path(need_id, "/unfollow" if stop else "/follow"), body)
+    call.show(answer, [("need_id", _("Need")), ("following", _("Following")), ("webhook_url", _("Webhook"))])
+    if not call.as_json and answer.get("webhook_secret"):
+        call.say(_("signing secret (shown once; checks the CityBase-Signature of each notice):"))
+        call.console.print(answer["webhook_secret"], soft_wrap=True)
+
+
+@verb(needs, "deliveries", N_("Your latest pushes of a need's notices to your webhook, newest first."))
+def need_deliveries(
+    call: Call,
+    need_id: NeedArgument,
+    limit: Annotated[int, typer.Option(min=1, max=200, help=N_("Most items to list."))] = 50,
+) -> None:
+    call.show(
+        call.api.get(_path(need_id, "/follow/deliveries"), limit=limit),
+        [
+            ("updated_at", _("When")),
+            ("notice_id", _("Notice")),
+            ("status", _("Status")),
+            ("attempts", _("Attempts")),
+            ("http_status", _("HTTP")),
+            ("last_error", _("Last error")),
+        ],
+    )
 
 
 @verb(

@@ -491,6 +491,21 @@ def need_create(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def follow_create(webhook_url: str | None = None) -> dict[str, Any]:
+    """The body of POST /v1/needs/{id}/follow: with a webhook when ``webhook_url`` is given."""
+    return {"webhook": {"url": webhook_url}} if webhook_url else {}
+
+
+def applicant_create(applicant_id: str, **overrides: Any) -> dict[str, Any]:
+    """The body of POST /v1/applicants: an organisation registering itself, without a key."""
+    return {
+        "id": applicant_id,
+        "name": applicant_id.replace("-", " ").title(),
+        "contact": f"bids@{applicant_id}.example.cn",
+        **overrides,
+    }
+
+
 def opening_create(deadline_in: timedelta = timedelta(days=30), **overrides: Any) -> dict[str, Any]:
     """The body of POST /v1/opportunity-lists/{id}/openings: an opening of the health commission."""
     body: dict[str, Any] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -21,23 +22,44 @@ from services.catalog.evaluation.api import router as evaluation_router
 from services.catalog.events import CatalogEvents
 from services.catalog.models import outbox
 from services.catalog.needs.api import router as needs_router
+from services.catalog.needs.settings import NeedsSettings
+from services.catalog.needs.webhooks import NeedWebhookPusher
 from services.catalog.programme.api import router as programme_router
 from services.catalog.runtime import CatalogRuntime
 from services.catalog.scores.service import quality_scores_worker
 from services.common import db, topics
-from services.common.app import InfrastructureProvider, Runtime, ServiceSpec, build_service_app
+from services.common.app import (
+    InfrastructureProvider,
+    Runtime,
+    ServiceLifespan,
+    ServiceSpec,
+    build_service_app,
+)
 from services.common.auth import KeyRing
 from services.common.background import Runs, WhenBusAnswers
 from services.common.outbox import Outbox, OutboxRelay
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
+from services.common.webhooks import WebhookTargets
 
 NAME = "catalog"
 log = logging.getLogger(__name__)
 
 
+def _lifespan(configured: NeedsSettings | None) -> ServiceLifespan:
+    """The catalog's lifespan, with the needs board's settings read when the app was built (or,
+    without, when it starts)."""
+
+    @asynccontextmanager
+    async def lifespan(runtime: Runtime) -> AsyncIterator[CatalogRuntime]:
+        async with _catalog(runtime, configured or NeedsSettings()) as service:
+            yield service
+
+    return lifespan
+
+
 @asynccontextmanager
-async def lifespan(runtime: Runtime) -> AsyncIterator[CatalogRuntime]:
+async def _catalog(runtime: Runtime, needs_settings: NeedsSettings) -> AsyncIterator[CatalogRuntime]:
     box = Outbox(outbox)
     relay = OutboxRelay(box, runtime.engine, runtime.bus, name=NAME)
     keyring = KeyRing()
@@ -56,6 +78,8 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[CatalogRuntime]:
         audit_checkpoints=checkpoints,
         audit_refusals=refusals,
         access_settings=AccessSettings(),
+        needs_settings=needs_settings,
+        need_webhook_targets=WebhookTargets.of(needs_settings),
     )
 
     def ensure_topics() -> None:
@@ -79,8 +103,21 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[CatalogRuntime]:
             log.info("gave %d grants a hash key of their own and announced them", len(keyed))
     except Exception as error:  # the database may be down at start: readiness says so; next start keys them
         log.warning("could not give grants made before hash keys theirs yet: %s", error)
-    # Stopped in reverse: the workers, the audit timers, the key read model, the relay last.
-    runs = Runs(on_bus, keys, checkpoints, refusals, deliveries, scores)
+    if needs_settings.webhook_enabled:
+        service.need_webhooks = NeedWebhookPusher(
+            runtime.sessions, needs_settings, targets=service.need_webhook_targets
+        )
+        runtime.add_readiness_check("need-webhooks", service.need_webhooks.readiness)
+    # Stopped in reverse: the pusher, the workers, the audit timers, the key read model, the relay last.
+    runs = Runs(
+        on_bus,
+        keys,
+        checkpoints,
+        refusals,
+        deliveries,
+        scores,
+        *([service.need_webhooks] if service.need_webhooks is not None else []),
+    )
     runs.start()
     try:
         yield service
@@ -98,7 +135,7 @@ SPEC = ServiceSpec(
     ),
     routers=[router, access_router, needs_router, programme_router, evaluation_router, audit_router],
     migrations=Path(__file__).parent / "migrations",
-    lifespan=lifespan,
+    lifespan=_lifespan(None),
     openapi_tags=[
         {"name": "datasets", "description": "Register, describe, search the city's datasets."},
         {"name": "contracts", "description": "ODCS v3 contract versions and compatibility checks."},
@@ -139,5 +176,12 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(settings: Settings, *, infrastructure: InfrastructureProvider | None = None) -> FastAPI:
-    return build_service_app(SPEC, settings, infrastructure=infrastructure)
+def create_app(
+    settings: Settings,
+    *,
+    infrastructure: InfrastructureProvider | None = None,
+    needs_settings: NeedsSettings | None = None,
+) -> FastAPI:
+    """The catalog app; the needs board's settings are read from the environment now, unless given."""
+    spec = replace(SPEC, lifespan=_lifespan(needs_settings or NeedsSettings()))
+    return build_service_app(spec, settings, infrastructure=infrastructure)

@@ -9,9 +9,11 @@ from services.catalog.audit.refusals import RefusalRecorder
 from services.catalog.audit.service import AuditCheckpointer
 from services.catalog.events import CatalogEvents
 from services.catalog.needs.settings import NeedsSettings
+from services.catalog.needs.webhooks import NeedWebhookPusher
 from services.common.app import ServiceRuntime
 from services.common.outbox import OutboxRelay
 from services.common.public_reads import PublicRateLimit
+from services.common.webhooks import WebhookTargets
 
 
 @dataclass(kw_only=True)
@@ -25,3 +27,7 @@ class CatalogRuntime(ServiceRuntime):
     public_reads: PublicRateLimit = field(default_factory=PublicRateLimit)
     """How often a client address may read the public catalog without a key."""
     needs_settings: NeedsSettings = field(default_factory=NeedsSettings)
+    need_webhook_targets: WebhookTargets = field(default_factory=WebhookTargets)
+    """Where a need's follower may point its webhook (the needs settings' address policy)."""
+    need_webhooks: NeedWebhookPusher | None = None
+    """The pusher of need notices to followers' webhooks, when webhooks are on."""

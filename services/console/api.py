@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
-import re
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -827,7 +827,9 @@ async def verify_report(request: Request, scenario_id: str, session: SessionDep,
         if error.status not in REFUSALS:
             raise
         failure = Failure("verify", error, form)
-        return await _show(request, session, *_evaluation_page(session, scenario_id, shown), failure, error.status)
+        return await _show(
+            request, session, *_evaluation_page(session, scenario_id, shown), failure, error.status
+        )
     return await _show(request, session, *_evaluation_page(session, scenario_id, shown, checked))
 
 
@@ -852,6 +854,27 @@ def _report_route(fmt: str) -> ActionRoute:
         return Response(content, media_type=media_type, headers=headers)
 
     return route
+
+
+@router.post("/needs/{need_id}/follow")
+async def follow_need(request: Request, need_id: str, session: SessionDep, form: FormDep) -> Response:
+    """Follow a need. With a webhook, the answer is the one page that shows its signing secret, as
+    for a new key: never in a URL, and the catalog shows it no second time."""
+
+    def followed(answer: dict[str, Any]) -> str | Response:
+        if answer.get("webhook_secret"):
+            return render(request, "need_followed.html", {"followed": answer}, 201, session=session)
+        return _page("/needs/{id}", id=need_id)
+
+    return await _submit(
+        request,
+        session,
+        "follow",
+        form,
+        needs_view.follow(session.api, need_id, form),
+        followed,
+        _need_page(session, need_id),
+    )
 
 
 # --- the form routes, one path per action ---------------------------------------------------------

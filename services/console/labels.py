@@ -86,6 +86,7 @@ LABELS: dict[str, str] = {
     "failure": N_("failure"),
     # webhook pushes
     "delivered": N_("delivered"),
+    "dropped": N_("dropped"),
     # masks
     "hash": N_("hash"),
     "redact": N_("redact"),

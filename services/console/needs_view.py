@@ -1,6 +1,6 @@
 """The needs board in the console: the board with its filters, a need's page (answer, history,
-thread and the forms the caller's role may use), operators' candidate needs, and the residents'
-form, which needs no login.
+thread, the caller's follow with its webhook and pushes, and the forms the caller's role may use),
+operators' candidate needs, and the residents' form, which needs no login.
 
 Each function takes the :class:`PlatformApi` of the person logged in (the residents' form an
 anonymous client) and returns what its template renders; the catalog decides what is allowed.
@@ -55,10 +55,12 @@ async def board(api: PlatformApi, caller: Caller, form: Form, limit: int) -> dic
 
 async def need_page(api: PlatformApi, caller: Caller, need_id: str) -> dict[str, Any]:
     """A need with its requesters, answer, history and thread, and which forms the caller gets."""
-    need, history, comments = await asyncio.gather(
+    need, history, comments, following, deliveries = await asyncio.gather(
         api.get("catalog", _need_path(need_id)),
         api.get("catalog", _need_path(need_id, "/history")),
         api.get("catalog", _need_path(need_id, "/comments")),
+        api.get("catalog", _need_path(need_id, "/follow")),
+        api.get("catalog", _need_path(need_id, "/follow/deliveries"), limit=20),
     )
     requesters = {r["principal_id"] for r in need["requesters"]}
     waiting = need["status"] in WAITING
@@ -69,6 +71,8 @@ async def need_page(api: PlatformApi, caller: Caller, need_id: str) -> dict[str,
         "need": need,
         "history": history,
         "comments": comments,
+        "following": following,
+        "deliveries": deliveries,
         "may_join": waiting and caller.id not in requesters,
         "may_answer": waiting and answers,
         "may_route": waiting and caller.operates,
@@ -99,7 +103,6 @@ async def file_need(api: PlatformApi, form: Form) -> dict[str, Any]:
 
 ACTIONS = (
     "join",
-    "follow",
     "unfollow",
     "comments",
     "accept",
@@ -127,6 +130,18 @@ def action_body(action: str, form: Form) -> dict[str, Any]:
         },
     }
     return bodies.get(action, {})
+
+
+def follow_body(form: Form) -> dict[str, Any]:
+    """Follow, with the webhook typed (none: following removes the webhook set before)."""
+    url = (first(form, "webhook_url") or "").strip()
+    return {"webhook": {"url": url}} if url else {}
+
+
+async def follow(api: PlatformApi, need_id: str, form: Form) -> dict[str, Any]:
+    """Follow a need; with a webhook, the answer holds its signing secret, shown this once."""
+    followed: dict[str, Any] = await api.post("catalog", _need_path(need_id, "/follow"), follow_body(form))
+    return followed
 
 
 async def act(api: PlatformApi, need_id: str, action: str, form: Form) -> dict[str, Any]:

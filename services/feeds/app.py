@@ -26,6 +26,7 @@ from services.common.background import Periodic, Runs, WhenBusAnswers
 from services.common.outbox import Outbox, OutboxRelay
 from services.common.readmodel import ReadModel
 from services.common.settings import Settings
+from services.common.webhooks import Resolver, WebhookTargets, system_resolver
 from services.feeds.api import router
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Subscription, outbox
@@ -34,7 +35,6 @@ from services.feeds.readers import ReaderPool
 from services.feeds.runtime import FeedsRuntime
 from services.feeds.service import Feeds
 from services.feeds.settings import FeedsSettings
-from services.feeds.webhook_targets import Resolver, WebhookTargets, system_resolver
 from services.feeds.webhooks import WebhookPusher
 
 NAME = "feeds"

@@ -12,6 +12,7 @@ from services.common.problems import (
     TooManyRequests,
     Unauthenticated,
 )
+from services.common.webhooks import InvalidWebhook as InvalidWebhook  # the kernel's, as every webhook's
 
 
 class DatasetNotFound(NotFound):
@@ -61,10 +62,6 @@ class StaleCursor(Conflict):
 
 class InvalidPosition(InvalidRequest):
     slug, title = "invalid-position", "The requested position is not within the topic's retention"
-
-
-class InvalidWebhook(InvalidRequest):
-    slug, title = "invalid-webhook", "The webhook URL is not allowed"
 
 
 class ReadersExhausted(ServiceUnavailable):

@@ -32,6 +32,7 @@ from services.common.clock import utcnow
 from services.common.envelope import CloudEvent, format_time
 from services.common.i18n import N_, Sentence
 from services.common.outbox import Outbox
+from services.common.webhooks import WebhookTargets
 from services.feeds.access import Clock, Credential, DeliveryAccess
 from services.feeds.cursor import Cursor, CursorCodec
 from services.feeds.delivery import SOURCE, Batch, Delivery, join_partitions
@@ -60,7 +61,6 @@ from services.feeds.subscriptions import (
     subscriptions_of,
     webhook_deliveries,
 )
-from services.feeds.webhook_targets import WebhookTargets
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
 """Webhook delivery: a feeds worker pushes batches of webhook subscriptions to their URLs.
 
-Each push is a POST of the same JSON a long-poll returns, signed like Stripe's and GitHub's
-webhooks: ``CityBase-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``,
-with the subscription's secret (shown once, when the subscription was created). A 2xx answer
+Each push is a POST of the same JSON a long-poll returns, signed as every citybase webhook is
+(:func:`services.common.webhooks.sign`) with the subscription's secret (shown once, when the
+subscription was created). A 2xx answer
 acknowledges the batch; anything else (an error status, a timeout, a refused connection) is a
 failure: the batch is sent again after an exponential backoff, every attempt is written to the
 delivery log, and after ``webhook_max_failures`` consecutive failures the subscription is paused
 with the reason (resume it to try again).
 
-Before every POST the URL's host is resolved again and checked (:mod:`~services.feeds.webhook_targets`:
+Before every POST the URL's host is resolved again and checked (:mod:`services.common.webhooks`:
 no loopback, private, link-local or unspecified address), and the POST goes to the checked address.
 The delivery log tells the subscriber what its receiver answered (``HTTP 503``) and, for anything
 short of an answer, one and the same text: a refused connection, a closed port, a reset, a timeout,
@@ -24,8 +24,6 @@ replicas share the partitions of a subscription.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -37,23 +35,21 @@ from services.common import db
 from services.common.background import Loop
 from services.common.bus import BusError
 from services.common.problems import Problem
+from services.common.webhooks import (
+    SIGNATURE_HEADER,
+    UNREACHABLE,
+    TargetRefused,
+    WebhookSender,
+    WebhookTargets,
+    backoff_s,
+    sign,
+)
 from services.feeds.models import Subscription, WebhookDelivery
 from services.feeds.readers import Reader
 from services.feeds.service import Feeds
 from services.feeds.subscriptions import SubscriptionView
-from services.feeds.webhook_targets import TargetRefused, WebhookTargets
 
 log = logging.getLogger(__name__)
-
-SIGNATURE_HEADER = "CityBase-Signature"
-UNREACHABLE = "no HTTP answer from the webhook URL (not reachable, refused, or timed out)"
-"""The delivery log's error for every failure short of an HTTP answer."""
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header's value for ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
 
 
 @dataclass
@@ -72,14 +68,7 @@ class WebhookPusher:
         self.feeds = feeds
         self.settings = feeds.settings
         self.targets = targets or feeds.webhook_targets
-        # No redirects (a 30x could point inside the network) and no kept connections: a connection
-        # is opened to the address checked for this delivery, and one kept for an address must not
-        # carry a request for another name served there.
-        self._client = client or httpx.Client(
-            timeout=self.settings.webhook_timeout_s,
-            follow_redirects=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        self._sender = WebhookSender(self.targets, timeout_s=self.settings.webhook_timeout_s, client=client)
         self._states: dict[str, _PushState] = {}
         self._loop = Loop("feeds-webhooks", self._run)
 
@@ -95,7 +84,7 @@ class WebhookPusher:
         for state in self._states.values():
             state.reader.close()
         self._states.clear()
-        self._client.close()
+        self._sender.close()
 
     def _run(self, loop: Loop) -> None:
         while not loop.stopping:
@@ -154,19 +143,6 @@ class WebhookPusher:
             state = self._states[subscription.id] = _PushState(reader, subscription.webhook_failures)
         return state
 
-    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """POST to the address of ``url`` checked now; the answer's status."""
-        target = self.targets.target(url)
-        pinned = httpx.URL(url)
-        extensions: dict[str, object] = {}
-        if not target.host_is_address:
-            headers = {**headers, "Host": pinned.netloc.decode("ascii")}
-            pinned = pinned.copy_with(host=target.address)
-            if pinned.scheme == "https":
-                extensions["sni_hostname"] = target.host  # TLS names and verifies the URL's host
-        response = self._client.post(pinned, content=body, headers=headers, extensions=extensions)
-        return response.status_code
-
     def _push(self, subscription: SubscriptionView) -> bool:
         state = self._state(subscription)
         if time.monotonic() < state.next_attempt:
@@ -202,7 +178,7 @@ class WebhookPusher:
             "CityBase-Cursor": batch.cursor,
         }
         try:
-            status = self._post(subscription.webhook_url or "", body, headers)
+            status = self._sender.post(subscription.webhook_url or "", body, headers)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
         except (TargetRefused, httpx.HTTPError) as failure:
@@ -222,9 +198,8 @@ class WebhookPusher:
             self.feeds.metrics.webhook_failures.labels(subscription.dataset_id).inc()
             state.reader.rewind()
             state.failures += 1
-            delay = min(
-                self.settings.webhook_max_backoff_s,
-                self.settings.webhook_backoff_s * 2 ** (state.failures - 1),
+            delay = backoff_s(
+                state.failures, self.settings.webhook_backoff_s, self.settings.webhook_max_backoff_s
             )
             state.next_attempt = time.monotonic() + delay
         with db.unit_of_work(self.feeds.sessions) as session:

@@ -277,7 +277,7 @@ def test_webhooks_reach_public_addresses_only_at_creation_and_at_every_delivery(
     a name that resolves elsewhere since is checked again before every delivery and refused without
     a connection; the delivery log reads the same for a refused target, a closed port and a port
     that hangs up."""
-    from services.feeds.webhook_targets import WebhookTargets
+    from services.common.webhooks import WebhookTargets
     from services.feeds.webhooks import UNREACHABLE, WebhookPusher
 
     dns = FakeDns()

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Body, Query, status
 from services.catalog.access.deps import AccessDep
 from services.catalog.deps import OperatorDep, OptionalPrincipalDep, ReaderDep
 from services.catalog.needs import service
-from services.catalog.needs.deps import ClientAddressDep, NeedsSettingsDep
+from services.catalog.needs.deps import ClientAddressDep, NeedsSettingsDep, NeedWebhookTargetsDep
 from services.catalog.needs.schemas import (
     CommentCreate,
     CommentHide,
     CommentRead,
+    FollowCreate,
     FollowRead,
     HistoryRead,
     MissedSearchRead,
@@ -31,6 +32,7 @@ from services.catalog.needs.schemas import (
     NeedRejection,
     NeedRoute,
     NeedStatus,
+    PushRead,
     ResidentNeedCreate,
 )
 
@@ -111,14 +113,55 @@ def join_need(need_id: str, payload: NeedJoin, ctx: AccessDep, caller: ReaderDep
     return service.join_need(ctx, actor=caller, need_id=need_id, payload=payload)
 
 
-@router.post("/needs/{need_id}/follow", response_model=FollowRead, summary="Be told of answers and comments")
-def follow_need(need_id: str, ctx: AccessDep, caller: ReaderDep) -> FollowRead:
-    return service.follow_need(ctx, actor=caller, need_id=need_id, follow=True)
+@router.post(
+    "/needs/{need_id}/follow",
+    response_model=FollowRead,
+    summary="Be told of answers and comments, on platform.catalog and, with a webhook, by a signed "
+    "POST (the secret is shown in this answer only); following without a webhook removes it",
+)
+def follow_need(
+    need_id: str,
+    ctx: AccessDep,
+    caller: ReaderDep,
+    targets: NeedWebhookTargetsDep,
+    payload: Annotated[FollowCreate, Body(default_factory=FollowCreate)],
+) -> FollowRead:
+    return service.follow_need(
+        ctx, actor=caller, need_id=need_id, follow=True, webhook=payload.webhook, targets=targets
+    )
+
+
+@router.get(
+    "/needs/{need_id}/follow",
+    response_model=FollowRead,
+    summary="Whether you follow a need, and where its notices are pushed (never the secret)",
+)
+def following(need_id: str, ctx: AccessDep, caller: ReaderDep) -> FollowRead:
+    return service.following(ctx, actor=caller, need_id=need_id)
+
+
+@router.delete(
+    "/needs/{need_id}/follow", response_model=FollowRead, summary="Stop following a need (and its webhook)"
+)
+def delete_follow(need_id: str, ctx: AccessDep, caller: ReaderDep) -> FollowRead:
+    return service.follow_need(ctx, actor=caller, need_id=need_id, follow=False)
 
 
 @router.post("/needs/{need_id}/unfollow", response_model=FollowRead, summary="Stop following a need")
 def unfollow_need(need_id: str, ctx: AccessDep, caller: ReaderDep) -> FollowRead:
     return service.follow_need(ctx, actor=caller, need_id=need_id, follow=False)
+
+
+@router.get(
+    "/needs/{need_id}/follow/deliveries",
+    response_model=list[PushRead],
+    summary="Your latest pushes of the need's notices to your webhook, newest first: status, attempts, "
+    "last error",
+)
+def follow_deliveries(
+    need_id: str, ctx: AccessDep, caller: ReaderDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[PushRead]:
+    return service.follow_deliveries(ctx, actor=caller, need_id=need_id, limit=limit)
 
 
 @router.get("/needs/{need_id}/comments", response_model=list[CommentRead], summary="A need's thread")

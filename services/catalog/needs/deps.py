@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from services.catalog.deps import CatalogRuntimeDep
 from services.catalog.needs.settings import NeedsSettings
+from services.common.webhooks import WebhookTargets
 
 
 def get_needs_settings(catalog: CatalogRuntimeDep) -> NeedsSettings:
@@ -15,6 +16,13 @@ def get_needs_settings(catalog: CatalogRuntimeDep) -> NeedsSettings:
 
 
 NeedsSettingsDep = Annotated[NeedsSettings, Depends(get_needs_settings)]
+
+
+def get_need_webhook_targets(catalog: CatalogRuntimeDep) -> WebhookTargets:
+    return catalog.need_webhook_targets
+
+
+NeedWebhookTargetsDep = Annotated[WebhookTargets, Depends(get_need_webhook_targets)]
 
 
 def client_address(request: Request, settings: NeedsSettingsDep) -> str:

@@ -67,7 +67,8 @@ class NeedRequester(Base):
 
 
 class NeedFollower(Base):
-    """Who is told of a need's answers and comments."""
+    """Who is told of a need's answers and comments: on ``platform.catalog`` always, and by a
+    signed POST to the follower's webhook when it gave one."""
 
     __tablename__ = "catalog_need_followers"
     __table_args__ = (UniqueConstraint("need_id", "principal_id"),)
@@ -75,7 +76,33 @@ class NeedFollower(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     need_id: Mapped[str] = mapped_column(ForeignKey("catalog_needs.id"), index=True)
     principal_id: Mapped[str] = mapped_column(String(100), index=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    """The key of the webhook's signatures, shown once to the follower when it set the webhook."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NeedPush(Base):
+    """One need notice to push to one follower's webhook: queued in the transaction of the notice,
+    then tried by the pusher until the receiver acknowledges it or the attempts run out."""
+
+    __tablename__ = "catalog_need_pushes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notice_id: Mapped[str] = mapped_column(String(40))
+    need_id: Mapped[str] = mapped_column(ForeignKey("catalog_needs.id"), index=True)
+    principal_id: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    """The JSON sent, fixed when queued so that every attempt signs the same bytes."""
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """``pending``, ``delivered``, ``failed`` (no attempt left) or ``dropped`` (the webhook was removed)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class NeedComment(Base):

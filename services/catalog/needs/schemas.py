@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.catalog.access.schemas import FieldPath, PurposeCategory, Reason
 from services.catalog.schemas import DatasetId, ReadModel, Slug, Timestamp
@@ -161,10 +162,61 @@ class HistoryRead(ReadModel):
     at: Timestamp
 
 
+class FollowWebhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        max_length=2048,
+        description="https URL that receives each notice of the need (POST, signed); public addresses only.",
+        examples=["https://hooks.example.cn/citybase/needs"],
+    )
+
+
+class FollowCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhook: FollowWebhook | None = Field(
+        default=None,
+        description="Push each notice of the need to this URL too. Following without a webhook removes "
+        "the one set before.",
+    )
+
+
 class FollowRead(BaseModel):
     need_id: str
     principal_id: str
     following: bool
+    webhook_url: str | None = Field(default=None, description="Where the need's notices are pushed.")
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Key of the webhook's HMAC signatures (header CityBase-Signature): shown once, in "
+        "the answer that set the webhook, never again.",
+    )
+
+
+class PushStatus(StrEnum):
+    """``pending``: waiting for its (next) attempt; ``delivered``: the receiver answered 2xx;
+    ``failed``: no attempt left; ``dropped``: the webhook was removed before it was delivered."""
+
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+    dropped = "dropped"
+
+
+class PushRead(ReadModel):
+    """One notice pushed (or to push) to the caller's webhook, as the delivery log shows it."""
+
+    id: int
+    notice_id: str
+    url: str
+    status: PushStatus
+    attempts: int
+    http_status: int | None = Field(description="What the receiver last answered; null without an answer.")
+    last_error: str | None
+    next_attempt_at: Timestamp | None = Field(description="When a pending notice is tried again.")
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class MissedSearchRead(ReadModel):

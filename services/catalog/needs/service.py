@@ -47,6 +47,7 @@ from services.catalog.access.terms import contract_scope
 from services.catalog.contracts.odcs import parse_contract
 from services.catalog.models import ContractVersion, Dataset, Department, Domain
 from services.catalog.needs import exceptions
+from services.catalog.needs import webhooks as need_webhooks
 from services.catalog.needs.models import (
     MissedSearch,
     Need,
@@ -59,6 +60,7 @@ from services.catalog.needs.schemas import (
     CommentCreate,
     CommentRead,
     FollowRead,
+    FollowWebhook,
     HistoryRead,
     MissedSearchRead,
     NeedCommit,
@@ -71,6 +73,7 @@ from services.catalog.needs.schemas import (
     NeedRead,
     NeedRoute,
     NeedStatus,
+    PushRead,
     RequesterRead,
     ResidentNeedCreate,
     SimilarNeed,
@@ -81,6 +84,7 @@ from services.common import catalog_events
 from services.common.auth import Principal, PrincipalKind
 from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError, InvalidRequest
+from services.common.webhooks import WebhookTargets
 
 log = logging.getLogger(__name__)
 
@@ -455,6 +459,16 @@ def address_hash(settings: NeedsSettings, client_address: str) -> str:
     ]
 
 
+def flood_retry_after(recent: Sequence[datetime], *, limit: int, window_start: datetime) -> int | None:
+    """For a form open without a key: None while ``recent`` (the times of one address's posts in
+    the window, oldest first) holds fewer than ``limit``; else the seconds until the oldest of them
+    leaves the window, for the 429's Retry-After."""
+    if len(recent) < limit:
+        return None
+    oldest = recent[0] if recent[0].tzinfo else recent[0].replace(tzinfo=window_start.tzinfo)
+    return max(1, int((oldest - window_start).total_seconds()) + 1)
+
+
 def post_resident_need(
     ctx: Collaborators, *, settings: NeedsSettings, client_address: str, payload: ResidentNeedCreate
 ) -> NeedRead:
@@ -470,9 +484,8 @@ def post_resident_need(
             .order_by(Need.created_at)
         )
     )
-    if len(recent) >= settings.form_limit:
-        oldest = recent[0] if recent[0].tzinfo else recent[0].replace(tzinfo=now.tzinfo)
-        retry = max(1, int((oldest - window_start).total_seconds()) + 1)
+    retry = flood_retry_after(recent, limit=settings.form_limit, window_start=window_start)
+    if retry is not None:
         raise exceptions.FormFlood(
             Sentence(
                 N_("at most %(limit)s needs per %(window_s)s s from one address"),
@@ -573,24 +586,88 @@ def join_need(ctx: Collaborators, *, actor: Principal, need_id: str, payload: Ne
     return _reads(ctx.session, [need], ctx.clock())[0]
 
 
-def follow_need(ctx: Collaborators, *, actor: Principal, need_id: str, follow: bool) -> FollowRead:
-    """Anyone with a key follows (or stops following) a need's answers and comments."""
+def _follower(session: Session, need_id: str, principal_id: str) -> NeedFollower | None:
+    return session.scalars(
+        sa.select(NeedFollower).where(
+            NeedFollower.need_id == need_id, NeedFollower.principal_id == principal_id
+        )
+    ).one_or_none()
+
+
+def _follow_read(
+    need_id: str, actor: Principal, follower: NeedFollower | None, secret: str | None
+) -> FollowRead:
+    return FollowRead(
+        need_id=need_id,
+        principal_id=actor.id,
+        following=follower is not None,
+        webhook_url=follower.webhook_url if follower is not None else None,
+        webhook_secret=secret,
+    )
+
+
+def follow_need(
+    ctx: Collaborators,
+    *,
+    actor: Principal,
+    need_id: str,
+    follow: bool,
+    webhook: FollowWebhook | None = None,
+    targets: WebhookTargets | None = None,
+) -> FollowRead:
+    """Anyone with a key follows (or stops following) a need's answers and comments.
+
+    Following with a webhook (``targets`` checks its URL: https, public addresses only) also pushes
+    each notice there, signed with a new secret shown in this answer only; following without one
+    removes the webhook set before, and so does no longer following. A notice queued for a removed
+    webhook is not pushed. Without ``targets``, only public addresses over https are allowed."""
     action = "need.follow" if follow else "need.unfollow"
     ctx.audit.attempting(action, "need", need_id)
     need = _visible_need(ctx.session, actor, need_id)
-    if follow:
-        changed = _add_follower(ctx.session, need.id, actor.id, ctx.clock())
+    url = None
+    if follow and webhook is not None:
+        url = (targets or WebhookTargets()).check_url(webhook.url, path="/body/webhook/url")
+    follower = _follower(ctx.session, need.id, actor.id)
+    secret = None
+    changed = False
+    if not follow:
+        if follower is not None:
+            ctx.session.delete(follower)
+            follower, changed = None, True
     else:
-        changed = bool(
-            ctx.session.execute(
-                sa.delete(NeedFollower).where(
-                    NeedFollower.need_id == need.id, NeedFollower.principal_id == actor.id
-                )
-            ).rowcount  # type: ignore[attr-defined]
-        )
+        if follower is None:
+            follower = NeedFollower(need_id=need.id, principal_id=actor.id, created_at=ctx.clock())
+            ctx.session.add(follower)
+            changed = True
+        if url is not None or follower.webhook_url is not None:
+            secret = need_webhooks.set_webhook(follower, url)
+            changed = True
     if changed:
-        ctx.audit.record(ctx.session, action=action, resource_type="need", resource_id=need.id)
-    return FollowRead(need_id=need.id, principal_id=actor.id, following=follow)
+        ctx.session.flush()
+        ctx.audit.record(
+            ctx.session,
+            action=action,
+            resource_type="need",
+            resource_id=need.id,
+            details={"webhook": url is not None},
+        )
+    return _follow_read(need.id, actor, follower, secret)
+
+
+def following(ctx: Collaborators, *, actor: Principal, need_id: str) -> FollowRead:
+    """Whether the caller follows the need, and the webhook its notices go to (never its secret)."""
+    need = _visible_need(ctx.session, actor, need_id)
+    return _follow_read(need.id, actor, _follower(ctx.session, need.id, actor.id), None)
+
+
+def follow_deliveries(
+    ctx: Collaborators, *, actor: Principal, need_id: str, limit: int = 50
+) -> list[PushRead]:
+    """The caller's latest pushes of the need's notices to its webhook, newest first: status,
+    attempts, what its receiver last answered. Only the caller's own: no one reads another
+    follower's log."""
+    need = _visible_need(ctx.session, actor, need_id)
+    return need_webhooks.pushes_of(ctx.session, need_id=need.id, principal_id=actor.id, limit=limit)
 
 
 def add_comment(ctx: Collaborators, *, actor: Principal, need_id: str, payload: CommentCreate) -> CommentRead:
@@ -935,25 +1012,27 @@ def _changed(
 
 
 def _notify(ctx: Collaborators, need: Need, kind: str, summary: dict[str, Any]) -> None:
-    """Tell the need's followers, by a notice event on ``platform.catalog`` naming them."""
-    followers = list(
-        ctx.session.scalars(
-            sa.select(NeedFollower.principal_id)
-            .where(NeedFollower.need_id == need.id)
-            .order_by(NeedFollower.id)
-        )
-    )
+    """Tell the need's followers, by a notice event on ``platform.catalog`` naming them, and by a
+    push to the webhook of each that gave one, queued in this transaction from the same rows."""
+    followers = ctx.session.execute(
+        sa.select(NeedFollower.principal_id, NeedFollower.webhook_url)
+        .where(NeedFollower.need_id == need.id)
+        .order_by(NeedFollower.id)
+    ).all()
     now = ctx.clock()
     notice = NeedNotice(
         id=_new_id("nn", now),
         need_id=need.id,
         kind=kind,
         status=NeedStatus(need.status),
-        followers=followers,
+        followers=[principal_id for principal_id, _ in followers],
         summary=summary,
         at=now,
     )
     ctx.events.publish(ctx.session, catalog_events.NEED_NOTICE, notice.id, notice)
+    need_webhooks.queue_pushes(
+        ctx.session, notice, [(principal_id, url) for principal_id, url in followers if url], now
+    )
 
 
 # --- searches that found nothing ------------------------------------------------------------

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from services.catalog.access.deps import AccessDep
 from services.catalog.deps import OptionalPrincipalDep, PublicReaderDep, ReaderDep, SessionDep
+from services.catalog.needs.deps import ClientAddressDep, NeedsSettingsDep
 from services.catalog.programme import applicants, lists, proposals, publication
 from services.catalog.programme.schemas import (
     ApplicantCreate,
@@ -132,10 +133,17 @@ def publish_list(list_id: str, access: AccessDep, caller: ReaderDep) -> Opportun
     response_model=ApplicantRead,
     status_code=status.HTTP_201_CREATED,
     tags=["programme"],
-    summary="An organisation registers itself to propose (no key needed); an operator vets it",
+    summary="An organisation registers itself to propose (no key needed; rate-limited per client "
+    "address, 429 with Retry-After); an operator vets it",
 )
-def register_applicant(payload: ApplicantCreate, access: AccessDep, _: OptionalPrincipalDep) -> ApplicantRead:
-    return applicants.register_applicant(access, payload=payload)
+def register_applicant(
+    payload: ApplicantCreate,
+    access: AccessDep,
+    settings: NeedsSettingsDep,
+    address: ClientAddressDep,
+    _: OptionalPrincipalDep,
+) -> ApplicantRead:
+    return applicants.register_applicant(access, payload=payload, settings=settings, client_address=address)
 
 
 @router.get(

@@ -9,11 +9,15 @@ propose nor read anything that needs a key (docs/authorization.md, "Applicants")
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.catalog.access.context import Collaborators
 from services.catalog.models import Principal as PrincipalRow
+from services.catalog.needs.service import address_hash, flood_retry_after
+from services.catalog.needs.settings import NeedsSettings
 from services.catalog.principals.service import add_api_key, add_principal
 from services.catalog.programme import exceptions
 from services.catalog.programme.lists import is_staff
@@ -45,18 +49,45 @@ def applicant_of(session: Session, applicant_id: str) -> Applicant:
     return applicant
 
 
-def register_applicant(ctx: Collaborators, *, payload: ApplicantCreate) -> ApplicantRead:
-    """An organisation registers itself (no key needed); it waits for an operator's vetting."""
+def register_applicant(
+    ctx: Collaborators, *, payload: ApplicantCreate, settings: NeedsSettings, client_address: str
+) -> ApplicantRead:
+    """An organisation registers itself (no key needed); it waits for an operator's vetting. At
+    most ``applicant_limit`` registrations per client address per window (429 with Retry-After
+    beyond), counted before anything else is checked, so that a flood cannot probe which ids are
+    taken."""
     ctx.audit.attempting("applicant.register", "applicant", payload.id)
     session = ctx.session
+    now, source = ctx.clock(), address_hash(settings, client_address)
+    window_start = now - timedelta(seconds=settings.applicant_window_s)
+    recent = list(
+        session.scalars(
+            sa.select(Applicant.created_at)
+            .where(Applicant.submitted_from == source, Applicant.created_at > window_start)
+            .order_by(Applicant.created_at)
+        )
+    )
+    retry = flood_retry_after(recent, limit=settings.applicant_limit, window_start=window_start)
+    if retry is not None:
+        raise exceptions.RegistrationFlood(
+            Sentence(
+                N_("at most %(limit)s registrations per %(window_s)s s from one address"),
+                limit=settings.applicant_limit,
+                window_s=settings.applicant_window_s,
+            ),
+            retry_after_s=retry,
+        )
     if session.get(Applicant, payload.id) is not None or session.get(PrincipalRow, payload.id) is not None:
         raise exceptions.AlreadyRegistered(
             Sentence(N_("%(id)r is taken"), id=payload.id),
             errors=[FieldError(path="/body/id", rule="unique", message=Sentence(N_("choose another id")))],
         )
-    now = ctx.clock()
     applicant = Applicant(
-        **payload.model_dump(), status=ApplicantStatus.pending.value, created_at=now, updated_at=now
+        **payload.model_dump(),
+        status=ApplicantStatus.pending.value,
+        submitted_from=source,
+        created_at=now,
+        updated_at=now,
     )
     session.add(applicant)
     session.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.problems import Conflict, Forbidden, InvalidRequest, NotFound
+from services.common.problems import Conflict, Forbidden, InvalidRequest, NotFound, TooManyRequests
 
 
 class OpportunityListNotFound(NotFound):
@@ -71,3 +71,7 @@ class UnknownProposals(InvalidRequest):
 
 class UnknownProposalFields(InvalidRequest):
     slug, title = "invalid-proposal-data", "The proposal asks for data that cannot be requested"
+
+
+class RegistrationFlood(TooManyRequests):
+    slug, title = "applicant-registration-flood", "Too many registrations from this address; try again later"

@@ -67,6 +67,9 @@ class Applicant(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     contact: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    submitted_from: Mapped[str | None] = mapped_column(String(64), index=True)
+    """A keyed hash of the client address that registered it, for the registration's flood
+    limit; never shown."""
     vetting_reason: Mapped[str | None] = mapped_column(Text)
     vetted_by: Mapped[str | None] = mapped_column(String(100))
     vetted_at: Mapped[datetime | None]

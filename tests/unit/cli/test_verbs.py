@@ -813,6 +813,41 @@ NEEDS_VERBS: list[tuple[list[str], str, str, Any, Any, str]] = [
         "True",
     ),
     (
+        ["needs", "follow", NEED["id"], "--webhook", "https://hooks.example.cn/needs"],
+        "POST",
+        f"{NEED_PATH}/follow",
+        {"webhook": {"url": "https://hooks.example.cn/needs"}},
+        {
+            "need_id": NEED["id"],
+            "principal_id": "x",
+            "following": True,
+            "webhook_url": "https://hooks.example.cn/needs",
+            "webhook_secret": "whsec_shown-once",
+        },
+        "whsec_shown-once",
+    ),
+    (
+        ["needs", "deliveries", NEED["id"]],
+        "GET",
+        f"{NEED_PATH}/follow/deliveries?limit=50",
+        None,
+        [
+            {
+                "id": 7,
+                "notice_id": "nn-0192c3d4e5f6a7b8c9d0e2",
+                "url": "https://hooks.example.cn/needs",
+                "status": "failed",
+                "attempts": 8,
+                "http_status": 503,
+                "last_error": "HTTP 503",
+                "next_attempt_at": None,
+                "created_at": "2026-12-07T10:00:00Z",
+                "updated_at": "2026-12-07T10:30:00Z",
+            }
+        ],
+        "HTTP 503",
+    ),
+    (
         ["needs", "follow", NEED["id"], "--stop"],
         "POST",
         f"{NEED_PATH}/unfollow",

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
+from services.common.webhooks import TargetRefused, WebhookTargets
 from services.feeds.exceptions import InvalidWebhook
-from services.feeds.webhook_targets import TargetRefused, WebhookTargets
 
 ANSWERS = {
     "public.test": ["93.184.215.14"],
