@@ -222,7 +222,9 @@ def _dataset(dataset_id: str, **changes: Any) -> dict[str, Any]:
         ({"publicly_listed": None}, False),  # an event without it is not public
     ],
 )
-def test_only_a_published_listed_open_dataset_is_open_to_all(changes: dict[str, Any], open_to_all: bool) -> None:
+def test_only_a_published_listed_open_dataset_is_open_to_all(
+    changes: dict[str, Any], open_to_all: bool
+) -> None:
     catalog = FeedsCatalog()
     for offset, record in enumerate(catalog_records(datasets=[_dataset("transport.open", **changes)])):
         catalog.apply(message(record, offset))
