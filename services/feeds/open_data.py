@@ -191,16 +191,14 @@ def _cell(value: Any) -> str:
 def csv_body(entries: list[dict[str, Any]]) -> bytes:
     """One row per record: ``id``, ``time``, then every field of the records' data, in the order
     they first appear; nested values as JSON, a missing field empty."""
+    rows = [(entry, data if isinstance(data := entry.get("data"), dict) else {}) for entry in entries]
     columns: dict[str, None] = {}
-    for entry in entries:
-        data = entry.get("data")
-        if isinstance(data, dict):
-            columns.update(dict.fromkeys(data))
+    for _entry, data in rows:
+        columns.update(dict.fromkeys(data))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["id", "time", *columns])
-    for entry in entries:
-        data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+    for entry, data in rows:
         writer.writerow(
             [_cell(entry.get("id")), _cell(entry.get("time")), *(_cell(data.get(c)) for c in columns)]
         )
