@@ -147,15 +147,17 @@ def read_records(
         "For a dataset that is published, publicly listed and classified `open`: its latest `limit` "
         "records (newest last; at most `SNAPSHOT_MAX_RECORDS`), every field its contract marks "
         "sensitive left out. No key needed (a key sent must be good). Any other dataset, hidden, "
-        "conditional, restricted, unpublished or unknown, gets one refusal: 401 without a key, 404 "
-        "with one. Each client address (a caller with a key: its principal) may download "
+        "conditional, restricted, unpublished or unknown, gets one refusal, 404 with a key or "
+        "without. Each client address (a caller with a key: its principal) may download "
         "`SNAPSHOT_REQUESTS_PER_MINUTE` snapshots a minute, 429 with Retry-After beyond. Every "
         "snapshot served is metered on platform.usage and entered in the audit trail."
     ),
     responses={
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
-        401: {"description": "Not an open dataset (without a key), or a wrong key"},
-        404: {"description": "Not an open dataset (with a key)"},
+        401: {"description": "A wrong or revoked key (never read as no key)"},
+        404: {
+            "description": "Not an open dataset: hidden, conditional, restricted, unpublished or unknown alike"
+        },
         429: {"description": "Too many snapshots from this address; see Retry-After"},
     },
 )

@@ -44,7 +44,6 @@ from services.common.envelope import CloudEvent, format_time
 from services.common.i18n import N_, Sentence
 from services.common.outbox import Outbox
 from services.common.policy.masking import REMOVED, MaskFunction, compile_masks, parse_masking_path
-from services.common.problems import Problem, Unauthenticated
 from services.common.public_reads import PublicRateLimit, PublicReadSettings
 from services.feeds.delivery import SOURCE, delivered_entry
 from services.feeds.exceptions import DatasetNotFound, SnapshotTimeout
@@ -161,17 +160,19 @@ def latest_records(
 # --- the download -------------------------------------------------------------------------------------
 
 
-def not_open(dataset_id: str, principal: Principal | None) -> Problem:
-    """What a reader is told of a dataset whose records are not open to all: hidden, conditional,
-    restricted, unpublished and unknown alike (401 without a key, as the catalog answers for a
-    record that is not public; 404 with one, which a key cannot change)."""
-    detail = Sentence(
-        N_(
-            "no open dataset %(dataset_id)r: the records of any other dataset are delivered by subscription, under a grant"
-        ),
-        dataset_id=dataset_id,
+def not_open(dataset_id: str) -> DatasetNotFound:
+    """What every reader is told of a dataset whose records are not open to all: hidden,
+    conditional, restricted, unpublished and unknown alike, with a key or without, so that it
+    learns nothing of what the city keeps back. A 404 rather than the catalog's 401 for a record
+    that is not public: a key does not open a snapshot, only a grant opens the records."""
+    return DatasetNotFound(
+        Sentence(
+            N_(
+                "no open dataset %(dataset_id)r: the records of any other dataset are delivered by subscription, under a grant"
+            ),
+            dataset_id=dataset_id,
+        )
     )
-    return Unauthenticated(detail) if principal is None else DatasetNotFound(detail)
 
 
 def client_token(salt: bytes, address: str) -> str:
@@ -255,16 +256,14 @@ class OpenSnapshots:
         principal, wherever it calls from); TooManyRequests with Retry-After past the limit."""
         self.rate_limit.take(address if principal is None else f"principal:{principal.id}")
 
-    def open_dataset(
-        self, dataset_id: str, principal: Principal | None
-    ) -> tuple[DatasetState, frozenset[str]]:
+    def open_dataset(self, dataset_id: str) -> tuple[DatasetState, frozenset[str]]:
         """The dataset and the sensitive paths to leave out, or the one refusal of :func:`not_open`.
         A dataset whose contract feeds has not seen yet is refused too: without it, feeds cannot
         know which fields to leave out."""
         dataset = self.catalog.dataset(dataset_id)
         sensitive = self.catalog.sensitive_fields(dataset_id)
         if dataset is None or not dataset.open_to_all or sensitive is None:
-            raise not_open(dataset_id, principal)
+            raise not_open(dataset_id)
         return dataset, sensitive
 
     def serve(
@@ -278,7 +277,7 @@ class OpenSnapshots:
     ) -> Snapshot:
         """The latest ``limit`` records of an open dataset without their sensitive fields, in
         ``format``, metered (see the module docstring)."""
-        dataset, sensitive = self.open_dataset(dataset_id, principal)
+        dataset, sensitive = self.open_dataset(dataset_id)
         messages = latest_records(
             self.bus, dataset.records_topic, limit, timeout_s=self.settings.snapshot_timeout_s
         )
