@@ -181,17 +181,23 @@ def client_token(salt: bytes, address: str) -> str:
     return hmac.new(salt, address.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+_FORMULA_SIGNS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
+    """A CSV cell: text as it is, but a leading formula sign neutralised with ``'`` (so that a
+    spreadsheet opening a public download never runs what a record says: CSV injection); numbers,
+    booleans and nested values as JSON (a negative number stays a number)."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return "'" + value if value[:1] in _FORMULA_SIGNS else value
     return orjson.dumps(value).decode()
 
 
 def csv_body(entries: list[dict[str, Any]]) -> bytes:
     """One row per record: ``id``, ``time``, then every field of the records' data, in the order
-    they first appear; nested values as JSON, a missing field empty."""
+    they first appear; nested values as JSON, a missing field empty (see :func:`_cell`)."""
     rows = [(entry, data if isinstance(data := entry.get("data"), dict) else {}) for entry in entries]
     columns: dict[str, None] = {}
     for _entry, data in rows:

@@ -1,4 +1,5 @@
-"""Feeds' read model of ``platform.catalog``: datasets (their topics), grants, principals and keys.
+"""Feeds' read model of ``platform.catalog``: datasets (their topics, classification and public
+listing), the sensitive fields of their contract versions, grants, principals and keys.
 
 Feeds never ask the catalog anything while delivering: a revocation, a suspension or a narrowed
 grant arrives as a grant event, replaces the grant's state here, and the next check of any

@@ -187,11 +187,12 @@ def test_a_snapshot_not_read_in_time_is_refused(bus: EmbeddedBus) -> None:
 # --- CSV ---------------------------------------------------------------------------------------------------
 
 
-def test_csv_has_one_column_per_field_and_nested_values_as_json() -> None:
+def test_csv_has_one_column_per_field_nested_values_as_json_and_no_formula() -> None:
     body = csv_body(
         [
             {"id": "e1", "time": "2026-11-24T08:00:00Z", "data": {"stop_id": "S1", "delay_s": 4}},
             {"id": "e2", "time": None, "data": {"stop_id": "S2", "where": {"lat": 31.2}, "ok": True}},
+            {"id": "e3", "time": None, "data": {"stop_id": '=HYPERLINK("x")', "delay_s": -5}},
         ]
     )
     rows = list(csv.reader(io.StringIO(body.decode())))
@@ -199,6 +200,7 @@ def test_csv_has_one_column_per_field_and_nested_values_as_json() -> None:
         ["id", "time", "stop_id", "delay_s", "where", "ok"],
         ["e1", "2026-11-24T08:00:00Z", "S1", "4", "", ""],
         ["e2", "", "S2", "", '{"lat":31.2}', "true"],
+        ["e3", "", '\'=HYPERLINK("x")', "-5", "", ""],  # no formula runs; a number stays one
     ]
 
 
