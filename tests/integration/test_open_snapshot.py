@@ -160,6 +160,10 @@ def test_a_hidden_a_conditional_and_an_unknown_dataset_are_refused_alike(platfor
     # One problem, with a key or without: only the id in the detail differs.
     details = {expect_problem(r, 404, "dataset-not-found")["detail"].split("'")[2] for r in refusals}
     assert len(details) == 1
+    chinese = platform.call(
+        "GET", f"/feeds/v1/open/{HIDDEN}/snapshot", None, headers={"Accept-Language": "zh-CN"}
+    )
+    assert expect_problem(chinese, 404, "dataset-not-found")["detail"].startswith("没有开放数据集")
     assert _snapshot(platform, OPEN, key, limit=1).status_code == 200
     # A wrong key is refused, never read as no key, even for an open dataset.
     expect_problem(_snapshot(platform, OPEN, "cbk_00000000_wrong", limit=1), 401, "unauthenticated")
