@@ -15,3 +15,6 @@ USAGE = "city.citybase.feeds.usage.v1"
 partitions with first and last offsets, mode, time."""
 REPLAY = "city.citybase.feeds.replay.v1"
 """A subscription reset to offsets or a time."""
+OPEN_SNAPSHOT = "city.citybase.feeds.open-snapshot.v1"
+"""An open-data snapshot served without a grant: dataset, records, bytes, format, the salted hash
+of the client's address (never the address), the fields withheld as sensitive, time."""

@@ -151,9 +151,12 @@ async def public_datasets(
 
 
 @router.get("/public/datasets/{dataset_id}")
-async def public_dataset(request: Request, dataset_id: str, api: PublicApiDep) -> Response:
+async def public_dataset(
+    request: Request, dataset_id: str, api: PublicApiDep, settings: ConsoleSettingsDep
+) -> Response:
+    """A public dataset's page; an open one links feeds' snapshot download (NDJSON, CSV)."""
     page = await service.public_dataset_page(api, dataset_id, _page_url(request))
-    return render(request, "public_dataset.html", page)
+    return render(request, "public_dataset.html", {**page, "api_root": (settings.api_url or "").rstrip("/")})
 
 
 # --- forms ---------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ SENTENCES: dict[str, str] = {
     "api_key.issue": N_("%(actor)s issued API key %(resource)s"),
     "api_key.revoke": N_("%(actor)s revoked API key %(resource)s"),
     "feed.replay": N_("%(actor)s replayed subscription %(resource)s"),
+    "open.snapshot": N_("%(actor)s downloaded the latest records of open dataset %(resource)s"),
 }
 """What each action means, as a sentence. An action not listed reads as its name."""
 FALLBACK = N_("%(actor)s: %(action)s on %(resource_type)s %(resource)s")

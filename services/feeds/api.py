@@ -12,7 +12,9 @@ from fastapi.responses import StreamingResponse
 
 from services.common.i18n import N_, Sentence
 from services.common.problems import FieldError, InvalidRequest
-from services.feeds.deps import CredentialDep, FeedsDep, ScenarioDep
+from services.common.public_reads import client_address
+from services.feeds.deps import CredentialDep, FeedsDep, OpenReaderDep, ScenarioDep
+from services.feeds.open_data import SnapshotFormat
 from services.feeds.schemas import (
     AckRequest,
     AckResult,
@@ -135,6 +137,57 @@ def read_records(
         credential=credential,
     )
     return Response(batch.body(), media_type="application/json")
+
+
+@router.get(
+    "/open/{dataset_id}/snapshot",
+    tags=["open data"],
+    summary="Open data without a key: the latest records of an open dataset, as NDJSON or CSV",
+    description=(
+        "For a dataset that is published, publicly listed and classified `open`: its latest `limit` "
+        "records (newest last; at most `SNAPSHOT_MAX_RECORDS`), every field its contract marks "
+        "sensitive left out. No key needed (a key sent must be good). Any other dataset, hidden, "
+        "conditional, restricted, unpublished or unknown, gets one refusal, 404 with a key or "
+        "without. Each client address (a caller with a key: its principal) may download "
+        "`SNAPSHOT_REQUESTS_PER_MINUTE` snapshots a minute, 429 with Retry-After beyond. Every "
+        "snapshot served is metered on platform.usage and entered in the audit trail."
+    ),
+    responses={
+        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
+        401: {"description": "A wrong or revoked key (never read as no key)"},
+        404: {
+            "description": "Not an open dataset: hidden, conditional, restricted, unpublished or unknown alike"
+        },
+        429: {"description": "Too many snapshots from this address; see Retry-After"},
+    },
+)
+def open_snapshot(
+    dataset_id: str,
+    request: Request,
+    feeds: FeedsDep,
+    reader: OpenReaderDep,
+    limit: Annotated[int | None, Query(description="How many of the latest records")] = None,
+    format: Annotated[SnapshotFormat, Query(description="ndjson (one JSON record a line) or csv")] = "ndjson",
+) -> Response:
+    settings = feeds.settings
+    records = settings.snapshot_default_records if limit is None else limit
+    _check_range("limit", records, 1, settings.snapshot_max_records)
+    snapshot = feeds.open_snapshot(
+        dataset_id=dataset_id,
+        limit=records,
+        format=format,
+        address=client_address(request),
+        principal=reader,
+    )
+    return Response(
+        snapshot.body,
+        media_type=snapshot.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{snapshot.filename}"',
+            "X-Citybase-Records": str(snapshot.records),
+            "X-Citybase-Withheld-Fields": ",".join(snapshot.withheld),
+        },
+    )
 
 
 @router.post(

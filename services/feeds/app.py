@@ -40,7 +40,8 @@ from services.feeds.webhooks import WebhookPusher
 NAME = "feeds"
 DESCRIPTION = (
     "Authorized, masked delivery out: scenario builders subscribe to granted datasets over long-poll, "
-    "Server-Sent Events or webhooks; every batch checks the grant, applies its masking and is metered."
+    "Server-Sent Events or webhooks; every batch checks the grant, applies its masking and is metered. "
+    "Open datasets also give anyone a bounded snapshot of their latest records, without a key."
 )
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,11 @@ def create_app(
         migrations=Path(__file__).parent / "migrations",
         lifespan=_lifespan(feeds_settings or FeedsSettings(), webhook_resolver),
         openapi_tags=[
-            {"name": "subscriptions", "description": "Subscribe to granted datasets and receive them."}
+            {"name": "subscriptions", "description": "Subscribe to granted datasets and receive them."},
+            {
+                "name": "open data",
+                "description": "Download the latest records of an open dataset, without a key.",
+            },
         ],
     )
     return build_service_app(spec, settings, infrastructure=infrastructure)

@@ -74,3 +74,7 @@ class TooManyStreams(TooManyRequests):
 
 class GroupNotReady(ServiceUnavailable):
     slug, title = "group-not-ready", "The subscription's consumer group did not settle in time"
+
+
+class SnapshotTimeout(ServiceUnavailable):
+    slug, title = "snapshot-timeout", "The snapshot could not be read in time"

@@ -1,7 +1,7 @@
 """Prometheus metrics of feeds, in the service's own registry.
 
 Labels stay bounded: ``dataset`` is only ever a dataset the catalog announced, ``mode`` is poll,
-sse or webhook, ``reason`` one of the refusal reasons (revoked, suspended, expired, pending,
+sse, webhook or snapshot (an open-data download), ``reason`` one of the refusal reasons (revoked, suspended, expired, pending,
 no_grant, quota, paused, invalid_terms). No subscription id is a label: lag is summed per dataset.
 """
 

@@ -1,4 +1,5 @@
-"""Feeds' read model of ``platform.catalog``: datasets (their topics), grants, principals and keys.
+"""Feeds' read model of ``platform.catalog``: datasets (their topics, classification and public
+listing), the sensitive fields of their contract versions, grants, principals and keys.
 
 Feeds never ask the catalog anything while delivering: a revocation, a suspension or a narrowed
 grant arrives as a grant event, replaces the grant's state here, and the next check of any
@@ -39,11 +40,23 @@ def _moment(data: dict[str, Any], key: str) -> datetime:
     return parse_time(value)
 
 
+PUBLISHED_STATUSES = frozenset({"active", "deprecated"})
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetState:
     id: str
     status: str
     records_topic: str
+    classification: str | None = None
+    publicly_listed: bool = False
+    """As the dataset event says; an event without it (an older catalog) is not public."""
+
+    @property
+    def open_to_all(self) -> bool:
+        """Whether anyone may download a snapshot of its records without a key: published,
+        publicly listed and classified ``open``."""
+        return self.status in PUBLISHED_STATUSES and self.publicly_listed and self.classification == "open"
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,8 @@ class FeedsCatalog:
     def __init__(self, keyring: KeyRing | None = None) -> None:
         self.keyring = keyring or KeyRing()
         self._datasets: dict[str, DatasetState] = {}
+        self._sensitive: dict[str, dict[str, frozenset[str]]] = {}
+        """dataset id -> contract version -> the paths its contract marks sensitive."""
         self._grants: dict[str, GrantState] = {}
         self._by_scenario_dataset: dict[tuple[str, str], set[str]] = {}
         self._policies: dict[tuple[str, int], Policy] = {}
@@ -157,9 +172,19 @@ class FeedsCatalog:
                     id=payload["id"],
                     status=payload["status"],
                     records_topic=topics.get("records") or records_topic(payload["id"]),
+                    classification=payload.get("classification"),
+                    publicly_listed=payload.get("publicly_listed") is True,
                 )
                 with self._lock:
                     self._datasets[dataset.id] = dataset
+            elif event_type == catalog_events.CONTRACT_VERSION:
+                sensitive = payload["sensitive_fields"]
+                if not isinstance(sensitive, dict):
+                    raise TypeError(f"sensitive_fields must be an object, not {sensitive!r}")
+                with self._lock:
+                    versions = dict(self._sensitive.get(payload["dataset_id"], {}))
+                    versions[str(payload["version"])] = frozenset(str(path) for path in sensitive)
+                    self._sensitive[payload["dataset_id"]] = versions
             elif event_type == catalog_events.GRANT:
                 self._apply_grant(GrantState.from_event(payload))
         except (AttributeError, KeyError, TypeError, ValueError) as error:
@@ -188,6 +213,11 @@ class FeedsCatalog:
         with self._lock:
             if kind == "dataset":
                 self._datasets.pop(entity, None)
+            elif kind == "contract":
+                dataset_id, _, version = entity.rpartition(":")
+                versions = dict(self._sensitive.get(dataset_id, {}))
+                versions.pop(version, None)
+                self._sensitive[dataset_id] = versions
             elif kind == "grant":
                 grant = self._grants.pop(entity, None)
                 if grant is not None:
@@ -199,6 +229,15 @@ class FeedsCatalog:
 
     def dataset(self, dataset_id: str) -> DatasetState | None:
         return self._datasets.get(dataset_id)
+
+    def sensitive_fields(self, dataset_id: str) -> frozenset[str] | None:
+        """Every path a contract version of the dataset marks sensitive (the union over its
+        versions: a record written under an older version keeps that version's sensitive fields),
+        or None while no contract version of it is known."""
+        versions = self._sensitive.get(dataset_id)
+        if not versions:
+            return None
+        return frozenset().union(*versions.values())
 
     def grant(self, grant_id: str) -> GrantState | None:
         return self._grants.get(grant_id)

@@ -39,6 +39,7 @@ from services.feeds.delivery import SOURCE, Batch, Delivery, join_partitions
 from services.feeds.exceptions import DatasetNotFound, StaleCursor, SubscriptionNotFound
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Replay, Subscription
+from services.feeds.open_data import OpenSnapshots, Snapshot, SnapshotFormat
 from services.feeds.projection import FeedsCatalog, GrantState
 from services.feeds.readers import Reader, ReaderPool, check_offsets, group_id_of, open_positioned
 from services.feeds.schemas import (
@@ -102,9 +103,31 @@ class Feeds:
             metrics=metrics,
             settings=settings,
         )
+        self.snapshots = OpenSnapshots(
+            catalog=catalog, bus=bus, sessions=sessions, outbox=outbox, metrics=metrics, settings=settings
+        )
         # Every mode of delivery reads and meters a batch the same way; the webhook pusher through these.
         self.read_batch = self.delivery.read_batch
         self.meter = self.delivery.meter
+
+    # --- open data ----------------------------------------------------------------------------
+
+    def open_snapshot(
+        self,
+        *,
+        dataset_id: str,
+        limit: int,
+        format: SnapshotFormat,
+        address: str,
+        principal: Principal | None,
+    ) -> Snapshot:
+        """The latest ``limit`` records of an open dataset, for anyone, without their sensitive
+        fields (see :mod:`services.feeds.open_data`). Counted against the client first, so that a
+        flood of refused ids is limited too."""
+        self.snapshots.count(address, principal)
+        return self.snapshots.serve(
+            dataset_id=dataset_id, limit=limit, format=format, address=address, principal=principal
+        )
 
     # --- subscriptions ------------------------------------------------------------------------
 

@@ -110,6 +110,28 @@ class FeedsSettings(BaseSettings):
     )
     webhook_scan_interval_s: float = Field(default=1.0, gt=0)
     lag_interval_s: float = Field(default=15.0, gt=0, description="How often the lag gauges are refreshed.")
+    snapshot_default_records: int = Field(
+        default=1000, ge=1, description="Records of an open-data snapshot when `limit` is not given."
+    )
+    snapshot_max_records: int = Field(
+        default=10_000, ge=1, description="Largest `limit` of an open-data snapshot (its latest records)."
+    )
+    snapshot_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest an open-data snapshot may take to read its records (503, retry, beyond).",
+    )
+    snapshot_requests_per_minute: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Open-data snapshots one client address may download per minute without a key (each reads "
+            "up to `snapshot_max_records` records per partition, so fewer than the catalog's reads)."
+        ),
+    )
+    snapshot_burst: int = Field(
+        default=5, ge=1, description="Open-data snapshots one client address may download at once."
+    )
 
     @field_validator("secret")
     @classmethod

@@ -300,6 +300,8 @@ class UsageHandler:
         except EnvelopeError as error:
             raise PoisonMessage(f"not a CloudEvent: {error}", "envelope") from error
         if event.type != usage_events.USAGE:
+            # Replays, and open-data snapshots: a download without a grant is no scenario's use,
+            # so it stays out of every scenario and utilization figure.
             return
         delivery = utilization.delivery_from_event(event)
         if delivery is None:

@@ -96,3 +96,27 @@ def test_the_logged_in_catalog_shows_the_facet_counts_of_the_query(platform: Pla
     assert counts and all(count != "0" for _, count in counts)
     assert HIDDEN in client.get("/console/datasets").text  # a key sees what a department hid from visitors
     client.cookies.clear()
+
+
+def test_an_open_dataset_page_links_its_snapshot_download_and_a_conditional_one_does_not(
+    platform: Platform,
+) -> None:
+    client = _visitor(platform)
+
+    page = client.get("/console/public/datasets/transport.bus-arrivals")
+    chinese = client.get(
+        "/console/public/datasets/transport.bus-arrivals", headers={"Accept-Language": "zh-CN"}
+    )
+    conditional = client.get("/console/public/datasets/market.inspections")
+
+    assert page.status_code == chinese.status_code == conditional.status_code == 200
+    links = dict(re.findall(r'<a href="([^"]+)" id="download-(\w+)" download>', page.text))
+    assert set(links.values()) == {"ndjson", "csv"}
+    for link, form in links.items():
+        assert link == f"/feeds/v1/open/transport.bus-arrivals/snapshot?format={form}"
+        answer = client.get(link)  # followed as a visitor: no key, no cookie
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-disposition"].endswith(f'snapshot.{form}"')
+    assert "Download its latest records" in page.text
+    assert "无需密钥下载其最新数据记录" in chinese.text and 'id="download-csv"' in chinese.text
+    assert 'id="download' not in conditional.text

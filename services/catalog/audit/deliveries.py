@@ -2,7 +2,8 @@
 
 Feeds cannot write the catalog's tables; it announces each delivered batch on ``platform.usage``.
 The catalog consumes that topic in its own consumer group and appends one ``feed.deliver`` entry
-per batch. Offsets are committed only after the entries are committed, and each entry remembers
+per batch, one ``feed.replay`` entry per replay and one ``open.snapshot`` entry per open-data
+snapshot served without a grant. Offsets are committed only after the entries are committed, and each entry remembers
 the event it came from, so a redelivered event is skipped rather than entered twice.
 """
 
@@ -43,6 +44,28 @@ def replay_event(event: CloudEvent) -> AuditEvent:
         dataset_id=data.get("dataset_id"),
         scenario_id=str(data["scenario_id"]),
         details={key: data[key] for key in ("target", "positions", "epoch", "replayed_at") if key in data},
+        source_event_id=event.id,
+    )
+
+
+def open_snapshot_event(event: CloudEvent) -> AuditEvent:
+    """The audit entry of an open-data snapshot: which dataset, how much, and who by the salted
+    hash of its address (feeds never announces the address), or by the principal of its key."""
+    data = event.data
+    if not isinstance(data, dict) or not data.get("dataset_id") or not data.get("client"):
+        raise PoisonMessage("an open-snapshot event names its dataset and client", code="missing-fields")
+    principal = data.get("principal_id")
+    return AuditEvent(
+        action="open.snapshot",
+        resource_type="dataset",
+        resource_id=str(data["dataset_id"]),
+        actor_id=str(principal) if principal else None,  # null: a reader without a key
+        dataset_id=str(data["dataset_id"]),
+        details={
+            key: data[key]
+            for key in ("records", "bytes", "format", "limit", "withheld_fields", "client", "served_at")
+            if key in data
+        },
         source_event_id=event.id,
     )
 
@@ -98,6 +121,8 @@ class DeliveryAudit(EventBatchHandler[AuditEvent]):
             return delivery_event(event)
         if event.type == usage_events.REPLAY:
             return replay_event(event)
+        if event.type == usage_events.OPEN_SNAPSHOT:
+            return open_snapshot_event(event)
         return None  # a later kind of usage event: not for the audit trail (yet)
 
     def apply(self, items: list[AuditEvent]) -> None:
@@ -124,7 +149,8 @@ class DeliveryAudit(EventBatchHandler[AuditEvent]):
 
 
 def delivery_audit_worker(bus: Bus, sessions: sessionmaker[Session]) -> ConsumerWorker:
-    """The catalog's worker turning ``platform.usage`` into ``feed.deliver`` audit entries."""
+    """The catalog's worker turning ``platform.usage`` into ``feed.deliver``, ``feed.replay`` and
+    ``open.snapshot`` audit entries."""
     return ConsumerWorker(
         bus,
         name="catalog-audit-deliveries",

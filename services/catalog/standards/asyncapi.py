@@ -58,8 +58,9 @@ PLATFORM_TOPICS: dict[str, tuple[str, str]] = {
         "(no value) under its key. Ingest, feeds and quality build their read models from it.",
     ),
     topics.USAGE: (
-        "the scenario id",
-        "Delivery metering written by feeds: records and bytes delivered per subscription.",
+        "the scenario id (an open-data snapshot: the dataset id)",
+        "Delivery metering written by feeds: records and bytes delivered per subscription, "
+        "replays, and the open-data snapshots served without a grant.",
     ),
     topics.QUALITY: (
         "the dataset id",
@@ -441,16 +442,23 @@ EVENT_TYPE_KEYWORD = "x-citybase-event-type"
 """Keyword of an event schema under ``contracts/events/`` naming the CloudEvents type it describes."""
 
 
+EVENT_FILE_TOPICS = {"feeds": topics.USAGE}
+"""File prefixes under ``contracts/events/`` named after the service that writes the topic rather
+than the topic: ``feeds.*.json`` are the events feeds writes on ``platform.usage``."""
+
+
 def read_event_schemas(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """The platform event schemas kept as ``<topic suffix>.<event>.json`` files, by topic.
 
     ``contracts/events/catalog.dataset.json`` becomes message ``catalog.dataset`` of
-    ``platform.catalog``. Files of a topic the platform does not have are left out. Reading the
+    ``platform.catalog``, ``feeds.usage.json`` message ``feeds.usage`` of ``platform.usage``
+    (:data:`EVENT_FILE_TOPICS`). Files of a topic the platform does not have are left out. Reading the
     directory is the caller's choice (at startup, say); :func:`platform_asyncapi` stays pure.
     """
     by_topic: dict[str, dict[str, dict[str, Any]]] = {}
     for path in sorted(directory.glob("*.json")):
-        topic = f"platform.{path.stem.split('.', 1)[0]}"
+        prefix = path.stem.split(".", 1)[0]
+        topic = EVENT_FILE_TOPICS.get(prefix, f"platform.{prefix}")
         if topic in PLATFORM_TOPICS:
             by_topic.setdefault(topic, {})[path.stem] = json.loads(path.read_text(encoding="utf-8"))
     return by_topic

@@ -85,3 +85,23 @@ def test_the_rows_speak_chinese_too() -> None:
         assert (
             rows[1].summary == "clinic-finder 分 2 次收到 health.outpatient-visits 的 10 条记录（订阅 s-1）"
         )
+
+
+def test_an_open_data_download_reads_as_a_sentence_in_both_languages() -> None:
+    download = entry(
+        7,
+        "open.snapshot",
+        actor_id=None,
+        resource_type="dataset",
+        resource_id="transport.bus-arrivals",
+        scenario_id=None,
+        details={"records": 1000, "format": "csv", "client": "0" * 32},
+    )
+    (row,) = audit_rows([download])
+    assert (
+        row.summary
+        == "someone unauthenticated downloaded the latest records of open dataset transport.bus-arrivals"
+    )
+    with i18n.use("zh_CN"):
+        (row,) = audit_rows([download])
+    assert row.summary == "未认证的访问者 下载了开放数据集 transport.bus-arrivals 的最新记录"

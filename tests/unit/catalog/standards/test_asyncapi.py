@@ -380,3 +380,26 @@ def test_local_references_of_a_record_schema_resolve_inside_the_document(ref: st
         "type": "string",
         "pattern": "^S[0-9]{4}$",
     }
+
+
+def test_the_events_feeds_writes_become_platform_usage_messages() -> None:
+    """Without the AsyncAPI validator (tests/js), so that it runs everywhere; the whole document is
+    validated whole, these messages in it, by the test of the schemas under contracts/events above."""
+    directory = Path(__file__).resolve().parents[4] / "contracts" / "events"
+    event_schemas = read_event_schemas(directory)
+    feeds_files = sorted(path.stem for path in directory.glob("feeds.*.json"))
+    assert {"feeds.usage", "feeds.replay", "feeds.open-snapshot"} <= set(feeds_files)
+    assert sorted(event_schemas.get("platform.usage", {})) == feeds_files
+
+    document = platform_asyncapi(
+        [outpatient_visits()], LINKS, kafka_bootstrap=KAFKA, event_schemas=event_schemas
+    )
+
+    messages = document["channels"]["platform.usage"]["messages"]
+    assert messages.keys() == event_schemas["platform.usage"].keys()
+    snapshot = messages["feeds.open-snapshot"]
+    assert snapshot["headers"]["properties"]["ce_type"]["const"] == "city.citybase.feeds.open-snapshot.v1"
+    assert "client" in snapshot["payload"]["schema"]["required"]
+    assert "address" not in snapshot["payload"]["schema"]["properties"]  # a hash of it, never the address
+    for reference in references(document):
+        resolve(document, reference)
