@@ -211,15 +211,15 @@ class UtilizationAnnouncer:
     def announce(self, session: Session, entries: Sequence[dict[str, Any]], now: datetime) -> int:
         changed = {}
         for entry in entries:
-            state = utilization_state(entry)
-            if self._announced.get(state["dataset_id"]) != state:
-                changed[state["dataset_id"]] = state
-        for dataset_id, state in changed.items():
+            figures = utilization_state(entry)
+            if self._announced.get(figures["dataset_id"]) != figures:
+                changed[figures["dataset_id"]] = figures
+        for dataset_id, figures in changed.items():
             event = CloudEvent(
                 type=quality_events.UTILIZATION,
                 source=quality_events.SOURCE,
                 subject=dataset_id,
-                data={**state, "computed_at": as_utc(now).isoformat()},
+                data={**figures, "computed_at": as_utc(now).isoformat()},
             )
             self._outbox.add(session, event.to_record(quality_events.TOPIC, dataset_id.encode()))
         db.after_commit(session, lambda: self._announced.update(changed))

@@ -97,8 +97,8 @@ def _schema_errors(events: list[tuple[str, bytes, dict[str, Any]]]) -> list[str]
     }
     return [
         f"{event_type}: {error.message}"
-        for event_type, _, state in events
-        for error in validators[event_type].iter_errors(state)
+        for event_type, _, announced_state in events
+        for error in validators[event_type].iter_errors(announced_state)
     ]
 
 
@@ -205,7 +205,7 @@ def test_objectives_are_set_validated_listed_and_withdrawn(platform: Platform) -
     ]
     assert sorted(actions) == ["objective.set", "objective.set", "objective.withdraw"]
     events = [event for event in _catalog_events(platform) if event[0] == catalog_events.OBJECTIVE]
-    assert [(key, state["status"]) for _, key, state in events][-1] == (
+    assert [(key, announced_state["status"]) for _, key, announced_state in events][-1] == (
         f"objective:{dropped['id']}".encode(),
         "withdrawn",
     )
@@ -270,7 +270,7 @@ def test_outcomes_are_idempotent_validated_and_corrected_by_new_ones(platform: P
     assert len(reports) == 2 and reports[0]["details"]["value"] == 24.0
     assert reports[0]["details"]["corrects"] == first.json()["id"]
     events = [event for event in _catalog_events(platform) if event[0] == catalog_events.OUTCOME]
-    keyed = [(key.decode(), state["superseded_by"]) for _, key, state in events]
+    keyed = [(key.decode(), announced_state["superseded_by"]) for _, key, announced_state in events]
     assert keyed[-1] == (f"outcome:{first.json()['id']}", correction["id"])
     assert _schema_errors(events) == []
     platform.context.update(kpi_id=kpi["id"], correction_id=correction["id"])
@@ -392,12 +392,12 @@ def test_a_saved_report_verifies_against_the_trail_until_a_figure_or_a_row_chang
     assert taken.status_code == 201, taken.text
     checkpoint = taken.json()
     published = [
-        state
-        for event_type, _, state in _catalog_events(platform)
+        announced_state
+        for event_type, _, announced_state in _catalog_events(platform)
         if event_type == catalog_events.AUDIT_CHECKPOINT
     ]
     assert {"seq": checkpoint["seq"], "hash": checkpoint["hash"]} in [
-        {"seq": state["seq"], "hash": state["hash"]} for state in published
+        {"seq": announced_state["seq"], "hash": announced_state["hash"]} for announced_state in published
     ]
     report = _report(platform, checkpoint, 20, batches)
     evaluator = _as(platform, EVALUATOR)

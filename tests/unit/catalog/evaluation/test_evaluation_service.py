@@ -83,7 +83,7 @@ def test_a_scenario_sets_an_objective_audited_with_its_figures_and_announced(wor
     assert entry.details["datasets"] == ["market.inspections"]
     assert entry.details["period_start"] == "2027-01-01T00:00:00Z"
     announced = world.catalog.announced(catalog_events.OBJECTIVE)
-    assert [state["id"] for state in announced] == [objective.id]
+    assert [announced_state["id"] for announced_state in announced] == [objective.id]
     assert schema_errors(catalog_events.OBJECTIVE, announced) == []
 
 
@@ -171,7 +171,7 @@ def test_a_withdrawn_objective_keeps_its_reason_and_cannot_be_withdrawn_again(wo
     assert withdrawn.withdrawn_at is not None
     [entry] = _entries(world, "objective.withdraw")
     assert entry.scenario_id == VISIT.id and entry.details["reason"] == "Replaced by a sharper one."
-    assert [state["status"] for state in world.catalog.announced(catalog_events.OBJECTIVE)] == [
+    assert [announced_state["status"] for announced_state in world.catalog.announced(catalog_events.OBJECTIVE)] == [
         "active",
         "withdrawn",
     ]
@@ -207,7 +207,7 @@ def test_an_outcome_is_reported_audited_with_its_figures_and_announced(world: Ev
         "corrects": None,
     }
     announced = world.catalog.announced(catalog_events.OUTCOME)
-    assert [state["id"] for state in announced] == [outcome.id]
+    assert [announced_state["id"] for announced_state in announced] == [outcome.id]
     assert schema_errors(catalog_events.OUTCOME, announced) == []
 
 
@@ -272,7 +272,7 @@ def test_a_correction_is_a_new_outcome_and_supersedes_the_corrected_one_once(wor
     }
     assert listed[first.id].superseded_by == correction.id and listed[first.id].value == 27.5
     announced = world.catalog.announced(catalog_events.OUTCOME)
-    assert [(state["id"], state["superseded_by"]) for state in announced] == [
+    assert [(announced_state["id"], announced_state["superseded_by"]) for announced_state in announced] == [
         (first.id, None),
         (correction.id, None),
         (first.id, correction.id),
@@ -317,7 +317,7 @@ def test_an_evaluator_records_a_verdict_with_one_reason_per_active_objective(wor
     assert entry.scenario_id == VISIT.id and entry.details["result"] == "partly"
     assert [reason["objective_id"] for reason in entry.details["reasons"]] == [delivery.id, outcome.id]
     announced = world.catalog.announced(catalog_events.VERDICT)
-    assert [state["id"] for state in announced] == [verdict.id]
+    assert [announced_state["id"] for announced_state in announced] == [verdict.id]
     assert schema_errors(catalog_events.VERDICT, announced) == []
     assert [
         item.id for item in service.list_verdicts(world.catalog.session, actor=VISIT, scenario_id=VISIT.id)
