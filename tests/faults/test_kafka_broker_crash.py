@@ -22,13 +22,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from services.common.bus import OutgoingRecord, Producer, TopicSpec
 from services.common.bus.kafka import KafkaBus, KafkaTuning
 from services.common.worker import wait_until
 from tests.factories import bus_arrival_record
 from tests.support.infra import PrivateKafka
+from tests.support.kafka_topics import read_event_ids
 from tests.support.processes import Catalog, Dataset, ServiceProcess, running_catalog
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -138,30 +138,6 @@ def _retry_failed(url: str, dataset: Dataset, outcomes: Outcomes, timeout_s: flo
                     time.sleep(1.0)
 
 
-def _read_topic(bootstrap: str, topic: str) -> list[str]:
-    """Every ce_id on ``topic``, from the beginning to the end offsets of now."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, request_timeout_ms=30_000
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        assert partitions, f"{topic} has no partitions"
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        ids: list[str] = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            assert time.monotonic() < deadline, "could not read the topic to its end in 60 s"
-            for messages in consumer.poll(timeout_ms=1000, max_records=5000).values():
-                for message in messages:
-                    headers = dict(message.headers)
-                    ids.append(headers["ce_id"].decode())
-        return ids
-    finally:
-        consumer.close()
-
-
 def test_every_acknowledged_record_survives_a_broker_kill_exactly_once(
     private_kafka: PrivateKafka, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -217,7 +193,7 @@ def _run_the_crash(
     after = [end for start, end, outcome in outcomes.timeline if start > restarted_at and outcome == "202"]
     recovery_s = min(after) - restarted_at if after else float("nan")
     failed_503 = [end - start for start, end, outcome in outcomes.timeline if outcome == "503"]
-    found = Counter(_read_topic(broker.bootstrap, f"ds.{dataset.id}"))
+    found = Counter(read_event_ids(broker.bootstrap, f"ds.{dataset.id}"))
     sent = {event_id for batch in outcomes.batches for event_id in batch.event_ids}
     acknowledged = {e for b in outcomes.batches if b.acknowledged for e in b.event_ids}
     retried = {e for b in outcomes.batches if len(b.attempts) > 1 for e in b.event_ids}

@@ -24,8 +24,8 @@ import pytest
 
 from services.common.topics import records_topic
 from tests.factories import bus_arrival_record
-from tests.faults.test_kafka_broker_crash import _read_topic
 from tests.support.fault_platform import Grant, Platform, grant_for, poll, record_ids, subscribe
+from tests.support.kafka_topics import read_event_ids
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -103,7 +103,7 @@ def test_two_ingest_replicas_lose_and_double_nothing_when_one_dies(
         first.stop()
         second.stop()
 
-    on_topic = Counter(_read_topic(platform.kafka, records_topic(dataset.id)))
+    on_topic = Counter(read_event_ids(platform.kafka, records_topic(dataset.id)))
     sent = {event_id for ids in batches.values() for event_id in ids}
     # ce_id is derived from (principal, dataset, key, index): map each back to its batch by count.
     copies = sorted(n for n in on_topic.values() if n > 1)

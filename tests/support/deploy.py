@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,20 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+
+
+def build(kustomize: list[str], directory: Path) -> list[dict[str, Any]]:
+    """The manifests a kustomization builds (``kustomize`` is the command that builds one)."""
+    done = subprocess.run([*kustomize, str(directory)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [document for document in yaml.safe_load_all(done.stdout) if document]
+
+
+def by_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {document["metadata"]["name"]: document for document in manifests if document["kind"] == kind}
+
+
 UNKNOWN_PATH = "/v1/no-such-route/4f1d2c9e-record-id"
 """A path no service has: its 404 must not add a route label of its own."""
 

@@ -25,12 +25,13 @@ import re
 import socket
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 KAFKA_BOOTSTRAP = os.environ.get("CITYBASE_TEST_KAFKA", "127.0.0.1:9092")
@@ -203,3 +204,27 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def read_event_ids(bootstrap: str, topic: str) -> list[str]:
+    """Every ce_id on ``topic``, from the beginning to the end offsets of now."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, request_timeout_ms=30_000
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        assert partitions, f"{topic} has no partitions"
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        ids: list[str] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, "could not read the topic to its end in 60 s"
+            for messages in consumer.poll(timeout_ms=1000, max_records=5000).values():
+                for message in messages:
+                    headers = dict(message.headers)
+                    ids.append(headers["ce_id"].decode())
+        return ids
+    finally:
+        consumer.close()

@@ -10,8 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.deploy import DEPLOY, REPO, Scrape, promql_metric_names
-from tests.unit.deploy.test_deploy import K8S, build, by_kind
+from tests.support.deploy import DEPLOY, K8S, REPO, Scrape, build, by_kind, promql_metric_names
 
 CITY = K8S / "overlays" / "city"
 CAPACITY = REPO / "docs" / "capacity.md"

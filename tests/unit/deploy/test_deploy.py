@@ -12,7 +12,6 @@ import importlib
 import json
 import pkgutil
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,9 @@ import services
 from citybase.cli import app as cli_app
 from citybase.platform import SERVICE_FACTORIES
 from services.common.settings import Settings
-from tests.support.deploy import DEPLOY, REPO
+from tests.support.deploy import DEPLOY, K8S, REPO, build, by_kind
 
 COMPOSE = DEPLOY / "compose" / "docker-compose.yml"
-K8S = DEPLOY / "k8s"
 COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 SERVICES = sorted(SERVICE_FACTORIES)
 PORT = Settings.model_fields["port"].default
@@ -279,19 +277,9 @@ def test_the_compose_instructions_name_real_commands() -> None:
 KUSTOMIZATIONS = [K8S / "base", K8S / "overlays" / "production", K8S / "overlays" / "city"]
 
 
-def build(kustomize: list[str], directory: Path) -> list[dict[str, Any]]:
-    done = subprocess.run([*kustomize, str(directory)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [document for document in yaml.safe_load_all(done.stdout) if document]
-
-
 @pytest.fixture(scope="module", params=KUSTOMIZATIONS, ids=lambda path: path.name)
 def manifests(request: pytest.FixtureRequest, kustomize: list[str]) -> list[dict[str, Any]]:
     return build(kustomize, request.param)
-
-
-def by_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {document["metadata"]["name"]: document for document in manifests if document["kind"] == kind}
 
 
 def test_every_manifest_is_valid_by_the_kubernetes_schemas(manifests: list[dict[str, Any]]) -> None:
