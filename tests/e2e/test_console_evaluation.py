@@ -19,6 +19,7 @@ from tests.support.http import wait_until
 from tests.support.platform import Platform, in_process
 from tests.support.principals import OPERATOR, PUBLISHER, SCENARIO
 
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with in_process(

@@ -21,7 +21,8 @@ from services.quality.exceptions import InvalidTimeRange, ScenarioNotFound
 from services.quality.projection import QualityCatalog
 from services.quality.schemas import EvaluationReport
 from services.quality.settings import QualitySettings
-from tests.evaluation_factories import (
+from tests.factories import catalog_records, dataset_event_state, grant_state
+from tests.support.evaluation_factories import (
     apply,
     checkpoint_state,
     deliver,
@@ -35,7 +36,6 @@ from tests.evaluation_factories import (
     scored_window,
     verdict_state,
 )
-from tests.factories import catalog_records, dataset_event_state, grant_state
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "events"
 SCENARIO = "one-stop-visit"

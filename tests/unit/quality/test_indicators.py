@@ -21,7 +21,8 @@ from services.quality.app import refresh_utilization_gauges
 from services.quality.projection import QualityCatalog
 from services.quality.schemas import DepartmentScorecard, IndicatorReport, ScenarioScorecard
 from services.quality.settings import QualitySettings
-from tests.evaluation_factories import (
+from tests.factories import dataset_event_state, grant_state
+from tests.support.evaluation_factories import (
     apply,
     deliver,
     evaluation_records,
@@ -33,7 +34,6 @@ from tests.evaluation_factories import (
     scenario_state,
     scored_window,
 )
-from tests.factories import dataset_event_state, grant_state
 
 VISITS, ARRIVALS = "health.outpatient-visits", "transport.bus-arrivals"
 INSPECTIONS, PERMITS = "market.inspections", "spatial.building-permits"

@@ -12,7 +12,8 @@ from jsonschema import Draft202012Validator
 
 from services.common.bus import Message, OutgoingRecord
 from services.quality.projection import QualityCatalog
-from tests.evaluation_factories import (
+from tests.factories import catalog_records, contract_state, dataset_event_state, grant_state
+from tests.support.evaluation_factories import (
     checkpoint_state,
     evaluation_records,
     objective_state,
@@ -20,7 +21,6 @@ from tests.evaluation_factories import (
     scenario_state,
     verdict_state,
 )
-from tests.factories import catalog_records, contract_state, dataset_event_state, grant_state
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "events"
 
