@@ -87,6 +87,9 @@ def log_in(driver: Any, platform: Platform, key: str) -> None:
     driver.find_element(By.ID, "key").send_keys(key)
     driver.find_element(By.ID, "login").click()
     assert wait_until(lambda: "/console/login" not in driver.current_url, 10)
+    # The page the login leads to loads to its end before the caller opens another: a page opened
+    # while it still loads can be replaced by it under an element already found (a stale element).
+    assert wait_until(lambda: driver.execute_script("return document.readyState") == "complete", 10)
 
 
 def test_an_approver_approves_with_fewer_fields_and_a_mask_and_sees_the_grant(
