@@ -171,7 +171,9 @@ def test_a_withdrawn_objective_keeps_its_reason_and_cannot_be_withdrawn_again(wo
     assert withdrawn.withdrawn_at is not None
     [entry] = _entries(world, "objective.withdraw")
     assert entry.scenario_id == VISIT.id and entry.details["reason"] == "Replaced by a sharper one."
-    assert [announced_state["status"] for announced_state in world.catalog.announced(catalog_events.OBJECTIVE)] == [
+    assert [
+        announced_state["status"] for announced_state in world.catalog.announced(catalog_events.OBJECTIVE)
+    ] == [
         "active",
         "withdrawn",
     ]
