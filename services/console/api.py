@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
-import re
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -827,7 +827,9 @@ async def verify_report(request: Request, scenario_id: str, session: SessionDep,
         if error.status not in REFUSALS:
             raise
         failure = Failure("verify", error, form)
-        return await _show(request, session, *_evaluation_page(session, scenario_id, shown), failure, error.status)
+        return await _show(
+            request, session, *_evaluation_page(session, scenario_id, shown), failure, error.status
+        )
     return await _show(request, session, *_evaluation_page(session, scenario_id, shown, checked))
 
 

@@ -73,6 +73,7 @@ def trend_chart(
         largest = max((value for _, value in series if value is not None), default=0.0)
         top = high if high is not None else round_up(largest)
         ticks = [(top * step / 4, i18n.format_number(top * step / 4)) for step in range(5)]
+
     def point_label(at: datetime, value: float) -> str:
         shown = i18n.format_percent(value) if share else i18n.format_number(value, digits=2)
         return f"{format_day(at)}: {shown}"

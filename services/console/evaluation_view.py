@@ -262,13 +262,17 @@ def require_evaluation_of(caller: Caller, scenario_id: str) -> None:
     require_own_scenario(caller, scenario_id)
     if not (caller.is_scenario or caller.reads_evaluations):
         raise NotForYourRole(
-            i18n._("A scenario's evaluation is for the scenario itself, evaluators, operators and administrators.")
+            i18n._(
+                "A scenario's evaluation is for the scenario itself, evaluators, operators and administrators."
+            )
         )
 
 
 def require_evaluation_reader(caller: Caller) -> None:
     if not caller.reads_evaluations:
-        raise NotForYourRole(i18n._("The evaluations work list is for evaluators, operators and administrators."))
+        raise NotForYourRole(
+            i18n._("The evaluations work list is for evaluators, operators and administrators.")
+        )
 
 
 def _latest(items: Sequence[Mapping[str, Any]], field: str) -> Mapping[str, Any] | None:
@@ -303,7 +307,9 @@ async def evaluation_page(
         grants = await api.optional("catalog", "/v1/grants", scenario_id=scenario_id, limit=100)
     titles = {o["id"]: o["title"] for o in objectives}
     active = [o for o in objectives if o.get("status") == "active"]
-    datasets = sorted({*(scenario.get("datasets") or []), *(d for o in objectives for d in o.get("datasets") or [])})
+    datasets = sorted(
+        {*(scenario.get("datasets") or []), *(d for o in objectives for d in o.get("datasets") or [])}
+    )
     period_verdicts = [
         v for v in verdicts if _same_moment(v["period_start"], start) and _same_moment(v["period_end"], end)
     ]
@@ -316,7 +322,8 @@ async def evaluation_page(
         "period_verdict": _latest(period_verdicts, "recorded_at"),
         "period": {"start": start, "end": end, "start_day": day_of(start), "end_day": day_of(end)},
         "periods": [
-            {"start": s, "end": e, "start_day": day_of(s), "end_day": day_of(e)} for s, e in objective_periods(objectives)
+            {"start": s, "end": e, "start_day": day_of(s), "end_day": day_of(e)}
+            for s, e in objective_periods(objectives)
         ],
         "report": report,
         "report_error": report_error,

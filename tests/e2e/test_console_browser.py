@@ -925,9 +925,12 @@ OBJECTIVE = "Residents who found an open pharmacy"
 @pytest.fixture(scope="module")
 def evaluation_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with in_process(
-        tmp_path_factory.mktemp("console-evaluation"), served=True, key_name="console",
-        environment=FAST, prepare_platform=evaluation_cast,
-    ) as running:  # fmt: skip
+        tmp_path_factory.mktemp("console-evaluation"),
+        served=True,
+        key_name="console",
+        environment=FAST,
+        prepare_platform=evaluation_cast,
+    ) as running:
         yield running
 
 
@@ -998,9 +1001,11 @@ def test_a_scenario_sets_an_objective_and_reports_an_outcome_and_the_evaluator_j
 
     def saved() -> dict[str, Any] | None:
         answer = platform.ok(
-            "GET", f"/quality/v1/scenarios/{SCENARIO}/evaluation", platform.keys[EVALUATOR],
+            "GET",
+            f"/quality/v1/scenarios/{SCENARIO}/evaluation",
+            platform.keys[EVALUATOR],
             params={"period_start": EVALUATION_START, "period_end": EVALUATION_END, "format": "json"},
-        )  # fmt: skip
+        )
         seen = answer.get("checkpoint") or {}
         return answer if seen.get("seq", -1) >= checkpoint["seq"] else None
 

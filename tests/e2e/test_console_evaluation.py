@@ -19,12 +19,15 @@ from tests.support.http import wait_until
 from tests.support.platform import Platform, in_process
 from tests.support.principals import OPERATOR, PUBLISHER, SCENARIO
 
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with in_process(
-        tmp_path_factory.mktemp("console-evaluation"), key_name="console", environment=FAST,
+        tmp_path_factory.mktemp("console-evaluation"),
+        key_name="console",
+        environment=FAST,
         prepare_platform=evaluation_cast,
-    ) as running:  # fmt: skip
+    ) as running:
         yield running
 
 
@@ -68,21 +71,37 @@ def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(pl
     days = {"period_start": day_of(START), "period_end": day_of(END)}
     delivery = client.post(
         f"/console/scenarios/{SCENARIO}/objectives",
-        data={"title": "Inspections every few days", "kind": "delivered-records", "datasets": DATASET,
-              "target": "10", **days},
+        data={
+            "title": "Inspections every few days",
+            "kind": "delivered-records",
+            "datasets": DATASET,
+            "target": "10",
+            **days,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert delivery.status_code == 303, delivery.text
     assert delivery.headers["location"].startswith(f"{PAGE}?period_start=")
     outcome = client.post(
         f"/console/scenarios/{SCENARIO}/objectives",
-        data={"title": "Pharmacies checked by residents", "kind": "outcome", "target": "100",
-              "kpi_name": "look-ups", "kpi_unit": "per day", "kpi_direction": "at-least", **days},
+        data={
+            "title": "Pharmacies checked by residents",
+            "kind": "outcome",
+            "target": "100",
+            "kpi_name": "look-ups",
+            "kpi_unit": "per day",
+            "kpi_direction": "at-least",
+            **days,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert outcome.status_code == 303, outcome.text
     set_ = {o["title"]: o for o in _objectives(platform)}
-    assert set_["Pharmacies checked by residents"]["kpi"] == {"name": "look-ups", "unit": "per day", "direction": "at-least"}
+    assert set_["Pharmacies checked by residents"]["kpi"] == {
+        "name": "look-ups",
+        "unit": "per day",
+        "direction": "at-least",
+    }
     assert set_["Inspections every few days"]["datasets"] == [DATASET]
     assert set_["Inspections every few days"]["period_start"].startswith(day_of(START))
 
@@ -97,8 +116,14 @@ def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(pl
     page = client.get(PAGE, params=THIS_MONTH).text
     key = _hidden(page, "outcome-idempotency_key")
     objective_id = set_["Pharmacies checked by residents"]["id"]
-    form = {"idempotency_key": key, "objective_id": objective_id, **days, "value": "120",
-            "dataset_ids": DATASET, "note": "from the app's logs"}  # fmt: skip
+    form = {
+        "idempotency_key": key,
+        "objective_id": objective_id,
+        **days,
+        "value": "120",
+        "dataset_ids": DATASET,
+        "note": "from the app's logs",
+    }
     first = client.post(f"/console/scenarios/{SCENARIO}/outcomes", data=form, follow_redirects=False)
     again = client.post(f"/console/scenarios/{SCENARIO}/outcomes", data=form, follow_redirects=False)
     assert first.status_code == again.status_code == 303, again.text
@@ -109,12 +134,18 @@ def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(pl
     page = client.get(PAGE, params=THIS_MONTH).text
     correction = client.post(
         f"/console/scenarios/{SCENARIO}/outcomes",
-        data={"idempotency_key": _hidden(page, "outcome-idempotency_key") + "-fix", "corrects": reported[0]["id"],
-              "objective_id": objective_id, "period_start": reported[0]["period_start"],
-              "period_end": reported[0]["period_end"], "value": "90", "note": "bots removed",
-              "dataset_ids": DATASET},
+        data={
+            "idempotency_key": _hidden(page, "outcome-idempotency_key") + "-fix",
+            "corrects": reported[0]["id"],
+            "objective_id": objective_id,
+            "period_start": reported[0]["period_start"],
+            "period_end": reported[0]["period_end"],
+            "value": "90",
+            "note": "bots removed",
+            "dataset_ids": DATASET,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert correction.status_code == 303, correction.text
     outcomes = {o["id"]: o for o in _outcomes(platform)}
     assert outcomes[reported[0]["id"]]["superseded_by"] is not None
@@ -147,7 +178,9 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
     report = saved.json()
     assert "attachment" in saved.headers["content-disposition"]
     assert client.get(f"{PAGE}/report.csv", params=THIS_MONTH).headers["content-type"].startswith("text/csv")
-    assert client.get(f"{PAGE}/report.html", params=THIS_MONTH).headers["content-type"].startswith("text/html")
+    assert (
+        client.get(f"{PAGE}/report.html", params=THIS_MONTH).headers["content-type"].startswith("text/html")
+    )
     by_title = {o["title"]: o for o in report["objectives"]}
     assert by_title["Inspections every few days"]["status"] == "met", by_title
     assert by_title["Pharmacies checked by residents"]["actual"] == 90  # the correction, not the first value
@@ -158,13 +191,24 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
         reasons[f"reason.{o['id']}"] = f"{o['title']}: {o['actual']} against {o['target']}"
     verdict = client.post(
         f"/console/scenarios/{SCENARIO}/verdicts",
-        data={"period_start": report["period"]["start"], "period_end": report["period"]["end"], "result": "meets",
-              "objective": [o["id"] for o in report["objectives"]], "digest": report["digest"],
-              **({"checkpoint_seq": str(report["checkpoint"]["seq"]), "checkpoint_hash": report["checkpoint"]["hash"]}
-                 if report["checkpoint"] else {}),
-              **reasons},
+        data={
+            "period_start": report["period"]["start"],
+            "period_end": report["period"]["end"],
+            "result": "meets",
+            "objective": [o["id"] for o in report["objectives"]],
+            "digest": report["digest"],
+            **(
+                {
+                    "checkpoint_seq": str(report["checkpoint"]["seq"]),
+                    "checkpoint_hash": report["checkpoint"]["hash"],
+                }
+                if report["checkpoint"]
+                else {}
+            ),
+            **reasons,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert verdict.status_code == 303, verdict.text
     [recorded] = platform.ok("GET", f"/catalog/v1/scenarios/{SCENARIO}/verdicts")["items"]
     assert recorded["result"] == "meets" and recorded["report"]["digest"] == report["digest"]
@@ -181,7 +225,9 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
         seen = answer.json().get("checkpoint") or {}
         return answer.content if seen.get("seq", -1) >= checkpoint["seq"] else None
 
-    assert wait_until(lambda: saved_after_the_checkpoint() is not None, 15), "quality did not see the checkpoint"
+    assert wait_until(lambda: saved_after_the_checkpoint() is not None, 15), (
+        "quality did not see the checkpoint"
+    )
     saved_content = saved_after_the_checkpoint()
     assert saved_content is not None
     verified = client.post(
