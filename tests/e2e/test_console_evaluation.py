@@ -116,11 +116,14 @@ def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(pl
     page = client.get(PAGE, params=THIS_MONTH).text
     key = _hidden(page, "outcome-idempotency_key")
     objective_id = set_["Pharmacies checked by residents"]["id"]
+    # the grants it may name are offered on the form; a dataset it names must be under one of them
+    [grant_id] = re.findall(r'id="outcome-grant-([^"]+)"', page)
     form = {
         "idempotency_key": key,
         "objective_id": objective_id,
         **days,
         "value": "120",
+        "grant_ids": grant_id,
         "dataset_ids": DATASET,
         "note": "from the app's logs",
     }
@@ -142,6 +145,7 @@ def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(pl
             "period_end": reported[0]["period_end"],
             "value": "90",
             "note": "bots removed",
+            "grant_ids": grant_id,
             "dataset_ids": DATASET,
         },
         follow_redirects=False,
@@ -237,10 +241,12 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
     assert 'id="verification-result">verified' in verified.text, verified.text
     tampered = json.loads(saved_content)
     delivery = next(o for o in tampered["objectives"] if o["kind"] == "delivered-records")
-    delivery["actual"] = delivery["actual"] + 1000
+    delivery["per_dataset"][0]["actual"] += 1000  # records the trail never delivered
     shown = client.post(f"{PAGE}/verify", data={"document": json.dumps(tampered)})
     assert shown.status_code == 200, shown.text
     assert "does not match the audit trail" in shown.text and 'id="mismatches"' in shown.text
+    index = tampered["objectives"].index(delivery)
+    assert f"<code>/objectives/{index}/per_dataset/0/actual</code>" in shown.text
 
 
 def test_a_department_is_refused_and_the_scenario_records_no_verdict(platform: Platform) -> None:
