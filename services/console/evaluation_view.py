@@ -302,13 +302,19 @@ async def evaluation_page(
             raise
         report_error = error
     may_report = may_report_outcomes(caller, scenario_id)
-    grants = None
+    granted: list[dict[str, Any]] = []
     if may_report:
-        grants = await api.optional("catalog", "/v1/grants", scenario_id=scenario_id, limit=100)
+        # An outcome names the grants it used, and a dataset only under one of them (the catalog's rule).
+        listed = await api.optional("catalog", "/v1/grants", scenario_id=scenario_id, limit=100)
+        granted = [g for g in (listed or {}).get("items", []) if g.get("status") == "active"]
     titles = {o["id"]: o["title"] for o in objectives}
     active = [o for o in objectives if o.get("status") == "active"]
     datasets = sorted(
-        {*(scenario.get("datasets") or []), *(d for o in objectives for d in o.get("datasets") or [])}
+        {
+            *(scenario.get("datasets") or []),
+            *(d for o in objectives for d in o.get("datasets") or []),
+            *(g["dataset_id"] for g in granted),
+        }
     )
     period_verdicts = [
         v for v in verdicts if _same_moment(v["period_start"], start) and _same_moment(v["period_end"], end)
@@ -335,7 +341,7 @@ async def evaluation_page(
         "may_verify": caller.reads_evaluations,
         "outcome_objectives": [o for o in active if o.get("kind") == "outcome"],
         "datasets": datasets,
-        "grants": [g for g in (grants or {}).get("items", []) if g.get("status") == "active"],
+        "grants": granted,
         "kinds": OBJECTIVE_KINDS,
         "directions": DIRECTIONS,
         "verdict_results": VERDICTS,

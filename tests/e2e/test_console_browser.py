@@ -967,6 +967,7 @@ def test_a_scenario_sets_an_objective_and_reports_an_outcome_and_the_evaluator_j
         f"{OBJECTIVE} (look-ups, per day)"
     )
     _type_values(browser, {"outcome-value": "64", "outcome-note": "counted by the app"})
+    browser.find_element(By.CSS_SELECTOR, "#outcome-grants input[type=checkbox]").click()
     browser.find_element(By.ID, "outcome-dataset-market.inspections").click()
     browser.find_element(By.ID, "report-outcome").click()
     assert wait_until(lambda: "counted by the app" in text_of(browser, "outcomes"), 10)
