@@ -60,8 +60,8 @@ def trend_chart(
     *,
     share: bool = False,
     high: float | None = None,
-    width: int = 720,
-    height: int = 180,
+    width: int = 360,
+    height: int = 150,
 ) -> LineChart:
     """An indicator over the periods of its trend. A share (a fraction 0-1) is drawn on a 0-100 %
     axis; any other figure on an axis from 0 to ``high``, else to a round number above its
