@@ -65,6 +65,8 @@ def _hidden(page: str, element_id: str) -> str:
 
 def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(platform: Platform) -> None:
     client = login(platform, SCENARIO)
+    assert f'href="{PAGE}"' in client.get("/console/").text  # its home leads to its evaluation
+    assert 'id="evaluation-link"' in client.get(f"/console/scenarios/{SCENARIO}").text
     page = client.get(PAGE)
     assert page.status_code == 200, page.text
     assert 'id="objective-form"' in page.text and 'id="verdict-form"' not in page.text
