@@ -1,8 +1,9 @@
 """Authorized operation from the command line: ``citybase scenarios``, ``requests`` and ``grants``,
 over the catalog's HTTP API (docs/authorization.md says who may call which).
 
-The choices of ``--status`` and ``--category`` are the API's values, spelled here: the CLI speaks
-HTTP and imports no catalog module (the import-linter contract of pyproject.toml).
+The choices of ``--status`` and ``--category`` are the API's own value sets
+(services.common.vocabulary): the CLI speaks HTTP and imports no catalog module (the import-linter
+contract of pyproject.toml).
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ import typer
 from citybase.connection import segment
 from citybase.verbs import Call, noun, verb
 from services.common.i18n import N_, _
+from services.common.vocabulary import (
+    AccessRequestStatus,
+    GrantStatus,
+    PurposeCategory,
+    ScenarioStage,
+    ScenarioStatus,
+)
 
 scenarios = noun(
     N_("Scenarios: who asks for data, for what; admin creates, suspends, resumes and retires them.")
@@ -29,34 +37,6 @@ GrantArgument = Annotated[str, typer.Argument(metavar="GRANT", help=N_("The gran
 Reason = Annotated[str, typer.Option(help=N_("Why: kept in the audit trail, shown to the scenario."))]
 Limit = Annotated[int, typer.Option(min=1, max=500, help=N_("Most items to list."))]
 Cursor = Annotated[str | None, typer.Option(help=N_("Where the previous page ended (from its last line)."))]
-
-
-class ScenarioStatus(StrEnum):
-    active = "active"
-    suspended = "suspended"
-    retired = "retired"
-
-
-class PurposeCategory(StrEnum):
-    public_service = "public_service"
-    research = "research"
-    city_operations = "city_operations"
-    commercial = "commercial"
-    other = "other"
-
-
-class RequestStatus(StrEnum):
-    pending = "pending"
-    approved = "approved"
-    rejected = "rejected"
-    withdrawn = "withdrawn"
-
-
-class GrantStatus(StrEnum):
-    active = "active"
-    suspended = "suspended"
-    revoked = "revoked"
-    expired = "expired"
 
 
 def _page(
@@ -160,15 +140,6 @@ def retire_scenario(call: Call, scenario_id: ScenarioArgument) -> None:
     _set_status(call, scenario_id, ScenarioStatus.retired)
 
 
-class ScenarioStage(StrEnum):
-    proposed = "proposed"
-    approved = "approved"
-    building = "building"
-    live = "live"
-    suspended = "suspended"
-    retired = "retired"
-
-
 @verb(
     scenarios,
     "stage",
@@ -237,7 +208,7 @@ def list_requests(
     call: Call,
     scenario: Annotated[str | None, typer.Option(help=N_("Only this scenario's."))] = None,
     dataset: Annotated[str | None, typer.Option(help=N_("Only for this dataset."))] = None,
-    status: Annotated[RequestStatus | None, typer.Option(help=N_("Only this status."))] = None,
+    status: Annotated[AccessRequestStatus | None, typer.Option(help=N_("Only this status."))] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> None:

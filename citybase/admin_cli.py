@@ -5,7 +5,6 @@ reset-key`` (a lost admin key, through the data directory, on the machine that h
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +27,7 @@ from citybase.verbs import (
 from services.common import i18n
 from services.common.auth import PrincipalKind
 from services.common.i18n import N_, _
+from services.common.vocabulary import DepartmentKind
 
 domains = noun(N_("Domains: the part of a dataset id before the dot, each owned by a department."))
 departments = noun(N_("Departments: the publishers that own domains and datasets."))
@@ -43,15 +43,6 @@ admin = typer.Typer(
     cls=TranslatedGroup,
     no_args_is_help=True,
 )
-
-
-class DepartmentKind(StrEnum):
-    """The kinds the catalog knows (its API lists them in ``DepartmentCreate``)."""
-
-    commission = "commission"
-    bureau = "bureau"
-    district = "district"
-    enterprise = "enterprise"
 
 
 Name = Annotated[str, typer.Option(help=N_("The name people read."))]

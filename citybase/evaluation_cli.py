@@ -2,13 +2,13 @@
 ``citybase evaluation outcomes report|list``, ``citybase evaluation verdict`` and
 ``citybase evaluation verify REPORT.json``, over the catalog's HTTP API.
 
-The choices are the API's values, spelled here: the CLI speaks HTTP and imports no catalog module.
+The choices are the API's own value sets (services.common.vocabulary): the CLI speaks HTTP and
+imports no catalog module.
 """
 
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +17,7 @@ import typer
 from citybase.connection import segment
 from citybase.verbs import Call, noun, verb
 from services.common.i18n import N_, _
+from services.common.vocabulary import KpiDirection, ObjectiveKind, VerdictResult
 
 evaluation = noun(
     N_("Scenario evaluation: objectives, reported outcomes, evaluators' verdicts, verified reports.")
@@ -30,25 +31,6 @@ ScenarioArgument = Annotated[str, typer.Argument(metavar="SCENARIO", help=N_("Th
 ObjectiveArgument = Annotated[str, typer.Argument(metavar="OBJECTIVE", help=N_("The objective's id."))]
 PeriodStart = Annotated[str, typer.Option(help=N_("Start of the period, inclusive (RFC 3339 with a zone)."))]
 PeriodEnd = Annotated[str, typer.Option(help=N_("End of the period, exclusive (RFC 3339 with a zone)."))]
-
-
-class ObjectiveKind(StrEnum):
-    dataset_use = "dataset-use"
-    delivered_records = "delivered-records"
-    active_days = "active-days"
-    quality_floor = "quality-floor"
-    outcome = "outcome"
-
-
-class Direction(StrEnum):
-    at_least = "at-least"
-    at_most = "at-most"
-
-
-class VerdictResult(StrEnum):
-    meets = "meets"
-    partly = "partly"
-    does_not_meet = "does-not-meet"
 
 
 def _objective_columns() -> list[tuple[str, str]]:
@@ -106,8 +88,8 @@ def set_objective(
     kpi: Annotated[str | None, typer.Option(help=N_("The KPI's name (kind outcome)."))] = None,
     unit: Annotated[str, typer.Option(help=N_("The KPI's unit (kind outcome)."))] = "",
     direction: Annotated[
-        Direction, typer.Option(help=N_("Whether the KPI should be at least or at most the target."))
-    ] = Direction.at_least,
+        KpiDirection, typer.Option(help=N_("Whether the KPI should be at least or at most the target."))
+    ] = KpiDirection.at_least,
 ) -> None:
     body = {
         "title": title,

@@ -1,7 +1,8 @@
 """The needs board from the command line: ``citybase needs list|show|file|join|comment|follow|answer``,
 over the catalog's HTTP API (docs/authorization.md says who may call which).
 
-The choices are the API's values, spelled here: the CLI speaks HTTP and imports no catalog module.
+The choices are the API's own value sets (services.common.vocabulary): the CLI speaks HTTP and
+imports no catalog module.
 """
 
 from __future__ import annotations
@@ -11,38 +12,16 @@ from typing import Annotated, Any
 
 import typer
 
-from citybase.access_cli import PurposeCategory
 from citybase.connection import segment
 from citybase.verbs import Call, noun, verb
 from services.common.i18n import N_, _
+from services.common.vocabulary import Frequency, NeedStatus, PurposeCategory, Urgency
 
 needs = noun(
     N_("Needs: what scenario builders, departments and residents want of the city's data, and the answers.")
 )
 
 NeedArgument = Annotated[str, typer.Argument(metavar="NEED", help=N_("The need's id."))]
-
-
-class NeedStatus(StrEnum):
-    held = "held"
-    open = "open"
-    offered = "offered"
-    committed = "committed"
-    fulfilled = "fulfilled"
-    declined = "declined"
-    rejected = "rejected"
-
-
-class Frequency(StrEnum):
-    high = "high"
-    medium = "medium"
-    low = "low"
-
-
-class Urgency(StrEnum):
-    urgent = "urgent"
-    pressing = "pressing"
-    normal = "normal"
 
 
 class AnswerKind(StrEnum):

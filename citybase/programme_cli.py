@@ -6,7 +6,6 @@ The CLI speaks HTTP and imports no catalog module (the import-linter contract of
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -14,6 +13,7 @@ import typer
 from citybase.connection import segment
 from citybase.verbs import Call, noun, verb
 from services.common.i18n import N_, _
+from services.common.vocabulary import ApplicantStatus
 
 lists = noun(N_("Opportunity lists: operators draft, fill and publish them; anyone reads them."))
 applicants = noun(N_("Applicant organisations: they register themselves, operators vet them."))
@@ -24,12 +24,6 @@ OpeningArgument = Annotated[str, typer.Argument(metavar="OPENING", help=N_("The 
 ApplicantArgument = Annotated[str, typer.Argument(metavar="APPLICANT", help=N_("The applicant's id."))]
 ProposalArgument = Annotated[str, typer.Argument(metavar="PROPOSAL", help=N_("The proposal's id."))]
 Reason = Annotated[str, typer.Option(help=N_("Why: kept in the audit trail and shown to those concerned."))]
-
-
-class ApplicantStatus(StrEnum):
-    pending = "pending"
-    vetted = "vetted"
-    refused = "refused"
 
 
 def _list_columns() -> list[tuple[str, str]]:

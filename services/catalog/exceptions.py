@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from services.common.problems import Conflict, Forbidden, InvalidRequest, NotFound
+from collections.abc import Collection, Sequence
+
+from services.common.i18n import N_, Sentence
+from services.common.problems import Conflict, FieldError, Forbidden, InvalidRequest, NotFound
 
 
 class DatasetNotFound(NotFound):
@@ -51,3 +54,19 @@ class ContractMismatch(InvalidRequest):
 
 class InvalidCursor(InvalidRequest):
     slug, title = "invalid-cursor", "The pagination cursor is not valid"
+
+
+def refuse_unknown(values: Sequence[str], known: Collection[str], member: str, noun: Sentence) -> None:
+    """A 422 naming each of ``values`` (the body's ``member``) that is not ``known``; ``noun`` says
+    what a value names (``Sentence(N_("domain"))``), in the reader's language."""
+    errors = [
+        FieldError(
+            path=f"/body/{member}/{index}",
+            rule="exists",
+            message=Sentence(N_("no %(noun)s %(value)r"), noun=noun, value=value),
+        )
+        for index, value in enumerate(values)
+        if value not in known
+    ]
+    if errors:
+        raise InvalidRequest(Sentence(N_("not every %(noun)s named exists"), noun=noun), errors=errors)

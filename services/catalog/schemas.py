@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from services.common.clock import aware
+from services.common.vocabulary import DepartmentKind
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
 DatasetId = Annotated[
@@ -32,13 +33,6 @@ class DatasetStatus(StrEnum):
     active = "active"
     deprecated = "deprecated"
     retired = "retired"
-
-
-class DepartmentKind(StrEnum):
-    commission = "commission"
-    bureau = "bureau"
-    district = "district"
-    enterprise = "enterprise"
 
 
 class CompatibilityModeName(StrEnum):

@@ -171,3 +171,32 @@ def test_a_client_address_without_a_key_is_limited_with_retry_after(catalog: Cat
     # A caller with a key is not counted against the address.
     assert catalog.call("GET", "/v1/datasets").status_code == 200
     assert catalog.client.get("/v1/catalog").status_code == 429
+
+
+def test_the_contract_of_a_public_record_is_read_without_a_key_and_no_other(catalog: CatalogHarness) -> None:
+    listed = _load_examples(catalog)
+    _hide(catalog, HIDDEN)
+    public = next(d["id"] for d in listed if d["id"] != HIDDEN)
+
+    document = catalog.client.get(f"/v1/datasets/{public}/contract")
+    assert document.status_code == 200, document.text
+    assert document.text == catalog.call("GET", f"/v1/datasets/{public}/contract").text
+    versions = catalog.client.get(f"/v1/datasets/{public}/contract-versions")
+    assert versions.status_code == 200 and versions.json()
+    version = versions.json()[-1]["version"]
+    one = catalog.client.get(f"/v1/datasets/{public}/contract-versions/{version}")
+    assert one.status_code == 200 and one.json()["version"] == version
+    # A hidden dataset's contract, with its sensitive fields and their masks, stays behind a key;
+    # refused as its record is, so a reader cannot tell hidden from unknown.
+    for path in (
+        f"/v1/datasets/{HIDDEN}/contract",
+        f"/v1/datasets/{HIDDEN}/contract-versions",
+        f"/v1/datasets/{HIDDEN}/contract-versions/{version}",
+        "/v1/datasets/transport.nothing/contract",
+    ):
+        refused = catalog.client.get(path)
+        assert refused.status_code == 401 and refused.headers["content-type"] == PROBLEM, path
+    assert catalog.call("GET", f"/v1/datasets/{HIDDEN}/contract").status_code == 200
+    # Checking a draft against the contract is a publisher's tool: it still needs a key.
+    check = catalog.client.post(f"/v1/datasets/{public}/contract-versions/check", content=document.text)
+    assert check.status_code == 401

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.factories import access_request_create, need_create
+from tests.factories import access_request_create, evaluation_report, need_create
 from tests.support.platform import Platform, in_process
 
 TYPE = "https://citybase.dev/problems/"
@@ -67,6 +67,18 @@ CASES = [
         ("no published opportunity list 'no-such-list'", "没有已发布的机会清单 'no-such-list'"),
         None,
         id="catalog-programme",
+    ),
+    pytest.param(
+        ("POST", "/catalog/v1/evaluations/verify", {"json": evaluation_report("one-stop-visit", None, [])}),
+        422,
+        "invalid-evaluation-report",
+        ("the evaluation report cannot be verified", "无法核验该评估报告"),
+        (
+            "/body/checkpoint",
+            "the report names no audit checkpoint, so nothing on the trail vouches for it",
+            "报告未指明审计检查点，审计记录无法为其作证",
+        ),
+        id="catalog-evaluation-report",
     ),
     pytest.param(
         ("POST", "/ingest/v1/datasets/transport.bus-arrivals/records", {"content": b"[]"}),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
 from services.catalog.schemas import DatasetId, ReadModel, Slug, Timestamp
+from services.common.vocabulary import (
+    AccessRequestStatus,
+    GrantStatus,
+    PurposeCategory,
+    ScenarioStage,
+    ScenarioStatus,
+)
 
 FieldPath = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 """A field of the dataset's contract: a top-level ``name`` in ``fields``; in ``masking`` and
@@ -20,57 +26,6 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 MaskValue = str | dict[str, Any]
 """A mask as the policy module reads it: ``"hash"``, ``"redact"``, or
 ``{"kind": "partial", "keepPrefix": 3, "keepSuffix": 4}`` / ``{"kind": "generalize", "precision": 2}``."""
-
-
-class ScenarioStatus(StrEnum):
-    active = "active"
-    suspended = "suspended"
-    retired = "retired"
-
-
-class ScenarioStage(StrEnum):
-    """Where a scenario is in the city's programme (docs/authorization.md, "Scenario stages").
-
-    Every stage but ``suspended`` and ``retired`` keeps the scenario ``active`` (its keys work, it
-    may file and submit requests); ``suspended`` and ``retired`` are the statuses of the same name.
-    """
-
-    proposed = "proposed"
-    approved = "approved"
-    building = "building"
-    live = "live"
-    suspended = "suspended"
-    retired = "retired"
-
-
-class PurposeCategory(StrEnum):
-    """Why a scenario wants data: the fixed list approvers and scorecards group by."""
-
-    public_service = "public_service"
-    research = "research"
-    city_operations = "city_operations"
-    commercial = "commercial"
-    other = "other"
-
-
-class AccessRequestStatus(StrEnum):
-    """``draft``: prepared for a scenario by someone else (an answer to a need, a selected proposal);
-    the scenario submits it as it is or changed (then ``pending``), or withdraws it."""
-
-    draft = "draft"
-    pending = "pending"
-    approved = "approved"
-    rejected = "rejected"
-    withdrawn = "withdrawn"
-
-
-class GrantStatus(StrEnum):
-    """Stored states, and ``expired``, which is never stored: computed from ``expires_at``."""
-
-    active = "active"
-    suspended = "suspended"
-    revoked = "revoked"
-    expired = "expired"
 
 
 # --- scenarios -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from services.catalog.access.deps import AccessDep
 from services.catalog.contracts import service
 from services.catalog.contracts.odcs import MAX_CONTRACT_BYTES
-from services.catalog.deps import PublisherDep, ReaderDep, SessionDep
+from services.catalog.deps import PublicReaderDep, PublisherDep, ReaderDep, SessionDep
 from services.catalog.schemas import CompatibilityReport, ContractVersionRead, ContractVersionSummary
 
 router = APIRouter(prefix="/v1")
@@ -87,10 +87,12 @@ async def check_version(
     response_model=list[ContractVersionSummary],
     tags=["contracts"],
 )
-def list_versions(dataset_id: str, session: SessionDep, _: ReaderDep) -> list[ContractVersionSummary]:
+def list_versions(
+    dataset_id: str, session: SessionDep, reader: PublicReaderDep
+) -> list[ContractVersionSummary]:
     return [
         ContractVersionSummary.model_validate(v)
-        for v in service.list_versions(session, dataset_id=dataset_id)
+        for v in service.list_versions(session, dataset_id=dataset_id, public_only=reader is None)
     ]
 
 
@@ -99,9 +101,11 @@ def list_versions(dataset_id: str, session: SessionDep, _: ReaderDep) -> list[Co
     response_model=ContractVersionRead,
     tags=["contracts"],
 )
-def get_version(dataset_id: str, version: str, session: SessionDep, _: ReaderDep) -> ContractVersionRead:
+def get_version(
+    dataset_id: str, version: str, session: SessionDep, reader: PublicReaderDep
+) -> ContractVersionRead:
     return ContractVersionRead.model_validate(
-        service.get_version(session, dataset_id=dataset_id, version=version)
+        service.get_version(session, dataset_id=dataset_id, version=version, public_only=reader is None)
     )
 
 
@@ -112,8 +116,8 @@ def get_version(dataset_id: str, version: str, session: SessionDep, _: ReaderDep
     responses={200: {"content": {"application/yaml": {}, "application/json": {}}}},
 )
 def get_contract_document(
-    dataset_id: str, session: SessionDep, _: ReaderDep, version: str | None = None
+    dataset_id: str, session: SessionDep, reader: PublicReaderDep, version: str | None = None
 ) -> Response:
-    stored = service.get_version(session, dataset_id=dataset_id, version=version)
+    stored = service.get_version(session, dataset_id=dataset_id, version=version, public_only=reader is None)
     media_type = "application/json" if stored.document_format == "json" else "application/yaml"
     return Response(stored.document, media_type=media_type)

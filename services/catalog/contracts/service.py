@@ -45,6 +45,8 @@ from services.catalog.datasets.service import (
     dataset_read,
     get_dataset,
     may_publish_to,
+    not_public,
+    public_record,
 )
 from services.catalog.domains.service import get_department
 from services.catalog.events import CatalogEvents
@@ -516,9 +518,22 @@ def contract_state(version: ContractVersion) -> dict[str, Any]:
     }
 
 
-def list_versions(session: Session, *, dataset_id: str) -> Sequence[ContractVersion]:
+def _readable(session: Session, dataset_id: str, public_only: bool) -> Dataset:
+    """The dataset whose contract is read; with ``public_only`` (a reader without a key) only a
+    public record, refused as its record is (hidden, unpublished and unknown alike)."""
+    if public_only:
+        found = session.scalars(sa.select(Dataset).where(Dataset.id == dataset_id, public_record())).first()
+        if found is None:
+            raise not_public(dataset_id)
+        return found
+    return get_dataset(session, dataset_id)
+
+
+def list_versions(
+    session: Session, *, dataset_id: str, public_only: bool = False
+) -> Sequence[ContractVersion]:
     """The dataset's versions, oldest first, without their documents and derivations."""
-    get_dataset(session, dataset_id)
+    _readable(session, dataset_id, public_only)
     return session.scalars(
         sa.select(ContractVersion)
         .where(ContractVersion.dataset_id == dataset_id)
@@ -534,9 +549,13 @@ def list_versions(session: Session, *, dataset_id: str) -> Sequence[ContractVers
     ).all()
 
 
-def get_version(session: Session, *, dataset_id: str, version: str | None = None) -> ContractVersion:
-    """One version of the dataset's contract, its current one when ``version`` is None."""
-    dataset = get_dataset(session, dataset_id)
+def get_version(
+    session: Session, *, dataset_id: str, version: str | None = None, public_only: bool = False
+) -> ContractVersion:
+    """One version of the dataset's contract, its current one when ``version`` is None. The
+    contract of a public record is public too: a reader without a key (``public_only``) reads what
+    the stream promises before asking for it."""
+    dataset = _readable(session, dataset_id, public_only)
     if version is None:
         current = current_version(session, dataset)
         if current is None:

@@ -1,9 +1,9 @@
 """Request and response shapes of scenario evaluation: objectives, outcomes, verdicts, and the
-verification of a saved evaluation report (docs: EVAL_SPEC's catalog part)."""
+verification of a saved evaluation report. The value sets are the API's own, shared with its
+clients (:mod:`services.common.vocabulary`)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
@@ -11,6 +11,13 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from services.catalog.access.schemas import Reason
 from services.catalog.audit.schemas import AuditVerification
 from services.catalog.schemas import DatasetId, ReadModel, Timestamp
+from services.common.vocabulary import (
+    KpiDirection,
+    ObjectiveKind,
+    ObjectiveStatus,
+    ReasonResult,
+    VerdictResult,
+)
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
@@ -18,33 +25,9 @@ Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 EntityId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-class ObjectiveKind(StrEnum):
-    """``dataset-use``: each dataset is delivered at least once in the period (no target);
-    ``delivered-records``: at least ``target`` records of each dataset; ``active-days``: at least
-    ``target`` distinct UTC days with a delivery of each dataset; ``quality-floor``: each dataset's
-    overall quality score of the period at least ``target`` (0-100); ``outcome``: a KPI the
-    scenario reports itself, ``target`` per reporting period."""
-
-    dataset_use = "dataset-use"
-    delivered_records = "delivered-records"
-    active_days = "active-days"
-    quality_floor = "quality-floor"
-    outcome = "outcome"
-
-
 DELIVERY_KINDS = frozenset(
     {ObjectiveKind.dataset_use, ObjectiveKind.delivered_records, ObjectiveKind.active_days}
 )
-
-
-class ObjectiveStatus(StrEnum):
-    active = "active"
-    withdrawn = "withdrawn"
-
-
-class Direction(StrEnum):
-    at_least = "at-least"
-    at_most = "at-most"
 
 
 class Kpi(BaseModel):
@@ -52,7 +35,7 @@ class Kpi(BaseModel):
     unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = Field(
         examples=["minutes"]
     )
-    direction: Direction
+    direction: KpiDirection
 
 
 class ObjectiveCreate(BaseModel):
@@ -120,18 +103,6 @@ class OutcomeRead(ReadModel):
 
 class OutcomePage(BaseModel):
     items: list[OutcomeRead]
-
-
-class VerdictResult(StrEnum):
-    meets = "meets"
-    partly = "partly"
-    does_not_meet = "does-not-meet"
-
-
-class ReasonResult(StrEnum):
-    met = "met"
-    not_met = "not-met"
-    no_data = "no-data"
 
 
 class VerdictReason(BaseModel):

@@ -3,48 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
 from services.catalog.access.schemas import FieldPath, PurposeCategory, Reason
 from services.catalog.schemas import DatasetId, ReadModel, Slug, Timestamp
+from services.common.vocabulary import Frequency, NeedStatus, Urgency
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
 Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 NeedId = Annotated[str, StringConstraints(pattern=r"^nd-[0-9a-f]{22}$")]
-
-
-class NeedStatus(StrEnum):
-    """``held``: a resident's need waiting for an operator; ``rejected``: the operator turned it
-    down. An open need is answered by an ``offer`` (``offered``), a ``commit`` (``committed``, then
-    ``fulfilled`` when the contract lands) or a ``decline`` (``declined``)."""
-
-    held = "held"
-    open = "open"
-    offered = "offered"
-    committed = "committed"
-    fulfilled = "fulfilled"
-    declined = "declined"
-    rejected = "rejected"
-
-
-class Frequency(StrEnum):
-    """How often the need arises for the people it serves (高频: ``high``)."""
-
-    high = "high"
-    medium = "medium"
-    low = "low"
-
-
-class Urgency(StrEnum):
-    """How pressing it is (急难: ``urgent``)."""
-
-    urgent = "urgent"
-    pressing = "pressing"
-    normal = "normal"
 
 
 class NeedCreate(BaseModel):

@@ -28,7 +28,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -362,29 +362,13 @@ def _answering_department(session: Session, domains: list[str]) -> str | None:
         domain.id: domain.owner_department_id
         for domain in session.scalars(sa.select(Domain).where(Domain.id.in_(domains)))
     }
-    refuse_unknown(domains, known.keys(), "domains", Sentence(N_("domain")))
+    catalog_exceptions.refuse_unknown(domains, known.keys(), "domains", Sentence(N_("domain")))
     return next((known[domain] for domain in domains if known[domain]), None)
 
 
 def _check_datasets(session: Session, dataset_ids: list[str]) -> None:
     found = set(session.scalars(sa.select(Dataset.id).where(Dataset.id.in_(dataset_ids))))
-    refuse_unknown(dataset_ids, found, "dataset_ids", Sentence(N_("dataset")))
-
-
-def refuse_unknown(values: Sequence[str], known: Collection[str], member: str, noun: Sentence) -> None:
-    """A 422 naming each of ``values`` (the body's ``member``) that is not ``known``; ``noun`` says
-    what a value names (``Sentence(N_("domain"))``), in the reader's language."""
-    errors = [
-        FieldError(
-            path=f"/body/{member}/{index}",
-            rule="exists",
-            message=Sentence(N_("no %(noun)s %(value)r"), noun=noun, value=value),
-        )
-        for index, value in enumerate(values)
-        if value not in known
-    ]
-    if errors:
-        raise InvalidRequest(Sentence(N_("not every %(noun)s named exists"), noun=noun), errors=errors)
+    catalog_exceptions.refuse_unknown(dataset_ids, found, "dataset_ids", Sentence(N_("dataset")))
 
 
 def file_need(
@@ -751,7 +735,9 @@ def offer_dataset(ctx: Collaborators, *, actor: Principal, need_id: str, payload
     fields = (
         payload.fields or [field for field in need.fields if field in scope.fields] or sorted(scope.fields)
     )
-    refuse_unknown(fields, scope.fields, "fields", Sentence(N_("field of the dataset's contract")))
+    catalog_exceptions.refuse_unknown(
+        fields, scope.fields, "fields", Sentence(N_("field of the dataset's contract"))
+    )
     drafts, others = _prepare_drafts(
         ctx, actor, need, dataset.id, fields, payload.duration_days, "need.offer"
     )

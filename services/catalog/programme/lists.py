@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from services.catalog.access.context import Collaborators
 from services.catalog.datasets.service import get_dataset
 from services.catalog.domains.service import get_department
+from services.catalog.exceptions import refuse_unknown
 from services.catalog.needs.models import Need
-from services.catalog.needs.service import refuse_unknown
 from services.catalog.programme import exceptions
 from services.catalog.programme.models import Opening, OpportunityList
 from services.catalog.programme.schemas import (

@@ -15,6 +15,7 @@ from services.catalog.access.schemas import (
     ScenarioRead,
 )
 from services.catalog.schemas import ApiKeyIssued, DatasetId, ReadModel, Slug, Timestamp
+from services.common.vocabulary import ApplicantStatus
 
 
 class ListStatus(StrEnum):
@@ -27,12 +28,6 @@ class OpeningStatus(StrEnum):
 
     open = "open"
     decided = "decided"
-
-
-class ApplicantStatus(StrEnum):
-    pending = "pending"
-    vetted = "vetted"
-    refused = "refused"
 
 
 class ProposalStatus(StrEnum):
