@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from citybase import access_cli, admin_cli, connection, evaluation_cli, feeds_cli, needs_cli, programme_cli
+from citybase import (
+    access_cli,
+    admin_cli,
+    connection,
+    evaluation_cli,
+    feeds_cli,
+    indicators_cli,
+    needs_cli,
+    programme_cli,
+)
 from citybase.audit_cli import app as audit_app
 from citybase.contracts_cli import app as contracts_app
 from citybase.publish_cli import DEMO_HELP, PUBLISH_HELP, demo, publish
@@ -48,6 +57,7 @@ for name, group in {
     "proposals": programme_cli.proposals,
     "needs": needs_cli.needs,
     "evaluation": evaluation_cli.evaluation,
+    "indicators": indicators_cli.indicators,
     "subscriptions": feeds_cli.subscriptions,
     "webhooks": feeds_cli.webhooks,
     "admin": admin_cli.admin,

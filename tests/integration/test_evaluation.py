@@ -16,17 +16,20 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.catalog.audit.models import AuditEntry
 from services.common import db
 from services.common.worker import wait_until
 from tests.factories import INSPECTION_FIELDS, OUTPATIENT_FIELDS, access_request_create
-from tests.support.platform import Platform, in_process
+from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
 
 SCENARIO = "one-stop-visit"
 INSPECTIONS, VISITS = "market.inspections", "health.outpatient-visits"
 RECORDS = 30
 OPERATOR, EVALUATOR = "city-ops", "evaluator-1"
+FAST_GAUGES = {**SHORT_QUALITY_WINDOWS, "CITYBASE_QUALITY_UTILIZATION_REFRESH_S": "0.3"}
+"""Windows that close within a second, and the indicator gauges refreshed three times a second."""
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "evaluation"
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -48,7 +51,9 @@ def _people(platform: Platform) -> None:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    with in_process(tmp_path_factory.mktemp("evaluation"), prepare_platform=_people) as platform:
+    with in_process(
+        tmp_path_factory.mktemp("evaluation"), prepare_platform=_people, environment=FAST_GAUGES
+    ) as platform:
         yield platform
 
 
@@ -344,3 +349,28 @@ def test_a_scenario_is_evaluated_by_an_evaluator_and_the_saved_report_verifies(p
     assert answer["ok"] is False
     assert answer["chain"]["ok"] is False or answer["mismatches"], answer
     (ARTIFACTS / "verification-after-edit.json").write_text(json.dumps(answer, indent=2), encoding="utf-8")
+
+
+def _gauges(platform: Platform) -> dict[str, float]:
+    text = platform.client.get("/quality/metrics").text
+    return {
+        sample.labels["indicator"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "citybase_indicator"
+        for sample in family.samples
+    }
+
+
+def test_the_indicator_gauges_show_the_apis_figures(platform: Platform) -> None:
+    """The gauges read what the API answers (after the scenario above consumed its datasets, when
+    the module runs whole)."""
+    figures: dict[str, Any] = {}
+
+    def same() -> bool:
+        answer = platform.ok("GET", "/quality/v1/indicators", params={"period": "month", "periods": 1})
+        figures.clear()
+        figures.update({f["name"]: f["value"] for f in answer["indicators"] if f["value"] is not None})
+        return bool(figures) and _gauges(platform) == figures
+
+    assert wait_until(same, 10.0, 0.3), (figures, _gauges(platform))
+    assert figures["penetration.scenarios"] > 0  # the scenario of the module's platform is live

@@ -12,6 +12,14 @@ from jsonschema import Draft202012Validator
 
 from services.common.bus import Message, OutgoingRecord
 from services.quality.projection import QualityCatalog
+from tests.evaluation_factories import (
+    checkpoint_state,
+    evaluation_records,
+    objective_state,
+    outcome_state,
+    scenario_state,
+    verdict_state,
+)
 from tests.factories import catalog_records, contract_state, dataset_event_state, grant_state
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "events"
@@ -73,3 +81,41 @@ def test_tombstones_remove_and_unreadable_records_are_skipped() -> None:
     assert catalog.dataset("health.gone") is None
     apply(catalog, [OutgoingRecord("platform.catalog", b"{}", b"x", (("ce_id", b"1"),))])
     assert catalog.skipped == 1
+
+
+def test_what_an_evaluation_reads_is_projected() -> None:
+    start, end = datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC)
+    objective = objective_state(
+        "one-stop", "delivered-records", start=start, end=end, datasets=["a.b"], target=5
+    )
+    outcome_objective = objective_state("one-stop", "outcome", start=start, end=end, target=3)
+    first = outcome_state(outcome_objective, 2, start=start, end=end)
+    catalog = QualityCatalog()
+    apply(
+        catalog,
+        catalog_records(grants=[grant_state("one-stop", "a.b", purpose_category="research")])
+        + evaluation_records(
+            scenarios=[scenario_state("one-stop", stage="building")],
+            objectives=[
+                objective,
+                {**objective, "version": 2, "status": "withdrawn"},
+                {**objective, "version": 1},
+                outcome_objective,
+            ],
+            outcomes=[first, {**first, "superseded_by": "out_000000000002"}],
+            verdicts=[verdict_state("one-stop", start=start, end=end)],
+            checkpoints=[checkpoint_state(9), checkpoint_state(4)],
+        ),
+    )
+    scenario = catalog.scenario("one-stop")
+    assert scenario is not None and scenario.stage == "building" and scenario.past_proposed
+    [kept, _outcome_kind] = sorted(catalog.objectives("one-stop"), key=lambda o: o.kind)
+    assert (kept.version, kept.status, kept.target, kept.datasets) == (2, "withdrawn", 5, ("a.b",))
+    [outcome] = catalog.outcomes("one-stop")
+    assert outcome.superseded_by == "out_000000000002" and outcome.value == 2
+    assert [v.read["result"] for v in catalog.verdicts("one-stop")] == ["meets"]
+    point = catalog.checkpoint()
+    assert point is not None and point.seq == 9  # a replayed older checkpoint does not go back
+    assert catalog.grants()[0].purpose_category == "research"
+    apply(catalog, [OutgoingRecord("platform.catalog", None, f"objective:{objective['id']}".encode())])
+    assert [o.kind for o in catalog.objectives("one-stop")] == ["outcome"]
