@@ -173,7 +173,7 @@ def indicators_answer(
                 "numerator": 3,
                 "denominator": 5,
                 "formula": f"formula of {name}",
-                "evidence": {},
+                "evidence": {"datasets": ["transport.bus-arrivals"]},
             }
             for name, value in values.items()
         ]

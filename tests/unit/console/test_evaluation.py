@@ -238,6 +238,7 @@ def test_the_indicators_page_shows_value_formula_trend_and_the_chosen_breakdown(
         "by": "purpose",
     }
     assert page.text.count('class="card indicator"') == 6
+    assert 'id="evidence-quality-used"' in page.text  # the counts and ids behind each figure
     assert 'id="trend-penetration-datasets"' in page.text and 'data-points="3"' in page.text
     assert (
         'id="formula-penetration-scenarios">formula of penetration.scenarios' in page.text
