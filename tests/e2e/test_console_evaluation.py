@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.console.evaluation_view import day_of, this_month
+from services.console.evaluation_view import day_of, indicator_value, this_month
 from tests.support.evaluation_cast import DATASET, EVALUATOR, FAST, evaluation_cast
 from tests.support.http import wait_until
 from tests.support.platform import Platform, in_process
@@ -271,7 +271,19 @@ def test_the_indicators_page_shows_the_six_with_their_trend_and_a_breakdown(plat
     answer = platform.ok("GET", "/quality/v1/indicators", platform.keys[EVALUATOR], params={"by": "purpose"})
     by_purpose = client.get("/console/indicators", params={"by": "purpose"}).text
     assert "public service" in by_purpose
+    # one number, one source: each figure on the page is quality's, as quality computed it
+    for figure in answer["indicators"]:
+        card = f"indicator-{figure['name'].replace('.', '-')}"
+        shown = by_purpose.split(f'id="{card}" data-name="{figure["name"]}" data-value="', 1)[1].split(
+            '"', 1
+        )[0]
+        assert shown == ("" if figure["value"] is None else str(figure["value"])), figure
     penetration = next(i for i in answer["indicators"] if i["name"] == "penetration.datasets")
+    assert penetration["numerator"] >= 1  # the market inspections delivered to the live scenario
+    assert (
+        f'id="value-penetration-datasets">{indicator_value("penetration.datasets", penetration["value"])}<'
+        in (by_purpose)
+    )
     assert f"{penetration['numerator']} / {penetration['denominator']}" in by_purpose
     operator = login(platform, OPERATOR).get("/console/overview")
     assert 'id="indicators"' in operator.text and 'id="trend-quality-used"' in operator.text
