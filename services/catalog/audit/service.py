@@ -272,9 +272,13 @@ def verify(
     source: str = catalog_events.TOPIC,
     batch: int = 1000,
     since: Checkpoint | None = None,
+    until: int | None = None,
 ) -> AuditVerification:
     """Recompute the chain and compare it with the stored hashes, the head, the checkpoints of the
     database and the ``published`` checkpoints (read from ``source``, out of the database).
+
+    With ``until`` (an entry's sequence number: the checkpoint a saved evaluation report names),
+    the walk ends at that entry, which must exist; what was appended after it is not looked at.
 
     Reports the first entry that does not match: an edited row fails its own hash, a removed or
     inserted row breaks the sequence or the next entry's ``prev_hash``, a removed tail falls short
@@ -320,9 +324,10 @@ def verify(
         anchors.last_matching = since.seq
 
     while True:
-        rows = session.scalars(
-            sa.select(AuditEntry).where(AuditEntry.seq > last_seq).order_by(AuditEntry.seq).limit(batch)
-        ).all()
+        query = sa.select(AuditEntry).where(AuditEntry.seq > last_seq)
+        if until is not None:
+            query = query.where(AuditEntry.seq <= until)
+        rows = session.scalars(query.order_by(AuditEntry.seq).limit(batch)).all()
         if not rows:
             break
         for entry in rows:
@@ -333,6 +338,18 @@ def verify(
             expected_seq, expected_prev = entry.seq + 1, entry.hash
             last_seq = entry.seq
         session.expunge_all()
+    if until is not None:
+        if last_seq != until:
+            reason = f"the chain ends at entry {last_seq}, before entry {until}: entries are missing"
+            return broken(ChainBreak(seq=last_seq + 1, reason=reason))
+        return report(
+            True,
+            head_seq=last_seq,
+            head_hash=expected_prev,
+            checkpoints=len(checkpoints),
+            last_published_seq=max(anchors.by_seq, default=0) if published is not None else None,
+            anchor_seq=anchors.last_matching or None,
+        )
     cut = anchors.beyond(last_seq)
     if cut is not None:
         return broken(cut)
@@ -402,10 +419,15 @@ def record_verification(session: Session, result: AuditVerification) -> None:
 
 
 def verify_with_bus(
-    session: Session, bus: Bus, *, incremental: bool = False, timeout_s: float = 30.0
+    session: Session,
+    bus: Bus,
+    *,
+    incremental: bool = False,
+    timeout_s: float = 30.0,
+    until: int | None = None,
 ) -> AuditVerification:
-    """:func:`verify` (or :func:`verify_incremental`) against the checkpoints published on
-    ``platform.catalog``, recorded; 503 if the bus cannot be read (a verification without them
+    """:func:`verify` (or :func:`verify_incremental`; up to entry ``until`` when given) against the
+    checkpoints published on ``platform.catalog``, recorded; 503 if the bus cannot be read (a verification without them
     would vouch for what the database says alone)."""
     try:
         published = published_checkpoints(bus, timeout_s=timeout_s)
@@ -419,7 +441,7 @@ def verify_with_bus(
         ) from error
     if incremental:
         return verify_incremental(session, published)
-    result = verify(session, published)
+    result = verify(session, published, until=until)
     record_verification(session, result)
     return result
 

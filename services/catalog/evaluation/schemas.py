@@ -112,7 +112,7 @@ class VerdictReason(BaseModel):
 
 
 class CheckpointRef(BaseModel):
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=2**63 - 1)
     hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from services.catalog.access.context import Collaborators, scenario_of
 from services.catalog.access.models import Grant
+from services.catalog.audit.models import AuditEntry
 from services.catalog.evaluation import exceptions
 from services.catalog.evaluation.models import Objective, Outcome, Verdict
 from services.catalog.evaluation.schemas import (
@@ -584,12 +585,32 @@ def _reason_errors(objectives: Sequence[Objective], payload: VerdictCreate) -> l
     return errors
 
 
+def _checkpoint_errors(session: Session, payload: VerdictCreate) -> list[FieldError]:
+    """A report's checkpoint must be on the chain: the entry at its position, with its hash."""
+    point = payload.report.checkpoint
+    if point is None:
+        return []
+    entry = session.get(AuditEntry, point.seq)
+    if entry is not None and entry.hash == point.hash:
+        return []
+    return [
+        FieldError(
+            path="/body/report/checkpoint",
+            rule="on-the-chain",
+            message=Sentence(
+                N_("the audit trail holds no entry %(seq)s with that hash: the report is not of this trail"),
+                seq=point.seq,
+            ),
+        )
+    ]
+
+
 def record_verdict(
     ctx: Collaborators, *, actor: Principal, scenario_id: str, payload: VerdictCreate
 ) -> VerdictRead:
     """An evaluator's verdict on the scenario's period (evaluators only: not even an admin, whose
     verdict would not be a third party's); every active objective of the period has exactly one
-    reason."""
+    reason, and the report's checkpoint, when it names one, is on the audit chain."""
     ctx.audit.attempting(
         "verdict.record", "verdict", "-", scenario_id=scenario_id, details={"result": payload.result.value}
     )
@@ -602,6 +623,7 @@ def record_verdict(
             ctx.session, scenario_id, as_utc(payload.period_start), as_utc(payload.period_end)
         )
         errors = _reason_errors(objectives, payload)
+    errors += _checkpoint_errors(ctx.session, payload)
     if errors:
         raise exceptions.InvalidVerdict(Sentence(N_("the verdict is not valid")), errors=errors)
     verdict = Verdict(

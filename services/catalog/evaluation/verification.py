@@ -2,8 +2,8 @@
 
 Quality computes an evaluation report from the streams it reads and names the audit checkpoint it
 had seen (``checkpoint: {seq, hash}``). Anyone holding the report later asks the catalog whether it
-still stands: the chain is verified (the audit verification, against the checkpoints published on
-``platform.catalog``), the report's checkpoint must be on it, and the figures the trail holds are
+still stands: the chain up to that checkpoint is verified (the audit verification, against the
+checkpoints published on ``platform.catalog``), the report's checkpoint must be on it, and the figures the trail holds are
 recomputed from the entries up to that checkpoint:
 
 - the targets of the objectives, from their ``objective.set`` entries;
@@ -288,18 +288,20 @@ def verify_saved_report(
     """:func:`verify_report` with the chain verified against the checkpoints published on
     ``platform.catalog`` (:func:`~services.catalog.audit.service.verify_with_bus`: 503 if they
     cannot be read, for the database alone cannot vouch for itself)."""
-    return verify_report(session, report, chain=lambda current: verify_with_bus(current, bus), audit=audit)
+    return verify_report(
+        session, report, chain=lambda current, seq: verify_with_bus(current, bus, until=seq), audit=audit
+    )
 
 
 def verify_report(
     session: Session,
     report: Mapping[str, Any],
     *,
-    chain: Callable[[Session], AuditVerification],
+    chain: Callable[[Session, int], AuditVerification],
     audit: Auditor,
 ) -> Verification:
-    """Verify ``report``: the audit chain (``chain``), the report's checkpoint on it, its figures
-    against the trail up to that checkpoint. Audited as ``evaluation.verify`` naming the report's
+    """Verify ``report``: the audit chain up to the report's checkpoint (``chain(session, seq)``),
+    the checkpoint on it, its figures against the trail up to that checkpoint. Audited as ``evaluation.verify`` naming the report's
     scenario; a report that names no scenario, period or checkpoint is a 422 before the chain is
     walked."""
     audit.attempting("evaluation.verify", "evaluation", "-")
@@ -312,7 +314,7 @@ def verify_report(
         scenario_id=scenario_id,
         details={"checkpoint": point.model_dump(), "digest": digest},
     )
-    walked = chain(session)
+    walked = chain(session, point.seq)
     check = _Check()
     anchored = session.get(AuditEntry, point.seq)
     check.compare("/checkpoint/hash", point.hash, anchored.hash if anchored is not None else None)

@@ -307,7 +307,10 @@ def test_an_evaluator_records_a_verdict_with_one_reason_per_active_objective(wor
     withdrawn = _set(world, objective_create(title="Dropped"))
     service.withdraw_objective(world.ctx(VISIT), actor=VISIT, objective_id=withdrawn.id, reason="dropped")
     _set(world, objective_create(period_start="2027-06-01T00:00:00Z", period_end="2027-07-01T00:00:00Z"))
-    verdict = _verdict(world, [_reason(delivery.id), _reason(outcome.id, "no-data")])
+    head = world.catalog.audit_entries()[-1]
+    report = {"checkpoint": {"seq": head.seq, "hash": head.hash}, "digest": "d"}
+    verdict = _verdict(world, [_reason(delivery.id), _reason(outcome.id, "no-data")], report=report)
+    assert verdict.report.checkpoint is not None and verdict.report.checkpoint.seq == head.seq
     assert re.fullmatch(r"ver_[0-9a-f]{12}", verdict.id)
     assert (verdict.result, verdict.evaluator_id) == ("partly", EVALUATOR.id)
     [entry] = _entries(world, "verdict.record")
@@ -341,6 +344,12 @@ def test_a_verdict_without_a_reason_for_each_active_objective_names_what_is_wron
     with pytest.raises(exceptions.InvalidVerdict) as empty:
         _verdict(world, [], period_end="2027-01-01T00:00:00Z")
     assert _paths(empty) == ["/body/period_end"]
+    reasons = [_reason(delivery.id), _reason(outcome.id)]
+    head = world.catalog.audit_entries()[-1]
+    for checkpoint in ({"seq": head.seq, "hash": "a" * 64}, {"seq": head.seq + 100, "hash": head.hash}):
+        with pytest.raises(exceptions.InvalidVerdict) as forged:
+            _verdict(world, reasons, report={"checkpoint": checkpoint, "digest": "d"})
+        assert _paths(forged) == ["/body/report/checkpoint"]
     assert _entries(world, "verdict.record") == []
 
 

@@ -81,7 +81,7 @@ def _history(world: EvaluationWorld) -> dict[str, Any]:
     )
     point = audit_service.checkpoint(world.catalog.session)
     assert point is not None
-    _deliver(world, "2027-01-20T09:00:00Z", 999)  # after the checkpoint: not in the report
+    after = _deliver(world, "2027-01-20T09:00:00Z", 999)  # after the checkpoint: not in the report
     _outcome(world, outcome_create(kpi, value=12.0, corrects=february))
 
     def per_day() -> list[dict[str, Any]]:
@@ -151,12 +151,15 @@ def _history(world: EvaluationWorld) -> dict[str, Any]:
             },
         ],
     )
-    return {"report": report, "first_feb": first_feb, "january": january}
+    return {"report": report, "first_feb": first_feb, "january": january, "after": after}
 
 
 def _verify(world: EvaluationWorld, report: dict[str, Any]) -> Verification:
     return verification.verify_report(
-        world.catalog.session, report, chain=audit_service.verify, audit=world.catalog.auditor(EVALUATOR)
+        world.catalog.session,
+        report,
+        chain=lambda session, seq: audit_service.verify(session, until=seq),
+        audit=world.catalog.auditor(EVALUATOR),
     )
 
 
@@ -262,3 +265,22 @@ def test_a_report_that_cannot_be_verified_is_refused_naming_what_is_missing(
     with pytest.raises(exceptions.InvalidReport) as refused:
         _verify(world, report)
     assert [error.path for error in refused.value.errors or []] == [path]
+
+
+def test_an_entry_edited_after_the_reports_checkpoint_does_not_touch_the_report(
+    world: EvaluationWorld,
+) -> None:
+    """The chain is verified up to the report's checkpoint: what the report rests on."""
+    history = _history(world)
+    world.catalog.session.execute(
+        sa.text("UPDATE catalog_audit_entries SET details = :details WHERE seq = :seq"),
+        {
+            "details": json.dumps({"records": 1, "delivered_at": "2027-01-20T09:00:00Z"}),
+            "seq": history["after"],
+        },
+    )
+    world.catalog.session.expire_all()
+    verified = _verify(world, history["report"])
+    assert verified.ok and verified.chain.ok
+    assert verified.chain.head_seq == history["report"]["checkpoint"]["seq"]
+    assert not audit_service.verify(world.catalog.session).ok  # the whole chain does not hold
