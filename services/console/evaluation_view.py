@@ -73,10 +73,6 @@ def indicator_value(name: str, value: float | None) -> str:
     return i18n.format_number(value, digits=1 if scale == SCORE else 2)
 
 
-def _moment(text: str) -> datetime | None:
-    return i18n.parse_datetime(text)
-
-
 def indicator_cards(answer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Each indicator of quality's answer, city-wide for the current period, with its words, its
     figures and its trend over the last periods as a chart."""
@@ -84,7 +80,7 @@ def indicator_cards(answer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         return []
     trend: dict[str, list[tuple[datetime, float | None]]] = {}
     for period in answer.get("trend") or []:
-        start = _moment(str(period.get("period_start")))
+        start = i18n.parse_datetime(period.get("period_start"))
         if start is None:
             continue
         for figure in period.get("indicators") or []:
