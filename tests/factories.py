@@ -583,7 +583,7 @@ def verdict_create(reasons: list[dict[str, Any]], **overrides: Any) -> dict[str,
 def evaluation_report(
     scenario_id: str, checkpoint: dict[str, Any] | None, objectives: list[dict[str, Any]], **overrides: Any
 ) -> dict[str, Any]:
-    """An evaluation report in the shape quality answers (EVAL_SPEC), for Q1 2027."""
+    """An evaluation report in the shape quality answers (GET /quality/v1/scenarios/{id}/evaluation), Q1 2027."""
     return {
         "scenario": {"id": scenario_id, "name": scenario_id, "stage": "live"},
         "period": {"start": "2027-01-01T00:00:00Z", "end": "2027-04-01T00:00:00Z"},
