@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -356,9 +357,11 @@ def _number(text: str | None) -> float | int | str | None:
     except ValueError:
         pass
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         return text
+    # "nan" and "inf" read as floats, but are no number a JSON body can carry
+    return number if math.isfinite(number) else text
 
 
 def _ids(form: Form, *names: str) -> list[str]:

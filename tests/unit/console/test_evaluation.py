@@ -121,6 +121,8 @@ def test_an_outcome_objective_carries_its_kpi_and_a_delivery_one_none() -> None:
     assert use["target"] is None and use["kpi"] is None
     assert evaluation_view.objective_create({"kind": ["quality-floor"], "target": ["85.5"]})["target"] == 85.5
     assert evaluation_view.objective_create({"target": ["many"]})["target"] == "many"
+    assert evaluation_view.objective_create({"target": ["nan"]})["target"] == "nan"
+    assert evaluation_view.outcome_create({"value": ["inf"]})["value"] == "inf"
 
 
 def test_a_correction_names_the_outcome_it_corrects() -> None:
