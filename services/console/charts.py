@@ -60,8 +60,8 @@ def trend_chart(
     *,
     share: bool = False,
     high: float | None = None,
-    width: int = 720,
-    height: int = 180,
+    width: int = 360,
+    height: int = 150,
 ) -> LineChart:
     """An indicator over the periods of its trend. A share (a fraction 0-1) is drawn on a 0-100 %
     axis; any other figure on an axis from 0 to ``high``, else to a round number above its
@@ -73,6 +73,7 @@ def trend_chart(
         largest = max((value for _, value in series if value is not None), default=0.0)
         top = high if high is not None else round_up(largest)
         ticks = [(top * step / 4, i18n.format_number(top * step / 4)) for step in range(5)]
+
     def point_label(at: datetime, value: float) -> str:
         shown = i18n.format_percent(value) if share else i18n.format_number(value, digits=2)
         return f"{format_day(at)}: {shown}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,10 +74,6 @@ def indicator_value(name: str, value: float | None) -> str:
     return i18n.format_number(value, digits=1 if scale == SCORE else 2)
 
 
-def _moment(text: str) -> datetime | None:
-    return i18n.parse_datetime(text)
-
-
 def indicator_cards(answer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Each indicator of quality's answer, city-wide for the current period, with its words, its
     figures and its trend over the last periods as a chart."""
@@ -84,7 +81,7 @@ def indicator_cards(answer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         return []
     trend: dict[str, list[tuple[datetime, float | None]]] = {}
     for period in answer.get("trend") or []:
-        start = _moment(str(period.get("period_start")))
+        start = i18n.parse_datetime(period.get("period_start"))
         if start is None:
             continue
         for figure in period.get("indicators") or []:
@@ -262,13 +259,17 @@ def require_evaluation_of(caller: Caller, scenario_id: str) -> None:
     require_own_scenario(caller, scenario_id)
     if not (caller.is_scenario or caller.reads_evaluations):
         raise NotForYourRole(
-            i18n._("A scenario's evaluation is for the scenario itself, evaluators, operators and administrators.")
+            i18n._(
+                "A scenario's evaluation is for the scenario itself, evaluators, operators and administrators."
+            )
         )
 
 
 def require_evaluation_reader(caller: Caller) -> None:
     if not caller.reads_evaluations:
-        raise NotForYourRole(i18n._("The evaluations work list is for evaluators, operators and administrators."))
+        raise NotForYourRole(
+            i18n._("The evaluations work list is for evaluators, operators and administrators.")
+        )
 
 
 def _latest(items: Sequence[Mapping[str, Any]], field: str) -> Mapping[str, Any] | None:
@@ -298,12 +299,20 @@ async def evaluation_page(
             raise
         report_error = error
     may_report = may_report_outcomes(caller, scenario_id)
-    grants = None
+    granted: list[dict[str, Any]] = []
     if may_report:
-        grants = await api.optional("catalog", "/v1/grants", scenario_id=scenario_id, limit=100)
+        # An outcome names the grants it used, and a dataset only under one of them (the catalog's rule).
+        listed = await api.optional("catalog", "/v1/grants", scenario_id=scenario_id, limit=100)
+        granted = [g for g in (listed or {}).get("items", []) if g.get("status") == "active"]
     titles = {o["id"]: o["title"] for o in objectives}
     active = [o for o in objectives if o.get("status") == "active"]
-    datasets = sorted({*(scenario.get("datasets") or []), *(d for o in objectives for d in o.get("datasets") or [])})
+    datasets = sorted(
+        {
+            *(scenario.get("datasets") or []),
+            *(d for o in objectives for d in o.get("datasets") or []),
+            *(g["dataset_id"] for g in granted),
+        }
+    )
     period_verdicts = [
         v for v in verdicts if _same_moment(v["period_start"], start) and _same_moment(v["period_end"], end)
     ]
@@ -316,7 +325,8 @@ async def evaluation_page(
         "period_verdict": _latest(period_verdicts, "recorded_at"),
         "period": {"start": start, "end": end, "start_day": day_of(start), "end_day": day_of(end)},
         "periods": [
-            {"start": s, "end": e, "start_day": day_of(s), "end_day": day_of(e)} for s, e in objective_periods(objectives)
+            {"start": s, "end": e, "start_day": day_of(s), "end_day": day_of(e)}
+            for s, e in objective_periods(objectives)
         ],
         "report": report,
         "report_error": report_error,
@@ -328,7 +338,7 @@ async def evaluation_page(
         "may_verify": caller.reads_evaluations,
         "outcome_objectives": [o for o in active if o.get("kind") == "outcome"],
         "datasets": datasets,
-        "grants": [g for g in (grants or {}).get("items", []) if g.get("status") == "active"],
+        "grants": granted,
         "kinds": OBJECTIVE_KINDS,
         "directions": DIRECTIONS,
         "verdict_results": VERDICTS,
@@ -347,9 +357,11 @@ def _number(text: str | None) -> float | int | str | None:
     except ValueError:
         pass
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         return text
+    # "nan" and "inf" read as floats, but are no number a JSON body can carry
+    return number if math.isfinite(number) else text
 
 
 def _ids(form: Form, *names: str) -> list[str]:

@@ -928,9 +928,12 @@ OBJECTIVE = "Residents who found an open pharmacy"
 @pytest.fixture(scope="module")
 def evaluation_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with in_process(
-        tmp_path_factory.mktemp("console-evaluation"), served=True, key_name="console",
-        environment=FAST, prepare_platform=evaluation_cast,
-    ) as running:  # fmt: skip
+        tmp_path_factory.mktemp("console-evaluation"),
+        served=True,
+        key_name="console",
+        environment=FAST,
+        prepare_platform=evaluation_cast,
+    ) as running:
         yield running
 
 
@@ -967,6 +970,7 @@ def test_a_scenario_sets_an_objective_and_reports_an_outcome_and_the_evaluator_j
         f"{OBJECTIVE} (look-ups, per day)"
     )
     _type_values(browser, {"outcome-value": "64", "outcome-note": "counted by the app"})
+    browser.find_element(By.CSS_SELECTOR, "#outcome-grants input[type=checkbox]").click()
     browser.find_element(By.ID, "outcome-dataset-market.inspections").click()
     browser.find_element(By.ID, "report-outcome").click()
     assert wait_until(lambda: "counted by the app" in text_of(browser, "outcomes"), 10)
@@ -1001,9 +1005,11 @@ def test_a_scenario_sets_an_objective_and_reports_an_outcome_and_the_evaluator_j
 
     def saved() -> dict[str, Any] | None:
         answer = platform.ok(
-            "GET", f"/quality/v1/scenarios/{SCENARIO}/evaluation", platform.keys[EVALUATOR],
+            "GET",
+            f"/quality/v1/scenarios/{SCENARIO}/evaluation",
+            platform.keys[EVALUATOR],
             params={"period_start": EVALUATION_START, "period_end": EVALUATION_END, "format": "json"},
-        )  # fmt: skip
+        )
         seen = answer.get("checkpoint") or {}
         return answer if seen.get("seq", -1) >= checkpoint["seq"] else None
 

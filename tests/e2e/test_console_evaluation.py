@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.console.evaluation_view import day_of, this_month
+from services.console.evaluation_view import day_of, indicator_value, this_month
 from tests.support.evaluation_cast import DATASET, EVALUATOR, FAST, evaluation_cast
 from tests.support.http import wait_until
 from tests.support.platform import Platform, in_process
@@ -23,9 +23,11 @@ from tests.support.principals import OPERATOR, PUBLISHER, SCENARIO
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with in_process(
-        tmp_path_factory.mktemp("console-evaluation"), key_name="console", environment=FAST,
+        tmp_path_factory.mktemp("console-evaluation"),
+        key_name="console",
+        environment=FAST,
         prepare_platform=evaluation_cast,
-    ) as running:  # fmt: skip
+    ) as running:
         yield running
 
 
@@ -63,27 +65,45 @@ def _hidden(page: str, element_id: str) -> str:
 
 def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(platform: Platform) -> None:
     client = login(platform, SCENARIO)
+    assert f'href="{PAGE}"' in client.get("/console/").text  # its home leads to its evaluation
+    assert 'id="evaluation-link"' in client.get(f"/console/scenarios/{SCENARIO}").text
     page = client.get(PAGE)
     assert page.status_code == 200, page.text
     assert 'id="objective-form"' in page.text and 'id="verdict-form"' not in page.text
     days = {"period_start": day_of(START), "period_end": day_of(END)}
     delivery = client.post(
         f"/console/scenarios/{SCENARIO}/objectives",
-        data={"title": "Inspections every few days", "kind": "delivered-records", "datasets": DATASET,
-              "target": "10", **days},
+        data={
+            "title": "Inspections every few days",
+            "kind": "delivered-records",
+            "datasets": DATASET,
+            "target": "10",
+            **days,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert delivery.status_code == 303, delivery.text
     assert delivery.headers["location"].startswith(f"{PAGE}?period_start=")
     outcome = client.post(
         f"/console/scenarios/{SCENARIO}/objectives",
-        data={"title": "Pharmacies checked by residents", "kind": "outcome", "target": "100",
-              "kpi_name": "look-ups", "kpi_unit": "per day", "kpi_direction": "at-least", **days},
+        data={
+            "title": "Pharmacies checked by residents",
+            "kind": "outcome",
+            "target": "100",
+            "kpi_name": "look-ups",
+            "kpi_unit": "per day",
+            "kpi_direction": "at-least",
+            **days,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert outcome.status_code == 303, outcome.text
     set_ = {o["title"]: o for o in _objectives(platform)}
-    assert set_["Pharmacies checked by residents"]["kpi"] == {"name": "look-ups", "unit": "per day", "direction": "at-least"}
+    assert set_["Pharmacies checked by residents"]["kpi"] == {
+        "name": "look-ups",
+        "unit": "per day",
+        "direction": "at-least",
+    }
     assert set_["Inspections every few days"]["datasets"] == [DATASET]
     assert set_["Inspections every few days"]["period_start"].startswith(day_of(START))
 
@@ -98,8 +118,17 @@ def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(pl
     page = client.get(PAGE, params=THIS_MONTH).text
     key = _hidden(page, "outcome-idempotency_key")
     objective_id = set_["Pharmacies checked by residents"]["id"]
-    form = {"idempotency_key": key, "objective_id": objective_id, **days, "value": "120",
-            "dataset_ids": DATASET, "note": "from the app's logs"}  # fmt: skip
+    # the grants it may name are offered on the form; a dataset it names must be under one of them
+    [grant_id] = re.findall(r'id="outcome-grant-([^"]+)"', page)
+    form = {
+        "idempotency_key": key,
+        "objective_id": objective_id,
+        **days,
+        "value": "120",
+        "grant_ids": grant_id,
+        "dataset_ids": DATASET,
+        "note": "from the app's logs",
+    }
     first = client.post(f"/console/scenarios/{SCENARIO}/outcomes", data=form, follow_redirects=False)
     again = client.post(f"/console/scenarios/{SCENARIO}/outcomes", data=form, follow_redirects=False)
     assert first.status_code == again.status_code == 303, again.text
@@ -110,12 +139,19 @@ def test_the_scenario_sets_its_objectives_and_reports_and_corrects_an_outcome(pl
     page = client.get(PAGE, params=THIS_MONTH).text
     correction = client.post(
         f"/console/scenarios/{SCENARIO}/outcomes",
-        data={"idempotency_key": _hidden(page, "outcome-idempotency_key") + "-fix", "corrects": reported[0]["id"],
-              "objective_id": objective_id, "period_start": reported[0]["period_start"],
-              "period_end": reported[0]["period_end"], "value": "90", "note": "bots removed",
-              "dataset_ids": DATASET},
+        data={
+            "idempotency_key": _hidden(page, "outcome-idempotency_key") + "-fix",
+            "corrects": reported[0]["id"],
+            "objective_id": objective_id,
+            "period_start": reported[0]["period_start"],
+            "period_end": reported[0]["period_end"],
+            "value": "90",
+            "note": "bots removed",
+            "grant_ids": grant_id,
+            "dataset_ids": DATASET,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert correction.status_code == 303, correction.text
     outcomes = {o["id"]: o for o in _outcomes(platform)}
     assert outcomes[reported[0]["id"]]["superseded_by"] is not None
@@ -148,7 +184,9 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
     report = saved.json()
     assert "attachment" in saved.headers["content-disposition"]
     assert client.get(f"{PAGE}/report.csv", params=THIS_MONTH).headers["content-type"].startswith("text/csv")
-    assert client.get(f"{PAGE}/report.html", params=THIS_MONTH).headers["content-type"].startswith("text/html")
+    assert (
+        client.get(f"{PAGE}/report.html", params=THIS_MONTH).headers["content-type"].startswith("text/html")
+    )
     by_title = {o["title"]: o for o in report["objectives"]}
     assert by_title["Inspections every few days"]["status"] == "met", by_title
     assert by_title["Pharmacies checked by residents"]["actual"] == 90  # the correction, not the first value
@@ -159,13 +197,24 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
         reasons[f"reason.{o['id']}"] = f"{o['title']}: {o['actual']} against {o['target']}"
     verdict = client.post(
         f"/console/scenarios/{SCENARIO}/verdicts",
-        data={"period_start": report["period"]["start"], "period_end": report["period"]["end"], "result": "meets",
-              "objective": [o["id"] for o in report["objectives"]], "digest": report["digest"],
-              **({"checkpoint_seq": str(report["checkpoint"]["seq"]), "checkpoint_hash": report["checkpoint"]["hash"]}
-                 if report["checkpoint"] else {}),
-              **reasons},
+        data={
+            "period_start": report["period"]["start"],
+            "period_end": report["period"]["end"],
+            "result": "meets",
+            "objective": [o["id"] for o in report["objectives"]],
+            "digest": report["digest"],
+            **(
+                {
+                    "checkpoint_seq": str(report["checkpoint"]["seq"]),
+                    "checkpoint_hash": report["checkpoint"]["hash"],
+                }
+                if report["checkpoint"]
+                else {}
+            ),
+            **reasons,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert verdict.status_code == 303, verdict.text
     [recorded] = platform.ok("GET", f"/catalog/v1/scenarios/{SCENARIO}/verdicts")["items"]
     assert recorded["result"] == "meets" and recorded["report"]["digest"] == report["digest"]
@@ -182,7 +231,9 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
         seen = answer.json().get("checkpoint") or {}
         return answer.content if seen.get("seq", -1) >= checkpoint["seq"] else None
 
-    assert wait_until(lambda: saved_after_the_checkpoint() is not None, 15), "quality did not see the checkpoint"
+    assert wait_until(lambda: saved_after_the_checkpoint() is not None, 15), (
+        "quality did not see the checkpoint"
+    )
     saved_content = saved_after_the_checkpoint()
     assert saved_content is not None
     verified = client.post(
@@ -192,10 +243,12 @@ def test_the_evaluator_reads_the_report_records_a_verdict_and_verifies_the_saved
     assert 'id="verification-result">verified' in verified.text, verified.text
     tampered = json.loads(saved_content)
     delivery = next(o for o in tampered["objectives"] if o["kind"] == "delivered-records")
-    delivery["actual"] = delivery["actual"] + 1000
+    delivery["per_dataset"][0]["actual"] += 1000  # records the trail never delivered
     shown = client.post(f"{PAGE}/verify", data={"document": json.dumps(tampered)})
     assert shown.status_code == 200, shown.text
     assert "does not match the audit trail" in shown.text and 'id="mismatches"' in shown.text
+    index = tampered["objectives"].index(delivery)
+    assert f"<code>/objectives/{index}/per_dataset/0/actual</code>" in shown.text
 
 
 def test_a_department_is_refused_and_the_scenario_records_no_verdict(platform: Platform) -> None:
@@ -218,7 +271,19 @@ def test_the_indicators_page_shows_the_six_with_their_trend_and_a_breakdown(plat
     answer = platform.ok("GET", "/quality/v1/indicators", platform.keys[EVALUATOR], params={"by": "purpose"})
     by_purpose = client.get("/console/indicators", params={"by": "purpose"}).text
     assert "public service" in by_purpose
+    # one number, one source: each figure on the page is quality's, as quality computed it
+    for figure in answer["indicators"]:
+        card = f"indicator-{figure['name'].replace('.', '-')}"
+        shown = by_purpose.split(f'id="{card}" data-name="{figure["name"]}" data-value="', 1)[1].split(
+            '"', 1
+        )[0]
+        assert shown == ("" if figure["value"] is None else str(figure["value"])), figure
     penetration = next(i for i in answer["indicators"] if i["name"] == "penetration.datasets")
+    assert penetration["numerator"] >= 1  # the market inspections delivered to the live scenario
+    assert (
+        f'id="value-penetration-datasets">{indicator_value("penetration.datasets", penetration["value"])}<'
+        in (by_purpose)
+    )
     assert f"{penetration['numerator']} / {penetration['denominator']}" in by_purpose
     operator = login(platform, OPERATOR).get("/console/overview")
     assert 'id="indicators"' in operator.text and 'id="trend-quality-used"' in operator.text

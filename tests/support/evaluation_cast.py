@@ -28,13 +28,17 @@ def evaluation_cast(platform: Platform) -> None:
     platform.principal(EVALUATOR, "evaluator")
     asked = platform.request_access(SCENARIO, dataset_id=DATASET, fields=FIELDS)
     platform.ok(
-        "POST", f"/catalog/v1/access-requests/{asked['id']}/approve", platform.keys[APPROVER],
+        "POST",
+        f"/catalog/v1/access-requests/{asked['id']}/approve",
+        platform.keys[APPROVER],
         json={"reason": "street-level results"},
-    )  # fmt: skip
+    )
     key = platform.keys[SCENARIO]
 
     def subscribed() -> str | None:
-        answer = platform.call("POST", "/feeds/v1/subscriptions", key, json={"dataset": DATASET, "start": "earliest"})
+        answer = platform.call(
+            "POST", "/feeds/v1/subscriptions", key, json={"dataset": DATASET, "start": "earliest"}
+        )
         return str(answer.json()["id"]) if answer.status_code == 201 else None
 
     found: list[str] = []
@@ -43,7 +47,10 @@ def evaluation_cast(platform: Platform) -> None:
     got, deadline = 0, time.monotonic() + 20
     while got < DELIVERED and time.monotonic() < deadline:
         batch = platform.ok(
-            "GET", f"/feeds/v1/subscriptions/{found[0]}/records", key, params={"max": DELIVERED - got, "wait": 1}
+            "GET",
+            f"/feeds/v1/subscriptions/{found[0]}/records",
+            key,
+            params={"max": DELIVERED - got, "wait": 1},
         )
         got += len(batch["records"])
     assert got == DELIVERED, f"{got} records delivered"

@@ -115,7 +115,12 @@ def evaluation_report(objectives: list[dict[str, Any]] | None = None, **override
                 "per_dataset": [{"dataset_id": "transport.bus-arrivals", "actual": 12, "status": "not-met"}],
                 "evidence": {
                     "deliveries": [
-                        {"dataset_id": "transport.bus-arrivals", "day": "2027-01-03", "records": 340, "batches": 4}
+                        {
+                            "dataset_id": "transport.bus-arrivals",
+                            "day": "2027-01-03",
+                            "records": 340,
+                            "batches": 4,
+                        }
                     ],
                     "windows": [],
                     "outcomes": [],
@@ -147,7 +152,9 @@ def evaluation_report(objectives: list[dict[str, Any]] | None = None, **override
     }
 
 
-def indicators_answer(by: str = "department", values: dict[str, float | None] | None = None) -> dict[str, Any]:
+def indicators_answer(
+    by: str = "department", values: dict[str, float | None] | None = None
+) -> dict[str, Any]:
     """Quality's indicators: the six, city-wide, a breakdown of two rows and a trend of three months."""
     values = values or {
         "penetration.datasets": 0.6,
@@ -166,7 +173,7 @@ def indicators_answer(by: str = "department", values: dict[str, float | None] | 
                 "numerator": 3,
                 "denominator": 5,
                 "formula": f"formula of {name}",
-                "evidence": {},
+                "evidence": {"datasets": ["transport.bus-arrivals"]},
             }
             for name, value in values.items()
         ]
@@ -193,12 +200,33 @@ def indicators_answer(by: str = "department", values: dict[str, float | None] | 
 
 
 SCENARIOS = [
-    {"id": "one-stop-visit", "name": "One Stop Visit", "stage": "live", "status": "active",
-     "datasets": ["transport.bus-arrivals"], "organisation": "SHDC", "contact": "team@shdc.example.cn"},
-    {"id": "ai-community", "name": "AI Community", "stage": "building", "status": "active",
-     "datasets": [], "organisation": "Lab", "contact": "lab@example.cn"},
-    {"id": "new-idea", "name": "New Idea", "stage": "proposed", "status": "active",
-     "datasets": [], "organisation": "Lab", "contact": "lab@example.cn"},
+    {
+        "id": "one-stop-visit",
+        "name": "One Stop Visit",
+        "stage": "live",
+        "status": "active",
+        "datasets": ["transport.bus-arrivals"],
+        "organisation": "SHDC",
+        "contact": "team@shdc.example.cn",
+    },
+    {
+        "id": "ai-community",
+        "name": "AI Community",
+        "stage": "building",
+        "status": "active",
+        "datasets": [],
+        "organisation": "Lab",
+        "contact": "lab@example.cn",
+    },
+    {
+        "id": "new-idea",
+        "name": "New Idea",
+        "stage": "proposed",
+        "status": "active",
+        "datasets": [],
+        "organisation": "Lab",
+        "contact": "lab@example.cn",
+    },
 ]
 
 
@@ -217,11 +245,17 @@ class StandIn:
     ``answers`` overrides the answer to a ``(method, path)``; ``sent`` keeps every call."""
 
     me: dict[str, Any]
-    objectives: list[dict[str, Any]] = field(default_factory=lambda: [objective_read(), outcome_objective_read()])
+    objectives: list[dict[str, Any]] = field(
+        default_factory=lambda: [objective_read(), outcome_objective_read()]
+    )
     outcomes: list[dict[str, Any]] = field(default_factory=lambda: [outcome_read()])
-    verdicts: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"ai-community": [verdict_read()]})
+    verdicts: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"ai-community": [verdict_read()]}
+    )
     report: dict[str, Any] | None = field(default_factory=evaluation_report)
-    answers: dict[tuple[str, str], httpx.Response | Callable[[Sent], httpx.Response]] = field(default_factory=dict)
+    answers: dict[tuple[str, str], httpx.Response | Callable[[Sent], httpx.Response]] = field(
+        default_factory=dict
+    )
     sent: list[Sent] = field(default_factory=list)
 
     def calls(self, method: str, path: str) -> list[Sent]:
@@ -265,7 +299,9 @@ class StandIn:
             if path == f"{base}/verdicts":
                 return httpx.Response(201, json=verdict_read("ver_00000000000c", **sent.body))
         if path.startswith("/catalog/v1/objectives/") and path.endswith("/withdraw"):
-            withdrawn = objective_read(path.split("/")[4], status="withdrawn", withdrawn_reason=sent.body["reason"])
+            withdrawn = objective_read(
+                path.split("/")[4], status="withdrawn", withdrawn_reason=sent.body["reason"]
+            )
             return httpx.Response(200, json=withdrawn)
         if path == "/catalog/v1/grants":
             grant = {"id": "grt_1", "dataset_id": "transport.bus-arrivals", "status": "active"}
@@ -289,10 +325,20 @@ class StandIn:
                 return httpx.Response(404, json={"title": "Not found", "detail": "no report"})
             fmt = sent.params.get("format", "json")
             if fmt == "csv":
-                return httpx.Response(200, text="objective,status\nobj_0123456789ab,not-met\n", headers={"content-type": "text/csv; charset=utf-8"})
+                return httpx.Response(
+                    200,
+                    text="objective,status\nobj_0123456789ab,not-met\n",
+                    headers={"content-type": "text/csv; charset=utf-8"},
+                )
             if fmt == "html":
-                return httpx.Response(200, text="<!doctype html><title>report</title>", headers={"content-type": "text/html; charset=utf-8"})
+                return httpx.Response(
+                    200,
+                    text="<!doctype html><title>report</title>",
+                    headers={"content-type": "text/html; charset=utf-8"},
+                )
             return httpx.Response(200, json=self.report)
         if path == "/quality/v1/indicators":
             return httpx.Response(200, json=indicators_answer(sent.params.get("by", "department")))
-        return httpx.Response(404, json={"title": "Not found", "detail": f"no {method} {path} in the stand-in"})
+        return httpx.Response(
+            404, json={"title": "Not found", "detail": f"no {method} {path} in the stand-in"}
+        )

@@ -64,18 +64,25 @@ def test_this_month_ends_where_the_next_one_starts_also_in_december() -> None:
 
 def test_the_period_shown_is_the_one_asked_for_else_the_latest_of_an_active_objective() -> None:
     objectives = [
-        objective_read("obj_1", period_start="2027-03-01T00:00:00Z", period_end="2027-04-01T00:00:00Z",
-                       status="withdrawn"),
+        objective_read(
+            "obj_1",
+            period_start="2027-03-01T00:00:00Z",
+            period_end="2027-04-01T00:00:00Z",
+            status="withdrawn",
+        ),
         objective_read("obj_2"),
         objective_read("obj_3", period_start="2026-12-01T00:00:00Z", period_end="2027-01-01T00:00:00Z"),
-    ]  # fmt: skip
+    ]
     assert evaluation_view.objective_periods(objectives) == [
         ("2027-03-01T00:00:00Z", "2027-04-01T00:00:00Z"),
         (PERIOD_START, PERIOD_END),
         ("2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
     ]
     asked = {"period_start": ["2026-12-01"], "period_end": ["2027-01-01"]}
-    assert evaluation_view.chosen_period(asked, objectives) == ("2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z")
+    assert evaluation_view.chosen_period(asked, objectives) == (
+        "2026-12-01T00:00:00Z",
+        "2027-01-01T00:00:00Z",
+    )
     assert evaluation_view.chosen_period({}, objectives)[0] == "2027-03-01T00:00:00Z"
 
 
@@ -114,6 +121,8 @@ def test_an_outcome_objective_carries_its_kpi_and_a_delivery_one_none() -> None:
     assert use["target"] is None and use["kpi"] is None
     assert evaluation_view.objective_create({"kind": ["quality-floor"], "target": ["85.5"]})["target"] == 85.5
     assert evaluation_view.objective_create({"target": ["many"]})["target"] == "many"
+    assert evaluation_view.objective_create({"target": ["nan"]})["target"] == "nan"
+    assert evaluation_view.outcome_create({"value": ["inf"]})["value"] == "inf"
 
 
 def test_a_correction_names_the_outcome_it_corrects() -> None:
@@ -196,15 +205,25 @@ def test_the_cards_keep_the_systems_order_and_draw_each_trend() -> None:
 
 def test_an_indicator_the_console_does_not_know_shows_its_name_and_qualitys_formula() -> None:
     answer = indicators_answer()
-    answer["indicators"].append({"name": "value.new", "value": 2, "numerator": 2, "denominator": 1,
-                                 "formula": "new ÷ old", "evidence": {}})  # fmt: skip
+    answer["indicators"].append(
+        {
+            "name": "value.new",
+            "value": 2,
+            "numerator": 2,
+            "denominator": 1,
+            "formula": "new ÷ old",
+            "evidence": {},
+        }
+    )
     card = evaluation_view.indicator_cards(answer)[-1]
     assert (card["title"], card["formula"], card["shown"]) == ("value.new", "new ÷ old", "2.00")
 
 
 def test_a_count_is_drawn_up_to_a_round_number_above_its_largest_value() -> None:
     assert [charts.round_up(v) for v in (0, 0.3, 1, 1.5, 3, 7.2, 180)] == [1, 0.5, 1, 2, 5, 10, 200]
-    chart = charts.trend_chart([(datetime(2027, 1, 1, tzinfo=UTC), 1.5), (datetime(2027, 2, 1, tzinfo=UTC), 0.5)])
+    chart = charts.trend_chart(
+        [(datetime(2027, 1, 1, tzinfo=UTC), 1.5), (datetime(2027, 2, 1, tzinfo=UTC), 0.5)]
+    )
     assert chart.ticks[-1][1] == "2" and chart.ticks[0][1] == "0"
     assert chart.first_label == "Jan 1, 2027" and chart.last_label == "Feb 1, 2027"
     assert chart.points[0].label == "Jan 1, 2027: 1.50"
@@ -221,8 +240,11 @@ def test_the_indicators_page_shows_value_formula_trend_and_the_chosen_breakdown(
         "by": "purpose",
     }
     assert page.text.count('class="card indicator"') == 6
+    assert 'id="evidence-quality-used"' in page.text  # the counts and ids behind each figure
     assert 'id="trend-penetration-datasets"' in page.text and 'data-points="3"' in page.text
-    assert 'id="formula-penetration-scenarios">formula of penetration.scenarios' in page.text  # quality's words
+    assert (
+        'id="formula-penetration-scenarios">formula of penetration.scenarios' in page.text
+    )  # quality's words
     assert "Breakdown by purpose" in page.text
     assert "public service" in page.text  # a purpose category in words
     assert '<option value="purpose" selected>' in page.text
@@ -260,8 +282,12 @@ def test_the_scenario_sets_objectives_and_reports_outcomes_but_records_no_verdic
         page = client.get(PAGE)
     assert page.status_code == 200
     text = page.text
-    for offered in ('id="objective-form"', 'id="outcome-form"', 'id="withdraw-obj_0123456789ab-form"',
-                    'id="correct-out_0123456789ab-form"'):  # fmt: skip
+    for offered in (
+        'id="objective-form"',
+        'id="outcome-form"',
+        'id="withdraw-obj_0123456789ab-form"',
+        'id="correct-out_0123456789ab-form"',
+    ):
         assert offered in text, offered
     assert 'id="verdict-form"' not in text and 'id="verify-form"' not in text
     # the report of the objectives' period: target against actual, evidence, inputs' quality
@@ -328,10 +354,16 @@ def test_setting_an_objective_goes_back_to_its_period() -> None:
     with console(stand_in) as client:
         answer = client.post(
             "/scenarios/one-stop-visit/objectives",
-            data={"title": "Records", "kind": "delivered-records", "datasets": "transport.bus-arrivals",
-                  "target": "1000", "period_start": "2027-03-01", "period_end": "2027-04-01"},
+            data={
+                "title": "Records",
+                "kind": "delivered-records",
+                "datasets": "transport.bus-arrivals",
+                "target": "1000",
+                "period_start": "2027-03-01",
+                "period_end": "2027-04-01",
+            },
             follow_redirects=False,
-        )  # fmt: skip
+        )
     assert answer.status_code == 303
     assert answer.headers["location"] == (
         f"{PAGE}?period_start=2027-03-01T00%3A00%3A00Z&period_end=2027-04-01T00%3A00%3A00Z"
@@ -353,18 +385,23 @@ def test_a_refused_objective_comes_back_on_its_form_with_the_field_and_what_was_
     with console(stand_in) as client:
         page = client.post(
             "/scenarios/one-stop-visit/objectives",
-            data={"title": "Records wanted", "kind": "delivered-records", "target": "",
-                  "shown_start": PERIOD_START, "shown_end": PERIOD_END},
-        )  # fmt: skip
+            data={
+                "title": "Records wanted",
+                "kind": "delivered-records",
+                "target": "",
+                "shown_start": PERIOD_START,
+                "shown_end": PERIOD_END,
+            },
+        )
     assert page.status_code == 422
     assert 'id="objective-error"' in page.text and "a records objective needs a target" in page.text
     assert 'data-field="target">a number of records is required' in page.text
     assert 'value="Records wanted"' in page.text
     assert '<option value="delivered-records" selected>' in page.text
     # the page shown again is the period it showed
-    assert stand_in.calls("GET", "/quality/v1/scenarios/one-stop-visit/evaluation")[-1].params["period_start"] == (
-        PERIOD_START
-    )
+    assert stand_in.calls("GET", "/quality/v1/scenarios/one-stop-visit/evaluation")[-1].params[
+        "period_start"
+    ] == (PERIOD_START)
 
 
 def test_an_outcome_goes_with_the_forms_idempotency_key_so_a_second_send_reports_it_once() -> None:
@@ -372,14 +409,24 @@ def test_an_outcome_goes_with_the_forms_idempotency_key_so_a_second_send_reports
     with console(stand_in) as client:
         page = client.get(PAGE).text
         key = page.split('id="outcome-idempotency_key" value="', 1)[1].split('"', 1)[0]
-        form = {"idempotency_key": key, "objective_id": "obj_00000000000b", "period_start": "2027-01-01",
-                "period_end": "2027-02-01", "value": "27.5", "grant_ids": "grt_1",
-                "shown_start": PERIOD_START, "shown_end": PERIOD_END}  # fmt: skip
+        form = {
+            "idempotency_key": key,
+            "objective_id": "obj_00000000000b",
+            "period_start": "2027-01-01",
+            "period_end": "2027-02-01",
+            "value": "27.5",
+            "grant_ids": "grt_1",
+            "shown_start": PERIOD_START,
+            "shown_end": PERIOD_END,
+        }
         first = client.post("/scenarios/one-stop-visit/outcomes", data=form, follow_redirects=False)
         again = client.post("/scenarios/one-stop-visit/outcomes", data=form, follow_redirects=False)
         later = client.get(PAGE).text
     assert first.status_code == again.status_code == 303
-    assert first.headers["location"] == f"{PAGE}?period_start=2027-01-01T00%3A00%3A00Z&period_end=2027-02-01T00%3A00%3A00Z"
+    assert (
+        first.headers["location"]
+        == f"{PAGE}?period_start=2027-01-01T00%3A00%3A00Z&period_end=2027-02-01T00%3A00%3A00Z"
+    )
     sent = stand_in.calls("POST", "/catalog/v1/scenarios/one-stop-visit/outcomes")
     assert [s.headers["idempotency-key"] for s in sent] == [key, key]
     assert sent[0].body["value"] == 27.5 and sent[0].body["grant_ids"] == ["grt_1"]
@@ -391,10 +438,16 @@ def test_a_correction_and_a_withdrawal_are_sent_as_the_contract_says() -> None:
     with console(stand_in) as client:
         corrected = client.post(
             "/scenarios/one-stop-visit/outcomes",
-            data={"corrects": "out_0123456789ab", "objective_id": "obj_00000000000b", "period_start": PERIOD_START,
-                  "period_end": PERIOD_END, "value": "26", "note": "recounted"},
+            data={
+                "corrects": "out_0123456789ab",
+                "objective_id": "obj_00000000000b",
+                "period_start": PERIOD_START,
+                "period_end": PERIOD_END,
+                "value": "26",
+                "note": "recounted",
+            },
             follow_redirects=False,
-        )  # fmt: skip
+        )
         withdrawn = client.post(
             "/scenarios/one-stop-visit/objectives/obj_0123456789ab/withdraw",
             data={"reason": "the stop moved"},
@@ -425,16 +478,25 @@ def test_the_evaluators_verdict_is_sent_with_its_reasons_and_the_reports_digest(
     with console(stand_in) as client:
         answer = client.post(
             "/scenarios/one-stop-visit/verdicts",
-            data={"period_start": PERIOD_START, "period_end": PERIOD_END, "result": "does-not-meet",
-                  "objective": "obj_0123456789ab", "result.obj_0123456789ab": "not-met",
-                  "reason.obj_0123456789ab": "12 days of 20", "digest": "cd" * 32,
-                  "checkpoint_seq": "41", "checkpoint_hash": "ab" * 32},
+            data={
+                "period_start": PERIOD_START,
+                "period_end": PERIOD_END,
+                "result": "does-not-meet",
+                "objective": "obj_0123456789ab",
+                "result.obj_0123456789ab": "not-met",
+                "reason.obj_0123456789ab": "12 days of 20",
+                "digest": "cd" * 32,
+                "checkpoint_seq": "41",
+                "checkpoint_hash": "ab" * 32,
+            },
             follow_redirects=False,
-        )  # fmt: skip
+        )
     assert answer.status_code == 303
     [sent] = stand_in.calls("POST", "/catalog/v1/scenarios/one-stop-visit/verdicts")
     assert sent.body["result"] == "does-not-meet"
-    assert sent.body["reasons"] == [{"objective_id": "obj_0123456789ab", "result": "not-met", "reason": "12 days of 20"}]
+    assert sent.body["reasons"] == [
+        {"objective_id": "obj_0123456789ab", "result": "not-met", "reason": "12 days of 20"}
+    ]
     assert sent.body["report"]["checkpoint"] == {"seq": 41, "hash": "ab" * 32}
 
 
@@ -450,16 +512,24 @@ def test_the_periods_verdict_is_shown_with_its_reasons() -> None:
 # --- the report's documents and the verification ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fmt", "media", "disposition"), [("csv", "text/csv", "attachment"),
-                                                           ("json", "application/json", "attachment"),
-                                                           ("html", "text/html", "inline")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fmt", "media", "disposition"),
+    [
+        ("csv", "text/csv", "attachment"),
+        ("json", "application/json", "attachment"),
+        ("html", "text/html", "inline"),
+    ],
+)
 def test_the_report_is_saved_as_quality_renders_it(fmt: str, media: str, disposition: str) -> None:
     stand_in = StandIn(EVALUATOR_ME)
     with console(stand_in) as client:
         answer = client.get(f"{PAGE}/report.{fmt}{JANUARY}")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith(media)
-    assert answer.headers["content-disposition"] == f'{disposition}; filename="evaluation-one-stop-visit-2027-01-01.{fmt}"'
+    assert (
+        answer.headers["content-disposition"]
+        == f'{disposition}; filename="evaluation-one-stop-visit-2027-01-01.{fmt}"'
+    )
     assert "sandbox" in answer.headers["content-security-policy"]
     sent = stand_in.calls("GET", "/quality/v1/scenarios/one-stop-visit/evaluation")[-1]
     assert sent.params == {"period_start": PERIOD_START, "period_end": PERIOD_END, "format": fmt}
@@ -505,7 +575,11 @@ def test_a_file_that_is_no_report_is_refused_next_to_the_form() -> None:
 
 def test_the_work_list_shows_scenarios_past_proposed_never_judged_first() -> None:
     stand_in = StandIn(EVALUATOR_ME)
-    stand_in.objectives = [objective_read(), outcome_objective_read(), objective_read("obj_x", status="withdrawn")]
+    stand_in.objectives = [
+        objective_read(),
+        outcome_objective_read(),
+        objective_read("obj_x", status="withdrawn"),
+    ]
     with console(stand_in) as client:
         page = client.get("/evaluations")
     assert page.status_code == 200
@@ -537,8 +611,14 @@ def test_each_form_is_refused_to_the_roles_it_is_not_offered_to_before_any_call(
     refused = {
         "/scenarios/one-stop-visit/verdicts": (SCENARIO_ME, "Verdicts are recorded by evaluators."),
         "/scenarios/one-stop-visit/objectives": (EVALUATOR_ME, "set by the scenario itself"),
-        "/scenarios/one-stop-visit/objectives/obj_0123456789ab/withdraw": (EVALUATOR_ME, "set by the scenario"),
-        "/scenarios/one-stop-visit/outcomes": (EVALUATOR_ME, "reported by the scenario itself, operators and administrators"),
+        "/scenarios/one-stop-visit/objectives/obj_0123456789ab/withdraw": (
+            EVALUATOR_ME,
+            "set by the scenario",
+        ),
+        "/scenarios/one-stop-visit/outcomes": (
+            EVALUATOR_ME,
+            "reported by the scenario itself, operators and administrators",
+        ),
     }
     for path, (me, reason) in refused.items():
         stand_in = StandIn(me)
