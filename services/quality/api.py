@@ -225,16 +225,25 @@ def _render(card: dict[str, Any], format: CardFormat, request: Request) -> Any:
 
 
 PeriodQuery = Annotated[str, Query(description="e.g. 30d, 12h, 2w (at most a year)")]
-CARD_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The scorecard, as `format` asks: JSON, CSV (one row per dataset) or HTML",
-        "content": {
-            "application/json": {},
-            "text/csv": {"schema": {"type": "string"}},
-            "text/html": {"schema": {"type": "string"}},
-        },
+
+
+def document_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answer of a route that gives one document as JSON, CSV or HTML (``format``)."""
+    return {
+        200: {
+            "description": description,
+            "content": {
+                "application/json": {},
+                "text/csv": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
     }
-}
+
+
+CARD_RESPONSES = document_responses(
+    "The scorecard, as `format` asks: JSON, CSV (one row per dataset) or HTML"
+)
 
 
 @router.get(
@@ -289,17 +298,10 @@ def _locale(request: Request) -> str:
     )
 
 
-EVALUATION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The evaluation report, as `format` asks: JSON, CSV (one row per objective and "
-        "per dataset of an objective) or a self-contained HTML page",
-        "content": {
-            "application/json": {},
-            "text/csv": {"schema": {"type": "string"}},
-            "text/html": {"schema": {"type": "string"}},
-        },
-    }
-}
+EVALUATION_RESPONSES = document_responses(
+    "The evaluation report, as `format` asks: JSON, CSV (one row per objective and per dataset of an "
+    "objective) or a self-contained HTML page"
+)
 
 
 @router.get(

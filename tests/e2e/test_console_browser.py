@@ -662,8 +662,18 @@ def test_the_pages_with_forms_fit_a_phone(browser: Any, platform: Platform, lang
 
 
 def _type_into(driver: Any, values: dict[str, str]) -> None:
+    """Type each value into its field. A field found on a page that a navigation still under way
+    then replaces is stale: it is found again on the page that replaced it, not a failure."""
     for element_id, value in values.items():
-        driver.find_element(By.ID, element_id).send_keys(value)
+
+        def typed(element_id: str = element_id, value: str = value) -> bool:
+            try:
+                driver.find_element(By.ID, element_id).send_keys(value)
+            except StaleElementReferenceException:
+                return False
+            return True
+
+        assert wait_until(typed, 10), f"{element_id} stayed stale"
 
 
 def test_from_a_residents_post_to_a_committed_need_through_the_console(
@@ -712,7 +722,7 @@ def test_from_a_residents_post_to_a_committed_need_through_the_console(
 
     log_in(browser, platform, platform.keys[OTHER_SCENARIO])
     browser.get(need_url)
-    browser.find_element(By.ID, "join-purpose").send_keys("Tell residents which pharmacies passed")
+    _type_into(browser, {"join-purpose": "Tell residents which pharmacies passed"})
     browser.find_element(By.ID, "join").click()
     assert wait_until(lambda: OTHER_SCENARIO in text_of(browser, "requesters"), 15)
     browser.find_element(By.ID, "comments-body").send_keys("Weekly would already help.")

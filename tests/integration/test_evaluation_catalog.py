@@ -70,23 +70,6 @@ def _as(platform: Platform, who: str) -> str:
     return platform.keys[who]
 
 
-def _catalog_events(platform: Platform) -> list[tuple[str, bytes, dict[str, Any]]]:
-    assert platform.app is not None
-    runtime = platform.app.state.services["catalog"].state.runtime
-    assert wait_until(lambda: runtime.service.outbox.pending() == 0, timeout_s=10)
-    consumer = runtime.bus.consumer(None, [catalog_events.TOPIC])
-    found = []
-    try:
-        while messages := consumer.poll(0.5, 1000):
-            for message in messages:
-                event = catalog_events.read_catalog_event(message)
-                if event is not None:
-                    found.append((event[0], message.key or b"", event[1]))
-    finally:
-        consumer.close()
-    return found
-
-
 def _schema_errors(events: list[tuple[str, bytes, dict[str, Any]]]) -> list[str]:
     schemas = [json.loads(path.read_text()) for path in EVENT_SCHEMAS.glob("catalog.*.json")]
     validators = {
@@ -204,7 +187,7 @@ def test_objectives_are_set_validated_listed_and_withdrawn(platform: Platform) -
         for entry in _audit(platform, scenario=SCENARIO, action="objective", outcome="success")
     ]
     assert sorted(actions) == ["objective.set", "objective.set", "objective.withdraw"]
-    events = [event for event in _catalog_events(platform) if event[0] == catalog_events.OBJECTIVE]
+    events = [event for event in platform.catalog_events() if event[0] == catalog_events.OBJECTIVE]
     assert [(key, announced_state["status"]) for _, key, announced_state in events][-1] == (
         f"objective:{dropped['id']}".encode(),
         "withdrawn",
@@ -269,7 +252,7 @@ def test_outcomes_are_idempotent_validated_and_corrected_by_new_ones(platform: P
     reports = _audit(platform, scenario=SCENARIO, action="outcome.report", outcome="success")
     assert len(reports) == 2 and reports[0]["details"]["value"] == 24.0
     assert reports[0]["details"]["corrects"] == first.json()["id"]
-    events = [event for event in _catalog_events(platform) if event[0] == catalog_events.OUTCOME]
+    events = [event for event in platform.catalog_events() if event[0] == catalog_events.OUTCOME]
     keyed = [(key.decode(), announced_state["superseded_by"]) for _, key, announced_state in events]
     assert keyed[-1] == (f"outcome:{first.json()['id']}", correction["id"])
     assert _schema_errors(events) == []
@@ -300,7 +283,7 @@ def test_only_an_evaluator_records_a_verdict_with_a_reason_per_active_objective(
     ]
     [entry] = _audit(platform, _as(platform, EVALUATOR), action="verdict.record", outcome="success")
     assert entry["scenario_id"] == SCENARIO and len(entry["details"]["reasons"]) == len(reasons)
-    events = [event for event in _catalog_events(platform) if event[0] == catalog_events.VERDICT]
+    events = [event for event in platform.catalog_events() if event[0] == catalog_events.VERDICT]
     assert [key for _, key, _ in events] == [f"verdict:{verdict.json()['id']}".encode()]
     assert _schema_errors(events) == []
 
@@ -393,7 +376,7 @@ def test_a_saved_report_verifies_against_the_trail_until_a_figure_or_a_row_chang
     checkpoint = taken.json()
     published = [
         announced_state
-        for event_type, _, announced_state in _catalog_events(platform)
+        for event_type, _, announced_state in platform.catalog_events()
         if event_type == catalog_events.AUDIT_CHECKPOINT
     ]
     assert {"seq": checkpoint["seq"], "hash": checkpoint["hash"]} in [

@@ -57,21 +57,11 @@ def receiver() -> Iterator[Receiver]:
 
 def _need_notices(platform: Platform) -> list[dict[str, Any]]:
     """The need notices on platform.catalog, as a follower reading the stream sees them."""
-    assert platform.app is not None
-    runtime = platform.app.state.services["catalog"].state.runtime
-    outbox = runtime.service.outbox
-    assert wait_until(lambda: outbox.pending() == 0, timeout_s=10)
-    consumer = runtime.bus.consumer(None, [catalog_events.TOPIC])
-    found = []
-    try:
-        while messages := consumer.poll(0.5, 1000):
-            for message in messages:
-                event = catalog_events.read_catalog_event(message)
-                if event is not None and event[0] == catalog_events.NEED_NOTICE:
-                    found.append(event[1])
-    finally:
-        consumer.close()
-    return found
+    return [
+        state
+        for event_type, _, state in platform.catalog_events()
+        if event_type == catalog_events.NEED_NOTICE
+    ]
 
 
 def test_an_answer_reaches_the_webhook_once_signed_and_the_other_follower_on_the_stream(

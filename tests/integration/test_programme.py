@@ -54,24 +54,6 @@ def _vetted(platform: Platform, applicant_id: str) -> str:
     return platform.organisation(applicant_id, vetted_by=OPERATOR)
 
 
-def _catalog_events(platform: Platform) -> list[tuple[str, bytes, dict[str, Any]]]:
-    assert platform.app is not None
-    runtime = platform.app.state.services["catalog"].state.runtime
-    outbox = runtime.service.outbox
-    assert wait_until(lambda: outbox.pending() == 0, timeout_s=10)
-    consumer = runtime.bus.consumer(None, [catalog_events.TOPIC])
-    found = []
-    try:
-        while messages := consumer.poll(0.5, 1000):
-            for message in messages:
-                event = catalog_events.read_catalog_event(message)
-                if event is not None:
-                    found.append((event[0], message.key or b"", event[1]))
-    finally:
-        consumer.close()
-    return found
-
-
 def test_a_published_list_is_proposed_to_and_a_selection_becomes_an_approved_scenario(
     platform: Platform,
 ) -> None:
@@ -185,7 +167,7 @@ def test_a_published_list_is_proposed_to_and_a_selection_becomes_an_approved_sce
         "scenario.create",
         "access_request.prepare",
     } <= actions
-    events = _catalog_events(platform)
+    events = platform.catalog_events()
     proposals = {key: payload["status"] for kind, key, payload in events if kind == catalog_events.PROPOSAL}
     assert proposals[f"proposal:{other['id']}".encode()] == "not_selected"
     assert proposals[f"proposal:{chosen['id']}".encode()] == "selected"

@@ -34,6 +34,7 @@ from fastapi.testclient import TestClient
 
 from citybase.demo import FaultRates, RecordGenerator
 from citybase.platform import create_platform_app, one_process_feeds_settings, prepare
+from services.common import catalog_events
 from services.common.app import ServiceRuntime
 from services.common.settings import Settings
 from services.common.worker import wait_until
@@ -198,6 +199,25 @@ class Platform:
             primary_key=contract.get("primary_key") or None,
         )
         self.ok("POST", f"/ingest/v1/datasets/{dataset_id}/records", json=generator.records(records))
+
+    def catalog_events(self) -> list[tuple[str, bytes, dict[str, Any]]]:
+        """Every event on platform.catalog so far, as (type, key, state), once the catalog's outbox
+        has published what it holds: what a reader of the stream sees."""
+        assert self.app is not None
+        runtime = self.app.state.services["catalog"].state.runtime
+        outbox = runtime.service.outbox
+        assert wait_until(lambda: outbox.pending() == 0, timeout_s=10)
+        consumer = runtime.bus.consumer(None, [catalog_events.TOPIC])
+        found = []
+        try:
+            while messages := consumer.poll(0.5, 1000):
+                for message in messages:
+                    event = catalog_events.read_catalog_event(message)
+                    if event is not None:
+                        found.append((event[0], message.key or b"", event[1]))
+        finally:
+            consumer.close()
+        return found
 
     def ingest_counts(self) -> dict[tuple[str, str], float]:
         """Records ingest handled so far, by dataset and outcome, from its Prometheus metrics."""
