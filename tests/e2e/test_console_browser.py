@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import Select
 from citybase.demo import FaultRates
 from services.console.evaluation_view import this_month
 from tests.factories import evolve_contract, opening_create, proposal_create, renamed_contract
-from tests.support.evaluation_cast import EVALUATOR, FAST, evaluation_cast
+from tests.support.evaluation_cast import DATASET, EVALUATOR, FAST, evaluation_cast
 from tests.support.http import wait_until
 from tests.support.platform import SHORT_QUALITY_WINDOWS, Platform, in_process
 from tests.support.principals import APPROVER, OPERATOR, OTHER_SCENARIO, PUBLISHER, SCENARIO, populate
@@ -1038,6 +1038,60 @@ def test_a_scenario_sets_an_objective_and_reports_an_outcome_and_the_evaluator_j
 def _objectives_of_the_scenario(platform: Platform) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = platform.ok("GET", f"/catalog/v1/scenarios/{SCENARIO}/objectives")["items"]
     return items
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_the_html_evaluation_report_fits_a_desktop_and_a_phone(
+    browser: Any, evaluation_platform: Platform, language: str, tmp_path: Path
+) -> None:
+    """Quality's self-contained HTML evaluation report, as an evaluator saves and opens it: in the
+    language asked for, its objectives shown, no wider than the window, no word broken."""
+    platform = evaluation_platform
+    title = "Inspections delivered to the scenario"
+    if title not in {o["title"] for o in _objectives_of_the_scenario(platform)}:
+        platform.ok(
+            "POST",
+            f"/catalog/v1/scenarios/{SCENARIO}/objectives",
+            platform.keys[SCENARIO],
+            json={
+                "title": title,
+                "kind": "delivered-records",
+                "datasets": [DATASET],
+                "target": 10,
+                "kpi": None,
+                "period_start": EVALUATION_START,
+                "period_end": EVALUATION_END,
+            },
+        )
+
+    def report() -> str | None:
+        answer = platform.call(
+            "GET",
+            f"/quality/v1/scenarios/{SCENARIO}/evaluation",
+            platform.keys[EVALUATOR],
+            params={"period_start": EVALUATION_START, "period_end": EVALUATION_END, "format": "html"},
+            headers={"Accept-Language": language},
+        )
+        return answer.text if answer.status_code == 200 and title in answer.text else None
+
+    assert wait_until(lambda: report() is not None, 20), "quality shows no report of the objective"
+    page = tmp_path / "evaluation-report.html"
+    page.write_text(report() or "", encoding="utf-8")
+    overflowing: dict[str, int] = {}
+    try:
+        for width_name, width in WIDTHS.items():
+            browser.set_window_size(width, 1000)
+            browser.get(page.as_uri())
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
+            assert title in browser.find_element(By.TAG_NAME, "body").text
+            screenshot(browser, f"evaluation-report-{language}-{width_name}")
+            if (extra := _overflow(browser)) > 0:
+                overflowing[width_name] = extra
+            if width_name == "desktop":
+                assert _broken_words(browser) == []
+    finally:
+        browser.set_window_size(1280, 1600)
+    assert not overflowing, f"the evaluation report is wider than the window (px): {overflowing}"
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
