@@ -373,14 +373,23 @@ def test_the_html_scorecard_fits_a_desktop_and_a_phone(
     assert not overflowing, f"the scorecard is wider than the window (px): {overflowing}"
 
 
-def text_of(driver: Any, element_id: str) -> str:
+def text_of(driver: Any, element_id: str, by: str = By.ID) -> str:
     """The text of an element while the page may be reloading after a form was sent: an element
     of the page that was just replaced has no text yet (a stale element, not a failure)."""
     try:
-        text: str = driver.find_element(By.ID, element_id).text
+        text: str = driver.find_element(by, element_id).text
     except StaleElementReferenceException:
         return ""
     return text
+
+
+def lang_of(driver: Any) -> str | None:
+    """The page's language while it may be reloading (None for a page just replaced)."""
+    try:
+        lang: str | None = driver.find_element(By.TAG_NAME, "html").get_attribute("lang")
+    except StaleElementReferenceException:
+        return None
+    return lang
 
 
 def subscribed(driver: Any, platform: Platform, scenario_id: str, dataset_id: str) -> bool:
@@ -405,7 +414,7 @@ def log_in_speaking(driver: Any, platform: Platform, key: str, language: str) ->
     """Log in, then pick ``language`` with the switch on the page, as a person would."""
     log_in(driver, platform, key)
     driver.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
-    assert wait_until(lambda: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == language, 10)
+    assert wait_until(lambda: lang_of(driver) == language, 10)
 
 
 def log_in_in_chinese(driver: Any, platform: Platform, key: str) -> None:
@@ -738,7 +747,7 @@ def test_from_a_residents_post_to_a_committed_need_through_the_console(
     )
     browser.find_element(By.ID, "commit-dataset_id").send_keys("market.pharmacy-inspections")
     browser.find_element(By.ID, "commit").click()
-    assert wait_until(lambda: "committed" in browser.find_element(By.TAG_NAME, "h1").text, 10)
+    assert wait_until(lambda: "committed" in text_of(browser, "h1", By.TAG_NAME), 10)
     assert wait_until(lambda: due.isoformat() in text_of(browser, "answer"), 15)
     assert wait_until(lambda: "need.commit" in text_of(browser, "history"), 15)
     screenshot(browser, "need-committed")
@@ -755,7 +764,7 @@ def test_from_a_residents_post_to_a_committed_need_through_the_console(
     screenshot(browser, "needs-moderation-queue")
     browser.get(f"{platform.base}/console/needs/{resident_need}")
     browser.find_element(By.ID, "accept").click()
-    assert wait_until(lambda: "open" in browser.find_element(By.TAG_NAME, "h1").text, 10)
+    assert wait_until(lambda: "open" in text_of(browser, "h1", By.TAG_NAME), 10)
     browser.get(f"{platform.base}/console/needs/candidates")
     candidates = browser.find_element(By.ID, "candidates").text
     assert "noise levels" in candidates and "13812345678" not in candidates
@@ -837,7 +846,7 @@ def programme_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pla
 
 def _language(driver: Any, language: str) -> None:
     driver.find_element(By.CSS_SELECTOR, f'#language a[hreflang="{language}"]').click()
-    assert wait_until(lambda: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == language, 5)
+    assert wait_until(lambda: lang_of(driver) == language, 5)
 
 
 def _fits(driver: Any, url: str, name: str) -> dict[str, int]:
