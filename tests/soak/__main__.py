@@ -10,7 +10,8 @@ After a warm-up (``CITYBASE_SOAK_WARMUP_S``, 30 s) the resident memory of each s
 and again at the end of ``CITYBASE_SOAK_DURATION_S`` (300 s, warm-up included). The report gives
 them, the consumer lag of the subscription and of quality at the end, and the error counts (HTTP
 errors of the publisher and the subscriber, ERROR lines and tracebacks in the services' logs, a
-service that exited). The exit status is 1 when a service's memory grew more than
+service that exited), and the aims: quality's and feeds' CPU per record at most ingest's, quality's lag at the end
+under two windows. The exit status is 1 when an aim is missed, a service's memory grew more than
 :data:`MAX_GROWTH` after the warm-up or any error occurred.
 """
 
@@ -26,6 +27,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -50,6 +52,10 @@ QUALITY_ENV = {"CITYBASE_QUALITY_ROLLING_MAX_KEYS": str(ROLLING_KEYS)}
 a few hundred MiB at most), by design. The soak lowers the bound so that the view is full within
 the warm-up: growth after it is then growth that no bound explains."""
 QUALITY_DRAIN_S = 60.0
+WINDOW_RECORDS = 10_000
+"""Quality's default window (``WindowSize.records``): the soak's one dataset closes one per 10,000."""
+LAG_BOUND_WINDOWS = 2
+"""Quality keeps up when its lag at the end of the load is under two windows of the dataset."""
 INGEST_FIGURE = "ingest throughput"
 
 
@@ -292,6 +298,38 @@ def _store(report: dict[str, object]) -> None:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
+def _ratio(figures: dict[str, float | None], name: str, baseline: str) -> float | None:
+    value, base = figures.get(name), figures.get(baseline)
+    return round(value / base, 3) if value is not None and base else None
+
+
+def aims(
+    cpu_per_1000_records: dict[str, float | None], lag_at_end: dict[str, int | None]
+) -> dict[str, dict[str, Any]]:
+    """The soak's aims, each with its figure and whether it holds: quality's and feeds' CPU per
+    record at most ingest's, and quality's lag at the end of the load (not after a drain) under
+    :data:`LAG_BOUND_WINDOWS` windows of the dataset."""
+    quality_cpu = _ratio(cpu_per_1000_records, "quality", "ingest")
+    feeds_cpu = _ratio(cpu_per_1000_records, "feeds", "ingest")
+    lag = lag_at_end.get("quality")
+    bound = LAG_BOUND_WINDOWS * WINDOW_RECORDS
+    return {
+        "quality cpu per record / ingest's (<= 1.0)": {
+            "ratio": quality_cpu,
+            "holds": quality_cpu is not None and quality_cpu <= 1.0,
+        },
+        "feeds cpu per record / ingest's (<= 1.0)": {
+            "ratio": feeds_cpu,
+            "holds": feeds_cpu is not None and feeds_cpu <= 1.0,
+        },
+        f"quality lag at the end < {LAG_BOUND_WINDOWS} windows ({bound:,} records)": {
+            "records": lag,
+            "windows": round(lag / WINDOW_RECORDS, 2) if lag is not None else None,
+            "holds": lag is not None and lag < bound,
+        },
+    }
+
+
 def main() -> int:
     # Kept after the run: the services' logs are where an error count is explained.
     directory = os.environ.get("CITYBASE_SOAK_DIR") or tempfile.mkdtemp(prefix="citybase-soak-")
@@ -340,6 +378,8 @@ def main() -> int:
         work_end = Work.now(pipe, publisher, subscriber)
         log_errors, log_samples = _log_errors(pipe)
     elapsed = DURATION_S
+    cpu = cpu_per_1000(work_start, work_end)
+    verdicts = aims(cpu, lags_at_end)
     report = {
         "rate_records_per_s": round(rate),
         "maximum_records_per_s": round(maximum),
@@ -354,8 +394,9 @@ def main() -> int:
         "rss_mib_at_end": {n: round(k / 1024, 1) for n, k in end_kib.items()},
         "rss_mib_peak": {n: round(k / 1024, 1) for n, k in peak_kib.items()},
         "growth": {n: round(end_kib[n] / start_kib[n] - 1, 3) for n in start_kib},
-        "cpu_s_per_1000_records": cpu_per_1000(work_start, work_end),
+        "cpu_s_per_1000_records": cpu,
         "lag_at_end": lags_at_end,
+        "aims": verdicts,
         "lag_after_drain": lags_drained,
         "errors": {
             "publisher": len(publisher.errors),
@@ -373,9 +414,12 @@ def main() -> int:
         _say(f"FAILED: memory grew more than {MAX_GROWTH:.0%} after the warm-up: {', '.join(grown)}")
     if failed:
         _say("FAILED: errors occurred (see above)")
-    if not grown and not failed:
-        _say("passed: no service grew more than 10% after the warm-up, no errors")
-    return 1 if grown or failed else 0
+    missed = [name for name, aim in verdicts.items() if not aim["holds"]]
+    for name in missed:
+        _say(f"FAILED aim: {name}: {verdicts[name]}")
+    if not grown and not failed and not missed:
+        _say("passed: no service grew more than 10% after the warm-up, no errors, every aim held")
+    return 1 if grown or failed or missed else 0
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 SHARED = ("tests.support", "tests.factories")
-TOOLS = ("tests.bench",)
-"""The benchmark is a tool of its own (``python -m tests.bench``); a test may run its pieces."""
+TOOLS = ("tests.bench", "tests.soak")
+"""The benchmark and the soak are tools of their own (``python -m tests.bench``, ``-m tests.soak``);
+a test may run their pieces."""
 
 LEFT_TO_THE_INGEST_SPLIT = {
     ("unit/ingest/test_publish.py", "tests.support.ingest_units"),
