@@ -358,6 +358,20 @@ def bench_platform(
             "catalog not ready",
             catalog,
         )
+        # The catalog's key ring follows platform.catalog: on a Kafka that has just been formatted
+        # the admin key can reach it a moment after /readyz does.
+        _wait(
+            lambda: (
+                httpx.get(
+                    f"{catalog.url}/v1/principals/admin",
+                    headers={"Authorization": f"Bearer {admin_key}"},
+                    timeout=5,
+                ).status_code
+                == 200
+            ),
+            "the admin key not accepted by the catalog",
+            catalog,
+        )
         dataset_id, publisher_key, record_schema = register_dataset(catalog, admin_key, suffix)
         platform = BenchPlatform(
             catalog,
