@@ -330,7 +330,9 @@ _DATE_CUT: dict[str, tuple[int, str]] = {
 }
 
 
-_TIMESTAMP_SHAPES = frozenset({"--T", "--t", "-- "})
+_SEPARATORS = frozenset({"T", "t", " "})
+"""What may stand between the date and the time of a timestamp."""
+_TIMESTAMP_SHAPES = frozenset(f"--{separator}" for separator in _SEPARATORS)
 """Characters 4, 7 and 10 of an extended-form timestamp (``YYYY-MM-DD`` then its separator)."""
 _SIGNS = frozenset({"+", "-"})
 
@@ -348,14 +350,14 @@ class TimestampCut:
     separator, ``hh:mm:ss``, then a signed offset), for code that writes the cut out where a
     record is built instead of calling :attr:`mask` per value (:mod:`.specialized`).
 
-    A ``str`` whose characters 4, 7 and 10 are in :attr:`shapes`, whose character 19 is in
-    :attr:`signs` and which :attr:`parse` accepts becomes ``value[:kept] + midnight +
+    A ``str`` whose characters 4 and 7 are ``-``, whose character 10 is in :attr:`separators`,
+    whose character 19 is in :attr:`signs` and which :attr:`parse` accepts becomes ``value[:kept] + midnight +
     value[19:]``, exactly what :attr:`mask` makes of it; any other value is :attr:`mask`'s.
     """
 
     mask: MaskFunction
     parse: Callable[[str], Any]
-    shapes: frozenset[str]
+    separators: frozenset[str]
     signs: frozenset[str]
     kept: int
     midnight: str
@@ -374,7 +376,7 @@ def inline_mask(mask: FieldMask, function: MaskFunction, keyed: StringHash | Non
         granularity: Any = mask.granularity
         kept, midnight = _timestamp_cut(granularity or DEFAULT_TIMESTAMP_GRANULARITY)
         if kept:
-            return TimestampCut(function, datetime.fromisoformat, _TIMESTAMP_SHAPES, _SIGNS, kept, midnight)
+            return TimestampCut(function, datetime.fromisoformat, _SEPARATORS, _SIGNS, kept, midnight)
     return None
 
 
