@@ -207,9 +207,10 @@ def specialize(steps: Sequence[FieldStep], row_filter: RowFilter | None) -> tupl
         for node in tree.operands if isinstance(tree, syntax.All) else (tree,):
             guards += _guard(node, source)
     fields = _fields(steps, source)
-    names = ", ".join(["REMOVED", *source.arguments])
-    # apply_many reads the arguments once into locals, which the loop reads faster than the
-    # closure's cells; apply, called once per record, reads the cells.
+    names = ", ".join(["REMOVED", "type", "str", *source.arguments])
+    # apply_many reads the arguments (and the builtins its tests call) once into locals, which
+    # the loop reads faster than the closure's cells or the builtins; apply, called once per
+    # record, reads the cells.
     text = (
         f"def specialized({names}):\n"
         "    def apply(record):\n"
@@ -231,5 +232,5 @@ def specialize(steps: Sequence[FieldStep], row_filter: RowFilter | None) -> tupl
     )
     namespace: dict[str, Any] = {}
     exec(compile(text, "<citybase grant policy>", "exec"), namespace)
-    functions: tuple[Apply, ApplyMany] = namespace["specialized"](REMOVED, **source.arguments)
+    functions: tuple[Apply, ApplyMany] = namespace["specialized"](REMOVED, type, str, **source.arguments)
     return functions
