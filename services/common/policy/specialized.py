@@ -5,8 +5,10 @@ A loop over the grant's fields, a call per field and a closure per filter condit
 the masking itself; here the terms are written out once, when the grant version is compiled, as
 the source of two functions: ``apply(record)`` and ``apply_many(records)`` (the same body in a
 loop, without a call per record). The row filter's top-level conditions come first, as inline
-tests, so a dropped record costs no mask; then one statement per granted field, in the grant's
-order.
+tests, so a dropped record costs no mask; then the masked values, then the granted fields as one
+dict display, in the grant's order. A top-level hash, and a cut of the usual timestamp to the day
+or the hour, are written out for the values they usually meet (no call per value: they are most
+of a record's cost), and hand any other value to their mask function.
 
 The source holds only what this module writes: fixed statements and names it makes up
 (``name_0``, ``mask_3``, ``condition_1``). Every field name, literal and mask function is handed
@@ -131,6 +133,7 @@ def _masked(key: str, masked: str, function: str, form: InlineMask | None, sourc
         )
         parse, kept = source.constant("parse", form.parse), source.constant("kept", form.kept)
         midnight = source.constant("midnight", form.midnight)
+        # character 19 is tested first: a string that has it has characters 4, 7 and 10 to index
         return [
             f"value = record[{key}]",
             f"if type(value) is str and value[19:20] in {signs} and value[10] in {separators}"
