@@ -335,6 +335,9 @@ _SEPARATORS = frozenset({"T", "t", " "})
 _TIMESTAMP_SHAPES = frozenset(f"--{separator}" for separator in _SEPARATORS)
 """Characters 4, 7 and 10 of an extended-form timestamp (``YYYY-MM-DD`` then its separator)."""
 _SIGNS = frozenset({"+", "-"})
+_USUAL_TIMESTAMP_MARKS = frozenset(f"--{separator}::{sign}" for separator in _SEPARATORS for sign in _SIGNS)
+"""Characters 4, 7, 10, 13, 16 and 19 (``value[4:20:3]``) of the usual timestamp: ``YYYY-MM-DD``,
+its separator, ``hh:mm:ss``, then a signed offset; one slice tells it from any other text."""
 
 
 def _timestamp_cut(granularity: Granularity) -> tuple[int, str]:
@@ -350,15 +353,15 @@ class TimestampCut:
     separator, ``hh:mm:ss``, then a signed offset), for code that writes the cut out where a
     record is built instead of calling :attr:`mask` per value (:mod:`.specialized`).
 
-    A ``str`` whose characters 4 and 7 are ``-``, whose character 10 is in :attr:`separators`,
-    whose character 19 is in :attr:`signs` and which :attr:`parse` accepts becomes ``value[:kept] + midnight +
-    value[19:]``, exactly what :attr:`mask` makes of it; any other value is :attr:`mask`'s.
+    A ``str`` whose ``value[4:20:3]`` is in :attr:`marks` and which :attr:`parse` accepts becomes
+    ``value[:kept] + midnight + value[19:]``, exactly what :attr:`mask` makes of it (its form is
+    one the mask cuts the same way: the extended date, its separator, then the offset at 19);
+    any other value is :attr:`mask`'s.
     """
 
     mask: MaskFunction
     parse: Callable[[str], Any]
-    separators: frozenset[str]
-    signs: frozenset[str]
+    marks: frozenset[str]
     kept: int
     midnight: str
 
@@ -376,7 +379,7 @@ def inline_mask(mask: FieldMask, function: MaskFunction, keyed: StringHash | Non
         granularity: Any = mask.granularity
         kept, midnight = _timestamp_cut(granularity or DEFAULT_TIMESTAMP_GRANULARITY)
         if kept:
-            return TimestampCut(function, datetime.fromisoformat, _SEPARATORS, _SIGNS, kept, midnight)
+            return TimestampCut(function, datetime.fromisoformat, _USUAL_TIMESTAMP_MARKS, kept, midnight)
     return None
 
 

@@ -127,17 +127,11 @@ def _masked(key: str, masked: str, function: str, form: InlineMask | None, sourc
             f"    {masked} = {function}(value)",
         ]
     if isinstance(form, TimestampCut):
-        separators, signs = (
-            source.constant("separators", form.separators),
-            source.constant("signs", form.signs),
-        )
-        parse, kept = source.constant("parse", form.parse), source.constant("kept", form.kept)
-        midnight = source.constant("midnight", form.midnight)
-        # character 19 is tested first: a string that has it has characters 4, 7 and 10 to index
+        marks, parse = source.constant("marks", form.marks), source.constant("parse", form.parse)
+        kept, midnight = source.constant("kept", form.kept), source.constant("midnight", form.midnight)
         return [
             f"value = record[{key}]",
-            f"if type(value) is str and value[19:20] in {signs} and value[10] in {separators}"
-            " and value[4] == '-' == value[7]:",
+            f"if type(value) is str and value[4:20:3] in {marks}:",
             "    try:",
             f"        {parse}(value)",
             "    except ValueError:",
