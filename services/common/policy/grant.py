@@ -13,13 +13,15 @@ from typing import Any
 from services.common.policy.masking import (
     REMOVED,
     FieldMask,
+    InlineMask,
     MaskFunction,
     PathStep,
     compile_masks,
-    hasher,
+    inline_mask,
     mask_function,
     may_remove,
     parse_masking_path,
+    string_hash,
 )
 from services.common.policy.row_filter import RowFilter, parse_row_filter
 from services.common.policy.specialized import Apply, ApplyMany, FieldStep, specialize
@@ -170,18 +172,33 @@ def compile_policy(terms: GrantTerms, *, hash_key: bytes | None) -> Policy:
     filter that does not parse. Masks on fields the grant does not include have nothing to do and
     are left out.
     """
-    hash_value = hasher(hash_key) if hash_key is not None else _no_hash
+    keyed = string_hash(hash_key) if hash_key is not None else None
+    hash_value = keyed.mask if keyed is not None else _no_hash
     granted = dict.fromkeys(terms.fields)
     masks: dict[tuple[PathStep, ...], MaskFunction] = {}
     removing: set[str] = set()
+    inline: dict[str, InlineMask | None] = {}
     for path, rule in terms.masking.items():
         steps = parse_masking_path(path)
         if steps[0][0] in granted:
             mask = FieldMask.from_value(rule)
-            masks[steps] = mask_function(mask, hash_value)
+            masks[steps] = function = mask_function(mask, hash_value)
             if may_remove(steps, mask, keyed=hash_key is not None):
                 removing.add(steps[0][0])
+            if steps == ((steps[0][0], 0),):
+                inline[steps[0][0]] = inline_mask(mask, function, keyed)
     by_field = compile_masks(masks)
     row_filter = parse_row_filter(terms.row_filter) if terms.row_filter else None
-    fields = tuple((name, by_field.get(name), name in removing) for name in granted)
+    fields = tuple(
+        (name, by_field.get(name), name in removing, _alone(inline, by_field, name)) for name in granted
+    )
     return Policy(terms, fields, row_filter)
+
+
+def _alone(
+    inline: Mapping[str, InlineMask | None], by_field: Mapping[str, MaskFunction], name: str
+) -> InlineMask | None:
+    """The written-out form of ``name``'s mask when it is the field's only one (no nested path
+    adds to it), else None: the compiled function of a field with several masks is called."""
+    form = inline.get(name)
+    return form if form is not None and by_field[name] is form.mask else None

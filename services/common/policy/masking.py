@@ -249,7 +249,24 @@ HASH_PERSON = b"citybase/hash/v1"
 """BLAKE2b personalization of the ``hash`` mask: its hashes differ from any other use of a key."""
 
 
-def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
+@dataclass(frozen=True)
+class StringHash:
+    """The ``hash`` mask under one key, in the parts that hash a ``str``, for code that writes the
+    hash out where a record is built instead of calling :attr:`mask` per value (:mod:`.specialized`).
+
+    The hash of a ``str`` is ``prefix + state.hexdigest()`` for ``state = copy()`` updated with
+    ``encode(value).encode()``; a value of any other type, or one whose text UTF-8 refuses (a lone
+    surrogate: ``UnicodeEncodeError``), is :attr:`mask`'s, which is the whole rule.
+    """
+
+    mask: Callable[[Any], str | None]
+    copy: Callable[[], Any]
+    """The keyed state's ``copy``: the key block is laid down once, not per value."""
+    encode: Callable[[str], str]
+    prefix: str
+
+
+def string_hash(hash_key: bytes) -> StringHash:
     """The ``hash`` mask under one key: keyed BLAKE2b (RFC 7693's MAC mode, a PRF like HMAC)
     over the value's canonical JSON, 128-bit digest (None stays None).
 
@@ -278,7 +295,12 @@ def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
             state.update(text.encode("utf-8", "surrogatepass"))
         return prefix + state.hexdigest()
 
-    return hash_value
+    return StringHash(hash_value, copy, encode_str, prefix)
+
+
+def hasher(hash_key: bytes) -> Callable[[Any], str | None]:
+    """The ``hash`` mask under one key (:func:`string_hash`), as one function of the value."""
+    return string_hash(hash_key).mask
 
 
 # --- the masks ---------------------------------------------------------------------------------
@@ -308,9 +330,57 @@ _DATE_CUT: dict[str, tuple[int, str]] = {
 }
 
 
-_TIMESTAMP_SHAPES = frozenset({"--T", "--t", "-- "})
+_SEPARATORS = frozenset({"T", "t", " "})
+"""What may stand between the date and the time of a timestamp."""
+_TIMESTAMP_SHAPES = frozenset(f"--{separator}" for separator in _SEPARATORS)
 """Characters 4, 7 and 10 of an extended-form timestamp (``YYYY-MM-DD`` then its separator)."""
 _SIGNS = frozenset({"+", "-"})
+_USUAL_TIMESTAMP_MARKS = frozenset(f"--{separator}::{sign}" for separator in _SEPARATORS for sign in _SIGNS)
+"""Characters 4, 7, 10, 13, 16 and 19 (``value[4:20:3]``) of the usual timestamp: ``YYYY-MM-DD``,
+its separator, ``hh:mm:ss``, then a signed offset; one slice tells it from any other text."""
+
+
+def _timestamp_cut(granularity: Granularity) -> tuple[int, str]:
+    """(Characters kept, what follows them) of a timestamp cut to ``granularity``; day and hour
+    keep the date and its separator as they are (and the hour), so their cut is one slice (0 for
+    year and month, whose cut is made of parts)."""
+    return {"day": (11, "00:00:00"), "hour": (13, ":00:00")}.get(granularity, (0, "00:00:00"))
+
+
+@dataclass(frozen=True)
+class TimestampCut:
+    """``generalize`` to the day or the hour of the usual timestamp (``YYYY-MM-DD``, its
+    separator, ``hh:mm:ss``, then a signed offset), for code that writes the cut out where a
+    record is built instead of calling :attr:`mask` per value (:mod:`.specialized`).
+
+    A ``str`` whose ``value[4:20:3]`` is in :attr:`marks` and which :attr:`parse` accepts becomes
+    ``value[:kept] + midnight + value[19:]``, exactly what :attr:`mask` makes of it (its form is
+    one the mask cuts the same way: the extended date, its separator, then the offset at 19);
+    any other value is :attr:`mask`'s.
+    """
+
+    mask: MaskFunction
+    parse: Callable[[str], Any]
+    marks: frozenset[str]
+    kept: int
+    midnight: str
+
+
+InlineMask = StringHash | TimestampCut
+"""A top-level mask in the parts :mod:`.specialized` writes out for the values it usually meets."""
+
+
+def inline_mask(mask: FieldMask, function: MaskFunction, keyed: StringHash | None) -> InlineMask | None:
+    """``function`` (:func:`mask_function` of ``mask``, with the grant's :func:`string_hash`
+    ``keyed``, None without a key) in parts to write out, or None for a mask that is called."""
+    if mask.kind == "hash":
+        return keyed if keyed is not None and keyed.mask is function else None
+    if mask.kind == "generalize":
+        granularity: Any = mask.granularity
+        kept, midnight = _timestamp_cut(granularity or DEFAULT_TIMESTAMP_GRANULARITY)
+        if kept:
+            return TimestampCut(function, datetime.fromisoformat, _USUAL_TIMESTAMP_MARKS, kept, midnight)
+    return None
 
 
 def _generalize(
@@ -322,9 +392,7 @@ def _generalize(
     parse = datetime.fromisoformat
     date_cut, date_end = _DATE_CUT[date_granularity]
     time_cut, time_end = _DATE_CUT[timestamp_granularity]
-    midnight = ":00:00" if timestamp_granularity == "hour" else "00:00:00"
-    # day and hour keep the date and its separator as they are (and the hour): one slice
-    kept = {"day": 11, "hour": 13}.get(timestamp_granularity, 0)
+    kept, midnight = _timestamp_cut(timestamp_granularity)
 
     def generalize(value: Any) -> Any:
         kind = type(value)
