@@ -320,7 +320,7 @@ def run_all() -> list[Figure]:
             "records/s",
             "raw kafka-python consumer, same topic",
             round(raw_rate),
-            aim=">= 0.5",
+            aim=">= 0.6",
             notes=f"{RECORDS:,} records, batches of {BATCH}, each acknowledged; client in the same process; "
             "best of 2 rounds each",
         )
