@@ -164,7 +164,7 @@ class Stream:
             log.warning("stream of %s: the database is unavailable; trying again", self.subscription.id)
             time.sleep(_DATABASE_RETRY_S)
             return StreamEvent(b"")
-        if batch.entries:
+        if batch.records:
             try:
                 self.delivery.meter(batch)
             except _DATABASE_DOWN:

@@ -163,7 +163,7 @@ class WebhookPusher:
             return False
         if not batch.polled:
             return False
-        if not batch.entries:
+        if not batch.records:
             state.reader.commit(batch.offsets)  # all filtered out: move on
             return True
         body = batch.body()

@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from services.common.policy import HASH_PREFIX
+from services.feeds.delivery import POLL_CHUNK
 from services.feeds.runtime import FeedsRuntime
 from tests.support.services import FeedsPlatform, IngestPlatform, feeds_settings_for_tests, running_feeds
 
@@ -53,6 +54,27 @@ def test_a_granted_scenario_receives_exactly_its_fields_and_masking(feeds: Feeds
             data["vehicle_id"] == "沪B" + "*" * (len(original["vehicle_id"]) - 3) + original["vehicle_id"][-1]
         )
         assert data["stop_id"] == original["stop_id"] and data["delay_s"] == original["delay_s"]
+
+
+def test_a_batch_larger_than_one_poll_comes_in_one_answer(feeds: FeedsPlatform) -> None:
+    """A long-poll reads its batch from the consumer a chunk at a time: what is ready up to
+    ``max`` comes in one answer, and its cursor stands after all of it."""
+    dataset = feeds.dataset()
+    scenario = feeds.scenario()
+    feeds.grant(scenario, dataset.id)
+    subscription = feeds.subscribe(scenario, dataset.id, start="earliest")
+    published = feeds.publish(dataset, 2 * POLL_CHUNK + 7)
+    first = feeds.pull(scenario, subscription["id"], max=len(published), wait=5)
+    assert first.status_code == 200, first.text
+    batch = first.json()
+    assert len(batch["records"]) > POLL_CHUNK
+    acked = feeds.call(
+        "POST", f"/v1/subscriptions/{subscription['id']}/ack", scenario, json={"cursor": batch["cursor"]}
+    )
+    assert acked.status_code == 200, acked.text
+    rest = feeds.pull_all(scenario, subscription["id"], len(published) - len(batch["records"]))
+    delivered = [record["id"] for record in batch["records"] + rest]
+    assert sorted(delivered) == sorted(r["_event_id"] for r in published)
 
 
 def test_unacknowledged_records_come_again_after_a_restart(feeds: FeedsPlatform) -> None:

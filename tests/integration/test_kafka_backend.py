@@ -524,6 +524,7 @@ def test_consumer_settings(bus: KafkaBus, topic: str, unique_name: str) -> None:
         assert config["session_timeout_ms"] == 6_000  # raised to the broker's minimum
         assert config["heartbeat_interval_ms"] == 2_000
         assert [assignor.name for assignor in config["partition_assignment_strategy"]] == ["range"]
+        assert config["metrics_enabled"] is False  # nothing reads them; a registry per consumer
     finally:
         consumer.close()
 

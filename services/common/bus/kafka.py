@@ -356,6 +356,10 @@ class KafkaBus(Bus):
                 request_timeout_ms=tuning.request_timeout_ms,
                 bootstrap_timeout_ms=tuning.connect_timeout_ms,
                 allow_auto_create_topics=False,
+                # Nothing reads kafka-python's own metrics (the services export Prometheus'): its
+                # registry of sensors costs each consumer about 70 KiB and a sensor update per
+                # fetch, and feeds holds a consumer per open stream.
+                metrics_enabled=False,
             )
         try:
             if group_id is None:
