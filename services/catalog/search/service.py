@@ -73,8 +73,8 @@ def search_datasets(
         page_ids = postings.subquery()
         rows = session.execute(
             sa.select(*_LISTED_COLUMNS)
-            .join(page_ids, page_ids.c.dataset_id == Dataset.id)
-            .order_by(Dataset.id)
+            .join(page_ids, page_ids.c.dataset_id == _DATASETS.c.id)
+            .order_by(_DATASETS.c.id)
         ).all()
     else:
         rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
@@ -82,9 +82,9 @@ def search_datasets(
     if not page and filters.q and after is None:
         record_missed_search(session, filters.q, utcnow())  # shown to operators as a candidate need
     next_cursor = encode_cursor(page[-1].id) if more and page else None
-    return [
-        DatasetRead.model_validate({**row._mapping, "topics": topics_of(row.id)}) for row in page
-    ], next_cursor
+    return _LISTED_PAGE.validate_python(
+        [{**row._mapping, "topics": topics_of(row.id)} for row in page]
+    ), next_cursor
 
 
 def search_page(
@@ -108,14 +108,20 @@ def _query_words(q: str | None) -> list[str]:
     return "".join(c if c.isalnum() else " " for c in q.lower()).split()
 
 
-_LISTED_COLUMNS = tuple(getattr(Dataset, name) for name in DatasetRead.model_fields if name != "topics")
+_DATASETS = Dataset.__table__
+# Table columns, not the mapped attributes: a statement of plain columns runs on SQLAlchemy's Core
+# path, without the ORM's compile and result machinery, which cost a page more than its query.
+_LISTED_COLUMNS = tuple(_DATASETS.c[name] for name in DatasetRead.model_fields if name != "topics")
+_LISTED_PAGE: TypeAdapter[list[DatasetRead]] = TypeAdapter(list[DatasetRead])
 
 
 def _listed_rows(session: Session, ids: Sequence[str]) -> list[sa.Row[Any]]:
     """The listed columns of the datasets, in the given order."""
     if not ids:
         return []
-    rows = {row.id: row for row in session.execute(sa.select(*_LISTED_COLUMNS).where(Dataset.id.in_(ids)))}
+    rows = {
+        row.id: row for row in session.execute(sa.select(*_LISTED_COLUMNS).where(_DATASETS.c.id.in_(ids)))
+    }
     return [rows[dataset_id] for dataset_id in ids if dataset_id in rows]
 
 
