@@ -372,14 +372,15 @@ def _leapfrog(
     top = f"GREATEST({', '.join(f'heads.head{index}' for index in range(len(lists)))})"
     # walk(candidate, found): found is the id the step that produced the row confirmed, if any.
     # No ORDER BY on the walk: candidates only grow, and an ORDER BY would make PostgreSQL run
-    # the walk to its end before the LIMIT could stop it.
+    # the walk to its end before the LIMIT could stop it. OFFSET 0 keeps the heads a subquery of
+    # their own: pulled up, each probe ran again wherever its head is named (five times a step).
     sql = f"""
         WITH RECURSIVE walk(candidate, found) AS (
             SELECT {seek(0, ">", ":after")}, NULL::varchar
             UNION ALL
             SELECT CASE WHEN {top} = walk.candidate THEN {seek(0, ">", "walk.candidate")} ELSE {top} END,
                    CASE WHEN {top} = walk.candidate THEN walk.candidate END
-            FROM walk CROSS JOIN LATERAL (SELECT {heads}) AS heads
+            FROM walk CROSS JOIN LATERAL (SELECT {heads} OFFSET 0) AS heads
             WHERE walk.candidate IS NOT NULL AND {every}
         )
         SELECT found AS dataset_id FROM walk WHERE found IS NOT NULL LIMIT :size
@@ -407,15 +408,22 @@ def _posting_list(field: str, terms: Sequence[str], after: str | None) -> sa.Sub
     return sa.union_all(*branches).subquery()
 
 
+# Each step is the first term of an index range, ORDER BY ... LIMIT 1 rather than min(): for
+# the first step the planner, expecting one row, aggregated the whole range instead (every
+# posting of a common word, 7,500 for "delay", read to find its first term).
 _INDEXED_WORDS = sa.text(
     """
     WITH RECURSIVE found(term) AS (
-        SELECT min(term) FROM catalog_dataset_terms
-        WHERE field = 'text' AND term >= :prefix AND term < :beyond
+        (
+            SELECT term FROM catalog_dataset_terms
+            WHERE field = 'text' AND term >= :prefix AND term < :beyond
+            ORDER BY term LIMIT 1
+        )
         UNION ALL
         SELECT (
-            SELECT min(term) FROM catalog_dataset_terms
+            SELECT term FROM catalog_dataset_terms
             WHERE field = 'text' AND term > found.term AND term < :beyond
+            ORDER BY term LIMIT 1
         )
         FROM found WHERE found.term IS NOT NULL
     )
