@@ -72,7 +72,7 @@ def search_datasets(
     if postings is not None:
         # The page's ids and the listed columns of their datasets in one round trip.
         query, params = postings
-        rows = list(session.execute(query.rows, params))
+        rows = session.execute(query.rows, params).all()
     else:
         rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
     page, more = rows[:limit], len(rows) > limit
