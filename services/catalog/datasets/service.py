@@ -39,11 +39,17 @@ from services.common.topics import dead_letter_topic, raw_topic, records_topic
 
 
 def topics_of(dataset_id: str) -> Topics:
-    return Topics(
-        records=records_topic(dataset_id),
-        dead_letter=dead_letter_topic(dataset_id),
-        raw=raw_topic(dataset_id),
-    )
+    return Topics(**topic_names(dataset_id))
+
+
+def topic_names(dataset_id: str) -> dict[str, str]:
+    """The dataset's topics as the fields of :class:`Topics`, for a caller that validates many
+    records at once (a search page) rather than a model per record."""
+    return {
+        "records": records_topic(dataset_id),
+        "dead_letter": dead_letter_topic(dataset_id),
+        "raw": raw_topic(dataset_id),
+    }
 
 
 PUBLISHED_STATUSES = ("active", "deprecated")

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions
-from services.catalog.datasets.service import public_record, topics_of
+from services.catalog.datasets.service import public_record, topic_names
 from services.catalog.models import Dataset, dataset_terms
 from services.catalog.needs.service import record_missed_search
 from services.catalog.schemas import (
@@ -80,7 +80,7 @@ def search_datasets(
         record_missed_search(session, filters.q, utcnow())  # shown to operators as a candidate need
     next_cursor = encode_cursor(page[-1].id) if more and page else None
     return _LISTED_PAGE.validate_python(
-        [{**row._mapping, "topics": topics_of(row.id)} for row in page]
+        [{**row._mapping, "topics": topic_names(row.id)} for row in page]
     ), next_cursor
 
 
