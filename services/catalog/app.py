@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +46,10 @@ from services.common.webhooks import WebhookTargets
 NAME = "catalog"
 log = logging.getLogger(__name__)
 
+READ_THREADS = 40
+"""Reads of datasets at once, as many as the worker threads they shared before (anyio's 40);
+the database pool still bounds how many query at a time."""
+
 
 def _lifespan(configured: NeedsSettings | None) -> ServiceLifespan:
     """The catalog's lifespan, with the needs board's settings read when the app was built (or,
@@ -71,12 +76,15 @@ async def _catalog(runtime: Runtime, needs_settings: NeedsSettings) -> AsyncIter
     refusals = RefusalRecorder(
         runtime.engine, RefusalWindows(runtime.settings.audit_refusal_window_s), append
     )
+    # Threads start as reads need them: nothing runs until the first request.
+    reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix=f"{NAME}-reads")
     service = CatalogRuntime(
         keyring=keyring,
         events=CatalogEvents(box),
         outbox=relay,
         audit_checkpoints=checkpoints,
         audit_refusals=refusals,
+        reads=reads,
         access_settings=AccessSettings(),
         needs_settings=needs_settings,
         need_webhook_targets=WebhookTargets.of(needs_settings),
@@ -123,6 +131,7 @@ async def _catalog(runtime: Runtime, needs_settings: NeedsSettings) -> AsyncIter
         yield service
     finally:
         runs.stop()
+        reads.shutdown(wait=True, cancel_futures=True)
 
 
 SPEC = ServiceSpec(

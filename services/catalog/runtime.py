@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from services.catalog.access.settings import AccessSettings
@@ -23,6 +24,8 @@ class CatalogRuntime(ServiceRuntime):
     outbox: OutboxRelay
     audit_checkpoints: AuditCheckpointer
     audit_refusals: RefusalRecorder
+    reads: ThreadPoolExecutor
+    """The threads the busiest reads (get a dataset, search) run their unit of work on."""
     access_settings: AccessSettings = field(default_factory=AccessSettings)
     public_reads: PublicRateLimit = field(default_factory=PublicRateLimit)
     """How often a client address may read the public catalog without a key."""

@@ -39,11 +39,17 @@ from services.common.topics import dead_letter_topic, raw_topic, records_topic
 
 
 def topics_of(dataset_id: str) -> Topics:
-    return Topics(
-        records=records_topic(dataset_id),
-        dead_letter=dead_letter_topic(dataset_id),
-        raw=raw_topic(dataset_id),
-    )
+    return Topics(**topic_names(dataset_id))
+
+
+def topic_names(dataset_id: str) -> dict[str, str]:
+    """The dataset's topics as the fields of :class:`Topics`, for a caller that validates many
+    records at once (a search page) rather than a model per record."""
+    return {
+        "records": records_topic(dataset_id),
+        "dead_letter": dead_letter_topic(dataset_id),
+        "raw": raw_topic(dataset_id),
+    }
 
 
 PUBLISHED_STATUSES = ("active", "deprecated")
@@ -83,13 +89,17 @@ _DETAIL_UTILIZATION = tuple(
     DatasetUtilization.__table__.c[name].label(f"utilization_{name}")
     for name in UtilizationSummary.model_fields
 )
-_DETAIL_QUERY = (
+_DETAIL_BY_ID = (
     sa.select(*_DETAIL_DATASET, *_DETAIL_QUALITY, *_DETAIL_UTILIZATION)
     .outerjoin(DatasetQuality.__table__, DatasetQuality.__table__.c.dataset_id == Dataset.__table__.c.id)
     .outerjoin(
         DatasetUtilization.__table__, DatasetUtilization.__table__.c.dataset_id == Dataset.__table__.c.id
     )
+    .where(Dataset.__table__.c.id == sa.bindparam("dataset_id"))
 )
+# Built once with the id as a parameter: a statement built per request makes SQLAlchemy derive
+# its cache key again (a walk of all its columns and joins), which cost as much as the query.
+_PUBLIC_DETAIL_BY_ID = _DETAIL_BY_ID.where(public_record())
 
 
 def dataset_detail(session: Session, dataset_id: str, *, public_only: bool = False) -> DatasetDetail:
@@ -100,8 +110,8 @@ def dataset_detail(session: Session, dataset_id: str, *, public_only: bool = Fal
     One query and no ORM objects: this is the catalog's most frequent read, and it needs neither
     the search text nor a unit of work that tracks what it loaded.
     """
-    query = _DETAIL_QUERY.where(Dataset.__table__.c.id == dataset_id)
-    row = session.execute(query.where(public_record()) if public_only else query).mappings().first()
+    query = _PUBLIC_DETAIL_BY_ID if public_only else _DETAIL_BY_ID
+    row = session.execute(query, {"dataset_id": dataset_id}).mappings().first()
     if row is None and public_only:
         raise not_public(dataset_id)
     if row is None:

@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from services.catalog import exceptions
-from services.catalog.datasets.service import public_record, topics_of
+from services.catalog.datasets.service import public_record, topic_names
 from services.catalog.models import Dataset, dataset_terms
 from services.catalog.needs.service import record_missed_search
 from services.catalog.schemas import (
@@ -70,21 +71,17 @@ def search_datasets(
         postings = _posting_query(session, filters, words, after, limit + 1)
     if postings is not None:
         # The page's ids and the listed columns of their datasets in one round trip.
-        page_ids = postings.subquery()
-        rows = session.execute(
-            sa.select(*_LISTED_COLUMNS)
-            .join(page_ids, page_ids.c.dataset_id == Dataset.id)
-            .order_by(Dataset.id)
-        ).all()
+        query, params = postings
+        rows = session.execute(query.rows, params).all()
     else:
         rows = _listed_rows(session, _scanned_page(session, filters, words, after, limit + 1))
     page, more = rows[:limit], len(rows) > limit
     if not page and filters.q and after is None:
         record_missed_search(session, filters.q, utcnow())  # shown to operators as a candidate need
     next_cursor = encode_cursor(page[-1].id) if more and page else None
-    return [
-        DatasetRead.model_validate({**row._mapping, "topics": topics_of(row.id)}) for row in page
-    ], next_cursor
+    return _LISTED_PAGE.validate_python(
+        [{**row._mapping, "topics": topic_names(row.id)} for row in page]
+    ), next_cursor
 
 
 def search_page(
@@ -108,14 +105,20 @@ def _query_words(q: str | None) -> list[str]:
     return "".join(c if c.isalnum() else " " for c in q.lower()).split()
 
 
-_LISTED_COLUMNS = tuple(getattr(Dataset, name) for name in DatasetRead.model_fields if name != "topics")
+_DATASETS = Dataset.__table__
+# Table columns, not the mapped attributes: a statement of plain columns runs on SQLAlchemy's Core
+# path, without the ORM's compile and result machinery, which cost a page more than its query.
+_LISTED_COLUMNS = tuple(_DATASETS.c[name] for name in DatasetRead.model_fields if name != "topics")
+_LISTED_PAGE: TypeAdapter[list[DatasetRead]] = TypeAdapter(list[DatasetRead])
 
 
 def _listed_rows(session: Session, ids: Sequence[str]) -> list[sa.Row[Any]]:
     """The listed columns of the datasets, in the given order."""
     if not ids:
         return []
-    rows = {row.id: row for row in session.execute(sa.select(*_LISTED_COLUMNS).where(Dataset.id.in_(ids)))}
+    rows = {
+        row.id: row for row in session.execute(sa.select(*_LISTED_COLUMNS).where(_DATASETS.c.id.in_(ids)))
+    }
     return [rows[dataset_id] for dataset_id in ids if dataset_id in rows]
 
 
@@ -164,22 +167,28 @@ def _conditions(
     if filters.public_only:
         conditions.append(public_record())
     if words and counting and session.get_bind().dialect.name == "postgresql":
-        conditions.extend(_posting_range(word) for word in words)
+        conditions.extend(_posting_range(session, word) for word in words)
     elif words:
         conditions.append(_full_text(session, words))
     return conditions
 
 
-def _posting_range(prefix: str) -> sa.ColumnElement[bool]:
-    """The datasets holding a word ``prefix`` is a prefix of: one index range of the posting lists.
+def _posting_range(session: Session, prefix: str) -> sa.ColumnElement[bool]:
+    """The datasets holding a word ``prefix`` is a prefix of: the posting lists of the indexed
+    words it stands for, or their index range when it stands for too many to list.
 
     What the GIN index answers too, but a query matching a quarter of the catalog made the
-    planner test the search vector of every dataset; the range reads only the matching ids.
+    planner test the search vector of every dataset; the lists read only the matching ids. The
+    words are named rather than left a range: PostgreSQL estimates a narrow range of terms at
+    one row, and joined two words' ranges by rescanning one for every id of the other (a faceted
+    "arrival time" took half a minute); each named word it estimates from its statistics.
     """
-    beyond = _after_prefix(prefix)
-    holding = sa.select(dataset_terms.c.dataset_id).where(
-        dataset_terms.c.field == "text", dataset_terms.c.term >= prefix, dataset_terms.c.term < beyond
-    )
+    expansion = _indexed_words(session, prefix)
+    if expansion is None:
+        terms = sa.and_(dataset_terms.c.term >= prefix, dataset_terms.c.term < _after_prefix(prefix))
+    else:
+        terms = dataset_terms.c.term.in_(expansion)
+    holding = sa.select(dataset_terms.c.dataset_id).where(dataset_terms.c.field == "text", terms)
     return Dataset.id.in_(holding)
 
 
@@ -297,14 +306,52 @@ def _posting_page(
     session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
 ) -> list[str] | None:
     """One page of ids from the posting lists (PostgreSQL), or None where they do not serve."""
-    query = _posting_query(session, filters, words, after, size)
-    return None if query is None else list(session.scalars(query))
+    postings = _posting_query(session, filters, words, after, size)
+    if postings is None:
+        return None
+    query, params = postings
+    return list(session.scalars(query.ids, params))
+
+
+@dataclass(frozen=True)
+class _PostingQuery:
+    """A page of ids from the posting lists, and the listed columns of the page's datasets.
+
+    Built once per shape (how many lists, how many indexed words in each, from a cursor or not)
+    with the words, filters, cursor and page size as parameters: a statement built afresh for
+    every search made SQLAlchemy build and derive its cache key again, which cost more than the
+    page's SQL took to run.
+    """
+
+    ids: sa.Select[tuple[str]]
+    rows: sa.Select[Any]
+
+    @classmethod
+    def of(cls, ids: sa.Select[tuple[str]]) -> _PostingQuery:
+        page_ids = ids.subquery()
+        rows = (
+            sa.select(*_LISTED_COLUMNS)
+            .join(page_ids, page_ids.c.dataset_id == _DATASETS.c.id)
+            .order_by(_DATASETS.c.id)
+        )
+        return cls(ids, rows)
+
+
+POSTING_SHAPES = 512
+"""Posting queries kept built, one per shape; searches repeat a few shapes."""
+
+
+@cache
+def _no_postings() -> _PostingQuery:
+    """A word no indexed word starts with: no dataset."""
+    return _PostingQuery.of(sa.select(dataset_terms.c.dataset_id).where(sa.false()))
 
 
 def _posting_query(
     session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
-) -> sa.Select[tuple[str]] | None:
-    """The query of one page of ids from the posting lists (PostgreSQL), or None where they do not serve.
+) -> tuple[_PostingQuery, dict[str, Any]] | None:
+    """The query of one page of ids from the posting lists (PostgreSQL) and its parameters, or
+    None where they do not serve.
 
     Each query word and each filter is a list of dataset ids in id order (for a word, the union
     of the lists of the indexed words it is a prefix of), an index range read without the table.
@@ -320,7 +367,7 @@ def _posting_query(
         if expansion is None:
             return None
         if not expansion:
-            return sa.select(dataset_terms.c.dataset_id).where(sa.false())
+            return _no_postings(), {}
         lists.append(("text", expansion))
     for field, value in (
         ("tag", filters.tag),
@@ -335,81 +382,92 @@ def _posting_query(
         return None  # no posting list of these: the scanned page filters them
     if not lists:
         return None  # no word, no filter: the primary key is already the list
-    if len(lists) == 1:
-        field, terms = lists[0]
-        ids = _posting_list(field, terms, after)
-        return sa.select(ids.c.dataset_id).distinct().order_by(ids.c.dataset_id).limit(size)
-    return _leapfrog(lists, after, size)
-
-
-def _leapfrog(
-    lists: Sequence[tuple[str, Sequence[str]]], after: str | None, size: int
-) -> sa.Select[tuple[str]]:
+    # List i is field f<i> holding any of the terms t<i>_<j>.
     params: dict[str, Any] = {"after": after or "", "size": size}
+    for index, (field, terms) in enumerate(lists):
+        params[f"f{index}"] = field
+        params.update({f"t{index}_{position}": term for position, term in enumerate(terms)})
+    if len(lists) == 1:
+        return _posting_list(len(lists[0][1]), from_cursor=after is not None), params
+    return _leapfrog(tuple(len(terms) for _, terms in lists)), params
+
+
+@lru_cache(maxsize=POSTING_SHAPES)
+def _leapfrog(shape: tuple[int, ...]) -> _PostingQuery:
+    """The walk of the lists' intersection, for lists of ``shape[i]`` indexed words each."""
 
     def seek(index: int, operator: str, start: str) -> str:
         """The list's first id ``operator`` ``start``: one index probe per indexed word."""
-        field, terms = lists[index]
-        params[f"f{index}"] = field
-        probes = []
-        for position, term in enumerate(terms):
-            params[f"t{index}_{position}"] = term
-            probes.append(
-                f"(SELECT dataset_id FROM catalog_dataset_terms WHERE field = :f{index} "
-                f"AND term = :t{index}_{position} AND dataset_id {operator} {start} "
-                f"ORDER BY dataset_id LIMIT 1)"
-            )
+        probes = [
+            f"(SELECT dataset_id FROM catalog_dataset_terms WHERE field = :f{index} "
+            f"AND term = :t{index}_{position} AND dataset_id {operator} {start} "
+            f"ORDER BY dataset_id LIMIT 1)"
+            for position in range(shape[index])
+        ]
         return probes[0] if len(probes) == 1 else f"LEAST({', '.join(probes)})"
 
-    heads = ", ".join(f"{seek(index, '>=', 'walk.candidate')} AS head{index}" for index in range(len(lists)))
-    every = " AND ".join(f"heads.head{index} IS NOT NULL" for index in range(len(lists)))
-    top = f"GREATEST({', '.join(f'heads.head{index}' for index in range(len(lists)))})"
+    heads = ", ".join(f"{seek(index, '>=', 'walk.candidate')} AS head{index}" for index in range(len(shape)))
+    every = " AND ".join(f"heads.head{index} IS NOT NULL" for index in range(len(shape)))
+    top = f"GREATEST({', '.join(f'heads.head{index}' for index in range(len(shape)))})"
     # walk(candidate, found): found is the id the step that produced the row confirmed, if any.
     # No ORDER BY on the walk: candidates only grow, and an ORDER BY would make PostgreSQL run
-    # the walk to its end before the LIMIT could stop it.
+    # the walk to its end before the LIMIT could stop it. OFFSET 0 keeps the heads a subquery of
+    # their own: pulled up, each probe ran again wherever its head is named (five times a step).
     sql = f"""
         WITH RECURSIVE walk(candidate, found) AS (
             SELECT {seek(0, ">", ":after")}, NULL::varchar
             UNION ALL
             SELECT CASE WHEN {top} = walk.candidate THEN {seek(0, ">", "walk.candidate")} ELSE {top} END,
                    CASE WHEN {top} = walk.candidate THEN walk.candidate END
-            FROM walk CROSS JOIN LATERAL (SELECT {heads}) AS heads
+            FROM walk CROSS JOIN LATERAL (SELECT {heads} OFFSET 0) AS heads
             WHERE walk.candidate IS NOT NULL AND {every}
         )
         SELECT found AS dataset_id FROM walk WHERE found IS NOT NULL LIMIT :size
     """
-    text = sa.text(sql).bindparams(**params).columns(dataset_id=sa.String)
-    return sa.select(text.subquery().c.dataset_id)
+    text = sa.text(sql).columns(dataset_id=sa.String)
+    return _PostingQuery.of(sa.select(text.subquery().c.dataset_id))
 
 
-def _posting_list(field: str, terms: Sequence[str], after: str | None) -> sa.Subquery:
+@lru_cache(maxsize=POSTING_SHAPES)
+def _posting_list(terms: int, *, from_cursor: bool) -> _PostingQuery:
+    """One list read in id order (from the cursor on): the union of ``terms`` indexed words' lists."""
     branches = []
-    for term in terms:
+    for position in range(terms):
         branch = sa.select(dataset_terms.c.dataset_id).where(
-            dataset_terms.c.field == field, dataset_terms.c.term == term
+            dataset_terms.c.field == sa.bindparam("f0"),
+            dataset_terms.c.term == sa.bindparam(f"t0_{position}"),
         )
-        if after is not None:
-            branch = branch.where(dataset_terms.c.dataset_id > after)
+        if from_cursor:
+            branch = branch.where(dataset_terms.c.dataset_id > sa.bindparam("after"))
         # Ordered each on its own, so that PostgreSQL merges the words' lists (each an index
         # range already in id order) rather than gathering and sorting all of them.
         branches.append(branch.order_by(dataset_terms.c.dataset_id))
-    if len(branches) == 1:
-        return branches[0].order_by(None).subquery()
     # A dataset holding several words of one prefix (bus, buses) is in the list once per word;
     # the page query removes the repeats. Deduplicating here instead would hide from the planner
     # that the page needs only the first few: it would gather and hash the whole list.
-    return sa.union_all(*branches).subquery()
+    ids = branches[0].order_by(None).subquery() if terms == 1 else sa.union_all(*branches).subquery()
+    page = ids.c.dataset_id
+    return _PostingQuery.of(
+        sa.select(page).distinct().order_by(page).limit(sa.bindparam("size", type_=sa.Integer))
+    )
 
 
+# Each step is the first term of an index range, ORDER BY ... LIMIT 1 rather than min(): for
+# the first step the planner, expecting one row, aggregated the whole range instead (every
+# posting of a common word, 7,500 for "delay", read to find its first term).
 _INDEXED_WORDS = sa.text(
     """
     WITH RECURSIVE found(term) AS (
-        SELECT min(term) FROM catalog_dataset_terms
-        WHERE field = 'text' AND term >= :prefix AND term < :beyond
+        (
+            SELECT term FROM catalog_dataset_terms
+            WHERE field = 'text' AND term >= :prefix AND term < :beyond
+            ORDER BY term LIMIT 1
+        )
         UNION ALL
         SELECT (
-            SELECT min(term) FROM catalog_dataset_terms
+            SELECT term FROM catalog_dataset_terms
             WHERE field = 'text' AND term > found.term AND term < :beyond
+            ORDER BY term LIMIT 1
         )
         FROM found WHERE found.term IS NOT NULL
     )
