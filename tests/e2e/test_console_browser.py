@@ -357,20 +357,31 @@ def test_the_html_scorecard_fits_a_desktop_and_a_phone(
     assert answer.status_code == 200, answer.text
     page = tmp_path / "scorecard.html"
     page.write_text(answer.text, encoding="utf-8")
+    overflowing = _saved_page_at_each_width(browser, page, language, "scorecard")
+    assert not overflowing, f"the scorecard is wider than the window (px): {overflowing}"
+
+
+def _saved_page_at_each_width(
+    browser: Any, page: Path, language: str, name: str, *, showing: str = ""
+) -> dict[str, int]:
+    """Open a saved page at each of :data:`WIDTHS` with a screenshot each: in ``language``, showing
+    ``showing``, no word broken at desktop width; the pixels it is wider than each window it
+    overflows."""
     overflowing: dict[str, int] = {}
     try:
         for width_name, width in WIDTHS.items():
             browser.set_window_size(width, 1000)
             browser.get(page.as_uri())
             assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
-            screenshot(browser, f"scorecard-{language}-{width_name}")
+            assert showing in browser.find_element(By.TAG_NAME, "body").text
+            screenshot(browser, f"{name}-{language}-{width_name}")
             if (extra := _overflow(browser)) > 0:
                 overflowing[width_name] = extra
             if width_name == "desktop":
                 assert _broken_words(browser) == []
     finally:
         browser.set_window_size(1280, 1600)
-    assert not overflowing, f"the scorecard is wider than the window (px): {overflowing}"
+    return overflowing
 
 
 def text_of(driver: Any, element_id: str, by: str = By.ID) -> str:
@@ -1086,20 +1097,7 @@ def test_the_html_evaluation_report_fits_a_desktop_and_a_phone(
     assert wait_until(lambda: report() is not None, 20), "quality shows no report of the objective"
     page = tmp_path / "evaluation-report.html"
     page.write_text(report() or "", encoding="utf-8")
-    overflowing: dict[str, int] = {}
-    try:
-        for width_name, width in WIDTHS.items():
-            browser.set_window_size(width, 1000)
-            browser.get(page.as_uri())
-            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
-            assert title in browser.find_element(By.TAG_NAME, "body").text
-            screenshot(browser, f"evaluation-report-{language}-{width_name}")
-            if (extra := _overflow(browser)) > 0:
-                overflowing[width_name] = extra
-            if width_name == "desktop":
-                assert _broken_words(browser) == []
-    finally:
-        browser.set_window_size(1280, 1600)
+    overflowing = _saved_page_at_each_width(browser, page, language, "evaluation-report", showing=title)
     assert not overflowing, f"the evaluation report is wider than the window (px): {overflowing}"
 
 
