@@ -369,6 +369,32 @@ def test_facets_count_every_match_of_the_query_per_value(database_url: str) -> N
             assert ids == sorted(row.id for n, row in enumerate(rows) if _band(n) == band)
 
 
+@pytest.mark.postgres
+def test_a_faceted_search_expands_each_query_word_once(schema_url: str) -> None:
+    """The page and its facet counts share what each query word stands for among the indexed
+    words: one expansion per word, and the same page and counts as asked for separately."""
+    rows = _catalog_rows()
+    with _scored_catalog(schema_url, rows) as sessions, db.unit_of_work(sessions) as session:
+        expansions: list[str] = []
+
+        def count(conn: object, cursor: object, statement: str, params: object, *args: object) -> None:
+            if "WITH RECURSIVE found(term)" in statement:
+                expansions.append(str(params))
+
+        engine = session.get_bind()
+        filters = search.DatasetFilter(q="bus district", status="active")
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            page = search.search_page(session, filters=filters, limit=4, facets=True)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        assert len(expansions) == 2, expansions  # "bus" and "district", once each
+        items, _ = search.search_datasets(session, filters=filters, limit=4)
+        assert page.items == items
+        assert page.facets == search.search_facets(session, filters=filters)
+        assert sum(c.count for c in page.facets.status) == len(_expected(rows, filters))
+
+
 def test_a_reader_without_a_key_finds_only_published_records_it_may_see(database_url: str) -> None:
     rows = _catalog_rows()
     hidden = {"transport.bus-000"}

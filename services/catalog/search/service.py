@@ -40,6 +40,9 @@ from services.common.i18n import N_, Sentence
 
 DatasetIdAdapter: TypeAdapter[str] = TypeAdapter(DatasetId)
 
+Expansions = dict[str, list[str] | None]
+"""What each query word of one search stands for among the indexed words (``_indexed_words``)."""
+
 
 @dataclass(frozen=True)
 class DatasetFilter:
@@ -55,20 +58,26 @@ class DatasetFilter:
 
 
 def search_datasets(
-    session: Session, *, filters: DatasetFilter, limit: int = 50, cursor: str | None = None
+    session: Session,
+    *,
+    filters: DatasetFilter,
+    limit: int = 50,
+    cursor: str | None = None,
+    expansions: Expansions | None = None,
 ) -> tuple[list[DatasetRead], str | None]:
     """Datasets matching the filters and the full-text query, in id order, one page at a time.
 
     Full text covers title, description, tags and field names, each query word matching the
     words it is a prefix of: FTS5 on SQLite; on PostgreSQL, ordered posting lists (migration
     catalog_0005) so that a page costs the same whether a word matches ten datasets or most of
-    them. The cursor is the last id of the previous page.
+    them. The cursor is the last id of the previous page. ``expansions`` keeps what each query
+    word stands for among the indexed words, for the facet counts of the same search to reuse.
     """
     after = decode_cursor(cursor) if cursor else None
     words = _query_words(filters.q)
     postings = None
     if session.get_bind().dialect.name == "postgresql":
-        postings = _posting_query(session, filters, words, after, limit + 1)
+        postings = _posting_query(session, filters, words, after, limit + 1, expansions)
     if postings is not None:
         # The page's ids and the listed columns of their datasets in one round trip.
         query, params = postings
@@ -93,8 +102,11 @@ def search_page(
     facets: bool = False,
 ) -> DatasetPage:
     """One page of the search, with the facet counts of the whole query when asked for."""
-    items, next_cursor = search_datasets(session, filters=filters, limit=limit, cursor=cursor)
-    counts = search_facets(session, filters=filters) if facets else None
+    expansions: Expansions = {}  # each query word expanded once, for the page and the counts
+    items, next_cursor = search_datasets(
+        session, filters=filters, limit=limit, cursor=cursor, expansions=expansions
+    )
+    counts = search_facets(session, filters=filters, expansions=expansions) if facets else None
     return DatasetPage(items=items, next_cursor=next_cursor, facets=counts)
 
 
@@ -141,7 +153,12 @@ def _scanned_page(
 
 
 def _conditions(
-    session: Session, filters: DatasetFilter, words: list[str], *, counting: bool = False
+    session: Session,
+    filters: DatasetFilter,
+    words: list[str],
+    *,
+    counting: bool = False,
+    expansions: Expansions | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     """The filters and the query words as conditions on the datasets table; ``counting`` (every
     match is read, not the first page) takes the words from the posting lists on PostgreSQL."""
@@ -167,13 +184,15 @@ def _conditions(
     if filters.public_only:
         conditions.append(public_record())
     if words and counting and session.get_bind().dialect.name == "postgresql":
-        conditions.extend(_posting_range(session, word) for word in words)
+        conditions.extend(_posting_range(session, word, expansions) for word in words)
     elif words:
         conditions.append(_full_text(session, words))
     return conditions
 
 
-def _posting_range(session: Session, prefix: str) -> sa.ColumnElement[bool]:
+def _posting_range(
+    session: Session, prefix: str, expansions: Expansions | None = None
+) -> sa.ColumnElement[bool]:
     """The datasets holding a word ``prefix`` is a prefix of: the posting lists of the indexed
     words it stands for, or their index range when it stands for too many to list.
 
@@ -183,7 +202,7 @@ def _posting_range(session: Session, prefix: str) -> sa.ColumnElement[bool]:
     one row, and joined two words' ranges by rescanning one for every id of the other (a faceted
     "arrival time" took half a minute); each named word it estimates from its statistics.
     """
-    expansion = _indexed_words(session, prefix)
+    expansion = _indexed_words(session, prefix, expansions)
     if expansion is None:
         terms = sa.and_(dataset_terms.c.term >= prefix, dataset_terms.c.term < _after_prefix(prefix))
     else:
@@ -208,14 +227,16 @@ TOP_TAGS = 20
 """The tag facet counts the most frequent tags of the query, not every tag of the catalog."""
 
 
-def search_facets(session: Session, *, filters: DatasetFilter) -> DatasetFacets:
+def search_facets(
+    session: Session, *, filters: DatasetFilter, expansions: Expansions | None = None
+) -> DatasetFacets:
     """How the datasets of the query spread over domain, department, classification, status,
     quality band and tag: the counts a search page shows beside its results.
 
     One grouped scan of the matching datasets for the five single-valued facets (the few
     combinations that occur, added up here) and one for the tags, on PostgreSQL and SQLite alike.
     """
-    conditions = _conditions(session, filters, _query_words(filters.q), counting=True)
+    conditions = _conditions(session, filters, _query_words(filters.q), counting=True, expansions=expansions)
     facets = {
         "domain": Dataset.domain_id,
         "department": Dataset.owner_department_id,
@@ -348,7 +369,12 @@ def _no_postings() -> _PostingQuery:
 
 
 def _posting_query(
-    session: Session, filters: DatasetFilter, words: list[str], after: str | None, size: int
+    session: Session,
+    filters: DatasetFilter,
+    words: list[str],
+    after: str | None,
+    size: int,
+    expansions: Expansions | None = None,
 ) -> tuple[_PostingQuery, dict[str, Any]] | None:
     """The query of one page of ids from the posting lists (PostgreSQL) and its parameters, or
     None where they do not serve.
@@ -363,7 +389,7 @@ def _posting_query(
     """
     lists: list[tuple[str, list[str]]] = []
     for word in words:
-        expansion = _indexed_words(session, word)
+        expansion = _indexed_words(session, word, expansions)
         if expansion is None:
             return None
         if not expansion:
@@ -476,18 +502,24 @@ _INDEXED_WORDS = sa.text(
 )
 
 
-def _indexed_words(session: Session, prefix: str) -> list[str] | None:
-    """The indexed words ``prefix`` is a prefix of, or None when there are too many to list.
+def _indexed_words(session: Session, prefix: str, expansions: Expansions | None = None) -> list[str] | None:
+    """The indexed words ``prefix`` is a prefix of, or None when there are too many to list;
+    taken from ``expansions`` when this search expanded ``prefix`` already, and kept there.
 
     A loose index scan: one index probe per distinct word, however many datasets hold it.
     """
+    if expansions is not None and prefix in expansions:
+        return expansions[prefix]
     beyond = _after_prefix(prefix)
     found = list(
         session.scalars(
             _INDEXED_WORDS, {"prefix": prefix, "beyond": beyond, "most": MAX_PREFIX_EXPANSION + 1}
         )
     )
-    return None if len(found) > MAX_PREFIX_EXPANSION else found
+    expansion = None if len(found) > MAX_PREFIX_EXPANSION else found
+    if expansions is not None:
+        expansions[prefix] = expansion
+    return expansion
 
 
 def _after_prefix(prefix: str) -> str:
