@@ -41,7 +41,8 @@ tests/faults/test_kafka_broker_crash.py):
 
 The backend's modules: :mod:`~services.common.bus.kafka_client` (tuning, error translation,
 clients built in the background), :mod:`~services.common.bus.kafka_producer`,
-:mod:`~services.common.bus.kafka_consumer`, and this one (the admin client and the bus).
+:mod:`~services.common.bus.kafka_consumer`, :mod:`~services.common.bus.kafka_records` (fetched
+batches read straight into Messages), and this one (the admin client and the bus).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from services.common.bus.base import (
     UnknownTopic,
 )
 from services.common.bus.kafka_client import KafkaTuning, from_kafka, to_kafka, translated
+from services.common.bus.kafka_records import read_into_messages
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class KafkaBusConsumer(Consumer):
         self._partitions_of = partitions_of
         self._next_assignment_check = 0.0
         self._closed = False
+        self._reads_messages = read_into_messages(consumer)
+        """Whether kafka-python's fetcher hands out Messages itself (:mod:`.kafka_records`)."""
         if group_id is None:
             self._refresh_assignment()
 
@@ -168,6 +171,8 @@ class KafkaBusConsumer(Consumer):
         with translated("poll failed"):
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         # kafka-python returns records grouped per partition, each group in offset order.
+        if self._reads_messages:
+            return [message for messages in batches.values() for message in messages]
         # Positional: the hot path of every consumer (Message's fields in their order).
         return [
             Message(
