@@ -62,6 +62,26 @@ def test_dead_letters_count_as_rejected_and_missing_required_fields_as_incomplet
     assert window.unreadable == 1 and window.rows == []
 
 
+def test_a_record_is_read_as_python_s_json_parser_reads_it() -> None:
+    """What the fast parser refuses but JSON allows (integers beyond 64 bits, NaN) is read all the
+    same, with the same values; what is no JSON object is unreadable."""
+    windows = WindowSet(lambda _dataset: (1000, 60.0))
+    values = [
+        b'{"id": 123456789012345678901234567890, "ratio": NaN, "at": "\\ud800"}',
+        b'{"id": 1, "name": "\\u4e1c\\u57ce", "km": 1.5e3}',
+        b"[1, 2]",
+        b'"text"',
+        b'{"id": ',
+    ]
+    for offset, value in enumerate(values):
+        windows.add(record("ds.a.b", offset, value, ce_id=f"e{offset}", ce_contractversion="1.0.0"))
+    window = windows.open["a.b"]
+    expected = [json.loads(value) for value in values[:2]]
+    assert repr(window.rows) == repr(expected)  # repr: NaN is not equal to itself
+    assert window.unreadable == 3
+    assert window.event_ids == ["e0", "e1"] and window.versions == {"1.0.0": 2}
+
+
 def test_offsets_are_committed_only_up_to_the_first_record_of_an_unstored_window() -> None:
     windows = WindowSet(lambda _dataset: (2, 60.0))
     positions = {}
