@@ -41,7 +41,7 @@ from services.feeds.exceptions import GrantNotActive
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import QuotaUsage
 from services.feeds.projection import FeedsCatalog, GrantState
-from services.feeds.readers import Reader
+from services.feeds.readers import Reader, SubscriptionReader
 from services.feeds.settings import FeedsSettings
 from services.feeds.subscriptions import SubscriptionView
 
@@ -189,7 +189,7 @@ class Delivery:
     def read_batch(
         self,
         subscription: SubscriptionView,
-        reader: Reader,
+        reader: SubscriptionReader,
         *,
         max_records: int,
         wait_s: float,
@@ -243,7 +243,7 @@ class Delivery:
     def _build(
         self,
         subscription: SubscriptionView,
-        reader: Reader,
+        reader: SubscriptionReader,
         grant: GrantState,
         policy: Policy,
         messages: list[Message],
@@ -334,7 +334,7 @@ def join_partitions(reader: Reader, timeout_s: float, want: set[int] | None = No
         unread(reader, reader.poll(0.05, 1))
 
 
-def unread(reader: Reader, messages: list[Message]) -> None:
+def unread(reader: SubscriptionReader, messages: list[Message]) -> None:
     """Put polled records back: the next poll returns them again."""
     firsts: dict[int, int] = {}
     for message in messages:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from services.common.background import Periodic, detached
 from services.common.bus import Bus, BusError, Consumer, Message, TopicPartition
@@ -32,6 +32,21 @@ log = logging.getLogger(__name__)
 
 def group_id_of(subscription_id: str) -> str:
     return f"feeds.sub.{subscription_id}"
+
+
+class SubscriptionReader(Protocol):
+    """What a delivery reads a subscription through: a group member (:class:`Reader`) or an open
+    stream's reader (:class:`~services.feeds.fanout.StreamReader`)."""
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Message]: ...
+
+    def cursor_offsets(self) -> dict[int, int]: ...
+
+    def commit(self, offsets: Mapping[int, int]) -> dict[int, int]: ...
+
+    def seek(self, offsets: Mapping[int, int]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Reader:

@@ -33,7 +33,7 @@ from services.feeds.exceptions import (
     SubscriptionPaused,
     TooManyStreams,
 )
-from services.feeds.readers import Reader
+from services.feeds.readers import SubscriptionReader
 from services.feeds.settings import FeedsSettings
 from services.feeds.subscriptions import SubscriptionView
 
@@ -97,7 +97,7 @@ class StreamEvent:
 
 
 class Stream:
-    """One open SSE stream: its own reader; ends when the grant, the subscription, the key it was
+    """One open SSE stream: its reader (see :mod:`services.feeds.fanout`); ends when the grant, the subscription, the key it was
     opened with or its scenario stops it.
 
     A stream acknowledges what it delivered: a batch is committed once it was written to the
@@ -115,7 +115,7 @@ class Stream:
         reload: Callable[[str], SubscriptionView],
         settings: FeedsSettings,
         subscription: SubscriptionView,
-        reader: Reader,
+        reader: SubscriptionReader,
         credential: Credential | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
@@ -128,8 +128,9 @@ class Stream:
         self._on_close = on_close
         self._checked = time.monotonic()
         self._last_event = time.monotonic()
-        self._written: Batch | None = None
-        """The last batch handed to the connection, acknowledged when the next event is asked for."""
+        self._written: dict[int, int] | None = None
+        """The positions after the last batch handed to the connection, acknowledged when the next
+        event is asked for (only they: the batch's records are not kept that long)."""
         self.closed = False
 
     def next_event(self) -> StreamEvent:
@@ -174,7 +175,7 @@ class Stream:
                 time.sleep(_DATABASE_RETRY_S)
                 return StreamEvent(b"")
             self._last_event = time.monotonic()
-            self._written = batch
+            self._written = batch.offsets
             return StreamEvent(
                 b"id: " + batch.cursor.encode() + b"\nevent: records\ndata: " + batch.body() + b"\n\n",
                 batch=batch,
@@ -193,7 +194,7 @@ class Stream:
             return
         self._recheck(force=True)
         try:
-            self.reader.commit(written.offsets)
+            self.reader.commit(written)
         except BusError as error:  # not acknowledged: the batch comes again on the next stream
             log.warning("stream of %s: acknowledging a batch failed: %s", self.subscription.id, error)
 

@@ -118,6 +118,11 @@ class BufferFull(BusError):
     """The producer's buffer is full: the caller should slow down (HTTP 429). Retryable."""
 
 
+class GroupActive(BusError):
+    """A commit from outside a consumer group refused: the group has live members, whose
+    positions are theirs to commit."""
+
+
 class UnknownTopic(BusError):
     """The topic does not exist."""
 
@@ -255,6 +260,16 @@ class Admin(abc.ABC):
     @abc.abstractmethod
     def committed_offsets(self, group_id: str, topic: str | None = None) -> dict[TopicPartition, int]:
         """The group's committed offsets, optionally for one topic."""
+
+    @abc.abstractmethod
+    def commit_offsets(self, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
+        """Commit ``offsets`` (partition -> next offset) of ``topic`` for ``group_id`` without being
+        one of its members: allowed only while the group has no live member (Kafka's rule for a
+        commit from outside the group), :class:`GroupActive` otherwise."""
+
+    @abc.abstractmethod
+    def group_members(self, group_id: str) -> int:
+        """How many live members ``group_id`` has (0 for an unknown or empty group)."""
 
     def lag(self, group_id: str, topic: str) -> dict[int, int]:
         """partition -> records not yet committed by the group (end - committed; end if never)."""

@@ -50,11 +50,11 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kafka.errors as kafka_errors
-from kafka import KafkaAdminClient, KafkaConsumer, OffsetSpec
+from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, OffsetSpec
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
@@ -64,6 +64,7 @@ from services.common.bus.base import (
     Bus,
     BusError,
     BusUnavailable,
+    GroupActive,
     GroupOf,
     StartFrom,
     TopicPartition,
@@ -83,6 +84,13 @@ from services.common.bus.kafka_consumer import KafkaBusConsumer, WholeGroupAssig
 from services.common.bus.kafka_producer import KafkaBusProducer
 
 log = logging.getLogger(__name__)
+
+_MEMBERS_ONLY = {
+    kafka_errors.UnknownMemberIdError,
+    kafka_errors.IllegalGenerationError,
+    kafka_errors.RebalanceInProgressError,
+}
+"""A commit from outside the group refused because the group has members (or is gaining some)."""
 
 # Brokers refuse sessions shorter than group.min.session.timeout.ms (6 s by default).
 _MIN_SESSION_TIMEOUT_MS = 6_000
@@ -203,6 +211,32 @@ class KafkaBusAdmin(Admin):
             for tp, committed in by_group.get(group_id, {}).items()
             if (topic is None or tp.topic == topic) and committed.offset >= 0
         }
+
+    def group_members(self, group_id: str) -> int:
+        with translated(f"cannot describe group {group_id!r}"):
+            described = self._client().describe_groups([group_id]).get(group_id, {})
+        # An unknown group is described as Dead with an error and no members: none.
+        return len(described.get("members") or ())
+
+    def commit_offsets(self, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
+        for partition, offset in offsets.items():
+            if offset < 0:
+                raise ValueError(f"cannot commit negative offset {offset} for {topic}/{partition}")
+        if not offsets:
+            return
+        # OffsetCommit with no member id and no generation: the coordinator takes it only while
+        # the group is empty, and answers UNKNOWN_MEMBER_ID (or a rebalance in progress) otherwise.
+        request = {KafkaTopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
+        with translated(f"commit for group {group_id!r} failed"):
+            results = self._client().alter_group_offsets(group_id, request)
+        failed = {tp.partition: error for tp, error in results.items() if error is not kafka_errors.NoError}
+        if not failed:
+            return
+        errors = set(failed.values())
+        what = f"commit for group {group_id!r} refused for partitions {sorted(failed)}"
+        if errors & _MEMBERS_ONLY:
+            raise GroupActive(f"{what}: the group has live members")
+        raise translate(next(iter(errors))(), what)
 
     def delete_topic(self, topic: str) -> None:
         client = self._client()
