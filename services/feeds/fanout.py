@@ -46,6 +46,9 @@ a stream that keeps up."""
 FEED_POLL = 500
 """Records the feed takes from its consumer at a time."""
 
+ATTACH_RETRY_S = 1.0
+"""How often a stream catching up on its own consumer looks whether it is near its feed."""
+
 CATCH_UP_GAP = 1_000
 """Records a stream may be behind its feed and still attach: it reads those on its own consumer
 while the feed's records after them wait in its buffer, then goes on with the buffer. A stream
@@ -76,7 +79,8 @@ class TopicFeed:
     def attach(self, reader: StreamReader) -> bool:
         """Attach ``reader`` unless the feed is more than :data:`CATCH_UP_GAP` records past its
         positions (it then gets every record at or after them and the feed's position); a feed
-        nobody reads is moved to the reader's positions first."""
+        nobody reads is moved to the reader's positions first, unless they are more than
+        :data:`CATCH_UP_GAP` records behind the topic's end."""
         with self._state:
             if self.attached:
                 return self._attach_if_near(reader)
@@ -85,6 +89,11 @@ class TopicFeed:
                 return False  # dropped meanwhile: the stream catches up, then takes the new feed
             if self.attached:
                 return self._attach_if_near(reader)
+            # Far behind the topic's end, the stream would hold the feed back for the streams that
+            # come after it: it catches up on its own consumer first.
+            ends = self._bus.admin().end_offsets(self.topic)
+            if sum(max(0, end - reader.positions.get(p, 0)) for p, end in ends.items()) > CATCH_UP_GAP:
+                return False
             if self._consumer is None:
                 self._consumer = self._bus.consumer(None, [self.topic], client_id=self._client_id)
             for partition, offset in reader.positions.items():
@@ -209,6 +218,8 @@ class StreamReader:
         stream reads on its own consumer before taking from its buffer."""
         self._own: Consumer | None = None
         """The consumer a stream behind its feed catches up on."""
+        self._attach_after = 0.0
+        """Catching up, the stream tries to attach again at this time (monotonic)."""
         self.group_reader: Reader | None = None
         self._must_join = False
         self.closed = False
@@ -251,8 +262,11 @@ class StreamReader:
             return self.group_reader.poll(timeout_s, max_records)
         deadline = time.monotonic() + timeout_s
         while True:
-            if self.feed is None and self.fanout.feed_of(self.topic).attach(self) and self.bridge is None:
-                self._close_own()
+            if self.feed is None and time.monotonic() >= self._attach_after:
+                if not self.fanout.feed_of(self.topic).attach(self):
+                    self._attach_after = time.monotonic() + ATTACH_RETRY_S
+                elif self.bridge is None:
+                    self._close_own()
             feed = self.feed
             if feed is None or self.bridge is not None:
                 return self._catch_up(max(0.0, deadline - time.monotonic()), max_records)

@@ -210,3 +210,25 @@ def test_an_admin_commits_for_an_empty_group_only(bus: EmbeddedBus) -> None:
         member.close()
     with pytest.raises(ValueError):
         admin.commit_offsets("feeds.sub.nobody", TOPIC, {0: -1})
+
+
+def test_a_stream_far_behind_catches_up_on_its_own_and_does_not_hold_the_feed_back(
+    bus: EmbeddedBus, fanout: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout_module, "CATCH_UP_GAP", 3)
+    monkeypatch.setattr(fanout_module, "ATTACH_RETRY_S", 0.0)
+    _publish(bus, 10)
+    bus.admin().commit_offsets("feeds.sub.old", TOPIC, {0: 0, 1: 0})
+    bus.admin().commit_offsets("feeds.sub.live", TOPIC, _ends(bus))
+    old, live = _open(fanout, bus, "old"), _open(fanout, bus, "live")
+    first = old.poll(0.5, 2)
+    assert len(first) == 2 and old.feed is None  # not the feed's position: 10 records behind
+    assert live.poll(0.1, 10) == []
+    assert live.feed is not None and live.feed.positions == _ends(bus)
+    _publish(bus, 4, start=10)
+    assert sorted(_read(live, 4)) == [b"10", b"11", b"12", b"13"]
+    rest = _read(old, 12)
+    assert sorted([m.value for m in first] + rest) == sorted(b"%d" % n for n in range(14))
+    _publish(bus, 2, start=14)
+    assert sorted(_read(old, 2)) == [b"14", b"15"]
+    assert old.feed is live.feed  # caught up, then attached
