@@ -74,15 +74,18 @@ class Batch:
 
     def body(self) -> bytes:
         """The JSON answer of a long-poll (and the data of an SSE event, the body of a webhook)."""
+        return b"".join(self.body_parts())
+
+    def body_parts(self) -> list[bytes]:
+        """:meth:`body` in pieces, to be joined with what goes around it in one copy."""
         head = encode_json({"subscription_id": self.subscription.id, "grant": self.grant_ref()})
-        return (
-            head[:-1]
-            + b',"records":['
-            + b",".join(self.chunks)
-            + b'],"cursor":'
-            + json.dumps(self.cursor).encode()
-            + b"}"
-        )
+        parts = [head[:-1], b',"records":[']
+        for n, chunk in enumerate(self.chunks):
+            if n:
+                parts.append(b",")
+            parts.append(chunk)
+        parts += [b'],"cursor":', json.dumps(self.cursor).encode(), b"}"]
+        return parts
 
 
 POLL_CHUNK = 500

@@ -444,7 +444,13 @@ class Fanout:
                 self._streams.pop(reader.subscription_id, None)
 
     def feeds(self) -> int:
+        """How many topics have a shared consumer now."""
         return len(self._feeds)
+
+    def readers(self, subscription_id: str) -> list[StreamReader]:
+        """The readers of the subscription's open streams in this process."""
+        with self._lock:
+            return list(self._streams.get(subscription_id, ()))
 
     def start(self) -> None:
         """Nothing to start: feeds open with their first stream."""
