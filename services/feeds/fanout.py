@@ -43,6 +43,11 @@ client reads slowly) leaves the feed and catches up on its own consumer, instead
 records piling up for it. Several times :data:`FEED_POLL`, so that one hand-out never overflows
 a stream that keeps up."""
 
+STREAM_FETCH_BYTES = 256 * 1024
+"""What a consumer of one stream (catching up, or a group member) fetches ahead per partition: a
+batch of ``sse_batch`` (500) records of a few hundred bytes, not kafka-python's 1 MiB, which a
+stream far behind would otherwise hold per partition."""
+
 FEED_POLL = 500
 """Records the feed takes from its consumer at a time."""
 
@@ -263,7 +268,14 @@ class StreamReader:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.feed is None and time.monotonic() >= self._attach_after:
-                if not self.fanout.feed_of(self.topic).attach(self):
+                try:
+                    attached = self.fanout.feed_of(self.topic).attach(self)
+                except BusError as error:  # the topic's end unknown just now: read on, try later
+                    log.info(
+                        "stream of %s: cannot attach to the feed of %s: %s", self.group_id, self.topic, error
+                    )
+                    attached = False
+                if not attached:
                     self._attach_after = time.monotonic() + ATTACH_RETRY_S
                 elif self.bridge is None:
                     self._close_own()
@@ -296,7 +308,9 @@ class StreamReader:
         """Records from the stream's own consumer; once it is past the gap it was attached with,
         the rest comes from the buffer."""
         if self._own is None:
-            own = self.fanout.bus.consumer(None, [self.topic], client_id=self.fanout.client_id)
+            own = self.fanout.bus.consumer(
+                None, [self.topic], client_id=self.fanout.client_id, fetch_bytes=STREAM_FETCH_BYTES
+            )
             try:
                 for partition, offset in self.positions.items():
                     own.seek(TopicPartition(self.topic, partition), offset)

@@ -52,11 +52,22 @@ class SubscriptionReader(Protocol):
 class Reader:
     """One group member reading one subscription. Not thread-safe: hold :attr:`lock` to use it."""
 
-    def __init__(self, bus: Bus, *, group_id: str, topic: str, epoch: int, client_id: str) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        group_id: str,
+        topic: str,
+        epoch: int,
+        client_id: str,
+        fetch_bytes: int | None = None,
+    ) -> None:
         self.topic = topic
         self.group_id = group_id
         self.epoch = epoch
-        self.consumer: Consumer = bus.consumer(group_id, [topic], start="earliest", client_id=client_id)
+        self.consumer: Consumer = bus.consumer(
+            group_id, [topic], start="earliest", client_id=client_id, fetch_bytes=fetch_bytes
+        )
         self.lock = threading.Lock()
         self.positions: dict[int, int] = {}
         """partition -> next offset after what this reader delivered (or was positioned at)."""

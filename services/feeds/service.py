@@ -37,7 +37,7 @@ from services.feeds.access import Clock, Credential, DeliveryAccess
 from services.feeds.cursor import Cursor, CursorCodec
 from services.feeds.delivery import SOURCE, Batch, Delivery, join_partitions
 from services.feeds.exceptions import DatasetNotFound, StaleCursor, SubscriptionNotFound
-from services.feeds.fanout import Fanout
+from services.feeds.fanout import STREAM_FETCH_BYTES, Fanout
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Replay, Subscription
 from services.feeds.open_data import OpenSnapshots, Snapshot, SnapshotFormat
@@ -431,6 +431,7 @@ class Feeds:
                 topic=subscription.topic,
                 epoch=subscription.reset_epoch,
                 client_id="citybase-feeds-sse",
+                fetch_bytes=STREAM_FETCH_BYTES,
             )
 
         try:

@@ -313,6 +313,7 @@ class Bus(abc.ABC):
         client_id: str = "citybase",
         session_timeout_s: float = 10.0,
         group_by: GroupOf | None = None,
+        fetch_bytes: int | None = None,
     ) -> Consumer:
         """A consumer subscribed to ``topics`` as a member of ``group_id``.
 
@@ -321,7 +322,8 @@ class Bus(abc.ABC):
         With ``group_by`` the group hands out topics whole, in groups (every partition of every
         topic ``group_by`` maps to one name goes to one member); without it, Kafka's range
         assignment (partition i of each topic to the same member). Every member of a group must
-        pass the same ``group_by``.
+        pass the same ``group_by``. ``fetch_bytes`` bounds what the consumer fetches ahead and
+        holds per partition (None: the backend's default; the embedded bus reads only what is polled).
         """
 
     @abc.abstractmethod

@@ -346,6 +346,7 @@ class EmbeddedBus(Bus):
         client_id: str = "citybase",
         session_timeout_s: float = 10.0,
         group_by: GroupOf | None = None,
+        fetch_bytes: int | None = None,
     ) -> Consumer:
         with self._lock:
             if self._closed:
