@@ -1,9 +1,11 @@
 """Readers: the Kafka consumers that read a subscription, one consumer group per subscription.
 
-Every reader of a subscription (a long-poll consumer held in the :class:`ReaderPool`, an open
-Server-Sent Events stream, the webhook pusher) is a member of the subscription's group
-``feeds.sub.<id>``: several readers, in one process or several replicas, share the partitions,
-and the group's committed offsets (moved only by acknowledgements) are where any new reader starts.
+Every reader of a subscription (a long-poll consumer held in the :class:`ReaderPool`, the webhook
+pusher, an open Server-Sent Events stream that is not alone on its subscription) is a member of the
+subscription's group ``feeds.sub.<id>``: several readers, in one process or several replicas,
+share the partitions, and the group's committed offsets (moved only by acknowledgements) are where
+any new reader starts. A stream alone on its subscription reads its topic's shared consumer and
+commits to the group from outside it (:mod:`services.feeds.fanout`).
 A record delivered but not acknowledged is therefore delivered again after a restart, an idle
 reader being closed or a rebalance: at-least-once.
 
