@@ -261,7 +261,9 @@ class StreamReader:
                 log.debug("closing the catch-up reader of %s failed", self.group_id, exc_info=True)
 
     def poll(self, timeout_s: float, max_records: int) -> list[Message]:
-        if self._must_join:
+        if self._must_join and timeout_s > 0:
+            # A waiting poll starts a batch (Delivery.read_batch); the batch being built is not
+            # switched to the group's positions in its middle.
             self.join_group()
         if self.group_reader is not None:
             return self.group_reader.poll(timeout_s, max_records)
@@ -292,8 +294,11 @@ class StreamReader:
 
     def _take_buffered(self, max_records: int) -> list[Message]:
         buffer, taken = self.buffer, list[Message]()
-        while buffer and len(taken) < max_records:
-            taken.append(buffer.popleft())
+        try:
+            while len(taken) < max_records:
+                taken.append(buffer.popleft())
+        except IndexError:  # empty, or emptied by the feed detaching this stream meanwhile
+            pass
         return self._take(taken)
 
     def _take(self, messages: list[Message]) -> list[Message]:
