@@ -245,11 +245,19 @@ async def _events(request: Request, feeds: Feeds, stream: Stream) -> AsyncIterat
             # stream down, it never makes feeds read ahead. What one stream holds is bounded by one
             # batch, the transport's high-water mark and the consumer's fetch buffer.
             event = await anyio.to_thread.run_sync(stream.next_event, limiter=threads)
-            if event.text:
+            final, said = event.final, bool(event.text)
+            if said:
                 yield event.text
-            if event.final:
+                # Nothing keeps a written event while the stream waits for the next one (every
+                # open stream would hold its last batch): neither this frame nor Starlette, which
+                # holds the last chunk it sent until the next, hence an empty one (nothing is sent).
+                del event
+                yield b""
+            else:
+                del event
+            if final:
                 return
-            if not event.text and await request.is_disconnected():
+            if not said and await request.is_disconnected():
                 return  # the client left: release the partitions now, not at the next write
     finally:
         with anyio.CancelScope(shield=True):

@@ -123,8 +123,9 @@ def _lifespan(configured: FeedsSettings, webhook_resolver: Resolver) -> ServiceL
         runtime.add_readiness_check("outbox", lambda: relay.last_error)
         if pusher is not None:
             service.webhooks = pusher
-        # Stopped in reverse: the pusher, the readers, the relay, then the read model.
-        runs = Runs(on_bus, relay, pool, *([pusher] if pusher is not None else []))
+        # Stopped in reverse: the pusher, the streams' shared readers, the readers, the relay,
+        # then the read model.
+        runs = Runs(on_bus, relay, pool, feeds.fanout, *([pusher] if pusher is not None else []))
         runs.start()
         try:
             yield service

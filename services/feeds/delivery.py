@@ -41,7 +41,7 @@ from services.feeds.exceptions import GrantNotActive
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import QuotaUsage
 from services.feeds.projection import FeedsCatalog, GrantState
-from services.feeds.readers import Reader
+from services.feeds.readers import Reader, SubscriptionReader
 from services.feeds.settings import FeedsSettings
 from services.feeds.subscriptions import SubscriptionView
 
@@ -74,15 +74,18 @@ class Batch:
 
     def body(self) -> bytes:
         """The JSON answer of a long-poll (and the data of an SSE event, the body of a webhook)."""
+        return b"".join(self.body_parts())
+
+    def body_parts(self) -> list[bytes]:
+        """:meth:`body` in pieces, to be joined with what goes around it in one copy."""
         head = encode_json({"subscription_id": self.subscription.id, "grant": self.grant_ref()})
-        return (
-            head[:-1]
-            + b',"records":['
-            + b",".join(self.chunks)
-            + b'],"cursor":'
-            + json.dumps(self.cursor).encode()
-            + b"}"
-        )
+        parts = [head[:-1], b',"records":[']
+        for n, chunk in enumerate(self.chunks):
+            if n:
+                parts.append(b",")
+            parts.append(chunk)
+        parts += [b'],"cursor":', json.dumps(self.cursor).encode(), b"}"]
+        return parts
 
 
 POLL_CHUNK = 500
@@ -189,7 +192,7 @@ class Delivery:
     def read_batch(
         self,
         subscription: SubscriptionView,
-        reader: Reader,
+        reader: SubscriptionReader,
         *,
         max_records: int,
         wait_s: float,
@@ -243,7 +246,7 @@ class Delivery:
     def _build(
         self,
         subscription: SubscriptionView,
-        reader: Reader,
+        reader: SubscriptionReader,
         grant: GrantState,
         policy: Policy,
         messages: list[Message],
@@ -334,7 +337,7 @@ def join_partitions(reader: Reader, timeout_s: float, want: set[int] | None = No
         unread(reader, reader.poll(0.05, 1))
 
 
-def unread(reader: Reader, messages: list[Message]) -> None:
+def unread(reader: SubscriptionReader, messages: list[Message]) -> None:
     """Put polled records back: the next poll returns them again."""
     firsts: dict[int, int] = {}
     for message in messages:

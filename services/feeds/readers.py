@@ -1,9 +1,11 @@
 """Readers: the Kafka consumers that read a subscription, one consumer group per subscription.
 
-Every reader of a subscription (a long-poll consumer held in the :class:`ReaderPool`, an open
-Server-Sent Events stream, the webhook pusher) is a member of the subscription's group
-``feeds.sub.<id>``: several readers, in one process or several replicas, share the partitions,
-and the group's committed offsets (moved only by acknowledgements) are where any new reader starts.
+Every reader of a subscription (a long-poll consumer held in the :class:`ReaderPool`, the webhook
+pusher, an open Server-Sent Events stream that is not alone on its subscription) is a member of the
+subscription's group ``feeds.sub.<id>``: several readers, in one process or several replicas,
+share the partitions, and the group's committed offsets (moved only by acknowledgements) are where
+any new reader starts. A stream alone on its subscription reads its topic's shared consumer and
+commits to the group from outside it (:mod:`services.feeds.fanout`).
 A record delivered but not acknowledged is therefore delivered again after a restart, an idle
 reader being closed or a rebalance: at-least-once.
 
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from services.common.background import Periodic, detached
 from services.common.bus import Bus, BusError, Consumer, Message, TopicPartition
@@ -34,14 +36,40 @@ def group_id_of(subscription_id: str) -> str:
     return f"feeds.sub.{subscription_id}"
 
 
+class SubscriptionReader(Protocol):
+    """What a delivery reads a subscription through: a group member (:class:`Reader`) or an open
+    stream's reader (:class:`~services.feeds.fanout.StreamReader`)."""
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Message]: ...
+
+    def cursor_offsets(self) -> dict[int, int]: ...
+
+    def commit(self, offsets: Mapping[int, int]) -> dict[int, int]: ...
+
+    def seek(self, offsets: Mapping[int, int]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Reader:
     """One group member reading one subscription. Not thread-safe: hold :attr:`lock` to use it."""
 
-    def __init__(self, bus: Bus, *, group_id: str, topic: str, epoch: int, client_id: str) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        group_id: str,
+        topic: str,
+        epoch: int,
+        client_id: str,
+        fetch_bytes: int | None = None,
+    ) -> None:
         self.topic = topic
         self.group_id = group_id
         self.epoch = epoch
-        self.consumer: Consumer = bus.consumer(group_id, [topic], start="earliest", client_id=client_id)
+        self.consumer: Consumer = bus.consumer(
+            group_id, [topic], start="earliest", client_id=client_id, fetch_bytes=fetch_bytes
+        )
         self.lock = threading.Lock()
         self.positions: dict[int, int] = {}
         """partition -> next offset after what this reader delivered (or was positioned at)."""

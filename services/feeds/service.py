@@ -37,6 +37,7 @@ from services.feeds.access import Clock, Credential, DeliveryAccess
 from services.feeds.cursor import Cursor, CursorCodec
 from services.feeds.delivery import SOURCE, Batch, Delivery, join_partitions
 from services.feeds.exceptions import DatasetNotFound, StaleCursor, SubscriptionNotFound
+from services.feeds.fanout import STREAM_FETCH_BYTES, Fanout
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Replay, Subscription
 from services.feeds.open_data import OpenSnapshots, Snapshot, SnapshotFormat
@@ -93,6 +94,7 @@ class Feeds:
         self.cursors = CursorCodec(settings.signing_key())
         self.webhook_targets = webhook_targets or WebhookTargets.of(settings)
         self.streams = StreamSlots(settings.max_streams, settings.max_streams_per_scenario)
+        self.fanout = Fanout(bus)
         self.access = DeliveryAccess(catalog=catalog, sessions=sessions, metrics=metrics, clock=clock)
         self.delivery = Delivery(
             access=self.access,
@@ -397,7 +399,9 @@ class Feeds:
         last_event_id: str | None,
         credential: Credential | None = None,
     ) -> Stream:
-        """A stream of the subscription: its own group member, resumed after ``last_event_id``.
+        """A stream of the subscription, resumed after ``last_event_id``: on its topic's shared
+        consumer while nothing else reads the subscription, else a member of its group (see
+        :mod:`services.feeds.fanout`).
 
         At most ``max_streams`` in the process and ``max_streams_per_scenario`` of one scenario
         (429 too-many-streams beyond, naming the limit). No session but the subscription's read."""
@@ -416,26 +420,42 @@ class Feeds:
             self.streams.give_back(scenario_id)
 
         # A long-poll reader of this subscription idling in this process would keep partitions
-        # from the stream until it times out: a client switching to a stream releases it.
+        # from the stream until it times out (and keep it off the shared path): a client
+        # switching to a stream releases it.
         self.pool.discard(subscription.id)
-        try:
-            reader = Reader(
+
+        def member() -> Reader:
+            return Reader(
                 self.bus,
                 group_id=subscription.group_id,
                 topic=subscription.topic,
                 epoch=subscription.reset_epoch,
                 client_id="citybase-feeds-sse",
+                fetch_bytes=STREAM_FETCH_BYTES,
+            )
+
+        try:
+            reader = self.fanout.open(
+                subscription_id=subscription.id,
+                group_id=subscription.group_id,
+                topic=subscription.topic,
+                epoch=subscription.reset_epoch,
+                resume=resume.offsets if resume is not None else None,
+                member=member,
             )
         except BaseException:
             give_back()
             raise
         try:
-            if resume is not None and resume.offsets:
+            group_reader = reader.group_reader
+            if group_reader is not None and resume is not None and resume.offsets:
                 # The client's previous stream may still hold the partitions for a moment (until
                 # feeds notices it left): wait a little for them, so the resumption is exact.
-                join_partitions(reader, min(self.settings.join_timeout_s, 5.0), want=set(resume.offsets))
-                reader.seek(resume.offsets)
-                reader.commit(resume.offsets)
+                join_partitions(
+                    group_reader, min(self.settings.join_timeout_s, 5.0), want=set(resume.offsets)
+                )
+                group_reader.seek(resume.offsets)
+                group_reader.commit(resume.offsets)
         except BaseException:
             reader.close()
             give_back()

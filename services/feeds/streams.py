@@ -21,7 +21,7 @@ from services.common.bus import BusError
 from services.common.envelope import encode_json
 from services.common.i18n import N_, Sentence
 from services.feeds.access import Credential
-from services.feeds.delivery import Batch, Delivery
+from services.feeds.delivery import Delivery
 from services.feeds.exceptions import (
     AccessWithdrawn,
     GrantNotActive,
@@ -33,7 +33,7 @@ from services.feeds.exceptions import (
     SubscriptionPaused,
     TooManyStreams,
 )
-from services.feeds.readers import Reader
+from services.feeds.readers import SubscriptionReader
 from services.feeds.settings import FeedsSettings
 from services.feeds.subscriptions import SubscriptionView
 
@@ -92,12 +92,11 @@ _DATABASE_RETRY_S = 0.5
 @dataclass
 class StreamEvent:
     text: bytes
-    batch: Batch | None = None
     final: bool = False
 
 
 class Stream:
-    """One open SSE stream: its own reader; ends when the grant, the subscription, the key it was
+    """One open SSE stream: its reader (see :mod:`services.feeds.fanout`); ends when the grant, the subscription, the key it was
     opened with or its scenario stops it.
 
     A stream acknowledges what it delivered: a batch is committed once it was written to the
@@ -115,7 +114,7 @@ class Stream:
         reload: Callable[[str], SubscriptionView],
         settings: FeedsSettings,
         subscription: SubscriptionView,
-        reader: Reader,
+        reader: SubscriptionReader,
         credential: Credential | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
@@ -128,8 +127,9 @@ class Stream:
         self._on_close = on_close
         self._checked = time.monotonic()
         self._last_event = time.monotonic()
-        self._written: Batch | None = None
-        """The last batch handed to the connection, acknowledged when the next event is asked for."""
+        self._written: dict[int, int] | None = None
+        """The positions after the last batch handed to the connection, acknowledged when the next
+        event is asked for (only they: the batch's records are not kept that long)."""
         self.closed = False
 
     def next_event(self) -> StreamEvent:
@@ -174,10 +174,19 @@ class Stream:
                 time.sleep(_DATABASE_RETRY_S)
                 return StreamEvent(b"")
             self._last_event = time.monotonic()
-            self._written = batch
+            self._written = batch.offsets
+            # One copy of the records, not three (the body, then the event around it): 200 streams
+            # receiving a burst each build theirs at about the same moment.
             return StreamEvent(
-                b"id: " + batch.cursor.encode() + b"\nevent: records\ndata: " + batch.body() + b"\n\n",
-                batch=batch,
+                b"".join(
+                    (
+                        b"id: ",
+                        batch.cursor.encode(),
+                        b"\nevent: records\ndata: ",
+                        *batch.body_parts(),
+                        b"\n\n",
+                    )
+                )
             )
         if time.monotonic() - self._last_event >= settings.sse_heartbeat_s:
             self._last_event = time.monotonic()
@@ -193,7 +202,7 @@ class Stream:
             return
         self._recheck(force=True)
         try:
-            self.reader.commit(written.offsets)
+            self.reader.commit(written)
         except BusError as error:  # not acknowledged: the batch comes again on the next stream
             log.warning("stream of %s: acknowledging a batch failed: %s", self.subscription.id, error)
 

@@ -22,6 +22,8 @@ processes on a fresh :data:`PIPELINE_DATABASE`, a scenario granted the dataset t
 - feeds' resident memory with :data:`STREAMS` Server-Sent Event streams open (one subscription
   each), while each stream receives :data:`STREAM_BURST` records, against feeds' idle RSS in the
   same run.
+
+``CITYBASE_BENCH_FEEDS_ONLY=streams`` runs only the last (see :data:`ONLY`).
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ BENCH_DATABASE = "citybase_bench_feeds"
 PIPELINE_DATABASE = "citybase_bench_feeds_pipeline"
 STREAMS = int(os.environ.get("CITYBASE_BENCH_FEEDS_STREAMS", "200"))
 STREAM_BURST = 500
+ONLY = os.environ.get("CITYBASE_BENCH_FEEDS_ONLY", "")
+"""``streams``: measure only feeds' memory with :data:`STREAMS` open streams (the pipeline, then
+:func:`_streams_memory`; a few minutes less). Unset (as ``make bench`` runs it): every figure."""
 SENDER_THREADS = 8
 """Batches of the end-to-end latency run in flight at once: a slow 202 never delays the next send."""
 
@@ -260,6 +265,10 @@ def _feeds(directory: Path, database_url: str) -> Iterator[str]:
 
 
 def run_all() -> list[Figure]:
+    if ONLY == "streams":
+        return _pipeline_figures(end_to_end=False)
+    if ONLY:
+        raise SystemExit(f"CITYBASE_BENCH_FEEDS_ONLY={ONLY!r}: only 'streams' is known")
     suffix = uuid.uuid4().hex[:8]
     with ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="citybase-bench-feeds-")))
@@ -326,6 +335,11 @@ def run_all() -> list[Figure]:
         )
     ]
     figures += _latency_figures(latencies, raw_latencies)
+    return figures + _pipeline_figures(end_to_end=True)
+
+
+def _pipeline_figures(*, end_to_end: bool) -> list[Figure]:
+    figures: list[Figure] = []
     with (
         tempfile.TemporaryDirectory(prefix="citybase-bench-pipeline-") as pipeline_directory,
         # The streams are all the bench scenario's: feeds' cap per scenario (16, fairness between
@@ -336,8 +350,9 @@ def run_all() -> list[Figure]:
             env={"CITYBASE_FEEDS_MAX_STREAMS_PER_SCENARIO": str(STREAMS)},
         ) as pipe,
     ):
-        _progress("pipeline up (catalog, ingest, feeds); ingest -> subscriber latency")
-        figures += _end_to_end_figures(pipe)
+        if end_to_end:
+            _progress("pipeline up (catalog, ingest, feeds); ingest -> subscriber latency")
+            figures += _end_to_end_figures(pipe)
         _progress(f"opening {STREAMS} streams")
         figures += _streams_memory(pipe)
     return figures

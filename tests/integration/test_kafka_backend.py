@@ -25,6 +25,7 @@ from services.common.bus.base import (
     BufferFull,
     BusError,
     BusUnavailable,
+    GroupActive,
     Message,
     OutgoingRecord,
     Producer,
@@ -527,6 +528,37 @@ def test_consumer_settings(bus: KafkaBus, topic: str, unique_name: str) -> None:
         assert config["metrics_enabled"] is False  # nothing reads them; a registry per consumer
     finally:
         consumer.close()
+    bounded = bus.consumer(None, [topic], fetch_bytes=256 * 1024)
+    try:
+        config = bounded.kafka_consumer.config
+        assert config["max_partition_fetch_bytes"] == 256 * 1024
+        assert config["fetch_max_bytes"] == 1024 * 1024
+    finally:
+        bounded.close()
+
+
+def test_a_commit_from_outside_a_group_is_taken_only_while_it_has_no_member(
+    bus: KafkaBus, topic: str, unique_name: str
+) -> None:
+    admin, group_id = bus.admin(), f"group-{unique_name}"
+    assert admin.group_members(group_id) == 0
+    admin.commit_offsets(group_id, topic, {0: 0, 1: 0})
+    assert admin.committed_offsets(group_id, topic) == {
+        TopicPartition(topic, 0): 0,
+        TopicPartition(topic, 1): 0,
+    }
+    member = bus.consumer(group_id, [topic])
+    try:
+        deadline = time.monotonic() + 20
+        while not member.assignment() and time.monotonic() < deadline:
+            member.poll(timeout_s=0.1)
+        assert admin.group_members(group_id) == 1
+        with pytest.raises(GroupActive):
+            admin.commit_offsets(group_id, topic, {0: 0})
+    finally:
+        member.close()
+    admin.commit_offsets(group_id, topic, {2: 0})  # the member left: the group is empty again
+    assert admin.committed_offsets(group_id, topic)[TopicPartition(topic, 2)] == 0
 
 
 def test_a_join_nobody_waited_for_is_not_lost(bus: KafkaBus, topic: str, unique_name: str) -> None:

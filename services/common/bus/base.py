@@ -118,6 +118,11 @@ class BufferFull(BusError):
     """The producer's buffer is full: the caller should slow down (HTTP 429). Retryable."""
 
 
+class GroupActive(BusError):
+    """A commit from outside a consumer group refused: the group has live members, whose
+    positions are theirs to commit."""
+
+
 class UnknownTopic(BusError):
     """The topic does not exist."""
 
@@ -256,6 +261,16 @@ class Admin(abc.ABC):
     def committed_offsets(self, group_id: str, topic: str | None = None) -> dict[TopicPartition, int]:
         """The group's committed offsets, optionally for one topic."""
 
+    @abc.abstractmethod
+    def commit_offsets(self, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
+        """Commit ``offsets`` (partition -> next offset) of ``topic`` for ``group_id`` without being
+        one of its members: allowed only while the group has no live member (Kafka's rule for a
+        commit from outside the group), :class:`GroupActive` otherwise."""
+
+    @abc.abstractmethod
+    def group_members(self, group_id: str) -> int:
+        """How many live members ``group_id`` has (0 for an unknown or empty group)."""
+
     def lag(self, group_id: str, topic: str) -> dict[int, int]:
         """partition -> records not yet committed by the group (end - committed; end if never)."""
         committed = self.committed_offsets(group_id, topic)
@@ -298,6 +313,7 @@ class Bus(abc.ABC):
         client_id: str = "citybase",
         session_timeout_s: float = 10.0,
         group_by: GroupOf | None = None,
+        fetch_bytes: int | None = None,
     ) -> Consumer:
         """A consumer subscribed to ``topics`` as a member of ``group_id``.
 
@@ -306,7 +322,8 @@ class Bus(abc.ABC):
         With ``group_by`` the group hands out topics whole, in groups (every partition of every
         topic ``group_by`` maps to one name goes to one member); without it, Kafka's range
         assignment (partition i of each topic to the same member). Every member of a group must
-        pass the same ``group_by``.
+        pass the same ``group_by``. ``fetch_bytes`` bounds what the consumer fetches ahead and
+        holds per partition (None: the backend's default; the embedded bus reads only what is polled).
         """
 
     @abc.abstractmethod

@@ -47,7 +47,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from services.common.bus.base import (
@@ -56,6 +56,7 @@ from services.common.bus.base import (
     BusError,
     BusUnavailable,
     Consumer,
+    GroupActive,
     GroupOf,
     Producer,
     StartFrom,
@@ -149,6 +150,34 @@ class EmbeddedAdmin(Admin):
             parameters += (topic,)
         with self._bus._control() as connection:
             return {TopicPartition(t, p): offset for t, p, offset in connection.execute(query, parameters)}
+
+    def group_members(self, group_id: str) -> int:
+        with self._bus._control() as connection:
+            (live,) = connection.execute(
+                "SELECT COUNT(*) FROM group_members WHERE group_id = ? AND heartbeat_ms + session_timeout_ms >= ?",
+                (group_id, wall_ms()),
+            ).fetchone()
+        return int(live)
+
+    def commit_offsets(self, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
+        for partition, offset in offsets.items():
+            if offset < 0:
+                raise ValueError(f"cannot commit negative offset {offset} for {topic}/{partition}")
+        if not offsets:
+            return
+        now_ms = wall_ms()
+        with self._bus._control() as connection, immediate(connection):
+            (live,) = connection.execute(
+                "SELECT COUNT(*) FROM group_members WHERE group_id = ? AND heartbeat_ms + session_timeout_ms >= ?",
+                (group_id, now_ms),
+            ).fetchone()
+            if live:
+                raise GroupActive(f"group {group_id!r} has {live} live members; they commit its offsets")
+            connection.executemany(
+                "INSERT OR REPLACE INTO group_offsets (group_id, topic, partition, offset, committed_ms)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(group_id, topic, partition, offset, now_ms) for partition, offset in offsets.items()],
+            )
 
     def delete_topic(self, topic: str) -> None:
         """Delete the topic, its records and every group's offsets and assignments on it."""
@@ -317,6 +346,7 @@ class EmbeddedBus(Bus):
         client_id: str = "citybase",
         session_timeout_s: float = 10.0,
         group_by: GroupOf | None = None,
+        fetch_bytes: int | None = None,
     ) -> Consumer:
         with self._lock:
             if self._closed:

@@ -51,11 +51,11 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kafka.errors as kafka_errors
-from kafka import KafkaAdminClient, KafkaConsumer, OffsetSpec
+from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, OffsetSpec
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
@@ -65,6 +65,7 @@ from services.common.bus.base import (
     Bus,
     BusError,
     BusUnavailable,
+    GroupActive,
     GroupOf,
     StartFrom,
     TopicPartition,
@@ -85,6 +86,19 @@ from services.common.bus.kafka_producer import KafkaBusProducer
 
 log = logging.getLogger(__name__)
 
+_MEMBERS_ONLY = {
+    kafka_errors.UnknownMemberIdError,
+    kafka_errors.IllegalGenerationError,
+    kafka_errors.RebalanceInProgressError,
+}
+"""A commit from outside the group refused because the group has members (or is gaining some)."""
+
+_ADMIN_IN_FLIGHT = 4
+"""Calls the admin client makes at once. kafka-python's admin client does not queue: beyond its
+connection's max_in_flight (5) a call fails at once with NodeNotReadyError, which 100 threads
+committing for streams' groups hit on most calls; four at a time, none fail (2,000 calls in 2 s
+on the local broker)."""
+
 # Brokers refuse sessions shorter than group.min.session.timeout.ms (6 s by default).
 _MIN_SESSION_TIMEOUT_MS = 6_000
 
@@ -99,6 +113,7 @@ class KafkaBusAdmin(Admin):
         self._connection: Connection[Any] = Connection("admin", self._build, lambda client: client.close())
         self._ping_lock = threading.Lock()
         self._ping_attempt: concurrent.futures.Future[None] | None = None
+        self._in_flight = threading.BoundedSemaphore(_ADMIN_IN_FLIGHT)
         self._closed = False
         self._connection.start()
 
@@ -120,7 +135,7 @@ class KafkaBusAdmin(Admin):
         return self._connection.get(self._tuning.connect_timeout_ms / 1000)
 
     def _describe(self, topic: str) -> dict[str, Any]:
-        with translated(f"cannot describe topic {topic!r}"):
+        with self._in_flight, translated(f"cannot describe topic {topic!r}"):
             topics = self._client().describe_topics([topic])
         described: dict[str, Any] | None = next((t for t in topics if t.get("name") == topic), None)
         if described is None or described.get("error_code", 0) != 0:
@@ -183,7 +198,7 @@ class KafkaBusAdmin(Admin):
 
     def _offsets(self, topic: str, spec: Any) -> dict[int, int]:
         specs = {KafkaTopicPartition(topic, p): spec for p in self.partition_ids(topic)}
-        with translated(f"offsets of {topic!r} unavailable"):
+        with self._in_flight, translated(f"offsets of {topic!r} unavailable"):
             found = self._client().list_partition_offsets(specs, timeout_ms=self._tuning.request_timeout_ms)
         return {tp.partition: int(result.offset) for tp, result in found.items()}
 
@@ -194,7 +209,7 @@ class KafkaBusAdmin(Admin):
         return self._offsets(topic, OffsetSpec.EARLIEST)
 
     def committed_offsets(self, group_id: str, topic: str | None = None) -> dict[TopicPartition, int]:
-        with translated(f"committed offsets of group {group_id!r} unavailable"):
+        with self._in_flight, translated(f"committed offsets of group {group_id!r} unavailable"):
             try:
                 by_group = self._client().list_group_offsets({group_id: None})
             except kafka_errors.GroupIdNotFoundError:
@@ -204,6 +219,32 @@ class KafkaBusAdmin(Admin):
             for tp, committed in by_group.get(group_id, {}).items()
             if (topic is None or tp.topic == topic) and committed.offset >= 0
         }
+
+    def group_members(self, group_id: str) -> int:
+        with self._in_flight, translated(f"cannot describe group {group_id!r}"):
+            described = self._client().describe_groups([group_id]).get(group_id, {})
+        # An unknown group is described as Dead with an error and no members: none.
+        return len(described.get("members") or ())
+
+    def commit_offsets(self, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
+        for partition, offset in offsets.items():
+            if offset < 0:
+                raise ValueError(f"cannot commit negative offset {offset} for {topic}/{partition}")
+        if not offsets:
+            return
+        # OffsetCommit with no member id and no generation: the coordinator takes it only while
+        # the group is empty, and answers UNKNOWN_MEMBER_ID (or a rebalance in progress) otherwise.
+        request = {KafkaTopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
+        with self._in_flight, translated(f"commit for group {group_id!r} failed"):
+            results = self._client().alter_group_offsets(group_id, request)
+        failed = {tp.partition: error for tp, error in results.items() if error is not kafka_errors.NoError}
+        if not failed:
+            return
+        errors = set(failed.values())
+        what = f"commit for group {group_id!r} refused for partitions {sorted(failed)}"
+        if errors & _MEMBERS_ONLY:
+            raise GroupActive(f"{what}: the group has live members")
+        raise translate(next(iter(errors))(), what)
 
     def delete_topic(self, topic: str) -> None:
         client = self._client()
@@ -327,6 +368,7 @@ class KafkaBus(Bus):
         client_id: str = "citybase",
         session_timeout_s: float = 10.0,
         group_by: GroupOf | None = None,
+        fetch_bytes: int | None = None,
     ) -> KafkaBusConsumer:
         self._check_open()
         if start not in ("earliest", "latest"):
@@ -335,6 +377,13 @@ class KafkaBus(Bus):
             raise ValueError("session_timeout_s must be positive")
         tuning = self._tuning
         session_timeout_ms = max(_MIN_SESSION_TIMEOUT_MS, int(session_timeout_s * 1000))
+        # kafka-python fetches up to max_partition_fetch_bytes per partition (1 MiB) and
+        # fetch_max_bytes per response (50 MiB), and holds what it fetched until it is polled.
+        fetch = (
+            {}
+            if fetch_bytes is None
+            else {"max_partition_fetch_bytes": fetch_bytes, "fetch_max_bytes": 4 * fetch_bytes}
+        )
         with translated(f"cannot create a consumer for {list(topics)}"):
             consumer = build_tracked(
                 KafkaConsumer,
@@ -361,6 +410,7 @@ class KafkaBus(Bus):
                 # registry of sensors costs each consumer about 70 KiB and a sensor update per
                 # fetch, and feeds holds a consumer per open stream.
                 metrics_enabled=False,
+                **fetch,
             )
         try:
             if group_id is None:
