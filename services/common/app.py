@@ -49,6 +49,7 @@ from services.common.auth import KeyRing
 from services.common.bus import BufferFull, Bus, BusUnavailable, bus_from_url
 from services.common.i18n import N_, Sentence
 from services.common.limits import HeaderLimits
+from services.common.memory import bound_malloc_arenas
 from services.common.metrics import ServiceMetrics, install_http_metrics
 from services.common.problems import (
     PROBLEM_RESPONSES,
@@ -164,6 +165,7 @@ def build_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.monotonic()
+        bound_malloc_arenas(settings.malloc_arenas)  # process-wide, before the threads come
         owned = infrastructure is None
         if infrastructure is not None:
             infra = infrastructure()

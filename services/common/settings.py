@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.memory import DEFAULT_ARENAS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYBASE_", env_file=None, extra="ignore")
@@ -48,6 +50,11 @@ class Settings(BaseSettings):
         "seconds are audited as one entry and one more with their count.",
     )
     log_level: str = "INFO"
+    malloc_arenas: int = Field(
+        default=DEFAULT_ARENAS,
+        ge=1,
+        description="Arenas glibc's malloc may keep in each process (services.common.memory).",
+    )
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
