@@ -119,10 +119,21 @@ def delivered_entry(
     """One record as delivered (its JSON in a batch), or None when it is not delivered (not a
     JSON object, or kept from the scenario by the grant's row filter).
 
-    The hot path of every delivery mode: orjson reads and writes the JSON (several times faster
-    than :mod:`json`); a record orjson would read differently (NaN, a lone surrogate, an integer
-    beyond 64 bits) goes through :mod:`json` as before, so what is delivered does not depend on it.
+    orjson reads and writes the JSON (several times faster than :mod:`json`); a record orjson would
+    read differently (NaN, a lone surrogate, an integer beyond 64 bits) goes through :mod:`json` as
+    before, so what is delivered does not depend on it. A batch writes its entries a chunk at a time
+    (:func:`delivered_item`, :func:`joined_entries`): the same bytes, one orjson call per chunk.
     """
+    item = delivered_item(message, dataset_id, apply)
+    return item if item is None or isinstance(item, bytes) else _encoded(item)
+
+
+def delivered_item(
+    message: Message, dataset_id: str, apply: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> dict[str, Any] | bytes | None:
+    """What :func:`delivered_entry` delivers of ``message``, not yet written when orjson can write
+    it: the entry as a dict (its JSON is orjson's), or its JSON already written by :mod:`json` (a
+    record orjson would read differently), or None. The hot path of every delivery mode."""
     value = message.value
     if value is None:
         return None
@@ -141,12 +152,9 @@ def delivered_entry(
     visible = apply(record)
     if visible is None:
         return None
-    event_id = event_time = None
-    for name, header in message.headers:  # the last of each, as Message.header reads
-        if name == "ce_id":
-            event_id = header
-        elif name == "ce_time":
-            event_time = header
+    headers = dict(message.headers)  # the last of each name, as Message.header reads
+    event_id = headers.get("ce_id")
+    event_time = headers.get("ce_time")
     entry = {
         "id": event_id.decode() if event_id else f"{message.topic}/{message.partition}/{message.offset}",
         "dataset": dataset_id,
@@ -155,15 +163,36 @@ def delivered_entry(
         "time": event_time.decode() if event_time else None,
         "data": visible,
     }
-    if exact:
-        try:
-            return orjson.dumps(entry)
-        except TypeError:  # a value orjson does not take
-            pass
+    return entry if exact else _written_by_json(entry)
+
+
+def _encoded(entry: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(entry)
+    except TypeError:  # a value orjson does not take
+        return _written_by_json(entry)
+
+
+def _written_by_json(entry: dict[str, Any]) -> bytes:
     try:
         return encode_json(entry)
     except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry: escaped, as JSON allows
         return json.dumps(entry, separators=(",", ":"), default=str).encode()
+
+
+def joined_entries(items: list[dict[str, Any] | bytes]) -> bytes:
+    """The JSON of :func:`delivered_item`'s entries, comma-separated: what joining each one's
+    :func:`delivered_entry` gives.
+
+    Entries that orjson writes are written by one call, as a JSON array whose brackets are then
+    cut (orjson writes an array as its items joined by commas): a call per entry costs a call and
+    a 4 KiB buffer each (orjson hands every result out in one, however short), about a third of
+    writing a chunk. A chunk with an entry orjson does not take is written entry by entry.
+    """
+    try:
+        return orjson.dumps(items)[1:-1]
+    except TypeError:  # an entry already written by json (bytes), or a value orjson does not take
+        return b",".join([item if isinstance(item, bytes) else _encoded(item) for item in items])
 
 
 class Delivery:
@@ -265,21 +294,21 @@ class Delivery:
         with self._building:
             while messages:
                 polled += len(messages)
-                entries: list[bytes] = []
+                items: list[dict[str, Any] | bytes] = []
                 for message in messages:
-                    entry = delivered_entry(message, dataset, apply)
-                    if entry is None:
+                    item = delivered_item(message, dataset, apply)
+                    if item is None:
                         continue
-                    entries.append(entry)
+                    items.append(item)
                     first, _last = ranges.get(message.partition, (message.offset, message.offset))
                     ranges[message.partition] = (first, message.offset)
                     written_ms.append(message.timestamp_ms)
-                if entries:
-                    # orjson hands each entry out in a buffer of 4 KiB, however short it is: joined, a
-                    # chunk's entries take their own size (a tenth of that), and the buffers are freed.
-                    chunks.append(b",".join(entries))
-                    records += len(entries)
-                    size += sum(map(len, entries))
+                if items:
+                    # Written as the chunk's bytes before the next chunk is polled (see POLL_CHUNK).
+                    chunk = joined_entries(items)
+                    chunks.append(chunk)
+                    records += len(items)
+                    size += len(chunk) - (len(items) - 1)  # the entries, without the commas
                 if polled >= limit:
                     break
                 messages = reader.poll(0.0, min(limit - polled, POLL_CHUNK))

@@ -10,7 +10,7 @@ import pytest
 
 from services.common.bus import Message
 from services.common.envelope import encode_json
-from services.feeds.delivery import delivered_entry
+from services.feeds.delivery import delivered_entry, delivered_item, joined_entries
 from services.ingest.envelopes import RecordEnvelopes
 
 HEADERS = (("ce_id", b"first"), ("ce_time", b"2026-11-24T10:00:00.000Z"), ("ce_id", b"event-1"))
@@ -98,3 +98,29 @@ def test_a_feed_entry_carries_the_occurrence_time_ingest_stamped() -> None:
         for record in (occurred, ingested)
     ]
     assert times == ["2026-11-24T08:15:30.000Z", "2026-12-07T09:00:00.000Z"]
+
+
+CHUNK_VALUES = [
+    b'{"a": 1, "b": "\xc3\xa9 \xe4\xb8\xad"}',
+    b'{"x": NaN, "y": 1e400}',
+    b'{"big": 123456789012345678901234567890}',
+    b'{"s": "a\\ud800b"}',
+    b"not json",
+    b'{"drop": true}',
+    b'{"deep": ' + b"[" * 252 + b"]" * 252 + b"}",
+    b'{"f": 1e16, "g": 0.1}',
+]
+
+
+@pytest.mark.parametrize("size", [1, 2, len(CHUNK_VALUES)])
+def test_a_chunk_is_written_as_its_entries_joined(size: int) -> None:
+    """A chunk written at once is byte for byte its entries joined, whichever parser read each
+    (and an entry as deep as orjson writes alone, which in an array it would refuse)."""
+    for start in range(len(CHUNK_VALUES) - size + 1):
+        messages = [_message(value) for value in CHUNK_VALUES[start : start + size]]
+        entries = [delivered_entry(m, "transport.x", _visible) for m in messages]
+        items = [delivered_item(m, "transport.x", _visible) for m in messages]
+        delivered = [item for item in items if item is not None]
+        if delivered:
+            assert joined_entries(delivered) == b",".join(entry for entry in entries if entry is not None)
+        assert [item is None for item in items] == [entry is None for entry in entries]
