@@ -54,6 +54,8 @@ QUALITY_ENV = {"CITYBASE_QUALITY_WINDOW": '{"records": 1000, "seconds": 5}'}
 """Windows of 1,000 records (or 5 s for the last, partial one): the round ends when the records
 are scored, not when a long window's time runs out."""
 START_TIMEOUT_S = 300.0
+ACK_ATTEMPTS = 10
+"""Times the subscriber sends an acknowledgement that feeds refuses with 503 (the group rebalancing)."""
 
 
 def _say(text: str) -> None:
@@ -134,6 +136,7 @@ class Subscriber:
         self.ids: set[bytes] = set()
         self.received = 0
         self.errors: list[str] = []
+        self.acks_retried = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scale-subscriber", daemon=True)
         self._thread.start()
@@ -156,14 +159,25 @@ class Subscriber:
                         self.ids.add(str(record["data"]["arrival_id"]).encode())
                     self.received += len(batch["records"])
                     if batch["records"]:
-                        ack = client.post(f"{self.path}/ack", json={"cursor": batch["cursor"]})
-                        if ack.status_code != 200:
-                            self.errors.append(f"ack {ack.status_code} {ack.text[:200]}")
+                        self._acknowledge(client, batch["cursor"])
                 except httpx.HTTPError as error:
                     self.errors.append(repr(error))
         finally:
             for client in clients:
                 client.close()
+
+    def _acknowledge(self, client: httpx.Client, cursor: str) -> None:
+        """POST the cursor; an acknowledgement refused with 503 while the replicas' group
+        rebalances is sent again after its Retry-After, as the citybase subscriber does."""
+        for _attempt in range(ACK_ATTEMPTS):
+            ack = client.post(f"{self.path}/ack", json={"cursor": cursor})
+            if ack.status_code == 200:
+                return
+            if ack.status_code != 503:
+                break
+            self.acks_retried += 1
+            time.sleep(float(ack.headers.get("Retry-After", "1")))
+        self.errors.append(f"ack {ack.status_code} {ack.text[:200]}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -240,6 +254,7 @@ def run_round(n: int, directory: Path) -> dict[str, Any]:
         "delivered_distinct": len(subscriber.ids),
         "delivered_total": subscriber.received,
         "errors": errors[:5] + subscriber.errors[:5],
+        "acks_retried_while_rebalancing": subscriber.acks_retried,
         "publish_s": round(published_s, 2),
         "elapsed_s": round(elapsed, 2),
         "records_per_s": round(acked / elapsed, 1),

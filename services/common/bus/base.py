@@ -118,6 +118,12 @@ class BufferFull(BusError):
     """The producer's buffer is full: the caller should slow down (HTTP 429). Retryable."""
 
 
+class GroupRebalancing(BusError):
+    """A member's commit refused because its group is rebalancing (or has moved on without it):
+    nothing was committed. Once the member has polled again it holds its partitions anew, and
+    commits of those go through. Retryable."""
+
+
 class GroupActive(BusError):
     """A commit from outside a consumer group refused: the group has live members, whose
     positions are theirs to commit."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import kafka.errors as kafka_errors
 from kafka import OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.coordinator.assignors.abstract import (
@@ -21,6 +22,7 @@ from services.common.bus.base import (
     BusUnavailable,
     Consumer,
     GroupOf,
+    GroupRebalancing,
     Message,
     TopicPartition,
     UnknownTopic,
@@ -29,6 +31,14 @@ from services.common.bus.kafka_client import KafkaTuning, from_kafka, to_kafka, 
 from services.common.bus.kafka_records import read_into_messages
 
 log = logging.getLogger(__name__)
+
+_REBALANCING = (
+    kafka_errors.RebalanceInProgressError,
+    kafka_errors.CommitFailedError,
+    kafka_errors.IllegalGenerationError,
+    kafka_errors.UnknownMemberIdError,
+)
+"""Commit refusals that say the member's generation is over: it must poll (rejoin) first."""
 
 # How often a consumer without a group looks for partitions added to its topics, and for topics
 # that did not exist yet (a coordinator does this for group members).
@@ -205,8 +215,14 @@ class KafkaBusConsumer(Consumer):
             if offsets is None
             else {to_kafka(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         )
-        with translated(f"commit for group {self._group_id!r} failed"):
-            self._consumer.commit(offsets=kafka_offsets, timeout_ms=self._timeout_ms)
+        what = f"commit for group {self._group_id!r} failed"
+        try:
+            with translated(what):
+                self._consumer.commit(offsets=kafka_offsets, timeout_ms=self._timeout_ms)
+        except BusError as error:
+            if isinstance(error.__cause__, _REBALANCING):
+                raise GroupRebalancing(f"{what}: the group is rebalancing") from error.__cause__
+            raise
 
     def assignment(self) -> set[TopicPartition]:
         return {from_kafka(tp) for tp in self._consumer.assignment()}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import kafka.errors as kafka_errors
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
+from services.common.bus import BusError, GroupRebalancing, TopicPartition
+from services.common.bus.kafka_client import KafkaTuning
+from services.common.bus.kafka_consumer import KafkaBusConsumer
 from services.common.bus.kafka_producer import murmur2
 
 
@@ -26,3 +30,35 @@ def test_murmur2_places_keys_as_the_java_client_does(key: bytes, partition: int)
 
 def test_murmur2_is_the_java_clients_signed_value() -> None:
     assert murmur2(b"21") - (1 << 32) == -973932308  # Utils.murmur2("21".getBytes()) in Kafka's tests
+
+
+class _Refusing:
+    """A KafkaConsumer whose commits the group refuses with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def commit(self, offsets: object, timeout_ms: int) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        kafka_errors.RebalanceInProgressError(),
+        kafka_errors.CommitFailedError(),
+        kafka_errors.IllegalGenerationError(),
+        kafka_errors.UnknownMemberIdError(),
+    ],
+)
+def test_a_commit_refused_by_a_rebalance_says_so(error: Exception) -> None:
+    consumer = KafkaBusConsumer(_Refusing(error), "feeds.sub.x", KafkaTuning())
+    with pytest.raises(GroupRebalancing, match="rebalancing"):
+        consumer.commit({TopicPartition("ds.a.b", 0): 5})
+
+
+def test_other_commit_failures_stay_bus_errors() -> None:
+    consumer = KafkaBusConsumer(_Refusing(kafka_errors.KafkaError("broken")), "feeds.sub.x", KafkaTuning())
+    with pytest.raises(BusError) as raised:
+        consumer.commit({TopicPartition("ds.a.b", 0): 5})
+    assert not isinstance(raised.value, GroupRebalancing)
