@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db, usage_events
-from services.common.bus import Message
+from services.common.bus import GroupRebalancing, Message
 from services.common.clock import utcnow
 from services.common.envelope import CloudEvent, encode_json, format_time
 from services.common.i18n import N_, Sentence, reason_of
@@ -37,7 +37,7 @@ from services.common.outbox import Outbox
 from services.common.policy import Policy, RowFilterError
 from services.feeds.access import Credential, DeliveryAccess
 from services.feeds.cursor import Cursor, CursorCodec
-from services.feeds.exceptions import GrantNotActive
+from services.feeds.exceptions import GrantNotActive, GroupNotReady
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import QuotaUsage
 from services.feeds.projection import FeedsCatalog, GrantState
@@ -364,6 +364,33 @@ def join_partitions(reader: Reader, timeout_s: float, want: set[int] | None = No
         if assigned and (want is None or want <= assigned):
             return
         unread(reader, reader.poll(0.05, 1))
+
+
+def commit_rejoining(
+    reader: SubscriptionReader, offsets: Mapping[int, int], timeout_s: float
+) -> dict[int, int]:
+    """Commit ``offsets`` of the partitions ``reader`` holds; what was committed.
+
+    Refused because another reader joined or left the group since this one last polled (feeds
+    replicas and streams of one subscription come and go), the reader polls, putting back what it
+    reads, until it takes part in the group's new round, and commits what it then holds. A group
+    that does not settle within ``timeout_s`` is a 503 the client retries.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return reader.commit(offsets)
+        except GroupRebalancing as error:
+            if time.monotonic() >= deadline:
+                raise GroupNotReady(
+                    Sentence(
+                        N_(
+                            "the subscription's consumer group is rebalancing between its readers; nothing was acknowledged; retry shortly"
+                        )
+                    ),
+                    retry_after_s=1,
+                ) from error
+            unread(reader, reader.poll(0.1, 1))
 
 
 def unread(reader: SubscriptionReader, messages: list[Message]) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import db, usage_events
 from services.common.auth import Principal
-from services.common.bus import Bus, BusError, GroupRebalancing, TopicSpec, UnknownTopic
+from services.common.bus import Bus, BusError, TopicSpec, UnknownTopic
 from services.common.clock import utcnow
 from services.common.envelope import CloudEvent, format_time
 from services.common.i18n import N_, Sentence
@@ -35,8 +35,8 @@ from services.common.outbox import Outbox
 from services.common.webhooks import WebhookTargets
 from services.feeds.access import Clock, Credential, DeliveryAccess
 from services.feeds.cursor import Cursor, CursorCodec
-from services.feeds.delivery import SOURCE, Batch, Delivery, join_partitions
-from services.feeds.exceptions import DatasetNotFound, GroupNotReady, StaleCursor, SubscriptionNotFound
+from services.feeds.delivery import SOURCE, Batch, Delivery, commit_rejoining, join_partitions
+from services.feeds.exceptions import DatasetNotFound, StaleCursor, SubscriptionNotFound
 from services.feeds.fanout import STREAM_FETCH_BYTES, Fanout
 from services.feeds.metrics import FeedsMetrics
 from services.feeds.models import Replay, Subscription
@@ -328,19 +328,7 @@ class Feeds:
             subscription.id, subscription.group_id, subscription.topic, subscription.reset_epoch
         ) as reader:
             join_partitions(reader, self.settings.join_timeout_s)
-            try:
-                committed = reader.commit(decoded.offsets)
-            except GroupRebalancing as error:
-                # Another reader joined or left between this one's polls: the client acknowledges
-                # again once the group has settled (what it has not acknowledged may come again).
-                raise GroupNotReady(
-                    Sentence(
-                        N_(
-                            "the subscription's consumer group is rebalancing between its readers; nothing was acknowledged; retry shortly"
-                        )
-                    ),
-                    retry_after_s=1,
-                ) from error
+            committed = commit_rejoining(reader, decoded.offsets, self.settings.join_timeout_s)
             # A cursor behind what this reader delivered since (a client resuming from the last
             # cursor it kept, after a crash): what follows it must come again.
             positions = reader.cursor_offsets()

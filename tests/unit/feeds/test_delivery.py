@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from services.common.bus import Message
+from services.common.bus import GroupRebalancing, Message
 from services.common.envelope import encode_json
-from services.feeds.delivery import delivered_entry, delivered_item, joined_entries
+from services.feeds.delivery import commit_rejoining, delivered_entry, delivered_item, joined_entries
+from services.feeds.exceptions import GroupNotReady
 from services.ingest.envelopes import RecordEnvelopes
 
 HEADERS = (("ce_id", b"first"), ("ce_time", b"2026-11-24T10:00:00.000Z"), ("ce_id", b"event-1"))
@@ -124,3 +125,42 @@ def test_a_chunk_is_written_as_its_entries_joined(size: int) -> None:
         if delivered:
             assert joined_entries(delivered) == b",".join(entry for entry in entries if entry is not None)
         assert [item is None for item in items] == [entry is None for entry in entries]
+
+
+class _Rejoining:
+    """A group member whose commits are refused until it has polled ``rounds`` times (the group
+    rebalanced since its last poll); it reads one record per poll."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.polls = 0
+        self.seeks: list[dict[int, int]] = []
+        self.committed: dict[int, int] = {}
+
+    def commit(self, offsets: dict[int, int]) -> dict[int, int]:
+        if self.polls < self.rounds:
+            raise GroupRebalancing("commit failed: the group is rebalancing")
+        self.committed = dict(offsets)
+        return self.committed
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Message]:
+        self.polls += 1
+        return [Message("ds.a.b", 1, 40 + self.polls, None, b"{}", (), 0)]
+
+    def seek(self, offsets: dict[int, int]) -> None:
+        self.seeks.append(dict(offsets))
+
+
+def test_an_acknowledgement_refused_by_a_rebalance_is_committed_once_the_reader_rejoined() -> None:
+    reader = _Rejoining(rounds=2)
+    assert commit_rejoining(reader, {0: 10, 1: 41}, timeout_s=5) == {0: 10, 1: 41}  # type: ignore[arg-type]
+    assert reader.polls == 2
+    assert reader.seeks == [{1: 41}, {1: 42}]  # what each poll read is put back, not delivered
+
+
+def test_a_group_that_does_not_settle_is_a_503_to_retry() -> None:
+    reader = _Rejoining(rounds=10**9)
+    with pytest.raises(GroupNotReady) as refused:
+        commit_rejoining(reader, {0: 10}, timeout_s=0.3)  # type: ignore[arg-type]
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+    assert reader.committed == {}
