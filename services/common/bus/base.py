@@ -273,6 +273,14 @@ class Admin(abc.ABC):
         one of its members: allowed only while the group has no live member (Kafka's rule for a
         commit from outside the group), :class:`GroupActive` otherwise."""
 
+    @staticmethod
+    def offsets_to_commit(topic: str, offsets: Mapping[int, int]) -> bool:
+        """Whether :meth:`commit_offsets` has anything to commit; a negative offset is refused."""
+        for partition, offset in offsets.items():
+            if offset < 0:
+                raise ValueError(f"cannot commit negative offset {offset} for {topic}/{partition}")
+        return bool(offsets)
+
     @abc.abstractmethod
     def group_members(self, group_id: str) -> int:
         """How many live members ``group_id`` has (0 for an unknown or empty group)."""

@@ -160,10 +160,7 @@ class EmbeddedAdmin(Admin):
         return int(live)
 
     def commit_offsets(self, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
-        for partition, offset in offsets.items():
-            if offset < 0:
-                raise ValueError(f"cannot commit negative offset {offset} for {topic}/{partition}")
-        if not offsets:
+        if not self.offsets_to_commit(topic, offsets):
             return
         now_ms = wall_ms()
         with self._bus._control() as connection, immediate(connection):

@@ -227,10 +227,7 @@ class KafkaBusAdmin(Admin):
         return len(described.get("members") or ())
 
     def commit_offsets(self, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
-        for partition, offset in offsets.items():
-            if offset < 0:
-                raise ValueError(f"cannot commit negative offset {offset} for {topic}/{partition}")
-        if not offsets:
+        if not self.offsets_to_commit(topic, offsets):
             return
         # OffsetCommit with no member id and no generation: the coordinator takes it only while
         # the group is empty, and answers UNKNOWN_MEMBER_ID (or a rebalance in progress) otherwise.
