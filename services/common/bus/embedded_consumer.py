@@ -17,6 +17,7 @@ from services.common.bus.base import (
     BusError,
     Consumer,
     GroupOf,
+    GroupRebalancing,
     Message,
     StartFrom,
     TopicPartition,
@@ -397,7 +398,7 @@ class EmbeddedConsumer(Consumer):
                 members, owners = self._group_view(now_ms)
                 me = members.get(self.member_id)
                 if self._generation > 0 and (me is None or me.generation != self._generation):
-                    raise BusError(
+                    raise GroupRebalancing(
                         f"member {self.member_id} of group {self.group_id!r} was removed after missing its"
                         " heartbeats and its partitions went to other members; poll to rejoin"
                     )
@@ -408,7 +409,7 @@ class EmbeddedConsumer(Consumer):
                     and members.get(owners[tp], _DEAD).live
                 )
                 if foreign:
-                    raise BusError(
+                    raise GroupRebalancing(
                         f"cannot commit {', '.join(foreign)}: assigned to another member of the group"
                     )
                 connection.executemany(
